@@ -1,0 +1,58 @@
+// swift-tools-version:6.0
+// nova-host: a plugin host for AI-agent tools. See README.md and docs/.
+import PackageDescription
+
+/// Every Swift target builds in Swift 6 language mode (strict concurrency).
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "nova-host",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "nova-host", targets: ["nova-host"]),
+        .library(name: "DriverKit", targets: ["DriverKit"]),
+        // Drivers: one dynamic library each, installed into drivers/ by `make`.
+        .library(name: "nova_text", type: .dynamic, targets: ["TextDriver"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // The C ABI: the only contract between host and drivers.
+        .target(name: "DriverABI", path: "Sources/DriverABI"),
+        // JSON value, parser, serializer and canonical encoding (no dependencies).
+        .target(name: "JSON", path: "Sources/JSON", swiftSettings: strict),
+        // JSON Schema 2020-12 validator.
+        .target(name: "Schema", dependencies: ["JSON"], path: "Sources/Schema", swiftSettings: strict),
+        // Swift helpers to write a driver: protocol + one export line.
+        .target(name: "DriverKit", dependencies: ["DriverABI", "JSON"], path: "Sources/DriverKit", swiftSettings: strict),
+        // The host library: loader, registry, run engine, policy, episodes, store.
+        .target(
+            name: "Host",
+            dependencies: ["DriverABI", "JSON", "Schema"],
+            path: "Sources/Host",
+            swiftSettings: strict,
+            linkerSettings: [.linkedLibrary("dl")]
+        ),
+        // The CLI, thin over Host.
+        .executableTarget(
+            name: "nova-host",
+            dependencies: ["Host", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/nova-host",
+            swiftSettings: strict
+        ),
+        // Benchmarks (not tests): `make bench`.
+        .executableTarget(
+            name: "nova-bench",
+            dependencies: ["Host", "DriverKit", "DriverABI", "JSON", "Schema"],
+            path: "Benchmarks/nova-bench",
+            swiftSettings: strict
+        ),
+        // Drivers shipped with the host.
+        .target(name: "TextDriver", dependencies: ["DriverKit"], path: "Plugins/text", swiftSettings: strict),
+
+        .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: strict),
+        .testTarget(name: "SchemaTests", dependencies: ["Schema", "JSON"], swiftSettings: strict),
+        .testTarget(name: "HostTests", dependencies: ["Host", "DriverKit", "JSON"], swiftSettings: strict),
+    ]
+)

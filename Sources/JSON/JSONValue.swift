@@ -1,0 +1,1 @@
+// JSON module: being written (JSONValue, parser, serializer, canonical encoding).

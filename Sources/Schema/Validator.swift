@@ -1,0 +1,1 @@
+// Schema module: being written.
