@@ -1,1 +1,235 @@
-// JSON module: being written (JSONValue, parser, serializer, canonical encoding).
+// JSON module: a JSON value type, a strict RFC 8259 parser, a serializer, an RFC 8785-style
+// canonical encoding and RFC 6901 JSON Pointers. No dependencies beyond the standard library
+// (the Codable convenience bridge in JSONValue+Codable.swift uses Foundation).
+
+/// A JSON value.
+///
+/// Numbers are kept as `.int` when the text had no fraction or exponent and fits `Int`,
+/// otherwise as `.double`. Equality follows JSON Schema: numbers compare by mathematical value,
+/// so `.int(1) == .double(1.0)`, and `hash(into:)` is consistent with that. Strings compare by
+/// their Unicode scalar values (not by Swift's canonical-equivalence rules), as JSON requires.
+///
+/// Objects are stored as a Swift `Dictionary`, so member order is not preserved; use
+/// `serialized(sortedKeys: true)` or `canonicalBytes()` where a stable text is needed.
+public enum JSONValue: Sendable {
+    case null
+    case bool(Bool)
+    case int(Int)
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+}
+
+// MARK: - Equality and hashing
+
+extension JSONValue: Hashable {
+    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+        switch (lhs, rhs) {
+        case (.null, .null): return true
+        case let (.bool(a), .bool(b)): return a == b
+        case let (.int(a), .int(b)): return a == b
+        case let (.double(a), .double(b)): return a == b
+        case let (.int(a), .double(b)): return JSONValue.intEqualsDouble(a, b)
+        case let (.double(a), .int(b)): return JSONValue.intEqualsDouble(b, a)
+        case let (.string(a), .string(b)): return JSONValue.scalarsEqual(a, b)
+        case let (.array(a), .array(b)):
+            guard a.count == b.count else { return false }
+            for i in a.indices where a[i] != b[i] { return false }
+            return true
+        case let (.object(a), .object(b)):
+            guard a.count == b.count else { return false }
+            for (k, v) in a {
+                guard let w = b[k], v == w else { return false }
+            }
+            return true
+        default: return false
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        switch self {
+        case .null: hasher.combine(0 as UInt8)
+        case .bool(let b): hasher.combine(1 as UInt8); hasher.combine(b)
+        case .int(let i): hasher.combine(2 as UInt8); hasher.combine(i)
+        case .double(let d):
+            if let i = Int(exactly: d) {
+                hasher.combine(2 as UInt8); hasher.combine(i)
+            } else {
+                hasher.combine(3 as UInt8); hasher.combine(d)
+            }
+        case .string(let s): hasher.combine(4 as UInt8); hasher.combine(s)
+        case .array(let a):
+            hasher.combine(5 as UInt8); hasher.combine(a.count)
+            for v in a { v.hash(into: &hasher) }
+        case .object(let o):
+            // Order-independent: combine per-member hashes commutatively.
+            hasher.combine(6 as UInt8); hasher.combine(o.count)
+            var acc = 0
+            for (k, v) in o {
+                var h = Hasher()
+                h.combine(k)
+                v.hash(into: &h)
+                acc = acc &+ h.finalize()
+            }
+            hasher.combine(acc)
+        }
+    }
+
+    /// `true` when `i` and `d` denote the same mathematical number.
+    @inlinable
+    static func intEqualsDouble(_ i: Int, _ d: Double) -> Bool {
+        guard let j = Int(exactly: d) else { return false }
+        return i == j
+    }
+
+    /// Compares two strings by Unicode scalar values (JSON string equality), not by Swift's
+    /// canonical equivalence.
+    @inlinable
+    static func scalarsEqual(_ a: String, _ b: String) -> Bool {
+        let au = a.utf8, bu = b.utf8
+        guard au.count == bu.count else { return false }
+        if a == b {
+            // Canonically equivalent and same byte length: confirm the bytes (cheap for the
+            // common case of identical ASCII strings).
+            return au.elementsEqual(bu)
+        }
+        return false
+    }
+}
+
+// MARK: - Accessors
+
+extension JSONValue {
+    /// The member named `key` when this is an object, otherwise `nil`.
+    @inlinable
+    public subscript(key: String) -> JSONValue? {
+        if case .object(let o) = self { return o[key] }
+        return nil
+    }
+
+    /// The element at `index` when this is an array and the index is in range, otherwise `nil`.
+    @inlinable
+    public subscript(index: Int) -> JSONValue? {
+        if case .array(let a) = self, index >= 0, index < a.count { return a[index] }
+        return nil
+    }
+
+    /// The string when this is `.string`.
+    @inlinable
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
+    /// The integer when this is `.int`, or a `.double` holding an integral value that fits `Int`.
+    @inlinable
+    public var intValue: Int? {
+        switch self {
+        case .int(let i): return i
+        case .double(let d): return Int(exactly: d)
+        default: return nil
+        }
+    }
+
+    /// The number as a `Double` when this is `.double` or `.int`.
+    @inlinable
+    public var doubleValue: Double? {
+        switch self {
+        case .double(let d): return d
+        case .int(let i): return Double(i)
+        default: return nil
+        }
+    }
+
+    /// The Boolean when this is `.bool`.
+    @inlinable
+    public var boolValue: Bool? {
+        if case .bool(let b) = self { return b }
+        return nil
+    }
+
+    /// The elements when this is `.array`.
+    @inlinable
+    public var arrayValue: [JSONValue]? {
+        if case .array(let a) = self { return a }
+        return nil
+    }
+
+    /// The members when this is `.object`.
+    @inlinable
+    public var objectValue: [String: JSONValue]? {
+        if case .object(let o) = self { return o }
+        return nil
+    }
+
+    /// `true` when this is `.null`.
+    @inlinable
+    public var isNull: Bool {
+        if case .null = self { return true }
+        return false
+    }
+
+    /// `true` when this is `.int` or `.double`.
+    @inlinable
+    public var isNumber: Bool {
+        switch self {
+        case .int, .double: return true
+        default: return false
+        }
+    }
+
+    /// The JSON type name of this value: "null", "boolean", "integer", "number", "string",
+    /// "array" or "object". Integral doubles report "number".
+    public var typeName: String {
+        switch self {
+        case .null: return "null"
+        case .bool: return "boolean"
+        case .int: return "integer"
+        case .double: return "number"
+        case .string: return "string"
+        case .array: return "array"
+        case .object: return "object"
+        }
+    }
+}
+
+// MARK: - Literals
+
+extension JSONValue: ExpressibleByNilLiteral {
+    public init(nilLiteral: ()) { self = .null }
+}
+
+extension JSONValue: ExpressibleByBooleanLiteral {
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+}
+
+extension JSONValue: ExpressibleByIntegerLiteral {
+    public init(integerLiteral value: Int) { self = .int(value) }
+}
+
+extension JSONValue: ExpressibleByFloatLiteral {
+    public init(floatLiteral value: Double) { self = .double(value) }
+}
+
+extension JSONValue: ExpressibleByStringLiteral {
+    public init(stringLiteral value: String) { self = .string(value) }
+}
+
+extension JSONValue: ExpressibleByArrayLiteral {
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+}
+
+extension JSONValue: ExpressibleByDictionaryLiteral {
+    public init(dictionaryLiteral elements: (String, JSONValue)...) {
+        var o = [String: JSONValue](minimumCapacity: elements.count)
+        for (k, v) in elements { o[k] = v }
+        self = .object(o)
+    }
+}
+
+extension JSONValue: CustomStringConvertible, CustomDebugStringConvertible {
+    /// Compact JSON text with sorted keys.
+    public var description: String { serialized(sortedKeys: true) }
+    public var debugDescription: String { "JSONValue(\(serialized(sortedKeys: true)))" }
+}

@@ -1,1 +1,287 @@
 import Testing
+@testable import JSON
+
+@Suite("Parsing")
+struct ParsingTests {
+    @Test func scalars() throws {
+        #expect(try JSONValue.parse("null") == .null)
+        #expect(try JSONValue.parse("true") == .bool(true))
+        #expect(try JSONValue.parse(" false ") == .bool(false))
+        #expect(try JSONValue.parse("0") == .int(0))
+        #expect(try JSONValue.parse("-0") == .int(0))
+        #expect(try JSONValue.parse("42") == .int(42))
+        #expect(try JSONValue.parse("\"hi\"") == .string("hi"))
+    }
+
+    @Test func integersVersusDoubles() throws {
+        guard case .int(let i) = try JSONValue.parse("9223372036854775807") else { Issue.record("not int"); return }
+        #expect(i == Int.max)
+        guard case .int(let m) = try JSONValue.parse("-9223372036854775808") else { Issue.record("not int"); return }
+        #expect(m == Int.min)
+        guard case .double(let d) = try JSONValue.parse("9223372036854775808") else { Issue.record("not double"); return }
+        #expect(d == 9223372036854775808.0)
+        guard case .double(let e) = try JSONValue.parse("1.0") else { Issue.record("not double"); return }
+        #expect(e == 1.0)
+        guard case .double(let f) = try JSONValue.parse("1e2") else { Issue.record("not double"); return }
+        #expect(f == 100)
+        guard case .double(let g) = try JSONValue.parse("123456789012345678901234567890") else { Issue.record("not double"); return }
+        #expect(g == 1.2345678901234568e29)
+    }
+
+    @Test func doublesAreCorrectlyRounded() throws {
+        let cases = ["0.1", "3.141592653589793", "2.2250738585072014e-308", "4.9e-324", "1.7976931348623157e308",
+                     "0.30000000000000004", "123456.789e-3", "-0.0", "1E+2", "9007199254740993.0", "5e-1"]
+        for c in cases {
+            #expect(try JSONValue.parse(c).doubleValue == Double(c)!, "\(c)")
+        }
+    }
+
+    @Test func stringsAndEscapes() throws {
+        #expect(try JSONValue.parse(#""a\"b\\c\/d\b\f\n\r\t""#) == .string("a\"b\\c/d\u{8}\u{C}\n\r\t"))
+        #expect(try JSONValue.parse(#""\u00e9\u20AC""#) == .string("é€"))
+        #expect(try JSONValue.parse(#""\ud83d\ude00""#) == .string("😀"))
+        #expect(try JSONValue.parse("\"héllo 😀\"") == .string("héllo 😀"))
+        // Lone surrogates become U+FFFD.
+        #expect(try JSONValue.parse(#""\ud800""#) == .string("\u{FFFD}"))
+        #expect(try JSONValue.parse(#""\udc00x""#) == .string("\u{FFFD}x"))
+        #expect(try JSONValue.parse(#""\ud800\u0041""#) == .string("\u{FFFD}A"))
+    }
+
+    @Test func containers() throws {
+        let v = try JSONValue.parse(#"{"a": [1, 2.5, {"b": null}], "c": {}, "d": []}"#)
+        #expect(v["a"]?[0] == 1)
+        #expect(v["a"]?[1]?.doubleValue == 2.5)
+        #expect(v["a"]?[2]?["b"]?.isNull == true)
+        #expect(v["c"] == .object([:]))
+        #expect(v["d"] == .array([]))
+        #expect(v["zzz"] == nil)
+        #expect(v["a"]?[9] == nil)
+    }
+
+    @Test func byteEntryPoints() throws {
+        let bytes = Array(#"{"k":"v"}"#.utf8)
+        #expect(try JSONValue.parse(bytes) == ["k": "v"])
+        let v = try bytes.withUnsafeBytes { try JSONValue.parse($0) }
+        #expect(v == ["k": "v"])
+        // BOM is skipped.
+        #expect(try JSONValue.parse([0xEF, 0xBB, 0xBF] + Array("1".utf8)) == 1)
+    }
+
+    func parseError(_ text: String) -> JSONParseError? {
+        do { _ = try JSONValue.parse(text); return nil } catch { return error }
+    }
+
+    @Test func rejectsInvalidInput() {
+        let bad = ["", " ", "[1,]", "{\"a\":1,}", "[1 2]", "01", "1.", ".5", "-", "1e", "+1", "NaN", "Infinity",
+                   "-Infinity", "tru", "nulls", "\"abc", "\"\\x\"", "\"\\u12\"", "{a:1}", "{\"a\" 1}", "[1]]",
+                   "\"a\u{01}b\"", "'a'", "[", "{", "// c\n1", "1e400"]
+        for b in bad {
+            #expect(parseError(b) != nil, "should reject \(b.debugDescription)")
+        }
+        #expect(throws: JSONParseError.self) { try JSONValue.parse([0x22, 0xFF, 0x22]) }
+        #expect(throws: JSONParseError.self) { try JSONValue.parse([0x22, 0xC3, 0x22]) }
+        #expect(throws: JSONParseError.self) { try JSONValue.parse([0x22, 0xED, 0xA0, 0x80, 0x22]) }  // UTF-8 surrogate
+    }
+
+    @Test func errorPositions() throws {
+        let e1 = try #require(parseError("[1, 2,]"))
+        #expect(e1.offset == 6 && e1.line == 1 && e1.column == 7)
+        #expect(e1.message.contains("trailing comma"))
+        let e2 = try #require(parseError("{\n  \"a\": 1,\n  \"b\": tru\n}"))
+        #expect(e2.line == 3 && e2.column == 8)
+        #expect(e2.description.contains("line 3, column 8"))
+        let e3 = try #require(parseError("\"é\" x"))
+        #expect(e3.offset == 5 && e3.column == 5)
+        let e4 = try #require(parseError("[1] 2"))
+        #expect(e4.message.contains("after the end"))
+    }
+
+    @Test func depthLimit() throws {
+        let ok = String(repeating: "[", count: 512) + String(repeating: "]", count: 512)
+        #expect(try JSONValue.parse(ok).arrayValue != nil)
+        let deep = String(repeating: "[", count: 513) + String(repeating: "]", count: 513)
+        let e = try #require(parseError(deep))
+        #expect(e.message.contains("nesting too deep"))
+        #expect(e.offset == 512)
+    }
+
+    @Test func duplicateKeysLastWins() throws {
+        #expect(try JSONValue.parse(#"{"a":1,"a":2}"#) == ["a": 2])
+    }
+}
+
+@Suite("Serialization")
+struct SerializationTests {
+    @Test func compactSorted() {
+        let v: JSONValue = ["b": [1, 2.5, nil, true], "a": "x\"y\n", "c": [:]]
+        #expect(v.serialized(sortedKeys: true) == #"{"a":"x\"y\n","b":[1,2.5,null,true],"c":{}}"#)
+    }
+
+    @Test func pretty() {
+        let v: JSONValue = ["a": [1, ["b": false]], "e": []]
+        let expected = """
+        {
+          "a": [
+            1,
+            {
+              "b": false
+            }
+          ],
+          "e": []
+        }
+        """
+        #expect(v.serialized(pretty: true, sortedKeys: true) == expected)
+    }
+
+    @Test func roundTrips() throws {
+        let texts = [#"{"a":[1,-2,3.25,1e-07,1.0,"\u0001\u001f",{"":null}],"b\u00e9":"€😀"}"#,
+                     #"[0.1,1.7976931348623157e+308,5e-324,-0.0,123456789012345680000.0]"#]
+        for t in texts {
+            let v = try JSONValue.parse(t)
+            let again = try JSONValue.parse(v.serialized())
+            #expect(v == again)
+            let pretty = try JSONValue.parse(v.serialized(pretty: true))
+            #expect(v == pretty)
+            // Types survive: doubles stay doubles.
+            #expect(again.serialized(sortedKeys: true) == v.serialized(sortedKeys: true))
+        }
+        #expect(JSONValue.double(1).serialized() == "1.0")
+        #expect(JSONValue.double(.nan).serialized() == "null")
+        #expect(JSONValue.string("\u{7F}é").serializedBytes() == Array("\"\u{7F}é\"".utf8))
+    }
+}
+
+@Suite("Canonical encoding")
+struct CanonicalTests {
+    @Test func rfc8785Numbers() {
+        let cases: [(String, String)] = [
+            ("0", "0"), ("-0.0", "0"), ("1", "1"), ("-1", "-1"), ("1.5", "1.5"), ("100", "100"),
+            ("1e21", "1e+21"), ("1e20", "100000000000000000000"), ("123456789012345680000", "123456789012345680000"),
+            ("0.000001", "0.000001"), ("1e-7", "1e-7"), ("1.2345e-7", "1.2345e-7"), ("5e-324", "5e-324"),
+            ("1.7976931348623157e308", "1.7976931348623157e+308"), ("0.1", "0.1"), ("0.30000000000000004", "0.30000000000000004"),
+            ("4.5", "4.5"), ("333333333.33333329", "333333333.3333333"), ("1e23", "1e+23"), ("9007199254740994", "9007199254740994"),
+            ("-5e-7", "-5e-7"), ("295147905179352830000", "295147905179352830000"),
+        ]
+        for (text, s) in cases {
+            let d = Double(text)!
+            #expect(String(decoding: JSONValue.double(d).canonicalBytes(), as: UTF8.self) == s, "\(text)")
+        }
+    }
+
+    @Test func keyOrderByUTF16() throws {
+        // RFC 8785 §3.2.3 example keys: sorted by UTF-16 code units.
+        let v: JSONValue = ["\u{20AC}": "Euro Sign", "\r": "Carriage Return", "\u{FB33}": "Hebrew Letter Dalet With Dagesh",
+                            "1": "One", "\u{1F600}": "Emoji: Grinning Face", "\u{0080}": "Control", "\u{00F6}": "Latin Small Letter O With Diaeresis"]
+        let expected = "{\"\\r\":\"Carriage Return\",\"1\":\"One\",\"\u{0080}\":\"Control\",\"\u{00F6}\":\"Latin Small Letter O With Diaeresis\",\"\u{20AC}\":\"Euro Sign\",\"\u{1F600}\":\"Emoji: Grinning Face\",\"\u{FB33}\":\"Hebrew Letter Dalet With Dagesh\"}"
+        #expect(v.canonicalString() == expected)
+    }
+
+    @Test func deterministicAndTypeInsensitive() throws {
+        let a = try JSONValue.parse(#"{"z": 1.0, "a": [true, {"y": 2, "x": "\u000b"}], "m": 1e2}"#)
+        let b = try JSONValue.parse(#"{"m":100,"a":[true,{"x":"\u000B","y":2.0}],"z":1}"#)
+        #expect(a.canonicalBytes() == b.canonicalBytes())
+        #expect(a.canonicalString() == #"{"a":[true,{"x":"\u000b","y":2}],"m":100,"z":1}"#)
+    }
+}
+
+@Suite("Equality, accessors, literals, Codable")
+struct ValueTests {
+    @Test func numericEquality() {
+        #expect(JSONValue.int(1) == JSONValue.double(1.0))
+        #expect(JSONValue.double(-0.0) == JSONValue.int(0))
+        #expect(JSONValue.int(1) != JSONValue.double(1.5))
+        #expect(JSONValue.int(9007199254740993) != JSONValue.double(9007199254740992))
+        #expect(JSONValue.bool(true) != JSONValue.int(1))
+        var set: Set<JSONValue> = [.int(1), .double(2.5), ["a": 1]]
+        #expect(set.contains(.double(1)))
+        #expect(set.contains(["a": 1.0]))
+        set.insert(.double(1.0))
+        #expect(set.count == 3)
+        #expect(JSONValue.array([1, 2]) != JSONValue.array([2, 1]))
+        #expect(JSONValue.object(["a": 1, "b": 2]) == JSONValue.object(["b": 2.0, "a": 1]))
+    }
+
+    @Test func stringEqualityIsByScalars() {
+        // Canonically equivalent but different code points are different JSON strings.
+        #expect(JSONValue.string("\u{E9}") != JSONValue.string("e\u{301}"))
+        #expect(JSONValue.string("abc") == JSONValue.string("abc"))
+    }
+
+    @Test func accessors() {
+        let v: JSONValue = ["s": "x", "i": 3, "d": 2.0, "f": 2.5, "b": false, "a": [1], "n": nil, "o": ["k": 1]]
+        #expect(v["s"]?.stringValue == "x")
+        #expect(v["i"]?.intValue == 3)
+        #expect(v["d"]?.intValue == 2)
+        #expect(v["f"]?.intValue == nil)
+        #expect(v["i"]?.doubleValue == 3.0)
+        #expect(v["b"]?.boolValue == false)
+        #expect(v["a"]?.arrayValue == [1])
+        #expect(v["o"]?.objectValue?["k"] == 1)
+        #expect(v["n"]?.isNull == true)
+        #expect(v["s"]?.intValue == nil)
+        #expect(v[0] == nil)
+        #expect(v["i"]?.typeName == "integer")
+    }
+
+    struct Sample: Codable, Equatable {
+        var name: String
+        var count: Int
+        var ratio: Double
+        var tags: [String]
+        var nested: [String: Bool]?
+    }
+
+    @Test func codable() throws {
+        let s = Sample(name: "n", count: 3, ratio: 0.5, tags: ["a"], nested: ["x": true])
+        let v = try JSONValue(encoding: s)
+        #expect(v["name"] == "n")
+        #expect(v["count"] == 3)
+        #expect(v["nested"]?["x"] == true)
+        #expect(try v.decode(Sample.self) == s)
+        // JSONValue itself round-trips through Codable.
+        let value: JSONValue = ["a": [1, 2.5, "x", nil, false, ["b": [:]]]]
+        let again = try JSONValue(encoding: value)
+        #expect(again == value)
+        #expect(try value.decode(JSONValue.self) == value)
+        #expect(throws: (any Error).self) { try JSONValue.string("x").decode(Int.self) }
+    }
+}
+
+@Suite("JSON Pointer")
+struct PointerTests {
+    @Test func escaping() throws {
+        #expect(JSONPointer.escape("a/b~c") == "a~1b~0c")
+        #expect(JSONPointer.unescape("a~1b~0c") == "a/b~c")
+        #expect(JSONPointer.unescape("~01") == "~1")
+        #expect(JSONPointer.unescape("a~2") == nil)
+        let p = try JSONPointer(parsing: "/a~1b/~0/0")
+        #expect(p.tokens == ["a/b", "~", "0"])
+        #expect(p.description == "/a~1b/~0/0")
+        #expect(JSONPointer(tokens: ["", "x/y"]).description == "//x~1y")
+        #expect(throws: JSONPointerError.self) { try JSONPointer(parsing: "a") }
+        #expect(throws: JSONPointerError.self) { try JSONPointer(parsing: "/~") }
+    }
+
+    @Test func rfc6901Examples() throws {
+        let doc = try JSONValue.parse(#"""
+        {"foo": ["bar", "baz"], "": 0, "a/b": 1, "c%d": 2, "e^f": 3, "g|h": 4, "i\\j": 5,
+         "k\"l": 6, " ": 7, "m~n": 8}
+        """#)
+        let cases: [(String, JSONValue)] = [
+            ("", doc), ("/foo", ["bar", "baz"]), ("/foo/0", "bar"), ("/", 0), ("/a~1b", 1), ("/c%d", 2),
+            ("/e^f", 3), ("/g|h", 4), ("/i\\j", 5), ("/k\"l", 6), ("/ ", 7), ("/m~0n", 8),
+        ]
+        for (ptr, expected) in cases {
+            #expect(JSONPointer.value(at: ptr, in: doc) == expected, "\(ptr)")
+        }
+        #expect(JSONPointer.value(at: "/foo/2", in: doc) == nil)
+        #expect(JSONPointer.value(at: "/foo/01", in: doc) == nil)
+        #expect(JSONPointer.value(at: "/foo/-", in: doc) == nil)
+        #expect(JSONPointer.value(at: "/nope", in: doc) == nil)
+        #expect(doc.value(at: "/foo/1") == "baz")
+        // URI fragment form.
+        let f = try JSONPointer(uriFragment: "#/c%25d")
+        #expect(f.value(in: doc) == 2)
+        #expect(try JSONPointer(uriFragment: "#/%20").value(in: doc) == 7)
+    }
+}

@@ -1,0 +1,223 @@
+extension JSONValue {
+    /// JSON text for this value.
+    ///
+    /// - Parameters:
+    ///   - pretty: two-space indentation and `": "` separators when `true`; compact otherwise.
+    ///   - sortedKeys: object members ordered by UTF-16 code units of their names when `true`;
+    ///     otherwise in dictionary order, which is not stable across processes.
+    ///
+    /// Doubles are written in their shortest round-trip form (`1.0`, `0.1`, `1e-07`); integral
+    /// doubles keep their `.0` so that the text parses back to `.double`. Non-finite doubles,
+    /// which JSON cannot represent, are written as `null`.
+    public func serialized(pretty: Bool = false, sortedKeys: Bool = false) -> String {
+        let bytes = serializedBytes(pretty: pretty, sortedKeys: sortedKeys)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// UTF-8 JSON text for this value. See `serialized(pretty:sortedKeys:)`.
+    public func serializedBytes(pretty: Bool = false, sortedKeys: Bool = false) -> [UInt8] {
+        var w = JSONWriter(mode: pretty ? .pretty : .compact, sortKeys: sortedKeys)
+        w.out.reserveCapacity(128)
+        w.write(self, indent: 0)
+        return w.out
+    }
+
+    /// Deterministic canonical UTF-8 encoding in the style of RFC 8785 (JCS): no whitespace,
+    /// object members sorted by the UTF-16 code units of their names, strings escaped as
+    /// ECMAScript's `JSON.stringify` does, doubles in ECMAScript's shortest round-trip number
+    /// form, and integral doubles written as integers (`1.0` → `1`, `-0.0` → `0`).
+    ///
+    /// Differences from RFC 8785, kept deliberately: `.int` values are written exactly even
+    /// beyond 2^53 (RFC 8785 would round them through IEEE 754), and non-finite doubles are
+    /// written as `null` instead of being rejected. The output is the same for equal values,
+    /// so it is suitable for hashing.
+    public func canonicalBytes() -> [UInt8] {
+        var w = JSONWriter(mode: .canonical, sortKeys: true)
+        w.out.reserveCapacity(128)
+        w.write(self, indent: 0)
+        return w.out
+    }
+
+    /// The canonical encoding as a `String`. See `canonicalBytes()`.
+    public func canonicalString() -> String {
+        String(decoding: canonicalBytes(), as: UTF8.self)
+    }
+}
+
+/// `true` when `a` sorts before `b` by UTF-16 code units (RFC 8785 member order).
+@inlinable
+func utf16Less(_ a: String, _ b: String) -> Bool {
+    a.utf16.lexicographicallyPrecedes(b.utf16)
+}
+
+struct JSONWriter {
+    enum Mode { case compact, pretty, canonical }
+    let mode: Mode
+    let sortKeys: Bool
+    var out: [UInt8] = []
+
+    init(mode: Mode, sortKeys: Bool) {
+        self.mode = mode
+        self.sortKeys = sortKeys
+    }
+
+    mutating func newline(_ indent: Int) {
+        out.append(0x0A)
+        for _ in 0..<indent { out.append(0x20); out.append(0x20) }
+    }
+
+    mutating func write(_ v: JSONValue, indent: Int) {
+        switch v {
+        case .null: appendASCII("null")
+        case .bool(let b): appendASCII(b ? "true" : "false")
+        case .int(let i): writeInt(i)
+        case .double(let d): writeDouble(d)
+        case .string(let s): writeString(s)
+        case .array(let a):
+            if a.isEmpty { out.append(0x5B); out.append(0x5D); return }
+            out.append(0x5B)
+            for (i, e) in a.enumerated() {
+                if i > 0 { out.append(0x2C) }
+                if mode == .pretty { newline(indent + 1) }
+                write(e, indent: indent + 1)
+            }
+            if mode == .pretty { newline(indent) }
+            out.append(0x5D)
+        case .object(let o):
+            if o.isEmpty { out.append(0x7B); out.append(0x7D); return }
+            out.append(0x7B)
+            var first = true
+            func member(_ k: String, _ e: JSONValue, _ w: inout JSONWriter) {
+                if !first { w.out.append(0x2C) }
+                first = false
+                if w.mode == .pretty { w.newline(indent + 1) }
+                w.writeString(k)
+                w.out.append(0x3A)
+                if w.mode == .pretty { w.out.append(0x20) }
+                w.write(e, indent: indent + 1)
+            }
+            if sortKeys {
+                for k in o.keys.sorted(by: utf16Less) { member(k, o[k].unsafelyUnwrapped, &self) }
+            } else {
+                for (k, e) in o { member(k, e, &self) }
+            }
+            if mode == .pretty { newline(indent) }
+            out.append(0x7D)
+        }
+    }
+
+    mutating func appendASCII(_ s: StaticString) {
+        out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    mutating func writeInt(_ i: Int) {
+        if i == 0 { out.append(0x30); return }
+        var buf: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch
+        var m = i.magnitude
+        withUnsafeMutableBytes(of: &buf) { raw in
+            var p = 24
+            while m > 0 {
+                p -= 1
+                raw[p] = UInt8(truncatingIfNeeded: m % 10) + 0x30
+                m /= 10
+            }
+            if i < 0 { out.append(0x2D) }
+            out.append(contentsOf: raw[p..<24])
+        }
+    }
+
+    mutating func writeDouble(_ d: Double) {
+        guard d.isFinite else { appendASCII("null"); return }
+        if mode == .canonical {
+            out.append(contentsOf: ecmaScriptNumberString(d).utf8)
+        } else {
+            out.append(contentsOf: d.description.utf8)
+        }
+    }
+
+    mutating func writeString(_ s: String) {
+        out.append(0x22)
+        var s = s
+        s.withUTF8 { buf in
+            var runStart = 0
+            var i = 0
+            let n = buf.count
+            while i < n {
+                let b = buf[i]
+                if b >= 0x20 && b != 0x22 && b != 0x5C { i += 1; continue }
+                if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[runStart..<i])) }
+                out.append(0x5C)
+                switch b {
+                case 0x22: out.append(0x22)
+                case 0x5C: out.append(0x5C)
+                case 0x08: out.append(UInt8(ascii: "b"))
+                case 0x0C: out.append(UInt8(ascii: "f"))
+                case 0x0A: out.append(UInt8(ascii: "n"))
+                case 0x0D: out.append(UInt8(ascii: "r"))
+                case 0x09: out.append(UInt8(ascii: "t"))
+                default:
+                    let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                    out.append(UInt8(ascii: "u")); out.append(0x30); out.append(0x30)
+                    out.append(hex[Int(b >> 4)]); out.append(hex[Int(b & 0xF)])
+                }
+                i += 1
+                runStart = i
+            }
+            if runStart < n { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[runStart..<n])) }
+        }
+        out.append(0x22)
+    }
+}
+
+/// Formats a finite double as ECMAScript's `Number.prototype.toString` does (the number form
+/// RFC 8785 requires): shortest round-trip digits, integers without a fraction, exponent form
+/// outside [1e-6, 1e21).
+func ecmaScriptNumberString(_ d: Double) -> String {
+    if d == 0 { return "0" }
+    // Swift's description gives the shortest round-trip (and closest) digits, as ECMAScript
+    // requires; only the layout differs.
+    let text = d.magnitude.description
+    var mantissa = Substring(text)
+    var exp10 = 0
+    if let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+        mantissa = text[..<e]
+        exp10 = Int(text[text.index(after: e)...]) ?? 0
+    }
+    var digits: [UInt8] = []
+    var pointPos = 0
+    var seenPoint = false
+    for c in mantissa.utf8 {
+        if c == UInt8(ascii: ".") { seenPoint = true; continue }
+        digits.append(c)
+        if !seenPoint { pointPos += 1 }
+    }
+    pointPos += exp10
+    while let f = digits.first, f == UInt8(ascii: "0") { digits.removeFirst(); pointPos -= 1 }
+    while let l = digits.last, l == UInt8(ascii: "0") { digits.removeLast() }
+    let k = digits.count
+    let n = pointPos
+    var out: [UInt8] = d < 0 ? [UInt8(ascii: "-")] : []
+    if k <= n && n <= 21 {
+        out += digits
+        out += [UInt8](repeating: UInt8(ascii: "0"), count: n - k)
+    } else if n > 0 && n <= 21 {
+        out += digits[0..<n]
+        out.append(UInt8(ascii: "."))
+        out += digits[n...]
+    } else if n > -6 && n <= 0 {
+        out += [UInt8(ascii: "0"), UInt8(ascii: ".")]
+        out += [UInt8](repeating: UInt8(ascii: "0"), count: -n)
+        out += digits
+    } else {
+        let e = n - 1
+        out.append(digits[0])
+        if k > 1 {
+            out.append(UInt8(ascii: "."))
+            out += digits[1...]
+        }
+        out.append(UInt8(ascii: "e"))
+        out.append(e < 0 ? UInt8(ascii: "-") : UInt8(ascii: "+"))
+        out += Array(String(e.magnitude).utf8)
+    }
+    return String(decoding: out, as: UTF8.self)
+}
