@@ -16,8 +16,11 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
+        // The system SQLite (Debian libsqlite3-dev): embedded default store.
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         // The C ABI: the only contract between host and drivers.
         .target(name: "DriverABI", path: "Sources/DriverABI"),
         // JSON value, parser, serializer and canonical encoding (no dependencies).
@@ -29,7 +32,7 @@ let package = Package(
         // The host library: loader, registry, run engine, policy, episodes, store.
         .target(
             name: "Host",
-            dependencies: ["DriverABI", "JSON", "Schema"],
+            dependencies: ["DriverABI", "JSON", "Schema", "CSQLite", .product(name: "Yams", package: "Yams")],
             path: "Sources/Host",
             swiftSettings: strict,
             linkerSettings: [.linkedLibrary("dl")]
@@ -54,5 +57,6 @@ let package = Package(
         .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: strict),
         .testTarget(name: "SchemaTests", dependencies: ["Schema", "JSON"], swiftSettings: strict),
         .testTarget(name: "HostTests", dependencies: ["Host", "DriverKit", "JSON"], swiftSettings: strict),
+        .testTarget(name: "EpisodeTests", dependencies: ["Host", "JSON"], swiftSettings: strict),
     ]
 )

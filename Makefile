@@ -1,0 +1,56 @@
+# nova-host — the two commands a fresh machine needs:
+#   make demo   build host and drivers, install drivers into drivers/, run examples/hello.plan.json
+#   make test   run every test (starting the real servers they need)
+SWIFT       ?= swift
+CC          ?= cc
+BIN         := $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
+NOVA        := $(BIN)/nova-host
+DRIVERS_DIR := drivers
+ABI_INCLUDE := Sources/DriverABI/include
+SWIFT_DRIVERS := text
+
+.PHONY: all deps test-deps build drivers demo test test-swift bench clean help
+
+all: drivers
+
+help:
+	@echo "make demo    build everything, install drivers into $(DRIVERS_DIR)/, run examples/hello.plan.json"
+	@echo "make test    run every test (installs PostgreSQL etc. if missing)"
+	@echo "make drivers build host + drivers and install the .so files into $(DRIVERS_DIR)/"
+	@echo "make bench   release build and benchmarks"
+
+deps:
+	@scripts/install-deps.sh build
+
+test-deps:
+	@scripts/install-deps.sh test
+
+build: deps
+	$(SWIFT) build
+
+# Install drivers: Swift drivers from the build, the C example built against the header alone.
+drivers: build
+	@mkdir -p $(DRIVERS_DIR)
+	@for d in $(SWIFT_DRIVERS); do install -m 0644 $(BIN)/libnova_$$d.so $(DRIVERS_DIR)/libnova_$$d.so; done
+	$(MAKE) -s -C examples/drivers/c-echo OUT=$(CURDIR)/$(DRIVERS_DIR)/libnova_echo.so ABI_INCLUDE=$(CURDIR)/$(ABI_INCLUDE)
+	@chmod 0644 $(DRIVERS_DIR)/*.so
+	@echo "drivers installed in $(DRIVERS_DIR)/:"; ls -1 $(DRIVERS_DIR)/*.so
+
+demo: drivers
+	@echo "== nova-host drivers list"
+	@$(NOVA) drivers list
+	@echo "== nova-host run examples/hello.plan.json --input who=nova"
+	@$(NOVA) run examples/hello.plan.json --input who=nova
+
+test: test-deps drivers
+	NOVA_BIN_DIR=$(BIN) $(SWIFT) test
+	@echo "all test suites passed"
+
+bench: deps
+	$(SWIFT) build -c release --product nova-bench --product nova-host
+	$(SWIFT) build -c release
+	$(MAKE) -s -C examples/drivers/c-echo OUT=$(CURDIR)/.build/release/libnova_echo.so ABI_INCLUDE=$(CURDIR)/$(ABI_INCLUDE)
+	$$($(SWIFT) build -c release --show-bin-path)/nova-bench all
+
+clean:
+	rm -rf .build $(DRIVERS_DIR)/*.so $(DRIVERS_DIR)/.gen

@@ -1,0 +1,221 @@
+import DriverABI
+import JSON
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where driver log records go. Set once at start-up by the application (CLI or server).
+public struct DriverLogRecord: Sendable {
+    public var driver: String
+    public var level: Int32
+    public var channel: String
+    public var message: String
+}
+
+/// Receives every record drivers write through the ABI's `log` service.
+public enum DriverLogging {
+    private static let sink = Mutex<(@Sendable (DriverLogRecord) -> Void)?>(nil)
+    /// Installs the process-wide sink (nil drops records).
+    public static func setSink(_ newSink: (@Sendable (DriverLogRecord) -> Void)?) { sink.withLock { $0 = newSink } }
+    static func emit(_ record: DriverLogRecord) { sink.withLock { $0 }?(record) }
+}
+
+/// Per-generation state behind `host_ctx`: which driver is talking.
+final class HostContext: Sendable {
+    let driverName: String
+    init(driverName: String) { self.driverName = driverName }
+}
+
+// The C services handed to drivers. They capture nothing, so they are plain C function pointers.
+private let hostLog: @convention(c) (UnsafeMutableRawPointer?, Int32, UnsafePointer<CChar>?, nova_buf) -> Void = { ctx, level, channel, message in
+    guard let ctx else { return }
+    let host = Unmanaged<HostContext>.fromOpaque(ctx).takeUnretainedValue()
+    let text = message.ptr.map { String(decoding: UnsafeBufferPointer(start: $0, count: message.len), as: UTF8.self) } ?? ""
+    DriverLogging.emit(DriverLogRecord(driver: host.driverName, level: level,
+                                       channel: channel.map { String(cString: $0) } ?? "system_log", message: text))
+}
+
+private let hostComplete: @convention(c) (UnsafeMutableRawPointer?, UInt64, Int32, nova_buf) -> Void = { _, id, status, output in
+    let bytes = output.ptr.map { Array(UnsafeBufferPointer(start: $0, count: output.len)) } ?? []
+    CallTable.shared.complete(id, status: status, output: bytes)
+}
+
+private let hostIsCancelled: @convention(c) (UnsafeMutableRawPointer?, UInt64) -> Int32 = { _, id in
+    CallTable.shared.isCancelled(id) ? 1 : 0
+}
+
+private let hostReportUsage: @convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafePointer<nova_usage>?) -> Void = { _, id, usage in
+    guard let usage else { return }
+    let size = Int(usage.pointee.struct_size)
+    // Read only the fields the driver's struct actually has.
+    let tokens = size >= MemoryLayout<nova_usage>.offset(of: \.tokens)! + 8 ? usage.pointee.tokens : 0
+    let cost = size >= MemoryLayout<nova_usage>.offset(of: \.cost_micros)! + 8 ? usage.pointee.cost_micros : 0
+    CallTable.shared.addUsage(id, ToolUsage(tokens: tokens, costMicros: cost))
+}
+
+/// A driver library loaded with `dlopen` and negotiated: one generation of one `.so`.
+/// Its image is never unloaded (`dlclose` of a Swift driver crashes the host).
+public final class NativeDriverLibrary: @unchecked Sendable {
+    // @unchecked: every stored property is immutable after init; the vtable's functions are
+    // called according to the ABI's threading rules, which NativeDriverInstance enforces.
+    public let path: String
+    public let manifest: DriverManifest
+    public let abiVersion: ABIVersion
+    let table: nova_driver
+    let hostAPI: UnsafeMutablePointer<nova_host_api>
+    let handle: UnsafeMutableRawPointer
+
+    /// Opens, negotiates and describes the driver at `path` (already checked for safety).
+    /// `hostVersion` is what this host offers; tests vary it to exercise negotiation.
+    public init(path: String, openPath: String? = nil, expectedName: String?, hostVersion: ABIVersion = .host) throws(DriverLoadError) {
+        self.path = path
+        guard let handle = dlopen(openPath ?? path, RTLD_NOW | RTLD_LOCAL) else {
+            let reason = dlerror().map { String(cString: $0) } ?? "unknown dlopen error"
+            throw .dlopenFailed(path: path, reason: reason)
+        }
+        self.handle = handle
+        guard let symbol = dlsym(handle, NOVA_DRIVER_INIT_SYMBOL) else { throw .missingEntrySymbol(path: path) }
+        let initFn = unsafeBitCast(symbol, to: nova_driver_init_fn.self)
+
+        let context = HostContext(driverName: expectedName ?? path)
+        let api = UnsafeMutablePointer<nova_host_api>.allocate(capacity: 1)
+        // Kept for the life of the process: the driver may hold the pointer until shutdown,
+        // and the image is never unloaded.
+        api.initialize(to: nova_host_api(
+            struct_size: UInt32(MemoryLayout<nova_host_api>.size),
+            abi_major: hostVersion.major, abi_minor: hostVersion.minor,
+            host_ctx: Unmanaged.passRetained(context).toOpaque(),
+            log: hostLog, complete: hostComplete, is_cancelled: hostIsCancelled, report_usage: hostReportUsage))
+        self.hostAPI = api
+
+        // Negotiate: offer our minor, then older ones while the driver answers with a version error
+        // for the same major.
+        var table = nova_driver()
+        var status: Int32 = Int32(NOVA_ERR_VERSION)
+        var offered = Int(hostVersion.minor)
+        while offered >= 0 {
+            table = nova_driver()
+            table.struct_size = UInt32(MemoryLayout<nova_driver>.size)
+            table.abi_major = hostVersion.major
+            table.abi_minor = UInt16(offered)
+            api.pointee.abi_minor = UInt16(offered)
+            status = initFn(api, &table)
+            if status != Int32(NOVA_ERR_VERSION) || table.abi_major != hostVersion.major || table.abi_minor <= UInt16(offered) {
+                break
+            }
+            offered -= 1
+        }
+        let driverVersion = ABIVersion(major: table.abi_major, minor: table.abi_minor)
+        if table.abi_major != hostVersion.major {
+            throw .majorMismatch(path: path, driver: driverVersion, host: hostVersion)
+        }
+        if table.abi_minor > hostVersion.minor {
+            throw .minorTooNew(path: path, driver: driverVersion, host: hostVersion)
+        }
+        if status == Int32(NOVA_ERR_VERSION) {
+            throw .minorTooNew(path: path, driver: driverVersion, host: hostVersion)
+        }
+        guard status == Int32(NOVA_OK) else { throw .initFailed(path: path, status: status) }
+        let required = MemoryLayout<nova_driver>.offset(of: \.shutdown)! + MemoryLayout<UnsafeRawPointer>.size
+        guard Int(table.struct_size) >= required else {
+            throw .structTooSmall(path: path, size: Int(table.struct_size), required: required)
+        }
+        if table.describe == nil { throw .missingFunction(path: path, function: "describe") }
+        if table.create == nil { throw .missingFunction(path: path, function: "create") }
+        if table.destroy == nil { throw .missingFunction(path: path, function: "destroy") }
+        if table.call == nil { throw .missingFunction(path: path, function: "call") }
+        self.table = table
+        self.abiVersion = driverVersion
+
+        var buf = nova_buf()
+        let describeStatus = table.describe(table.driver_ctx, &buf)
+        guard describeStatus == Int32(NOVA_OK) else {
+            throw .invalidManifest(path: path, reason: "describe returned status \(describeStatus)")
+        }
+        let bytes = buf.ptr.map { Array(UnsafeBufferPointer(start: $0, count: buf.len)) } ?? []
+        let json: JSONValue
+        do { json = try JSONValue.parse(bytes) } catch {
+            throw .invalidManifest(path: path, reason: "not JSON: \(error)")
+        }
+        let manifest: DriverManifest
+        do { manifest = try DriverManifest(json: json) } catch { throw .invalidManifest(path: path, reason: error.message) }
+        if let expectedName, manifest.name != expectedName {
+            throw .nameMismatch(path: path, fileName: expectedName, manifestName: manifest.name)
+        }
+        self.manifest = manifest
+    }
+
+    /// Creates an instance with `config` (a JSON object).
+    public func makeInstance(config: JSONValue = .object([:])) throws(DriverLoadError) -> NativeDriverInstance {
+        let configBytes = config.serializedBytes()
+        var instance: OpaquePointer?
+        var message = [CChar](repeating: 0, count: 1024)
+        let status = configBytes.withUnsafeBufferPointer { cfg in
+            message.withUnsafeMutableBufferPointer { msg in
+                table.create(table.driver_ctx, nova_buf(ptr: cfg.baseAddress, len: cfg.count), &instance, msg.baseAddress, msg.count)
+            }
+        }
+        guard status == Int32(NOVA_OK), let instance else {
+            let text = message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            throw .createFailed(driver: manifest.name, reason: text.isEmpty ? "create returned status \(status)" : text)
+        }
+        return NativeDriverInstance(library: self, instance: instance)
+    }
+}
+
+/// One instance of a native driver: the `ToolDriver` the run engine calls.
+public final class NativeDriverInstance: ToolDriver, @unchecked Sendable {
+    // @unchecked: `instance` is an opaque driver pointer; entry into it is serialized by
+    // `entryLock` unless the manifest declares the driver thread-safe.
+    public let library: NativeDriverLibrary
+    let instance: OpaquePointer
+    let entryLock = Mutex(())
+    /// Calls accepted by the driver and not yet completed.
+    public let inFlight = InFlightCounter()
+
+    init(library: NativeDriverLibrary, instance: OpaquePointer) {
+        self.library = library
+        self.instance = instance
+    }
+
+    public var manifest: DriverManifest { library.manifest }
+
+    private func enter<R>(_ body: () -> R) -> R {
+        if library.manifest.concurrency == .threadSafe { return body() }
+        return entryLock.withLock { _ in body() }
+    }
+
+    public func call(_ request: ToolCallRequest) async throws -> ToolCallResult {
+        let id = CallTable.shared.makeId()
+        let label = "\(library.manifest.name).\(request.tool)"
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ToolCallResult, any Error>) in
+                guard CallTable.shared.register(id, label: label, deadlineNanos: request.deadlineNanos,
+                                                counter: inFlight, continuation: continuation) else { return }
+                var tool = request.tool
+                let status: Int32 = tool.withUTF8 { toolBytes in
+                    request.input.withUnsafeBufferPointer { input in
+                        var call = nova_call(
+                            struct_size: UInt32(MemoryLayout<nova_call>.size),
+                            abi_major: library.abiVersion.major, abi_minor: library.abiVersion.minor,
+                            call_id: id,
+                            tool: nova_buf(ptr: toolBytes.baseAddress, len: toolBytes.count),
+                            input: nova_buf(ptr: input.baseAddress, len: input.count),
+                            deadline_ns: request.deadlineNanos ?? 0)
+                        return enter { library.table.call(instance, &call) }
+                    }
+                }
+                if status < 0 { CallTable.shared.refuse(id, status: status) }
+            }
+        } onCancel: {
+            CallTable.shared.cancel(id)
+            if let cancel = library.table.cancel { _ = enter { cancel(instance, id) } }
+        }
+    }
+
+    /// Destroys the instance once idle. Callers must not use it afterwards.
+    public func destroy() {
+        library.table.destroy(instance)
+    }
+}

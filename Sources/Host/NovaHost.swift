@@ -1,0 +1,59 @@
+import Foundation
+import JSON
+
+/// Where the host finds drivers, keeps its data and reads its policy.
+public struct HostPaths: Sendable {
+    public var driversDirectory: String
+    public var dataDirectory: String
+    /// The policy profile; nil means none was found, and every call is denied.
+    public var policyFile: String?
+
+    /// Resolves paths: explicit flag, then environment (`NOVA_DRIVERS_DIR`, `NOVA_DATA_DIR`,
+    /// `NOVA_POLICY`), then the defaults `./drivers`, `./.nova`, `./configs/policy.default.json`.
+    public static func resolve(drivers: String?, data: String?, policy: String?,
+                               environment: [String: String] = ProcessInfo.processInfo.environment) -> HostPaths {
+        let defaultPolicy = "configs/policy.default.json"
+        let policyFile = policy ?? environment["NOVA_POLICY"] ?? (FileManager.default.fileExists(atPath: defaultPolicy) ? defaultPolicy : nil)
+        return HostPaths(driversDirectory: drivers ?? environment["NOVA_DRIVERS_DIR"] ?? "drivers",
+                         dataDirectory: data ?? environment["NOVA_DATA_DIR"] ?? ".nova",
+                         policyFile: policyFile)
+    }
+}
+
+/// The host assembled: driver registry, policy engine and run engine. The CLI and the server
+/// are thin layers over this type.
+public final class NovaHost: Sendable {
+    public let paths: HostPaths
+    public let registry: DriverRegistry
+    public let policy: PolicyEngine
+    public let runner: PlanRunner
+
+    /// Loads the policy profile and prepares the registry (no driver is opened here).
+    public init(paths: HostPaths, driverConfig: [String: JSONValue] = [:], persistence: (any PolicyStatePersistence)? = nil) throws(PolicyError) {
+        self.paths = paths
+        let profile = try NovaHost.loadPolicy(paths.policyFile)
+        self.policy = PolicyEngine(profile: profile, persistence: persistence)
+        self.registry = DriverRegistry(driversDirectory: paths.driversDirectory, driverConfig: driverConfig)
+        self.runner = PlanRunner(registry: registry, gate: policy)
+    }
+
+    /// Reads and checks a policy profile; no file means an empty profile that denies everything.
+    public static func loadPolicy(_ path: String?) throws(PolicyError) -> PolicyProfile {
+        guard let path else { return try PolicyProfile(json: .object([:])) }
+        guard let data = FileManager.default.contents(atPath: path) else { throw PolicyError("cannot read policy file \(path)") }
+        let json: JSONValue
+        do { json = try JSONValue.parse(Array(data)) } catch { throw PolicyError("\(path) is not valid JSON: \(error)") }
+        do { return try PolicyProfile(json: json) } catch { throw PolicyError("\(path): \(error.message)") }
+    }
+
+    /// A new run id: time-ordered and unique (`r` + 13 hex digits of ms + 8 random hex digits).
+    public static func makeRunId() -> String {
+        let ms = UInt64(Timestamps.wallNanos() / 1_000_000)
+        let rnd = UInt32.random(in: 0...UInt32.max)
+        func hex<T: BinaryInteger>(_ v: T, _ width: Int) -> String {
+            let s = String(v, radix: 16)
+            return String(repeating: "0", count: max(0, width - s.count)) + s
+        }
+        return "r" + hex(ms, 12) + hex(rnd, 8)
+    }
+}

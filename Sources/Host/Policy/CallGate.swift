@@ -1,0 +1,53 @@
+import JSON
+
+/// A call about to be made, as the policy engine sees it.
+public struct GateRequest: Sendable {
+    public var runId: String
+    public var principal: String
+    /// `driver.tool`.
+    public var tool: String
+    public var input: JSONValue
+    public var annotations: ToolAnnotations?
+    public init(runId: String, principal: String, tool: String, input: JSONValue, annotations: ToolAnnotations?) {
+        self.runId = runId
+        self.principal = principal
+        self.tool = tool
+        self.input = input
+        self.annotations = annotations
+    }
+}
+
+/// The answer for one call: allow or deny, which rule decided and why.
+public struct GateDecision: Sendable {
+    public var allowed: Bool
+    /// The id of the rule that decided (`default-deny` when none matched).
+    public var ruleId: String
+    public var reason: String
+    /// The principal's role, if known.
+    public var role: String?
+    /// Remaining budgets and rate-limit tokens after this decision (for the episode).
+    public var remaining: JSONValue?
+    public init(allowed: Bool, ruleId: String, reason: String, role: String? = nil, remaining: JSONValue? = nil) {
+        self.allowed = allowed
+        self.ruleId = ruleId
+        self.reason = reason
+        self.role = role
+        self.remaining = remaining
+    }
+
+    public var json: JSONValue {
+        var o: [String: JSONValue] = ["decision": .string(allowed ? "allow" : "deny"), "rule": .string(ruleId), "reason": .string(reason)]
+        if let role { o["role"] = .string(role) }
+        if let remaining { o["remaining"] = remaining }
+        return .object(o)
+    }
+}
+
+/// The seam where policy decides: the run engine asks before every call and reports usage
+/// after it. Implementations must fail closed: any internal error is a denial.
+public protocol CallGate: Sendable {
+    /// Decides whether the call may run now (roles, rules, rate limits, budgets).
+    func authorize(_ request: GateRequest) async -> GateDecision
+    /// Charges what the call consumed (after the call, success or failure).
+    func charge(_ request: GateRequest, usage: ToolUsage, durationNanos: Int64) async
+}

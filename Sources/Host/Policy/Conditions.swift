@@ -1,0 +1,83 @@
+import JSON
+
+/// Evaluates a rule's input conditions. Each returns nil when it holds, or why it does not.
+enum Conditions {
+    static func check(_ c: RuleConditions, _ r: GateRequest) -> String? {
+        if c.isEmpty { return nil }
+        if let hosts = c.httpHosts {
+            guard let url = r.input["url"]?.stringValue, let host = host(ofURL: url) else { return "input.url has no host" }
+            guard hosts.contains(where: { Glob.match($0.lowercased(), host) }) else { return "host '\(host)' is not in http_hosts" }
+        }
+        if let programs = c.shellPrograms {
+            guard let program = r.input["program"]?.stringValue else { return "input.program is missing" }
+            guard programs.contains(program) else { return "program '\(program)' is not in shell_programs" }
+        }
+        if let argRules = c.shellArgs, let program = r.input["program"]?.stringValue, let patterns = argRules[program] {
+            let args = r.input["args"]?.arrayValue ?? []
+            for (i, a) in args.enumerated() {
+                guard let s = a.stringValue else { return "args[\(i)] is not a string" }
+                let ok = patterns.contains { p in (try? Regex(p).wholeMatch(in: s)) != nil }
+                if !ok { return "args[\(i)] '\(s)' matches no pattern of shell_args[\(program)]" }
+            }
+        }
+        if c.postgresReadOnly == true {
+            if r.annotations?.readOnlyHint != true { return "\(r.tool) is not read-only (postgres_read_only)" }
+            if r.input["allow_write"]?.boolValue == true { return "input.allow_write is true (postgres_read_only)" }
+        }
+        if c.readOnly == true, r.annotations?.readOnlyHint != true { return "\(r.tool) is not annotated read-only" }
+        if let ops = c.graphqlOperations {
+            let kinds = operationKinds(r.input["query"]?.stringValue ?? "")
+            for k in kinds where !ops.contains(k) { return "GraphQL \(k) is not in graphql_operations" }
+        }
+        return nil
+    }
+
+    /// The host of an absolute URL, lower-cased, without port, userinfo or IPv6 brackets.
+    static func host(ofURL url: String) -> String? {
+        guard let schemeEnd = url.range(of: "://") else { return nil }
+        var authority = Substring(url[schemeEnd.upperBound...])
+        if let end = authority.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) { authority = authority[..<end] }
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            return String(authority[authority.index(after: authority.startIndex)..<close]).lowercased()
+        }
+        if let colon = authority.firstIndex(of: ":") { authority = authority[..<colon] }
+        let host = authority.lowercased()
+        return host.isEmpty ? nil : (host.hasSuffix(".") ? String(host.dropLast()) : host)
+    }
+
+    /// The kinds of operations a GraphQL document defines (`query`, `mutation`, `subscription`),
+    /// read lexically: keywords at brace depth 0, skipping strings and comments.
+    static func operationKinds(_ doc: String) -> Set<String> {
+        var kinds = Set<String>()
+        var depth = 0
+        var word = ""
+        var inString = false, inComment = false
+        func endWord() {
+            if depth == 0, ["query", "mutation", "subscription"].contains(word) { kinds.insert(word) }
+            word = ""
+        }
+        var prev: Character = " "
+        for ch in doc {
+            if inComment { if ch == "\n" { inComment = false }; continue }
+            if inString { if ch == "\"" && prev != "\\" { inString = false }; prev = ch; continue }
+            switch ch {
+            case "#": endWord(); inComment = true
+            case "\"": endWord(); inString = true
+            case "{":
+                endWord()
+                if depth == 0 && kinds.isEmpty && word.isEmpty && prev != ")" { }
+                depth += 1
+            case "}": endWord(); depth -= 1
+            default:
+                if ch.isLetter || ch.isNumber || ch == "_" { word.append(ch) } else { endWord() }
+            }
+            prev = ch
+        }
+        endWord()
+        // A document that starts with `{` is an anonymous query.
+        if kinds.isEmpty && doc.contains("{") { kinds.insert("query") }
+        return kinds
+    }
+}

@@ -1,0 +1,126 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Host
+import JSON
+
+/// `nova-host run PLAN`: validate a plan, run it under policy, print the result.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a plan (JSON or YAML).",
+        discussion: """
+            The plan is checked before anything runs: its shape, every step's driver and tool, \
+            references and dependency cycles. Steps run as soon as their dependencies finish, \
+            up to --parallel at once. Ctrl-C cancels the run; in-flight calls are cancelled.
+
+            Exit codes: 0 succeeded · 1 failed or cancelled · 2 invalid plan or usage · 3 denied by policy.
+            With --json, prints {"run_id", "status", "output", "episode", "error"}.
+            """)
+
+    @Argument(help: ArgumentHelp("The plan file (.json, .yaml or .yml).", valueName: "plan"))
+    var plan: String
+
+    @Option(name: .customLong("input"), help: ArgumentHelp("A plan input as name=value; repeatable. Values are JSON when they parse as JSON and the input is not declared a string.", valueName: "name=value"))
+    var inputs: [String] = []
+
+    @Option(help: ArgumentHelp("Who runs the plan, as named in the policy (default: $NOVA_PRINCIPAL or 'local').", valueName: "name"))
+    var principal: String?
+
+    @Option(help: "How many independent steps may run at once.")
+    var parallel: Int = 4
+
+    @Flag(help: "Print a JSON result instead of a summary.")
+    var json = false
+
+    @OptionGroup var host: HostOptions
+
+    func run() async throws {
+        let plan: Plan
+        do { plan = try PlanLoader.load(path: self.plan) } catch {
+            return fail(invalid: error.errors.map(\.description))
+        }
+        var given: [String: JSONValue] = [:]
+        for item in inputs {
+            guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
+                return fail(invalid: ["--input '\(item)' must be name=value"])
+            }
+            let name = String(item[..<eq]), raw = String(item[item.index(after: eq)...])
+            let declared = plan.inputs.first { $0.name == name }
+            if declared?.type == "string" { given[name] = .string(raw) } else { given[name] = (try? JSONValue.parse(raw)) ?? .string(raw) }
+        }
+        let bound: [String: JSONValue]
+        do { bound = try PlanRunner.bindInputs(plan, given: given) } catch { return fail(invalid: error.errors.map(\.description)) }
+        guard parallel >= 1 else { return fail(invalid: ["--parallel must be at least 1"]) }
+
+        let nova = try host.makeHost()
+        let problems = await nova.runner.validate(plan)
+        if !problems.isEmpty { return fail(invalid: problems.map(\.description)) }
+
+        let who = principal ?? ProcessInfo.processInfo.environment["NOVA_PRINCIPAL"] ?? "local"
+        let runId = NovaHost.makeRunId()
+        let task = Task { await nova.runner.run(plan, inputs: bound, principal: who, runId: runId, options: RunOptions(parallelism: parallel)) }
+        // Ctrl-C cancels the run; the cancellation reaches in-flight calls through the ABI.
+        signal(SIGINT, SIG_IGN)
+        let interrupt = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        interrupt.setEventHandler { task.cancel() }
+        interrupt.resume()
+        let record = await task.value
+        interrupt.cancel()
+        nova.policy.endRun(runId)
+        do { try nova.policy.flush() } catch { Output.error("could not save policy state: \(error)") }
+
+        if json {
+            var out: [String: JSONValue] = ["run_id": .string(record.runId), "status": .string(record.status.rawValue),
+                                            "output": record.output ?? .null, "episode": .null]
+            if let e = record.error { out["error"] = .string(e) }
+            Output.json(.object(out))
+        } else {
+            Summary.print(record)
+        }
+        switch record.status {
+        case .succeeded: return
+        case .denied: throw ExitCode(ExitStatus.denied)
+        default: throw ExitCode(ExitStatus.runFailed)
+        }
+    }
+
+    private func fail(invalid messages: [String]) {
+        if json {
+            Output.json(["run_id": .null, "status": "invalid", "output": .null, "episode": .null,
+                         "error": .string(messages.joined(separator: "\n"))])
+        } else {
+            for m in messages { Output.error(m) }
+        }
+        Foundation.exit(ExitStatus.invalid)
+    }
+}
+
+/// The human summary of a run: one line per step on stderr, the output on stdout.
+enum Summary {
+    static func print(_ r: RunRecord) {
+        Output.note("run \(r.runId) \(r.status.rawValue) in \(format(r.durationMs)) (\(r.steps.count) steps)")
+        let width = r.steps.map(\.id.count).max() ?? 0
+        for s in r.steps {
+            let mark: String
+            switch s.status {
+            case .succeeded: mark = "ok  "
+            case .skipped: mark = "skip"
+            case .denied: mark = "DENY"
+            case .cancelled: mark = "stop"
+            default: mark = "FAIL"
+            }
+            let ms = s.attempts.reduce(0) { $0 + $1.durationMs }
+            var line = "  \(mark) \(s.id.padding(toLength: width, withPad: " ", startingAt: 0))  \(s.call)  \(format(ms))"
+            if s.attempts.count > 1 { line += "  (\(s.attempts.count) attempts)" }
+            if let reason = s.reason, s.status != .succeeded { line += "  — \(reason)" }
+            Output.note(line)
+        }
+        if let e = r.error { Output.note("error: \(e)") }
+        if let out = r.output { Swift.print(out.serialized(pretty: true, sortedKeys: true)) }
+    }
+
+    static func format(_ ms: Double) -> String {
+        ms < 1 ? "\(Int(ms * 1000)) µs" : ms < 1000 ? "\((ms * 10).rounded() / 10) ms" : "\((ms / 100).rounded() / 10) s"
+    }
+}

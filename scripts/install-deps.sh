@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what nova-host needs to build and test, only when something is missing.
+#   scripts/install-deps.sh build   – C libraries the build links (sqlite3, seccomp)
+#   scripts/install-deps.sh test    – plus the real servers and tools the tests start
+set -euo pipefail
+want=(libsqlite3-dev libseccomp-dev pkg-config)
+if [ "${1:-build}" = "test" ]; then
+  want+=(postgresql bubblewrap hyperfine util-linux procps)
+fi
+missing=()
+for p in "${want[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
