@@ -1,1 +1,714 @@
-// Schema module: being written.
+import JSON
+
+/// A compiled JSON Schema, ready to validate instances.
+///
+/// Immutable after `Schema.compile` returns; `validate` and `isValid` may be called from any
+/// number of threads at once.
+public final class CompiledSchema: Sendable {
+    // All state is written once in `init` and only read afterwards. The stored graph holds
+    // classes (not themselves Sendable) that are never mutated after compilation; see
+    // `Storage`'s comment for why sharing it is safe.
+    private let storage: Storage
+    /// The options `validate(_:)` uses.
+    public let options: ValidationOptions
+    /// The canonical URI of the root schema.
+    public let uri: String
+
+    /// Nodes and resources of one compilation.
+    ///
+    /// `@unchecked Sendable`: every field is fully built inside `CompiledSchema.init` and
+    /// never written afterwards (nodes, keyword payloads and resources are only read during
+    /// validation; compiled regular expressions are immutable matchers — see `Pattern`), so
+    /// concurrent reads from several threads are race-free.
+    final class Storage: @unchecked Sendable {
+        let root: Node
+        let arena: [Node]
+        let resources: [Resource]
+        let usesDynamicRef: Bool
+        init(root: Node, arena: [Node], resources: [Resource], usesDynamicRef: Bool) {
+            self.root = root
+            self.arena = arena
+            self.resources = resources
+            self.usesDynamicRef = usesDynamicRef
+        }
+    }
+
+    init(json: JSONValue, registry: SchemaRegistry, baseURI: String, options: ValidationOptions) throws {
+        self.options = options
+        if options.validateSchema {
+            try CompiledSchema.checkAgainstMetaschema(json, registry: registry, baseURI: baseURI)
+        }
+        let c = Compiler(registry: registry)
+        let d = try c.addDocument(json, uri: baseURI)
+        let root = try c.node(Location(doc: d, pointer: []))
+        storage = Storage(root: root, arena: c.arena, resources: c.resourceArena, usesDynamicRef: c.usesDynamicRef)
+        uri = root.absoluteLocation
+    }
+
+    /// The compiled 2020-12 meta-schema, shared by every compilation that validates schemas.
+    static let standardMetaschema: CompiledSchema? = {
+        guard let doc = SchemaRegistry.metaschemaDocuments[Schema.draft202012] else { return nil }
+        return try? CompiledSchema(json: doc, registry: SchemaRegistry(), baseURI: Schema.draft202012,
+                                   options: ValidationOptions(validateSchema: false))
+    }()
+
+    static func checkAgainstMetaschema(_ json: JSONValue, registry: SchemaRegistry, baseURI: String) throws {
+        var meta: CompiledSchema?
+        var metaURI = Schema.draft202012
+        if case .string(let s)? = json["$schema"] {
+            metaURI = splitFragment(resolveURI(s, against: baseURI)).0
+            if Compiler.legacyDrafts.contains(metaURI) { return }  // no older meta-schemas embedded
+        }
+        if metaURI == Schema.draft202012 {
+            meta = standardMetaschema
+        } else if let doc = registry.document(at: metaURI) {
+            meta = try CompiledSchema(json: doc, registry: registry, baseURI: metaURI,
+                                      options: ValidationOptions(validateSchema: false))
+        } else {
+            throw SchemaCompileError(location: baseURI, message: "unknown $schema \"\(metaURI)\": it is neither draft 2020-12 nor a document in the registry")
+        }
+        guard let meta else { return }
+        let r = meta.validate(json)
+        if !r.isValid {
+            throw SchemaCompileError(location: baseURI + "#", message: "the schema is not valid against its meta-schema \(metaURI)", metaschemaErrors: r.errors)
+        }
+    }
+
+    /// Validates `instance` with the options given at compile time, collecting every error.
+    public func validate(_ instance: JSONValue) -> ValidationResult {
+        validate(instance, options: options)
+    }
+
+    /// Validates `instance` with `options`, collecting every error.
+    public func validate(_ instance: JSONValue, options: ValidationOptions) -> ValidationResult {
+        var e = Evaluator(storage: storage, options: options, collect: true)
+        _ = e.eval(storage.root, instance, nil)
+        return ValidationResult(errors: e.finishedErrors())
+    }
+
+    /// `true` when `instance` is valid; stops at the first failure, so it is faster than
+    /// `validate` on invalid instances.
+    public func isValid(_ instance: JSONValue) -> Bool {
+        var e = Evaluator(storage: storage, options: options, collect: false)
+        return e.eval(storage.root, instance, nil)
+    }
+}
+
+/// Annotations that `unevaluatedProperties` / `unevaluatedItems` consume: which members and
+/// items the sibling and in-place subschemas evaluated successfully.
+final class Annotations {
+    var properties: Set<String> = []
+    var allProperties = false
+    var prefixItems = 0
+    var allItems = false
+    var containsIndices: Set<Int> = []
+
+    func merge(_ o: Annotations) {
+        if o.allProperties { allProperties = true } else if !allProperties { properties.formUnion(o.properties) }
+        prefixItems = max(prefixItems, o.prefixItems)
+        if o.allItems { allItems = true } else if !allItems { containsIndices.formUnion(o.containsIndices) }
+    }
+}
+
+/// An error while unwinding: tokens are collected innermost first and reversed at the end.
+struct RawError {
+    var keywordTokens: [String]
+    var instanceTokens: [String]
+    let keyword: String
+    let absolute: String
+    let message: String
+}
+
+struct ResourceRef {
+    unowned(unsafe) let resource: Resource
+}
+
+/// One validation run.
+struct Evaluator {
+    let storage: CompiledSchema.Storage
+    let formatAssertion: Bool
+    let maxDepth: Int
+    let trackScope: Bool
+    /// `true` while errors are being collected; `false` for boolean-only evaluation (anyOf
+    /// branches, `not`, `if`, `contains`), which may stop at the first failure.
+    var collect: Bool
+    var errors: [RawError] = []
+    var scope: [ResourceRef] = []
+    var depth = 0
+
+    init(storage: CompiledSchema.Storage, options: ValidationOptions, collect: Bool) {
+        self.storage = storage
+        formatAssertion = options.formatAssertion
+        maxDepth = options.maximumDepth
+        trackScope = storage.usesDynamicRef
+        self.collect = collect
+    }
+
+    func finishedErrors() -> [ValidationError] {
+        errors.map { e in
+            ValidationError(
+                instanceLocation: pointerString(e.instanceTokens.reversed()),
+                keywordLocation: pointerString(e.keywordTokens.reversed()),
+                absoluteKeywordLocation: e.absolute,
+                keyword: e.keyword,
+                message: e.message)
+        }
+    }
+
+    // MARK: errors
+
+    @inline(__always)
+    mutating func fail(_ n: Node, _ keyword: String, _ message: @autoclosure () -> String) {
+        guard collect else { return }
+        errors.append(RawError(keywordTokens: [keyword], instanceTokens: [], keyword: keyword,
+                               absolute: n.absoluteLocation + "/" + JSONPointer.escape(keyword), message: message()))
+    }
+
+    /// Records an error about a member or item (`at`) of the current instance.
+    mutating func fail(_ n: Node, _ keyword: String, at token: String, _ message: @autoclosure () -> String) {
+        guard collect else { return }
+        errors.append(RawError(keywordTokens: [keyword], instanceTokens: [token], keyword: keyword,
+                               absolute: n.absoluteLocation + "/" + JSONPointer.escape(keyword), message: message()))
+    }
+
+    /// Prefixes errors recorded since `start` with schema tokens (outermost last in the call:
+    /// `decorate(s, "properties", "name")`) and an instance token.
+    @inline(__always)
+    mutating func decorate(_ start: Int, _ k1: String, _ k2: String? = nil, instance: String? = nil) {
+        guard start < errors.count else { return }
+        for i in start..<errors.count {
+            if let k2 { errors[i].keywordTokens.append(k2) }
+            errors[i].keywordTokens.append(k1)
+            if let instance { errors[i].instanceTokens.append(instance) }
+        }
+    }
+
+    // MARK: evaluation
+
+    mutating func eval(_ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        switch n.kind {
+        case .alwaysTrue:
+            return true
+        case .alwaysFalse:
+            if collect {
+                errors.append(RawError(keywordTokens: [], instanceTokens: [], keyword: "false", absolute: n.absoluteLocation,
+                                       message: "no value is allowed here (the schema is false)"))
+            }
+            return false
+        case .keywords:
+            break
+        }
+        depth += 1
+        defer { depth -= 1 }
+        if depth > maxDepth {
+            let limit = maxDepth
+            fail(n, "$ref", "schema evaluation is nested more than \(limit) levels deep (a reference cycle?)")
+            return false
+        }
+        var pushed = false
+        if trackScope, scope.last?.resource !== n.resource {
+            scope.append(ResourceRef(resource: n.resource))
+            pushed = true
+        }
+        defer { if pushed { scope.removeLast() } }
+
+        if n.tracksEvaluation {
+            let local = Annotations()
+            var ok = evalKeywords(n, v, local)
+            if ok || collect { ok = evalUnevaluated(n, v, local) && ok }
+            if ok, let ann { ann.merge(local) }
+            return ok
+        }
+        return evalKeywords(n, v, ann)
+    }
+
+    mutating func evalKeywords(_ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        var valid = true
+        for kw in n.keywords {
+            if !evalKeyword(kw, n, v, ann) {
+                valid = false
+                if !collect { return false }
+            }
+        }
+        return valid
+    }
+
+    /// Evaluates `n` in boolean-only mode (errors discarded).
+    @inline(__always)
+    mutating func check(_ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        let saved = collect
+        collect = false
+        let ok = eval(n, v, ann)
+        collect = saved
+        return ok
+    }
+
+    mutating func evalKeyword(_ kw: Keyword, _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        switch kw {
+        case .type(let mask):
+            if mask.matches(v) { return true }
+            fail(n, "type", "expected \(describeTypes(mask)), but got \(describeType(v))")
+            return false
+
+        case .ref(let target):
+            let start = errors.count
+            let ok = eval(target.node, v, ann)
+            if !ok { decorate(start, "$ref") }
+            return ok
+
+        case .dynamicRef(let d):
+            var target = d.initial.node
+            if let name = d.anchor {
+                for r in scope {
+                    if let t = r.resource.dynamicAnchors[name] { target = t.node; break }
+                }
+            }
+            let start = errors.count
+            let ok = eval(target, v, ann)
+            if !ok { decorate(start, "$dynamicRef") }
+            return ok
+
+        case .enumeration(let values):
+            for e in values where e == v { return true }
+            fail(n, "enum", "\(preview(v)) is not one of the allowed values: \(values.prefix(10).map { preview($0) }.joined(separator: ", "))\(values.count > 10 ? ", …" : "")")
+            return false
+
+        case .const(let c):
+            if c == v { return true }
+            fail(n, "const", "\(preview(v)) is not the required value \(preview(c))")
+            return false
+
+        case .multipleOf(let div):
+            if isMultiple(v, of: div) { return true }
+            fail(n, "multipleOf", "\(preview(v)) is not a multiple of \(preview(div.intValue.map(JSONValue.int) ?? .double(div.value)))")
+            return false
+
+        case .minimum(let lim):
+            guard let c = lim.compare(v), c < 0 else { return true }
+            fail(n, "minimum", "\(preview(v)) is less than the minimum of \(preview(lim.json))")
+            return false
+        case .maximum(let lim):
+            guard let c = lim.compare(v), c > 0 else { return true }
+            fail(n, "maximum", "\(preview(v)) is greater than the maximum of \(preview(lim.json))")
+            return false
+        case .exclusiveMinimum(let lim):
+            guard let c = lim.compare(v), c <= 0 else { return true }
+            fail(n, "exclusiveMinimum", "\(preview(v)) must be greater than \(preview(lim.json))")
+            return false
+        case .exclusiveMaximum(let lim):
+            guard let c = lim.compare(v), c >= 0 else { return true }
+            fail(n, "exclusiveMaximum", "\(preview(v)) must be less than \(preview(lim.json))")
+            return false
+
+        case .minLength(let m):
+            guard case .string(let s) = v else { return true }
+            if s.utf8.count >= m * 4 { return true }
+            if s.utf8.count < m { } else if s.unicodeScalars.count >= m { return true }
+            fail(n, "minLength", "\(preview(v)) is shorter than \(m) character\(m == 1 ? "" : "s")")
+            return false
+        case .maxLength(let m):
+            guard case .string(let s) = v else { return true }
+            if s.utf8.count <= m || s.unicodeScalars.count <= m { return true }
+            fail(n, "maxLength", "\(preview(v)) is longer than \(m) character\(m == 1 ? "" : "s")")
+            return false
+        case .pattern(let p):
+            guard case .string(let s) = v else { return true }
+            if p.matches(s) { return true }
+            fail(n, "pattern", "\(preview(v)) does not match the pattern \(preview(.string(p.source)))")
+            return false
+        case .format(let f, let always):
+            guard always || formatAssertion, case .string(let s) = v else { return true }
+            if f.check(s) { return true }
+            fail(n, "format", "\(preview(v)) is not a valid \(f.name)")
+            return false
+
+        case .minItems(let m):
+            guard case .array(let a) = v, a.count < m else { return true }
+            fail(n, "minItems", "the array has \(a.count) item\(a.count == 1 ? "" : "s"), fewer than the minimum of \(m)")
+            return false
+        case .maxItems(let m):
+            guard case .array(let a) = v, a.count > m else { return true }
+            fail(n, "maxItems", "the array has \(a.count) items, more than the maximum of \(m)")
+            return false
+        case .uniqueItems:
+            guard case .array(let a) = v, a.count > 1 else { return true }
+            if let (i, j) = firstDuplicate(a) {
+                fail(n, "uniqueItems", "the array items at \(i) and \(j) are equal, but items must be unique")
+                return false
+            }
+            return true
+
+        case .minProperties(let m):
+            guard case .object(let o) = v, o.count < m else { return true }
+            fail(n, "minProperties", "the object has \(o.count) propert\(o.count == 1 ? "y" : "ies"), fewer than the minimum of \(m)")
+            return false
+        case .maxProperties(let m):
+            guard case .object(let o) = v, o.count > m else { return true }
+            fail(n, "maxProperties", "the object has \(o.count) properties, more than the maximum of \(m)")
+            return false
+        case .required(let names):
+            guard case .object(let o) = v else { return true }
+            var ok = true
+            for name in names where o[name] == nil {
+                ok = false
+                if !collect { return false }
+                fail(n, "required", "the required property \(preview(.string(name))) is missing")
+            }
+            return ok
+        case .dependentRequired(let deps):
+            guard case .object(let o) = v else { return true }
+            var ok = true
+            for (trigger, names) in deps where o[trigger] != nil {
+                for name in names where o[name] == nil {
+                    ok = false
+                    if !collect { return false }
+                    fail(n, "dependentRequired", "the property \(preview(.string(name))) is required when \(preview(.string(trigger))) is present")
+                }
+            }
+            return ok
+
+        case .object(let app):
+            guard case .object(let o) = v else { return true }
+            return evalObject(app, n, o, ann)
+        case .items(let app):
+            guard case .array(let a) = v else { return true }
+            return evalItems(app, n, a, ann)
+        case .contains(let sub, let minC, let maxC):
+            guard case .array(let a) = v else { return true }
+            var count = 0
+            for (i, e) in a.enumerated() where check(sub.node, e, nil) {
+                count += 1
+                ann?.containsIndices.insert(i)
+                if ann == nil, maxC == nil, count >= minC { return true }
+            }
+            if count < minC {
+                if minC == 1 {
+                    fail(n, "contains", "the array does not contain any item that matches the \"contains\" schema")
+                } else {
+                    fail(n, "minContains", "the array contains \(count) matching item\(count == 1 ? "" : "s"), fewer than the minimum of \(minC)")
+                }
+                return false
+            }
+            if let maxC, count > maxC {
+                fail(n, "maxContains", "the array contains \(count) matching items, more than the maximum of \(maxC)")
+                return false
+            }
+            return true
+        case .propertyNames(let sub):
+            guard case .object(let o) = v else { return true }
+            var ok = true
+            for k in o.keys {
+                let start = errors.count
+                if !eval(sub.node, .string(k), nil) {
+                    ok = false
+                    if !collect { return false }
+                    decorate(start, "propertyNames")
+                }
+            }
+            return ok
+        case .dependentSchemas(let deps):
+            guard case .object(let o) = v else { return true }
+            var ok = true
+            for (trigger, sub) in deps where o[trigger] != nil {
+                let start = errors.count
+                if !eval(sub.node, v, ann) {
+                    ok = false
+                    if !collect { return false }
+                    decorate(start, "dependentSchemas", trigger)
+                }
+            }
+            return ok
+
+        case .allOf(let subs):
+            var ok = true
+            for (i, sub) in subs.enumerated() {
+                let start = errors.count
+                if !eval(sub.node, v, ann) {
+                    ok = false
+                    if !collect { return false }
+                    decorate(start, "allOf", String(i))
+                }
+            }
+            return ok
+        case .anyOf(let subs):
+            if ann == nil {
+                for sub in subs where check(sub.node, v, nil) { return true }
+            } else {
+                var any = false
+                for sub in subs {
+                    let local = Annotations()
+                    if check(sub.node, v, local) {
+                        any = true
+                        ann?.merge(local)
+                    }
+                }
+                if any { return true }
+            }
+            fail(n, "anyOf", "\(preview(v)) does not match any of the \(subs.count) schemas in \"anyOf\"")
+            return false
+        case .oneOf(let subs):
+            var matched: [Int] = []
+            var matchedAnn: Annotations? = nil
+            for (i, sub) in subs.enumerated() {
+                let local: Annotations? = ann == nil ? nil : Annotations()
+                if check(sub.node, v, local) {
+                    matched.append(i)
+                    matchedAnn = local
+                    if matched.count > 1 && !collect { return false }
+                    if matched.count > 1 && ann == nil { break }
+                }
+            }
+            if matched.count == 1 {
+                if let ann, let matchedAnn { ann.merge(matchedAnn) }
+                return true
+            }
+            if matched.isEmpty {
+                fail(n, "oneOf", "\(preview(v)) does not match any of the \(subs.count) schemas in \"oneOf\"")
+            } else {
+                fail(n, "oneOf", "\(preview(v)) matches more than one schema in \"oneOf\" (at \(matched.map(String.init).joined(separator: ", "))), but must match exactly one")
+            }
+            return false
+        case .not(let sub):
+            if !check(sub.node, v, nil) { return true }
+            fail(n, "not", "\(preview(v)) must not match the schema in \"not\"")
+            return false
+        case .conditional(let c):
+            if ann == nil && c.thenNode == nil && c.elseNode == nil { return true }
+            let local: Annotations? = ann == nil ? nil : Annotations()
+            if check(c.ifNode.node, v, local) {
+                if let ann, let local { ann.merge(local) }
+                guard let t = c.thenNode else { return true }
+                let start = errors.count
+                let ok = eval(t.node, v, ann)
+                if !ok { decorate(start, "then") }
+                return ok
+            } else {
+                guard let e = c.elseNode else { return true }
+                let start = errors.count
+                let ok = eval(e.node, v, ann)
+                if !ok { decorate(start, "else") }
+                return ok
+            }
+        }
+    }
+
+    mutating func evalObject(_ app: ObjectApplicator, _ n: Node, _ o: [String: JSONValue], _ ann: Annotations?) -> Bool {
+        var ok = true
+        for (key, value) in o {
+            var matched = false
+            if app.hasProperties, let sub = app.properties[key] {
+                matched = true
+                let start = errors.count
+                if !eval(sub.node, value, nil) {
+                    ok = false
+                    if !collect { return false }
+                    decorate(start, "properties", key, instance: key)
+                }
+            }
+            if app.hasPatterns {
+                for (p, sub) in app.patterns where p.matches(key) {
+                    matched = true
+                    let start = errors.count
+                    if !eval(sub.node, value, nil) {
+                        ok = false
+                        if !collect { return false }
+                        decorate(start, "patternProperties", p.source, instance: key)
+                    }
+                }
+            }
+            if matched {
+                if let ann, !ann.allProperties { ann.properties.insert(key) }
+            } else if let add = app.additional {
+                let start = errors.count
+                if add.node.kind == .alwaysFalse {
+                    ok = false
+                    if !collect { return false }
+                    fail(n, "additionalProperties", at: key, "the property \(preview(.string(key))) is not allowed (no additional properties)")
+                } else if !eval(add.node, value, nil) {
+                    ok = false
+                    if !collect { return false }
+                    decorate(start, "additionalProperties", instance: key)
+                }
+            }
+        }
+        if app.additional != nil, let ann { ann.allProperties = true }
+        return ok
+    }
+
+    mutating func evalItems(_ app: ItemsApplicator, _ n: Node, _ a: [JSONValue], _ ann: Annotations?) -> Bool {
+        var ok = true
+        let prefixCount = app.prefix.count
+        for (i, item) in a.enumerated() {
+            let sub: Node
+            let kw: String
+            if i < prefixCount {
+                sub = app.prefix[i].node
+                kw = "prefixItems"
+            } else if let items = app.items {
+                sub = items.node
+                kw = "items"
+                if sub.kind == .alwaysFalse {
+                    if collect {
+                        fail(n, "items", "the array has \(a.count) items, but only \(prefixCount) \(prefixCount == 1 ? "is" : "are") allowed")
+                    }
+                    ok = false
+                    break
+                }
+            } else {
+                break
+            }
+            let start = errors.count
+            if !eval(sub, item, nil) {
+                ok = false
+                if !collect { return false }
+                if kw == "prefixItems" {
+                    decorate(start, kw, String(i), instance: String(i))
+                } else {
+                    decorate(start, kw, instance: String(i))
+                }
+            }
+        }
+        if let ann {
+            ann.prefixItems = max(ann.prefixItems, min(prefixCount, a.count))
+            if app.items != nil { ann.allItems = true }
+        }
+        return ok
+    }
+
+    mutating func evalUnevaluated(_ n: Node, _ v: JSONValue, _ local: Annotations) -> Bool {
+        var ok = true
+        if let sub = n.unevaluatedProperties, case .object(let o) = v, !local.allProperties {
+            for (key, value) in o where !local.properties.contains(key) {
+                let start = errors.count
+                if sub.kind == .alwaysFalse {
+                    ok = false
+                    if !collect { return false }
+                    fail(n, "unevaluatedProperties", at: key, "the property \(preview(.string(key))) is not allowed (no subschema evaluates it)")
+                } else if !eval(sub, value, nil) {
+                    ok = false
+                    if !collect { return false }
+                    decorate(start, "unevaluatedProperties", instance: key)
+                }
+            }
+            local.allProperties = true
+        }
+        if let sub = n.unevaluatedItems, case .array(let a) = v, !local.allItems {
+            for i in local.prefixItems..<max(local.prefixItems, a.count) where !local.containsIndices.contains(i) {
+                let start = errors.count
+                if sub.kind == .alwaysFalse {
+                    ok = false
+                    if !collect { return false }
+                    fail(n, "unevaluatedItems", at: String(i), "the item at \(i) is not allowed (no subschema evaluates it)")
+                } else if !eval(sub, a[i], nil) {
+                    ok = false
+                    if !collect { return false }
+                    decorate(start, "unevaluatedItems", instance: String(i))
+                }
+            }
+            local.allItems = true
+        }
+        return ok
+    }
+
+    // MARK: helpers
+
+    func isMultiple(_ v: JSONValue, of div: DecimalDivisor) -> Bool {
+        switch v {
+        case .int(let i):
+            if let d = div.intValue { return i % d == 0 }
+            return decimalMultiple(UInt64(i.magnitude), 0, div)
+        case .double(let d):
+            guard d.isFinite else { return false }
+            if d == 0 { return true }
+            guard let (digits, e) = decimalDigits(d) else {
+                let q = d / div.value
+                return q.isFinite && q.rounded(.towardZero) == q
+            }
+            return decimalMultiple(digits, e, div)
+        default:
+            return true
+        }
+    }
+
+    /// Whether digits×10^e is an integer multiple of div.digits×10^div.exponent, exactly.
+    func decimalMultiple(_ digits: UInt64, _ e: Int, _ div: DecimalDivisor) -> Bool {
+        if digits == 0 { return true }
+        let m = div.digits
+        if e >= div.exponent {
+            // digits × 10^(e - de) mod m
+            var r = digits % m
+            var k = e - div.exponent
+            while k > 0 && r != 0 {
+                let (hi, lo) = r.multipliedFullWidth(by: 10)
+                r = m.dividingFullWidth((hi, lo)).remainder
+                k -= 1
+            }
+            return r == 0
+        } else {
+            // digits must be divisible by m × 10^(de - e)
+            var x = digits
+            var k = div.exponent - e
+            while k > 0 {
+                if x % 10 != 0 { return false }
+                x /= 10
+                k -= 1
+            }
+            return x % m == 0
+        }
+    }
+
+    func firstDuplicate(_ a: [JSONValue]) -> (Int, Int)? {
+        if a.count <= 16 {
+            for i in 0..<a.count {
+                for j in (i + 1)..<a.count where a[i] == a[j] { return (i, j) }
+            }
+            return nil
+        }
+        var seen: [JSONValue: Int] = [:]
+        for (j, e) in a.enumerated() {
+            if let i = seen[e] { return (i, j) }
+            seen[e] = j
+        }
+        return nil
+    }
+}
+
+func pointerString<S: Sequence>(_ tokens: S) -> String where S.Element == String {
+    var s = ""
+    for t in tokens {
+        s.append("/")
+        s.append(JSONPointer.escape(t))
+    }
+    return s
+}
+
+func describeType(_ v: JSONValue) -> String {
+    switch v {
+    case .null: return "null"
+    case .bool: return "a boolean"
+    case .int: return "an integer"
+    case .double(let d): return d.rounded(.towardZero) == d && d.isFinite ? "an integer" : "a number"
+    case .string: return "a string"
+    case .array: return "an array"
+    case .object: return "an object"
+    }
+}
+
+func describeTypes(_ m: TypeMask) -> String {
+    let names = m.names.map { n -> String in
+        switch n {
+        case "null": return "null"
+        case "integer", "object", "array": return (n == "integer" || n == "object" || n == "array" ? "an " : "a ") + n
+        default: return "a " + n
+        }
+    }
+    if names.count <= 1 { return names.first ?? "nothing" }
+    return names.dropLast().joined(separator: ", ") + " or " + names.last!
+}
+
+/// A short JSON rendering of a value for messages.
+func preview(_ v: JSONValue) -> String {
+    let s = v.serialized(sortedKeys: true)
+    if s.count <= 60 { return s }
+    return String(s.prefix(57)) + "…"
+}

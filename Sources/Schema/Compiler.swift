@@ -1,0 +1,525 @@
+import JSON
+
+/// A physical location in a loaded document: document index + JSON Pointer tokens from its root.
+struct Location: Hashable {
+    let doc: Int
+    let pointer: [String]
+
+    func appending(_ t: String) -> Location { Location(doc: doc, pointer: pointer + [t]) }
+    func appending(_ t: String, _ u: String) -> Location { Location(doc: doc, pointer: pointer + [t, u]) }
+}
+
+/// Which vocabularies a document's dialect turns on.
+struct Vocabularies {
+    var applicator = true
+    var unevaluated = true
+    var validation = true
+    var formatAssertion = false
+    /// Older drafts (04–07, 2019-09) declared by `$schema`: evaluated with 2020-12 semantics
+    /// plus their array-form `items`, `additionalItems` and `dependencies`.
+    var legacy = false
+
+    static let all = Vocabularies()
+}
+
+/// Turns schema documents into a graph of `Node`s: indexes `$id`, `$anchor` and
+/// `$dynamicAnchor` in every document it loads, resolves references, compiles keywords.
+final class Compiler {
+    let registry: SchemaRegistry
+    var docs: [JSONValue] = []
+    var docURIs: [String] = []
+    var docVocab: [Vocabularies] = []
+    var docByURI: [String: Int] = [:]
+    /// Absolute URI (no fragment) of every schema resource → its location.
+    var resources: [String: Location] = [:]
+    /// "uri#name" for `$anchor` and `$dynamicAnchor` → location.
+    var anchors: [String: Location] = [:]
+    /// Resource URI → its `$dynamicAnchor`s.
+    var dynamicAnchorsByResource: [String: [(String, Location)]] = [:]
+    /// Base URI of every indexed schema location.
+    var baseOf: [Location: String] = [:]
+    var nodes: [Location: Node] = [:]
+    var arena: [Node] = []
+    var resourceObjects: [String: Resource] = [:]
+    var resourceArena: [Resource] = []
+    var usesDynamicRef = false
+
+    init(registry: SchemaRegistry) {
+        self.registry = registry
+    }
+
+    func error(_ loc: Location, _ message: String) -> SchemaCompileError {
+        SchemaCompileError(location: absoluteLocation(loc), message: message)
+    }
+
+    // MARK: documents and indexing
+
+    /// Adds a document under its retrieval URI and indexes it.
+    @discardableResult
+    func addDocument(_ value: JSONValue, uri: String) throws -> Int {
+        let uri = splitFragment(uri).0
+        if let d = docByURI[uri] { return d }
+        let d = docs.count
+        docs.append(value)
+        docURIs.append(uri)
+        docByURI[uri] = d
+        docVocab.append(try vocabularies(for: value, uri: uri))
+        let root = Location(doc: d, pointer: [])
+        resources[uri] = root
+        index(value, at: root, base: uri)
+        return d
+    }
+
+    static let legacyDrafts: Set<String> = [
+        "http://json-schema.org/draft-07/schema", "http://json-schema.org/draft-06/schema",
+        "http://json-schema.org/draft-04/schema", "https://json-schema.org/draft/2019-09/schema",
+    ]
+
+    func vocabularies(for doc: JSONValue, uri: String) throws -> Vocabularies {
+        guard case .string(let s)? = doc["$schema"] else { return .all }
+        let metaURI = splitFragment(resolveURI(s, against: uri)).0
+        if metaURI == Schema.draft202012 { return .all }
+        if Compiler.legacyDrafts.contains(metaURI) {
+            var v = Vocabularies.all
+            v.legacy = true
+            return v
+        }
+        guard let meta = registry.document(at: metaURI) ?? findByID(metaURI).map({ docs[$0] }) else {
+            throw SchemaCompileError(location: uri, message: "unknown $schema \"\(s)\": it is neither draft 2020-12 nor a document in the registry")
+        }
+        guard case .object(let vocab)? = meta["$vocabulary"] else { return .all }
+        let base = "https://json-schema.org/draft/2020-12/vocab/"
+        var v = Vocabularies(applicator: false, unevaluated: false, validation: false, formatAssertion: false, legacy: false)
+        for (k, required) in vocab {
+            switch k {
+            case base + "core", base + "meta-data", base + "content", base + "format-annotation": break
+            case base + "applicator": v.applicator = true
+            case base + "unevaluated": v.unevaluated = true
+            case base + "validation": v.validation = true
+            case base + "format-assertion": v.formatAssertion = true
+            default:
+                if required == .bool(true) {
+                    throw SchemaCompileError(location: uri, message: "meta-schema \(metaURI) requires the unknown vocabulary \(k)")
+                }
+            }
+        }
+        return v
+    }
+
+    /// Keywords whose value is one subschema.
+    static let singleSchemaKeywords: Set<String> = [
+        "additionalProperties", "propertyNames", "items", "contains", "not", "if", "then", "else",
+        "unevaluatedItems", "unevaluatedProperties", "contentSchema", "additionalItems",
+    ]
+    /// Keywords whose value is an object of subschemas.
+    static let mapSchemaKeywords: Set<String> = [
+        "$defs", "properties", "patternProperties", "dependentSchemas", "definitions", "dependencies",
+    ]
+    /// Keywords whose value is an array of subschemas.
+    static let arraySchemaKeywords: Set<String> = ["allOf", "anyOf", "oneOf", "prefixItems", "items"]
+
+    func index(_ value: JSONValue, at loc: Location, base: String) {
+        guard case .object(let o) = value else {
+            baseOf[loc] = base
+            return
+        }
+        var b = base
+        if case .string(let id)? = o["$id"] {
+            b = splitFragment(resolveURI(id, against: base)).0
+            if resources[b] == nil { resources[b] = loc }
+        }
+        baseOf[loc] = b
+        if case .string(let a)? = o["$anchor"] {
+            anchors[b + "#" + a] = loc
+        }
+        if case .string(let a)? = o["$dynamicAnchor"] {
+            if anchors[b + "#" + a] == nil { anchors[b + "#" + a] = loc }
+            dynamicAnchorsByResource[b, default: []].append((a, loc))
+        }
+        for (k, v) in o {
+            if Compiler.singleSchemaKeywords.contains(k) {
+                if case .array = v, k == "items" { } else { index(v, at: loc.appending(k), base: b); continue }
+            }
+            if Compiler.arraySchemaKeywords.contains(k), case .array(let a) = v {
+                for (i, s) in a.enumerated() { index(s, at: loc.appending(k, String(i)), base: b) }
+            } else if Compiler.mapSchemaKeywords.contains(k), case .object(let m) = v {
+                for (name, s) in m { index(s, at: loc.appending(k, name), base: b) }
+            }
+        }
+    }
+
+    /// Index of an unloaded registry document whose root `$id` is `uri`, after loading it.
+    func findByID(_ uri: String) -> Int? {
+        for (docURI, doc) in registry.documents where docByURI[docURI] == nil {
+            if case .string(let id)? = doc["$id"], splitFragment(resolveURI(id, against: docURI)).0 == uri {
+                return try? addDocument(doc, uri: docURI)
+            }
+        }
+        return nil
+    }
+
+    /// The location of the resource at `uri` (no fragment), loading it from the registry.
+    func locateResource(_ uri: String) throws -> Location? {
+        if let l = resources[uri] { return l }
+        if let doc = registry.document(at: uri) {
+            let d = try addDocument(doc, uri: uri)
+            return resources[uri] ?? Location(doc: d, pointer: [])
+        }
+        if findByID(uri) != nil { return resources[uri] }
+        return nil
+    }
+
+    func value(at loc: Location) -> JSONValue? {
+        var cur = docs[loc.doc]
+        for t in loc.pointer {
+            switch cur {
+            case .object(let o):
+                guard let n = o[t] else { return nil }
+                cur = n
+            case .array(let a):
+                guard let i = JSONPointer.arrayIndex(t), i < a.count else { return nil }
+                cur = a[i]
+            default: return nil
+            }
+        }
+        return cur
+    }
+
+    /// Base URI in effect at `loc` (after applying its own `$id`).
+    func baseURI(_ loc: Location) -> String {
+        if let b = baseOf[loc] { return b }
+        if loc.pointer.isEmpty { return docURIs[loc.doc] }
+        let parent = Location(doc: loc.doc, pointer: Array(loc.pointer.dropLast()))
+        let pb = baseURI(parent)
+        if case .string(let id)? = value(at: loc)?["$id"] {
+            return splitFragment(resolveURI(id, against: pb)).0
+        }
+        return pb
+    }
+
+    func absoluteLocation(_ loc: Location) -> String {
+        let base = baseURI(loc)
+        var suffix = loc.pointer
+        if let root = resources[base], root.doc == loc.doc, root.pointer.count <= loc.pointer.count,
+           Array(loc.pointer.prefix(root.pointer.count)) == root.pointer {
+            suffix = Array(loc.pointer.dropFirst(root.pointer.count))
+        }
+        return base + "#" + JSONPointer(tokens: suffix).description
+    }
+
+    /// Resolves a reference string found at `loc` to a location.
+    func resolve(_ ref: String, from loc: Location) throws -> (Location, fragment: String?) {
+        let abs = resolveURI(ref, against: baseURI(loc))
+        let (uri, frag) = splitFragment(abs)
+        guard let root = try locateResource(uri) else {
+            throw error(loc, "cannot resolve reference \"\(ref)\": no schema is known at \(uri) (nothing is fetched from the network; add it to the SchemaRegistry)")
+        }
+        guard let frag, !frag.isEmpty else { return (root, nil) }
+        if frag.hasPrefix("/") || frag.hasPrefix("%2F") || frag.hasPrefix("%2f") {
+            guard let p = try? JSONPointer(uriFragment: frag) else {
+                throw error(loc, "invalid JSON Pointer fragment in reference \"\(ref)\"")
+            }
+            let target = Location(doc: root.doc, pointer: root.pointer + p.tokens)
+            guard value(at: target) != nil else {
+                throw error(loc, "cannot resolve reference \"\(ref)\": \(uri)#\(frag) does not exist")
+            }
+            return (target, nil)
+        }
+        let name = JSONPointer.percentDecode(frag) ?? frag
+        guard let target = anchors[uri + "#" + name] else {
+            throw error(loc, "cannot resolve reference \"\(ref)\": no $anchor or $dynamicAnchor \"\(name)\" in \(uri)")
+        }
+        return (target, name)
+    }
+
+    // MARK: nodes
+
+    func resource(for base: String) -> Resource {
+        if let r = resourceObjects[base] { return r }
+        let r = Resource(uri: base)
+        resourceObjects[base] = r
+        resourceArena.append(r)
+        return r
+    }
+
+    func populateDynamicAnchors(_ r: Resource) throws {
+        guard let list = dynamicAnchorsByResource[r.uri], r.dynamicAnchors.isEmpty else { return }
+        // Mark first so that recursion through the anchors' own subschemas does not re-enter.
+        for (name, loc) in list where r.dynamicAnchors[name] == nil {
+            r.dynamicAnchors[name] = NodeRef(try node(loc))
+        }
+    }
+
+    func node(_ loc: Location) throws -> Node {
+        if let n = nodes[loc] { return n }
+        guard let value = value(at: loc) else { throw error(loc, "no schema at this location") }
+        let base = baseURI(loc)
+        let res = resource(for: base)
+        let n = Node(resource: res, absoluteLocation: absoluteLocation(loc))
+        nodes[loc] = n
+        arena.append(n)
+        switch value {
+        case .bool(let b): n.kind = b ? .alwaysTrue : .alwaysFalse
+        case .object(let o): try compileObject(n, o, loc)
+        default: throw error(loc, "a schema must be an object or a boolean, not \(value.typeName)")
+        }
+        if res.dynamicAnchors.isEmpty, dynamicAnchorsByResource[base] != nil {
+            try populateDynamicAnchors(res)
+        }
+        return n
+    }
+
+    func ref(_ loc: Location) throws -> NodeRef { NodeRef(try node(loc)) }
+
+    func nonNegativeInt(_ v: JSONValue, _ loc: Location, _ kw: String) throws -> Int {
+        guard let i = v.intValue, i >= 0 else {
+            throw error(loc, "\"\(kw)\" must be a non-negative integer")
+        }
+        return i
+    }
+
+    func stringArray(_ v: JSONValue, _ loc: Location, _ kw: String) throws -> [String] {
+        guard case .array(let a) = v else { throw error(loc, "\"\(kw)\" must be an array of strings") }
+        return try a.map { e in
+            guard case .string(let s) = e else { throw error(loc, "\"\(kw)\" must be an array of strings") }
+            return s
+        }
+    }
+
+    func compileObject(_ n: Node, _ o: [String: JSONValue], _ loc: Location) throws {
+        let vocab = docVocab[loc.doc]
+        var kws: [Keyword] = []
+
+        // Validation vocabulary (cheap checks first, for early exits and readable errors).
+        if vocab.validation {
+            if let t = o["type"] {
+                var mask = TypeMask()
+                switch t {
+                case .string(let s):
+                    guard let m = TypeMask(name: s) else { throw error(loc, "unknown type \"\(s)\"") }
+                    mask = m
+                case .array(let a):
+                    for e in a {
+                        guard case .string(let s) = e, let m = TypeMask(name: s) else { throw error(loc, "\"type\" must name JSON types") }
+                        mask.insert(m)
+                    }
+                default: throw error(loc, "\"type\" must be a string or an array of strings")
+                }
+                kws.append(.type(mask))
+            }
+            if let c = o["const"] { kws.append(.const(c)) }
+            if let e = o["enum"] {
+                guard case .array(let a) = e else { throw error(loc, "\"enum\" must be an array") }
+                kws.append(.enumeration(a))
+            }
+            for (kw, make) in [("minimum", Keyword.minimum), ("maximum", Keyword.maximum),
+                               ("exclusiveMinimum", Keyword.exclusiveMinimum), ("exclusiveMaximum", Keyword.exclusiveMaximum)] {
+                if let v = o[kw] {
+                    guard let lim = NumberLimit(v) else { throw error(loc, "\"\(kw)\" must be a number") }
+                    kws.append(make(lim))
+                }
+            }
+            if let v = o["multipleOf"] {
+                guard let d = v.doubleValue, d > 0, let div = DecimalDivisor(v) else {
+                    throw error(loc, "\"multipleOf\" must be a number greater than 0")
+                }
+                _ = d
+                kws.append(.multipleOf(div))
+            }
+            if let v = o["minLength"] { kws.append(.minLength(try nonNegativeInt(v, loc, "minLength"))) }
+            if let v = o["maxLength"] { kws.append(.maxLength(try nonNegativeInt(v, loc, "maxLength"))) }
+            if let v = o["pattern"] {
+                guard case .string(let p) = v else { throw error(loc, "\"pattern\" must be a string") }
+                kws.append(.pattern(try pattern(p, loc)))
+            }
+            if let v = o["minItems"] { kws.append(.minItems(try nonNegativeInt(v, loc, "minItems"))) }
+            if let v = o["maxItems"] { kws.append(.maxItems(try nonNegativeInt(v, loc, "maxItems"))) }
+            if o["uniqueItems"] == .bool(true) { kws.append(.uniqueItems) }
+            if let v = o["minProperties"] { kws.append(.minProperties(try nonNegativeInt(v, loc, "minProperties"))) }
+            if let v = o["maxProperties"] { kws.append(.maxProperties(try nonNegativeInt(v, loc, "maxProperties"))) }
+            if let v = o["required"] {
+                let names = try stringArray(v, loc, "required")
+                if !names.isEmpty { kws.append(.required(names)) }
+            }
+            if let v = o["dependentRequired"] {
+                guard case .object(let m) = v else { throw error(loc, "\"dependentRequired\" must be an object") }
+                let deps = try m.sorted { $0.key < $1.key }.map { ($0.key, try stringArray($0.value, loc, "dependentRequired")) }
+                kws.append(.dependentRequired(deps))
+            }
+            if vocab.legacy, case .object(let m)? = o["dependencies"] {
+                var req: [(String, [String])] = []
+                for (k, v) in m.sorted(by: { $0.key < $1.key }) {
+                    if case .array = v { req.append((k, try stringArray(v, loc, "dependencies"))) }
+                }
+                if !req.isEmpty { kws.append(.dependentRequired(req)) }
+            }
+        }
+        if let f = o["format"], case .string(let name) = f, let format = Format(name: name) {
+            kws.append(.format(format, assert: vocab.formatAssertion))
+        }
+
+        // Core: references.
+        if let v = o["$ref"] {
+            guard case .string(let r) = v else { throw error(loc, "\"$ref\" must be a string") }
+            let (target, _) = try resolve(r, from: loc)
+            kws.append(.ref(try self.ref(target)))
+        }
+        if let v = o["$dynamicRef"] {
+            guard case .string(let r) = v else { throw error(loc, "\"$dynamicRef\" must be a string") }
+            let (target, name) = try resolve(r, from: loc)
+            var dynamicName: String? = nil
+            if let name, case .string(let declared)? = value(at: target)?["$dynamicAnchor"], declared == name {
+                dynamicName = name
+                usesDynamicRef = true
+            }
+            kws.append(.dynamicRef(DynamicRef(initial: try self.ref(target), anchor: dynamicName)))
+        }
+
+        // Applicator vocabulary.
+        if vocab.applicator {
+            let app = ObjectApplicator()
+            var anyObject = false
+            if let v = o["properties"] {
+                guard case .object(let m) = v else { throw error(loc, "\"properties\" must be an object") }
+                for (name, _) in m.sorted(by: { $0.key < $1.key }) {
+                    let r = try ref(loc.appending("properties", name))
+                    app.properties[name] = r
+                    app.propertyList.append((name, r))
+                }
+                app.hasProperties = true
+                anyObject = true
+            }
+            if let v = o["patternProperties"] {
+                guard case .object(let m) = v else { throw error(loc, "\"patternProperties\" must be an object") }
+                for (p, _) in m.sorted(by: { $0.key < $1.key }) {
+                    app.patterns.append((try pattern(p, loc), try ref(loc.appending("patternProperties", p))))
+                }
+                app.hasPatterns = true
+                anyObject = true
+            }
+            if o["additionalProperties"] != nil {
+                app.additional = try ref(loc.appending("additionalProperties"))
+                anyObject = true
+            }
+            if anyObject { kws.append(.object(app)) }
+
+            let items = ItemsApplicator()
+            var anyItems = false
+            if case .array(let a)? = o["prefixItems"] {
+                items.prefix = try a.indices.map { try ref(loc.appending("prefixItems", String($0))) }
+                anyItems = true
+            }
+            if let v = o["items"] {
+                if case .array(let a) = v {
+                    guard vocab.legacy else { throw error(loc, "\"items\" must be a schema (use \"prefixItems\" for tuples in draft 2020-12)") }
+                    items.prefix = try a.indices.map { try ref(loc.appending("items", String($0))) }
+                    if o["additionalItems"] != nil { items.items = try ref(loc.appending("additionalItems")) }
+                } else {
+                    items.items = try ref(loc.appending("items"))
+                }
+                anyItems = true
+            }
+            if anyItems { kws.append(.items(items)) }
+            if o["contains"] != nil {
+                var minC = 1
+                var maxC: Int? = nil
+                if vocab.validation {
+                    if let v = o["minContains"] { minC = try nonNegativeInt(v, loc, "minContains") }
+                    if let v = o["maxContains"] { maxC = try nonNegativeInt(v, loc, "maxContains") }
+                }
+                kws.append(.contains(try ref(loc.appending("contains")), min: minC, max: maxC))
+            }
+            if o["propertyNames"] != nil { kws.append(.propertyNames(try ref(loc.appending("propertyNames")))) }
+            if case .object(let m)? = o["dependentSchemas"] {
+                kws.append(.dependentSchemas(try m.keys.sorted().map { ($0, try ref(loc.appending("dependentSchemas", $0))) }))
+            }
+            if vocab.legacy, case .object(let m)? = o["dependencies"] {
+                var deps: [(String, NodeRef)] = []
+                for (k, v) in m.sorted(by: { $0.key < $1.key }) {
+                    if case .array = v { continue }
+                    deps.append((k, try ref(loc.appending("dependencies", k))))
+                }
+                if !deps.isEmpty { kws.append(.dependentSchemas(deps)) }
+            }
+            for kw in ["allOf", "anyOf", "oneOf"] {
+                guard let v = o[kw] else { continue }
+                guard case .array(let a) = v, !a.isEmpty else { throw error(loc, "\"\(kw)\" must be a non-empty array of schemas") }
+                let refs = try a.indices.map { try ref(loc.appending(kw, String($0))) }
+                switch kw {
+                case "allOf": kws.append(.allOf(refs))
+                case "anyOf": kws.append(.anyOf(refs))
+                default: kws.append(.oneOf(refs))
+                }
+            }
+            if o["not"] != nil { kws.append(.not(try ref(loc.appending("not")))) }
+            if o["if"] != nil {
+                let c = Conditional(ifNode: try ref(loc.appending("if")))
+                if o["then"] != nil { c.thenNode = try ref(loc.appending("then")) }
+                if o["else"] != nil { c.elseNode = try ref(loc.appending("else")) }
+                kws.append(.conditional(c))  // even alone: `if` still yields annotations
+            }
+        }
+        if vocab.unevaluated {
+            if o["unevaluatedProperties"] != nil { n.unevaluatedProperties = try node(loc.appending("unevaluatedProperties")) }
+            if o["unevaluatedItems"] != nil { n.unevaluatedItems = try node(loc.appending("unevaluatedItems")) }
+        }
+        n.keywords = kws
+    }
+
+    func pattern(_ source: String, _ loc: Location) throws -> Pattern {
+        do {
+            return try Pattern(source)
+        } catch {
+            throw self.error(loc, "invalid regular expression \"\(source)\": \(error)")
+        }
+    }
+}
+
+extension DecimalDivisor {
+    /// Splits a positive number into decimal digits × 10^exponent using its shortest
+    /// round-trip text, so `0.01` is exactly 1 × 10^-2.
+    init?(_ v: JSONValue) {
+        switch v {
+        case .int(let i):
+            guard i > 0 else { return nil }
+            value = Double(i)
+            intValue = i
+            digits = UInt64(i)
+            exponent = 0
+        case .double(let d):
+            guard d > 0, d.isFinite, let (dg, e) = decimalDigits(d) else { return nil }
+            value = d
+            intValue = nil
+            digits = dg
+            exponent = e
+        default: return nil
+        }
+    }
+}
+
+/// The shortest decimal representation of a finite positive double as digits × 10^exponent
+/// (digits without trailing zeros), or nil if it does not fit UInt64.
+func decimalDigits(_ d: Double) -> (UInt64, Int)? {
+    let text = d.magnitude.description
+    var mantissa = Substring(text)
+    var exp10 = 0
+    if let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+        mantissa = text[..<e]
+        exp10 = Int(text[text.index(after: e)...]) ?? 0
+    }
+    var digits: UInt64 = 0
+    var fraction = 0
+    var seenPoint = false
+    for c in mantissa.utf8 {
+        if c == UInt8(ascii: ".") { seenPoint = true; continue }
+        let (m, o1) = digits.multipliedReportingOverflow(by: 10)
+        let (a, o2) = m.addingReportingOverflow(UInt64(c - UInt8(ascii: "0")))
+        if o1 || o2 { return nil }
+        digits = a
+        if seenPoint { fraction += 1 }
+    }
+    var exponent = exp10 - fraction
+    if digits == 0 { return (0, 0) }
+    while digits % 10 == 0 { digits /= 10; exponent += 1 }
+    return (digits, exponent)
+}
