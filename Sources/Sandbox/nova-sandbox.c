@@ -1,0 +1,838 @@
+/* nova-sandbox — launch helper for the restricted shell driver.
+ *
+ * Three processes (see README.md):
+ *   helper  (the process the host spawned; stays in the host pid namespace,
+ *            enforces the deadline, forwards host signals, writes the status fd)
+ *     └─ init  (pid 1 of the new pid namespace: builds the file system,
+ *               reaps everything, reports the program's status)
+ *          └─ program (pid 2: credentials, seccomp, execve)
+ * Killing the helper kills init (PR_SET_PDEATHSIG), and init's death makes
+ * the kernel kill every process of the pid namespace. */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <linux/capability.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef CLONE_NEWCGROUP
+#define CLONE_NEWCGROUP 0x02000000
+#endif
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+enum role { ROLE_HELPER, ROLE_INIT, ROLE_PROGRAM };
+enum rec_type { REC_ERROR = 1, REC_EXEC, REC_RESULT };
+
+/* Fixed-size record sent from init (and from the program, via init) to the
+ * helper over a CLOEXEC pipe; smaller than PIPE_BUF so writes are atomic. */
+struct rec {
+    int32_t type, stage, err, code;
+    int32_t wstatus, pid, killed_by, pad;
+    struct rusage ru;
+    char msg[256];
+};
+
+static int g_role = ROLE_HELPER;
+static int g_status_fd = -1; /* helper: JSON lines to the host */
+static int g_pipe_fd = -1;   /* init/program: records to the parent */
+static struct timespec g_start;
+
+static const char *const stage_names[ST__COUNT] = {
+    "args", "config", "pdeathsig", "fds", "setsid", "rlimit", "no_new_privs", "userns",
+    "unshare", "idmap", "fork", "mount", "pivot_root", "hostname", "network", "credentials",
+    "capabilities", "signals", "chdir", "seccomp", "exec", "internal"};
+
+const char *stage_name(int st)
+{
+    return (st >= 0 && st < ST__COUNT) ? stage_names[st] : "internal";
+}
+
+int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+void json_escape(char *out, size_t outlen, const char *in)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p && o + 7 < outlen; p++) {
+        unsigned char ch = *p;
+        if (ch == '"' || ch == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)ch;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            o += (size_t)snprintf(out + o, outlen - o, "\\u%04x", ch);
+        } else {
+            out[o++] = (char)ch;
+        }
+    }
+    out[o] = 0;
+}
+
+static long long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static double elapsed_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - g_start.tv_sec) * 1e3 + (double)(t.tv_nsec - g_start.tv_nsec) / 1e6;
+}
+
+static const char *errno_name(int e)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+    const char *n = strerrorname_np(e);
+    return n ? n : "";
+#else
+    (void)e;
+    return "";
+#endif
+}
+
+static void emit(const char *json)
+{
+    if (g_status_fd < 0)
+        return;
+    size_t n = strlen(json);
+    char *b = malloc(n + 2);
+    if (!b)
+        return;
+    memcpy(b, json, n);
+    b[n] = '\n';
+    (void)write_all(g_status_fd, b, n + 1);
+    free(b);
+}
+
+static int exit_code_for(int stage, int err)
+{
+    if (stage != ST_EXEC)
+        return EXIT_SETUP;
+    return (err == ENOENT || err == ENOTDIR) ? EXIT_NOENT : EXIT_NOEXEC;
+}
+
+static void emit_error(int stage, int err, const char *msg)
+{
+    char esc[600], line[900];
+    json_escape(esc, sizeof esc, msg);
+    snprintf(line, sizeof line, "{\"stage\":\"%s\",\"errno\":%d,\"error\":\"%s\",\"message\":\"%s\"}",
+             stage_name(stage), err, errno_name(err), esc);
+    if (g_status_fd >= 0)
+        emit(line);
+    else
+        dprintf(2, "nova-sandbox: %s: %s\n", stage_name(stage), msg);
+}
+
+_Noreturn void fail(int stage, int err, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    int code = exit_code_for(stage, err);
+    if (g_role == ROLE_HELPER) {
+        emit_error(stage, err, msg);
+        exit(code);
+    }
+    struct rec r;
+    memset(&r, 0, sizeof r);
+    r.type = REC_ERROR;
+    r.stage = stage;
+    r.err = err;
+    r.code = code;
+    memcpy(r.msg, msg, sizeof r.msg);
+    if (g_pipe_fd >= 0)
+        (void)write_all(g_pipe_fd, &r, sizeof r);
+    _exit(code);
+}
+
+static ssize_t read_full(int fd, void *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = read(fd, (char *)buf + got, len - got);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+static int write_proc_file(const char *path, const char *s)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = write_all(fd, s, strlen(s));
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ program */
+
+static _Noreturn void run_program(const struct config *c)
+{
+    /* signals: nothing blocked, nothing ignored (SIG_IGN survives execve) */
+    sigset_t none;
+    sigemptyset(&none);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+        fail(ST_SIGNALS, errno, "sigprocmask: %s", strerror(errno));
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            (void)sigaction(s, &dfl, NULL);
+
+    /* capabilities: empty bounding and ambient sets, so even uid 0 inside
+     * gains nothing at execve */
+    for (int cap = 0; cap <= 63; cap++)
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+            if (errno == EINVAL)
+                break;
+            fail(ST_CAPS, errno, "PR_CAPBSET_DROP %d: %s", cap, strerror(errno));
+        }
+    (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+
+    if (setresgid((gid_t)c->gid, (gid_t)c->gid, (gid_t)c->gid) < 0)
+        fail(ST_CREDS, errno, "setresgid(%lld): %s", c->gid, strerror(errno));
+    if (setresuid((uid_t)c->uid, (uid_t)c->uid, (uid_t)c->uid) < 0)
+        fail(ST_CREDS, errno, "setresuid(%lld): %s", c->uid, strerror(errno));
+    if (chdir(c->cwd) < 0)
+        fail(ST_CHDIR, errno, "chdir %s: %s", c->cwd, strerror(errno));
+
+    char err[256];
+    int rc = install_seccomp(err, sizeof err);
+    if (rc)
+        fail(ST_SECCOMP, rc, "%s", err);
+
+    execve(c->program, c->argv, c->env);
+    fail(ST_EXEC, errno, "execve %s: %s", c->program, strerror(errno));
+}
+
+/* --------------------------------------------------------------------- init */
+
+static _Noreturn void run_init(const struct config *c, int status_pipe)
+{
+    setup_filesystem(c);
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGQUIT);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+        fail(ST_SIGNALS, errno, "sigprocmask: %s", strerror(errno));
+
+    int xp[2];
+    if (pipe2(xp, O_CLOEXEC) < 0)
+        fail(ST_FORK, errno, "pipe2: %s", strerror(errno));
+    pid_t child = fork();
+    if (child < 0)
+        fail(ST_FORK, errno, "fork program: %s", strerror(errno));
+    if (child == 0) {
+        g_role = ROLE_PROGRAM;
+        g_pipe_fd = xp[1];
+        close(xp[0]);
+        close(status_pipe);
+        run_program(c);
+    }
+    close(xp[1]);
+
+    struct rec r;
+    ssize_t n = read_full(xp[0], &r, sizeof r);
+    close(xp[0]);
+    if (n == (ssize_t)sizeof r && r.type == REC_ERROR) {
+        (void)write_all(status_pipe, &r, sizeof r);
+        while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+            ;
+        _exit(r.code);
+    }
+    memset(&r, 0, sizeof r);
+    r.type = REC_EXEC;
+    r.pid = child;
+    (void)write_all(status_pipe, &r, sizeof r);
+
+    int wstatus = 0, done = 0, killed_by = 0;
+    while (!done) {
+        siginfo_t si;
+        int s = sigwaitinfo(&set, &si);
+        if (s < 0)
+            continue;
+        if (s == SIGCHLD) {
+            int st;
+            pid_t p;
+            while ((p = waitpid(-1, &st, WNOHANG)) > 0)
+                if (p == child) {
+                    wstatus = st;
+                    done = 1;
+                }
+        } else if (si.si_pid == 0 && !killed_by) {
+            /* from the helper or the host (an ancestor pid namespace); the
+             * sandbox itself cannot make us do this (si_pid != 0) */
+            killed_by = s;
+            kill(-1, SIGKILL);
+        }
+    }
+    /* the run is over: nothing of the sandbox outlives the program */
+    kill(-1, SIGKILL);
+    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+        ;
+    memset(&r, 0, sizeof r);
+    r.type = REC_RESULT;
+    r.wstatus = wstatus;
+    r.killed_by = killed_by;
+    getrusage(RUSAGE_CHILDREN, &r.ru);
+    (void)write_all(status_pipe, &r, sizeof r);
+    _exit(0);
+}
+
+/* ------------------------------------------------------------------- helper */
+
+static pid_t host_pid_of_program(pid_t init)
+{
+    char path[64], buf[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)init, (int)init);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    return (pid_t)atoi(buf);
+}
+
+static unsigned long long pid_ns_of(pid_t p)
+{
+    char path[64];
+    struct stat st;
+    snprintf(path, sizeof path, "/proc/%d/ns/pid", (int)p);
+    return stat(path, &st) == 0 ? (unsigned long long)st.st_ino : 0;
+}
+
+static double tv_ms(struct timeval tv)
+{
+    return (double)tv.tv_sec * 1e3 + (double)tv.tv_usec / 1e3;
+}
+
+static int run_helper(const struct config *c, pid_t init, int rfd)
+{
+    sigset_t hs;
+    sigemptyset(&hs);
+    sigaddset(&hs, SIGTERM);
+    sigaddset(&hs, SIGINT);
+    sigaddset(&hs, SIGHUP);
+    sigaddset(&hs, SIGQUIT);
+    int sfd = signalfd(-1, &hs, SFD_CLOEXEC | SFD_NONBLOCK);
+
+    long long start = (long long)g_start.tv_sec * 1000 + g_start.tv_nsec / 1000000;
+    long long deadline = c->deadline_ms > 0 ? start + c->deadline_ms : -1;
+    long long hard_kill_at = -1;
+    int term_sent = 0, timed_out = 0, host_signal = 0;
+    int have_exec = 0, have_result = 0, have_error = 0;
+    struct rec buf, result, error;
+    memset(&result, 0, sizeof result);
+    memset(&error, 0, sizeof error);
+    size_t have = 0;
+
+    for (;;) {
+        long long now = now_ms(), wake = -1;
+        if (!term_sent && deadline >= 0)
+            wake = deadline;
+        if (hard_kill_at >= 0)
+            wake = hard_kill_at;
+        int timeout = wake < 0 ? -1 : (wake <= now ? 0 : (int)(wake - now));
+        struct pollfd pf[2] = {{rfd, POLLIN, 0}, {sfd, POLLIN, 0}};
+        int pr = poll(pf, sfd >= 0 ? 2 : 1, timeout);
+        if (pr < 0 && errno != EINTR) {
+            kill(init, SIGKILL);
+            break;
+        }
+        now = now_ms();
+        if (!term_sent && deadline >= 0 && now >= deadline) {
+            timed_out = 1;
+            term_sent = 1;
+            kill(init, SIGTERM);
+            hard_kill_at = now + 1000;
+        } else if (hard_kill_at >= 0 && now >= hard_kill_at) {
+            kill(init, SIGKILL);
+            hard_kill_at = -1;
+        }
+        if (pr > 0 && sfd >= 0 && (pf[1].revents & POLLIN)) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+                if (!host_signal)
+                    host_signal = (int)si.ssi_signo;
+                if (!term_sent) {
+                    term_sent = 1;
+                    kill(init, SIGTERM);
+                    hard_kill_at = now + 1000;
+                }
+            }
+        }
+        if (pr > 0 && (pf[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+            ssize_t n = read(rfd, (char *)&buf + have, sizeof buf - have);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break; /* init is gone */
+            have += (size_t)n;
+            if (have < sizeof buf)
+                continue;
+            have = 0;
+            if (buf.type == REC_EXEC && !have_exec) {
+                have_exec = 1;
+                char line[256];
+                pid_t hp = host_pid_of_program(init);
+                int o = snprintf(line, sizeof line, "{\"stage\":\"exec\",\"init_pid\":%d",
+                                 (int)init);
+                if (hp > 0)
+                    o += snprintf(line + o, sizeof line - (size_t)o, ",\"pid\":%d", (int)hp);
+                snprintf(line + o, sizeof line - (size_t)o, ",\"pid_ns\":%llu,\"setup_ms\":%.3f}",
+                         pid_ns_of(init), elapsed_ms());
+                emit(line);
+            } else if (buf.type == REC_ERROR && !have_error) {
+                have_error = 1;
+                error = buf;
+            } else if (buf.type == REC_RESULT) {
+                have_result = 1;
+                result = buf;
+            }
+        }
+    }
+    int ist = 0;
+    while (waitpid(init, &ist, 0) < 0 && errno == EINTR)
+        ;
+    double wall = elapsed_ms();
+
+    if (have_error) {
+        error.msg[sizeof error.msg - 1] = 0;
+        emit_error(error.stage, error.err, error.msg);
+        return error.code;
+    }
+    if (!have_exec) {
+        char msg[128];
+        if (WIFSIGNALED(ist))
+            snprintf(msg, sizeof msg, "sandbox init killed by signal %d before exec%s",
+                     WTERMSIG(ist), host_signal ? " (host signal)" : timed_out ? " (deadline)" : "");
+        else
+            snprintf(msg, sizeof msg, "sandbox init exited with %d before exec",
+                     WIFEXITED(ist) ? WEXITSTATUS(ist) : -1);
+        emit_error(ST_INTERNAL, 0, msg);
+        return timed_out ? EXIT_TIMEOUT : EXIT_SETUP;
+    }
+
+    char line[768];
+    int o = snprintf(line, sizeof line, "{\"stage\":\"exit\"");
+    int code;
+    int ws = have_result ? result.wstatus : ist;
+    int sig = 0;
+    if (have_result && WIFEXITED(ws)) {
+        code = WEXITSTATUS(ws);
+        o += snprintf(line + o, sizeof line - (size_t)o, ",\"exit_code\":%d", code);
+    } else {
+        sig = have_result ? (WIFSIGNALED(ws) ? WTERMSIG(ws) : SIGKILL)
+                          : (WIFSIGNALED(ist) ? WTERMSIG(ist) : SIGKILL);
+        code = 128 + sig;
+        const char *abbrev = sigabbrev_np(sig);
+        o += snprintf(line + o, sizeof line - (size_t)o, ",\"signal\":%d,\"signal_name\":\"SIG%s\"",
+                      sig, abbrev ? abbrev : "?");
+    }
+    double user = have_result ? tv_ms(result.ru.ru_utime) : 0;
+    double sys = have_result ? tv_ms(result.ru.ru_stime) : 0;
+    const char *timeout = NULL;
+    if (timed_out)
+        timeout = "wall";
+    else if (sig == SIGXCPU || (sig == SIGKILL && !host_signal && c->cpu_seconds != (long long)RLIM_INFINITY &&
+                                user + sys >= (double)c->cpu_seconds * 1000.0 - 50))
+        timeout = "cpu";
+    if (timeout) {
+        o += snprintf(line + o, sizeof line - (size_t)o, ",\"timeout\":\"%s\"", timeout);
+        if (timed_out)
+            code = EXIT_TIMEOUT;
+    }
+    if (host_signal) {
+        const char *abbrev = sigabbrev_np(host_signal);
+        o += snprintf(line + o, sizeof line - (size_t)o, ",\"killed_by_host\":\"SIG%s\"",
+                      abbrev ? abbrev : "?");
+    }
+    if (!have_result)
+        o += snprintf(line + o, sizeof line - (size_t)o, ",\"incomplete\":true");
+    snprintf(line + o, sizeof line - (size_t)o,
+             ",\"max_rss_kb\":%ld,\"user_ms\":%.1f,\"sys_ms\":%.1f,\"wall_ms\":%.1f}",
+             have_result ? result.ru.ru_maxrss : 0L, user, sys, wall);
+    emit(line);
+    return code;
+}
+
+/* --------------------------------------------------------------------- main */
+
+/* The embedded (build-time) BPF must equal what libseccomp builds now. */
+static int check_filter(void)
+{
+    FILE *tmp = tmpfile();
+    if (!tmp || export_bpf(fileno(tmp)) < 0) {
+        fprintf(stderr, "nova-sandbox: cannot export the filter\n");
+        return 2;
+    }
+    off_t len = lseek(fileno(tmp), 0, SEEK_END);
+    size_t elen;
+    const void *emb = embedded_bpf(&elen);
+    char *buf = malloc(len > 0 ? (size_t)len : 1);
+    if (!buf || len != (off_t)elen || pread(fileno(tmp), buf, (size_t)len, 0) != len ||
+        memcmp(buf, emb, elen) != 0) {
+        printf("filter: embedded BPF (%zu instructions) differs from libseccomp %s (%lld)\n",
+               elen / 8, libseccomp_version(), (long long)len / 8);
+        return 1;
+    }
+    printf("filter: embedded BPF matches libseccomp %s (%zu instructions)\n",
+           libseccomp_version(), elen / 8);
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: nova-sandbox (--config-fd N | --config FILE) [--status-fd N]\n"
+            "       nova-sandbox --probe      print what this machine supports (JSON)\n"
+            "       nova-sandbox --export-bpf write the seccomp BPF program to stdout\n"
+            "       nova-sandbox --check-filter  embedded BPF == libseccomp's, exit 0\n"
+            "       nova-sandbox --version\n"
+            "The config is a NUL-separated key=value message (see README.md).\n");
+}
+
+static int parse_fd(const char *s)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < 0 || v > 65535 || end == s)
+        return -1;
+    return (int)v;
+}
+
+static int set_limit(int res, long long soft, long long hard)
+{
+    struct rlimit rl = {(rlim_t)soft, (rlim_t)hard};
+    return setrlimit(res, &rl);
+}
+
+static rlim_t hard_cpu(long long s)
+{
+    return s == (long long)RLIM_INFINITY ? RLIM_INFINITY : (rlim_t)s + 1;
+}
+
+int main(int argc, char **argv)
+{
+    clock_gettime(CLOCK_MONOTONIC, &g_start);
+    pid_t ppid0 = getppid();
+
+    /* 0-2 must exist so that no descriptor we open lands there */
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            int n = open("/dev/null", O_RDWR);
+            if (n >= 0 && n != fd) {
+                dup2(n, fd);
+                close(n);
+            }
+        }
+
+    int config_fd = -1, status_fd = -1;
+    const char *config_file = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--probe"))
+            return run_probe(argv[0]);
+        if (!strcmp(a, "--export-bpf"))
+            return export_bpf(1) ? 1 : 0;
+        if (!strcmp(a, "--check-filter"))
+            return check_filter();
+        if (!strcmp(a, "--version")) {
+            printf("nova-sandbox %s (libseccomp %s)\n", NOVA_SANDBOX_VERSION, libseccomp_version());
+            return 0;
+        }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            usage(stderr);
+            return EXIT_SETUP;
+        }
+        if (!strcmp(a, "--config-fd"))
+            config_fd = parse_fd(argv[++i]);
+        else if (!strcmp(a, "--status-fd"))
+            status_fd = parse_fd(argv[++i]);
+        else if (!strcmp(a, "--config"))
+            config_file = argv[++i];
+        else {
+            usage(stderr);
+            return EXIT_SETUP;
+        }
+        if ((!strcmp(a, "--config-fd") && config_fd < 3) || (!strcmp(a, "--status-fd") && status_fd < 3)) {
+            dprintf(2, "nova-sandbox: %s needs a descriptor number >= 3\n", a);
+            return EXIT_SETUP;
+        }
+    }
+    if (status_fd >= 0) {
+        if (fcntl(status_fd, F_GETFD) < 0) {
+            dprintf(2, "nova-sandbox: --status-fd %d: %s\n", status_fd, strerror(errno));
+            return EXIT_SETUP;
+        }
+        g_status_fd = status_fd;
+    }
+    signal(SIGPIPE, SIG_IGN); /* a vanished status reader must not kill us */
+    if ((config_fd < 0) == (config_file == NULL))
+        fail(ST_ARGS, EINVAL, "exactly one of --config-fd N or --config FILE is required");
+
+    /* 1. die with the parent; re-check it did not die already */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+        fail(ST_PDEATHSIG, errno, "PR_SET_PDEATHSIG: %s", strerror(errno));
+    if (getppid() != ppid0)
+        fail(ST_PDEATHSIG, ESRCH, "parent exited before the sandbox started");
+
+    /* the config message (read fully, then its descriptor is closed) */
+    if (config_file) {
+        config_fd = open(config_file, O_RDONLY | O_CLOEXEC);
+        if (config_fd < 0)
+            fail(ST_CONFIG, errno, "open %s: %s", config_file, strerror(errno));
+    }
+    char *msg = NULL;
+    size_t msglen = 0;
+    int rc = read_all_fd(config_fd, &msg, &msglen, 1u << 20);
+    if (rc < 0)
+        fail(ST_CONFIG, -rc, "reading config: %s", strerror(-rc));
+    close(config_fd);
+    struct config cfg;
+    char err[512];
+    rc = config_parse(&cfg, msg, msglen, err, sizeof err);
+    if (rc)
+        fail(ST_CONFIG, rc, "%s", err);
+    if (cfg.parent_pid != UNSET && (pid_t)cfg.parent_pid != ppid0)
+        fail(ST_PDEATHSIG, ESRCH, "parent is pid %d, config says %lld", (int)ppid0, cfg.parent_pid);
+
+    /* 2. no inherited descriptors: status fd moves to 3, everything above goes */
+    if (g_status_fd >= 0) {
+        if (g_status_fd != 3) {
+            if (dup3(g_status_fd, 3, O_CLOEXEC) < 0)
+                fail(ST_FDS, errno, "dup3 status fd: %s", strerror(errno));
+            g_status_fd = 3;
+        } else if (fcntl(3, F_SETFD, FD_CLOEXEC) < 0) {
+            fail(ST_FDS, errno, "fcntl status fd: %s", strerror(errno));
+        }
+    }
+    int first = g_status_fd >= 0 ? 4 : 3;
+    if (syscall(SYS_close_range, (unsigned)first, ~0U, 0) < 0) {
+        if (errno != ENOSYS)
+            fail(ST_FDS, errno, "close_range: %s", strerror(errno));
+        struct rlimit rl;
+        long max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY ? (long)rl.rlim_max : 65536;
+        for (long fd = first; fd < max; fd++)
+            close((int)fd);
+    }
+
+    /* 3. a new session: no controlling terminal to inject keystrokes into */
+    if (setsid() < 0 && getsid(0) != getpid())
+        fail(ST_SETSID, errno, "setsid: %s", strerror(errno));
+
+    /* 4. resource limits (soft = hard, so the program cannot raise them).
+     * NPROC is applied right after the user namespace exists, so that it
+     * counts the sandbox's processes and not all of the host user's. */
+    if (set_limit(RLIMIT_CORE, 0, 0) < 0)
+        fail(ST_RLIMIT, errno, "RLIMIT_CORE: %s", strerror(errno));
+    if (set_limit(RLIMIT_CPU, cfg.cpu_seconds, (long long)hard_cpu(cfg.cpu_seconds)) < 0)
+        fail(ST_RLIMIT, errno, "RLIMIT_CPU: %s", strerror(errno));
+    if (set_limit(RLIMIT_AS, cfg.memory_bytes, cfg.memory_bytes) < 0)
+        fail(ST_RLIMIT, errno, "RLIMIT_AS: %s", strerror(errno));
+    if (set_limit(RLIMIT_NOFILE, cfg.nofile, cfg.nofile) < 0)
+        fail(ST_RLIMIT, errno, "RLIMIT_NOFILE: %s", strerror(errno));
+    if (set_limit(RLIMIT_FSIZE, cfg.fsize_bytes, cfg.fsize_bytes) < 0)
+        fail(ST_RLIMIT, errno, "RLIMIT_FSIZE: %s", strerror(errno));
+
+    /* 5. */
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        fail(ST_NO_NEW_PRIVS, errno, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+
+    /* 6. namespaces */
+    uid_t euid = geteuid();
+    gid_t egid = getegid();
+    long long huid, hgid;
+    if (euid == 0) {
+        /* root: never map the sandbox to host root (RLIMIT_NPROC does not
+         * apply to uid 0, and files it writes would be root's) */
+        struct stat st;
+        int have_wd = cfg.workdir && stat(cfg.workdir, &st) == 0;
+        huid = cfg.host_uid != UNSET ? cfg.host_uid : (have_wd && st.st_uid ? (long long)st.st_uid : 65534);
+        hgid = cfg.host_gid != UNSET ? cfg.host_gid : (have_wd && st.st_gid ? (long long)st.st_gid : 65534);
+        if (huid == 0 || hgid == 0)
+            fail(ST_CONFIG, EPERM, "host_uid/host_gid 0 is not allowed");
+        if (setgroups(0, NULL) < 0)
+            fail(ST_CREDS, errno, "setgroups: %s", strerror(errno));
+    } else {
+        if ((cfg.host_uid != UNSET && cfg.host_uid != (long long)euid) ||
+            (cfg.host_gid != UNSET && cfg.host_gid != (long long)egid))
+            fail(ST_CONFIG, EPERM, "host_uid/host_gid can only be chosen when running as root");
+        huid = euid;
+        hgid = egid;
+    }
+
+    /* host signals are taken through a signalfd; blocked before the clone
+     * so none is lost (init and the program reset their masks) */
+    sigset_t hs;
+    sigemptyset(&hs);
+    sigaddset(&hs, SIGTERM);
+    sigaddset(&hs, SIGINT);
+    sigaddset(&hs, SIGHUP);
+    sigaddset(&hs, SIGQUIT);
+    sigprocmask(SIG_BLOCK, &hs, NULL);
+
+    /* sp: init -> helper records; gp: helper -> init "id maps written" */
+    int sp[2], gp[2];
+    if (pipe2(sp, O_CLOEXEC) < 0 || pipe2(gp, O_CLOEXEC) < 0)
+        fail(ST_FORK, errno, "pipe2: %s", strerror(errno));
+
+    /* The sandbox init is created directly in all the new namespaces; the
+     * helper stays in the host's, so it may write any id map it is allowed
+     * to (root: an unprivileged host uid; others: their own uid). */
+    long flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
+                 CLONE_NEWCGROUP;
+    if (!cfg.allow_network)
+        flags |= CLONE_NEWNET;
+    pid_t init = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+    if (init < 0 && errno == EINVAL) { /* kernel without cgroup namespaces */
+        flags &= ~(long)CLONE_NEWCGROUP;
+        init = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+    }
+    if (init < 0) {
+        int e = errno;
+        /* tell "no user namespaces" apart from the rest, off the hot path */
+        pid_t t = fork();
+        if (t == 0)
+            _exit(unshare(CLONE_NEWUSER) == 0 ? 0 : 1);
+        int ts = 0;
+        if (t > 0)
+            waitpid(t, &ts, 0);
+        if (t > 0 && WIFEXITED(ts) && WEXITSTATUS(ts) == 1)
+            fail(ST_USERNS, e,
+                 "user namespaces are not available to uid %d (%s); the sandbox refuses to run. "
+                 "Check: sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces>0, "
+                 "kernel.apparmor_restrict_unprivileged_userns=0, or a container seccomp "
+                 "profile blocking it; `nova-sandbox --probe` shows details",
+                 (int)euid, strerror(e));
+        fail(ST_UNSHARE, e, "clone(user|pid|mount|net|ipc|uts|cgroup): %s", strerror(e));
+    }
+    if (init == 0) {
+        g_role = ROLE_INIT;
+        g_pipe_fd = sp[1];
+        close(sp[0]);
+        close(gp[1]);
+        if (g_status_fd >= 0)
+            close(g_status_fd);
+        g_status_fd = -1;
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+            fail(ST_PDEATHSIG, errno, "PR_SET_PDEATHSIG (init): %s", strerror(errno));
+        /* wait for the id maps; EOF means the helper failed or died */
+        char go;
+        ssize_t n;
+        while ((n = read(gp[0], &go, 1)) < 0 && errno == EINTR)
+            ;
+        if (n != 1)
+            _exit(EXIT_SETUP);
+        close(gp[0]);
+        /* Take the sandbox identity now, so that everything init creates is
+         * owned by a mapped uid. Capabilities in the new user namespace are
+         * kept: uid 0 of the namespace is not mapped (or is this very uid),
+         * so this is not a "root to non-root" transition. Init must not be
+         * dumpable: the program runs as the same uid and must not be able
+         * to reach the (unfiltered) init through /proc/1/mem. */
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+            fail(ST_CREDS, errno, "PR_SET_DUMPABLE: %s", strerror(errno));
+        if (setresgid((gid_t)cfg.gid, (gid_t)cfg.gid, (gid_t)cfg.gid) < 0)
+            fail(ST_CREDS, errno, "setresgid(%lld): %s", cfg.gid, strerror(errno));
+        if (setresuid((uid_t)cfg.uid, (uid_t)cfg.uid, (uid_t)cfg.uid) < 0)
+            fail(ST_CREDS, errno, "setresuid(%lld): %s", cfg.uid, strerror(errno));
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+            fail(ST_CREDS, errno, "PR_SET_DUMPABLE: %s", strerror(errno));
+        if (set_limit(RLIMIT_NPROC, cfg.nproc, cfg.nproc) < 0)
+            fail(ST_RLIMIT, errno, "RLIMIT_NPROC: %s", strerror(errno));
+        run_init(&cfg, sp[1]);
+    }
+    close(sp[1]);
+    close(gp[0]);
+    char path[64], map[64];
+    snprintf(path, sizeof path, "/proc/%d/setgroups", (int)init);
+    int mrc = write_proc_file(path, "deny");
+    int stage_err = 0;
+    if (mrc < 0 && errno != ENOENT)
+        stage_err = errno;
+    snprintf(path, sizeof path, "/proc/%d/uid_map", (int)init);
+    snprintf(map, sizeof map, "%lld %lld 1\n", cfg.uid, huid);
+    if (!stage_err && write_proc_file(path, map) < 0)
+        stage_err = errno;
+    snprintf(path, sizeof path, "/proc/%d/gid_map", (int)init);
+    snprintf(map, sizeof map, "%lld %lld 1\n", cfg.gid, hgid);
+    if (!stage_err && write_proc_file(path, map) < 0)
+        stage_err = errno;
+    if (stage_err) {
+        kill(init, SIGKILL);
+        waitpid(init, NULL, 0);
+        fail(ST_IDMAP, stage_err, "writing id maps (uid %lld->%lld, gid %lld->%lld): %s", cfg.uid,
+             huid, cfg.gid, hgid, strerror(stage_err));
+    }
+    if (write_all(gp[1], "g", 1) < 0) {
+        kill(init, SIGKILL);
+        waitpid(init, NULL, 0);
+        fail(ST_FORK, errno, "start init: %s", strerror(errno));
+    }
+    close(gp[1]);
+    return run_helper(&cfg, init, sp[0]);
+}
