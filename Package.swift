@@ -56,7 +56,7 @@ let package = Package(
 
         .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: strict),
         .testTarget(name: "SchemaTests", dependencies: ["Schema", "JSON"], swiftSettings: strict),
-        .testTarget(name: "HostTests", dependencies: ["Host", "DriverKit", "JSON"], swiftSettings: strict),
+        .testTarget(name: "HostTests", dependencies: ["Host", "DriverKit", "DriverABI", "JSON"], swiftSettings: strict),
         .testTarget(name: "EpisodeTests", dependencies: ["Host", "JSON"], swiftSettings: strict),
     ]
 )

@@ -217,6 +217,7 @@ public struct PlanRunner: Sendable {
                 let result = try await resolved.driver.call(ToolCallRequest(tool: shortTool, input: inputBytes, deadlineNanos: deadline))
                 let elapsed = nova_monotonic_ns() - t0
                 attemptRec.durationMs = Double(elapsed) / 1e6
+                (attemptRec.startNanos, attemptRec.endNanos) = (t0, t0 + elapsed)
                 attemptRec.usage = result.usage
                 await gate.charge(request, usage: result.usage, durationNanos: elapsed)
                 let output: JSONValue
@@ -244,6 +245,7 @@ public struct PlanRunner: Sendable {
                 let elapsed = nova_monotonic_ns() - t0
                 let e = (error as? ToolCallError) ?? ToolCallError(kind: .internal, message: "\(error)")
                 attemptRec.durationMs = Double(elapsed) / 1e6
+                (attemptRec.startNanos, attemptRec.endNanos) = (t0, t0 + elapsed)
                 attemptRec.error = e
                 attemptRec.usage = e.usage
                 await gate.charge(request, usage: e.usage, durationNanos: elapsed)

@@ -16,6 +16,10 @@ public struct AttemptRecord: Sendable {
     public var output: JSONValue?
     public var error: ToolCallError?
     public var usage: ToolUsage
+    /// CLOCK_MONOTONIC nanoseconds when the call started and ended (not in the episode: only
+    /// meaningful inside this process; used to observe overlap).
+    public var startNanos: Int64 = 0
+    public var endNanos: Int64 = 0
 
     public var json: JSONValue {
         var o: [String: JSONValue] = [
