@@ -243,30 +243,208 @@ struct Evaluator {
         return ok
     }
 
+    /// Dispatches one keyword. Applicators (which recurse) each get their own small function
+    /// and assertions share one, so that each level of recursion uses little stack.
+    @inline(__always)
     mutating func evalKeyword(_ kw: Keyword, _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        switch kw {
+        case .ref(let target): return evalRefKeyword(target, n, v, ann)
+        case .dynamicRef(let d): return evalDynamicRefKeyword(d, n, v, ann)
+        case .object(let app): return evalObjectKeyword(app, n, v, ann)
+        case .items(let app): return evalItemsKeyword(app, n, v, ann)
+        case .contains(let sub, let minC, let maxC): return evalContainsKeyword(sub, minC, maxC, n, v, ann)
+        case .propertyNames(let sub): return evalPropertyNamesKeyword(sub, n, v, ann)
+        case .dependentSchemas(let deps): return evalDependentSchemasKeyword(deps, n, v, ann)
+        case .allOf(let subs): return evalAllOfKeyword(subs, n, v, ann)
+        case .anyOf(let subs): return evalAnyOfKeyword(subs, n, v, ann)
+        case .oneOf(let subs): return evalOneOfKeyword(subs, n, v, ann)
+        case .not(let sub): return evalNotKeyword(sub, n, v, ann)
+        case .conditional(let c): return evalConditionalKeyword(c, n, v, ann)
+        default: return evalAssertion(kw, n, v)
+        }
+    }
+
+    @inline(never)
+    mutating func evalRefKeyword(_ target: NodeRef, _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        let start = errors.count
+        let ok = eval(target.node, v, ann)
+        if !ok { decorate(start, "$ref") }
+        return ok
+    }
+
+    @inline(never)
+    mutating func evalDynamicRefKeyword(_ d: DynamicRef, _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        var target = d.initial.node
+        if let name = d.anchor {
+            for r in scope {
+                if let t = r.resource.dynamicAnchors[name] { target = t.node; break }
+            }
+        }
+        let start = errors.count
+        let ok = eval(target, v, ann)
+        if !ok { decorate(start, "$dynamicRef") }
+        return ok
+    }
+
+    @inline(never)
+    mutating func evalObjectKeyword(_ app: ObjectApplicator, _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        guard case .object(let o) = v else { return true }
+        return evalObject(app, n, o, ann)
+    }
+
+    @inline(never)
+    mutating func evalItemsKeyword(_ app: ItemsApplicator, _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        guard case .array(let a) = v else { return true }
+        return evalItems(app, n, a, ann)
+    }
+
+    @inline(never)
+    mutating func evalContainsKeyword(_ sub: NodeRef, _ minC: Int, _ maxC: Int?, _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        guard case .array(let a) = v else { return true }
+        var count = 0
+        for (i, e) in a.enumerated() where check(sub.node, e, nil) {
+            count += 1
+            ann?.containsIndices.insert(i)
+            if ann == nil, maxC == nil, count >= minC { return true }
+        }
+        if count < minC {
+            if minC == 1 {
+                fail(n, "contains", "the array does not contain any item that matches the \"contains\" schema")
+            } else {
+                fail(n, "minContains", "the array contains \(count) matching item\(count == 1 ? "" : "s"), fewer than the minimum of \(minC)")
+            }
+            return false
+        }
+        if let maxC, count > maxC {
+            fail(n, "maxContains", "the array contains \(count) matching items, more than the maximum of \(maxC)")
+            return false
+        }
+        return true
+    }
+
+    @inline(never)
+    mutating func evalPropertyNamesKeyword(_ sub: NodeRef, _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        guard case .object(let o) = v else { return true }
+        var ok = true
+        for k in o.keys {
+            let start = errors.count
+            if !eval(sub.node, .string(k), nil) {
+                ok = false
+                if !collect { return false }
+                decorate(start, "propertyNames")
+            }
+        }
+        return ok
+    }
+
+    @inline(never)
+    mutating func evalDependentSchemasKeyword(_ deps: [(String, NodeRef)], _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        guard case .object(let o) = v else { return true }
+        var ok = true
+        for (trigger, sub) in deps where o[trigger] != nil {
+            let start = errors.count
+            if !eval(sub.node, v, ann) {
+                ok = false
+                if !collect { return false }
+                decorate(start, "dependentSchemas", trigger)
+            }
+        }
+        return ok
+    }
+
+    @inline(never)
+    mutating func evalAllOfKeyword(_ subs: [NodeRef], _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        var ok = true
+        for (i, sub) in subs.enumerated() {
+            let start = errors.count
+            if !eval(sub.node, v, ann) {
+                ok = false
+                if !collect { return false }
+                decorate(start, "allOf", String(i))
+            }
+        }
+        return ok
+    }
+
+    @inline(never)
+    mutating func evalAnyOfKeyword(_ subs: [NodeRef], _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        if ann == nil {
+            for sub in subs where check(sub.node, v, nil) { return true }
+        } else {
+            var any = false
+            for sub in subs {
+                let local = Annotations()
+                if check(sub.node, v, local) {
+                    any = true
+                    ann?.merge(local)
+                }
+            }
+            if any { return true }
+        }
+        fail(n, "anyOf", "\(preview(v)) does not match any of the \(subs.count) schemas in \"anyOf\"")
+        return false
+    }
+
+    @inline(never)
+    mutating func evalOneOfKeyword(_ subs: [NodeRef], _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        var matched: [Int] = []
+        var matchedAnn: Annotations? = nil
+        for (i, sub) in subs.enumerated() {
+            let local: Annotations? = ann == nil ? nil : Annotations()
+            if check(sub.node, v, local) {
+                matched.append(i)
+                matchedAnn = local
+                if matched.count > 1 && !collect { return false }
+                if matched.count > 1 && ann == nil { break }
+            }
+        }
+        if matched.count == 1 {
+            if let ann, let matchedAnn { ann.merge(matchedAnn) }
+            return true
+        }
+        if matched.isEmpty {
+            fail(n, "oneOf", "\(preview(v)) does not match any of the \(subs.count) schemas in \"oneOf\"")
+        } else {
+            fail(n, "oneOf", "\(preview(v)) matches more than one schema in \"oneOf\" (at \(matched.map(String.init).joined(separator: ", "))), but must match exactly one")
+        }
+        return false
+    }
+
+    @inline(never)
+    mutating func evalNotKeyword(_ sub: NodeRef, _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        if !check(sub.node, v, nil) { return true }
+        fail(n, "not", "\(preview(v)) must not match the schema in \"not\"")
+        return false
+    }
+
+    @inline(never)
+    mutating func evalConditionalKeyword(_ c: Conditional, _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        if ann == nil && c.thenNode == nil && c.elseNode == nil { return true }
+        let local: Annotations? = ann == nil ? nil : Annotations()
+        if check(c.ifNode.node, v, local) {
+            if let ann, let local { ann.merge(local) }
+            guard let t = c.thenNode else { return true }
+            let start = errors.count
+            let ok = eval(t.node, v, ann)
+            if !ok { decorate(start, "then") }
+            return ok
+        } else {
+            guard let e = c.elseNode else { return true }
+            let start = errors.count
+            let ok = eval(e.node, v, ann)
+            if !ok { decorate(start, "else") }
+            return ok
+        }
+    }
+
+    /// Keywords that do not apply subschemas.
+    @inline(never)
+    mutating func evalAssertion(_ kw: Keyword, _ n: Node, _ v: JSONValue) -> Bool {
         switch kw {
         case .type(let mask):
             if mask.matches(v) { return true }
             fail(n, "type", "expected \(describeTypes(mask)), but got \(describeType(v))")
             return false
-
-        case .ref(let target):
-            let start = errors.count
-            let ok = eval(target.node, v, ann)
-            if !ok { decorate(start, "$ref") }
-            return ok
-
-        case .dynamicRef(let d):
-            var target = d.initial.node
-            if let name = d.anchor {
-                for r in scope {
-                    if let t = r.resource.dynamicAnchors[name] { target = t.node; break }
-                }
-            }
-            let start = errors.count
-            let ok = eval(target, v, ann)
-            if !ok { decorate(start, "$dynamicRef") }
-            return ok
 
         case .enumeration(let values):
             for e in values where e == v { return true }
@@ -366,129 +544,8 @@ struct Evaluator {
                 }
             }
             return ok
-
-        case .object(let app):
-            guard case .object(let o) = v else { return true }
-            return evalObject(app, n, o, ann)
-        case .items(let app):
-            guard case .array(let a) = v else { return true }
-            return evalItems(app, n, a, ann)
-        case .contains(let sub, let minC, let maxC):
-            guard case .array(let a) = v else { return true }
-            var count = 0
-            for (i, e) in a.enumerated() where check(sub.node, e, nil) {
-                count += 1
-                ann?.containsIndices.insert(i)
-                if ann == nil, maxC == nil, count >= minC { return true }
-            }
-            if count < minC {
-                if minC == 1 {
-                    fail(n, "contains", "the array does not contain any item that matches the \"contains\" schema")
-                } else {
-                    fail(n, "minContains", "the array contains \(count) matching item\(count == 1 ? "" : "s"), fewer than the minimum of \(minC)")
-                }
-                return false
-            }
-            if let maxC, count > maxC {
-                fail(n, "maxContains", "the array contains \(count) matching items, more than the maximum of \(maxC)")
-                return false
-            }
+        default:
             return true
-        case .propertyNames(let sub):
-            guard case .object(let o) = v else { return true }
-            var ok = true
-            for k in o.keys {
-                let start = errors.count
-                if !eval(sub.node, .string(k), nil) {
-                    ok = false
-                    if !collect { return false }
-                    decorate(start, "propertyNames")
-                }
-            }
-            return ok
-        case .dependentSchemas(let deps):
-            guard case .object(let o) = v else { return true }
-            var ok = true
-            for (trigger, sub) in deps where o[trigger] != nil {
-                let start = errors.count
-                if !eval(sub.node, v, ann) {
-                    ok = false
-                    if !collect { return false }
-                    decorate(start, "dependentSchemas", trigger)
-                }
-            }
-            return ok
-
-        case .allOf(let subs):
-            var ok = true
-            for (i, sub) in subs.enumerated() {
-                let start = errors.count
-                if !eval(sub.node, v, ann) {
-                    ok = false
-                    if !collect { return false }
-                    decorate(start, "allOf", String(i))
-                }
-            }
-            return ok
-        case .anyOf(let subs):
-            if ann == nil {
-                for sub in subs where check(sub.node, v, nil) { return true }
-            } else {
-                var any = false
-                for sub in subs {
-                    let local = Annotations()
-                    if check(sub.node, v, local) {
-                        any = true
-                        ann?.merge(local)
-                    }
-                }
-                if any { return true }
-            }
-            fail(n, "anyOf", "\(preview(v)) does not match any of the \(subs.count) schemas in \"anyOf\"")
-            return false
-        case .oneOf(let subs):
-            var matched: [Int] = []
-            var matchedAnn: Annotations? = nil
-            for (i, sub) in subs.enumerated() {
-                let local: Annotations? = ann == nil ? nil : Annotations()
-                if check(sub.node, v, local) {
-                    matched.append(i)
-                    matchedAnn = local
-                    if matched.count > 1 && !collect { return false }
-                    if matched.count > 1 && ann == nil { break }
-                }
-            }
-            if matched.count == 1 {
-                if let ann, let matchedAnn { ann.merge(matchedAnn) }
-                return true
-            }
-            if matched.isEmpty {
-                fail(n, "oneOf", "\(preview(v)) does not match any of the \(subs.count) schemas in \"oneOf\"")
-            } else {
-                fail(n, "oneOf", "\(preview(v)) matches more than one schema in \"oneOf\" (at \(matched.map(String.init).joined(separator: ", "))), but must match exactly one")
-            }
-            return false
-        case .not(let sub):
-            if !check(sub.node, v, nil) { return true }
-            fail(n, "not", "\(preview(v)) must not match the schema in \"not\"")
-            return false
-        case .conditional(let c):
-            if ann == nil && c.thenNode == nil && c.elseNode == nil { return true }
-            let local: Annotations? = ann == nil ? nil : Annotations()
-            if check(c.ifNode.node, v, local) {
-                if let ann, let local { ann.merge(local) }
-                guard let t = c.thenNode else { return true }
-                let start = errors.count
-                let ok = eval(t.node, v, ann)
-                if !ok { decorate(start, "then") }
-                return ok
-            } else {
-                guard let e = c.elseNode else { return true }
-                let start = errors.count
-                let ok = eval(e.node, v, ann)
-                if !ok { decorate(start, "else") }
-                return ok
-            }
         }
     }
 

@@ -1,5 +1,5 @@
 import Testing
-@testable import JSON
+import JSON
 
 @Suite("Parsing")
 struct ParsingTests {
