@@ -14,6 +14,13 @@ public struct ToolAnnotations: Sendable, Equatable, Codable {
     public var destructiveHint: Bool
     public var idempotentHint: Bool
     public var openWorldHint: Bool
+
+    public init(readOnlyHint: Bool, destructiveHint: Bool, idempotentHint: Bool, openWorldHint: Bool) {
+        self.readOnlyHint = readOnlyHint
+        self.destructiveHint = destructiveHint
+        self.idempotentHint = idempotentHint
+        self.openWorldHint = openWorldHint
+    }
 }
 
 /// What a driver needs from the machine; policy may refuse drivers that ask for too much.

@@ -1,0 +1,56 @@
+import DriverABI
+import Foundation
+import Host
+import JSON
+
+/// Policy decision latency (goal ≤ 2 µs).
+enum PolicyBench {
+    static func run() async throws {
+        let profile = try NovaHost.loadPolicy("configs/policy.default.json")
+        let engine = PolicyEngine(profile: profile)
+        let request = GateRequest(runId: "bench", principal: "local", tool: "http.request",
+                                  input: ["url": "https://api.example.com/v1/items?limit=10", "method": "GET"],
+                                  annotations: ToolAnnotations(readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true))
+        nonisolated(unsafe) var allowed = 0
+        // consume: false so that rate limits do not turn the benchmark into a denial benchmark.
+        let ns = Measure.nsPerOp(iterations: 100_000) { if engine.decide(request, consume: false).allowed { allowed += 1 } }
+        let deny = GateRequest(runId: "bench", principal: "local", tool: "postgres.execute", input: ["sql": "drop table x"], annotations: nil)
+        let nsDeny = Measure.nsPerOp(iterations: 100_000) { if engine.decide(deny, consume: false).allowed { allowed += 1 } }
+        print("  decision, default profile (7 rules, 2 rate limits, 2 budgets), median of 7 × 100k:")
+        print("    allow http.request via host allowlist  \(Measure.fmt(ns))   (goal ≤ 2 µs)")
+        print("    deny postgres.execute                  \(Measure.fmt(nsDeny))")
+    }
+}
+
+/// Interpreter overhead per step with a no-op driver (goal ≤ 20 µs).
+enum InterpreterBench {
+    static func run() async throws {
+        let candidates = [".build/release", "drivers"]
+        guard let dir = candidates.first(where: { FileManager.default.fileExists(atPath: $0 + "/libnova_echo.so") }) else {
+            print("  c-echo driver not found (build it: make bench)"); return
+        }
+        let steps = 200
+        var list: [JSONValue] = []
+        for i in 0..<steps {
+            list.append(["id": .string("s\(i)"), "call": "echo.echo", "input": i == 0 ? ["v": 0] : ["v": .string("${steps.s\(i - 1).output.v}")]])
+        }
+        let plan = try Plan.parse(["name": "chain", "steps": .array(list)])
+        let registry = DriverRegistry(driversDirectory: dir)
+        let profile = try NovaHost.loadPolicy("configs/policy.default.json")
+        let echo = try await registry.driver(named: "echo")
+        let call = try await Measure.nsPerOpAsync(rounds: 5, iterations: 20_000) { _ = try await echo.call(ToolCallRequest(tool: "echo", input: Array(#"{"v":0}"#.utf8))) }
+        var samples: [Double] = []
+        for i in 0..<7 {
+            let runner = PlanRunner(registry: registry, gate: PolicyEngine(profile: profile))
+            let t0 = nova_monotonic_ns()
+            let r = await runner.run(plan, inputs: [:], principal: "admin", runId: "bench-\(i)", options: RunOptions(parallelism: 1))
+            precondition(r.status == .succeeded, "bench run failed: \(r.error ?? "")")
+            samples.append(Double(nova_monotonic_ns() - t0) / Double(steps))
+        }
+        let perStep = Measure.median(samples)
+        print("  \(steps)-step chain of echo.echo with references, policy on (median of 7 runs):")
+        print("    per step, total                 \(Measure.fmt(perStep))")
+        print("    of which the driver call path   \(Measure.fmt(call))")
+        print("    interpreter overhead per step   \(Measure.fmt(perStep - call))   (goal ≤ 20 µs)")
+    }
+}

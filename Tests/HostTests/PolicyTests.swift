@@ -1,0 +1,161 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import Host
+import JSON
+
+/// A clock tests move by hand.
+final class ManualClock: Sendable {
+    let now = Atomic<Int64>(1_000_000_000)
+    func advance(ms: Int64) { now.add(ms * 1_000_000, ordering: .relaxed) }
+    var read: @Sendable () -> Int64 { { [self] in now.load(ordering: .relaxed) } }
+}
+
+/// In-memory policy persistence with the same transactional contract as the store.
+final class MemoryPersistence: PolicyStatePersistence {
+    let values = Mutex<[String: JSONValue]>([:])
+    func policyState(keys: [String]) throws -> [String: JSONValue] { values.withLock { v in v.filter { keys.contains($0.key) } } }
+    func updatePolicyState(keys: [String], _ update: @Sendable ([String: JSONValue]) throws -> [String: JSONValue]) throws {
+        try values.withLock { v in
+            let new = try update(v.filter { keys.contains($0.key) })
+            for (k, x) in new { v[k] = x }
+        }
+    }
+}
+
+@Suite("Policy engine")
+struct PolicyTests {
+    static let profileJSON: JSONValue = [
+        "principals": ["ada": "admin", "uma": "user", "svc": "service"],
+        "rules": [
+            ["id": "admin-all", "effect": "allow", "roles": ["admin"], "tools": ["*"]],
+            ["id": "no-exec", "effect": "deny", "tools": ["postgres.execute"], "reason": "writes need admin"],
+            ["id": "hosts", "effect": "allow", "roles": ["user", "service"], "tools": ["http.request"], "conditions": ["http_hosts": ["api.example.com", "*.corp"]]],
+            ["id": "progs", "effect": "allow", "roles": ["user"], "tools": ["shell.exec"],
+             "conditions": ["shell_programs": ["/bin/echo"], "shell_args": ["/bin/echo": ["[a-z]+"]]]],
+            ["id": "pg-ro", "effect": "allow", "roles": ["user"], "tools": ["postgres.*"], "conditions": ["postgres_read_only": true]],
+            ["id": "gql", "effect": "allow", "roles": ["user"], "tools": ["graphql.query"], "conditions": ["graphql_operations": ["query"]]],
+            ["id": "echo", "effect": "allow", "roles": ["user", "service"], "tools": ["echo.*"]],
+        ],
+    ]
+
+    func engine(_ extra: [String: JSONValue] = [:], clock: ManualClock = ManualClock(), persistence: (any PolicyStatePersistence)? = nil) throws -> PolicyEngine {
+        var p = Self.profileJSON.objectValue!
+        for (k, v) in extra { p[k] = v }
+        return PolicyEngine(profile: try PolicyProfile(json: .object(p)), persistence: persistence, clock: clock.read)
+    }
+
+    func req(_ who: String, _ tool: String, _ input: JSONValue = [:], readOnly: Bool = true, run: String = "r") -> GateRequest {
+        GateRequest(runId: run, principal: who, tool: tool, input: input,
+                    annotations: ToolAnnotations(readOnlyHint: readOnly, destructiveHint: !readOnly, idempotentHint: true, openWorldHint: false))
+    }
+
+    @Test func rolesAndDefaultDeny() throws {
+        let e = try engine()
+        #expect(e.decide(req("ada", "postgres.execute")).allowed)  // admin rule comes first
+        let d = e.decide(req("uma", "postgres.execute"))
+        #expect(!d.allowed && d.ruleId == "no-exec" && d.reason == "writes need admin")
+        let unknown = e.decide(req("uma", "text.upper"))
+        #expect(!unknown.allowed && unknown.ruleId == "default-deny")
+        let stranger = e.decide(req("eve", "echo.echo"))
+        #expect(!stranger.allowed && stranger.ruleId == "unknown-principal")
+        #expect(e.decide(req("svc", "echo.echo")).allowed)
+        #expect(!e.decide(req("svc", "shell.exec", ["program": "/bin/echo"])).allowed)  // progs is for users only
+    }
+
+    @Test func conditions() throws {
+        let e = try engine()
+        #expect(e.decide(req("uma", "http.request", ["url": "https://api.example.com/v1"])).allowed)
+        #expect(e.decide(req("uma", "http.request", ["url": "http://user@db.corp:8080/x"])).allowed)
+        let evil = e.decide(req("uma", "http.request", ["url": "https://evil.com/"]))
+        #expect(!evil.allowed && evil.reason.contains("host 'evil.com' is not in http_hosts"))
+        #expect(e.decide(req("uma", "shell.exec", ["program": "/bin/echo", "args": ["hello"]])).allowed)
+        #expect(!e.decide(req("uma", "shell.exec", ["program": "/bin/sh", "args": []])).allowed)
+        let badArg = e.decide(req("uma", "shell.exec", ["program": "/bin/echo", "args": ["; rm -rf /"]]))
+        #expect(!badArg.allowed && badArg.reason.contains("matches no pattern"))
+        #expect(e.decide(req("uma", "postgres.query", ["sql": "select 1"])).allowed)
+        #expect(!e.decide(req("uma", "postgres.query", ["sql": "x", "allow_write": true])).allowed)
+        #expect(!e.decide(req("uma", "postgres.schema", [:], readOnly: false)).allowed)
+        #expect(e.decide(req("uma", "graphql.query", ["query": "{ users { id } }"])).allowed)
+        #expect(e.decide(req("uma", "graphql.query", ["query": "query Q { a }"])).allowed)
+        let m = e.decide(req("uma", "graphql.query", ["query": "# comment\nmutation { drop }"]))
+        #expect(!m.allowed && m.reason.contains("GraphQL mutation is not in graphql_operations"))
+    }
+
+    @Test func ruleOrderMatters() throws {
+        let allowFirst = try PolicyProfile(json: ["principals": ["u": "user"], "rules": [
+            ["id": "a", "effect": "allow", "tools": ["echo.*"]], ["id": "d", "effect": "deny", "tools": ["echo.echo"]]]])
+        let denyFirst = try PolicyProfile(json: ["principals": ["u": "user"], "rules": [
+            ["id": "d", "effect": "deny", "tools": ["echo.echo"]], ["id": "a", "effect": "allow", "tools": ["echo.*"]]]])
+        #expect(PolicyEngine(profile: allowFirst).decide(req("u", "echo.echo")).ruleId == "a")
+        #expect(PolicyEngine(profile: denyFirst).decide(req("u", "echo.echo")).ruleId == "d")
+    }
+
+    @Test func rateLimitExhaustsAndRefills() throws {
+        let clock = ManualClock()
+        let e = try engine(["rate_limits": [["id": "rl", "scope": "principal", "capacity": 3, "refill_per_second": 1]]], clock: clock)
+        for _ in 0..<3 { #expect(e.decide(req("uma", "echo.echo")).allowed) }
+        let d = e.decide(req("uma", "echo.echo"))
+        #expect(!d.allowed && d.ruleId == "rl" && d.reason.contains("next call possible in 1000 ms"))
+        #expect(e.decide(req("svc", "echo.echo")).allowed)  // another principal has its own bucket
+        clock.advance(ms: 1000)
+        #expect(e.decide(req("uma", "echo.echo")).allowed)
+        #expect(!e.decide(req("uma", "echo.echo")).allowed)
+    }
+
+    @Test func budgetsFailClosedBeforeTheCall() async throws {
+        let clock = ManualClock()
+        let e = try engine(["budgets": [["id": "run", "scope": "run", "calls": 2, "tokens": 100, "wall_ms": 5000]]], clock: clock)
+        #expect(e.decide(req("uma", "echo.echo")).allowed)
+        await e.charge(req("uma", "echo.echo"), usage: ToolUsage(tokens: 150), durationNanos: 0)
+        let d = e.decide(req("uma", "echo.echo"))
+        #expect(!d.allowed && d.reason.contains("150 of 100 tokens used"))
+        // Another run has its own budget; calls and wall time are limited too.
+        #expect(e.decide(req("uma", "echo.echo", run: "r2")).allowed)
+        #expect(e.decide(req("uma", "echo.echo", run: "r2")).allowed)
+        #expect(e.decide(req("uma", "echo.echo", run: "r2")).reason.contains("2 of 2 calls used"))
+        _ = e.decide(req("uma", "echo.echo", run: "r3"))
+        clock.advance(ms: 6000)
+        #expect(e.decide(req("uma", "echo.echo", run: "r3")).reason.contains("wall time over 5000 ms"))
+    }
+
+    @Test func budgetExhaustionMidRunStopsTheNextCall() async throws {
+        let dir = Fixtures.tempDir("budget")
+        try Fixtures.buildEcho(into: dir)
+        let e = try engine(["budgets": [["id": "tok", "scope": "run", "tokens": 5]]])
+        let runner = PlanRunner(registry: DriverRegistry(driversDirectory: dir), gate: e)
+        // Each echo of this input reports 6 tokens (24 bytes / 4): the first call runs, the
+        // budget is then spent, and the second is denied before it reaches the driver.
+        let plan = try Plan.parse(JSONValue.parse(#"{"steps": [{"id": "a", "call": "echo.echo", "input": {"pad": "xxxxxxxxxxxx"}}, {"id": "b", "call": "echo.echo", "input": {"pad": "${steps.a.output.pad}"}}]}"#))
+        let r = await runner.run(plan, inputs: [:], principal: "uma", runId: "budget-run")
+        #expect(r.status == .denied)
+        #expect(r.steps[0].status == .succeeded && r.steps[0].attempts[0].usage.tokens == 6)
+        #expect(r.steps[1].status == .denied)
+        #expect(r.steps[1].attempts.count == 1 && r.steps[1].attempts[0].output == nil)
+        #expect(r.steps[1].attempts[0].decision?.ruleId == "tok")
+    }
+
+    @Test func stateSurvivesAcrossEngines() throws {
+        let store = MemoryPersistence()
+        let limits: [String: JSONValue] = ["rate_limits": [["id": "rl", "scope": "principal", "capacity": 2, "refill_per_second": 0]],
+                                           "budgets": [["id": "day", "scope": "principal", "calls": 3, "window_seconds": 86400]]]
+        let first = try engine(limits, persistence: store)
+        #expect(first.decide(req("uma", "echo.echo")).allowed)
+        #expect(first.decide(req("uma", "echo.echo")).allowed)
+        try first.flush()
+        // A new process (new engine) sees the spent bucket and window.
+        let second = try engine(limits, persistence: store)
+        let d = second.decide(req("uma", "echo.echo"))
+        #expect(!d.allowed && d.ruleId == "rl")
+    }
+
+    @Test func invalidProfilesAreRejectedWithTheField() {
+        #expect(throws: PolicyError.self) { try PolicyProfile(json: ["rules": [["id": "x", "effect": "maybe"]]]) }
+        do { _ = try PolicyProfile(json: ["rules": [["id": "x", "effect": "allow", "conditions": ["nope": 1]]]]); Issue.record("accepted") } catch {
+            #expect(error.message.hasPrefix("rules[0].conditions.nope is not a known condition"))
+        }
+        do { _ = try PolicyProfile(json: ["principals": ["a": "root"]]); Issue.record("accepted") } catch {
+            #expect(error.message == "principals.a: unknown role 'root' (roles: admin, user, service)")
+        }
+    }
+}
