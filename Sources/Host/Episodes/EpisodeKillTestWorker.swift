@@ -1,0 +1,99 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import JSON
+
+/// The child process of the episode kill test (`nova-host episodes _torture --data DIR
+/// --count N`): opens the data directory with the normal start-up recovery, prints `READY`,
+/// then writes episodes from `writers` threads and prints `ACK <run_id>` (one `write(2)` to
+/// stdout, unbuffered) after each write has returned, i.e. once the episode is durable. The
+/// test SIGKILLs it at random moments and then checks that every acknowledged run id is
+/// present and the chain verifies.
+public enum EpisodeKillTestWorker {
+    /// Runs the worker; returns after `count` episodes (normally it is killed long before).
+    public static func run(dataDir: String, count: Int, writers: Int = 2) throws {
+        let log = try EpisodeLog(dataDirectory: dataDir)
+        emit("READY\n")
+        let prefix = "k\(Timestamps.wallNanos())-\(getpid())"
+        let next = Counter()
+        let failures = Counter()
+        let threads = (0..<max(1, writers)).map { _ in
+            PosixThread {
+                while true {
+                    let i = next.increment()
+                    if i > count { return }
+                    let runId = "\(prefix)-\(i)"
+                    do {
+                        try log.write(body: sampleBody(runId: runId, index: i), runId: runId)
+                        emit("ACK \(runId)\n")
+                    } catch {
+                        _ = failures.increment()
+                        emit("ERR \(runId) \(error)\n")
+                    }
+                }
+            }
+        }
+        for t in threads { t.join() }
+        if failures.value > 0 {
+            throw EpisodeStoreError.io(EpisodeFileSystemError(operation: "torture: \(failures.value) write(s) failed", path: dataDir, errno: EIO))
+        }
+    }
+
+    /// A run-record-shaped body of roughly `size` bytes.
+    public static func sampleBody(runId: String, index: Int, size: Int = 600) -> JSONValue {
+        let filler = String(repeating: "x", count: max(0, size - 420))
+        return [
+            "run_id": .string(runId), "plan_name": "torture", "principal": index % 3 == 0 ? "svc" : "alice",
+            "status": index % 5 == 0 ? "failed" : "succeeded", "started_at": .string(Timestamps.now()),
+            "finished_at": .string(Timestamps.now()), "duration_ms": .double(Double(index % 97) + 0.25),
+            "inputs": ["n": .int(index)], "plan": ["steps": [["id": "a", "call": "text.echo"]]],
+            "steps": [["id": "a", "call": "text.echo", "status": "succeeded",
+                       "attempts": [["attempt": 1, "input": ["text": .string(filler)], "output": ["ok": true]]]]],
+            "totals": ["calls": 1, "tokens": .int(index % 1000), "cost_micros": .int(index * 7)],
+        ]
+    }
+
+    static func emit(_ s: String) {
+        var bytes = Array(s.utf8)
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { write(1, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 { if errno == EINTR { continue }; return }
+            off += n
+        }
+    }
+}
+
+/// A thread-safe counter.
+final class Counter: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var n = 0
+    func increment() -> Int { lock.withLock { n += 1; return n } }
+    var value: Int { lock.withLock { n } }
+}
+
+/// A joinable POSIX thread running a closure.
+final class PosixThread: @unchecked Sendable {
+    private var tid = pthread_t()
+    private final class Box { let body: () -> Void; init(_ b: @escaping () -> Void) { body = b } }
+
+    init(_ body: @escaping @Sendable () -> Void) {
+        let box = Unmanaged.passRetained(Box(body))
+        let rc = pthread_create(&tid, nil, { raw in
+            #if canImport(Darwin)
+            let b = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
+            #else
+            let b = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            #endif
+            b.body()
+            return nil
+        }, box.toOpaque())
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+    }
+
+    func join() { pthread_join(tid, nil) }
+}
