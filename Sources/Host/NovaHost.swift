@@ -43,6 +43,10 @@ public final class NovaHost: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else { throw PolicyError("cannot read policy file \(path)") }
         let json: JSONValue
         do { json = try JSONValue.parse(Array(data)) } catch { throw PolicyError("\(path) is not valid JSON: \(error)") }
+        let problems = DocumentSchemas.check(json, against: DocumentSchemas.policy)
+        if let first = problems.first {
+            throw PolicyError("\(path): \(first.path.isEmpty ? "" : first.path + ": ")\(first.message) (see schemas/policy.schema.json)")
+        }
         do { return try PolicyProfile(json: json) } catch { throw PolicyError("\(path): \(error.message)") }
     }
 

@@ -151,3 +151,22 @@ public struct ManifestError: Error, Sendable, CustomStringConvertible {
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 }
+
+import Schema
+
+extension DriverManifest {
+    /// Checks a manifest against `schemas/manifest.schema.json` and compiles every tool's
+    /// input and output schema; returns the first problem, or nil.
+    static func schemaProblem(json: JSONValue, tools: [ToolDescriptor]) -> String? {
+        if let first = DocumentSchemas.check(json, against: DocumentSchemas.manifest).first {
+            return "\(first.path.isEmpty ? "" : first.path + ": ")\(first.message)"
+        }
+        for tool in tools {
+            do { _ = try Schema.compile(tool.inputSchema) } catch { return "tool '\(tool.name)': inputSchema is not a valid JSON Schema: \(error)" }
+            if let out = tool.outputSchema {
+                do { _ = try Schema.compile(out) } catch { return "tool '\(tool.name)': outputSchema is not a valid JSON Schema: \(error)" }
+            }
+        }
+        return nil
+    }
+}

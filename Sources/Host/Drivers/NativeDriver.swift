@@ -140,6 +140,9 @@ public final class NativeDriverLibrary: @unchecked Sendable {
         }
         let manifest: DriverManifest
         do { manifest = try DriverManifest(json: json) } catch { throw .invalidManifest(path: path, reason: error.message) }
+        if let problem = DriverManifest.schemaProblem(json: json, tools: manifest.tools) {
+            throw .invalidManifest(path: path, reason: problem)
+        }
         if let expectedName, manifest.name != expectedName {
             throw .nameMismatch(path: path, fileName: expectedName, manifestName: manifest.name)
         }

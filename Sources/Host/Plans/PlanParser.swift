@@ -116,6 +116,19 @@ extension Plan {
         if errors.isEmpty, let cycle = plan.findCycle() {
             errors.append(PlanError(step: cycle[0], field: "depends_on", "dependency cycle: \(cycle.joined(separator: " → "))"))
         }
+        // The published schema (schemas/plan.schema.json) is the contract: check it too, so that
+        // nothing it forbids slips past the hand-written checks above.
+        if errors.isEmpty {
+            for (path, message) in DocumentSchemas.check(json, against: DocumentSchemas.plan) {
+                var step: String?
+                var field = path
+                if path.hasPrefix("steps["), let close = path.firstIndex(of: "]"), let n = Int(path[path.index(path.startIndex, offsetBy: 6)..<close]), n < steps.count {
+                    step = steps[n].id
+                    field = String(path[path.index(after: close)...].drop { $0 == "." })
+                }
+                errors.append(PlanError(step: step, field: field.isEmpty ? nil : field, message))
+            }
+        }
         guard errors.isEmpty else { throw PlanErrors(errors: errors) }
         return plan
     }
