@@ -1,0 +1,97 @@
+import Foundation
+import Testing
+@testable import Host
+import JSON
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// SIGKILLs a process writing episodes at random moments, many times over one data directory,
+/// then checks that (after the normal start-up recovery) the chain verifies and every episode
+/// whose write was acknowledged is present.
+@Suite struct KillTest {
+    typealias F = EpisodeFixtures
+
+    /// The `nova-host` binary: `NOVA_HOST_BIN`, else the one next to this test binary (same
+    /// build), else `NOVA_BIN_DIR/nova-host`, else `<package>/.build/debug/nova-host`.
+    static func novaHostBinary() -> String? {
+        let env = ProcessInfo.processInfo.environment
+        var candidates: [String] = []
+        if let b = env["NOVA_HOST_BIN"] { candidates.append(b) }
+        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            var url = URL(fileURLWithPath: exe).deletingLastPathComponent()
+            // Linux test bundles are executables in the build directory; on some layouts the
+            // binary sits inside a `.xctest` directory.
+            if url.lastPathComponent.hasSuffix(".xctest") { url.deleteLastPathComponent() }
+            candidates.append(url.appendingPathComponent("nova-host").path)
+        }
+        if let d = env["NOVA_BIN_DIR"] { candidates.append(d + "/nova-host") }
+        candidates.append(F.root + "/.build/debug/nova-host")
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    static func nowMs() -> Double { Double(Timestamps.wallNanos()) / 1e6 }
+
+    @Test func sigkillDuringWritesLosesNoAcknowledgedEpisode() throws {
+        let binary = try #require(Self.novaHostBinary(), "nova-host binary not found (set NOVA_HOST_BIN)")
+        let iterations = Int(ProcessInfo.processInfo.environment["NOVA_KILL_ITERATIONS"] ?? "") ?? 200
+        let data = F.tempDir("kill")
+        let stderrPath = data + ".stderr.log"
+        defer { F.remove(data); F.remove(stderrPath) }
+
+        var acked = Set<String>()
+        var killedDuringWrites = 0
+        var rng = SystemRandomNumberGenerator()
+        let started = Self.nowMs()
+        for iteration in 0..<iterations {
+            let child = try Child(path: binary, arguments: ["episodes", "_torture", "--data", data, "--count", "1000000"],
+                                  stderrPath: stderrPath)
+            // Odd iterations: kill while writing (0–30 ms after READY). Even ones: kill 0–30 ms
+            // after spawning, which lands in start-up, recovery or the first writes.
+            if iteration % 2 == 1 {
+                let deadline = Self.nowMs() + 20_000
+                while !child.hasLine("READY") && !child.eof && Self.nowMs() < deadline { child.pump(timeoutMs: 20) }
+                if !child.hasLine("READY") {
+                    child.kill()
+                    child.wait()
+                    let log = String(decoding: F.read(stderrPath), as: UTF8.self)
+                    Issue.record("child never became ready (is `nova-host episodes _torture` registered?): \(child.lines.suffix(5)) \(log.suffix(2000))")
+                    return
+                }
+            }
+            let until = Self.nowMs() + Double(Int.random(in: 0...30, using: &rng))
+            while Self.nowMs() < until && !child.eof { child.pump(timeoutMs: Int32(max(1, until - Self.nowMs()))) }
+            child.kill()
+            let status = child.wait()
+            let lines = child.completeLines
+            let acks = lines.filter { $0.hasPrefix("ACK ") }.map { String($0.dropFirst(4)) }
+            acked.formUnion(acks)
+            if iteration % 2 == 1 && !acks.isEmpty { killedDuringWrites += 1 }
+            for line in lines where line.hasPrefix("ERR ") { Issue.record("child reported a failed write: \(line)") }
+            // Killed (status & 0x7f == SIGKILL) is expected; an own exit before the kill is not.
+            if status & 0x7f != SIGKILL {
+                let log = String(decoding: F.read(stderrPath), as: UTF8.self)
+                Issue.record("child exited by itself (status \(status)) in iteration \(iteration): \(log.suffix(2000))")
+                return
+            }
+        }
+        let elapsed = (Self.nowMs() - started) / 1000
+
+        // The normal start-up recovery, then the checks.
+        let log = try EpisodeLog(dataDirectory: data)
+        let report = try log.verify()
+        #expect(report.isIntact, "\(report)")
+        #expect(report.backupProblems.isEmpty, "\(report.backupProblems)")
+        #expect(report.staleTempFiles.isEmpty)
+        var missing: [String] = []
+        for id in acked {
+            guard let e = try? log.show(runId: id), e.problem == nil else { missing.append(id); continue }
+        }
+        #expect(missing.isEmpty, "acknowledged but missing: \(missing.prefix(10))")
+        #expect(report.checked >= acked.count)
+        #expect(try log.store.indexedRunIds().count == report.checked)
+        #expect(killedDuringWrites > iterations / 4, "only \(killedDuringWrites) kills landed during writes")
+        print("kill test: \(iterations) kills in \(Int(elapsed)) s; \(acked.count) acknowledged, \(report.checked) episodes on disk, chain intact; \(killedDuringWrites) kills while writing")
+    }
+}
