@@ -116,11 +116,38 @@ static void write_file(const char *path, const char *content)
     close(fd);
 }
 
-/* Bind host path (already canonical, relative to the host root) read-only. */
-static void bind_ro(const char *host, const char *dst, int create, uint64_t extra)
+/* Sources chosen by the host (work dir, extra binds) are opened by init
+ * before it takes the sandbox uid, so they may sit below directories only the
+ * host user can traverse (e.g. a 0700 state dir); they are bound later
+ * through /proc/self/fd. */
+void open_bind_sources(struct config *c)
+{
+    c->workdir_fd = -1;
+    if (c->workdir) {
+        c->workdir_fd = open(c->workdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (c->workdir_fd < 0)
+            fail(ST_MOUNT, errno, "workdir %s: %s", c->workdir, strerror(errno));
+    }
+    for (size_t i = 0; i < c->nbinds; i++) {
+        c->binds[i].fd = open(c->binds[i].src, O_PATH | O_CLOEXEC);
+        if (c->binds[i].fd < 0)
+            fail(ST_MOUNT, errno, "bind source %s: %s", c->binds[i].src, strerror(errno));
+    }
+}
+
+static void fd_source(char *buf, size_t len, int fd)
+{
+    snprintf(buf, len, OLD "/proc/self/fd/%d", fd);
+}
+
+/* Bind a host path read-only: by path under the old root (system dirs), or
+ * through an O_PATH descriptor when fd >= 0. */
+static void bind_ro(const char *host, int fd, const char *dst, int create, uint64_t extra)
 {
     char src[PATH_MAX];
-    if ((size_t)snprintf(src, sizeof src, OLD "%s", host) >= sizeof src)
+    if (fd >= 0)
+        fd_source(src, sizeof src, fd);
+    else if ((size_t)snprintf(src, sizeof src, OLD "%s", host) >= sizeof src)
         fail(ST_MOUNT, ENAMETOOLONG, "path too long: %.100s", host);
     if (create) {
         struct stat st;
@@ -167,7 +194,7 @@ static void system_dirs(void)
         } else if (S_ISDIR(st.st_mode)) {
             if (mkdir(inside, 0755) < 0)
                 fail(ST_MOUNT, errno, "mkdir %s: %s", inside, strerror(errno));
-            bind_ro(inside, inside, 0, MOUNT_ATTR_NODEV);
+            bind_ro(inside, -1, inside, 0, MOUNT_ATTR_NODEV);
         }
     }
 }
@@ -206,11 +233,11 @@ static void make_etc(const struct config *c)
     struct stat st;
     if (stat(OLD "/etc/ld.so.cache", &st) == 0 && S_ISREG(st.st_mode)) {
         touch("/etc/ld.so.cache");
-        bind_ro("/etc/ld.so.cache", "/etc/ld.so.cache", 0, MOUNT_ATTR_NODEV);
+        bind_ro("/etc/ld.so.cache", -1, "/etc/ld.so.cache", 0, MOUNT_ATTR_NODEV);
     }
     if (stat(OLD "/etc/alternatives", &st) == 0 && S_ISDIR(st.st_mode)) {
         mkdir("/etc/alternatives", 0755);
-        bind_ro("/etc/alternatives", "/etc/alternatives", 0, MOUNT_ATTR_NODEV);
+        bind_ro("/etc/alternatives", -1, "/etc/alternatives", 0, MOUNT_ATTR_NODEV);
     }
 }
 
@@ -302,16 +329,18 @@ void setup_filesystem(const struct config *c)
              c->tmp_bytes / 4096 + 64);
     do_mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts);
 
-    for (size_t i = 0; i < c->nbinds; i++)
-        bind_ro(c->binds[i].src, c->binds[i].dst, 1, MOUNT_ATTR_NODEV);
+    for (size_t i = 0; i < c->nbinds; i++) {
+        bind_ro(c->binds[i].src, c->binds[i].fd, c->binds[i].dst, 1, MOUNT_ATTR_NODEV);
+        close(c->binds[i].fd);
+    }
 
     if (c->workdir) {
-        char src[PATH_MAX];
-        if ((size_t)snprintf(src, sizeof src, OLD "%s", c->workdir) >= sizeof src)
-            fail(ST_MOUNT, ENAMETOOLONG, "workdir path too long");
+        char src[64];
+        fd_source(src, sizeof src, c->workdir_fd);
         mkdir_p(c->workdir_mount, 0755);
         do_mount(src, c->workdir_mount, NULL, MS_BIND | MS_REC, NULL);
         set_attrs(c->workdir_mount, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 1);
+        close(c->workdir_fd);
     }
 
     if (umount2(OLD, MNT_DETACH) < 0)

@@ -58,6 +58,7 @@ static int g_role = ROLE_HELPER;
 static int g_status_fd = -1; /* helper: JSON lines to the host */
 static int g_pipe_fd = -1;   /* init/program: records to the parent */
 static struct timespec g_start;
+static char *g_args_start, *g_args_end; /* argv strings, overwritten in init */
 
 static const char *const stage_names[ST__COUNT] = {
     "args", "config", "pdeathsig", "fds", "setsid", "rlimit", "no_new_privs", "userns",
@@ -257,7 +258,7 @@ static _Noreturn void run_program(const struct config *c)
 
 /* --------------------------------------------------------------------- init */
 
-static _Noreturn void run_init(const struct config *c, int status_pipe)
+static _Noreturn void run_init(const struct config *c, int status_pipe, int ack_pipe)
 {
     setup_filesystem(c);
 
@@ -299,6 +300,13 @@ static _Noreturn void run_init(const struct config *c, int status_pipe)
     r.type = REC_EXEC;
     r.pid = child;
     (void)write_all(status_pipe, &r, sizeof r);
+    /* Wait for the helper's ack before reaping anything: until then the
+     * program (even if it already exited) is still our child, so the helper
+     * can find its host pid in /proc/<init>/task/<init>/children. */
+    char ack;
+    while (read(ack_pipe, &ack, 1) < 0 && errno == EINTR)
+        ;
+    close(ack_pipe);
 
     int wstatus = 0, done = 0, killed_by = 0;
     while (!done) {
@@ -364,7 +372,7 @@ static double tv_ms(struct timeval tv)
     return (double)tv.tv_sec * 1e3 + (double)tv.tv_usec / 1e3;
 }
 
-static int run_helper(const struct config *c, pid_t init, int rfd)
+static int run_helper(const struct config *c, pid_t init, int rfd, int ack_fd)
 {
     sigset_t hs;
     sigemptyset(&hs);
@@ -439,6 +447,9 @@ static int run_helper(const struct config *c, pid_t init, int rfd)
                     o += snprintf(line + o, sizeof line - (size_t)o, ",\"pid\":%d", (int)hp);
                 snprintf(line + o, sizeof line - (size_t)o, ",\"pid_ns\":%llu,\"setup_ms\":%.3f}",
                          pid_ns_of(init), elapsed_ms());
+                (void)write_all(ack_fd, "a", 1);
+                close(ack_fd);
+                ack_fd = -1;
                 emit(line);
             } else if (buf.type == REC_ERROR && !have_error) {
                 have_error = 1;
@@ -449,6 +460,8 @@ static int run_helper(const struct config *c, pid_t init, int rfd)
             }
         }
     }
+    if (ack_fd >= 0)
+        close(ack_fd);
     int ist = 0;
     while (waitpid(init, &ist, 0) < 0 && errno == EINTR)
         ;
@@ -575,6 +588,10 @@ int main(int argc, char **argv)
 {
     clock_gettime(CLOCK_MONOTONIC, &g_start);
     pid_t ppid0 = getppid();
+    if (argc > 0) {
+        g_args_start = argv[0];
+        g_args_end = argv[argc - 1] + strlen(argv[argc - 1]);
+    }
 
     /* 0-2 must exist so that no descriptor we open lands there */
     for (int fd = 0; fd < 3; fd++)
@@ -773,6 +790,11 @@ int main(int argc, char **argv)
     if (init == 0) {
         g_role = ROLE_INIT;
         g_pipe_fd = sp[1];
+        /* /proc/1/cmdline inside must not show host paths */
+        if (g_args_start && g_args_end > g_args_start + 17) {
+            memset(g_args_start, 0, (size_t)(g_args_end - g_args_start));
+            memcpy(g_args_start, "nova-sandbox-init", 17);
+        }
         close(sp[0]);
         close(gp[1]);
         if (g_status_fd >= 0)
@@ -787,7 +809,6 @@ int main(int argc, char **argv)
             ;
         if (n != 1)
             _exit(EXIT_SETUP);
-        close(gp[0]);
         /* Take the sandbox identity now, so that everything init creates is
          * owned by a mapped uid. Capabilities in the new user namespace are
          * kept: uid 0 of the namespace is not mapped (or is this very uid),
@@ -796,15 +817,24 @@ int main(int argc, char **argv)
          * to reach the (unfiltered) init through /proc/1/mem. */
         if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
             fail(ST_CREDS, errno, "PR_SET_DUMPABLE: %s", strerror(errno));
+        open_bind_sources(&cfg);
         if (setresgid((gid_t)cfg.gid, (gid_t)cfg.gid, (gid_t)cfg.gid) < 0)
             fail(ST_CREDS, errno, "setresgid(%lld): %s", cfg.gid, strerror(errno));
         if (setresuid((uid_t)cfg.uid, (uid_t)cfg.uid, (uid_t)cfg.uid) < 0)
             fail(ST_CREDS, errno, "setresuid(%lld): %s", cfg.uid, strerror(errno));
         if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
             fail(ST_CREDS, errno, "PR_SET_DUMPABLE: %s", strerror(errno));
+        /* a credential change clears the parent-death signal: arm it again,
+         * then make sure the helper did not die in between (no reader left
+         * on the record pipe) */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+            fail(ST_PDEATHSIG, errno, "PR_SET_PDEATHSIG (init): %s", strerror(errno));
+        struct pollfd alive = {sp[1], 0, 0};
+        if (poll(&alive, 1, 0) > 0 && (alive.revents & (POLLERR | POLLHUP)))
+            _exit(EXIT_SETUP);
         if (set_limit(RLIMIT_NPROC, cfg.nproc, cfg.nproc) < 0)
             fail(ST_RLIMIT, errno, "RLIMIT_NPROC: %s", strerror(errno));
-        run_init(&cfg, sp[1]);
+        run_init(&cfg, sp[1], gp[0]);
     }
     close(sp[1]);
     close(gp[0]);
@@ -833,6 +863,5 @@ int main(int argc, char **argv)
         waitpid(init, NULL, 0);
         fail(ST_FORK, errno, "start init: %s", strerror(errno));
     }
-    close(gp[1]);
-    return run_helper(&cfg, init, sp[0]);
+    return run_helper(&cfg, init, sp[0], gp[1]);
 }

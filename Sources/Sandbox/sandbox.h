@@ -22,6 +22,7 @@
 struct bind {
     char *src; /* host path, canonicalized (realpath) at parse time */
     char *dst; /* absolute path inside the sandbox                  */
+    int fd;    /* O_PATH descriptor opened by init (before it drops to the sandbox uid) */
 };
 
 struct config {
@@ -31,6 +32,7 @@ struct config {
     char **env; /* NULL-terminated, PATH prepended, LD_* dropped */
     size_t envc;
     char *workdir;       /* host path (canonical) or NULL */
+    int workdir_fd;      /* O_PATH descriptor opened by init */
     char *workdir_mount; /* inside path, default /work */
     char *cwd;           /* inside path */
     char *hostname;
@@ -63,6 +65,7 @@ int config_parse(struct config *c, char *buf, size_t len, char *err, size_t errl
 int read_all_fd(int fd, char **out, size_t *outlen, size_t max);
 
 /* mounts.c — runs in the sandbox init, inside the new user/pid namespaces. */
+void open_bind_sources(struct config *c);
 void setup_filesystem(const struct config *c);
 
 /* filter.c */

@@ -1,0 +1,552 @@
+#!/usr/bin/env bash
+# Escape battery for nova-sandbox: the 27 cases of shared/SANDBOX.md, each
+# asserting the precise contained outcome, plus checks of the helper's own
+# contract (deadline, host signals, setup-failure reporting, filter, probe).
+#
+#   Tests/sandbox/run-battery.sh                 build everything, run as the current user
+#   Tests/sandbox/run-battery.sh --unprivileged  (as root) build, then run the whole
+#                                                battery again as uid/gid 65534
+#   --no-build                                   use what is already built
+#
+# Prints "ok N - ..." / "not ok N - ..." (with "#" diagnostics), then the line
+# "battery: P passed, F failed"; exits 1 when F > 0. No case is ever skipped:
+# a case that cannot be run or contained is a failure.
+set -u
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+HELPER=${NOVA_SANDBOX:-$ROOT/Sources/Sandbox/build/nova-sandbox}
+BUILD=${NOVA_BATTERY_BUILD:-$HERE/build}
+CC=${CC:-cc}
+BUILD_IT=1
+UNPRIV=0
+for a in "$@"; do
+    case $a in
+    --no-build) BUILD_IT=0 ;;
+    --unprivileged) UNPRIV=1 ;;
+    *) echo "usage: $0 [--no-build] [--unprivileged]" >&2; exit 2 ;;
+    esac
+done
+
+if [ "$BUILD_IT" = 1 ]; then
+    make -s -C "$ROOT/Sources/Sandbox" >&2 || { echo "battery: 0 passed, 27 failed"; exit 1; }
+    mkdir -p "$BUILD/probes" "$BUILD/tools"
+    ok=1
+    $CC -O2 -Wall -Wextra -Werror -pthread -o "$BUILD/probes/escape" "$HERE/probes/escape.c" || ok=0
+    $CC -O2 -Wall -Wextra -Werror -o "$BUILD/probes/suid_probe" "$HERE/probes/suid_probe.c" || ok=0
+    for t in host_read host_run listener; do
+        $CC -O2 -Wall -Wextra -Werror -o "$BUILD/tools/$t" "$HERE/tools/$t.c" || ok=0
+    done
+    [ "$ok" = 1 ] || { echo "battery: 0 passed, 27 failed"; exit 1; }
+    if [ "$(id -u)" = 0 ]; then
+        chown root:root "$BUILD/probes/suid_probe" && chmod 4755 "$BUILD/probes/suid_probe"
+    fi
+    chmod 755 "$BUILD" "$BUILD/probes" "$BUILD/tools"
+fi
+
+if [ "$UNPRIV" = 1 ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "--unprivileged is for root (it re-runs the battery as uid 65534)" >&2
+        exit 2
+    fi
+    exec setpriv --reuid=65534 --regid=65534 --clear-groups --reset-env -- \
+        env NOVA_SANDBOX="$HELPER" NOVA_BATTERY_BUILD="$BUILD" PATH=/usr/bin:/bin \
+        bash "$HERE/run-battery.sh" --no-build
+fi
+
+PROBES=$BUILD/probes
+TOOLS=$BUILD/tools
+T=$(mktemp -d "${TMPDIR:-/tmp}/nova-battery.XXXXXX")
+chmod 755 "$T"
+LISTENER_PID=
+BG_PIDS=()
+cleanup() {
+    [ -n "$LISTENER_PID" ] && kill "$LISTENER_PID" 2>/dev/null
+    for p in "${BG_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+ME=$(id -u)
+# The sandbox's uid on the host: root maps it to the work dir's owner (65534
+# here), anyone else to themselves.
+if [ "$ME" = 0 ]; then SBUID=65534; else SBUID=$ME; fi
+as_sbuid() { if [ "$ME" = 0 ]; then setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"; else "$@"; fi; }
+
+PASS=0
+FAILN=0
+ERRS=""
+bad() { ERRS+="$*"$'\n'; }
+finish() { # N description
+    if [ -z "$ERRS" ]; then
+        echo "ok $1 - $2"
+        PASS=$((PASS + 1))
+    else
+        echo "not ok $1 - $2"
+        printf '%s' "$ERRS" | sed 's/^/#   /'
+        FAILN=$((FAILN + 1))
+    fi
+    ERRS=""
+}
+
+newwork() { # NAME -> prints a fresh work dir owned by the sandbox uid
+    local w="$T/work-$1"
+    mkdir -p "$w"
+    [ "$ME" = 0 ] && chown 65534:65534 "$w"
+    echo "$w"
+}
+
+# sb NAME [config records...] -- PROGRAM [ARGS...]
+# Writes $T/NAME.cfg, runs the helper; $T/NAME.{out,err,status}; RC = exit code.
+# Records: workdir=$T/work-NAME and /probes (read-only) are added, and
+# deadline_ms=20000 unless given.
+sb() {
+    local name=$1
+    shift
+    local recs=()
+    while [ "$1" != "--" ]; do recs+=("$1"); shift; done
+    shift
+    local prog=$1
+    shift
+    local w
+    w=$(newwork "$name")
+    local has_deadline=0
+    for r in "${recs[@]}"; do case $r in deadline_ms=*) has_deadline=1 ;; esac; done
+    [ "$has_deadline" = 0 ] && recs+=("deadline_ms=20000")
+    {
+        printf '%s\0' version=1 "program=$prog" "argv=${prog##*/}"
+        for a in "$@"; do printf 'argv=%s\0' "$a"; done
+        printf '%s\0' "workdir=$w" "bind_ro=$PROBES" "bind_ro_dest=/probes" "${recs[@]}"
+    } >"$T/$name.cfg"
+    # shellcheck disable=SC2086 # SB_ENV: extra host environment, word-split on purpose
+    env ${SB_ENV:-} "$HELPER" --config "$T/$name.cfg" --status-fd 9 9>"$T/$name.status" \
+        >"$T/$name.out" 2>"$T/$name.err" <"${SB_STDIN:-/dev/null}"
+    RC=$?
+}
+
+jfield() { # JSONLINE KEY -> value (strings unquoted)
+    printf '%s' "$1" | sed -n "s/.*\"$2\":\(\"[^\"]*\"\|true\|false\|[-0-9.][-0-9.]*\).*/\1/p" | tr -d '"'
+}
+final() { tail -n 1 "$T/$1.status" 2>/dev/null; }
+execrec() { grep '"stage":"exec","init_pid"' "$T/$1.status" 2>/dev/null | head -n 1; }
+
+show() { # NAME: attach output on failure
+    bad "rc=$RC status: $(tr '\n' ' ' <"$T/$1.status" 2>/dev/null)"
+    [ -s "$T/$1.out" ] && bad "stdout: $(grep -v '^ok ' "$T/$1.out" | head -n 20)"
+    [ -s "$T/$1.err" ] && bad "stderr: $(head -n 5 "$T/$1.err")"
+}
+
+expect_exit() { # NAME CODE
+    local f
+    f=$(final "$1")
+    if [ "$RC" != "$2" ] || [ "$(jfield "$f" stage)" != exit ] || [ "$(jfield "$f" exit_code)" != "$2" ]; then
+        bad "expected exit_code $2"
+        show "$1"
+        return 1
+    fi
+}
+expect_signal() { # NAME SIGNUM
+    local f
+    f=$(final "$1")
+    if [ "$(jfield "$f" stage)" != exit ] || [ "$(jfield "$f" signal)" != "$2" ]; then
+        bad "expected death by signal $2"
+        show "$1"
+        return 1
+    fi
+}
+expect_probe_ok() { # NAME: exit 0, no FAIL line, probe summary present
+    expect_exit "$1" 0 || return 1
+    if grep -q '^FAIL' "$T/$1.out" || ! grep -q 'failure(s)' "$T/$1.out"; then
+        bad "probe reported failures"
+        show "$1"
+        return 1
+    fi
+}
+expect_setup_error() { # NAME STAGE ERRNO CODE
+    local f
+    f=$(final "$1")
+    if [ "$RC" != "$4" ] || [ "$(jfield "$f" stage)" != "$2" ] || [ "$(jfield "$f" errno)" != "$3" ] ||
+        grep -q '"stage":"exec","init_pid"' "$T/$1.status"; then
+        bad "expected setup error stage=$2 errno=$3 exit=$4"
+        show "$1"
+        return 1
+    fi
+}
+
+procs_in_ns() { # PIDNS-INODE -> host pids of processes still in that pid namespace
+    local ino=$1 p
+    [ -n "$ino" ] || return 0
+    for p in /proc/[0-9]*; do
+        [ "$(stat -L -c %i "$p/ns/pid" 2>/dev/null)" = "$ino" ] && echo "${p#/proc/}"
+    done
+}
+expect_no_survivors() { # NAME [seconds]
+    local ino left i
+    ino=$(jfield "$(execrec "$1")" pid_ns)
+    if [ -z "$ino" ]; then
+        bad "no pid_ns in the exec record"
+        return 1
+    fi
+    for i in $(seq 1 $((${2:-2} * 10))); do
+        left=$(procs_in_ns "$ino")
+        [ -z "$left" ] && return 0
+        sleep 0.1
+    done
+    bad "processes of the sandbox survive: $(echo $left)"
+    return 1
+}
+
+wait_exec() { # STATUSFILE -> waits (<=5s) for the exec record
+    local i
+    for i in $(seq 1 50); do
+        grep -q '"stage":"exec","init_pid"' "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------- fixtures
+SECRET="$T/host-secret"
+echo "TOP SECRET host data" >"$SECRET"
+ABSTRACT="nova-battery-$$"
+"$TOOLS/listener" "$T/ports" "$T/listener.log" "$ABSTRACT" 150 &
+LISTENER_PID=$!
+for i in $(seq 1 50); do [ -s "$T/ports" ] && break; sleep 0.05; done
+read -r TCPPORT UDPPORT <"$T/ports" 2>/dev/null || { TCPPORT=0; UDPPORT=0; }
+: >"$T/listener.log"
+
+START=$(date +%s)
+
+# ---------------------------------------------------------------- 1
+sb c1 -- /probes/escape read-host "$SECRET" "$T" "${HOME:-/root}/.ssh/id_rsa" /work/main "$ROOT"
+expect_probe_ok c1
+finish 1 "read /etc/shadow, /root, ~/.ssh, other host paths -> ENOENT/EACCES"
+
+# ---------------------------------------------------------------- 2
+sb c2 -- /probes/escape write-ro
+expect_probe_ok c2
+finish 2 "write /, /usr, /etc -> EROFS"
+
+# ---------------------------------------------------------------- 3
+sb c3 cwd=/work -- /probes/escape dotdot
+expect_probe_ok c3
+if [ -e "$T/escape" ] || [ -e /escape ] || [ -e "$T/d" ]; then bad "a file appeared outside the work dir"; fi
+finish 3 "write outside the work dir through .. -> EROFS, nothing on the host"
+
+# ---------------------------------------------------------------- 4
+sb c4 -- /probes/escape plant "$SECRET"
+expect_probe_ok c4
+W4=$T/work-c4
+for rel in result.txt rel.txt outdir/x sub/deep/passwd; do
+    if out=$("$TOOLS/host_read" "$W4" "$rel" 2>&1); then
+        bad "host followed planted $rel: $out"
+    elif [ "$out" != "refused: ELOOP" ]; then
+        bad "host_read $rel: '$out', want 'refused: ELOOP'"
+    fi
+done
+out=$("$TOOLS/host_read" "$W4" "../host-secret" 2>&1)
+[ "$out" = "refused: EXDEV" ] || bad "host_read ../host-secret: '$out', want 'refused: EXDEV'"
+out=$("$TOOLS/host_read" "$W4" ok.txt 2>&1)
+[ "$out" = "plain result" ] || bad "host_read ok.txt (control): '$out'"
+finish 4 "symlinks planted in the work dir -> host refuses (ELOOP/EXDEV)"
+
+# ---------------------------------------------------------------- 5
+sb c5 -- /probes/escape hardlink
+expect_probe_ok c5
+finish 5 "hardlink to a read-only file -> EXDEV/EROFS"
+
+# ---------------------------------------------------------------- 6
+sb c6 -- /probes/escape net "$TCPPORT" "$UDPPORT"
+expect_probe_ok c6
+sleep 0.2
+if [ -s "$T/listener.log" ]; then bad "host listener was reached: $(cat "$T/listener.log")"; fi
+# control: the listener is reachable from the host itself
+(exec 3<>"/dev/tcp/127.0.0.1/$TCPPORT") 2>/dev/null || bad "control: host cannot reach its own TCP listener"
+(printf x >"/dev/udp/127.0.0.1/$UDPPORT") 2>/dev/null
+sleep 0.3
+[ "$(grep -c '^tcp contact' "$T/listener.log")" = 1 ] && [ "$(grep -c '^udp contact' "$T/listener.log")" = 1 ] ||
+    bad "control: listener log '$(tr '\n' ' ' <"$T/listener.log")'"
+: >"$T/listener.log"
+finish 6 "TCP/UDP to a host 127.0.0.1 listener, DNS -> ENETUNREACH/EAI_AGAIN, listener untouched"
+
+# ---------------------------------------------------------------- 7
+sb c7 -- /probes/escape abstract "$ABSTRACT"
+expect_probe_ok c7
+sleep 0.2
+if [ -s "$T/listener.log" ]; then bad "host abstract socket was reached: $(cat "$T/listener.log")"; fi
+# control: the same probe on the host does connect
+"$PROBES/escape" abstract "$ABSTRACT" >"$T/c7-control.out" 2>&1
+grep -q '^FAIL connect @name: succeeded' "$T/c7-control.out" || bad "control: host could not connect to @$ABSTRACT"
+sleep 0.3
+: >"$T/listener.log"
+finish 7 "connect to a host abstract unix socket @name -> ECONNREFUSED"
+
+# ---------------------------------------------------------------- 8
+t0=$(date +%s%N)
+sb c8 nproc=48 -- /probes/escape forkbomb 48
+t1=$(date +%s%N)
+expect_probe_ok c8
+expect_no_survivors c8
+/bin/true || bad "the host cannot fork"
+[ $(((t1 - t0) / 1000000)) -lt 15000 ] || bad "fork bomb took $(((t1 - t0) / 1000000)) ms"
+finish 8 "fork bomb -> EAGAIN at nproc, host unaffected, every process reaped"
+
+# ---------------------------------------------------------------- 9
+sb c9 memory_bytes=268435456 -- /probes/escape membomb 268435456
+expect_probe_ok c9
+rss=$(jfield "$(final c9)" max_rss_kb)
+[ -n "$rss" ] && [ "$rss" -le 262144 ] || bad "max_rss_kb=$rss over the 256 MiB limit"
+finish 9 "memory bomb -> ENOMEM under RLIMIT_AS, host unaffected"
+
+# ---------------------------------------------------------------- 10
+sb c10 cpu_seconds=1 deadline_ms=15000 -- /probes/escape cpuloop
+expect_signal c10 24
+[ "$(jfield "$(final c10)" timeout)" = cpu ] || bad "not reported as a cpu timeout: $(final c10)"
+[ "$RC" = 152 ] || bad "helper exit $RC, want 152 (128+SIGXCPU)"
+expect_no_survivors c10
+finish 10 "CPU loop past the time limit -> killed (SIGXCPU), reported as timeout"
+
+# ---------------------------------------------------------------- 11
+w=$(newwork c11)
+printf '%s\0' version=1 program=/usr/bin/yes argv=yes "workdir=$w" deadline_ms=20000 >"$T/c11.cfg"
+summary=$("$TOOLS/host_run" "$HELPER" "$T/c11.cfg" 1048576 "$T/c11.out" "$T/c11.status")
+RC=$(jfield "$summary" helper_exit)
+[ "$(jfield "$summary" truncated)" = true ] || bad "not marked truncated: $summary"
+[ "$(stat -c %s "$T/c11.out")" = 1048576 ] || bad "kept $(stat -c %s "$T/c11.out") bytes, want 1048576"
+f=$(final c11)
+[ "$(jfield "$f" killed_by_host)" = SIGTERM ] && [ "$(jfield "$f" signal)" = 9 ] && [ "$RC" = 137 ] ||
+    bad "status '$f' rc=$RC, want killed_by_host SIGTERM, signal 9, exit 137"
+expect_no_survivors c11
+finish 11 "output flood (yes) -> capped by the host, sandbox killed, marked truncated"
+
+# ---------------------------------------------------------------- 12
+sb c12 fsize_bytes=1048576 nofile=64 -- /probes/escape fill 1048576 64
+expect_probe_ok c12
+finish 12 "fill the disk / exhaust fds -> EFBIG / EMFILE"
+
+# ---------------------------------------------------------------- 13
+sb c13 -- /probes/escape ptrace
+expect_probe_ok c13
+finish 13 "ptrace parent / pid 1, process_vm_readv -> EPERM"
+
+# ---------------------------------------------------------------- 14
+if [ "$ME" = 0 ]; then
+    setpriv --reuid=65534 --regid=65534 --clear-groups -- sleep 60 &
+else
+    sleep 60 &
+fi
+HOSTSLEEP=$!
+BG_PIDS+=("$HOSTSLEEP")
+sleep 0.1
+[ "$(awk '/^Uid:/ {print $2}' /proc/$HOSTSLEEP/status)" = "$SBUID" ] || bad "fixture: host process is not uid $SBUID"
+sb c14 -- /probes/escape kill "$HOSTSLEEP"
+expect_probe_ok c14
+kill -0 "$HOSTSLEEP" 2>/dev/null || bad "the host process of the same uid died"
+kill -9 "$HOSTSLEEP" 2>/dev/null
+wait "$HOSTSLEEP" 2>/dev/null
+finish 14 "kill -9 a host process of the same uid -> ESRCH, it survives"
+
+# ---------------------------------------------------------------- 15-18
+sb c15 -- /probes/escape mount
+expect_probe_ok c15
+finish 15 "mount, umount2, chroot, pivot_root, sethostname -> EPERM"
+sb c16 -- /probes/escape ns
+expect_probe_ok c16
+finish 16 "unshare(CLONE_NEWUSER) -> EPERM, clone3 -> ENOSYS, clone with ns flags -> EPERM"
+sb c17 -- /probes/escape keys
+expect_probe_ok c17
+finish 17 "keyctl, add_key, io_uring_setup -> EPERM"
+sb c18 -- /probes/escape kernel
+expect_probe_ok c18
+finish 18 "bpf, perf_event_open, userfaultfd, personality -> EPERM"
+
+# ---------------------------------------------------------------- 19
+name=c19
+w=$(newwork $name)
+printf '%s\0' version=1 program=/probes/escape argv=escape argv=tiocsti "workdir=$w" \
+    "bind_ro=$PROBES" bind_ro_dest=/probes deadline_ms=20000 >"$T/$name.cfg"
+if command -v script >/dev/null 2>&1; then
+    # the helper's stdin is the pty slave of `script` (a real terminal)
+    script -qec "'$HELPER' --config '$T/$name.cfg' --status-fd 9 9>'$T/$name.status' >'$T/$name.out' 2>'$T/$name.err'" \
+        /dev/null </dev/null >"$T/$name.pty" 2>&1
+    RC=$(jfield "$(final $name)" exit_code)
+    RC=${RC:-x}
+    expect_probe_ok $name
+    grep -q 'ok stdin is a terminal' "$T/$name.out" || bad "stdin was not a terminal"
+else
+    bad "util-linux script(1) is missing: cannot give the sandbox a terminal"
+fi
+finish 19 "ioctl TIOCSTI on the terminal (also with bit 32 set) -> EPERM"
+
+# ---------------------------------------------------------------- 20
+sb c20 -- /probes/escape int80
+expect_signal c20 31
+[ "$RC" = 159 ] || bad "helper exit $RC, want 159 (128+SIGSYS)"
+sb c20b -- /probes/escape x32
+expect_signal c20b 31
+finish 20 "i386 syscall via int 0x80 (and x32) -> killed by SIGSYS"
+
+# ---------------------------------------------------------------- 21
+ctl=$(as_sbuid "$PROBES/suid_probe" 2>&1)
+case $ctl in euid=0\ *) ;; *) bad "control: suid_probe on the host is not setuid-root ($ctl)" ;; esac
+sb c21 -- /probes/escape exe /probes/suid_probe
+expect_probe_ok c21
+finish 21 "open /proc/self/exe for writing -> EACCES; setuid-root binary -> no privilege"
+
+# ---------------------------------------------------------------- 22
+exec 5<"$SECRET" 7<"$SECRET" 8>"$T/fd8"
+sb c22 -- /probes/escape fds
+exec 5<&- 7<&- 8>&-
+expect_probe_ok c22
+finish 22 "read from descriptors the host left open -> only 0-2 exist"
+
+# ---------------------------------------------------------------- 23
+ARGS=('; rm -rf /' '$(id)' '`id`' '> /etc/x' '&&' '| cat /etc/passwd' '*' '' 'a b' "'q'" '"dq"' $'line\nbreak' '$HOME' '%s%n')
+sb c23 -- /probes/escape argv "${ARGS[@]}"
+{
+    i=0
+    for a in "${ARGS[@]}"; do printf 'arg[%d]=<%s>\n' "$i" "$a"; i=$((i + 1)); done
+    echo "probe argv: 0 failure(s)"
+} >"$T/c23.want"
+[ "$RC" = 0 ] || show c23
+cmp -s "$T/c23.want" "$T/c23.out" || bad "argv differs: $(diff "$T/c23.want" "$T/c23.out" | head -n 10)"
+[ -z "$(ls -A "$T/work-c23")" ] || bad "files appeared in the work dir: $(ls -A "$T/work-c23")"
+finish 23 "arguments '; rm -rf /', \$(id), \`id\`, '> /etc/x', && -> passed literally"
+
+# ---------------------------------------------------------------- 24
+SB_ENV="LD_PRELOAD=/nonexistent/evil.so GITHUB_TOKEN=ghp_battery AWS_SECRET_ACCESS_KEY=battery AWS_PROFILE=battery" sb c24 env=FOO=bar env=LANG=C.UTF-8 env=LD_PRELOAD=/work/evil.so env=LD_LIBRARY_PATH=/work \
+    env=PATH=/work:/usr/bin -- /probes/escape env
+expect_exit c24 0
+printf '%s\n' 'env=<PATH=/usr/local/bin:/usr/bin:/bin>' 'env=<FOO=bar>' 'env=<LANG=C.UTF-8>' \
+    'probe env: 0 failure(s)' >"$T/c24.want"
+cmp -s "$T/c24.want" "$T/c24.out" || bad "environment differs: $(diff "$T/c24.want" "$T/c24.out" | head -n 10)"
+finish 24 "LD_PRELOAD, *_TOKEN, AWS_* in the host env (and LD_* in the config) -> absent inside"
+
+# ---------------------------------------------------------------- 25
+sb c25a -- escape env
+expect_setup_error c25a config 22 125
+sb c25b -- ./escape env
+expect_setup_error c25b config 22 125
+sb c25c -- /work/../probes/escape env
+expect_setup_error c25c config 22 125
+w=$(newwork c25d)
+printf '#!/bin/sh\ntouch /work/PWNED\n' >"$w/escape"
+printf '#!/bin/sh\ntouch /work/PWNED\n' >"$w/evil"
+chmod 755 "$w/escape" "$w/evil"
+[ "$ME" = 0 ] && chown 65534:65534 "$w/escape" "$w/evil"
+sb c25d env=PATH=/work -- /usr/bin/env evil
+expect_exit c25d 127
+[ -e "$w/PWNED" ] && bad "the program planted in the work dir ran"
+finish 25 "program by relative path / through a PATH in the work dir -> refused"
+
+# ---------------------------------------------------------------- 26
+kill_host_case() { # NAME WHAT(host|helper)
+    local name=$1 what=$2 hr helper ino before left i
+    local w
+    w=$(newwork "$name")
+    printf '%s\0' version=1 program=/probes/escape argv=escape argv=sleepers "workdir=$w" \
+        "bind_ro=$PROBES" bind_ro_dest=/probes deadline_ms=30000 >"$T/$name.cfg"
+    "$TOOLS/host_run" "$HELPER" "$T/$name.cfg" 1000000 "$T/$name.out" "$T/$name.status" >/dev/null &
+    hr=$!
+    BG_PIDS+=("$hr")
+    wait_exec "$T/$name.status" || { bad "sandbox did not start"; return; }
+    for i in $(seq 1 30); do grep -q 'sleepers started' "$T/$name.out" && break; sleep 0.1; done
+    ino=$(jfield "$(execrec "$name")" pid_ns)
+    helper=$(cut -d' ' -f1 "/proc/$hr/task/$hr/children" 2>/dev/null)
+    before=$(procs_in_ns "$ino" | wc -l)
+    [ "$before" -ge 6 ] || bad "expected >= 6 sandbox processes before the kill, saw $before"
+    if [ "$what" = host ]; then kill -9 "$hr"; else kill -9 "$helper"; fi
+    for i in $(seq 1 30); do
+        left=$(procs_in_ns "$ino")
+        [ -z "$left" ] && ! kill -0 "$helper" 2>/dev/null && break
+        sleep 0.1
+    done
+    [ -z "$left" ] || bad "after SIGKILL of the $what, sandbox processes remain: $(echo $left)"
+    if [ -n "$helper" ] && [ -e "/proc/$helper" ] && ! grep -q '^State:.*Z' "/proc/$helper/status" 2>/dev/null; then
+        bad "the helper ($helper) survives"
+    fi
+    wait "$hr" 2>/dev/null
+}
+kill_host_case c26 host 2>/dev/null
+kill_host_case c26b helper 2>/dev/null
+finish 26 "host (or helper) SIGKILLed during a run -> sandbox dies too, nothing orphaned"
+
+# ---------------------------------------------------------------- 27
+sb c27 -- /probes/escape isolation "$$" "$LISTENER_PID"
+expect_probe_ok c27
+finish 27 "hostname, host /proc, /sys -> own hostname, host pids invisible, no /sys"
+
+# ================================================================ helper contract
+sb c28 deadline_ms=800 -- /probes/escape sleepers
+f=$(final c28)
+[ "$(jfield "$f" timeout)" = wall ] && [ "$(jfield "$f" signal)" = 9 ] && [ "$RC" = 124 ] ||
+    bad "status '$f' rc=$RC, want timeout wall, signal 9, exit 124"
+wall=$(jfield "$f" wall_ms)
+wall=${wall%.*}
+[ -n "$wall" ] && [ "$wall" -ge 800 ] && [ "$wall" -lt 3000 ] || bad "wall_ms=$wall"
+expect_no_survivors c28
+finish 28 "deadline_ms passes -> whole pid namespace killed, reported as timeout (exit 124)"
+
+name=c29
+w=$(newwork $name)
+printf '%s\0' version=1 program=/probes/escape argv=escape argv=sleepers "workdir=$w" \
+    "bind_ro=$PROBES" bind_ro_dest=/probes deadline_ms=30000 >"$T/$name.cfg"
+"$HELPER" --config "$T/$name.cfg" --status-fd 9 9>"$T/$name.status" >"$T/$name.out" 2>&1 </dev/null &
+hp=$!
+wait_exec "$T/$name.status" || bad "did not start"
+for i in $(seq 1 30); do grep -q 'sleepers started' "$T/$name.out" && break; sleep 0.1; done
+kill -TERM "$hp"
+wait "$hp"
+RC=$?
+f=$(final $name)
+[ "$(jfield "$f" killed_by_host)" = SIGTERM ] && [ "$(jfield "$f" signal)" = 9 ] && [ "$RC" = 137 ] ||
+    bad "status '$f' rc=$RC, want killed_by_host SIGTERM, signal 9, exit 137"
+expect_no_survivors $name
+finish 29 "SIGTERM to the helper -> whole sandbox killed, nothing survives"
+
+sb c30a -- /nonexistent/program
+expect_setup_error c30a exec 2 127
+sb c30b -- /etc/passwd
+expect_setup_error c30b exec 13 126
+printf '%s\0' version=1 program=/usr/bin/true bogus_key=1 >"$T/c30c.cfg"
+"$HELPER" --config "$T/c30c.cfg" --status-fd 9 9>"$T/c30c.status" >/dev/null 2>&1
+RC=$?
+expect_setup_error c30c config 22 125
+printf '%s\0' version=1 program=/usr/bin/true "workdir=$T/does-not-exist" >"$T/c30d.cfg"
+"$HELPER" --config "$T/c30d.cfg" --status-fd 9 9>"$T/c30d.status" >/dev/null 2>&1
+RC=$?
+expect_setup_error c30d config 2 125
+printf 'version=1\0program=/usr/bin/true' >"$T/c30e.cfg" # not NUL-terminated
+"$HELPER" --config "$T/c30e.cfg" --status-fd 9 9>"$T/c30e.status" >/dev/null 2>&1
+RC=$?
+expect_setup_error c30e config 22 125
+finish 30 "setup failures are reported on the status fd with stage/errno and exit 125/126/127"
+
+sb c31a -- /bin/sh -c 'exit 42'
+expect_exit c31a 42
+sb c31b -- /bin/sh -c 'kill -SEGV $$'
+expect_signal c31b 11
+[ "$RC" = 139 ] || bad "rc=$RC, want 139"
+grep -q '"stage":"exec","init_pid":[0-9]*,"pid":[0-9]*,"pid_ns":[0-9]*' "$T/c31a.status" ||
+    bad "exec record malformed: $(head -n 1 "$T/c31a.status")"
+grep -q '"max_rss_kb":[0-9]*,"user_ms":[0-9.]*,"sys_ms":[0-9.]*,"wall_ms":[0-9.]*}$' "$T/c31a.status" ||
+    bad "exit record malformed: $(final c31a)"
+finish 31 "program exit code and signal are reported (exit_code / signal, 128+N)"
+
+out=$("$HELPER" --check-filter 2>&1) || bad "$out"
+finish 32 "embedded seccomp BPF equals what libseccomp builds"
+
+"$HELPER" --probe >"$T/probe.json" 2>&1
+RC=$?
+[ "$RC" = 0 ] || bad "--probe exit $RC: $(cat "$T/probe.json")"
+if command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["sandbox_usable"] is True; assert d["user_namespaces"]["available"] is True' "$T/probe.json" ||
+        bad "probe JSON: $(cat "$T/probe.json")"
+else
+    grep -q '"sandbox_usable":true' "$T/probe.json" || bad "probe JSON: $(cat "$T/probe.json")"
+fi
+finish 33 "--probe prints valid JSON and the full sandbox works here"
+
+echo "# uid $(id -u), $(($(date +%s) - START)) s"
+echo "battery: $PASS passed, $FAILN failed"
+[ "$FAILN" = 0 ]
