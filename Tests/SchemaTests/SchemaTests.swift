@@ -251,6 +251,29 @@ struct PatternTests {
         #expect(try !m("^(a+)+$", String(repeating: "a", count: 5000) + "b"))
     }
 
+    /// The precomputed DFA and the NFA simulation must agree everywhere.
+    @Test func dfaAgreesWithNFA() throws {
+        let patterns = ["abc", "^abc$", "a|b|cd", "^(ab|a)*c?$", "[^a-c]x", "\\d{2,4}$", "^$", "$", "^", "x*", "é+ü?$",
+                        "^[a-z][a-z0-9_.-]{0,6}$", "(?:a|b)+c", "[\\s\\S]", "^.{3}$", "[😀-😂]", "a{2}b{0,1}$"]
+        let alphabet: [Character] = ["a", "b", "c", "d", "x", "1", "2", "é", "ü", " ", "\n", "😀", "_", "."]
+        var rng = SystemRandomNumberGenerator()
+        for p in patterns {
+            let r = try ECMARegex(p)
+            let dfa = try #require(r.dfa, "no DFA for \(p)")
+            for len in 0..<7 {
+                for _ in 0..<40 {
+                    var s = ""
+                    for _ in 0..<len { s.append(alphabet.randomElement(using: &rng)!) }
+                    var copy = s
+                    let (a, b) = copy.withUTF8 { buf in
+                        (dfa.search(buf), r.run(program: 0, input: buf, start: 0, anchored: r.anchoredAtStart))
+                    }
+                    #expect(a == b, "pattern \(p) on \(s.debugDescription): DFA \(a), NFA \(b)")
+                }
+            }
+        }
+    }
+
     @Test func unsupportedFallsBack() throws {
         #expect(throws: ECMARegex.Unsupported.self) { try ECMARegex("(a)\\1") }
         #expect(throws: ECMARegex.Unsupported.self) { try ECMARegex("\\p{L}") }

@@ -1,0 +1,139 @@
+// `nova-bench schema`: JSON Schema validation of a typical request envelope, against the
+// jsonschema-rs peer (Benchmarks/schema/peer_jsonschema_rs.py) on the same files.
+//
+//   swift build -c release --product nova-bench --scratch-path .build-schema-release
+//   .build-schema-release/release/nova-bench schema [--iterations N] [--rounds R] [--no-peer]
+//
+// The peer needs `pip install jsonschema-rs`; without it the Swift figures are still printed.
+import Foundation
+import JSON
+import Schema
+
+/// The schema benchmark.
+enum SchemaBench {
+    static func run() async throws {
+        let args = Array(CommandLine.arguments.dropFirst(2))
+        func option(_ name: String, _ def: Int) -> Int {
+            if let i = args.firstIndex(of: name), i + 1 < args.count, let v = Int(args[i + 1]) { return v }
+            return def
+        }
+        let iterations = option("--iterations", 20_000)
+        let rounds = option("--rounds", 7)
+        let dir = benchDirectory()
+        let schemaURL = dir.appendingPathComponent("envelope.schema.json")
+        let docURL = dir.appendingPathComponent("envelope.json")
+        let docBytes = Array(try Data(contentsOf: docURL))
+        let schemaJSON = try JSONValue.parse(Array(try Data(contentsOf: schemaURL)))
+        let doc = try JSONValue.parse(docBytes)
+
+        let compileStart = ContinuousClock.now
+        let schema = try Schema.compile(schemaJSON)
+        let compileTime = ContinuousClock.now - compileStart
+        let result = schema.validate(doc)
+        guard result.isValid else {
+            print("  the benchmark document is invalid:\n\(result)")
+            return
+        }
+        // An invalid variant (three errors) to time error reporting too.
+        guard case .object(var bad) = doc else { return }
+        bad["priority"] = "urgent"
+        bad["deadline_ms"] = 0
+        bad["principal"] = ["id": "", "role": "service"]
+        let badDoc = JSONValue.object(bad)
+        let badErrors = schema.validate(badDoc).errors.count
+
+        print("  files: \(schemaURL.path) (\(try Data(contentsOf: schemaURL).count) B), \(docURL.path) (\(docBytes.count) B)")
+        print("  compile (meta-schema check included): \(format(Double((compileTime / .microseconds(1)))))/schema")
+
+        var sink = 0
+        let parseUS = medianMicros(rounds: rounds, iterations: iterations) {
+            if case .object(let o)? = try? JSONValue.parse(docBytes) { sink &+= o.count }
+        }
+        let isValidUS = medianMicros(rounds: rounds, iterations: iterations) {
+            if schema.isValid(doc) { sink &+= 1 }
+        }
+        let validateUS = medianMicros(rounds: rounds, iterations: iterations) {
+            sink &+= schema.validate(doc).errors.count
+        }
+        let parseAndValidateUS = medianMicros(rounds: rounds, iterations: iterations) {
+            if let v = try? JSONValue.parse(docBytes), schema.isValid(v) { sink &+= 1 }
+        }
+        let invalidUS = medianMicros(rounds: rounds, iterations: max(1, iterations / 4)) {
+            sink &+= schema.validate(badDoc).errors.count
+        }
+        print("  nova Schema isValid(doc):        \(format(isValidUS))/validation (median of \(rounds) rounds × \(iterations))")
+        print("  nova Schema validate(doc):       \(format(validateUS))/validation (collects errors; valid doc)")
+        print("  nova JSON parse(\(docBytes.count) B):        \(format(parseUS))/parse")
+        print("  nova parse + isValid:            \(format(parseAndValidateUS))/document")
+        print("  nova validate(invalid doc):      \(format(invalidUS))/validation (\(badErrors) errors with locations and messages)")
+
+        if args.contains("--no-peer") {
+            print("  peer skipped (--no-peer)")
+        } else if let peer = runPeer(dir: dir, schema: schemaURL, doc: docURL, iterations: iterations, rounds: rounds) {
+            print("  peer: \(peer.line)")
+            print("  ratio jsonschema-rs is_valid / nova isValid:  \(String(format: "%.2f", peer.us / isValidUS))× (above 1: nova is faster)")
+            print("  ratio jsonschema-rs is_valid / nova validate: \(String(format: "%.2f", peer.us / validateUS))×")
+        }
+        if sink == 42 { print("") }  // keeps the measured work observable
+    }
+
+    /// Benchmarks/schema, found from this file's path, the working directory, or
+    /// `NOVA_SCHEMA_BENCH_DIR`.
+    static func benchDirectory() -> URL {
+        if let env = ProcessInfo.processInfo.environment["NOVA_SCHEMA_BENCH_DIR"], !env.isEmpty {
+            return URL(fileURLWithPath: env)
+        }
+        let fromSource = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("schema")
+        if FileManager.default.fileExists(atPath: fromSource.appendingPathComponent("envelope.json").path) { return fromSource }
+        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("Benchmarks/schema")
+    }
+
+    static func medianMicros(rounds: Int, iterations: Int, _ body: () -> Void) -> Double {
+        for _ in 0..<min(iterations, 2_000) { body() }  // warm-up
+        var samples: [Double] = []
+        let clock = ContinuousClock()
+        for _ in 0..<max(1, rounds) {
+            let d = clock.measure { for _ in 0..<iterations { body() } }
+            let ns = Double(d.components.seconds) * 1e9 + Double(d.components.attoseconds) / 1e9
+            samples.append(ns / Double(iterations) / 1000)
+        }
+        samples.sort()
+        return samples.count % 2 == 1 ? samples[samples.count / 2] : (samples[samples.count / 2 - 1] + samples[samples.count / 2]) / 2
+    }
+
+    static func format(_ us: Double) -> String {
+        us < 1 ? String(format: "%.0f ns", us * 1000) : String(format: "%.2f µs", us)
+    }
+
+    /// Runs the Python peer; nil (with a note) when Python or jsonschema-rs is missing.
+    static func runPeer(dir: URL, schema: URL, doc: URL, iterations: Int, rounds: Int) -> (us: Double, line: String)? {
+        let python = ProcessInfo.processInfo.environment["NOVA_BENCH_PYTHON"] ?? "python3"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [python, dir.appendingPathComponent("peer_jsonschema_rs.py").path,
+                       "--schema", schema.path, "--instance", doc.path,
+                       "--iterations", String(iterations), "--rounds", String(rounds)]
+        let out = Pipe()
+        let err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        do { try p.run() } catch {
+            print("  peer not run: cannot start \(python): \(error)")
+            return nil
+        }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard p.terminationStatus == 0,
+              let last = text.split(separator: "\n").last(where: { $0.hasPrefix("PEER_US_PER_VALIDATION=") }),
+              let us = Double(last.dropFirst("PEER_US_PER_VALIDATION=".count)) else {
+            let msg = String(decoding: errData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            print("  peer not run (\(msg.isEmpty ? "exit \(p.terminationStatus)" : msg)); install it with: pip install jsonschema-rs")
+            return nil
+        }
+        let line = text.split(separator: "\n").first(where: { $0.hasPrefix("jsonschema-rs") }).map(String.init) ?? "jsonschema-rs"
+        return (us, line)
+    }
+}
