@@ -173,22 +173,39 @@ expect_setup_error() { # NAME STAGE ERRNO CODE
     fi
 }
 
-procs_in_ns() { # PIDNS-INODE -> host pids of processes still in that pid namespace
-    local ino=$1 p
-    [ -n "$ino" ] || return 0
-    for p in /proc/[0-9]*; do
-        [ "$(stat -L -c %i "$p/ns/pid" 2>/dev/null)" = "$ino" ] && echo "${p#/proc/}"
-    done
+# Processes of a sandbox, two independent ways: (a) every process whose pid
+# namespace is PIDNS (readable for root, or for processes we may ptrace);
+# (b) the sandbox init (INITPID, unless it is a zombie) and all its
+# descendants by PPid (readable by anyone; orphans inside are re-parented to
+# that init, and the kernel kills the whole namespace when it dies).
+procs_of_sandbox() { # PIDNS INITPID -> host pids, one per line
+    local ino=$1 init=$2 p
+    if [ -n "$ino" ]; then
+        for p in /proc/[0-9]*; do
+            [ "$(stat -L -c %i "$p/ns/pid" 2>/dev/null)" = "$ino" ] && echo "${p#/proc/}"
+        done
+    fi
+    if [ -n "$init" ]; then
+        ps -e -o pid=,ppid=,stat= | awk -v root="$init" '
+            { pid[NR] = $1; ppid[NR] = $2; st[NR] = $3 }
+            END {
+                live[root] = 1; changed = 1
+                while (changed) { changed = 0
+                    for (i = 1; i <= NR; i++) if (live[ppid[i]] && !live[pid[i]]) { live[pid[i]] = 1; changed = 1 } }
+                for (i = 1; i <= NR; i++) if (live[pid[i]] && st[i] !~ /^Z/) print pid[i]
+            }'
+    fi
 }
 expect_no_survivors() { # NAME [seconds]
-    local ino left i
+    local ino init left i
     ino=$(jfield "$(execrec "$1")" pid_ns)
-    if [ -z "$ino" ]; then
-        bad "no pid_ns in the exec record"
+    init=$(jfield "$(execrec "$1")" init_pid)
+    if [ -z "$ino" ] || [ -z "$init" ]; then
+        bad "no pid_ns/init_pid in the exec record"
         return 1
     fi
     for i in $(seq 1 $((${2:-2} * 10))); do
-        left=$(procs_in_ns "$ino")
+        left=$(procs_of_sandbox "$ino" "$init" | sort -u)
         [ -z "$left" ] && return 0
         sleep 0.1
     done
@@ -367,7 +384,7 @@ printf '%s\0' version=1 program=/probes/escape argv=escape argv=tiocsti "workdir
     "bind_ro=$PROBES" bind_ro_dest=/probes deadline_ms=20000 >"$T/$name.cfg"
 if command -v script >/dev/null 2>&1; then
     # the helper's stdin is the pty slave of `script` (a real terminal)
-    script -qec "'$HELPER' --config '$T/$name.cfg' --status-fd 9 9>'$T/$name.status' >'$T/$name.out' 2>'$T/$name.err'" \
+    SHELL=/bin/sh script -qec "'$HELPER' --config '$T/$name.cfg' --status-fd 9 9>'$T/$name.status' >'$T/$name.out' 2>'$T/$name.err'" \
         /dev/null </dev/null >"$T/$name.pty" 2>&1
     RC=$(jfield "$(final $name)" exit_code)
     RC=${RC:-x}
@@ -441,7 +458,7 @@ finish 25 "program by relative path / through a PATH in the work dir -> refused"
 
 # ---------------------------------------------------------------- 26
 kill_host_case() { # NAME WHAT(host|helper)
-    local name=$1 what=$2 hr helper ino before left i
+    local name=$1 what=$2 hr helper ino init before left i
     local w
     w=$(newwork "$name")
     printf '%s\0' version=1 program=/probes/escape argv=escape argv=sleepers "workdir=$w" \
@@ -452,12 +469,13 @@ kill_host_case() { # NAME WHAT(host|helper)
     wait_exec "$T/$name.status" || { bad "sandbox did not start"; return; }
     for i in $(seq 1 30); do grep -q 'sleepers started' "$T/$name.out" && break; sleep 0.1; done
     ino=$(jfield "$(execrec "$name")" pid_ns)
+    init=$(jfield "$(execrec "$name")" init_pid)
     helper=$(cut -d' ' -f1 "/proc/$hr/task/$hr/children" 2>/dev/null)
-    before=$(procs_in_ns "$ino" | wc -l)
+    before=$(procs_of_sandbox "$ino" "$init" | sort -u | wc -l)
     [ "$before" -ge 6 ] || bad "expected >= 6 sandbox processes before the kill, saw $before"
     if [ "$what" = host ]; then kill -9 "$hr"; else kill -9 "$helper"; fi
     for i in $(seq 1 30); do
-        left=$(procs_in_ns "$ino")
+        left=$(procs_of_sandbox "$ino" "$init" | sort -u)
         [ -z "$left" ] && ! kill -0 "$helper" 2>/dev/null && break
         sleep 0.1
     done
