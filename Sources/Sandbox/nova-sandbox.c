@@ -329,10 +329,14 @@ static _Noreturn void run_init(const struct config *c, int status_pipe, int ack_
             kill(-1, SIGKILL);
         }
     }
-    /* the run is over: nothing of the sandbox outlives the program */
-    kill(-1, SIGKILL);
-    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
-        ;
+    /* The run is over: nothing of the sandbox outlives the program. kill(-1)
+     * is repeated before every wait so that a child forked concurrently
+     * with one round is caught by the next; ECHILD means all are reaped. */
+    for (;;) {
+        kill(-1, SIGKILL);
+        if (waitpid(-1, NULL, 0) < 0 && errno == ECHILD)
+            break;
+    }
     memset(&r, 0, sizeof r);
     r.type = REC_RESULT;
     r.wstatus = wstatus;
@@ -455,16 +459,21 @@ static int run_helper(const struct config *c, pid_t init, int rfd, int ack_fd)
                 have_error = 1;
                 error = buf;
             } else if (buf.type == REC_RESULT) {
+                /* Init has killed and reaped every other process of the
+                 * sandbox and is exiting; like bubblewrap we do not wait for
+                 * the kernel to finish tearing its namespaces down. */
                 have_result = 1;
                 result = buf;
+                break;
             }
         }
     }
     if (ack_fd >= 0)
         close(ack_fd);
     int ist = 0;
-    while (waitpid(init, &ist, 0) < 0 && errno == EINTR)
-        ;
+    if (!have_result)
+        while (waitpid(init, &ist, 0) < 0 && errno == EINTR)
+            ;
     double wall = elapsed_ms();
 
     if (have_error) {
