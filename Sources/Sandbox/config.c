@@ -319,8 +319,8 @@ int config_parse(struct config *c, char *buf, size_t len, char *err, size_t errl
     if (c->argc == 0)
         c->argv[c->argc++] = c->program;
 
-    if (c->nofile < 4 || c->nofile > 1048576)
-        return errf(err, errlen, EINVAL, "nofile must be in 4..1048576");
+    if (c->nofile < 16 || c->nofile > 1048576)
+        return errf(err, errlen, EINVAL, "nofile must be in 16..1048576");
     if (c->nproc == 0)
         return errf(err, errlen, EINVAL, "nproc must be >= 1");
     if (c->tmp_bytes == 0)
