@@ -51,8 +51,10 @@ struct rec {
     int32_t type, stage, err, code;
     int32_t wstatus, pid, killed_by, pad;
     struct rusage ru;
-    char msg[256];
+    char msg[512];
 };
+
+_Static_assert(sizeof(struct rec) <= 4096, "records must fit PIPE_BUF for atomic writes");
 
 static int g_role = ROLE_HELPER;
 static int g_status_fd = -1; /* helper: JSON lines to the host */
@@ -151,7 +153,7 @@ static int exit_code_for(int stage, int err)
 
 static void emit_error(int stage, int err, const char *msg)
 {
-    char esc[600], line[900];
+    char esc[1100], line[1400];
     json_escape(esc, sizeof esc, msg);
     snprintf(line, sizeof line, "{\"stage\":\"%s\",\"errno\":%d,\"error\":\"%s\",\"message\":\"%s\"}",
              stage_name(stage), err, errno_name(err), esc);
@@ -163,7 +165,7 @@ static void emit_error(int stage, int err, const char *msg)
 
 _Noreturn void fail(int stage, int err, const char *fmt, ...)
 {
-    char msg[256];
+    char msg[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -322,9 +324,11 @@ static _Noreturn void run_init(const struct config *c, int status_pipe, int ack_
                     wstatus = st;
                     done = 1;
                 }
-        } else if (si.si_pid == 0 && !killed_by) {
-            /* from the helper or the host (an ancestor pid namespace); the
-             * sandbox itself cannot make us do this (si_pid != 0) */
+        } else if (si.si_code == SI_USER && si.si_pid == 0 && !killed_by) {
+            /* kill(2) from the helper or the host: an ancestor pid namespace
+             * shows up as si_pid 0. The sandbox cannot fake it: its kill()s
+             * carry its pid, and rt_sigqueueinfo to another process cannot
+             * use si_code SI_USER. */
             killed_by = s;
             kill(-1, SIGKILL);
         }
@@ -482,7 +486,7 @@ static int run_helper(const struct config *c, pid_t init, int rfd, int ack_fd)
         return error.code;
     }
     if (!have_exec) {
-        char msg[128];
+        char msg[160];
         if (WIFSIGNALED(ist))
             snprintf(msg, sizeof msg, "sandbox init killed by signal %d before exec%s",
                      WTERMSIG(ist), host_signal ? " (host signal)" : timed_out ? " (deadline)" : "");

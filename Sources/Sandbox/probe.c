@@ -192,7 +192,7 @@ int run_probe(const char *self)
     struct utsname u;
     uname(&u);
     uid_t euid = geteuid();
-    const char *hints[16];
+    const char *hints[24];
     int nh = 0;
 
     put(&o, "{\"version\":\"%s\",\"kernel\":", NOVA_SANDBOX_VERSION);
@@ -255,6 +255,9 @@ int run_probe(const char *self)
     put(&o, "}");
     if (sec)
         hints[nh++] = "seccomp filters cannot be installed: the kernel needs CONFIG_SECCOMP_FILTER";
+    if (cur_mode == 2)
+        hints[nh++] = "this process already runs under a seccomp filter (a container or another "
+                      "sandbox); it may refuse namespaces or other calls the sandbox needs";
     (void)status;
 
     struct statfs sf;

@@ -565,6 +565,21 @@ else
 fi
 finish 33 "--probe prints valid JSON and the full sandbox works here"
 
+# where user namespaces are refused (here: the helper run inside a sandbox,
+# whose seccomp filter denies them), the helper refuses with a clear message
+w=$(newwork c34)
+printf '%s\0' version=1 program=/usr/bin/true >"$T/c34-inner.cfg"
+chmod 644 "$T/c34-inner.cfg"
+printf '%s\0' version=1 program=/h/nova-sandbox argv=nova-sandbox argv=--config argv=/h/inner.cfg \
+    "bind_ro=$HELPER" bind_ro_dest=/h/nova-sandbox "bind_ro=$T/c34-inner.cfg" bind_ro_dest=/h/inner.cfg \
+    deadline_ms=20000 >"$T/c34.cfg"
+"$HELPER" --config "$T/c34.cfg" --status-fd 9 9>"$T/c34.status" >"$T/c34.out" 2>"$T/c34.err" </dev/null
+RC=$?
+expect_exit c34 125
+grep -q '^nova-sandbox: userns: user namespaces are not available to uid [0-9]* (Operation not permitted); the sandbox refuses to run' "$T/c34.err" ||
+    bad "stderr: $(cat "$T/c34.err")"
+finish 34 "user namespaces unavailable -> helper refuses: stage userns, exit 125, clear message"
+
 echo "# uid $(id -u), $(($(date +%s) - START)) s"
 echo "battery: $PASS passed, $FAILN failed"
 [ "$FAILN" = 0 ]

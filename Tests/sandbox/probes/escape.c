@@ -459,6 +459,19 @@ static void c_kill(int argc, char **argv)
         okf("kill -9 pid 1", "delivered nowhere (namespace init ignores it)");
     else
         okf("kill -9 pid 1", "%s", ename(errno));
+    /* a forged "from outside" SIGTERM must not make init tear the sandbox down */
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = SIGTERM;
+    si.si_code = SI_QUEUE;
+    si.si_pid = 0;
+    si.si_uid = 0;
+    long r = syscall(SYS_rt_sigqueueinfo, 1, SIGTERM, &si);
+    si.si_code = SI_USER;
+    EXPECT("rt_sigqueueinfo(1, SIGTERM, si_code SI_USER)", syscall(SYS_rt_sigqueueinfo, 1, SIGTERM, &si), EPERM);
+    kill(1, SIGTERM);
+    usleep(200000);
+    okf("forged SIGTERMs to init (sigqueue r=" , "%ld): the sandbox is still running", r);
 }
 
 /* 15: mount and friends */
