@@ -27,14 +27,37 @@ public final class NovaHost: Sendable {
     public let registry: DriverRegistry
     public let policy: PolicyEngine
     public let runner: PlanRunner
+    /// Episodes and the store (index + policy state); nil when opened without data.
+    public let episodes: EpisodeLog?
 
-    /// Loads the policy profile and prepares the registry (no driver is opened here).
-    public init(paths: HostPaths, driverConfig: [String: JSONValue] = [:], persistence: (any PolicyStatePersistence)? = nil) throws(PolicyError) {
+    /// Loads the policy profile and prepares the registry (no driver is opened here). With
+    /// `episodes`, also opens (and recovers) the data directory: episodes, index, policy state.
+    public init(paths: HostPaths, driverConfig: [String: JSONValue] = [:], episodes: EpisodeLog? = nil) throws(PolicyError) {
         self.paths = paths
+        self.episodes = episodes
         let profile = try NovaHost.loadPolicy(paths.policyFile)
-        self.policy = PolicyEngine(profile: profile, persistence: persistence)
+        self.policy = PolicyEngine(profile: profile, persistence: episodes?.store)
         self.registry = DriverRegistry(driversDirectory: paths.driversDirectory, driverConfig: driverConfig)
         self.runner = PlanRunner(registry: registry, gate: policy)
+    }
+
+    /// Runs a plan to its end and writes its episode. The episode write is part of the run: if
+    /// it fails the caller learns it (`episodeError`), never silently.
+    public func run(_ plan: Plan, inputs: [String: JSONValue], principal: String, runId: String = NovaHost.makeRunId(),
+                    options: RunOptions = RunOptions()) async -> (record: RunRecord, episode: EpisodeRef?, episodeError: String?) {
+        let record = await runner.run(plan, inputs: inputs, principal: principal, runId: runId, options: options)
+        policy.endRun(runId)
+        var problems: [String] = []
+        do { try policy.flush() } catch { problems.append("could not save policy state: \(error)") }
+        guard let episodes else { return (record, nil, problems.first) }
+        do {
+            let logged = try episodes.write(record)
+            if let e = logged.indexError { problems.append("episode written but not indexed (repaired on next start): \(e)") }
+            return (record, logged.ref, problems.first)
+        } catch {
+            problems.insert("the episode could not be written: \(error)", at: 0)
+            return (record, nil, problems.first)
+        }
     }
 
     /// Reads and checks a policy profile; no file means an empty profile that denies everything.

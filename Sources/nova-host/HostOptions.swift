@@ -16,9 +16,19 @@ struct HostOptions: ParsableArguments {
 
     var paths: HostPaths { HostPaths.resolve(drivers: drivers, data: data, policy: policy) }
 
-    /// Builds the host, turning a bad policy file into a usage error (exit 2).
-    func makeHost() throws -> NovaHost {
-        do { return try NovaHost(paths: paths) } catch {
+    /// Builds the host, turning a bad policy file into a usage error (exit 2). With
+    /// `withData`, opens the data directory too (episodes, index, persisted policy state).
+    func makeHost(withData: Bool = false) throws -> NovaHost {
+        let paths = self.paths
+        var log: EpisodeLog?
+        if withData {
+            do { log = try EpisodeLog(dataDirectory: paths.dataDirectory) } catch {
+                Output.error("cannot open the data directory \(paths.dataDirectory): \(error)")
+                throw ExitCode(ExitStatus.runFailed)
+            }
+            if case .failure(let e) = log!.openIndexRepair { Output.error("warning: \(e)") }
+        }
+        do { return try NovaHost(paths: paths, episodes: log) } catch {
             Output.error("invalid policy: \(error.message)")
             throw ExitCode(ExitStatus.invalid)
         }

@@ -53,30 +53,35 @@ struct RunCommand: AsyncParsableCommand {
         do { bound = try PlanRunner.bindInputs(plan, given: given) } catch { return fail(invalid: error.errors.map(\.description)) }
         guard parallel >= 1 else { return fail(invalid: ["--parallel must be at least 1"]) }
 
-        let nova = try host.makeHost()
+        let nova = try host.makeHost(withData: true)
         let problems = await nova.runner.validate(plan)
         if !problems.isEmpty { return fail(invalid: problems.map(\.description)) }
 
         let who = principal ?? ProcessInfo.processInfo.environment["NOVA_PRINCIPAL"] ?? "local"
         let runId = NovaHost.makeRunId()
-        let task = Task { await nova.runner.run(plan, inputs: bound, principal: who, runId: runId, options: RunOptions(parallelism: parallel)) }
+        let task = Task { await nova.run(plan, inputs: bound, principal: who, runId: runId, options: RunOptions(parallelism: parallel)) }
         // Ctrl-C cancels the run; the cancellation reaches in-flight calls through the ABI.
         signal(SIGINT, SIG_IGN)
         let interrupt = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
         interrupt.setEventHandler { task.cancel() }
         interrupt.resume()
-        let record = await task.value
+        let (record, episode, episodeError) = await task.value
         interrupt.cancel()
-        nova.policy.endRun(runId)
-        do { try nova.policy.flush() } catch { Output.error("could not save policy state: \(error)") }
 
         if json {
             var out: [String: JSONValue] = ["run_id": .string(record.runId), "status": .string(record.status.rawValue),
-                                            "output": record.output ?? .null, "episode": .null]
+                                            "output": record.output ?? .null, "episode": episode.map { .string($0.path) } ?? .null]
             if let e = record.error { out["error"] = .string(e) }
+            if let e = episodeError { out["episode_error"] = .string(e) }
             Output.json(.object(out))
         } else {
             Summary.print(record)
+            if let episode { Output.note("episode: \(episode.path) (seq \(episode.seq))") }
+        }
+        if let episodeError {
+            Output.error(episodeError)
+            // A run whose record was lost is not a success: the contract is "every run becomes an episode".
+            if episode == nil { throw ExitCode(ExitStatus.runFailed) }
         }
         switch record.status {
         case .succeeded: return
