@@ -261,6 +261,8 @@ for rel in result.txt rel.txt outdir/x sub/deep/passwd; do
         bad "host_read $rel: '$out', want 'refused: ELOOP'"
     fi
 done
+out=$(timeout 5 "$TOOLS/host_read" "$W4" fifo.txt 2>&1)
+[ "$out" = "refused: not a regular file" ] || bad "host_read fifo.txt: '$out' (rc $?), want 'refused: not a regular file'"
 out=$("$TOOLS/host_read" "$W4" "../host-secret" 2>&1)
 [ "$out" = "refused: EXDEV" ] || bad "host_read ../host-secret: '$out', want 'refused: EXDEV'"
 out=$("$TOOLS/host_read" "$W4" ok.txt 2>&1)

@@ -184,6 +184,7 @@ static void c_plant(int argc, char **argv)
     expect_ok("symlink outdir -> /root", symlink("/root", "/work/outdir"));
     expect_ok("mkdir sub", mkdir("/work/sub", 0755));
     expect_ok("symlink sub/deep -> /etc", symlink("/etc", "/work/sub/deep"));
+    expect_ok("mkfifo fifo.txt (would block a naive reader)", mkfifo("/work/fifo.txt", 0644));
     int fd = open("/work/ok.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd >= 0 && write(fd, "plain result\n", 13) == 13)
         okf("write ok.txt", "done");

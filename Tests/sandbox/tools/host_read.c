@@ -28,7 +28,7 @@ static int walk_nofollow(int dir, const char *rel)
             errno = EXDEV;
             return -1;
         }
-        int fd = openat(cur, tok, (next ? O_PATH | O_DIRECTORY : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC);
+        int fd = openat(cur, tok, (next ? O_PATH | O_DIRECTORY : O_RDONLY | O_NONBLOCK | O_NOCTTY) | O_NOFOLLOW | O_CLOEXEC);
         close(cur);
         if (fd < 0)
             return -1;
@@ -49,7 +49,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "refused: %s\n", strerrorname_np(errno));
         return 1;
     }
-    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW,
+    /* O_NONBLOCK: a FIFO planted by the sandbox must not block the host;
+     * anything but a regular file is refused after fstat */
+    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY,
                            .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
     int fd = (int)syscall(SYS_openat2, dir, argv[2], &how, sizeof how);
     if (fd < 0 && errno == ENOSYS)
@@ -63,6 +65,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "refused: not a regular file\n");
         return 1;
     }
+    fcntl(fd, F_SETFL, 0);
     char b[65536];
     ssize_t n;
     while ((n = read(fd, b, sizeof b)) > 0)
