@@ -25,6 +25,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -218,7 +219,7 @@ static int write_proc_file(const char *path, const char *s)
 
 /* ------------------------------------------------------------------ program */
 
-static _Noreturn void run_program(const struct config *c)
+static _Noreturn void run_program(const struct config *c, int pid_sock)
 {
     /* signals: nothing blocked, nothing ignored (SIG_IGN survives execve) */
     sigset_t none;
@@ -254,13 +255,17 @@ static _Noreturn void run_program(const struct config *c)
     if (rc)
         fail(ST_SECCOMP, rc, "%s", err);
 
+    /* Tell the helper our host pid: it receives this datagram with
+     * SO_PASSCRED, and the kernel translates the sender's pid into the
+     * helper's pid namespace. The socket is CLOEXEC. */
+    (void)send(pid_sock, "p", 1, MSG_DONTWAIT);
     execve(c->program, c->argv, c->env);
     fail(ST_EXEC, errno, "execve %s: %s", c->program, strerror(errno));
 }
 
 /* --------------------------------------------------------------------- init */
 
-static _Noreturn void run_init(const struct config *c, int status_pipe, int ack_pipe)
+static _Noreturn void run_init(const struct config *c, int status_pipe, int pid_sock)
 {
     setup_filesystem(c);
 
@@ -285,9 +290,10 @@ static _Noreturn void run_init(const struct config *c, int status_pipe, int ack_
         g_pipe_fd = xp[1];
         close(xp[0]);
         close(status_pipe);
-        run_program(c);
+        run_program(c, pid_sock);
     }
     close(xp[1]);
+    close(pid_sock);
 
     struct rec r;
     ssize_t n = read_full(xp[0], &r, sizeof r);
@@ -302,13 +308,6 @@ static _Noreturn void run_init(const struct config *c, int status_pipe, int ack_
     r.type = REC_EXEC;
     r.pid = child;
     (void)write_all(status_pipe, &r, sizeof r);
-    /* Wait for the helper's ack before reaping anything: until then the
-     * program (even if it already exited) is still our child, so the helper
-     * can find its host pid in /proc/<init>/task/<init>/children. */
-    char ack;
-    while (read(ack_pipe, &ack, 1) < 0 && errno == EINTR)
-        ;
-    close(ack_pipe);
 
     int wstatus = 0, done = 0, killed_by = 0;
     while (!done) {
@@ -352,19 +351,27 @@ static _Noreturn void run_init(const struct config *c, int status_pipe, int ack_
 
 /* ------------------------------------------------------------------- helper */
 
-static pid_t host_pid_of_program(pid_t init)
+/* The program sent one datagram just before execve; SO_PASSCRED gives us
+ * its pid as seen from our (the host's) pid namespace. */
+static pid_t host_pid_of_program(int sock)
 {
-    char path[64], buf[64];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)init, (int)init);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    char b;
+    struct iovec iov = {&b, 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(struct ucred))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                       .msg_controllen = sizeof u.buf};
+    if (recvmsg(sock, &m, MSG_DONTWAIT) != 1)
         return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    return (pid_t)atoi(buf);
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+            struct ucred cr;
+            memcpy(&cr, CMSG_DATA(c), sizeof cr);
+            return cr.pid;
+        }
+    return 0;
 }
 
 static unsigned long long pid_ns_of(pid_t p)
@@ -380,7 +387,7 @@ static double tv_ms(struct timeval tv)
     return (double)tv.tv_sec * 1e3 + (double)tv.tv_usec / 1e3;
 }
 
-static int run_helper(const struct config *c, pid_t init, int rfd, int ack_fd)
+static int run_helper(const struct config *c, pid_t init, int rfd, int pid_sock)
 {
     sigset_t hs;
     sigemptyset(&hs);
@@ -448,16 +455,13 @@ static int run_helper(const struct config *c, pid_t init, int rfd, int ack_fd)
             if (buf.type == REC_EXEC && !have_exec) {
                 have_exec = 1;
                 char line[256];
-                pid_t hp = host_pid_of_program(init);
+                pid_t hp = host_pid_of_program(pid_sock);
                 int o = snprintf(line, sizeof line, "{\"stage\":\"exec\",\"init_pid\":%d",
                                  (int)init);
                 if (hp > 0)
                     o += snprintf(line + o, sizeof line - (size_t)o, ",\"pid\":%d", (int)hp);
                 snprintf(line + o, sizeof line - (size_t)o, ",\"pid_ns\":%llu,\"setup_ms\":%.3f}",
                          pid_ns_of(init), elapsed_ms());
-                (void)write_all(ack_fd, "a", 1);
-                close(ack_fd);
-                ack_fd = -1;
                 emit(line);
             } else if (buf.type == REC_ERROR && !have_error) {
                 have_error = 1;
@@ -472,8 +476,7 @@ static int run_helper(const struct config *c, pid_t init, int rfd, int ack_fd)
             }
         }
     }
-    if (ack_fd >= 0)
-        close(ack_fd);
+    close(pid_sock);
     int ist = 0;
     if (!have_result)
         while (waitpid(init, &ist, 0) < 0 && errno == EINTR)
@@ -766,9 +769,13 @@ int main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &hs, NULL);
 
     /* sp: init -> helper records; gp: helper -> init "id maps written" */
-    int sp[2], gp[2];
+    int sp[2], gp[2], ps[2], one = 1;
     if (pipe2(sp, O_CLOEXEC) < 0 || pipe2(gp, O_CLOEXEC) < 0)
         fail(ST_FORK, errno, "pipe2: %s", strerror(errno));
+    /* ps: the program's "here is my pid" datagram (SO_PASSCRED) */
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, ps) < 0 ||
+        setsockopt(ps[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0)
+        fail(ST_FORK, errno, "socketpair: %s", strerror(errno));
 
     /* The sandbox init is created directly in all the new namespaces; the
      * helper stays in the host's, so it may write any id map it is allowed
@@ -810,6 +817,7 @@ int main(int argc, char **argv)
         }
         close(sp[0]);
         close(gp[1]);
+        close(ps[0]);
         if (g_status_fd >= 0)
             close(g_status_fd);
         g_status_fd = -1;
@@ -822,6 +830,7 @@ int main(int argc, char **argv)
             ;
         if (n != 1)
             _exit(EXIT_SETUP);
+        close(gp[0]);
         /* Take the sandbox identity now, so that everything init creates is
          * owned by a mapped uid. Capabilities in the new user namespace are
          * kept: uid 0 of the namespace is not mapped (or is this very uid),
@@ -847,10 +856,11 @@ int main(int argc, char **argv)
             _exit(EXIT_SETUP);
         if (set_limit(RLIMIT_NPROC, cfg.nproc, cfg.nproc) < 0)
             fail(ST_RLIMIT, errno, "RLIMIT_NPROC: %s", strerror(errno));
-        run_init(&cfg, sp[1], gp[0]);
+        run_init(&cfg, sp[1], ps[1]);
     }
     close(sp[1]);
     close(gp[0]);
+    close(ps[1]);
     char path[64], map[64];
     snprintf(path, sizeof path, "/proc/%d/setgroups", (int)init);
     int mrc = write_proc_file(path, "deny");
@@ -876,5 +886,6 @@ int main(int argc, char **argv)
         waitpid(init, NULL, 0);
         fail(ST_FORK, errno, "start init: %s", strerror(errno));
     }
-    return run_helper(&cfg, init, sp[0], gp[1]);
+    close(gp[1]);
+    return run_helper(&cfg, init, sp[0], ps[0]);
 }

@@ -475,6 +475,10 @@ kill_host_case() { # NAME WHAT(host|helper)
     helper=$(cut -d' ' -f1 "/proc/$hr/task/$hr/children" 2>/dev/null)
     before=$(procs_of_sandbox "$ino" "$init" | sort -u | wc -l)
     [ "$before" -ge 6 ] || bad "expected >= 6 sandbox processes before the kill, saw $before"
+    local prog
+    prog=$(jfield "$(execrec "$name")" pid)
+    [ "$(awk '/^PPid:/ {print $2}' "/proc/$prog/status" 2>/dev/null)" = "$init" ] ||
+        bad "exec record pid $prog is not the child of init $init"
     if [ "$what" = host ]; then kill -9 "$hr"; else kill -9 "$helper"; fi
     for i in $(seq 1 30); do
         left=$(procs_of_sandbox "$ino" "$init" | sort -u)
