@@ -44,7 +44,7 @@
 #endif
 
 enum role { ROLE_HELPER, ROLE_INIT, ROLE_PROGRAM };
-enum rec_type { REC_ERROR = 1, REC_EXEC, REC_RESULT };
+enum rec_type { REC_ERROR = 1, REC_RESULT = 3 };
 
 /* Fixed-size record sent from init (and from the program, via init) to the
  * helper over a CLOEXEC pipe; smaller than PIPE_BUF so writes are atomic. */
@@ -188,23 +188,6 @@ _Noreturn void fail(int stage, int err, const char *fmt, ...)
     _exit(code);
 }
 
-static ssize_t read_full(int fd, void *buf, size_t len)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = read(fd, (char *)buf + got, len - got);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    return (ssize_t)got;
-}
-
 static int write_proc_file(const char *path, const char *s)
 {
     int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -219,7 +202,7 @@ static int write_proc_file(const char *path, const char *s)
 
 /* ------------------------------------------------------------------ program */
 
-static _Noreturn void run_program(const struct config *c, int pid_sock)
+static _Noreturn void run_program(const struct config *c, int exec_sock)
 {
     /* signals: nothing blocked, nothing ignored (SIG_IGN survives execve) */
     sigset_t none;
@@ -255,17 +238,18 @@ static _Noreturn void run_program(const struct config *c, int pid_sock)
     if (rc)
         fail(ST_SECCOMP, rc, "%s", err);
 
-    /* Tell the helper our host pid: it receives this datagram with
+    /* Tell the helper our host pid: it receives this message with
      * SO_PASSCRED, and the kernel translates the sender's pid into the
-     * helper's pid namespace. The socket is CLOEXEC. */
-    (void)send(pid_sock, "p", 1, MSG_DONTWAIT);
+     * helper's pid namespace. The socket is CLOEXEC: its EOF tells the
+     * helper that execve succeeded; a failure sends a record first. */
+    (void)send(exec_sock, "p", 1, MSG_DONTWAIT);
     execve(c->program, c->argv, c->env);
     fail(ST_EXEC, errno, "execve %s: %s", c->program, strerror(errno));
 }
 
 /* --------------------------------------------------------------------- init */
 
-static _Noreturn void run_init(const struct config *c, int status_pipe, int pid_sock)
+static _Noreturn void run_init(const struct config *c, int status_pipe, int exec_sock)
 {
     setup_filesystem(c);
 
@@ -279,35 +263,17 @@ static _Noreturn void run_init(const struct config *c, int status_pipe, int pid_
     if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
         fail(ST_SIGNALS, errno, "sigprocmask: %s", strerror(errno));
 
-    int xp[2];
-    if (pipe2(xp, O_CLOEXEC) < 0)
-        fail(ST_FORK, errno, "pipe2: %s", strerror(errno));
     pid_t child = fork();
     if (child < 0)
         fail(ST_FORK, errno, "fork program: %s", strerror(errno));
     if (child == 0) {
         g_role = ROLE_PROGRAM;
-        g_pipe_fd = xp[1];
-        close(xp[0]);
+        g_pipe_fd = exec_sock; /* the program reports straight to the helper */
         close(status_pipe);
-        run_program(c, pid_sock);
+        run_program(c, exec_sock);
     }
-    close(xp[1]);
-    close(pid_sock);
-
+    close(exec_sock);
     struct rec r;
-    ssize_t n = read_full(xp[0], &r, sizeof r);
-    close(xp[0]);
-    if (n == (ssize_t)sizeof r && r.type == REC_ERROR) {
-        (void)write_all(status_pipe, &r, sizeof r);
-        while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
-            ;
-        _exit(r.code);
-    }
-    memset(&r, 0, sizeof r);
-    r.type = REC_EXEC;
-    r.pid = child;
-    (void)write_all(status_pipe, &r, sizeof r);
 
     int wstatus = 0, done = 0, killed_by = 0;
     while (!done) {
@@ -351,29 +317,6 @@ static _Noreturn void run_init(const struct config *c, int status_pipe, int pid_
 
 /* ------------------------------------------------------------------- helper */
 
-/* The program sent one datagram just before execve; SO_PASSCRED gives us
- * its pid as seen from our (the host's) pid namespace. */
-static pid_t host_pid_of_program(int sock)
-{
-    char b;
-    struct iovec iov = {&b, 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(struct ucred))];
-        struct cmsghdr align;
-    } u;
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                       .msg_controllen = sizeof u.buf};
-    if (recvmsg(sock, &m, MSG_DONTWAIT) != 1)
-        return 0;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
-            struct ucred cr;
-            memcpy(&cr, CMSG_DATA(c), sizeof cr);
-            return cr.pid;
-        }
-    return 0;
-}
-
 static unsigned long long pid_ns_of(pid_t p)
 {
     char path[64];
@@ -387,7 +330,7 @@ static double tv_ms(struct timeval tv)
     return (double)tv.tv_sec * 1e3 + (double)tv.tv_usec / 1e3;
 }
 
-static int run_helper(const struct config *c, pid_t init, int rfd, int pid_sock)
+static int run_helper(const struct config *c, pid_t init, int rfd, int xfd)
 {
     sigset_t hs;
     sigemptyset(&hs);
@@ -401,21 +344,24 @@ static int run_helper(const struct config *c, pid_t init, int rfd, int pid_sock)
     long long deadline = c->deadline_ms > 0 ? start + c->deadline_ms : -1;
     long long hard_kill_at = -1;
     int term_sent = 0, timed_out = 0, host_signal = 0;
-    int have_exec = 0, have_result = 0, have_error = 0;
+    int have_exec = 0, have_result = 0, have_error = 0, xfd_open = 1, rfd_open = 1;
+    pid_t prog_pid = 0;
     struct rec buf, result, error;
     memset(&result, 0, sizeof result);
     memset(&error, 0, sizeof error);
     size_t have = 0;
 
-    for (;;) {
+    /* until init has reported (or is gone) and the program's exec socket is
+     * closed (exec succeeded, or it died) */
+    while (rfd_open && !(have_result && !xfd_open)) {
         long long now = now_ms(), wake = -1;
         if (!term_sent && deadline >= 0)
             wake = deadline;
         if (hard_kill_at >= 0)
             wake = hard_kill_at;
         int timeout = wake < 0 ? -1 : (wake <= now ? 0 : (int)(wake - now));
-        struct pollfd pf[2] = {{rfd, POLLIN, 0}, {sfd, POLLIN, 0}};
-        int pr = poll(pf, sfd >= 0 ? 2 : 1, timeout);
+        struct pollfd pf[3] = {{rfd, POLLIN, 0}, {xfd_open ? xfd : -1, POLLIN, 0}, {sfd, POLLIN, 0}};
+        int pr = poll(pf, 3, timeout);
         if (pr < 0 && errno != EINTR) {
             kill(init, SIGKILL);
             break;
@@ -430,7 +376,9 @@ static int run_helper(const struct config *c, pid_t init, int rfd, int pid_sock)
             kill(init, SIGKILL);
             hard_kill_at = -1;
         }
-        if (pr > 0 && sfd >= 0 && (pf[1].revents & POLLIN)) {
+        if (pr <= 0)
+            continue;
+        if (sfd >= 0 && (pf[2].revents & POLLIN)) {
             struct signalfd_siginfo si;
             while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
                 if (!host_signal)
@@ -442,28 +390,56 @@ static int run_helper(const struct config *c, pid_t init, int rfd, int pid_sock)
                 }
             }
         }
-        if (pr > 0 && (pf[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+        if (xfd_open && (pf[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+            /* messages from the program: "p" (with its credentials), maybe an
+             * exec failure record, then EOF once execve closed the socket */
+            struct rec m;
+            struct iovec iov = {&m, sizeof m};
+            union {
+                char b[CMSG_SPACE(sizeof(struct ucred))];
+                struct cmsghdr align;
+            } u;
+            struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
+                                .msg_controllen = sizeof u.b};
+            ssize_t n = recvmsg(xfd, &mh, MSG_DONTWAIT);
+            if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                continue;
+            if (n <= 0) {
+                xfd_open = 0;
+                if (!have_error && prog_pid > 0 && !have_exec) {
+                    have_exec = 1;
+                    char line[256];
+                    snprintf(line, sizeof line,
+                             "{\"stage\":\"exec\",\"init_pid\":%d,\"pid\":%d,\"pid_ns\":%llu,"
+                             "\"setup_ms\":%.3f}",
+                             (int)init, (int)prog_pid, pid_ns_of(init), elapsed_ms());
+                    emit(line);
+                }
+            } else if (n == 1) {
+                for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+                    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_CREDENTIALS) {
+                        struct ucred cr;
+                        memcpy(&cr, CMSG_DATA(cm), sizeof cr);
+                        prog_pid = cr.pid;
+                    }
+            } else if (n == (ssize_t)sizeof m && m.type == REC_ERROR && !have_error) {
+                have_error = 1;
+                error = m;
+            }
+        }
+        if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
             ssize_t n = read(rfd, (char *)&buf + have, sizeof buf - have);
             if (n < 0 && errno == EINTR)
                 continue;
-            if (n <= 0)
-                break; /* init is gone */
+            if (n <= 0) {
+                rfd_open = 0; /* init is gone */
+                continue;
+            }
             have += (size_t)n;
             if (have < sizeof buf)
                 continue;
             have = 0;
-            if (buf.type == REC_EXEC && !have_exec) {
-                have_exec = 1;
-                char line[256];
-                pid_t hp = host_pid_of_program(pid_sock);
-                int o = snprintf(line, sizeof line, "{\"stage\":\"exec\",\"init_pid\":%d",
-                                 (int)init);
-                if (hp > 0)
-                    o += snprintf(line + o, sizeof line - (size_t)o, ",\"pid\":%d", (int)hp);
-                snprintf(line + o, sizeof line - (size_t)o, ",\"pid_ns\":%llu,\"setup_ms\":%.3f}",
-                         pid_ns_of(init), elapsed_ms());
-                emit(line);
-            } else if (buf.type == REC_ERROR && !have_error) {
+            if (buf.type == REC_ERROR && !have_error) {
                 have_error = 1;
                 error = buf;
             } else if (buf.type == REC_RESULT) {
@@ -472,11 +448,10 @@ static int run_helper(const struct config *c, pid_t init, int rfd, int pid_sock)
                  * the kernel to finish tearing its namespaces down. */
                 have_result = 1;
                 result = buf;
-                break;
             }
         }
     }
-    close(pid_sock);
+    close(xfd);
     int ist = 0;
     if (!have_result)
         while (waitpid(init, &ist, 0) < 0 && errno == EINTR)
@@ -772,8 +747,9 @@ int main(int argc, char **argv)
     int sp[2], gp[2], ps[2], one = 1;
     if (pipe2(sp, O_CLOEXEC) < 0 || pipe2(gp, O_CLOEXEC) < 0)
         fail(ST_FORK, errno, "pipe2: %s", strerror(errno));
-    /* ps: the program's "here is my pid" datagram (SO_PASSCRED) */
-    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, ps) < 0 ||
+    /* ps: program -> helper: its pid (SO_PASSCRED), an exec failure record,
+     * EOF when execve closes it (CLOEXEC) */
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ps) < 0 ||
         setsockopt(ps[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0)
         fail(ST_FORK, errno, "socketpair: %s", strerror(errno));
 
