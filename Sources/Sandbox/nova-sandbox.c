@@ -200,6 +200,26 @@ static int write_proc_file(const char *path, const char *s)
     return rc;
 }
 
+/* setgroups=deny, then "<uid> <host uid> 1" and "<gid> <host gid> 1" for
+ * the process `who` ("self" or a pid); returns 0 or an errno. */
+static int write_id_maps(const char *who, long long uid, long long huid, long long gid,
+                         long long hgid)
+{
+    char path[64], map[64];
+    snprintf(path, sizeof path, "/proc/%s/setgroups", who);
+    if (write_proc_file(path, "deny") < 0 && errno != ENOENT)
+        return errno;
+    snprintf(path, sizeof path, "/proc/%s/uid_map", who);
+    snprintf(map, sizeof map, "%lld %lld 1\n", uid, huid);
+    if (write_proc_file(path, map) < 0)
+        return errno;
+    snprintf(path, sizeof path, "/proc/%s/gid_map", who);
+    snprintf(map, sizeof map, "%lld %lld 1\n", gid, hgid);
+    if (write_proc_file(path, map) < 0)
+        return errno;
+    return 0;
+}
+
 /* ------------------------------------------------------------------ program */
 
 static _Noreturn void run_program(const struct config *c, int exec_sock)
@@ -743,7 +763,7 @@ int main(int argc, char **argv)
     sigaddset(&hs, SIGQUIT);
     sigprocmask(SIG_BLOCK, &hs, NULL);
 
-    /* sp: init -> helper records; gp: helper -> init "id maps written" */
+    /* sp: init -> helper records; gp: helper -> init "id maps written" (root) */
     int sp[2], gp[2], ps[2], one = 1;
     if (pipe2(sp, O_CLOEXEC) < 0 || pipe2(gp, O_CLOEXEC) < 0)
         fail(ST_FORK, errno, "pipe2: %s", strerror(errno));
@@ -754,8 +774,8 @@ int main(int argc, char **argv)
         fail(ST_FORK, errno, "socketpair: %s", strerror(errno));
 
     /* The sandbox init is created directly in all the new namespaces; the
-     * helper stays in the host's, so it may write any id map it is allowed
-     * to (root: an unprivileged host uid; others: their own uid). */
+     * helper stays in the host's, so that as root it may map the sandbox to
+     * an unprivileged host uid (others map their own uid from inside). */
     long flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
                  CLONE_NEWCGROUP;
     if (!cfg.allow_network)
@@ -799,13 +819,22 @@ int main(int argc, char **argv)
         g_status_fd = -1;
         if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
             fail(ST_PDEATHSIG, errno, "PR_SET_PDEATHSIG (init): %s", strerror(errno));
-        /* wait for the id maps; EOF means the helper failed or died */
-        char go;
-        ssize_t n;
-        while ((n = read(gp[0], &go, 1)) < 0 && errno == EINTR)
-            ;
-        if (n != 1)
-            _exit(EXIT_SETUP);
+        if (euid != 0) {
+            /* unprivileged: we may map our own uid ourselves (no round trip) */
+            int e = write_id_maps("self", cfg.uid, huid, cfg.gid, hgid);
+            if (e)
+                fail(ST_IDMAP, e, "writing id maps (uid %lld->%lld, gid %lld->%lld): %s", cfg.uid,
+                     huid, cfg.gid, hgid, strerror(e));
+        } else {
+            /* root maps to another uid: only the helper, outside, may write
+             * that; wait for it (EOF means the helper failed or died) */
+            char go;
+            ssize_t n;
+            while ((n = read(gp[0], &go, 1)) < 0 && errno == EINTR)
+                ;
+            if (n != 1)
+                _exit(EXIT_SETUP);
+        }
         close(gp[0]);
         /* Take the sandbox identity now, so that everything init creates is
          * owned by a mapped uid. Capabilities in the new user namespace are
@@ -837,30 +866,21 @@ int main(int argc, char **argv)
     close(sp[1]);
     close(gp[0]);
     close(ps[1]);
-    char path[64], map[64];
-    snprintf(path, sizeof path, "/proc/%d/setgroups", (int)init);
-    int mrc = write_proc_file(path, "deny");
-    int stage_err = 0;
-    if (mrc < 0 && errno != ENOENT)
-        stage_err = errno;
-    snprintf(path, sizeof path, "/proc/%d/uid_map", (int)init);
-    snprintf(map, sizeof map, "%lld %lld 1\n", cfg.uid, huid);
-    if (!stage_err && write_proc_file(path, map) < 0)
-        stage_err = errno;
-    snprintf(path, sizeof path, "/proc/%d/gid_map", (int)init);
-    snprintf(map, sizeof map, "%lld %lld 1\n", cfg.gid, hgid);
-    if (!stage_err && write_proc_file(path, map) < 0)
-        stage_err = errno;
-    if (stage_err) {
-        kill(init, SIGKILL);
-        waitpid(init, NULL, 0);
-        fail(ST_IDMAP, stage_err, "writing id maps (uid %lld->%lld, gid %lld->%lld): %s", cfg.uid,
-             huid, cfg.gid, hgid, strerror(stage_err));
-    }
-    if (write_all(gp[1], "g", 1) < 0) {
-        kill(init, SIGKILL);
-        waitpid(init, NULL, 0);
-        fail(ST_FORK, errno, "start init: %s", strerror(errno));
+    if (euid == 0) {
+        char who[16];
+        snprintf(who, sizeof who, "%d", (int)init);
+        int e = write_id_maps(who, cfg.uid, huid, cfg.gid, hgid);
+        if (e) {
+            kill(init, SIGKILL);
+            waitpid(init, NULL, 0);
+            fail(ST_IDMAP, e, "writing id maps (uid %lld->%lld, gid %lld->%lld): %s", cfg.uid,
+                 huid, cfg.gid, hgid, strerror(e));
+        }
+        if (write_all(gp[1], "g", 1) < 0) {
+            kill(init, SIGKILL);
+            waitpid(init, NULL, 0);
+            fail(ST_FORK, errno, "start init: %s", strerror(errno));
+        }
     }
     close(gp[1]);
     return run_helper(&cfg, init, sp[0], ps[0]);
