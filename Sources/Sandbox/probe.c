@@ -16,6 +16,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,6 +29,15 @@
 #endif
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
 #endif
 #ifndef TMPFS_MAGIC
 #define TMPFS_MAGIC 0x01021994
@@ -279,6 +289,24 @@ int run_probe(const char *self)
     }
     put(&o, ",\"cgroup\":{\"v1\":%s,\"v2\":%s,\"mode\":\"%s\"}", v1 ? "true" : "false",
         v2 ? "true" : "false", mode);
+
+    /* syscalls the helper (close_range, mount_setattr) and the host
+     * (openat2 for reading results) use; ENOSYS = missing, anything else =
+     * present (the arguments are deliberately invalid) */
+    errno = 0;
+    long r1 = syscall(SYS_close_range, ~0U, 0U, 0);
+    int cr = !(r1 < 0 && errno == ENOSYS);
+    errno = 0;
+    long r2 = syscall(SYS_mount_setattr, -1, "", 0, NULL, 0);
+    int ms = !(r2 < 0 && errno == ENOSYS);
+    errno = 0;
+    long r3 = syscall(SYS_openat2, -1, "", NULL, 0);
+    int oa = !(r3 < 0 && errno == ENOSYS);
+    put(&o, ",\"syscalls\":{\"close_range\":%s,\"mount_setattr\":%s,\"openat2\":%s}",
+        cr ? "true" : "false", ms ? "true" : "false", oa ? "true" : "false");
+    if (!oa)
+        hints[nh++] = "openat2 is missing (kernel < 5.6): the host must read results with an "
+                      "O_NOFOLLOW walk per path component";
 
     char line[2048] = "";
     int rc = selftest("/proc/self/exe", line, sizeof line);
