@@ -228,7 +228,7 @@ echo "TOP SECRET host data" >"$SECRET"
 ABSTRACT="nova-battery-$$"
 "$TOOLS/listener" "$T/ports" "$T/listener.log" "$ABSTRACT" 150 &
 LISTENER_PID=$!
-for i in $(seq 1 50); do [ -s "$T/ports" ] && break; sleep 0.05; done
+for i in $(seq 1 200); do [ -s "$T/ports" ] && break; sleep 0.05; done
 read -r TCPPORT UDPPORT <"$T/ports" 2>/dev/null || { TCPPORT=0; UDPPORT=0; }
 : >"$T/listener.log"
 
@@ -282,7 +282,10 @@ if [ -s "$T/listener.log" ]; then bad "host listener was reached: $(cat "$T/list
 # control: the listener is reachable from the host itself
 (exec 3<>"/dev/tcp/127.0.0.1/$TCPPORT") 2>/dev/null || bad "control: host cannot reach its own TCP listener"
 (printf x >"/dev/udp/127.0.0.1/$UDPPORT") 2>/dev/null
-sleep 0.3
+for i in $(seq 1 50); do
+    [ "$(grep -c '^tcp contact' "$T/listener.log")" = 1 ] && [ "$(grep -c '^udp contact' "$T/listener.log")" = 1 ] && break
+    sleep 0.1
+done
 [ "$(grep -c '^tcp contact' "$T/listener.log")" = 1 ] && [ "$(grep -c '^udp contact' "$T/listener.log")" = 1 ] ||
     bad "control: listener log '$(tr '\n' ' ' <"$T/listener.log")'"
 : >"$T/listener.log"
@@ -296,7 +299,16 @@ if [ -s "$T/listener.log" ]; then bad "host abstract socket was reached: $(cat "
 # control: the same probe on the host does connect
 "$PROBES/escape" abstract "$ABSTRACT" >"$T/c7-control.out" 2>&1
 grep -q '^FAIL connect @name: succeeded' "$T/c7-control.out" || bad "control: host could not connect to @$ABSTRACT"
-sleep 0.3
+# the listener handles events in order: the sandbox's attempts (if any had
+# got through) would be logged before the control's, so exactly one of each
+for i in $(seq 1 50); do
+    [ "$(grep -c '^unix-stream contact' "$T/listener.log")" = 1 ] &&
+        [ "$(grep -c '^unix-dgram contact' "$T/listener.log")" = 1 ] && break
+    sleep 0.1
+done
+[ "$(grep -c '^unix-stream contact' "$T/listener.log")" = 1 ] &&
+    [ "$(grep -c '^unix-dgram contact' "$T/listener.log")" = 1 ] ||
+    bad "control: listener log '$(tr '\n' ' ' <"$T/listener.log")'"
 : >"$T/listener.log"
 finish 7 "connect to a host abstract unix socket @name -> ECONNREFUSED"
 
