@@ -252,6 +252,7 @@ static _Noreturn void run_program(const struct config *c, int exec_sock)
         fail(ST_CREDS, errno, "setresuid(%lld): %s", c->uid, strerror(errno));
     if (chdir(c->cwd) < 0)
         fail(ST_CHDIR, errno, "chdir %s: %s", c->cwd, strerror(errno));
+    umask(022); /* not the host's */
 
     char err[256];
     int rc = install_seccomp(err, sizeof err);
