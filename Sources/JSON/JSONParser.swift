@@ -67,6 +67,11 @@ struct Parser {
     var depth = 0
     /// Scratch buffer reused for strings with escapes.
     var scratch: [UInt8] = []
+    /// Members of the objects being parsed (innermost last), so that each dictionary is
+    /// created once at its final size instead of growing.
+    var members: [(String, JSONValue)] = []
+    /// Elements of the arrays being parsed, for the same reason.
+    var elements: [JSONValue] = []
 
     init(_ bytes: UnsafeRawBufferPointer) {
         base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
@@ -176,12 +181,12 @@ struct Parser {
         try enter()
         pos += 1  // {
         skipWhitespace()
-        var dict = [String: JSONValue]()
         if pos < count, byte(pos) == UInt8(ascii: "}") {
             pos += 1
             depth -= 1
-            return .object(dict)
+            return .object([:])
         }
+        let base = members.count
         while true {
             guard pos < count else { throw error("unexpected end of input inside an object") }
             guard byte(pos) == UInt8(ascii: "\"") else {
@@ -198,7 +203,7 @@ struct Parser {
             pos += 1
             skipWhitespace()
             let value = try parseValue()
-            dict[key] = value
+            members.append((key, value))
             skipWhitespace()
             guard pos < count else { throw error("unexpected end of input inside an object") }
             let b = byte(pos)
@@ -212,6 +217,11 @@ struct Parser {
             throw error("unexpected \(describeByte(at: pos)): expected ',' or '}' in object")
         }
         depth -= 1
+        var dict = [String: JSONValue](minimumCapacity: members.count - base)
+        for i in base..<members.count {
+            dict[members[i].0] = members[i].1  // a repeated name: the last one wins
+        }
+        members.removeSubrange(base...)
         return .object(dict)
     }
 
@@ -219,18 +229,18 @@ struct Parser {
         try enter()
         pos += 1  // [
         skipWhitespace()
-        var arr = [JSONValue]()
         if pos < count, byte(pos) == UInt8(ascii: "]") {
             pos += 1
             depth -= 1
-            return .array(arr)
+            return .array([])
         }
+        let base = elements.count
         while true {
             skipWhitespace()
             if pos < count, byte(pos) == UInt8(ascii: "]") {
                 throw error("trailing comma before ']' is not allowed")
             }
-            arr.append(try parseValue())
+            elements.append(try parseValue())
             skipWhitespace()
             guard pos < count else { throw error("unexpected end of input inside an array") }
             let b = byte(pos)
@@ -241,6 +251,8 @@ struct Parser {
             throw error("unexpected \(describeByte(at: pos)): expected ',' or ']' in array")
         }
         depth -= 1
+        let arr = Array(elements[base...])
+        elements.removeSubrange(base...)
         return .array(arr)
     }
 
@@ -250,24 +262,41 @@ struct Parser {
         let open = pos
         pos += 1  // opening quote
         let start = pos
-        var ascii = true
-        // Fast scan: no escapes.
-        while pos < count {
-            let b = byte(pos)
-            if b == UInt8(ascii: "\"") {
-                let buf = UnsafeBufferPointer(start: base.unsafelyUnwrapped + start, count: pos - start)
-                pos += 1
-                if ascii { return String(decoding: buf, as: UTF8.self) }
-                guard let s = String(validating: buf, as: UTF8.self) else {
-                    throw error("invalid UTF-8 in string", at: firstInvalidUTF8(from: start, to: pos - 1))
-                }
-                return s
-            }
-            if b == UInt8(ascii: "\\") { break }
-            if b < 0x20 { throw error("unescaped control character (U+00\(hex2(b))) in string") }
-            if b >= 0x80 { ascii = false }
-            pos += 1
+        // Fast scan for the closing quote, 8 bytes at a time while no byte needs attention
+        // (quote, backslash, control character or non-ASCII).
+        let p = base.unsafelyUnwrapped
+        var i = pos
+        var high: UInt8 = 0
+        while i + 8 <= count {
+            let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let highs: UInt64 = 0x8080_8080_8080_8080
+            let q = w ^ (ones &* 0x22)
+            let bs = w ^ (ones &* 0x5C)
+            let special = ((q &- ones) & ~q) | ((bs &- ones) & ~bs) | ((w &- ones &* 0x20) & ~w) | w
+            if special & highs != 0 { break }
+            i += 8
         }
+        while i < count {
+            let b = p[i]
+            if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") || b < 0x20 { break }
+            high |= b
+            i += 1
+        }
+        pos = i
+        if pos < count, byte(pos) == UInt8(ascii: "\"") {
+            let buf = UnsafeBufferPointer(start: p + start, count: pos - start)
+            pos += 1
+            if high < 0x80 { return String(decoding: buf, as: UTF8.self) }  // all ASCII: valid
+            guard let s = String(validating: buf, as: UTF8.self) else {
+                throw error("invalid UTF-8 in string", at: firstInvalidUTF8(from: start, to: pos - 1))
+            }
+            return s
+        }
+        if pos < count, byte(pos) < 0x20 {
+            throw error("unescaped control character (U+00\(hex2(byte(pos)))) in string")
+        }
+        var ascii = high < 0x80
         guard pos < count else { throw error("unterminated string", at: open) }
         // Slow path with escapes.
         scratch.removeAll(keepingCapacity: true)

@@ -87,14 +87,16 @@ extension JSONValue: Hashable {
     /// canonical equivalence.
     @inlinable
     static func scalarsEqual(_ a: String, _ b: String) -> Bool {
-        let au = a.utf8, bu = b.utf8
-        guard au.count == bu.count else { return false }
-        if a == b {
-            // Canonically equivalent and same byte length: confirm the bytes (cheap for the
-            // common case of identical ASCII strings).
-            return au.elementsEqual(bu)
+        guard a.utf8.count == b.utf8.count else { return false }
+        var a = a, b = b
+        return a.withUTF8 { pa in
+            b.withUTF8 { pb in
+                guard let x = pa.baseAddress, let y = pb.baseAddress else { return pa.count == pb.count }
+                if x == y { return true }
+                for i in 0..<pa.count where x[i] != y[i] { return false }
+                return true
+            }
         }
-        return false
     }
 }
 

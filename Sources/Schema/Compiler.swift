@@ -43,6 +43,8 @@ final class Compiler {
     var resourceObjects: [String: Resource] = [:]
     var resourceArena: [Resource] = []
     var usesDynamicRef = false
+    /// Keyword payload objects, kept alive for the compiled schema's lifetime.
+    var payloads: [AnyObject] = []
 
     init(registry: SchemaRegistry) {
         self.registry = registry
@@ -289,6 +291,7 @@ final class Compiler {
     func compileObject(_ n: Node, _ o: [String: JSONValue], _ loc: Location) throws {
         let vocab = docVocab[loc.doc]
         var kws: [Keyword] = []
+        var foldableRequired: [String]? = nil
 
         // Validation vocabulary (cheap checks first, for early exits and readable errors).
         if vocab.validation {
@@ -339,7 +342,12 @@ final class Compiler {
             if let v = o["maxProperties"] { kws.append(.maxProperties(try nonNegativeInt(v, loc, "maxProperties"))) }
             if let v = o["required"] {
                 let names = try stringArray(v, loc, "required")
-                if !names.isEmpty { kws.append(.required(names)) }
+                if !names.isEmpty {
+                    kws.append(.required(names))
+                    // Unique names, in order, for folding into the properties pass.
+                    var seen = Set<String>()
+                    foldableRequired = names.filter { seen.insert($0).inserted }
+                }
             }
             if let v = o["dependentRequired"] {
                 guard case .object(let m) = v else { throw error(loc, "\"dependentRequired\" must be an object") }
@@ -381,13 +389,24 @@ final class Compiler {
             var anyObject = false
             if let v = o["properties"] {
                 guard case .object(let m) = v else { throw error(loc, "\"properties\" must be an object") }
-                for (name, _) in m.sorted(by: { $0.key < $1.key }) {
-                    let r = try ref(loc.appending("properties", name))
-                    app.properties[name] = r
-                    app.propertyList.append((name, r))
-                }
+                let names = m.keys.sorted()
+                app.names = NameIndex(names)
+                app.propertyNodes = try names.map { try ref(loc.appending("properties", $0)) }
+                app.requiredBit = [UInt64](repeating: 0, count: names.count)
                 app.hasProperties = true
                 anyObject = true
+                // Fold `required` into this pass when every required name is a property.
+                if let fold = foldableRequired, fold.count <= 64, fold.allSatisfy({ app.names.find($0) != nil }) {
+                    for (k, name) in fold.enumerated() {
+                        let idx = app.names.find(name)!
+                        if app.requiredBit[idx] == 0 {
+                            app.requiredBit[idx] = 1 << UInt64(k)
+                            app.requiredAll |= 1 << UInt64(k)
+                        }
+                    }
+                    app.requiredNames = fold
+                    kws.removeAll { if case .required = $0 { return true } else { return false } }
+                }
             }
             if let v = o["patternProperties"] {
                 guard case .object(let m) = v else { throw error(loc, "\"patternProperties\" must be an object") }
@@ -463,7 +482,7 @@ final class Compiler {
             if o["unevaluatedProperties"] != nil { n.unevaluatedProperties = try node(loc.appending("unevaluatedProperties")) }
             if o["unevaluatedItems"] != nil { n.unevaluatedItems = try node(loc.appending("unevaluatedItems")) }
         }
-        n.keywords = kws
+        n.steps = kws.map { Step($0, arena: &payloads) }
     }
 
     func pattern(_ source: String, _ loc: Location) throws -> Pattern {

@@ -632,7 +632,7 @@ struct DFA: Sendable {
     /// number of split points <= c.
     let splits: [UInt32]
     let splitClass: [UInt8]
-    /// transitions[state * classCount + class]; -1 = dead.
+    /// transitions[state * classCount + class]; -1 = dead, -2 = match (search succeeds).
     let transitions: [Int32]
     let acceptNow: [Bool]
     let acceptAtEnd: [Bool]
@@ -773,6 +773,8 @@ struct DFA: Sendable {
                 if t == before { work.append(t) }
             }
         }
+        // Entering an accepting state ends the search: encode that in the table.
+        for k in trans.indices where trans[k] >= 0 && now[Int(trans[k])] { trans[k] = -2 }
         transitions = trans
         acceptNow = now
         acceptAtEnd = end
@@ -791,27 +793,27 @@ struct DFA: Sendable {
     }
 
     func search(_ input: UnsafeBufferPointer<UInt8>) -> Bool {
-        var state = 0
         if acceptNow[0] { return true }
-        var i = 0
         let n = input.count
+        let classes = classCount
         return transitions.withUnsafeBufferPointer { t in
             asciiClass.withUnsafeBufferPointer { ac in
+                var state = 0
+                var i = 0
                 while i < n {
                     let b = input[i]
                     let cls: Int
                     if b < 0x80 {
                         cls = Int(ac[Int(b)])
-                        i += 1
+                        i &+= 1
                     } else {
                         let (c, len) = ECMARegex.decode(input, i)
                         cls = classOf(c)
-                        i += len
+                        i &+= len
                     }
-                    let next = t[state &* classCount &+ cls]
-                    if next < 0 { return false }
+                    let next = t[state &* classes &+ cls]
+                    if next < 0 { return next == -2 }
                     state = Int(next)
-                    if acceptNow[state] { return true }
                 }
                 return acceptAtEnd[state]
             }

@@ -1,6 +1,6 @@
 /// The `format` values this validator can check (assertion mode only; by default `format` is
 /// an annotation). Checks follow the RFCs the 2020-12 specification cites.
-enum Format {
+enum Format: Int {
     case dateTime, date, time, duration
     case email, idnEmail, hostname, idnHostname
     case ipv4, ipv6

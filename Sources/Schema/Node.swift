@@ -13,20 +13,25 @@ struct NodeRef {
 final class Resource {
     let uri: String
     /// `$dynamicAnchor` name → the subschema declaring it, within this resource.
-    var dynamicAnchors: [String: NodeRef] = [:]
+    @exclusivity(unchecked) var dynamicAnchors: [String: NodeRef] = [:]
     init(uri: String) { self.uri = uri }
 }
 
 /// One compiled schema object or boolean.
 ///
 /// Built once by `Compiler` and never mutated afterwards, so sharing between threads is safe.
+/// Stored properties of this and the other compiled classes are `var` only because reference
+/// cycles are tied up after creation; they are marked `@exclusivity(unchecked)` since no
+/// access can overlap a write once compilation is over (and the runtime access tracking
+/// otherwise costs a sixth of validation time).
 final class Node {
     enum Kind { case alwaysTrue, alwaysFalse, keywords }
-    var kind: Kind = .keywords
-    var keywords: [Keyword] = []
-    var unevaluatedProperties: Node?
-    var unevaluatedItems: Node?
-    unowned(unsafe) var resource: Resource
+    @exclusivity(unchecked) var kind: Kind = .keywords
+    /// The keywords in evaluation order, as trivially copyable steps (see `Step`).
+    @exclusivity(unchecked) var steps: [Step] = []
+    @exclusivity(unchecked) var unevaluatedProperties: Node?
+    @exclusivity(unchecked) var unevaluatedItems: Node?
+    @exclusivity(unchecked) unowned(unsafe) var resource: Resource
     /// Canonical URI of this subschema: resource URI + `#` + JSON Pointer from the resource.
     let absoluteLocation: String
 
@@ -138,39 +143,88 @@ struct TypeMask: OptionSet {
     }
 }
 
-/// `properties` + `patternProperties` + `additionalProperties`, evaluated in one pass over the
-/// instance's members.
+/// `properties` + `patternProperties` + `additionalProperties` (+ `required` when every
+/// required name is also in `properties`), evaluated in one pass over the instance's members.
 final class ObjectApplicator {
-    var properties: [String: NodeRef] = [:]
-    /// The `properties` subschemas in declaration order, for small objects (linear scan).
-    var propertyList: [(name: String, node: NodeRef)] = []
-    var patterns: [(pattern: Pattern, node: NodeRef)] = []
-    var additional: NodeRef?
-    var hasProperties = false
-    var hasPatterns = false
+    /// `properties` names, found without hashing.
+    @exclusivity(unchecked) var names = NameIndex([])
+    /// `properties` subschemas, by `names` index.
+    @exclusivity(unchecked) var propertyNodes: [NodeRef] = []
+    /// Per property index: its bit in `requiredAll`, or 0 when not required.
+    @exclusivity(unchecked) var requiredBit: [UInt64] = []
+    /// `required` names in bit order (bit k ↔ requiredNames[k]).
+    @exclusivity(unchecked) var requiredNames: [String] = []
+    @exclusivity(unchecked) var requiredAll: UInt64 = 0
+    @exclusivity(unchecked) var patterns: [(pattern: Pattern, node: NodeRef)] = []
+    @exclusivity(unchecked) var additional: NodeRef?
+    @exclusivity(unchecked) var hasProperties = false
+    @exclusivity(unchecked) var hasPatterns = false
+}
+
+/// Looks a string up among a fixed set of names without hashing (SipHash dominates small
+/// lookups): names are grouped by UTF-8 length, then compared.
+struct NameIndex {
+    struct Entry {
+        let name: String
+        let index: Int
+        let ascii: Bool
+    }
+    /// Entries sorted by UTF-8 length; lengths above `maxLength` share the last group.
+    let entries: [Entry]
+    /// entries[start[len] ..< start[len + 1]] have UTF-8 length `len`.
+    let start: [Int32]
+    static let maxLength = 64
+
+    init(_ names: [String]) {
+        let sorted = names.enumerated().map { Entry(name: $1, index: $0, ascii: $1.utf8.allSatisfy { $0 < 0x80 }) }
+            .sorted { min($0.name.utf8.count, NameIndex.maxLength) < min($1.name.utf8.count, NameIndex.maxLength) }
+        entries = sorted
+        var st = [Int32](repeating: 0, count: NameIndex.maxLength + 2)
+        var k = 0
+        for len in 0...(NameIndex.maxLength + 1) {
+            st[len] = Int32(k)
+            while k < sorted.count && min(sorted[k].name.utf8.count, NameIndex.maxLength) == len { k += 1 }
+        }
+        start = st
+    }
+
+    /// The index of `key` in the names given to `init`, or nil. Exact (code-point) equality.
+    @inline(__always)
+    func find(_ key: String) -> Int? {
+        let len = min(key.utf8.count, NameIndex.maxLength)
+        var i = Int(start[len])
+        let end = Int(start[len + 1])
+        while i < end {
+            let e = entries[i]
+            // For an ASCII name, equal byte length plus canonical equivalence means equal bytes.
+            if e.name == key && (e.ascii || e.name.utf8.elementsEqual(key.utf8)) { return e.index }
+            i += 1
+        }
+        return nil
+    }
 }
 
 /// `prefixItems` + `items`.
 final class ItemsApplicator {
-    var prefix: [NodeRef] = []
-    var items: NodeRef?
+    @exclusivity(unchecked) var prefix: [NodeRef] = []
+    @exclusivity(unchecked) var items: NodeRef?
 }
 
 /// `if` / `then` / `else`.
 final class Conditional {
-    var ifNode: NodeRef
-    var thenNode: NodeRef?
-    var elseNode: NodeRef?
+    @exclusivity(unchecked) var ifNode: NodeRef
+    @exclusivity(unchecked) var thenNode: NodeRef?
+    @exclusivity(unchecked) var elseNode: NodeRef?
     init(ifNode: NodeRef) { self.ifNode = ifNode }
 }
 
 /// `$dynamicRef`.
 final class DynamicRef {
     /// The statically resolved target (also the result when no dynamic anchor applies).
-    var initial: NodeRef
+    @exclusivity(unchecked) var initial: NodeRef
     /// The anchor name to look up in the dynamic scope, when the initial target declares a
     /// matching `$dynamicAnchor`; nil makes this behave exactly like `$ref`.
-    var anchor: String?
+    @exclusivity(unchecked) var anchor: String?
     init(initial: NodeRef, anchor: String?) {
         self.initial = initial
         self.anchor = anchor
@@ -218,4 +272,121 @@ enum Keyword {
     case oneOf([NodeRef])
     case not(NodeRef)
     case conditional(Conditional)
+}
+
+/// Keyword kinds of a `Step`.
+enum StepOp: UInt8 {
+    case type, ref, dynamicRef, enumeration, const, multipleOf, minimum, maximum, exclusiveMinimum, exclusiveMaximum
+    case minLength, maxLength, pattern, format, minItems, maxItems, uniqueItems, minProperties, maxProperties
+    case required, dependentRequired, object, items, contains, propertyNames, dependentSchemas
+    case allOf, anyOf, oneOf, not, conditional
+}
+
+/// A compiled keyword in the form validation runs: plain values plus one unretained payload
+/// object, so that walking a schema's keywords never touches reference counts. Payloads are
+/// kept alive by the compiled schema's arena (see `NodeRef` for the same argument).
+struct Step {
+    let op: StepOp
+    /// `format`: assert even without the option (format-assertion vocabulary).
+    let flag: Bool
+    /// Counts and limits; the type mask; the `Format` raw value; `minContains`.
+    let a: Int
+    /// `maxContains`, or -1.
+    let b: Int
+    let limit: NumberLimit
+    unowned(unsafe) let payload: AnyObject
+
+    init(op: StepOp, flag: Bool = false, a: Int = 0, b: Int = -1, limit: NumberLimit = .int(0), payload: AnyObject) {
+        self.op = op
+        self.flag = flag
+        self.a = a
+        self.b = b
+        self.limit = limit
+        self.payload = payload
+    }
+
+    /// Converts a keyword, appending any payload object it needs to `arena`.
+    init(_ kw: Keyword, arena: inout [AnyObject]) {
+        func keep(_ o: AnyObject) -> AnyObject {
+            arena.append(o)
+            return o
+        }
+        let none = NoPayload.shared
+        switch kw {
+        case .type(let m): self.init(op: .type, a: Int(m.rawValue), payload: none)
+        case .ref(let r): self.init(op: .ref, payload: r.node)
+        case .dynamicRef(let d): self.init(op: .dynamicRef, payload: keep(d))
+        case .enumeration(let v): self.init(op: .enumeration, payload: keep(ValuesBox(v)))
+        case .const(let v): self.init(op: .const, payload: keep(ValuesBox([v])))
+        case .multipleOf(let d): self.init(op: .multipleOf, payload: keep(DivisorBox(d)))
+        case .minimum(let l): self.init(op: .minimum, limit: l, payload: none)
+        case .maximum(let l): self.init(op: .maximum, limit: l, payload: none)
+        case .exclusiveMinimum(let l): self.init(op: .exclusiveMinimum, limit: l, payload: none)
+        case .exclusiveMaximum(let l): self.init(op: .exclusiveMaximum, limit: l, payload: none)
+        case .minLength(let m): self.init(op: .minLength, a: m, payload: none)
+        case .maxLength(let m): self.init(op: .maxLength, a: m, payload: none)
+        case .pattern(let p): self.init(op: .pattern, payload: keep(p))
+        case .format(let f, let always): self.init(op: .format, flag: always, a: f.rawValue, payload: none)
+        case .minItems(let m): self.init(op: .minItems, a: m, payload: none)
+        case .maxItems(let m): self.init(op: .maxItems, a: m, payload: none)
+        case .uniqueItems: self.init(op: .uniqueItems, payload: none)
+        case .minProperties(let m): self.init(op: .minProperties, a: m, payload: none)
+        case .maxProperties(let m): self.init(op: .maxProperties, a: m, payload: none)
+        case .required(let names): self.init(op: .required, payload: keep(NamesBox(names)))
+        case .dependentRequired(let d): self.init(op: .dependentRequired, payload: keep(DependentRequiredBox(d)))
+        case .object(let app): self.init(op: .object, payload: keep(app))
+        case .items(let app): self.init(op: .items, payload: keep(app))
+        case .contains(let sub, let minC, let maxC): self.init(op: .contains, a: minC, b: maxC ?? -1, payload: sub.node)
+        case .propertyNames(let sub): self.init(op: .propertyNames, payload: sub.node)
+        case .dependentSchemas(let d): self.init(op: .dependentSchemas, payload: keep(DependentSchemasBox(d)))
+        case .allOf(let subs): self.init(op: .allOf, payload: keep(NodeListBox(subs)))
+        case .anyOf(let subs): self.init(op: .anyOf, payload: keep(NodeListBox(subs)))
+        case .oneOf(let subs): self.init(op: .oneOf, payload: keep(NodeListBox(subs)))
+        case .not(let sub): self.init(op: .not, payload: sub.node)
+        case .conditional(let c): self.init(op: .conditional, payload: keep(c))
+        }
+    }
+
+    @inline(__always) func payload<T: AnyObject>(_ type: T.Type) -> T { unsafeDowncast(payload, to: T.self) }
+}
+
+/// The payload of steps that need none.
+final class NoPayload: Sendable {
+    static let shared = NoPayload()
+}
+
+/// `enum` values (or the single `const` value).
+final class ValuesBox {
+    let values: [JSONValue]
+    init(_ values: [JSONValue]) { self.values = values }
+}
+
+/// `multipleOf`.
+final class DivisorBox {
+    let divisor: DecimalDivisor
+    init(_ divisor: DecimalDivisor) { self.divisor = divisor }
+}
+
+/// `required`.
+final class NamesBox {
+    let names: [String]
+    init(_ names: [String]) { self.names = names }
+}
+
+/// `dependentRequired`.
+final class DependentRequiredBox {
+    let deps: [(String, [String])]
+    init(_ deps: [(String, [String])]) { self.deps = deps }
+}
+
+/// `dependentSchemas`.
+final class DependentSchemasBox {
+    let deps: [(String, NodeRef)]
+    init(_ deps: [(String, NodeRef)]) { self.deps = deps }
+}
+
+/// `allOf` / `anyOf` / `oneOf`.
+final class NodeListBox {
+    let nodes: [NodeRef]
+    init(_ nodes: [NodeRef]) { self.nodes = nodes }
 }

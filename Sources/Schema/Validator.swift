@@ -24,11 +24,13 @@ public final class CompiledSchema: Sendable {
         let root: Node
         let arena: [Node]
         let resources: [Resource]
+        let payloads: [AnyObject]
         let usesDynamicRef: Bool
-        init(root: Node, arena: [Node], resources: [Resource], usesDynamicRef: Bool) {
+        init(root: Node, arena: [Node], resources: [Resource], payloads: [AnyObject], usesDynamicRef: Bool) {
             self.root = root
             self.arena = arena
             self.resources = resources
+            self.payloads = payloads
             self.usesDynamicRef = usesDynamicRef
         }
     }
@@ -41,7 +43,7 @@ public final class CompiledSchema: Sendable {
         let c = Compiler(registry: registry)
         let d = try c.addDocument(json, uri: baseURI)
         let root = try c.node(Location(doc: d, pointer: []))
-        storage = Storage(root: root, arena: c.arena, resources: c.resourceArena, usesDynamicRef: c.usesDynamicRef)
+        storage = Storage(root: root, arena: c.arena, resources: c.resourceArena, payloads: c.payloads, usesDynamicRef: c.usesDynamicRef)
         uri = root.absoluteLocation
     }
 
@@ -95,13 +97,14 @@ public final class CompiledSchema: Sendable {
 }
 
 /// Annotations that `unevaluatedProperties` / `unevaluatedItems` consume: which members and
-/// items the sibling and in-place subschemas evaluated successfully.
+/// items the sibling and in-place subschemas evaluated successfully. One evaluation owns each
+/// instance (never shared between threads), hence unchecked exclusivity.
 final class Annotations {
-    var properties: Set<String> = []
-    var allProperties = false
-    var prefixItems = 0
-    var allItems = false
-    var containsIndices: Set<Int> = []
+    @exclusivity(unchecked) var properties: Set<String> = []
+    @exclusivity(unchecked) var allProperties = false
+    @exclusivity(unchecked) var prefixItems = 0
+    @exclusivity(unchecked) var allItems = false
+    @exclusivity(unchecked) var containsIndices: Set<Int> = []
 
     func merge(_ o: Annotations) {
         if o.allProperties { allProperties = true } else if !allProperties { properties.formUnion(o.properties) }
@@ -224,8 +227,9 @@ struct Evaluator {
 
     mutating func evalKeywords(_ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
         var valid = true
-        for kw in n.keywords {
-            if !evalKeyword(kw, n, v, ann) {
+        let steps = n.steps
+        for i in steps.indices {
+            if !evalKeyword(steps[i], n, v, ann) {
                 valid = false
                 if !collect { return false }
             }
@@ -246,20 +250,21 @@ struct Evaluator {
     /// Dispatches one keyword. Applicators (which recurse) each get their own small function
     /// and assertions share one, so that each level of recursion uses little stack.
     @inline(__always)
-    mutating func evalKeyword(_ kw: Keyword, _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
-        switch kw {
-        case .ref(let target): return evalRefKeyword(target, n, v, ann)
-        case .dynamicRef(let d): return evalDynamicRefKeyword(d, n, v, ann)
-        case .object(let app): return evalObjectKeyword(app, n, v, ann)
-        case .items(let app): return evalItemsKeyword(app, n, v, ann)
-        case .contains(let sub, let minC, let maxC): return evalContainsKeyword(sub, minC, maxC, n, v, ann)
-        case .propertyNames(let sub): return evalPropertyNamesKeyword(sub, n, v, ann)
-        case .dependentSchemas(let deps): return evalDependentSchemasKeyword(deps, n, v, ann)
-        case .allOf(let subs): return evalAllOfKeyword(subs, n, v, ann)
-        case .anyOf(let subs): return evalAnyOfKeyword(subs, n, v, ann)
-        case .oneOf(let subs): return evalOneOfKeyword(subs, n, v, ann)
-        case .not(let sub): return evalNotKeyword(sub, n, v, ann)
-        case .conditional(let c): return evalConditionalKeyword(c, n, v, ann)
+    mutating func evalKeyword(_ kw: Step, _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        switch kw.op {
+        case .ref: return evalRefKeyword(NodeRef(kw.payload(Node.self)), n, v, ann)
+        case .dynamicRef: return evalDynamicRefKeyword(kw.payload(DynamicRef.self), n, v, ann)
+        case .object: return evalObjectKeyword(kw.payload(ObjectApplicator.self), n, v, ann)
+        case .items: return evalItemsKeyword(kw.payload(ItemsApplicator.self), n, v, ann)
+        case .contains:
+            return evalContainsKeyword(NodeRef(kw.payload(Node.self)), kw.a, kw.b < 0 ? nil : kw.b, n, v, ann)
+        case .propertyNames: return evalPropertyNamesKeyword(NodeRef(kw.payload(Node.self)), n, v, ann)
+        case .dependentSchemas: return evalDependentSchemasKeyword(kw.payload(DependentSchemasBox.self).deps, n, v, ann)
+        case .allOf: return evalAllOfKeyword(kw.payload(NodeListBox.self).nodes, n, v, ann)
+        case .anyOf: return evalAnyOfKeyword(kw.payload(NodeListBox.self).nodes, n, v, ann)
+        case .oneOf: return evalOneOfKeyword(kw.payload(NodeListBox.self).nodes, n, v, ann)
+        case .not: return evalNotKeyword(NodeRef(kw.payload(Node.self)), n, v, ann)
+        case .conditional: return evalConditionalKeyword(kw.payload(Conditional.self), n, v, ann)
         default: return evalAssertion(kw, n, v)
         }
     }
@@ -439,72 +444,81 @@ struct Evaluator {
 
     /// Keywords that do not apply subschemas.
     @inline(never)
-    mutating func evalAssertion(_ kw: Keyword, _ n: Node, _ v: JSONValue) -> Bool {
-        switch kw {
-        case .type(let mask):
+    mutating func evalAssertion(_ kw: Step, _ n: Node, _ v: JSONValue) -> Bool {
+        switch kw.op {
+        case .type:
+            let mask = TypeMask(rawValue: UInt8(truncatingIfNeeded: kw.a))
             if mask.matches(v) { return true }
             fail(n, "type", "expected \(describeTypes(mask)), but got \(describeType(v))")
             return false
 
-        case .enumeration(let values):
+        case .enumeration:
+            let values = kw.payload(ValuesBox.self).values
             for e in values where e == v { return true }
             fail(n, "enum", "\(preview(v)) is not one of the allowed values: \(values.prefix(10).map { preview($0) }.joined(separator: ", "))\(values.count > 10 ? ", …" : "")")
             return false
 
-        case .const(let c):
+        case .const:
+            let c = kw.payload(ValuesBox.self).values[0]
             if c == v { return true }
             fail(n, "const", "\(preview(v)) is not the required value \(preview(c))")
             return false
 
-        case .multipleOf(let div):
+        case .multipleOf:
+            let div = kw.payload(DivisorBox.self).divisor
             if isMultiple(v, of: div) { return true }
             fail(n, "multipleOf", "\(preview(v)) is not a multiple of \(preview(div.intValue.map(JSONValue.int) ?? .double(div.value)))")
             return false
 
-        case .minimum(let lim):
-            guard let c = lim.compare(v), c < 0 else { return true }
-            fail(n, "minimum", "\(preview(v)) is less than the minimum of \(preview(lim.json))")
+        case .minimum:
+            guard let c = kw.limit.compare(v), c < 0 else { return true }
+            fail(n, "minimum", "\(preview(v)) is less than the minimum of \(preview(kw.limit.json))")
             return false
-        case .maximum(let lim):
-            guard let c = lim.compare(v), c > 0 else { return true }
-            fail(n, "maximum", "\(preview(v)) is greater than the maximum of \(preview(lim.json))")
+        case .maximum:
+            guard let c = kw.limit.compare(v), c > 0 else { return true }
+            fail(n, "maximum", "\(preview(v)) is greater than the maximum of \(preview(kw.limit.json))")
             return false
-        case .exclusiveMinimum(let lim):
-            guard let c = lim.compare(v), c <= 0 else { return true }
-            fail(n, "exclusiveMinimum", "\(preview(v)) must be greater than \(preview(lim.json))")
+        case .exclusiveMinimum:
+            guard let c = kw.limit.compare(v), c <= 0 else { return true }
+            fail(n, "exclusiveMinimum", "\(preview(v)) must be greater than \(preview(kw.limit.json))")
             return false
-        case .exclusiveMaximum(let lim):
-            guard let c = lim.compare(v), c >= 0 else { return true }
-            fail(n, "exclusiveMaximum", "\(preview(v)) must be less than \(preview(lim.json))")
+        case .exclusiveMaximum:
+            guard let c = kw.limit.compare(v), c >= 0 else { return true }
+            fail(n, "exclusiveMaximum", "\(preview(v)) must be less than \(preview(kw.limit.json))")
             return false
 
-        case .minLength(let m):
+        case .minLength:
             guard case .string(let s) = v else { return true }
+            let m = kw.a
             if s.utf8.count >= m * 4 { return true }
             if s.utf8.count < m { } else if s.unicodeScalars.count >= m { return true }
             fail(n, "minLength", "\(preview(v)) is shorter than \(m) character\(m == 1 ? "" : "s")")
             return false
-        case .maxLength(let m):
+        case .maxLength:
             guard case .string(let s) = v else { return true }
+            let m = kw.a
             if s.utf8.count <= m || s.unicodeScalars.count <= m { return true }
             fail(n, "maxLength", "\(preview(v)) is longer than \(m) character\(m == 1 ? "" : "s")")
             return false
-        case .pattern(let p):
+        case .pattern:
             guard case .string(let s) = v else { return true }
+            let p = kw.payload(Pattern.self)
             if p.matches(s) { return true }
             fail(n, "pattern", "\(preview(v)) does not match the pattern \(preview(.string(p.source)))")
             return false
-        case .format(let f, let always):
-            guard always || formatAssertion, case .string(let s) = v else { return true }
+        case .format:
+            guard kw.flag || formatAssertion, case .string(let s) = v, let f = Format(rawValue: kw.a) else { return true }
             if f.check(s) { return true }
             fail(n, "format", "\(preview(v)) is not a valid \(f.name)")
             return false
 
-        case .minItems(let m):
+        case .minItems:
+            let m = kw.a
             guard case .array(let a) = v, a.count < m else { return true }
             fail(n, "minItems", "the array has \(a.count) item\(a.count == 1 ? "" : "s"), fewer than the minimum of \(m)")
             return false
-        case .maxItems(let m):
+        case .maxItems:
+            let m = kw.a
             guard case .array(let a) = v, a.count > m else { return true }
             fail(n, "maxItems", "the array has \(a.count) items, more than the maximum of \(m)")
             return false
@@ -516,27 +530,29 @@ struct Evaluator {
             }
             return true
 
-        case .minProperties(let m):
+        case .minProperties:
+            let m = kw.a
             guard case .object(let o) = v, o.count < m else { return true }
             fail(n, "minProperties", "the object has \(o.count) propert\(o.count == 1 ? "y" : "ies"), fewer than the minimum of \(m)")
             return false
-        case .maxProperties(let m):
+        case .maxProperties:
+            let m = kw.a
             guard case .object(let o) = v, o.count > m else { return true }
             fail(n, "maxProperties", "the object has \(o.count) properties, more than the maximum of \(m)")
             return false
-        case .required(let names):
+        case .required:
             guard case .object(let o) = v else { return true }
             var ok = true
-            for name in names where o[name] == nil {
+            for name in kw.payload(NamesBox.self).names where o[name] == nil {
                 ok = false
                 if !collect { return false }
                 fail(n, "required", "the required property \(preview(.string(name))) is missing")
             }
             return ok
-        case .dependentRequired(let deps):
+        case .dependentRequired:
             guard case .object(let o) = v else { return true }
             var ok = true
-            for (trigger, names) in deps where o[trigger] != nil {
+            for (trigger, names) in kw.payload(DependentRequiredBox.self).deps where o[trigger] != nil {
                 for name in names where o[name] == nil {
                     ok = false
                     if !collect { return false }
@@ -551,12 +567,14 @@ struct Evaluator {
 
     mutating func evalObject(_ app: ObjectApplicator, _ n: Node, _ o: [String: JSONValue], _ ann: Annotations?) -> Bool {
         var ok = true
+        var requiredSeen: UInt64 = 0
         for (key, value) in o {
             var matched = false
-            if app.hasProperties, let sub = app.properties[key] {
+            if app.hasProperties, let idx = app.names.find(key) {
                 matched = true
+                requiredSeen |= app.requiredBit[idx]
                 let start = errors.count
-                if !eval(sub.node, value, nil) {
+                if !eval(app.propertyNodes[idx].node, value, nil) {
                     ok = false
                     if !collect { return false }
                     decorate(start, "properties", key, instance: key)
@@ -589,6 +607,13 @@ struct Evaluator {
             }
         }
         if app.additional != nil, let ann { ann.allProperties = true }
+        if requiredSeen != app.requiredAll {
+            if !collect { return false }
+            ok = false
+            for (k, name) in app.requiredNames.enumerated() where requiredSeen & (1 << UInt64(k)) == 0 {
+                fail(n, "required", "the required property \(preview(.string(name))) is missing")
+            }
+        }
         return ok
     }
 

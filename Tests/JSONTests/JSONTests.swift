@@ -47,6 +47,19 @@ struct ParsingTests {
         #expect(try JSONValue.parse(#""\ud800\u0041""#) == .string("\u{FFFD}A"))
     }
 
+    @Test func longStringsExerciseWordScan() throws {
+        let long = String(repeating: "abcdefgh", count: 5)
+        #expect(try JSONValue.parse("\"\(long)\"") == .string(long))
+        #expect(try JSONValue.parse("\"\(long)é\(long)\"") == .string(long + "é" + long))
+        #expect(try JSONValue.parse("\"\(long)\\n\(long)\"") == .string(long + "\n" + long))
+        #expect(try JSONValue.parse("\"\(long)\\u00e9x\"") == .string(long + "éx"))
+        #expect(throws: JSONParseError.self) { try JSONValue.parse("\"\(long)\u{01}\(long)\"") }
+        #expect(throws: JSONParseError.self) { try JSONValue.parse(Array("\"\(long)".utf8) + [0xFF] + Array("\"".utf8)) }
+        #expect(throws: JSONParseError.self) { try JSONValue.parse("\"\(long)") }
+        let e = try #require(parseError("\"\(long)\u{1F}\""))
+        #expect(e.offset == 41)
+    }
+
     @Test func containers() throws {
         let v = try JSONValue.parse(#"{"a": [1, 2.5, {"b": null}], "c": {}, "d": []}"#)
         #expect(v["a"]?[0] == 1)
