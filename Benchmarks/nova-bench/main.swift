@@ -9,6 +9,7 @@ let benches: [(String, () async throws -> Void)] = [
     ("abi", AbiBench.run),
     ("policy", PolicyBench.run),
     ("interpreter", InterpreterBench.run),
+    ("schema", SchemaBench.run),
 ]
 var ran = false
 for (name, run) in benches where which == "all" || which == name {
