@@ -119,8 +119,8 @@ int main(int argc, char **argv)
             cmds[k].t[r] = run(&cmds[k]);
             cmds[k].cpu += cpu_children() - c0;
         }
-    printf("%-14s %9s %9s %9s %9s %9s %6s\n", "command", "median_ms", "mean_ms", "p10_ms", "p90_ms",
-           "cpu_ms", "fails");
+    printf("%-14s %9s %9s %9s %9s %9s %9s %6s\n", "command", "median_ms", "mean_ms", "min_ms",
+           "p10_ms", "p90_ms", "cpu_ms", "fails");
     for (int k = 0; k < nc; k++) {
         struct cmd *c = &cmds[k];
         double sum = 0;
@@ -128,8 +128,8 @@ int main(int argc, char **argv)
             sum += c->t[r];
         qsort(c->t, (size_t)n, sizeof(double), cmpd);
         double med = n % 2 ? c->t[n / 2] : (c->t[n / 2 - 1] + c->t[n / 2]) / 2;
-        printf("%-14s %9.3f %9.3f %9.3f %9.3f %9.3f %6d\n", c->name, med, sum / n, c->t[n / 10],
-               c->t[n * 9 / 10], c->cpu / n, c->failures);
+        printf("%-14s %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f %6d\n", c->name, med, sum / n, c->t[0],
+               c->t[n / 10], c->t[n * 9 / 10], c->cpu / n, c->failures);
     }
     return 0;
 }
