@@ -57,6 +57,14 @@ struct rec {
 
 _Static_assert(sizeof(struct rec) <= 4096, "records must fit PIPE_BUF for atomic writes");
 
+/* First message of the program to the helper (its credentials ride along). */
+struct hello {
+    char tag;
+    uint64_t pid_ns; /* inode of its pid namespace (init is not dumpable, so
+                        the helper may not be able to look it up itself) */
+};
+_Static_assert(sizeof(struct hello) != sizeof(struct rec), "message kinds are told apart by size");
+
 static int g_role = ROLE_HELPER;
 static int g_status_fd = -1; /* helper: JSON lines to the host */
 static int g_pipe_fd = -1;   /* init/program: records to the parent */
@@ -263,7 +271,11 @@ static _Noreturn void run_program(const struct config *c, int exec_sock)
      * SO_PASSCRED, and the kernel translates the sender's pid into the
      * helper's pid namespace. The socket is CLOEXEC: its EOF tells the
      * helper that execve succeeded; a failure sends a record first. */
-    (void)send(exec_sock, "p", 1, MSG_DONTWAIT);
+    struct hello h = {.tag = 'p', .pid_ns = 0};
+    struct stat st;
+    if (stat("/proc/self/ns/pid", &st) == 0)
+        h.pid_ns = (uint64_t)st.st_ino;
+    (void)send(exec_sock, &h, sizeof h, MSG_DONTWAIT);
     execve(c->program, c->argv, c->env);
     fail(ST_EXEC, errno, "execve %s: %s", c->program, strerror(errno));
 }
@@ -367,6 +379,7 @@ static int run_helper(const struct config *c, pid_t init, int rfd, int xfd)
     int term_sent = 0, timed_out = 0, host_signal = 0;
     int have_exec = 0, have_result = 0, have_error = 0, xfd_open = 1, rfd_open = 1;
     pid_t prog_pid = 0;
+    unsigned long long prog_ns = 0;
     struct rec buf, result, error;
     memset(&result, 0, sizeof result);
     memset(&error, 0, sizeof error);
@@ -433,10 +446,14 @@ static int run_helper(const struct config *c, pid_t init, int rfd, int xfd)
                     snprintf(line, sizeof line,
                              "{\"stage\":\"exec\",\"init_pid\":%d,\"pid\":%d,\"pid_ns\":%llu,"
                              "\"setup_ms\":%.3f}",
-                             (int)init, (int)prog_pid, pid_ns_of(init), elapsed_ms());
+                             (int)init, (int)prog_pid, prog_ns ? prog_ns : pid_ns_of(init),
+                             elapsed_ms());
                     emit(line);
                 }
-            } else if (n == 1) {
+            } else if (n == (ssize_t)sizeof(struct hello)) {
+                struct hello h;
+                memcpy(&h, &m, sizeof h);
+                prog_ns = h.pid_ns;
                 for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
                     if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_CREDENTIALS) {
                         struct ucred cr;
@@ -651,6 +668,10 @@ int main(int argc, char **argv)
             dprintf(2, "nova-sandbox: %s needs a descriptor number >= 3\n", a);
             return EXIT_SETUP;
         }
+    }
+    if (status_fd >= 0 && status_fd == config_fd) {
+        dprintf(2, "nova-sandbox: --config-fd and --status-fd must differ\n");
+        return EXIT_SETUP;
     }
     if (status_fd >= 0) {
         if (fcntl(status_fd, F_GETFD) < 0) {
