@@ -391,22 +391,23 @@ final class Compiler {
                 guard case .object(let m) = v else { throw error(loc, "\"properties\" must be an object") }
                 let names = m.keys.sorted()
                 app.names = NameIndex(names)
-                app.propertyNodes = try names.map { try ref(loc.appending("properties", $0)) }
-                app.requiredBit = [UInt64](repeating: 0, count: names.count)
+                let nodes = try names.map { try ref(loc.appending("properties", $0)) }
+                var requiredBits = [UInt64](repeating: 0, count: names.count)
                 app.hasProperties = true
                 anyObject = true
                 // Fold `required` into this pass when every required name is a property.
                 if let fold = foldableRequired, fold.count <= 64, fold.allSatisfy({ app.names.find($0) != nil }) {
                     for (k, name) in fold.enumerated() {
                         let idx = app.names.find(name)!
-                        if app.requiredBit[idx] == 0 {
-                            app.requiredBit[idx] = 1 << UInt64(k)
+                        if requiredBits[idx] == 0 {
+                            requiredBits[idx] = 1 << UInt64(k)
                             app.requiredAll |= 1 << UInt64(k)
                         }
                     }
                     app.requiredNames = fold
                     kws.removeAll { if case .required = $0 { return true } else { return false } }
                 }
+                app.setProperties(nodes: nodes, requiredBits: requiredBits)
             }
             if let v = o["patternProperties"] {
                 guard case .object(let m) = v else { throw error(loc, "\"patternProperties\" must be an object") }
@@ -482,7 +483,7 @@ final class Compiler {
             if o["unevaluatedProperties"] != nil { n.unevaluatedProperties = try node(loc.appending("unevaluatedProperties")) }
             if o["unevaluatedItems"] != nil { n.unevaluatedItems = try node(loc.appending("unevaluatedItems")) }
         }
-        n.steps = kws.map { Step($0, arena: &payloads) }
+        n.setSteps(kws.map { Step($0, arena: &payloads) })
     }
 
     func pattern(_ source: String, _ loc: Location) throws -> Pattern {

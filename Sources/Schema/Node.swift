@@ -27,8 +27,9 @@ final class Resource {
 final class Node {
     enum Kind { case alwaysTrue, alwaysFalse, keywords }
     @exclusivity(unchecked) var kind: Kind = .keywords
-    /// The keywords in evaluation order, as trivially copyable steps (see `Step`).
-    @exclusivity(unchecked) var steps: [Step] = []
+    /// The keywords in evaluation order, as trivially copyable steps (see `Step`), in memory
+    /// this node owns, so that walking them never retains an array.
+    @exclusivity(unchecked) private(set) var steps = UnsafeMutableBufferPointer<Step>(start: nil, count: 0)
     @exclusivity(unchecked) var unevaluatedProperties: Node?
     @exclusivity(unchecked) var unevaluatedItems: Node?
     @exclusivity(unchecked) unowned(unsafe) var resource: Resource
@@ -41,6 +42,13 @@ final class Node {
     }
 
     var tracksEvaluation: Bool { unevaluatedProperties != nil || unevaluatedItems != nil }
+
+    func setSteps(_ list: [Step]) {
+        steps.deallocate()
+        steps = .frozen(list)
+    }
+
+    deinit { steps.deallocate() }
 }
 
 /// A JSON Schema number limit, compared exactly against ints where possible.
@@ -149,9 +157,9 @@ final class ObjectApplicator {
     /// `properties` names, found without hashing.
     @exclusivity(unchecked) var names = NameIndex([])
     /// `properties` subschemas, by `names` index.
-    @exclusivity(unchecked) var propertyNodes: [NodeRef] = []
+    @exclusivity(unchecked) private(set) var propertyNodes = UnsafeMutableBufferPointer<NodeRef>(start: nil, count: 0)
     /// Per property index: its bit in `requiredAll`, or 0 when not required.
-    @exclusivity(unchecked) var requiredBit: [UInt64] = []
+    @exclusivity(unchecked) private(set) var requiredBit = UnsafeMutableBufferPointer<UInt64>(start: nil, count: 0)
     /// `required` names in bit order (bit k ↔ requiredNames[k]).
     @exclusivity(unchecked) var requiredNames: [String] = []
     @exclusivity(unchecked) var requiredAll: UInt64 = 0
@@ -159,33 +167,65 @@ final class ObjectApplicator {
     @exclusivity(unchecked) var additional: NodeRef?
     @exclusivity(unchecked) var hasProperties = false
     @exclusivity(unchecked) var hasPatterns = false
+
+    func setProperties(nodes: [NodeRef], requiredBits: [UInt64]) {
+        propertyNodes.deallocate()
+        requiredBit.deallocate()
+        propertyNodes = .frozen(nodes)
+        requiredBit = .frozen(requiredBits)
+    }
+
+    deinit {
+        propertyNodes.deallocate()
+        requiredBit.deallocate()
+    }
+}
+
+extension UnsafeMutableBufferPointer {
+    /// A copy of `list` in newly allocated memory (for trivially copyable elements, which need
+    /// no deinitialization before `deallocate`).
+    static func frozen(_ list: [Element]) -> UnsafeMutableBufferPointer<Element> {
+        let b = UnsafeMutableBufferPointer<Element>.allocate(capacity: Swift.max(list.count, 1))
+        _ = b.initialize(from: list)
+        return UnsafeMutableBufferPointer(start: b.baseAddress, count: list.count)
+    }
 }
 
 /// Looks a string up among a fixed set of names without hashing (SipHash dominates small
 /// lookups): names are grouped by UTF-8 length, then compared.
-struct NameIndex {
+final class NameIndex {
     struct Entry {
         let name: String
         let index: Int
         let ascii: Bool
     }
     /// Entries sorted by UTF-8 length; lengths above `maxLength` share the last group.
-    let entries: [Entry]
+    private let entries: UnsafeMutableBufferPointer<Entry>
     /// entries[start[len] ..< start[len + 1]] have UTF-8 length `len`.
-    let start: [Int32]
+    private let start: UnsafeMutableBufferPointer<Int32>
     static let maxLength = 64
 
     init(_ names: [String]) {
         let sorted = names.enumerated().map { Entry(name: $1, index: $0, ascii: $1.utf8.allSatisfy { $0 < 0x80 }) }
             .sorted { min($0.name.utf8.count, NameIndex.maxLength) < min($1.name.utf8.count, NameIndex.maxLength) }
-        entries = sorted
         var st = [Int32](repeating: 0, count: NameIndex.maxLength + 2)
         var k = 0
         for len in 0...(NameIndex.maxLength + 1) {
             st[len] = Int32(k)
             while k < sorted.count && min(sorted[k].name.utf8.count, NameIndex.maxLength) == len { k += 1 }
         }
-        start = st
+        entries = .allocate(capacity: max(sorted.count, 1))
+        _ = entries.initialize(from: sorted)
+        start = .frozen(st)
+    }
+
+    deinit {
+        // Entries hold Strings: deinitialize the initialized prefix before freeing.
+        if let b = entries.baseAddress, start[NameIndex.maxLength + 1] > 0 {
+            b.deinitialize(count: Int(start[NameIndex.maxLength + 1]))
+        }
+        entries.deallocate()
+        start.deallocate()
     }
 
     /// The index of `key` in the names given to `init`, or nil. Exact (code-point) equality.
@@ -195,9 +235,10 @@ struct NameIndex {
         var i = Int(start[len])
         let end = Int(start[len + 1])
         while i < end {
-            let e = entries[i]
             // For an ASCII name, equal byte length plus canonical equivalence means equal bytes.
-            if e.name == key && (e.ascii || e.name.utf8.elementsEqual(key.utf8)) { return e.index }
+            if entries[i].name == key && (entries[i].ascii || entries[i].name.utf8.elementsEqual(key.utf8)) {
+                return entries[i].index
+            }
             i += 1
         }
         return nil

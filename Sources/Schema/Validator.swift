@@ -228,7 +228,7 @@ struct Evaluator {
     mutating func evalKeywords(_ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
         var valid = true
         let steps = n.steps
-        for i in steps.indices {
+        for i in 0..<steps.count {
             if !evalKeyword(steps[i], n, v, ann) {
                 valid = false
                 if !collect { return false }
