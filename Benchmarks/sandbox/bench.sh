@@ -49,7 +49,7 @@ BW_MIN+=(--proc /proc --dev /dev --tmpfs /tmp --bind "$T/work" /work --chdir /wo
     --hostname nova-sandbox --remount-ro /)
 "${BW_MIN[@]}" "$TRUE" || { echo "bench: bwrap does not work here" >&2; exit 1; }
 
-echo "# $(uname -r), $(nproc) cores, uid $(id -u), $ROUNDS alternating rounds; $("$HELPER" --version); $(bwrap --version)"
+echo "# $(uname -r), $(nproc) cores, uid $(id -u), load $(cut -d' ' -f1-3 /proc/loadavg), $ROUNDS alternating rounds; $("$HELPER" --version); $(bwrap --version)"
 "$T/altbench" "$ROUNDS" 20 \
     true -- "$TRUE" \;\; \
     nova -- @fd:3:/dev/null "$HELPER" --config "$T/true.cfg" --status-fd 3 \;\; \
