@@ -268,7 +268,8 @@ int config_parse(struct config *c, char *buf, size_t len, char *err, size_t errl
         static const char *const scalars[] = {
             "program", "workdir", "workdir_mount", "cwd", "hostname", "cpu_seconds",
             "memory_bytes", "nproc", "nofile", "fsize_bytes", "tmp_bytes", "deadline_ms",
-            "uid", "gid", "host_uid", "host_gid", "parent_pid", "allow_network", "loopback"};
+            "uid", "gid", "host_uid", "host_gid", "parent_pid", "allow_network", "loopback",
+            "wait_teardown"};
         int idx = -1;
         for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++)
             if (!strcmp(k, scalars[i]))
@@ -301,6 +302,7 @@ int config_parse(struct config *c, char *buf, size_t len, char *err, size_t errl
         case 16: bad = parse_num(v, &n, 0) || n < 1 || n > 0x7fffffff; c->parent_pid = n; break;
         case 17: bad = parse_bool(v, &c->allow_network); break;
         case 18: bad = parse_bool(v, &c->loopback); break;
+        case 19: bad = parse_bool(v, &c->wait_teardown); break;
         }
         if (bad)
             return errf(err, errlen, EINVAL, "bad value for %s: \"%.40s\"", k, v);

@@ -491,7 +491,7 @@ static int run_helper(const struct config *c, pid_t init, int rfd, int xfd)
     }
     close(xfd);
     int ist = 0;
-    if (!have_result)
+    if (!have_result || c->wait_teardown)
         while (waitpid(init, &ist, 0) < 0 && errno == EINTR)
             ;
     double wall = elapsed_ms();

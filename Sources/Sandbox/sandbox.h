@@ -45,6 +45,7 @@ struct config {
     size_t nbinds;
     int allow_network;
     int loopback;
+    int wait_teardown; /* helper waits for init's full exit before exiting */
 };
 
 /* Stages reported in {"stage":...}. */

@@ -29,7 +29,7 @@ for a in "$@"; do
 done
 
 if [ "$BUILD_IT" = 1 ]; then
-    make -s -C "$ROOT/Sources/Sandbox" >&2 || { echo "battery: 0 passed, 27 failed"; exit 1; }
+    make -s -C "$ROOT/Sources/Sandbox" >&2 || { echo "battery: 0 passed, 35 failed"; exit 1; }
     mkdir -p "$BUILD/probes" "$BUILD/tools"
     ok=1
     $CC -O2 -Wall -Wextra -Werror -pthread -o "$BUILD/probes/escape" "$HERE/probes/escape.c" || ok=0
@@ -37,7 +37,7 @@ if [ "$BUILD_IT" = 1 ]; then
     for t in host_read host_run listener; do
         $CC -O2 -Wall -Wextra -Werror -o "$BUILD/tools/$t" "$HERE/tools/$t.c" || ok=0
     done
-    [ "$ok" = 1 ] || { echo "battery: 0 passed, 27 failed"; exit 1; }
+    [ "$ok" = 1 ] || { echo "battery: 0 passed, 35 failed"; exit 1; }
     if [ "$(id -u)" = 0 ]; then
         chown root:root "$BUILD/probes/suid_probe" && chmod 4755 "$BUILD/probes/suid_probe"
     fi
@@ -53,7 +53,7 @@ if [ "$UNPRIV" = 1 ]; then
     U=$(mktemp -d "${TMPDIR:-/tmp}/nova-battery-unpriv.XXXXXX")
     chmod 755 "$U"
     cp "$HERE/run-battery.sh" "$U/" && cp "$HELPER" "$U/nova-sandbox" && cp -rp "$BUILD" "$U/build" ||
-        { echo "battery: 0 passed, 34 failed"; rm -rf "$U"; exit 1; }
+        { echo "battery: 0 passed, 35 failed"; rm -rf "$U"; exit 1; }
     chmod -R a+rX "$U"
     setpriv --reuid=65534 --regid=65534 --clear-groups --reset-env -- \
         env NOVA_SANDBOX="$U/nova-sandbox" NOVA_BATTERY_BUILD="$U/build" PATH=/usr/bin:/bin \
@@ -213,10 +213,10 @@ expect_no_survivors() { # NAME [seconds]
         bad "no pid_ns/init_pid in the exec record"
         return 1
     fi
-    for i in $(seq 1 $((${2:-2} * 10))); do
+    for i in $(seq 0 $((${2:-2} * 10))); do
         left=$(procs_of_sandbox "$ino" "$init" | sort -u)
         [ -z "$left" ] && return 0
-        sleep 0.1
+        [ "$i" -lt $((${2:-2} * 10)) ] && sleep 0.1
     done
     bad "processes of the sandbox survive: $(echo $left)"
     return 1
@@ -608,6 +608,20 @@ expect_exit c34 125
 grep -q '^nova-sandbox: userns: user namespaces are not available to uid [0-9]* (Operation not permitted); the sandbox refuses to run' "$T/c34.err" ||
     bad "stderr: $(cat "$T/c34.err")"
 finish 34 "user namespaces unavailable -> helper refuses: stage userns, exit 125, clear message"
+
+sb c35 wait_teardown=1 -- /bin/sh -c 'sleep 5 & sleep 5 & exit 0'
+expect_exit c35 0
+init=$(jfield "$(execrec c35)" init_pid)
+if [ -z "$init" ]; then bad "no init_pid"; elif [ -e "/proc/$init" ]; then bad "init $init still exists when the helper has exited"; fi
+expect_no_survivors c35 0
+# default: when the helper exits, nothing but the exiting init may remain
+sb c35b -- /bin/sh -c 'sleep 5 & sleep 5 & exit 0'
+expect_exit c35b 0
+init=$(jfield "$(execrec c35b)" init_pid)
+left=$(procs_of_sandbox "$(jfield "$(execrec c35b)" pid_ns)" "$init" | sort -u | grep -vx "$init")
+[ -z "$left" ] || bad "sandbox processes alive when the helper exited: $(echo $left)"
+expect_no_survivors c35b
+finish 35 "helper exit: every sandbox process is reaped (wait_teardown=1: init too)"
 
 echo "# uid $(id -u), $(($(date +%s) - START)) s"
 echo "battery: $PASS passed, $FAILN failed"
