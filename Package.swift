@@ -17,6 +17,17 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // `nova-host serve` / `nova-host mcp` (HostServer): HTTP, lifecycle, MCP, JWT, metrics.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", .upToNextMinor(from: "0.12.1")),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // The system SQLite (Debian libsqlite3-dev): embedded default store.
@@ -40,8 +51,20 @@ let package = Package(
         // The CLI, thin over Host.
         .executableTarget(
             name: "nova-host",
-            dependencies: ["Host", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Host", "HostServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/nova-host",
+            swiftSettings: strict
+        ),
+        // `nova-host serve` (REST, MCP over streamable HTTP, auth, metrics) and `nova-host mcp` (stdio), thin over Host.
+        .target(
+            name: "HostServer",
+            dependencies: ["Host", "JSON",
+                           .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "MCP", package: "swift-sdk"),
+                           .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Metrics", package: "swift-metrics"),
+                           .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "Logging", package: "swift-log"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "HTTPTypes", package: "swift-http-types"), "Schema"],
+            path: "Sources/HostServer",
             swiftSettings: strict
         ),
         // Benchmarks (not tests): `make bench`.
@@ -58,5 +81,14 @@ let package = Package(
         .testTarget(name: "SchemaTests", dependencies: ["Schema", "JSON"], swiftSettings: strict),
         .testTarget(name: "HostTests", dependencies: ["Host", "DriverKit", "DriverABI", "JSON"], swiftSettings: strict),
         .testTarget(name: "EpisodeTests", dependencies: ["Host", "JSON"], swiftSettings: strict),
+        // The server in-process (HummingbirdTesting): routes, auth matrix, JWT attacks, MCP, shutdown.
+        .testTarget(name: "ServerTests",
+                    dependencies: ["HostServer", "Host", "JSON", .product(name: "Hummingbird", package: "hummingbird"),
+                                   .product(name: "HummingbirdTesting", package: "hummingbird"),
+                                   .product(name: "JWTKit", package: "jwt-kit"), .product(name: "MCP", package: "swift-sdk"),
+                                   .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+                                   .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                                   .product(name: "HTTPTypes", package: "swift-http-types")],
+                    swiftSettings: strict),
     ]
 )

@@ -46,17 +46,25 @@ public final class NovaHost: Sendable {
     public func run(_ plan: Plan, inputs: [String: JSONValue], principal: String, runId: String = NovaHost.makeRunId(),
                     options: RunOptions = RunOptions()) async -> (record: RunRecord, episode: EpisodeRef?, episodeError: String?) {
         let record = await runner.run(plan, inputs: inputs, principal: principal, runId: runId, options: options)
-        policy.endRun(runId)
+        let (episode, episodeError) = finish(record)
+        return (record, episode, episodeError)
+    }
+
+    /// The end of every run: forgets its per-run budgets and role binding, saves policy state
+    /// and writes its episode. `run` calls it; a caller that adjusts the record first (the
+    /// server marks runs cut short by its shutdown `interrupted`) calls `runner.run`, then this.
+    public func finish(_ record: RunRecord) -> (episode: EpisodeRef?, episodeError: String?) {
+        policy.endRun(record.runId)
         var problems: [String] = []
         do { try policy.flush() } catch { problems.append("could not save policy state: \(error)") }
-        guard let episodes else { return (record, nil, problems.first) }
+        guard let episodes else { return (nil, problems.first) }
         do {
             let logged = try episodes.write(record)
             if let e = logged.indexError { problems.append("episode written but not indexed (repaired on next start): \(e)") }
-            return (record, logged.ref, problems.first)
+            return (logged.ref, problems.first)
         } catch {
             problems.insert("the episode could not be written: \(error)", at: 0)
-            return (record, nil, problems.first)
+            return (nil, problems.first)
         }
     }
 

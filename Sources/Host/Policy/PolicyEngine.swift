@@ -28,6 +28,8 @@ public final class PolicyEngine: CallGate, Sendable {
         var buckets: [String: Bucket] = [:]
         var windows: [String: Window] = [:]
         var runs: [String: RunUsage] = [:]
+        /// Roles bound to runs by an authenticated caller (see `bindRole`).
+        var runRoles: [String: String] = [:]
     }
     private let state = Mutex(State())
 
@@ -47,7 +49,8 @@ public final class PolicyEngine: CallGate, Sendable {
     /// The decision for one call, consuming a rate-limit token and a call from each budget when
     /// allowed. Synchronous and allocation-light: this is the hot path.
     public func decide(_ request: GateRequest, consume: Bool = true) -> GateDecision {
-        guard let role = profile.role(of: request.principal) else {
+        let bound = state.withLock { $0.runRoles.isEmpty ? nil : $0.runRoles[request.runId] }
+        guard let role = bound ?? profile.role(of: request.principal) else {
             return GateDecision(allowed: false, ruleId: "unknown-principal",
                                 reason: "principal '\(request.principal)' is not in the policy and there is no default_role")
         }
@@ -170,8 +173,26 @@ public final class PolicyEngine: CallGate, Sendable {
         }
     }
 
-    /// Forgets a finished run's per-run budget counters.
-    public func endRun(_ runId: String) { _ = state.withLock { $0.runs.removeValue(forKey: runId) } }
+    /// Forgets a finished run's per-run budget counters and role binding.
+    public func endRun(_ runId: String) {
+        state.withLock { s in
+            s.runs.removeValue(forKey: runId)
+            s.runRoles.removeValue(forKey: runId)
+        }
+    }
+
+    // MARK: Authenticated roles
+
+    /// Binds `role` to the calls of run `runId`: decisions for that run use it instead of the
+    /// profile's mapping of the principal. The server binds the role its caller authenticated
+    /// with (an API key's role, a JWT's role claim) before the run starts; `endRun` unbinds it.
+    /// Throws if the profile has no such role.
+    public func bindRole(_ role: String, toRun runId: String) throws(PolicyError) {
+        guard profile.roles.contains(role) else {
+            throw PolicyError("unknown role '\(role)' (the policy has: \(profile.roles.joined(separator: ", ")))")
+        }
+        state.withLock { $0.runRoles[runId] = role }
+    }
 
     // MARK: Persistence
 

@@ -1,0 +1,380 @@
+import Dispatch
+import JSON
+import Synchronization
+
+/// One run to start: a parsed plan with its bound inputs, who asks, and how.
+public struct RunRequest: Sendable {
+    /// The plan (already parsed and validated against the drivers).
+    public var plan: Plan
+    /// The inputs, already bound (`PlanRunner.bindInputs`).
+    public var inputs: [String: JSONValue]
+    /// The authenticated principal: the policy decides for this name.
+    public var principal: String
+    /// The role the caller authenticated with; nil means the policy profile's mapping of the
+    /// principal. Bound to the run with `PolicyEngine.bindRole` before it starts.
+    public var role: String?
+    /// Parallelism and other run options.
+    public var options: RunOptions
+    /// Where the run came from (`rest`, `tool`, `mcp`, …), for observers and logs.
+    public var origin: String
+
+    /// A request to run `plan` for `principal`.
+    public init(plan: Plan, inputs: [String: JSONValue], principal: String, role: String? = nil,
+                options: RunOptions = RunOptions(), origin: String = "api") {
+        self.plan = plan
+        self.inputs = inputs
+        self.principal = principal
+        self.role = role
+        self.options = options
+        self.origin = origin
+    }
+}
+
+/// What the manager knows about one run: in flight, or finished (with its record and episode).
+public struct RunSnapshot: Sendable {
+    /// The run id.
+    public var runId: String
+    /// The plan's name.
+    public var planName: String
+    /// Who runs it.
+    public var principal: String
+    /// `running` while in flight, then the final status.
+    public var status: RunStatus
+    /// RFC 3339 time the run was accepted.
+    public var submittedAt: String
+    /// Where the run came from (`rest`, `tool`, `mcp`, …).
+    public var origin: String
+    /// Whether someone asked to cancel it.
+    public var cancelRequested: Bool
+    /// The finished run's record (nil while in flight).
+    public var record: RunRecord?
+    /// The durable episode, once written.
+    public var episode: EpisodeRef?
+    /// Why the episode could not be written (or indexed), if so.
+    public var episodeError: String?
+}
+
+/// What `RunManager.submit` refuses.
+public enum RunSubmitError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The manager is shutting down (or was never started) and takes no new runs.
+    case notAccepting
+    /// The idempotency key was used before by the same principal for a different request.
+    case idempotencyConflict(existingRunId: String)
+    /// The caller's role is not in the policy profile.
+    case unknownRole(String)
+
+    public var description: String {
+        switch self {
+        case .notAccepting: return "the server is shutting down and accepts no new runs"
+        case .idempotencyConflict(let id):
+            return "this Idempotency-Key was already used for a different request (run \(id)); use a new key"
+        case .unknownRole(let message): return message
+        }
+    }
+}
+
+/// What `RunManager.cancel` did.
+public enum CancelOutcome: Sendable, Equatable {
+    /// The run was in flight; it has been asked to stop (in-flight calls are cancelled).
+    case cancelling
+    /// The run had already finished with this status.
+    case alreadyFinished(RunStatus)
+    /// The manager does not know the run (it may still have an episode).
+    case unknown
+}
+
+/// Watches runs end, for metrics and logs. Called once per run, after its episode is written.
+public protocol RunObserver: Sendable {
+    /// A run finished: its record (final status), episode, and how long the end of the run
+    /// (policy-state flush, episode write and index) took, in seconds.
+    func runFinished(_ record: RunRecord, origin: String, episode: EpisodeRef?, episodeError: String?, finishSeconds: Double)
+}
+
+/// Runs plans for a long-lived host (the server): runs in flight with their status, cancel by
+/// id, idempotency keys, and a graceful shutdown that lets runs finish or records them as
+/// `interrupted`.
+///
+/// Background runs (`submit`) are child tasks of `run()` (a discarding task group), so the
+/// owner of `run()` owns them; `execute` runs a plan in the caller's task and tracks it the
+/// same way. Either way a run is `NovaHost.runner.run` followed by `NovaHost.finish` (policy
+/// state and the episode), with the end of the run moved off the cooperative thread pool:
+/// episode writes fsync, and group commit only helps when writers can wait in parallel.
+public final class RunManager: Sendable {
+    /// The host the runs use.
+    public let host: NovaHost
+    private let observer: (any RunObserver)?
+    private let finishedCapacity: Int
+    private let idempotencyTTLNanos: Int64
+    private let idempotencyCapacity: Int
+
+    private struct Job: Sendable {
+        var runId: String
+        var request: RunRequest
+        var cancel: AsyncStream<Void>
+    }
+
+    private struct Entry {
+        var snapshot: RunSnapshot
+        var cancel: AsyncStream<Void>.Continuation
+        var interrupt = false
+    }
+
+    private struct IdempotencyKey: Hashable {
+        var principal: String
+        var key: String
+    }
+
+    private struct IdempotencyEntry {
+        var runId: String
+        var fingerprint: String
+        var createdNanos: Int64
+    }
+
+    private struct State {
+        var accepting = true
+        var inFlight: [String: Entry] = [:]
+        var finished: [String: RunSnapshot] = [:]
+        var finishedOrder: [String] = []
+        var idempotency: [IdempotencyKey: IdempotencyEntry] = [:]
+        var idempotencyOrder: [IdempotencyKey] = []
+    }
+
+    private let state = Mutex(State())
+    private let jobs: AsyncStream<Job>
+    private let jobsContinuation: AsyncStream<Job>.Continuation
+
+    /// - Parameters:
+    ///   - host: the host whose runner, policy and episodes the runs use.
+    ///   - observer: told about every finished run (metrics).
+    ///   - finishedCapacity: how many finished runs to keep in memory (older ones are read
+    ///     back from their episodes).
+    ///   - idempotencyTTLSeconds: how long an `Idempotency-Key` is remembered.
+    ///   - idempotencyCapacity: how many keys at most (the oldest are forgotten first).
+    public init(host: NovaHost, observer: (any RunObserver)? = nil, finishedCapacity: Int = 1024,
+                idempotencyTTLSeconds: Int = 86_400, idempotencyCapacity: Int = 10_000) {
+        self.host = host
+        self.observer = observer
+        self.finishedCapacity = max(0, finishedCapacity)
+        self.idempotencyTTLNanos = Int64(max(1, idempotencyTTLSeconds)) * 1_000_000_000
+        self.idempotencyCapacity = max(1, idempotencyCapacity)
+        (jobs, jobsContinuation) = AsyncStream<Job>.makeStream()
+    }
+
+    // MARK: Running
+
+    /// Runs submitted plans until `shutdown` (or cancellation) ends the stream; returns when
+    /// every run it started has finished and written its episode. Call it once.
+    public func run() async {
+        await withDiscardingTaskGroup { group in
+            for await job in jobs {
+                group.addTask { _ = await self.perform(job) }
+            }
+        }
+        state.withLock { $0.accepting = false }
+    }
+
+    /// Accepts a run to execute in the background (a child of `run()`): returns its in-flight
+    /// snapshot at once. With `idempotencyKey`, a second submission by the same principal with
+    /// the same key returns the first run (`replayed` true) if `fingerprint` matches, and
+    /// throws `.idempotencyConflict` otherwise.
+    public func submit(_ request: RunRequest, runId: String = NovaHost.makeRunId(), idempotencyKey: String? = nil,
+                       fingerprint: String = "") throws(RunSubmitError) -> (snapshot: RunSnapshot, replayed: Bool) {
+        if let role = request.role, !host.policy.profile.roles.contains(role) {
+            throw .unknownRole("unknown role '\(role)' (the policy has: \(host.policy.profile.roles.joined(separator: ", ")))")
+        }
+        let (cancelStream, cancel) = AsyncStream<Void>.makeStream()
+        let now = Timestamps.wallNanos()
+        enum Outcome { case started(RunSnapshot), replayed(RunSnapshot), replayedEvicted(String), refused(RunSubmitError) }
+        let outcome: Outcome = state.withLock { s in
+            guard s.accepting else { return .refused(.notAccepting) }
+            if let key = idempotencyKey {
+                Self.expireKeys(&s, now: now, ttl: idempotencyTTLNanos)
+                let k = IdempotencyKey(principal: request.principal, key: key)
+                if let existing = s.idempotency[k] {
+                    guard existing.fingerprint == fingerprint else { return .refused(.idempotencyConflict(existingRunId: existing.runId)) }
+                    if let snap = s.inFlight[existing.runId]?.snapshot ?? s.finished[existing.runId] { return .replayed(snap) }
+                    return .replayedEvicted(existing.runId)
+                }
+                s.idempotency[k] = IdempotencyEntry(runId: runId, fingerprint: fingerprint, createdNanos: now)
+                s.idempotencyOrder.append(k)
+                while s.idempotencyOrder.count > idempotencyCapacity {
+                    s.idempotency.removeValue(forKey: s.idempotencyOrder.removeFirst())
+                }
+            }
+            let snap = RunSnapshot(runId: runId, planName: request.plan.name, principal: request.principal, status: .running,
+                                   submittedAt: Timestamps.format(nanosSinceEpoch: now), origin: request.origin, cancelRequested: false)
+            s.inFlight[runId] = Entry(snapshot: snap, cancel: cancel)
+            return .started(snap)
+        }
+        switch outcome {
+        case .refused(let e): throw e
+        case .replayed(let snap): return (snap, true)
+        case .replayedEvicted(let id):
+            // The first run finished long ago: describe it from the episode index.
+            let summary = try? host.episodes?.store.episode(runId: id)
+            return (RunSnapshot(runId: id, planName: summary?.planName ?? request.plan.name, principal: request.principal,
+                                status: summary.flatMap { RunStatus(rawValue: $0.status) } ?? .running,
+                                submittedAt: summary?.startedAt ?? "", origin: request.origin, cancelRequested: false), true)
+        case .started(let snap):
+            jobsContinuation.yield(Job(runId: runId, request: request, cancel: cancelStream))
+            return (snap, false)
+        }
+    }
+
+    /// Runs a plan in the caller's task and returns when its episode is written (the one-call
+    /// routes: `POST /tools/{id}` and MCP `tools/call`). Tracked like background runs: it can
+    /// be listed and cancelled, and shutdown waits for it.
+    public func execute(_ request: RunRequest, runId: String = NovaHost.makeRunId()) async throws(RunSubmitError) -> RunSnapshot {
+        if let role = request.role, !host.policy.profile.roles.contains(role) {
+            throw .unknownRole("unknown role '\(role)' (the policy has: \(host.policy.profile.roles.joined(separator: ", ")))")
+        }
+        let (cancelStream, cancel) = AsyncStream<Void>.makeStream()
+        let accepted: Bool = state.withLock { s in
+            guard s.accepting else { return false }
+            s.inFlight[runId] = Entry(snapshot: RunSnapshot(runId: runId, planName: request.plan.name, principal: request.principal,
+                                                            status: .running, submittedAt: Timestamps.now(), origin: request.origin,
+                                                            cancelRequested: false), cancel: cancel)
+            return true
+        }
+        guard accepted else { throw .notAccepting }
+        return await perform(Job(runId: runId, request: request, cancel: cancelStream))
+    }
+
+    private func perform(_ job: Job) async -> RunSnapshot {
+        let request = job.request
+        if let role = request.role { try? host.policy.bindRole(role, toRun: job.runId) }
+        let runner = host.runner
+        // The run and a watcher for a cancel request, side by side: whichever ends first
+        // cancels the other, so `cancel(runId)` reaches in-flight calls.
+        let maybeRecord: RunRecord? = await withTaskGroup(of: RunRecord?.self) { group in
+            group.addTask {
+                await runner.run(request.plan, inputs: request.inputs, principal: request.principal, runId: job.runId, options: request.options)
+            }
+            group.addTask {
+                for await _ in job.cancel { return nil }
+                return nil
+            }
+            var result: RunRecord?
+            while let next = await group.next() {
+                if let next { result = next }
+                group.cancelAll()
+            }
+            return result
+        }
+        var record = maybeRecord ?? RunRecord(runId: job.runId, planName: request.plan.name, plan: request.plan.source,
+                                              principal: request.principal, inputs: .object(request.inputs), startedAt: Timestamps.now())
+        let (interrupt, cancelRequested) = state.withLock { s in (s.inFlight[job.runId]?.interrupt ?? false, s.inFlight[job.runId]?.snapshot.cancelRequested ?? false) }
+        if record.status == .cancelled && (interrupt || (Task.isCancelled && !cancelRequested)) {
+            record.status = .interrupted
+            record.error = "interrupted: the server shut down before the run finished"
+        }
+        let host = self.host
+        let finalRecord = record
+        let start = ContinuousClock.now
+        let (episode, episodeError) = await withCheckedContinuation { (c: CheckedContinuation<(EpisodeRef?, String?), Never>) in
+            DispatchQueue.global().async { c.resume(returning: host.finish(finalRecord)) }
+        }
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        observer?.runFinished(finalRecord, origin: request.origin, episode: episode, episodeError: episodeError, finishSeconds: seconds)
+        return state.withLock { s in
+            var snap = s.inFlight.removeValue(forKey: job.runId)?.snapshot
+                ?? RunSnapshot(runId: job.runId, planName: request.plan.name, principal: request.principal, status: finalRecord.status,
+                               submittedAt: finalRecord.startedAt, origin: request.origin, cancelRequested: false)
+            snap.status = finalRecord.status
+            snap.record = finalRecord
+            snap.episode = episode
+            snap.episodeError = episodeError
+            if finishedCapacity > 0 {
+                if s.finished.updateValue(snap, forKey: job.runId) == nil { s.finishedOrder.append(job.runId) }
+                while s.finishedOrder.count > finishedCapacity { s.finished.removeValue(forKey: s.finishedOrder.removeFirst()) }
+            }
+            return snap
+        }
+    }
+
+    // MARK: Queries
+
+    /// The run if in flight or finished recently (older runs: read their episode).
+    public func snapshot(runId: String) -> RunSnapshot? {
+        state.withLock { $0.inFlight[runId]?.snapshot ?? $0.finished[runId] }
+    }
+
+    /// Runs in flight, newest first, optionally only those of `principal`.
+    public func inFlight(principal: String? = nil) -> [RunSnapshot] {
+        state.withLock { s in
+            s.inFlight.values.map(\.snapshot).filter { principal == nil || $0.principal == principal }
+        }.sorted { ($0.submittedAt, $0.runId) > ($1.submittedAt, $1.runId) }
+    }
+
+    /// How many runs are in flight.
+    public var inFlightCount: Int { state.withLock { $0.inFlight.count } }
+
+    /// Whether new runs are accepted (false once shutdown began).
+    public var isAccepting: Bool { state.withLock { $0.accepting } }
+
+    // MARK: Cancel and shutdown
+
+    /// Asks an in-flight run to stop: its in-flight calls are cancelled and it ends `cancelled`.
+    public func cancel(runId: String) -> CancelOutcome {
+        state.withLock { s in
+            if var e = s.inFlight[runId] {
+                e.snapshot.cancelRequested = true
+                s.inFlight[runId] = e
+                e.cancel.yield(())
+                return .cancelling
+            }
+            if let f = s.finished[runId] { return .alreadyFinished(f.status) }
+            return .unknown
+        }
+    }
+
+    /// What `shutdown` did.
+    public struct ShutdownReport: Sendable, Equatable {
+        /// Runs that were in flight when shutdown began.
+        public var inFlightAtStart: Int
+        /// Runs cancelled after the grace period (they end `interrupted`).
+        public var interrupted: Int
+        /// Runs still in flight when `shutdown` gave up waiting for them (their drivers ignored
+        /// cancellation); their episodes may be missing.
+        public var abandoned: [String]
+    }
+
+    /// Stops accepting runs, lets in-flight runs finish for up to `grace`, then cancels the
+    /// rest, which end `interrupted` and write their episodes (waiting up to `cancelGrace` for
+    /// that). Ends `run()` once its runs are done.
+    @discardableResult
+    public func shutdown(grace: Duration, cancelGrace: Duration = .seconds(10)) async -> ShutdownReport {
+        let atStart = state.withLock { s in
+            s.accepting = false
+            return s.inFlight.count
+        }
+        let clock = ContinuousClock()
+        let deadline = clock.now + grace
+        while inFlightCount > 0 && clock.now < deadline {
+            try? await clock.sleep(for: .milliseconds(10))
+        }
+        let interrupted = state.withLock { s in
+            for (id, var e) in s.inFlight {
+                e.interrupt = true
+                s.inFlight[id] = e
+                e.cancel.yield(())
+            }
+            return s.inFlight.count
+        }
+        jobsContinuation.finish()
+        let hardDeadline = clock.now + cancelGrace
+        while inFlightCount > 0 && clock.now < hardDeadline {
+            try? await clock.sleep(for: .milliseconds(10))
+        }
+        let abandoned = state.withLock { Array($0.inFlight.keys).sorted() }
+        return ShutdownReport(inFlightAtStart: atStart, interrupted: interrupted, abandoned: abandoned)
+    }
+
+    private static func expireKeys(_ s: inout State, now: Int64, ttl: Int64) {
+        while let first = s.idempotencyOrder.first, let e = s.idempotency[first], now - e.createdNanos > ttl {
+            s.idempotency.removeValue(forKey: first)
+            s.idempotencyOrder.removeFirst()
+        }
+    }
+}

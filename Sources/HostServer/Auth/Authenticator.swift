@@ -1,0 +1,121 @@
+import Host
+import JSON
+
+/// Why a request could not be authenticated: 401 (no or bad credentials) or 403 (valid
+/// credentials that may not be used, e.g. a role the policy does not know).
+public enum AuthError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// No credentials were sent.
+    case missing
+    /// An API key that is not configured.
+    case invalidAPIKey
+    /// A JWT that does not verify (the reason says why; it is safe to show).
+    case invalidToken(String)
+    /// Credentials sent in a way that is not accepted.
+    case malformed(String)
+    /// Valid credentials whose role or principal the policy refuses.
+    case forbidden(String)
+
+    /// The HTTP status: 401, or 403 for `forbidden`.
+    public var status: Int {
+        if case .forbidden = self { return 403 }
+        return 401
+    }
+
+    /// The machine-readable error code.
+    public var code: String {
+        switch self {
+        case .missing: return "unauthorized"
+        case .invalidAPIKey: return "invalid_api_key"
+        case .invalidToken: return "invalid_token"
+        case .malformed: return "invalid_credentials"
+        case .forbidden: return "forbidden"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .missing: return "credentials required: send Authorization: Bearer <API key or JWT>, or X-API-Key: <key>"
+        case .invalidAPIKey: return "the API key is not valid"
+        case .invalidToken(let why): return "the bearer token is not valid: \(why)"
+        case .malformed(let why): return why
+        case .forbidden(let why): return why
+        }
+    }
+}
+
+/// Turns credentials into a `Caller`: API keys (compared by SHA-256, as the configuration
+/// stores them) and JWTs (see `JWTVerifier`). The role is the key's configured role or the
+/// token's role claim; it must be a role of the policy profile, and must agree with the
+/// profile for principals the profile lists.
+public final class Authenticator: Sendable {
+    private let keysByHash: [String: HostConfig.APIKey]
+    private let jwt: JWTVerifier?
+    private let jwtSettings: HostConfig.JWT?
+    private let profile: PolicyProfile
+    private let adminRoles: Set<String>
+
+    /// Builds the authenticator; loads JWT keys (throws on a bad key or an API key whose role
+    /// contradicts the policy).
+    public init(config: HostConfig, profile: PolicyProfile) async throws(HostConfigError) {
+        if let first = config.problems(against: profile).first { throw HostConfigError(first) }
+        keysByHash = Dictionary(config.apiKeys.map { ($0.sha256, $0) }, uniquingKeysWith: { a, _ in a })
+        jwtSettings = config.jwt
+        if let j = config.jwt { jwt = try await JWTVerifier(settings: j) } else { jwt = nil }
+        self.profile = profile
+        adminRoles = Set(config.adminRoles)
+    }
+
+    /// Whether any credential is configured at all.
+    public var hasCredentials: Bool { !keysByHash.isEmpty || jwt != nil }
+
+    /// Authenticates from the `Authorization` and `X-API-Key` header values.
+    public func authenticate(authorization: String?, apiKey: String?) async throws(AuthError) -> Caller {
+        if let apiKey {
+            if authorization != nil { throw .malformed("send one credential: Authorization or X-API-Key, not both") }
+            return try caller(forAPIKey: apiKey)
+        }
+        guard let authorization else { throw .missing }
+        let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            throw .malformed("unsupported Authorization scheme: use Authorization: Bearer <API key or JWT>")
+        }
+        let token = String(parts[1]).trimmingCharacters(in: .whitespaces)
+        guard !token.isEmpty else { throw .missing }
+        if JWTVerifier.looksLikeJWT(token) { return try await caller(forJWT: token) }
+        return try caller(forAPIKey: token)
+    }
+
+    /// The caller an API key stands for.
+    public func caller(forAPIKey key: String) throws(AuthError) -> Caller {
+        let hash = SHA256.hex(Array(key.utf8))
+        guard let entry = keysByHash[hash] else { throw .invalidAPIKey }
+        return Caller(principal: entry.principal, role: entry.role, method: .apiKey(id: entry.id), isAdmin: adminRoles.contains(entry.role))
+    }
+
+    /// The caller a JWT stands for.
+    public func caller(forJWT token: String) async throws(AuthError) -> Caller {
+        guard let jwt, let settings = jwtSettings else { throw .invalidToken("this server accepts no JWTs (no jwt section in its configuration)") }
+        let verified = try await jwt.verify(token)
+        guard let principal = verified.claims[settings.principalClaim]?.stringValue, !principal.isEmpty else {
+            throw .invalidToken("the token has no '\(settings.principalClaim)' claim naming the principal")
+        }
+        let listed = profile.principals[principal]
+        let claimed: String?
+        switch verified.claims[settings.roleClaim] {
+        case .string(let s)?: claimed = s
+        case .array(let a)?: claimed = a.compactMap(\.stringValue).first { profile.roles.contains($0) } ?? a.first?.stringValue
+        case nil: claimed = nil
+        default: throw .invalidToken("the '\(settings.roleClaim)' claim must be a string or an array of strings")
+        }
+        guard let role = claimed ?? profile.role(of: principal) else {
+            throw .forbidden("the token has no '\(settings.roleClaim)' claim and principal '\(principal)' has no role in the policy")
+        }
+        guard profile.roles.contains(role) else {
+            throw .forbidden("role '\(role)' from the token's '\(settings.roleClaim)' claim is not a role of the policy")
+        }
+        if let listed, listed != role {
+            throw .forbidden("the token gives principal '\(principal)' role '\(role)', but the policy gives it role '\(listed)'")
+        }
+        return Caller(principal: principal, role: role, method: .jwt(kid: verified.kid), isAdmin: adminRoles.contains(role))
+    }
+}

@@ -1,0 +1,195 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdAuth
+import JSON
+import Logging
+import Synchronization
+
+extension HTTPField.Name {
+    static let xRequestID = HTTPField.Name("X-Request-ID")!
+    static let xAPIKey = HTTPField.Name("X-API-Key")!
+    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+    static let idempotentReplayed = HTTPField.Name("Idempotent-Replayed")!
+    static let mcpSessionId = HTTPField.Name("Mcp-Session-Id")!
+    static let xRunID = HTTPField.Name("X-Run-ID")!
+    static let xFrameOptions = HTTPField.Name("X-Frame-Options")!
+    static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
+}
+
+/// The routes the server answers, by method and path pattern (`{name}` matches one segment):
+/// what a 405 answer's `Allow` header lists.
+final class RouteTable: Sendable {
+    private let routes = Mutex<[(method: HTTPRequest.Method, segments: [Substring])]>([])
+
+    func add(_ method: HTTPRequest.Method, _ path: String) {
+        routes.withLock { $0.append((method, path.split(separator: "/"))) }
+    }
+
+    /// The methods some route allows at `path` (empty: no route has this path).
+    func methods(at path: String) -> [String] {
+        let parts = path.split(separator: "/")
+        return routes.withLock { all in
+            all.filter { r in
+                r.segments.count == parts.count && zip(r.segments, parts).allSatisfy { p, s in p.hasPrefix("{") || p == s }
+            }.map(\.method.rawValue)
+        }
+    }
+}
+
+/// The outermost middleware, on every response: request id (`X-Request-ID` accepted if sane,
+/// else generated; echoed), CORS, errors rendered as `{"error":{code,message,request_id}}`,
+/// security headers, request metrics and the access log.
+struct EdgeMiddleware: RouterMiddleware {
+    typealias Context = ServerContext
+
+    let corsOrigins: Set<String>
+    let corsMaxAge: Int
+    let metrics: ServerMetrics
+    let routes: RouteTable
+    let logger: Logger
+
+    static let corsMethods = "GET, POST, DELETE, OPTIONS"
+    static let corsHeaders = "Authorization, Content-Type, X-API-Key, X-Request-ID, Idempotency-Key, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID"
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = DispatchTime.now().uptimeNanoseconds
+        var context = context
+        let rid = request.headers[.xRequestID].flatMap(Self.acceptedRequestId) ?? Self.newRequestId()
+        context.requestId = rid
+        context.logger[metadataKey: "request_id"] = .string(rid)
+        context.logger[metadataKey: "hb.request.id"] = nil
+        let origin = request.headers[.origin]
+        let originAllowed = origin.map { corsOrigins.contains($0) } ?? false
+
+        var response: Response
+        if request.method == .options, origin != nil, request.headers[.accessControlRequestMethod] != nil {
+            // A CORS preflight.
+            if originAllowed {
+                response = Response(status: .noContent)
+                response.headers[.accessControlAllowMethods] = Self.corsMethods
+                response.headers[.accessControlAllowHeaders] = Self.corsHeaders
+                response.headers[.accessControlMaxAge] = String(corsMaxAge)
+            } else {
+                response = render(APIError(.forbidden, "origin_not_allowed", "origin \(origin!) is not allowed (cors.allowed_origins)"),
+                                  context: context)
+            }
+        } else {
+            do { response = try await next(request, context) } catch {
+                response = render(error, request: request, context: context)
+            }
+        }
+        if let origin, originAllowed {
+            response.headers[.accessControlAllowOrigin] = origin
+            response.headers[.accessControlExposeHeaders] = "X-Request-ID, Location, Mcp-Session-Id, X-Run-ID, Idempotent-Replayed"
+        }
+        if origin != nil { response.headers[values: .vary].append("Origin") }
+        response.headers[.xRequestID] = rid
+        response.headers[.contentSecurityPolicy] = "default-src 'none'; frame-ancestors 'none'"
+        response.headers[.xContentTypeOptions] = "nosniff"
+        response.headers[.xFrameOptions] = "DENY"
+        response.headers[.referrerPolicy] = "no-referrer"
+        if response.headers[.cacheControl] == nil { response.headers[.cacheControl] = "no-store" }
+
+        let elapsed = Int64(DispatchTime.now().uptimeNanoseconds - start)
+        let route = context.endpointPath.map { $0 == "NotFound" ? "unmatched" : $0 } ?? "unmatched"
+        metrics.request(route: route, method: request.method.rawValue, status: response.status.code, nanoseconds: elapsed)
+        if context.logger.logLevel <= .info {
+            var meta: Logger.Metadata = ["method": .string(request.method.rawValue), "path": .string(request.uri.path),
+                                         "status": .stringConvertible(response.status.code), "duration_ms": .string(String(format: "%.3f", Double(elapsed) / 1e6))]
+            if let caller = context.identity { meta["principal"] = .string(caller.principal) }
+            context.logger.info("request", metadata: meta)
+        }
+        return response
+    }
+
+    /// Renders any error thrown by a route or middleware.
+    func render(_ error: any Error, request: Request, context: Context) -> Response {
+        switch error {
+        case let e as APIError:
+            return render(e, context: context)
+        case let e as HTTPError:
+            if e.status == .notFound, context.endpointPath == "NotFound" || context.endpointPath == nil {
+                let allowed = routes.methods(at: request.uri.path)
+                if !allowed.isEmpty {
+                    var headers = HTTPFields()
+                    headers[.allow] = allowed.joined(separator: ", ")
+                    return render(APIError(.methodNotAllowed, "method_not_allowed",
+                                           "\(request.method.rawValue) is not allowed on \(request.uri.path) (allowed: \(allowed.joined(separator: ", ")))",
+                                           headers: headers), context: context)
+                }
+                return render(APIError.notFound("no route \(request.method.rawValue) \(request.uri.path)"), context: context)
+            }
+            let message = e.body ?? e.status.reasonPhrase
+            return render(APIError(e.status, APIError.code(for: e.status), message, headers: e.headers), context: context)
+        default:
+            context.logger.error("unhandled error", metadata: ["error": .string("\(error)")])
+            return render(APIError(.internalServerError, "internal", "internal error (request \(context.requestId))"), context: context)
+        }
+    }
+
+    func render(_ e: APIError, context: Context) -> Response {
+        if e.status.code >= 500 {
+            context.logger.warning("request failed", metadata: ["code": .string(e.code), "message": .string(e.message)])
+        }
+        return JSONIO.response(e.body(requestId: context.requestId), status: e.status, headers: e.headers)
+    }
+
+    /// A client-sent request id is kept if it is 1–128 characters of `A–Z a–z 0–9 - _ . : /`.
+    static func acceptedRequestId(_ s: String) -> String? {
+        guard !s.isEmpty, s.utf8.count <= 128 else { return nil }
+        for c in s.utf8 {
+            switch c {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: ":"), UInt8(ascii: "/"):
+                continue
+            default: return nil
+            }
+        }
+        return s
+    }
+
+    /// 24 random hex digits.
+    static func newRequestId() -> String {
+        var g = SystemRandomNumberGenerator()
+        let a = g.next() as UInt64, b = g.next() as UInt32
+        return hex(a, 16) + hex(UInt64(b), 8)
+    }
+
+    static func hex(_ v: UInt64, _ width: Int) -> String {
+        let s = String(v, radix: 16)
+        return String(repeating: "0", count: max(0, width - s.count)) + s
+    }
+}
+
+/// Authenticates every request that carries credentials (`Authorization: Bearer`, `X-API-Key`)
+/// and puts the caller in the context; routes that need one call `requireCaller()`, which
+/// answers 401/403 with the reason. Public routes simply do not ask.
+struct AuthMiddleware: AuthenticatorMiddleware {
+    typealias Context = ServerContext
+    typealias Identity = Caller
+
+    let authenticator: Authenticator
+
+    func authenticate(request: Request, context: Context) async throws -> Caller? {
+        let authz = request.headers[.authorization], key = request.headers[.xAPIKey]
+        guard authz != nil || key != nil else { return nil }
+        return try await authenticator.authenticate(authorization: authz, apiKey: key)
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        do {
+            if let caller = try await authenticate(request: request, context: context) {
+                context.identity = caller
+                context.authFailure = nil
+                context.logger[metadataKey: "principal"] = .string(caller.principal)
+            } else {
+                context.authFailure = .missing
+            }
+        } catch let e as AuthError {
+            context.authFailure = e
+        }
+        return try await next(request, context)
+    }
+}

@@ -1,0 +1,62 @@
+import Hummingbird
+import HummingbirdAuth
+import JSON
+import NIOCore
+
+/// The request context of every route: Hummingbird's core storage, the request id, and the
+/// caller (`identity`, set by `AuthMiddleware`) or why authentication failed.
+public struct ServerContext: AuthRequestContext, RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The authenticated caller, if the request carried valid credentials.
+    public var identity: Caller?
+    /// Why the credentials were refused (or `.missing`); nil once authenticated.
+    public var authFailure: AuthError?
+    /// The request id (from `X-Request-ID` or generated), echoed on the response and in logs.
+    public var requestId: String = ""
+
+    public init(source: Source) {
+        coreContext = .init(source: source)
+        identity = nil
+        authFailure = .missing
+    }
+
+    /// The caller, or the 401/403 explaining why there is none.
+    public func requireCaller() throws -> Caller {
+        if let identity { return identity }
+        throw APIError.auth(authFailure ?? .missing)
+    }
+}
+
+/// Reading and writing JSON bodies.
+enum JSONIO {
+    static let contentType = "application/json"
+
+    /// A JSON response with `status`.
+    static func response(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var h = headers
+        h[.contentType] = contentType
+        return Response(status: status, headers: h, body: ResponseBody(byteBuffer: ByteBuffer(bytes: value.serializedBytes())))
+    }
+
+    /// The request body parsed as JSON (an empty body is `empty`), within `limit` bytes; a
+    /// body must be sent as `application/json`.
+    static func body(_ request: Request, limit: Int, empty: JSONValue? = nil) async throws -> JSONValue {
+        let buffer: ByteBuffer
+        do { buffer = try await request.body.collect(upTo: limit) } catch let e as HTTPError where e.status == .contentTooLarge {
+            throw APIError(.contentTooLarge, "payload_too_large", "the request body is larger than \(limit) bytes")
+        }
+        if buffer.readableBytes == 0 {
+            if let empty { return empty }
+            throw APIError.badRequest("invalid_json", "the request body is empty: send a JSON document")
+        }
+        if let ct = request.headers[.contentType] {
+            let main = ct.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+            guard main == contentType || (main.hasPrefix("application/") && main.hasSuffix("+json")) else {
+                throw APIError(.unsupportedMediaType, "unsupported_media_type", "send the body as application/json (got \(ct))")
+            }
+        }
+        do { return try JSONValue.parse(Array(buffer: buffer)) } catch {
+            throw APIError.badRequest("invalid_json", "the request body is not valid JSON: \(error)")
+        }
+    }
+}

@@ -1,0 +1,232 @@
+import Foundation
+import HTTPTypes
+import Host
+import Hummingbird
+import JSON
+import Logging
+import MCP
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+
+/// MCP over streamable HTTP at `/mcp`, with sessions.
+///
+/// `initialize` (POST without `Mcp-Session-Id`) creates a session bound to the authenticated
+/// caller: an MCP `Server` (`MCPToolServer`) on the SDK's `StatelessHTTPServerTransport`,
+/// which answers each POST with one JSON response. Later requests name the session in
+/// `Mcp-Session-Id`; a session is used only by the principal that opened it (anyone else gets
+/// 404, as for an unknown session). `DELETE` ends a session; `GET` (a server-initiated event
+/// stream) answers 405, which the protocol allows. Every request is authenticated like REST,
+/// and `Origin` (and `Host`, when bound to loopback) are validated against DNS rebinding.
+public final class MCPHTTPGateway: Sendable {
+    struct Session: Sendable {
+        let id: String
+        let caller: Caller
+        let server: Server
+        let transport: StatelessHTTPServerTransport
+        var lastUsedNanos: UInt64
+    }
+
+    let gateway: ToolGateway
+    let logger: Logger
+    let maxSessions: Int
+    let idleNanos: UInt64
+    let pipeline: StandardValidationPipeline
+    private let sessions = Mutex<[String: Session]>([:])
+
+    /// The gateway for `gateway`'s tools under `config`'s origins, hosts and session limits.
+    public init(gateway: ToolGateway, config: HostConfig, logger: Logger) {
+        self.gateway = gateway
+        self.logger = logger
+        maxSessions = config.mcpMaxSessions
+        idleNanos = UInt64(config.mcpSessionIdleSeconds) * 1_000_000_000
+        let localOrigins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", "https://127.0.0.1:*", "https://localhost:*"]
+        let origins = localOrigins + config.corsOrigins + config.mcpAllowedOrigins
+        let hosts: [String]? = config.mcpAllowedHosts ?? (config.bindsLoopback ? ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost"] : nil)
+        pipeline = StandardValidationPipeline(validators: [
+            OriginHostValidator(allowedOrigins: origins, allowedHosts: hosts),
+            AcceptHeaderValidator(mode: .jsonOnly),
+            ContentTypeValidator(),
+            ProtocolVersionValidator(),
+        ])
+    }
+
+    /// Open sessions.
+    public var sessionCount: Int { sessions.withLock { $0.count } }
+
+    /// Handles one `/mcp` request from `caller`.
+    func handle(_ request: Request, body: ByteBuffer?, caller: Caller) async -> Response {
+        let headers = Self.headers(request.headers)
+        let sdkRequest = MCP.HTTPRequest(method: request.method.rawValue, headers: headers, body: body.map { Data(buffer: $0) },
+                                     path: request.uri.path)
+        let sessionId = request.headers[.mcpSessionId]
+        let now = DispatchTime.now().uptimeNanoseconds
+
+        if request.method == .delete {
+            guard let sessionId else { return Self.error(400, .invalidRequest("Bad Request: Missing Mcp-Session-Id header")) }
+            guard let s = takeSession(sessionId, caller: caller) else { return Self.error(404, .invalidRequest("Not Found: Session not found or expired")) }
+            await s.server.stop()
+            return Response(status: .ok, headers: [.mcpSessionId: sessionId])
+        }
+        guard request.method == .post else {
+            return Self.error(405, .invalidRequest("Method Not Allowed: this server sends no server-initiated event stream; POST JSON-RPC messages"),
+                              extra: [.allow: "POST, DELETE"])
+        }
+        if let sessionId {
+            let found: Session? = sessions.withLock { all in
+                guard var s = all[sessionId], s.caller.principal == caller.principal else { return nil }
+                s.lastUsedNanos = now
+                all[sessionId] = s
+                return s
+            }
+            guard let session = found else { return Self.error(404, .invalidRequest("Not Found: Session not found or expired")) }
+            var response = Self.response(await session.transport.handleRequest(sdkRequest))
+            response.headers[.mcpSessionId] = sessionId
+            return response
+        }
+        // No session: this must be `initialize`.
+        guard let body, let message = try? JSONValue.parse(Array(buffer: body)), message["method"]?.stringValue == "initialize" else {
+            return Self.error(400, .invalidRequest("Bad Request: Missing Mcp-Session-Id header (send initialize first)"))
+        }
+        if let problem = pipeline.validate(sdkRequest, context: HTTPValidationContext(httpMethod: "POST", sessionID: nil, isInitializationRequest: true,
+                                                                                     supportedProtocolVersions: Version.supported)) {
+            return Self.response(problem)
+        }
+        reapIdle(now: now)
+        guard sessionCount < maxSessions else {
+            return Self.error(503, .internalError("Service Unavailable: too many MCP sessions (mcp.max_sessions)"))
+        }
+        let id = UUID().uuidString.lowercased()
+        var sessionLogger = logger
+        sessionLogger[metadataKey: "mcp_session"] = .string(id)
+        let transport = StatelessHTTPServerTransport(validationPipeline: pipeline, logger: sessionLogger)
+        let server = await MCPToolServer.make(gateway: gateway, caller: caller, logger: sessionLogger, origin: "mcp")
+        do { try await server.start(transport: transport) } catch {
+            return Self.error(500, .internalError("Failed to start the session: \(error)"))
+        }
+        let sdkResponse = await transport.handleRequest(sdkRequest)
+        guard case .data = sdkResponse else {
+            await server.stop()
+            return Self.response(sdkResponse)
+        }
+        sessions.withLock { $0[id] = Session(id: id, caller: caller, server: server, transport: transport, lastUsedNanos: now) }
+        logger.info("mcp session opened", metadata: ["mcp_session": .string(id), "principal": .string(caller.principal)])
+        var response = Self.response(sdkResponse)
+        response.headers[.mcpSessionId] = id
+        return response
+    }
+
+    private func takeSession(_ id: String, caller: Caller) -> Session? {
+        sessions.withLock { all in
+            guard let s = all[id], s.caller.principal == caller.principal else { return nil }
+            return all.removeValue(forKey: id)
+        }
+    }
+
+    /// Closes sessions idle for longer than the configured time; returns how many.
+    @discardableResult
+    func reapIdle(now: UInt64 = DispatchTime.now().uptimeNanoseconds) -> [Session] {
+        sessions.withLock { all in
+            let idle = all.values.filter { now > $0.lastUsedNanos && now - $0.lastUsedNanos > idleNanos }
+            for s in idle { all.removeValue(forKey: s.id) }
+            return idle
+        }
+    }
+
+    /// Closes every session (shutdown).
+    func closeAll() async {
+        let all = sessions.withLock { s in
+            let v = Array(s.values)
+            s.removeAll()
+            return v
+        }
+        for s in all { await s.server.stop() }
+    }
+
+    static func headers(_ fields: HTTPFields) -> [String: String] {
+        var out: [String: String] = [:]
+        for f in fields {
+            let k = f.name.canonicalName
+            if let v = out[k] { out[k] = v + ", " + f.value } else { out[k] = f.value }
+        }
+        return out
+    }
+
+    static func response(_ r: MCP.HTTPResponse) -> Response {
+        var headers = HTTPFields()
+        for (k, v) in r.headers { if let name = HTTPField.Name(k) { headers[name] = v } }
+        let body = r.bodyData.map { ResponseBody(byteBuffer: ByteBuffer(bytes: $0)) } ?? ResponseBody()
+        return Response(status: .init(code: r.statusCode), headers: headers, body: body)
+    }
+
+    static func error(_ status: Int, _ error: MCPError, extra: HTTPFields = [:]) -> Response {
+        var response = Self.response(.error(statusCode: status, error))
+        for f in extra { response.headers[f.name] = f.value }
+        return response
+    }
+}
+
+/// DNS-rebinding protection for `/mcp`: an `Origin`, when sent, must be allowed; the `Host`
+/// must be allowed when a list is given (by default when bound to loopback). Patterns may end
+/// in `:*` for any port.
+struct OriginHostValidator: HTTPRequestValidator {
+    let allowedOrigins: [String]
+    let allowedHosts: [String]?
+
+    func validate(_ request: MCP.HTTPRequest, context: HTTPValidationContext) -> MCP.HTTPResponse? {
+        if let hosts = allowedHosts, let host = request.header("Host"), !hosts.contains(where: { Self.matches(host, $0) }) {
+            return .error(statusCode: 421, .invalidRequest("Misdirected Request: Host header not allowed"), sessionID: context.sessionID)
+        }
+        if let origin = request.header("Origin"), !allowedOrigins.contains(where: { Self.matches(origin, $0) }) {
+            return .error(statusCode: 403, .invalidRequest("Forbidden: Origin not allowed"), sessionID: context.sessionID)
+        }
+        return nil
+    }
+
+    static func matches(_ value: String, _ pattern: String) -> Bool {
+        guard pattern.hasSuffix(":*") else { return value == pattern }
+        let prefix = pattern.dropLast(2)
+        guard value.hasPrefix(prefix + ":") else { return false }
+        let port = value.dropFirst(prefix.count + 1)
+        return !port.isEmpty && port.allSatisfy(\.isNumber)
+    }
+}
+
+/// Closes idle MCP sessions every 30 seconds; closes them all on shutdown.
+public struct MCPSessionReaper: Service {
+    let mcp: MCPHTTPGateway
+
+    /// A reaper for `mcp`.
+    public init(mcp: MCPHTTPGateway) { self.mcp = mcp }
+
+    public func run() async throws {
+        while !(Task.isCancelled || Task.isShuttingDownGracefully) {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(30)) }
+            if (Task.isCancelled || Task.isShuttingDownGracefully) { break }
+            for s in mcp.reapIdle() {
+                await s.server.stop()
+                mcp.logger.info("mcp session closed (idle)", metadata: ["mcp_session": .string(s.id)])
+            }
+        }
+        await mcp.closeAll()
+    }
+}
+
+extension NovaServer {
+    /// `POST /mcp`, `GET /mcp` (405), `DELETE /mcp`.
+    func addMCPRoutes(_ router: Router<ServerContext>) {
+        for method in [HTTPRequest.Method.post, .get, .delete] {
+            on(router, method, "/mcp") { [self] request, context in
+                let caller = try context.requireCaller()
+                let body = request.method == .post ? try await collect(request) : nil
+                return await mcp.handle(request, body: body, caller: caller)
+            }
+        }
+    }
+
+    private func collect(_ request: Request) async throws -> ByteBuffer {
+        do { return try await request.body.collect(upTo: config.bodyLimitBytes) } catch let e as HTTPError where e.status == .contentTooLarge {
+            throw APIError(.contentTooLarge, "payload_too_large", "the request body is larger than \(config.bodyLimitBytes) bytes")
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import CoreMetrics
+import Host
+import Metrics
+import Prometheus
+
+/// The server's Prometheus metrics, recorded through swift-metrics with a factory of its own
+/// (no global bootstrap, so several servers can live in one process, as in the tests).
+///
+/// - `nova_http_requests_total{route,method,status}`, `nova_http_request_duration_seconds{route,method}`
+/// - `nova_tool_calls_total{driver,tool,outcome}`, `nova_tool_call_duration_seconds{driver,tool}` (per attempt)
+/// - `nova_step_duration_seconds{driver,tool,status}`
+/// - `nova_policy_decisions_total{outcome,rule}`
+/// - `nova_episode_write_duration_seconds`, `nova_episode_write_failures_total`
+/// - `nova_runs_total{origin,status}`, `nova_runs_in_flight`
+/// - `nova_drivers_loaded`, `nova_mcp_sessions`
+public final class ServerMetrics: RunObserver, Sendable {
+    /// The registry `/metrics` renders.
+    public let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+    private let runsInFlight: CoreMetrics.Gauge
+    private let driversLoaded: CoreMetrics.Gauge
+    private let mcpSessions: CoreMetrics.Gauge
+
+    /// A fresh registry with histogram buckets suited to tool calls (100 µs to 30 s).
+    public init() {
+        registry = PrometheusCollectorRegistry()
+        var f = PrometheusMetricsFactory(registry: registry)
+        f.defaultDurationHistogramBuckets = [
+            .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .microseconds(2500),
+            .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+            .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30),
+        ]
+        factory = f
+        runsInFlight = CoreMetrics.Gauge(label: "nova_runs_in_flight", factory: f)
+        driversLoaded = CoreMetrics.Gauge(label: "nova_drivers_loaded", factory: f)
+        mcpSessions = CoreMetrics.Gauge(label: "nova_mcp_sessions", factory: f)
+    }
+
+    /// Counts one HTTP request by its route template (never the raw path) and status.
+    public func request(route: String, method: String, status: Int, nanoseconds: Int64) {
+        Counter(label: "nova_http_requests_total", dimensions: [("route", route), ("method", method), ("status", String(status))],
+                factory: factory).increment()
+        CoreMetrics.Timer(label: "nova_http_request_duration_seconds", dimensions: [("route", route), ("method", method)],
+                          factory: factory).recordNanoseconds(nanoseconds)
+    }
+
+    /// Records a finished run: tool calls, step and call durations, policy decisions, the
+    /// episode write.
+    public func runFinished(_ record: RunRecord, origin: String, episode: EpisodeRef?, episodeError: String?, finishSeconds: Double) {
+        Counter(label: "nova_runs_total", dimensions: [("origin", origin), ("status", record.status.rawValue)], factory: factory).increment()
+        CoreMetrics.Timer(label: "nova_episode_write_duration_seconds", factory: factory).recordNanoseconds(Int64(finishSeconds * 1e9))
+        if episode == nil { Counter(label: "nova_episode_write_failures_total", factory: factory).increment() }
+        for step in record.steps {
+            let (driver, tool) = DriverRegistry.split(toolId: step.call) ?? (step.call, "")
+            var stepNanos: Int64 = 0
+            for attempt in step.attempts {
+                // An attempt without a decision never reached policy (its input was invalid): no call.
+                guard let d = attempt.decision else { continue }
+                Counter(label: "nova_policy_decisions_total", dimensions: [("outcome", d.allowed ? "allow" : "deny"), ("rule", d.ruleId)],
+                        factory: factory).increment()
+                guard d.allowed else { continue }
+                let nanos = Int64(attempt.durationMs * 1e6)
+                stepNanos += nanos
+                let outcome = attempt.error.map { $0.kind.rawValue } ?? "ok"
+                Counter(label: "nova_tool_calls_total", dimensions: [("driver", driver), ("tool", tool), ("outcome", outcome)],
+                        factory: factory).increment()
+                CoreMetrics.Timer(label: "nova_tool_call_duration_seconds", dimensions: [("driver", driver), ("tool", tool)],
+                                  factory: factory).recordNanoseconds(nanos)
+            }
+            if !step.attempts.isEmpty {
+                CoreMetrics.Timer(label: "nova_step_duration_seconds", dimensions: [("driver", driver), ("tool", tool), ("status", step.status.rawValue)],
+                                  factory: factory).recordNanoseconds(stepNanos)
+            }
+        }
+    }
+
+    /// The Prometheus text exposition, with the gauges sampled now.
+    public func render(runsInFlight: Int, driversLoaded: Int, mcpSessions: Int) -> [UInt8] {
+        self.runsInFlight.record(runsInFlight)
+        self.driversLoaded.record(driversLoaded)
+        self.mcpSessions.record(mcpSessions)
+        var out: [UInt8] = []
+        out.reserveCapacity(16_384)
+        registry.emit(into: &out)
+        return out
+    }
+}

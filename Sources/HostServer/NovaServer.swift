@@ -1,0 +1,139 @@
+import Foundation
+import Host
+import Hummingbird
+import JSON
+import Logging
+import MCP
+import ServiceLifecycle
+
+/// Version information of the server.
+public enum NovaVersion {
+    /// nova-host's version.
+    public static let string = "0.1.0"
+}
+
+/// `nova-host serve`: the REST API (`/v1`, `/tools/{id}`), the MCP gateway over streamable
+/// HTTP (`/mcp`), authentication, Prometheus metrics and JSON logs, thin over `NovaHost`.
+///
+/// Build one with `make`, then either run `application()` (with `services` alongside: the run
+/// manager and the MCP session reaper) under a `ServiceGroup`, or give `router()` to
+/// HummingbirdTesting.
+public final class NovaServer: Sendable {
+    /// The host.
+    public let host: NovaHost
+    /// The configuration.
+    public let config: HostConfig
+    /// Credentials to callers.
+    public let authenticator: Authenticator
+    /// Prometheus metrics.
+    public let metrics: ServerMetrics
+    /// Runs in flight, cancel, idempotency, shutdown.
+    public let runs: RunManager
+    /// One tool call through policy and an episode; tool lists by role.
+    public let gateway: ToolGateway
+    /// MCP over streamable HTTP.
+    public let mcp: MCPHTTPGateway
+    /// The server's logger.
+    public let logger: Logger
+    let routeTable = RouteTable()
+
+    /// Assembles the server over `host` (which should have a data directory: runs write
+    /// episodes). Fails on a configuration that contradicts the policy or a bad JWT key.
+    public static func make(host: NovaHost, config: HostConfig, logger: Logger) async throws(HostConfigError) -> NovaServer {
+        let authenticator = try await Authenticator(config: config, profile: host.policy.profile)
+        return NovaServer(host: host, config: config, authenticator: authenticator, logger: logger)
+    }
+
+    private init(host: NovaHost, config: HostConfig, authenticator: Authenticator, logger: Logger) {
+        self.host = host
+        self.config = config
+        self.authenticator = authenticator
+        self.logger = logger
+        let metrics = ServerMetrics()
+        self.metrics = metrics
+        let runs = RunManager(host: host, observer: metrics)
+        self.runs = runs
+        let gateway = ToolGateway(runs: runs, toolTimeoutMs: config.toolTimeoutMs)
+        self.gateway = gateway
+        self.mcp = MCPHTTPGateway(gateway: gateway, config: config, logger: logger)
+    }
+
+    /// The services that run beside the HTTP server: background runs (graceful shutdown lets
+    /// them finish or records them as interrupted) and the MCP session reaper.
+    public var services: [any Service] {
+        [RunService(runs: runs, grace: .milliseconds(Int64(config.shutdownGraceSeconds * 1000)), logger: logger),
+         MCPSessionReaper(mcp: mcp)]
+    }
+
+    /// The Hummingbird application on the configured address (or `host`/`port` if given),
+    /// with `services`. `onRunning` learns the bound port (useful with port 0).
+    public func application(host: String? = nil, port: Int? = nil,
+                            onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        let address = BindAddress.hostname(host ?? config.host, port: port ?? config.port)
+        return Application(router: router(), configuration: .init(address: address, serverName: nil), services: services,
+                           onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) }, logger: logger)
+    }
+
+    /// Every route with its middleware.
+    public func router() -> Router<ServerContext> {
+        let router = Router(context: ServerContext.self)
+        router.add(middleware: EdgeMiddleware(corsOrigins: Set(config.corsOrigins), corsMaxAge: config.corsMaxAgeSeconds,
+                                              metrics: metrics, routes: routeTable, logger: logger))
+        router.add(middleware: AuthMiddleware(authenticator: authenticator))
+        addSystemRoutes(router)
+        addRunRoutes(router)
+        addDriverRoutes(router)
+        addToolRoutes(router)
+        addMCPRoutes(router)
+        return router
+    }
+
+    /// Registers a route and remembers it for 405 answers.
+    func on(_ router: Router<ServerContext>, _ method: HTTPRequest.Method, _ path: String,
+            _ handler: @escaping @Sendable (Request, ServerContext) async throws -> Response) {
+        routeTable.add(method, path)
+        router.on(RouterPath(path), method: method) { request, context in try await handler(request, context) }
+    }
+}
+
+/// Runs the `RunManager` as a service: background runs are its child tasks; on graceful
+/// shutdown it stops accepting runs, gives in-flight ones `grace` to finish, and cancels the
+/// rest (recorded as `interrupted`).
+public struct RunService: Service {
+    let runs: RunManager
+    let grace: Duration
+    let logger: Logger
+
+    /// A service over `runs`.
+    public init(runs: RunManager, grace: Duration, logger: Logger) {
+        self.runs = runs
+        self.grace = grace
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let runs = self.runs, grace = self.grace, logger = self.logger
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await runs.run() }
+            let graceful: Bool
+            do { try await gracefulShutdown(); graceful = true } catch { graceful = false }
+            if graceful {
+                let inFlight = runs.inFlightCount
+                if inFlight > 0 {
+                    logger.channel(.humanUI).notice("shutting down: letting \(inFlight) run(s) finish (up to \(grace))")
+                }
+                let report = await runs.shutdown(grace: grace)
+                if report.interrupted > 0 {
+                    logger.channel(.humanUI).warning("shutdown: \(report.interrupted) run(s) interrupted and recorded as such")
+                }
+                if !report.abandoned.isEmpty {
+                    logger.error("shutdown: runs did not stop: \(report.abandoned.joined(separator: ", "))")
+                }
+            } else {
+                // Cancelled outright: runs are cancelled with this task and end interrupted.
+                await runs.shutdown(grace: .zero, cancelGrace: .seconds(5))
+            }
+            await group.waitForAll()
+        }
+    }
+}

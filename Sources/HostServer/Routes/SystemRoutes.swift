@@ -1,0 +1,63 @@
+import Foundation
+import Host
+import Hummingbird
+import JSON
+import MCP
+import NIOCore
+
+extension NovaServer {
+    /// `GET /health` (public liveness), `GET /ready` (store and drivers directory usable),
+    /// `GET /version` (public), `GET /metrics` (Prometheus; public if configured).
+    func addSystemRoutes(_ router: Router<ServerContext>) {
+        on(router, .get, "/health") { _, _ in
+            JSONIO.response(["status": "ok"])
+        }
+
+        on(router, .get, "/version") { _, _ in
+            JSONIO.response([
+                "name": "nova-host", "version": .string(NovaVersion.string), "abi": .string(ABIVersion.host.description),
+                "mcp_protocol_versions": .array(Version.supported.sorted().map { .string($0) }),
+            ])
+        }
+
+        on(router, .get, "/ready") { [self] _, context in
+            _ = try context.requireCaller()
+            let checks = readiness()
+            let ready = checks.values.allSatisfy { $0 == "ok" }
+            let details = JSONValue.object(checks.mapValues { .string($0) })
+            if ready { return JSONIO.response(["status": "ready", "checks": details]) }
+            throw APIError(.serviceUnavailable, "not_ready", "not ready: " + checks.filter { $0.value != "ok" }.map { "\($0.key): \($0.value)" }.sorted().joined(separator: "; "),
+                           extra: ["checks": details])
+        }
+
+        on(router, .get, "/metrics") { [self] _, context in
+            if !config.metricsPublic { _ = try context.requireCaller() }
+            let loaded = host.registry.statuses().filter { $0.state == "loaded" }.count
+            let text = metrics.render(runsInFlight: runs.inFlightCount, driversLoaded: loaded, mcpSessions: mcp.sessionCount)
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
+        }
+    }
+
+    /// Readiness checks: `ok` or what is wrong, by name.
+    func readiness() -> [String: String] {
+        var checks: [String: String] = [:]
+        if let episodes = host.episodes {
+            do { _ = try episodes.store.countEpisodes(status: nil, principal: nil); checks["store"] = "ok" } catch {
+                checks["store"] = "the store does not answer: \(error)"
+            }
+        } else {
+            checks["store"] = "no data directory is open"
+        }
+        var isDir: ObjCBool = false
+        let dir = host.paths.driversDirectory
+        if FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue, FileManager.default.isReadableFile(atPath: dir) {
+            checks["drivers"] = "ok"
+        } else {
+            checks["drivers"] = "the drivers directory \(dir) is missing or unreadable"
+        }
+        checks["runs"] = runs.isAccepting ? "ok" : "shutting down"
+        return checks
+    }
+}

@@ -1,0 +1,51 @@
+import Host
+import Hummingbird
+import Logging
+import MCP
+import ServiceLifecycle
+
+extension NovaServer {
+    /// Runs the server until SIGTERM or SIGINT, then shuts down gracefully: the listener
+    /// stops and open requests finish, MCP sessions close, background runs get
+    /// `shutdown_grace_seconds` to finish and the rest are recorded as interrupted. `onRunning`
+    /// learns the bound port (with port 0, the one picked).
+    public func runUntilShutdown(host: String? = nil, port: Int? = nil,
+                                 onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let app = application(host: host, port: port, onRunning: onRunning)
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+/// `nova-host mcp`: the MCP gateway over stdio for one local principal (no network, no
+/// credentials: whoever can start the process is the principal named on its command line).
+public enum MCPStdio {
+    /// Serves MCP on stdin/stdout until stdin closes; in-flight calls then finish (up to
+    /// `grace`) before it returns. Throws `HostConfigError` if the principal has no role.
+    public static func run(host: NovaHost, principal: String, role: String?, toolTimeoutMs: Int = 60_000,
+                           grace: Duration = .seconds(30), logger: Logger) async throws {
+        let profile = host.policy.profile
+        guard let role = role ?? profile.role(of: principal) else {
+            throw HostConfigError("principal '\(principal)' has no role in the policy and --role was not given")
+        }
+        guard profile.roles.contains(role) else {
+            throw HostConfigError("role '\(role)' is not a role of the policy (\(profile.roles.joined(separator: ", ")))")
+        }
+        let runs = RunManager(host: host)
+        let gateway = ToolGateway(runs: runs, toolTimeoutMs: toolTimeoutMs)
+        let caller = Caller(principal: principal, role: role, method: .local, isAdmin: false)
+        let server = await MCPToolServer.make(gateway: gateway, caller: caller, logger: logger, origin: "mcp-stdio")
+        try await server.start(transport: StdioTransport(logger: logger))
+        logger.channel(.humanUI).notice("nova-host MCP server on stdio", metadata: ["principal": .string(principal), "role": .string(role)])
+        await server.waitUntilCompleted()
+        await runs.shutdown(grace: grace)
+    }
+}
+
+/// Logging for the server processes: JSON lines on standard error.
+public enum ServerLogging {
+    /// Routes every logger of the process to `JSONLogHandler` at `level`. Call once, first.
+    public static func bootstrap(level: Logger.Level) {
+        LoggingSystem.bootstrap { label in JSONLogHandler(label: label, destination: .standardError, level: level) }
+    }
+}

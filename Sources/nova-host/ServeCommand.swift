@@ -1,0 +1,128 @@
+import ArgumentParser
+import Foundation
+import Host
+import HostServer
+import Logging
+
+/// `nova-host serve`: REST API, MCP over streamable HTTP, Prometheus metrics (docs/server.md).
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the REST API (/v1, /tools), the MCP gateway (/mcp) and Prometheus metrics (/metrics).",
+        discussion: """
+            Listens on 127.0.0.1:8787 unless the configuration (--config, NOVA_HOST_CONFIG; see \
+            configs/host.example.json and schemas/host-config.schema.json) or --listen says otherwise. \
+            Logs are JSON lines on stderr. SIGTERM or SIGINT shuts down gracefully: open requests \
+            finish, background runs get shutdown_grace_seconds, the rest are recorded as interrupted.
+
+            Exit codes: 0 stopped cleanly · 1 could not start or failed · 2 invalid configuration or usage.
+            """)
+
+    @Option(help: ArgumentHelp("Server configuration, JSON (default: $NOVA_HOST_CONFIG; none = defaults, no credentials).", valueName: "file"))
+    var config: String?
+
+    @Option(help: ArgumentHelp("Listen address as host:port (port 0 picks a free one); overrides the configuration.", valueName: "host:port"))
+    var listen: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    @OptionGroup var host: HostOptions
+
+    func run() async throws {
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            Output.error("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+            throw ExitCode(ExitStatus.invalid)
+        }
+        var cfg = HostConfig()
+        if let path = config ?? ProcessInfo.processInfo.environment["NOVA_HOST_CONFIG"] {
+            do { cfg = try HostConfig.load(path: path) } catch {
+                Output.error("invalid configuration: \(error.message)")
+                throw ExitCode(ExitStatus.invalid)
+            }
+        }
+        if let listen {
+            guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
+                Output.error("--listen must be host:port, e.g. 127.0.0.1:8787")
+                throw ExitCode(ExitStatus.invalid)
+            }
+            let h = String(listen[..<colon])
+            cfg.host = h.hasPrefix("[") && h.hasSuffix("]") ? String(h.dropFirst().dropLast()) : (h.isEmpty ? cfg.host : h)
+            cfg.port = port
+        }
+        ServerLogging.bootstrap(level: level)
+        let logger = Logger(label: "nova-host.serve")
+        let nova = try host.makeHost(withData: true)
+        let server: NovaServer
+        do { server = try await NovaServer.make(host: nova, config: cfg, logger: logger) } catch {
+            Output.error("invalid configuration: \(error.message)")
+            throw ExitCode(ExitStatus.invalid)
+        }
+        if !server.authenticator.hasCredentials {
+            logger.channel(.humanUI).warning("no API keys or JWT keys are configured: every protected route answers 401 (see configs/host.example.json)")
+        }
+        let boundHost = cfg.host
+        do {
+            try await server.runUntilShutdown { port in
+                logger.channel(.humanUI).notice("nova-host \(NovaVersion.string) listening on http://\(boundHost.contains(":") ? "[\(boundHost)]" : boundHost):\(port)",
+                                                metadata: ["host": .string(boundHost), "port": .stringConvertible(port)])
+            }
+        } catch {
+            logger.channel(.humanUI).error("server failed: \(error)")
+            throw ExitCode(ExitStatus.runFailed)
+        }
+        logger.channel(.humanUI).notice("nova-host stopped")
+    }
+}
+
+/// `nova-host mcp`: the MCP gateway over stdio.
+struct McpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mcp",
+        abstract: "Serve MCP over stdio: the driver tools the principal's role may use, every call through policy and an episode.",
+        discussion: """
+            For MCP clients that start a server process (Claude Desktop, the Python mcp SDK's stdio_client). \
+            stdout carries only MCP messages; logs are JSON lines on stderr. The caller is --principal \
+            (default $NOVA_PRINCIPAL or 'local') with its role from the policy, or --role.
+
+            Exit codes: 0 the client closed stdin · 1 failed · 2 invalid usage or unknown principal.
+            """)
+
+    @Option(help: ArgumentHelp("Who calls, as named in the policy (default: $NOVA_PRINCIPAL or 'local').", valueName: "name"))
+    var principal: String?
+
+    @Option(help: ArgumentHelp("The role to use (default: the principal's role in the policy).", valueName: "role"))
+    var role: String?
+
+    @Option(help: "Deadline of one tool call, in milliseconds.")
+    var toolTimeoutMs: Int = 60_000
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "warning"
+
+    @OptionGroup var host: HostOptions
+
+    func run() async throws {
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            Output.error("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+            throw ExitCode(ExitStatus.invalid)
+        }
+        guard toolTimeoutMs >= 1 else {
+            Output.error("--tool-timeout-ms must be at least 1")
+            throw ExitCode(ExitStatus.invalid)
+        }
+        ServerLogging.bootstrap(level: level)
+        let logger = Logger(label: "nova-host.mcp")
+        let nova = try host.makeHost(withData: true)
+        let who = principal ?? ProcessInfo.processInfo.environment["NOVA_PRINCIPAL"] ?? "local"
+        do {
+            try await MCPStdio.run(host: nova, principal: who, role: role, toolTimeoutMs: toolTimeoutMs, logger: logger)
+        } catch let e as HostConfigError {
+            Output.error(e.message)
+            throw ExitCode(ExitStatus.invalid)
+        } catch {
+            Output.error("MCP over stdio failed: \(error)")
+            throw ExitCode(ExitStatus.runFailed)
+        }
+    }
+}

@@ -1,0 +1,128 @@
+import Foundation
+import Host
+import HostServer
+import HTTPTypes
+import HummingbirdTesting
+import JSON
+import Testing
+
+/// The MCP gateway over streamable HTTP, in process, speaking JSON-RPC by hand (the real
+/// Python SDK client runs against `nova-host serve` in Tests/server/run-e2e.sh).
+@Suite struct MCPTests {
+    typealias F = ServerFixtures
+
+    static let accept = ("Accept", "application/json, text/event-stream")
+
+    static func initialize(_ client: any TestClientProtocol, _ key: String, origin: String? = nil) async throws -> TestResponse {
+        var more = [accept, ("Host", "127.0.0.1:8787")]
+        if let origin { more.append(("Origin", origin)) }
+        return try await client.post("/mcp", key, [
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": ["protocolVersion": "2025-06-18", "capabilities": [:], "clientInfo": ["name": "test", "version": "1"]],
+        ], more)
+    }
+
+    static func rpc(_ client: any TestClientProtocol, _ key: String, session: String, id: Int, method: String,
+                    params: JSONValue = [:]) async throws -> TestResponse {
+        try await client.post("/mcp", key, ["jsonrpc": "2.0", "id": .int(id), "method": .string(method), "params": params],
+                              [accept, ("Mcp-Session-Id", session), ("MCP-Protocol-Version", "2025-06-18"), ("Host", "127.0.0.1:8787")])
+    }
+
+    @Test func sessionListCallDenyAndClose() async throws {
+        let server = try await F.server()
+        try await server.withClient { client in
+            let ini = try await Self.initialize(client, F.aliceKey)
+            #expect(ini.status == .ok, "\(ini.text)")
+            let session = try #require(ini.headers[HTTPField.Name("Mcp-Session-Id")!])
+            #expect(ini.json["result"]?["serverInfo"]?["name"] == "nova-host")
+            #expect(ini.json["result"]?["capabilities"]?["tools"] != nil)
+            let note = try await client.post("/mcp", F.aliceKey, ["jsonrpc": "2.0", "method": "notifications/initialized"],
+                                             [Self.accept, ("Mcp-Session-Id", session), ("Host", "127.0.0.1:8787")])
+            #expect(note.status == .accepted)
+
+            let list = try await Self.rpc(client, F.aliceKey, session: session, id: 2, method: "tools/list")
+            #expect(list.status == .ok)
+            let tools = list.json["result"]?["tools"]?.arrayValue ?? []
+            #expect(Set(tools.compactMap { $0["name"]?.stringValue }) == ["echo.echo", "echo.sleep"])
+            let sleep = tools.first { $0["name"] == "echo.sleep" }
+            #expect(sleep?["inputSchema"]?["properties"]?["ms"] != nil)
+            #expect(sleep?["outputSchema"]?["type"] == "object")
+            #expect(sleep?["annotations"]?["readOnlyHint"] == true)
+
+            let call = try await Self.rpc(client, F.aliceKey, session: session, id: 3, method: "tools/call",
+                                          params: ["name": "echo.echo", "arguments": ["text": "hi"]])
+            #expect(call.json["result"]?["isError"] == false)
+            #expect(call.json["result"]?["structuredContent"] == ["text": "hi"])
+            #expect(call.json["result"]?["content"]?[0]?["type"] == "text")
+
+            let denied = try await Self.rpc(client, F.aliceKey, session: session, id: 4, method: "tools/call",
+                                            params: ["name": "echo.fail", "arguments": [:]])
+            #expect(denied.json["result"]?["isError"] == true)
+            #expect(denied.json["result"]?["content"]?[0]?["text"]?.stringValue?.contains("echo.fail is for admins") == true)
+
+            let unknown = try await Self.rpc(client, F.aliceKey, session: session, id: 5, method: "tools/call",
+                                             params: ["name": "echo.nope", "arguments": [:]])
+            #expect(unknown.json["error"]?["code"] == -32602)
+
+            // Calls through MCP are runs with episodes, in the caller's name.
+            let runs = try await client.get("/v1/runs", F.aliceKey)
+            #expect(runs.json["total"] == 2)
+
+            // Another principal cannot use the session.
+            let hijack = try await Self.rpc(client, F.bobKey, session: session, id: 6, method: "tools/list")
+            #expect(hijack.status == .notFound)
+            #expect(try await Self.rpc(client, F.aliceKey, session: "nope", id: 7, method: "tools/list").status == .notFound)
+
+            let close = try await client.execute(uri: "/mcp", method: .delete,
+                                                 headers: Req.bearer(F.aliceKey, [("Mcp-Session-Id", session), ("Host", "127.0.0.1:8787")]))
+            #expect(close.status == .ok)
+            #expect(try await Self.rpc(client, F.aliceKey, session: session, id: 8, method: "tools/list").status == .notFound)
+        }
+    }
+
+    @Test func adminSeesEveryToolAndStructuredOutput() async throws {
+        try await F.server().withClient { client in
+            let ini = try await Self.initialize(client, F.adminKey)
+            let session = try #require(ini.headers[HTTPField.Name("Mcp-Session-Id")!])
+            let list = try await Self.rpc(client, F.adminKey, session: session, id: 2, method: "tools/list")
+            #expect(list.json["result"]?["tools"]?.arrayValue?.count == 3)
+            let sleep = try await Self.rpc(client, F.adminKey, session: session, id: 3, method: "tools/call",
+                                           params: ["name": "echo.sleep", "arguments": ["ms": 1]])
+            #expect(sleep.json["result"]?["structuredContent"] == ["slept_ms": 1])
+            let fail = try await Self.rpc(client, F.adminKey, session: session, id: 4, method: "tools/call",
+                                          params: ["name": "echo.fail", "arguments": [:]])
+            #expect(fail.json["result"]?["isError"] == true)
+            #expect(fail.json["result"]?["content"]?[0]?["text"]?.stringValue?.hasPrefix("tool_error") == true)
+        }
+    }
+
+    @Test func transportErrors() async throws {
+        try await F.server().withClient { client in
+            #expect(try await Self.initialize(client, "nova_wrong").status == .unauthorized)
+            let evil = try await Self.initialize(client, F.aliceKey, origin: "https://evil.example")
+            #expect(evil.status == .forbidden)
+            #expect(evil.json["error"]?["message"]?.stringValue?.contains("Origin") == true)
+            let local = try await Self.initialize(client, F.aliceKey, origin: "http://localhost:5173")
+            #expect(local.status == .ok)
+            let configured = try await Self.initialize(client, F.aliceKey, origin: "https://app.example.com")
+            #expect(configured.status == .ok)
+            let rebinding = try await client.post("/mcp", F.aliceKey, [
+                "jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": ["protocolVersion": "2025-06-18", "capabilities": [:], "clientInfo": ["name": "t", "version": "1"]],
+            ], [Self.accept, ("Host", "attacker.example:80")])
+            #expect(rebinding.status.code == 421)
+            let noSession = try await client.post("/mcp", F.aliceKey, ["jsonrpc": "2.0", "id": 2, "method": "tools/list"],
+                                                  [Self.accept, ("Host", "127.0.0.1:8787")])
+            #expect(noSession.status == .badRequest)
+            let get = try await client.get("/mcp", F.aliceKey, [("Accept", "text/event-stream")])
+            #expect(get.status == .methodNotAllowed)
+            let badAccept = try await client.post("/mcp", F.aliceKey, [
+                "jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": ["protocolVersion": "2025-06-18", "capabilities": [:], "clientInfo": ["name": "t", "version": "1"]],
+            ], [("Accept", "text/html"), ("Host", "127.0.0.1:8787")])
+            #expect(badAccept.status.code == 406)
+            let del = try await client.execute(uri: "/mcp", method: .delete, headers: Req.bearer(F.aliceKey))
+            #expect(del.status == .badRequest)
+        }
+    }
+}

@@ -1,0 +1,217 @@
+import Foundation
+import Host
+import HostServer
+import Hummingbird
+import HTTPTypes
+import HummingbirdTesting
+import JSON
+import Logging
+import NIOCore
+import Testing
+
+/// Paths, keys and a server builder the server tests share.
+enum ServerFixtures {
+    /// The package root, found from this file's path.
+    static let root: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// A fresh temporary directory.
+    static func tempDir(_ label: String = "server") -> String {
+        let path = NSTemporaryDirectory() + "nova-\(label)-\(UUID().uuidString.prefix(8))"
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// A drivers directory holding the C echo driver, compiled once from examples/ (the test
+    /// fails, not skips, if `cc` or the source is missing).
+    static let driversDir: String = {
+        let dir = tempDir("drivers")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["cc", "-std=c11", "-shared", "-fPIC", "-fvisibility=hidden", "-I", root + "/Sources/DriverABI/include",
+                       "-o", dir + "/libnova_echo.so", root + "/examples/drivers/c-echo/echo.c", "-lpthread"]
+        try! p.run()
+        p.waitUntilExit()
+        precondition(p.terminationStatus == 0, "cc could not build the echo driver")
+        chmod(dir + "/libnova_echo.so", 0o644)
+        return dir
+    }()
+
+    /// The test policy: admins may do anything; users may use echo.* except echo.fail (denied
+    /// with a reason); service may use echo.echo only.
+    static let policy = """
+    {
+      "roles": { "admin": {}, "user": {}, "service": {} },
+      "principals": { "admin": "admin", "alice": "user", "bob": "user", "ci": "service" },
+      "rules": [
+        { "id": "admins-everything", "effect": "allow", "roles": ["admin"], "tools": ["*"] },
+        { "id": "no-fail-for-users", "effect": "deny", "roles": ["user", "service"], "tools": ["echo.fail"],
+          "reason": "echo.fail is for admins" },
+        { "id": "users-echo", "effect": "allow", "roles": ["user"], "tools": ["echo.*"] },
+        { "id": "service-echo-only", "effect": "allow", "roles": ["service"], "tools": ["echo.echo"] }
+      ]
+    }
+    """
+
+    static let policyFile: String = {
+        let path = tempDir("policy") + "/policy.json"
+        FileManager.default.createFile(atPath: path, contents: Data(policy.utf8))
+        return path
+    }()
+
+    /// API keys of the test configuration.
+    static let adminKey = "nova_test_admin_key_0001"
+    static let aliceKey = "nova_test_alice_key_0002"
+    static let bobKey = "nova_test_bob_key_0003"
+    static let ciKey = "nova_test_ci_key_0004"
+
+    static let issuer = "https://issuer.test/"
+    static let audience = "nova-test"
+
+    /// The test configuration: four API keys, three JWT keys (HS256, RS256, EdDSA).
+    static func config() -> HostConfig {
+        var c = HostConfig()
+        c.apiKeys = [
+            .init(id: "admin", sha256: SHA256.hex(Array(adminKey.utf8)), principal: "admin", role: "admin"),
+            .init(id: "alice", sha256: SHA256.hex(Array(aliceKey.utf8)), principal: "alice", role: "user"),
+            .init(id: "bob", sha256: SHA256.hex(Array(bobKey.utf8)), principal: "bob", role: "user"),
+            .init(id: "ci", sha256: SHA256.hex(Array(ciKey.utf8)), principal: "ci", role: "service"),
+        ]
+        c.jwt = .init(issuer: issuer, audience: audience, keys: [
+            .init(kid: "hs-1", algorithm: .hs256, secret: Array(TestKeys.hsSecret.utf8)),
+            .init(kid: "rs-1", algorithm: .rs256, publicKeyPEM: TestKeys.rsaPublic),
+            .init(kid: "ed-1", algorithm: .eddsa, publicKeyPEM: TestKeys.edPublic),
+        ])
+        c.corsOrigins = ["https://app.example.com"]
+        c.bodyLimitBytes = 64 * 1024
+        c.toolTimeoutMs = 2_000
+        return c
+    }
+
+    /// A server over a fresh data directory, the echo driver and the test policy.
+    static func server(config mutate: (inout HostConfig) -> Void = { _ in }, driversDir: String? = nil,
+                       logger: Logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })) async throws -> NovaServer {
+        let data = tempDir("data")
+        let paths = HostPaths(driversDirectory: driversDir ?? Self.driversDir, dataDirectory: data, policyFile: policyFile)
+        let host = try NovaHost(paths: paths, episodes: try EpisodeLog(dataDirectory: data))
+        var c = config()
+        mutate(&c)
+        return try await NovaServer.make(host: host, config: c, logger: logger)
+    }
+}
+
+extension NovaServer {
+    /// Runs `body` with an in-process client (HummingbirdTesting `.router`) while the run
+    /// manager runs beside it; then shuts the run manager down.
+    func withClient(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        let app = Application(router: router())
+        let runs = self.runs
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await runs.run() }
+            do {
+                try await app.test(.router) { client in try await body(client) }
+            } catch {
+                await runs.shutdown(grace: .seconds(5))
+                throw error
+            }
+            await runs.shutdown(grace: .seconds(5))
+            try await group.waitForAll()
+        }
+    }
+}
+
+/// Request helpers.
+enum Req {
+    static func headers(_ pairs: [(String, String)]) -> HTTPFields {
+        var h = HTTPFields()
+        for (k, v) in pairs { h[HTTPField.Name(k)!] = v }
+        return h
+    }
+
+    static func bearer(_ token: String, _ more: [(String, String)] = []) -> HTTPFields {
+        headers([("Authorization", "Bearer \(token)")] + more)
+    }
+
+    static func jsonHeaders(_ token: String?, _ more: [(String, String)] = []) -> HTTPFields {
+        var pairs = [("Content-Type", "application/json")] + more
+        if let token { pairs.append(("Authorization", "Bearer \(token)")) }
+        return headers(pairs)
+    }
+
+    static func body(_ json: JSONValue) -> ByteBuffer { ByteBuffer(bytes: json.serializedBytes()) }
+}
+
+extension TestResponse {
+    /// The body as JSON (null if it is not JSON).
+    var json: JSONValue { (try? JSONValue.parse(Array(buffer: body))) ?? .null }
+    /// The body as text.
+    var text: String { String(buffer: body) }
+    /// The error code of an error response.
+    var errorCode: String? { json["error"]?["code"]?.stringValue }
+}
+
+extension TestClientProtocol {
+    /// GET with credentials.
+    func get(_ uri: String, _ token: String?, _ more: [(String, String)] = []) async throws -> TestResponse {
+        try await execute(uri: uri, method: .get, headers: token.map { Req.bearer($0, more) } ?? Req.headers(more))
+    }
+
+    /// POST a JSON body with credentials.
+    func post(_ uri: String, _ token: String?, _ json: JSONValue? = nil, _ more: [(String, String)] = []) async throws -> TestResponse {
+        try await execute(uri: uri, method: .post, headers: Req.jsonHeaders(token, more), body: json.map(Req.body))
+    }
+
+    /// Polls `GET /v1/runs/{id}` until the run leaves `running` (or 10 s pass).
+    func waitForRun(_ id: String, _ token: String) async throws -> JSONValue {
+        for _ in 0..<1000 {
+            let r = try await get("/v1/runs/\(id)", token)
+            if r.json["status"]?.stringValue != "running" { return r.json }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        Issue.record("run \(id) did not finish")
+        return .null
+    }
+}
+
+/// JWTs for the tests, signed with jwt-kit or crafted by hand (for the attacks).
+enum Tokens {
+    static func b64url(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func claims(sub: String = "carol", role: JSONValue? = "user", exp: Double? = Date().timeIntervalSince1970 + 600,
+                       extra: [String: JSONValue] = [:]) -> JSONValue {
+        var o: [String: JSONValue] = ["sub": .string(sub), "iss": .string(ServerFixtures.issuer), "aud": .string(ServerFixtures.audience),
+                                      "iat": .double(Date().timeIntervalSince1970.rounded(.down))]
+        if let role { o["role"] = role }
+        if let exp { o["exp"] = .double(exp.rounded(.down)) }
+        for (k, v) in extra { o[k] = v }
+        return .object(o)
+    }
+
+    /// An HS256 token with any header (for crafting attacks) signed with `secret`.
+    static func hs256(_ claims: JSONValue, header: JSONValue = ["alg": "HS256", "typ": "JWT", "kid": "hs-1"],
+                      secret: [UInt8] = Array(TestKeys.hsSecret.utf8)) -> String {
+        let input = b64url(header.serializedBytes()) + "." + b64url(claims.serializedBytes())
+        return input + "." + b64url(HMAC.sha256(key: secret, message: Array(input.utf8)))
+    }
+
+    /// A token with `header`, `claims` and a literal signature part.
+    static func unsigned(_ claims: JSONValue, header: JSONValue = ["alg": "none", "typ": "JWT"], signature: String = "") -> String {
+        b64url(header.serializedBytes()) + "." + b64url(claims.serializedBytes()) + "." + signature
+    }
+}
+
+/// HMAC-SHA256 (RFC 2104) over the host's SHA-256, to craft tokens by hand.
+enum HMAC {
+    static func sha256(key: [UInt8], message: [UInt8]) -> [UInt8] {
+        var k = key.count > 64 ? SHA256.digest(key) : key
+        k += [UInt8](repeating: 0, count: 64 - k.count)
+        let inner = SHA256.digest(k.map { $0 ^ 0x36 } + message)
+        return SHA256.digest(k.map { $0 ^ 0x5c } + inner)
+    }
+}

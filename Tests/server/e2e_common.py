@@ -1,0 +1,51 @@
+"""Shared helpers of the end-to-end tests: results, HTTP, environment."""
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+
+RESULTS = []
+
+
+def check(name, condition, detail=""):
+    """Records one test; prints `ok NAME` or `FAIL NAME: detail` (run-e2e.sh counts them)."""
+    RESULTS.append((name, bool(condition)))
+    if condition:
+        print(f"ok {name}", flush=True)
+    else:
+        print(f"FAIL {name}: {detail}", flush=True)
+
+
+def env(name):
+    value = os.environ.get(name)
+    if not value:
+        print(f"FAIL environment: {name} is not set (run Tests/server/run-e2e.sh)", flush=True)
+        sys.exit(1)
+    return value
+
+
+def http(method, url, key=None, body=None, headers=None):
+    """One request; returns (status, headers, parsed JSON or text)."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if key:
+        req.add_header("Authorization", f"Bearer {key}")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            raw, status, hdrs = r.read(), r.status, dict(r.headers)
+    except urllib.error.HTTPError as e:
+        raw, status, hdrs = e.read(), e.code, dict(e.headers)
+    try:
+        return status, hdrs, json.loads(raw)
+    except ValueError:
+        return status, hdrs, raw.decode(errors="replace")
+
+
+def finish():
+    failed = sum(1 for _, ok in RESULTS if not ok)
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,105 @@
+"""REST checks against the live `nova-host serve`, and graceful shutdown of a real process
+(SIGTERM): in-flight runs finish, or are recorded as interrupted."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+from e2e_common import check, env, finish, http
+
+URL = env("NOVA_URL")
+USER_KEY = env("NOVA_USER_KEY")
+ADMIN_KEY = env("NOVA_ADMIN_KEY")
+BIN = env("NOVA_HOST_BIN")
+
+
+def rest():
+    status, headers, body = http("GET", f"{URL}/health")
+    check("rest: /health is public", status == 200 and body == {"status": "ok"}, body)
+    check("rest: security headers", headers.get("X-Content-Type-Options") == "nosniff" and headers.get("X-Frame-Options") == "DENY"
+          and "default-src 'none'" in headers.get("Content-Security-Policy", ""), headers)
+    status, headers, body = http("GET", f"{URL}/health", headers={"X-Request-ID": "e2e-req-1"})
+    check("rest: X-Request-ID echoed", headers.get("X-Request-ID") == "e2e-req-1", headers)
+    status, _, body = http("POST", f"{URL}/tools/echo.echo", USER_KEY, {"hello": "world"})
+    check("rest: POST /tools/echo.echo", status == 200 and body["output"] == {"hello": "world"} and body["episode"]["seq"] >= 1, body)
+    status, _, body = http("POST", f"{URL}/tools/echo.fail", USER_KEY, {})
+    check("rest: policy denial is 403 with the rule's reason",
+          status == 403 and body["error"]["code"] == "denied" and body["error"]["message"] == "echo.fail is for admins", body)
+    status, _, body = http("POST", f"{URL}/tools/echo.echo", None, {})
+    check("rest: no credentials is 401", status == 401 and body["error"]["code"] == "unauthorized", body)
+    plan = {"name": "e2e", "steps": [{"id": "a", "call": "echo.echo", "input": {"x": 1}}]}
+    status, headers, body = http("POST", f"{URL}/v1/runs", USER_KEY, {"plan": plan}, {"Idempotency-Key": "e2e-1"})
+    run_id = body.get("run_id") if isinstance(body, dict) else None
+    check("rest: POST /v1/runs is 202 with Location", status == 202 and headers.get("Location") == f"/v1/runs/{run_id}", (status, body))
+    for _ in range(500):
+        status, _, body = http("GET", f"{URL}/v1/runs/{run_id}", USER_KEY)
+        if body.get("status") != "running":
+            break
+        time.sleep(0.01)
+    check("rest: the run succeeds", body.get("status") == "succeeded" and body.get("output") == {"x": 1}, body)
+    status, _, again = http("POST", f"{URL}/v1/runs", USER_KEY, {"plan": plan}, {"Idempotency-Key": "e2e-1"})
+    check("rest: Idempotency-Key replays the run", status == 202 and again.get("run_id") == run_id, again)
+    status, _, text = http("GET", f"{URL}/metrics", ADMIN_KEY)
+    check("rest: /metrics has tool calls", status == 200 and 'nova_tool_calls_total{driver="echo",tool="echo",outcome="ok"}' in text, text[:300])
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(config, data):
+    port = free_port()
+    cfg = os.path.join(data, "host.json")
+    with open(cfg, "w") as f:
+        json.dump(config, f)
+    proc = subprocess.Popen([BIN, "serve", "--config", cfg, "--listen", f"127.0.0.1:{port}", "--drivers", env("NOVA_E2E_DRIVERS"),
+                             "--data", data, "--policy", env("NOVA_E2E_POLICY")],
+                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(data, "server.log"), "w"))
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if http("GET", f"{url}/health")[0] == 200:
+                return proc, url
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("the server did not start")
+
+
+def episode_status(data, run_id):
+    out = subprocess.run([BIN, "episodes", "show", run_id, "--data", data], capture_output=True, text=True)
+    try:
+        return json.loads(out.stdout).get("status")
+    except ValueError:
+        return f"unreadable: {out.stderr}"
+
+
+def shutdown(grace, sleep_ms, expected):
+    data = tempfile.mkdtemp(prefix="nova-e2e-shutdown-")
+    config = json.loads(env("NOVA_E2E_CONFIG_JSON"))
+    config["shutdown_grace_seconds"] = grace
+    proc, url = start_server(config, data)
+    plan = {"name": "nap", "steps": [{"id": "nap", "call": "echo.sleep", "input": {"ms": sleep_ms}}]}
+    status, _, body = http("POST", f"{url}/v1/runs", USER_KEY, {"plan": plan})
+    run_id = body.get("run_id")
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        code = "timeout"
+    name = f"shutdown: SIGTERM with grace {grace}s and a {sleep_ms} ms run -> {expected}"
+    check(name, status == 202 and code == 0 and episode_status(data, run_id) == expected,
+          (status, code, episode_status(data, run_id), open(os.path.join(data, "server.log")).read()[-2000:]))
+
+
+rest()
+shutdown(10, 1000, "succeeded")
+shutdown(0.3, 20000, "interrupted")
+finish()

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# End-to-end tests of `nova-host serve` and `nova-host mcp` with real clients:
+#   - the Python MCP SDK over streamable HTTP (/mcp) and over stdio (`nova-host mcp`),
+#   - REST checks and graceful shutdown of a real process (SIGTERM),
+#   - schemathesis against docs/openapi.yaml and the live server (bounded examples; any 5xx
+#     or response that does not match the document fails).
+# Builds nothing: the binary is $NOVA_HOST_BIN or .build/debug/nova-host; drivers come from
+# drivers/ (`make drivers`). Ends with `e2e: N passed, M failed`; exits non-zero if M > 0.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+BIN=${NOVA_HOST_BIN:-$ROOT/.build/debug/nova-host}
+DRIVERS=${NOVA_E2E_DRIVERS:-$ROOT/drivers}
+EXAMPLES=${NOVA_E2E_SCHEMATHESIS_EXAMPLES:-25}
+PASSED=0
+FAILED=0
+fail() { echo "FAIL $1"; FAILED=$((FAILED + 1)); }
+summary() { echo "e2e: $PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ]; exit $?; }
+
+[ -x "$BIN" ] || { fail "setup: no nova-host binary at $BIN (build it, or set NOVA_HOST_BIN)"; summary; }
+[ -f "$DRIVERS/libnova_echo.so" ] || { fail "setup: no echo driver in $DRIVERS (run make drivers)"; summary; }
+PY=${PYTHON:-python3}
+command -v "$PY" >/dev/null || { fail "setup: $PY not found"; summary; }
+"$PY" -m pip install -q --disable-pip-version-check -r Tests/server/requirements.txt >/tmp/nova-e2e-pip.log 2>&1 \
+  || { fail "setup: pip install -r Tests/server/requirements.txt (see /tmp/nova-e2e-pip.log)"; summary; }
+
+WORK=$(mktemp -d /tmp/nova-e2e.XXXXXX)
+SERVER_PID=
+cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+mkdir -p "$WORK/data" "$WORK/stdio-data"
+ADMIN_KEY="nova_e2e_admin_$("$PY" -c 'import secrets; print(secrets.token_hex(16))')"
+USER_KEY="nova_e2e_alice_$("$PY" -c 'import secrets; print(secrets.token_hex(16))')"
+sha() { printf %s "$1" | sha256sum | cut -d' ' -f1; }
+CONFIG_JSON=$(cat <<JSON
+{"api_keys": [
+  {"id": "e2e-admin", "principal": "admin", "role": "admin", "sha256": "$(sha "$ADMIN_KEY")"},
+  {"id": "e2e-alice", "principal": "alice", "role": "user", "sha256": "$(sha "$USER_KEY")"}],
+ "tool_timeout_ms": 5000, "shutdown_grace_seconds": 5}
+JSON
+)
+echo "$CONFIG_JSON" >"$WORK/host.json"
+PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+URL="http://127.0.0.1:$PORT"
+"$BIN" serve --config "$WORK/host.json" --listen "127.0.0.1:$PORT" --drivers "$DRIVERS" --data "$WORK/data" \
+  --policy "$ROOT/Tests/server/policy.e2e.json" --log-level warning 2>"$WORK/server.log" &
+SERVER_PID=$!
+for _ in $(seq 1 200); do
+  curl -fsS "$URL/health" >/dev/null 2>&1 && break
+  kill -0 "$SERVER_PID" 2>/dev/null || break
+  sleep 0.05
+done
+if ! curl -fsS "$URL/health" >/dev/null 2>&1; then
+  fail "setup: nova-host serve did not start"; cat "$WORK/server.log"; summary
+fi
+
+export NOVA_URL=$URL NOVA_USER_KEY=$USER_KEY NOVA_ADMIN_KEY=$ADMIN_KEY NOVA_HOST_BIN=$BIN NOVA_E2E_DRIVERS=$DRIVERS \
+  NOVA_E2E_POLICY=$ROOT/Tests/server/policy.e2e.json NOVA_E2E_STDIO_DATA=$WORK/stdio-data NOVA_E2E_CONFIG_JSON=$CONFIG_JSON
+count() {  # runs a test script, echoing its output, and adds its ok/FAIL lines to the totals
+  local out; out=$("$@" 2>&1); local code=$?
+  echo "$out"
+  local ok bad; ok=$(grep -c '^ok ' <<<"$out"); bad=$(grep -c '^FAIL ' <<<"$out")
+  PASSED=$((PASSED + ok)); FAILED=$((FAILED + bad))
+  if [ "$code" -ne 0 ] && [ "$bad" -eq 0 ]; then fail "$* exited $code"; fi
+}
+count "$PY" Tests/server/e2e_rest.py
+count "$PY" Tests/server/e2e_mcp.py
+
+echo "== schemathesis ($EXAMPLES examples per operation) against docs/openapi.yaml and $URL"
+if "$PY" -m schemathesis.cli run docs/openapi.yaml --url "$URL" -H "Authorization: Bearer $ADMIN_KEY" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+    --max-examples "$EXAMPLES" --seed 7 --no-color --suppress-health-check all --request-timeout 30 >"$WORK/schemathesis.log" 2>&1; then
+  tail -n 15 "$WORK/schemathesis.log"; echo "ok schemathesis"; PASSED=$((PASSED + 1))
+else
+  cat "$WORK/schemathesis.log"; fail "schemathesis"
+fi
+
+kill -TERM "$SERVER_PID"
+if wait "$SERVER_PID"; then echo "ok serve: SIGTERM exits 0"; PASSED=$((PASSED + 1)); else fail "serve: SIGTERM exit status $?"; fi
+SERVER_PID=
+if grep -q '"level":"critical"\|"level":"error"' "$WORK/server.log"; then
+  grep '"level":"error"\|"level":"critical"' "$WORK/server.log" | head -20; fail "serve: errors in the server log"
+else
+  echo "ok serve: no errors logged"; PASSED=$((PASSED + 1))
+fi
+summary
