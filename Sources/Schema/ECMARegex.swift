@@ -113,11 +113,17 @@ struct ECMARegex: Sendable {
 
     /// `true` when the pattern matches anywhere in `s`.
     func search(_ s: String) -> Bool {
-        var s = s
-        return s.withUTF8 { buf in
-            if let dfa { return dfa.search(buf) }
-            return run(program: 0, input: buf, start: 0, anchored: anchoredAtStart)
-        }
+        // Borrow the bytes when the string is contiguous UTF-8 (native strings), so that no
+        // copy (and no retain) of the string is made.
+        if let r = s.utf8.withContiguousStorageIfAvailable({ buf in search(bytes: buf) }) { return r }
+        var copy = s
+        return copy.withUTF8 { search(bytes: $0) }
+    }
+
+    @inline(__always)
+    func search(bytes buf: UnsafeBufferPointer<UInt8>) -> Bool {
+        if let dfa { return dfa.search(buf) }
+        return run(program: 0, input: buf, start: 0, anchored: anchoredAtStart)
     }
 
     @inline(__always)
