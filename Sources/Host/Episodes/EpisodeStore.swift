@@ -36,7 +36,7 @@ public final class EpisodeStore: Sendable {
     public var openRecovery: RecoveryReport? { openReport.value }
 
     /// Most episodes one leader commits together.
-    static let maxBatch = 256
+    static let maxBatch = 64
     static let tempPrefix = ".tmp-"
 
     let fs: any EpisodeFileSystem
@@ -282,22 +282,9 @@ public final class EpisodeStore: Sendable {
         }
 
         if !staged.isEmpty {
-            // 4. fsync the episodes directory: the renames become durable.
-            do {
-                try fs.fsyncDirectory(directory)
-            } catch {
-                // The renamed files are complete and chained; keep them (roll forward), but do
-                // not acknowledge them. The head stays dirty so the next writer recovers first.
-                let cause = fsError(error, "fsync directory", directory)
-                for s in staged {
-                    _ = removeQuietly(s.backupTempPath)
-                    out.fail(s.request, .writeFailed(runId: s.request.runId, step: .fsyncDirectory, outcome: .writtenUnconfirmed, cause: cause))
-                }
-                // The head stays as written before the batch (dirty, at the old tip).
-                return out
-            }
-
-            // 5. The backups: rename into `_backup/`, fsync that directory.
+            // 4. The backups: rename into `_backup/`. (A crash before step 5 may leave a backup
+            // whose primary rename is lost; recovery restores the primary from it: a complete,
+            // unacknowledged episode, which is allowed.)
             var backedUp: [Staged] = []
             for s in staged {
                 do {
@@ -310,17 +297,32 @@ public final class EpisodeStore: Sendable {
                                                      cause: fsError(error, "rename", s.backupTempPath)))
                 }
             }
-            if !backedUp.isEmpty {
-                do {
-                    try fs.fsyncDirectory(backupDirectory)
-                    for s in backedUp { out.results.append((s.request, .success(s.ref))) }
-                } catch {
-                    needsRecovery = true
-                    let cause = fsError(error, "fsync directory", backupDirectory)
-                    for s in backedUp {
-                        out.fail(s.request, .writeFailed(runId: s.request.runId, step: .backup, outcome: .writtenUnconfirmed, cause: cause))
-                    }
+
+            // 5. fsync both directories (in parallel): the renames become durable.
+            let dirErrors = ErrorSlots(count: 2)
+            let fs = self.fs, dir = directory, backupDir = backupDirectory
+            BlockingJobPool.shared.runAll(backedUp.isEmpty
+                ? [{ do { try fs.fsyncDirectory(dir) } catch { dirErrors.set(0, error) } }]
+                : [{ do { try fs.fsyncDirectory(dir) } catch { dirErrors.set(0, error) } },
+                   { do { try fs.fsyncDirectory(backupDir) } catch { dirErrors.set(1, error) } }])
+            if let error = dirErrors.get(0) {
+                // The renamed files are complete and chained; keep them (roll forward) but do not
+                // acknowledge them. The head stays dirty at the old tip, so the next writer runs
+                // the full recovery (which fsyncs the directories again) before continuing.
+                let cause = fsError(error, "fsync directory", directory)
+                for s in staged where backedUp.contains(where: { $0.request === s.request }) {
+                    out.fail(s.request, .writeFailed(runId: s.request.runId, step: .fsyncDirectory, outcome: .writtenUnconfirmed, cause: cause))
                 }
+                return out
+            }
+            if let error = dirErrors.get(1) {
+                needsRecovery = true
+                let cause = fsError(error, "fsync directory", backupDirectory)
+                for s in backedUp {
+                    out.fail(s.request, .writeFailed(runId: s.request.runId, step: .backup, outcome: .writtenUnconfirmed, cause: cause))
+                }
+            } else {
+                for s in backedUp { out.results.append((s.request, .success(s.ref))) }
             }
         }
 
@@ -463,6 +465,13 @@ public final class EpisodeStore: Sendable {
             scan.entries[id, default: ScanEntry(runId: id)].primary = load(path(of: id), runId: id)
         }
         for id in b.primaries {
+            // A backup identical to an intact primary needs no second parse and hash.
+            if case .valid(let e, let pb)? = scan.entries[id]?.primary,
+               let bb = try? fs.readFile(backupPath(of: id)), bb == pb
+            {
+                scan.entries[id]!.backup = .valid(e, bb)
+                continue
+            }
             scan.entries[id, default: ScanEntry(runId: id)].backup = load(backupPath(of: id), runId: id)
         }
         return scan
@@ -609,13 +618,22 @@ public final class EpisodeStore: Sendable {
                     break
                 }
             }
-            try fs.fsyncDirectory(directory)
-            try fs.fsyncDirectory(backupDirectory)
         } catch let e as EpisodeFileSystemError {
             throw EpisodeStoreError.io(e)
         }
         let changed = !(removed.isEmpty && restoredMissing.isEmpty && restoredCorrupt.isEmpty && rewrittenBackups.isEmpty)
         let oldHead = lockFile.readHead()
+        // Make the directories durable as they are now, before anyone chains onto them: a
+        // writer that crashed may have renamed files without fsyncing the directory. Not
+        // needed when nothing changed and the last writer finished cleanly in this boot.
+        if changed || !(oldHead?.trustworthy ?? false) {
+            do {
+                try fs.fsyncDirectory(directory)
+                try fs.fsyncDirectory(backupDirectory)
+            } catch let e as EpisodeFileSystemError {
+                throw EpisodeStoreError.io(e)
+            }
+        }
         let chain = analyze(changed ? try scanLocked() : scan, head: oldHead)
         // New writes continue after the highest position known: the files' tip, or the old head
         // if it is further (files at the end were deleted: the gap must stay visible).
