@@ -298,3 +298,82 @@ struct PointerTests {
         #expect(try JSONPointer(uriFragment: "#/%20").value(in: doc) == 7)
     }
 }
+
+@Suite("Robustness")
+struct RobustnessTests {
+    /// A small deterministic generator (tests must be reproducible).
+    struct SplitMix: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    static func randomValue(_ rng: inout SplitMix, depth: Int = 0) -> JSONValue {
+        let pick = depth > 3 ? Int.random(in: 0..<5, using: &rng) : Int.random(in: 0..<7, using: &rng)
+        switch pick {
+        case 0: return .null
+        case 1: return .bool(Bool.random(using: &rng))
+        case 2: return .int(Int.random(in: Int.min...Int.max, using: &rng) >> Int.random(in: 0..<63, using: &rng))
+        case 3:
+            let d = Double(bitPattern: UInt64.random(in: 0...UInt64.max, using: &rng))
+            return .double(d.isFinite ? d : 0.5)
+        case 4:
+            let pool: [Character] = ["a", "Z", "0", " ", "\"", "\\", "/", "\n", "\u{01}", "\u{1F}", "é", "€", "😀", "\u{7F}", "~"]
+            return .string(String((0..<Int.random(in: 0..<12, using: &rng)).map { _ in pool.randomElement(using: &rng)! }))
+        case 5:
+            return .array((0..<Int.random(in: 0..<5, using: &rng)).map { _ in randomValue(&rng, depth: depth + 1) })
+        default:
+            var o: [String: JSONValue] = [:]
+            for _ in 0..<Int.random(in: 0..<5, using: &rng) {
+                if case .string(let k) = randomValue(&rng, depth: 9) { o[k] = randomValue(&rng, depth: depth + 1) }
+            }
+            return .object(o)
+        }
+    }
+
+    @Test func randomValuesRoundTrip() throws {
+        var rng = SplitMix(state: 42)
+        for _ in 0..<2000 {
+            let v = RobustnessTests.randomValue(&rng)
+            let compact = try JSONValue.parse(v.serialized())
+            #expect(compact == v)
+            #expect(try JSONValue.parse(v.serializedBytes(pretty: true, sortedKeys: true)) == v)
+            let canonical = try JSONValue.parse(v.canonicalBytes())
+            #expect(canonical == v)
+            #expect(canonical.canonicalBytes() == v.canonicalBytes())
+        }
+    }
+
+    @Test func mutatedInputNeverCrashes() {
+        var rng = SplitMix(state: 7)
+        let seed = Array(#"{"a":[1,-2.5e3,true,null,"x\u00e9\n"],"b":{"c":"😀","d":[{},[]]}}"#.utf8)
+        var accepted = 0
+        for _ in 0..<5000 {
+            var bytes = seed
+            for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                let i = Int.random(in: 0..<bytes.count, using: &rng)
+                switch Int.random(in: 0..<3, using: &rng) {
+                case 0: bytes[i] = UInt8.random(in: 0...255, using: &rng)
+                case 1: bytes.remove(at: i)
+                default: bytes.insert(UInt8.random(in: 0...255, using: &rng), at: i)
+                }
+                if bytes.isEmpty { bytes = [0x30] }
+            }
+            do {
+                let v = try JSONValue.parse(bytes)
+                accepted += 1
+                // Whatever parsed must serialize and parse back to the same value.
+                #expect(try JSONValue.parse(v.serialized()) == v)
+            } catch {
+                #expect(error.offset >= 0 && error.offset <= bytes.count)
+                #expect(error.line >= 1 && error.column >= 1)
+            }
+        }
+        #expect(accepted > 0)
+    }
+}
