@@ -197,7 +197,7 @@ struct AsyncCallTests {
     func echo() async throws -> NativeDriverInstance {
         let dir = Fixtures.tempDir("async")
         try Fixtures.buildEcho(into: dir)
-        return try await DriverRegistry(driversDirectory: dir).driver(named: "echo") as! NativeDriverInstance
+        return try await DriverRegistry(driversDirectory: dir).activeGeneration("echo").driver as! NativeDriverInstance
     }
 
     @Test func completionFromAnotherThread() async throws {

@@ -43,6 +43,7 @@ enum Fixtures {
                    defines: version.map { ["-DECHO_VERSION=\"\($0)\""] } ?? [])
     }
 
+    @discardableResult
     static func buildVariant(into dir: String, file: String = "libnova_variant.so", defines: [String] = []) throws -> String {
         try buildC(source: root + "/Tests/fixtures/variant_driver.c", into: dir, file: file, defines: defines)
     }

@@ -11,4 +11,8 @@
 /** CLOCK_MONOTONIC in nanoseconds, the clock of nova_call.deadline_ns. */
 int64_t nova_monotonic_ns(void);
 
+/** prctl(PR_SET_PDEATHSIG, sig) then exits at once if the parent is already gone
+ *  (`expected_parent` != getppid()). For driver runner children. */
+int nova_set_parent_death_signal(int sig, int expected_parent);
+
 #endif

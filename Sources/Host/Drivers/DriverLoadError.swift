@@ -27,6 +27,7 @@ public enum DriverLoadError: Error, Sendable, Equatable, CustomStringConvertible
     case nameMismatch(path: String, fileName: String, manifestName: String)
     case createFailed(driver: String, reason: String)
     case factoryFailed(driver: String, reason: String)
+    case runnerFailed(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -56,6 +57,8 @@ public enum DriverLoadError: Error, Sendable, Equatable, CustomStringConvertible
             return "driver '\(driver)' refused its configuration: \(reason)"
         case .factoryFailed(let driver, let reason):
             return "built-in driver '\(driver)' failed to start: \(reason)"
+        case .runnerFailed(let path, let reason):
+            return "\(path) (process isolation): \(reason)"
         }
     }
 }

@@ -149,6 +149,15 @@ public final class NativeDriverLibrary: @unchecked Sendable {
         self.manifest = manifest
     }
 
+    private let shutDown = Atomic<Bool>(false)
+
+    /// Calls the driver's `shutdown` once (when its last instance is gone). The image stays
+    /// mapped: unloading a Swift or C++ runtime image is unsafe.
+    public func shutdown() {
+        guard !shutDown.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        table.shutdown?(table.driver_ctx)
+    }
+
     /// Creates an instance with `config` (a JSON object).
     public func makeInstance(config: JSONValue = .object([:])) throws(DriverLoadError) -> NativeDriverInstance {
         let configBytes = config.serializedBytes()

@@ -8,6 +8,7 @@
  *   echo.echo   returns its input unchanged (answers synchronously); reports one usage token
  *               per 4 input bytes so budgets have something to charge.
  *   echo.fail   always fails with NOVA_ERR_TOOL and an error object.
+ *   echo.version returns {"version": "<ECHO_VERSION>"} (hot-reload tests build several versions).
  *   echo.sleep  {"ms": N} answers later from its own thread; honours the deadline and cancel.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -37,6 +38,11 @@ static const char MANIFEST[] =
     "\"idempotentHint\":true,\"openWorldHint\":false}},"
     "{\"name\":\"fail\",\"description\":\"Always fail with a tool error.\","
     "\"inputSchema\":{\"type\":\"object\"},"
+    "\"annotations\":{\"readOnlyHint\":true,\"destructiveHint\":false,"
+    "\"idempotentHint\":true,\"openWorldHint\":false}},"
+    "{\"name\":\"version\",\"description\":\"Return the driver's version.\","
+    "\"inputSchema\":{\"type\":\"object\"},"
+    "\"outputSchema\":{\"type\":\"object\",\"properties\":{\"version\":{\"type\":\"string\"}}},"
     "\"annotations\":{\"readOnlyHint\":true,\"destructiveHint\":false,"
     "\"idempotentHint\":true,\"openWorldHint\":false}},"
     "{\"name\":\"sleep\",\"description\":\"Sleep for ms milliseconds, then return "
@@ -180,6 +186,10 @@ static nova_status echo_call(nova_instance *instance, const nova_call *call) {
                         (call->input.len + 3) / 4, 0};
     host->report_usage(host->host_ctx, call->call_id, &usage);
     host->complete(host->host_ctx, call->call_id, NOVA_OK, call->input);
+    return NOVA_OK;
+  }
+  if (buf_equals(call->tool, "version")) {
+    host->complete(host->host_ctx, call->call_id, NOVA_OK, text("{\"version\":\"" ECHO_VERSION "\"}"));
     return NOVA_OK;
   }
   if (buf_equals(call->tool, "fail")) {

@@ -1,0 +1,76 @@
+import Foundation
+import DriverABI
+import JSON
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The child side of process isolation (`nova-host driver-runner`): loads one driver library in
+/// this process and serves the host's frames on `fd` until the host closes the socket.
+public enum DriverRunner {
+    /// Runs until the host goes away. Never returns normally: exits the process.
+    public static func run(name: String, library: String, fd: Int32 = 3) async -> Never {
+        // If the host dies without closing the socket (it cannot, the kernel closes it), the
+        // read below ends and we exit; PDEATHSIG is a second line of defence.
+        _ = nova_set_parent_death_signal(SIGKILL, 0)
+        let channel = FrameChannel(fd: fd)
+        guard let initFrame = channel.receive(), let initMsg = try? JSONValue.parse(initFrame), initMsg["op"]?.stringValue == "init" else { exit(2) }
+        let instance: NativeDriverInstance
+        do {
+            let lib = try NativeDriverLibrary(path: library, expectedName: name)
+            instance = try lib.makeInstance(config: initMsg["config"] ?? .object([:]))
+        } catch {
+            channel.send(JSONValue.object(["op": "error", "message": .string(error.description)]).serializedBytes())
+            exit(3)
+        }
+        DriverLogging.setSink { record in
+            channel.send(JSONValue.object(["op": "log", "level": .int(Int(record.level)), "channel": .string(record.channel),
+                                           "message": .string(record.message)]).serializedBytes())
+        }
+        channel.send(JSONValue.object(["op": "ready", "manifest": instance.manifest.raw, "abi": .string(instance.library.abiVersion.description)]).serializedBytes())
+
+        let tasks = RunningCalls()
+        while let frame = channel.receive() {
+            guard let msg = try? JSONValue.parse(frame), let id = msg["id"]?.intValue else { continue }
+            switch msg["op"]?.stringValue {
+            case "call":
+                let deadline = msg["deadline_ns"]?.intValue ?? 0
+                let request = ToolCallRequest(tool: msg["tool"]?.stringValue ?? "", input: (msg["input"] ?? .object([:])).serializedBytes(),
+                                              deadlineNanos: deadline == 0 ? nil : Int64(deadline))
+                let task = Task {
+                    var reply: [UInt8]
+                    do {
+                        let r = try await instance.call(request)
+                        reply = Array(#"{"op":"result","id":\#(id),"ok":true,"usage":{"tokens":\#(r.usage.tokens),"cost_micros":\#(r.usage.costMicros)},"output":"#.utf8)
+                        reply += r.output.isEmpty ? Array("null".utf8) : r.output
+                        reply.append(UInt8(ascii: "}"))
+                    } catch {
+                        let e = (error as? ToolCallError) ?? ToolCallError(kind: .internal, message: "\(error)")
+                        reply = JSONValue.object([
+                            "op": "result", "id": .int(id), "ok": false,
+                            "usage": ["tokens": .int(Int(e.usage.tokens)), "cost_micros": .int(Int(e.usage.costMicros))],
+                            "error": ["kind": .string(e.kind.rawValue), "code": .string(e.code), "message": .string(e.message), "source": .string(e.source)],
+                        ]).serializedBytes()
+                    }
+                    tasks.remove(id)
+                    channel.send(reply)
+                }
+                tasks.add(id, task)
+            case "cancel":
+                tasks.cancel(id)
+            default:
+                continue
+            }
+        }
+        exit(0)
+    }
+}
+
+/// The runner's calls in flight, by id, for cancellation.
+final class RunningCalls: Sendable {
+    private let tasks = Mutex<[Int: Task<Void, Never>]>([:])
+    func add(_ id: Int, _ task: Task<Void, Never>) { tasks.withLock { $0[id] = task } }
+    func remove(_ id: Int) { _ = tasks.withLock { $0.removeValue(forKey: id) } }
+    func cancel(_ id: Int) { tasks.withLock { $0[id] }?.cancel() }
+}

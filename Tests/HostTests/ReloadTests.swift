@@ -1,0 +1,193 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import Host
+import JSON
+
+/// Hot reload and process isolation (issue 6).
+@Suite("Hot reload", .serialized)
+struct ReloadTests {
+    /// Builds echo at `version` elsewhere and renames it over the installed file (atomic).
+    func install(echo version: String, into dir: String) throws {
+        let staging = Fixtures.tempDir("stage")
+        try Fixtures.buildEcho(into: staging, version: version)
+        _ = rename(staging + "/libnova_echo.so", dir + "/libnova_echo.so")
+    }
+
+    func version(_ d: any ToolDriver) async throws -> String {
+        try await d.call(ToolCallRequest(tool: "version", input: Array("{}".utf8))).json["version"]?.stringValue ?? "?"
+    }
+
+    @Test func reloadUnderLoadFailsNoCall() async throws {
+        let dir = Fixtures.tempDir("reload")
+        try install(echo: "1.0.0", into: dir)
+        let registry = DriverRegistry(driversDirectory: dir)
+        #expect(try await version(registry.driver(named: "echo")) == "1.0.0")
+        final class Load: Sendable {
+            let stop = Atomic<Bool>(false)
+            let failures = Mutex<[String]>([])
+            let seen = Mutex<Set<String>>([])
+            let calls = Atomic<Int>(0)
+        }
+        let load = Load()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<8 {
+                group.addTask {
+                    while !load.stop.load(ordering: .relaxed) {
+                        // A synchronous driver completes without suspending the task: yield so
+                        // that eight tight loops cannot monopolise the two-thread pool.
+                        await Task.yield()
+                        do {
+                            let (d, _) = try await registry.resolve(toolId: "echo.echo")
+                            let input = "{\"w\":\(worker)}"
+                            let r = try await d.call(ToolCallRequest(tool: "echo", input: Array(input.utf8)))
+                            if r.json != (try JSONValue.parse(input)) { load.failures.withLock { $0.append("wrong answer") } }
+                            let v = try await self.version(d)
+                            _ = load.seen.withLock { $0.insert(v) }
+                            load.calls.add(1, ordering: .relaxed)
+                        } catch {
+                            load.failures.withLock { $0.append("\(error)") }
+                        }
+                    }
+                }
+            }
+            for v in ["2.0.0", "3.0.0", "4.0.0"] {
+                try await Task.sleep(nanoseconds: 150_000_000)
+                try install(echo: v, into: dir)
+                let report = await registry.reload()
+                #expect(report.replaced.count == 1, "\(report)")
+            }
+            try await Task.sleep(nanoseconds: 150_000_000)
+            load.stop.store(true, ordering: .relaxed)
+            try await group.waitForAll()
+        }
+        #expect(load.failures.withLock { $0 }.isEmpty)
+        #expect(load.calls.load(ordering: .relaxed) > 100)
+        // Responses switched to the new version; old generations drained.
+        #expect(try await version(registry.driver(named: "echo")) == "4.0.0")
+        #expect(load.seen.withLock { $0 }.contains("4.0.0") && load.seen.withLock { $0 }.count >= 2)
+        let status = registry.statuses().first { $0.name == "echo" }!
+        #expect(status.generation != nil && status.retainedGenerations == 3)
+        #expect(status.inFlight == 0)
+        #expect(status.sha256?.count == 64)
+        // Each generation was loaded from its own copy in .gen/.
+        let copies = try FileManager.default.contentsOfDirectory(atPath: dir + "/.gen").filter { $0.hasSuffix(".so") }
+        #expect(copies.count == 4)
+    }
+
+    @Test func wrongABIMajorKeepsTheOldOneServing() async throws {
+        let dir = Fixtures.tempDir("reload-bad")
+        try install(echo: "1.0.0", into: dir)
+        let registry = DriverRegistry(driversDirectory: dir)
+        #expect(try await version(registry.driver(named: "echo")) == "1.0.0")
+        let staging = Fixtures.tempDir("stage")
+        try Fixtures.buildVariant(into: staging, file: "libnova_echo.so", defines: ["-DVARIANT_MAJOR=2", "-DDRIVER_NAME=\"echo\""])
+        _ = rename(staging + "/libnova_echo.so", dir + "/libnova_echo.so")
+        let report = await registry.reload()
+        #expect(report.failed.count == 1 && report.failed[0].contains("speaks ABI 2.0, this host speaks 1.0"))
+        #expect(try await version(registry.driver(named: "echo")) == "1.0.0")
+        let status = registry.statuses().first { $0.name == "echo" }!
+        #expect(status.state == "loaded" && status.reloadError?.contains("ABI 2.0") == true)
+    }
+
+    @Test func removalDrainsInFlightCalls() async throws {
+        let dir = Fixtures.tempDir("reload-rm")
+        try install(echo: "1.0.0", into: dir)
+        let registry = DriverRegistry(driversDirectory: dir)
+        let d = try await registry.driver(named: "echo")
+        let slow = Task { try await d.call(ToolCallRequest(tool: "sleep", input: Array(#"{"ms":300}"#.utf8))) }
+        try await Task.sleep(nanoseconds: 50_000_000)
+        try FileManager.default.removeItem(atPath: dir + "/libnova_echo.so")
+        let report = await registry.reload()
+        #expect(report.removed == ["echo"])
+        // New calls are refused; the one in flight finishes on the old generation.
+        await #expect { _ = try await d.call(ToolCallRequest(tool: "echo", input: Array("{}".utf8))) } throws: { e in
+            (e as? ToolCallError)?.message.contains("was removed") == true
+        }
+        #expect(try await slow.value.json == ["slept_ms": 300])
+        #expect(registry.statuses().first { $0.name == "echo" } == nil)
+    }
+
+    @Test func sighupTriggersAReload() async throws {
+        let dir = Fixtures.tempDir("reload-hup")
+        try install(echo: "1.0.0", into: dir)
+        let registry = DriverRegistry(driversDirectory: dir)
+        #expect(try await version(registry.driver(named: "echo")) == "1.0.0")
+        final class Reports: Sendable { let list = Mutex<[ReloadReport]>([]) }
+        let reports = Reports()
+        let listener = ReloadOnSignal(registry: registry) { r in reports.list.withLock { $0.append(r) } }
+        defer { listener.cancel() }
+        try install(echo: "2.0.0", into: dir)
+        kill(getpid(), SIGHUP)
+        var waited = 0
+        while reports.list.withLock({ $0.isEmpty }) && waited < 10_000 { try await Task.sleep(nanoseconds: 10_000_000); waited += 10 }
+        #expect(reports.list.withLock { $0.first?.replaced.count } == 1)
+        #expect(try await version(registry.driver(named: "echo")) == "2.0.0")
+    }
+}
+
+@Suite("Process isolation", .serialized)
+struct IsolationTests {
+    func registry() throws -> DriverRegistry {
+        let dir = Fixtures.tempDir("iso")
+        try Fixtures.buildC(source: Fixtures.root + "/examples/drivers/c-crash/crash.c", into: dir, file: "libnova_crash.so")
+        try Fixtures.buildEcho(into: dir)
+        return DriverRegistry(driversDirectory: dir, settings: ["crash": DriverSettings(isolation: .process), "echo": DriverSettings(isolation: .inprocess)],
+                              runnerCommand: [Fixtures.binDir + "/nova-host", "driver-runner"])
+    }
+
+    func call(_ r: DriverRegistry, _ tool: String, _ input: String = "{}") async throws -> JSONValue {
+        let (d, _) = try await r.resolve(toolId: tool)
+        return try await d.call(ToolCallRequest(tool: String(tool.split(separator: ".")[1]), input: Array(input.utf8))).json
+    }
+
+    @Test func crashingDriverDoesNotTakeTheHostDown() async throws {
+        let r = try registry()
+        #expect(try await call(r, "crash.ok", #"{"a":1}"#) == ["a": 1])
+        for tool in ["crash.segv", "crash.abort"] {
+            await #expect { _ = try await call(r, tool) } throws: { e in
+                guard let e = e as? ToolCallError else { return false }
+                return e.code == "driver_crashed" && e.message.contains("the host is unaffected")
+            }
+            // The host serves other drivers and, after a restart, this one.
+            #expect(try await call(r, "echo.echo", #"{"b":2}"#) == ["b": 2])
+            #expect(try await call(r, "crash.ok", #"{"c":3}"#) == ["c": 3])
+        }
+        let segv = r.statuses().first { $0.name == "crash" }!
+        #expect(segv.isolation == .process && segv.state == "loaded")
+    }
+
+    @Test func repeatedCrashesQuarantine() async throws {
+        let r = try registry()
+        for _ in 0..<ProcessDriver.quarantineAfter {
+            await #expect(throws: ToolCallError.self) { _ = try await call(r, "crash.exit") }
+        }
+        await #expect { _ = try await call(r, "crash.ok") } throws: { e in
+            (e as? ToolCallError)?.code == "quarantined" && (e as? ToolCallError)?.message.contains("quarantined after 3 runner crashes") == true
+        }
+        #expect(r.statuses().first { $0.name == "crash" }?.error?.contains("quarantined") == true)
+        #expect(try await call(r, "echo.echo", "{}") == [:])
+    }
+
+    @Test func processModeKeepsABISemantics() async throws {
+        let dir = Fixtures.tempDir("iso-echo")
+        try Fixtures.buildEcho(into: dir)
+        let r = DriverRegistry(driversDirectory: dir, settings: ["echo": DriverSettings(isolation: .process)],
+                               runnerCommand: [Fixtures.binDir + "/nova-host", "driver-runner"])
+        let (d, _) = try await r.resolve(toolId: "echo.echo")
+        let res = try await d.call(ToolCallRequest(tool: "echo", input: Array(#"{"x":"yz"}"#.utf8)))
+        #expect(res.json == ["x": "yz"] && res.usage.tokens == 3)  // usage crosses the process boundary
+        // Async completion and deadline.
+        #expect(try await d.call(ToolCallRequest(tool: "sleep", input: Array(#"{"ms":20}"#.utf8))).json == ["slept_ms": 20])
+        await #expect { _ = try await d.call(ToolCallRequest(tool: "sleep", input: Array(#"{"ms":60000}"#.utf8), deadlineNanos: nova_monotonic_now() + 50_000_000)) } throws: { e in
+            (e as? ToolCallError)?.kind == .deadline && (e as? ToolCallError)?.source == "driver"
+        }
+        // Cancel reaches the runner.
+        let t = Task { try await d.call(ToolCallRequest(tool: "sleep", input: Array(#"{"ms":60000}"#.utf8))) }
+        try await Task.sleep(nanoseconds: 30_000_000)
+        t.cancel()
+        await #expect(throws: ToolCallError.self) { _ = try await t.value }
+        let fail = await #expect(throws: ToolCallError.self) { _ = try await d.call(ToolCallRequest(tool: "fail", input: Array("{}".utf8))) }
+        #expect(fail?.code == "echo_fail")
+    }
+}
