@@ -81,6 +81,24 @@ public struct ValidationResult: Sendable, CustomStringConvertible {
     public var description: String {
         isValid ? "valid" : errors.map(\.description).joined(separator: "\n")
     }
+
+    /// The result in the JSON Schema "basic" output format:
+    /// `{"valid": false, "errors": [{"keywordLocation", "absoluteKeywordLocation",
+    /// "instanceLocation", "error"}]}` — ready to return from an API.
+    public var basicOutput: JSONValue {
+        var out: [String: JSONValue] = ["valid": .bool(isValid)]
+        if !isValid {
+            out["errors"] = .array(errors.map { e in
+                [
+                    "keywordLocation": .string(e.keywordLocation),
+                    "absoluteKeywordLocation": .string(e.absoluteKeywordLocation),
+                    "instanceLocation": .string(e.instanceLocation),
+                    "error": .string(e.message),
+                ]
+            })
+        }
+        return .object(out)
+    }
 }
 
 /// One reason an instance failed validation.

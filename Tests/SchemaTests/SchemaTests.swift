@@ -77,6 +77,16 @@ struct ErrorReportingTests {
         #expect(!schema.isValid(try JSONValue.parse(#"{"id":"x"}"#)))
     }
 
+    @Test func basicOutputFormat() throws {
+        let r = schema.validate(try JSONValue.parse(#"{"id":"abcd-1234","tool":"http.request"}"#))
+        let out = r.basicOutput
+        #expect(out["valid"] == false)
+        #expect(out["errors"]?[0]?["keywordLocation"] == "/required")
+        #expect(out["errors"]?[0]?["instanceLocation"] == "")
+        #expect(out["errors"]?[0]?["error"]?.stringValue?.contains("input") == true)
+        #expect(schema.validate(try JSONValue.parse(#"{"id":"abcd-1234","tool":"a.b","input":{}}"#)).basicOutput == ["valid": true])
+    }
+
     @Test func typeMessages() throws {
         let e = try errors(#"[1]"#)
         #expect(e.count == 1)
