@@ -7,16 +7,20 @@ public struct HostPaths: Sendable {
     public var dataDirectory: String
     /// The policy profile; nil means none was found, and every call is denied.
     public var policyFile: String?
+    /// Per-driver settings (`configs/drivers.json`); nil means defaults for every driver.
+    public var driverConfigFile: String? = nil
 
     /// Resolves paths: explicit flag, then environment (`NOVA_DRIVERS_DIR`, `NOVA_DATA_DIR`,
     /// `NOVA_POLICY`), then the defaults `./drivers`, `./.nova`, `./configs/policy.default.json`.
-    public static func resolve(drivers: String?, data: String?, policy: String?,
+    public static func resolve(drivers: String?, data: String?, policy: String?, driverConfig: String? = nil,
                                environment: [String: String] = ProcessInfo.processInfo.environment) -> HostPaths {
         let defaultPolicy = "configs/policy.default.json"
         let policyFile = policy ?? environment["NOVA_POLICY"] ?? (FileManager.default.fileExists(atPath: defaultPolicy) ? defaultPolicy : nil)
+        let defaultDrivers = "configs/drivers.json"
+        let driverFile = driverConfig ?? environment["NOVA_DRIVER_CONFIG"] ?? (FileManager.default.fileExists(atPath: defaultDrivers) ? defaultDrivers : nil)
         return HostPaths(driversDirectory: drivers ?? environment["NOVA_DRIVERS_DIR"] ?? "drivers",
                          dataDirectory: data ?? environment["NOVA_DATA_DIR"] ?? ".nova",
-                         policyFile: policyFile)
+                         policyFile: policyFile, driverConfigFile: driverFile)
     }
 }
 
@@ -37,7 +41,9 @@ public final class NovaHost: Sendable {
         self.episodes = episodes
         let profile = try NovaHost.loadPolicy(paths.policyFile)
         self.policy = PolicyEngine(profile: profile, persistence: episodes?.store)
-        self.registry = DriverRegistry(driversDirectory: paths.driversDirectory, driverConfig: driverConfig)
+        var (settings, retained) = try NovaHost.loadDriverSettings(paths.driverConfigFile)
+        for (name, config) in driverConfig { settings[name, default: DriverSettings()].config = config }
+        self.registry = DriverRegistry(driversDirectory: paths.driversDirectory, settings: settings, maxRetainedGenerations: retained)
         self.runner = PlanRunner(registry: registry, gate: policy)
     }
 
@@ -66,6 +72,23 @@ public final class NovaHost: Sendable {
             problems.insert("the episode could not be written: \(error)", at: 0)
             return (nil, problems.first)
         }
+    }
+
+    /// Reads `configs/drivers.json` (validated by `schemas/drivers.schema.json`).
+    public static func loadDriverSettings(_ path: String?) throws(PolicyError) -> ([String: DriverSettings], Int) {
+        guard let path else { return ([:], 16) }
+        guard let data = FileManager.default.contents(atPath: path) else { throw PolicyError("cannot read driver settings \(path)") }
+        let json: JSONValue
+        do { json = try JSONValue.parse(Array(data)) } catch { throw PolicyError("\(path) is not valid JSON: \(error)") }
+        if let first = DocumentSchemas.check(json, against: DocumentSchemas.drivers).first {
+            throw PolicyError("\(path): \(first.path.isEmpty ? "" : first.path + ": ")\(first.message) (see schemas/drivers.schema.json)")
+        }
+        var settings: [String: DriverSettings] = [:]
+        for (name, entry) in json["drivers"]?.objectValue ?? [:] {
+            settings[name] = DriverSettings(config: entry["config"] ?? .object([:]),
+                                            isolation: DriverIsolation(rawValue: entry["isolation"]?.stringValue ?? "inprocess") ?? .inprocess)
+        }
+        return (settings, json["max_retained_generations"]?.intValue ?? 16)
     }
 
     /// Reads and checks a policy profile; no file means an empty profile that denies everything.

@@ -1,4 +1,7 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
 import Host
 import JSON
 
@@ -7,7 +10,7 @@ struct DriversCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drivers",
         abstract: "Show drivers: discovered in the drivers directory, loaded, or failed.",
-        subcommands: [List.self, Inspect.self])
+        subcommands: [List.self, Inspect.self, Reload.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -30,13 +33,15 @@ struct DriversCommand: AsyncParsableCommand {
                 Output.note("no drivers in \(nova.paths.driversDirectory) (run `make drivers` to build and install them)")
                 return
             }
-            print("NAME".padding(toLength: 12, withPad: " ", startingAt: 0) + "STATE       ABI   TOOLS  PATH")
+            func col(_ s: String, _ w: Int) -> String { s.padding(toLength: w, withPad: " ", startingAt: 0) }
+            print(col("NAME", 12) + col("STATE", 12) + col("ABI", 6) + col("TOOLS", 7) + col("GEN", 5) + col("SHA256", 14) + col("IN-FLIGHT", 11) + col("ISOLATION", 11) + "PATH")
             for s in statuses {
-                let abi = s.abiVersion?.description ?? "-"
-                let tools = s.manifest.map { String($0.tools.count) } ?? "-"
-                print(s.name.padding(toLength: 12, withPad: " ", startingAt: 0) + s.state.padding(toLength: 12, withPad: " ", startingAt: 0)
-                      + abi.padding(toLength: 6, withPad: " ", startingAt: 0) + tools.padding(toLength: 7, withPad: " ", startingAt: 0) + (s.path ?? "(built in)"))
+                print(col(s.name, 12) + col(s.state, 12) + col(s.abiVersion?.description ?? "-", 6) + col(s.manifest.map { String($0.tools.count) } ?? "-", 7)
+                      + col(s.generation.map(String.init) ?? "-", 5) + col(s.sha256.map { String($0.prefix(12)) } ?? "-", 14)
+                      + col(String(s.inFlight), 11) + col(s.isolation.rawValue, 11) + (s.path ?? "(built in)"))
+                if let t = s.loadedAt { print("    loaded at \(t)\(s.retainedGenerations > 0 ? ", \(s.retainedGenerations) old generation(s) retained" : "")") }
                 if let e = s.error { print("    error: \(e)") }
+                if let e = s.reloadError { print("    last reload failed (old version serving): \(e)") }
             }
         }
     }
@@ -80,6 +85,29 @@ struct DriversCommand: AsyncParsableCommand {
     }
 }
 
+extension DriversCommand {
+    /// `nova-host drivers reload`: asks a running `nova-host serve` to rescan (SIGHUP).
+    struct Reload: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Tell a running `nova-host serve` (found by <data>/serve.pid) to rescan the drivers directory.",
+            discussion: "Same as `kill -HUP <pid>` or POST /v1/drivers/reload. A one-shot command such as `run` always sees the files as they are.")
+        @OptionGroup var host: HostOptions
+
+        func run() async throws {
+            let data = host.paths.dataDirectory
+            guard let pid = ServePidFile.read(dataDirectory: data) else {
+                Output.error("no running nova-host serve found for data directory \(data) (no live pid in \(ServePidFile.path(dataDirectory: data)))")
+                throw ExitCode(ExitStatus.runFailed)
+            }
+            guard kill(pid, SIGHUP) == 0 else {
+                Output.error("cannot signal pid \(pid): \(String(cString: strerror(errno)))")
+                throw ExitCode(ExitStatus.runFailed)
+            }
+            print("sent SIGHUP to nova-host serve (pid \(pid)); see `nova-host drivers list` or GET /v1/drivers for the result")
+        }
+    }
+}
+
 enum DriverJSON {
     static func status(_ s: DriverStatus) -> JSONValue {
         var o: [String: JSONValue] = ["name": .string(s.name), "origin": .string(s.origin.rawValue), "state": .string(s.state),
@@ -87,6 +115,12 @@ enum DriverJSON {
         if let p = s.path { o["path"] = .string(p) }
         if let e = s.error { o["error"] = .string(e) }
         if let a = s.abiVersion { o["abi"] = .string(a.description) }
+        if let g = s.generation { o["generation"] = .int(g) }
+        if let h = s.sha256 { o["sha256"] = .string(h) }
+        if let t = s.loadedAt { o["loaded_at"] = .string(t) }
+        if let e = s.reloadError { o["reload_error"] = .string(e) }
+        o["retained_generations"] = .int(s.retainedGenerations)
+        o["isolation"] = .string(s.isolation.rawValue)
         if let m = s.manifest {
             o["version"] = .string(m.version)
             o["tools"] = .array(m.tools.map { .string("\(m.name).\($0.name)") })

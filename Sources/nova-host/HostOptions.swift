@@ -14,7 +14,10 @@ struct HostOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Policy profile (default: $NOVA_POLICY or ./configs/policy.default.json; none = deny all).", valueName: "file"))
     var policy: String?
 
-    var paths: HostPaths { HostPaths.resolve(drivers: drivers, data: data, policy: policy) }
+    @Option(name: .customLong("driver-config"), help: ArgumentHelp("Per-driver settings: isolation and create config (default: $NOVA_DRIVER_CONFIG or ./configs/drivers.json if present).", valueName: "file"))
+    var driverConfig: String?
+
+    var paths: HostPaths { HostPaths.resolve(drivers: drivers, data: data, policy: policy, driverConfig: driverConfig) }
 
     /// Builds the host, turning a bad policy file into a usage error (exit 2). With
     /// `withData`, opens the data directory too (episodes, index, persisted policy state).
@@ -29,7 +32,7 @@ struct HostOptions: ParsableArguments {
             if case .failure(let e) = log!.openIndexRepair { Output.error("warning: \(e)") }
         }
         do { return try NovaHost(paths: paths, episodes: log) } catch {
-            Output.error("invalid policy: \(error.message)")
+            Output.error("invalid configuration: \(error.message)")
             throw ExitCode(ExitStatus.invalid)
         }
     }

@@ -6,17 +6,24 @@ import JSON
 @Suite("Document schemas")
 struct SchemaDocumentTests {
     @Test func embeddedSchemasMatchTheFiles() throws {
-        for (name, text) in [("plan", BundledSchemas.plan), ("policy", BundledSchemas.policy), ("manifest", BundledSchemas.manifest)] {
+        for (name, text) in [("plan", BundledSchemas.plan), ("policy", BundledSchemas.policy), ("manifest", BundledSchemas.manifest), ("drivers", BundledSchemas.drivers)] {
             let file = try String(contentsOfFile: Fixtures.root + "/schemas/\(name).schema.json", encoding: .utf8)
             #expect(try JSONValue.parse(file) == JSONValue.parse(text), "run scripts/embed-schemas.py after editing schemas/\(name).schema.json")
         }
-        #expect(DocumentSchemas.plan != nil && DocumentSchemas.policy != nil && DocumentSchemas.manifest != nil)
+        #expect(DocumentSchemas.plan != nil && DocumentSchemas.policy != nil && DocumentSchemas.manifest != nil && DocumentSchemas.drivers != nil)
     }
 
     @Test func shippedDocumentsAreValid() throws {
         let policy = try JSONValue.parse(String(contentsOfFile: Fixtures.root + "/configs/policy.default.json", encoding: .utf8))
         #expect(DocumentSchemas.check(policy, against: DocumentSchemas.policy).isEmpty)
         _ = try NovaHost.loadPolicy(Fixtures.root + "/configs/policy.default.json")
+        let (settings, retained) = try NovaHost.loadDriverSettings(Fixtures.root + "/configs/drivers.json")
+        #expect(settings["shell"]?.isolation == .process && retained == 16)
+        let dir = Fixtures.tempDir("dcfg")
+        Fixtures.write(#"{"drivers": {"x": {"isolation": "sandboxed"}}}"#, to: dir + "/d.json")
+        #expect { _ = try NovaHost.loadDriverSettings(dir + "/d.json") } throws: { e in
+            (e as? PolicyError)?.message.contains("drivers.x.isolation") == true
+        }
         for file in try FileManager.default.contentsOfDirectory(atPath: Fixtures.root + "/examples") where file.hasSuffix(".plan.json") {
             _ = try PlanLoader.load(path: Fixtures.root + "/examples/" + file)
         }

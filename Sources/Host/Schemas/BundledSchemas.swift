@@ -2,6 +2,39 @@
 
 /// The JSON Schemas of nova-host's own documents, embedded in the binary.
 public enum BundledSchemas {
+    /// `schemas/drivers.schema.json`
+    public static let drivers = #"""
+{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "$id": "https://nova-host.dev/schemas/drivers.schema.json",
+  "title": "nova-host driver settings (configs/drivers.json)",
+  "description": "Per-driver settings: the configuration passed to the driver's create, and how it runs. Read by every command (--driver-config, NOVA_DRIVER_CONFIG, default ./configs/drivers.json when present).",
+  "type": "object",
+  "additionalProperties": false,
+  "properties": {
+    "$schema": { "type": "string" },
+    "max_retained_generations": {
+      "description": "Old generations of one driver kept mapped after hot reloads before further reloads of it are refused (images are never unloaded).",
+      "type": "integer", "minimum": 1, "maximum": 1000, "default": 16
+    },
+    "drivers": {
+      "type": "object",
+      "propertyNames": { "pattern": "^[a-z0-9_-]{1,64}$" },
+      "additionalProperties": {
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+          "isolation": {
+            "description": "inprocess: fastest, a crash takes the host down. process: the driver runs in a runner child; a crash fails only its calls in flight.",
+            "enum": ["inprocess", "process"], "default": "inprocess"
+          },
+          "config": { "description": "Passed to the driver's create (JSON object).", "type": "object" }
+        }
+      }
+    }
+  }
+}
+"""#
     /// `schemas/manifest.schema.json`
     public static let manifest = #"""
 {

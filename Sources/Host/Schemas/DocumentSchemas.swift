@@ -12,6 +12,7 @@ public enum DocumentSchemas {
     public static let plan = compile(BundledSchemas.plan)
     public static let policy = compile(BundledSchemas.policy)
     public static let manifest = compile(BundledSchemas.manifest)
+    public static let drivers = compile(BundledSchemas.drivers)
 
     /// Validates `document`; each error is rendered as `path: message` with the path written
     /// the way authors write it (`steps[0].retry.max_attempts`).
