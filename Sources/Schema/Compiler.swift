@@ -318,7 +318,12 @@ final class Compiler {
             for (kw, make) in [("minimum", Keyword.minimum), ("maximum", Keyword.maximum),
                                ("exclusiveMinimum", Keyword.exclusiveMinimum), ("exclusiveMaximum", Keyword.exclusiveMaximum)] {
                 if let v = o[kw] {
+                    if vocab.legacy, case .bool = v { continue }  // draft-04 boolean form, below
                     guard let lim = NumberLimit(v) else { throw error(loc, "\"\(kw)\" must be a number") }
+                    var make = make
+                    // Draft 04: `"exclusiveMaximum": true` turns `maximum` exclusive.
+                    if vocab.legacy, kw == "minimum", o["exclusiveMinimum"] == .bool(true) { make = Keyword.exclusiveMinimum }
+                    if vocab.legacy, kw == "maximum", o["exclusiveMaximum"] == .bool(true) { make = Keyword.exclusiveMaximum }
                     kws.append(make(lim))
                 }
             }

@@ -192,6 +192,11 @@ struct CompilationTests {
         #expect(s.validate(["x"]).isValid)
         #expect(!s.validate(["x", 1]).isValid)
         #expect(!s.validate(["a": 1]).isValid)
+        let d4 = try Schema.compile(try JSONValue.parse(#"""
+        {"$schema": "http://json-schema.org/draft-04/schema#", "type": "number", "maximum": 10, "exclusiveMaximum": true}
+        """#))
+        #expect(d4.validate(9.5).isValid)
+        #expect(!d4.validate(10).isValid)
     }
 
     @Test func concurrentValidation() async throws {
