@@ -6,7 +6,7 @@ enum Conditions {
         if c.isEmpty { return nil }
         if let hosts = c.httpHosts {
             guard let url = r.input["url"]?.stringValue, let host = host(ofURL: url) else { return "input.url has no host" }
-            guard hosts.contains(where: { Glob.match($0.lowercased(), host) }) else { return "host '\(host)' is not in http_hosts" }
+            guard hosts.contains(where: { Glob.match($0, host) }) else { return "host '\(host)' is not in http_hosts" }
         }
         if let programs = c.shellPrograms {
             guard let program = r.input["program"]?.stringValue else { return "input.program is missing" }
@@ -33,18 +33,27 @@ enum Conditions {
     }
 
     /// The host of an absolute URL, lower-cased, without port, userinfo or IPv6 brackets.
+    /// Byte-wise: this runs on the policy hot path.
     static func host(ofURL url: String) -> String? {
-        guard let schemeEnd = url.range(of: "://") else { return nil }
-        var authority = Substring(url[schemeEnd.upperBound...])
-        if let end = authority.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) { authority = authority[..<end] }
-        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { return nil }
-            return String(authority[authority.index(after: authority.startIndex)..<close]).lowercased()
+        let b = Array(url.utf8)
+        var i = 0
+        while i + 2 < b.count && !(b[i] == 0x3A && b[i + 1] == 0x2F && b[i + 2] == 0x2F) { i += 1 }  // "://"
+        guard i + 2 < b.count else { return nil }
+        var start = i + 3
+        var end = start
+        while end < b.count && b[end] != 0x2F && b[end] != 0x3F && b[end] != 0x23 { end += 1 }  // / ? #
+        if let at = b[start..<end].lastIndex(of: 0x40) { start = at + 1 }  // userinfo@
+        var hostBytes: ArraySlice<UInt8>
+        if start < end && b[start] == 0x5B {  // [IPv6]
+            guard let close = b[start..<end].firstIndex(of: 0x5D) else { return nil }
+            hostBytes = b[(start + 1)..<close]
+        } else {
+            let colon = b[start..<end].firstIndex(of: 0x3A) ?? end
+            hostBytes = b[start..<colon]
         }
-        if let colon = authority.firstIndex(of: ":") { authority = authority[..<colon] }
-        let host = authority.lowercased()
-        return host.isEmpty ? nil : (host.hasSuffix(".") ? String(host.dropLast()) : host)
+        if hostBytes.last == 0x2E { hostBytes = hostBytes.dropLast() }  // trailing dot
+        guard !hostBytes.isEmpty else { return nil }
+        return String(decoding: hostBytes.map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 32 : $0 }, as: UTF8.self)
     }
 
     /// The kinds of operations a GraphQL document defines (`query`, `mutation`, `subscription`),
