@@ -72,9 +72,14 @@ final class Compiler {
         return d
     }
 
+    /// Older dialects accepted (with 2020-12 semantics plus their legacy keywords) because
+    /// tool schemas in the wild still declare them; `http`/`https` spellings both occur.
     static let legacyDrafts: Set<String> = [
-        "http://json-schema.org/draft-07/schema", "http://json-schema.org/draft-06/schema",
-        "http://json-schema.org/draft-04/schema", "https://json-schema.org/draft/2019-09/schema",
+        "http://json-schema.org/draft-07/schema", "https://json-schema.org/draft-07/schema",
+        "http://json-schema.org/draft-06/schema", "https://json-schema.org/draft-06/schema",
+        "http://json-schema.org/draft-04/schema", "https://json-schema.org/draft-04/schema",
+        "http://json-schema.org/draft-03/schema", "http://json-schema.org/schema",
+        "https://json-schema.org/draft/2019-09/schema",
     ]
 
     func vocabularies(for doc: JSONValue, uri: String) throws -> Vocabularies {
