@@ -1,6 +1,7 @@
 import Foundation
 import Host
 import HostServer
+import HTTPTypes
 import HummingbirdTesting
 import JSON
 import JWTKit

@@ -95,7 +95,7 @@ enum ServerFixtures {
     static func server(config mutate: (inout HostConfig) -> Void = { _ in }, driversDir: String? = nil,
                        logger: Logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })) async throws -> NovaServer {
         let data = tempDir("data")
-        let paths = HostPaths(driversDirectory: driversDir ?? Self.driversDir, dataDirectory: data, policyFile: policyFile)
+        let paths = HostPaths.resolve(drivers: driversDir ?? Self.driversDir, data: data, policy: policyFile, environment: [:])
         let host = try NovaHost(paths: paths, episodes: try EpisodeLog(dataDirectory: data))
         var c = config()
         mutate(&c)
