@@ -9,6 +9,7 @@ let benches: [(String, () async throws -> Void)] = [
     ("abi", AbiBench.run),
     ("policy", PolicyBench.run),
     ("interpreter", InterpreterBench.run),
+    ("reload", ReloadBench.run),
     ("schema", SchemaBench.run),
 ]
 var ran = false
