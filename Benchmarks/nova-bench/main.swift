@@ -11,6 +11,7 @@ let benches: [(String, () async throws -> Void)] = [
     ("interpreter", InterpreterBench.run),
     ("reload", ReloadBench.run),
     ("schema", SchemaBench.run),
+    ("episodes", EpisodeBench.run),
 ]
 var ran = false
 for (name, run) in benches where which == "all" || which == name {

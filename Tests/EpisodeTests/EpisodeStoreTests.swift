@@ -322,6 +322,22 @@ import JSON
         #expect(try b.list().map(\.seq) == Array(1...40))
     }
 
+    @Test func asyncWritersFromManyTasks() async throws {
+        let data = F.tempDir()
+        defer { F.remove(data) }
+        let store = try EpisodeStore(dataDirectory: data)
+        let seqs = try await withThrowingTaskGroup(of: Int.self) { group in
+            for i in 0..<32 {
+                group.addTask { try await store.write(body: F.body("as\(i)"), runId: "as\(i)").seq }
+            }
+            var all: [Int] = []
+            for try await s in group { all.append(s) }
+            return all
+        }
+        #expect(seqs.sorted() == Array(1...32))
+        #expect(try store.verify().isIntact)
+    }
+
     @Test func concurrentWritersShareCommits() throws {
         let data = F.tempDir()
         defer { F.remove(data) }

@@ -96,4 +96,25 @@ final class PosixThread: @unchecked Sendable {
     }
 
     func join() { pthread_join(tid, nil) }
+
+    /// Runs `body` on a new detached thread (inline if no thread can be created).
+    static func detach(_ body: @escaping @Sendable () -> Void) {
+        let box = Unmanaged.passRetained(Box(body))
+        var tid = pthread_t()
+        let rc = pthread_create(&tid, nil, { raw in
+            #if canImport(Darwin)
+            let b = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
+            #else
+            let b = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            #endif
+            b.body()
+            return nil
+        }, box.toOpaque())
+        if rc == 0 {
+            pthread_detach(tid)
+        } else {
+            box.release()
+            body()
+        }
+    }
 }

@@ -60,6 +60,24 @@ public final class EpisodeLog: Sendable {
         }
     }
 
+    /// `write(_:)` for async callers (the blocking file work runs on its own thread).
+    @discardableResult
+    public func write(_ record: RunRecord) async throws -> LoggedEpisode {
+        try await write(body: record.json, runId: record.runId)
+    }
+
+    /// `write(body:runId:)` for async callers (the blocking file work runs on its own thread).
+    @discardableResult
+    public func write(body: JSONValue, runId: String) async throws -> LoggedEpisode {
+        let ref = try await episodes.write(body: body, runId: runId)
+        do {
+            try store.indexEpisode(EpisodeSummary(ref: ref, document: body))
+            return LoggedEpisode(ref: ref, indexError: nil)
+        } catch {
+            return LoggedEpisode(ref: ref, indexError: "\(error)")
+        }
+    }
+
     /// Adds to the index every intact episode it lacks (or holds at another seq) and removes
     /// entries whose file is gone. Returns how many entries were added.
     @discardableResult

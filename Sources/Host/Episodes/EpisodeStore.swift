@@ -108,6 +108,23 @@ public final class EpisodeStore: Sendable {
         return try result.get()
     }
 
+    /// `write(body:runId:)` for async callers: the blocking write runs on its own thread, so
+    /// no cooperative thread is held for the fsyncs, and concurrent runs share them (group
+    /// commit) instead of queueing behind the few cooperative threads.
+    @discardableResult
+    public func write(body: JSONValue, runId: String) async throws -> EpisodeRef {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<EpisodeRef, any Error>) in
+            PosixThread.detach {
+                do {
+                    let ref: EpisodeRef = try self.write(body: body, runId: runId)
+                    continuation.resume(returning: ref)
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
     /// Runs `body` with this store's writers excluded: in this process (the write queue) and
     /// in others (the `flock`).
     private static func exclusive<T>(_ q: WriteQueue, _ lockFile: EpisodeLockFile, _ body: () throws -> T) throws -> T {
