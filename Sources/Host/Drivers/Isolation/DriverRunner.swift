@@ -30,7 +30,19 @@ public enum DriverRunner {
         }
         channel.send(JSONValue.object(["op": "ready", "manifest": instance.manifest.raw, "abi": .string(instance.library.abiVersion.description)]).serializedBytes())
 
+        // Read frames on a dedicated thread: a blocking read must never occupy a thread of
+        // Swift's cooperative pool, which runs the calls themselves.
         let tasks = RunningCalls()
+        let reader = Thread {
+            serve(channel: channel, instance: instance, tasks: tasks)
+            exit(0)
+        }
+        reader.name = "nova-runner-reader"
+        reader.start()
+        while true { try? await Task.sleep(nanoseconds: 3_600_000_000_000) }
+    }
+
+    private static func serve(channel: FrameChannel, instance: NativeDriverInstance, tasks: RunningCalls) {
         while let frame = channel.receive() {
             guard let msg = try? JSONValue.parse(frame), let id = msg["id"]?.intValue else { continue }
             switch msg["op"]?.stringValue {
@@ -63,7 +75,6 @@ public enum DriverRunner {
                 continue
             }
         }
-        exit(0)
     }
 }
 
