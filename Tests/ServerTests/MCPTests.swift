@@ -43,7 +43,11 @@ import Testing
             let list = try await Self.rpc(client, F.aliceKey, session: session, id: 2, method: "tools/list")
             #expect(list.status == .ok)
             let tools = list.json["result"]?["tools"]?.arrayValue ?? []
-            #expect(Set(tools.compactMap { $0["name"]?.stringValue }) == ["echo.echo", "echo.sleep"])
+            // Exactly the tools alice's role may use (as GET /v1/tools says), so never echo.fail.
+            let rest = try await client.get("/v1/tools", F.aliceKey).json["tools"]?.arrayValue ?? []
+            let allowed = Set(rest.filter { $0["allowed"] == true }.compactMap { $0["id"]?.stringValue })
+            #expect(Set(tools.compactMap { $0["name"]?.stringValue }) == allowed)
+            #expect(allowed.contains("echo.echo") && allowed.contains("echo.sleep") && !allowed.contains("echo.fail"))
             let sleep = tools.first { $0["name"] == "echo.sleep" }
             #expect(sleep?["inputSchema"]?["properties"]?["ms"] != nil)
             #expect(sleep?["outputSchema"]?["type"] == "object")
@@ -85,7 +89,8 @@ import Testing
             let ini = try await Self.initialize(client, F.adminKey)
             let session = try #require(ini.headers[HTTPField.Name("Mcp-Session-Id")!])
             let list = try await Self.rpc(client, F.adminKey, session: session, id: 2, method: "tools/list")
-            #expect(list.json["result"]?["tools"]?.arrayValue?.count == 3)
+            let all = try await client.get("/v1/tools", F.adminKey).json["tools"]?.arrayValue?.count
+            #expect(list.json["result"]?["tools"]?.arrayValue?.count == all)
             let sleep = try await Self.rpc(client, F.adminKey, session: session, id: 3, method: "tools/call",
                                            params: ["name": "echo.sleep", "arguments": ["ms": 1]])
             #expect(sleep.json["result"]?["structuredContent"] == ["slept_ms": 1])

@@ -46,8 +46,10 @@ import Testing
         let runs = server.runs
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await runs.run() }
+            // The echo driver is serialized: the quick run goes first and ends before the slow one starts.
+            let quick = try runs.submit(RunRequest(plan: Self.sleepPlan(20), inputs: [:], principal: "alice", role: "user")).snapshot
+            for _ in 0..<500 where runs.snapshot(runId: quick.runId)?.status == .running { try await Task.sleep(for: .milliseconds(10)) }
             let slow = try runs.submit(RunRequest(plan: Self.sleepPlan(10_000), inputs: [:], principal: "alice", role: "user")).snapshot
-            let quick = try runs.submit(RunRequest(plan: Self.sleepPlan(50), inputs: [:], principal: "alice", role: "user")).snapshot
             try await Task.sleep(for: .milliseconds(20))
             let started = ContinuousClock.now
             let report = await runs.shutdown(grace: .milliseconds(300))

@@ -107,7 +107,7 @@ extension NovaServer {
     /// Runs `body` with an in-process client (HummingbirdTesting `.router`) while the run
     /// manager runs beside it; then shuts the run manager down.
     func withClient(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        let app = Application(router: router())
+        let app = Application(router: router(), logger: logger)
         let runs = self.runs
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await runs.run() }

@@ -97,7 +97,7 @@ struct EdgeMiddleware: RouterMiddleware {
         if context.logger.logLevel <= .info {
             var meta: Logger.Metadata = ["method": .string(request.method.rawValue), "path": .string(request.uri.path),
                                          "status": .stringConvertible(response.status.code), "duration_ms": .string(String(format: "%.3f", Double(elapsed) / 1e6))]
-            if let caller = context.identity { meta["principal"] = .string(caller.principal) }
+            if let caller = context.seen.value { meta["principal"] = .string(caller.principal) }
             context.logger.info("request", metadata: meta)
         }
         return response
@@ -183,6 +183,7 @@ struct AuthMiddleware: AuthenticatorMiddleware {
             if let caller = try await authenticate(request: request, context: context) {
                 context.identity = caller
                 context.authFailure = nil
+                context.seen.set(caller)
                 context.logger[metadataKey: "principal"] = .string(caller.principal)
             } else {
                 context.authFailure = .missing

@@ -2,6 +2,7 @@ import Hummingbird
 import HummingbirdAuth
 import JSON
 import NIOCore
+import Synchronization
 
 /// The request context of every route: Hummingbird's core storage, the request id, and the
 /// caller (`identity`, set by `AuthMiddleware`) or why authentication failed.
@@ -13,6 +14,8 @@ public struct ServerContext: AuthRequestContext, RequestContext {
     public var authFailure: AuthError?
     /// The request id (from `X-Request-ID` or generated), echoed on the response and in logs.
     public var requestId: String = ""
+    /// The caller, shared with the middleware outside authentication (for the access log).
+    let seen = SeenCaller()
 
     public init(source: Source) {
         coreContext = .init(source: source)
@@ -42,8 +45,8 @@ enum JSONIO {
     /// body must be sent as `application/json`.
     static func body(_ request: Request, limit: Int, empty: JSONValue? = nil) async throws -> JSONValue {
         let buffer: ByteBuffer
-        do { buffer = try await request.body.collect(upTo: limit) } catch let e as HTTPError where e.status == .contentTooLarge {
-            throw APIError(.contentTooLarge, "payload_too_large", "the request body is larger than \(limit) bytes")
+        do { buffer = try await request.body.collect(upTo: limit) } catch {
+            throw tooLarge(error, limit: limit)
         }
         if buffer.readableBytes == 0 {
             if let empty { return empty }
@@ -59,4 +62,19 @@ enum JSONIO {
             throw APIError.badRequest("invalid_json", "the request body is not valid JSON: \(error)")
         }
     }
+
+    /// The 413 for a body over `limit` (Hummingbird and NIO each have their error for it);
+    /// other errors pass through.
+    static func tooLarge(_ error: any Error, limit: Int) -> any Error {
+        if let e = error as? HTTPError, e.status == .contentTooLarge {} else if !(error is NIOTooManyBytesError) { return error }
+        return APIError(.contentTooLarge, "payload_too_large", "the request body is larger than \(limit) bytes")
+    }
+}
+
+/// The authenticated caller of one request, visible to middleware that ran before
+/// authentication (contexts are values; this box is shared by their copies).
+final class SeenCaller: Sendable {
+    private let caller = Mutex<Caller?>(nil)
+    func set(_ c: Caller) { caller.withLock { $0 = c } }
+    var value: Caller? { caller.withLock { $0 } }
 }

@@ -225,8 +225,8 @@ extension NovaServer {
     }
 
     private func collect(_ request: Request) async throws -> ByteBuffer {
-        do { return try await request.body.collect(upTo: config.bodyLimitBytes) } catch let e as HTTPError where e.status == .contentTooLarge {
-            throw APIError(.contentTooLarge, "payload_too_large", "the request body is larger than \(config.bodyLimitBytes) bytes")
+        do { return try await request.body.collect(upTo: config.bodyLimitBytes) } catch {
+            throw JSONIO.tooLarge(error, limit: config.bodyLimitBytes)
         }
     }
 }
