@@ -4,9 +4,13 @@ import JSON
 
 extension NovaServer {
     /// `POST /v1/drivers/reload`: rescans the drivers directory through
-    /// `DriverRegistry.reload()` once hot reload (issue 6) lands; until then 501.
+    /// `DriverRegistry.reload()` (hot reload: changed drivers get a new generation while calls
+    /// in flight finish on the old one; a driver that fails to load keeps the old one serving).
     func reloadDrivers(context: ServerContext) async throws -> Response {
-        throw APIError(.notImplemented, "not_implemented",
-                       "driver hot reload is not available in this build (DriverRegistry.reload() is missing)")
+        let report = await host.registry.reload()
+        context.logger.channel(.systemLog).notice("drivers reloaded", metadata: ["report": .string(report.description)])
+        func list(_ items: [String]) -> JSONValue { .array(items.map { .string($0) }) }
+        return JSONIO.response(["added": list(report.added), "replaced": list(report.replaced), "removed": list(report.removed),
+                                "failed": list(report.failed), "unchanged": list(report.unchanged)])
     }
 }
