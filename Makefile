@@ -32,6 +32,7 @@ build: deps
 drivers: build
 	@mkdir -p $(DRIVERS_DIR)
 	@for d in $(SWIFT_DRIVERS); do install -m 0644 $(BIN)/libnova_$$d.so $(DRIVERS_DIR)/libnova_$$d.so; done
+	$(MAKE) -s -C Sources/Sandbox
 	$(MAKE) -s -C examples/drivers/c-echo OUT=$(CURDIR)/$(DRIVERS_DIR)/libnova_echo.so ABI_INCLUDE=$(CURDIR)/$(ABI_INCLUDE)
 	@chmod 0644 $(DRIVERS_DIR)/*.so
 	@echo "drivers installed in $(DRIVERS_DIR)/:"; ls -1 $(DRIVERS_DIR)/*.so
@@ -44,6 +45,8 @@ demo: drivers
 
 test: test-deps drivers
 	NOVA_BIN_DIR=$(BIN) $(SWIFT) test
+	Tests/sandbox/run-battery.sh
+	[ "$$(id -u)" != 0 ] || Tests/sandbox/run-battery.sh --unprivileged --no-build
 	NOVA_HOST_BIN=$(NOVA) Tests/server/run-e2e.sh
 	@echo "all test suites passed"
 
