@@ -34,7 +34,7 @@ final class Pattern: @unchecked Sendable {
 
     /// `true` when the pattern matches anywhere in `s`.
     func matches(_ s: String) -> Bool {
-        if let fast { return fast.search(s) }
+        if let r = fast?.search(s) { return r }  // no copy of the matcher
         guard let slow else { return false }
         return (try? slow.firstMatch(in: s)) != nil
     }

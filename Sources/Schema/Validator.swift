@@ -265,6 +265,10 @@ struct Evaluator {
         case .oneOf: return evalOneOfKeyword(kw.payload(NodeListBox.self).nodes, n, v, ann)
         case .not: return evalNotKeyword(NodeRef(kw.payload(Node.self)), n, v, ann)
         case .conditional: return evalConditionalKeyword(kw.payload(Conditional.self), n, v, ann)
+        case .type:
+            // The commonest keyword: pass inline, report through evalAssertion.
+            if TypeMask(rawValue: UInt8(truncatingIfNeeded: kw.a)).matches(v) { return true }
+            return evalAssertion(kw, n, v)
         default: return evalAssertion(kw, n, v)
         }
     }
