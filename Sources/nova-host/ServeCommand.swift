@@ -61,6 +61,17 @@ struct ServeCommand: AsyncParsableCommand {
         if !server.authenticator.hasCredentials {
             logger.channel(.humanUI).warning("no API keys or JWT keys are configured: every protected route answers 401 (see configs/host.example.json)")
         }
+        // Hot reload: SIGHUP (or `nova-host drivers reload`, which finds us through the pid file)
+        // rescans the drivers directory.
+        let reloader = ReloadOnSignal(registry: nova.registry) { report in
+            logger.notice("drivers reloaded: \(report)")
+        }
+        defer { reloader.cancel() }
+        let dataDirectory = nova.paths.dataDirectory
+        do { try ServePidFile.write(dataDirectory: dataDirectory) } catch {
+            logger.warning("cannot write \(ServePidFile.path(dataDirectory: dataDirectory)): \(error); `nova-host drivers reload` will not find this server")
+        }
+        defer { ServePidFile.remove(dataDirectory: dataDirectory) }
         let boundHost = cfg.host
         do {
             try await server.runUntilShutdown { port in
