@@ -13,11 +13,18 @@ let package = Package(
         .library(name: "DriverKit", targets: ["DriverKit"]),
         // Drivers: one dynamic library each, installed into drivers/ by `make`.
         .library(name: "nova_text", type: .dynamic, targets: ["TextDriver"]),
+        .library(name: "nova_http", type: .dynamic, targets: ["HTTPDriver"]),
+        .library(name: "nova_postgres", type: .dynamic, targets: ["PostgresDriver"]),
+        .library(name: "nova_graphql", type: .dynamic, targets: ["GraphQLDriver"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // Drivers (linked into their .so only, and into nova-bench for peer figures).
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/GraphQLSwift/GraphQL", from: "4.3.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         // `nova-host serve` / `nova-host mcp` (HostServer): HTTP, lifecycle, MCP, JWT, metrics.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
@@ -70,17 +77,43 @@ let package = Package(
         // Benchmarks (not tests): `make bench`.
         .executableTarget(
             name: "nova-bench",
-            dependencies: ["Host", "DriverKit", "DriverABI", "JSON", "Schema"],
+            dependencies: ["Host", "DriverKit", "DriverABI", "JSON", "Schema",
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             path: "Benchmarks/nova-bench",
             swiftSettings: strict
         ),
         // Drivers shipped with the host.
         .target(name: "TextDriver", dependencies: ["DriverKit"], path: "Plugins/text", swiftSettings: strict),
+        // Shared helpers of the network drivers (deadlines, limits); linked into each .so.
+        .target(name: "DriverSupport", dependencies: ["DriverKit", "JSON"], path: "Plugins/support", swiftSettings: strict),
+        .target(
+            name: "HTTPDriver",
+            dependencies: ["DriverKit", "DriverSupport", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "NIOHTTP1", package: "swift-nio")],
+            path: "Plugins/http", swiftSettings: strict),
+        .target(
+            name: "PostgresDriver",
+            dependencies: ["DriverKit", "DriverSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "Logging", package: "swift-log")],
+            path: "Plugins/postgres", swiftSettings: strict),
+        .target(
+            name: "GraphQLDriver",
+            dependencies: ["DriverKit", "DriverSupport", .product(name: "GraphQL", package: "GraphQL"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "NIOHTTP1", package: "swift-nio")],
+            path: "Plugins/graphql", swiftSettings: strict),
 
         .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: strict),
         .testTarget(name: "SchemaTests", dependencies: ["Schema", "JSON"], swiftSettings: strict),
         .testTarget(name: "HostTests", dependencies: ["Host", "DriverKit", "DriverABI", "JSON"], swiftSettings: strict),
         .testTarget(name: "EpisodeTests", dependencies: ["Host", "JSON"], swiftSettings: strict),
+        // Drivers against real servers (Tests/servers/with-servers.sh starts them).
+        .testTarget(name: "DriverTests", dependencies: ["Host", "JSON"], swiftSettings: strict),
         // The server in-process (HummingbirdTesting): routes, auth matrix, JWT attacks, MCP, shutdown.
         .testTarget(name: "ServerTests",
                     dependencies: ["HostServer", "Host", "JSON", .product(name: "Hummingbird", package: "hummingbird"),

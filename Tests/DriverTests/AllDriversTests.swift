@@ -1,0 +1,110 @@
+import Foundation
+import Host
+import JSON
+import Testing
+
+/// Everything together: the three Swift drivers and the C example in one process, and the
+/// example plan http → postgres → graphql, in-process and through the CLI (which finds the
+/// drivers as files in a drivers directory and loads them like any deployment).
+@Suite("drivers together")
+struct AllDriversTests {
+    @Test func fourDriversLoadInOneProcess() async throws {
+        // The three Swift drivers and the C example, opened by the host's loader in this process
+        // (each a separate image with its own copy of its dependencies), used concurrently.
+        let libraries = try Libraries.get()
+        for name in ["echo", "http", "postgres", "graphql"] {
+            let lib = try #require(libraries[name])
+            #expect(lib.manifest.name == name)
+            #expect(lib.abiVersion == ABIVersion(major: 1, minor: 0))
+        }
+        let registry = try HostHarness().registry
+        let base = try Servers.httpURL()
+        async let echo = registry.resolve(toolId: "echo.echo").driver.call(ToolCallRequest(tool: "echo", input: Array(#"{"x":1}"#.utf8)))
+        async let http = registry.resolve(toolId: "http.request").driver.call(ToolCallRequest(tool: "request", input: JSONValue.object(["url": .string(base + "/json")]).serializedBytes()))
+        async let pg = registry.resolve(toolId: "postgres.query").driver.call(ToolCallRequest(tool: "query", input: Array(#"{"sql":"SELECT 41 + 1 AS answer"}"#.utf8)))
+        async let gql = registry.resolve(toolId: "graphql.query").driver.call(ToolCallRequest(tool: "query", input: Array(#"{"query":"{ hello }"}"#.utf8)))
+        let (e, h, p, g) = try await (echo, http, pg, gql)
+        #expect(try e.outputJSON() == ["x": 1])
+        #expect(try h.outputJSON()["body"]?["hello"] == "world")
+        #expect(try p.outputJSON()["rows"] == [["answer": 42]])
+        #expect(try g.outputJSON()["data"] == ["hello": "hello, world"])
+        for name in ["echo", "http", "postgres", "graphql"] { #expect(registry.loadCount(name) == 1) }
+        #expect(libraries["http"]?.manifest.tool(named: "request")?.annotations.openWorldHint == true)
+        #expect(libraries["postgres"]?.manifest.tool(named: "execute")?.annotations.destructiveHint == true)
+        #expect(libraries["postgres"]?.manifest.tool(named: "query")?.annotations.readOnlyHint == true)
+        #expect(libraries["graphql"]?.manifest.tool(named: "schema")?.annotations.readOnlyHint == true)
+    }
+
+    @Test func manifestsDeclareSchemasAndSecrets() async throws {
+        let registry = try HostHarness().registry
+        for id in ["http.request", "postgres.query", "postgres.execute", "postgres.schema", "graphql.query", "graphql.schema"] {
+            let (_, tool) = try await registry.resolve(toolId: id)
+            #expect(tool.inputSchema["type"] == "object", "\(id)")
+            #expect(tool.outputSchema?["type"] == "object", "\(id)")
+            #expect(!tool.description.isEmpty)
+        }
+        let (_, http) = try await registry.resolve(toolId: "http.request")
+        #expect(http.secretInputFields == ["secret_headers"])
+    }
+
+    static func restockPlan() throws -> Plan { try PlanLoader.load(path: DriverFixtures.root + "/examples/restock.plan.json") }
+
+    static let expectedOutput: JSONValue = [
+        "checked": ["A-100", "B-200", "C-300", "D-400"],
+        "low_stock": [["sku": "B-200", "warehouse": "north", "quantity": 3], ["sku": "C-300", "warehouse": "south", "quantity": 0]],
+        "suppliers": [["sku": "B-200", "supplier": "Bolt & Co", "leadTimeDays": 5], ["sku": "C-300", "supplier": "Clampworks", "leadTimeDays": 7]],
+    ]
+
+    /// The example plan under the default policy, as the `local` principal (role user).
+    @Test func examplePlanRunsUnderTheDefaultPolicy() async throws {
+        let plan = try Self.restockPlan()
+        let policy = PolicyEngine(profile: try NovaHost.loadPolicy(DriverFixtures.root + "/configs/policy.default.json"))
+        let runner = try HostHarness(gate: policy).runner
+        #expect(await runner.validate(plan).isEmpty)
+        let inputs = try PlanRunner.bindInputs(plan, given: ["catalog_url": .string(try Servers.httpURL() + "/catalog")])
+        let record = await runner.run(plan, inputs: inputs, principal: "local", runId: NovaHost.makeRunId())
+        #expect(record.status == .succeeded, "\(record.error ?? "")")
+        #expect(record.steps.map(\.status) == [.succeeded, .succeeded, .succeeded])
+        #expect(record.steps.allSatisfy { $0.attempts.first?.decision?.allowed == true })
+        #expect(record.output == Self.expectedOutput)
+        // A threshold nothing is below: the GraphQL step is skipped by its `when`.
+        let none = await runner.run(plan, inputs: try PlanRunner.bindInputs(plan, given: ["catalog_url": .string(try Servers.httpURL() + "/catalog"), "threshold": 0]),
+                                    principal: "local", runId: NovaHost.makeRunId())
+        #expect(none.status == .succeeded)
+        #expect(none.steps.map(\.status) == [.succeeded, .succeeded, .skipped])
+        #expect(none.output?["low_stock"] == [])
+    }
+
+    /// The same plan through the CLI, configured by environment variables, as the README shows.
+    @Test func examplePlanRunsThroughTheCLI() async throws {
+        let binary = DriverFixtures.binDir + "/nova-host"
+        try #require(FileManager.default.isExecutableFile(atPath: binary), "\(binary) is missing: build the package first")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.currentDirectoryURL = URL(fileURLWithPath: DriverFixtures.root)
+        p.arguments = ["run", "examples/restock.plan.json", "--input", "catalog_url=\(try Servers.httpURL())/catalog", "--json"]
+        var env = ProcessInfo.processInfo.environment
+        env["NOVA_DRIVERS_DIR"] = try DriverFixtures.driversDirectory()
+        env["NOVA_DATA_DIR"] = DriverFixtures.tempDir("nova-data")
+        env["NOVA_POLICY"] = DriverFixtures.root + "/configs/policy.default.json"
+        env["NOVA_HTTP_ALLOW_CIDRS"] = "127.0.0.0/8"
+        env["NOVA_PG_DSN"] = try Servers.postgresDSN()
+        env["NOVA_GRAPHQL_ENDPOINT"] = try Servers.graphqlURL()
+        p.environment = env
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let text = String(decoding: stdout, as: UTF8.self)
+        #expect(p.terminationStatus == 0, "stdout: \(text)\nstderr: \(String(decoding: stderr, as: UTF8.self))")
+        let json = try JSONValue.parse(Array(stdout))
+        #expect(json["status"] == "succeeded")
+        #expect(json["output"] == Self.expectedOutput)
+        // The DSN's password is nowhere in what the CLI printed.
+        let password = try Servers.postgresPassword()
+        #expect(!text.contains(password) && !String(decoding: stderr, as: UTF8.self).contains(password))
+    }
+}
