@@ -202,6 +202,12 @@ public final class DriverRegistry: Sendable {
     /// The generation currently serving `name`, loading it on first use.
     public func activeGeneration(_ name: String) async throws -> DriverGeneration {
         enum Next { case ready(DriverGeneration), wait(Task<DriverGeneration, any Error>), fail(DriverLoadError) }
+        // Hot path: a loaded driver needs no directory scan.
+        let loaded = state.withLock { s -> DriverGeneration? in
+            if case .loaded(let g)? = s.slots[name] { return s.generations[g]!.generation }
+            return nil
+        }
+        if let loaded { return loaded }
         let discovered = DriverDiscovery.scan(directory: driversDirectory).drivers.first { $0.name == name }
         let stamp = (discovered?.modifiedNanos ?? 0) &+ (discovered?.sizeBytes ?? 0)
         let next: Next = state.withLock { s in

@@ -172,7 +172,13 @@ public enum Template {
     enum Piece { case text(String), reference(Reference) }
 
     static func pieces(of s: String) throws(PlanError) -> [Piece] {
-        guard s.contains("${") else { return [.text(s)] }
+        // Byte-wise check first: most strings hold no reference, and Foundation's substring
+        // search is slow on Linux.
+        var bytes = s
+        let hasReference = bytes.withUTF8 { b in
+            b.count >= 2 && (0..<(b.count - 1)).contains { b[$0] == 0x24 && b[$0 + 1] == 0x7B }
+        }
+        guard hasReference else { return [.text(s)] }
         var out: [Piece] = []
         var text = ""
         var rest = Substring(s)

@@ -10,9 +10,24 @@ public enum Redaction {
 
     /// True if a key names a secret.
     public static func isSecretKey(_ key: String) -> Bool {
-        let k = String(key.lowercased().filter { $0 != "-" && $0 != "_" })
+        // Byte-wise (ASCII case folding): this runs for every key of every recorded input, and
+        // Foundation's substring search is slow on Linux.
+        let k: [UInt8] = key.utf8.compactMap { c in
+            c == 0x2D || c == 0x5F ? nil : (c >= 0x41 && c <= 0x5A ? c + 32 : c)
+        }
         // "token" only as a suffix: `api_token` is a secret, `max_tokens` is not.
-        return k.hasSuffix("token") || secretKeyFragments.contains { k.contains($0) }
+        if k.count >= 5 && Array(k.suffix(5)) == Array("token".utf8) { return true }
+        return fragmentBytes.contains { contains(k, $0) }
+    }
+
+    private static let fragmentBytes: [[UInt8]] = secretKeyFragments.map { Array($0.utf8) }
+
+    private static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard needle.count <= hay.count else { return false }
+        for i in 0...(hay.count - needle.count) where hay[i] == needle[0] {
+            if hay[i..<(i + needle.count)].elementsEqual(needle) { return true }
+        }
+        return false
     }
 
     /// Redacts secret keys at any depth, plus the top-level `extraKeys` (fields a tool's schema
