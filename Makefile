@@ -7,7 +7,7 @@ BIN         := $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
 NOVA        := $(BIN)/nova-host
 DRIVERS_DIR := drivers
 ABI_INCLUDE := Sources/DriverABI/include
-SWIFT_DRIVERS := text
+SWIFT_DRIVERS := text http postgres graphql
 
 .PHONY: all deps test-deps build drivers demo test test-swift bench clean help
 
@@ -44,7 +44,8 @@ demo: drivers
 	@$(NOVA) run examples/hello.plan.json --input who=nova
 
 test: test-deps drivers
-	NOVA_BIN_DIR=$(BIN) $(SWIFT) test
+	# The driver tests talk to real servers (PostgreSQL 15, GraphQL, HTTP on 127.0.0.1).
+	NOVA_BIN_DIR=$(BIN) Tests/servers/with-servers.sh $(SWIFT) test
 	Tests/sandbox/run-battery.sh
 	[ "$$(id -u)" != 0 ] || Tests/sandbox/run-battery.sh --unprivileged --no-build
 	NOVA_HOST_BIN=$(NOVA) Tests/server/run-e2e.sh
