@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "DriverKit", targets: ["DriverKit"]),
         // Drivers: one dynamic library each, installed into drivers/ by `make`.
         .library(name: "nova_text", type: .dynamic, targets: ["TextDriver"]),
+        .library(name: "nova_shell", type: .dynamic, targets: ["ShellDriver"]),
         .library(name: "nova_http", type: .dynamic, targets: ["HTTPDriver"]),
         .library(name: "nova_postgres", type: .dynamic, targets: ["PostgresDriver"]),
         .library(name: "nova_graphql", type: .dynamic, targets: ["GraphQLDriver"]),
@@ -86,6 +87,9 @@ let package = Package(
         ),
         // Drivers shipped with the host.
         .target(name: "TextDriver", dependencies: ["DriverKit"], path: "Plugins/text", swiftSettings: strict),
+        // `shell`: runs allowlisted programs inside nova-sandbox (Sources/Sandbox); C shims for spawn/openat2.
+        .target(name: "CShellSupport", path: "Plugins/shell/CShellSupport"),
+        .target(name: "ShellDriver", dependencies: ["DriverKit", "JSON", "CShellSupport"], path: "Plugins/shell/ShellDriver", swiftSettings: strict),
         // Shared helpers of the network drivers (deadlines, limits); linked into each .so.
         .target(name: "DriverSupport", dependencies: ["DriverKit", "JSON"], path: "Plugins/support", swiftSettings: strict),
         .target(
@@ -112,6 +116,8 @@ let package = Package(
         .testTarget(name: "SchemaTests", dependencies: ["Schema", "JSON"], swiftSettings: strict),
         .testTarget(name: "HostTests", dependencies: ["Host", "DriverKit", "DriverABI", "JSON"], swiftSettings: strict),
         .testTarget(name: "EpisodeTests", dependencies: ["Host", "JSON"], swiftSettings: strict),
+        // The shell driver (built libnova_shell.so + nova-sandbox) through the host, policy and CLI.
+        .testTarget(name: "ShellTests", dependencies: ["Host", "JSON"], swiftSettings: strict),
         // Drivers against real servers (Tests/servers/with-servers.sh starts them).
         .testTarget(name: "DriverTests", dependencies: ["Host", "JSON"], swiftSettings: strict),
         // The server in-process (HummingbirdTesting): routes, auth matrix, JWT attacks, MCP, shutdown.

@@ -1,5 +1,5 @@
 // nova-bench: benchmarks, not tests. Each prints its figures and, where a peer exists, the
-// peer's figure from the same run and the ratio. Usage: nova-bench [abi|policy|interpreter|schema|episodes|all]
+// peer's figure from the same run and the ratio. Usage: nova-bench [abi|policy|interpreter|schema|episodes|shell|all]
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,6 +12,7 @@ let benches: [(String, () async throws -> Void)] = [
     ("reload", ReloadBench.run),
     ("schema", SchemaBench.run),
     ("episodes", EpisodeBench.run),
+    ("shell", ShellBench.run),
 ]
 var ran = false
 for (name, run) in benches where which == "all" || which == name {

@@ -1,0 +1,233 @@
+import CShellSupport
+import DriverKit
+import JSON
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A work dir: the only host directory a sandbox can write. Fresh ones are created per call and
+/// removed afterwards; named persistent ones (when the configuration allows) are kept.
+///
+/// Everything the host does inside it after the sandbox ran treats its contents as hostile:
+/// directories are opened with `O_NOFOLLOW|O_DIRECTORY` relative to a directory descriptor, files
+/// are read with `openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS)` (or an
+/// `O_NOFOLLOW` walk where openat2 is missing) and must be regular files.
+final class WorkDir {
+    /// Host path.
+    let path: String
+    /// `O_DIRECTORY|O_NOFOLLOW` descriptor of `path`.
+    let fd: Int32
+    /// Removed by `close()`.
+    let ephemeral: Bool
+
+    private init(path: String, fd: Int32, ephemeral: Bool) {
+        self.path = path
+        self.fd = fd
+        self.ephemeral = ephemeral
+    }
+
+    /// The owner (uid, gid) sandboxes write as: the configured ids when the host is root, else nil
+    /// (the sandbox maps to the host's own uid).
+    static func sandboxOwner(_ config: ShellConfig) -> (uid_t, gid_t)? {
+        geteuid() == 0 ? (config.sandboxUid, config.sandboxGid) : nil
+    }
+
+    /// Creates `root` (0711) if needed and checks it is a real directory owned by this user and
+    /// not writable by others.
+    static func prepareRoot(_ root: String) throws {
+        if mkdir(root, 0o711) != 0 && errno != EEXIST {
+            throw DriverError.tool("workdir_failed", "cannot create the work root \(root): \(errnoText())")
+        }
+        var st = stat()
+        guard lstat(root, &st) == 0 else { throw DriverError.tool("workdir_failed", "work root \(root): \(errnoText())") }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else { throw DriverError.tool("workdir_failed", "work root \(root) is not a directory (symlinks are refused)") }
+        guard st.st_uid == geteuid() else { throw DriverError.tool("workdir_failed", "work root \(root) is owned by uid \(st.st_uid), not by this process (uid \(geteuid()))") }
+        guard st.st_mode & 0o022 == 0 else { throw DriverError.tool("workdir_failed", "work root \(root) is writable by group or others; make it 0711") }
+    }
+
+    /// A fresh, empty work dir `root/run-XXXXXX` (0700, owned by the sandbox's host uid).
+    static func fresh(config: ShellConfig) throws -> WorkDir {
+        try prepareRoot(config.workRoot)
+        var template = Array((config.workRoot + "/run-XXXXXX").utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { b -> String? in mkdtemp(b.baseAddress!).map { String(cString: $0) } }
+        guard let path = made else { throw DriverError.tool("workdir_failed", "cannot create a work dir in \(config.workRoot): \(errnoText())") }
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            let why = errnoText()
+            rmdir(path)
+            throw DriverError.tool("workdir_failed", "cannot open the work dir \(path): \(why)")
+        }
+        let dir = WorkDir(path: path, fd: fd, ephemeral: true)
+        if let (uid, gid) = sandboxOwner(config), fchown(fd, uid, gid) != 0 {
+            let why = errnoText()
+            dir.close()
+            throw DriverError.tool("workdir_failed", "cannot hand the work dir to uid \(uid): \(why)")
+        }
+        return dir
+    }
+
+    /// The persistent work dir `root/persistent/NAME`, created on first use.
+    static func persistent(_ name: String, config: ShellConfig) throws -> WorkDir {
+        try prepareRoot(config.workRoot)
+        let parent = config.workRoot + "/persistent"
+        if mkdir(parent, 0o711) != 0 && errno != EEXIST {
+            throw DriverError.tool("workdir_failed", "cannot create \(parent): \(errnoText())")
+        }
+        let pfd = open(parent, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard pfd >= 0 else { throw DriverError.tool("workdir_failed", "\(parent): \(errnoText())") }
+        defer { Glibc.close(pfd) }
+        let created = mkdirat(pfd, name, 0o700) == 0
+        if !created && errno != EEXIST { throw DriverError.tool("workdir_failed", "cannot create work dir \(name): \(errnoText())") }
+        let fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw DriverError.tool("workdir_failed", "cannot open work dir \(name): \(errnoText())") }
+        if created, let (uid, gid) = sandboxOwner(config) { _ = fchown(fd, uid, gid) }
+        return WorkDir(path: parent + "/" + name, fd: fd, ephemeral: false)
+    }
+
+    /// Creates the directories `components` below the work dir (never following a symlink) so
+    /// that the program can start there.
+    func makeDirectories(_ components: [String], owner: (uid_t, gid_t)?) throws {
+        var cur = dup(fd)
+        defer { Glibc.close(cur) }
+        for c in components {
+            if mkdirat(cur, c, 0o755) == 0 {
+                if let (uid, gid) = owner { _ = fchownat(cur, c, uid, gid, AT_SYMLINK_NOFOLLOW) }
+            } else if errno != EEXIST {
+                throw DriverError.tool("workdir_failed", "cannot create cwd component '\(c)': \(errnoText())")
+            }
+            let next = openat(cur, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard next >= 0 else {
+                throw DriverError(.invalidArgument, code: "bad_cwd", message: "cwd component '\(c)' is not a directory (symlinks are not followed): \(errnoText())")
+            }
+            Glibc.close(cur)
+            cur = next
+        }
+    }
+
+    /// Reads `relative` back without following anything the sandbox planted: a JSON object
+    /// `{path, size, content, encoding, truncated}` or `{path, error, message}`.
+    func readBack(_ relative: String, maxBytes: Int) -> JSONValue {
+        var fileFd = nova_shell_openat2_beneath(fd, relative, 0)
+        if fileFd == -ENOSYS { fileFd = walkOpen(relative) }
+        guard fileFd >= 0 else {
+            let e = -fileFd
+            let (code, message): (String, String)
+            switch e {
+            case ELOOP: (code, message) = ("symlink_refused", "a symbolic link is on the path; links planted in the work dir are never followed")
+            case EXDEV: (code, message) = ("outside_workdir", "the path leaves the work dir")
+            case ENOENT: (code, message) = ("not_found", "no such file")
+            case ENOTDIR: (code, message) = ("not_found", "a component is not a directory")
+            default: (code, message) = ("unreadable", String(cString: strerror(e)))
+            }
+            return ["path": .string(relative), "error": .string(code), "message": .string(message)]
+        }
+        defer { Glibc.close(fileFd) }
+        var st = stat()
+        guard fstat(fileFd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            return ["path": .string(relative), "error": "not_regular_file", "message": "only regular files are read back (FIFOs, devices, sockets and directories are refused)"]
+        }
+        let flags = fcntl(fileFd, F_GETFL)
+        _ = fcntl(fileFd, F_SETFL, flags & ~O_NONBLOCK)
+        var data: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        var truncated = false
+        while true {
+            let want = min(buf.count, maxBytes + 1 - data.count)
+            if want <= 0 { truncated = true; break }
+            let n = buf.withUnsafeMutableBytes { read(fileFd, $0.baseAddress, want) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            data += buf[0..<n]
+        }
+        if data.count > maxBytes {
+            data.removeLast(data.count - maxBytes)
+            truncated = true
+        }
+        let (content, encoding) = OutputText.encode(data, truncated: truncated)
+        return ["path": .string(relative), "size": .int(Int(st.st_size)), "content": .string(content), "encoding": .string(encoding),
+                "truncated": .bool(truncated)]
+    }
+
+    /// The fallback where openat2 is missing: component by component with O_NOFOLLOW.
+    private func walkOpen(_ relative: String) -> Int32 {
+        let parts = relative.split(separator: "/").map(String.init)
+        guard !parts.isEmpty, !parts.contains(".."), !parts.contains(".") else { return -EXDEV }
+        var cur = dup(fd)
+        for (i, p) in parts.enumerated() {
+            let last = i == parts.count - 1
+            let flags = last ? (O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC) : (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            let next = openat(cur, p, flags)
+            let e = errno
+            Glibc.close(cur)
+            if next < 0 { return -e }
+            cur = next
+        }
+        return cur
+    }
+
+    /// Closes the descriptor; an ephemeral work dir is removed first.
+    func close() {
+        if ephemeral { Self.removeTree(fd: fd, path: path) }
+        Glibc.close(fd)
+    }
+
+    /// Removes everything below `fd` and then `path` itself, never following links. Directories
+    /// the sandbox made unreadable are made accessible first. Trees deeper than 64 levels are
+    /// handed to `rm -rf --one-file-system` (which also never follows links).
+    static func removeTree(fd: Int32, path: String) {
+        if !clear(fd, depth: 0) {
+            _ = runRm(path)
+        }
+        rmdir(path)
+    }
+
+    /// Empties the directory `fd`; false if it gave up (too deep, or something could not go).
+    private static func clear(_ fd: Int32, depth: Int) -> Bool {
+        guard depth < 64 else { return false }
+        let dfd = dup(fd)
+        guard dfd >= 0, let dir = fdopendir(dfd) else { return false }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: &entry.pointee.d_name) { p in
+                p.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        var ok = true
+        for name in names {
+            if unlinkat(fd, name, 0) == 0 || errno == ENOENT { continue }
+            guard errno == EISDIR || errno == EPERM else { ok = false; continue }
+            var sub = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if sub < 0 && errno == EACCES {
+                _ = fchmodat(fd, name, 0o700, 0)
+                sub = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            }
+            guard sub >= 0 else { ok = false; continue }
+            var st = stat()
+            if fstat(sub, &st) == 0, st.st_mode & 0o700 != 0o700 { _ = fchmod(sub, 0o700) }
+            let cleared = clear(sub, depth: depth + 1)
+            Glibc.close(sub)
+            if !cleared || unlinkat(fd, name, AT_REMOVEDIR) != 0 { ok = false }
+        }
+        return ok
+    }
+
+    private static func runRm(_ path: String) -> Int32 {
+        let argv = CStringArray(["/bin/rm", "-rf", "--one-file-system", "--", path])
+        let envp = CStringArray(["PATH=/usr/bin:/bin"])
+        let (rc, pid) = SpawnThread.shared.run {
+            var p: pid_t = 0
+            let fds: [Int32] = [-1, -1, -1]
+            let r = argv.with { a in envp.with { e in fds.withUnsafeBufferPointer { nova_shell_spawn("/bin/rm", a, e, $0.baseAddress, 3, &p) } } }
+            return (r, p)
+        }
+        guard rc == 0 else { return rc }
+        var status: Int32 = 0
+        _ = nova_shell_wait(pid, &status, nil, nil, nil)
+        return status
+    }
+}
+
+/// errno as text.
+func errnoText(_ e: Int32 = errno) -> String { String(cString: strerror(e)) }

@@ -1,0 +1,213 @@
+import Foundation
+import Host
+import JSON
+import Testing
+
+/// Deadlines and survivors, the refusal to run unsandboxed, the helper's resolution, the CLI
+/// end to end (`nova-host run`, `nova-host doctor`).
+@Suite("shell lifecycle")
+struct ShellLifecycleTests {
+    /// A run under the step's deadline, with several processes in the sandbox; afterwards no
+    /// process of it survives (scanned in /proc: by command line and by pid namespace).
+    @Test func deadlineKillsTheWholeSandboxAndNothingSurvives() async throws {
+        let h = try ShellHarness()
+        let marker = "61.\(Int.random(in: 100_000...999_999))"
+        // xargs starts four `sleep MARKER` in parallel: five sandbox processes plus its init.
+        let task = Task { try await h.exec(["program": "/usr/bin/xargs", "args": ["-P", "4", "-n", "1", "/bin/sleep"],
+                                            "stdin": .string(Array(repeating: marker, count: 4).joined(separator: " "))],
+                                           timeoutMs: 3000) }
+        var seen: [Procs.Info] = []
+        let until = Date().addingTimeInterval(10)
+        while Date() < until {
+            seen = Procs.matching(marker)
+            if seen.count >= 4 { break }
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        #expect(seen.count >= 4, "the sandbox's sleeps were never seen in /proc (\(seen.count))")
+        let namespaces = Set(seen.compactMap(\.pidNamespace))
+        let hostNamespace = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/pid")
+        #expect(!namespaces.isEmpty && !namespaces.contains(hostNamespace), "the sleeps run in their own pid namespace")
+
+        let r = try await task.value
+        #expect(r.step.status == .failed)
+        #expect(r.error?.kind == .deadline, "\(String(describing: r.error))")
+        // Nothing with the marker, nothing in that pid namespace, none of the pids seen still
+        // alive (not even as a zombie). The driver answers only after the helper reaped the whole
+        // namespace (wait_teardown), normally before the host's 50 ms grace ends; should the host
+        // have stopped waiting first on a loaded machine, the teardown gets 2 s to finish.
+        func survivors() -> [Procs.Info] {
+            Procs.all().filter { p in
+                p.cmdline.contains { $0.contains(marker) } || (p.pidNamespace.map(namespaces.contains) ?? false)
+                    || seen.contains { $0.pid == p.pid && $0.cmdline == p.cmdline }
+            }
+        }
+        let settle = Date().addingTimeInterval(2)
+        while Date() < settle, !survivors().isEmpty { try await Task.sleep(nanoseconds: 10_000_000) }
+        let left = survivors()
+        #expect(left.isEmpty, "survivors: \(left.map { "\($0.pid) \($0.state) \($0.cmdline)" })")
+    }
+
+    /// The same with the input's `timeout_ms`: a normal result that says it was killed by the timeout.
+    @Test func inputTimeoutLeavesNoSurvivors() async throws {
+        let h = try ShellHarness()
+        let marker = "62.\(Int.random(in: 100_000...999_999))"
+        let out = try await h.exec(["program": "/usr/bin/xargs", "args": ["-P", "3", "-n", "1", "/bin/sleep"],
+                                    "stdin": .string("\(marker) \(marker) \(marker)"), "timeout_ms": 700]).value()
+        #expect(out["kill_reason"] == "timeout" && out["timed_out"] == true && out["killed"] == true)
+        #expect(Procs.matching(marker).isEmpty)
+    }
+
+    /// Cancelling the call (the task) kills the sandbox too.
+    @Test func cancellationKillsTheSandbox() async throws {
+        let h = try ShellHarness()
+        let marker = "63.\(Int.random(in: 100_000...999_999))"
+        let task = Task { try await h.exec(["program": "/bin/sleep", "args": [.string(marker)]]) }
+        let until = Date().addingTimeInterval(10)
+        while Date() < until, Procs.matching(marker).isEmpty { try await Task.sleep(nanoseconds: 20_000_000) }
+        #expect(!Procs.matching(marker).isEmpty)
+        task.cancel()
+        let r = try await task.value
+        #expect(r.step.status == .cancelled || r.error?.kind == .cancelled, "\(r.step.status) \(String(describing: r.error))")
+        let gone = Date().addingTimeInterval(5)
+        while Date() < gone, !Procs.matching(marker).isEmpty { try await Task.sleep(nanoseconds: 20_000_000) }
+        #expect(Procs.matching(marker).isEmpty)
+    }
+
+    /// A helper that fails like nova-sandbox does where user namespaces are unavailable.
+    static func fakeHelper(stage: String = "userns") throws -> String {
+        let dir = ShellFixtures.tempDir("nova-shell-fake")
+        let path = dir + "/nova-sandbox"
+        let record = #"{"stage":"\#(stage)","errno":1,"error":"EPERM","message":"unshare(CLONE_NEWUSER): Operation not permitted (simulated: user namespaces unavailable)"}"#
+        let script = "#!/bin/sh\nprintf '%s\\n' '\(record)' >&4\nexit 125\n"
+        try script.write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o755)
+        return path
+    }
+
+    @Test func refusesToRunUnsandboxedByDefault() async throws {
+        for stage in ["userns", "seccomp"] {
+            let h = try ShellHarness(config: ShellFixtures.config(["helper": .string(try Self.fakeHelper(stage: stage))]))
+            let r = try await h.exec(["program": "/bin/echo", "args": ["should not run"]])
+            #expect(r.step.status == .failed)
+            #expect(r.step.output == nil)
+            #expect(r.error?.kind == .unsupported)
+            #expect(r.error?.code == "sandbox_unavailable")
+            #expect(r.error?.message.contains("nova-host doctor") == true)
+            #expect(r.error?.message.contains("stage \(stage)") == true)
+        }
+        // A missing helper is refused the same way.
+        let missing = try ShellHarness(config: ShellFixtures.config(["helper": "/nonexistent/nova-sandbox"]))
+        let m = try await missing.exec(["program": "/bin/echo"])
+        #expect(m.error?.code == "sandbox_unavailable")
+        #expect(m.error?.message.contains("/nonexistent/nova-sandbox") == true)
+    }
+
+    @Test func weakerModeOnlyWhenAllowedAndRecorded() async throws {
+        let h = try ShellHarness(config: ShellFixtures.config(["helper": .string(try Self.fakeHelper()), "allow_unsandboxed": true,
+                                                               "max_stdout_bytes": 1000]))
+        let out = try await h.exec(["program": "/bin/echo", "args": ["unsandboxed", "$(id)"]]).value()
+        #expect(out["exit_code"] == 0)
+        #expect(out["stdout"] == "unsandboxed $(id)\n")
+        #expect(out["sandbox"] == "none")
+        #expect(out["sandbox_note"]?.stringValue?.contains("userns") == true)
+        // Limits still hold in the weaker mode: timeout and output cap.
+        let slow = try await h.exec(["program": "/bin/sleep", "args": ["30"], "timeout_ms": 300]).value()
+        #expect(slow["kill_reason"] == "timeout" && slow["sandbox"] == "none")
+        let yes = try await h.exec(["program": "/usr/bin/yes"]).value()
+        #expect(yes["stdout_truncated"] == true && yes["kill_reason"] == "output_limit")
+        if geteuid() == 0 {
+            let id = try await h.exec(["program": "/usr/bin/id", "args": ["-u"]]).value()
+            #expect(id["stdout"] == "65534\n", "the weaker mode drops root")
+        }
+    }
+
+    /// Without `helper` in the configuration, the driver finds `Sources/Sandbox/build/nova-sandbox`
+    /// under its drivers directory's parent.
+    @Test func helperIsFoundNextToTheDriversDirectory() async throws {
+        let base = ShellFixtures.tempDir("nova-shell-layout")
+        let drivers = base + "/drivers"
+        try FileManager.default.createDirectory(atPath: drivers, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: base + "/Sources/Sandbox/build", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: ShellFixtures.binDir + "/libnova_shell.so", toPath: drivers + "/libnova_shell.so")
+        chmod(drivers + "/libnova_shell.so", 0o644)
+        try FileManager.default.copyItem(atPath: try ShellFixtures.helper(), toPath: base + "/Sources/Sandbox/build/nova-sandbox")
+        var cfg = try ShellFixtures.config().objectValue!
+        cfg["helper"] = nil
+        let h = try ShellHarness(config: .object(cfg), driversDirectory: drivers)
+        let r = try await h.exec(["program": "/bin/echo", "args": ["found"]])
+        if ProcessInfo.processInfo.environment["NOVA_SANDBOX"] == nil {
+            let out = try r.value()
+            #expect(out["stdout"] == "found\n" && out["sandbox"] == "namespaces")
+            // Without it anywhere: refused, naming the places it looked at.
+            try FileManager.default.removeItem(atPath: base + "/Sources/Sandbox/build/nova-sandbox")
+            let h2 = try ShellHarness(config: .object(cfg), driversDirectory: drivers)
+            let gone = try await h2.exec(["program": "/bin/echo"])
+            if gone.error?.code == "sandbox_unavailable" {
+                #expect(gone.error?.message.contains(base + "/Sources/Sandbox/build/nova-sandbox") == true)
+            } else {
+                // A nova-sandbox on the test process's PATH is the last resort and may be found.
+                #expect(gone.succeeded)
+            }
+        } else {
+            #expect(r.succeeded)
+        }
+    }
+
+    /// `nova-host run examples/shell.plan.json` with the default policy, the shell driver in a
+    /// runner process; the episode records the sandbox.
+    @Test func endToEndThroughNovaHostRun() async throws {
+        let nova = try ShellFixtures.novaHost()
+        let dir = ShellFixtures.tempDir("nova-shell-e2e")
+        let drivers = dir + "/drivers"
+        try FileManager.default.createDirectory(atPath: drivers, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: ShellFixtures.binDir + "/libnova_shell.so", toPath: drivers + "/libnova_shell.so")
+        chmod(drivers + "/libnova_shell.so", 0o644)
+        let settings: JSONValue = ["drivers": ["shell": ["isolation": "process", "config": try ShellFixtures.config()]]]
+        try settings.serialized(pretty: true).write(toFile: dir + "/drivers.json", atomically: true, encoding: .utf8)
+        let plan = ShellFixtures.root + "/examples/shell.plan.json"
+        let args = ["run", plan, "--json", "--input", "text=one two three",
+                    "--drivers", drivers, "--driver-config", dir + "/drivers.json", "--data", dir + "/data",
+                    "--policy", ShellFixtures.root + "/configs/policy.default.json"]
+        let r = try runProcess(nova, args, cwd: dir)
+        #expect(r.status == 0, "nova-host run failed: \(r.stdout) \(r.stderr)")
+        let result = try JSONValue.parse(Array(r.stdout.utf8))
+        #expect(result["status"] == "succeeded")
+        let output = try #require(result["output"])
+        #expect(output["echoed"] == "one two three\n")
+        #expect(output["words"]?.stringValue?.trimmingCharacters(in: .whitespaces) == "3\n")
+        #expect(output["sandbox"] == "namespaces")
+        let episode = try #require(result["episode"]?.stringValue)
+        let text = try String(contentsOfFile: episode, encoding: .utf8)
+        #expect(text.contains("\"sandbox\":\"namespaces\"") || text.contains("\"sandbox\": \"namespaces\""))
+
+        // The same plan with a program the policy does not allow is denied (exit 3).
+        let denied = try runProcess(nova, ["run", plan, "--json", "--input", "program=/bin/sh",
+                                           "--drivers", drivers, "--driver-config", dir + "/drivers.json", "--data", dir + "/data",
+                                           "--policy", ShellFixtures.root + "/configs/policy.default.json"], cwd: dir)
+        #expect(denied.status == 3, "\(denied.stdout) \(denied.stderr)")
+    }
+
+    @Test func doctorReportsAUsableSandbox() async throws {
+        let nova = try ShellFixtures.novaHost()
+        let dir = ShellFixtures.tempDir("nova-shell-doctor")
+        var env = ProcessInfo.processInfo.environment
+        env["NOVA_SANDBOX"] = try ShellFixtures.helper()
+        let r = try runProcess(nova, ["doctor", "--json", "--drivers", try ShellFixtures.driversDirectory()], environment: env, cwd: dir)
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        let report = try JSONValue.parse(Array(r.stdout.utf8))
+        #expect(report["sandbox_usable"] == true)
+        #expect(report["user_namespaces"]?["available"] == true)
+        #expect(report["seccomp"]?["available"] == true)
+        #expect(report["cgroup"]?["version"]?.stringValue != nil)
+        #expect(report["drivers"]?["shell_driver"] == true)
+        #expect(report["probe"]?["selftest"]?["ok"] == true)
+        #expect(report["helper"]?["found_by"] == "NOVA_SANDBOX")
+
+        // With a helper that cannot build the sandbox: exit 1 and a hint.
+        env["NOVA_SANDBOX"] = "/nonexistent/nova-sandbox"
+        let bad = try runProcess(nova, ["doctor", "--drivers", dir], environment: env, cwd: dir)
+        #expect(bad.status == 1)
+        #expect(bad.stdout.contains("NOT usable"))
+        #expect(bad.stdout.contains("hint:"))
+    }
+}
