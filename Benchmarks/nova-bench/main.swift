@@ -11,6 +11,7 @@ let benches: [(String, () async throws -> Void)] = [
     ("interpreter", InterpreterBench.run),
     ("reload", ReloadBench.run),
     ("schema", SchemaBench.run),
+    ("drivers", DriverBench.run),
     ("episodes", EpisodeBench.run),
     ("shell", ShellBench.run),
 ]

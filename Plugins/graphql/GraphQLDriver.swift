@@ -363,6 +363,22 @@ final class GraphQLState: Sendable {
         var extensions: JSONValue?
     }
 
+    /// Every error's message with its path (up to five, then a count), so that the message
+    /// alone is faithful where a host keeps only `code` and `message`.
+    static func summary(_ errors: [JSONValue], status: Int) -> String {
+        guard !errors.isEmpty else { return "HTTP \(status) with no data" }
+        var parts: [String] = []
+        for e in errors.prefix(5) {
+            var text = e["message"]?.stringValue ?? "(no message)"
+            if let path = e["path"]?.arrayValue, !path.isEmpty {
+                text += " [at " + path.map { $0.stringValue ?? $0.serialized() }.joined(separator: ".") + "]"
+            }
+            parts.append(text)
+        }
+        if errors.count > 5 { parts.append("+\(errors.count - 5) more errors") }
+        return parts.joined(separator: "; ")
+    }
+
     /// A GraphQL response as the spec defines it: errors without data fail; data with errors is
     /// partial; a body that is not a GraphQL response fails with the HTTP status.
     static func mapResponse(status: Int, body: [UInt8], what: String) throws -> Mapped {
@@ -376,10 +392,9 @@ final class GraphQLState: Sendable {
         let errors = obj["errors"]?.arrayValue ?? []
         let data = obj["data"] ?? .null
         if data.isNull && !errors.isEmpty || data.isNull && !(200..<300).contains(status) {
-            let first = errors.first?["message"]?.stringValue ?? "HTTP \(status)"
             var details: [String: JSONValue] = ["errors": .array(errors), "data": .null, "status": .int(status)]
             if let ext = obj["extensions"] { details["extensions"] = ext }
-            throw DriverError.tool("graphql_errors", "\(what): \(first)\(errors.count > 1 ? " (+\(errors.count - 1) more errors)" : "")", details: details)
+            throw DriverError.tool("graphql_errors", "\(what): \(summary(errors, status: status))", details: details)
         }
         guard data.isNull || data.objectValue != nil else {
             throw DriverError.tool("invalid_response", "\(what): data is neither an object nor null", details: ["status": .int(status)])
@@ -388,6 +403,7 @@ final class GraphQLState: Sendable {
     }
 }
 
+/// The driver's ABI entry point (`nova_driver_init`, see nova_driver.h).
 @_cdecl("nova_driver_init")
 public func novaDriverInit(_ host: UnsafeRawPointer?, _ table: UnsafeMutableRawPointer?) -> Int32 {
     DriverExport.initialize(GraphQLDriver.self, host: host, table: table)

@@ -618,6 +618,7 @@ final class HTTPState: Sendable {
     }
 }
 
+/// The driver's ABI entry point (`nova_driver_init`, see nova_driver.h).
 @_cdecl("nova_driver_init")
 public func novaDriverInit(_ host: UnsafeRawPointer?, _ table: UnsafeMutableRawPointer?) -> Int32 {
     DriverExport.initialize(HTTPDriver.self, host: host, table: table)

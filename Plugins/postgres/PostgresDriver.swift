@@ -259,7 +259,8 @@ final class PGState: Sendable {
 
     /// Runs `work`; if it has not ended one second after the deadline (the server's own
     /// statement_timeout fires before the deadline, so this is for a server that does not
-    /// answer), closes the connection, which fails the statement, and reports the deadline.
+    /// answer), or when the call is cancelled, closes the connection, which fails the
+    /// statement, and reports the deadline (or the cancellation).
     static func race<T: Sendable>(_ deadline: CallDeadline, close conn: PostgresConnection,
                                   _ work: @escaping @Sendable () async throws -> T) async throws -> T {
         try await withThrowingTaskGroup(of: T?.self) { group in
@@ -274,6 +275,11 @@ final class PGState: Sendable {
                 if deadline.hasPassed {
                     try? await conn.close()
                     throw deadline.error("the statement")
+                }
+                if Task.isCancelled {
+                    // The host cancelled the call: stop waiting for the statement.
+                    try? await conn.close()
+                    throw CancellationError()
                 }
             }
             throw CancellationError()
@@ -430,6 +436,7 @@ final class PGState: Sendable {
     }
 }
 
+/// The driver's ABI entry point (`nova_driver_init`, see nova_driver.h).
 @_cdecl("nova_driver_init")
 public func novaDriverInit(_ host: UnsafeRawPointer?, _ table: UnsafeMutableRawPointer?) -> Int32 {
     DriverExport.initialize(PostgresDriver.self, host: host, table: table)

@@ -1,8 +1,13 @@
+#define _GNU_SOURCE
 #include "nova_host_support.h"
 #include <time.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
 
 int64_t nova_monotonic_ns(void) {
   struct timespec ts;
@@ -14,4 +19,40 @@ int nova_set_parent_death_signal(int sig, int expected_parent) {
   int rc = prctl(PR_SET_PDEATHSIG, sig);
   if (expected_parent > 0 && getppid() != expected_parent) _exit(1);
   return rc;
+}
+
+/* Write ends of the signal pipes, by signal number (written before the handler is installed). */
+static volatile int signal_pipe_write[65];
+
+static void signal_pipe_handler(int sig) {
+  int saved = errno;
+  if (sig > 0 && sig < 65 && signal_pipe_write[sig] > 0) {
+    unsigned char b = (unsigned char)sig;
+    /* A full pipe already holds an unread wake-up: dropping this byte loses nothing. */
+    ssize_t ignored = write(signal_pipe_write[sig], &b, 1);
+    (void)ignored;
+  }
+  errno = saved;
+}
+
+int nova_signal_pipe(int sig) {
+  if (sig <= 0 || sig >= 65) { errno = EINVAL; return -1; }
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+  fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK);
+  signal_pipe_write[sig] = fds[1];
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = signal_pipe_handler;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(sig, &sa, NULL) != 0) {
+    int e = errno;
+    signal_pipe_write[sig] = 0;
+    close(fds[0]);
+    close(fds[1]);
+    errno = e;
+    return -1;
+  }
+  return fds[0];
 }

@@ -61,10 +61,8 @@ struct RunCommand: AsyncParsableCommand {
         let runId = NovaHost.makeRunId()
         let task = Task { await nova.run(plan, inputs: bound, principal: who, runId: runId, options: RunOptions(parallelism: parallel)) }
         // Ctrl-C cancels the run; the cancellation reaches in-flight calls through the ABI.
-        signal(SIGINT, SIG_IGN)
-        let interrupt = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        interrupt.setEventHandler { task.cancel() }
-        interrupt.resume()
+        // (A caught signal, not a dispatch source: see SignalPipe for why.)
+        let interrupt = SignalPipe.subscribe(SIGINT) { task.cancel() }
         let (record, episode, episodeError) = await task.value
         interrupt.cancel()
 

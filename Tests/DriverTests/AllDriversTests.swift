@@ -11,13 +11,13 @@ struct AllDriversTests {
     @Test func fourDriversLoadInOneProcess() async throws {
         // The three Swift drivers and the C example, opened by the host's loader in this process
         // (each a separate image with its own copy of its dependencies), used concurrently.
-        let libraries = try Libraries.get()
+        let libraries = try await Libraries.get()
         for name in ["echo", "http", "postgres", "graphql"] {
             let lib = try #require(libraries[name])
             #expect(lib.manifest.name == name)
             #expect(lib.abiVersion == ABIVersion(major: 1, minor: 0))
         }
-        let registry = try HostHarness().registry
+        let registry = try await HostHarness().registry
         let base = try Servers.httpURL()
         async let echo = registry.resolve(toolId: "echo.echo").driver.call(ToolCallRequest(tool: "echo", input: Array(#"{"x":1}"#.utf8)))
         async let http = registry.resolve(toolId: "http.request").driver.call(ToolCallRequest(tool: "request", input: JSONValue.object(["url": .string(base + "/json")]).serializedBytes()))
@@ -36,7 +36,7 @@ struct AllDriversTests {
     }
 
     @Test func manifestsDeclareSchemasAndSecrets() async throws {
-        let registry = try HostHarness().registry
+        let registry = try await HostHarness().registry
         for id in ["http.request", "postgres.query", "postgres.execute", "postgres.schema", "graphql.query", "graphql.schema"] {
             let (_, tool) = try await registry.resolve(toolId: id)
             #expect(tool.inputSchema["type"] == "object", "\(id)")
@@ -59,7 +59,7 @@ struct AllDriversTests {
     @Test func examplePlanRunsUnderTheDefaultPolicy() async throws {
         let plan = try Self.restockPlan()
         let policy = PolicyEngine(profile: try NovaHost.loadPolicy(DriverFixtures.root + "/configs/policy.default.json"))
-        let runner = try HostHarness(gate: policy).runner
+        let runner = try await HostHarness(gate: policy).runner
         #expect(await runner.validate(plan).isEmpty)
         let inputs = try PlanRunner.bindInputs(plan, given: ["catalog_url": .string(try Servers.httpURL() + "/catalog")])
         let record = await runner.run(plan, inputs: inputs, principal: "local", runId: NovaHost.makeRunId())
@@ -79,27 +79,33 @@ struct AllDriversTests {
     @Test func examplePlanRunsThroughTheCLI() async throws {
         let binary = DriverFixtures.binDir + "/nova-host"
         try #require(FileManager.default.isExecutableFile(atPath: binary), "\(binary) is missing: build the package first")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.currentDirectoryURL = URL(fileURLWithPath: DriverFixtures.root)
-        p.arguments = ["run", "examples/restock.plan.json", "--input", "catalog_url=\(try Servers.httpURL())/catalog", "--json"]
+        let arguments = ["run", "examples/restock.plan.json", "--input", "catalog_url=\(try Servers.httpURL())/catalog", "--json"]
         var env = ProcessInfo.processInfo.environment
-        env["NOVA_DRIVERS_DIR"] = try DriverFixtures.driversDirectory()
+        env["NOVA_DRIVERS_DIR"] = try await DriverFixtures.driversDirectory()
         env["NOVA_DATA_DIR"] = DriverFixtures.tempDir("nova-data")
         env["NOVA_POLICY"] = DriverFixtures.root + "/configs/policy.default.json"
         env["NOVA_HTTP_ALLOW_CIDRS"] = "127.0.0.0/8"
         env["NOVA_PG_DSN"] = try Servers.postgresDSN()
         env["NOVA_GRAPHQL_ENDPOINT"] = try Servers.graphqlURL()
-        p.environment = env
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
+        let environment = env
+        // The child runs for seconds: wait for it on a thread of its own, not the test's pool.
+        let (status, stdout, stderr) = try await OffPool.run { () throws -> (Int32, Data, Data) in
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: binary)
+            p.currentDirectoryURL = URL(fileURLWithPath: DriverFixtures.root)
+            p.arguments = arguments
+            p.environment = environment
+            let out = Pipe(), err = Pipe()
+            p.standardOutput = out
+            p.standardError = err
+            try p.run()
+            let stdout = out.fileHandleForReading.readDataToEndOfFile()
+            let stderr = err.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, stdout, stderr)
+        }
         let text = String(decoding: stdout, as: UTF8.self)
-        #expect(p.terminationStatus == 0, "stdout: \(text)\nstderr: \(String(decoding: stderr, as: UTF8.self))")
+        #expect(status == 0, "stdout: \(text)\nstderr: \(String(decoding: stderr, as: UTF8.self))")
         let json = try JSONValue.parse(Array(stdout))
         #expect(json["status"] == "succeeded")
         #expect(json["output"] == Self.expectedOutput)

@@ -61,7 +61,12 @@ enum DriverFixtures {
     /// build, mode 0644) and the C echo example (built with cc from examples/drivers/c-echo).
     /// Shared so that each `.so` is mapped once; every test makes its own registry (its own
     /// driver instances and configuration).
-    static let sharedDirectory: Result<String, FixtureError> = {
+    /// Prepared once, on a thread of its own: copying and stripping 250 MB of debug libraries
+    /// takes seconds, and inside a lazy static initializer it would block the cooperative pool
+    /// (the other thread too, waiting for the same initializer) and stall every running test.
+    static let sharedDirectory = Task<Result<String, FixtureError>, Never> { await OffPool.run { prepareSharedDirectory() } }
+
+    private static func prepareSharedDirectory() -> Result<String, FixtureError> {
         let dir = NSTemporaryDirectory() + "nova-drivers-\(UUID().uuidString.prefix(8))"
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -81,14 +86,14 @@ enum DriverFixtures {
         } catch {
             return .failure(FixtureError("\(error)"))
         }
-    }()
+    }
 
     struct FixtureError: Error, CustomStringConvertible {
         let description: String
         init(_ d: String) { description = d }
     }
 
-    static func driversDirectory() throws -> String { try sharedDirectory.get() }
+    static func driversDirectory() async throws -> String { try await sharedDirectory.value.get() }
 
     /// Drops DWARF sections from a copy (same code; a debug build's `.so` is mostly debug info,
     /// and the host hashes every driver it loads). Best effort: without `strip` the copy stays.
@@ -154,9 +159,17 @@ struct Outcome: Sendable {
 /// with their own configuration from these libraries, so that a test does not pay for loading
 /// (and hashing) an 80 MB debug `.so` again.
 enum Libraries {
-    static let loaded: Result<[String: NativeDriverLibrary], DriverFixtures.FixtureError> = {
+    static let loaded = Task<Result<[String: NativeDriverLibrary], DriverFixtures.FixtureError>, Never> {
+        let dir: String
+        do { dir = try await DriverFixtures.driversDirectory() } catch {
+            return .failure(error as? DriverFixtures.FixtureError ?? DriverFixtures.FixtureError("\(error)"))
+        }
+        // Hashing and mapping the libraries blocks: off the cooperative pool.
+        return await OffPool.run { load(dir) }
+    }
+
+    private static func load(_ dir: String) -> Result<[String: NativeDriverLibrary], DriverFixtures.FixtureError> {
         do {
-            let dir = try DriverFixtures.driversDirectory()
             var out: [String: NativeDriverLibrary] = [:]
             for name in ["http", "postgres", "graphql", "echo"] {
                 let path = dir + "/libnova_\(name).so"
@@ -164,14 +177,12 @@ enum Libraries {
                 out[name] = try NativeDriverLibrary(path: path, openPath: real, expectedName: name)
             }
             return .success(out)
-        } catch let e as DriverFixtures.FixtureError {
-            return .failure(e)
         } catch {
             return .failure(DriverFixtures.FixtureError("loading the drivers failed: \(error)"))
         }
-    }()
+    }
 
-    static func get() throws -> [String: NativeDriverLibrary] { try loaded.get() }
+    static func get() async throws -> [String: NativeDriverLibrary] { try await loaded.value.get() }
 }
 
 /// A driver instance owned by one test: destroyed (pools and clients closed) when the test's
@@ -192,9 +203,9 @@ struct HostHarness {
     let gate: any CallGate
     static let emptyDirectory = DriverFixtures.tempDir("nova-no-drivers")
 
-    init(config: [String: JSONValue]? = nil, gate: any CallGate = AllowAll()) throws {
+    init(config: [String: JSONValue]? = nil, gate: any CallGate = AllowAll()) async throws {
         let config = try config ?? DriverFixtures.serverConfig()
-        let libraries = try Libraries.get()
+        let libraries = try await Libraries.get()
         registry = DriverRegistry(driversDirectory: Self.emptyDirectory)
         for (name, library) in libraries {
             let driverConfig = config[name] ?? .object([:])

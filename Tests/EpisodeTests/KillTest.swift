@@ -33,17 +33,18 @@ import Glibc
 
     static func nowMs() -> Double { Double(Timestamps.wallNanos()) / 1e6 }
 
-    @Test func sigkillDuringWritesLosesNoAcknowledgedEpisode() throws {
-        let binary = try #require(Self.novaHostBinary(), "nova-host binary not found (set NOVA_HOST_BIN)")
-        let iterations = Int(ProcessInfo.processInfo.environment["NOVA_KILL_ITERATIONS"] ?? "") ?? 200
-        let data = F.tempDir("kill")
-        let stderrPath = data + ".stderr.log"
-        defer { F.remove(data); F.remove(stderrPath) }
+    struct KillLoopResult: Sendable {
+        var acked: Set<String>
+        var killedAfterAck: Int
+        var problems: [String]
+    }
 
+    /// Starts, and SIGKILLs at a random moment, `iterations` writer processes in turn.
+    static func killLoop(binary: String, iterations: Int, data: String, stderrPath: String) throws -> KillLoopResult {
         var acked = Set<String>()
+        var problems: [String] = []
         var killedAfterAck = 0
         var rng = SystemRandomNumberGenerator()
-        let started = Self.nowMs()
         for iteration in 0..<iterations {
             let child = try Child(path: binary, arguments: ["episodes", "_torture", "--data", data, "--count", "1000000"],
                                   stderrPath: stderrPath)
@@ -56,8 +57,8 @@ import Glibc
                     child.kill()
                     child.wait()
                     let log = String(decoding: F.read(stderrPath), as: UTF8.self)
-                    Issue.record("child never became ready (is `nova-host episodes _torture` registered?): \(child.lines.suffix(5)) \(log.suffix(2000))")
-                    return
+                    problems.append("child never became ready (is `nova-host episodes _torture` registered?): \(child.lines.suffix(5)) \(log.suffix(2000))")
+                    return KillLoopResult(acked: acked, killedAfterAck: killedAfterAck, problems: problems)
                 }
             }
             let until = Self.nowMs() + Double(Int.random(in: 0...30, using: &rng))
@@ -68,14 +69,31 @@ import Glibc
             let acks = lines.filter { $0.hasPrefix("ACK ") }.map { String($0.dropFirst(4)) }
             acked.formUnion(acks)
             if !acks.isEmpty { killedAfterAck += 1 }
-            for line in lines where line.hasPrefix("ERR ") { Issue.record("child reported a failed write: \(line)") }
+            for line in lines where line.hasPrefix("ERR ") { problems.append("child reported a failed write: \(line)") }
             // Killed (status & 0x7f == SIGKILL) is expected; an own exit before the kill is not.
             if status & 0x7f != SIGKILL {
                 let log = String(decoding: F.read(stderrPath), as: UTF8.self)
-                Issue.record("child exited by itself (status \(status)) in iteration \(iteration): \(log.suffix(2000))")
-                return
+                problems.append("child exited by itself (status \(status)) in iteration \(iteration): \(log.suffix(2000))")
+                return KillLoopResult(acked: acked, killedAfterAck: killedAfterAck, problems: problems)
             }
         }
+        return KillLoopResult(acked: acked, killedAfterAck: killedAfterAck, problems: problems)
+    }
+
+    @Test func sigkillDuringWritesLosesNoAcknowledgedEpisode() async throws {
+        let binary = try #require(Self.novaHostBinary(), "nova-host binary not found (set NOVA_HOST_BIN)")
+        let iterations = Int(ProcessInfo.processInfo.environment["NOVA_KILL_ITERATIONS"] ?? "") ?? 200
+        let data = F.tempDir("kill")
+        let stderrPath = data + ".stderr.log"
+        defer { F.remove(data); F.remove(stderrPath) }
+
+        let started = Self.nowMs()
+        // The loop blocks (poll, waitpid) for half a minute: on a thread of its own, not on one
+        // of the cooperative pool's two threads that every other test needs.
+        let loop = try await OffPool.run { try Self.killLoop(binary: binary, iterations: iterations, data: data, stderrPath: stderrPath) }
+        for problem in loop.problems { Issue.record(Comment(rawValue: problem)) }
+        if !loop.problems.isEmpty { return }
+        let (acked, killedAfterAck) = (loop.acked, loop.killedAfterAck)
         let elapsed = (Self.nowMs() - started) / 1000
 
         // The normal start-up recovery, then the checks.

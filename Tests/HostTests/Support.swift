@@ -1,5 +1,6 @@
 import Foundation
 import Host
+import Synchronization
 import JSON
 
 /// Paths and builders the host tests share.
@@ -23,16 +24,31 @@ enum Fixtures {
         return path
     }
 
+    /// Compiled drivers by source and defines: each variant is compiled once per test process
+    /// and copied from then on (a compiler run blocks the calling thread; dozens of them starve
+    /// the cooperative pool the other tests run on).
+    private static let compiled = Mutex<[String: String]>([:])
+    private static let cacheDir = tempDir("cc-cache")
+
     /// Compiles a C driver into `dir/file` with `cc -shared -fPIC` and the given defines.
     @discardableResult
     static func buildC(source: String, into dir: String, file: String, defines: [String] = []) throws -> String {
         let out = dir + "/" + file
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["cc", "-std=c11", "-shared", "-fPIC", "-fvisibility=hidden", "-I", abiInclude, "-o", out, source, "-lpthread"] + defines
-        try p.run()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw NSError(domain: "cc", code: Int(p.terminationStatus)) }
+        let key = ([source] + defines).joined(separator: "\u{0}")
+        let built = try compiled.withLock { cache -> String in
+            if let path = cache[key] { return path }
+            let path = cacheDir + "/\(cache.count).so"
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["cc", "-std=c11", "-shared", "-fPIC", "-fvisibility=hidden", "-I", abiInclude, "-o", path, source, "-lpthread"] + defines
+            try p.run()
+            p.waitUntilExit()
+            guard p.terminationStatus == 0 else { throw NSError(domain: "cc", code: Int(p.terminationStatus)) }
+            cache[key] = path
+            return path
+        }
+        try? FileManager.default.removeItem(atPath: out)
+        try FileManager.default.copyItem(atPath: built, toPath: out)
         chmod(out, 0o644)
         return out
     }

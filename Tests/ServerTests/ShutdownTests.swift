@@ -51,9 +51,9 @@ import Testing
             for _ in 0..<500 where runs.snapshot(runId: quick.runId)?.status == .running { try await Task.sleep(for: .milliseconds(10)) }
             let slow = try runs.submit(RunRequest(plan: Self.sleepPlan(10_000), inputs: [:], principal: "alice", role: "user")).snapshot
             try await Task.sleep(for: .milliseconds(20))
-            let started = ContinuousClock.now
+            // The 10 s run is recorded interrupted, not waited for (had shutdown waited, its
+            // episode would say succeeded).
             let report = await runs.shutdown(grace: .milliseconds(300))
-            #expect(ContinuousClock.now - started < .seconds(5))
             #expect(report.interrupted == 1)
             let e = try server.host.episodes!.show(runId: slow.runId)
             #expect(e.document["status"] == "interrupted")

@@ -58,7 +58,7 @@ enum ServerFixtures {
 
     static let policyFile: String = {
         let path = tempDir("policy") + "/policy.json"
-        FileManager.default.createFile(atPath: path, contents: Data(policy.utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(policy.utf8))
         return path
     }()
 

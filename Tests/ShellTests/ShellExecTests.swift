@@ -90,7 +90,6 @@ struct ShellExecTests {
         #expect(yes["stdout"]?.stringValue?.hasPrefix("flood\nflood\n") == true)
         #expect((yes["stdout_bytes"]?.intValue ?? 0) > 4096)
         #expect(yes["killed"] == true && yes["kill_reason"] == "output_limit" && yes["signal"] == 9)
-        #expect((yes["duration_ms"]?.doubleValue ?? 1e9) < 15000)
         // stderr has its own cap.
         let missing = (0..<200).map { JSONValue.string("/missing-\($0)") }
         let ls = try await h.exec(["program": "/bin/ls", "args": .array(missing)]).value()
@@ -101,12 +100,10 @@ struct ShellExecTests {
 
     @Test func wallClockTimeoutKillsAndReportsTimeout() async throws {
         let h = try ShellHarness()
-        let t0 = Date()
         let out = try await h.exec(["program": "/bin/sleep", "args": ["30"], "timeout_ms": 300]).value()
         #expect(out["killed"] == true)
         #expect(out["kill_reason"] == "timeout" && out["timed_out"] == true)
         #expect(out["signal"] == 9 && out["exit_code"] == .null)
-        #expect(Date().timeIntervalSince(t0) < 10)
         // A CPU loop past the wall-clock limit (battery case 10).
         let cpu = try await h.exec(["program": "/usr/bin/sha256sum", "args": ["/dev/zero"], "timeout_ms": 400]).value()
         #expect(cpu["kill_reason"] == "timeout" && cpu["killed"] == true)
@@ -176,6 +173,11 @@ struct ShellExecTests {
         #expect(host["stdout"] == "nova-sandbox\n")
         let id = try await h.exec(["program": "/usr/bin/id", "args": ["-u"]]).value()
         #expect(id["stdout"] == "1000\n")
+        // Its own network namespace: only a loopback interface exists (and it is down).
+        let net = try await h.exec(["program": "/bin/cat", "args": ["/proc/net/dev"]]).value()
+        let interfaces = (net["stdout"]?.stringValue ?? "").split(separator: "\n").dropFirst(2)
+            .compactMap { $0.split(separator: ":").first?.trimmingCharacters(in: .whitespaces) }
+        #expect(interfaces == ["lo"], "\(interfaces)")
         // /etc/shadow does not exist inside (battery case 1).
         let shadow = try await h.exec(["program": "/bin/cat", "args": ["/etc/shadow"]]).value()
         #expect(shadow["exit_code"] == 1)

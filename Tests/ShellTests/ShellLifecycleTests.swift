@@ -168,7 +168,7 @@ struct ShellLifecycleTests {
         let args = ["run", plan, "--json", "--input", "text=one two three",
                     "--drivers", drivers, "--driver-config", dir + "/drivers.json", "--data", dir + "/data",
                     "--policy", ShellFixtures.root + "/configs/policy.default.json"]
-        let r = try runProcess(nova, args, cwd: dir)
+        let r = try await runProcess(nova, args, cwd: dir)
         #expect(r.status == 0, "nova-host run failed: \(r.stdout) \(r.stderr)")
         let result = try JSONValue.parse(Array(r.stdout.utf8))
         #expect(result["status"] == "succeeded")
@@ -181,7 +181,7 @@ struct ShellLifecycleTests {
         #expect(text.contains("\"sandbox\":\"namespaces\"") || text.contains("\"sandbox\": \"namespaces\""))
 
         // The same plan with a program the policy does not allow is denied (exit 3).
-        let denied = try runProcess(nova, ["run", plan, "--json", "--input", "program=/bin/sh",
+        let denied = try await runProcess(nova, ["run", plan, "--json", "--input", "program=/bin/sh",
                                            "--drivers", drivers, "--driver-config", dir + "/drivers.json", "--data", dir + "/data",
                                            "--policy", ShellFixtures.root + "/configs/policy.default.json"], cwd: dir)
         #expect(denied.status == 3, "\(denied.stdout) \(denied.stderr)")
@@ -192,7 +192,7 @@ struct ShellLifecycleTests {
         let dir = ShellFixtures.tempDir("nova-shell-doctor")
         var env = ProcessInfo.processInfo.environment
         env["NOVA_SANDBOX"] = try ShellFixtures.helper()
-        let r = try runProcess(nova, ["doctor", "--json", "--drivers", try ShellFixtures.driversDirectory()], environment: env, cwd: dir)
+        let r = try await runProcess(nova, ["doctor", "--json", "--drivers", try ShellFixtures.driversDirectory()], environment: env, cwd: dir)
         #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
         let report = try JSONValue.parse(Array(r.stdout.utf8))
         #expect(report["sandbox_usable"] == true)
@@ -205,7 +205,7 @@ struct ShellLifecycleTests {
 
         // With a helper that cannot build the sandbox: exit 1 and a hint.
         env["NOVA_SANDBOX"] = "/nonexistent/nova-sandbox"
-        let bad = try runProcess(nova, ["doctor", "--drivers", dir], environment: env, cwd: dir)
+        let bad = try await runProcess(nova, ["doctor", "--drivers", dir], environment: env, cwd: dir)
         #expect(bad.status == 1)
         #expect(bad.stdout.contains("NOT usable"))
         #expect(bad.stdout.contains("hint:"))

@@ -92,7 +92,7 @@ struct ShellPolicyTests {
         let helper = try ShellFixtures.helper()
         let cfg = ShellFixtures.tempDir("nova-shell-cfg") + "/cfg"
         _ = FileManager.default.createFile(atPath: cfg, contents: Data("version=1\u{0}program=echo\u{0}".utf8))
-        let r = try runProcess(helper, ["--config", cfg])
+        let r = try await runProcess(helper, ["--config", cfg])
         #expect(r.status == 125)
         #expect(r.stderr.contains("config"))
     }

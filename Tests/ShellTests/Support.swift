@@ -170,7 +170,13 @@ enum Procs {
 }
 
 /// Runs a program and captures its output.
-func runProcess(_ path: String, _ args: [String], environment: [String: String]? = nil, cwd: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+/// Runs on a thread of its own (`OffPool`): the child may take seconds, and a cooperative thread
+/// blocked in waitpid is one of the two every other test needs.
+func runProcess(_ path: String, _ args: [String], environment: [String: String]? = nil, cwd: String? = nil) async throws -> (status: Int32, stdout: String, stderr: String) {
+    try await OffPool.run { try runProcessBlocking(path, args, environment: environment, cwd: cwd) }
+}
+
+private func runProcessBlocking(_ path: String, _ args: [String], environment: [String: String]?, cwd: String?) throws -> (status: Int32, stdout: String, stderr: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: path)
     p.arguments = args

@@ -252,9 +252,9 @@ public enum HelperLocator {
         guard var image = imagePath, !image.isEmpty else { return [] }
         if !image.hasPrefix("/") {
             // dlopen was given a relative path (e.g. `drivers/.gen/<sha>.so`): relative to the cwd.
-            var buf = [CChar](repeating: 0, count: 4096)
-            guard getcwd(&buf, buf.count) != nil else { return [] }
-            let cwd = String(cString: buf)
+            guard let raw = getcwd(nil, 0) else { return [] }
+            let cwd = String(cString: raw)
+            free(raw)
             image = (cwd == "/" ? "" : cwd) + "/" + (image.hasPrefix("./") ? String(image.dropFirst(2)) : image)
         }
         var dir = parent(image)
@@ -284,6 +284,7 @@ public struct HelperNotFound: Error, Sendable, CustomStringConvertible {
     public var tried: [String]
     /// The single source that was authoritative (configuration or environment), if any.
     public var source: String?
+    /// What to tell the caller: where it looked and how to provide the helper.
     public var description: String {
         let places = tried.isEmpty ? "nowhere (no candidates)" : tried.joined(separator: ", ")
         if let source { return "the nova-sandbox helper named by \(source) is not an executable file (\(places))" }

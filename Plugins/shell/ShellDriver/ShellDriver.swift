@@ -96,6 +96,8 @@ public struct ShellDriver: NovaDriver {
                                        imagePath: HelperLocator.imagePath())
     }
 
+    /// `shell.exec`: checks the input, prepares the work dir, runs the helper on its own I/O
+    /// thread (spawned by `SpawnThread`) and turns its status records into the output.
     public func call(_ call: ToolCall) async throws -> ToolOutput {
         guard call.tool == "exec" else { throw DriverError.unknownTool(call.tool) }
         let request = try ExecRequest(call.input(), config: config)
@@ -321,6 +323,7 @@ public struct ShellDriver: NovaDriver {
     }
 }
 
+/// The driver's ABI entry point (`nova_driver_init`), filled in by DriverKit.
 @_cdecl("nova_driver_init")
 public func novaDriverInit(_ host: UnsafeRawPointer?, _ table: UnsafeMutableRawPointer?) -> Int32 {
     DriverExport.initialize(ShellDriver.self, host: host, table: table)

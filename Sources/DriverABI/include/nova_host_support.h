@@ -15,4 +15,11 @@ int64_t nova_monotonic_ns(void);
  *  (`expected_parent` != getppid()). For driver runner children. */
 int nova_set_parent_death_signal(int sig, int expected_parent);
 
+/** Routes signal `sig` into a pipe: installs a sigaction handler (SA_RESTART) that writes one
+ *  byte to the pipe's non-blocking write end, and returns the read end (close-on-exec), or -1
+ *  with errno set. A handler runs on whichever thread the kernel picks, so the signal is seen
+ *  whatever the threads' masks are (a signalfd or sigwait only sees it if every other thread
+ *  blocks it, which threads started by drivers do not). Call once per signal; not thread-safe. */
+int nova_signal_pipe(int sig);
+
 #endif

@@ -78,7 +78,13 @@ final class CallTable: Sendable {
         if status >= 0 {
             continuation.resume(returning: ToolCallResult(output: output, usage: entry.usage))
         } else {
-            continuation.resume(throwing: CallTable.error(status: status, output: output, label: entry.label, usage: entry.usage))
+            var error = CallTable.error(status: status, output: output, label: entry.label, usage: entry.usage)
+            // `is_cancelled` also turns true at the deadline, so a driver may report "cancelled"
+            // for a call nobody cancelled: the host knows which of the two it was.
+            if error.kind == .cancelled, !entry.cancelled, let d = entry.deadlineNanos, nova_monotonic_ns() >= d {
+                error.kind = .deadline
+            }
+            continuation.resume(throwing: error)
         }
     }
 

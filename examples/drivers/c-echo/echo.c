@@ -126,8 +126,9 @@ static void *sleep_thread(void *arg) {
     int64_t now = monotonic_ns();
     if (now >= end) break;
     if (host->is_cancelled(host->host_ctx, job->call_id)) {
-      /* is_cancelled is also 1 once the deadline passed: tell the two apart. */
-      if (job->deadline_ns != 0 && now >= job->deadline_ns) {
+      /* is_cancelled is also 1 once the deadline passed: tell the two apart, with a fresh
+       * clock reading (the thread may have been descheduled since `now`). */
+      if (job->deadline_ns != 0 && monotonic_ns() >= job->deadline_ns) {
         status = NOVA_ERR_DEADLINE;
         snprintf(out, sizeof out,
                  "{\"code\":\"deadline\",\"message\":\"echo.sleep: deadline passed\"}");
