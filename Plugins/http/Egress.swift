@@ -159,11 +159,28 @@ enum Resolver {
     /// Every address `host` resolves to (numeric forms such as `2130706433` or `0x7f.1`
     /// included, as the C library reads them), without duplicates, in resolver order.
     static func resolve(_ host: String) async throws -> [IPAddress] {
+        // getaddrinfo can block for the resolver's whole timeout: a thread of its own, so that a
+        // slow DNS server cannot starve Dispatch's few global threads.
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[IPAddress], any Error>) in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result { try resolveBlocking(host) })
-            }
+            detachThread { continuation.resume(with: Result { try resolveBlocking(host) }) }
         }
+    }
+
+    /// Runs `body` on a new detached thread.
+    private static func detachThread(_ body: @escaping @Sendable () -> Void) {
+        final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
+        let box = Unmanaged.passRetained(Box(body))
+        var tid = pthread_t()
+        let rc = pthread_create(&tid, nil, { raw in
+            #if canImport(Darwin)
+            let b = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
+            #else
+            let b = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            #endif
+            b.body()
+            return nil
+        }, box.toOpaque())
+        if rc == 0 { pthread_detach(tid) } else { box.release(); body() }
     }
 
     struct ResolveError: Error, CustomStringConvertible {

@@ -52,7 +52,8 @@ public final class NovaHost: Sendable {
     public func run(_ plan: Plan, inputs: [String: JSONValue], principal: String, runId: String = NovaHost.makeRunId(),
                     options: RunOptions = RunOptions()) async -> (record: RunRecord, episode: EpisodeRef?, episodeError: String?) {
         let record = await runner.run(plan, inputs: inputs, principal: principal, runId: runId, options: options)
-        let (episode, episodeError) = finish(record)
+        // The write blocks on fsync: off the cooperative pool.
+        let (episode, episodeError) = await OffPool.run { self.finish(record) }
         return (record, episode, episodeError)
     }
 

@@ -271,9 +271,9 @@ public final class RunManager: Sendable {
         let host = self.host
         let finalRecord = record
         let start = ContinuousClock.now
-        let (episode, episodeError) = await withCheckedContinuation { (c: CheckedContinuation<(EpisodeRef?, String?), Never>) in
-            DispatchQueue.global().async { c.resume(returning: host.finish(finalRecord)) }
-        }
+        // fsyncs and SQLite commits block: a thread of their own, not the cooperative pool nor
+        // Dispatch's few global threads (which the deadline timers need).
+        let (episode, episodeError) = await OffPool.run { host.finish(finalRecord) }
         let elapsed = ContinuousClock.now - start
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         observer?.runFinished(finalRecord, origin: request.origin, episode: episode, episodeError: episodeError, finishSeconds: seconds)
