@@ -51,11 +51,13 @@ test: test-deps drivers
 	NOVA_HOST_BIN=$(NOVA) Tests/server/run-e2e.sh
 	@echo "all test suites passed"
 
-bench: deps
+# The driver benchmark needs the real servers: all of it runs under with-servers.sh.
+bench: deps test-deps
 	$(SWIFT) build -c release --product nova-bench --product nova-host
 	$(SWIFT) build -c release
 	$(MAKE) -s -C examples/drivers/c-echo OUT=$(CURDIR)/.build/release/libnova_echo.so ABI_INCLUDE=$(CURDIR)/$(ABI_INCLUDE)
-	$$($(SWIFT) build -c release --show-bin-path)/nova-bench all
+	$(MAKE) -s -C Sources/Sandbox
+	NOVA_BIN_DIR=$$($(SWIFT) build -c release --show-bin-path) Tests/servers/with-servers.sh $$($(SWIFT) build -c release --show-bin-path)/nova-bench all
 
 clean:
 	rm -rf .build $(DRIVERS_DIR)/*.so $(DRIVERS_DIR)/.gen

@@ -39,8 +39,8 @@ enum DriverBench {
 
     static func line(_ label: String, _ s: Stats, peer: Stats? = nil) -> String {
         let pad = label.padding(toLength: 46, withPad: " ", startingAt: 0)
-        var text = "    \(pad) median \(Measure.fmt(s.median).padding(toLength: 10, withPad: " ", startingAt: 0)) p90 \(Measure.fmt(s.p90))"
-        if let peer { text += String(format: "   ×%.2f (+%@)", s.median / peer.median, Measure.fmt(s.median - peer.median)) }
+        var text = "    \(pad) median \(Measure.fmt(s.median).padding(toLength: 12, withPad: " ", startingAt: 0)) p90 \(Measure.fmt(s.p90))"
+        if let peer { text += String(format: "   ×%.2f (%@%@)", s.median / peer.median, s.median >= peer.median ? "+" : "", Measure.fmt(s.median - peer.median)) }
         return text
     }
 
@@ -81,9 +81,17 @@ enum DriverBench {
 
         // The same tool as a one-step plan: policy, schema validation, records.
         let plan = try Plan.parse(["name": "bench", "steps": [["id": "q", "call": "postgres.query", "input": ["sql": "SELECT 1"]]]])
-        let runner = PlanRunner(registry: registry, gate: PolicyEngine(profile: try NovaHost.loadPolicy("configs/policy.default.json")))
+        // The default policy's postgres rule and condition, with a rate limit that is checked on
+        // every call but never runs out during the benchmark.
+        let profile = try PolicyProfile(json: [
+            "principals": ["bench": "user"],
+            "rules": [["id": "postgres-read-only", "effect": "allow", "roles": ["user"], "tools": ["postgres.query"],
+                       "conditions": ["postgres_read_only": true]]],
+            "rate_limits": [["id": "per-principal", "scope": "principal", "capacity": 1_000_000_000, "refill_per_second": 1_000_000]],
+        ])
+        let runner = PlanRunner(registry: registry, gate: PolicyEngine(profile: profile))
         let viaPlan = try await time(warmup: warmup / 4, samples: samples / 4) {
-            let r = await runner.run(plan, inputs: [:], principal: "admin", runId: NovaHost.makeRunId())
+            let r = await runner.run(plan, inputs: [:], principal: "bench", runId: NovaHost.makeRunId())
             precondition(r.status == .succeeded, "plan failed: \(r.error ?? "")")
         }
 

@@ -29,6 +29,8 @@ enum Measure {
     }
 
     static func fmt(_ ns: Double) -> String {
-        ns < 1000 ? "\((ns * 10).rounded() / 10) ns" : "\((ns / 10).rounded() / 100) µs"
+        if ns < 0 { return "-" + fmt(-ns) }
+        if ns >= 10_000_000 { return "\((ns / 10_000).rounded() / 100) ms" }
+        return ns < 1000 ? "\((ns * 10).rounded() / 10) ns" : "\((ns / 10).rounded() / 100) µs"
     }
 }
