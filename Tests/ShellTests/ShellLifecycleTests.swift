@@ -15,9 +15,11 @@ struct ShellLifecycleTests {
         // xargs starts four `sleep MARKER` in parallel: five sandbox processes plus its init.
         let task = Task { try await h.exec(["program": "/usr/bin/xargs", "args": ["-P", "4", "-n", "1", "/bin/sleep"],
                                             "stdin": .string(Array(repeating: marker, count: 4).joined(separator: " "))],
-                                           timeoutMs: 3000) }
+                                           timeoutMs: 8000) }
+        // Bounded waits, generous for a loaded machine (they end as soon as the state is seen);
+        // the deadline is long enough that the sleeps start before it even under load.
         var seen: [Procs.Info] = []
-        let until = Date().addingTimeInterval(10)
+        let until = Date().addingTimeInterval(60)
         while Date() < until {
             seen = Procs.matching(marker)
             if seen.count >= 4 { break }
@@ -34,14 +36,14 @@ struct ShellLifecycleTests {
         // Nothing with the marker, nothing in that pid namespace, none of the pids seen still
         // alive (not even as a zombie). The driver answers only after the helper reaped the whole
         // namespace (wait_teardown), normally before the host's 50 ms grace ends; should the host
-        // have stopped waiting first on a loaded machine, the teardown gets 2 s to finish.
+        // have stopped waiting first on a loaded machine, the teardown gets 10 s to finish.
         func survivors() -> [Procs.Info] {
             Procs.all().filter { p in
                 p.cmdline.contains { $0.contains(marker) } || (p.pidNamespace.map(namespaces.contains) ?? false)
                     || seen.contains { $0.pid == p.pid && $0.cmdline == p.cmdline }
             }
         }
-        let settle = Date().addingTimeInterval(2)
+        let settle = Date().addingTimeInterval(10)
         while Date() < settle, !survivors().isEmpty { try await Task.sleep(nanoseconds: 10_000_000) }
         let left = survivors()
         #expect(left.isEmpty, "survivors: \(left.map { "\($0.pid) \($0.state) \($0.cmdline)" })")
@@ -62,13 +64,13 @@ struct ShellLifecycleTests {
         let h = try ShellHarness()
         let marker = "63.\(Int.random(in: 100_000...999_999))"
         let task = Task { try await h.exec(["program": "/bin/sleep", "args": [.string(marker)]]) }
-        let until = Date().addingTimeInterval(10)
+        let until = Date().addingTimeInterval(60)
         while Date() < until, Procs.matching(marker).isEmpty { try await Task.sleep(nanoseconds: 20_000_000) }
         #expect(!Procs.matching(marker).isEmpty)
         task.cancel()
         let r = try await task.value
         #expect(r.step.status == .cancelled || r.error?.kind == .cancelled, "\(r.step.status) \(String(describing: r.error))")
-        let gone = Date().addingTimeInterval(5)
+        let gone = Date().addingTimeInterval(30)
         while Date() < gone, !Procs.matching(marker).isEmpty { try await Task.sleep(nanoseconds: 20_000_000) }
         #expect(Procs.matching(marker).isEmpty)
     }
