@@ -87,20 +87,7 @@ final class BlockingJobPool: @unchecked Sendable {
     }
 
     private func startThread() -> Bool {
-        let box = Unmanaged.passRetained(self)
-        var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { raw in
-            #if canImport(Darwin)
-            let pool = Unmanaged<BlockingJobPool>.fromOpaque(raw).takeRetainedValue()
-            #else
-            let pool = Unmanaged<BlockingJobPool>.fromOpaque(raw!).takeRetainedValue()
-            #endif
-            pool.loop()
-            return nil
-        }, box.toOpaque())
-        if rc != 0 { box.release(); return false }
-        pthread_detach(tid)
-        return true
+        PosixThread.tryDetach { self.loop() }
     }
 
     private func loop() {
