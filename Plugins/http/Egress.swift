@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Dispatch
+import NIOPosix
 
 /// An IPv4 or IPv6 address. IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) are normalised to
 /// IPv4 so that every check sees the address the packets actually go to.
@@ -159,28 +159,9 @@ enum Resolver {
     /// Every address `host` resolves to (numeric forms such as `2130706433` or `0x7f.1`
     /// included, as the C library reads them), without duplicates, in resolver order.
     static func resolve(_ host: String) async throws -> [IPAddress] {
-        // getaddrinfo can block for the resolver's whole timeout: a thread of its own, so that a
-        // slow DNS server cannot starve Dispatch's few global threads.
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[IPAddress], any Error>) in
-            detachThread { continuation.resume(with: Result { try resolveBlocking(host) }) }
-        }
-    }
-
-    /// Runs `body` on a new detached thread.
-    private static func detachThread(_ body: @escaping @Sendable () -> Void) {
-        final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
-        let box = Unmanaged.passRetained(Box(body))
-        var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { raw in
-            #if canImport(Darwin)
-            let b = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
-            #else
-            let b = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-            #endif
-            b.body()
-            return nil
-        }, box.toOpaque())
-        if rc == 0 { pthread_detach(tid) } else { box.release(); body() }
+        // getaddrinfo can block for the resolver's whole timeout: on NIO's pool for blocking
+        // work, not on the cooperative pool nor Dispatch's few global threads.
+        try await NIOThreadPool.singleton.runIfActive { try resolveBlocking(host) }
     }
 
     struct ResolveError: Error, CustomStringConvertible {
