@@ -10,15 +10,11 @@ fails (`boomRequired`, so `data` becomes null), a type whose field fails for som
 whether a mutation really ran.
 """
 
-import argparse
 import asyncio
 import json
-import os
-import socket
-import sys
 import urllib.parse
 
-import uvicorn
+from asgi_serve import serve
 from graphql import build_schema, graphql
 
 SDL = """
@@ -178,31 +174,7 @@ async def app(scope, receive, send):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port-file", required=True)
-    args = parser.parse_args()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Inherited by accepted connections: no 40 ms delayed-ACK stall between head and body.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
-
-    async def serve():
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started:
-            if task.done():
-                task.result()
-                sys.exit(1)
-            await asyncio.sleep(0.02)
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(str(port))
-        os.replace(tmp, args.port_file)
-        await task
-
-    asyncio.run(serve())
+    serve(app)
 
 
 if __name__ == "__main__":

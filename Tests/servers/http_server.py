@@ -18,15 +18,11 @@ Listens on 127.0.0.1 only, on a free port chosen by the kernel, and writes that 
   GET  /catalog                 the product catalog of examples/restock.plan.json
 """
 
-import argparse
 import asyncio
 import json
-import os
-import socket
-import sys
 import urllib.parse
 
-import uvicorn
+from asgi_serve import serve
 
 COUNTS: dict[str, int] = {}
 
@@ -145,33 +141,7 @@ async def app(scope, receive, send):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port-file", required=True)
-    args = parser.parse_args()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit it: without it a response's head and body (two writes) meet
-    # the client's delayed ACK and every keep-alive request takes 40 ms.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_keep_alive=30)
-    server = uvicorn.Server(config)
-
-    async def serve():
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started:
-            if task.done():
-                task.result()
-                sys.exit(1)
-            await asyncio.sleep(0.02)
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(str(port))
-        os.replace(tmp, args.port_file)
-        await task
-
-    asyncio.run(serve())
+    serve(app, timeout_keep_alive=30)
 
 
 if __name__ == "__main__":
