@@ -6,8 +6,9 @@ import HummingbirdTesting
 import JSON
 import Testing
 
-/// The MCP gateway over streamable HTTP, in process, speaking JSON-RPC by hand (the real
-/// Python SDK client runs against `nova-host serve` in Tests/server/run-e2e.sh).
+/// The MCP gateway over streamable HTTP on a real loopback socket (`.live`: the DNS-rebinding
+/// check must see `Host` as it arrives over TCP), speaking JSON-RPC by hand (the real Python SDK
+/// client runs against `nova-host serve` in Tests/server/run-e2e.sh).
 @Suite struct MCPTests {
     typealias F = ServerFixtures
 
@@ -30,7 +31,7 @@ import Testing
 
     @Test func sessionListCallDenyAndClose() async throws {
         let server = try await F.server()
-        try await server.withClient { client in
+        try await server.withClient(.live) { client in
             let ini = try await Self.initialize(client, F.aliceKey)
             #expect(ini.status == .ok, "\(ini.text)")
             let session = try #require(ini.headers[HTTPField.Name("Mcp-Session-Id")!])
@@ -85,7 +86,7 @@ import Testing
     }
 
     @Test func adminSeesEveryToolAndStructuredOutput() async throws {
-        try await F.server().withClient { client in
+        try await F.server().withClient(.live) { client in
             let ini = try await Self.initialize(client, F.adminKey)
             let session = try #require(ini.headers[HTTPField.Name("Mcp-Session-Id")!])
             let list = try await Self.rpc(client, F.adminKey, session: session, id: 2, method: "tools/list")
@@ -101,8 +102,33 @@ import Testing
         }
     }
 
+    /// DNS-rebinding protection as it happens over TCP: the one `Host` header a browser sends
+    /// (which HTTP/1 parsing turns into the request's authority) must be checked (421), on
+    /// `initialize` and on a request of an open session.
+    @Test func hostHeaderCheckedOverTCP() async throws {
+        try await F.server().withClient(.live) { client in
+            let port = try #require(client.port)
+            let initialize = #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#
+            func post(host: String, session: String? = nil, body: String = initialize) throws -> (status: Int, text: String) {
+                var head = ["POST /mcp HTTP/1.1", "Host: \(host)", "Authorization: Bearer \(F.aliceKey)",
+                            "Content-Type: application/json", "Accept: application/json, text/event-stream"]
+                if let session { head += ["Mcp-Session-Id: \(session)", "MCP-Protocol-Version: 2025-06-18"] }
+                return try RawHTTP.exchange(port: port, head, body: body)
+            }
+            let evil = try post(host: "evil.example")
+            #expect(evil.status == 421, "\(evil.text)")
+            let good = try post(host: "127.0.0.1:\(port)")
+            #expect(good.status == 200, "\(good.text)")
+            let session = try #require(good.text.split(separator: "\r\n").first { $0.lowercased().hasPrefix("mcp-session-id:") }
+                .map { $0.split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces) })
+            let list = #"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#
+            #expect(try post(host: "evil.example:\(port)", session: session, body: list).status == 421)
+            #expect(try post(host: "localhost:\(port)", session: session, body: list).status == 200)
+        }
+    }
+
     @Test func transportErrors() async throws {
-        try await F.server().withClient { client in
+        try await F.server().withClient(.live) { client in
             #expect(try await Self.initialize(client, "nova_wrong").status == .unauthorized)
             let evil = try await Self.initialize(client, F.aliceKey, origin: "https://evil.example")
             #expect(evil.status == .forbidden)

@@ -104,15 +104,17 @@ enum ServerFixtures {
 }
 
 extension NovaServer {
-    /// Runs `body` with an in-process client (HummingbirdTesting `.router`) while the run
-    /// manager runs beside it; then shuts the run manager down.
-    func withClient(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+    /// Runs `body` with a client while the run manager runs beside it; then shuts the run
+    /// manager down. `.router` calls the router in process; `.live` serves on a real loopback
+    /// port, so headers travel as over TCP (an HTTP/1 `Host` arrives as the request's authority,
+    /// not as a header field): use it for anything that depends on header handling.
+    func withClient(_ mode: TestingSetup = .router, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         let app = Application(router: router(), logger: logger)
         let runs = self.runs
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await runs.run() }
             do {
-                try await app.test(.router) { client in try await body(client) }
+                try await app.test(mode) { client in try await body(client) }
             } catch {
                 await runs.shutdown(grace: .seconds(5))
                 throw error
@@ -215,3 +217,57 @@ enum HMAC {
         return SHA256.digest(k.map { $0 ^ 0x5c } + inner)
     }
 }
+
+/// HTTP/1.1 over a plain loopback TCP socket, bytes exactly as given: for checks that depend on
+/// how headers arrive off the wire (the test clients add or rewrite `Host`).
+enum RawHTTP {
+    /// Sends `request` (CRLF line ends added) to 127.0.0.1 or [::1] at `port`, with
+    /// `Connection: close`; returns the status code and the whole response text.
+    static func exchange(port: Int, _ head: [String], body: String = "") throws -> (status: Int, text: String) {
+        let fd = try connectLoopback(port: port)
+        defer { close(fd) }
+        var lines = head + ["Content-Length: \(body.utf8.count)", "Connection: close", "", ""]
+        lines[lines.count - 1] = body
+        let bytes = Array(lines.joined(separator: "\r\n").utf8)
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { throw RawHTTPError.io("send: errno \(errno)") }
+            sent += n
+        }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            out += buf[0..<n]
+        }
+        let text = String(decoding: out, as: UTF8.self)
+        let status = text.split(separator: " ", maxSplits: 2).dropFirst().first.flatMap { Int($0) } ?? 0
+        return (status, text)
+    }
+
+    private static func connectLoopback(port: Int) throws -> Int32 {
+        var v4 = sockaddr_in()
+        v4.sin_family = sa_family_t(AF_INET)
+        v4.sin_port = in_port_t(UInt16(port).bigEndian)
+        v4.sin_addr.s_addr = in_addr_t(UInt32(0x7f00_0001).bigEndian)
+        let fd4 = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if withUnsafePointer(to: &v4, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd4, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }) == 0 {
+            return fd4
+        }
+        close(fd4)
+        var v6 = sockaddr_in6()
+        v6.sin6_family = sa_family_t(AF_INET6)
+        v6.sin6_port = in_port_t(UInt16(port).bigEndian)
+        v6.sin6_addr = in6addr_loopback
+        let fd6 = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+        if withUnsafePointer(to: &v6, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd6, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }) == 0 {
+            return fd6
+        }
+        close(fd6)
+        throw RawHTTPError.io("cannot connect to loopback port \(port)")
+    }
+}
+
+enum RawHTTPError: Error { case io(String) }

@@ -56,7 +56,7 @@ public final class MCPHTTPGateway: Sendable {
 
     /// Handles one `/mcp` request from `caller`.
     func handle(_ request: Request, body: ByteBuffer?, caller: Caller) async -> Response {
-        let headers = Self.headers(request.headers)
+        let headers = Self.headers(request.head)
         let sdkRequest = MCP.HTTPRequest(method: request.method.rawValue, headers: headers, body: body.map { Data(buffer: $0) },
                                      path: request.uri.path)
         let sessionId = request.headers[.mcpSessionId]
@@ -143,12 +143,16 @@ public final class MCPHTTPGateway: Sendable {
         for s in all { await s.server.stop() }
     }
 
-    static func headers(_ fields: HTTPFields) -> [String: String] {
+    /// The request's header fields for the SDK's validators, with `Host` restored: an HTTP/1
+    /// `Host` header arrives as `head.authority` (swift-http-types moves it out of the fields),
+    /// and the DNS-rebinding check must see it.
+    static func headers(_ head: HTTPRequest) -> [String: String] {
         var out: [String: String] = [:]
-        for f in fields {
+        for f in head.headerFields {
             let k = f.name.canonicalName
             if let v = out[k] { out[k] = v + ", " + f.value } else { out[k] = f.value }
         }
+        if let authority = head.authority, out["host"] == nil { out["host"] = authority }
         return out
     }
 
