@@ -247,6 +247,20 @@ enum RawHTTP {
         return (status, text)
     }
 
+    /// Sends `head` and `body` to `port` and closes the connection without reading the answer:
+    /// a client that gives up.
+    static func sendAndClose(port: Int, _ head: [String], body: String) throws {
+        let fd = try connectLoopback(port: port)
+        defer { close(fd) }
+        let bytes = Array((head + ["Content-Length: \(body.utf8.count)", "", body]).joined(separator: "\r\n").utf8)
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { throw RawHTTPError.io("send: errno \(errno)") }
+            sent += n
+        }
+    }
+
     private static func connectLoopback(port: Int) throws -> Int32 {
         var v4 = sockaddr_in()
         v4.sin_family = sa_family_t(AF_INET)

@@ -111,6 +111,10 @@ public final class RunManager: Sendable {
         var runId: String
         var request: RunRequest
         var cancel: AsyncStream<Void>
+        /// A child of `run()` (`submit`): its task is cancelled only when the manager's owner
+        /// stops. Otherwise (`execute`) the task is the caller's, cancelled when the caller
+        /// gives up (an MCP `notifications/cancelled`, a REST client that went away).
+        var background: Bool
     }
 
     private struct Entry {
@@ -216,7 +220,7 @@ public final class RunManager: Sendable {
                                 status: summary.flatMap { RunStatus(rawValue: $0.status) } ?? .running,
                                 submittedAt: summary?.startedAt ?? "", origin: request.origin, cancelRequested: false), true)
         case .started(let snap):
-            jobsContinuation.yield(Job(runId: runId, request: request, cancel: cancelStream))
+            jobsContinuation.yield(Job(runId: runId, request: request, cancel: cancelStream, background: true))
             return (snap, false)
         }
     }
@@ -237,7 +241,7 @@ public final class RunManager: Sendable {
             return true
         }
         guard accepted else { throw .notAccepting }
-        return await perform(Job(runId: runId, request: request, cancel: cancelStream))
+        return await perform(Job(runId: runId, request: request, cancel: cancelStream, background: false))
     }
 
     private func perform(_ job: Job) async -> RunSnapshot {
@@ -264,9 +268,14 @@ public final class RunManager: Sendable {
         var record = maybeRecord ?? RunRecord(runId: job.runId, planName: request.plan.name, plan: request.plan.source,
                                               principal: request.principal, inputs: .object(request.inputs), startedAt: Timestamps.now())
         let (interrupt, cancelRequested) = state.withLock { s in (s.inFlight[job.runId]?.interrupt ?? false, s.inFlight[job.runId]?.snapshot.cancelRequested ?? false) }
-        if record.status == .cancelled && (interrupt || (Task.isCancelled && !cancelRequested)) {
-            record.status = .interrupted
-            record.error = "interrupted: the server shut down before the run finished"
+        if record.status == .cancelled {
+            // Say who stopped it: shutdown (interrupted), a cancel request, or the caller.
+            if interrupt || (job.background && Task.isCancelled && !cancelRequested) {
+                record.status = .interrupted
+                record.error = "interrupted: the server shut down before the run finished"
+            } else if !cancelRequested && Task.isCancelled {
+                record.error = record.error ?? "cancelled by the client (it cancelled the request or disconnected)"
+            }
         }
         let host = self.host
         let finalRecord = record

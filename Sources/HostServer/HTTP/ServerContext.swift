@@ -1,3 +1,4 @@
+import Glibc
 import Hummingbird
 import HummingbirdAuth
 import JSON
@@ -16,9 +17,12 @@ public struct ServerContext: AuthRequestContext, RequestContext {
     public var requestId: String = ""
     /// The caller, shared with the middleware outside authentication (for the access log).
     let seen = SeenCaller()
+    /// The connection; its `closeFuture` tells a long call that the client went away.
+    let channel: any Channel
 
     public init(source: Source) {
         coreContext = .init(source: source)
+        channel = source.channel
         identity = nil
         authFailure = .missing
     }
@@ -27,6 +31,33 @@ public struct ServerContext: AuthRequestContext, RequestContext {
     public func requireCaller() throws -> Caller {
         if let identity { return identity }
         throw APIError.auth(authFailure ?? .missing)
+    }
+}
+
+extension ServerContext {
+    /// Runs `work` in a task that is cancelled if the client disconnects first (or this task is
+    /// cancelled): its run then ends `cancelled`, as a client cancel should be recorded.
+    ///
+    /// Hummingbird never cancels a handler, and while a response is pending the HTTP pipeline
+    /// stops reading, so the client's FIN is not seen as an event: the kernel's view of the
+    /// connection (`TCP_INFO` state leaving ESTABLISHED) is checked a few times a second instead.
+    func cancellingOnDisconnect<T: Sendable>(_ work: @escaping @Sendable () async -> T) async -> T {
+        let task = Task { await work() }
+        let channel = self.channel
+        channel.closeFuture.whenComplete { _ in task.cancel() }
+        let watcher = Task {
+            guard let socket = channel as? any SocketOptionProvider else { return }
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(200))
+                if Task.isCancelled { return }
+                guard let info = try? await socket.getTCPInfo().get(), info.tcpi_state == UInt8(TCP_ESTABLISHED) else {
+                    task.cancel()
+                    return
+                }
+            }
+        }
+        defer { watcher.cancel() }
+        return await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
     }
 }
 

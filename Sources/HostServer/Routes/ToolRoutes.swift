@@ -18,7 +18,8 @@ extension NovaServer {
             let caller = try context.requireCaller()
             let toolId = context.parameters.get("toolId") ?? ""
             let input = try await JSONIO.body(request, limit: config.bodyLimitBytes, empty: .object([:]))
-            switch await gateway.call(toolId: toolId, input: input, caller: caller, origin: "tool") {
+            let gateway = self.gateway
+            switch await context.cancellingOnDisconnect({ await gateway.call(toolId: toolId, input: input, caller: caller, origin: "tool") }) {
             case .succeeded(let output, let snap):
                 var o: [String: JSONValue] = ["run_id": .string(snap.runId), "tool": .string(toolId), "status": "succeeded",
                                               "output": output, "episode": .null]
