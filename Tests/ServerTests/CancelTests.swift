@@ -44,8 +44,12 @@ import Testing
         try await F.server(config: { $0.toolTimeoutMs = 30_000 }).withClient(.live) { client in
             let ini = try await MCPTests.initialize(client, F.aliceKey)
             let session = try #require(ini.headers[.init("Mcp-Session-Id")!])
-            async let call = MCPTests.rpc(client, F.aliceKey, session: session, id: 7, method: "tools/call",
-                                          params: ["name": "echo.sleep", "arguments": ["ms": 25000]])
+            // The call on a connection of its own (the test client has one connection).
+            let port = try #require(client.port)
+            async let call = RawHTTP.exchangeOnThread(port: port, [
+                "POST /mcp HTTP/1.1", "Host: 127.0.0.1:\(port)", "Authorization: Bearer \(F.aliceKey)", "Content-Type: application/json",
+                "Accept: application/json, text/event-stream", "Mcp-Session-Id: \(session)", "MCP-Protocol-Version: 2025-06-18",
+            ], body: #"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo.sleep","arguments":{"ms":25000}}}"#)
             // Cancel once the call is running.
             var running = false
             for _ in 0..<6000 where !running {
@@ -59,7 +63,7 @@ import Testing
                                              [MCPTests.accept, ("Mcp-Session-Id", session), ("MCP-Protocol-Version", "2025-06-18")])
             #expect(note.status == .accepted)
             let reply = try await call
-            #expect(reply.text.contains("shutting_down") == false, "\(reply.text)")
+            #expect(reply.status == 200 && reply.text.contains("cancelled") && !reply.text.contains("shutting_down"), "\(reply.text)")
             let run = try #require(try await Self.waitForRun(client, status: "cancelled"), "no cancelled mcp run")
             #expect(run["status"] == "cancelled")
             let metrics = try await client.get("/metrics", F.adminKey).text

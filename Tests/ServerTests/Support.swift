@@ -247,6 +247,13 @@ enum RawHTTP {
         return (status, text)
     }
 
+    /// `exchange` on a thread of its own (it blocks until the answer), not on the cooperative pool.
+    static func exchangeOnThread(port: Int, _ head: [String], body: String = "") async throws -> (status: Int, text: String) {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<(status: Int, text: String), any Error>) in
+            Thread.detachNewThread { c.resume(with: Result { try exchange(port: port, head, body: body) }) }
+        }
+    }
+
     /// Sends `head` and `body` to `port` and closes the connection without reading the answer:
     /// a client that gives up.
     static func sendAndClose(port: Int, _ head: [String], body: String) throws {
