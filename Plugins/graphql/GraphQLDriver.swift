@@ -66,7 +66,7 @@ public struct GraphQLDriver: NovaDriver {
                         "elapsed_ms": ["type": "number", "minimum": 0],
                     ],
                 ],
-                "annotations": ["readOnlyHint": false, "destructiveHint": true, "idempotentHint": false, "openWorldHint": false],
+                "annotations": ["readOnlyHint": false, "destructiveHint": true, "idempotentHint": false, "openWorldHint": true],
             ],
             [
                 "name": "schema",
@@ -89,7 +89,7 @@ public struct GraphQLDriver: NovaDriver {
                         "introspection": ["type": "object"],
                     ],
                 ],
-                "annotations": ["readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false],
+                "annotations": ["readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": true],
             ],
         ],
     ]

@@ -33,6 +33,9 @@ struct AllDriversTests {
         #expect(libraries["postgres"]?.manifest.tool(named: "execute")?.annotations.destructiveHint == true)
         #expect(libraries["postgres"]?.manifest.tool(named: "query")?.annotations.readOnlyHint == true)
         #expect(libraries["graphql"]?.manifest.tool(named: "schema")?.annotations.readOnlyHint == true)
+        // Both graphql tools reach an external endpoint (issue 10.15).
+        #expect(libraries["graphql"]?.manifest.tool(named: "query")?.annotations.openWorldHint == true)
+        #expect(libraries["graphql"]?.manifest.tool(named: "schema")?.annotations.openWorldHint == true)
     }
 
     @Test func manifestsDeclareSchemasAndSecrets() async throws {

@@ -89,6 +89,27 @@ import Testing
         }
     }
 
+    /// Over a real socket: a body without `Content-Type` is 415; `GET /v1/drivers/reload` is
+    /// 405 with `Allow: POST` (the literal segment shadows `GET /v1/drivers/{name}`); the
+    /// episode-write failure counter is exported as 0 before any failure.
+    @Test func contentTypeAllowAndZeroCountersOverTCP() async throws {
+        try await F.server().withClient(.live) { client in
+            let port = try #require(client.port)
+            let noType = try RawHTTP.exchange(port: port, ["POST /tools/echo.echo HTTP/1.1", "Host: 127.0.0.1",
+                                                           "Authorization: Bearer \(F.aliceKey)"], body: #"{"text":"hi"}"#)
+            #expect(noType.status == 415, "\(noType.text)")
+            #expect(noType.text.contains("unsupported_media_type"))
+            let reload = try RawHTTP.exchange(port: port, ["GET /v1/drivers/reload HTTP/1.1", "Host: 127.0.0.1",
+                                                           "Authorization: Bearer \(F.adminKey)"])
+            #expect(reload.status == 405, "\(reload.text)")
+            let allow = reload.text.split(separator: "\r\n").first { $0.lowercased().hasPrefix("allow:") }
+            #expect(allow.map { $0.dropFirst(6).trimmingCharacters(in: .whitespaces) } == "POST", "\(reload.text)")
+            #expect(reload.text.contains("(allowed: POST)"))
+            let metrics = try await client.get("/metrics", F.adminKey).text
+            #expect(metrics.contains("nova_episode_write_failures_total 0"), "\(metrics)")
+        }
+    }
+
     // MARK: Tools
 
     @Test func listToolsShowsWhatTheRoleMayUse() async throws {

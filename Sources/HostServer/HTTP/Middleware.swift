@@ -30,8 +30,15 @@ final class RouteTable: Sendable {
     func methods(at path: String) -> [String] {
         let parts = path.split(separator: "/")
         return routes.withLock { all in
-            all.filter { r in
+            let matching = all.filter { r in
                 r.segments.count == parts.count && zip(r.segments, parts).allSatisfy { p, s in p.hasPrefix("{") || p == s }
+            }
+            // The router prefers a literal segment to a parameter (whatever the method), so a
+            // parameter route is not reachable where another route spells the segment out:
+            // `/v1/drivers/reload` is POST only, not also `GET /v1/drivers/{name}`.
+            let literalAt = Set(matching.flatMap { r in r.segments.indices.filter { !r.segments[$0].hasPrefix("{") } })
+            return matching.filter { r in
+                !r.segments.indices.contains { r.segments[$0].hasPrefix("{") && literalAt.contains($0) }
             }.map(\.method.rawValue)
         }
     }

@@ -83,11 +83,12 @@ enum JSONIO {
             if let empty { return empty }
             throw APIError.badRequest("invalid_json", "the request body is empty: send a JSON document")
         }
-        if let ct = request.headers[.contentType] {
-            let main = ct.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-            guard main == contentType || (main.hasPrefix("application/") && main.hasSuffix("+json")) else {
-                throw APIError(.unsupportedMediaType, "unsupported_media_type", "send the body as application/json (got \(ct))")
-            }
+        guard let ct = request.headers[.contentType] else {
+            throw APIError(.unsupportedMediaType, "unsupported_media_type", "send the body with Content-Type: application/json (none was given)")
+        }
+        let main = ct.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        guard main == contentType || (main.hasPrefix("application/") && main.hasSuffix("+json")) else {
+            throw APIError(.unsupportedMediaType, "unsupported_media_type", "send the body as application/json (got \(ct))")
         }
         do { return try JSONValue.parse(Array(buffer: buffer)) } catch {
             throw APIError.badRequest("invalid_json", "the request body is not valid JSON: \(error)")

@@ -34,6 +34,8 @@ public final class ServerMetrics: RunObserver, Sendable {
         runsInFlight = CoreMetrics.Gauge(label: "nova_runs_in_flight", factory: f)
         driversLoaded = CoreMetrics.Gauge(label: "nova_drivers_loaded", factory: f)
         mcpSessions = CoreMetrics.Gauge(label: "nova_mcp_sessions", factory: f)
+        // Exported from the start (as 0): an alert on "failures > 0" needs the series to exist.
+        Counter(label: "nova_episode_write_failures_total", factory: f).increment(by: 0)
     }
 
     /// Counts one HTTP request by its route template (never the raw path) and status.
