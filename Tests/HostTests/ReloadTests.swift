@@ -175,6 +175,31 @@ struct IsolationTests {
         #expect(try await call(r, "echo.echo", "{}") == [:])
     }
 
+    /// Issue 10.6: a runner started from a thread that then exits (as a retired Dispatch worker
+    /// does) must live on: PDEATHSIG follows the forking thread, so runners are spawned from
+    /// one long-lived thread. And a call longer than 30 s completes.
+    @Test func runnerOutlivesTheThreadThatStartedItAndServesLongCalls() async throws {
+        let dir = Fixtures.tempDir("iso-long")
+        try Fixtures.buildEcho(into: dir)
+        let command = [Fixtures.binDir + "/nova-host", "driver-runner"]
+        let started = Mutex<Result<ProcessDriver, DriverLoadError>?>(nil)
+        let thread = Thread {
+            started.withLock { $0 = Result { () throws(DriverLoadError) in
+                try ProcessDriver.start(name: "echo", displayPath: dir + "/libnova_echo.so", libraryPath: dir + "/libnova_echo.so",
+                                        config: .object([:]), runnerCommand: command)
+            } }
+        }
+        thread.start()
+        var driver: ProcessDriver?
+        for _ in 0..<6000 where driver == nil {
+            if let r = started.withLock({ $0 }) { driver = try r.get() } else { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        let d = try #require(driver)
+        // The starting thread has exited by now; a long call must still complete.
+        let long = try await d.call(ToolCallRequest(tool: "sleep", input: Array(#"{"ms":35000}"#.utf8)))
+        #expect(long.json == ["slept_ms": 35000])
+    }
+
     @Test func processModeKeepsABISemantics() async throws {
         let dir = Fixtures.tempDir("iso-echo")
         try Fixtures.buildEcho(into: dir)

@@ -114,7 +114,9 @@ public final class ProcessDriver: ToolDriver, Sendable {
         env.append(nil)
         defer { for x in env { free(x) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, argv[0], &actions, nil, &cArgs, &env)
+        // From the one long-lived spawn thread: the runner arms PDEATHSIG, which follows the
+        // thread that forked it (a retired Dispatch worker would kill it mid-call).
+        let rc = SpawnThread.run { posix_spawn(&pid, argv[0], &actions, nil, &cArgs, &env) }
         Glibc.close(fds[1])
         guard rc == 0 else {
             Glibc.close(fds[0])
