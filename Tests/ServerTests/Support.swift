@@ -92,10 +92,15 @@ enum ServerFixtures {
     }
 
     /// A server over a fresh data directory, the echo driver and the test policy.
-    static func server(config mutate: (inout HostConfig) -> Void = { _ in }, driversDir: String? = nil,
+    static func server(config mutate: (inout HostConfig) -> Void = { _ in }, driversDir: String? = nil, policy: String? = nil,
                        logger: Logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })) async throws -> NovaServer {
         let data = tempDir("data")
-        let paths = HostPaths.resolve(drivers: driversDir ?? Self.driversDir, data: data, policy: policyFile, environment: [:])
+        var policyPath = policyFile
+        if let policy {
+            policyPath = tempDir("policy") + "/policy.json"
+            _ = FileManager.default.createFile(atPath: policyPath, contents: Data(policy.utf8))
+        }
+        let paths = HostPaths.resolve(drivers: driversDir ?? Self.driversDir, data: data, policy: policyPath, environment: [:])
         let host = try NovaHost(paths: paths, episodes: try EpisodeLog(dataDirectory: data))
         var c = config()
         mutate(&c)

@@ -27,18 +27,23 @@ public struct GateDecision: Sendable {
     public var role: String?
     /// Remaining budgets and rate-limit tokens after this decision (for the episode).
     public var remaining: JSONValue?
-    public init(allowed: Bool, ruleId: String, reason: String, role: String? = nil, remaining: JSONValue? = nil) {
+    /// For a denial by an exhausted rate limit that refills: milliseconds until the next call
+    /// may pass (HTTP answers 429 with `Retry-After`). Nil for every other decision.
+    public var retryAfterMs: Int?
+    public init(allowed: Bool, ruleId: String, reason: String, role: String? = nil, remaining: JSONValue? = nil, retryAfterMs: Int? = nil) {
         self.allowed = allowed
         self.ruleId = ruleId
         self.reason = reason
         self.role = role
         self.remaining = remaining
+        self.retryAfterMs = retryAfterMs
     }
 
     public var json: JSONValue {
         var o: [String: JSONValue] = ["decision": .string(allowed ? "allow" : "deny"), "rule": .string(ruleId), "reason": .string(reason)]
         if let role { o["role"] = .string(role) }
         if let remaining { o["remaining"] = remaining }
+        if let retryAfterMs { o["retry_after_ms"] = .int(retryAfterMs) }
         return .object(o)
     }
 }

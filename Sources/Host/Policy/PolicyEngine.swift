@@ -96,8 +96,10 @@ public final class PolicyEngine: CallGate, Sendable {
                 s.buckets[key] = b
                 if b.tokens < 1 {
                     let wait = limit.refillPerSecond > 0 ? (1 - b.tokens) / limit.refillPerSecond : .infinity
-                    let waitText = wait.isFinite ? "next call possible in \(Int((wait * 1000).rounded(.up))) ms" : "it does not refill"
-                    return GateDecision(allowed: false, ruleId: limit.id, reason: "rate limit '\(limit.id)' exhausted for \(limit.scope == .principal ? "principal '\(request.principal)'" : request.tool); \(waitText)", role: role)
+                    let waitMs = wait.isFinite ? Int((min(wait, 86_400 * 365) * 1000).rounded(.up)) : nil
+                    let waitText = waitMs.map { "next call possible in \($0) ms" } ?? "it does not refill"
+                    return GateDecision(allowed: false, ruleId: limit.id, reason: "rate limit '\(limit.id)' exhausted for \(limit.scope == .principal ? "principal '\(request.principal)'" : request.tool); \(waitText)", role: role,
+                                        retryAfterMs: waitMs)
                 }
                 remaining[limit.id] = ["tokens": .double((b.tokens - 1).rounded(toPlaces: 3))]
             }

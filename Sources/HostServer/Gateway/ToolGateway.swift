@@ -40,6 +40,8 @@ public struct ToolCallFailure: Error, Sendable, Equatable {
         case unknownTool = "unknown_tool"
         case invalidInput = "invalid_input"
         case denied
+        /// Denied by an exhausted rate limit that refills: retry after `retryAfterMs`.
+        case rateLimited = "rate_limited"
         case toolError = "tool_error"
         case deadline
         case driverUnavailable = "driver_unavailable"
@@ -57,6 +59,8 @@ public struct ToolCallFailure: Error, Sendable, Equatable {
     public var rule: String?
     /// The driver's own error code, when it reported one.
     public var toolCode: String?
+    /// For `rateLimited`: milliseconds until the next call may pass.
+    public var retryAfterMs: Int?
 
     /// The HTTP status of this failure.
     public var status: Int {
@@ -64,6 +68,7 @@ public struct ToolCallFailure: Error, Sendable, Equatable {
         case .unknownTool: return 404
         case .invalidInput, .toolError: return 422
         case .denied, .forbidden: return 403
+        case .rateLimited: return 429
         case .deadline: return 504
         case .driverUnavailable, .shuttingDown: return 503
         case .driverError: return 502
@@ -160,7 +165,8 @@ public final class ToolGateway: Sendable {
             return .succeeded(output: step.output ?? .null, snapshot: snapshot)
         case .denied:
             let d = step.attempts.last?.decision
-            return .failed(ToolCallFailure(kind: .denied, message: d?.reason ?? step.reason ?? "denied by policy", rule: d?.ruleId), snapshot: snapshot)
+            return .failed(ToolCallFailure(kind: d?.retryAfterMs == nil ? .denied : .rateLimited, message: d?.reason ?? step.reason ?? "denied by policy",
+                                           rule: d?.ruleId, retryAfterMs: d?.retryAfterMs), snapshot: snapshot)
         case .cancelled:
             return .failed(ToolCallFailure(kind: .cancelled, message: "the call was cancelled"), snapshot: snapshot)
         case .interrupted:

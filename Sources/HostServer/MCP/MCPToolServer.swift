@@ -34,12 +34,16 @@ public enum MCPToolServer {
                 let text: String
                 switch f.kind {
                 case .denied: text = "denied by policy\(f.rule.map { " (rule \($0))" } ?? ""): \(f.message)"
+                case .rateLimited:
+                    text = "rate_limited\(f.rule.map { " (rule \($0))" } ?? ""): \(f.message); retry after \(f.retryAfterMs ?? 0) ms"
                 default: text = "\(f.kind.rawValue): \(f.message)"
                 }
                 var meta: Logger.Metadata = ["tool": .string(params.name), "principal": .string(caller.principal), "code": .string(f.kind.rawValue)]
                 if let s = snap { meta["run_id"] = .string(s.runId) }
                 modelLog.info("\(text)", metadata: meta)
-                return CallTool.Result(content: [.text(text: text, annotations: nil, _meta: nil)], isError: true)
+                // When to retry, for clients that read structure rather than text.
+                let retry: Value? = f.retryAfterMs.map { .object(["error": .string(f.kind.rawValue), "retry_after_ms": .int($0)]) }
+                return CallTool.Result(content: [.text(text: text, annotations: nil, _meta: nil)], structuredContent: retry, isError: true)
             }
         }
         return server

@@ -39,6 +39,10 @@ extension NovaServer {
                 }
                 var headers = HTTPFields()
                 if let s = snap { headers[.xRunID] = s.runId }
+                if let ms = f.retryAfterMs {
+                    extra["retry_after_ms"] = .int(ms)
+                    headers[.retryAfter] = String(max(1, (ms + 999) / 1000))  // whole seconds, rounded up
+                }
                 throw APIError(HTTPResponse.Status(code: f.status), f.kind.rawValue, f.message, extra: extra, headers: headers)
             }
         }
