@@ -9,7 +9,8 @@ DRIVERS_DIR := drivers
 ABI_INCLUDE := Sources/DriverABI/include
 SWIFT_DRIVERS := text http postgres graphql shell
 
-.PHONY: all deps test-deps build drivers demo test test-swift bench clean help
+.PHONY: all deps test-deps build drivers demo test test-swift test-install install bench clean help
+PREFIX      ?= /usr/local
 
 all: drivers
 
@@ -18,6 +19,9 @@ help:
 	@echo "make test    run every test (installs PostgreSQL etc. if missing)"
 	@echo "make drivers build host + drivers and install the .so files into $(DRIVERS_DIR)/"
 	@echo "make bench   release build and benchmarks"
+	@echo "make install PREFIX=/usr/local: nova-host and nova-sandbox into PREFIX/bin, drivers into"
+	@echo "             PREFIX/lib/nova-host/drivers, the default policy into PREFIX/share/nova-host,"
+	@echo "             the driver header into PREFIX/include"
 
 deps:
 	@scripts/install-deps.sh build
@@ -43,12 +47,27 @@ demo: drivers
 	@echo "== nova-host run examples/hello.plan.json --input who=nova"
 	@$(NOVA) run examples/hello.plan.json --input who=nova
 
+# An installed nova-host finds its drivers and policy from any directory (HostPaths.resolve).
+install: drivers
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/nova-host/drivers $(DESTDIR)$(PREFIX)/share/nova-host $(DESTDIR)$(PREFIX)/include
+	install -m 0755 $(NOVA) $(DESTDIR)$(PREFIX)/bin/nova-host
+	install -m 0755 Sources/Sandbox/build/nova-sandbox $(DESTDIR)$(PREFIX)/bin/nova-sandbox
+	install -m 0644 $(DRIVERS_DIR)/*.so $(DESTDIR)$(PREFIX)/lib/nova-host/drivers/
+	install -m 0644 configs/policy.default.json $(DESTDIR)$(PREFIX)/share/nova-host/policy.default.json
+	install -m 0644 $(ABI_INCLUDE)/nova_driver.h $(DESTDIR)$(PREFIX)/include/nova_driver.h
+	@echo "installed into $(DESTDIR)$(PREFIX): try  $(PREFIX)/bin/nova-host drivers list"
+
+# `make install` into a temporary prefix, then the installed binary from another directory.
+test-install:
+	Tests/install/run-install-test.sh
+
 test: test-deps drivers
 	# The driver tests talk to real servers (PostgreSQL 15, GraphQL, HTTP on 127.0.0.1).
 	NOVA_BIN_DIR=$(BIN) Tests/servers/with-servers.sh $(SWIFT) test
 	Tests/sandbox/run-battery.sh
 	[ "$$(id -u)" != 0 ] || Tests/sandbox/run-battery.sh --unprivileged --no-build
 	NOVA_HOST_BIN=$(NOVA) Tests/server/run-e2e.sh
+	Tests/install/run-install-test.sh
 	@echo "all test suites passed"
 
 # The driver benchmark needs the real servers: all of it runs under with-servers.sh.

@@ -11,16 +11,37 @@ public struct HostPaths: Sendable {
     public var driverConfigFile: String? = nil
 
     /// Resolves paths: explicit flag, then environment (`NOVA_DRIVERS_DIR`, `NOVA_DATA_DIR`,
-    /// `NOVA_POLICY`), then the defaults `./drivers`, `./.nova`, `./configs/policy.default.json`.
+    /// `NOVA_POLICY`), then the defaults `./drivers`, `./.nova`, `./configs/policy.default.json`;
+    /// where the working directory has no `drivers/` (or no policy), an installed layout beside
+    /// the executable (`make install`): `<prefix>/lib/nova-host/drivers` and
+    /// `<prefix>/share/nova-host/policy.default.json`, with the binary in `<prefix>/bin`.
     public static func resolve(drivers: String?, data: String?, policy: String?, driverConfig: String? = nil,
-                               environment: [String: String] = ProcessInfo.processInfo.environment) -> HostPaths {
+                               environment: [String: String] = ProcessInfo.processInfo.environment,
+                               installPrefix: String? = HostPaths.installPrefix()) -> HostPaths {
+        let fm = FileManager.default
+        let installed = installPrefix.map { (drivers: $0 + "/lib/nova-host/drivers", policy: $0 + "/share/nova-host/policy.default.json") }
         let defaultPolicy = "configs/policy.default.json"
-        let policyFile = policy ?? environment["NOVA_POLICY"] ?? (FileManager.default.fileExists(atPath: defaultPolicy) ? defaultPolicy : nil)
+        let policyFile = policy ?? environment["NOVA_POLICY"]
+            ?? (fm.fileExists(atPath: defaultPolicy) ? defaultPolicy : nil)
+            ?? installed.flatMap { fm.fileExists(atPath: $0.policy) ? $0.policy : nil }
         let defaultDrivers = "configs/drivers.json"
-        let driverFile = driverConfig ?? environment["NOVA_DRIVER_CONFIG"] ?? (FileManager.default.fileExists(atPath: defaultDrivers) ? defaultDrivers : nil)
-        return HostPaths(driversDirectory: drivers ?? environment["NOVA_DRIVERS_DIR"] ?? "drivers",
+        let driverFile = driverConfig ?? environment["NOVA_DRIVER_CONFIG"] ?? (fm.fileExists(atPath: defaultDrivers) ? defaultDrivers : nil)
+        var isDir: ObjCBool = false
+        let localDrivers = fm.fileExists(atPath: "drivers", isDirectory: &isDir) && isDir.boolValue
+        let driversDir = drivers ?? environment["NOVA_DRIVERS_DIR"]
+            ?? (localDrivers ? "drivers" : installed.flatMap { fm.fileExists(atPath: $0.drivers) ? $0.drivers : nil } ?? "drivers")
+        return HostPaths(driversDirectory: driversDir,
                          dataDirectory: data ?? environment["NOVA_DATA_DIR"] ?? ".nova",
                          policyFile: policyFile, driverConfigFile: driverFile)
+    }
+
+    /// `<prefix>` when this executable is `<prefix>/bin/nova-host` of an installed layout (a
+    /// `<prefix>/lib/nova-host` directory exists); nil otherwise (e.g. `.build/debug`).
+    public static func installPrefix() -> String? {
+        guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
+              exe.hasSuffix("/bin/nova-host") else { return nil }
+        let prefix = String(exe.dropLast("/bin/nova-host".count))
+        return FileManager.default.fileExists(atPath: prefix + "/lib/nova-host") ? prefix : nil
     }
 }
 

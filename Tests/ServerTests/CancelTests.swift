@@ -46,7 +46,7 @@ import Testing
             let session = try #require(ini.headers[.init("Mcp-Session-Id")!])
             // The call on a connection of its own (the test client has one connection).
             let port = try #require(client.port)
-            async let call = RawHTTP.exchangeOnThread(port: port, [
+            async let call = RawHTTP.exchange(port: port, [
                 "POST /mcp HTTP/1.1", "Host: 127.0.0.1:\(port)", "Authorization: Bearer \(F.aliceKey)", "Content-Type: application/json",
                 "Accept: application/json, text/event-stream", "Mcp-Session-Id: \(session)", "MCP-Protocol-Version: 2025-06-18",
             ], body: #"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo.sleep","arguments":{"ms":25000}}}"#)

@@ -109,21 +109,21 @@ import Testing
         try await F.server().withClient(.live) { client in
             let port = try #require(client.port)
             let initialize = #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#
-            func post(host: String, session: String? = nil, body: String = initialize) throws -> (status: Int, text: String) {
+            func post(host: String, session: String? = nil, body: String = initialize) async throws -> (status: Int, text: String) {
                 var head = ["POST /mcp HTTP/1.1", "Host: \(host)", "Authorization: Bearer \(F.aliceKey)",
                             "Content-Type: application/json", "Accept: application/json, text/event-stream"]
                 if let session { head += ["Mcp-Session-Id: \(session)", "MCP-Protocol-Version: 2025-06-18"] }
-                return try RawHTTP.exchange(port: port, head, body: body)
+                return try await RawHTTP.exchange(port: port, head, body: body)
             }
-            let evil = try post(host: "evil.example")
+            let evil = try await post(host: "evil.example")
             #expect(evil.status == 421, "\(evil.text)")
-            let good = try post(host: "127.0.0.1:\(port)")
+            let good = try await post(host: "127.0.0.1:\(port)")
             #expect(good.status == 200, "\(good.text)")
             let session = try #require(good.text.split(separator: "\r\n").first { $0.lowercased().hasPrefix("mcp-session-id:") }
                 .map { $0.split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces) })
             let list = #"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#
-            #expect(try post(host: "evil.example:\(port)", session: session, body: list).status == 421)
-            #expect(try post(host: "localhost:\(port)", session: session, body: list).status == 200)
+            #expect(try await post(host: "evil.example:\(port)", session: session, body: list).status == 421)
+            #expect(try await post(host: "localhost:\(port)", session: session, body: list).status == 200)
         }
     }
 

@@ -24,8 +24,8 @@ import Testing
             let port = try #require(client.port)
             let head = ["POST /tools/echo.echo HTTP/1.1", "Host: 127.0.0.1", "Authorization: Bearer \(F.aliceKey)",
                         "Content-Type: application/json"]
-            #expect(try RawHTTP.exchange(port: port, head, body: "{}").status == 200)
-            let limited = try RawHTTP.exchange(port: port, head, body: "{}")
+            #expect(try await RawHTTP.exchange(port: port, head, body: "{}").status == 200)
+            let limited = try await RawHTTP.exchange(port: port, head, body: "{}")
             #expect(limited.status == 429, "\(limited.text)")
             let retry = limited.text.split(separator: "\r\n").first { $0.lowercased().hasPrefix("retry-after:") }
                 .flatMap { Int($0.dropFirst("retry-after:".count).trimmingCharacters(in: .whitespaces)) }

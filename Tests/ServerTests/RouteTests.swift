@@ -95,11 +95,11 @@ import Testing
     @Test func contentTypeAllowAndZeroCountersOverTCP() async throws {
         try await F.server().withClient(.live) { client in
             let port = try #require(client.port)
-            let noType = try RawHTTP.exchange(port: port, ["POST /tools/echo.echo HTTP/1.1", "Host: 127.0.0.1",
+            let noType = try await RawHTTP.exchange(port: port, ["POST /tools/echo.echo HTTP/1.1", "Host: 127.0.0.1",
                                                            "Authorization: Bearer \(F.aliceKey)"], body: #"{"text":"hi"}"#)
             #expect(noType.status == 415, "\(noType.text)")
             #expect(noType.text.contains("unsupported_media_type"))
-            let reload = try RawHTTP.exchange(port: port, ["GET /v1/drivers/reload HTTP/1.1", "Host: 127.0.0.1",
+            let reload = try await RawHTTP.exchange(port: port, ["GET /v1/drivers/reload HTTP/1.1", "Host: 127.0.0.1",
                                                            "Authorization: Bearer \(F.adminKey)"])
             #expect(reload.status == 405, "\(reload.text)")
             let allow = reload.text.split(separator: "\r\n").first { $0.lowercased().hasPrefix("allow:") }

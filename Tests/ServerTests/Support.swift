@@ -228,7 +228,7 @@ enum HMAC {
 enum RawHTTP {
     /// Sends `request` (CRLF line ends added) to 127.0.0.1 or [::1] at `port`, with
     /// `Connection: close`; returns the status code and the whole response text.
-    static func exchange(port: Int, _ head: [String], body: String = "") throws -> (status: Int, text: String) {
+    static func exchangeBlocking(port: Int, _ head: [String], body: String = "") throws -> (status: Int, text: String) {
         let fd = try connectLoopback(port: port)
         defer { close(fd) }
         var lines = head + ["Content-Length: \(body.utf8.count)", "Connection: close", "", ""]
@@ -252,10 +252,11 @@ enum RawHTTP {
         return (status, text)
     }
 
-    /// `exchange` on a thread of its own (it blocks until the answer), not on the cooperative pool.
-    static func exchangeOnThread(port: Int, _ head: [String], body: String = "") async throws -> (status: Int, text: String) {
+    /// The exchange on a thread of its own (it blocks until the answer): never on the
+    /// cooperative pool, which the server's handlers need (two threads on two cores).
+    static func exchange(port: Int, _ head: [String], body: String = "") async throws -> (status: Int, text: String) {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<(status: Int, text: String), any Error>) in
-            Thread.detachNewThread { c.resume(with: Result { try exchange(port: port, head, body: body) }) }
+            Thread.detachNewThread { c.resume(with: Result { try exchangeBlocking(port: port, head, body: body) }) }
         }
     }
 

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# `make install` into a temporary prefix, then the installed nova-host used from another
+# directory: it must find its drivers, the default policy and nova-sandbox without flags.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PREFIX=$(mktemp -d /tmp/nova-install.XXXXXX)
+ELSEWHERE=$(mktemp -d /tmp/nova-elsewhere.XXXXXX)
+trap 'rm -rf "$PREFIX" "$ELSEWHERE"' EXIT
+make -s install PREFIX="$PREFIX" >/dev/null
+fail() { echo "install test: FAIL $*"; exit 1; }
+for f in bin/nova-host bin/nova-sandbox lib/nova-host/drivers/libnova_echo.so share/nova-host/policy.default.json include/nova_driver.h; do
+  [ -e "$PREFIX/$f" ] || fail "missing $PREFIX/$f"
+done
+cd "$ELSEWHERE"
+list=$("$PREFIX/bin/nova-host" drivers list --json) || fail "drivers list failed"
+echo "$list" | grep -q '"echo"' || fail "installed drivers not found: $list"
+out=$(PATH="$PREFIX/bin:/usr/bin:/bin" "$PREFIX/bin/nova-host" policy check --principal local --tool text.upper --json) || true
+echo "$out" | grep -q '"examples"' || fail "installed policy not used: $out"
+echo "install test: ok ($PREFIX)"
