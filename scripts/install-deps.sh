@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what nova-host needs to build and test, only when something is missing.
 #   scripts/install-deps.sh build   – C libraries the build links (sqlite3, seccomp)
-#   scripts/install-deps.sh test    – plus the real servers and tools the tests start
+#   scripts/install-deps.sh test    – plus the real servers and tools the tests start (python3-venv:
+#                                     Tests/server/run-e2e.sh makes virtualenvs for the MCP SDKs)
 set -euo pipefail
 want=(libsqlite3-dev libseccomp-dev pkg-config)
 if [ "${1:-build}" = "test" ]; then
-  want+=(postgresql bubblewrap hyperfine util-linux procps)
+  want+=(postgresql bubblewrap hyperfine util-linux procps python3-venv curl)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -35,7 +35,7 @@ public enum MCPStdio {
         let gateway = ToolGateway(runs: runs, toolTimeoutMs: toolTimeoutMs)
         let caller = Caller(principal: principal, role: role, method: .local, isAdmin: false)
         let server = await MCPToolServer.make(gateway: gateway, caller: caller, logger: logger, origin: "mcp-stdio")
-        try await server.start(transport: StdioTransport(logger: logger))
+        try await server.start(transport: PreflightTransport(StdioTransport(logger: logger), logger: logger))
         logger.channel(.humanUI).notice("nova-host MCP server on stdio", metadata: ["principal": .string(principal), "role": .string(role)])
         await server.waitUntilCompleted()
         await runs.shutdown(grace: grace)

@@ -1,7 +1,9 @@
 """REST checks against the live `nova-host serve`, and graceful shutdown of a real process
 (SIGTERM): in-flight runs finish, or are recorded as interrupted."""
+from http.client import HTTPConnection
 import json
 import os
+import urllib.parse
 import signal
 import socket
 import subprocess
@@ -44,6 +46,72 @@ def rest():
     check("rest: Idempotency-Key replays the run", status == 202 and again.get("run_id") == run_id, again)
     status, _, text = http("GET", f"{URL}/metrics", ADMIN_KEY)
     check("rest: /metrics has tool calls", status == 200 and 'nova_tool_calls_total{driver="echo",tool="echo",outcome="ok"}' in text, text[:300])
+
+
+def raw(method, path, body=b"", headers=None):
+    """One request over a fresh TCP connection with exactly these headers (urllib would add a
+    Content-Type of its own)."""
+    addr = urllib.parse.urlparse(URL)
+    conn = HTTPConnection(addr.hostname, addr.port, timeout=30)
+    conn.request(method, path, body=body, headers=headers or {})
+    r = conn.getresponse()
+    text = r.read().decode(errors="replace")
+    conn.close()
+    try:
+        return r.status, dict(r.getheaders()), json.loads(text)
+    except ValueError:
+        return r.status, dict(r.getheaders()), text
+
+
+def conformance():
+    status, _, body = raw("POST", "/tools/echo.echo", b'{"a": 1}', {"Authorization": f"Bearer {USER_KEY}"})
+    check("rest: a body without Content-Type is 415", status == 415 and body["error"]["code"] == "unsupported_media_type", (status, body))
+    status, _, body = raw("POST", "/tools/echo.echo", b'{"a": 1}', {"Authorization": f"Bearer {USER_KEY}", "Content-Type": "text/plain"})
+    check("rest: a text/plain body is 415", status == 415, (status, body))
+    status, headers, body = raw("GET", "/v1/drivers/reload", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    check("rest: GET /v1/drivers/reload is 405 and Allow lists only POST",
+          status == 405 and headers.get("Allow") == "POST" and "allowed: POST)" in body["error"]["message"], (status, headers, body))
+    status, _, text = http("GET", f"{URL}/metrics", ADMIN_KEY)
+    check("rest: nova_episode_write_failures_total is exported (0)",
+          status == 200 and "\nnova_episode_write_failures_total 0" in text, text[:2000])
+
+
+def rate_limit():
+    """text.length allows alice one call an hour (policy.e2e.json): the second call is 429."""
+    replies = [http("POST", f"{URL}/tools/text.length", USER_KEY, {"text": "abc"}) for _ in range(2)]
+    status, headers, body = replies[1]
+    retry = headers.get("Retry-After", "")
+    check("rest: a rate-limited call is 429 with Retry-After",
+          replies[0][0] in (200, 429) and status == 429 and body["error"]["code"] == "rate_limited" and retry.isdigit() and int(retry) >= 1
+          and body["error"].get("retry_after_ms", 0) > 0, replies)
+
+
+def disconnect():
+    """A REST client that closes its connection while waiting on /tools/{id}: the call is
+    cancelled and recorded `cancelled` (episode and metric), not `interrupted`."""
+    addr = urllib.parse.urlparse(URL)
+    payload = json.dumps({"ms": 30000}).encode()
+    sock = socket.create_connection((addr.hostname, addr.port))
+    sock.sendall(b"POST /tools/echo.sleep HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 + f"Authorization: Bearer {USER_KEY}\r\nContent-Length: {len(payload)}\r\n\r\n".encode() + payload)
+    run_id = None
+    for _ in range(3000):
+        _, _, body = http("GET", f"{URL}/v1/runs?status=running&limit=100", USER_KEY)
+        ids = [r["run_id"] for r in body.get("runs", []) if r.get("plan_name") == "tool:echo.sleep"]
+        if ids:
+            run_id = ids[0]
+            break
+        time.sleep(0.02)
+    sock.close()
+    run = {}
+    for _ in range(3000):
+        _, _, run = http("GET", f"{URL}/v1/runs/{run_id}", USER_KEY)
+        if run.get("status") != "running":
+            break
+        time.sleep(0.02)
+    check("rest: a client that disconnects while waiting is recorded cancelled", run_id and run.get("status") == "cancelled", run)
+    _, _, text = http("GET", f"{URL}/metrics", ADMIN_KEY)
+    check("rest: the runs metric counts the disconnect as cancelled", 'nova_runs_total{origin="tool",status="cancelled"}' in text, text[-3000:])
 
 
 def free_port():
@@ -100,6 +168,9 @@ def shutdown(grace, sleep_ms, expected):
 
 
 rest()
+conformance()
+rate_limit()
+disconnect()
 shutdown(10, 1000, "succeeded")
 shutdown(0.3, 20000, "interrupted")
 finish()

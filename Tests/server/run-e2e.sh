@@ -19,10 +19,20 @@ summary() { echo "e2e: $PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ]; exi
 
 [ -x "$BIN" ] || { fail "setup: no nova-host binary at $BIN (build it, or set NOVA_HOST_BIN)"; summary; }
 [ -f "$DRIVERS/libnova_echo.so" ] || { fail "setup: no echo driver in $DRIVERS (run make drivers)"; summary; }
-PY=${PYTHON:-python3}
-command -v "$PY" >/dev/null || { fail "setup: $PY not found"; summary; }
-"$PY" -m pip install -q --disable-pip-version-check -r Tests/server/requirements.txt >/tmp/nova-e2e-pip.log 2>&1 \
-  || { fail "setup: pip install -r Tests/server/requirements.txt (see /tmp/nova-e2e-pip.log)"; summary; }
+BASE_PY=${PYTHON:-python3}
+command -v "$BASE_PY" >/dev/null || { fail "setup: $BASE_PY not found"; summary; }
+# Two virtualenvs under a cache dir, made once: the newest MCP SDK (2.x, with schemathesis) and
+# 1.x. The MCP tests run under both; everything else under the first.
+CACHE=${NOVA_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nova-e2e}
+venv() {  # venv NAME REQUIREMENTS: prints the virtualenv's python once its requirements are installed
+  local dir=$CACHE/$1
+  { [ -x "$dir/bin/python" ] || "$BASE_PY" -m venv "$dir"; } >>"$CACHE/pip.log" 2>&1 \
+    && "$dir/bin/python" -m pip install -q --disable-pip-version-check -r "$2" >>"$CACHE/pip.log" 2>&1 \
+    && echo "$dir/bin/python"
+}
+mkdir -p "$CACHE"
+PY=$(venv mcp2 Tests/server/requirements.txt) || { fail "setup: virtualenv with Tests/server/requirements.txt (see $CACHE/pip.log)"; summary; }
+PY_MCP1=$(venv mcp1 Tests/server/requirements-mcp1.txt) || { fail "setup: virtualenv with Tests/server/requirements-mcp1.txt (see $CACHE/pip.log)"; summary; }
 
 WORK=$(mktemp -d /tmp/nova-e2e.XXXXXX)
 SERVER_PID=
@@ -36,7 +46,8 @@ CONFIG_JSON=$(cat <<JSON
 {"api_keys": [
   {"id": "e2e-admin", "principal": "admin", "role": "admin", "sha256": "$(sha "$ADMIN_KEY")"},
   {"id": "e2e-alice", "principal": "alice", "role": "user", "sha256": "$(sha "$USER_KEY")"}],
- "tool_timeout_ms": 5000, "shutdown_grace_seconds": 5}
+ "tool_timeout_ms": 5000, "shutdown_grace_seconds": 5,
+ "mcp": {"allowed_hosts": ["127.0.0.1:*"]}}
 JSON
 )
 echo "$CONFIG_JSON" >"$WORK/host.json"
@@ -64,7 +75,11 @@ count() {  # runs a test script, echoing its output, and adds its ok/FAIL lines 
   if [ "$code" -ne 0 ] && [ "$bad" -eq 0 ]; then fail "$* exited $code"; fi
 }
 count "$PY" Tests/server/e2e_rest.py
+count "$PY" Tests/server/e2e_jsonrpc.py
+echo "== MCP SDK $("$PY" -c 'import importlib.metadata as m; print(m.version("mcp"))')"
 count "$PY" Tests/server/e2e_mcp.py
+echo "== MCP SDK $("$PY_MCP1" -c 'import importlib.metadata as m; print(m.version("mcp"))')"
+count "$PY_MCP1" Tests/server/e2e_mcp.py
 
 echo "== schemathesis ($EXAMPLES examples per operation) against docs/openapi.yaml and $URL"
 if "$PY" -m schemathesis.cli run docs/openapi.yaml --url "$URL" -H "Authorization: Bearer $ADMIN_KEY" \
@@ -82,5 +97,11 @@ if grep -q '"level":"critical"\|"level":"error"' "$WORK/server.log"; then
   grep '"level":"error"\|"level":"critical"' "$WORK/server.log" | head -20; fail "serve: errors in the server log"
 else
   echo "ok serve: no errors logged"; PASSED=$((PASSED + 1))
+fi
+# The JSON-RPC mistakes e2e_jsonrpc.py sends are the client's: logged, at warning.
+if grep '"message":"mcp message refused"' "$WORK/server.log" | grep -q '"level":"warning"'; then
+  echo "ok serve: refused MCP messages logged at warning"; PASSED=$((PASSED + 1))
+else
+  fail "serve: refused MCP messages logged at warning"
 fi
 summary

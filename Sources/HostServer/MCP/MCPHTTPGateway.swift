@@ -24,6 +24,8 @@ public final class MCPHTTPGateway: Sendable {
         let caller: Caller
         let server: Server
         let transport: StatelessHTTPServerTransport
+        /// The protocol version `initialize` negotiated (decides whether batches are allowed).
+        let protocolVersion: String
         var lastUsedNanos: UInt64
     }
 
@@ -80,17 +82,32 @@ public final class MCPHTTPGateway: Sendable {
                 return s
             }
             guard let session = found else { return Self.error(404, .invalidRequest("Not Found: Session not found or expired")) }
-            var response = Self.response(await session.transport.handleRequest(sdkRequest))
+            // Host, Origin, Accept and Content-Type first: the transport checks them again, but
+            // a message refused below must not be answered to a request those would refuse.
+            if let problem = pipeline.validate(sdkRequest, context: HTTPValidationContext(httpMethod: "POST", sessionID: sessionId,
+                                                                                         isInitializationRequest: false,
+                                                                                         supportedProtocolVersions: Version.supported)) {
+                return Self.response(problem)
+            }
+            var response: Response
+            switch MCPPreflight.check(body.map { Array(buffer: $0) } ?? [], protocolVersion: session.protocolVersion) {
+            case .reply(let reply): response = refuse(reply)
+            case .batch(let items): response = await batch(items, of: sdkRequest, in: session)
+            case .pass: response = Self.response(await session.transport.handleRequest(sdkRequest))
+            }
             response.headers[.mcpSessionId] = sessionId
             return response
         }
         // No session: this must be `initialize`.
-        guard let body, let message = try? JSONValue.parse(Array(buffer: body)), message["method"]?.stringValue == "initialize" else {
-            return Self.error(400, .invalidRequest("Bad Request: Missing Mcp-Session-Id header (send initialize first)"))
-        }
         if let problem = pipeline.validate(sdkRequest, context: HTTPValidationContext(httpMethod: "POST", sessionID: nil, isInitializationRequest: true,
                                                                                      supportedProtocolVersions: Version.supported)) {
             return Self.response(problem)
+        }
+        if case .reply(let reply) = MCPPreflight.check(body.map { Array(buffer: $0) } ?? [], protocolVersion: nil) {
+            return refuse(reply)
+        }
+        guard let body, let message = try? JSONValue.parse(Array(buffer: body)), message["method"]?.stringValue == "initialize" else {
+            return Self.error(400, .invalidRequest("Bad Request: Missing Mcp-Session-Id header (send initialize first)"))
         }
         reapIdle(now: now)
         guard sessionCount < maxSessions else {
@@ -109,11 +126,50 @@ public final class MCPHTTPGateway: Sendable {
             await server.stop()
             return Self.response(sdkResponse)
         }
-        sessions.withLock { $0[id] = Session(id: id, caller: caller, server: server, transport: transport, lastUsedNanos: now) }
+        let session = Session(id: id, caller: caller, server: server, transport: transport,
+                              protocolVersion: MCPPreflight.negotiatedVersion(message), lastUsedNanos: now)
+        sessions.withLock { $0[id] = session }
         logger.info("mcp session opened", metadata: ["mcp_session": .string(id), "principal": .string(caller.principal)])
         var response = Self.response(sdkResponse)
         response.headers[.mcpSessionId] = id
         return response
+    }
+
+    /// The answer to a message `MCPPreflight` refused: 200 when it names the request it answers
+    /// (the client matches it by id), 400 when it cannot (id null).
+    private func refuse(_ reply: JSONValue) -> Response {
+        MCPPreflight.logRefusal(reply, logger: logger)
+        return Self.json(reply, status: reply["id"] == .null ? .badRequest : .ok)
+    }
+
+    /// A batch (protocol versions before 2025-06-18): each member checked and handed to the
+    /// session's transport in order; the answers come back as one array (202 when every member
+    /// was a notification or a response).
+    private func batch(_ items: [JSONValue], of request: MCP.HTTPRequest, in session: Session) async -> Response {
+        var answers: [JSONValue] = []
+        for item in items {
+            if let reply = MCPPreflight.problem(item) {
+                MCPPreflight.logRefusal(reply, logger: logger)
+                answers.append(reply)
+                continue
+            }
+            let one = MCP.HTTPRequest(method: request.method, headers: request.headers, body: Data(item.serializedBytes()), path: request.path)
+            switch await session.transport.handleRequest(one) {
+            case .data(let data, _):
+                if let answer = try? JSONValue.parse(Array(data)) { answers.append(answer) }
+            case .error(_, let error, _, _):
+                answers.append(MCPPreflight.error(id: item["id"] ?? .null, code: error.code, error.errorDescription ?? "error"))
+            case .accepted, .ok, .stream:
+                continue
+            }
+        }
+        if answers.isEmpty { return Response(status: .accepted) }
+        return Self.json(.array(answers), status: .ok)
+    }
+
+    static func json(_ value: JSONValue, status: HTTPResponse.Status) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"],
+                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: value.serializedBytes())))
     }
 
     private func takeSession(_ id: String, caller: Caller) -> Session? {
@@ -178,8 +234,11 @@ struct OriginHostValidator: HTTPRequestValidator {
     let allowedHosts: [String]?
 
     func validate(_ request: MCP.HTTPRequest, context: HTTPValidationContext) -> MCP.HTTPResponse? {
-        if let hosts = allowedHosts, let host = request.header("Host"), !hosts.contains(where: { Self.matches(host, $0) }) {
-            return .error(statusCode: 421, .invalidRequest("Misdirected Request: Host header not allowed"), sessionID: context.sessionID)
+        if let hosts = allowedHosts {
+            // A request without a Host (HTTP/1.0) cannot be checked, so it is refused as well.
+            guard let host = request.header("Host"), hosts.contains(where: { Self.matches(host.lowercased(), $0.lowercased()) }) else {
+                return .error(statusCode: 421, .invalidRequest("Misdirected Request: Host header not allowed"), sessionID: context.sessionID)
+            }
         }
         if let origin = request.header("Origin"), !allowedOrigins.contains(where: { Self.matches(origin, $0) }) {
             return .error(statusCode: 403, .invalidRequest("Forbidden: Origin not allowed"), sessionID: context.sessionID)
