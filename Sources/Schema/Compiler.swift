@@ -278,11 +278,15 @@ final class Compiler {
 
     func ref(_ loc: Location) throws -> NodeRef { NodeRef(try node(loc)) }
 
+    /// A count limit (`minLength`, `maxItems`, `minContains`…). Integral values beyond `Int`
+    /// (`1e300`, `2^63`) saturate to `Int.max`: no string, array or object can reach that
+    /// size, so the answer is the same as with the exact value.
     func nonNegativeInt(_ v: JSONValue, _ loc: Location, _ kw: String) throws -> Int {
-        guard let i = v.intValue, i >= 0 else {
-            throw error(loc, "\"\(kw)\" must be a non-negative integer")
+        if let i = v.intValue, i >= 0 { return i }
+        if case .double(let d) = v, d >= 9223372036854775808.0, d.isFinite, d.rounded(.towardZero) == d {
+            return Int.max
         }
-        return i
+        throw error(loc, "\"\(kw)\" must be a non-negative integer")
     }
 
     func stringArray(_ v: JSONValue, _ loc: Location, _ kw: String) throws -> [String] {

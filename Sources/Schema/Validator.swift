@@ -494,7 +494,8 @@ struct Evaluator {
         case .minLength:
             guard case .string(let s) = v else { return true }
             let m = kw.a
-            if s.utf8.count >= m * 4 { return true }
+            // A scalar takes at most 4 UTF-8 bytes; dividing (not `m * 4`) cannot overflow.
+            if s.utf8.count / 4 >= m { return true }
             if s.utf8.count < m { } else if s.unicodeScalars.count >= m { return true }
             fail(n, "minLength", "\(preview(v)) is shorter than \(m) character\(m == 1 ? "" : "s")")
             return false
