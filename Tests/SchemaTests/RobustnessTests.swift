@@ -42,3 +42,136 @@ struct SchemaNumberTests {
         }
     }
 }
+
+/// `[[[…]]]` with `levels` arrays around `inner`.
+func nestedArrays(_ levels: Int, around inner: JSONValue = 1) -> JSONValue {
+    var v = inner
+    for _ in 0..<levels { v = .array([v]) }
+    return v
+}
+
+/// A `$ref` chain `#/$defs/r0` → `r1` → … → `r<hops - 1>`, whose last link is `end`.
+func referenceChain(_ hops: Int, end: JSONValue) -> JSONValue {
+    var defs: [String: JSONValue] = [:]
+    for i in 0..<(hops - 1) { defs["r\(i)"] = ["$ref": .string("#/$defs/r\(i + 1)")] }
+    defs["r\(hops - 1)"] = end
+    return ["$defs": .object(defs), "$ref": "#/$defs/r0"]
+}
+
+/// Schemas must never hang the host: a reference cycle that never moves into the instance is
+/// reported as such, and evaluation work per validation is bounded.
+@Suite("Reference cycles and evaluation work")
+struct EvaluationWorkTests {
+    func stopMessage(_ s: CompiledSchema, _ v: JSONValue) -> String? {
+        let r = s.validate(v)
+        #expect(!s.isValid(v))
+        #expect(r.errors.count == 1)
+        return r.errors.first?.message
+    }
+
+    @Test func cyclesWithoutProgressAreReported() throws {
+        let schemas: [JSONValue] = [
+            ["allOf": [["$ref": "#"], ["$ref": "#"]]],
+            ["not": ["$ref": "#"]],
+            ["anyOf": [["type": "string"], ["$ref": "#"]]],
+            ["$defs": ["a": ["$ref": "#/$defs/b"], "b": ["oneOf": [["$ref": "#/$defs/a"], true]]], "$ref": "#/$defs/a"],
+            ["properties": ["x": ["$ref": "#/$defs/loop"]], "$defs": ["loop": ["if": ["$ref": "#/$defs/loop"], "then": true]]],
+        ]
+        for schema in schemas {
+            let s = try Schema.compile(schema)
+            let instance: JSONValue = ["x": 1]
+            let message = stopMessage(s, instance) ?? ""
+            #expect(message.contains("reference cycle"), "\(schema): \(message)")
+            #expect(s.validate(instance).errors.first?.keyword == "$ref")
+        }
+    }
+
+    /// Re-entering the same subschema at the same value in a different mode (here boolean-only
+    /// under `not`) may stop early: no cycle unless it really recurses forever.
+    @Test func recursionThatStopsIsNotACycle() throws {
+        let s = try Schema.compile(["type": "string", "not": ["$ref": "#"]])
+        #expect(s.validate(1).errors.map(\.keyword) == ["type"])
+        #expect(stopMessage(s, "a")?.contains("reference cycle") == true)
+        // A reference back to an ancestor that moves into the instance terminates.
+        let tree = try Schema.compile(["type": "object", "properties": ["kids": ["items": ["anyOf": [["$ref": "#"], ["type": "integer"]]]]]])
+        #expect(tree.isValid(["kids": [1, ["kids": [2, ["kids": []]]]]]))
+        #expect(!tree.isValid(["kids": [1, ["kids": ["x"]]]]))
+    }
+
+    /// 2^40 evaluations without any cycle: stopped by the work budget.
+    @Test func exponentialWorkIsBounded() throws {
+        var defs: [String: JSONValue] = ["d40": ["type": "integer"]]
+        for i in 0..<40 { defs["d\(i)"] = ["allOf": [["$ref": .string("#/$defs/d\(i + 1)")], ["$ref": .string("#/$defs/d\(i + 1)")]]] }
+        let s = try Schema.compile(["$defs": .object(defs), "$ref": "#/$defs/d0"])
+        let message = stopMessage(s, 1) ?? ""
+        #expect(message.contains("after following 1001000 references"), "\(message)")
+        #expect(message.contains("maximumEvaluationSteps"), "\(message)")
+    }
+
+    /// The budget grows with the instance: large valid data is not refused.
+    @Test func budgetScalesWithTheInstance() throws {
+        let schema: JSONValue = ["items": ["$ref": "#/$defs/n"], "$defs": ["n": ["allOf": [["$ref": "#/$defs/i"], ["$ref": "#/$defs/i"]]], "i": ["type": "integer"]]]
+        let small = ValidationOptions(maximumEvaluationSteps: 20, evaluationStepsPerValue: 8)
+        let s = try Schema.compile(schema, options: small)
+        let data = JSONValue.array((0..<1000).map { .int($0) })
+        #expect(s.validate(data).isValid)
+        #expect(s.isValid(data))
+        var defs: [String: JSONValue] = ["d12": ["type": "integer"]]
+        for i in 0..<12 { defs["d\(i)"] = ["allOf": [["$ref": .string("#/$defs/d\(i + 1)")], ["$ref": .string("#/$defs/d\(i + 1)")]]] }
+        let blowUp = try Schema.compile(["items": ["$ref": "#/$defs/d0"], "$defs": .object(defs)], options: small)
+        #expect(!blowUp.isValid(data))
+        #expect(blowUp.validate([1, 2]).errors.first?.message.contains("maximumEvaluationSteps") == true)
+    }
+}
+
+/// Nesting of data and of references are limited separately, each with its own message.
+@Suite("Depth limits")
+struct DepthLimitTests {
+    @Test func recursiveSchemaAcceptsDataAsDeepAsTheParserAllows() throws {
+        let s = try Schema.compile(["items": ["$ref": "#"]])
+        #expect(s.validate(nestedArrays(300)).isValid)
+        let deepest = String(repeating: "[", count: JSONValue.maximumParseDepth) + String(repeating: "]", count: JSONValue.maximumParseDepth)
+        let parsed = try JSONValue.parse(deepest)
+        #expect(s.validate(parsed).isValid)
+        #expect(s.isValid(parsed))
+        #expect(ValidationOptions().maximumInstanceDepth == JSONValue.maximumParseDepth)
+    }
+
+    @Test func dataDeeperThanTheLimitSaysSo() throws {
+        let s = try Schema.compile(["items": ["$ref": "#"]])
+        let r = s.validate(nestedArrays(JSONValue.maximumParseDepth + 1))
+        #expect(r.errors.count == 1)
+        #expect(r.errors.first?.message.contains("maximumInstanceDepth") == true, "\(r)")
+        #expect(r.errors.first?.message.contains("512") == true, "\(r)")
+        let shallow = try Schema.compile(["items": ["$ref": "#"]], options: ValidationOptions(maximumInstanceDepth: 3))
+        #expect(shallow.isValid(nestedArrays(2)))
+        #expect(shallow.isValid(nestedArrays(3, around: [])))
+        #expect(shallow.validate(nestedArrays(4)).errors.first?.message.contains("nested more than 3 levels") == true)
+        // Schemas that do not descend do not care how deep the data is.
+        #expect(try Schema.compile(["type": "array"], options: ValidationOptions(maximumInstanceDepth: 3)).isValid(nestedArrays(10)))
+    }
+
+    @Test func longReferenceChainsWithoutACycle() throws {
+        let s = try Schema.compile(referenceChain(600, end: ["type": "integer"]))
+        #expect(s.validate(1).isValid)
+        let e = s.validate("x").errors
+        #expect(e.count == 1 && e.first?.keyword == "type", "\(e)")
+        let limited = try Schema.compile(referenceChain(150, end: ["type": "integer"]), options: ValidationOptions(maximumReferenceDepth: 100))
+        let r = limited.validate(1)
+        #expect(r.errors.count == 1)
+        #expect(r.errors.first?.message.contains("maximumReferenceDepth") == true, "\(r)")
+        #expect(r.errors.first?.message.contains("100") == true, "\(r)")
+        #expect(r.errors.first?.message.contains("cycle") == false, "\(r)")
+    }
+
+    /// Every limit on its own allows this (512 levels of data, 200 references per level), but
+    /// together they would overflow the thread's stack: a clear error instead of a crash.
+    @Test func stackUseIsBounded() throws {
+        let s = try Schema.compile(referenceChain(200, end: ["items": ["$ref": "#/$defs/r0"]]))
+        #expect(s.isValid(nestedArrays(3)))
+        let r = s.validate(nestedArrays(JSONValue.maximumParseDepth))
+        #expect(r.errors.count == 1)
+        #expect(r.errors.first?.message.contains("maximumStackBytes") == true, "\(r)")
+        #expect(!s.isValid(nestedArrays(JSONValue.maximumParseDepth)))
+    }
+}
