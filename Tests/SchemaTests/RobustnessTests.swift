@@ -175,3 +175,24 @@ struct DepthLimitTests {
         #expect(!s.isValid(nestedArrays(JSONValue.maximumParseDepth)))
     }
 }
+
+/// `properties` names are matched code point by code point (RFC 8259 §8.3), also when they
+/// are longer than `NameIndex`'s length groups.
+@Suite("Property name lookup")
+struct PropertyNameTests {
+    /// U+212A KELVIN SIGN is canonically equivalent to "K" (so Swift `==` calls them equal),
+    /// U+037E GREEK QUESTION MARK to ";": different member names all the same.
+    @Test(arguments: [9, 62, 63, 64, 70, 200])
+    func canonicallyEquivalentNamesAreDifferentProperties(tail: Int) throws {
+        let rest = String(repeating: "a", count: tail)
+        for (ascii, lookalike) in [("K" + rest, "\u{212A}" + rest), (rest + ";", rest + "\u{037E}")] {
+            let s = try Schema.compile(["properties": [ascii: ["type": "integer"]], "additionalProperties": false])
+            #expect(s.isValid([ascii: 1]))
+            #expect(!s.isValid([ascii: "x"]))
+            let e = s.validate([lookalike: 1]).errors
+            #expect(e.map(\.keyword) == ["additionalProperties"], "\(tail): \(e)")
+            let open = try Schema.compile(["properties": [ascii: ["type": "integer"]]])
+            #expect(open.isValid([lookalike: "x"]), "\(tail)")
+        }
+    }
+}
