@@ -196,3 +196,41 @@ struct PropertyNameTests {
         }
     }
 }
+
+/// Format checks against their RFCs, with the answers python-jsonschema (rfc3987, idna) and
+/// jsonschema-rs agree on, and the official suite's optional format cases.
+@Suite("Formats against their RFCs")
+struct FormatRFCTests {
+    func ok(_ f: String, _ s: String) -> Bool { Format(name: f)!.check(s) }
+
+    @Test func uriFollowsRFC3986() {
+        let valid = ["http://host:8080/", "http://host:/", "http://[::1]:80/", "http://[v1.x]/", "a:b", "urn:isbn:0451450523",
+                     "http://a:b@[::1]:1/p?q#f", "file:///etc/passwd", "http://host/%20?a=b/c?d#e/f?g", "HTTP://H/", "mailto:a@b"]
+        for s in valid { #expect(ok("uri", s), "\(s)") }
+        let invalid = ["http://host:80a/", "http://host:8080a", "http://example.com:abc/path", "p://2001:0d", "p://2001:0db8::1/",
+                       "http://[::1]x/", "http://[::1]]/", "http://a@b@c/", "https://[@example.org/test.txt", "http://[vx.x]/",
+                       "http://[v1.]/", "http:/[::1]", "http://host/?q=[", "http://host/#f[", "http://host/#a#b", "http://h/%zz",
+                       "1a:b", "http://ex ample/", "http://h/é"]
+        for s in invalid { #expect(!ok("uri", s), "\(s)") }
+    }
+
+    @Test func uriReferenceFollowsRFC3986() {
+        for s in ["", "#", "?", "/relative#frag", "./a:b", "//h", "//user@host:1", "//[::1]/", "a?b:c"] { #expect(ok("uri-reference", s), "\(s)") }
+        for s in ["[", "]", "a[b", "/a[b]", "/[::1]", "?q[]", "#f[]", "//host:80a/", "//example.com:abc/p", "//a@b@example.com/",
+                  "a:b:c[", ":a", "1a:b", "%", "%2g", "\\\\x", "a b", "//[::1"] {
+            #expect(!ok("uri-reference", s), "\(s)")
+        }
+    }
+
+    @Test func iriFollowsRFC3987() {
+        for s in ["http://é.com:80/ü", "http://\u{e9}x\u{e0}mple/\u{fc}?\u{e4}#\u{f6}", "http://h/\u{10000}", "urn:\u{e9}", "http://h/?\u{e000}"] {
+            #expect(ok("iri", s), "\(s)")
+        }
+        for s in ["p://2001:0d", "http://host:80a/", "http://2001:0db8:85a3:0000:0000:8a2e:0370:7334", "http://h/\u{e000}",
+                  "http://h/\u{fffe}", "http://[::1]é/", "/relative"] {
+            #expect(!ok("iri", s), "\(s)")
+        }
+        for s in ["ü", "#é", "/\u{10000}"] { #expect(ok("iri-reference", s), "\(s)") }
+        for s in ["[", "//é:8a/", "/\u{e000}", "\u{e9}:\u{e0}"] { #expect(!ok("iri-reference", s), "\(s)") }
+    }
+}
