@@ -248,25 +248,7 @@ enum FormatCheck {
     }
 
     static func hostname(_ s: String, international: Bool) -> Bool {
-        guard !s.isEmpty else { return false }
-        let host = s.hasSuffix(".") ? String(s.dropLast()) : s
-        guard !host.isEmpty, host.utf8.count <= 253 else { return false }
-        for label in host.split(separator: ".", omittingEmptySubsequences: false) {
-            guard !label.isEmpty, label.utf8.count <= 63, label.first != "-", label.last != "-" else { return false }
-            for c in label.unicodeScalars {
-                if c.isASCII {
-                    let v = UInt8(c.value)
-                    guard isAlpha(v) || isDigit(v) || v == UInt8(ascii: "-") else { return false }
-                } else if !international || !(c.properties.isAlphabetic || c.properties.numericType != nil || c.properties.generalCategory == .nonspacingMark || c.properties.generalCategory == .spacingMark) {
-                    return false
-                }
-            }
-            if !international, label.count >= 4, label.utf8.dropFirst(2).prefix(2).elementsEqual("--".utf8),
-               !label.lowercased().hasPrefix("xn--") {
-                return false
-            }
-        }
-        return true
+        IDNA.hostname(s, international: international)
     }
 
     static func email(_ s: String, international: Bool) -> Bool {

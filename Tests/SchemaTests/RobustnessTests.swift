@@ -233,4 +233,30 @@ struct FormatRFCTests {
         for s in ["ü", "#é", "/\u{10000}"] { #expect(ok("iri-reference", s), "\(s)") }
         for s in ["[", "//é:8a/", "/\u{e000}", "\u{e9}:\u{e0}"] { #expect(!ok("iri-reference", s), "\(s)") }
     }
+
+    /// IDNA2008 (RFC 5890–5893), as python-jsonschema's `idna` and the official suite.
+    @Test func idnHostnameFollowsIDNA2008() {
+        let valid = ["example.com", "EXAMPLE.com", "b\u{fc}cher.example", "\u{4e2d}\u{6587}.com", "xn--bcher-kva.example",
+                     "\u{df}\u{3c2}\u{f0b}\u{3007}", "\u{6fd}\u{6fe}", "l\u{b7}l", "\u{3b1}\u{375}\u{3b2}", "\u{5d0}\u{5f3}\u{5d1}",
+                     "\u{30fb}\u{3041}", "\u{30fb}\u{4e08}", "\u{915}\u{94d}\u{200d}\u{937}", "\u{915}\u{94d}\u{200c}\u{937}",
+                     "\u{628}\u{64a}\u{200c}\u{628}\u{64a}", "a\u{3002}b", "a\u{ff0e}b", "a\u{ff61}b",
+                     String(repeating: "\u{3c0}\u{3b1}\u{3c1}\u{3ac}\u{3b4}\u{3b5}\u{3b9}\u{3b3}\u{3bc}\u{3b1}", count: 5) + "\u{3c0}\u{3b1}\u{3002}com"]
+        for s in valid { #expect(ok("idn-hostname", s), "\(s.unicodeScalars.map { String($0.value, radix: 16) })") }
+        let invalid = ["\u{301}", "\u{302e}", "\u{301}a", "\u{903}hello", "\u{302e}\u{c2e4}\u{b840}.\u{d14c}\u{c2a4}\u{d2b8}",
+                       "\u{c2e4}\u{302e}\u{b840}", "a\u{301}", "\u{1100}\u{1161}", "\u{c0}", "\u{212a}", "\u{ff41}", "\u{640}\u{7fa}",
+                       "\u{3031}\u{3032}", "a\u{b7}l", "\u{b7}l", "\u{375}S", "A\u{5f3}", "\u{30fb}", "def\u{30fb}abc",
+                       "\u{628}\u{660}\u{6f0}", "\u{915}\u{200d}\u{937}", "\u{200c}", "0\u{627}", "a\u{5d0}", "\u{5d0}0\u{660}",
+                       "0a.\u{5d0}", "xn--X", "xn--7a", "xn--0ca24w", "xn---9uc", "XN--aa---o47jg78q", "xn--abc", "ab--c", "-a", "a-",
+                       "example.", "a..b", "a b", String(repeating: "a", count: 64)]
+        for s in invalid { #expect(!ok("idn-hostname", s), "\(s.unicodeScalars.map { String($0.value, radix: 16) })") }
+    }
+
+    /// A-labels in plain hostnames must decode to valid U-labels (the official suite).
+    @Test func hostnameChecksALabels() {
+        for s in ["xn--bcher-kva.example", "XN--BCHER-KVA.example", "a-b.c", "1.2.3.example"] { #expect(ok("hostname", s), "\(s)") }
+        for s in ["xn--X", "xn--hello-zed", "xn--07jt112bpxg.xn--9t4b11yi5a", "xn--l-fda", "xn--ngb6iyr", "xn--02b508i",
+                  "XN--aa---o47jg78q", "example.", "b\u{fc}cher.example"] {
+            #expect(!ok("hostname", s), "\(s)")
+        }
+    }
 }
