@@ -45,6 +45,8 @@ final class Compiler {
     var usesDynamicRef = false
     /// Keyword payload objects, kept alive for the compiled schema's lifetime.
     var payloads: [AnyObject] = []
+    /// Nodes created but not compiled yet (see `compilePending`).
+    var pending: [(Location, Node, JSONValue)] = []
 
     init(registry: SchemaRegistry) {
         self.registry = registry
@@ -257,32 +259,45 @@ final class Compiler {
         }
     }
 
+    /// The node for the subschema at `loc`, created on first use and compiled later by
+    /// `compilePending`.
     func node(_ loc: Location) throws -> Node {
         if let n = nodes[loc] { return n }
         guard let value = value(at: loc) else { throw error(loc, "no schema at this location") }
-        let base = baseURI(loc)
-        let res = resource(for: base)
-        let n = Node(resource: res, absoluteLocation: absoluteLocation(loc))
+        let n = Node(resource: resource(for: baseURI(loc)), absoluteLocation: absoluteLocation(loc))
         nodes[loc] = n
         arena.append(n)
-        switch value {
-        case .bool(let b): n.kind = b ? .alwaysTrue : .alwaysFalse
-        case .object(let o): try compileObject(n, o, loc)
-        default: throw error(loc, "a schema must be an object or a boolean, not \(value.typeName)")
-        }
-        if res.dynamicAnchors.isEmpty, dynamicAnchorsByResource[base] != nil {
-            try populateDynamicAnchors(res)
-        }
+        pending.append((loc, n, value))
         return n
+    }
+
+    /// Compiles every node created so far and every node they reach. A work list rather than
+    /// recursion: a schema with a thousand-link `$ref` chain or deeply nested subschemas must
+    /// not exhaust the stack.
+    func compilePending() throws {
+        while let (loc, n, value) = pending.popLast() {
+            switch value {
+            case .bool(let b): n.kind = b ? .alwaysTrue : .alwaysFalse
+            case .object(let o): try compileObject(n, o, loc)
+            default: throw error(loc, "a schema must be an object or a boolean, not \(value.typeName)")
+            }
+            if n.resource.dynamicAnchors.isEmpty, dynamicAnchorsByResource[n.resource.uri] != nil {
+                try populateDynamicAnchors(n.resource)
+            }
+        }
     }
 
     func ref(_ loc: Location) throws -> NodeRef { NodeRef(try node(loc)) }
 
+    /// A count limit (`minLength`, `maxItems`, `minContains`…). Integral values beyond `Int`
+    /// (`1e300`, `2^63`) saturate to `Int.max`: no string, array or object can reach that
+    /// size, so the answer is the same as with the exact value.
     func nonNegativeInt(_ v: JSONValue, _ loc: Location, _ kw: String) throws -> Int {
-        guard let i = v.intValue, i >= 0 else {
-            throw error(loc, "\"\(kw)\" must be a non-negative integer")
+        if let i = v.intValue, i >= 0 { return i }
+        if case .double(let d) = v, d >= 9223372036854775808.0, d.isFinite, d.rounded(.towardZero) == d {
+            return Int.max
         }
-        return i
+        throw error(loc, "\"\(kw)\" must be a non-negative integer")
     }
 
     func stringArray(_ v: JSONValue, _ loc: Location, _ kw: String) throws -> [String] {

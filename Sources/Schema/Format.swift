@@ -248,25 +248,7 @@ enum FormatCheck {
     }
 
     static func hostname(_ s: String, international: Bool) -> Bool {
-        guard !s.isEmpty else { return false }
-        let host = s.hasSuffix(".") ? String(s.dropLast()) : s
-        guard !host.isEmpty, host.utf8.count <= 253 else { return false }
-        for label in host.split(separator: ".", omittingEmptySubsequences: false) {
-            guard !label.isEmpty, label.utf8.count <= 63, label.first != "-", label.last != "-" else { return false }
-            for c in label.unicodeScalars {
-                if c.isASCII {
-                    let v = UInt8(c.value)
-                    guard isAlpha(v) || isDigit(v) || v == UInt8(ascii: "-") else { return false }
-                } else if !international || !(c.properties.isAlphabetic || c.properties.numericType != nil || c.properties.generalCategory == .nonspacingMark || c.properties.generalCategory == .spacingMark) {
-                    return false
-                }
-            }
-            if !international, label.count >= 4, label.utf8.dropFirst(2).prefix(2).elementsEqual("--".utf8),
-               !label.lowercased().hasPrefix("xn--") {
-                return false
-            }
-        }
-        return true
+        IDNA.hostname(s, international: international)
     }
 
     static func email(_ s: String, international: Bool) -> Bool {
@@ -294,43 +276,10 @@ enum FormatCheck {
         return hostname(domain, international: international)
     }
 
+    /// RFC 3986 URI (`requireScheme`) or URI-reference; with `international`, RFC 3987 IRI or
+    /// IRI-reference.
     static func uri(_ s: String, requireScheme: Bool, international: Bool) -> Bool {
-        let bytes = Array(s.utf8)
-        var i = 0
-        while i < bytes.count {
-            let c = bytes[i]
-            if c == UInt8(ascii: "%") {
-                guard i + 2 < bytes.count, isHex(bytes[i + 1]), isHex(bytes[i + 2]) else { return false }
-                i += 3
-                continue
-            }
-            if c >= 0x80 {
-                if !international { return false }
-            } else if !(isAlpha(c) || isDigit(c) || Array("-._~:/?#[]@!$&'()*+,;=".utf8).contains(c)) {
-                return false
-            }
-            i += 1
-        }
-        let ref = URIReference(s)
-        if requireScheme {
-            guard ref.scheme != nil else { return false }
-        } else if ref.scheme == nil, let colon = s.firstIndex(of: ":"),
-                  !s[..<colon].contains("/"), !s[..<colon].contains("?"), !s[..<colon].contains("#") {
-            return false  // a colon in the first segment of a relative reference
-        }
-        if let auth = ref.authority {
-            var host = Substring(auth)
-            if let at = host.lastIndex(of: "@") { host = host[host.index(after: at)...] }
-            if host.hasPrefix("[") {
-                guard let close = host.firstIndex(of: "]") else { return false }
-                let inner = host[host.index(after: host.startIndex)..<close]
-                if !inner.hasPrefix("v") && !inner.hasPrefix("V") && !ipv6(String(inner)) { return false }
-            } else if host.contains("[") || host.contains("]") {
-                return false
-            }
-        }
-        if ref.fragment?.contains("#") == true { return false }
-        return true
+        URIGrammar(Array(s.unicodeScalars), international: international).check(requireScheme: requireScheme)
     }
 
     static func uriTemplate(_ s: String) -> Bool {
@@ -363,5 +312,161 @@ enum FormatCheck {
         let rest = String(decoding: b[i...], as: UTF8.self)
         if rest == "#" { return true }
         return (try? JSONPointerSyntax.check(rest)) == true
+    }
+}
+
+/// The RFC 3986 grammar of URIs and URI references (RFC 3987 for IRIs: `ucschar` allowed
+/// wherever unreserved characters are, `iprivate` in the query), checked character by
+/// character. Reference resolution is `URIReference`'s job; this only says yes or no.
+struct URIGrammar {
+    let c: [Unicode.Scalar]
+    let international: Bool
+
+    init(_ c: [Unicode.Scalar], international: Bool) {
+        self.c = c
+        self.international = international
+    }
+
+    func check(requireScheme: Bool) -> Bool {
+        // Fragment after the first "#", query after the first "?" before it.
+        let hash = c.firstIndex(of: "#") ?? c.count
+        let question = c[..<hash].firstIndex(of: "?") ?? hash
+        guard all(min(question + 1, hash)..<hash, query: true), all(min(hash + 1, c.count)..<c.count, query: false) else { return false }
+        var start = 0
+        if let colon = c[..<question].firstIndex(of: ":"), colon > 0, isScheme(0..<colon) {
+            start = colon + 1
+        } else if requireScheme {
+            return false
+        }
+        let part = start..<question
+        if part.count >= 2, c[start] == "/", c[start + 1] == "/" {
+            let end = c[(start + 2)..<question].firstIndex(of: "/") ?? question
+            return authority(start + 2..<end) && path(end..<question)
+        }
+        if start == 0, let colon = c[part].firstIndex(of: ":"), !c[..<colon].contains("/") {
+            return false  // path-noscheme: no ":" in the first segment of a relative reference
+        }
+        return path(part)
+    }
+
+    /// scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+    func isScheme(_ r: Range<Int>) -> Bool {
+        guard let f = c[r].first, f.isASCII, FormatCheck.isAlpha(UInt8(f.value)) else { return false }
+        return c[r].allSatisfy { x in
+            x.isASCII && (FormatCheck.isAlpha(UInt8(x.value)) || FormatCheck.isDigit(UInt8(x.value)) || x == "+" || x == "-" || x == ".")
+        }
+    }
+
+    /// authority = [ userinfo "@" ] host [ ":" port ]
+    func authority(_ r: Range<Int>) -> Bool {
+        var hostStart = r.lowerBound
+        if let at = c[r].firstIndex(of: "@") {
+            guard units(r.lowerBound..<at, extra: ":") else { return false }  // no second "@"
+            hostStart = at + 1
+        }
+        var portStart: Int? = nil
+        if hostStart < r.upperBound, c[hostStart] == "[" {
+            guard let close = c[hostStart..<r.upperBound].firstIndex(of: "]"), ipLiteral(hostStart + 1..<close) else { return false }
+            if close + 1 < r.upperBound {
+                guard c[close + 1] == ":" else { return false }
+                portStart = close + 2
+            }
+        } else {
+            let colon = c[hostStart..<r.upperBound].firstIndex(of: ":")
+            guard units(hostStart..<(colon ?? r.upperBound), extra: "") else { return false }  // reg-name
+            portStart = colon.map { $0 + 1 }
+        }
+        if let p = portStart {
+            return c[p..<r.upperBound].allSatisfy { $0.isASCII && FormatCheck.isDigit(UInt8($0.value)) }
+        }
+        return true
+    }
+
+    /// IPv6address / IPvFuture (IRIs allow nothing more here).
+    func ipLiteral(_ r: Range<Int>) -> Bool {
+        guard let f = c[r].first else { return false }
+        if f == "v" || f == "V" {
+            guard let dot = c[r].firstIndex(of: "."), dot > r.lowerBound + 1, dot + 1 < r.upperBound else { return false }
+            let version = c[(r.lowerBound + 1)..<dot].allSatisfy { $0.isASCII && FormatCheck.isHex(UInt8($0.value)) }
+            return version && c[(dot + 1)..<r.upperBound].allSatisfy { x in
+                x.isASCII && (unreserved(x) || subDelim(x) || x == ":")
+            }
+        }
+        var s = String.UnicodeScalarView()
+        s.append(contentsOf: c[r])
+        return FormatCheck.ipv6(String(s))
+    }
+
+    /// path segments of pchar separated by "/".
+    func path(_ r: Range<Int>) -> Bool {
+        var i = r.lowerBound
+        while i < r.upperBound {
+            if c[i] == "/" { i += 1; continue }
+            guard let n = unit(at: i, extra: ":@", query: false) else { return false }
+            i = n
+        }
+        return true
+    }
+
+    /// query or fragment: *( pchar / "/" / "?" ).
+    func all(_ r: Range<Int>, query: Bool) -> Bool {
+        var i = r.lowerBound
+        while i < r.upperBound {
+            guard let n = unit(at: i, extra: ":@/?", query: query) else { return false }
+            i = n
+        }
+        return true
+    }
+
+    /// unreserved / pct-encoded / sub-delims / `extra` throughout `r`.
+    func units(_ r: Range<Int>, extra: String) -> Bool {
+        var i = r.lowerBound
+        while i < r.upperBound {
+            guard let n = unit(at: i, extra: extra, query: false) else { return false }
+            i = n
+        }
+        return true
+    }
+
+    /// The index after one allowed unit at `i` (a character or a percent-encoded octet).
+    func unit(at i: Int, extra: String, query: Bool) -> Int? {
+        let x = c[i]
+        if x == "%" {
+            guard i + 2 < c.count, c[i + 1].isASCII, c[i + 2].isASCII,
+                  FormatCheck.isHex(UInt8(c[i + 1].value)), FormatCheck.isHex(UInt8(c[i + 2].value)) else { return nil }
+            return i + 3
+        }
+        if x.isASCII {
+            return unreserved(x) || subDelim(x) || extra.unicodeScalars.contains(x) ? i + 1 : nil
+        }
+        guard international else { return nil }
+        return URIGrammar.isUCSChar(x.value) || (query && URIGrammar.isPrivate(x.value)) ? i + 1 : nil
+    }
+
+    func unreserved(_ x: Unicode.Scalar) -> Bool {
+        let b = UInt8(x.value)
+        return FormatCheck.isAlpha(b) || FormatCheck.isDigit(b) || x == "-" || x == "." || x == "_" || x == "~"
+    }
+
+    func subDelim(_ x: Unicode.Scalar) -> Bool {
+        "!$&'()*+,;=".unicodeScalars.contains(x)
+    }
+
+    /// RFC 3987 ucschar.
+    static func isUCSChar(_ v: UInt32) -> Bool {
+        switch v {
+        case 0xA0...0xD7FF, 0xF900...0xFDCF, 0xFDF0...0xFFEF: return true
+        case 0x10000...0xDFFFD: return v & 0xFFFF <= 0xFFFD
+        case 0xE1000...0xEFFFD: return true
+        default: return false
+        }
+    }
+
+    /// RFC 3987 iprivate.
+    static func isPrivate(_ v: UInt32) -> Bool {
+        switch v {
+        case 0xE000...0xF8FF, 0xF0000...0xFFFFD, 0x100000...0x10FFFD: return true
+        default: return false
+        }
     }
 }

@@ -197,6 +197,8 @@ final class NameIndex {
     struct Entry {
         let name: String
         let index: Int
+        /// UTF-8 length (the groups above `maxLength` mix lengths).
+        let length: Int
         let ascii: Bool
     }
     /// Entries sorted by UTF-8 length; lengths above `maxLength` share the last group.
@@ -206,7 +208,7 @@ final class NameIndex {
     static let maxLength = 64
 
     init(_ names: [String]) {
-        let sorted = names.enumerated().map { Entry(name: $1, index: $0, ascii: $1.utf8.allSatisfy { $0 < 0x80 }) }
+        let sorted = names.enumerated().map { Entry(name: $1, index: $0, length: $1.utf8.count, ascii: $1.utf8.allSatisfy { $0 < 0x80 }) }
             .sorted { min($0.name.utf8.count, NameIndex.maxLength) < min($1.name.utf8.count, NameIndex.maxLength) }
         var st = [Int32](repeating: 0, count: NameIndex.maxLength + 2)
         var k = 0
@@ -231,12 +233,16 @@ final class NameIndex {
     /// The index of `key` in the names given to `init`, or nil. Exact (code-point) equality.
     @inline(__always)
     func find(_ key: String) -> Int? {
-        let len = min(key.utf8.count, NameIndex.maxLength)
-        var i = Int(start[len])
-        let end = Int(start[len + 1])
+        let keyLength = key.utf8.count
+        let group = min(keyLength, NameIndex.maxLength)
+        var i = Int(start[group])
+        let end = Int(start[group + 1])
         while i < end {
-            // For an ASCII name, equal byte length plus canonical equivalence means equal bytes.
-            if entries[i].name == key && (entries[i].ascii || entries[i].name.utf8.elementsEqual(key.utf8)) {
+            // For an ASCII name, equal byte length plus canonical equivalence (`==`, fast on
+            // ASCII) means equal bytes; "K" + 69 × "a" and U+212A + 69 × "a" share the last
+            // group but not the length.
+            if entries[i].length == keyLength && entries[i].name == key
+                && (entries[i].ascii || entries[i].name.utf8.elementsEqual(key.utf8)) {
                 return entries[i].index
             }
             i += 1

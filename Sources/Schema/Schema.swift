@@ -55,16 +55,45 @@ public struct ValidationOptions: Sendable, Hashable {
     /// When `true` (the default), `compile` first validates the schema against its meta-schema
     /// and throws if it is invalid.
     public var validateSchema: Bool
-    /// The deepest nesting of schema evaluation (subschemas and references) before validation
-    /// stops with an error instead of risking the stack on a reference cycle. The default, 500,
-    /// uses roughly 300 KB of stack in release builds (about 1 MB in debug builds).
-    public var maximumDepth: Int
+    /// How deep in the instance validation goes: members and items nested more than this
+    /// many levels below the root stop validation with an error. The default is
+    /// `JSONValue.maximumParseDepth` (512), so every document the parser accepts can be
+    /// validated by a recursive schema.
+    public var maximumInstanceDepth: Int
+    /// How many `$ref`/`$dynamicRef` may be followed in a row without moving into a member or
+    /// item of the instance (a chain of references at one value) before validation stops with
+    /// an error. A chain that comes back to a subschema already being evaluated against the
+    /// same value is reported as a reference cycle at once, whatever this limit.
+    public var maximumReferenceDepth: Int
+    /// How many references (`$ref`, `$dynamicRef`) any validation may follow; past it the
+    /// allowance grows once by `evaluationStepsPerValue` for each value in the instance
+    /// (itself and every member and item), and validation stops with an error when that is
+    /// spent too. Without references, work is bounded by the schema's size times the
+    /// instance's; this bounds schemas that apply subschemas exponentially often, such as
+    /// chains of `{"allOf": [{"$ref": "#/$defs/next"}, {"$ref": "#/$defs/next"}]}`.
+    public var maximumEvaluationSteps: Int
+    /// See `maximumEvaluationSteps`.
+    public var evaluationStepsPerValue: Int
+    /// Stack one validation may use before it stops with an error: a safety net for data
+    /// nested deep through long reference chains at every level, which the other limits
+    /// allow one by one. Checked when a reference is followed. The default, 4 MiB, suits
+    /// threads with 8 MiB of stack (the Linux default); a level of data reached through one
+    /// reference takes about 1–1.5 KiB in release builds (4–6 KiB in debug builds), a
+    /// reference alone about 0.4 KiB (1.7 KiB).
+    public var maximumStackBytes: Int
 
     /// Creates options; every parameter has the default described on its property.
-    public init(formatAssertion: Bool = false, validateSchema: Bool = true, maximumDepth: Int = 500) {
+    public init(formatAssertion: Bool = false, validateSchema: Bool = true,
+                maximumInstanceDepth: Int = JSONValue.maximumParseDepth, maximumReferenceDepth: Int = 1000,
+                maximumEvaluationSteps: Int = 1_000_000, evaluationStepsPerValue: Int = 1000,
+                maximumStackBytes: Int = 4 << 20) {
         self.formatAssertion = formatAssertion
         self.validateSchema = validateSchema
-        self.maximumDepth = maximumDepth
+        self.maximumInstanceDepth = maximumInstanceDepth
+        self.maximumReferenceDepth = maximumReferenceDepth
+        self.maximumEvaluationSteps = maximumEvaluationSteps
+        self.evaluationStepsPerValue = evaluationStepsPerValue
+        self.maximumStackBytes = maximumStackBytes
     }
 }
 

@@ -43,6 +43,7 @@ public final class CompiledSchema: Sendable {
         let c = Compiler(registry: registry)
         let d = try c.addDocument(json, uri: baseURI)
         let root = try c.node(Location(doc: d, pointer: []))
+        try c.compilePending()
         storage = Storage(root: root, arena: c.arena, resources: c.resourceArena, payloads: c.payloads, usesDynamicRef: c.usesDynamicRef)
         uri = root.absoluteLocation
     }
@@ -83,16 +84,20 @@ public final class CompiledSchema: Sendable {
 
     /// Validates `instance` with `options`, collecting every error.
     public func validate(_ instance: JSONValue, options: ValidationOptions) -> ValidationResult {
-        var e = Evaluator(storage: storage, options: options, collect: true)
+        var e = Evaluator(storage: storage, options: options, instance: instance, collect: true)
         _ = e.eval(storage.root, instance, nil)
+        e.references.free()
         return ValidationResult(errors: e.finishedErrors())
     }
 
     /// `true` when `instance` is valid; stops at the first failure, so it is faster than
-    /// `validate` on invalid instances.
+    /// `validate` on invalid instances. `false` also when validation stops at a limit of
+    /// `ValidationOptions` (`validate` says which).
     public func isValid(_ instance: JSONValue) -> Bool {
-        var e = Evaluator(storage: storage, options: options, collect: false)
-        return e.eval(storage.root, instance, nil)
+        var e = Evaluator(storage: storage, options: options, instance: instance, collect: false)
+        let ok = e.eval(storage.root, instance, nil)
+        e.references.free()
+        return ok && e.stopError == nil
     }
 }
 
@@ -126,36 +131,244 @@ struct ResourceRef {
     unowned(unsafe) let resource: Resource
 }
 
+/// A reference being followed: its target and the state that decides how the target is
+/// evaluated (mode bits and the dynamic scope's length; see `Evaluator.followReference`).
+struct ReferenceFrame {
+    let target: ObjectIdentifier
+    let state: Int
+}
+
+/// The references being followed, innermost last: a plain growable buffer (no copy-on-write
+/// checks on the hot path), owned by one `Evaluator` and freed by `free()` when the validation ends.
+struct ReferenceStack {
+    private var base: UnsafeMutablePointer<ReferenceFrame>?
+    private var count = 0
+    private var capacity = 0
+
+    @inline(__always)
+    mutating func push(_ f: ReferenceFrame) {
+        if count == capacity { grow() }
+        (base! + count).initialize(to: f)
+        count += 1
+    }
+
+    @inline(__always)
+    mutating func pop() { count -= 1 }
+
+    /// Whether one of the last `last` frames is (target, state).
+    func contains(_ target: ObjectIdentifier, _ state: Int, amongLast last: Int) -> Bool {
+        guard let base else { return false }
+        for i in (count - last)..<count where base[i].target == target && base[i].state == state { return true }
+        return false
+    }
+
+    @inline(never)
+    mutating func grow() {
+        let bigger = UnsafeMutablePointer<ReferenceFrame>.allocate(capacity: max(capacity * 2, 32))
+        if let base {
+            bigger.moveInitialize(from: base, count: count)
+            base.deallocate()
+        }
+        base = bigger
+        capacity = max(capacity * 2, 32)
+    }
+
+    mutating func free() {
+        base?.deallocate()
+        base = nil
+        capacity = 0
+        count = 0
+    }
+}
+
+/// The address of a local in the caller's frame: how far the thread's stack has grown.
+@inline(__always)
+func currentStackAddress() -> UInt {
+    var marker: UInt8 = 0
+    return withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
+}
+
 /// One validation run.
+///
+/// Limits (see `ValidationOptions`) are checked only where evaluation can recurse without
+/// bound: when it follows a reference (cycles, reference depth, work, stack) and when it moves
+/// into a member or item of the instance (instance depth). Between two references the work
+/// and stack used are bounded by the schema's own size and the instance's. Hitting a limit
+/// stops the whole validation (`stopError`): a `false` deep inside `not` must not turn into
+/// a success.
 struct Evaluator {
     let storage: CompiledSchema.Storage
     let formatAssertion: Bool
-    let maxDepth: Int
     let trackScope: Bool
     /// `true` while errors are being collected; `false` for boolean-only evaluation (anyOf
     /// branches, `not`, `if`, `contains`), which may stop at the first failure.
     var collect: Bool
     var errors: [RawError] = []
     var scope: [ResourceRef] = []
-    var depth = 0
 
-    init(storage: CompiledSchema.Storage, options: ValidationOptions, collect: Bool) {
+    let options: ValidationOptions
+    /// The instance being validated (counted only if the step budget must grow).
+    let instance: JSONValue
+    /// How many members/items deep evaluation is in the instance.
+    var instanceDepth = 0
+    /// References followed since evaluation last moved into the instance.
+    var referencesHere = 0
+    /// Every reference being followed, innermost last; the last `referencesHere` are at the
+    /// current instance value.
+    var references = ReferenceStack()
+    /// References followed, against `stepBudget`.
+    var steps = 0
+    var stepBudget: Int
+    var budgetGrown = false
+    /// Values in the instance, once counted for the budget.
+    var valueCount = 0
+    let stackStart: UInt
+    /// Why validation stopped early, if it did; the only error then reported.
+    var stopError: RawError?
+
+    init(storage: CompiledSchema.Storage, options: ValidationOptions, instance: JSONValue, collect: Bool) {
         self.storage = storage
         formatAssertion = options.formatAssertion
-        maxDepth = options.maximumDepth
         trackScope = storage.usesDynamicRef
         self.collect = collect
+        self.options = options
+        self.instance = instance
+        stepBudget = options.maximumEvaluationSteps
+        stackStart = currentStackAddress()
     }
 
     func finishedErrors() -> [ValidationError] {
-        errors.map { e in
-            ValidationError(
-                instanceLocation: pointerString(e.instanceTokens.reversed()),
-                keywordLocation: pointerString(e.keywordTokens.reversed()),
-                absoluteKeywordLocation: e.absolute,
-                keyword: e.keyword,
-                message: e.message)
+        if let stopError { return [Evaluator.finished(stopError)] }
+        return errors.map(Evaluator.finished)
+    }
+
+    static func finished(_ e: RawError) -> ValidationError {
+        ValidationError(
+            instanceLocation: pointerString(e.instanceTokens.reversed()),
+            keywordLocation: pointerString(e.keywordTokens.reversed()),
+            absoluteKeywordLocation: e.absolute,
+            keyword: e.keyword,
+            message: e.message)
+    }
+
+    // MARK: limits
+
+    /// Evaluates `target`, reached through `keyword` (`$ref` or `$dynamicRef`) of `n`.
+    @inline(__always)
+    mutating func followReference(_ target: Node, from n: Node, _ keyword: String, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        guard enterReference(target, from: n, keyword, ann) else { return false }
+        let start = errors.count
+        let ok = eval(target, v, ann)
+        referencesHere -= 1
+        references.pop()
+        if !ok { decorate(start, keyword) }
+        return ok
+    }
+
+    /// Checks the limits and pushes a frame before following a reference; `false` when
+    /// validation must stop instead. Anything beyond counting goes to `referenceAllowed`, so
+    /// that its locals stay off the recursion's stack.
+    @inline(__always)
+    mutating func enterReference(_ target: Node, from n: Node, _ keyword: String, _ ann: Annotations?) -> Bool {
+        steps &+= 1
+        if steps > stepBudget || referencesHere >= options.maximumReferenceDepth || stackExceeded() || referencesHere > 0 {
+            guard referenceAllowed(target, from: n, keyword, ann) else { return false }
         }
+        references.push(ReferenceFrame(target: ObjectIdentifier(target), state: scope.count << 2 | (collect ? 1 : 0) | (ann == nil ? 0 : 2)))
+        referencesHere += 1
+        return true
+    }
+
+    /// Evaluates `sub` against `v`, a member, item or property name of the current value.
+    @inline(__always)
+    mutating func descend(_ sub: Node, _ v: JSONValue, _ keyword: String, from n: Node) -> Bool {
+        if instanceDepth >= options.maximumInstanceDepth, sub.kind == .keywords {
+            return stop(n, keyword, "the instance is nested more than \(options.maximumInstanceDepth) levels deep, deeper than validation goes (ValidationOptions.maximumInstanceDepth)")
+        }
+        instanceDepth += 1
+        let saved = referencesHere
+        referencesHere = 0
+        let ok = eval(sub, v, nil)
+        referencesHere = saved
+        instanceDepth -= 1
+        return ok
+    }
+
+    /// `descend` in boolean-only mode.
+    @inline(__always)
+    mutating func checkDescend(_ sub: Node, _ v: JSONValue, _ keyword: String, from n: Node) -> Bool {
+        let saved = collect
+        collect = false
+        let ok = descend(sub, v, keyword, from: n)
+        collect = saved
+        return ok
+    }
+
+    @inline(__always)
+    func stackExceeded() -> Bool {
+        let here = currentStackAddress()
+        return (here < stackStart ? stackStart - here : here - stackStart) > UInt(max(options.maximumStackBytes, 0))
+    }
+
+    /// The slow path of `enterReference`: limits, and the cycle check when other references
+    /// are being followed at this value.
+    ///
+    /// The target's evaluation depends only on the value (the same for the last
+    /// `referencesHere` frames), the mode (errors collected or not, annotations wanted or not)
+    /// and the dynamic scope (which only grows along a path, so its length identifies it). If
+    /// a frame matches all three, the evaluation would repeat itself forever: a cycle.
+    @inline(never)
+    mutating func referenceAllowed(_ target: Node, from n: Node, _ keyword: String, _ ann: Annotations?) -> Bool {
+        if stopError != nil { return false }
+        let state = scope.count << 2 | (collect ? 1 : 0) | (ann == nil ? 0 : 2)
+        if references.contains(ObjectIdentifier(target), state, amongLast: referencesHere) {
+            return stop(n, keyword, "\"\(keyword)\" at \(n.absoluteLocation) leads back to \(target.absoluteLocation), which is already being evaluated against the same value: a reference cycle that never moves into the instance, so validation would never end")
+        }
+        if referencesHere >= options.maximumReferenceDepth {
+            return stop(n, keyword, "more than \(options.maximumReferenceDepth) references followed in a row without moving into the instance (ValidationOptions.maximumReferenceDepth)")
+        }
+        if stackExceeded() {
+            return stop(n, keyword, "validation needs more than \(options.maximumStackBytes) bytes of stack (ValidationOptions.maximumStackBytes): the data is nested too deep for the references the schema follows at each level")
+        }
+        if steps > stepBudget, !budgetGrown {
+            // Past the fixed allowance: grow it in proportion to the instance, once.
+            budgetGrown = true
+            valueCount = countValues(instance)
+            let perValue = options.evaluationStepsPerValue.multipliedReportingOverflow(by: valueCount)
+            let total = options.maximumEvaluationSteps.addingReportingOverflow(perValue.partialValue)
+            stepBudget = perValue.overflow || total.overflow ? Int.max : total.partialValue
+        }
+        if steps > stepBudget {
+            return stop(n, keyword, "validation stopped after following \(stepBudget) references (ValidationOptions.maximumEvaluationSteps + evaluationStepsPerValue for each of the \(valueCount) values in the instance): the schema applies its subschemas to the same values too many times")
+        }
+        return true
+    }
+
+    /// Records why validation stops and makes every later reference stop too (what remains
+    /// to evaluate is then bounded by the schema's size times the instance's).
+    mutating func stop(_ n: Node, _ keyword: String, _ message: String) -> Bool {
+        if stopError == nil {
+            stopError = RawError(keywordTokens: [keyword], instanceTokens: [], keyword: keyword,
+                                 absolute: n.absoluteLocation + "/" + JSONPointer.escape(keyword), message: message)
+        }
+        stepBudget = -1
+        budgetGrown = true
+        return false
+    }
+
+    /// The number of values in `v` (itself, and every member and item at any depth).
+    func countValues(_ v: JSONValue) -> Int {
+        var count = 0
+        var pending = [v]
+        while let x = pending.popLast() {
+            count += 1
+            switch x {
+            case .array(let a): pending.append(contentsOf: a)
+            case .object(let o): pending.append(contentsOf: o.values)
+            default: break
+            }
+        }
+        return count
     }
 
     // MARK: errors
@@ -200,13 +413,6 @@ struct Evaluator {
             return false
         case .keywords:
             break
-        }
-        depth += 1
-        defer { depth -= 1 }
-        if depth > maxDepth {
-            let limit = maxDepth
-            fail(n, "$ref", "schema evaluation is nested more than \(limit) levels deep (a reference cycle?)")
-            return false
         }
         var pushed = false
         if trackScope, scope.last?.resource !== n.resource {
@@ -275,10 +481,7 @@ struct Evaluator {
 
     @inline(never)
     mutating func evalRefKeyword(_ target: NodeRef, _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
-        let start = errors.count
-        let ok = eval(target.node, v, ann)
-        if !ok { decorate(start, "$ref") }
-        return ok
+        followReference(target.node, from: n, "$ref", v, ann)
     }
 
     @inline(never)
@@ -289,10 +492,7 @@ struct Evaluator {
                 if let t = r.resource.dynamicAnchors[name] { target = t.node; break }
             }
         }
-        let start = errors.count
-        let ok = eval(target, v, ann)
-        if !ok { decorate(start, "$dynamicRef") }
-        return ok
+        return followReference(target, from: n, "$dynamicRef", v, ann)
     }
 
     @inline(never)
@@ -311,7 +511,7 @@ struct Evaluator {
     mutating func evalContainsKeyword(_ sub: NodeRef, _ minC: Int, _ maxC: Int?, _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
         guard case .array(let a) = v else { return true }
         var count = 0
-        for (i, e) in a.enumerated() where check(sub.node, e, nil) {
+        for (i, e) in a.enumerated() where checkDescend(sub.node, e, "contains", from: n) {
             count += 1
             ann?.containsIndices.insert(i)
             if ann == nil, maxC == nil, count >= minC { return true }
@@ -337,7 +537,7 @@ struct Evaluator {
         var ok = true
         for k in o.keys {
             let start = errors.count
-            if !eval(sub.node, .string(k), nil) {
+            if !descend(sub.node, .string(k), "propertyNames", from: n) {
                 ok = false
                 if !collect { return false }
                 decorate(start, "propertyNames")
@@ -494,7 +694,8 @@ struct Evaluator {
         case .minLength:
             guard case .string(let s) = v else { return true }
             let m = kw.a
-            if s.utf8.count >= m * 4 { return true }
+            // A scalar takes at most 4 UTF-8 bytes; dividing (not `m * 4`) cannot overflow.
+            if s.utf8.count / 4 >= m { return true }
             if s.utf8.count < m { } else if s.unicodeScalars.count >= m { return true }
             fail(n, "minLength", "\(preview(v)) is shorter than \(m) character\(m == 1 ? "" : "s")")
             return false
@@ -578,7 +779,7 @@ struct Evaluator {
                 matched = true
                 requiredSeen |= app.requiredBit[idx]
                 let start = errors.count
-                if !eval(app.propertyNodes[idx].node, value, nil) {
+                if !descend(app.propertyNodes[idx].node, value, "properties", from: n) {
                     ok = false
                     if !collect { return false }
                     decorate(start, "properties", key, instance: key)
@@ -588,7 +789,7 @@ struct Evaluator {
                 for (p, sub) in app.patterns where p.matches(key) {
                     matched = true
                     let start = errors.count
-                    if !eval(sub.node, value, nil) {
+                    if !descend(sub.node, value, "patternProperties", from: n) {
                         ok = false
                         if !collect { return false }
                         decorate(start, "patternProperties", p.source, instance: key)
@@ -603,7 +804,7 @@ struct Evaluator {
                     ok = false
                     if !collect { return false }
                     fail(n, "additionalProperties", at: key, "the property \(preview(.string(key))) is not allowed (no additional properties)")
-                } else if !eval(add.node, value, nil) {
+                } else if !descend(add.node, value, "additionalProperties", from: n) {
                     ok = false
                     if !collect { return false }
                     decorate(start, "additionalProperties", instance: key)
@@ -644,7 +845,7 @@ struct Evaluator {
                 break
             }
             let start = errors.count
-            if !eval(sub, item, nil) {
+            if !descend(sub, item, kw, from: n) {
                 ok = false
                 if !collect { return false }
                 if kw == "prefixItems" {
@@ -670,7 +871,7 @@ struct Evaluator {
                     ok = false
                     if !collect { return false }
                     fail(n, "unevaluatedProperties", at: key, "the property \(preview(.string(key))) is not allowed (no subschema evaluates it)")
-                } else if !eval(sub, value, nil) {
+                } else if !descend(sub, value, "unevaluatedProperties", from: n) {
                     ok = false
                     if !collect { return false }
                     decorate(start, "unevaluatedProperties", instance: key)
@@ -685,7 +886,7 @@ struct Evaluator {
                     ok = false
                     if !collect { return false }
                     fail(n, "unevaluatedItems", at: String(i), "the item at \(i) is not allowed (no subschema evaluates it)")
-                } else if !eval(sub, a[i], nil) {
+                } else if !descend(sub, a[i], "unevaluatedItems", from: n) {
                     ok = false
                     if !collect { return false }
                     decorate(start, "unevaluatedItems", instance: String(i))
