@@ -15,7 +15,7 @@ struct RegexTooComplex: Error, CustomStringConvertible, Sendable {
 /// the call stack, so no input can exhaust the stack.
 struct RegexBacktracker: Sendable {
     static let stepBudget = 5_000_000
-    static let stackBudget = 2_000_000
+    static let stackBudget = 1_000_000
 
     enum Op: UInt8, Sendable {
         /// `a`: scalar / set index; `back`: consume the scalar before the position.

@@ -54,4 +54,25 @@ struct RegexSafetyTests {
         #expect(r.errors.allSatisfy { $0.message.contains("too complex") || $0.message.contains("does not match") })
         #expect(!r.isValid)
     }
+
+    /// Nesting is limited so that parsing and compiling cannot exhaust the stack; past the
+    /// limit the schema is refused with a clear message.
+    @Test func deepNestingIsRefusedNotACrash() throws {
+        let ok = String(repeating: "(", count: RegexParser.maxNesting - 1) + "a" + String(repeating: ")", count: RegexParser.maxNesting - 1)
+        #expect(try validate(ok, "a").isValid)
+        let deep = String(repeating: "(", count: 100_000) + "a" + String(repeating: ")", count: 100_000)
+        let e = #expect(throws: SchemaCompileError.self) { try Schema.compile(.object(["pattern": .string(deep)])) }
+        #expect(e?.message.contains("nested more than") == true)
+    }
+
+    /// Long patterns and long inputs: no recursion on either, answers stay exact.
+    @Test func longPatternsAndInputs() throws {
+        let alternation = (0..<20_000).map { "w\($0)x" }.joined(separator: "|")
+        #expect(try validate("^(?:\(alternation))$", "w19999x").isValid)
+        #expect(try !validate("^(?:\(alternation))$", "w20000x").isValid)
+        let long = String(repeating: "ab", count: 200_000)
+        #expect(try validate("^(?:ab)*$", long).isValid)
+        #expect(try validate("(?<=a)b(?=a)", long).isValid)
+        #expect(try validate("^(a)(?:b\\1)*b$", long).isValid)
+    }
 }
