@@ -708,8 +708,11 @@ struct Evaluator {
         case .pattern:
             guard case .string(let s) = v else { return true }
             let p = kw.payload(Pattern.self)
-            if p.matches(s) { return true }
-            fail(n, "pattern", "\(preview(v)) does not match the pattern \(preview(.string(p.source)))")
+            switch p.test(s) {
+            case .match: return true
+            case .noMatch: fail(n, "pattern", "\(preview(v)) does not match the pattern \(preview(.string(p.source)))")
+            case .tooComplex(let why): fail(n, "pattern", "\(preview(v)) cannot be checked against the pattern \(preview(.string(p.source))): \(why)")
+            }
             return false
         case .format:
             guard kw.flag || formatAssertion, case .string(let s) = v, let f = Format(rawValue: kw.a) else { return true }
@@ -786,7 +789,17 @@ struct Evaluator {
                 }
             }
             if app.hasPatterns {
-                for (p, sub) in app.patterns where p.matches(key) {
+                for (p, sub) in app.patterns {
+                    switch p.test(key) {
+                    case .match: break
+                    case .noMatch: continue
+                    case .tooComplex(let why):
+                        // Unknown whether the subschema applies: fail rather than skip it.
+                        ok = false
+                        if !collect { return false }
+                        fail(n, "patternProperties", at: key, "the property name \(preview(.string(key))) cannot be checked against the pattern \(preview(.string(p.source))): \(why)")
+                        continue
+                    }
                     matched = true
                     let start = errors.count
                     if !descend(sub.node, value, "patternProperties", from: n) {
