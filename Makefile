@@ -64,6 +64,7 @@ test-install:
 test: test-deps drivers
 	# The driver tests talk to real servers (PostgreSQL 15, GraphQL, HTTP on 127.0.0.1).
 	NOVA_BIN_DIR=$(BIN) Tests/servers/with-servers.sh $(SWIFT) test
+	Tests/regex/check-expected.sh
 	Tests/sandbox/run-battery.sh
 	[ "$$(id -u)" != 0 ] || Tests/sandbox/run-battery.sh --unprivileged --no-build
 	NOVA_HOST_BIN=$(NOVA) Tests/server/run-e2e.sh

@@ -7,6 +7,8 @@ set -euo pipefail
 want=(libsqlite3-dev libseccomp-dev pkg-config)
 if [ "${1:-build}" = "test" ]; then
   want+=(postgresql bubblewrap hyperfine util-linux procps python3-venv curl)
+  # node: Tests/regex/check-expected.sh checks the regex answers against node's ECMA-262 engine
+  command -v node >/dev/null 2>&1 || want+=(nodejs)
 fi
 missing=()
 for p in "${want[@]}"; do
