@@ -27,16 +27,15 @@ enum SpawnThread {
     }
 
     /// Runs `body` on the spawn thread and returns its result; blocks the caller until then
-    /// (keep `body` short: a `posix_spawn`, not the handshake that follows).
-    static func run<T>(_ body: () -> T) -> T {
+    /// (keep `body` short: a `posix_spawn`, not the handshake that follows). `body` is escaping
+    /// because the job that carries it may be released by the spawn thread after we return.
+    static func run<T>(_ body: @escaping () -> T) -> T {
         _ = thread
-        return withoutActuallyEscaping(body) { body in
-            var result: T?
-            let job = Job { result = body() }
-            queue.withLock { $0.append(job) }
-            wake.signal()
-            job.done.wait()
-            return result!
-        }
+        var result: T?
+        let job = Job { result = body() }
+        queue.withLock { $0.append(job) }
+        wake.signal()
+        job.done.wait()
+        return result!
     }
 }
