@@ -54,6 +54,7 @@ public final class NovaHost: Sendable {
     public let runner: PlanRunner
     /// Episodes and the store (index + policy state); nil when opened without data.
     public let episodes: EpisodeLog?
+    private let policyReloader: PolicyReloader
 
     /// Loads the policy profile and prepares the registry (no driver is opened here). With
     /// `episodes`, also opens (and recovers) the data directory: episodes, index, policy state.
@@ -62,11 +63,23 @@ public final class NovaHost: Sendable {
         self.episodes = episodes
         let profile = try NovaHost.loadPolicy(paths.policyFile)
         self.policy = PolicyEngine(profile: profile, persistence: episodes?.store)
+        self.policyReloader = PolicyReloader(file: paths.policyFile, profile: profile)
         var (settings, retained) = try NovaHost.loadDriverSettings(paths.driverConfigFile)
         for (name, config) in driverConfig { settings[name, default: DriverSettings()].config = config }
         self.registry = DriverRegistry(driversDirectory: paths.driversDirectory, settings: settings, maxRetainedGenerations: retained)
         self.runner = PlanRunner(registry: registry, gate: policy)
     }
+
+    /// Re-reads the policy file (SIGHUP, `POST /v1/policy/reload`). A valid, different profile
+    /// decides every run that starts afterwards; runs in flight keep the profile they started
+    /// with. An unreadable or invalid file, or one `check` finds problems with, changes nothing
+    /// and is reported (and shown by `policyStatus` until a later reload succeeds).
+    public func reloadPolicy(check: (PolicyProfile) -> [String] = { _ in [] }) -> PolicyReloadReport {
+        policyReloader.reload(into: policy, check: check)
+    }
+
+    /// The policy in use and the outcome of the last reload.
+    public var policyStatus: PolicyStatus { policyReloader.current }
 
     /// Runs a plan to its end and writes its episode. The episode write is part of the run: if
     /// it fails the caller learns it (`episodeError`), never silently.

@@ -40,7 +40,8 @@ public final class NovaServer: Sendable {
     /// Assembles the server over `host` (which should have a data directory: runs write
     /// episodes). Fails on a configuration that contradicts the policy or a bad JWT key.
     public static func make(host: NovaHost, config: HostConfig, logger: Logger) async throws(HostConfigError) -> NovaServer {
-        let authenticator = try await Authenticator(config: config, profile: host.policy.profile)
+        let policy = host.policy
+        let authenticator = try await Authenticator(config: config, profile: policy.profile, current: { policy.profile })
         return NovaServer(host: host, config: config, authenticator: authenticator, logger: logger)
     }
 
@@ -83,6 +84,7 @@ public final class NovaServer: Sendable {
         addSystemRoutes(router)
         addRunRoutes(router)
         addDriverRoutes(router)
+        addPolicyRoutes(router)
         addToolRoutes(router)
         addMCPRoutes(router)
         return router

@@ -89,8 +89,12 @@ extension DriversCommand {
     /// `nova-host drivers reload`: asks a running `nova-host serve` to rescan (SIGHUP).
     struct Reload: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Tell a running `nova-host serve` (found by <data>/serve.pid) to rescan the drivers directory.",
-            discussion: "Same as `kill -HUP <pid>` or POST /v1/drivers/reload. A one-shot command such as `run` always sees the files as they are.")
+            abstract: "Tell a running `nova-host serve` (found by <data>/serve.pid) to rescan the drivers directory and re-read the policy.",
+            discussion: """
+                Same as `kill -HUP <pid>`: drivers as POST /v1/drivers/reload, the policy as POST /v1/policy/reload \
+                (a policy file that cannot be used leaves the previous profile in use; GET /v1/policy shows reload_error). \
+                A one-shot command such as `run` always sees the files as they are.
+                """)
         @OptionGroup var host: HostOptions
 
         func run() async throws {
@@ -103,7 +107,7 @@ extension DriversCommand {
                 Output.error("cannot signal pid \(pid): \(String(cString: strerror(errno)))")
                 throw ExitCode(ExitStatus.runFailed)
             }
-            print("sent SIGHUP to nova-host serve (pid \(pid)); see `nova-host drivers list` or GET /v1/drivers for the result")
+            print("sent SIGHUP to nova-host serve (pid \(pid)); see `nova-host drivers list`, GET /v1/drivers and GET /v1/policy for the result")
         }
     }
 }

@@ -62,11 +62,13 @@ struct ServeCommand: AsyncParsableCommand {
             logger.channel(.humanUI).warning("no API keys or JWT keys are configured: every protected route answers 401 (see configs/host.example.json)")
         }
         // Hot reload: SIGHUP (or `nova-host drivers reload`, which finds us through the pid file)
-        // rescans the drivers directory.
+        // rescans the drivers directory and re-reads the policy.
         let reloader = ReloadOnSignal(registry: nova.registry) { report in
             logger.notice("drivers reloaded: \(report)")
         }
         defer { reloader.cancel() }
+        let policyReloader = SignalPipe.subscribe(SIGHUP) { _ = server.reloadPolicy() }
+        defer { policyReloader.cancel() }
         let dataDirectory = nova.paths.dataDirectory
         do { try ServePidFile.write(dataDirectory: dataDirectory) } catch {
             logger.warning("cannot write \(ServePidFile.path(dataDirectory: dataDirectory)): \(error); `nova-host drivers reload` will not find this server")

@@ -1,6 +1,7 @@
 """Shared helpers of the end-to-end tests: results, HTTP, environment."""
 import json
 import os
+import socket
 import sys
 import urllib.error
 import urllib.request
@@ -44,6 +45,13 @@ def http(method, url, key=None, body=None, headers=None):
         return status, hdrs, json.loads(raw)
     except ValueError:
         return status, hdrs, raw.decode(errors="replace")
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def finish():

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 
-from e2e_common import check, env, finish, http
+from e2e_common import check, env, finish, free_port, http
 
 URL = env("NOVA_URL")
 USER_KEY = env("NOVA_USER_KEY")
@@ -112,12 +112,6 @@ def disconnect():
     check("rest: a client that disconnects while waiting is recorded cancelled", run_id and run.get("status") == "cancelled", run)
     _, _, text = http("GET", f"{URL}/metrics", ADMIN_KEY)
     check("rest: the runs metric counts the disconnect as cancelled", 'nova_runs_total{origin="tool",status="cancelled"}' in text, text[-3000:])
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(config, data):

@@ -30,13 +30,18 @@ public struct GateDecision: Sendable {
     /// For a denial by an exhausted rate limit that refills: milliseconds until the next call
     /// may pass (HTTP answers 429 with `Retry-After`). Nil for every other decision.
     public var retryAfterMs: Int?
-    public init(allowed: Bool, ruleId: String, reason: String, role: String? = nil, remaining: JSONValue? = nil, retryAfterMs: Int? = nil) {
+    /// The hash of the policy profile that decided (`PolicyProfile.hash`); nil from gates that
+    /// have no profile.
+    public var profileHash: String?
+    public init(allowed: Bool, ruleId: String, reason: String, role: String? = nil, remaining: JSONValue? = nil, retryAfterMs: Int? = nil,
+                profileHash: String? = nil) {
         self.allowed = allowed
         self.ruleId = ruleId
         self.reason = reason
         self.role = role
         self.remaining = remaining
         self.retryAfterMs = retryAfterMs
+        self.profileHash = profileHash
     }
 
     public var json: JSONValue {
@@ -44,6 +49,7 @@ public struct GateDecision: Sendable {
         if let role { o["role"] = .string(role) }
         if let remaining { o["remaining"] = remaining }
         if let retryAfterMs { o["retry_after_ms"] = .int(retryAfterMs) }
+        if let profileHash { o["policy"] = .string(profileHash) }
         return .object(o)
     }
 }

@@ -16,8 +16,14 @@ public protocol PolicyStatePersistence: Sendable {
 /// Decisions are made in memory (a few hundred nanoseconds). State shared with other runs and
 /// hosts is loaded from `persistence` the first time a key is used and written back, as deltas,
 /// by `flush()` (the CLI flushes at the end of every run).
+///
+/// The profile can be replaced while the host runs (`replaceProfile`, on SIGHUP or
+/// `POST /v1/policy/reload`). A run keeps the profile it started with: the profile is pinned to
+/// the run id when its role is bound or at its first decision, until `endRun`.
 public final class PolicyEngine: CallGate, Sendable {
-    public let profile: PolicyProfile
+    /// The current profile: the one new runs start with.
+    public var profile: PolicyProfile { current.withLock { $0 } }
+    private let current: Mutex<PolicyProfile>
     let persistence: (any PolicyStatePersistence)?
     private let clock: @Sendable () -> Int64
 
@@ -30,6 +36,8 @@ public final class PolicyEngine: CallGate, Sendable {
         var runs: [String: RunUsage] = [:]
         /// Roles bound to runs by an authenticated caller (see `bindRole`).
         var runRoles: [String: String] = [:]
+        /// The profile each run in flight started with (see `replaceProfile`).
+        var runProfiles: [String: PolicyProfile] = [:]
     }
     private let state = Mutex(State())
 
@@ -37,7 +45,7 @@ public final class PolicyEngine: CallGate, Sendable {
     ///   - clock: monotonic nanoseconds for buckets and run wall time (tests pass their own).
     public init(profile: PolicyProfile, persistence: (any PolicyStatePersistence)? = nil,
                 clock: @escaping @Sendable () -> Int64 = { nova_monotonic_ns() }) {
-        self.profile = profile
+        self.current = Mutex(profile)
         self.persistence = persistence
         self.clock = clock
     }
@@ -49,7 +57,20 @@ public final class PolicyEngine: CallGate, Sendable {
     /// The decision for one call, consuming a rate-limit token and a call from each budget when
     /// allowed. Synchronous and allocation-light: this is the hot path.
     public func decide(_ request: GateRequest, consume: Bool = true) -> GateDecision {
-        let bound = state.withLock { $0.runRoles.isEmpty ? nil : $0.runRoles[request.runId] }
+        // A decision that consumes belongs to a run: pin the run to the profile it sees first.
+        let (bound, profile) = state.withLock { s -> (String?, PolicyProfile) in
+            let bound = s.runRoles.isEmpty ? nil : s.runRoles[request.runId]
+            if let pinned = s.runProfiles[request.runId] { return (bound, pinned) }
+            let now = current.withLock { $0 }
+            if consume { s.runProfiles[request.runId] = now }
+            return (bound, now)
+        }
+        var decision = decide(request, profile: profile, role: bound, consume: consume)
+        decision.profileHash = profile.hash
+        return decision
+    }
+
+    private func decide(_ request: GateRequest, profile: PolicyProfile, role bound: String?, consume: Bool) -> GateDecision {
         guard let role = bound ?? profile.role(of: request.principal) else {
             return GateDecision(allowed: false, ruleId: "unknown-principal",
                                 reason: "principal '\(request.principal)' is not in the policy and there is no default_role")
@@ -75,11 +96,11 @@ public final class PolicyEngine: CallGate, Sendable {
         if rule.effect == .deny {
             return GateDecision(allowed: false, ruleId: rule.id, reason: rule.reason ?? "denied by rule '\(rule.id)'", role: role)
         }
-        return admit(request, rule: rule, role: role, consume: consume)
+        return admit(request, profile: profile, rule: rule, role: role, consume: consume)
     }
 
     /// Rate limits and budgets for an allowed call, checked and consumed under one lock.
-    private func admit(_ request: GateRequest, rule: PolicyRule, role: String, consume: Bool) -> GateDecision {
+    private func admit(_ request: GateRequest, profile: PolicyProfile, rule: PolicyRule, role: String, consume: Bool) -> GateDecision {
         let now = clock()
         let limits = profile.rateLimits.filter { l in l.tools.contains { $0.matches(request.tool) } }
         let budgets = profile.budgets.filter { b in b.tools.contains { $0.matches(request.tool) } }
@@ -160,6 +181,7 @@ public final class PolicyEngine: CallGate, Sendable {
 
     public func charge(_ request: GateRequest, usage: ToolUsage, durationNanos: Int64) async {
         let now = clock()
+        let profile = state.withLock { $0.runProfiles[request.runId] } ?? self.profile
         let budgets = profile.budgets.filter { b in b.tools.contains { $0.matches(request.tool) } }
         state.withLock { s in
             for budget in budgets {
@@ -180,7 +202,16 @@ public final class PolicyEngine: CallGate, Sendable {
         state.withLock { s in
             s.runs.removeValue(forKey: runId)
             s.runRoles.removeValue(forKey: runId)
+            s.runProfiles.removeValue(forKey: runId)
         }
+    }
+
+    // MARK: Reload
+
+    /// Makes `profile` the one new runs start with; runs in flight keep theirs. Rate-limit
+    /// buckets and budget windows are keyed by id, so limits that keep their id keep their state.
+    public func replaceProfile(_ profile: PolicyProfile) {
+        current.withLock { $0 = profile }
     }
 
     // MARK: Authenticated roles
@@ -190,6 +221,12 @@ public final class PolicyEngine: CallGate, Sendable {
     /// with (an API key's role, a JWT's role claim) before the run starts; `endRun` unbinds it.
     /// Throws if the profile has no such role.
     public func bindRole(_ role: String, toRun runId: String) throws(PolicyError) {
+        let profile = state.withLock { s -> PolicyProfile in
+            if let pinned = s.runProfiles[runId] { return pinned }
+            let now = current.withLock { $0 }
+            s.runProfiles[runId] = now
+            return now
+        }
         guard profile.roles.contains(role) else {
             throw PolicyError("unknown role '\(role)' (the policy has: \(profile.roles.joined(separator: ", ")))")
         }

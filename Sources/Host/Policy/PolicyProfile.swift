@@ -127,11 +127,16 @@ public struct PolicyProfile: Sendable {
     public var rateLimits: [RateLimitSpec]
     public var budgets: [BudgetSpec]
     public var raw: JSONValue
+    /// `sha256:` + the SHA-256 of the profile's canonical JSON (RFC 8785 style: sorted keys, no
+    /// whitespace): the same profile always has the same hash, whatever the file's formatting.
+    /// Every decision carries it, so an episode says which profile decided each call.
+    public var hash: String
 
     /// Parses a profile. Errors name the field (`rules[2].effect`).
     public init(json: JSONValue) throws(PolicyError) {
         guard let root = json.objectValue else { throw PolicyError("a policy profile is a JSON object") }
         raw = json
+        hash = "sha256:" + SHA256.hex(json.canonicalBytes())
         var roles: [String] = []
         if let r = root["roles"] {
             if let obj = r.objectValue { roles = obj.keys.sorted() } else if let arr = r.arrayValue { roles = arr.compactMap(\.stringValue) } else {

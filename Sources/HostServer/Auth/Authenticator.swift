@@ -51,17 +51,19 @@ public final class Authenticator: Sendable {
     private let keysByHash: [String: HostConfig.APIKey]
     private let jwt: JWTVerifier?
     private let jwtSettings: HostConfig.JWT?
-    private let profile: PolicyProfile
+    private let currentProfile: @Sendable () -> PolicyProfile
     private let adminRoles: Set<String>
+    private var profile: PolicyProfile { currentProfile() }
 
     /// Builds the authenticator; loads JWT keys (throws on a bad key or an API key whose role
-    /// contradicts the policy).
-    public init(config: HostConfig, profile: PolicyProfile) async throws(HostConfigError) {
+    /// contradicts the policy). `current` gives the profile in use when the policy can be
+    /// reloaded (JWT roles are checked against it); by default `profile` is used for good.
+    public init(config: HostConfig, profile: PolicyProfile, current: (@Sendable () -> PolicyProfile)? = nil) async throws(HostConfigError) {
         if let first = config.problems(against: profile).first { throw HostConfigError(first) }
         keysByHash = Dictionary(config.apiKeys.map { ($0.sha256, $0) }, uniquingKeysWith: { a, _ in a })
         jwtSettings = config.jwt
         if let j = config.jwt { jwt = try await JWTVerifier(settings: j) } else { jwt = nil }
-        self.profile = profile
+        self.currentProfile = current ?? { profile }
         adminRoles = Set(config.adminRoles)
     }
 

@@ -13,6 +13,7 @@ import Prometheus
 /// - `nova_episode_write_duration_seconds`, `nova_episode_write_failures_total`
 /// - `nova_runs_total{origin,status}`, `nova_runs_in_flight`
 /// - `nova_drivers_loaded`, `nova_mcp_sessions`
+/// - `nova_policy_reloads_total{outcome}` (`reloaded`, `unchanged`, `failed`)
 public final class ServerMetrics: RunObserver, Sendable {
     /// The registry `/metrics` renders.
     public let registry: PrometheusCollectorRegistry
@@ -36,6 +37,11 @@ public final class ServerMetrics: RunObserver, Sendable {
         mcpSessions = CoreMetrics.Gauge(label: "nova_mcp_sessions", factory: f)
         // Exported from the start (as 0): an alert on "failures > 0" needs the series to exist.
         Counter(label: "nova_episode_write_failures_total", factory: f).increment(by: 0)
+    }
+
+    /// Counts one policy reload by its outcome.
+    public func policyReloaded(_ report: PolicyReloadReport) {
+        Counter(label: "nova_policy_reloads_total", dimensions: [("outcome", report.outcome.rawValue)], factory: factory).increment()
     }
 
     /// Counts one HTTP request by its route template (never the raw path) and status.
