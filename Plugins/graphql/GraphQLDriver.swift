@@ -67,6 +67,7 @@ public struct GraphQLDriver: NovaDriver {
                     ],
                 ],
                 "annotations": ["readOnlyHint": false, "destructiveHint": true, "idempotentHint": false, "openWorldHint": true],
+                "policyInputs": ["graphql_document": "/query"],
             ],
             [
                 "name": "schema",

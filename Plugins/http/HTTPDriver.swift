@@ -48,6 +48,7 @@ public struct HTTPDriver: NovaDriver {
             "inputSchema": inputSchema,
             "outputSchema": outputSchema,
             "annotations": ["readOnlyHint": false, "destructiveHint": true, "idempotentHint": false, "openWorldHint": true],
+            "policyInputs": ["url": "/url"],
         ]],
     ]
 

@@ -45,6 +45,7 @@ public struct PostgresDriver: NovaDriver {
                 "inputSchema": queryInput,
                 "outputSchema": rowsOutput(extra: ["read_only": ["type": "boolean"]], required: ["read_only"]),
                 "annotations": ["readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false],
+                "policyInputs": ["allow_write": "/allow_write"],
             ],
             [
                 "name": "execute",

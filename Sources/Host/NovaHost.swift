@@ -75,7 +75,8 @@ public final class NovaHost: Sendable {
     /// with. An unreadable or invalid file, or one `check` finds problems with, changes nothing
     /// and is reported (and shown by `policyStatus` until a later reload succeeds).
     public func reloadPolicy(check: (PolicyProfile) -> [String] = { _ in [] }) -> PolicyReloadReport {
-        policyReloader.reload(into: policy, check: check)
+        let tools = registry.statuses().compactMap(\.manifest).flatMap { m in m.tools.map { (id: "\(m.name).\($0.name)", inputs: $0.policyInputs) } }
+        return policyReloader.reload(into: policy) { profile in profile.problems(tools: tools) + check(profile) }
     }
 
     /// The policy in use and the outcome of the last reload.

@@ -7,7 +7,7 @@ struct PolicyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "policy",
         abstract: "Inspect the policy profile.",
-        subcommands: [Check.self])
+        subcommands: [Check.self, Validate.self])
 
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -40,6 +40,39 @@ struct PolicyCommand: AsyncParsableCommand {
                 print("  why:  \(decision.reason)")
             }
             if !decision.allowed { throw ExitCode(ExitStatus.denied) }
+        }
+    }
+
+    struct Validate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check the policy profile against the tools of every driver in the drivers directory.",
+            discussion: """
+                Loads the profile (as serve and run do) and every driver, and lists each rule that names a tool \
+                exactly but has a condition over a policy input the tool does not declare (see docs/policy-inputs.md). \
+                Drivers that fail to load are reported and not checked.
+
+                Exit codes: 0 valid · 1 a driver could not be loaded · 2 the profile is invalid.
+                """)
+        @OptionGroup var host: HostOptions
+
+        func run() async throws {
+            let nova = try host.makeHost()
+            var tools: [(id: String, inputs: PolicyInputs)] = []
+            var unloaded: [String] = []
+            for status in nova.registry.statuses() {
+                do {
+                    let m = try await nova.registry.driver(named: status.name).manifest
+                    tools += m.tools.map { (id: "\(m.name).\($0.name)", inputs: $0.policyInputs) }
+                } catch {
+                    unloaded.append("\(status.name): \(error)")
+                }
+            }
+            let problems = nova.policy.profile.problems(tools: tools)
+            for p in problems { Output.error(p) }
+            for u in unloaded { Output.error("driver not checked: \(u)") }
+            if !problems.isEmpty { throw ExitCode(ExitStatus.invalid) }
+            print("policy \(nova.policy.profile.hash) is valid for \(tools.count) tools of \(nova.registry.statuses().count - unloaded.count) drivers")
+            if !unloaded.isEmpty { throw ExitCode(ExitStatus.runFailed) }
         }
     }
 }

@@ -36,6 +36,11 @@ struct AllDriversTests {
         // Both graphql tools reach an external endpoint (issue 10.15).
         #expect(libraries["graphql"]?.manifest.tool(named: "query")?.annotations.openWorldHint == true)
         #expect(libraries["graphql"]?.manifest.tool(named: "schema")?.annotations.openWorldHint == true)
+        // What each built-in tool lets policy conditions read (issue 11.4).
+        #expect(libraries["http"]?.manifest.tool(named: "request")?.policyInputs == PolicyInputs([.url: "/url"]))
+        #expect(libraries["postgres"]?.manifest.tool(named: "query")?.policyInputs == PolicyInputs([.allowWrite: "/allow_write"]))
+        #expect(libraries["postgres"]?.manifest.tool(named: "execute")?.policyInputs == PolicyInputs())
+        #expect(libraries["graphql"]?.manifest.tool(named: "query")?.policyInputs == PolicyInputs([.graphqlDocument: "/query"]))
     }
 
     @Test func manifestsDeclareSchemasAndSecrets() async throws {

@@ -45,9 +45,18 @@ struct PolicyTests {
         return PolicyEngine(profile: try PolicyProfile(json: .object(p)), persistence: persistence, clock: clock.read)
     }
 
+    /// The policy inputs the built-in drivers declare (AllDriversTests checks the real manifests).
+    static let builtInInputs: [String: PolicyInputs] = [
+        "http.request": PolicyInputs([.url: "/url"]),
+        "shell.exec": PolicyInputs([.program: "/program", .args: "/args"]),
+        "postgres.query": PolicyInputs([.allowWrite: "/allow_write"]),
+        "graphql.query": PolicyInputs([.graphqlDocument: "/query"]),
+    ]
+
     func req(_ who: String, _ tool: String, _ input: JSONValue = [:], readOnly: Bool = true, run: String = "r") -> GateRequest {
         GateRequest(runId: run, principal: who, tool: tool, input: input,
-                    annotations: ToolAnnotations(readOnlyHint: readOnly, destructiveHint: !readOnly, idempotentHint: true, openWorldHint: false))
+                    annotations: ToolAnnotations(readOnlyHint: readOnly, destructiveHint: !readOnly, idempotentHint: true, openWorldHint: false),
+                    policyInputs: Self.builtInInputs[tool] ?? PolicyInputs())
     }
 
     @Test func rolesAndDefaultDeny() throws {

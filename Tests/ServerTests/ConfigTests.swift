@@ -90,7 +90,9 @@ import Testing
         #expect(!ToolGateway.mayUse(profile, role: "user", principal: "u", tool: "db.write", annotations: rw))
         #expect(ToolGateway.mayUse(profile, role: "user", principal: "u", tool: "db.read", annotations: ro))
         #expect(!ToolGateway.mayUse(profile, role: "user", principal: "u", tool: "db.drop", annotations: rw))
-        #expect(ToolGateway.mayUse(profile, role: "user", principal: "u", tool: "http.request", annotations: rw))
+        #expect(ToolGateway.mayUse(profile, role: "user", principal: "u", tool: "http.request", annotations: rw, policyInputs: PolicyInputs([.url: "/url"])))
+        // A conditional allow over an input the tool does not declare can never apply.
+        #expect(!ToolGateway.mayUse(profile, role: "user", principal: "u", tool: "http.request", annotations: rw))
         #expect(!ToolGateway.mayUse(profile, role: "user", principal: "u", tool: "http.other", annotations: rw))
         #expect(ToolGateway.mayUse(profile, role: "ops", principal: "olga", tool: "x.y", annotations: rw))
         #expect(!ToolGateway.mayUse(profile, role: "ops", principal: "oscar", tool: "x.y", annotations: rw))

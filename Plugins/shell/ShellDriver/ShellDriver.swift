@@ -36,6 +36,7 @@ public struct ShellDriver: NovaDriver {
             "inputSchema": inputSchema,
             "outputSchema": outputSchema,
             "annotations": ["readOnlyHint": false, "destructiveHint": true, "idempotentHint": false, "openWorldHint": false],
+            "policyInputs": ["program": "/program", "args": "/args"],
         ]],
     ]
 

@@ -361,9 +361,20 @@ typedef nova_status (*nova_driver_init_fn)(const nova_host_api *host, nova_drive
  *       "inputSchema":  { "type": "object", ... },   // JSON Schema 2020-12
  *       "outputSchema": { ... },                     // optional
  *       "annotations": { "readOnlyHint": true, "destructiveHint": false,
- *                        "idempotentHint": true, "openWorldHint": false } }
+ *                        "idempotentHint": true, "openWorldHint": false },
+ *       "policyInputs": { "url": "/target" } }      // optional, see below
  *   ]
  * }
+ *
+ * "policyInputs" (optional, per tool) says which input fields policy conditions may read, as
+ * JSON Pointers (RFC 6901) into the tool's input. Conditions never read raw field names, so a
+ * tool that does not declare an attribute never satisfies a condition over it, and a rule that
+ * names the tool exactly with such a condition is refused (reload, `nova-host policy validate`)
+ * and denies the call. Attributes: "url" (absolute URL; http_hosts), "program" (absolute path;
+ * shell_programs, shell_args), "args" (array of strings; shell_args), "allow_write" (boolean;
+ * postgres_read_only refuses true), "graphql_document" (GraphQL text; graphql_operations).
+ * Unknown attribute names are manifest errors. See docs/policy-inputs.md and
+ * schemas/manifest.schema.json.
  */
 
 #ifdef __cplusplus

@@ -40,6 +40,8 @@ public struct ToolDescriptor: Sendable {
     public var annotations: ToolAnnotations
     /// Top-level input properties marked `"x-secret": true`, redacted in episodes and logs.
     public var secretInputFields: [String]
+    /// The input fields policy conditions may read (`policyInputs` in the manifest).
+    public var policyInputs: PolicyInputs = PolicyInputs()
 }
 
 /// A driver's manifest, parsed from the JSON its `describe` returns and checked field by field.
@@ -123,8 +125,10 @@ public struct DriverManifest: Sendable {
             let secrets = (input["properties"]?.objectValue ?? [:]).compactMap { key, schema in
                 schema["x-secret"]?.boolValue == true ? key : nil
             }.sorted()
+            let policyInputs = try PolicyInputs(manifest: tool["policyInputs"], at: "\(path)policyInputs")
             tools.append(ToolDescriptor(name: toolName, description: description, inputSchema: input,
-                                        outputSchema: output, annotations: annotations, secretInputFields: secrets))
+                                        outputSchema: output, annotations: annotations, secretInputFields: secrets,
+                                        policyInputs: policyInputs))
         }
         self.tools = tools
         self.raw = json

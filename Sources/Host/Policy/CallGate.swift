@@ -8,12 +8,16 @@ public struct GateRequest: Sendable {
     public var tool: String
     public var input: JSONValue
     public var annotations: ToolAnnotations?
-    public init(runId: String, principal: String, tool: String, input: JSONValue, annotations: ToolAnnotations?) {
+    /// The input fields the tool lets conditions read (its manifest's `policyInputs`).
+    public var policyInputs: PolicyInputs
+    public init(runId: String, principal: String, tool: String, input: JSONValue, annotations: ToolAnnotations?,
+                policyInputs: PolicyInputs = PolicyInputs()) {
         self.runId = runId
         self.principal = principal
         self.tool = tool
         self.input = input
         self.annotations = annotations
+        self.policyInputs = policyInputs
     }
 }
 

@@ -1,19 +1,26 @@
 import JSON
 
-/// Evaluates a rule's input conditions. Each returns nil when it holds, or why it does not.
+/// Evaluates a rule's input conditions over the attributes the tool declares
+/// (`PolicyInputs`), never over field names of particular drivers. Each returns nil when it
+/// holds, or why it does not.
 enum Conditions {
     static func check(_ c: RuleConditions, _ r: GateRequest) -> String? {
         if c.isEmpty { return nil }
+        let inputs = r.policyInputs
+        if let missing = c.requiredInputs.first(where: { !inputs.declares($0) }) {
+            return "\(r.tool) declares no policy input '\(missing.rawValue)' (needed by \(c.names(needing: missing).joined(separator: ", ")))"
+        }
         if let hosts = c.httpHosts {
-            guard let url = r.input["url"]?.stringValue, let host = host(ofURL: url) else { return "input.url has no host" }
+            let field = inputs.fieldName(.url)
+            guard let url = inputs.value(.url, in: r.input)?.stringValue, let host = host(ofURL: url) else { return "\(field) has no host" }
             guard hosts.contains(where: { Glob.match($0, host) }) else { return "host '\(host)' is not in http_hosts" }
         }
         if let programs = c.shellPrograms {
-            guard let program = r.input["program"]?.stringValue else { return "input.program is missing" }
+            guard let program = inputs.value(.program, in: r.input)?.stringValue else { return "\(inputs.fieldName(.program)) is missing" }
             guard programs.contains(program) else { return "program '\(program)' is not in shell_programs" }
         }
-        if let argRules = c.shellArgs, let program = r.input["program"]?.stringValue, let patterns = argRules[program] {
-            let args = r.input["args"]?.arrayValue ?? []
+        if let argRules = c.shellArgs, let program = inputs.value(.program, in: r.input)?.stringValue, let patterns = argRules[program] {
+            let args = inputs.value(.args, in: r.input)?.arrayValue ?? []
             for (i, a) in args.enumerated() {
                 guard let s = a.stringValue else { return "args[\(i)] is not a string" }
                 let ok = patterns.contains { p in (try? Regex(p).wholeMatch(in: s)) != nil }
@@ -22,11 +29,11 @@ enum Conditions {
         }
         if c.postgresReadOnly == true {
             if r.annotations?.readOnlyHint != true { return "\(r.tool) is not read-only (postgres_read_only)" }
-            if r.input["allow_write"]?.boolValue == true { return "input.allow_write is true (postgres_read_only)" }
+            if inputs.value(.allowWrite, in: r.input)?.boolValue == true { return "\(inputs.fieldName(.allowWrite)) is true (postgres_read_only)" }
         }
         if c.readOnly == true, r.annotations?.readOnlyHint != true { return "\(r.tool) is not annotated read-only" }
         if let ops = c.graphqlOperations {
-            let kinds = operationKinds(r.input["query"]?.stringValue ?? "")
+            let kinds = operationKinds(inputs.value(.graphqlDocument, in: r.input)?.stringValue ?? "")
             for k in kinds where !ops.contains(k) { return "GraphQL \(k) is not in graphql_operations" }
         }
         return nil

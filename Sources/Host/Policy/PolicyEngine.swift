@@ -82,6 +82,10 @@ public final class PolicyEngine: CallGate, Sendable {
             if let ps = rule.principals, !ps.contains(request.principal) { continue }
             guard rule.tools.contains(where: { $0.matches(request.tool) }) else { continue }
             if let failed = Conditions.check(rule.conditions, request) {
+                // A rule written for this very tool that cannot read its input: fail closed.
+                if let problem = rule.problem(tool: request.tool, inputs: request.policyInputs) {
+                    return GateDecision(allowed: false, ruleId: rule.id, reason: "the policy cannot decide this call: \(problem)", role: role)
+                }
                 if rule.effect == .allow { misses.append("rule '\(rule.id)' did not apply: \(failed)") }
                 continue
             }

@@ -80,6 +80,33 @@ public struct RuleConditions: Sendable {
     public var isEmpty: Bool {
         httpHosts == nil && shellPrograms == nil && shellArgs == nil && postgresReadOnly == nil && readOnly == nil && graphqlOperations == nil
     }
+
+    /// Each condition set here with the policy inputs it cannot be evaluated without. A tool
+    /// that does not declare one of them (`policyInputs` in its manifest) never satisfies the
+    /// condition. `allow_write` is optional for `postgres_read_only` (read by it when declared).
+    var conditionInputs: [(name: String, inputs: [PolicyInputs.Attribute])] {
+        var out: [(String, [PolicyInputs.Attribute])] = []
+        if httpHosts != nil { out.append(("http_hosts", [.url])) }
+        if shellPrograms != nil { out.append(("shell_programs", [.program])) }
+        if shellArgs != nil { out.append(("shell_args", [.program, .args])) }
+        if graphqlOperations != nil { out.append(("graphql_operations", [.graphqlDocument])) }
+        return out
+    }
+
+    /// The policy inputs a tool must declare for these conditions to be evaluated.
+    public var requiredInputs: [PolicyInputs.Attribute] {
+        var seen: [PolicyInputs.Attribute] = []
+        for (_, inputs) in conditionInputs { for a in inputs where !seen.contains(a) { seen.append(a) } }
+        return seen
+    }
+
+    /// The conditions set here that need `attribute`.
+    func names(needing attribute: PolicyInputs.Attribute) -> [String] {
+        conditionInputs.filter { $0.inputs.contains(attribute) }.map(\.name)
+    }
+
+    /// Whether any condition depends on the call's input (not only on the tool's annotations).
+    public var dependsOnInput: Bool { !conditionInputs.isEmpty || postgresReadOnly != nil }
 }
 
 /// One ordered rule: the first rule whose roles, tools and conditions match decides.
@@ -92,6 +119,20 @@ public struct PolicyRule: Sendable {
     public var tools: [ToolPattern]
     public var conditions: RuleConditions
     public var reason: String?
+}
+
+extension PolicyRule {
+    /// Why this rule cannot be evaluated for `tool`: it names the tool exactly (not through a
+    /// glob) but one of its conditions needs a policy input the tool does not declare. Such a
+    /// profile is refused where the tool is known (reload, `nova-host policy validate`) and
+    /// the call is denied. A glob (`http.*`, `*`) may cover tools without the input: for them
+    /// the condition simply does not hold.
+    public func problem(tool: String, inputs: PolicyInputs) -> String? {
+        guard !conditions.isEmpty, tools.contains(where: { $0.text == tool }) else { return nil }
+        guard let missing = conditions.requiredInputs.first(where: { !inputs.declares($0) }) else { return nil }
+        return "rule '\(id)': \(conditions.names(needing: missing).joined(separator: ", ")) needs policy input '\(missing.rawValue)', "
+            + "which tool \(tool) does not declare (policyInputs in its manifest)"
+    }
 }
 
 /// A token bucket: `capacity` calls, refilled at `refillPerSecond`.
@@ -217,6 +258,11 @@ public struct PolicyProfile: Sendable {
         if let s = v.stringValue { return [ToolPattern(s)] }
         guard let arr = v.arrayValue, arr.allSatisfy({ $0.stringValue != nil }) else { throw PolicyError("\(at) must be a tool pattern or an array of them") }
         return arr.compactMap(\.stringValue).map(ToolPattern.init)
+    }
+
+    /// Rules that cannot be evaluated for these tools (see `PolicyRule.problem`).
+    public func problems(tools: [(id: String, inputs: PolicyInputs)]) -> [String] {
+        rules.flatMap { rule in tools.compactMap { rule.problem(tool: $0.id, inputs: $0.inputs) } }
     }
 
     /// The role of a principal, if it has one.

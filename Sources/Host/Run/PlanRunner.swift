@@ -195,7 +195,8 @@ public struct PlanRunner: Sendable {
             return rec
         }
         let inputBytes = input.serializedBytes()
-        let request = GateRequest(runId: runId, principal: principal, tool: step.call, input: input, annotations: resolved.tool.annotations)
+        let request = GateRequest(runId: runId, principal: principal, tool: step.call, input: input, annotations: resolved.tool.annotations,
+                                  policyInputs: resolved.tool.policyInputs)
         let shortTool = DriverRegistry.split(toolId: step.call)!.tool
         var backoff = Double(step.retry.backoffMs)
         for attempt in 1...step.retry.maxAttempts {

@@ -67,6 +67,12 @@ public enum BundledSchemas {
           "description": { "type": "string" },
           "inputSchema": { "type": "object" },
           "outputSchema": { "type": ["object", "boolean"] },
+          "policyInputs": {
+            "description": "The input fields policy conditions may read, as JSON Pointers into the input (docs/drivers.md, Policy inputs).",
+            "type": "object",
+            "propertyNames": { "enum": ["url", "program", "args", "allow_write", "graphql_document"] },
+            "additionalProperties": { "type": "string", "pattern": "^/" }
+          },
           "annotations": {
             "type": "object",
             "properties": {

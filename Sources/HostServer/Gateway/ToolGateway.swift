@@ -202,7 +202,7 @@ public final class ToolGateway: Sendable {
                 let id = "\(m.name).\(t.name)"
                 out.append(GatewayTool(id: id, driver: m.name, driverVersion: m.version, descriptor: t,
                                        allowed: Self.mayUse(host.policy.profile, role: caller.role, principal: caller.principal,
-                                                            tool: id, annotations: t.annotations)))
+                                                            tool: id, annotations: t.annotations, policyInputs: t.policyInputs)))
             }
         }
         return out
@@ -213,17 +213,18 @@ public final class ToolGateway: Sendable {
     /// decided here; a deny rule with input conditions may not apply, so it does not hide the
     /// tool; an allow rule with input conditions shows it (some inputs are allowed). Rate
     /// limits and budgets are not considered: they are temporary.
-    public static func mayUse(_ profile: PolicyProfile, role: String, principal: String, tool: String, annotations: ToolAnnotations) -> Bool {
+    public static func mayUse(_ profile: PolicyProfile, role: String, principal: String, tool: String, annotations: ToolAnnotations,
+                              policyInputs: PolicyInputs = PolicyInputs()) -> Bool {
         for rule in profile.rules {
             if let roles = rule.roles, !roles.contains(role) { continue }
             if let ps = rule.principals, !ps.contains(principal) { continue }
             guard rule.tools.contains(where: { $0.matches(tool) }) else { continue }
             let c = rule.conditions
             if c.readOnly == true && !annotations.readOnlyHint { continue }
-            let dependsOnInput = c.httpHosts != nil || c.shellPrograms != nil || c.shellArgs != nil || c.postgresReadOnly != nil
-                || c.graphqlOperations != nil
+            // Conditions over inputs the tool does not declare never hold.
+            if !c.requiredInputs.allSatisfy(policyInputs.declares) { continue }
             if rule.effect == .deny {
-                if dependsOnInput { continue }
+                if c.dependsOnInput { continue }
                 return false
             }
             return true
