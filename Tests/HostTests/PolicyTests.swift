@@ -91,6 +91,27 @@ struct PolicyTests {
         #expect(!m.allowed && m.reason.contains("GraphQL mutation is not in graphql_operations"))
     }
 
+    /// shell_args patterns use the project's ECMA-262 engine: a pattern that used to kill the
+    /// process inside Swift's Regex compiles, an invalid one is a profile error naming the rule,
+    /// and a pattern that would backtrack exponentially denies instead of hanging.
+    @Test func shellArgPatternsCannotCrashOrHangTheHost() throws {
+        func profile(_ patterns: [JSONValue]) throws -> PolicyProfile {
+            try PolicyProfile(json: ["principals": ["uma": "user"], "rules": [
+                ["id": "args", "effect": "allow", "tools": ["shell.exec"],
+                 "conditions": ["shell_programs": ["/bin/echo"], "shell_args": ["/bin/echo": .array(patterns)]]]]])
+        }
+        let backref = PolicyEngine(profile: try profile(["(a){0}\\1", "[a-z]+"]))
+        #expect(backref.decide(req("uma", "shell.exec", ["program": "/bin/echo", "args": ["", "abc"]])).allowed)
+        #expect(!backref.decide(req("uma", "shell.exec", ["program": "/bin/echo", "args": ["a1"]])).allowed)
+        #expect(throws: PolicyError.self) { try profile(["{"]) }
+        do { _ = try profile(["a", "("]); Issue.record("an invalid pattern loaded") } catch let error as PolicyError {
+            #expect(error.message.contains("rules[0].conditions.shell_args[/bin/echo]") && error.message.contains("'('"), "\(error.message)")
+        }
+        let explosive = PolicyEngine(profile: try profile(["(a|a)*\\1?b"]))
+        let d = explosive.decide(req("uma", "shell.exec", ["program": "/bin/echo", "args": [.string(String(repeating: "a", count: 40) + "!")]]))
+        #expect(!d.allowed && d.reason.contains("matches no pattern"))
+    }
+
     @Test func ruleOrderMatters() throws {
         let allowFirst = try PolicyProfile(json: ["principals": ["u": "user"], "rules": [
             ["id": "a", "effect": "allow", "tools": ["echo.*"]], ["id": "d", "effect": "deny", "tools": ["echo.echo"]]]])

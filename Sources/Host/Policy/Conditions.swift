@@ -23,7 +23,7 @@ enum Conditions {
             let args = inputs.value(.args, in: r.input)?.arrayValue ?? []
             for (i, a) in args.enumerated() {
                 guard let s = a.stringValue else { return "args[\(i)] is not a string" }
-                let ok = patterns.contains { p in (try? Regex(p).wholeMatch(in: s)) != nil }
+                let ok = patterns.contains { $0.matches(s) }
                 if !ok { return "args[\(i)] '\(s)' matches no pattern of shell_args[\(program)]" }
             }
         }

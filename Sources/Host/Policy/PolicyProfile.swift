@@ -1,4 +1,5 @@
 import JSON
+import Schema
 
 /// A glob over tool ids: `*` matches any run of characters (`http.*`, `*`, `postgres.query`).
 public struct ToolPattern: Sendable, Equatable, CustomStringConvertible {
@@ -68,8 +69,9 @@ public struct RuleConditions: Sendable {
     public var httpHosts: [String]?
     /// `shell_programs`: `input.program` must be one of these absolute paths.
     public var shellPrograms: [String]?
-    /// `shell_args`: per program, every argument must match one of the regular expressions.
-    public var shellArgs: [String: [String]]?
+    /// `shell_args`: per program, every argument must match one of the regular expressions
+    /// (ECMA-262, whole argument), compiled when the profile loads.
+    public var shellArgs: [String: [WholeMatchRegex]]?
     /// `postgres_read_only`: the call must be read-only (tool annotated readOnlyHint, no `allow_write`).
     public var postgresReadOnly: Bool?
     /// `read_only`: the tool must be annotated readOnlyHint.
@@ -213,8 +215,14 @@ public struct PolicyProfile: Sendable {
             cond.shellPrograms = c["shell_programs"]?.arrayValue?.compactMap(\.stringValue)
             for p in cond.shellPrograms ?? [] where !p.hasPrefix("/") { throw PolicyError("\(at).conditions.shell_programs: '\(p)' must be an absolute path") }
             if let sa = c["shell_args"]?.objectValue {
-                var m: [String: [String]] = [:]
-                for (k, v) in sa { m[k] = v.arrayValue?.compactMap(\.stringValue) ?? [] }
+                var m: [String: [WholeMatchRegex]] = [:]
+                for (k, v) in sa {
+                    var compiled: [WholeMatchRegex] = []
+                    for p in v.arrayValue?.compactMap(\.stringValue) ?? [] {
+                        do { compiled.append(try WholeMatchRegex(p)) } catch { throw PolicyError("\(at).conditions.shell_args[\(k)]: \(error.message)") }
+                    }
+                    m[k] = compiled
+                }
                 cond.shellArgs = m
             }
             cond.postgresReadOnly = c["postgres_read_only"]?.boolValue
