@@ -81,6 +81,30 @@ struct ReloadTests {
         #expect(copies.count == 4)
     }
 
+    /// Issue 11.5: compiled schemas belong to the generation. v1 of `variant.ping` takes `{}`,
+    /// v2 requires `x`; after the reload `{}` must be refused (it was validated against v1's
+    /// schema, cached under the tool's name, until the process restarted).
+    @Test func aReloadThatChangesAnInputSchemaValidatesAgainstTheNewOne() async throws {
+        func manifest(_ schema: String) -> String {
+            let m = #"{"name":"variant","version":"0.1.0","description":"test","tools":[{"name":"ping","description":"pong","inputSchema":"# + schema + "}]}"
+            return "-DMANIFEST_JSON=\"" + m.replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }
+        let dir = Fixtures.tempDir("reload-schema")
+        try Fixtures.buildVariant(into: dir, defines: [manifest(#"{"type":"object"}"#)])
+        let runner = PlanRunner(registry: DriverRegistry(driversDirectory: dir), gate: AllowAllGate())
+        let plan = try Plan.parse(JSONValue.parse(#"{"steps": [{"id": "a", "call": "variant.ping", "input": {}}]}"#))
+        #expect(await runner.run(plan, inputs: [:], principal: "p", runId: NovaHost.makeRunId()).status == .succeeded)
+
+        let staging = Fixtures.tempDir("stage")
+        try Fixtures.buildVariant(into: staging, defines: [manifest(#"{"type":"object","required":["x"]}"#)])
+        _ = rename(staging + "/libnova_variant.so", dir + "/libnova_variant.so")
+        #expect(await runner.registry.reload().replaced.count == 1)
+
+        let after = await runner.run(plan, inputs: [:], principal: "p", runId: NovaHost.makeRunId())
+        #expect(after.status == .failed)
+        #expect(after.steps.first?.reason?.contains("required") == true, "\(after.steps.first?.reason ?? "-")")
+    }
+
     @Test func wrongABIMajorKeepsTheOldOneServing() async throws {
         let dir = Fixtures.tempDir("reload-bad")
         try install(echo: "1.0.0", into: dir)

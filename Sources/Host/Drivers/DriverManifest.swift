@@ -1,4 +1,5 @@
 import JSON
+import Synchronization
 
 /// How the host may call into one driver instance.
 public enum DriverConcurrency: String, Sendable, Codable {
@@ -42,6 +43,13 @@ public struct ToolDescriptor: Sendable {
     public var secretInputFields: [String]
     /// The input fields policy conditions may read (`policyInputs` in the manifest).
     public var policyInputs: PolicyInputs = PolicyInputs()
+    /// Unique per parsed manifest, so per loaded generation: what is derived from this
+    /// descriptor (its compiled schemas) is cached under this key, never under the tool's name,
+    /// which a reload keeps while the schemas change.
+    public var identity: UInt64 = ToolDescriptor.nextIdentity()
+
+    private static let identities = Atomic<UInt64>(0)
+    static func nextIdentity() -> UInt64 { identities.add(1, ordering: .relaxed).newValue }
 }
 
 /// A driver's manifest, parsed from the JSON its `describe` returns and checked field by field.

@@ -268,13 +268,20 @@ public struct PlanRunner: Sendable {
 
 /// Compiled input and output schemas per tool, compiled on first use and shared.
 public final class ToolSchemaCache: Sendable {
-    private let cache = Mutex<[String: CompiledToolSchemas]>([:])
+    /// Keyed by `ToolDescriptor.identity` (one per loaded generation), not by tool id: a
+    /// reload that changes a tool's schemas must not be validated against the old ones.
+    private let cache = Mutex<[UInt64: CompiledToolSchemas]>([:])
+    /// Entries kept at most; past it the cache starts over (old generations' entries go too).
+    static let capacity = 4096
     public init() {}
 
     func schemas(_ id: String, tool: ToolDescriptor) -> CompiledToolSchemas {
-        if let c = cache.withLock({ $0[id] }) { return c }
+        if let c = cache.withLock({ $0[tool.identity] }) { return c }
         let compiled = CompiledToolSchemas(tool: tool)
-        cache.withLock { $0[id] = compiled }
+        cache.withLock { c in
+            if c.count >= Self.capacity { c.removeAll(keepingCapacity: true) }
+            c[tool.identity] = compiled
+        }
         return compiled
     }
 
