@@ -52,6 +52,8 @@ public final class NovaHost: Sendable {
     public let registry: DriverRegistry
     public let policy: PolicyEngine
     public let runner: PlanRunner
+    /// The one way every entry point makes a run (see `RunPipeline`).
+    public var pipeline: RunPipeline { RunPipeline(runner: runner, policy: policy, finish: { [self] in finish($0) }) }
     /// Episodes and the store (index + policy state); nil when opened without data.
     public let episodes: EpisodeLog?
     private let policyReloader: PolicyReloader
@@ -82,20 +84,19 @@ public final class NovaHost: Sendable {
     /// The policy in use and the outcome of the last reload.
     public var policyStatus: PolicyStatus { policyReloader.current }
 
-    /// Runs a plan to its end and writes its episode. The episode write is part of the run: if
-    /// it fails the caller learns it (`episodeError`), never silently.
+    /// Runs a plan whose inputs are already bound through the pipeline's run and record
+    /// stages (tests and embedders; entry points `prepare` first). The episode write is part of
+    /// the run: if it fails the caller learns it (`episodeError`), never silently.
     public func run(_ plan: Plan, inputs: [String: JSONValue], principal: String, runId: String = NovaHost.makeRunId(),
                     options: RunOptions = RunOptions()) async -> (record: RunRecord, episode: EpisodeRef?, episodeError: String?) {
-        let record = await runner.run(plan, inputs: inputs, principal: principal, runId: runId, options: options)
-        // The write blocks on fsync: off the cooperative pool.
-        let (episode, episodeError) = await OffPool.run { self.finish(record) }
-        return (record, episode, episodeError)
+        let request = RunRequest(plan: plan, inputs: inputs, principal: principal, options: options, origin: "api")
+        let result = await pipeline.execute(request, runId: runId)
+        return (result.record, result.episode, result.episodeError)
     }
 
-    /// The end of every run: forgets its per-run budgets and role binding, saves policy state
-    /// and writes its episode. `run` calls it; a caller that adjusts the record first (the
-    /// server marks runs cut short by its shutdown `interrupted`) calls `runner.run`, then this.
-    public func finish(_ record: RunRecord) -> (episode: EpisodeRef?, episodeError: String?) {
+    /// The pipeline's last stage: forgets the run's per-run budgets and role binding, saves
+    /// policy state and writes its episode (blocking: call it off the cooperative pool).
+    func finish(_ record: RunRecord) -> (episode: EpisodeRef?, episodeError: String?) {
         policy.endRun(record.runId)
         var problems: [String] = []
         do { try policy.flush() } catch { problems.append("could not save policy state: \(error)") }

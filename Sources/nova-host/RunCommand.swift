@@ -27,8 +27,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Who runs the plan, as named in the policy (default: $NOVA_PRINCIPAL or 'local').", valueName: "name"))
     var principal: String?
 
-    @Option(help: "How many independent steps may run at once.")
-    var parallel: Int = 4
+    @Option(help: ArgumentHelp("How many independent steps may run at once (1 to 64).", valueName: "n"))
+    var parallel: Int = RunPipeline.defaultParallelism
 
     @Flag(help: "Print a JSON result instead of a summary.")
     var json = false
@@ -49,22 +49,23 @@ struct RunCommand: AsyncParsableCommand {
             let declared = plan.inputs.first { $0.name == name }
             if declared?.type == "string" { given[name] = .string(raw) } else { given[name] = (try? JSONValue.parse(raw)) ?? .string(raw) }
         }
-        let bound: [String: JSONValue]
-        do { bound = try PlanRunner.bindInputs(plan, given: given) } catch { return fail(invalid: error.errors.map(\.description)) }
-        guard parallel >= 1 else { return fail(invalid: ["--parallel must be at least 1"]) }
-
         let nova = try host.makeHost(withData: true)
-        let problems = await nova.runner.validate(plan)
-        if !problems.isEmpty { return fail(invalid: problems.map(\.description)) }
-
         let who = principal ?? ProcessInfo.processInfo.environment["NOVA_PRINCIPAL"] ?? "local"
-        let runId = NovaHost.makeRunId()
-        let task = Task { await nova.run(plan, inputs: bound, principal: who, runId: runId, options: RunOptions(parallelism: parallel)) }
+        let pipeline = nova.pipeline
+        let request: RunRequest
+        do {
+            request = try await pipeline.prepare(RunSubmission(plan: plan, inputs: given, principal: who, parallelism: parallel, origin: "cli"))
+        } catch {
+            if case .invalidOptions(let m) = error { return fail(invalid: ["--" + m.replacingOccurrences(of: "parallelism", with: "parallel")]) }
+            return fail(invalid: error.errors.map(\.description))
+        }
+        let task = Task { await pipeline.execute(request) }
         // Ctrl-C cancels the run; the cancellation reaches in-flight calls through the ABI.
         // (A caught signal, not a dispatch source: see SignalPipe for why.)
         let interrupt = SignalPipe.subscribe(SIGINT) { task.cancel() }
-        let (record, episode, episodeError) = await task.value
+        let result = await task.value
         interrupt.cancel()
+        let (record, episode, episodeError) = (result.record, result.episode, result.episodeError)
 
         if json {
             var out: [String: JSONValue] = ["run_id": .string(record.runId), "status": .string(record.status.rawValue),

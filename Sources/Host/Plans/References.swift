@@ -161,7 +161,9 @@ public enum Template {
             if strict { throw PlanError("\(r.text) has no value") }
             return .null
         }
-        if base.isNull, case .step = r.root { return .null }  // a failed or skipped step's output
+        // A step that did not succeed has output null (documented: plans test its status);
+        // a path below it is then null too. Anything else that does not resolve is an error.
+        if base.isNull, case .step = r.root { return .null }
         guard let v = r.follow(base) else {
             if strict { throw PlanError("\(r.text): no such path in the value") }
             return .null

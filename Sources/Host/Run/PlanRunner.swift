@@ -113,14 +113,21 @@ public struct PlanRunner: Sendable {
                         let step = remaining[i]
                         guard deps[step.id, default: []].allSatisfy({ records[$0] != nil }) else { i += 1; continue }
                         remaining.remove(at: i)
-                        if let early = self.prepare(step, scope: scope) {
+                        // A reference that does not resolve is an error of this step, never a null.
+                        var input = JSONValue.null
+                        var early = self.prepare(step, scope: scope)
+                        if early == nil {
+                            do { input = try Template.resolve(step.input, in: scope, strict: true) } catch {
+                                early = StepRecord(id: step.id, call: step.call, status: .failed, reason: "field 'input': \(error)")
+                            }
+                        }
+                        if let early {
                             records[step.id] = early
                             scope.steps[step.id] = (early.output ?? .null, early.status, early.reason.map { .string($0) } ?? .null)
                             if early.status == .failed && step.onError == .fail { stop = (.failed, "step '\(step.id)': \(early.reason ?? "failed")") }
                             i = 0
                             continue
                         }
-                        let input = (try? Template.resolve(step.input, in: scope, strict: false)) ?? .null
                         runningIds.insert(step.id)
                         group.addTask { .finished(await self.execute(step, input: input, runId: runId, principal: principal)) }
                     }
@@ -155,7 +162,10 @@ public struct PlanRunner: Sendable {
         } else {
             record.status = .succeeded
             if let out = plan.output {
-                record.output = (try? Template.resolve(out, in: scope, strict: false)) ?? .null
+                do { record.output = try Template.resolve(out, in: scope, strict: true) } catch {
+                    record.status = .failed
+                    record.error = "field 'output': \(error)"
+                }
             } else {
                 record.output = plan.steps.reversed().lazy.compactMap { records[$0.id]?.output }.first ?? .null
             }
@@ -186,6 +196,7 @@ public struct PlanRunner: Sendable {
             return rec
         }
         let secrets = resolved.tool.secretInputFields
+        rec.secretInputFields = secrets
         if let problem = schemas.checkInput(step.call, tool: resolved.tool, input: input) {
             rec.status = .failed
             rec.reason = "field 'input': \(problem)"

@@ -44,6 +44,9 @@ public struct StepRecord: Sendable {
     public var output: JSONValue?
     /// Why the step failed or was skipped.
     public var reason: String?
+    /// The tool's `x-secret` input fields (not recorded): the pipeline redacts them from the
+    /// plan document too.
+    public var secretInputFields: [String] = []
 
     public var json: JSONValue {
         var o: [String: JSONValue] = ["id": .string(id), "call": .string(call), "status": .string(status.rawValue),

@@ -246,14 +246,11 @@ public final class RunManager: Sendable {
 
     private func perform(_ job: Job) async -> RunSnapshot {
         let request = job.request
-        if let role = request.role { try? host.policy.bindRole(role, toRun: job.runId) }
-        let runner = host.runner
+        let pipeline = host.pipeline
         // The run and a watcher for a cancel request, side by side: whichever ends first
         // cancels the other, so `cancel(runId)` reaches in-flight calls.
         let maybeRecord: RunRecord? = await withTaskGroup(of: RunRecord?.self) { group in
-            group.addTask {
-                await runner.run(request.plan, inputs: request.inputs, principal: request.principal, runId: job.runId, options: request.options)
-            }
+            group.addTask { await pipeline.run(request, runId: job.runId) }
             group.addTask {
                 for await _ in job.cancel { return nil }
                 return nil
@@ -277,12 +274,11 @@ public final class RunManager: Sendable {
                 record.error = record.error ?? "cancelled by the client (it cancelled the request or disconnected)"
             }
         }
-        let host = self.host
-        let finalRecord = record
         let start = ContinuousClock.now
-        // fsyncs and SQLite commits block: a thread of their own, not the cooperative pool nor
-        // Dispatch's few global threads (which the deadline timers need).
-        let (episode, episodeError) = await OffPool.run { host.finish(finalRecord) }
+        // Redact and record: fsyncs and SQLite commits block, so the pipeline does it on a
+        // thread of its own, not the cooperative pool nor Dispatch's few global threads.
+        let result = await pipeline.record(record)
+        let (finalRecord, episode, episodeError) = (result.record, result.episode, result.episodeError)
         let elapsed = ContinuousClock.now - start
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         observer?.runFinished(finalRecord, origin: request.origin, episode: episode, episodeError: episodeError, finishSeconds: seconds)

@@ -113,8 +113,17 @@ public final class ToolGateway: Sendable {
         do { plan = try self.plan(for: toolId, input: input) } catch {
             return .failed(ToolCallFailure(kind: .unknownTool, message: error.description), snapshot: nil)
         }
-        let request = RunRequest(plan: plan, inputs: [:], principal: caller.principal, role: caller.role,
-                                 options: RunOptions(parallelism: 1), origin: origin)
+        let request: RunRequest
+        do {
+            request = try await host.pipeline.prepare(RunSubmission(plan: plan, principal: caller.principal, role: caller.role,
+                                                                    parallelism: 1, origin: origin))
+        } catch {
+            switch error {
+            case .unknownRole(let m): return .failed(ToolCallFailure(kind: .forbidden, message: m), snapshot: nil)
+            case .invalidPlan, .invalidInputs, .invalidOptions:
+                return .failed(ToolCallFailure(kind: .unknownTool, message: error.description), snapshot: nil)
+            }
+        }
         let snapshot: RunSnapshot
         do { snapshot = try await runs.execute(request) } catch {
             switch error {

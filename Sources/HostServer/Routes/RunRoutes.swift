@@ -84,21 +84,12 @@ extension NovaServer {
             guard let obj = i.objectValue else { throw APIError(.unprocessableContent, "invalid_inputs", "inputs must be an object") }
             given = obj
         }
-        let inputs: [String: JSONValue]
-        do { inputs = try PlanRunner.bindInputs(plan, given: given) } catch {
-            throw APIError(.unprocessableContent, "invalid_inputs", error.description, extra: ["details": RunViews.details(error.errors)])
-        }
-        var parallelism = 4
+        var parallelism: Int?
         if let p = o["parallelism"] {
-            guard let n = p.intValue, p.isNumber, (1...64).contains(n) else {
-                throw APIError(.unprocessableContent, "invalid_request", "parallelism must be an integer from 1 to 64")
+            guard let n = p.intValue, p.isNumber else {
+                throw APIError(.unprocessableContent, "invalid_request", "parallelism must be an integer")
             }
             parallelism = n
-        }
-        let problems = await host.runner.validate(plan)
-        if !problems.isEmpty {
-            throw APIError(.unprocessableContent, "invalid_plan", problems.map(\.description).joined(separator: "\n"),
-                           extra: ["details": RunViews.details(problems)])
         }
         var key: String?
         if let k = request.headers[.idempotencyKey] {
@@ -107,8 +98,20 @@ extension NovaServer {
             }
             key = k
         }
-        let runRequest = RunRequest(plan: plan, inputs: inputs, principal: caller.principal, role: caller.role,
-                                    options: RunOptions(parallelism: parallelism), origin: "rest")
+        let runRequest: RunRequest
+        do {
+            runRequest = try await host.pipeline.prepare(RunSubmission(plan: plan, inputs: given, principal: caller.principal, role: caller.role,
+                                                                       parallelism: parallelism, origin: "rest"))
+        } catch {
+            switch error {
+            case .invalidInputs(let e):
+                throw APIError(.unprocessableContent, "invalid_inputs", error.description, extra: ["details": RunViews.details(e)])
+            case .invalidOptions(let m): throw APIError(.unprocessableContent, "invalid_request", m)
+            case .invalidPlan(let e):
+                throw APIError(.unprocessableContent, "invalid_plan", error.description, extra: ["details": RunViews.details(e)])
+            case .unknownRole(let m): throw APIError(.forbidden, "forbidden", m)
+            }
+        }
         let (snap, replayed): (RunSnapshot, Bool)
         do {
             (snap, replayed) = try runs.submit(runRequest, idempotencyKey: key, fingerprint: SHA256.hex(body.canonicalBytes()))
