@@ -217,9 +217,9 @@ struct Parser {
             throw error("unexpected \(describeByte(at: pos)): expected ',' or '}' in object")
         }
         depth -= 1
-        var dict = [String: JSONValue](minimumCapacity: members.count - base)
+        var dict = [JSONKey: JSONValue](minimumCapacity: members.count - base)
         for i in base..<members.count {
-            dict[members[i].0] = members[i].1  // a repeated name: the last one wins
+            dict[JSONKey(members[i].0)] = members[i].1  // a repeated name: the last one wins
         }
         members.removeSubrange(base...)
         return .object(dict)

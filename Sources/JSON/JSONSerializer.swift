@@ -97,9 +97,9 @@ struct JSONWriter {
                 w.write(e, indent: indent + 1)
             }
             if sortKeys {
-                for k in o.keys.sorted(by: utf16Less) { member(k, o[k].unsafelyUnwrapped, &self) }
+                for k in o.keys.sorted(by: { utf16Less($0.string, $1.string) }) { member(k.string, o[k].unsafelyUnwrapped, &self) }
             } else {
-                for (k, e) in o { member(k, e, &self) }
+                for (k, e) in o { member(k.string, e, &self) }
             }
             if mode == .pretty { newline(indent) }
             out.append(0x7D)

@@ -19,7 +19,7 @@ extension JSONValue: Codable {
         } else if let a = try? c.decode([JSONValue].self) {
             self = .array(a)
         } else if let o = try? c.decode([String: JSONValue].self) {
-            self = .object(o)
+            self = .object([JSONKey: JSONValue](o))
         } else {
             throw DecodingError.dataCorruptedError(in: c, debugDescription: "not a JSON value")
         }
@@ -34,7 +34,10 @@ extension JSONValue: Codable {
         case .double(let d): try c.encode(d)
         case .string(let s): try c.encode(s)
         case .array(let a): try c.encode(a)
-        case .object(let o): try c.encode(o)
+        case .object(let o):
+            var d = [String: JSONValue](minimumCapacity: o.count)
+            for (k, v) in o { d[k.string] = v }
+            try c.encode(d)
         }
     }
 

@@ -9,7 +9,10 @@
 /// so `.int(1) == .double(1.0)`, and `hash(into:)` is consistent with that. Strings compare by
 /// their Unicode scalar values (not by Swift's canonical-equivalence rules), as JSON requires.
 ///
-/// Objects are stored as a Swift `Dictionary`, so member order is not preserved; use
+/// Objects are stored as a Swift `Dictionary` keyed by `JSONKey`, whose equality and hash use
+/// the UTF-8 bytes of the name: canonically equivalent names such as "\u{E9}" and "e\u{301}", or
+/// "K" and the Kelvin sign "\u{212A}", are different members (Swift `String ==` would merge them).
+/// Member order is not preserved; use
 /// `serialized(sortedKeys: true)` or `canonicalBytes()` where a stable text is needed.
 public enum JSONValue: Sendable {
     case null
@@ -18,7 +21,7 @@ public enum JSONValue: Sendable {
     case double(Double)
     case string(String)
     case array([JSONValue])
-    case object([String: JSONValue])
+    case object([JSONKey: JSONValue])
 }
 
 // MARK: - Equality and hashing
@@ -58,7 +61,7 @@ extension JSONValue: Hashable {
             } else {
                 hasher.combine(3 as UInt8); hasher.combine(d)
             }
-        case .string(let s): hasher.combine(4 as UInt8); hasher.combine(s)
+        case .string(let s): hasher.combine(4 as UInt8); JSONKey(s).hash(into: &hasher)
         case .array(let a):
             hasher.combine(5 as UInt8); hasher.combine(a.count)
             for v in a { v.hash(into: &hasher) }
@@ -68,7 +71,7 @@ extension JSONValue: Hashable {
             var acc = 0
             for (k, v) in o {
                 var h = Hasher()
-                h.combine(k)
+                k.hash(into: &h)
                 v.hash(into: &h)
                 acc = acc &+ h.finalize()
             }
@@ -106,7 +109,7 @@ extension JSONValue {
     /// The member named `key` when this is an object, otherwise `nil`.
     @inlinable
     public subscript(key: String) -> JSONValue? {
-        if case .object(let o) = self { return o[key] }
+        if case .object(let o) = self { return o[JSONKey(key)] }
         return nil
     }
 
@@ -158,11 +161,23 @@ extension JSONValue {
         return nil
     }
 
-    /// The members when this is `.object`.
+    /// The members when this is `.object`, exactly as stored (names compare by Unicode scalars).
     @inlinable
-    public var objectValue: [String: JSONValue]? {
+    public var objectMembers: [JSONKey: JSONValue]? {
         if case .object(let o) = self { return o }
         return nil
+    }
+
+    /// The members keyed by `String` when this is `.object` — a convenience for configuration
+    /// readers. Swift `String` keys merge canonically equivalent names ("\u{E9}" and "e\u{301}"):
+    /// when an object has such a pair, only one of them (unspecified which) appears here. Use
+    /// `objectMembers` or `case .object` where every member matters.
+    @inlinable
+    public var objectValue: [String: JSONValue]? {
+        guard case .object(let o) = self else { return nil }
+        var d = [String: JSONValue](minimumCapacity: o.count)
+        for (k, v) in o { d[k.string] = v }
+        return d
     }
 
     /// `true` when this is `.null`.
@@ -224,8 +239,8 @@ extension JSONValue: ExpressibleByArrayLiteral {
 
 extension JSONValue: ExpressibleByDictionaryLiteral {
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
-        var o = [String: JSONValue](minimumCapacity: elements.count)
-        for (k, v) in elements { o[k] = v }
+        var o = [JSONKey: JSONValue](minimumCapacity: elements.count)
+        for (k, v) in elements { o[JSONKey(k)] = v }
         self = .object(o)
     }
 }
@@ -234,4 +249,68 @@ extension JSONValue: CustomStringConvertible, CustomDebugStringConvertible {
     /// Compact JSON text with sorted keys.
     public var description: String { serialized(sortedKeys: true) }
     public var debugDescription: String { "JSONValue(\(serialized(sortedKeys: true)))" }
+}
+
+// MARK: - Object member names
+
+/// The name of a JSON object member. Equality, hashing and ordering use the UTF-8 bytes of the
+/// name (equivalently its Unicode scalars), never Swift's canonical equivalence, so that an object
+/// keeps exactly the members that were put in: `JSONKey("\u{E9}") != JSONKey("e\u{301}")`.
+public struct JSONKey: Hashable, Comparable, Sendable, ExpressibleByStringLiteral,
+                       CustomStringConvertible, CustomDebugStringConvertible {
+    /// The name.
+    public let string: String
+
+    @inlinable public init(_ string: String) { self.string = string }
+    @inlinable public init(stringLiteral value: String) { self.string = value }
+
+    @inlinable
+    public static func == (lhs: JSONKey, rhs: JSONKey) -> Bool { JSONValue.scalarsEqual(lhs.string, rhs.string) }
+
+    /// Orders by UTF-8 bytes (the same as ordering by Unicode scalar values).
+    @inlinable
+    public static func < (lhs: JSONKey, rhs: JSONKey) -> Bool { lhs.string.utf8.lexicographicallyPrecedes(rhs.string.utf8) }
+
+    @inlinable
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(string.utf8.count)
+        for b in string.utf8 { hasher.combine(b) }
+    }
+
+    public var description: String { string }
+    public var debugDescription: String { string.debugDescription }
+}
+
+extension Dictionary where Key == JSONKey {
+    /// The member named `name` (compared by Unicode scalars).
+    @inlinable
+    public subscript(name: String) -> Value? {
+        get { self[JSONKey(name)] }
+        set { self[JSONKey(name)] = newValue }
+    }
+
+    /// The member names as strings (distinct by Unicode scalars; canonically equivalent names may
+    /// both appear).
+    @inlinable
+    public var names: [String] { keys.map(\.string) }
+}
+
+extension Dictionary where Key == JSONKey, Value == JSONValue {
+    /// An object from members keyed by `String`. Swift dictionaries keyed by `String` already
+    /// merge canonically equivalent names, so build `[JSONKey: JSONValue]` directly where that matters.
+    @inlinable
+    public init(_ members: [String: JSONValue]) {
+        self.init(minimumCapacity: members.count)
+        for (k, v) in members { self[JSONKey(k)] = v }
+    }
+}
+
+extension JSONValue {
+    /// An object from members keyed by `String` (source compatibility for code that builds
+    /// objects from Swift dictionaries). A `[String: JSONValue]` has already merged canonically
+    /// equivalent names; parsed objects never go through it.
+    @inlinable @_disfavoredOverload
+    public static func object(_ members: [String: JSONValue]) -> JSONValue {
+        .object([JSONKey: JSONValue](members))
+    }
 }

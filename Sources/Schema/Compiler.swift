@@ -99,8 +99,8 @@ final class Compiler {
         guard case .object(let vocab)? = meta["$vocabulary"] else { return .all }
         let base = "https://json-schema.org/draft/2020-12/vocab/"
         var v = Vocabularies(applicator: false, unevaluated: false, validation: false, formatAssertion: false, legacy: false)
-        for (k, required) in vocab {
-            switch k {
+        for (key, required) in vocab {
+            switch key.string {
             case base + "core", base + "meta-data", base + "content", base + "format-annotation": break
             case base + "applicator": v.applicator = true
             case base + "unevaluated": v.unevaluated = true
@@ -108,7 +108,7 @@ final class Compiler {
             case base + "format-assertion": v.formatAssertion = true
             default:
                 if required == .bool(true) {
-                    throw SchemaCompileError(location: uri, message: "meta-schema \(metaURI) requires the unknown vocabulary \(k)")
+                    throw SchemaCompileError(location: uri, message: "meta-schema \(metaURI) requires the unknown vocabulary \(key.string)")
                 }
             }
         }
@@ -145,14 +145,15 @@ final class Compiler {
             if anchors[b + "#" + a] == nil { anchors[b + "#" + a] = loc }
             dynamicAnchorsByResource[b, default: []].append((a, loc))
         }
-        for (k, v) in o {
+        for (key, v) in o {
+            let k = key.string
             if Compiler.singleSchemaKeywords.contains(k) {
                 if case .array = v, k == "items" { } else { index(v, at: loc.appending(k), base: b); continue }
             }
             if Compiler.arraySchemaKeywords.contains(k), case .array(let a) = v {
                 for (i, s) in a.enumerated() { index(s, at: loc.appending(k, String(i)), base: b) }
             } else if Compiler.mapSchemaKeywords.contains(k), case .object(let m) = v {
-                for (name, s) in m { index(s, at: loc.appending(k, name), base: b) }
+                for (name, s) in m { index(s, at: loc.appending(k, name.string), base: b) }
             }
         }
     }
@@ -308,7 +309,7 @@ final class Compiler {
         }
     }
 
-    func compileObject(_ n: Node, _ o: [String: JSONValue], _ loc: Location) throws {
+    func compileObject(_ n: Node, _ o: [JSONKey: JSONValue], _ loc: Location) throws {
         let vocab = docVocab[loc.doc]
         var kws: [Keyword] = []
         var foldableRequired: [String]? = nil
@@ -376,13 +377,13 @@ final class Compiler {
             }
             if let v = o["dependentRequired"] {
                 guard case .object(let m) = v else { throw error(loc, "\"dependentRequired\" must be an object") }
-                let deps = try m.sorted { $0.key < $1.key }.map { ($0.key, try stringArray($0.value, loc, "dependentRequired")) }
+                let deps = try m.sorted { $0.key < $1.key }.map { ($0.key.string, try stringArray($0.value, loc, "dependentRequired")) }
                 kws.append(.dependentRequired(deps))
             }
             if vocab.legacy, case .object(let m)? = o["dependencies"] {
                 var req: [(String, [String])] = []
                 for (k, v) in m.sorted(by: { $0.key < $1.key }) {
-                    if case .array = v { req.append((k, try stringArray(v, loc, "dependencies"))) }
+                    if case .array = v { req.append((k.string, try stringArray(v, loc, "dependencies"))) }
                 }
                 if !req.isEmpty { kws.append(.dependentRequired(req)) }
             }
@@ -414,7 +415,7 @@ final class Compiler {
             var anyObject = false
             if let v = o["properties"] {
                 guard case .object(let m) = v else { throw error(loc, "\"properties\" must be an object") }
-                let names = m.keys.sorted()
+                let names = m.keys.sorted().map(\.string)
                 app.names = NameIndex(names)
                 let nodes = try names.map { try ref(loc.appending("properties", $0)) }
                 var requiredBits = [UInt64](repeating: 0, count: names.count)
@@ -437,7 +438,7 @@ final class Compiler {
             if let v = o["patternProperties"] {
                 guard case .object(let m) = v else { throw error(loc, "\"patternProperties\" must be an object") }
                 for (p, _) in m.sorted(by: { $0.key < $1.key }) {
-                    app.patterns.append((try pattern(p, loc), try ref(loc.appending("patternProperties", p))))
+                    app.patterns.append((try pattern(p.string, loc), try ref(loc.appending("patternProperties", p.string))))
                 }
                 app.hasPatterns = true
                 anyObject = true
@@ -476,13 +477,13 @@ final class Compiler {
             }
             if o["propertyNames"] != nil { kws.append(.propertyNames(try ref(loc.appending("propertyNames")))) }
             if case .object(let m)? = o["dependentSchemas"] {
-                kws.append(.dependentSchemas(try m.keys.sorted().map { ($0, try ref(loc.appending("dependentSchemas", $0))) }))
+                kws.append(.dependentSchemas(try m.keys.sorted().map { ($0.string, try ref(loc.appending("dependentSchemas", $0.string))) }))
             }
             if vocab.legacy, case .object(let m)? = o["dependencies"] {
                 var deps: [(String, NodeRef)] = []
                 for (k, v) in m.sorted(by: { $0.key < $1.key }) {
                     if case .array = v { continue }
-                    deps.append((k, try ref(loc.appending("dependencies", k))))
+                    deps.append((k.string, try ref(loc.appending("dependencies", k.string))))
                 }
                 if !deps.isEmpty { kws.append(.dependentSchemas(deps)) }
             }

@@ -105,7 +105,7 @@ public final class CompiledSchema: Sendable {
 /// items the sibling and in-place subschemas evaluated successfully. One evaluation owns each
 /// instance (never shared between threads), hence unchecked exclusivity.
 final class Annotations {
-    @exclusivity(unchecked) var properties: Set<String> = []
+    @exclusivity(unchecked) var properties: Set<JSONKey> = []
     @exclusivity(unchecked) var allProperties = false
     @exclusivity(unchecked) var prefixItems = 0
     @exclusivity(unchecked) var allItems = false
@@ -537,7 +537,7 @@ struct Evaluator {
         var ok = true
         for k in o.keys {
             let start = errors.count
-            if !descend(sub.node, .string(k), "propertyNames", from: n) {
+            if !descend(sub.node, .string(k.string), "propertyNames", from: n) {
                 ok = false
                 if !collect { return false }
                 decorate(start, "propertyNames")
@@ -773,10 +773,11 @@ struct Evaluator {
         }
     }
 
-    mutating func evalObject(_ app: ObjectApplicator, _ n: Node, _ o: [String: JSONValue], _ ann: Annotations?) -> Bool {
+    mutating func evalObject(_ app: ObjectApplicator, _ n: Node, _ o: [JSONKey: JSONValue], _ ann: Annotations?) -> Bool {
         var ok = true
         var requiredSeen: UInt64 = 0
-        for (key, value) in o {
+        for (jkey, value) in o {
+            let key = jkey.string
             var matched = false
             if app.hasProperties, let idx = app.names.find(key) {
                 matched = true
@@ -810,7 +811,7 @@ struct Evaluator {
                 }
             }
             if matched {
-                if let ann, !ann.allProperties { ann.properties.insert(key) }
+                if let ann, !ann.allProperties { ann.properties.insert(jkey) }
             } else if let add = app.additional {
                 let start = errors.count
                 if add.node.kind == .alwaysFalse {
@@ -878,7 +879,8 @@ struct Evaluator {
     mutating func evalUnevaluated(_ n: Node, _ v: JSONValue, _ local: Annotations) -> Bool {
         var ok = true
         if let sub = n.unevaluatedProperties, case .object(let o) = v, !local.allProperties {
-            for (key, value) in o where !local.properties.contains(key) {
+            for (jkey, value) in o where !local.properties.contains(jkey) {
+                let key = jkey.string
                 let start = errors.count
                 if sub.kind == .alwaysFalse {
                     ok = false

@@ -45,7 +45,7 @@ import JSON
     @Test func memberEncodingEqualsCanonicalEncoding() {
         let keys = ["h", "has", "hash0", "hasha", "Hash", "HASH", "a", "z", "é", "😀", "\u{7f}", "hash ", "ha\"sh"]
         for n in 0...keys.count {
-            var o: [String: JSONValue] = [:]
+            var o: [JSONKey: JSONValue] = [:]
             for (i, k) in keys.prefix(n).enumerated() { o[k] = i % 2 == 0 ? .int(i) : ["x": .double(Double(i) / 3)] }
             let members = EpisodeFormat.canonicalMembers(o)
             #expect(EpisodeFormat.join(members, hash: nil) == JSONValue.object(o).canonicalBytes())

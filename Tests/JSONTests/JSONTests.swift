@@ -377,3 +377,31 @@ struct RobustnessTests {
         #expect(accepted > 0)
     }
 }
+
+@Suite("Object member names compare by Unicode scalars (issue 10 item 19)")
+struct MemberNameScalarTests {
+    @Test func parserKeepsCanonicallyEquivalentKeys() throws {
+        let v = try JSONValue.parse("{\"\u{E9}\": 1, \"e\u{301}\": 2, \"K\": 3, \"\u{212A}\": 4}")
+        guard case .object(let o) = v else { Issue.record("not an object"); return }
+        #expect(o.count == 4)
+        #expect(v["\u{E9}"] == .int(1))
+        #expect(v["e\u{301}"] == .int(2))
+        #expect(v["K"] == .int(3))
+        #expect(v["\u{212A}"] == .int(4))
+    }
+
+    @Test func serializerRoundTripEmitsBothKeys() throws {
+        let text = "{\"\u{E9}\":1,\"e\u{301}\":2}"
+        let v = try JSONValue.parse(text)
+        let out = v.serialized(sortedKeys: true)
+        #expect(Array(out.utf8).count == Array(text.utf8).count)
+        #expect(out.unicodeScalars.contains("\u{301}"))
+        #expect(out.unicodeScalars.contains("\u{E9}"))
+        #expect(try JSONValue.parse(out) == v)
+    }
+
+    @Test func objectsWithEquivalentKeysAreNotEqual() throws {
+        #expect(try JSONValue.parse("{\"\u{E9}\":1}") != JSONValue.parse("{\"e\u{301}\":1}"))
+        #expect(try JSONValue.parse("{\"K\":1}") != JSONValue.parse("{\"\u{212A}\":1}"))
+    }
+}

@@ -326,3 +326,33 @@ struct FormatTests {
         #expect(ok("relative-json-pointer", "1/a") && ok("relative-json-pointer", "0#") && !ok("relative-json-pointer", "01/a"))
     }
 }
+
+@Suite("Member names and strings compare by Unicode scalars (issue 10 item 19)")
+struct ScalarNameKeywordTests {
+    func valid(_ schema: String, _ instance: String) throws -> Bool {
+        try Schema.compile(try JSONValue.parse(schema)).validate(try JSONValue.parse(instance)).isValid
+    }
+
+    @Test func requiredAndDependentRequired() throws {
+        #expect(try !valid("{\"required\":[\"\u{E9}\"]}", "{\"e\u{301}\":1}"))
+        #expect(try valid("{\"required\":[\"\u{E9}\"]}", "{\"\u{E9}\":1}"))
+        #expect(try !valid("{\"required\":[\"K\"]}", "{\"\u{212A}\":1}"))
+        #expect(try !valid("{\"dependentRequired\":{\"a\":[\"\u{E9}\"]}}", "{\"a\":1,\"e\u{301}\":1}"))
+    }
+
+    @Test func constEnumUniqueItems() throws {
+        #expect(try !valid("{\"const\":\"\u{E9}\"}", "\"e\u{301}\""))
+        #expect(try !valid("{\"const\":{\"\u{E9}\":1}}", "{\"e\u{301}\":1}"))
+        #expect(try !valid("{\"enum\":[\"K\"]}", "\"\u{212A}\""))
+        #expect(try !valid("{\"enum\":[{\"K\":1}]}", "{\"\u{212A}\":1}"))
+        #expect(try valid("{\"uniqueItems\":true}", "[\"\u{E9}\",\"e\u{301}\"]"))
+        #expect(try valid("{\"uniqueItems\":true}", "[{\"\u{E9}\":1},{\"e\u{301}\":1}]"))
+    }
+
+    @Test func maxPropertiesAndProperties() throws {
+        #expect(try !valid("{\"maxProperties\":1}", "{\"\u{E9}\":1,\"e\u{301}\":2}"))
+        #expect(try !valid("{\"properties\":{\"e\u{301}\":{\"type\":\"string\"}}}", "{\"\u{E9}\":1,\"e\u{301}\":2}"))
+        #expect(try valid("{\"properties\":{\"e\u{301}\":{\"type\":\"string\"}}}", "{\"\u{E9}\":1,\"e\u{301}\":\"x\"}"))
+        #expect(try !valid("{\"additionalProperties\":false,\"properties\":{\"\u{E9}\":true}}", "{\"e\u{301}\":1}"))
+    }
+}

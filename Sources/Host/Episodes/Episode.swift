@@ -38,7 +38,7 @@ public struct Episode: Sendable {
     /// The run's body: the document without the chain fields.
     public var body: JSONValue {
         guard case .object(var o) = document else { return document }
-        for k in EpisodeFormat.chainKeys where k != "run_id" { o.removeValue(forKey: k) }
+        for k in EpisodeFormat.chainKeys where k != "run_id" { o.removeValue(forKey: JSONKey(k)) }
         return .object(o)
     }
 }
@@ -78,7 +78,7 @@ public enum EpisodeFormat {
 
     /// Builds the stored document for `body` at chain position `seq` after `prevHash` and
     /// returns it with its hash and file bytes.
-    static func encode(body: [String: JSONValue], runId: String, seq: Int, prevHash: String)
+    static func encode(body: [JSONKey: JSONValue], runId: String, seq: Int, prevHash: String)
         -> (document: JSONValue, hash: String, bytes: [UInt8])
     {
         var o = body
@@ -94,9 +94,9 @@ public enum EpisodeFormat {
 
     /// The canonical `"key":value` encodings of an object's members, in canonical key order
     /// (UTF-16 code units), so that the encodings with and without `hash` need one pass.
-    static func canonicalMembers(_ o: [String: JSONValue]) -> [(key: String, bytes: [UInt8])] {
-        o.keys.sorted { $0.utf16.lexicographicallyPrecedes($1.utf16) }.map { key in
-            (key, JSONValue.string(key).canonicalBytes() + [0x3A] + o[key]!.canonicalBytes())
+    static func canonicalMembers(_ o: [JSONKey: JSONValue]) -> [(key: String, bytes: [UInt8])] {
+        o.keys.sorted { $0.string.utf16.lexicographicallyPrecedes($1.string.utf16) }.map { key in
+            (key.string, JSONValue.string(key.string).canonicalBytes() + [0x3A] + o[key]!.canonicalBytes())
         }
     }
 
@@ -133,7 +133,7 @@ public enum EpisodeFormat {
     }
 
     /// Checks a body before it is written; returns the body's members or a reason it is refused.
-    static func validateBody(_ body: JSONValue, runId: String) -> Result<[String: JSONValue], EpisodeStoreError> {
+    static func validateBody(_ body: JSONValue, runId: String) -> Result<[JSONKey: JSONValue], EpisodeStoreError> {
         guard case .object(let o) = body else {
             return .failure(.invalidBody(runId: runId, reason: "the body must be a JSON object, not \(body.typeName)"))
         }

@@ -668,10 +668,10 @@ public final class EpisodeStore: Sendable {
 /// A write waiting in the queue; `result` is set (under the queue lock) when it is done.
 final class PendingWrite: @unchecked Sendable {
     let runId: String
-    let body: [String: JSONValue]
+    let body: [JSONKey: JSONValue]
     var result: Result<EpisodeRef, EpisodeStoreError>?
 
-    init(runId: String, body: [String: JSONValue]) {
+    init(runId: String, body: [JSONKey: JSONValue]) {
         self.runId = runId
         self.body = body
     }

@@ -110,7 +110,7 @@ public enum Template {
             return out
         case .object(let obj):
             var out: [(Reference, String)] = []
-            for key in obj.keys.sorted() { out += try references(in: obj[key]!, at: path.isEmpty ? key : "\(path).\(key)") }
+            for key in obj.keys.sorted() { out += try references(in: obj[key]!, at: path.isEmpty ? key.string : "\(path).\(key.string)") }
             return out
         default:
             return []
@@ -143,7 +143,7 @@ public enum Template {
             for item in items { out.append(try resolve(item, in: scope, strict: strict)) }
             return .array(out)
         case .object(let obj):
-            var out: [String: JSONValue] = [:]
+            var out: [JSONKey: JSONValue] = [:]
             for (k, v) in obj { out[k] = try resolve(v, in: scope, strict: strict) }
             return .object(out)
         default:

@@ -35,9 +35,9 @@ public enum Redaction {
     public static func redact(_ value: JSONValue, extraKeys: [String] = []) -> JSONValue {
         switch value {
         case .object(let obj):
-            var out: [String: JSONValue] = [:]
+            var out: [JSONKey: JSONValue] = [:]
             for (k, v) in obj {
-                out[k] = (isSecretKey(k) || extraKeys.contains(k)) ? marker : redact(v)
+                out[k] = (isSecretKey(k.string) || extraKeys.contains(k.string)) ? marker : redact(v)
             }
             return .object(out)
         case .array(let items):

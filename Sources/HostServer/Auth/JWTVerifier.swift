@@ -8,7 +8,7 @@ struct TokenClaims: JWTPayload {
     var claims: [String: JSONValue]
 
     init(from decoder: any Decoder) throws {
-        guard case .object(let o) = try JSONValue(from: decoder) else {
+        guard let o = try JSONValue(from: decoder).objectValue else {
             throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "the JWT payload is not a JSON object"))
         }
         claims = o

@@ -69,7 +69,11 @@ public enum MCPToolServer {
         case .double(let d): return .double(d)
         case .string(let s): return .string(s)
         case .array(let a): return .array(a.map(value))
-        case .object(let o): return .object(o.mapValues(value))
+        case .object(let o):
+            // MCP objects are keyed by String: canonically equivalent names merge here.
+            var d: [String: Value] = [:]
+            for (k, v) in o { d[k.string] = value(v) }
+            return .object(d)
         }
     }
 
