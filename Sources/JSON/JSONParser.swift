@@ -511,7 +511,8 @@ struct Parser {
         }
         let text = String(decoding: UnsafeBufferPointer(start: base.unsafelyUnwrapped + start, count: pos - start), as: UTF8.self)
         guard let d = Double(text) else { throw error("invalid number", at: start) }
-        if !d.isFinite { throw error("number out of range", at: start) }
+        // A magnitude beyond Double's range (e.g. 1e400) is a valid JSON number: it becomes
+        // ±infinity (as in Python's json module), never a parse error.
         return .double(d)
     }
 

@@ -127,7 +127,12 @@ struct JSONWriter {
     }
 
     mutating func writeDouble(_ d: Double) {
-        guard d.isFinite else { appendASCII("null"); return }
+        guard d.isFinite else {
+            // ±infinity (what the parser makes of e.g. 1e400) is written as ±1e400, which parses
+            // back to the same value; the canonical encoding (RFC 8785) and NaN use null.
+            if d.isInfinite && mode != .canonical { appendASCII(d < 0 ? "-1e400" : "1e400") } else { appendASCII("null") }
+            return
+        }
         if mode == .canonical {
             out.append(contentsOf: ecmaScriptNumberString(d).utf8)
         } else {

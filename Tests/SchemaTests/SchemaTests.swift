@@ -356,3 +356,34 @@ struct ScalarNameKeywordTests {
         #expect(try !valid("{\"additionalProperties\":false,\"properties\":{\"\u{E9}\":true}}", "{\"e\u{301}\":1}"))
     }
 }
+
+@Suite("Numbers beyond Int64 and Double (issue 10 item 20)")
+struct BigNumberKeywordTests {
+    func valid(_ schema: String, _ instance: String) throws -> Bool {
+        try Schema.compile(try JSONValue.parse(schema)).validate(try JSONValue.parse(instance)).isValid
+    }
+
+    @Test func hugeLimitsCompile() throws {
+        #expect(try valid("{\"maxLength\":9223372036854775808}", "\"abc\""))
+        #expect(try valid("{\"minItems\":1e300}", "[]") == false)
+        #expect(try valid("{\"maxItems\":1e300}", "[1,2]"))
+    }
+
+    /// "1e400" in an instance is a number that compares as infinity (as in Python's json module).
+    @Test func hugeExponentInstanceComparesAsInfinity() throws {
+        #expect(try valid("{\"type\":\"number\"}", "1e400"))
+        #expect(try !valid("{\"type\":\"integer\"}", "1e400"))
+        #expect(try !valid("{\"maximum\":1e308}", "1e400"))
+        #expect(try valid("{\"minimum\":1e308}", "1e400"))
+        #expect(try !valid("{\"minimum\":0}", "-1e400"))
+    }
+
+    @Test(.disabled("issue 10 item 20: integers beyond Int64 are still compared as Double"))
+    func bigIntegersCompareExactly() throws {
+        #expect(try !valid("{\"enum\":[100000000000000000001]}", "100000000000000000000"))
+        #expect(try !valid("{\"maximum\":18446744073709551616}", "18446744073709551617"))
+        #expect(try valid("{\"uniqueItems\":true}", "[18446744073709551616, 18446744073709551617]"))
+        #expect(try !valid("{\"multipleOf\":2}", "18446744073709551617"))
+        #expect(try valid("{\"multipleOf\":2}", "18446744073709551618"))
+    }
+}
