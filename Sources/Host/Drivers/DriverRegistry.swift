@@ -287,6 +287,31 @@ public final class DriverRegistry: Sendable {
         }
     }
 
+    /// The manifest of `name` without creating an instance, for `drivers inspect` and
+    /// `policy validate`: the serving generation's when the driver is loaded; otherwise the
+    /// library is opened, negotiated and described in this process, then shut down (its image
+    /// stays mapped, as every image does). `configured` is whether an instance exists now.
+    /// Built-in drivers have no library: they are loaded.
+    public func describe(named name: String) async throws -> (manifest: DriverManifest, configured: Bool) {
+        let (loaded, hasFactory) = state.withLock { s -> (DriverGeneration?, Bool) in
+            if case .loaded(let g)? = s.slots[name] { return (s.generations[g]!.generation, s.factories[name] != nil) }
+            return (nil, s.factories[name] != nil)
+        }
+        if let loaded { return (loaded.driver.manifest, true) }
+        if hasFactory { return (try await driver(named: name).manifest, true) }
+        guard let discovered = DriverDiscovery.scan(directory: driversDirectory).drivers.first(where: { $0.name == name }) else {
+            throw DriverLoadError.unknownDriver(name: name, driversDirectory: driversDirectory)
+        }
+        let (dir, version) = (driversDirectory, hostVersion)
+        return try await OffPool.run { () throws -> (DriverManifest, Bool) in
+            _ = try DriverDiscovery.checkSafeToLoad(path: discovered.path, driversDirectory: dir)
+            let (_, copy) = try GenerationFiles.snapshot(path: discovered.path, driversDirectory: dir)
+            let library = try NativeDriverLibrary(path: discovered.path, openPath: copy, expectedName: name, hostVersion: version)
+            defer { library.shutdown() }
+            return (library.manifest, false)
+        }
+    }
+
     /// Resolves `driver.tool` to its driver and the tool's descriptor.
     public func resolve(toolId: String) async throws -> (driver: any ToolDriver, tool: ToolDescriptor) {
         guard let (driverName, toolName) = DriverRegistry.split(toolId: toolId) else {
