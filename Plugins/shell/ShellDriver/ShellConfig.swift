@@ -47,6 +47,7 @@ public struct ShellLimits: Sendable, Equatable {
 /// | `max_file_bytes` / `max_files` | 1 MiB / 16 | `read_files` caps |
 /// | `limits` | see `ShellLimits` | `cpu_seconds`, `memory_bytes`, `nproc`, `nofile`, `fsize_bytes`, `tmp_bytes`, `disk_bytes`, `disk_inodes`, `shm_bytes`, `memory_max_bytes` |
 /// | `cgroup` | `auto` | `auto`: a cgroup per sandbox when the host can create one; `required`: refuse to run without; `off` |
+/// | `cgroup_parent` | none | a delegated cgroup v2 directory (memory and pids in its `cgroup.subtree_control`, no processes) to create the sandboxes' cgroups in |
 /// | `allow_exec_in_work` | `false` | let programs written to `/work` or `/tmp` execute (both are `noexec` otherwise) |
 /// | `work_root` | `$TMPDIR/nova-shell` or `/tmp/nova-shell` | where work dirs are created |
 /// | `persistent_workdirs` | `false` | allow `workdir: NAME` (kept under `work_root/persistent/`) |
@@ -83,6 +84,8 @@ public struct ShellConfig: Sendable {
     public var sandboxGid: UInt32 = 2_000_000_000
     /// `auto`, `required` or `off`: the per-sandbox cgroup (memory and pids bound).
     public var cgroup = "auto"
+    /// A delegated cgroup v2 directory for the sandboxes' cgroups (nil: next to the host's own).
+    public var cgroupParent: String?
     /// Programs in `/work` and `/tmp` may execute.
     public var allowExecInWork = false
     /// The helper's `wait_teardown`.
@@ -93,7 +96,7 @@ public struct ShellConfig: Sendable {
     static let known: Set<String> = [
         "helper", "allowed_programs", "env_allowlist", "default_timeout_ms", "max_timeout_ms", "max_stdout_bytes",
         "max_stderr_bytes", "max_stdin_bytes", "max_file_bytes", "max_files", "limits", "work_root", "persistent_workdirs",
-        "sandbox_uid", "sandbox_gid", "wait_teardown", "allow_unsandboxed", "cgroup", "allow_exec_in_work",
+        "sandbox_uid", "sandbox_gid", "wait_teardown", "allow_unsandboxed", "cgroup", "cgroup_parent", "allow_exec_in_work",
     ]
 
     /// Reads and checks a configuration object (unknown keys are refused).
@@ -193,6 +196,12 @@ public struct ShellConfig: Sendable {
                 throw DriverError.invalidArgument("shell configuration: cgroup must be \"auto\", \"required\" or \"off\"")
             }
             cgroup = s
+        }
+        if let p = obj["cgroup_parent"], !p.isNull {
+            guard let s = p.stringValue, s.hasPrefix("/"), ProgramPath.problem(s) == nil else {
+                throw DriverError.invalidArgument("shell configuration: cgroup_parent must be an absolute, canonical path")
+            }
+            cgroupParent = s
         }
     }
 

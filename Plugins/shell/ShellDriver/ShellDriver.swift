@@ -202,6 +202,7 @@ public struct ShellDriver: NovaDriver {
         rec("shm_bytes", String(l.shmBytes))
         if let m = l.memoryMaxBytes { rec("memory_max_bytes", String(m)) }
         rec("cgroup", config.cgroup)
+        if let p = config.cgroupParent { rec("cgroup_parent", p) }
         rec("allow_exec_in_work", config.allowExecInWork ? "1" : "0")
         rec("deadline_ms", String(max(1, (deadline - monotonicNanos()) / 1_000_000)))
         rec("wait_teardown", config.waitTeardown ? "1" : "0")
