@@ -204,8 +204,11 @@ static int make_child(const char *parent, char *out, size_t outlen)
     sweep_stale(parent);
     if ((size_t)snprintf(out, outlen, "%s/" CG_PREFIX "%d", parent, (int)getpid()) >= outlen)
         return -ENAMETOOLONG;
-    if (mkdir(out, 0700) < 0 && errno != EEXIST)
-        return -errno;
+    if (mkdir(out, 0700) < 0 && errno != EEXIST) {
+        int e = errno;
+        out[0] = 0; /* nothing to attach to or remove */
+        return -e;
+    }
     return 0;
 }
 

@@ -925,7 +925,8 @@ int main(int argc, char **argv)
         }
         if (euid == 0 || cfg.memory_bound) {
             /* root maps to another uid: only the helper, outside, may write
-             * that; wait for it (EOF means the helper failed or died) */
+             * that; with a cgroup the helper first moves us into it. Wait
+             * for it (EOF means the helper failed or died) */
             char go;
             ssize_t n;
             while ((n = read(gp[0], &go, 1)) < 0 && errno == EINTR)

@@ -663,6 +663,35 @@ if [ "$ME" = 0 ]; then
     f=$(final c36c)
     [ "$(jfield "$f" memory_bound)" = rlimit-only ] && [ "$(jfield "$f" sysv_shm)" = limited ] &&
         [ "$(jfield "$f" memfd)" = denied ] || bad "cgroup=off: exit record $f"
+    # a non-root helper given a delegated cgroup (here a v1 memory cgroup owned by uid 65534 that
+    # it runs in): the sandbox's cgroup is created below it and bounds SysV shm (the helper
+    # cannot set the shm sysctls) and memfds (allowed, since a cgroup holds them)
+    mem=$(awk -F: '$2 ~ /(^|,)memory(,|$)/ {print $3}' /proc/self/cgroup)
+    mnt=$(awk '$9 == "cgroup" && $NF ~ /(^|,)memory(,|$)/ {print $5; exit}' /proc/self/mountinfo)
+    D="$mnt${mem%/}/nova-battery-$$"
+    if [ -n "$mnt" ] && mkdir "$D" && chown -R 65534:65534 "$D"; then
+        for kind in memfd shm; do
+            name=c36d$kind
+            w=$(newwork $name)
+            chown 65534:65534 "$w"
+            printf '%s\0' version=1 program=/probes/escape argv=escape argv=memhold "argv=$kind" argv=268435456 \
+                "workdir=$w" "bind_ro=$PROBES" bind_ro_dest=/probes memory_max_bytes=67108864 deadline_ms=20000 >"$T/$name.cfg"
+            chmod 644 "$T/$name.cfg"
+            setpriv --reuid=65534 --regid=65534 --clear-groups -- sh -c \
+                "echo \$\$ >'$D/cgroup.procs' && exec '$HELPER' --config '$T/$name.cfg' --status-fd 9" \
+                9>"$T/$name.status" >"$T/$name.out" 2>&1 </dev/null
+            RC=$?
+            f=$(final $name)
+            expect_signal $name 9
+            [ "$(jfield "$f" memory_bound)" = cgroup-v1 ] && [ "$(jfield "$f" killed)" = memory ] ||
+                bad "delegated cgroup, $kind: exit record $f"
+            [ $kind = shm ] && [ "$(jfield "$f" sysv_shm)" != cgroup ] && bad "delegated cgroup: sysv_shm is not 'cgroup': $f"
+        done
+        [ -z "$(ls -d "$D"/nova-sandbox-* 2>/dev/null)" ] || bad "sandbox cgroups left in $D"
+        rmdir "$D" || bad "cannot remove $D"
+    else
+        bad "cannot create a delegated memory cgroup for uid 65534 under '$mnt${mem%/}'"
+    fi
 fi
 finish 36 "memory held in memfds / SysV shm beyond the limit -> cgroup OOM kill (root) or refused (no cgroup)"
 
