@@ -10,6 +10,7 @@
  * the kernel kill every process of the pid namespace. */
 #include "sandbox.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -640,14 +641,31 @@ static void usage(FILE *f)
             "The config is a NUL-separated key=value message (see README.md).\n");
 }
 
-/* As root: a root-owned work dir is handed to the sandbox's host ids (its
- * top directory only), so that the sandbox never needs the shared 65534. */
+/* As root: an empty root-owned work dir is handed to the sandbox's host ids,
+ * so that the sandbox never needs the shared 65534. A non-empty one is
+ * refused rather than re-owned (it may be a system directory given by
+ * mistake). */
 static void hand_over_workdir(const struct config *c, const struct stat *st, long long huid, long long hgid)
 {
-    if (!st || st->st_uid != 0)
+    if (!st || st->st_uid != 0 || c->host_uid != UNSET)
         return;
     int fd = open(c->workdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 || fchown(fd, (uid_t)huid, (gid_t)hgid) < 0 || fchmod(fd, 0700) < 0)
+    if (fd < 0)
+        fail(ST_CONFIG, errno, "work dir %s: %s", c->workdir, strerror(errno));
+    int d = dup(fd);
+    DIR *dir = d >= 0 ? fdopendir(d) : NULL;
+    struct dirent *e;
+    int empty = dir != NULL;
+    while (dir && (e = readdir(dir)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            empty = 0;
+    if (dir)
+        closedir(dir);
+    if (!empty)
+        fail(ST_CONFIG, EPERM,
+             "the work dir %s belongs to root and is not empty: chown it to the sandbox's host uid, "
+             "or pass host_uid/host_gid", c->workdir);
+    if (fchown(fd, (uid_t)huid, (gid_t)hgid) < 0 || fchmod(fd, 0700) < 0)
         fail(ST_CONFIG, errno, "handing the work dir %s to uid %lld: %s", c->workdir, huid, strerror(errno));
     close(fd);
 }

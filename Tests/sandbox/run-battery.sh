@@ -756,6 +756,16 @@ wait "$hp"
 [ -e "$w/intruder" ] && bad "an intruder file is in the work dir after the run"
 [ "$(cat "$w/mine" 2>/dev/null)" = sandbox ] || bad "the sandbox's own file did not come back: $(ls -la "$w")"
 grep -q '^FAIL' "$T/$name.out" && show $name
+if [ "$ME" = 0 ]; then
+    # a root-owned work dir that is not empty is refused, never re-owned
+    w=$(newwork c39b)
+    chown 0:0 "$w" && echo keep >"$w/root-file"
+    printf '%s\0' version=1 program=/bin/true "workdir=$w" >"$T/c39b.cfg"
+    "$HELPER" --config "$T/c39b.cfg" --status-fd 9 9>"$T/c39b.status" >/dev/null 2>&1
+    RC=$?
+    expect_setup_error c39b config 1 125
+    [ "$(stat -c %u "$w")" = 0 ] || bad "the non-empty root-owned work dir was re-owned"
+fi
 finish 39 "a host process of another uid cannot write into a running sandbox's work dir"
 
 echo "# uid $(id -u), $(($(date +%s) - START)) s"
