@@ -3,8 +3,10 @@
  * nr_inodes=workdir_inodes, so writing past either fails with ENOSPC and
  * the host's disk only ever receives what fits. Init copies the host work
  * dir in before the program starts and, after every sandbox process is
- * gone, mirrors the tmpfs back into it (the host dir is emptied, then
- * filled). The copy never follows a link, keeps regular files, directories,
+ * gone, mirrors the tmpfs back into it: first into a staging directory
+ * inside the host dir, and only when that copy is complete are the old
+ * entries removed and the new ones renamed into place — a copy that fails
+ * or is killed leaves the host dir as it was before the run. The copy never follows a link, keeps regular files, directories,
  * symlinks and FIFOs, drops sockets, and strips set-id and sticky bits
  * (a set-id program left in a persistent work dir must not work on the host
  * or in the next run). */
@@ -21,7 +23,15 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
+
+#define STAGING ".nova-incoming-"
+
+static int is_staging(const char *name)
+{
+    return !strncmp(name, STAGING, sizeof STAGING - 1);
+}
 
 struct copy {
     long long bytes, entries;         /* copied so far */
@@ -53,6 +63,7 @@ static char **list_dir(int fd, size_t *count)
             close(d);
         return NULL;
     }
+    rewinddir(dir); /* the dup shares the offset: an earlier listing left it at the end */
     size_t cap = 16, n = 0;
     char **names = malloc(cap * sizeof *names);
     struct dirent *e;
@@ -82,8 +93,8 @@ static void free_list(char **names, size_t n)
     free(names);
 }
 
-/* Empties directory `fd` (never following links). */
-static void clear_dir(int fd, int depth, struct copy *cp)
+/* Empties directory `fd` (never following links), except the entry `keep`. */
+static void clear_dir(int fd, int depth, struct copy *cp, const char *keep)
 {
     size_t n;
     char **names = list_dir(fd, &n);
@@ -92,6 +103,8 @@ static void clear_dir(int fd, int depth, struct copy *cp)
         return;
     }
     for (size_t i = 0; i < n; i++) {
+        if (keep && !strcmp(names[i], keep))
+            continue;
         if (unlinkat(fd, names[i], 0) == 0 || errno == ENOENT)
             continue;
         if (errno != EISDIR && errno != EPERM) {
@@ -110,7 +123,7 @@ static void clear_dir(int fd, int depth, struct copy *cp)
             continue;
         }
         (void)fchmod(sub, 0700);
-        clear_dir(sub, depth + 1, cp);
+        clear_dir(sub, depth + 1, cp, NULL);
         close(sub);
         if (unlinkat(fd, names[i], AT_REMOVEDIR) < 0)
             copy_error(cp, "removing directory %s from the host work dir: %s", names[i], strerror(errno));
@@ -155,6 +168,8 @@ static void copy_tree(int src, int dst, int depth, struct copy *cp)
     }
     for (size_t i = 0; i < n && !cp->error[0]; i++) {
         const char *name = names[i];
+        if (depth == 0 && is_staging(name))
+            continue; /* a copy back that was killed half way: never part of the work dir */
         struct stat st;
         if (fstatat(src, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
             continue;
@@ -241,6 +256,63 @@ void workfs_mount(const struct config *c, unsigned long noexec)
         fail(ST_MOUNT, ENOSPC, "copying the work dir in: %s", cp.error);
 }
 
+/* Removes the staging directory `name` below `dir`. */
+static void drop_staging(int dir, const char *name, struct copy *cp)
+{
+    int fd = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+        clear_dir(fd, 1, cp, NULL);
+        close(fd);
+    }
+    (void)unlinkat(dir, name, AT_REMOVEDIR);
+}
+
+/* Copies the tmpfs `src` into the host dir `dst` through a staging dir. */
+static void mirror(int src, int dst, struct copy *cp)
+{
+    char stage[64];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(stage, sizeof stage, STAGING "%lx%lx", (unsigned long)ts.tv_sec, (unsigned long)ts.tv_nsec);
+    /* leftovers of an earlier copy back that was killed */
+    size_t n;
+    char **names = list_dir(dst, &n);
+    for (size_t i = 0; names && i < n; i++)
+        if (is_staging(names[i]))
+            drop_staging(dst, names[i], cp);
+    if (names)
+        free_list(names, n);
+    if (mkdirat(dst, stage, 0700) < 0) {
+        copy_error(cp, "creating %s in the host work dir: %s", stage, strerror(errno));
+        return;
+    }
+    int sfd = openat(dst, stage, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (sfd < 0) {
+        copy_error(cp, "opening %s: %s", stage, strerror(errno));
+        return;
+    }
+    copy_tree(src, sfd, 1, cp);
+    if (cp->error[0]) {
+        close(sfd);
+        struct copy ignore = *cp;
+        drop_staging(dst, stage, &ignore);
+        size_t l = strlen(cp->error);
+        snprintf(cp->error + l, sizeof cp->error - l, "; the host work dir keeps its contents from before the run");
+        return;
+    }
+    /* complete: the old contents go, the new ones are renamed into place */
+    clear_dir(dst, 0, cp, stage);
+    names = list_dir(sfd, &n);
+    for (size_t i = 0; names && i < n; i++)
+        if (renameat(sfd, names[i], dst, names[i]) < 0)
+            copy_error(cp, "moving %s into the host work dir: %s", names[i], strerror(errno));
+    if (names)
+        free_list(names, n);
+    close(sfd);
+    if (!cp->error[0])
+        (void)unlinkat(dst, stage, AT_REMOVEDIR);
+}
+
 /* After the run: whether the tmpfs was full (1 bytes, 2 inodes, 0 no), and
  * the host work dir made a copy of it; `err` gets the first problem. */
 int workfs_copy_out(const struct config *c, char *err, size_t errlen)
@@ -261,9 +333,7 @@ int workfs_copy_out(const struct config *c, char *err, size_t errlen)
     if (src < 0 || dst < 0) {
         snprintf(err, errlen, "opening the work dir for the copy back: %s", strerror(errno));
     } else {
-        clear_dir(dst, 0, &cp);
-        if (!cp.error[0])
-            copy_tree(src, dst, 0, &cp);
+        mirror(src, dst, &cp);
         if (cp.error[0])
             snprintf(err, errlen, "%s", cp.error);
     }

@@ -711,6 +711,23 @@ expect_exit c37b 0
 read -r fstype blocks bsize inodes <"$T/c37b.out"
 [ "$fstype" = tmpfs ] && [ $((blocks * bsize)) -le $((1 << 30)) ] && [ "$inodes" -le 100000 ] ||
     bad "default /work is '$(cat "$T/c37b.out")', want a bounded tmpfs"
+# a persistent work dir: copied in, mirrored back (deletions too) ...
+w=$(newwork c37c)
+echo old >"$w/old.txt"
+[ "$ME" = 0 ] && chown $SBUID:$SBUID "$w/old.txt"
+sb c37c -- /bin/sh -c 'cat old.txt && rm old.txt && mkdir -p a/b && echo new >a/b/new.txt'
+expect_exit c37c 0
+[ "$(cat "$T/c37c.out")" = old ] || bad "old.txt was not copied in: $(cat "$T/c37c.out")"
+[ "$(cd "$w" && find . | sort | tr '\n' ' ')" = ". ./a ./a/b ./a/b/new.txt " ] ||
+    bad "host work dir after the run: $(cd "$w" && find . | sort | tr '\n' ' ')"
+# ... and a copy back that cannot fit (hard links are copied as files) leaves it as it was
+sb c37d workdir_bytes=8388608 -- /bin/sh -c 'head -c 1000000 /dev/zero >f && for i in 1 2 3 4 5 6 7 8 9 10 11 12; do ln f l$i; done'
+expect_exit c37d 0
+case $(jfield "$(final c37d)" workdir_error) in
+*"exceeds the work dir limit"*"keeps its contents from before the run"*) ;;
+*) bad "no workdir_error for the oversized copy back: $(final c37d)" ;;
+esac
+[ -z "$(ls -A "$T/work-c37d")" ] || bad "a partial copy reached the host: $(ls -A "$T/work-c37d")"
 finish 37 "fill the work dir / exhaust its inodes -> ENOSPC, reported, host gets at most the limit"
 
 # ---------------------------------------------------------------- 38
