@@ -9,9 +9,10 @@
  *
  * Without a cgroup ("rlimit-only") the holes RLIMIT_AS leaves are closed one
  * by one: SysV shm is bounded by the ipc namespace's shmmax/shmall/shmmni
- * (set by init), and memfd_create is refused by a second seccomp filter
- * (memfd pages written with write(2) are in no address space and no
- * unprivileged limit counts them). */
+ * where init may set them (root helper), else shmget is refused; and
+ * memfd_create is refused (memfd pages written with write(2) are in no
+ * address space and no unprivileged limit counts them) — both by a second,
+ * tiny seccomp filter. */
 #include "sandbox.h"
 
 #include <dirent.h>
