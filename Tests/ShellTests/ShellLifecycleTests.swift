@@ -119,7 +119,7 @@ struct ShellLifecycleTests {
         #expect(yes["stdout_truncated"] == true && yes["kill_reason"] == "output_limit")
         if geteuid() == 0 {
             let id = try await h.exec(["program": "/usr/bin/id", "args": ["-u"]]).value()
-            #expect(id["stdout"] == "65534\n", "the weaker mode drops root")
+            #expect(id["stdout"] == "2000000000\n", "the weaker mode drops root to the dedicated uid")
         }
     }
 
@@ -201,6 +201,10 @@ struct ShellLifecycleTests {
         #expect(report["user_namespaces"]?["available"] == true)
         #expect(report["seccomp"]?["available"] == true)
         #expect(report["cgroup"]?["version"]?.stringValue != nil)
+        // The memory bound a sandbox gets: a cgroup as root here, otherwise said plainly.
+        let bound = report["cgroup"]?["memory_bound"]?.stringValue ?? ""
+        #expect(geteuid() == 0 ? bound.hasPrefix("cgroup-") : ["cgroup-v1", "cgroup-v2", "rlimit-only"].contains(bound))
+        #expect(report["cgroup"]?["used_by_sandbox"] == .bool(bound.hasPrefix("cgroup-")))
         #expect(report["drivers"]?["shell_driver"] == true)
         #expect(report["probe"]?["selftest"]?["ok"] == true)
         #expect(report["helper"]?["found_by"] == "NOVA_SANDBOX")

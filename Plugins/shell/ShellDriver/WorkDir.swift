@@ -32,17 +32,20 @@ final class WorkDir {
         geteuid() == 0 ? (config.sandboxUid, config.sandboxGid) : nil
     }
 
-    /// Creates `root` (0711) if needed and checks it is a real directory owned by this user and
-    /// not writable by others.
+    /// Creates `root` (0700) if needed and checks it is a real directory owned by this user; a root
+    /// that others can enter (an older 0711 one) is made 0700, so that no other host user can reach
+    /// a work dir by its name (readable in `/proc/<pid>/mountinfo`).
     static func prepareRoot(_ root: String) throws {
-        if mkdir(root, 0o711) != 0 && errno != EEXIST {
+        if mkdir(root, 0o700) != 0 && errno != EEXIST {
             throw DriverError.tool("workdir_failed", "cannot create the work root \(root): \(errnoText())")
         }
         var st = stat()
         guard lstat(root, &st) == 0 else { throw DriverError.tool("workdir_failed", "work root \(root): \(errnoText())") }
         guard (st.st_mode & S_IFMT) == S_IFDIR else { throw DriverError.tool("workdir_failed", "work root \(root) is not a directory (symlinks are refused)") }
         guard st.st_uid == geteuid() else { throw DriverError.tool("workdir_failed", "work root \(root) is owned by uid \(st.st_uid), not by this process (uid \(geteuid()))") }
-        guard st.st_mode & 0o022 == 0 else { throw DriverError.tool("workdir_failed", "work root \(root) is writable by group or others; make it 0711") }
+        if st.st_mode & 0o077 != 0 && chmod(root, 0o700) != 0 {
+            throw DriverError.tool("workdir_failed", "work root \(root) is open to group or others and cannot be made 0700: \(errnoText())")
+        }
     }
 
     /// A fresh, empty work dir `root/run-XXXXXX` (0700, owned by the sandbox's host uid).
@@ -70,7 +73,7 @@ final class WorkDir {
     static func persistent(_ name: String, config: ShellConfig) throws -> WorkDir {
         try prepareRoot(config.workRoot)
         let parent = config.workRoot + "/persistent"
-        if mkdir(parent, 0o711) != 0 && errno != EEXIST {
+        if mkdir(parent, 0o700) != 0 && errno != EEXIST {
             throw DriverError.tool("workdir_failed", "cannot create \(parent): \(errnoText())")
         }
         let pfd = open(parent, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
