@@ -65,6 +65,8 @@ struct RunCommand: AsyncParsableCommand {
         let interrupt = SignalPipe.subscribe(SIGINT) { task.cancel() }
         let result = await task.value
         interrupt.cancel()
+        // Orderly exit: every driver instance is destroyed and every driver shut down.
+        await nova.registry.shutdown()
         let (record, episode, episodeError) = (result.record, result.episode, result.episodeError)
 
         if json {

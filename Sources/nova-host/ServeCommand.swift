@@ -82,8 +82,11 @@ struct ServeCommand: AsyncParsableCommand {
             }
         } catch {
             logger.channel(.humanUI).error("server failed: \(error)")
+            await nova.registry.shutdown()
             throw ExitCode(ExitStatus.runFailed)
         }
+        // Runs have finished or been recorded interrupted: destroy and shut the drivers down.
+        await nova.registry.shutdown()
         logger.channel(.humanUI).notice("nova-host stopped")
     }
 }
@@ -131,11 +134,14 @@ struct McpCommand: AsyncParsableCommand {
         do {
             try await MCPStdio.run(host: nova, principal: who, role: role, toolTimeoutMs: toolTimeoutMs, logger: logger)
         } catch let e as HostConfigError {
+            await nova.registry.shutdown()
             Output.error(e.message)
             throw ExitCode(ExitStatus.invalid)
         } catch {
+            await nova.registry.shutdown()
             Output.error("MCP over stdio failed: \(error)")
             throw ExitCode(ExitStatus.runFailed)
         }
+        await nova.registry.shutdown()
     }
 }

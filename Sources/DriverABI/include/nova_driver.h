@@ -283,7 +283,11 @@ typedef struct nova_driver {
 
   /**
    * Destroy an instance. The host calls it only when no call on the instance is in flight
-   * (every `call` has been completed). Thread: any host thread. Required.
+   * (every `call` has been completed): when a reload retires the generation, and on orderly
+   * exit (`nova-host run` ends, `serve` or `mcp` stops on SIGTERM/SIGINT or end of input) after
+   * the calls in flight end (a call still running after 10 s keeps its instance alive: it is
+   * then not destroyed). A process-isolated driver's runner does the same when the host closes
+   * its socket. Not called when the host is killed. Thread: any host thread. Required.
    */
   void (*destroy)(nova_instance *instance);
 
@@ -311,7 +315,8 @@ typedef struct nova_driver {
   nova_status (*cancel)(nova_instance *instance, uint64_t call_id);
 
   /**
-   * The host is done with this driver generation: every instance has been destroyed. Release
+   * The host is done with this driver generation (reload, or orderly exit as for `destroy`):
+   * every instance has been destroyed. Release
    * driver-wide resources. The host does not dlclose the library afterwards (unloading a Swift
    * or C++ runtime image is unsafe), so static state may stay. Thread: any host thread, once.
    * Optional (NULL = nothing to do).

@@ -13,7 +13,7 @@ public enum DriverRunner {
     public static func run(name: String, library: String, fd: Int32 = 3) async -> Never {
         // If the host dies without closing the socket (it cannot, the kernel closes it), the
         // read below ends and we exit; PDEATHSIG is a second line of defence.
-        _ = nova_set_parent_death_signal(SIGKILL, 0)
+        _ = nova_set_parent_death_signal(SIGKILL, Int32(ProcessInfo.processInfo.environment["NOVA_RUNNER_PARENT"] ?? "") ?? 0)
         let channel = FrameChannel(fd: fd)
         guard let initFrame = channel.receive(), let initMsg = try? JSONValue.parse(initFrame), initMsg["op"]?.stringValue == "init" else { exit(2) }
         let instance: NativeDriverInstance
@@ -35,6 +35,12 @@ public enum DriverRunner {
         let tasks = RunningCalls()
         let reader = Thread {
             serve(channel: channel, instance: instance, tasks: tasks)
+            // The host closed the socket (orderly stop, or it died): `destroy` follows the
+            // last completion, then `shutdown`, as in process.
+            tasks.cancelAll()
+            tasks.waitUntilEmpty()
+            instance.destroy()
+            instance.library.shutdown()
             exit(0)
         }
         reader.name = "nova-runner-reader"
@@ -50,7 +56,7 @@ public enum DriverRunner {
                 let deadline = msg["deadline_ns"]?.intValue ?? 0
                 let request = ToolCallRequest(tool: msg["tool"]?.stringValue ?? "", input: (msg["input"] ?? .object([:])).serializedBytes(),
                                               deadlineNanos: deadline == 0 ? nil : Int64(deadline))
-                let task = Task {
+                tasks.start(id) {
                     var reply: [UInt8]
                     do {
                         let r = try await instance.call(request)
@@ -68,7 +74,6 @@ public enum DriverRunner {
                     tasks.remove(id)
                     channel.send(reply)
                 }
-                tasks.add(id, task)
             case "cancel":
                 tasks.cancel(id)
             default:
@@ -81,7 +86,16 @@ public enum DriverRunner {
 /// The runner's calls in flight, by id, for cancellation.
 final class RunningCalls: Sendable {
     private let tasks = Mutex<[Int: Task<Void, Never>]>([:])
-    func add(_ id: Int, _ task: Task<Void, Never>) { tasks.withLock { $0[id] = task } }
+    /// Starts `body` as the task of call `id`. It is registered under the lock, so a body that
+    /// finishes at once (its `remove` waits for the lock) cannot leave a finished task behind.
+    func start(_ id: Int, _ body: @escaping @Sendable () async -> Void) {
+        tasks.withLock { $0[id] = Task { await body() } }
+    }
     func remove(_ id: Int) { _ = tasks.withLock { $0.removeValue(forKey: id) } }
     func cancel(_ id: Int) { tasks.withLock { $0[id] }?.cancel() }
+    func cancelAll() { for t in tasks.withLock({ Array($0.values) }) { t.cancel() } }
+    /// Blocks (on the runner's reader thread) until every call has sent its result.
+    func waitUntilEmpty() {
+        while !tasks.withLock({ $0.isEmpty }) { usleep(2_000) }
+    }
 }

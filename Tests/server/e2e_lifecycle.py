@@ -1,0 +1,84 @@
+"""Driver lifecycle on a real `nova-host serve` (issue 10 item 10): a failed reload shows as
+`reload_error` in GET /v1/drivers and /v1/drivers/{name} while the old generation serves; on
+SIGTERM, after in-flight calls end, every instance is destroyed and every driver shut down
+(in process and process-isolated)."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+from e2e_common import check, env, finish, free_port, http
+
+BIN = env("NOVA_HOST_BIN")
+ADMIN_KEY = env("NOVA_ADMIN_KEY")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def build_variant(out, *defines):
+    subprocess.run(["cc", "-std=c11", "-shared", "-fPIC", "-fvisibility=hidden", "-I", os.path.join(ROOT, "Sources/DriverABI/include"),
+                    "-o", out, os.path.join(ROOT, "Tests/fixtures/variant_driver.c"), *defines], check=True)
+
+
+def scenario(isolation):
+    work = tempfile.mkdtemp(prefix=f"nova-e2e-lifecycle-{isolation}-")
+    drivers = os.path.join(work, "drivers")
+    os.makedirs(drivers)
+    markers = os.path.join(work, "markers")
+    build_variant(os.path.join(drivers, "libnova_variant.so"), f'-DMARKER_FILE="{markers}"')
+    with open(os.path.join(work, "policy.json"), "w") as f:
+        json.dump({"roles": {"admin": {}, "user": {}}, "principals": {"admin": "admin", "alice": "user"},
+                   "rules": [{"id": "all", "effect": "allow", "tools": ["*"]}]}, f)
+    with open(os.path.join(work, "drivers.json"), "w") as f:
+        json.dump({"drivers": {"variant": {"isolation": isolation}}}, f)
+    with open(os.path.join(work, "host.json"), "w") as f:
+        f.write(env("NOVA_E2E_CONFIG_JSON"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([BIN, "serve", "--config", os.path.join(work, "host.json"), "--listen", f"127.0.0.1:{port}",
+                             "--drivers", drivers, "--data", os.path.join(work, "data"), "--policy", os.path.join(work, "policy.json"),
+                             "--driver-config", os.path.join(work, "drivers.json")],
+                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "server.log"), "w"))
+    try:
+        for _ in range(600):
+            try:
+                if http("GET", f"{url}/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        status, _, body = http("POST", f"{url}/tools/variant.ping", ADMIN_KEY, {})
+        check(f"lifecycle ({isolation}): the driver answers", status == 200 and body.get("output") == {"pong": True}, (status, body))
+
+        # A new version that cannot load (ABI major 9): the old generation keeps serving.
+        staging = os.path.join(work, "libnova_variant.so")
+        build_variant(staging, "-DVARIANT_MAJOR=9")
+        os.replace(staging, os.path.join(drivers, "libnova_variant.so"))
+        status, _, report = http("POST", f"{url}/v1/drivers/reload", ADMIN_KEY, {})
+        check(f"lifecycle ({isolation}): the reload reports the failure",
+              status == 200 and any(f.startswith("variant:") for f in report.get("failed", [])), (status, report))
+        _, _, listing = http("GET", f"{url}/v1/drivers", ADMIN_KEY)
+        entry = next((d for d in listing.get("drivers", []) if d["name"] == "variant"), {})
+        check(f"lifecycle ({isolation}): GET /v1/drivers shows reload_error while the old version serves",
+              entry.get("state") == "loaded" and "major" in (entry.get("reload_error") or ""), entry)
+        _, _, one = http("GET", f"{url}/v1/drivers/variant", ADMIN_KEY)
+        check(f"lifecycle ({isolation}): GET /v1/drivers/variant shows reload_error", "major" in (one.get("reload_error") or ""), one)
+        status, _, _ = http("POST", f"{url}/tools/variant.ping", ADMIN_KEY, {})
+        check(f"lifecycle ({isolation}): the old generation still answers", status == 200)
+
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+        text = open(markers).read() if os.path.exists(markers) else ""
+        check(f"lifecycle ({isolation}): SIGTERM destroys the instance, then shuts the driver down",
+              code == 0 and text == "destroy\nshutdown\n", (code, text, open(os.path.join(work, "server.log")).read()[-1500:]))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+scenario("inprocess")
+scenario("process")
+finish()
