@@ -58,6 +58,7 @@ struct ServeCommand: AsyncParsableCommand {
             Output.error("invalid configuration: \(error.message)")
             throw ExitCode(ExitStatus.invalid)
         }
+        DriverLogSink.install(logger: logger, metrics: server.metrics)
         if !server.authenticator.hasCredentials {
             logger.channel(.humanUI).warning("no API keys or JWT keys are configured: every protected route answers 401 (see configs/host.example.json)")
         }
@@ -129,6 +130,7 @@ struct McpCommand: AsyncParsableCommand {
         }
         ServerLogging.bootstrap(level: level)
         let logger = Logger(label: "nova-host.mcp")
+        DriverLogSink.install(logger: logger)
         let nova = try host.makeHost(withData: true)
         let who = principal ?? ProcessInfo.processInfo.environment["NOVA_PRINCIPAL"] ?? "local"
         do {

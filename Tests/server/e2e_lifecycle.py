@@ -27,7 +27,7 @@ def scenario(isolation):
     drivers = os.path.join(work, "drivers")
     os.makedirs(drivers)
     markers = os.path.join(work, "markers")
-    build_variant(os.path.join(drivers, "libnova_variant.so"), f'-DMARKER_FILE="{markers}"')
+    build_variant(os.path.join(drivers, "libnova_variant.so"), f'-DMARKER_FILE="{markers}"', "-DLOG_ON_CALL")
     with open(os.path.join(work, "policy.json"), "w") as f:
         json.dump({"roles": {"admin": {}, "user": {}}, "principals": {"admin": "admin", "alice": "user"},
                    "rules": [{"id": "all", "effect": "allow", "tools": ["*"]}]}, f)
@@ -39,7 +39,7 @@ def scenario(isolation):
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([BIN, "serve", "--config", os.path.join(work, "host.json"), "--listen", f"127.0.0.1:{port}",
                              "--drivers", drivers, "--data", os.path.join(work, "data"), "--policy", os.path.join(work, "policy.json"),
-                             "--driver-config", os.path.join(work, "drivers.json")],
+                             "--driver-config", os.path.join(work, "drivers.json"), "--log-level", "info"],
                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "server.log"), "w"))
     try:
         for _ in range(600):
@@ -51,6 +51,15 @@ def scenario(isolation):
             time.sleep(0.05)
         status, _, body = http("POST", f"{url}/tools/variant.ping", ADMIN_KEY, {})
         check(f"lifecycle ({isolation}): the driver answers", status == 200 and body.get("output") == {"pong": True}, (status, body))
+        run_id = body.get("run_id")
+        lines = [json.loads(l) for l in open(os.path.join(work, "server.log")) if "variant says hello" in l]
+        check(f"lifecycle ({isolation}): a driver's log record is a JSON log line naming driver, generation, call and run",
+              len(lines) == 1 and lines[0].get("driver") == "variant" and lines[0].get("level") == "warning"
+              and lines[0].get("generation") == "1" and lines[0].get("call_id") and lines[0].get("run_id") == run_id, lines)
+        _, _, metrics = http("GET", f"{url}/metrics", ADMIN_KEY)
+        check(f"lifecycle ({isolation}): driver log records are counted",
+              'nova_driver_log_records_total{driver="variant",level="warning"} 1' in metrics,
+              [l for l in metrics.splitlines() if "driver_log" in l])
 
         # A new version that cannot load (ABI major 9): the old generation keeps serving.
         staging = os.path.join(work, "libnova_variant.so")

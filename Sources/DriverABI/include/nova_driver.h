@@ -180,6 +180,12 @@ typedef struct nova_host_api {
   /**
    * Write one log record. `channel` is a NUL-terminated string (one of NOVA_CHANNEL_*);
    * `message` is UTF-8 text. Both are borrowed for the duration of the call.
+   * Where records go: `nova-host serve` and `mcp` write each as a JSON log line on stderr
+   * (level mapped from NOVA_LOG_*, fields driver, generation, channel, and call_id / run_id
+   * when logged from inside `call` on the calling thread) and `serve` counts them in
+   * nova_driver_log_records_total{driver,level}; `nova-host run` prints them on stderr from
+   * --log-level (default warning; -v = debug). The server's own --log-level filters too.
+   * Records of a process-isolated driver are forwarded by its runner the same way.
    * Thread: any. Never blocks for long; may drop records under pressure.
    */
   void (*log)(void *host_ctx, nova_log_level level, const char *channel, nova_buf message);

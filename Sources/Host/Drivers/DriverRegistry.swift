@@ -290,10 +290,11 @@ public final class DriverRegistry: Sendable {
         let (sha, copy) = try GenerationFiles.snapshot(path: path, driversDirectory: driversDirectory)
         switch setting.isolation {
         case .inprocess:
-            let library = try NativeDriverLibrary(path: path, openPath: copy, expectedName: name, hostVersion: hostVersion)
+            let library = try NativeDriverLibrary(path: path, openPath: copy, expectedName: name, hostVersion: hostVersion, generation: number)
             return DriverGeneration(number: number, sha256: sha, sourcePath: path, loadedPath: copy, driver: try library.makeInstance(config: setting.config))
         case .process:
-            let driver = try ProcessDriver.start(name: name, displayPath: path, libraryPath: copy, config: setting.config, runnerCommand: runnerCommand)
+            let driver = try ProcessDriver.start(name: name, displayPath: path, libraryPath: copy, config: setting.config, runnerCommand: runnerCommand,
+                                                 generation: number)
             return DriverGeneration(number: number, sha256: sha, sourcePath: path, loadedPath: copy, driver: driver)
         }
     }

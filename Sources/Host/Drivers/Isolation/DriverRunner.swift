@@ -25,8 +25,11 @@ public enum DriverRunner {
             exit(3)
         }
         DriverLogging.setSink { record in
-            channel.send(JSONValue.object(["op": "log", "level": .int(Int(record.level)), "channel": .string(record.channel),
-                                           "message": .string(record.message)]).serializedBytes())
+            var o: [String: JSONValue] = ["op": "log", "level": .int(Int(record.level)), "channel": .string(record.channel),
+                                          "message": .string(record.message)]
+            if let call = HostCallId.current { o["call"] = .int(Int(call)) }
+            if let run = record.runId { o["run"] = .string(run) }
+            channel.send(JSONValue.object(o).serializedBytes())
         }
         channel.send(JSONValue.object(["op": "ready", "manifest": instance.manifest.raw, "abi": .string(instance.library.abiVersion.description)]).serializedBytes())
 
@@ -56,10 +59,13 @@ public enum DriverRunner {
                 let deadline = msg["deadline_ns"]?.intValue ?? 0
                 let request = ToolCallRequest(tool: msg["tool"]?.stringValue ?? "", input: (msg["input"] ?? .object([:])).serializedBytes(),
                                               deadlineNanos: deadline == 0 ? nil : Int64(deadline))
+                let run = msg["run"]?.stringValue
                 tasks.start(id) {
                     var reply: [UInt8]
                     do {
-                        let r = try await instance.call(request)
+                        let r = try await HostCallId.$current.withValue(UInt64(id)) {
+                            try await DriverCallContext.$runId.withValue(run) { try await instance.call(request) }
+                        }
                         reply = Array(#"{"op":"result","id":\#(id),"ok":true,"usage":{"tokens":\#(r.usage.tokens),"cost_micros":\#(r.usage.costMicros)},"output":"#.utf8)
                         reply += r.output.isEmpty ? Array("null".utf8) : r.output
                         reply.append(UInt8(ascii: "}"))
@@ -84,6 +90,11 @@ public enum DriverRunner {
 }
 
 /// The runner's calls in flight, by id, for cancellation.
+/// The host's id of the call the runner is making (its frame id), for log records.
+enum HostCallId {
+    @TaskLocal static var current: UInt64?
+}
+
 final class RunningCalls: Sendable {
     private let tasks = Mutex<[Int: Task<Void, Never>]>([:])
     /// Starts `body` as the task of call `id`. It is registered under the lock, so a body that

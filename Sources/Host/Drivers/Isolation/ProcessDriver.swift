@@ -52,9 +52,12 @@ public final class ProcessDriver: ToolDriver, Sendable {
 
     private let state = Mutex(State())
     private let nextId = Atomic<UInt64>(1)
+    /// The registry's generation number (for log records).
+    let generation: Int?
 
     private init(name: String, displayPath: String, libraryPath: String, config: JSONValue, runnerCommand: [String],
-                 manifest: DriverManifest, abiVersion: ABIVersion) {
+                 manifest: DriverManifest, generation: Int?, abiVersion: ABIVersion) {
+        self.generation = generation
         self.name = name
         self.displayPath = displayPath
         self.libraryPath = libraryPath
@@ -76,7 +79,7 @@ public final class ProcessDriver: ToolDriver, Sendable {
     /// Starts a runner, loads the library in it and reads its manifest. The host never opens
     /// the library itself, so a driver that crashes at load cannot take the host down.
     public static func start(name: String, displayPath: String, libraryPath: String, config: JSONValue,
-                             runnerCommand: [String]) throws(DriverLoadError) -> ProcessDriver {
+                             runnerCommand: [String], generation: Int? = nil) throws(DriverLoadError) -> ProcessDriver {
         let (runner, ready) = try spawn(name: name, displayPath: displayPath, libraryPath: libraryPath, config: config, runnerCommand: runnerCommand)
         guard let m = ready["manifest"], let manifest = try? DriverManifest(json: m) else {
             kill(runner.pid, SIGKILL); reap(runner.pid)
@@ -84,7 +87,7 @@ public final class ProcessDriver: ToolDriver, Sendable {
         }
         let abiParts = (ready["abi"]?.stringValue ?? "1.0").split(separator: ".").compactMap { UInt16($0) }
         let driver = ProcessDriver(name: name, displayPath: displayPath, libraryPath: libraryPath, config: config,
-                                   runnerCommand: runnerCommand, manifest: manifest,
+                                   runnerCommand: runnerCommand, manifest: manifest, generation: generation,
                                    abiVersion: ABIVersion(major: abiParts.first ?? 1, minor: abiParts.count > 1 ? abiParts[1] : 0))
         driver.adopt(runner)
         return driver
@@ -180,8 +183,12 @@ public final class ProcessDriver: ToolDriver, Sendable {
                                                                         source: e["source"]?.stringValue ?? "driver", usage: usage))
                 }
             case "log":
+                // The runner sends the host's call id (`call`) and run id when the record was
+                // made inside a call.
                 DriverLogging.emit(DriverLogRecord(driver: name, level: Int32(msg["level"]?.intValue ?? 2),
-                                                   channel: msg["channel"]?.stringValue ?? "system_log", message: msg["message"]?.stringValue ?? ""))
+                                                   channel: msg["channel"]?.stringValue ?? "system_log", message: msg["message"]?.stringValue ?? "",
+                                                   generation: generation, callId: msg["call"]?.intValue.map { UInt64($0) },
+                                                   runId: msg["run"]?.stringValue))
             default:
                 continue
             }
@@ -262,6 +269,7 @@ public final class ProcessDriver: ToolDriver, Sendable {
         var frame = Array(#"{"op":"call","id":"#.utf8) + Array(String(id).utf8)
         frame += Array(#","tool":"#.utf8) + JSONValue.string(request.tool).serializedBytes()
         frame += Array(#","deadline_ns":"#.utf8) + Array(String(request.deadlineNanos ?? 0).utf8)
+        if let run = DriverCallContext.runId { frame += Array(#","run":"#.utf8) + JSONValue.string(run).serializedBytes() }
         frame += Array(#","input":"#.utf8) + (request.input.isEmpty ? Array("{}".utf8) : request.input) + [UInt8(ascii: "}")]
         let label = "\(name).\(request.tool)"
         return try await withTaskCancellationHandler {
