@@ -82,6 +82,7 @@ public struct ShellDriver: NovaDriver {
             "memory_note": ["type": "string"],
             "disk_full": ["enum": [.null, "bytes", "inodes"]],
             "workdir_error": ["type": "string"],
+            "cleanup_error": ["type": "string"],
             "timed_out": ["type": "boolean"],
             "sandbox": ["enum": ["namespaces", "none"]],
             "sandbox_note": ["type": "string"],
@@ -100,6 +101,8 @@ public struct ShellDriver: NovaDriver {
         config = try ShellConfig(configuration)
         helper = HelperLocator.resolve(configured: config.helper, environment: ShellConfig.processEnvironment(),
                                        imagePath: HelperLocator.imagePath())
+        // Work dirs of calls whose process was killed (no cleanup ran) go now.
+        WorkDir.sweepStale(root: config.workRoot)
     }
 
     /// `shell.exec`: checks the input, prepares the work dir, runs the helper on its own I/O
@@ -153,6 +156,12 @@ public struct ShellDriver: NovaDriver {
         }
         if !request.readFiles.isEmpty, case .object(var o) = result {
             o["files"] = .array(request.readFiles.map { work.readBack($0, maxBytes: config.maxFileBytes) })
+            result = .object(o)
+        }
+        // The helper has exited, and it exits only after the sandbox's pid namespace is gone
+        // (its init is the namespace's pid 1 and is reaped first): nothing can still write here.
+        if let problem = work.close(), case .object(var o) = result {
+            o["cleanup_error"] = .string(problem)
             result = .object(o)
         }
         return .json(result)
