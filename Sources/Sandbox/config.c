@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #define MAX_CONFIG (1u << 20)
-#define MAX_ITEMS 4096
+/* Records: up to 4097 argv (the program and the driver's 4096 arguments), env, binds and the
+ * scalars, all within MAX_CONFIG bytes. */
+#define MAX_ITEMS 8192
 
 static const char FIXED_PATH[] = "PATH=/usr/local/bin:/usr/bin:/bin";
 
@@ -51,6 +53,23 @@ int read_all_fd(int fd, char **out, size_t *outlen, size_t max)
     }
     *out = buf;
     *outlen = len;
+    return 0;
+}
+
+/* Environment entries never passed, whatever the driver sends: the dynamic loader's LD_*,
+ * glibc's tunables, charset-converter and locale paths (each loads code or data from a path
+ * the caller picks), the shells' startup hooks, and PATH (fixed). */
+int env_refused(const char *entry)
+{
+    static const char *const names[] = {"PATH", "GCONV_PATH", "LOCPATH", "BASH_ENV", "ENV",
+                                        "GLIBC_TUNABLES", "NLSPATH", "HOSTALIASES", "RESOLV_HOST_CONF",
+                                        "MALLOC_TRACE", "LOCALDOMAIN", "SHELLOPTS", "BASHOPTS", "PS4"};
+    if (!strncmp(entry, "LD_", 3))
+        return 1;
+    size_t n = strcspn(entry, "=");
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strlen(names[i]) == n && !strncmp(entry, names[i], n))
+            return 1;
     return 0;
 }
 
@@ -285,8 +304,8 @@ int config_parse(struct config *c, char *buf, size_t len, char *err, size_t errl
         if (!strcmp(k, "env")) {
             if (!env_name_ok(v))
                 return errf(err, errlen, EINVAL, "env record %zu is not NAME=VALUE", recno);
-            if (!strncmp(v, "LD_", 3) || !strncmp(v, "PATH=", 5))
-                continue; /* never LD_*, PATH is fixed */
+            if (env_refused(v))
+                continue; /* never LD_* or loader/libc/shell hooks; PATH is fixed */
             c->env[c->envc++] = v;
             continue;
         }

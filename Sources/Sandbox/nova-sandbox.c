@@ -625,6 +625,12 @@ static int check_filter(void)
                elen / 8, libseccomp_version(), (long long)len / 8);
         return 1;
     }
+    char missing[1024];
+    if (filter_unresolved(missing, sizeof missing) > 0) {
+        printf("filter: libseccomp %s cannot resolve listed calls, so they are NOT denied: %s\n",
+               libseccomp_version(), missing);
+        return 1;
+    }
     printf("filter: embedded BPF matches libseccomp %s (%zu instructions)\n",
            libseccomp_version(), elen / 8);
     return 0;
@@ -827,6 +833,15 @@ int main(int argc, char **argv)
      * counts the sandbox's processes and not all of the host user's. */
     if (set_limit(RLIMIT_CORE, 0, 0) < 0)
         fail(ST_RLIMIT, errno, "RLIMIT_CORE: %s", strerror(errno));
+    /* No real-time priority or time, no raised nice, little locked memory: whatever the
+     * host's own limits were. */
+    static const struct { int res; long long v; const char *name; } resets[] = {
+        {RLIMIT_RTPRIO, 0, "RLIMIT_RTPRIO"}, {RLIMIT_RTTIME, 0, "RLIMIT_RTTIME"},
+        {RLIMIT_NICE, 0, "RLIMIT_NICE"}, {RLIMIT_MEMLOCK, 64 * 1024, "RLIMIT_MEMLOCK"},
+    };
+    for (size_t i = 0; i < sizeof resets / sizeof resets[0]; i++)
+        if (set_limit(resets[i].res, resets[i].v, resets[i].v) < 0)
+            fail(ST_RLIMIT, errno, "%s: %s", resets[i].name, strerror(errno));
     if (set_limit(RLIMIT_CPU, cfg.cpu_seconds, (long long)hard_cpu(cfg.cpu_seconds)) < 0)
         fail(ST_RLIMIT, errno, "RLIMIT_CPU: %s", strerror(errno));
     if (set_limit(RLIMIT_AS, cfg.memory_bytes, cfg.memory_bytes) < 0)

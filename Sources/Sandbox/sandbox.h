@@ -115,6 +115,10 @@ void setup_filesystem(const struct config *c);
 int install_seccomp_libseccomp(char *err, size_t errlen);
 int export_bpf(int fd);
 const char *libseccomp_version(void);
+/* Listed calls this build cannot deny (for --check-filter); names written to buf. */
+int filter_unresolved(char *buf, size_t len);
+/* Whether an environment entry ("NAME=value") is never passed to the program. */
+int env_refused(const char *entry);
 /* seccomp_embed.c */
 int install_seccomp(char *err, size_t errlen);
 const void *embedded_bpf(size_t *len);

@@ -29,7 +29,7 @@ for a in "$@"; do
 done
 
 if [ "$BUILD_IT" = 1 ]; then
-    make -s -C "$ROOT/Sources/Sandbox" >&2 || { echo "battery: 0 passed, 39 failed"; exit 1; }
+    make -s -C "$ROOT/Sources/Sandbox" >&2 || { echo "battery: 0 passed, 40 failed"; exit 1; }
     mkdir -p "$BUILD/probes" "$BUILD/tools"
     ok=1
     $CC -O2 -Wall -Wextra -Werror -pthread -o "$BUILD/probes/escape" "$HERE/probes/escape.c" || ok=0
@@ -37,7 +37,7 @@ if [ "$BUILD_IT" = 1 ]; then
     for t in host_read host_run listener; do
         $CC -O2 -Wall -Wextra -Werror -o "$BUILD/tools/$t" "$HERE/tools/$t.c" || ok=0
     done
-    [ "$ok" = 1 ] || { echo "battery: 0 passed, 39 failed"; exit 1; }
+    [ "$ok" = 1 ] || { echo "battery: 0 passed, 40 failed"; exit 1; }
     if [ "$(id -u)" = 0 ]; then
         chown root:root "$BUILD/probes/suid_probe" && chmod 4755 "$BUILD/probes/suid_probe"
     fi
@@ -53,7 +53,7 @@ if [ "$UNPRIV" = 1 ]; then
     U=$(mktemp -d "${TMPDIR:-/tmp}/nova-battery-unpriv.XXXXXX")
     chmod 755 "$U"
     cp "$HERE/run-battery.sh" "$U/" && cp "$HELPER" "$U/nova-sandbox" && cp -rp "$BUILD" "$U/build" ||
-        { echo "battery: 0 passed, 39 failed"; rm -rf "$U"; exit 1; }
+        { echo "battery: 0 passed, 40 failed"; rm -rf "$U"; exit 1; }
     chmod -R a+rX "$U"
     setpriv --reuid=65534 --regid=65534 --clear-groups --reset-env -- \
         env NOVA_SANDBOX="$U/nova-sandbox" NOVA_BATTERY_BUILD="$U/build" PATH=/usr/bin:/bin \
@@ -784,6 +784,15 @@ if [ "$ME" = 0 ]; then
     [ "$(stat -c %u "$w")" = 0 ] || bad "the non-empty root-owned work dir was re-owned"
 fi
 finish 39 "a host process of another uid cannot write into a running sandbox's work dir"
+
+# ---------------------------------------------------------------- 40
+# issue 10.5: more calls denied (modify_ldt, listmount, statmount, open_tree_attr,
+# lsm_set_self_attr), socket families allow-listed (unix, inet, inet6, netlink), real-time and
+# nice limits and locked memory reset, loader/libc/shell hook variables never passed.
+sb c40 env=GCONV_PATH=/work/gconv env=LOCPATH=/work/loc env=BASH_ENV=/work/rc env=GLIBC_TUNABLES=glibc.malloc.check=3 \
+    env=LD_PRELOAD=/work/x.so env=ENV=/work/rc env=PS4='$(id)' env=LANG=C.UTF-8 -- /probes/escape harden
+expect_probe_ok c40
+finish 40 "modify_ldt, listmount, statmount, open_tree_attr, lsm_set_self_attr, unused socket families -> EPERM; RTPRIO/RTTIME/NICE/MEMLOCK reset; hook variables dropped"
 
 echo "# uid $(id -u), $(($(date +%s) - START)) s"
 echo "battery: $PASS passed, $FAILN failed"

@@ -40,7 +40,7 @@ public struct ShellLimits: Sendable, Equatable {
 /// |---|---|---|
 /// | `helper` | resolved (see `HelperLocator`) | absolute path of `nova-sandbox` |
 /// | `allowed_programs` | `[]` | absolute paths `shell.exec` may run; empty = nothing runs |
-/// | `env_allowlist` | `["LANG","LC_ALL","TZ"]` | names `env` may set (`NAME` or `PREFIX*`); `PATH` and `LD_*` never |
+/// | `env_allowlist` | `["LANG","LC_ALL","TZ"]` | names `env` may set (`NAME` or `PREFIX*`; `*` alone is refused); never `PATH`, `LD_*`, `GCONV_PATH`, `LOCPATH`, `GLIBC_TUNABLES`, `BASH_ENV` and similar hooks |
 /// | `default_timeout_ms` / `max_timeout_ms` | 10000 / 60000 | when the input has no `timeout_ms`; its cap |
 /// | `max_stdout_bytes` / `max_stderr_bytes` | 1 MiB / 256 KiB | output caps (overflow kills the sandbox) |
 /// | `max_stdin_bytes` | 1 MiB | largest `stdin` |
@@ -141,8 +141,14 @@ public struct ShellConfig: Sendable {
         if let names = try strings("env_allowlist") {
             for n in names {
                 let base = n.hasSuffix("*") ? String(n.dropLast()) : n
-                guard !base.isEmpty || n == "*", base.utf8.allSatisfy(EnvRules.isNameByte) else {
+                guard n != "*" else {
+                    throw DriverError.invalidArgument("shell configuration: env_allowlist: '*' would let every call set any variable; list the names (or NAME_PREFIX*) programs need")
+                }
+                guard !base.isEmpty, base.utf8.allSatisfy(EnvRules.isNameByte) else {
                     throw DriverError.invalidArgument("shell configuration: env_allowlist: '\(n)' is not NAME or PREFIX*")
+                }
+                if !n.hasSuffix("*"), EnvRules.alwaysRefused(n) {
+                    throw DriverError.invalidArgument("shell configuration: env_allowlist: '\(n)' can never be set (\(EnvRules.refusedDescription))")
                 }
             }
             envAllowlist = names
@@ -236,8 +242,13 @@ enum EnvRules {
         return s.utf8.allSatisfy(isNameByte)
     }
 
-    /// Never settable: `PATH` (fixed by the helper) and the dynamic loader's `LD_*`.
-    static func alwaysRefused(_ name: String) -> Bool { name == "PATH" || name.hasPrefix("LD_") }
+    /// Never settable, whatever the allowlist says (the helper refuses them again): `PATH`
+    /// (fixed), the dynamic loader's `LD_*`, and variables that make libc or a shell load code
+    /// or data from a path the caller picks.
+    static let refusedNames: Set<String> = ["PATH", "GCONV_PATH", "LOCPATH", "BASH_ENV", "ENV", "GLIBC_TUNABLES", "NLSPATH",
+                                            "HOSTALIASES", "RESOLV_HOST_CONF", "MALLOC_TRACE", "LOCALDOMAIN", "SHELLOPTS", "BASHOPTS", "PS4"]
+    static let refusedDescription = "PATH, LD_*, GCONV_PATH, LOCPATH, GLIBC_TUNABLES, BASH_ENV, ENV and other loader, libc and shell hooks are never passed"
+    static func alwaysRefused(_ name: String) -> Bool { refusedNames.contains(name) || name.hasPrefix("LD_") }
 }
 
 /// Checks on absolute program paths.

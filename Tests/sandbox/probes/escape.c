@@ -585,6 +585,82 @@ static void c_kernel(void)
     EXPECT("open_by_handle_at", syscall(SYS_open_by_handle_at, AT_FDCWD, NULL, 0), EPERM);
 }
 
+/* 40: hardening of issue 10.5 */
+static void expect_socket_refused(const char *what, int family)
+{
+    int fd = socket(family, SOCK_DGRAM, 0);
+    int e = errno;
+    if (fd < 0 && e == EPERM)
+        okf(what, "EPERM");
+    else {
+        failf(what, "got %s", fd >= 0 ? "a socket" : ename(e));
+        if (fd >= 0)
+            close(fd);
+    }
+}
+
+static void expect_socket_allowed(const char *what, int family, int type)
+{
+    int fd = socket(family, type, 0);
+    if (fd >= 0) {
+        okf(what, "allowed");
+        close(fd);
+    } else if (errno == EPERM)
+        failf(what, "EPERM (the filter refuses a family the sandbox allows)");
+    else
+        okf(what, "not refused by the filter (%s)", ename(errno));
+}
+
+static void expect_limit(const char *what, int res, rlim_t max)
+{
+    struct rlimit rl;
+    if (getrlimit(res, &rl) != 0)
+        failf(what, "getrlimit: %s", ename(errno));
+    else if (rl.rlim_cur <= max && rl.rlim_max <= max)
+        okf(what, "%llu/%llu", (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+    else
+        failf(what, "%llu/%llu, want at most %llu", (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+              (unsigned long long)max);
+}
+
+static void c_harden(void)
+{
+#if defined(__x86_64__)
+    char ldt[16];
+    EXPECT("modify_ldt", syscall(154, 0, ldt, sizeof ldt), EPERM);
+    EXPECT("statmount", syscall(457, NULL, NULL, 0, 0), EPERM);
+    EXPECT("listmount", syscall(458, NULL, NULL, 0, 0), EPERM);
+    EXPECT("lsm_set_self_attr", syscall(460, 0, NULL, 0, 0), EPERM);
+    EXPECT("open_tree_attr", syscall(467, AT_FDCWD, "/", 0, NULL, 0), EPERM);
+#endif
+    expect_socket_refused("socket(AF_PACKET)", AF_PACKET);
+    expect_socket_refused("socket(AF_KEY)", AF_KEY);
+    expect_socket_refused("socket(AF_CAN)", 29);
+    expect_socket_refused("socket(AF_NFC)", 39);
+    expect_socket_refused("socket(AF_QIPCRTR)", 42);
+    expect_socket_refused("socket(AF_VSOCK)", AF_VSOCK);
+    expect_socket_refused("socket(63)", 63);
+    expect_socket_allowed("socket(AF_UNIX)", AF_UNIX, SOCK_STREAM);
+    expect_socket_allowed("socket(AF_INET)", AF_INET, SOCK_STREAM);
+    expect_socket_allowed("socket(AF_INET6)", AF_INET6, SOCK_DGRAM);
+    expect_socket_allowed("socket(AF_NETLINK)", AF_NETLINK, SOCK_RAW);
+    expect_limit("RLIMIT_RTPRIO", RLIMIT_RTPRIO, 0);
+    expect_limit("RLIMIT_RTTIME", RLIMIT_RTTIME, 0);
+    expect_limit("RLIMIT_NICE", RLIMIT_NICE, 0);
+    expect_limit("RLIMIT_MEMLOCK", RLIMIT_MEMLOCK, 64 * 1024);
+    static const char *const hooks[] = {"GCONV_PATH", "LOCPATH", "BASH_ENV", "GLIBC_TUNABLES", "LD_PRELOAD", "ENV", "PS4"};
+    for (size_t i = 0; i < sizeof hooks / sizeof hooks[0]; i++) {
+        if (getenv(hooks[i]))
+            failf("hook variable dropped", "%s=%s reached the program", hooks[i], getenv(hooks[i]));
+        else
+            okf("hook variable dropped", "%s absent", hooks[i]);
+    }
+    if (getenv("LANG"))
+        okf("allowed variable passed", "LANG=%s", getenv("LANG"));
+    else
+        failf("allowed variable passed", "LANG missing (the test would prove nothing)");
+}
+
 /* 19: keystroke injection */
 static void c_tiocsti(void)
 {
@@ -999,6 +1075,7 @@ int main(int argc, char **argv)
     else if (!strcmp(c, "ns")) c_ns();
     else if (!strcmp(c, "keys")) c_keys();
     else if (!strcmp(c, "kernel")) c_kernel();
+    else if (!strcmp(c, "harden")) c_harden();
     else if (!strcmp(c, "tiocsti")) c_tiocsti();
     else if (!strcmp(c, "int80")) c_int80();
     else if (!strcmp(c, "x32")) c_x32();
