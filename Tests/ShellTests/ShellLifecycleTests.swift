@@ -227,7 +227,9 @@ struct ShellCleanupTests {
     /// (the old cleanup gave up below 64 levels and `rm -rf` could not enter them).
     @Test func aDeepUnreadableTreeIsRemovedAsANonRootHost() async throws {
         try #require(geteuid() == 0, "this test drops to uid 65534 and needs root to do so (CI runs as root)")
-        let dir = ShellFixtures.tempDir("nova-shell-cleanup")
+        // Under /tmp, not the test temp dir: uid 65534 must reach every path component.
+        let dir = "/tmp/nova-shell-cleanup-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         chmod(dir, 0o755)
         let drivers = dir + "/drivers", work = dir + "/work", data = dir + "/data"
         for d in [drivers, work, data] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
