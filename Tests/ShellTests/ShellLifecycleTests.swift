@@ -225,8 +225,7 @@ struct ShellCleanupTests {
     /// As uid 65534 (no root to bypass permissions), unsandboxed so the program writes the
     /// host work dir directly: a 100-level tree with mode-000 directories at depth 2 and 70
     /// (the old cleanup gave up below 64 levels and `rm -rf` could not enter them).
-    @Test(.disabled("fails under make test with setpriv exit 126 (passes alone); to fix next session"))
-    func aDeepUnreadableTreeIsRemovedAsANonRootHost() async throws {
+    @Test func aDeepUnreadableTreeIsRemovedAsANonRootHost() async throws {
         try #require(geteuid() == 0, "this test drops to uid 65534 and needs root to do so (CI runs as root)")
         // Under /tmp, not the test temp dir: uid 65534 must reach every path component.
         let dir = "/tmp/nova-shell-cleanup-\(UUID().uuidString.prefix(8))"
@@ -236,10 +235,9 @@ struct ShellCleanupTests {
         for d in [drivers, work, data] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
         for d in [work, data, drivers] { chown(d, 65534, 65534) }  // drivers: the host writes its .gen copies there
         // The binary and driver are copied out: the checkout may sit below a 0700 directory.
-        try FileManager.default.copyItem(atPath: try ShellFixtures.novaHost(), toPath: dir + "/nova-host")
+        try copyExecutable(try ShellFixtures.novaHost(), to: dir + "/nova-host")
         try FileManager.default.copyItem(atPath: ShellFixtures.binDir + "/libnova_shell.so", toPath: drivers + "/libnova_shell.so")
         chmod(drivers + "/libnova_shell.so", 0o644)
-        chmod(dir + "/nova-host", 0o755)
         let config: JSONValue = ["helper": .string(dir + "/no-such-helper"), "allow_unsandboxed": true,
                                  "allowed_programs": ["/bin/sh"], "work_root": .string(work + "/root")]
         let settings: JSONValue = ["drivers": ["shell": ["config": config]]]
@@ -263,8 +261,7 @@ struct ShellCleanupTests {
 
     /// Issue 10.6: work dirs left by a process killed mid-call are swept when the driver starts;
     /// one another live process holds (its lock) and a fresh one are left alone.
-    @Test(.disabled("a fresh run dir was removed under the parallel make test run; to fix next session"))
-    func staleWorkDirsAreSweptAtStartUp() async throws {
+    @Test func staleWorkDirsAreSweptAtStartUp() async throws {
         let config = try ShellFixtures.config()
         let root = try #require(config["work_root"]?.stringValue)
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -279,7 +276,9 @@ struct ShellCleanupTests {
         }
         let stale = try make("run-stale1", ageSeconds: 3600)
         let held = try make("run-held01", ageSeconds: 3600)
-        let fresh = try make("run-fresh1", ageSeconds: 0)
+        // Recent: dated an hour ahead, so however long the driver takes to start under load,
+        // it is never old enough to sweep (a run dir a live process just made and not yet locked).
+        let fresh = try make("run-fresh1", ageSeconds: -3600)
         let other = try make("keep-me", ageSeconds: 3600)
         // Another live process's run: it holds the lock on its directory.
         let lockFd = open(held, O_RDONLY | O_DIRECTORY)
@@ -291,4 +290,24 @@ struct ShellCleanupTests {
         #expect(!FileManager.default.fileExists(atPath: stale), "a stale run dir survived the start-up sweep")
         for kept in [held, fresh, other] { #expect(FileManager.default.fileExists(atPath: kept), "\(kept) was removed") }
     }
+}
+
+/// Copies an executable through a close-on-exec descriptor. `FileManager.copyItem` writes
+/// through a descriptor without `O_CLOEXEC`: a child another test forks meanwhile inherits it
+/// open for writing, and running the copy then fails with ETXTBSY (setpriv exit 126).
+func copyExecutable(_ source: String, to destination: String) throws {
+    let data = try Data(contentsOf: URL(fileURLWithPath: source))
+    let fd = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o755)
+    guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+    defer { close(fd) }
+    try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+        var offset = 0
+        while offset < bytes.count {
+            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            offset += n
+        }
+    }
+    fchmod(fd, 0o755)
 }
