@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 
-from e2e_common import check, env, finish, free_port, http
+from e2e_common import check, env, finish, http, start_serve
 
 BIN = env("NOVA_HOST_BIN")
 ADMIN_KEY = env("NOVA_ADMIN_KEY")
@@ -35,20 +35,10 @@ def scenario(isolation):
         json.dump({"drivers": {"variant": {"isolation": isolation}}}, f)
     with open(os.path.join(work, "host.json"), "w") as f:
         f.write(env("NOVA_E2E_CONFIG_JSON"))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([BIN, "serve", "--config", os.path.join(work, "host.json"), "--listen", f"127.0.0.1:{port}",
-                             "--drivers", drivers, "--data", os.path.join(work, "data"), "--policy", os.path.join(work, "policy.json"),
-                             "--driver-config", os.path.join(work, "drivers.json"), "--log-level", "info"],
-                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "server.log"), "w"))
+    proc, url = start_serve(["--config", os.path.join(work, "host.json"), "--drivers", drivers, "--data", os.path.join(work, "data"),
+                             "--policy", os.path.join(work, "policy.json"), "--driver-config", os.path.join(work, "drivers.json"),
+                             "--log-level", "info"], os.path.join(work, "server.log"))
     try:
-        for _ in range(600):
-            try:
-                if http("GET", f"{url}/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.05)
         status, _, body = http("POST", f"{url}/tools/variant.ping", ADMIN_KEY, {})
         check(f"lifecycle ({isolation}): the driver answers", status == 200 and body.get("output") == {"pong": True}, (status, body))
         run_id = body.get("run_id")
