@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <spawn.h>
 
 int64_t nova_monotonic_ns(void) {
   struct timespec ts;
@@ -55,4 +56,8 @@ int nova_signal_pipe(int sig) {
     return -1;
   }
   return fds[0];
+}
+
+int nova_spawn_actions_close_from(void *actions, int lowfd) {
+  return posix_spawn_file_actions_addclosefrom_np((posix_spawn_file_actions_t *)actions, lowfd);
 }

@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #define MAX_CONFIG (1u << 20)
-#define MAX_ITEMS 4096
+/* Records: up to 4097 argv (the program and the driver's 4096 arguments), env, binds and the
+ * scalars, all within MAX_CONFIG bytes. */
+#define MAX_ITEMS 8192
 
 static const char FIXED_PATH[] = "PATH=/usr/local/bin:/usr/bin:/bin";
 
@@ -51,6 +53,23 @@ int read_all_fd(int fd, char **out, size_t *outlen, size_t max)
     }
     *out = buf;
     *outlen = len;
+    return 0;
+}
+
+/* Environment entries never passed, whatever the driver sends: the dynamic loader's LD_*,
+ * glibc's tunables, charset-converter and locale paths (each loads code or data from a path
+ * the caller picks), the shells' startup hooks, and PATH (fixed). */
+int env_refused(const char *entry)
+{
+    static const char *const names[] = {"PATH", "GCONV_PATH", "LOCPATH", "BASH_ENV", "ENV",
+                                        "GLIBC_TUNABLES", "NLSPATH", "HOSTALIASES", "RESOLV_HOST_CONF",
+                                        "MALLOC_TRACE", "LOCALDOMAIN", "SHELLOPTS", "BASHOPTS", "PS4"};
+    if (!strncmp(entry, "LD_", 3))
+        return 1;
+    size_t n = strcspn(entry, "=");
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strlen(names[i]) == n && !strncmp(entry, names[i], n))
+            return 1;
     return 0;
 }
 
@@ -177,6 +196,43 @@ static int env_name_ok(const char *kv)
     return 1;
 }
 
+/* The keys of memory and work-dir limits (README §1), numbered from 0 in the
+ * order of the scalars table after "wait_teardown". */
+static int parse_limits_key(struct config *c, int i, char *v)
+{
+    switch (i) {
+    case 0: return parse_num(v, &c->memory_max_bytes, 1) || c->memory_max_bytes < (4LL << 20);
+    case 1: return parse_num(v, &c->pids_max, 1) || c->pids_max < 1;
+    case 2: return parse_num(v, &c->shm_bytes, 0) || c->shm_bytes > (1LL << 40);
+    case 3:
+        if (!strcmp(v, "auto")) c->cgroup_mode = CGROUP_AUTO;
+        else if (!strcmp(v, "off")) c->cgroup_mode = CGROUP_OFF;
+        else if (!strcmp(v, "required")) c->cgroup_mode = CGROUP_REQUIRED;
+        else return -1;
+        return 0;
+    case 4: c->cgroup_parent = v; return v[0] != '/' || !valid_inside_path(v);
+    case 5:
+        if (!strcmp(v, "auto")) c->memfd_mode = MEMFD_AUTO;
+        else if (!strcmp(v, "allow")) c->memfd_mode = MEMFD_ALLOW;
+        else if (!strcmp(v, "deny")) c->memfd_mode = MEMFD_DENY;
+        else return -1;
+        return 0;
+    case 6: return parse_num(v, &c->workdir_bytes, 1) || c->workdir_bytes < (64LL << 10);
+    case 7: return parse_num(v, &c->workdir_inodes, 0) || c->workdir_inodes < 16 || c->workdir_inodes > (1LL << 31);
+    case 8: return parse_bool(v, &c->allow_exec_in_work);
+    }
+    return -1;
+}
+
+/* Total of three byte limits, "unlimited" if any is. */
+static long long sum_limits(long long a, long long b, long long d)
+{
+    long long inf = (long long)RLIM_INFINITY;
+    if (a == inf || b == inf || d == inf)
+        return inf;
+    return a + b + d;
+}
+
 int config_parse(struct config *c, char *buf, size_t len, char *err, size_t errlen)
 {
     memset(c, 0, sizeof *c);
@@ -192,6 +248,11 @@ int config_parse(struct config *c, char *buf, size_t len, char *err, size_t errl
     c->host_uid = UNSET;
     c->host_gid = UNSET;
     c->parent_pid = UNSET;
+    c->memory_max_bytes = UNSET;
+    c->pids_max = UNSET;
+    c->shm_bytes = 32LL << 20;
+    c->workdir_bytes = 256LL << 20;
+    c->workdir_inodes = 16384;
 
     if (len == 0)
         return errf(err, errlen, EINVAL, "empty config message");
@@ -212,7 +273,7 @@ int config_parse(struct config *c, char *buf, size_t len, char *err, size_t errl
         return errf(err, errlen, ENOMEM, "out of memory");
     c->env[c->envc++] = (char *)FIXED_PATH;
 
-    unsigned seen = 0; /* bitmask of scalar keys already given */
+    unsigned long long seen = 0; /* bitmask of scalar keys already given */
     char *workdir_raw = NULL;
     int have_version = 0, code = 0;
     char *p = buf, *end = buf + len;
@@ -243,8 +304,8 @@ int config_parse(struct config *c, char *buf, size_t len, char *err, size_t errl
         if (!strcmp(k, "env")) {
             if (!env_name_ok(v))
                 return errf(err, errlen, EINVAL, "env record %zu is not NAME=VALUE", recno);
-            if (!strncmp(v, "LD_", 3) || !strncmp(v, "PATH=", 5))
-                continue; /* never LD_*, PATH is fixed */
+            if (env_refused(v))
+                continue; /* never LD_* or loader/libc/shell hooks; PATH is fixed */
             c->env[c->envc++] = v;
             continue;
         }
@@ -269,16 +330,17 @@ int config_parse(struct config *c, char *buf, size_t len, char *err, size_t errl
             "program", "workdir", "workdir_mount", "cwd", "hostname", "cpu_seconds",
             "memory_bytes", "nproc", "nofile", "fsize_bytes", "tmp_bytes", "deadline_ms",
             "uid", "gid", "host_uid", "host_gid", "parent_pid", "allow_network", "loopback",
-            "wait_teardown"};
+            "wait_teardown", "memory_max_bytes", "pids_max", "shm_bytes", "cgroup", "cgroup_parent",
+            "memfd", "workdir_bytes", "workdir_inodes", "allow_exec_in_work"};
         int idx = -1;
         for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++)
             if (!strcmp(k, scalars[i]))
                 idx = (int)i;
         if (idx < 0)
             return errf(err, errlen, EINVAL, "unknown config key \"%.40s\"", k);
-        if (seen & (1u << idx))
+        if (seen & (1ULL << idx))
             return errf(err, errlen, EINVAL, "config key \"%s\" given twice", k);
-        seen |= 1u << idx;
+        seen |= 1ULL << idx;
 
         long long n = 0;
         int bad = 0;
@@ -303,6 +365,7 @@ int config_parse(struct config *c, char *buf, size_t len, char *err, size_t errl
         case 17: bad = parse_bool(v, &c->allow_network); break;
         case 18: bad = parse_bool(v, &c->loopback); break;
         case 19: bad = parse_bool(v, &c->wait_teardown); break;
+        default: bad = parse_limits_key(c, idx - 20, v); break;
         }
         if (bad)
             return errf(err, errlen, EINVAL, "bad value for %s: \"%.40s\"", k, v);
@@ -327,6 +390,12 @@ int config_parse(struct config *c, char *buf, size_t len, char *err, size_t errl
         return errf(err, errlen, EINVAL, "nproc must be >= 1");
     if (c->tmp_bytes == 0)
         c->tmp_bytes = 64LL << 20;
+    /* the cgroup bounds all the sandbox keeps in RAM: process memory, /tmp
+     * and the work dir tmpfs (README §7) */
+    if (c->memory_max_bytes == UNSET)
+        c->memory_max_bytes = sum_limits(c->memory_bytes, c->tmp_bytes, c->workdir_bytes);
+    if (c->pids_max == UNSET)
+        c->pids_max = c->nproc;
 
     if (!c->workdir_mount)
         c->workdir_mount = "/work";

@@ -327,19 +327,28 @@ void setup_filesystem(const struct config *c)
     char opts[96];
     snprintf(opts, sizeof opts, "mode=1777,size=%lld,nr_inodes=%lld", c->tmp_bytes,
              c->tmp_bytes / 4096 + 64);
-    do_mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts);
+    /* programs dropped into /tmp or /work do not run (allow_exec_in_work=1
+     * lifts it); only the read-only system binds and extra binds hold
+     * executables */
+    unsigned long noexec = c->allow_exec_in_work ? 0 : MS_NOEXEC;
+    do_mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | noexec, opts);
 
     for (size_t i = 0; i < c->nbinds; i++) {
         bind_ro(c->binds[i].src, c->binds[i].fd, c->binds[i].dst, 1, MOUNT_ATTR_NODEV);
         close(c->binds[i].fd);
     }
 
-    if (c->workdir) {
+    if (c->workdir && c->workdir_bytes != (long long)RLIM_INFINITY) {
+        /* a size- and inode-limited tmpfs, filled from the host work dir;
+         * init keeps workdir_fd for the copy back (workfs.c) */
+        mkdir_p(c->workdir_mount, 0755);
+        workfs_mount(c, noexec);
+    } else if (c->workdir) {
         char src[64];
         fd_source(src, sizeof src, c->workdir_fd);
         mkdir_p(c->workdir_mount, 0755);
         do_mount(src, c->workdir_mount, NULL, MS_BIND | MS_REC, NULL);
-        set_attrs(c->workdir_mount, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 1);
+        set_attrs(c->workdir_mount, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (noexec ? MOUNT_ATTR_NOEXEC : 0), 1);
         close(c->workdir_fd);
     }
 

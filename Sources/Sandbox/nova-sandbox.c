@@ -10,6 +10,7 @@
  * the kernel kill every process of the pid namespace. */
 #include "sandbox.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -49,8 +50,8 @@ enum rec_type { REC_ERROR = 1, REC_RESULT = 3 };
 /* Fixed-size record sent from init (and from the program, via init) to the
  * helper over a CLOEXEC pipe; smaller than PIPE_BUF so writes are atomic. */
 struct rec {
-    int32_t type, stage, err, code;
-    int32_t wstatus, pid, killed_by, pad;
+    int32_t type, stage, err, code; /* REC_RESULT: code = shm_state */
+    int32_t wstatus, pid, killed_by, disk_full; /* disk_full: 1 bytes, 2 inodes (workfs.c) */
     struct rusage ru;
     char msg[512];
 };
@@ -261,10 +262,14 @@ static _Noreturn void run_program(const struct config *c, int exec_sock)
     if (chdir(c->cwd) < 0)
         fail(ST_CHDIR, errno, "chdir %s: %s", c->cwd, strerror(errno));
     umask(022); /* not the host's */
+    prefer_oom_victim();
 
     char err[256];
     int rc = install_seccomp(err, sizeof err);
     if (rc)
+        fail(ST_SECCOMP, rc, "%s", err);
+    if ((c->deny_memfd || c->shm_state == SHM_DENIED) &&
+        (rc = deny_unbounded_memory(c->deny_memfd, c->shm_state == SHM_DENIED, err, sizeof err)))
         fail(ST_SECCOMP, rc, "%s", err);
 
     /* Tell the helper our host pid: it receives this message with
@@ -343,7 +348,11 @@ static _Noreturn void run_init(const struct config *c, int status_pipe, int exec
     r.type = REC_RESULT;
     r.wstatus = wstatus;
     r.killed_by = killed_by;
+    r.code = c->shm_state;
     getrusage(RUSAGE_CHILDREN, &r.ru);
+    /* every sandbox process is gone: the work dir tmpfs goes back to the host */
+    if (c->workdir && c->workdir_bytes != (long long)RLIM_INFINITY)
+        r.disk_full = workfs_copy_out(c, r.msg, sizeof r.msg);
     (void)write_all(status_pipe, &r, sizeof r);
     _exit(0);
 }
@@ -363,7 +372,40 @@ static double tv_ms(struct timeval tv)
     return (double)tv.tv_sec * 1e3 + (double)tv.tv_usec / 1e3;
 }
 
-static int run_helper(const struct config *c, pid_t init, int rfd, int xfd)
+/* Exit-record fields about memory and the work dir (README §2):
+ * memory_bound, memory_peak_bytes and oom_kills (with a cgroup), killed
+ * "memory" when the cgroup's OOM killer acted on a run that ended by a
+ * signal, memfd "denied", disk_full, workdir_error. */
+static int resource_fields(char *out, size_t len, const struct config *c, const struct cgroup *cg,
+                           long long peak, long long oom_kills, int signalled, struct rec *result)
+{
+    int o = snprintf(out, len, ",\"memory_bound\":\"%s\"", cgroup_bound_name(cg->mode));
+    if (peak >= 0)
+        o += snprintf(out + o, len - (size_t)o, ",\"memory_peak_bytes\":%lld", peak);
+    if (oom_kills >= 0)
+        o += snprintf(out + o, len - (size_t)o, ",\"oom_kills\":%lld", oom_kills);
+    if (oom_kills > 0 && signalled)
+        o += snprintf(out + o, len - (size_t)o, ",\"killed\":\"memory\"");
+    if (c->deny_memfd)
+        o += snprintf(out + o, len - (size_t)o, ",\"memfd\":\"denied\"");
+    if (result) {
+        static const char *const shm[] = {"", "limited", "cgroup", "denied"};
+        int st = result->code >= SHM_LIMITED && result->code <= SHM_DENIED ? result->code : 0;
+        if (st)
+            o += snprintf(out + o, len - (size_t)o, ",\"sysv_shm\":\"%s\"", shm[st]);
+    }
+    if (result && result->disk_full)
+        o += snprintf(out + o, len - (size_t)o, ",\"disk_full\":\"%s\"", result->disk_full == 2 ? "inodes" : "bytes");
+    if (result && result->msg[0]) {
+        char esc[1100];
+        result->msg[sizeof result->msg - 1] = 0;
+        json_escape(esc, sizeof esc, result->msg);
+        o += snprintf(out + o, len - (size_t)o, ",\"workdir_error\":\"%s\"", esc);
+    }
+    return o;
+}
+
+static int run_helper(const struct config *c, struct cgroup *cg, pid_t init, int rfd, int xfd)
 {
     sigset_t hs;
     sigemptyset(&hs);
@@ -491,9 +533,14 @@ static int run_helper(const struct config *c, pid_t init, int rfd, int xfd)
     }
     close(xfd);
     int ist = 0;
-    if (!have_result || c->wait_teardown)
+    /* with a cgroup, init must be gone before the peak is read and the
+     * cgroup removed */
+    if (!have_result || c->wait_teardown || cg->mode)
         while (waitpid(init, &ist, 0) < 0 && errno == EINTR)
             ;
+    long long peak = -1, oom_kills = -1;
+    cgroup_collect(cg, &peak, &oom_kills);
+    cgroup_remove(cg);
     double wall = elapsed_ms();
 
     if (have_error) {
@@ -513,7 +560,7 @@ static int run_helper(const struct config *c, pid_t init, int rfd, int xfd)
         return timed_out ? EXIT_TIMEOUT : EXIT_SETUP;
     }
 
-    char line[768];
+    char line[2048];
     int o = snprintf(line, sizeof line, "{\"stage\":\"exit\"");
     int code;
     int ws = have_result ? result.wstatus : ist;
@@ -549,6 +596,8 @@ static int run_helper(const struct config *c, pid_t init, int rfd, int xfd)
     }
     if (!have_result)
         o += snprintf(line + o, sizeof line - (size_t)o, ",\"incomplete\":true");
+    o += resource_fields(line + o, sizeof line - (size_t)o, c, cg, peak, oom_kills, sig || !have_result,
+                         have_result ? &result : NULL);
     snprintf(line + o, sizeof line - (size_t)o,
              ",\"max_rss_kb\":%ld,\"user_ms\":%.1f,\"sys_ms\":%.1f,\"wall_ms\":%.1f}",
              have_result ? result.ru.ru_maxrss : 0L, user, sys, wall);
@@ -576,6 +625,12 @@ static int check_filter(void)
                elen / 8, libseccomp_version(), (long long)len / 8);
         return 1;
     }
+    char missing[1024];
+    if (filter_unresolved(missing, sizeof missing) > 0) {
+        printf("filter: libseccomp %s cannot resolve listed calls, so they are NOT denied: %s\n",
+               libseccomp_version(), missing);
+        return 1;
+    }
     printf("filter: embedded BPF matches libseccomp %s (%zu instructions)\n",
            libseccomp_version(), elen / 8);
     return 0;
@@ -590,6 +645,45 @@ static void usage(FILE *f)
             "       nova-sandbox --check-filter  embedded BPF == libseccomp's, exit 0\n"
             "       nova-sandbox --version\n"
             "The config is a NUL-separated key=value message (see README.md).\n");
+}
+
+/* As root: an empty root-owned work dir is handed to the sandbox's host ids,
+ * so that the sandbox never needs the shared 65534. A non-empty one is
+ * refused rather than re-owned (it may be a system directory given by
+ * mistake). */
+static void hand_over_workdir(const struct config *c, const struct stat *st, long long huid, long long hgid)
+{
+    if (!st || st->st_uid != 0 || c->host_uid != UNSET)
+        return;
+    int fd = open(c->workdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        fail(ST_CONFIG, errno, "work dir %s: %s", c->workdir, strerror(errno));
+    int d = dup(fd);
+    DIR *dir = d >= 0 ? fdopendir(d) : NULL;
+    struct dirent *e;
+    int empty = dir != NULL;
+    while (dir && (e = readdir(dir)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            empty = 0;
+    if (dir)
+        closedir(dir);
+    if (!empty)
+        fail(ST_CONFIG, EPERM,
+             "the work dir %s belongs to root and is not empty: chown it to the sandbox's host uid, "
+             "or pass host_uid/host_gid", c->workdir);
+    if (fchown(fd, (uid_t)huid, (gid_t)hgid) < 0 || fchmod(fd, 0700) < 0)
+        fail(ST_CONFIG, errno, "handing the work dir %s to uid %lld: %s", c->workdir, huid, strerror(errno));
+    close(fd);
+}
+
+/* Resolved before the clone (init and the program get copies): which
+ * memory bound exists, and whether memfd_create must be refused. */
+static void setup_memory_bound(struct config *c, struct cgroup *cg)
+{
+    c->memory_bound = cgroup_create(cg, c);
+    if (!c->memory_bound && c->cgroup_mode == CGROUP_REQUIRED)
+        fail(ST_RLIMIT, EPERM, "cgroup=required, but %s", cg->why);
+    c->deny_memfd = c->memfd_mode == MEMFD_DENY || (c->memfd_mode == MEMFD_AUTO && !c->memory_bound);
 }
 
 static int parse_fd(const char *s)
@@ -739,6 +833,15 @@ int main(int argc, char **argv)
      * counts the sandbox's processes and not all of the host user's. */
     if (set_limit(RLIMIT_CORE, 0, 0) < 0)
         fail(ST_RLIMIT, errno, "RLIMIT_CORE: %s", strerror(errno));
+    /* No real-time priority or time, no raised nice, little locked memory: whatever the
+     * host's own limits were. */
+    static const struct { int res; long long v; const char *name; } resets[] = {
+        {RLIMIT_RTPRIO, 0, "RLIMIT_RTPRIO"}, {RLIMIT_RTTIME, 0, "RLIMIT_RTTIME"},
+        {RLIMIT_NICE, 0, "RLIMIT_NICE"}, {RLIMIT_MEMLOCK, 64 * 1024, "RLIMIT_MEMLOCK"},
+    };
+    for (size_t i = 0; i < sizeof resets / sizeof resets[0]; i++)
+        if (set_limit(resets[i].res, resets[i].v, resets[i].v) < 0)
+            fail(ST_RLIMIT, errno, "%s: %s", resets[i].name, strerror(errno));
     if (set_limit(RLIMIT_CPU, cfg.cpu_seconds, (long long)hard_cpu(cfg.cpu_seconds)) < 0)
         fail(ST_RLIMIT, errno, "RLIMIT_CPU: %s", strerror(errno));
     if (set_limit(RLIMIT_AS, cfg.memory_bytes, cfg.memory_bytes) < 0)
@@ -761,10 +864,11 @@ int main(int argc, char **argv)
          * apply to uid 0, and files it writes would be root's) */
         struct stat st;
         int have_wd = cfg.workdir && stat(cfg.workdir, &st) == 0;
-        huid = cfg.host_uid != UNSET ? cfg.host_uid : (have_wd && st.st_uid ? (long long)st.st_uid : 65534);
-        hgid = cfg.host_gid != UNSET ? cfg.host_gid : (have_wd && st.st_gid ? (long long)st.st_gid : 65534);
+        huid = cfg.host_uid != UNSET ? cfg.host_uid : (have_wd && st.st_uid ? (long long)st.st_uid : DEDICATED_HOST_ID);
+        hgid = cfg.host_gid != UNSET ? cfg.host_gid : (have_wd && st.st_gid ? (long long)st.st_gid : DEDICATED_HOST_ID);
         if (huid == 0 || hgid == 0)
             fail(ST_CONFIG, EPERM, "host_uid/host_gid 0 is not allowed");
+        hand_over_workdir(&cfg, have_wd ? &st : NULL, huid, hgid);
         if (setgroups(0, NULL) < 0)
             fail(ST_CREDS, errno, "setgroups: %s", strerror(errno));
     } else {
@@ -785,7 +889,11 @@ int main(int argc, char **argv)
     sigaddset(&hs, SIGQUIT);
     sigprocmask(SIG_BLOCK, &hs, NULL);
 
-    /* sp: init -> helper records; gp: helper -> init "id maps written" (root) */
+    struct cgroup cg;
+    setup_memory_bound(&cfg, &cg);
+
+    /* sp: init -> helper records; gp: helper -> init "id maps written" (root)
+     * and "in its cgroup" */
     int sp[2], gp[2], ps[2], one = 1;
     if (pipe2(sp, O_CLOEXEC) < 0 || pipe2(gp, O_CLOEXEC) < 0)
         fail(ST_FORK, errno, "pipe2: %s", strerror(errno));
@@ -847,9 +955,11 @@ int main(int argc, char **argv)
             if (e)
                 fail(ST_IDMAP, e, "writing id maps (uid %lld->%lld, gid %lld->%lld): %s", cfg.uid,
                      huid, cfg.gid, hgid, strerror(e));
-        } else {
+        }
+        if (euid == 0 || cfg.memory_bound) {
             /* root maps to another uid: only the helper, outside, may write
-             * that; wait for it (EOF means the helper failed or died) */
+             * that; with a cgroup the helper first moves us into it. Wait
+             * for it (EOF means the helper failed or died) */
             char go;
             ssize_t n;
             while ((n = read(gp[0], &go, 1)) < 0 && errno == EINTR)
@@ -867,6 +977,8 @@ int main(int argc, char **argv)
         if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
             fail(ST_CREDS, errno, "PR_SET_DUMPABLE: %s", strerror(errno));
         open_bind_sources(&cfg);
+        /* SysV shm limits: only possible with the ids init still has */
+        cfg.shm_state = limit_sysv_shm(&cfg) == 0 ? SHM_LIMITED : cfg.memory_bound ? SHM_CGROUP : SHM_DENIED;
         if (setresgid((gid_t)cfg.gid, (gid_t)cfg.gid, (gid_t)cfg.gid) < 0)
             fail(ST_CREDS, errno, "setresgid(%lld): %s", cfg.gid, strerror(errno));
         if (setresuid((uid_t)cfg.uid, (uid_t)cfg.uid, (uid_t)cfg.uid) < 0)
@@ -888,6 +1000,13 @@ int main(int argc, char **argv)
     close(sp[1]);
     close(gp[0]);
     close(ps[1]);
+    int e_cg;
+    if (cfg.memory_bound && (e_cg = cgroup_attach(&cg, init)) < 0) {
+        kill(init, SIGKILL);
+        waitpid(init, NULL, 0);
+        cgroup_remove(&cg);
+        fail(ST_RLIMIT, -e_cg, "moving the sandbox into its cgroup: %s", strerror(-e_cg));
+    }
     if (euid == 0) {
         char who[16];
         snprintf(who, sizeof who, "%d", (int)init);
@@ -898,6 +1017,8 @@ int main(int argc, char **argv)
             fail(ST_IDMAP, e, "writing id maps (uid %lld->%lld, gid %lld->%lld): %s", cfg.uid,
                  huid, cfg.gid, hgid, strerror(e));
         }
+    }
+    if (euid == 0 || cfg.memory_bound) {
         if (write_all(gp[1], "g", 1) < 0) {
             kill(init, SIGKILL);
             waitpid(init, NULL, 0);
@@ -905,5 +1026,5 @@ int main(int argc, char **argv)
         }
     }
     close(gp[1]);
-    return run_helper(&cfg, init, sp[0], ps[0]);
+    return run_helper(&cfg, &cg, init, sp[0], ps[0]);
 }

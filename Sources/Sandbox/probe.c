@@ -317,6 +317,19 @@ int run_probe(const char *self)
     if (!ok && !userns)
         hints[nh++] = "namespaces work but the full sandbox failed: see selftest.status";
 
+    /* the memory bound a sandbox got here (the self-test's exit record) */
+    const char *mb = strstr(line, "\"memory_bound\":\"");
+    char bound[32] = "unknown";
+    if (mb && sscanf(mb + 16, "%31[a-z0-9-]", bound) != 1)
+        snprintf(bound, sizeof bound, "unknown");
+    put(&o, ",\"memory_bound\":");
+    put_str(&o, bound);
+    if (ok && !strcmp(bound, "rlimit-only"))
+        hints[nh++] = "no cgroup for the sandbox (memory_bound rlimit-only): memory is bounded per "
+                      "process by RLIMIT_AS, memfd_create and (unless the helper runs as root) SysV "
+                      "shmget are refused inside; run the host as root, or give it a delegated "
+                      "cgroup v2 subtree with the memory and pids controllers (cgroup_parent)";
+
     put(&o, ",\"sandbox_usable\":%s,\"hints\":[", ok ? "true" : "false");
     for (int i = 0; i < nh; i++) {
         if (i)

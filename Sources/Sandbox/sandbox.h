@@ -46,7 +46,49 @@ struct config {
     int allow_network;
     int loopback;
     int wait_teardown; /* helper waits for init's full exit before exiting */
+    /* memory beyond RLIMIT_AS (cgroup.c) */
+    long long memory_max_bytes; /* cgroup memory limit of the whole sandbox */
+    long long pids_max;         /* cgroup pids.max */
+    long long shm_bytes;        /* SysV shm of the ipc namespace (shmmax, shmall) */
+    int cgroup_mode;            /* CGROUP_AUTO / CGROUP_OFF / CGROUP_REQUIRED */
+    char *cgroup_parent;        /* a delegated cgroup v2 directory, or NULL */
+    int memfd_mode;             /* MEMFD_AUTO / MEMFD_ALLOW / MEMFD_DENY */
+    int memory_bound;           /* resolved before the clone: 0 rlimit-only, 1 v1, 2 v2 */
+    int deny_memfd;             /* resolved before the clone */
+    int shm_state;              /* resolved in init: SHM_LIMITED / SHM_CGROUP / SHM_DENIED */
+    /* the work dir's file system (workfs.c) */
+    long long workdir_bytes;  /* size of the work dir tmpfs; RLIM_INFINITY: plain bind */
+    long long workdir_inodes; /* its nr_inodes */
+    int allow_exec_in_work;   /* 0: /work and /tmp are noexec */
 };
+
+enum { CGROUP_AUTO, CGROUP_OFF, CGROUP_REQUIRED };
+enum { MEMFD_AUTO, MEMFD_ALLOW, MEMFD_DENY };
+enum { SHM_LIMITED = 1, SHM_CGROUP, SHM_DENIED };
+
+/* The dedicated host uid/gid a root helper maps the sandbox to when neither
+ * the config nor a non-root owner of the work dir names one (never 65534,
+ * which other daemons share). */
+#define DEDICATED_HOST_ID 2000000000LL
+
+/* cgroup.c — the helper's view of the sandbox's cgroup */
+struct cgroup {
+    int mode; /* 0 none, 1 v1, 2 v2 */
+    char v2[4096], mem[4096], pids[4096];
+    char why[256];
+};
+int cgroup_create(struct cgroup *g, const struct config *c);
+int cgroup_attach(const struct cgroup *g, pid_t pid);
+void cgroup_collect(const struct cgroup *g, long long *peak, long long *oom_kills);
+void cgroup_remove(struct cgroup *g);
+const char *cgroup_bound_name(int mode);
+int limit_sysv_shm(const struct config *c);
+void prefer_oom_victim(void);
+int deny_unbounded_memory(int deny_memfd, int deny_shm, char *err, size_t errlen);
+
+/* workfs.c — in the sandbox init */
+void workfs_mount(const struct config *c, unsigned long noexec);
+int workfs_copy_out(const struct config *c, char *err, size_t errlen);
 
 /* Stages reported in {"stage":...}. */
 enum stage {
@@ -73,6 +115,10 @@ void setup_filesystem(const struct config *c);
 int install_seccomp_libseccomp(char *err, size_t errlen);
 int export_bpf(int fd);
 const char *libseccomp_version(void);
+/* Listed calls this build cannot deny (for --check-filter); names written to buf. */
+int filter_unresolved(char *buf, size_t len);
+/* Whether an environment entry ("NAME=value") is never passed to the program. */
+int env_refused(const char *entry);
 /* seccomp_embed.c */
 int install_seccomp(char *err, size_t errlen);
 const void *embedded_bpf(size_t *len);

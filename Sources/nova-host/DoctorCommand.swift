@@ -7,8 +7,9 @@ import JSON
 /// `nova-host doctor [--json]`: can this machine run the `shell` driver's sandbox?
 ///
 /// Reports user namespaces, seccomp and the cgroup version (read from the kernel directly, so
-/// they are shown even without the helper), which sandbox features work (from
-/// `nova-sandbox --probe`, which also runs a full sandbox once), the drivers directory and the
+/// they are shown even without the helper), which sandbox features work and the memory bound a
+/// sandbox gets — a per-sandbox cgroup or rlimits only (from `nova-sandbox --probe`, which also
+/// runs a full sandbox once), the drivers directory and the
 /// shell driver's settings, and how to enable whatever is missing. Exit status 0 when the
 /// sandbox is usable, 1 otherwise.
 struct DoctorCommand: AsyncParsableCommand {
@@ -88,7 +89,10 @@ struct DoctorCommand: AsyncParsableCommand {
             "actions": kernel.seccompActions.map { .string($0) } ?? .null,
         ])
         let cgroupVersion = probe?["cgroup"]?["mode"]?.stringValue ?? kernel.cgroupVersion
-        report["cgroup"] = .object(["version": .string(cgroupVersion), "used_by_sandbox": false])
+        // The memory bound a sandbox gets here (the probe's self-test): a cgroup, or rlimits only.
+        let memoryBound = probe?["memory_bound"]?.stringValue ?? "unknown"
+        report["cgroup"] = .object(["version": .string(cgroupVersion), "used_by_sandbox": .bool(memoryBound.hasPrefix("cgroup-")),
+                                    "memory_bound": .string(memoryBound)])
         report["features"] = probe.map { p in
             .object(["namespaces": p["namespaces"] ?? .null, "syscalls": p["syscalls"] ?? .null,
                      "selftest_ok": p["selftest"]?["ok"] ?? .null])
@@ -138,7 +142,9 @@ struct DoctorCommand: AsyncParsableCommand {
             print("nova-host doctor — sandbox of the shell driver")
             line(userns, "user namespaces" + (kernel.maxUserNamespaces.map { " (user.max_user_namespaces=\($0))" } ?? ""))
             line(seccomp, "seccomp filters" + (kernel.seccompMode == 2 ? " (this process already runs under a filter: container)" : ""))
-            line(nil, "cgroups: \(cgroupVersion) (the sandbox uses rlimits, no cgroup)")
+            line(memoryBound.hasPrefix("cgroup-") ? true : memoryBound == "unknown" ? nil : false,
+                 "cgroups: \(cgroupVersion); memory bound of a sandbox: \(memoryBound)"
+                     + (memoryBound == "rlimit-only" ? " (no cgroup: RLIMIT_AS per process only; memfd_create refused inside, see the hints)" : ""))
             line(helperPath != nil && probeError == nil, "nova-sandbox: \(helperPath ?? "not found")\(source.map { " (\($0))" } ?? "")\(probeError.map { " — \($0)" } ?? "")")
             if let ns = probe?["namespaces"]?.objectValue {
                 line(ns.values.allSatisfy { $0.boolValue == true }, "namespaces: " + ns.keys.sorted().map { "\($0) \(ns[$0]?.boolValue == true ? "yes" : "no")" }.joined(separator: ", "))

@@ -47,39 +47,50 @@ struct DriversCommand: AsyncParsableCommand {
     }
 
     struct Inspect: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Load one driver and show its manifest and tools.")
+        static let configuration = CommandConfiguration(
+            abstract: "Show one driver's manifest and tools, and whether an instance can be created.",
+            discussion: """
+                The manifest comes from the driver's `describe`, which needs no configuration: a driver such as \
+                postgres (no DSN yet) or graphql (no endpoint yet) can be inspected before it is configured; the \
+                output then says that the instance is not configured and why.
+
+                Exit codes: 0 shown (configured or not) · 1 the library cannot be loaded.
+                """)
         @Argument(help: "The driver name (e.g. echo).") var name: String
         @Flag(help: "Print JSON.") var json = false
         @OptionGroup var host: HostOptions
 
         func run() async throws {
             let nova = try host.makeHost()
-            do {
-                let driver = try await nova.registry.driver(named: name)
-                let status = nova.registry.statuses().first { $0.name == name }
-                if json {
-                    var o = status.map(DriverJSON.status)?.objectValue ?? [:]
-                    o["manifest"] = driver.manifest.raw
-                    Output.json(.object(o))
-                    return
-                }
-                let m = driver.manifest
-                print("\(m.name) \(m.version) — \(m.description)")
-                if let s = status {
-                    print("  state: \(s.state)   ABI: \(s.abiVersion?.description ?? "n/a")   path: \(s.path ?? "(built in)")")
-                }
-                print("  concurrency: \(m.concurrency.rawValue)   permissions: network=\(m.permissions.network) filesystem=\(m.permissions.filesystem) process=\(m.permissions.process)")
-                for t in m.tools {
-                    var hints: [String] = []
-                    if t.annotations.readOnlyHint { hints.append("read-only") }
-                    if t.annotations.destructiveHint { hints.append("destructive") }
-                    if t.annotations.idempotentHint { hints.append("idempotent") }
-                    if t.annotations.openWorldHint { hints.append("open-world") }
-                    print("  \(m.name).\(t.name)  [\(hints.joined(separator: ", "))]\n      \(t.description)")
-                }
-            } catch {
+            let m: DriverManifest
+            do { m = try await nova.registry.describe(named: name).manifest } catch {
                 if json { Output.json(["name": .string(name), "state": "failed", "error": .string("\(error)")]) } else { Output.error("\(error)") }
                 throw ExitCode(ExitStatus.runFailed)
+            }
+            // Now try to create the instance, as a first call would.
+            var instanceError: String?
+            do { _ = try await nova.registry.driver(named: name) } catch { instanceError = "\(error)" }
+            let status = nova.registry.statuses().first { $0.name == name }
+            if json {
+                var o = status.map(DriverJSON.status)?.objectValue ?? ["name": .string(name)]
+                o["manifest"] = m.raw
+                o["instance"] = instanceError.map { ["configured": false, "error": .string($0)] } ?? ["configured": true]
+                Output.json(.object(o))
+                return
+            }
+            print("\(m.name) \(m.version) — \(m.description)")
+            if let s = status {
+                print("  state: \(s.state)   ABI: \(s.abiVersion?.description ?? "n/a")   path: \(s.path ?? "(built in)")")
+            }
+            if let instanceError { print("  instance: not configured — \(instanceError)") } else { print("  instance: configured") }
+            print("  concurrency: \(m.concurrency.rawValue)   permissions: network=\(m.permissions.network) filesystem=\(m.permissions.filesystem) process=\(m.permissions.process)")
+            for t in m.tools {
+                var hints: [String] = []
+                if t.annotations.readOnlyHint { hints.append("read-only") }
+                if t.annotations.destructiveHint { hints.append("destructive") }
+                if t.annotations.idempotentHint { hints.append("idempotent") }
+                if t.annotations.openWorldHint { hints.append("open-world") }
+                print("  \(m.name).\(t.name)  [\(hints.joined(separator: ", "))]\n      \(t.description)")
             }
         }
     }

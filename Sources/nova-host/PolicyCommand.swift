@@ -61,7 +61,7 @@ struct PolicyCommand: AsyncParsableCommand {
             var unloaded: [String] = []
             for status in nova.registry.statuses() {
                 do {
-                    let m = try await nova.registry.driver(named: status.name).manifest
+                    let m = try await nova.registry.describe(named: status.name).manifest
                     tools += m.tools.map { (id: "\(m.name).\($0.name)", inputs: $0.policyInputs) }
                 } catch {
                     unloaded.append("\(status.name): \(error)")

@@ -33,6 +33,12 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Print a JSON result instead of a summary.")
     var json = false
 
+    @Option(help: ArgumentHelp("Which driver log records to print on stderr: trace, debug, info, warning, error, or off.", valueName: "level"))
+    var logLevel: String = "warning"
+
+    @Flag(name: .shortAndLong, help: "Print driver log records from debug up (same as --log-level debug).")
+    var verbose = false
+
     @OptionGroup var host: HostOptions
 
     func run() async throws {
@@ -48,6 +54,19 @@ struct RunCommand: AsyncParsableCommand {
             let name = String(item[..<eq]), raw = String(item[item.index(after: eq)...])
             let declared = plan.inputs.first { $0.name == name }
             if declared?.type == "string" { given[name] = .string(raw) } else { given[name] = (try? JSONValue.parse(raw)) ?? .string(raw) }
+        }
+        let levels = ["trace", "debug", "info", "warning", "error", "off"]
+        guard let threshold = levels.firstIndex(of: verbose ? "debug" : logLevel) else {
+            return fail(invalid: ["--log-level must be one of \(levels.joined(separator: ", "))"])
+        }
+        // Driver log records (host->log) on stderr, one line each, with where they came from.
+        DriverLogging.setSink { r in
+            guard Int(r.level) >= threshold else { return }
+            var origin = "driver \(r.driver)"
+            if let g = r.generation { origin += " gen \(g)" }
+            if let c = r.callId { origin += " call \(c)" }
+            if let run = r.runId { origin += " run \(run)" }
+            Output.note("[\(origin)] \(r.levelName): \(r.message)")
         }
         let nova = try host.makeHost(withData: true)
         let who = principal ?? ProcessInfo.processInfo.environment["NOVA_PRINCIPAL"] ?? "local"
@@ -65,6 +84,8 @@ struct RunCommand: AsyncParsableCommand {
         let interrupt = SignalPipe.subscribe(SIGINT) { task.cancel() }
         let result = await task.value
         interrupt.cancel()
+        // Orderly exit: every driver instance is destroyed and every driver shut down.
+        await nova.registry.shutdown()
         let (record, episode, episodeError) = (result.record, result.episode, result.episodeError)
 
         if json {

@@ -58,6 +58,7 @@ struct ServeCommand: AsyncParsableCommand {
             Output.error("invalid configuration: \(error.message)")
             throw ExitCode(ExitStatus.invalid)
         }
+        DriverLogSink.install(logger: logger, metrics: server.metrics)
         if !server.authenticator.hasCredentials {
             logger.channel(.humanUI).warning("no API keys or JWT keys are configured: every protected route answers 401 (see configs/host.example.json)")
         }
@@ -82,8 +83,11 @@ struct ServeCommand: AsyncParsableCommand {
             }
         } catch {
             logger.channel(.humanUI).error("server failed: \(error)")
+            await nova.registry.shutdown()
             throw ExitCode(ExitStatus.runFailed)
         }
+        // Runs have finished or been recorded interrupted: destroy and shut the drivers down.
+        await nova.registry.shutdown()
         logger.channel(.humanUI).notice("nova-host stopped")
     }
 }
@@ -126,16 +130,20 @@ struct McpCommand: AsyncParsableCommand {
         }
         ServerLogging.bootstrap(level: level)
         let logger = Logger(label: "nova-host.mcp")
+        DriverLogSink.install(logger: logger)
         let nova = try host.makeHost(withData: true)
         let who = principal ?? ProcessInfo.processInfo.environment["NOVA_PRINCIPAL"] ?? "local"
         do {
             try await MCPStdio.run(host: nova, principal: who, role: role, toolTimeoutMs: toolTimeoutMs, logger: logger)
         } catch let e as HostConfigError {
+            await nova.registry.shutdown()
             Output.error(e.message)
             throw ExitCode(ExitStatus.invalid)
         } catch {
+            await nova.registry.shutdown()
             Output.error("MCP over stdio failed: \(error)")
             throw ExitCode(ExitStatus.runFailed)
         }
+        await nova.registry.shutdown()
     }
 }

@@ -121,4 +121,36 @@ struct AllDriversTests {
         let password = try Servers.postgresPassword()
         #expect(!text.contains(password) && !String(decoding: stderr, as: UTF8.self).contains(password))
     }
+
+    /// Issue 10.24: a driver that is not configured yet can be inspected (its manifest comes
+    /// from `describe`, which needs no instance); the output says the instance is not configured.
+    @Test func unconfiguredDriversCanBeInspected() async throws {
+        let binary = DriverFixtures.binDir + "/nova-host"
+        let drivers = try await DriverFixtures.driversDirectory()
+        for (name, tools, missing) in [("postgres", ["postgres.query", "postgres.execute", "postgres.schema"], "no DSN"),
+                                       ("graphql", ["graphql.query", "graphql.schema"], "no endpoint")] {
+            var env = ProcessInfo.processInfo.environment
+            env["NOVA_PG_DSN"] = nil
+            env["NOVA_GRAPHQL_ENDPOINT"] = nil
+            env["NOVA_DRIVER_CONFIG"] = nil
+            let environment = env
+            let (status, stdout, stderr) = try await OffPool.run { () throws -> (Int32, String, String) in
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: binary)
+                p.arguments = ["drivers", "inspect", name, "--drivers", drivers, "--data", DriverFixtures.tempDir("inspect")]
+                p.currentDirectoryURL = URL(fileURLWithPath: DriverFixtures.tempDir("inspect-cwd"))  // no configs/ here
+                p.environment = environment
+                let out = Pipe(), err = Pipe()
+                p.standardOutput = out
+                p.standardError = err
+                try p.run()
+                let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+                p.waitUntilExit()
+                return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+            }
+            #expect(status == 0, "\(name): \(stdout)\n\(stderr)")
+            for tool in tools { #expect(stdout.contains(tool), "\(name): \(stdout)") }
+            #expect(stdout.contains("instance: not configured") && stdout.contains(missing), "\(name): \(stdout)")
+        }
+    }
 }

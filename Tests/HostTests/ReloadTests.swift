@@ -197,6 +197,26 @@ struct IsolationTests {
         }
         #expect(r.statuses().first { $0.name == "crash" }?.error?.contains("quarantined") == true)
         #expect(try await call(r, "echo.echo", "{}") == [:])
+        // Issue 10.10: an explicit reload lifts the quarantine, although the file is unchanged.
+        let report = await r.reload()
+        #expect(report.replaced.contains { $0.hasPrefix("crash:") && $0.hasSuffix("(quarantine lifted)") }, "\(report)")
+        #expect(r.statuses().first { $0.name == "crash" }?.error == nil)
+        _ = try await call(r, "crash.ok")
+        #expect(await r.reload().unchanged.contains("crash"))
+    }
+
+    /// Issue 10.10: a driver nobody used yet is reported new once, when it appears, not by
+    /// every reload; one that disappears before it was used is reported removed.
+    @Test func neverLoadedDriversAreNewOnce() async throws {
+        let dir = Fixtures.tempDir("reload-new")
+        try Fixtures.buildEcho(into: dir)
+        let registry = DriverRegistry(driversDirectory: dir)
+        #expect(await registry.reload().added.isEmpty)  // echo was there at start-up
+        try Fixtures.buildVariant(into: dir)
+        #expect(await registry.reload().added == ["variant"])
+        #expect(await registry.reload().added.isEmpty)
+        try FileManager.default.removeItem(atPath: dir + "/libnova_variant.so")
+        #expect(await registry.reload().removed == ["variant"])
     }
 
     /// Issue 10.6: a runner started from a thread that then exits (as a retired Dispatch worker

@@ -75,11 +75,29 @@ struct ShellExecTests {
             #expect(r.step.status == .failed)
             #expect(r.error?.code == "env_not_allowed", "\(name): \(String(describing: r.error))")
         }
-        // PATH and LD_* stay refused even when the allowlist says "*".
-        let open = try ShellHarness(config: ShellFixtures.config(["env_allowlist": ["*"]]))
-        #expect(try await open.exec(["program": "/usr/bin/env", "env": ["PATH": "/work"]]).error?.code == "env_not_allowed")
-        #expect(try await open.exec(["program": "/usr/bin/env", "env": ["LD_PRELOAD": "/work/x.so"]]).error?.code == "env_not_allowed")
-        #expect(try await open.exec(["program": "/usr/bin/env", "env": ["HOME": "/work"]]).succeeded)
+        // Issue 10.5: an allowlist of "*" is a configuration error, and so is naming a variable
+        // that is never passed; a prefix cannot reach loader, libc or shell hooks either.
+        let open = try await ShellHarness(config: ShellFixtures.config(["env_allowlist": ["*"]])).exec(["program": "/usr/bin/env"])
+        #expect(open.step.status == .failed && open.step.reason?.contains("'*' would let every call set any variable") == true, "\(open.step.reason ?? "-")")
+        let named = try await ShellHarness(config: ShellFixtures.config(["env_allowlist": ["GCONV_PATH"]])).exec(["program": "/usr/bin/env"])
+        #expect(named.step.reason?.contains("'GCONV_PATH' can never be set") == true, "\(named.step.reason ?? "-")")
+        let prefixes = try ShellHarness(config: ShellFixtures.config(["env_allowlist": ["GLIBC_*", "LD_*", "BASH_*", "MY_*"]]))
+        for name in ["GLIBC_TUNABLES", "LD_PRELOAD", "BASH_ENV"] {
+            #expect(try await prefixes.exec(["program": "/usr/bin/env", "env": [name: "/work/x"]]).error?.code == "env_not_allowed", "\(name)")
+        }
+        #expect(try await prefixes.exec(["program": "/usr/bin/env", "env": ["MY_SETTING": "1"]]).succeeded)
+    }
+
+    /// Issue 10.5: the largest argument list the driver accepts (4096 arguments, 512 KiB in
+    /// all) fits the helper's configuration limits and reaches the program intact.
+    @Test func theMaximumArgumentListReachesTheProgram() async throws {
+        let h = try ShellHarness()
+        let args = (0..<4096).map { i -> JSONValue in .string(String(format: "%04d", i) + String(repeating: "a", count: 124)) }
+        let out = try await h.exec(["program": "/bin/echo", "args": .array(args), "timeout_ms": 20000]).value()
+        let words = out["stdout"]?.stringValue?.split(separator: " ") ?? []
+        #expect(words.count == 4096, "\(out["stderr"] ?? "-")")
+        #expect(words.first?.hasPrefix("0000a") == true && words.last?.hasPrefix("4095a") == true)
+        #expect(try await h.exec(["program": "/bin/echo", "args": .array(args + ["one-more"])]).step.status == .failed)
     }
 
     @Test func outputCapsKillAndMarkTruncated() async throws {

@@ -119,7 +119,7 @@ struct ShellLifecycleTests {
         #expect(yes["stdout_truncated"] == true && yes["kill_reason"] == "output_limit")
         if geteuid() == 0 {
             let id = try await h.exec(["program": "/usr/bin/id", "args": ["-u"]]).value()
-            #expect(id["stdout"] == "65534\n", "the weaker mode drops root")
+            #expect(id["stdout"] == "2000000000\n", "the weaker mode drops root to the dedicated uid")
         }
     }
 
@@ -201,6 +201,10 @@ struct ShellLifecycleTests {
         #expect(report["user_namespaces"]?["available"] == true)
         #expect(report["seccomp"]?["available"] == true)
         #expect(report["cgroup"]?["version"]?.stringValue != nil)
+        // The memory bound a sandbox gets: a cgroup as root here, otherwise said plainly.
+        let bound = report["cgroup"]?["memory_bound"]?.stringValue ?? ""
+        #expect(geteuid() == 0 ? bound.hasPrefix("cgroup-") : ["cgroup-v1", "cgroup-v2", "rlimit-only"].contains(bound))
+        #expect(report["cgroup"]?["used_by_sandbox"] == .bool(bound.hasPrefix("cgroup-")))
         #expect(report["drivers"]?["shell_driver"] == true)
         #expect(report["probe"]?["selftest"]?["ok"] == true)
         #expect(report["helper"]?["found_by"] == "NOVA_SANDBOX")
@@ -212,4 +216,98 @@ struct ShellLifecycleTests {
         #expect(bad.stdout.contains("NOT usable"))
         #expect(bad.stdout.contains("hint:"))
     }
+}
+
+/// Issue 10.7: work-dir cleanup has no depth limit, enters directories the program made
+/// unreadable (mode 000) even when the host is not root, and reports what it could not remove.
+@Suite("shell work-dir cleanup")
+struct ShellCleanupTests {
+    /// As uid 65534 (no root to bypass permissions), unsandboxed so the program writes the
+    /// host work dir directly: a 100-level tree with mode-000 directories at depth 2 and 70
+    /// (the old cleanup gave up below 64 levels and `rm -rf` could not enter them).
+    @Test func aDeepUnreadableTreeIsRemovedAsANonRootHost() async throws {
+        try #require(geteuid() == 0, "this test drops to uid 65534 and needs root to do so (CI runs as root)")
+        // Under /tmp, not the test temp dir: uid 65534 must reach every path component.
+        let dir = "/tmp/nova-shell-cleanup-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        chmod(dir, 0o755)
+        let drivers = dir + "/drivers", work = dir + "/work", data = dir + "/data"
+        for d in [drivers, work, data] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        for d in [work, data, drivers] { chown(d, 65534, 65534) }  // drivers: the host writes its .gen copies there
+        // The binary and driver are copied out: the checkout may sit below a 0700 directory.
+        try copyExecutable(try ShellFixtures.novaHost(), to: dir + "/nova-host")
+        try FileManager.default.copyItem(atPath: ShellFixtures.binDir + "/libnova_shell.so", toPath: drivers + "/libnova_shell.so")
+        chmod(drivers + "/libnova_shell.so", 0o644)
+        let config: JSONValue = ["helper": .string(dir + "/no-such-helper"), "allow_unsandboxed": true,
+                                 "allowed_programs": ["/bin/sh"], "work_root": .string(work + "/root")]
+        let settings: JSONValue = ["drivers": ["shell": ["config": config]]]
+        try settings.serialized().write(toFile: dir + "/drivers.json", atomically: true, encoding: .utf8)
+        try #"{"default_role": "user", "rules": [{"id": "all", "effect": "allow", "tools": ["*"]}]}"#.write(toFile: dir + "/policy.json", atomically: true, encoding: .utf8)
+        let script = #"p=.; for i in $(seq 100); do p=$p/d; mkdir $p || exit 1; done; head -c 65536 /dev/zero > $p/blob; "#
+            + #"chmod 000 ./d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d && chmod 000 ./d/d"#
+        let plan: JSONValue = ["steps": [["id": "deep", "call": "shell.exec", "input": ["program": "/bin/sh", "args": ["-c", .string(script)]]]]]
+        try plan.serialized().write(toFile: dir + "/plan.json", atomically: true, encoding: .utf8)
+        for f in ["drivers.json", "policy.json", "plan.json"] { chmod(dir + "/" + f, 0o644) }
+        let r = try await runProcess("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--", dir + "/nova-host", "run", dir + "/plan.json", "--json",
+                                                          "--drivers", drivers, "--driver-config", dir + "/drivers.json", "--data", data,
+                                                          "--policy", dir + "/policy.json"], cwd: dir)
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        let result = try JSONValue.parse(Array(r.stdout.utf8))
+        #expect(result["status"] == "succeeded" && result["output"]?["exit_code"] == 0, "\(r.stdout)")
+        #expect(result["output"]?["cleanup_error"] == nil, "\(r.stdout)")
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: work + "/root").filter { $0.hasPrefix("run-") }) ?? []
+        #expect(left.isEmpty, "work dirs left behind: \(left)")
+    }
+
+    /// Issue 10.6: work dirs left by a process killed mid-call are swept when the driver starts;
+    /// one another live process holds (its lock) and a fresh one are left alone.
+    @Test func staleWorkDirsAreSweptAtStartUp() async throws {
+        let config = try ShellFixtures.config()
+        let root = try #require(config["work_root"]?.stringValue)
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        chmod(root, 0o700)
+        func make(_ name: String, ageSeconds: Int) throws -> String {
+            let path = root + "/" + name
+            try FileManager.default.createDirectory(atPath: path + "/deep/er", withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: path + "/deep/er/file", contents: Data("x".utf8))
+            var times = [timespec(tv_sec: time(nil) - ageSeconds, tv_nsec: 0), timespec(tv_sec: time(nil) - ageSeconds, tv_nsec: 0)]
+            _ = utimensat(AT_FDCWD, path, &times, 0)
+            return path
+        }
+        let stale = try make("run-stale1", ageSeconds: 3600)
+        let held = try make("run-held01", ageSeconds: 3600)
+        // Recent: dated an hour ahead, so however long the driver takes to start under load,
+        // it is never old enough to sweep (a run dir a live process just made and not yet locked).
+        let fresh = try make("run-fresh1", ageSeconds: -3600)
+        let other = try make("keep-me", ageSeconds: 3600)
+        // Another live process's run: it holds the lock on its directory.
+        let lockFd = open(held, O_RDONLY | O_DIRECTORY)
+        defer { close(lockFd) }
+        #expect(flock(lockFd, LOCK_EX | LOCK_NB) == 0)
+
+        let h = try ShellHarness(config: config)
+        #expect(try await h.exec(["program": "/bin/echo", "args": ["hi"]]).succeeded)
+        #expect(!FileManager.default.fileExists(atPath: stale), "a stale run dir survived the start-up sweep")
+        for kept in [held, fresh, other] { #expect(FileManager.default.fileExists(atPath: kept), "\(kept) was removed") }
+    }
+}
+
+/// Copies an executable through a close-on-exec descriptor. `FileManager.copyItem` writes
+/// through a descriptor without `O_CLOEXEC`: a child another test forks meanwhile inherits it
+/// open for writing, and running the copy then fails with ETXTBSY (setpriv exit 126).
+func copyExecutable(_ source: String, to destination: String) throws {
+    let data = try Data(contentsOf: URL(fileURLWithPath: source))
+    let fd = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o755)
+    guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+    defer { close(fd) }
+    try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+        var offset = 0
+        while offset < bytes.count {
+            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            offset += n
+        }
+    }
+    fchmod(fd, 0o755)
 }

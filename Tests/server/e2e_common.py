@@ -2,7 +2,9 @@
 import json
 import os
 import socket
+import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -52,6 +54,25 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_serve(args, log_path):
+    """Starts `nova-host serve --listen 127.0.0.1:<free port>` with `args`, its log in
+    `log_path`, and waits until /health answers. Returns (process, base URL)."""
+    port = free_port()
+    proc = subprocess.Popen([env("NOVA_HOST_BIN"), "serve", "--listen", f"127.0.0.1:{port}", *args],
+                            stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if http("GET", f"{url}/health")[0] == 200:
+                return proc, url
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise RuntimeError(f"the server did not start: {open(log_path).read()[-2000:]}")
 
 
 def finish():

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 
-from e2e_common import check, env, finish, free_port, http
+from e2e_common import check, env, finish, http, start_serve
 
 BIN = env("NOVA_HOST_BIN")
 USER_KEY = env("NOVA_USER_KEY")
@@ -32,22 +32,11 @@ def write_policy(doc_or_text):
 
 def start():
     write_policy(ORIGINAL)
-    port = free_port()
     cfg = os.path.join(DATA, "host.json")
     with open(cfg, "w") as f:
         f.write(env("NOVA_E2E_CONFIG_JSON"))
-    proc = subprocess.Popen([BIN, "serve", "--config", cfg, "--listen", f"127.0.0.1:{port}", "--drivers", env("NOVA_E2E_DRIVERS"),
-                             "--data", os.path.join(DATA, "data"), "--policy", POLICY, "--log-level", "notice"],
-                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(DATA, "server.log"), "w"))
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if http("GET", f"{url}/health")[0] == 200:
-                return proc, url
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError("the server did not start")
+    return start_serve(["--config", cfg, "--drivers", env("NOVA_E2E_DRIVERS"), "--data", os.path.join(DATA, "data"),
+                        "--policy", POLICY, "--log-level", "notice"], os.path.join(DATA, "server.log"))
 
 
 def policy(url):

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 
-from e2e_common import check, env, finish, free_port, http
+from e2e_common import check, env, finish, http, start_serve
 
 URL = env("NOVA_URL")
 USER_KEY = env("NOVA_USER_KEY")
@@ -115,22 +115,11 @@ def disconnect():
 
 
 def start_server(config, data):
-    port = free_port()
     cfg = os.path.join(data, "host.json")
     with open(cfg, "w") as f:
         json.dump(config, f)
-    proc = subprocess.Popen([BIN, "serve", "--config", cfg, "--listen", f"127.0.0.1:{port}", "--drivers", env("NOVA_E2E_DRIVERS"),
-                             "--data", data, "--policy", env("NOVA_E2E_POLICY")],
-                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(data, "server.log"), "w"))
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if http("GET", f"{url}/health")[0] == 200:
-                return proc, url
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError("the server did not start")
+    return start_serve(["--config", cfg, "--drivers", env("NOVA_E2E_DRIVERS"), "--data", data, "--policy", env("NOVA_E2E_POLICY")],
+                       os.path.join(data, "server.log"))
 
 
 def episode_status(data, run_id):

@@ -77,6 +77,7 @@ count() {  # runs a test script, echoing its output, and adds its ok/FAIL lines 
 count "$PY" Tests/server/e2e_rest.py
 count "$PY" Tests/server/e2e_jsonrpc.py
 count "$PY" Tests/server/e2e_policy.py
+count "$PY" Tests/server/e2e_lifecycle.py
 echo "== MCP SDK $("$PY" -c 'import importlib.metadata as m; print(m.version("mcp"))')"
 count "$PY" Tests/server/e2e_mcp.py
 echo "== MCP SDK $("$PY_MCP1" -c 'import importlib.metadata as m; print(m.version("mcp"))')"

@@ -158,14 +158,15 @@ int nova_shell_spawn_direct(const char *path, char *const argv[], char *const en
             if (setrlimit(res[i], &rl) < 0)
                 e = errno;
         }
+        /* before dropping root: the work root is 0700 and owned by the host user */
+        if (!e && chdir(cwd) < 0)
+            e = errno;
         if (!e && uid >= 0) {
             if (setgroups(0, NULL) < 0 || setresgid((gid_t)gid, (gid_t)gid, (gid_t)gid) < 0 ||
                 setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) < 0)
                 e = errno;
         }
         if (!e && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-            e = errno;
-        if (!e && chdir(cwd) < 0)
             e = errno;
         if (!e && syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
             for (int fd = 3; fd < 4096; fd++)

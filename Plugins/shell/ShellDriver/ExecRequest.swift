@@ -88,7 +88,7 @@ struct ExecRequest: Sendable {
                 guard EnvRules.isName(name) else { throw DriverError.invalidArgument("env: '\(Self.show(name))' is not a variable name") }
                 guard config.envAllowed(name) else {
                     throw DriverError(.invalidArgument, code: "env_not_allowed",
-                                      message: "env: \(name) is not in the shell driver's env_allowlist" + (EnvRules.alwaysRefused(name) ? " (PATH and LD_* are never allowed)" : ""))
+                                      message: "env: \(name) is not in the shell driver's env_allowlist" + (EnvRules.alwaysRefused(name) ? " (\(EnvRules.refusedDescription))" : ""))
                 }
                 guard let v = value.stringValue, !v.utf8.contains(0) else { throw DriverError.invalidArgument("env.\(name) must be a string without NUL") }
                 env.append((name, v))

@@ -19,6 +19,16 @@ public struct ShellLimits: Sendable, Equatable {
     public var fsizeBytes: Int = 64 << 20
     /// Size of the tmpfs `/tmp` inside the sandbox.
     public var tmpBytes: Int = 64 << 20
+    /// Size of the work dir's tmpfs (`/work`): writing past it fails with ENOSPC, and the host
+    /// receives at most this much back.
+    public var diskBytes: Int = 256 << 20
+    /// Inodes (files, directories, links) of the work dir's tmpfs.
+    public var diskInodes: Int = 16_384
+    /// SysV shared memory of the sandbox's ipc namespace (shmmax/shmall), where it can be set.
+    public var shmBytes: Int = 32 << 20
+    /// The cgroup's memory limit for the whole sandbox (processes, shmem, `/tmp`, `/work`);
+    /// nil: `memoryBytes + tmpBytes + diskBytes`.
+    public var memoryMaxBytes: Int? = nil
 
     /// The defaults above.
     public init() {}
@@ -30,15 +40,18 @@ public struct ShellLimits: Sendable, Equatable {
 /// |---|---|---|
 /// | `helper` | resolved (see `HelperLocator`) | absolute path of `nova-sandbox` |
 /// | `allowed_programs` | `[]` | absolute paths `shell.exec` may run; empty = nothing runs |
-/// | `env_allowlist` | `["LANG","LC_ALL","TZ"]` | names `env` may set (`NAME` or `PREFIX*`); `PATH` and `LD_*` never |
+/// | `env_allowlist` | `["LANG","LC_ALL","TZ"]` | names `env` may set (`NAME` or `PREFIX*`; `*` alone is refused); never `PATH`, `LD_*`, `GCONV_PATH`, `LOCPATH`, `GLIBC_TUNABLES`, `BASH_ENV` and similar hooks |
 /// | `default_timeout_ms` / `max_timeout_ms` | 10000 / 60000 | when the input has no `timeout_ms`; its cap |
 /// | `max_stdout_bytes` / `max_stderr_bytes` | 1 MiB / 256 KiB | output caps (overflow kills the sandbox) |
 /// | `max_stdin_bytes` | 1 MiB | largest `stdin` |
 /// | `max_file_bytes` / `max_files` | 1 MiB / 16 | `read_files` caps |
-/// | `limits` | see `ShellLimits` | `cpu_seconds`, `memory_bytes`, `nproc`, `nofile`, `fsize_bytes`, `tmp_bytes` |
+/// | `limits` | see `ShellLimits` | `cpu_seconds`, `memory_bytes`, `nproc`, `nofile`, `fsize_bytes`, `tmp_bytes`, `disk_bytes`, `disk_inodes`, `shm_bytes`, `memory_max_bytes` |
+/// | `cgroup` | `auto` | `auto`: a cgroup per sandbox when the host can create one; `required`: refuse to run without; `off` |
+/// | `cgroup_parent` | none | a delegated cgroup v2 directory (memory and pids in its `cgroup.subtree_control`, no processes) to create the sandboxes' cgroups in |
+/// | `allow_exec_in_work` | `false` | let programs written to `/work` or `/tmp` execute (both are `noexec` otherwise) |
 /// | `work_root` | `$TMPDIR/nova-shell` or `/tmp/nova-shell` | where work dirs are created |
 /// | `persistent_workdirs` | `false` | allow `workdir: NAME` (kept under `work_root/persistent/`) |
-/// | `sandbox_uid` / `sandbox_gid` | 65534 | host ids the sandbox maps to when the host runs as root |
+/// | `sandbox_uid` / `sandbox_gid` | 2000000000 | host ids the sandbox maps to when the host runs as root (dedicated: not the shared 65534) |
 /// | `wait_teardown` | `true` | the helper waits until the sandbox's init is gone before it reports |
 /// | `allow_unsandboxed` | `false` | where namespaces/seccomp are unavailable, run the program without the sandbox (`"sandbox": "none"` in the output) instead of refusing |
 public struct ShellConfig: Sendable {
@@ -65,9 +78,16 @@ public struct ShellConfig: Sendable {
     public var workRoot: String
     /// Whether `workdir: NAME` is allowed.
     public var persistentWorkdirs = false
-    /// Host ids of the sandbox when the host runs as root.
-    public var sandboxUid: UInt32 = 65534
-    public var sandboxGid: UInt32 = 65534
+    /// Host ids of the sandbox when the host runs as root: a dedicated id no other process
+    /// uses (not `nobody`), so no host process can reach a running sandbox's files.
+    public var sandboxUid: UInt32 = 2_000_000_000
+    public var sandboxGid: UInt32 = 2_000_000_000
+    /// `auto`, `required` or `off`: the per-sandbox cgroup (memory and pids bound).
+    public var cgroup = "auto"
+    /// A delegated cgroup v2 directory for the sandboxes' cgroups (nil: next to the host's own).
+    public var cgroupParent: String?
+    /// Programs in `/work` and `/tmp` may execute.
+    public var allowExecInWork = false
     /// The helper's `wait_teardown`.
     public var waitTeardown = true
     /// Run without the sandbox where it cannot be built (recorded in the output).
@@ -76,7 +96,7 @@ public struct ShellConfig: Sendable {
     static let known: Set<String> = [
         "helper", "allowed_programs", "env_allowlist", "default_timeout_ms", "max_timeout_ms", "max_stdout_bytes",
         "max_stderr_bytes", "max_stdin_bytes", "max_file_bytes", "max_files", "limits", "work_root", "persistent_workdirs",
-        "sandbox_uid", "sandbox_gid", "wait_teardown", "allow_unsandboxed",
+        "sandbox_uid", "sandbox_gid", "wait_teardown", "allow_unsandboxed", "cgroup", "cgroup_parent", "allow_exec_in_work",
     ]
 
     /// Reads and checks a configuration object (unknown keys are refused).
@@ -121,8 +141,14 @@ public struct ShellConfig: Sendable {
         if let names = try strings("env_allowlist") {
             for n in names {
                 let base = n.hasSuffix("*") ? String(n.dropLast()) : n
-                guard !base.isEmpty || n == "*", base.utf8.allSatisfy(EnvRules.isNameByte) else {
+                guard n != "*" else {
+                    throw DriverError.invalidArgument("shell configuration: env_allowlist: '*' would let every call set any variable; list the names (or NAME_PREFIX*) programs need")
+                }
+                guard !base.isEmpty, base.utf8.allSatisfy(EnvRules.isNameByte) else {
                     throw DriverError.invalidArgument("shell configuration: env_allowlist: '\(n)' is not NAME or PREFIX*")
+                }
+                if !n.hasSuffix("*"), EnvRules.alwaysRefused(n) {
+                    throw DriverError.invalidArgument("shell configuration: env_allowlist: '\(n)' can never be set (\(EnvRules.refusedDescription))")
                 }
             }
             envAllowlist = names
@@ -141,7 +167,8 @@ public struct ShellConfig: Sendable {
         maxFiles = try int("max_files", maxFiles, 0...1024)
         if let l = obj["limits"], !l.isNull {
             guard let lo = l.objectValue else { throw DriverError.invalidArgument("shell configuration: limits must be an object") }
-            let knownLimits: Set<String> = ["cpu_seconds", "memory_bytes", "nproc", "nofile", "fsize_bytes", "tmp_bytes"]
+            let knownLimits: Set<String> = ["cpu_seconds", "memory_bytes", "nproc", "nofile", "fsize_bytes", "tmp_bytes",
+                                            "disk_bytes", "disk_inodes", "shm_bytes", "memory_max_bytes"]
             for k in lo.keys.sorted() where !knownLimits.contains(k) {
                 throw DriverError.invalidArgument("shell configuration: limits: unknown key '\(k)' (known: \(knownLimits.sorted().joined(separator: ", ")))")
             }
@@ -151,6 +178,12 @@ public struct ShellConfig: Sendable {
             limits.nofile = try int("nofile", limits.nofile, 16...1_048_576, in: lo, prefix: "limits.")
             limits.fsizeBytes = try int("fsize_bytes", limits.fsizeBytes, 0...(1 << 40), in: lo, prefix: "limits.")
             limits.tmpBytes = try int("tmp_bytes", limits.tmpBytes, (1 << 20)...(1 << 36), in: lo, prefix: "limits.")
+            limits.diskBytes = try int("disk_bytes", limits.diskBytes, (1 << 20)...(1 << 40), in: lo, prefix: "limits.")
+            limits.diskInodes = try int("disk_inodes", limits.diskInodes, 64...(1 << 30), in: lo, prefix: "limits.")
+            limits.shmBytes = try int("shm_bytes", limits.shmBytes, 0...(1 << 40), in: lo, prefix: "limits.")
+            if let m = lo["memory_max_bytes"], !m.isNull {
+                limits.memoryMaxBytes = try int("memory_max_bytes", 0, (16 << 20)...(1 << 42), in: lo, prefix: "limits.")
+            }
         }
         if let w = obj["work_root"], !w.isNull {
             guard let s = w.stringValue, s.hasPrefix("/"), ProgramPath.problem(s) == nil else {
@@ -163,6 +196,19 @@ public struct ShellConfig: Sendable {
         sandboxGid = UInt32(try int("sandbox_gid", Int(sandboxGid), 1...4_294_967_294))
         waitTeardown = try bool("wait_teardown", true)
         allowUnsandboxed = try bool("allow_unsandboxed", false)
+        allowExecInWork = try bool("allow_exec_in_work", false)
+        if let c = obj["cgroup"], !c.isNull {
+            guard let s = c.stringValue, ["auto", "required", "off"].contains(s) else {
+                throw DriverError.invalidArgument("shell configuration: cgroup must be \"auto\", \"required\" or \"off\"")
+            }
+            cgroup = s
+        }
+        if let p = obj["cgroup_parent"], !p.isNull {
+            guard let s = p.stringValue, s.hasPrefix("/"), ProgramPath.problem(s) == nil else {
+                throw DriverError.invalidArgument("shell configuration: cgroup_parent must be an absolute, canonical path")
+            }
+            cgroupParent = s
+        }
     }
 
     /// The process environment as a dictionary.
@@ -196,8 +242,13 @@ enum EnvRules {
         return s.utf8.allSatisfy(isNameByte)
     }
 
-    /// Never settable: `PATH` (fixed by the helper) and the dynamic loader's `LD_*`.
-    static func alwaysRefused(_ name: String) -> Bool { name == "PATH" || name.hasPrefix("LD_") }
+    /// Never settable, whatever the allowlist says (the helper refuses them again): `PATH`
+    /// (fixed), the dynamic loader's `LD_*`, and variables that make libc or a shell load code
+    /// or data from a path the caller picks.
+    static let refusedNames: Set<String> = ["PATH", "GCONV_PATH", "LOCPATH", "BASH_ENV", "ENV", "GLIBC_TUNABLES", "NLSPATH",
+                                            "HOSTALIASES", "RESOLV_HOST_CONF", "MALLOC_TRACE", "LOCALDOMAIN", "SHELLOPTS", "BASHOPTS", "PS4"]
+    static let refusedDescription = "PATH, LD_*, GCONV_PATH, LOCPATH, GLIBC_TUNABLES, BASH_ENV, ENV and other loader, libc and shell hooks are never passed"
+    static func alwaysRefused(_ name: String) -> Bool { refusedNames.contains(name) || name.hasPrefix("LD_") }
 }
 
 /// Checks on absolute program paths.

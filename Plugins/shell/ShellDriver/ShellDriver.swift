@@ -76,14 +76,20 @@ public struct ShellDriver: NovaDriver {
             "user_ms": ["type": "number"], "sys_ms": ["type": "number"],
             "max_rss_kb": ["type": "integer"],
             "killed": ["type": "boolean"],
-            "kill_reason": ["enum": [.null, "timeout", "cpu_limit", "output_limit", "cancelled", "signal"]],
+            "kill_reason": ["enum": [.null, "timeout", "cpu_limit", "output_limit", "cancelled", "memory", "signal"]],
+            "memory_bound": ["enum": ["cgroup-v2", "cgroup-v1", "rlimit-only"]],
+            "memory_peak_bytes": ["type": ["integer", "null"]],
+            "memory_note": ["type": "string"],
+            "disk_full": ["enum": [.null, "bytes", "inodes"]],
+            "workdir_error": ["type": "string"],
+            "cleanup_error": ["type": "string"],
             "timed_out": ["type": "boolean"],
             "sandbox": ["enum": ["namespaces", "none"]],
             "sandbox_note": ["type": "string"],
             "files": ["type": "array", "items": ["type": "object"]],
         ],
         "required": ["exit_code", "signal", "stdout", "stdout_truncated", "stderr", "stderr_truncated", "duration_ms",
-                     "max_rss_kb", "killed", "kill_reason", "timed_out", "sandbox"],
+                     "max_rss_kb", "killed", "kill_reason", "timed_out", "sandbox", "memory_bound", "memory_peak_bytes", "disk_full"],
     ]
 
     let config: ShellConfig
@@ -95,6 +101,8 @@ public struct ShellDriver: NovaDriver {
         config = try ShellConfig(configuration)
         helper = HelperLocator.resolve(configured: config.helper, environment: ShellConfig.processEnvironment(),
                                        imagePath: HelperLocator.imagePath())
+        // Work dirs of calls whose process was killed (no cleanup ran) go now.
+        WorkDir.sweepStale(root: config.workRoot)
     }
 
     /// `shell.exec`: checks the input, prepares the work dir, runs the helper on its own I/O
@@ -150,6 +158,12 @@ public struct ShellDriver: NovaDriver {
             o["files"] = .array(request.readFiles.map { work.readBack($0, maxBytes: config.maxFileBytes) })
             result = .object(o)
         }
+        // The helper has exited, and it exits only after the sandbox's pid namespace is gone
+        // (its init is the namespace's pid 1 and is reaped first): nothing can still write here.
+        if let problem = work.close(), case .object(var o) = result {
+            o["cleanup_error"] = .string(problem)
+            result = .object(o)
+        }
         return .json(result)
     }
 
@@ -193,6 +207,13 @@ public struct ShellDriver: NovaDriver {
         rec("nofile", String(l.nofile))
         rec("fsize_bytes", String(l.fsizeBytes))
         rec("tmp_bytes", String(l.tmpBytes))
+        rec("workdir_bytes", String(l.diskBytes))
+        rec("workdir_inodes", String(l.diskInodes))
+        rec("shm_bytes", String(l.shmBytes))
+        if let m = l.memoryMaxBytes { rec("memory_max_bytes", String(m)) }
+        rec("cgroup", config.cgroup)
+        if let p = config.cgroupParent { rec("cgroup_parent", p) }
+        rec("allow_exec_in_work", config.allowExecInWork ? "1" : "0")
         rec("deadline_ms", String(max(1, (deadline - monotonicNanos()) / 1_000_000)))
         rec("wait_teardown", config.waitTeardown ? "1" : "0")
         rec("parent_pid", String(getpid()))
@@ -260,6 +281,7 @@ public struct ShellDriver: NovaDriver {
         var maxRss = Int(raw.maxRssKb)
         var userMs = Double(raw.userMicros) / 1000, sysMs = Double(raw.sysMicros) / 1000
         var incomplete = false
+        var resources = ResourceReport()
         if sandboxed {
             setupMs = raw.status.first { $0["stage"]?.stringValue == "exec" }?["setup_ms"]?.doubleValue
             if let exit = raw.status.last(where: { $0["stage"]?.stringValue == "exit" }) {
@@ -270,6 +292,7 @@ public struct ShellDriver: NovaDriver {
                 userMs = exit["user_ms"]?.doubleValue ?? 0
                 sysMs = exit["sys_ms"]?.doubleValue ?? 0
                 incomplete = exit["incomplete"]?.boolValue ?? false
+                resources = ResourceReport(exit)
             } else {
                 // No final record: the helper itself was killed (escalation). The program died with it.
                 signal = Int(SIGKILL)
@@ -282,6 +305,7 @@ public struct ShellDriver: NovaDriver {
         var reason: String? = nil
         if signal != nil || helperTimeout != nil {
             if let k = raw.killReason { reason = k.rawValue }
+            else if resources.killedByMemory { reason = "memory" }
             else if helperTimeout == "wall" { reason = "timeout" }
             else if helperTimeout == "cpu" || signal == Int(SIGXCPU) { reason = "cpu_limit" }
             else { reason = "signal" }
@@ -309,6 +333,7 @@ public struct ShellDriver: NovaDriver {
         ]
         if let note { o["sandbox_note"] = .string(note) }
         if incomplete { o["incomplete"] = true }
+        resources.add(to: &o)
         return .object(o)
     }
 
@@ -321,6 +346,45 @@ public struct ShellDriver: NovaDriver {
 
     static func describe(waitStatus st: Int32) -> String {
         st & 0x7F == 0 ? "exit status \((st >> 8) & 0xFF)" : "killed by \(signalName(Int(st & 0x7F)))"
+    }
+}
+
+/// What the helper's exit record says about memory and the work dir (Sources/Sandbox/README.md
+/// §2): which bound held memory, the cgroup's peak, a cgroup OOM kill, a full work dir, a failed
+/// copy back. Every output carries `memory_bound`; without a cgroup `memory_note` says what that
+/// means.
+struct ResourceReport {
+    var memoryBound = "rlimit-only"
+    var memoryPeakBytes: Int?
+    var killedByMemory = false
+    var memfdDenied = false
+    var sysvShm: String?
+    var diskFull: String?
+    var workdirError: String?
+
+    init() {}
+
+    init(_ exit: JSONValue) {
+        memoryBound = exit["memory_bound"]?.stringValue ?? "rlimit-only"
+        memoryPeakBytes = exit["memory_peak_bytes"]?.intValue
+        killedByMemory = exit["killed"]?.stringValue == "memory"
+        memfdDenied = exit["memfd"]?.stringValue == "denied"
+        sysvShm = exit["sysv_shm"]?.stringValue
+        diskFull = exit["disk_full"]?.stringValue
+        workdirError = exit["workdir_error"]?.stringValue
+    }
+
+    func add(to o: inout [String: JSONValue]) {
+        o["memory_bound"] = .string(memoryBound)
+        o["memory_peak_bytes"] = memoryPeakBytes.map { .int($0) } ?? .null
+        o["disk_full"] = diskFull.map { .string($0) } ?? .null
+        if let workdirError { o["workdir_error"] = .string(workdirError) }
+        if memoryBound == "rlimit-only" {
+            var note = "no cgroup: memory is bounded per process by RLIMIT_AS only (max_rss_kb is the largest process)"
+            if memfdDenied { note += "; memfd_create is refused" }
+            if sysvShm == "denied" { note += "; SysV shmget is refused" } else if sysvShm == "limited" { note += "; SysV shm is limited to shm_bytes" }
+            o["memory_note"] = .string(note)
+        }
     }
 }
 

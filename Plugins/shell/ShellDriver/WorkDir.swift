@@ -32,17 +32,20 @@ final class WorkDir {
         geteuid() == 0 ? (config.sandboxUid, config.sandboxGid) : nil
     }
 
-    /// Creates `root` (0711) if needed and checks it is a real directory owned by this user and
-    /// not writable by others.
+    /// Creates `root` (0700) if needed and checks it is a real directory owned by this user; a root
+    /// that others can enter (an older 0711 one) is made 0700, so that no other host user can reach
+    /// a work dir by its name (readable in `/proc/<pid>/mountinfo`).
     static func prepareRoot(_ root: String) throws {
-        if mkdir(root, 0o711) != 0 && errno != EEXIST {
+        if mkdir(root, 0o700) != 0 && errno != EEXIST {
             throw DriverError.tool("workdir_failed", "cannot create the work root \(root): \(errnoText())")
         }
         var st = stat()
         guard lstat(root, &st) == 0 else { throw DriverError.tool("workdir_failed", "work root \(root): \(errnoText())") }
         guard (st.st_mode & S_IFMT) == S_IFDIR else { throw DriverError.tool("workdir_failed", "work root \(root) is not a directory (symlinks are refused)") }
         guard st.st_uid == geteuid() else { throw DriverError.tool("workdir_failed", "work root \(root) is owned by uid \(st.st_uid), not by this process (uid \(geteuid()))") }
-        guard st.st_mode & 0o022 == 0 else { throw DriverError.tool("workdir_failed", "work root \(root) is writable by group or others; make it 0711") }
+        if st.st_mode & 0o077 != 0 && chmod(root, 0o700) != 0 {
+            throw DriverError.tool("workdir_failed", "work root \(root) is open to group or others and cannot be made 0700: \(errnoText())")
+        }
     }
 
     /// A fresh, empty work dir `root/run-XXXXXX` (0700, owned by the sandbox's host uid).
@@ -57,6 +60,9 @@ final class WorkDir {
             rmdir(path)
             throw DriverError.tool("workdir_failed", "cannot open the work dir \(path): \(why)")
         }
+        // Held until `close`: a lock on the directory marks it as in use, so the start-up sweep
+        // of another process sharing this work root leaves it alone (flock ends with us).
+        _ = flock(fd, LOCK_EX | LOCK_NB)
         let dir = WorkDir(path: path, fd: fd, ephemeral: true)
         if let (uid, gid) = sandboxOwner(config), fchown(fd, uid, gid) != 0 {
             let why = errnoText()
@@ -70,7 +76,7 @@ final class WorkDir {
     static func persistent(_ name: String, config: ShellConfig) throws -> WorkDir {
         try prepareRoot(config.workRoot)
         let parent = config.workRoot + "/persistent"
-        if mkdir(parent, 0o711) != 0 && errno != EEXIST {
+        if mkdir(parent, 0o700) != 0 && errno != EEXIST {
             throw DriverError.tool("workdir_failed", "cannot create \(parent): \(errnoText())")
         }
         let pfd = open(parent, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
@@ -165,67 +171,155 @@ final class WorkDir {
         return cur
     }
 
-    /// Closes the descriptor; an ephemeral work dir is removed first.
-    func close() {
-        if ephemeral { Self.removeTree(fd: fd, path: path) }
-        Glibc.close(fd)
-    }
+    private var closed = false
 
-    /// Removes everything below `fd` and then `path` itself, never following links. Directories
-    /// the sandbox made unreadable are made accessible first. Trees deeper than 64 levels are
-    /// handed to `rm -rf --one-file-system` (which also never follows links).
-    static func removeTree(fd: Int32, path: String) {
-        if !clear(fd, depth: 0) {
-            _ = runRm(path)
+    /// Removes `run-*` work dirs a previous process left in `root` (killed mid-call, so its
+    /// cleanup never ran): those older than `minimumAgeSeconds` that no live process holds
+    /// (each fresh work dir is `flock`ed by its process until its cleanup). Returns how many
+    /// were removed. Called when the driver instance is created.
+    @discardableResult
+    static func sweepStale(root: String, minimumAgeSeconds: Int = 10) -> Int {
+        guard let dir = opendir(root) else { return 0 }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            names.append(withUnsafePointer(to: &entry.pointee.d_name) { p in
+                p.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            })
         }
-        rmdir(path)
+        closedir(dir)
+        let now = Int(time(nil))
+        var removed = 0
+        for name in names where name.hasPrefix("run-") {
+            let path = root + "/" + name
+            let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            var st = stat()
+            let old = fstat(fd, &st) == 0 && now - Int(st.st_mtim.tv_sec) >= minimumAgeSeconds
+            // A lock we can take is a lock nobody holds: its process is gone.
+            if old && flock(fd, LOCK_EX | LOCK_NB) == 0 {
+                if removeTree(fd: fd, path: path) == nil { removed += 1 }
+            }
+            Glibc.close(fd)
+        }
+        return removed
     }
 
-    /// Empties the directory `fd`; false if it gave up (too deep, or something could not go).
-    private static func clear(_ fd: Int32, depth: Int) -> Bool {
-        guard depth < 64 else { return false }
-        let dfd = dup(fd)
-        guard dfd >= 0, let dir = fdopendir(dfd) else { return false }
+    /// Closes the descriptor; an ephemeral work dir is removed first. Returns why the work
+    /// dir could not be removed completely (the call reports it), nil when it was (or is kept).
+    @discardableResult
+    func close() -> String? {
+        guard !closed else { return nil }
+        closed = true
+        let problem = ephemeral ? Self.removeTree(fd: fd, path: path) : nil
+        Glibc.close(fd)
+        return problem
+    }
+
+    /// Removes everything below `fd` and then `path` itself, never following a link: an
+    /// explicit stack (no recursion, no depth limit) that holds one directory descriptor at a
+    /// time — it goes down with `openat(O_NOFOLLOW|O_DIRECTORY)` and back up through `..`,
+    /// checking that `..` is the directory it came from (device and inode). Directories the
+    /// sandbox made unreadable or unwritable are given 0700 first, so a mode-000 directory is
+    /// no obstacle even when the host is not root. Returns what could not be removed, or nil.
+    /// Called only after the sandbox's processes are gone (see `ShellDriver.call`).
+    static func removeTree(fd: Int32, path: String) -> String? {
+        var cleaner = TreeCleaner()
+        cleaner.clear(root: fd)
+        if cleaner.failures == 0 && rmdir(path) != 0 && errno != ENOENT { cleaner.fail("\(path): \(errnoText())") }
+        guard cleaner.failures > 0 else { return nil }
+        return "the work dir \(path) could not be removed completely (\(cleaner.failures) entr\(cleaner.failures == 1 ? "y" : "ies") left; first: \(cleaner.firstFailure ?? "?"))"
+    }
+}
+
+/// The explicit-stack removal behind `WorkDir.removeTree`.
+struct TreeCleaner {
+    private struct Frame {
+        /// The directory's name in its parent (nil for the root).
+        var name: String?
+        var device: UInt64
+        var inode: UInt64
+        /// Entries still to remove.
+        var remaining: [String]
+        /// Something below could not be removed: keep this directory.
+        var failed = false
+    }
+
+    private(set) var failures = 0
+    private(set) var firstFailure: String?
+
+    mutating func fail(_ what: String) {
+        failures += 1
+        if firstFailure == nil { firstFailure = what }
+    }
+
+    /// Empties the directory `root` (the descriptor stays open and unchanged).
+    mutating func clear(root: Int32) {
+        var cur = dup(root)
+        guard cur >= 0, let first = frame(cur, name: nil) else { fail("cannot read the work dir: \(errnoText())"); if cur >= 0 { Glibc.close(cur) }; return }
+        var stack = [first]
+        while !stack.isEmpty {
+            if let name = stack[stack.count - 1].remaining.popLast() {
+                if unlinkat(cur, name, 0) == 0 || errno == ENOENT { continue }
+                guard errno == EISDIR || errno == EPERM else { fail("\(name): \(errnoText())"); stack[stack.count - 1].failed = true; continue }
+                guard let sub = openDirectory(cur, name), let f = frame(sub, name: name) else {
+                    fail("\(name): \(errnoText())"); stack[stack.count - 1].failed = true; continue
+                }
+                Glibc.close(cur)
+                cur = sub
+                stack.append(f)
+                continue
+            }
+            // This directory is done: back up to its parent and remove it there.
+            let done = stack.removeLast()
+            guard let name = done.name, let parent = stack.last else { break }
+            let up = openat(cur, "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            var st = stat()
+            guard up >= 0, fstat(up, &st) == 0, UInt64(st.st_dev) == parent.device, UInt64(st.st_ino) == parent.inode else {
+                // The tree moved under us: stop rather than remove anything outside it.
+                fail("\(name): its parent changed during cleanup")
+                if up >= 0 { Glibc.close(up) }
+                Glibc.close(cur)
+                return
+            }
+            Glibc.close(cur)
+            cur = up
+            if done.failed || unlinkat(cur, name, AT_REMOVEDIR) != 0 {
+                if !done.failed { fail("\(name): \(errnoText())") }
+                stack[stack.count - 1].failed = true
+            }
+        }
+        Glibc.close(cur)
+    }
+
+    /// Opens `name` below `dir` as a directory, making it traversable (0700) if the sandbox
+    /// left it closed.
+    private func openDirectory(_ dir: Int32, _ name: String) -> Int32? {
+        var sub = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if sub < 0 && errno == EACCES {
+            _ = fchmodat(dir, name, 0o700, AT_SYMLINK_NOFOLLOW)
+            sub = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        }
+        guard sub >= 0 else { return nil }
+        var st = stat()
+        if fstat(sub, &st) == 0, st.st_mode & 0o700 != 0o700 { _ = fchmod(sub, 0o700) }
+        return sub
+    }
+
+    /// The directory `fd` with its identity and entries.
+    private func frame(_ fd: Int32, name: String?) -> Frame? {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return nil }
+        let copy = dup(fd)
+        guard copy >= 0, let dir = fdopendir(copy) else { return nil }
         defer { closedir(dir) }
         var names: [String] = []
         while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: &entry.pointee.d_name) { p in
+            let n = withUnsafePointer(to: &entry.pointee.d_name) { p in
                 p.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
             }
-            if name != "." && name != ".." { names.append(name) }
+            if n != "." && n != ".." { names.append(n) }
         }
-        var ok = true
-        for name in names {
-            if unlinkat(fd, name, 0) == 0 || errno == ENOENT { continue }
-            guard errno == EISDIR || errno == EPERM else { ok = false; continue }
-            var sub = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            if sub < 0 && errno == EACCES {
-                _ = fchmodat(fd, name, 0o700, 0)
-                sub = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            }
-            guard sub >= 0 else { ok = false; continue }
-            var st = stat()
-            if fstat(sub, &st) == 0, st.st_mode & 0o700 != 0o700 { _ = fchmod(sub, 0o700) }
-            let cleared = clear(sub, depth: depth + 1)
-            Glibc.close(sub)
-            if !cleared || unlinkat(fd, name, AT_REMOVEDIR) != 0 { ok = false }
-        }
-        return ok
-    }
-
-    private static func runRm(_ path: String) -> Int32 {
-        let argv = CStringArray(["/bin/rm", "-rf", "--one-file-system", "--", path])
-        let envp = CStringArray(["PATH=/usr/bin:/bin"])
-        let (rc, pid) = SpawnThread.shared.run {
-            var p: pid_t = 0
-            let fds: [Int32] = [-1, -1, -1]
-            let r = argv.with { a in envp.with { e in fds.withUnsafeBufferPointer { nova_shell_spawn("/bin/rm", a, e, $0.baseAddress, 3, &p) } } }
-            return (r, p)
-        }
-        guard rc == 0 else { return rc }
-        var status: Int32 = 0
-        _ = nova_shell_wait(pid, &status, nil, nil, nil)
-        return status
+        return Frame(name: name, device: UInt64(st.st_dev), inode: UInt64(st.st_ino), remaining: names)
     }
 }
 

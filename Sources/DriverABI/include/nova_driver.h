@@ -180,6 +180,12 @@ typedef struct nova_host_api {
   /**
    * Write one log record. `channel` is a NUL-terminated string (one of NOVA_CHANNEL_*);
    * `message` is UTF-8 text. Both are borrowed for the duration of the call.
+   * Where records go: `nova-host serve` and `mcp` write each as a JSON log line on stderr
+   * (level mapped from NOVA_LOG_*, fields driver, generation, channel, and call_id / run_id
+   * when logged from inside `call` on the calling thread) and `serve` counts them in
+   * nova_driver_log_records_total{driver,level}; `nova-host run` prints them on stderr from
+   * --log-level (default warning; -v = debug). The server's own --log-level filters too.
+   * Records of a process-isolated driver are forwarded by its runner the same way.
    * Thread: any. Never blocks for long; may drop records under pressure.
    */
   void (*log)(void *host_ctx, nova_log_level level, const char *channel, nova_buf message);
@@ -283,7 +289,11 @@ typedef struct nova_driver {
 
   /**
    * Destroy an instance. The host calls it only when no call on the instance is in flight
-   * (every `call` has been completed). Thread: any host thread. Required.
+   * (every `call` has been completed): when a reload retires the generation, and on orderly
+   * exit (`nova-host run` ends, `serve` or `mcp` stops on SIGTERM/SIGINT or end of input) after
+   * the calls in flight end (a call still running after 10 s keeps its instance alive: it is
+   * then not destroyed). A process-isolated driver's runner does the same when the host closes
+   * its socket. Not called when the host is killed. Thread: any host thread. Required.
    */
   void (*destroy)(nova_instance *instance);
 
@@ -311,7 +321,8 @@ typedef struct nova_driver {
   nova_status (*cancel)(nova_instance *instance, uint64_t call_id);
 
   /**
-   * The host is done with this driver generation: every instance has been destroyed. Release
+   * The host is done with this driver generation (reload, or orderly exit as for `destroy`):
+   * every instance has been destroyed. Release
    * driver-wide resources. The host does not dlclose the library afterwards (unloading a Swift
    * or C++ runtime image is unsafe), so static state may stay. Thread: any host thread, once.
    * Optional (NULL = nothing to do).

@@ -15,6 +15,11 @@ int64_t nova_monotonic_ns(void);
  *  (`expected_parent` != getppid()). For driver runner children. */
 int nova_set_parent_death_signal(int sig, int expected_parent);
 
+/* Adds "close every fd from `lowfd` up" to posix_spawn file actions (glibc's
+ * posix_spawn_file_actions_addclosefrom_np, which Swift's Glibc module does not export).
+ * `actions` is a posix_spawn_file_actions_t*. Returns 0 or an errno value. */
+int nova_spawn_actions_close_from(void *actions, int lowfd);
+
 /** Routes signal `sig` into a pipe: installs a sigaction handler (SA_RESTART) that writes one
  *  byte to the pipe's non-blocking write end, and returns the read end (close-on-exec), or -1
  *  with errno set. A handler runs on whichever thread the kernel picks, so the signal is seen

@@ -52,14 +52,18 @@ public final class DriverGeneration: Sendable {
         (driver as? NativeDriverInstance)?.library.abiVersion ?? (driver as? ProcessDriver)?.abiVersion
     }
 
-    /// Releases the driver when idle: destroy the instance, shut the generation down. The
-    /// image is never unloaded.
-    func retire() {
+    private let retired = Atomic<Bool>(false)
+
+    /// Releases the driver when idle: destroy the instance, shut the generation down (once;
+    /// later calls do nothing). The image is never unloaded. With `wait`, a process-isolated
+    /// generation is waited for until its runner has done the same and exited.
+    func retire(wait: Bool = false) {
+        guard !retired.exchange(true, ordering: .acquiringAndReleasing) else { return }
         if let native = driver as? NativeDriverInstance {
             native.destroy()
             native.library.shutdown()
         } else if let process = driver as? ProcessDriver {
-            process.stop()
+            if wait { process.stopAndWait() } else { process.stop() }
         }
     }
 }
@@ -148,6 +152,11 @@ public final class DriverRegistry: Sendable {
         var retired: [String: [Int]] = [:]
         var reloadErrors: [String: String] = [:]
         var nextGeneration = 1
+        /// Drivers seen in the directory at start-up or by the last reload (so that a reload
+        /// reports a driver as new once, not every time until it is first used).
+        var seenOnDisk: Set<String>?
+        /// `shutdown()` started: no new calls are routed.
+        var closed = false
     }
 
     public let driversDirectory: String
@@ -167,6 +176,8 @@ public final class DriverRegistry: Sendable {
         self.hostVersion = hostVersion
         self.maxRetainedGenerations = maxRetainedGenerations
         self.runnerCommand = runnerCommand ?? [ProcessDriver.defaultRunnerExecutable(), "driver-runner"]
+        let present = Set(DriverDiscovery.scan(directory: driversDirectory).drivers.map(\.name))
+        state.withLock { $0.seenOnDisk = present }
     }
 
     /// Convenience: per-driver `create` configuration only, everything in process.
@@ -279,11 +290,37 @@ public final class DriverRegistry: Sendable {
         let (sha, copy) = try GenerationFiles.snapshot(path: path, driversDirectory: driversDirectory)
         switch setting.isolation {
         case .inprocess:
-            let library = try NativeDriverLibrary(path: path, openPath: copy, expectedName: name, hostVersion: hostVersion)
+            let library = try NativeDriverLibrary(path: path, openPath: copy, expectedName: name, hostVersion: hostVersion, generation: number)
             return DriverGeneration(number: number, sha256: sha, sourcePath: path, loadedPath: copy, driver: try library.makeInstance(config: setting.config))
         case .process:
-            let driver = try ProcessDriver.start(name: name, displayPath: path, libraryPath: copy, config: setting.config, runnerCommand: runnerCommand)
+            let driver = try ProcessDriver.start(name: name, displayPath: path, libraryPath: copy, config: setting.config, runnerCommand: runnerCommand,
+                                                 generation: number)
             return DriverGeneration(number: number, sha256: sha, sourcePath: path, loadedPath: copy, driver: driver)
+        }
+    }
+
+    /// The manifest of `name` without creating an instance, for `drivers inspect` and
+    /// `policy validate`: the serving generation's when the driver is loaded; otherwise the
+    /// library is opened, negotiated and described in this process, then shut down (its image
+    /// stays mapped, as every image does). `configured` is whether an instance exists now.
+    /// Built-in drivers have no library: they are loaded.
+    public func describe(named name: String) async throws -> (manifest: DriverManifest, configured: Bool) {
+        let (loaded, hasFactory) = state.withLock { s -> (DriverGeneration?, Bool) in
+            if case .loaded(let g)? = s.slots[name] { return (s.generations[g]!.generation, s.factories[name] != nil) }
+            return (nil, s.factories[name] != nil)
+        }
+        if let loaded { return (loaded.driver.manifest, true) }
+        if hasFactory { return (try await driver(named: name).manifest, true) }
+        guard let discovered = DriverDiscovery.scan(directory: driversDirectory).drivers.first(where: { $0.name == name }) else {
+            throw DriverLoadError.unknownDriver(name: name, driversDirectory: driversDirectory)
+        }
+        let (dir, version) = (driversDirectory, hostVersion)
+        return try await OffPool.run { () throws -> (DriverManifest, Bool) in
+            _ = try DriverDiscovery.checkSafeToLoad(path: discovered.path, driversDirectory: dir)
+            let (_, copy) = try GenerationFiles.snapshot(path: discovered.path, driversDirectory: dir)
+            let library = try NativeDriverLibrary(path: discovered.path, openPath: copy, expectedName: name, hostVersion: version)
+            defer { library.shutdown() }
+            return (library.manifest, false)
         }
     }
 
@@ -305,7 +342,7 @@ public final class DriverRegistry: Sendable {
     /// Takes a lease on the generation serving `name` now (nil if the driver is gone).
     fileprivate func acquire(_ name: String) -> DriverGeneration? {
         state.withLock { s in
-            guard case .loaded(let g)? = s.slots[name] else { return nil }
+            guard !s.closed, case .loaded(let g)? = s.slots[name] else { return nil }
             s.generations[g]!.calls += 1
             return s.generations[g]!.generation
         }
@@ -353,7 +390,14 @@ public final class DriverRegistry: Sendable {
             }
         }
         let known = Set(snapshot.map(\.0))
-        for d in scan where !known.contains(d.name) { report.added.append(d.name) }
+        // New: on disk now, neither seen before nor in use. A driver that was never used is
+        // reported once, when it appears, not at every reload.
+        let seen = state.withLock { s -> Set<String> in
+            defer { s.seenOnDisk = Set(onDisk.keys) }
+            return s.seenOnDisk ?? []
+        }
+        for d in scan where !known.contains(d.name) && !seen.contains(d.name) { report.added.append(d.name) }
+        for name in seen.subtracting(onDisk.keys).subtracting(known).sorted() { report.removed.append(name) }
         for (name, current) in snapshot {
             if state.withLock({ $0.factories[name] != nil }) { continue }
             guard let disk = onDisk[name] else {
@@ -383,7 +427,10 @@ public final class DriverRegistry: Sendable {
                 state.withLock { $0.reloadErrors[name] = "\(error)" }
                 continue
             }
-            if newSha == current.sha256 { report.unchanged.append(name); continue }
+            // An unchanged file is left alone, unless its generation is quarantined: an explicit
+            // reload is how an operator says "try again" (a fixed dependency, a freed resource).
+            let quarantined = (current.driver as? ProcessDriver)?.quarantineReason != nil
+            if newSha == current.sha256 && !quarantined { report.unchanged.append(name); continue }
             let retainedCount = state.withLock { $0.retired[name, default: []].count }
             if retainedCount >= maxRetainedGenerations {
                 let message = "\(name): \(retainedCount) old generations are already mapped (limit \(maxRetainedGenerations)); restart the host to load a new version"
@@ -407,13 +454,30 @@ public final class DriverRegistry: Sendable {
                     return s.generations[current.number]!.calls == 0
                 }
                 if idle { current.retire() }
-                report.replaced.append("\(name): generation \(current.number) → \(generation.number)")
+                report.replaced.append("\(name): generation \(current.number) → \(generation.number)\(quarantined ? " (quarantine lifted)" : "")")
             } catch {
                 report.failed.append("\(name): \(error)")
                 state.withLock { $0.reloadErrors[name] = error.description }
             }
         }
         return report
+    }
+
+    // MARK: Orderly exit
+
+    /// Orderly exit (`run` ends, `serve` stops): routes no new call, waits up to `grace` for the
+    /// calls in flight to end, then destroys every instance and shuts every generation down,
+    /// each once — for process-isolated drivers, waiting for their runners to do the same.
+    /// Generations still busy after `grace` are left alone (destroying under a call would
+    /// break the ABI's promise that `destroy` follows the last completion).
+    public func shutdown(grace: Duration = .seconds(10)) async {
+        state.withLock { $0.closed = true }
+        let deadline = ContinuousClock.now + grace
+        while state.withLock({ s in s.generations.values.contains { $0.calls > 0 } }), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        let idle = state.withLock { s in s.generations.values.filter { $0.calls == 0 }.map(\.generation) }
+        await OffPool.run { for g in idle { g.retire(wait: true) } }
     }
 
     // MARK: Status

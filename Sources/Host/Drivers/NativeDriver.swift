@@ -5,15 +5,44 @@ import Synchronization
 import Glibc
 #endif
 
-/// Where driver log records go. Set once at start-up by the application (CLI or server).
+/// One record a driver wrote through the ABI's `log` service, with where it came from.
 public struct DriverLogRecord: Sendable {
     public var driver: String
+    /// The ABI level (`NOVA_LOG_TRACE` 0 … `NOVA_LOG_ERROR` 4).
     public var level: Int32
     public var channel: String
     public var message: String
+    /// The driver generation (1, 2, … per registry); nil when not known (a library opened
+    /// only to be described).
+    public var generation: Int? = nil
+    /// The ABI `call_id` of the call being made, when the driver logged from inside `call`
+    /// (on the calling thread); nil for records from the driver's own threads.
+    public var callId: UInt64? = nil
+    /// The run the call belongs to, under the same condition.
+    public var runId: String? = nil
+
+    /// The level's name: `trace`, `debug`, `info`, `warning`, `error`.
+    public var levelName: String {
+        switch level {
+        case ..<1: return "trace"
+        case 1: return "debug"
+        case 2: return "info"
+        case 3: return "warning"
+        default: return "error"
+        }
+    }
 }
 
-/// Receives every record drivers write through the ABI's `log` service.
+/// What a call in progress is, for records a driver logs while the host is inside its `call`
+/// (task-locals: set around the call, read by the `log` service on the same task).
+public enum DriverCallContext {
+    @TaskLocal public static var callId: UInt64?
+    @TaskLocal public static var runId: String?
+}
+
+/// Receives every record drivers write through the ABI's `log` service. The application sets
+/// the sink at start-up: `serve`/`mcp` write JSON log lines and count them in metrics, `run`
+/// prints to stderr by `--log-level`. Without a sink records are dropped.
 public enum DriverLogging {
     private static let sink = Mutex<(@Sendable (DriverLogRecord) -> Void)?>(nil)
     /// Installs the process-wide sink (nil drops records).
@@ -24,7 +53,8 @@ public enum DriverLogging {
 /// Per-generation state behind `host_ctx`: which driver is talking.
 final class HostContext: Sendable {
     let driverName: String
-    init(driverName: String) { self.driverName = driverName }
+    let generation: Int?
+    init(driverName: String, generation: Int?) { (self.driverName, self.generation) = (driverName, generation) }
 }
 
 // The C services handed to drivers. They capture nothing, so they are plain C function pointers.
@@ -33,7 +63,8 @@ private let hostLog: @convention(c) (UnsafeMutableRawPointer?, Int32, UnsafePoin
     let host = Unmanaged<HostContext>.fromOpaque(ctx).takeUnretainedValue()
     let text = message.ptr.map { String(decoding: UnsafeBufferPointer(start: $0, count: message.len), as: UTF8.self) } ?? ""
     DriverLogging.emit(DriverLogRecord(driver: host.driverName, level: level,
-                                       channel: channel.map { String(cString: $0) } ?? "system_log", message: text))
+                                       channel: channel.map { String(cString: $0) } ?? "system_log", message: text,
+                                       generation: host.generation, callId: DriverCallContext.callId, runId: DriverCallContext.runId))
 }
 
 private let hostComplete: @convention(c) (UnsafeMutableRawPointer?, UInt64, Int32, nova_buf) -> Void = { _, id, status, output in
@@ -68,7 +99,8 @@ public final class NativeDriverLibrary: @unchecked Sendable {
 
     /// Opens, negotiates and describes the driver at `path` (already checked for safety).
     /// `hostVersion` is what this host offers; tests vary it to exercise negotiation.
-    public init(path: String, openPath: String? = nil, expectedName: String?, hostVersion: ABIVersion = .host) throws(DriverLoadError) {
+    public init(path: String, openPath: String? = nil, expectedName: String?, hostVersion: ABIVersion = .host,
+                generation: Int? = nil) throws(DriverLoadError) {
         self.path = path
         guard let handle = dlopen(openPath ?? path, RTLD_NOW | RTLD_LOCAL) else {
             let reason = dlerror().map { String(cString: $0) } ?? "unknown dlopen error"
@@ -78,7 +110,7 @@ public final class NativeDriverLibrary: @unchecked Sendable {
         guard let symbol = dlsym(handle, NOVA_DRIVER_INIT_SYMBOL) else { throw .missingEntrySymbol(path: path) }
         let initFn = unsafeBitCast(symbol, to: nova_driver_init_fn.self)
 
-        let context = HostContext(driverName: expectedName ?? path)
+        let context = HostContext(driverName: expectedName ?? path, generation: generation)
         let api = UnsafeMutablePointer<nova_host_api>.allocate(capacity: 1)
         // Kept for the life of the process: the driver may hold the pointer until shutdown,
         // and the image is never unloaded.
@@ -215,7 +247,8 @@ public final class NativeDriverInstance: ToolDriver, @unchecked Sendable {
                             tool: nova_buf(ptr: toolBytes.baseAddress, len: toolBytes.count),
                             input: nova_buf(ptr: input.baseAddress, len: input.count),
                             deadline_ns: request.deadlineNanos ?? 0)
-                        return enter { library.table.call(instance, &call) }
+                        // Records the driver logs from inside `call` carry the call (and run) id.
+                        return DriverCallContext.$callId.withValue(id) { enter { library.table.call(instance, &call) } }
                     }
                 }
                 if status < 0 { CallTable.shared.refuse(id, status: status) }

@@ -129,7 +129,12 @@ public struct PlanRunner: Sendable {
                             continue
                         }
                         runningIds.insert(step.id)
-                        group.addTask { .finished(await self.execute(step, input: input, runId: runId, principal: principal)) }
+                        group.addTask {
+                            // Driver log records made during the call name the run.
+                            await DriverCallContext.$runId.withValue(runId) {
+                                .finished(await self.execute(step, input: input, runId: runId, principal: principal))
+                            }
+                        }
                     }
                 }
                 guard let outcome = await group.next() else { break }

@@ -14,6 +14,7 @@ import Prometheus
 /// - `nova_runs_total{origin,status}`, `nova_runs_in_flight`
 /// - `nova_drivers_loaded`, `nova_mcp_sessions`
 /// - `nova_policy_reloads_total{outcome}` (`reloaded`, `unchanged`, `failed`)
+/// - `nova_driver_log_records_total{driver,level}` (records drivers wrote through `host->log`)
 public final class ServerMetrics: RunObserver, Sendable {
     /// The registry `/metrics` renders.
     public let registry: PrometheusCollectorRegistry
@@ -37,6 +38,12 @@ public final class ServerMetrics: RunObserver, Sendable {
         mcpSessions = CoreMetrics.Gauge(label: "nova_mcp_sessions", factory: f)
         // Exported from the start (as 0): an alert on "failures > 0" needs the series to exist.
         Counter(label: "nova_episode_write_failures_total", factory: f).increment(by: 0)
+    }
+
+    /// Counts one record a driver logged.
+    public func driverLogged(_ record: DriverLogRecord) {
+        Counter(label: "nova_driver_log_records_total", dimensions: [("driver", record.driver), ("level", record.levelName)],
+                factory: factory).increment()
     }
 
     /// Counts one policy reload by its outcome.

@@ -51,6 +51,8 @@ enum DriverViews {
                                       "in_flight": .int(s.inFlight)]
         if showPath, let p = s.path { o["path"] = .string(p) }
         if let e = s.error { o["error"] = .string(e) }
+        // A failed reload leaves the old generation serving (state stays `loaded`): say so.
+        o["reload_error"] = s.reloadError.map { .string($0) } ?? .null
         if let a = s.abiVersion { o["abi"] = .string(a.description) }
         if let m = s.manifest {
             o["version"] = .string(m.version)

@@ -32,6 +32,7 @@
 #include <sys/personality.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -584,6 +585,82 @@ static void c_kernel(void)
     EXPECT("open_by_handle_at", syscall(SYS_open_by_handle_at, AT_FDCWD, NULL, 0), EPERM);
 }
 
+/* 40: hardening of issue 10.5 */
+static void expect_socket_refused(const char *what, int family)
+{
+    int fd = socket(family, SOCK_DGRAM, 0);
+    int e = errno;
+    if (fd < 0 && e == EPERM)
+        okf(what, "EPERM");
+    else {
+        failf(what, "got %s", fd >= 0 ? "a socket" : ename(e));
+        if (fd >= 0)
+            close(fd);
+    }
+}
+
+static void expect_socket_allowed(const char *what, int family, int type)
+{
+    int fd = socket(family, type, 0);
+    if (fd >= 0) {
+        okf(what, "allowed");
+        close(fd);
+    } else if (errno == EPERM)
+        failf(what, "EPERM (the filter refuses a family the sandbox allows)");
+    else
+        okf(what, "not refused by the filter (%s)", ename(errno));
+}
+
+static void expect_limit(const char *what, int res, rlim_t max)
+{
+    struct rlimit rl;
+    if (getrlimit(res, &rl) != 0)
+        failf(what, "getrlimit: %s", ename(errno));
+    else if (rl.rlim_cur <= max && rl.rlim_max <= max)
+        okf(what, "%llu/%llu", (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+    else
+        failf(what, "%llu/%llu, want at most %llu", (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+              (unsigned long long)max);
+}
+
+static void c_harden(void)
+{
+#if defined(__x86_64__)
+    char ldt[16];
+    EXPECT("modify_ldt", syscall(154, 0, ldt, sizeof ldt), EPERM);
+    EXPECT("statmount", syscall(457, NULL, NULL, 0, 0), EPERM);
+    EXPECT("listmount", syscall(458, NULL, NULL, 0, 0), EPERM);
+    EXPECT("lsm_set_self_attr", syscall(460, 0, NULL, 0, 0), EPERM);
+    EXPECT("open_tree_attr", syscall(467, AT_FDCWD, "/", 0, NULL, 0), EPERM);
+#endif
+    expect_socket_refused("socket(AF_PACKET)", AF_PACKET);
+    expect_socket_refused("socket(AF_KEY)", AF_KEY);
+    expect_socket_refused("socket(AF_CAN)", 29);
+    expect_socket_refused("socket(AF_NFC)", 39);
+    expect_socket_refused("socket(AF_QIPCRTR)", 42);
+    expect_socket_refused("socket(AF_VSOCK)", AF_VSOCK);
+    expect_socket_refused("socket(63)", 63);
+    expect_socket_allowed("socket(AF_UNIX)", AF_UNIX, SOCK_STREAM);
+    expect_socket_allowed("socket(AF_INET)", AF_INET, SOCK_STREAM);
+    expect_socket_allowed("socket(AF_INET6)", AF_INET6, SOCK_DGRAM);
+    expect_socket_allowed("socket(AF_NETLINK)", AF_NETLINK, SOCK_RAW);
+    expect_limit("RLIMIT_RTPRIO", RLIMIT_RTPRIO, 0);
+    expect_limit("RLIMIT_RTTIME", RLIMIT_RTTIME, 0);
+    expect_limit("RLIMIT_NICE", RLIMIT_NICE, 0);
+    expect_limit("RLIMIT_MEMLOCK", RLIMIT_MEMLOCK, 64 * 1024);
+    static const char *const hooks[] = {"GCONV_PATH", "LOCPATH", "BASH_ENV", "GLIBC_TUNABLES", "LD_PRELOAD", "ENV", "PS4"};
+    for (size_t i = 0; i < sizeof hooks / sizeof hooks[0]; i++) {
+        if (getenv(hooks[i]))
+            failf("hook variable dropped", "%s=%s reached the program", hooks[i], getenv(hooks[i]));
+        else
+            okf("hook variable dropped", "%s absent", hooks[i]);
+    }
+    if (getenv("LANG"))
+        okf("allowed variable passed", "LANG=%s", getenv("LANG"));
+    else
+        failf("allowed variable passed", "LANG missing (the test would prove nothing)");
+}
+
 /* 19: keystroke injection */
 static void c_tiocsti(void)
 {
@@ -776,6 +853,200 @@ static void c_isolation(int argc, char **argv)
     EXPECT("write /proc/sys/kernel/hostname", open("/proc/sys/kernel/hostname", O_WRONLY), EACCES);
 }
 
+/* 36: memory outside RLIMIT_AS: data held in memfds (written, never mapped)
+ * or in SysV shared memory (attached, touched, detached) is in no process's
+ * address space. `memhold memfd|shm BYTES` tries to hold BYTES and reports
+ * how far it got; holding all of it is the escape. The contained outcomes are
+ * asserted by the battery (killed by the cgroup, or refused). */
+static void c_memhold(int argc, char **argv)
+{
+    const char *kind = argc > 0 ? argv[0] : "memfd";
+    long long want = argc > 1 ? atoll(argv[1]) : (256LL << 20);
+    size_t piece = 16 << 20, chunk = 1 << 20;
+    static char buf[1 << 20];
+    memset(buf, 'm', sizeof buf);
+    long long held = 0;
+    int err = 0;
+    const char *stop = "-";
+    signal(SIGXFSZ, SIG_IGN);
+    while (held < want && !err) {
+        if (!strcmp(kind, "memfd")) {
+            int fd = (int)syscall(SYS_memfd_create, "hold", 0);
+            if (fd < 0) {
+                err = errno;
+                stop = "memfd_create";
+                break;
+            }
+            for (size_t off = 0; off < piece && held < want; off += chunk) {
+                if (write(fd, buf, chunk) != (ssize_t)chunk) {
+                    err = errno ? errno : ENOSPC;
+                    stop = "write";
+                    break;
+                }
+                held += (long long)chunk;
+            }
+        } else {
+            int id = shmget(IPC_PRIVATE, piece, IPC_CREAT | 0600);
+            if (id < 0) {
+                err = errno;
+                stop = "shmget";
+                break;
+            }
+            char *m = shmat(id, NULL, 0);
+            if (m == (void *)-1) {
+                err = errno;
+                stop = "shmat";
+                break;
+            }
+            memset(m, 's', piece);
+            shmdt(m);
+            held += (long long)piece;
+        }
+        printf("held %lld MiB\n", held >> 20);
+    }
+    if (held >= want)
+        failf(kind, "held all %lld MiB outside every limit", want >> 20);
+    else
+        okf(kind, "held %lld of %lld MiB, stopped by %s: %s", held >> 20, want >> 20, stop, ename(err));
+}
+
+/* 37: the work dir's size and inode limits: `diskfill BYTES FILES` writes
+ * up to BYTES (in files below fsize) and creates up to FILES empty files;
+ * reaching either is the escape. */
+static void c_diskfill(int argc, char **argv)
+{
+    long long want = argc > 0 ? atoll(argv[0]) : (1LL << 30);
+    long want_files = argc > 1 ? atol(argv[1]) : 100000;
+    static char buf[1 << 16];
+    memset(buf, 'd', sizeof buf);
+    signal(SIGXFSZ, SIG_IGN);
+    long long total = 0;
+    int err = 0;
+    for (int i = 0; total < want && !err; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "/work/big%d", i);
+        int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0) {
+            err = errno;
+            break;
+        }
+        for (long long f = 0; f < (1LL << 20) && total < want; f += (long long)sizeof buf) {
+            ssize_t n = write(fd, buf, sizeof buf);
+            if (n < 0) {
+                err = errno;
+                break;
+            }
+            total += n;
+        }
+        close(fd);
+    }
+    if (err == ENOSPC && total < want)
+        okf("fill the work dir", "ENOSPC after %lld MiB", total >> 20);
+    else
+        failf("fill the work dir", "errno %s after %lld MiB (asked %lld)", ename(err), total >> 20, want >> 20);
+    /* free the space again, then run out of inodes */
+    for (int i = 0;; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "/work/big%d", i);
+        if (unlink(name) < 0)
+            break;
+    }
+    if (mkdir("/work/many", 0755) < 0) {
+        failf("mkdir /work/many", "%s", ename(errno));
+        return;
+    }
+    long n = 0;
+    err = 0;
+    for (; n < want_files; n++) {
+        char name[64];
+        snprintf(name, sizeof name, "/work/many/f%ld", n);
+        int fd = open(name, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        if (fd < 0) {
+            err = errno;
+            break;
+        }
+        close(fd);
+    }
+    if (err == ENOSPC && n < want_files)
+        okf("exhaust inodes", "ENOSPC after %ld files", n);
+    else
+        failf("exhaust inodes", "errno %s after %ld files (asked %ld)", ename(err), n, want_files);
+}
+
+/* 38: set-id files and exec from writable places. `setid` leaves a set-id
+ * copy of a program in /work (the battery checks the host copy), checks that
+ * running it gains nothing, and that programs copied to /tmp and /work do
+ * not execute (noexec, unless the battery says "exec-allowed"). */
+static int copy_file(const char *from, const char *to, mode_t mode)
+{
+    int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0700);
+    if (in < 0 || out < 0)
+        return -1;
+    char b[65536];
+    ssize_t n;
+    while ((n = read(in, b, sizeof b)) > 0)
+        if (write(out, b, (size_t)n) != n)
+            return -1;
+    close(in);
+    close(out);
+    return chmod(to, mode);
+}
+
+static void c_setid(int argc, char **argv)
+{
+    int exec_allowed = argc > 0 && !strcmp(argv[0], "exec-allowed");
+    if (copy_file("/bin/true", "/work/suid-true", 06755) < 0)
+        failf("plant /work/suid-true", "%s", ename(errno));
+    else
+        okf("plant /work/suid-true", "mode 6755 set inside");
+    const char *progs[] = {"/tmp/t-true", "/work/t-true"};
+    for (int i = 0; i < 2; i++) {
+        if (copy_file("/bin/true", progs[i], 0755) < 0) {
+            failf(progs[i], "copy: %s", ename(errno));
+            continue;
+        }
+        pid_t p = fork();
+        if (p == 0) {
+            char *av[] = {(char *)progs[i], NULL};
+            execv(progs[i], av);
+            _exit(errno == EACCES ? 77 : 78);
+        }
+        int st = 0;
+        waitpid(p, &st, 0);
+        char what[64];
+        snprintf(what, sizeof what, "exec %s", progs[i]);
+        int refused = WIFEXITED(st) && WEXITSTATUS(st) == 77;
+        int ran = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        if (exec_allowed ? ran : refused)
+            okf(what, "%s", refused ? "EACCES (noexec)" : "runs (exec allowed)");
+        else
+            failf(what, "status 0x%x", st);
+    }
+}
+
+/* 39: a program that keeps the work dir busy until it is killed */
+static void c_holdwork(void)
+{
+    int fd = open("/work/mine", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || write(fd, "sandbox\n", 8) != 8)
+        failf("write /work/mine", "%s", ename(errno));
+    if (fd >= 0)
+        close(fd);
+    printf("holding /work\n");
+    fflush(stdout);
+    for (int i = 0; i < 600; i++) {
+        struct stat st;
+        if (stat("/work/release", &st) == 0)
+            break;
+        usleep(50000);
+    }
+    struct stat st;
+    if (stat("/work/intruder", &st) == 0)
+        failf("/work/intruder", "a host process wrote into the running sandbox's work dir");
+    else
+        okf("/work/intruder", "absent");
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -804,6 +1075,7 @@ int main(int argc, char **argv)
     else if (!strcmp(c, "ns")) c_ns();
     else if (!strcmp(c, "keys")) c_keys();
     else if (!strcmp(c, "kernel")) c_kernel();
+    else if (!strcmp(c, "harden")) c_harden();
     else if (!strcmp(c, "tiocsti")) c_tiocsti();
     else if (!strcmp(c, "int80")) c_int80();
     else if (!strcmp(c, "x32")) c_x32();
@@ -812,6 +1084,10 @@ int main(int argc, char **argv)
     else if (!strcmp(c, "argv")) c_argv(ac, av);
     else if (!strcmp(c, "env")) c_env();
     else if (!strcmp(c, "isolation")) c_isolation(ac, av);
+    else if (!strcmp(c, "memhold")) c_memhold(ac, av);
+    else if (!strcmp(c, "diskfill")) c_diskfill(ac, av);
+    else if (!strcmp(c, "setid")) c_setid(ac, av);
+    else if (!strcmp(c, "holdwork")) c_holdwork();
     else {
         fprintf(stderr, "unknown case %s\n", c);
         return 2;

@@ -46,13 +46,18 @@ public final class ProcessDriver: ToolDriver, Sendable {
         var quarantined: String?
         var stopped = false
         var restarts = 0
+        /// Runners whose end has been seen (reaped), by pid.
+        var ended: Set<pid_t> = []
     }
 
     private let state = Mutex(State())
     private let nextId = Atomic<UInt64>(1)
+    /// The registry's generation number (for log records).
+    let generation: Int?
 
     private init(name: String, displayPath: String, libraryPath: String, config: JSONValue, runnerCommand: [String],
-                 manifest: DriverManifest, abiVersion: ABIVersion) {
+                 manifest: DriverManifest, generation: Int?, abiVersion: ABIVersion) {
+        self.generation = generation
         self.name = name
         self.displayPath = displayPath
         self.libraryPath = libraryPath
@@ -74,7 +79,7 @@ public final class ProcessDriver: ToolDriver, Sendable {
     /// Starts a runner, loads the library in it and reads its manifest. The host never opens
     /// the library itself, so a driver that crashes at load cannot take the host down.
     public static func start(name: String, displayPath: String, libraryPath: String, config: JSONValue,
-                             runnerCommand: [String]) throws(DriverLoadError) -> ProcessDriver {
+                             runnerCommand: [String], generation: Int? = nil) throws(DriverLoadError) -> ProcessDriver {
         let (runner, ready) = try spawn(name: name, displayPath: displayPath, libraryPath: libraryPath, config: config, runnerCommand: runnerCommand)
         guard let m = ready["manifest"], let manifest = try? DriverManifest(json: m) else {
             kill(runner.pid, SIGKILL); reap(runner.pid)
@@ -82,7 +87,7 @@ public final class ProcessDriver: ToolDriver, Sendable {
         }
         let abiParts = (ready["abi"]?.stringValue ?? "1.0").split(separator: ".").compactMap { UInt16($0) }
         let driver = ProcessDriver(name: name, displayPath: displayPath, libraryPath: libraryPath, config: config,
-                                   runnerCommand: runnerCommand, manifest: manifest,
+                                   runnerCommand: runnerCommand, manifest: manifest, generation: generation,
                                    abiVersion: ABIVersion(major: abiParts.first ?? 1, minor: abiParts.count > 1 ? abiParts[1] : 0))
         driver.adopt(runner)
         return driver
@@ -100,15 +105,19 @@ public final class ProcessDriver: ToolDriver, Sendable {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, fds[1], 3)
+        // The runner gets fds 0-3 only: not the host's sockets (its listener, client
+        // connections) that are not close-on-exec, which a runner outliving the host would hold.
+        _ = nova_spawn_actions_close_from(&actions, 4)
         let argv = runnerCommand + ["--name", name, "--library", libraryPath]
         var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { for a in cArgs { free(a) } }
         // The runner inherits our environment; a crashing driver should not print a Swift
         // backtrace into the host's stderr (the host reports the crash itself).
-        var env: [UnsafeMutablePointer<CChar>?] = [strdup("SWIFT_BACKTRACE=enable=no")]
+        // NOVA_RUNNER_PARENT: the runner exits at once if we died before it armed PDEATHSIG.
+        var env: [UnsafeMutablePointer<CChar>?] = [strdup("SWIFT_BACKTRACE=enable=no"), strdup("NOVA_RUNNER_PARENT=\(getpid())")]
         var e = environ
         while let entry = e.pointee {
-            if strncmp(entry, "SWIFT_BACKTRACE=", 16) != 0 { env.append(strdup(entry)) }
+            if strncmp(entry, "SWIFT_BACKTRACE=", 16) != 0 && strncmp(entry, "NOVA_RUNNER_PARENT=", 19) != 0 { env.append(strdup(entry)) }
             e += 1
         }
         env.append(nil)
@@ -174,8 +183,12 @@ public final class ProcessDriver: ToolDriver, Sendable {
                                                                         source: e["source"]?.stringValue ?? "driver", usage: usage))
                 }
             case "log":
+                // The runner sends the host's call id (`call`) and run id when the record was
+                // made inside a call.
                 DriverLogging.emit(DriverLogRecord(driver: name, level: Int32(msg["level"]?.intValue ?? 2),
-                                                   channel: msg["channel"]?.stringValue ?? "system_log", message: msg["message"]?.stringValue ?? ""))
+                                                   channel: msg["channel"]?.stringValue ?? "system_log", message: msg["message"]?.stringValue ?? "",
+                                                   generation: generation, callId: msg["call"]?.intValue.map { UInt64($0) },
+                                                   runId: msg["run"]?.stringValue))
             default:
                 continue
             }
@@ -187,6 +200,7 @@ public final class ProcessDriver: ToolDriver, Sendable {
     private func runnerEnded(_ runner: Runner) {
         runner.channel.close()
         let how = Self.reap(runner.pid)
+        state.withLock { _ = $0.ended.insert(runner.pid) }
         let now = nova_monotonic_now_ns()
         let (failed, stopped) = state.withLock { s -> ([CheckedContinuation<ToolCallResult, any Error>], Bool) in
             var out: [CheckedContinuation<ToolCallResult, any Error>] = []
@@ -255,6 +269,7 @@ public final class ProcessDriver: ToolDriver, Sendable {
         var frame = Array(#"{"op":"call","id":"#.utf8) + Array(String(id).utf8)
         frame += Array(#","tool":"#.utf8) + JSONValue.string(request.tool).serializedBytes()
         frame += Array(#","deadline_ns":"#.utf8) + Array(String(request.deadlineNanos ?? 0).utf8)
+        if let run = DriverCallContext.runId { frame += Array(#","run":"#.utf8) + JSONValue.string(run).serializedBytes() }
         frame += Array(#","input":"#.utf8) + (request.input.isEmpty ? Array("{}".utf8) : request.input) + [UInt8(ascii: "}")]
         let label = "\(name).\(request.tool)"
         return try await withTaskCancellationHandler {
@@ -290,15 +305,27 @@ public final class ProcessDriver: ToolDriver, Sendable {
     }
 
     /// Stops the runner (the generation is retired). In-flight calls have finished by then.
-    public func stop() {
+    public func stop() { _ = stopRunner() }
+
+    /// Stops the runner and waits (up to `timeoutNanos`) until it has exited: it destroys the
+    /// instance and shuts the driver down first. For an orderly exit of the host, which would
+    /// otherwise kill the runner (parent-death signal) before it got there.
+    public func stopAndWait(timeoutNanos: Int64 = 10_000_000_000) {
+        guard let pid = stopRunner() else { return }
+        let deadline = nova_monotonic_now_ns() + timeoutNanos
+        while !state.withLock({ $0.ended.contains(pid) }) && nova_monotonic_now_ns() < deadline { usleep(2_000) }
+    }
+
+    private func stopRunner() -> pid_t? {
         let runner = state.withLock { s -> Runner? in
             s.stopped = true
             defer { s.runner = nil }
             return s.runner
         }
-        guard let runner else { return }
+        guard let runner else { return nil }
         // Closing our end makes the runner exit; the reader thread reaps it.
         shutdown(runner.channel.fd, Int32(SHUT_RDWR))
+        return runner.pid
     }
 }
 

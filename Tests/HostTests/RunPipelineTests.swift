@@ -1,0 +1,67 @@
+import Foundation
+import Testing
+@testable import Host
+import JSON
+
+/// Issue 11.1: the one run pipeline (prepare → bind inputs → validate → run → redact → record).
+@Suite("Run pipeline")
+struct RunPipelineTests {
+    func host(_ dir: String) throws -> NovaHost {
+        try FileManager.default.createDirectory(atPath: dir + "/drivers", withIntermediateDirectories: true)
+        try Fixtures.buildEcho(into: dir + "/drivers")
+        Fixtures.write(#"{"principals": {"uma": "user"}, "rules": [{"id": "all", "effect": "allow", "tools": ["*"]}]}"#, to: dir + "/policy.json")
+        return try NovaHost(paths: HostPaths(driversDirectory: dir + "/drivers", dataDirectory: dir + "/data", policyFile: dir + "/policy.json"),
+                            episodes: EpisodeLog(dataDirectory: dir + "/data"))
+    }
+
+    func plan(_ text: String) throws -> Plan { try Plan.parse(JSONValue.parse(text)) }
+
+    @Test func thePlanDocumentInTheEpisodeIsRedacted() async throws {
+        let nova = try host(Fixtures.tempDir("pipeline"))
+        let p = try plan(#"{"steps": [{"id": "a", "call": "echo.echo", "input": {"password": "hunter2", "headers": {"Authorization": "Bearer s3cret"}, "x": 1}}]}"#)
+        let request = try await nova.pipeline.prepare(RunSubmission(plan: p, principal: "uma", origin: "test"))
+        let result = await nova.pipeline.execute(request)
+        #expect(result.record.status == .succeeded && result.episode != nil)
+        let stored = try #require(try nova.episodes?.show(runId: result.record.runId)).document
+        // The plan document and the recorded inputs lose their secrets (echo's output is its
+        // input: outputs are what the caller asked for, recorded as returned).
+        for part in [stored["plan"], stored["inputs"], stored["steps"]?[0]?["attempts"]?[0]?["input"]] {
+            let text = part?.serialized() ?? ""
+            #expect(!text.contains("hunter2") && !text.contains("s3cret"), "\(text)")
+        }
+        #expect(stored["plan"]?["steps"]?[0]?["input"]?["x"] == 1)
+        #expect(stored["plan"]?["steps"]?[0]?["input"]?["password"] == Redaction.marker)
+    }
+
+    @Test func aReferenceThatDoesNotResolveFailsItsStep() async throws {
+        let nova = try host(Fixtures.tempDir("pipeline"))
+        let p = try plan(#"{"steps": [{"id": "a", "call": "echo.echo", "input": {"x": 1}}, {"id": "b", "call": "echo.echo", "input": {"y": "${steps.a.output.missing}"}}]}"#)
+        let result = await nova.pipeline.execute(try await nova.pipeline.prepare(RunSubmission(plan: p, principal: "uma", origin: "test")))
+        #expect(result.record.status == .failed)
+        #expect(result.record.steps[1].status == .failed && result.record.steps[1].attempts.isEmpty)
+        #expect(result.record.steps[1].reason?.contains("steps.a.output.missing: no such path in the value") == true, "\(result.record.steps[1].reason ?? "-")")
+        let out = try plan(#"{"steps": [{"id": "a", "call": "echo.echo", "input": {"x": 1}}], "output": {"v": "${steps.a.output.nope}"}}"#)
+        let r2 = await nova.pipeline.execute(try await nova.pipeline.prepare(RunSubmission(plan: out, principal: "uma", origin: "test")))
+        #expect(r2.record.status == .failed && r2.record.error?.contains("field 'output'") == true, "\(r2.record.error ?? "-")")
+    }
+
+    @Test func prepareChecksInputsOptionsRoleAndToolsInOnePlace() async throws {
+        let nova = try host(Fixtures.tempDir("pipeline"))
+        let p = try plan(#"{"inputs": {"n": {"type": "integer"}}, "steps": [{"id": "a", "call": "echo.echo", "input": {"n": "${inputs.n}"}}]}"#)
+        func rejection(_ s: RunSubmission) async -> RunRejection? {
+            do { _ = try await nova.pipeline.prepare(s); return nil } catch { return error }
+        }
+        for bad in [0, 65] {
+            guard case .invalidOptions(let m)? = await rejection(RunSubmission(plan: p, inputs: ["n": 1], principal: "uma", parallelism: bad, origin: "t")) else {
+                Issue.record("parallelism \(bad) accepted"); continue
+            }
+            #expect(m == "parallelism must be an integer from 1 to 64")
+        }
+        guard case .invalidInputs? = await rejection(RunSubmission(plan: p, inputs: ["n": "x"], principal: "uma", origin: "t")) else { Issue.record("bad input accepted"); return }
+        guard case .unknownRole? = await rejection(RunSubmission(plan: p, inputs: ["n": 1], principal: "uma", role: "ghost", origin: "t")) else { Issue.record("unknown role accepted"); return }
+        let unknownTool = try plan(#"{"steps": [{"id": "a", "call": "echo.nope", "input": {}}]}"#)
+        guard case .invalidPlan? = await rejection(RunSubmission(plan: unknownTool, principal: "uma", origin: "t")) else { Issue.record("unknown tool accepted"); return }
+        let ok = try await nova.pipeline.prepare(RunSubmission(plan: p, inputs: ["n": 2], principal: "uma", origin: "t"))
+        #expect(ok.options.parallelism == RunPipeline.defaultParallelism && ok.inputs["n"] == 2)
+    }
+}
