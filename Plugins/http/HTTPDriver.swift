@@ -537,6 +537,7 @@ final class HTTPState: Sendable {
             switch v {
             case .string(let s): return s
             case .int(let i): return String(i)
+            case .bigInt(let b): return b.description
             case .double(let d): return d == d.rounded() && abs(d) < 1e15 ? String(Int(d)) : String(d)
             case .bool(let b): return b ? "true" : "false"
             default: throw DriverError.invalidArgument("query values must be strings, numbers, booleans or arrays of them")

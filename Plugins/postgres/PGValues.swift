@@ -31,7 +31,7 @@ struct UntypedParameter: PostgresDynamicTypeEncodable {
         case .null: return "NULL"
         case .bool(let b): return b ? "true" : "false"
         case .int(let i): return String(i)
-        case .double: return v.serialized()
+        case .double, .bigInt: return v.serialized()
         case .string(let s): return inArray ? quote(s) : s
         case .object: return inArray ? quote(v.serialized()) : v.serialized()
         case .array(let items): return "{" + items.map { text($0, inArray: true) }.joined(separator: ",") + "}"

@@ -502,6 +502,11 @@ struct Parser {
                 return .int(Int(mantissa))
             }
         }
+        if isInteger {
+            // Beyond Int: keep the digits (the leading '-' and digits were checked above).
+            let text = String(decoding: UnsafeBufferPointer(start: base.unsafelyUnwrapped + start, count: pos - start), as: UTF8.self)
+            if let big = JSONBigInt(text) { return .bigInt(big) }
+        }
         // Clinger's fast path: exact when the mantissa and the power of ten are exact doubles.
         let e10 = exponent - fractionDigits + droppedDigits
         if droppedDigits == 0 && mantissa < (1 << 53) && e10 >= -22 && e10 <= 22 {

@@ -7,8 +7,8 @@ extension JSONValue {
     ///     otherwise in dictionary order, which is not stable across processes.
     ///
     /// Doubles are written in their shortest round-trip form (`1.0`, `0.1`, `1e-07`); integral
-    /// doubles keep their `.0` so that the text parses back to `.double`. Non-finite doubles,
-    /// which JSON cannot represent, are written as `null`.
+    /// doubles keep their `.0` so that the text parses back to `.double`. ±infinity (what the
+    /// parser makes of `1e400`) is written `±1e400`; NaN, which no JSON text produces, `null`.
     public func serialized(pretty: Bool = false, sortedKeys: Bool = false) -> String {
         let bytes = serializedBytes(pretty: pretty, sortedKeys: sortedKeys)
         return String(decoding: bytes, as: UTF8.self)
@@ -27,9 +27,10 @@ extension JSONValue {
     /// ECMAScript's `JSON.stringify` does, doubles in ECMAScript's shortest round-trip number
     /// form, and integral doubles written as integers (`1.0` → `1`, `-0.0` → `0`).
     ///
-    /// Differences from RFC 8785, kept deliberately: `.int` values are written exactly even
-    /// beyond 2^53 (RFC 8785 would round them through IEEE 754), and non-finite doubles are
-    /// written as `null` instead of being rejected. The output is the same for equal values,
+    /// Differences from RFC 8785, kept deliberately: `.int` and `.bigInt` values are written
+    /// exactly even beyond 2^53 (RFC 8785 would round them through IEEE 754), as are doubles from
+    /// 2^63 to 10^21 (ECMAScript's rounded digits would read back as another big integer), and
+    /// ±infinity (what `1e400` parses to) is written `±1e400` instead of being rejected. The output is the same for equal values,
     /// so it is suitable for hashing.
     public func canonicalBytes() -> [UInt8] {
         var w = JSONWriter(mode: .canonical, sortKeys: true)
@@ -72,6 +73,10 @@ struct JSONWriter {
         case .bool(let b): appendASCII(b ? "true" : "false")
         case .int(let i): writeInt(i)
         case .double(let d): writeDouble(d)
+        case .bigInt(let b):
+            // Canonically, a big integer equal to a double is written as that double is, so
+            // equal values always have the same canonical bytes (10^21 and 1e21: "1e+21").
+            if mode == .canonical, let d = b.exactDouble { writeDouble(d) } else { out.append(contentsOf: b.description.utf8) }
         case .string(let s): writeString(s)
         case .array(let a):
             if a.isEmpty { out.append(0x5B); out.append(0x5D); return }
@@ -129,11 +134,19 @@ struct JSONWriter {
     mutating func writeDouble(_ d: Double) {
         guard d.isFinite else {
             // ±infinity (what the parser makes of e.g. 1e400) is written as ±1e400, which parses
-            // back to the same value; the canonical encoding (RFC 8785) and NaN use null.
-            if d.isInfinite && mode != .canonical { appendASCII(d < 0 ? "-1e400" : "1e400") } else { appendASCII("null") }
+            // back to the same value (also in the canonical encoding, where RFC 8785 has no
+            // answer); NaN, which no JSON text produces, as null.
+            appendASCII(d.isInfinite ? (d < 0 ? "-1e400" : "1e400") : "null")
             return
         }
         if mode == .canonical {
+            // ECMAScript writes integers below 10^21 without an exponent, rounded to 17
+            // significant digits; beyond 2^63 such text would parse back as a different, exact
+            // big integer, so those doubles are written with their exact digits instead.
+            if d.magnitude >= 9223372036854775808.0 && d.magnitude < 1e21 {
+                out.append(contentsOf: JSONBigInt.exactIntegerText(d).utf8)
+                return
+            }
             out.append(contentsOf: ecmaScriptNumberString(d).utf8)
         } else {
             out.append(contentsOf: d.description.utf8)

@@ -32,6 +32,8 @@ extension JSONValue: Codable {
         case .bool(let b): try c.encode(b)
         case .int(let i): try c.encode(i)
         case .double(let d): try c.encode(d)
+        // Foundation's Decimal holds 38 digits; beyond, the nearest Double is all Codable has.
+        case .bigInt(let b): try c.encode(Decimal(string: b.description).flatMap { $0.isNaN ? nil : $0 } ?? Decimal(b.doubleValue))
         case .string(let s): try c.encode(s)
         case .array(let a): try c.encode(a)
         case .object(let o):

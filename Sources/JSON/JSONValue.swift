@@ -4,8 +4,9 @@
 
 /// A JSON value.
 ///
-/// Numbers are kept as `.int` when the text had no fraction or exponent and fits `Int`,
-/// otherwise as `.double`. Equality follows JSON Schema: numbers compare by mathematical value,
+/// Numbers are kept as `.int` when the text had no fraction or exponent and fits `Int`, as
+/// `.bigInt` (exact decimal digits) when it had neither but does not fit `Int`, otherwise as
+/// `.double` (a magnitude beyond Double's range, such as `1e400`, becomes ±infinity). Equality follows JSON Schema: numbers compare by mathematical value,
 /// so `.int(1) == .double(1.0)`, and `hash(into:)` is consistent with that. Strings compare by
 /// their Unicode scalar values (not by Swift's canonical-equivalence rules), as JSON requires.
 ///
@@ -19,6 +20,8 @@ public enum JSONValue: Sendable {
     case bool(Bool)
     case int(Int)
     case double(Double)
+    /// An integer outside `Int`'s range, kept exactly (never produced for values that fit `Int`).
+    case bigInt(JSONBigInt)
     case string(String)
     case array([JSONValue])
     case object([JSONKey: JSONValue])
@@ -35,6 +38,7 @@ extension JSONValue: Hashable {
         case let (.double(a), .double(b)): return a == b
         case let (.int(a), .double(b)): return JSONValue.intEqualsDouble(a, b)
         case let (.double(a), .int(b)): return JSONValue.intEqualsDouble(b, a)
+        case (.bigInt, _), (_, .bigInt): return JSONValue.compareNumbers(lhs, rhs) == 0
         case let (.string(a), .string(b)): return JSONValue.scalarsEqual(a, b)
         case let (.array(a), .array(b)):
             guard a.count == b.count else { return false }
@@ -60,6 +64,13 @@ extension JSONValue: Hashable {
                 hasher.combine(2 as UInt8); hasher.combine(i)
             } else {
                 hasher.combine(3 as UInt8); hasher.combine(d)
+            }
+        case .bigInt(let b):
+            // Equal to a double only when that double is an integer beyond Int: hash like it.
+            if let d = b.exactDouble {
+                hasher.combine(3 as UInt8); hasher.combine(d)
+            } else {
+                hasher.combine(7 as UInt8); hasher.combine(b)
             }
         case .string(let s): hasher.combine(4 as UInt8); JSONKey(s).hash(into: &hasher)
         case .array(let a):
@@ -137,12 +148,13 @@ extension JSONValue {
         }
     }
 
-    /// The number as a `Double` when this is `.double` or `.int`.
+    /// The number as a `Double` when this is a number (a `.bigInt` rounds to the nearest).
     @inlinable
     public var doubleValue: Double? {
         switch self {
         case .double(let d): return d
         case .int(let i): return Double(i)
+        case .bigInt(let b): return b.doubleValue
         default: return nil
         }
     }
@@ -187,11 +199,11 @@ extension JSONValue {
         return false
     }
 
-    /// `true` when this is `.int` or `.double`.
+    /// `true` when this is `.int`, `.bigInt` or `.double`.
     @inlinable
     public var isNumber: Bool {
         switch self {
-        case .int, .double: return true
+        case .int, .bigInt, .double: return true
         default: return false
         }
     }
@@ -202,7 +214,7 @@ extension JSONValue {
         switch self {
         case .null: return "null"
         case .bool: return "boolean"
-        case .int: return "integer"
+        case .int, .bigInt: return "integer"
         case .double: return "number"
         case .string: return "string"
         case .array: return "array"

@@ -298,6 +298,7 @@ final class Compiler {
         if case .double(let d) = v, d >= 9223372036854775808.0, d.isFinite, d.rounded(.towardZero) == d {
             return Int.max
         }
+        if case .bigInt(let b) = v, !b.isNegative { return Int.max }
         throw error(loc, "\"\(kw)\" must be a non-negative integer")
     }
 
@@ -523,22 +524,37 @@ final class Compiler {
 
 extension DecimalDivisor {
     /// Splits a positive number into decimal digits × 10^exponent using its shortest
-    /// round-trip text, so `0.01` is exactly 1 × 10^-2.
+    /// round-trip text, so `0.01` is exactly 1 × 10^-2; big integers keep every digit.
     init?(_ v: JSONValue) {
         switch v {
         case .int(let i):
             guard i > 0 else { return nil }
-            value = Double(i)
-            intValue = i
-            digits = UInt64(i)
-            exponent = 0
+            self.init(value: Double(i), intValue: i, digits: UInt64(i), exponent: 0, bigDigits: nil)
         case .double(let d):
-            guard d > 0, d.isFinite, let (dg, e) = decimalDigits(d) else { return nil }
-            value = d
-            intValue = nil
-            digits = dg
-            exponent = e
+            guard d > 0, d.isFinite else { return nil }
+            if let (dg, e) = decimalDigits(d) {
+                self.init(value: d, intValue: nil, digits: dg, exponent: e, bigDigits: nil)
+            } else if let b = JSONBigInt(JSONBigInt.exactIntegerText(d)) {
+                self.init(big: b, value: d)
+            } else {
+                return nil
+            }
+        case .bigInt(let b):
+            guard !b.isNegative else { return nil }
+            self.init(big: b, value: b.doubleValue)
         default: return nil
+        }
+    }
+
+    /// A positive big integer: trailing zeros go to the exponent; the rest stays digits.
+    init(big b: JSONBigInt, value: Double) {
+        let zeros = b.trailingDecimalZeros
+        let significant = b.magnitude.dropLast(zeros)
+        if let small = UInt64(significant) {
+            self.init(value: value, intValue: nil, digits: small, exponent: zeros, bigDigits: nil)
+        } else {
+            self.init(value: value, intValue: nil, digits: 0, exponent: zeros,
+                      bigDigits: significant.utf8.map { $0 - UInt8(ascii: "0") })
         }
     }
 }

@@ -51,15 +51,18 @@ final class Node {
     deinit { steps.deallocate() }
 }
 
-/// A JSON Schema number limit, compared exactly against ints where possible.
+/// A JSON Schema number limit, compared exactly with the instance (ints, doubles and big
+/// integers alike).
 enum NumberLimit {
     case int(Int)
     case double(Double)
+    case big(JSONBigInt)
 
     init?(_ v: JSONValue) {
         switch v {
         case .int(let i): self = .int(i)
         case .double(let d): self = .double(d)
+        case .bigInt(let b): self = .big(b)
         default: return nil
         }
     }
@@ -68,6 +71,7 @@ enum NumberLimit {
         switch self {
         case .int(let i): return .int(i)
         case .double(let d): return .double(d)
+        case .big(let b): return .bigInt(b)
         }
     }
 
@@ -76,25 +80,12 @@ enum NumberLimit {
     func compare(_ v: JSONValue) -> Int? {
         switch (v, self) {
         case let (.int(a), .int(b)): return a < b ? -1 : (a == b ? 0 : 1)
-        case let (.int(a), .double(b)): return compareIntDouble(a, b)
-        case let (.double(a), .int(b)): return -compareIntDouble(b, a)
+        case let (.int(a), .double(b)): return JSONValue.compareIntToDouble(a, b)
+        case let (.double(a), .int(b)): return -JSONValue.compareIntToDouble(b, a)
         case let (.double(a), .double(b)): return a < b ? -1 : (a == b ? 0 : 1)
-        default: return nil
+        default: return JSONValue.compareNumbers(v, json)
         }
     }
-}
-
-/// Exact comparison of an Int with a Double.
-@inline(__always)
-func compareIntDouble(_ a: Int, _ b: Double) -> Int {
-    if b.isNaN { return 0 }
-    if b >= 9223372036854775808.0 { return -1 }  // 2^63: above every Int
-    if b < -9223372036854775808.0 { return 1 }
-    let bf = b.rounded(.down)
-    let bi = Int(bf)
-    if a < bi { return -1 }
-    if a > bi { return 1 }
-    return bf == b ? 0 : -1
 }
 
 /// Bit set of JSON types for `type`.
@@ -128,7 +119,7 @@ struct TypeMask: OptionSet {
         switch v {
         case .null: return contains(.null)
         case .bool: return contains(.boolean)
-        case .int: return rawValue & (TypeMask.integer.rawValue | TypeMask.number.rawValue) != 0
+        case .int, .bigInt: return rawValue & (TypeMask.integer.rawValue | TypeMask.number.rawValue) != 0
         case .double(let d):
             if contains(.number) { return true }
             return contains(.integer) && d.isFinite && d.rounded(.towardZero) == d
@@ -282,8 +273,12 @@ final class DynamicRef {
 struct DecimalDivisor {
     let value: Double
     let intValue: Int?
+    /// digits × 10^exponent is the divisor when `bigDigits` is nil.
     let digits: UInt64
     let exponent: Int
+    /// An integer divisor whose significant digits do not fit `UInt64`: its decimal digits
+    /// (divisor = bigDigits × 10^exponent).
+    let bigDigits: [UInt8]?
 }
 
 /// A compiled keyword.

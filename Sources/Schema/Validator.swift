@@ -915,14 +915,20 @@ struct Evaluator {
     // MARK: helpers
 
     func isMultiple(_ v: JSONValue, of div: DecimalDivisor) -> Bool {
+        if let big = div.bigDigits { return isMultiple(v, ofBig: big, exponent: div.exponent) }
         switch v {
         case .int(let i):
             if let d = div.intValue { return i % d == 0 }
             return decimalMultiple(UInt64(i.magnitude), 0, div)
+        case .bigInt(let b):
+            return bigMultiple(b, div)
         case .double(let d):
             guard d.isFinite else { return false }
             if d == 0 { return true }
             guard let (digits, e) = decimalDigits(d) else {
+                // More than 19 significant digits: an integer beyond 2^63 (any fraction would
+                // need fewer digits), so its exact decimal text decides.
+                if d.rounded(.towardZero) == d, let b = JSONBigInt(JSONBigInt.exactIntegerText(d)) { return bigMultiple(b, div) }
                 let q = d / div.value
                 return q.isFinite && q.rounded(.towardZero) == q
             }
@@ -930,6 +936,74 @@ struct Evaluator {
         default:
             return true
         }
+    }
+
+    /// Whether a big integer is a multiple of div.digits × 10^div.exponent, exactly.
+    func bigMultiple(_ b: JSONBigInt, _ div: DecimalDivisor) -> Bool {
+        let m = div.digits
+        if div.exponent >= 0 {
+            // The last `exponent` digits must be zeros; the rest must be divisible by m.
+            guard b.trailingDecimalZeros >= div.exponent else { return false }
+            let rest = b.magnitude.dropLast(div.exponent)
+            return JSONBigInt(rest).map { $0.magnitudeRemainder(dividingBy: m) == 0 } ?? (UInt64(rest)! % m == 0)
+        }
+        // b × 10^(-exponent) mod m
+        var r = b.magnitudeRemainder(dividingBy: m)
+        var k = -div.exponent
+        while k > 0 && r != 0 {
+            let (hi, lo) = r.multipliedFullWidth(by: 10)
+            r = m.dividingFullWidth((hi, lo)).remainder
+            k -= 1
+        }
+        return r == 0
+    }
+
+    /// Whether `v` is a multiple of an integer divisor too long for UInt64 (bigDigits × 10^e).
+    func isMultiple(_ v: JSONValue, ofBig big: [UInt8], exponent e: Int) -> Bool {
+        let text: String
+        switch v {
+        case .int(let i): text = String(i.magnitude)
+        case .bigInt(let b): text = b.magnitude
+        case .double(let d):
+            guard d.isFinite else { return false }
+            guard d.rounded(.towardZero) == d else { return d == 0 }
+            text = JSONBigInt.exactIntegerText(d.magnitude)
+        default: return true
+        }
+        var digits = Array(text.utf8).map { $0 - UInt8(ascii: "0") }
+        // Divisible by 10^e: the last e digits are zeros (0 itself is a multiple of anything).
+        if digits == [0] { return true }
+        guard digits.count > e, digits.suffix(e).allSatisfy({ $0 == 0 }) else { return false }
+        digits.removeLast(e)
+        return decimalRemainderIsZero(digits, big)
+    }
+
+    /// Long division in base 10: whether `n` (decimal digits) is divisible by `d` (decimal
+    /// digits, no leading zeros, not zero). O(len(n) × len(d)).
+    func decimalRemainderIsZero(_ n: [UInt8], _ d: [UInt8]) -> Bool {
+        var r: [UInt8] = []  // the running remainder, no leading zeros
+        func lessThanDivisor(_ x: [UInt8]) -> Bool {
+            if x.count != d.count { return x.count < d.count }
+            for (a, b) in zip(x, d) where a != b { return a < b }
+            return false
+        }
+        for digit in n {
+            if !(r.isEmpty && digit == 0) { r.append(digit) }
+            while !lessThanDivisor(r) {
+                // r -= d (r >= d, so r has at least d's length)
+                var borrow: Int = 0
+                var i = r.count - 1, j = d.count - 1
+                while i >= 0 {
+                    var x = Int(r[i]) - borrow - (j >= 0 ? Int(d[j]) : 0)
+                    borrow = x < 0 ? 1 : 0
+                    if x < 0 { x += 10 }
+                    r[i] = UInt8(x)
+                    i -= 1; j -= 1
+                }
+                while r.first == 0 { r.removeFirst() }
+            }
+        }
+        return r.isEmpty
     }
 
     /// Whether digits×10^e is an integer multiple of div.digits×10^div.exponent, exactly.
@@ -988,7 +1062,7 @@ func describeType(_ v: JSONValue) -> String {
     switch v {
     case .null: return "null"
     case .bool: return "a boolean"
-    case .int: return "an integer"
+    case .int, .bigInt: return "an integer"
     case .double(let d): return d.rounded(.towardZero) == d && d.isFinite ? "an integer" : "a number"
     case .string: return "a string"
     case .array: return "an array"

@@ -64,4 +64,27 @@ struct RunPipelineTests {
         let ok = try await nova.pipeline.prepare(RunSubmission(plan: p, inputs: ["n": 2], principal: "uma", origin: "t"))
         #expect(ok.options.parallelism == RunPipeline.defaultParallelism && ok.inputs["n"] == 2)
     }
+
+    /// Issue 10 items 19 and 20 through a driver: canonically equivalent member names stay two
+    /// members and integers beyond 64 bits keep every digit — in the step output, the plan
+    /// output and the episode stored on disk.
+    @Test func toolInputsComeBackWithExactlyTheKeysAndNumbersThatWentIn() async throws {
+        let dir = Fixtures.tempDir("pipeline")
+        let nova = try host(dir)
+        let input = #"{"\u00e9": 1, "e\u0301": 2, "K": 3, "\u212a": 4, "big": 100000000000000000001, "neg": -18446744073709551617, "huge": 1e400}"#
+        let p = try plan(#"{"steps": [{"id": "a", "call": "echo.echo", "input": "# + input + #"}], "output": {"v": "${steps.a.output}"}}"#)
+        let result = await nova.pipeline.execute(try await nova.pipeline.prepare(RunSubmission(plan: p, principal: "uma", origin: "test")))
+        #expect(result.record.status == .succeeded, "\(result.record.error ?? "-")")
+        let expected = try JSONValue.parse(input)
+        #expect(expected.objectMembers?.count == 7)
+        let output = try #require(result.record.steps[0].output)
+        #expect(output == expected && output.objectMembers?.count == 7, "\(output.serialized())")
+        #expect(output.serialized(sortedKeys: true) == expected.serialized(sortedKeys: true))
+        #expect(output["big"]?.serialized() == "100000000000000000001" && output["neg"]?.serialized() == "-18446744073709551617")
+        #expect(result.record.output?["v"] == expected)
+        // Read back from disk, not from memory.
+        let stored = try #require(try EpisodeLog(dataDirectory: dir + "/data").show(runId: result.record.runId)).document
+        let recorded = try #require(stored["steps"]?[0]?["attempts"]?[0]?["output"])
+        #expect(recorded.serialized(sortedKeys: true) == expected.serialized(sortedKeys: true), "\(recorded.serialized())")
+    }
 }

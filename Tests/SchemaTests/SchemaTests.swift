@@ -378,12 +378,40 @@ struct BigNumberKeywordTests {
         #expect(try !valid("{\"minimum\":0}", "-1e400"))
     }
 
-    @Test(.disabled("issue 10 item 20: integers beyond Int64 are still compared as Double"))
-    func bigIntegersCompareExactly() throws {
+    @Test func bigIntegersCompareExactly() throws {
         #expect(try !valid("{\"enum\":[100000000000000000001]}", "100000000000000000000"))
+        #expect(try valid("{\"enum\":[100000000000000000001]}", "100000000000000000001"))
+        #expect(try !valid("{\"const\":-100000000000000000001}", "-100000000000000000002"))
         #expect(try !valid("{\"maximum\":18446744073709551616}", "18446744073709551617"))
+        #expect(try valid("{\"maximum\":18446744073709551616}", "18446744073709551616"))
+        #expect(try !valid("{\"exclusiveMaximum\":18446744073709551616}", "18446744073709551616"))
+        #expect(try valid("{\"minimum\":-18446744073709551617}", "-18446744073709551616"))
+        #expect(try !valid("{\"minimum\":9223372036854775807}", "-9223372036854775809"))
+        // A double limit against a big instance, exactly: 2^64 as a double.
+        #expect(try !valid("{\"maximum\":18446744073709551616.0}", "18446744073709551617"))
+        #expect(try valid("{\"minimum\":1.5}", "18446744073709551617"))
+        #expect(try valid("{\"type\":\"integer\"}", "-18446744073709551617"))
         #expect(try valid("{\"uniqueItems\":true}", "[18446744073709551616, 18446744073709551617]"))
+        // Equal values are equal whatever their spelling: 1e20 is exactly 10^20.
+        #expect(try !valid("{\"uniqueItems\":true}", "[1e20, 100000000000000000000]"))
+        #expect(try valid("{\"enum\":[1e20]}", "100000000000000000000"))
         #expect(try !valid("{\"multipleOf\":2}", "18446744073709551617"))
         #expect(try valid("{\"multipleOf\":2}", "18446744073709551618"))
+        #expect(try valid("{\"multipleOf\":0.5}", "18446744073709551617"))
+        #expect(try !valid("{\"multipleOf\":1000}", "18446744073709551610"))
+        #expect(try valid("{\"multipleOf\":1000}", "18446744073709551000"))
+        #expect(try !valid("{\"multipleOf\":3}", "100000000000000000000"))
+    }
+
+    /// Divisors beyond UInt64 divide exactly too (long division on the decimal digits).
+    @Test func bigDivisors() throws {
+        let d = "100000000000000000001"  // 10^20 + 1 = 73 × 137 × 1676321 × 5964848081
+        #expect(try valid("{\"multipleOf\":\(d)}", "200000000000000000002"))
+        #expect(try !valid("{\"multipleOf\":\(d)}", "200000000000000000003"))
+        #expect(try valid("{\"multipleOf\":\(d)}", "0"))
+        #expect(try !valid("{\"multipleOf\":\(d)}", "73"))
+        #expect(try valid("{\"multipleOf\":1676321}", d))
+        #expect(try valid("{\"multipleOf\":10000000000000000000000000000000000000001}", "10000000000000000000000000000000000000001000"))
+        #expect(try !valid("{\"multipleOf\":10000000000000000000000000000000000000001}", "10000000000000000000000000000000000000002000"))
     }
 }

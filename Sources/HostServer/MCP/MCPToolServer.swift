@@ -67,6 +67,8 @@ public enum MCPToolServer {
         case .bool(let b): return .bool(b)
         case .int(let i): return .int(i)
         case .double(let d): return .double(d)
+        // MCP values hold Int or Double: the nearest Double (the text content stays exact).
+        case .bigInt(let b): return .double(b.doubleValue)
         case .string(let s): return .string(s)
         case .array(let a): return .array(a.map(value))
         case .object(let o):
