@@ -59,7 +59,7 @@ let package = Package(
         // The CLI, thin over Host.
         .executableTarget(
             name: "nova-host",
-            dependencies: ["Host", "HostServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Host", "HostServer", "JSON", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/nova-host",
             swiftSettings: strict
         ),
