@@ -78,7 +78,7 @@ let package = Package(
         // Benchmarks (not tests): `make bench`.
         .executableTarget(
             name: "nova-bench",
-            dependencies: ["Host", "DriverKit", "DriverABI", "JSON", "Schema",
+            dependencies: ["Host", "DriverKit", "DriverABI", "JSON", "Schema", "CSQLite",
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
@@ -86,7 +86,7 @@ let package = Package(
             swiftSettings: strict
         ),
         // Drivers shipped with the host.
-        .target(name: "TextDriver", dependencies: ["DriverKit"], path: "Plugins/text", swiftSettings: strict),
+        .target(name: "TextDriver", dependencies: ["DriverKit", "JSON"], path: "Plugins/text", swiftSettings: strict),
         // `shell`: runs allowlisted programs inside nova-sandbox (Sources/Sandbox); C shims for spawn/openat2.
         .target(name: "CShellSupport", path: "Plugins/shell/CShellSupport"),
         .target(name: "ShellDriver", dependencies: ["DriverKit", "JSON", "CShellSupport"], path: "Plugins/shell/ShellDriver", swiftSettings: strict),
@@ -94,19 +94,19 @@ let package = Package(
         .target(name: "DriverSupport", dependencies: ["DriverKit", "JSON"], path: "Plugins/support", swiftSettings: strict),
         .target(
             name: "HTTPDriver",
-            dependencies: ["DriverKit", "DriverSupport", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            dependencies: ["DriverKit", "DriverSupport", "JSON", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "NIOHTTP1", package: "swift-nio")],
             path: "Plugins/http", swiftSettings: strict),
         .target(
             name: "PostgresDriver",
-            dependencies: ["DriverKit", "DriverSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
+            dependencies: ["DriverKit", "DriverSupport", "JSON", .product(name: "PostgresNIO", package: "postgres-nio"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "Logging", package: "swift-log")],
             path: "Plugins/postgres", swiftSettings: strict),
         .target(
             name: "GraphQLDriver",
-            dependencies: ["DriverKit", "DriverSupport", .product(name: "GraphQL", package: "GraphQL"),
+            dependencies: ["DriverKit", "DriverSupport", "JSON", .product(name: "GraphQL", package: "GraphQL"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "NIOHTTP1", package: "swift-nio")],
