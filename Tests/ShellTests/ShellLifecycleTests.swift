@@ -269,7 +269,7 @@ struct ShellCleanupTests {
         func make(_ name: String, ageSeconds: Int) throws -> String {
             let path = root + "/" + name
             try FileManager.default.createDirectory(atPath: path + "/deep/er", withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: path + "/deep/er/file", contents: Data("x".utf8))
+            #expect(FileManager.default.createFile(atPath: path + "/deep/er/file", contents: Data("x".utf8)))
             var times = [timespec(tv_sec: time(nil) - ageSeconds, tv_nsec: 0), timespec(tv_sec: time(nil) - ageSeconds, tv_nsec: 0)]
             _ = utimensat(AT_FDCWD, path, &times, 0)
             return path
