@@ -10,6 +10,8 @@
  * the kernel kill every process of the pid namespace. */
 #include "sandbox.h"
 
+#include <sys/sysmacros.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -607,6 +609,26 @@ static int run_helper(const struct config *c, struct cgroup *cg, pid_t init, int
 
 /* --------------------------------------------------------------------- main */
 
+/* fds 0-2 become the program's: only a pipe, a socket or /dev/null. A host file given as
+ * stdout could be reopened through /proc/self/fd (and read, or truncated), a terminal on
+ * stdin could be reconfigured or have keystrokes pushed into it. */
+static void check_stdio(void)
+{
+    static const char *const names[] = {"stdin", "stdout", "stderr"};
+    for (int fd = 0; fd <= 2; fd++) {
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+            fail(ST_FDS, errno, "%s (fd %d): %s", names[fd], fd, strerror(errno));
+        if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+            continue;
+        if (S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 3)
+            continue; /* /dev/null */
+        const char *kind = S_ISREG(st.st_mode) ? "a regular file" : S_ISCHR(st.st_mode) ? (isatty(fd) ? "a terminal" : "a character device")
+                         : S_ISDIR(st.st_mode) ? "a directory" : "not a pipe";
+        fail(ST_FDS, EBADF, "%s (fd %d) is %s: give the sandbox a pipe, a socket or /dev/null", names[fd], fd, kind);
+    }
+}
+
 /* The embedded (build-time) BPF must equal what libseccomp builds now. */
 static int check_filter(void)
 {
@@ -777,6 +799,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN); /* a vanished status reader must not kill us */
     if ((config_fd < 0) == (config_file == NULL))
         fail(ST_ARGS, EINVAL, "exactly one of --config-fd N or --config FILE is required");
+    check_stdio();
 
     /* 1. die with the parent; re-check it did not die already */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)

@@ -105,6 +105,44 @@ struct ReloadTests {
         #expect(after.steps.first?.reason?.contains("required") == true, "\(after.steps.first?.reason ?? "-")")
     }
 
+    /// Issue 11.5: the host stops waiting at a deadline while the driver still holds the call;
+    /// a reload then replaces the generation. `destroy` must wait for the driver's completion.
+    @Test func aGenerationIsDestroyedOnlyAfterTheDriverCompletesACallTheHostGaveUpOn() async throws {
+        let dir = Fixtures.tempDir("reload-held")
+        let markers = dir + "/markers", release = dir + "/release"
+        func defines(_ tag: Int) -> [String] {
+            ["-DMARKER_FILE=\"\(markers)\"", "-DHOLD_CALLS_UNTIL=\"\(release)\"", "-DVARIANT_TAG=\(tag)"]
+        }
+        try Fixtures.buildVariant(into: dir, defines: defines(1))
+        let registry = DriverRegistry(driversDirectory: dir)
+        let (driver, _) = try await registry.resolve(toolId: "variant.ping")
+        let first = try await registry.activeGeneration("variant")
+        let held = try #require(first.driver as? NativeDriverInstance)
+        // The host gives up at the deadline; the driver keeps the call.
+        await #expect(throws: ToolCallError.self) {
+            _ = try await driver.call(ToolCallRequest(tool: "ping", input: Array("{}".utf8), deadlineNanos: nova_monotonic_now_ns() + 50_000_000))
+        }
+        #expect(held.held == 1)
+
+        let staging = Fixtures.tempDir("stage")
+        try Fixtures.buildVariant(into: staging, defines: defines(2))
+        _ = rename(staging + "/libnova_variant.so", dir + "/libnova_variant.so")
+        #expect(await registry.reload().replaced.count == 1)
+        // No lease is left on the old generation, but the driver still holds its call.
+        let early = (try? String(contentsOfFile: markers, encoding: .utf8)) ?? ""
+        #expect(!early.contains("destroy"), "destroyed while the driver still held a call: \(early)")
+
+        FileManager.default.createFile(atPath: release, contents: Data())
+        var text = ""
+        for _ in 0..<2000 {  // wait for the state (bounded, so a broken retire fails, not hangs)
+            text = (try? String(contentsOfFile: markers, encoding: .utf8)) ?? ""
+            if text.contains("shutdown") { break }
+            try await Task.sleep(nanoseconds: 5_000_000)
+        }
+        #expect(text == "complete\ndestroy\nshutdown\n", "\(text)")
+        #expect(held.held == 0)
+    }
+
     @Test func wrongABIMajorKeepsTheOldOneServing() async throws {
         let dir = Fixtures.tempDir("reload-bad")
         try install(echo: "1.0.0", into: dir)

@@ -129,9 +129,23 @@ sb() {
         printf '%s\0' "workdir=$w" "bind_ro=$PROBES" "bind_ro_dest=/probes" "${recs[@]}"
     } >"$T/$name.cfg"
     # shellcheck disable=SC2086 # SB_ENV: extra host environment, word-split on purpose
-    env ${SB_ENV:-} "$HELPER" --config "$T/$name.cfg" --status-fd 9 9>"$T/$name.status" \
-        >"$T/$name.out" 2>"$T/$name.err" <"${SB_STDIN:-/dev/null}"
-    RC=$?
+    piped "$T/$name.out" "$T/$name.err" "${SB_STDIN:-/dev/null}" \
+        env ${SB_ENV:-} "$HELPER" --config "$T/$name.cfg" --status-fd 9 9>"$T/$name.status"
+}
+
+# piped OUT ERR IN CMD...: runs CMD with stdin, stdout and stderr as pipes (the helper refuses
+# regular files and terminals, issue 10.5) from IN and into the files OUT and ERR (ERR may be
+# OUT: both streams then go to one pipe); sets RC to CMD's exit status.
+piped() {
+    local out=$1 err=$2 in=$3
+    shift 3
+    if [ "$err" = "$out" ]; then
+        { cat "$in" | "$@" 2>&1; echo "${PIPESTATUS[1]}" >"$out.rc"; } | cat >"$out"
+    else
+        { { cat "$in" | "$@" 2>&1 1>&3 3>&-; echo "${PIPESTATUS[1]}" >"$err.rc"; } | cat >"$err"; } 3>&1 | cat >"$out"
+        mv "$err.rc" "$out.rc"
+    fi
+    RC=$(cat "$out.rc")
 }
 
 jfield() { # JSONLINE KEY -> value (strings unquoted)
@@ -409,17 +423,19 @@ w=$(newwork $name)
 printf '%s\0' version=1 program=/probes/escape argv=escape argv=tiocsti "workdir=$w" \
     "bind_ro=$PROBES" bind_ro_dest=/probes deadline_ms=20000 >"$T/$name.cfg"
 if command -v script >/dev/null 2>&1; then
-    # the helper's stdin is the pty slave of `script` (a real terminal)
-    SHELL=/bin/sh script -qec "'$HELPER' --config '$T/$name.cfg' --status-fd 9 9>'$T/$name.status' >'$T/$name.out' 2>'$T/$name.err'" \
+    # a terminal as the helper's stdin (the pty slave of `script`) is refused outright
+    SHELL=/bin/sh script -qec "'$HELPER' --config '$T/$name.cfg' --status-fd 9 9>'$T/$name.status' >/dev/null 2>&1; echo \$? >'$T/$name.rc'" \
         /dev/null </dev/null >"$T/$name.pty" 2>&1
-    RC=$(jfield "$(final $name)" exit_code)
-    RC=${RC:-x}
-    expect_probe_ok $name
-    grep -q 'ok stdin is a terminal' "$T/$name.out" || bad "stdin was not a terminal"
+    RC=$(cat "$T/$name.rc" 2>/dev/null)
+    expect_setup_error $name fds 9 125
+    grep -q 'stdin (fd 0) is a terminal' "$T/$name.status" || bad "status: $(cat "$T/$name.status")"
 else
     bad "util-linux script(1) is missing: cannot give the sandbox a terminal"
 fi
-finish 19 "ioctl TIOCSTI on the terminal (also with bit 32 set) -> EPERM"
+# and the ioctl itself is refused by the filter (EPERM before the kernel's ENOTTY)
+sb c19b -- /probes/escape tiocsti
+expect_probe_ok c19b
+finish 19 "a terminal on stdin is refused; ioctl TIOCSTI (also with bit 32 set) -> EPERM"
 
 # ---------------------------------------------------------------- 20
 sb c20 -- /probes/escape int80
@@ -539,7 +555,7 @@ name=c29
 w=$(newwork $name)
 printf '%s\0' version=1 program=/probes/escape argv=escape argv=sleepers "workdir=$w" \
     "bind_ro=$PROBES" bind_ro_dest=/probes deadline_ms=30000 >"$T/$name.cfg"
-"$HELPER" --config "$T/$name.cfg" --status-fd 9 9>"$T/$name.status" >"$T/$name.out" 2>&1 </dev/null &
+"$HELPER" --config "$T/$name.cfg" --status-fd 9 9>"$T/$name.status" > >(cat >"$T/$name.out") 2>&1 </dev/null &
 hp=$!
 wait_exec "$T/$name.status" || bad "did not start"
 for i in $(seq 1 30); do grep -q 'sleepers started' "$T/$name.out" && break; sleep 0.1; done
@@ -557,15 +573,15 @@ expect_setup_error c30a exec 2 127
 sb c30b -- /etc/passwd
 expect_setup_error c30b exec 13 126
 printf '%s\0' version=1 program=/usr/bin/true bogus_key=1 >"$T/c30c.cfg"
-"$HELPER" --config "$T/c30c.cfg" --status-fd 9 9>"$T/c30c.status" >/dev/null 2>&1
+"$HELPER" --config "$T/c30c.cfg" --status-fd 9 9>"$T/c30c.status" >/dev/null 2>&1 </dev/null
 RC=$?
 expect_setup_error c30c config 22 125
 printf '%s\0' version=1 program=/usr/bin/true "workdir=$T/does-not-exist" >"$T/c30d.cfg"
-"$HELPER" --config "$T/c30d.cfg" --status-fd 9 9>"$T/c30d.status" >/dev/null 2>&1
+"$HELPER" --config "$T/c30d.cfg" --status-fd 9 9>"$T/c30d.status" >/dev/null 2>&1 </dev/null
 RC=$?
 expect_setup_error c30d config 2 125
 printf 'version=1\0program=/usr/bin/true' >"$T/c30e.cfg" # not NUL-terminated
-"$HELPER" --config "$T/c30e.cfg" --status-fd 9 9>"$T/c30e.status" >/dev/null 2>&1
+"$HELPER" --config "$T/c30e.cfg" --status-fd 9 9>"$T/c30e.status" >/dev/null 2>&1 </dev/null
 RC=$?
 expect_setup_error c30e config 22 125
 finish 30 "setup failures are reported on the status fd with stage/errno and exit 125/126/127"
@@ -603,8 +619,7 @@ chmod 644 "$T/c34-inner.cfg"
 printf '%s\0' version=1 program=/h/nova-sandbox argv=nova-sandbox argv=--config argv=/h/inner.cfg \
     "bind_ro=$HELPER" bind_ro_dest=/h/nova-sandbox "bind_ro=$T/c34-inner.cfg" bind_ro_dest=/h/inner.cfg \
     deadline_ms=20000 >"$T/c34.cfg"
-"$HELPER" --config "$T/c34.cfg" --status-fd 9 9>"$T/c34.status" >"$T/c34.out" 2>"$T/c34.err" </dev/null
-RC=$?
+piped "$T/c34.out" "$T/c34.err" /dev/null "$HELPER" --config "$T/c34.cfg" --status-fd 9 9>"$T/c34.status"
 expect_exit c34 125
 grep -q '^nova-sandbox: userns: user namespaces are not available to uid [0-9]* (Operation not permitted); the sandbox refuses to run' "$T/c34.err" ||
     bad "stderr: $(cat "$T/c34.err")"
@@ -677,10 +692,9 @@ if [ "$ME" = 0 ]; then
             printf '%s\0' version=1 program=/probes/escape argv=escape argv=memhold "argv=$kind" argv=268435456 \
                 "workdir=$w" "bind_ro=$PROBES" bind_ro_dest=/probes memory_max_bytes=67108864 deadline_ms=20000 >"$T/$name.cfg"
             chmod 644 "$T/$name.cfg"
-            setpriv --reuid=65534 --regid=65534 --clear-groups -- sh -c \
+            piped "$T/$name.out" "$T/$name.out" /dev/null setpriv --reuid=65534 --regid=65534 --clear-groups -- sh -c \
                 "echo \$\$ >'$D/cgroup.procs' && exec '$HELPER' --config '$T/$name.cfg' --status-fd 9" \
-                9>"$T/$name.status" >"$T/$name.out" 2>&1 </dev/null
-            RC=$?
+                9>"$T/$name.status"
             f=$(final $name)
             expect_signal $name 9
             [ "$(jfield "$f" memory_bound)" = cgroup-v1 ] && [ "$(jfield "$f" killed)" = memory ] ||
@@ -751,7 +765,7 @@ w=$(newwork $name)
 [ "$ME" = 0 ] && chown 0:0 "$w" && chmod 700 "$w"
 printf '%s\0' version=1 program=/probes/escape argv=escape argv=holdwork "workdir=$w" \
     "bind_ro=$PROBES" bind_ro_dest=/probes deadline_ms=30000 >"$T/$name.cfg"
-"$HELPER" --config "$T/$name.cfg" --status-fd 9 9>"$T/$name.status" >"$T/$name.out" 2>&1 </dev/null &
+"$HELPER" --config "$T/$name.cfg" --status-fd 9 9>"$T/$name.status" > >(cat >"$T/$name.out") 2>&1 </dev/null &
 hp=$!
 BG_PIDS+=("$hp")
 wait_exec "$T/$name.status" || bad "did not start"
@@ -778,7 +792,7 @@ if [ "$ME" = 0 ]; then
     w=$(newwork c39b)
     chown 0:0 "$w" && echo keep >"$w/root-file"
     printf '%s\0' version=1 program=/bin/true "workdir=$w" >"$T/c39b.cfg"
-    "$HELPER" --config "$T/c39b.cfg" --status-fd 9 9>"$T/c39b.status" >/dev/null 2>&1
+    "$HELPER" --config "$T/c39b.cfg" --status-fd 9 9>"$T/c39b.status" >/dev/null 2>&1 </dev/null
     RC=$?
     expect_setup_error c39b config 1 125
     [ "$(stat -c %u "$w")" = 0 ] || bad "the non-empty root-owned work dir was re-owned"
@@ -793,6 +807,28 @@ sb c40 env=GCONV_PATH=/work/gconv env=LOCPATH=/work/loc env=BASH_ENV=/work/rc en
     env=LD_PRELOAD=/work/x.so env=ENV=/work/rc env=PS4='$(id)' env=LANG=C.UTF-8 -- /probes/escape harden
 expect_probe_ok c40
 finish 40 "modify_ldt, listmount, statmount, open_tree_attr, lsm_set_self_attr, unused socket families -> EPERM; RTPRIO/RTTIME/NICE/MEMLOCK reset; hook variables dropped"
+
+# ---------------------------------------------------------------- 41
+# issue 10.5: fds 0-2 must be a pipe, a socket or /dev/null. A host file as stdout could be
+# reopened through /proc/self/fd and read back (a secret the host had written there) or
+# truncated; a character device other than /dev/null (here /dev/zero) is refused too.
+printf '%s\0' version=1 program=/bin/cat argv=cat argv=/proc/self/fd/1 >"$T/c41.cfg"
+echo "host secret" >"$T/c41.hostfile"
+"$HELPER" --config "$T/c41.cfg" --status-fd 9 9>"$T/c41.status" >>"$T/c41.hostfile" 2>"$T/c41.err" </dev/null
+RC=$?
+expect_setup_error c41 fds 9 125
+grep -q 'stdout (fd 1) is a regular file' "$T/c41.status" || bad "status: $(cat "$T/c41.status")"
+[ "$(cat "$T/c41.hostfile")" = "host secret" ] || bad "the host file changed: $(cat "$T/c41.hostfile")"
+cp "$T/c41.cfg" "$T/c41b.cfg"
+"$HELPER" --config "$T/c41b.cfg" --status-fd 9 9>"$T/c41b.status" >/dev/null 2>&1 </dev/zero
+RC=$?
+expect_setup_error c41b fds 9 125
+grep -q 'stdin (fd 0) is a character device' "$T/c41b.status" || bad "status: $(cat "$T/c41b.status")"
+# a pipe and /dev/null are accepted: the program runs
+printf '%s\0' version=1 program=/bin/echo argv=echo argv=ran >"$T/c41c.cfg"
+piped "$T/c41c.out" "$T/c41c.err" /dev/null "$HELPER" --config "$T/c41c.cfg" --status-fd 9 9>"$T/c41c.status"
+[ "$RC" = 0 ] && [ "$(cat "$T/c41c.out")" = ran ] || bad "a pipe as stdout was refused (exit $RC): $(cat "$T/c41c.status")"
+finish 41 "stdio must be a pipe, a socket or /dev/null: a host file as stdout and /dev/zero as stdin are refused before anything runs"
 
 echo "# uid $(id -u), $(($(date +%s) - START)) s"
 echo "battery: $PASS passed, $FAILN failed"

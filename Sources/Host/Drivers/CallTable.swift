@@ -2,29 +2,22 @@ import DriverABI
 import Dispatch
 import Synchronization
 
-/// Counts calls that a driver instance has accepted and not yet completed, so that an
-/// instance is destroyed (and a generation shut down) only when it is idle.
-public final class InFlightCounter: Sendable {
-    private let count = Atomic<Int>(0)
-    public init() {}
-    public var value: Int { count.load(ordering: .acquiring) }
-    func increment() { count.add(1, ordering: .relaxed) }
-    func decrement() { count.subtract(1, ordering: .releasing) }
-}
-
-/// Every native call in flight in this process, keyed by call id. The C callbacks
-/// (`complete`, `is_cancelled`, `report_usage`) land here from any thread; a waiting Swift task
-/// is resumed through its continuation, so a thousand calls in flight need no threads.
+/// The calls one driver generation holds: registered before the driver sees a call, removed
+/// when the driver completes it. The C callbacks (`complete`, `is_cancelled`, `report_usage`)
+/// reach it through the generation's `host_ctx` from any thread; a waiting Swift task is resumed
+/// through its continuation, so a thousand calls in flight need no threads.
+///
+/// The host may stop waiting before the driver completes (deadline, cancel); the entry stays
+/// until the driver's own `complete`, so `whenIdle` — which retires the generation — runs only
+/// after the driver has completed every call it was given (the header's promise that `destroy`
+/// follows the last completion).
 final class CallTable: Sendable {
-    static let shared = CallTable()
-
     private struct Entry {
         /// nil once the host stopped waiting (deadline or cancel) while the driver still runs.
         var continuation: CheckedContinuation<ToolCallResult, any Error>?
         var cancelled: Bool
         var deadlineNanos: Int64?
         var usage: ToolUsage
-        var counter: InFlightCounter
         var label: String
     }
 
@@ -32,31 +25,48 @@ final class CallTable: Sendable {
         var entries: [UInt64: Entry] = [:]
         /// Ids cancelled before they were registered (task cancelled while starting).
         var cancelledEarly: Set<UInt64> = []
+        /// Run once the driver holds no call (see `whenIdle`).
+        var idleActions: [@Sendable () -> Void] = []
     }
 
     private let state = Mutex(State())
-    private let nextId = Atomic<UInt64>(1)
+    /// Call ids are unique in the process (logs and the driver see them), not per table.
+    private static let nextId = Atomic<UInt64>(1)
+
+    /// Every live table, for completions that arrive through another generation's `host_ctx`:
+    /// a reload A→B→A maps A's image once, so A's `init` runs twice and a driver that keeps the
+    /// host pointer in a static completes the first generation's calls through the second's.
+    private static let live = Mutex<[ObjectIdentifier: WeakTable]>([:])
+    private struct WeakTable: @unchecked Sendable { weak var table: CallTable? }
+
+    init() {
+        CallTable.live.withLock { $0[ObjectIdentifier(self)] = WeakTable(table: self) }
+    }
+
+    deinit {
+        let key = ObjectIdentifier(self)
+        CallTable.live.withLock { _ = $0.removeValue(forKey: key) }
+    }
 
     /// How long past its deadline the host waits for the driver's own answer before giving up.
     static let deadlineGraceNanos: Int64 = 50_000_000
 
-    func makeId() -> UInt64 { nextId.wrappingAdd(1, ordering: .relaxed).oldValue }
+    func makeId() -> UInt64 { CallTable.nextId.wrappingAdd(1, ordering: .relaxed).oldValue }
 
     /// Registers a call before the driver sees it (the driver may complete inside `call`).
     /// Returns false if the call was already cancelled.
-    func register(_ id: UInt64, label: String, deadlineNanos: Int64?, counter: InFlightCounter,
+    func register(_ id: UInt64, label: String, deadlineNanos: Int64?,
                   continuation: CheckedContinuation<ToolCallResult, any Error>) -> Bool {
         let early = state.withLock { s -> Bool in
             if s.cancelledEarly.remove(id) != nil { return true }
             s.entries[id] = Entry(continuation: continuation, cancelled: false, deadlineNanos: deadlineNanos,
-                                  usage: ToolUsage(), counter: counter, label: label)
+                                  usage: ToolUsage(), label: label)
             return false
         }
         if early {
             continuation.resume(throwing: ToolCallError(kind: .cancelled, message: "\(label): cancelled before it started"))
             return false
         }
-        counter.increment()
         if let deadline = deadlineNanos {
             let wait = max(0, deadline + CallTable.deadlineGraceNanos - nova_monotonic_ns())
             DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(wait))) { [self] in
@@ -66,15 +76,42 @@ final class CallTable: Sendable {
         return true
     }
 
+    /// Runs `action` once the driver holds no call: now when it holds none, else on a thread
+    /// of its own right after the last completion (never inside the driver's `complete`, where
+    /// a `destroy` that joins the driver's threads would wait for itself).
+    func whenIdle(_ action: @escaping @Sendable () -> Void) {
+        let now = state.withLock { s -> Bool in
+            if s.entries.isEmpty { return true }
+            s.idleActions.append(action)
+            return false
+        }
+        if now { action() }
+    }
+
+    /// Calls the driver has been given and not completed (including abandoned ones).
+    var held: Int { state.withLock { $0.entries.count } }
+
     /// The driver's `complete`. Late completions (after the host gave up) are discarded.
     func complete(_ id: UInt64, status: Int32, output: [UInt8]) {
-        let found = state.withLock { s -> (CheckedContinuation<ToolCallResult, any Error>?, Entry)? in
-            guard let entry = s.entries.removeValue(forKey: id) else { return nil }
-            return (entry.continuation, entry)
+        guard !completeHere(id, status: status, output: output) else { return }
+        // Not ours: a completion through another generation's host_ctx (see `live`).
+        let others = CallTable.live.withLock { $0.values.compactMap(\.table) }
+        for table in others where table !== self {
+            if table.completeHere(id, status: status, output: output) { return }
         }
-        guard let (continuation, entry) = found else { return }
-        entry.counter.decrement()
-        guard let continuation else { return }
+    }
+
+    /// Completes `id` if this table holds it; false if it does not.
+    private func completeHere(_ id: UInt64, status: Int32, output: [UInt8]) -> Bool {
+        let found = state.withLock { s -> (CheckedContinuation<ToolCallResult, any Error>?, Entry, [@Sendable () -> Void])? in
+            guard let entry = s.entries.removeValue(forKey: id) else { return nil }
+            var idle: [@Sendable () -> Void] = []
+            if s.entries.isEmpty { swap(&idle, &s.idleActions) }
+            return (entry.continuation, entry, idle)
+        }
+        guard let (continuation, entry, idle) = found else { return false }
+        if !idle.isEmpty { PosixThread.detach { for action in idle { action() } } }
+        guard let continuation else { return true }
         if status >= 0 {
             continuation.resume(returning: ToolCallResult(output: output, usage: entry.usage))
         } else {
@@ -86,6 +123,7 @@ final class CallTable: Sendable {
             }
             continuation.resume(throwing: error)
         }
+        return true
     }
 
     /// The driver refused the call (negative status from `call`): complete is never coming.
@@ -117,9 +155,6 @@ final class CallTable: Sendable {
         }
         if let label { giveUp(id, error: ToolCallError(kind: .cancelled, message: "\(label): cancelled")) }
     }
-
-    /// Calls whose driver has not completed yet (including abandoned ones).
-    var inFlight: Int { state.withLock { $0.entries.count } }
 
     private func giveUp(_ id: UInt64, error: ToolCallError) {
         let continuation = state.withLock { s -> CheckedContinuation<ToolCallResult, any Error>? in

@@ -54,14 +54,18 @@ public final class DriverGeneration: Sendable {
 
     private let retired = Atomic<Bool>(false)
 
-    /// Releases the driver when idle: destroy the instance, shut the generation down (once;
-    /// later calls do nothing). The image is never unloaded. With `wait`, a process-isolated
-    /// generation is waited for until its runner has done the same and exited.
+    /// Releases the driver once no lease is held: destroy the instance and shut the generation
+    /// down (once; later calls do nothing) — for a native driver only after it has completed
+    /// every call it was given, also those the host stopped waiting for at a deadline or cancel.
+    /// The image is never unloaded. With `wait`, a process-isolated generation is waited for
+    /// until its runner has done the same and exited.
     func retire(wait: Bool = false) {
         guard !retired.exchange(true, ordering: .acquiringAndReleasing) else { return }
         if let native = driver as? NativeDriverInstance {
-            native.destroy()
-            native.library.shutdown()
+            native.library.calls.whenIdle {
+                native.destroy()
+                native.library.shutdown()
+            }
         } else if let process = driver as? ProcessDriver {
             if wait { process.stopAndWait() } else { process.stop() }
         }

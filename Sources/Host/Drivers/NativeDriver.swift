@@ -50,39 +50,45 @@ public enum DriverLogging {
     static func emit(_ record: DriverLogRecord) { sink.withLock { $0 }?(record) }
 }
 
-/// Per-generation state behind `host_ctx`: which driver is talking.
+/// Per-generation state behind `host_ctx`: which driver is talking, and the calls it holds.
 final class HostContext: Sendable {
     let driverName: String
     let generation: Int?
+    let calls = CallTable()
     init(driverName: String, generation: Int?) { (self.driverName, self.generation) = (driverName, generation) }
+
+    /// The context behind a `host_ctx` pointer (kept alive by the library for the process's life).
+    static func from(_ ctx: UnsafeMutableRawPointer) -> HostContext { Unmanaged<HostContext>.fromOpaque(ctx).takeUnretainedValue() }
 }
 
 // The C services handed to drivers. They capture nothing, so they are plain C function pointers.
 private let hostLog: @convention(c) (UnsafeMutableRawPointer?, Int32, UnsafePointer<CChar>?, nova_buf) -> Void = { ctx, level, channel, message in
     guard let ctx else { return }
-    let host = Unmanaged<HostContext>.fromOpaque(ctx).takeUnretainedValue()
+    let host = HostContext.from(ctx)
     let text = message.ptr.map { String(decoding: UnsafeBufferPointer(start: $0, count: message.len), as: UTF8.self) } ?? ""
     DriverLogging.emit(DriverLogRecord(driver: host.driverName, level: level,
                                        channel: channel.map { String(cString: $0) } ?? "system_log", message: text,
                                        generation: host.generation, callId: DriverCallContext.callId, runId: DriverCallContext.runId))
 }
 
-private let hostComplete: @convention(c) (UnsafeMutableRawPointer?, UInt64, Int32, nova_buf) -> Void = { _, id, status, output in
+private let hostComplete: @convention(c) (UnsafeMutableRawPointer?, UInt64, Int32, nova_buf) -> Void = { ctx, id, status, output in
+    guard let ctx else { return }
     let bytes = output.ptr.map { Array(UnsafeBufferPointer(start: $0, count: output.len)) } ?? []
-    CallTable.shared.complete(id, status: status, output: bytes)
+    HostContext.from(ctx).calls.complete(id, status: status, output: bytes)
 }
 
-private let hostIsCancelled: @convention(c) (UnsafeMutableRawPointer?, UInt64) -> Int32 = { _, id in
-    CallTable.shared.isCancelled(id) ? 1 : 0
+private let hostIsCancelled: @convention(c) (UnsafeMutableRawPointer?, UInt64) -> Int32 = { ctx, id in
+    guard let ctx else { return 0 }
+    return HostContext.from(ctx).calls.isCancelled(id) ? 1 : 0
 }
 
-private let hostReportUsage: @convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafePointer<nova_usage>?) -> Void = { _, id, usage in
-    guard let usage else { return }
+private let hostReportUsage: @convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafePointer<nova_usage>?) -> Void = { ctx, id, usage in
+    guard let ctx, let usage else { return }
     let size = Int(usage.pointee.struct_size)
     // Read only the fields the driver's struct actually has.
     let tokens = size >= MemoryLayout<nova_usage>.offset(of: \.tokens)! + 8 ? usage.pointee.tokens : 0
     let cost = size >= MemoryLayout<nova_usage>.offset(of: \.cost_micros)! + 8 ? usage.pointee.cost_micros : 0
-    CallTable.shared.addUsage(id, ToolUsage(tokens: tokens, costMicros: cost))
+    HostContext.from(ctx).calls.addUsage(id, ToolUsage(tokens: tokens, costMicros: cost))
 }
 
 /// A driver library loaded with `dlopen` and negotiated: one generation of one `.so`.
@@ -96,6 +102,10 @@ public final class NativeDriverLibrary: @unchecked Sendable {
     let table: nova_driver
     let hostAPI: UnsafeMutablePointer<nova_host_api>
     let handle: UnsafeMutableRawPointer
+    /// This generation's `host_ctx`: its name for logs and its own call table.
+    let context: HostContext
+    /// The calls this generation's driver holds.
+    var calls: CallTable { context.calls }
 
     /// Opens, negotiates and describes the driver at `path` (already checked for safety).
     /// `hostVersion` is what this host offers; tests vary it to exercise negotiation.
@@ -111,6 +121,7 @@ public final class NativeDriverLibrary: @unchecked Sendable {
         let initFn = unsafeBitCast(symbol, to: nova_driver_init_fn.self)
 
         let context = HostContext(driverName: expectedName ?? path, generation: generation)
+        self.context = context
         let api = UnsafeMutablePointer<nova_host_api>.allocate(capacity: 1)
         // Kept for the life of the process: the driver may hold the pointer until shutdown,
         // and the image is never unloaded.
@@ -215,8 +226,8 @@ public final class NativeDriverInstance: ToolDriver, @unchecked Sendable {
     public let library: NativeDriverLibrary
     let instance: OpaquePointer
     let entryLock = Mutex(())
-    /// Calls accepted by the driver and not yet completed.
-    public let inFlight = InFlightCounter()
+    /// Calls the driver has been given and not completed yet (also those the host gave up on).
+    public var held: Int { library.calls.held }
 
     init(library: NativeDriverLibrary, instance: OpaquePointer) {
         self.library = library
@@ -231,12 +242,13 @@ public final class NativeDriverInstance: ToolDriver, @unchecked Sendable {
     }
 
     public func call(_ request: ToolCallRequest) async throws -> ToolCallResult {
-        let id = CallTable.shared.makeId()
+        let calls = library.calls
+        let id = calls.makeId()
         let label = "\(library.manifest.name).\(request.tool)"
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ToolCallResult, any Error>) in
-                guard CallTable.shared.register(id, label: label, deadlineNanos: request.deadlineNanos,
-                                                counter: inFlight, continuation: continuation) else { return }
+                guard calls.register(id, label: label, deadlineNanos: request.deadlineNanos,
+                                     continuation: continuation) else { return }
                 var tool = request.tool
                 let status: Int32 = tool.withUTF8 { toolBytes in
                     request.input.withUnsafeBufferPointer { input in
@@ -251,10 +263,10 @@ public final class NativeDriverInstance: ToolDriver, @unchecked Sendable {
                         return DriverCallContext.$callId.withValue(id) { enter { library.table.call(instance, &call) } }
                     }
                 }
-                if status < 0 { CallTable.shared.refuse(id, status: status) }
+                if status < 0 { calls.refuse(id, status: status) }
             }
         } onCancel: {
-            CallTable.shared.cancel(id)
+            calls.cancel(id)
             if let cancel = library.table.cancel { _ = enter { cancel(instance, id) } }
         }
     }

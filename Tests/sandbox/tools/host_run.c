@@ -37,9 +37,10 @@ int main(int argc, char **argv)
     pid_t h = fork();
     if (h == 0) {
         int a = fcntl(cp[0], F_DUPFD, 10), b = fcntl(sp[1], F_DUPFD, 10), c = fcntl(op[1], F_DUPFD, 10);
-        int nul = open("/dev/null", O_RDONLY);
+        /* stdin and stderr /dev/null: the helper takes only pipes, sockets and /dev/null */
+        int nul = open("/dev/null", O_RDWR);
         if (a < 0 || b < 0 || c < 0 || nul < 0 || dup2(a, 3) < 0 || dup2(b, 4) < 0 || dup2(c, 1) < 0 ||
-            dup2(nul, 0) < 0)
+            dup2(nul, 0) < 0 || dup2(nul, 2) < 0)
             _exit(127);
         execl(argv[1], "nova-sandbox", "--config-fd", "3", "--status-fd", "4", (char *)NULL);
         _exit(127);

@@ -42,6 +42,10 @@ public enum DriverRunner {
             // last completion, then `shutdown`, as in process.
             tasks.cancelAll()
             tasks.waitUntilEmpty()
+            // A task ends when the host gives up on its call; the driver may still hold it.
+            let idle = DispatchSemaphore(value: 0)
+            instance.library.calls.whenIdle { idle.signal() }
+            idle.wait()
             instance.destroy()
             instance.library.shutdown()
             exit(0)
