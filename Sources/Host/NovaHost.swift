@@ -53,7 +53,7 @@ public final class NovaHost: Sendable {
     public let policy: PolicyEngine
     public let runner: PlanRunner
     /// The one way every entry point makes a run (see `RunPipeline`).
-    public var pipeline: RunPipeline { RunPipeline(runner: runner, policy: policy, finish: { [self] in finish($0) }) }
+    public var pipeline: RunPipeline { RunPipeline(runner: runner, policy: policy, finish: { [self] in await finish($0) }) }
     /// Episodes and the store (index + policy state); nil when opened without data.
     public let episodes: EpisodeLog?
     private let policyReloader: PolicyReloader
@@ -95,14 +95,15 @@ public final class NovaHost: Sendable {
     }
 
     /// The pipeline's last stage: forgets the run's per-run budgets and role binding, saves
-    /// policy state and writes its episode (blocking: call it off the cooperative pool).
-    func finish(_ record: RunRecord) -> (episode: EpisodeRef?, episodeError: String?) {
+    /// policy state and writes its episode (the blocking file and database work runs off the
+    /// cooperative pool).
+    func finish(_ record: RunRecord) async -> (episode: EpisodeRef?, episodeError: String?) {
         policy.endRun(record.runId)
         var problems: [String] = []
-        do { try policy.flush() } catch { problems.append("could not save policy state: \(error)") }
+        do { try await policy.flush() } catch { problems.append("could not save policy state: \(error)") }
         guard let episodes else { return (nil, problems.first) }
         do {
-            let logged = try episodes.write(record)
+            let logged = try await episodes.write(record)
             if let e = logged.indexError { problems.append("episode written but not indexed (repaired on next start): \(e)") }
             return (logged.ref, problems.first)
         } catch {

@@ -20,7 +20,7 @@ struct DriversCommand: AsyncParsableCommand {
         @OptionGroup var host: HostOptions
 
         func run() async throws {
-            let nova = try host.makeHost()
+            let nova = try await host.makeHost()
             if load {
                 for s in nova.registry.statuses() { _ = try? await nova.registry.driver(named: s.name) }
             }
@@ -61,7 +61,7 @@ struct DriversCommand: AsyncParsableCommand {
         @OptionGroup var host: HostOptions
 
         func run() async throws {
-            let nova = try host.makeHost()
+            let nova = try await host.makeHost()
             let m: DriverManifest
             do { m = try await nova.registry.describe(named: name).manifest } catch {
                 if json { Output.json(["name": .string(name), "state": "failed", "error": .string("\(error)")]) } else { Output.error("\(error)") }

@@ -15,8 +15,8 @@ struct EpisodesCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
         var directory: String { HostPaths.resolve(drivers: nil, data: data, policy: nil).dataDirectory }
 
-        func open(_ mode: EpisodeStore.OpenMode = .recover) throws -> EpisodeLog {
-            do { return try EpisodeLog(dataDirectory: directory, openMode: mode) } catch {
+        func open(_ mode: EpisodeStore.OpenMode = .recover) async throws -> EpisodeLog {
+            do { return try await EpisodeLog.open(dataDirectory: directory, openMode: mode) } catch {
                 Output.error("cannot open \(directory): \(error)")
                 throw ExitCode(ExitStatus.runFailed)
             }
@@ -32,8 +32,8 @@ struct EpisodesCommand: AsyncParsableCommand {
         @OptionGroup var options: DataOptions
 
         func run() async throws {
-            let log = try options.open()
-            let rows = try log.list(status: status, principal: principal, limit: limit, offset: offset)
+            let log = try await options.open()
+            let rows = try await log.list(status: status, principal: principal, limit: limit, offset: offset)
             if options.json { Output.json(.array(rows.map(\.json))); return }
             if rows.isEmpty { Output.note("no episodes in \(options.directory)"); return }
             print("SEQ   RUN ID                  STATUS      PRINCIPAL   PLAN              STARTED")
@@ -51,7 +51,7 @@ struct EpisodesCommand: AsyncParsableCommand {
         @OptionGroup var options: DataOptions
 
         func run() async throws {
-            let log = try options.open()
+            let log = try await options.open()
             do {
                 let episode = try log.show(runId: runId)
                 Output.json(episode.document)
@@ -70,7 +70,7 @@ struct EpisodesCommand: AsyncParsableCommand {
         @OptionGroup var options: DataOptions
 
         func run() async throws {
-            let report = try options.open(.noRecovery).verify()
+            let report = try await options.open(.noRecovery).verify()
             if options.json { Output.json(report.json) } else { print(report.description) }
             if !report.isIntact { throw ExitCode(ExitStatus.runFailed) }
         }
@@ -82,8 +82,8 @@ struct EpisodesCommand: AsyncParsableCommand {
         @OptionGroup var options: DataOptions
 
         func run() async throws {
-            let log = try options.open(.noRecovery)
-            let report = try log.recover()
+            let log = try await options.open(.noRecovery)
+            let report = try await log.recover()
             if options.json { Output.json(report.json) } else { print(report.description) }
             if !report.chain.isIntact { throw ExitCode(ExitStatus.runFailed) }
         }

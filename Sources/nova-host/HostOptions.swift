@@ -21,11 +21,11 @@ struct HostOptions: ParsableArguments {
 
     /// Builds the host, turning a bad policy file into a usage error (exit 2). With
     /// `withData`, opens the data directory too (episodes, index, persisted policy state).
-    func makeHost(withData: Bool = false) throws -> NovaHost {
+    func makeHost(withData: Bool = false) async throws -> NovaHost {
         let paths = self.paths
         var log: EpisodeLog?
         if withData {
-            do { log = try EpisodeLog(dataDirectory: paths.dataDirectory) } catch {
+            do { log = try await EpisodeLog.open(dataDirectory: paths.dataDirectory) } catch {
                 Output.error("cannot open the data directory \(paths.dataDirectory): \(error)")
                 throw ExitCode(ExitStatus.runFailed)
             }

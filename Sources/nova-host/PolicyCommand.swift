@@ -20,7 +20,7 @@ struct PolicyCommand: AsyncParsableCommand {
         @OptionGroup var host: HostOptions
 
         func run() async throws {
-            let nova = try host.makeHost()
+            let nova = try await host.makeHost()
             let value: JSONValue
             do { value = try JSONValue.parse(input) } catch {
                 Output.error("--input is not valid JSON: \(error)")
@@ -56,7 +56,7 @@ struct PolicyCommand: AsyncParsableCommand {
         @OptionGroup var host: HostOptions
 
         func run() async throws {
-            let nova = try host.makeHost()
+            let nova = try await host.makeHost()
             var tools: [(id: String, inputs: PolicyInputs)] = []
             var unloaded: [String] = []
             for status in nova.registry.statuses() {

@@ -68,7 +68,7 @@ struct RunCommand: AsyncParsableCommand {
             if let run = r.runId { origin += " run \(run)" }
             Output.note("[\(origin)] \(r.levelName): \(r.message)")
         }
-        let nova = try host.makeHost(withData: true)
+        let nova = try await host.makeHost(withData: true)
         let who = principal ?? ProcessInfo.processInfo.environment["NOVA_PRINCIPAL"] ?? "local"
         let pipeline = nova.pipeline
         let request: RunRequest

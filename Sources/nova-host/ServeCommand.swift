@@ -52,7 +52,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         ServerLogging.bootstrap(level: level)
         let logger = Logger(label: "nova-host.serve")
-        let nova = try host.makeHost(withData: true)
+        let nova = try await host.makeHost(withData: true)
         let server: NovaServer
         do { server = try await NovaServer.make(host: nova, config: cfg, logger: logger) } catch {
             Output.error("invalid configuration: \(error.message)")
@@ -131,7 +131,7 @@ struct McpCommand: AsyncParsableCommand {
         ServerLogging.bootstrap(level: level)
         let logger = Logger(label: "nova-host.mcp")
         DriverLogSink.install(logger: logger)
-        let nova = try host.makeHost(withData: true)
+        let nova = try await host.makeHost(withData: true)
         let who = principal ?? ProcessInfo.processInfo.environment["NOVA_PRINCIPAL"] ?? "local"
         do {
             try await MCPStdio.run(host: nova, principal: who, role: role, toolTimeoutMs: toolTimeoutMs, logger: logger)

@@ -97,7 +97,7 @@ import Glibc
         let elapsed = (Self.nowMs() - started) / 1000
 
         // The normal start-up recovery, then the checks.
-        let log = try EpisodeLog(dataDirectory: data)
+        let log = try await EpisodeLog.open(dataDirectory: data)
         let report = try log.verify()
         #expect(report.isIntact, "\(report)")
         #expect(report.backupProblems.isEmpty, "\(report.backupProblems)")
@@ -108,7 +108,7 @@ import Glibc
         }
         #expect(missing.isEmpty, "acknowledged but missing: \(missing.prefix(10))")
         #expect(report.checked >= acked.count)
-        #expect(try log.store.indexedRunIds().count == report.checked)
+        #expect(try await log.store.indexedRunIds().count == report.checked)
         // Writes really were under way when the kills came.
         #expect(acked.count >= iterations / 10, "only \(acked.count) writes acknowledged")
         print("kill test: \(iterations) kills in \(Int(elapsed)) s; \(acked.count) acknowledged, \(report.checked) episodes on disk, "

@@ -11,14 +11,14 @@ struct PolicyReloadTests {
     static let allowEcho = #"{"principals": {"uma": "user"}, "rules": [{"id": "echo", "effect": "allow", "roles": ["user"], "tools": ["echo.*"]}]}"#
     static let denyAll = #"{"principals": {"uma": "user"}, "rules": []}"#
 
-    func host(policy text: String, data: Bool = false) throws -> (NovaHost, policyFile: String, dir: String) {
+    func host(policy text: String, data: Bool = false) async throws -> (NovaHost, policyFile: String, dir: String) {
         let dir = Fixtures.tempDir("policy-reload")
         try FileManager.default.createDirectory(atPath: dir + "/drivers", withIntermediateDirectories: true)
         try Fixtures.buildEcho(into: dir + "/drivers")
         let file = dir + "/policy.json"
         Fixtures.write(text, to: file)
         let paths = HostPaths(driversDirectory: dir + "/drivers", dataDirectory: dir + "/data", policyFile: file)
-        let episodes = data ? try EpisodeLog(dataDirectory: dir + "/data") : nil
+        let episodes = data ? try await EpisodeLog.open(dataDirectory: dir + "/data") : nil
         return (try NovaHost(paths: paths, episodes: episodes), file, dir)
     }
 
@@ -26,8 +26,8 @@ struct PolicyReloadTests {
         GateRequest(runId: run, principal: "uma", tool: "echo.echo", input: .object([:]), annotations: nil)
     }
 
-    @Test func newRunsUseTheNewProfileAndRunsInFlightKeepTheirs() throws {
-        let (nova, file, _) = try host(policy: Self.allowEcho)
+    @Test func newRunsUseTheNewProfileAndRunsInFlightKeepTheirs() async throws {
+        let (nova, file, _) = try await host(policy: Self.allowEcho)
         let before = nova.policy.decide(call("in-flight"))
         #expect(before.allowed && before.profileHash == nova.policyStatus.hash)
 
@@ -47,16 +47,16 @@ struct PolicyReloadTests {
         #expect(!nova.policy.decide(call("in-flight")).allowed)
     }
 
-    @Test func aRoleBoundBeforeTheReloadPinsTheRun() throws {
-        let (nova, file, _) = try host(policy: Self.allowEcho)
+    @Test func aRoleBoundBeforeTheReloadPinsTheRun() async throws {
+        let (nova, file, _) = try await host(policy: Self.allowEcho)
         try nova.policy.bindRole("user", toRun: "bound")
         Fixtures.write(Self.denyAll, to: file)
         #expect(nova.reloadPolicy().outcome == .reloaded)
         #expect(nova.policy.decide(call("bound")).allowed)
     }
 
-    @Test func anInvalidFileKeepsTheOldProfileAndIsReported() throws {
-        let (nova, file, _) = try host(policy: Self.allowEcho)
+    @Test func anInvalidFileKeepsTheOldProfileAndIsReported() async throws {
+        let (nova, file, _) = try await host(policy: Self.allowEcho)
         let hash = nova.policyStatus.hash
         for (text, expected) in [("{ not json", "not valid JSON"),
                                  (#"{"rules": [{"id": "x", "effect": "perhaps"}]}"#, "rules[0].effect"),
@@ -75,16 +75,16 @@ struct PolicyReloadTests {
         #expect(nova.reloadPolicy().outcome == .reloaded && nova.policyStatus.reloadError == nil)
     }
 
-    @Test func aCheckerCanRefuseTheNewProfile() throws {
-        let (nova, file, _) = try host(policy: Self.allowEcho)
+    @Test func aCheckerCanRefuseTheNewProfile() async throws {
+        let (nova, file, _) = try await host(policy: Self.allowEcho)
         Fixtures.write(Self.denyAll, to: file)
         let report = nova.reloadPolicy { _ in ["api key 'k': role 'gone' is not a role of the policy"] }
         #expect(report.outcome == .failed && report.error?.contains("role 'gone'") == true)
         #expect(nova.policy.decide(call("r")).allowed)
     }
 
-    @Test func theSameProfileReformattedIsUnchanged() throws {
-        let (nova, file, _) = try host(policy: Self.allowEcho)
+    @Test func theSameProfileReformattedIsUnchanged() async throws {
+        let (nova, file, _) = try await host(policy: Self.allowEcho)
         let hash = nova.policyStatus.hash
         let reformatted = try JSONValue.parse(Array(Self.allowEcho.utf8)).serialized(pretty: true)
         Fixtures.write(reformatted, to: file)
@@ -93,7 +93,7 @@ struct PolicyReloadTests {
     }
 
     @Test func theEpisodeRecordsWhichProfileDecidedEachCall() async throws {
-        let (nova, _, _) = try host(policy: Self.allowEcho, data: true)
+        let (nova, _, _) = try await host(policy: Self.allowEcho, data: true)
         let plan = try Plan.parse(JSONValue.parse(#"{"steps": [{"id": "a", "call": "echo.echo", "input": {"x": 1}}]}"#))
         let (record, ref, error) = await nova.run(plan, inputs: [:], principal: "uma")
         #expect(record.status == .succeeded && ref != nil && error == nil)

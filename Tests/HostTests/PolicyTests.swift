@@ -14,8 +14,8 @@ final class ManualClock: Sendable {
 /// In-memory policy persistence with the same transactional contract as the store.
 final class MemoryPersistence: PolicyStatePersistence {
     let values = Mutex<[String: JSONValue]>([:])
-    func policyState(keys: [String]) throws -> [String: JSONValue] { values.withLock { v in v.filter { keys.contains($0.key) } } }
-    func updatePolicyState(keys: [String], _ update: @Sendable ([String: JSONValue]) throws -> [String: JSONValue]) throws {
+    func policyState(keys: [String]) async throws -> [String: JSONValue] { values.withLock { v in v.filter { keys.contains($0.key) } } }
+    func updatePolicyState(keys: [String], _ update: @escaping @Sendable ([String: JSONValue]) throws -> [String: JSONValue]) async throws {
         try values.withLock { v in
             let new = try update(v.filter { keys.contains($0.key) })
             for (k, x) in new { v[k] = x }
@@ -165,17 +165,17 @@ struct PolicyTests {
         #expect(r.steps[1].attempts[0].decision?.ruleId == "tok")
     }
 
-    @Test func stateSurvivesAcrossEngines() throws {
+    @Test func stateSurvivesAcrossEngines() async throws {
         let store = MemoryPersistence()
         let limits: [String: JSONValue] = ["rate_limits": [["id": "rl", "scope": "principal", "capacity": 2, "refill_per_second": 0]],
                                            "budgets": [["id": "day", "scope": "principal", "calls": 3, "window_seconds": 86400]]]
         let first = try engine(limits, persistence: store)
-        #expect(first.decide(req("uma", "echo.echo")).allowed)
-        #expect(first.decide(req("uma", "echo.echo")).allowed)
-        try first.flush()
-        // A new process (new engine) sees the spent bucket and window.
+        #expect(await first.authorize(req("uma", "echo.echo")).allowed)
+        #expect(await first.authorize(req("uma", "echo.echo")).allowed)
+        try await first.flush()
+        // A new process (new engine) sees the spent bucket and window (loaded before deciding).
         let second = try engine(limits, persistence: store)
-        let d = second.decide(req("uma", "echo.echo"))
+        let d = await second.authorize(req("uma", "echo.echo"))
         #expect(!d.allowed && d.ruleId == "rl")
     }
 

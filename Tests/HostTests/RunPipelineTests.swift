@@ -6,18 +6,18 @@ import JSON
 /// Issue 11.1: the one run pipeline (prepare → bind inputs → validate → run → redact → record).
 @Suite("Run pipeline")
 struct RunPipelineTests {
-    func host(_ dir: String) throws -> NovaHost {
+    func host(_ dir: String) async throws -> NovaHost {
         try FileManager.default.createDirectory(atPath: dir + "/drivers", withIntermediateDirectories: true)
         try Fixtures.buildEcho(into: dir + "/drivers")
         Fixtures.write(#"{"principals": {"uma": "user"}, "rules": [{"id": "all", "effect": "allow", "tools": ["*"]}]}"#, to: dir + "/policy.json")
         return try NovaHost(paths: HostPaths(driversDirectory: dir + "/drivers", dataDirectory: dir + "/data", policyFile: dir + "/policy.json"),
-                            episodes: EpisodeLog(dataDirectory: dir + "/data"))
+                            episodes: await EpisodeLog.open(dataDirectory: dir + "/data"))
     }
 
     func plan(_ text: String) throws -> Plan { try Plan.parse(JSONValue.parse(text)) }
 
     @Test func thePlanDocumentInTheEpisodeIsRedacted() async throws {
-        let nova = try host(Fixtures.tempDir("pipeline"))
+        let nova = try await host(Fixtures.tempDir("pipeline"))
         let p = try plan(#"{"steps": [{"id": "a", "call": "echo.echo", "input": {"password": "hunter2", "headers": {"Authorization": "Bearer s3cret"}, "x": 1}}]}"#)
         let request = try await nova.pipeline.prepare(RunSubmission(plan: p, principal: "uma", origin: "test"))
         let result = await nova.pipeline.execute(request)
@@ -34,7 +34,7 @@ struct RunPipelineTests {
     }
 
     @Test func aReferenceThatDoesNotResolveFailsItsStep() async throws {
-        let nova = try host(Fixtures.tempDir("pipeline"))
+        let nova = try await host(Fixtures.tempDir("pipeline"))
         let p = try plan(#"{"steps": [{"id": "a", "call": "echo.echo", "input": {"x": 1}}, {"id": "b", "call": "echo.echo", "input": {"y": "${steps.a.output.missing}"}}]}"#)
         let result = await nova.pipeline.execute(try await nova.pipeline.prepare(RunSubmission(plan: p, principal: "uma", origin: "test")))
         #expect(result.record.status == .failed)
@@ -46,7 +46,7 @@ struct RunPipelineTests {
     }
 
     @Test func prepareChecksInputsOptionsRoleAndToolsInOnePlace() async throws {
-        let nova = try host(Fixtures.tempDir("pipeline"))
+        let nova = try await host(Fixtures.tempDir("pipeline"))
         let p = try plan(#"{"inputs": {"n": {"type": "integer"}}, "steps": [{"id": "a", "call": "echo.echo", "input": {"n": "${inputs.n}"}}]}"#)
         func rejection(_ s: RunSubmission) async -> RunRejection? {
             do { _ = try await nova.pipeline.prepare(s); return nil } catch { return error }
@@ -70,7 +70,7 @@ struct RunPipelineTests {
     /// output and the episode stored on disk.
     @Test func toolInputsComeBackWithExactlyTheKeysAndNumbersThatWentIn() async throws {
         let dir = Fixtures.tempDir("pipeline")
-        let nova = try host(dir)
+        let nova = try await host(dir)
         let input = #"{"\u00e9": 1, "e\u0301": 2, "K": 3, "\u212a": 4, "big": 100000000000000000001, "neg": -18446744073709551617, "huge": 1e400}"#
         let p = try plan(#"{"steps": [{"id": "a", "call": "echo.echo", "input": "# + input + #"}], "output": {"v": "${steps.a.output}"}}"#)
         let result = await nova.pipeline.execute(try await nova.pipeline.prepare(RunSubmission(plan: p, principal: "uma", origin: "test")))
@@ -83,7 +83,7 @@ struct RunPipelineTests {
         #expect(output["big"]?.serialized() == "100000000000000000001" && output["neg"]?.serialized() == "-18446744073709551617")
         #expect(result.record.output?["v"] == expected)
         // Read back from disk, not from memory.
-        let stored = try #require(try EpisodeLog(dataDirectory: dir + "/data").show(runId: result.record.runId)).document
+        let stored = try #require(try await EpisodeLog.open(dataDirectory: dir + "/data").show(runId: result.record.runId)).document
         let recorded = try #require(stored["steps"]?[0]?["attempts"]?[0]?["output"])
         #expect(recorded.serialized(sortedKeys: true) == expected.serialized(sortedKeys: true), "\(recorded.serialized())")
     }

@@ -9,7 +9,7 @@ import Testing
     @Test func queuedRunsAreInterruptedNotStartedLater() async throws {
         let server = try await ServerFixtures.server()
         let runs = server.runs
-        let queued = try runs.submit(RunRequest(plan: ShutdownTests.sleepPlan(100), inputs: [:], principal: "alice", role: "user")).snapshot
+        let queued = try await runs.submit(RunRequest(plan: ShutdownTests.sleepPlan(100), inputs: [:], principal: "alice", role: "user")).snapshot
         // Nothing consumes the queue yet: the grace period ends with the run still queued.
         let shutdown = Task { await runs.shutdown(grace: .milliseconds(50)) }
         try await Task.sleep(for: .milliseconds(300))

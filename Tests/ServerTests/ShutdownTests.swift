@@ -23,8 +23,8 @@ import Testing
         let runs = server.runs
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await runs.run() }
-            let a = try runs.submit(RunRequest(plan: Self.sleepPlan(200), inputs: [:], principal: "alice", role: "user")).snapshot
-            let b = try runs.submit(RunRequest(plan: Self.sleepPlan(100), inputs: [:], principal: "alice", role: "user")).snapshot
+            let a = try await runs.submit(RunRequest(plan: Self.sleepPlan(200), inputs: [:], principal: "alice", role: "user")).snapshot
+            let b = try await runs.submit(RunRequest(plan: Self.sleepPlan(100), inputs: [:], principal: "alice", role: "user")).snapshot
             try await Task.sleep(for: .milliseconds(20))
             // A generous grace: shutdown returns as soon as both runs ended, and on a loaded
             // machine (the whole test suite in parallel on two cores) they may not even have
@@ -38,8 +38,8 @@ import Testing
                 #expect(doc["status"] == "succeeded", "\(doc.serialized())")
             }
             // No new runs once shutdown began.
-            #expect(throws: RunSubmitError.notAccepting) {
-                _ = try runs.submit(RunRequest(plan: Self.sleepPlan(1), inputs: [:], principal: "alice", role: "user"))
+            await #expect(throws: RunSubmitError.notAccepting) {
+                _ = try await runs.submit(RunRequest(plan: Self.sleepPlan(1), inputs: [:], principal: "alice", role: "user"))
             }
             try await group.waitForAll()
         }
@@ -51,9 +51,9 @@ import Testing
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await runs.run() }
             // The echo driver is serialized: the quick run goes first and ends before the slow one starts.
-            let quick = try runs.submit(RunRequest(plan: Self.sleepPlan(20), inputs: [:], principal: "alice", role: "user")).snapshot
+            let quick = try await runs.submit(RunRequest(plan: Self.sleepPlan(20), inputs: [:], principal: "alice", role: "user")).snapshot
             for _ in 0..<12_000 where runs.snapshot(runId: quick.runId)?.status == .running { try await Task.sleep(for: .milliseconds(10)) }
-            let slow = try runs.submit(RunRequest(plan: Self.sleepPlan(10_000), inputs: [:], principal: "alice", role: "user")).snapshot
+            let slow = try await runs.submit(RunRequest(plan: Self.sleepPlan(10_000), inputs: [:], principal: "alice", role: "user")).snapshot
             try await Task.sleep(for: .milliseconds(20))
             // The 10 s run is recorded interrupted, not waited for (had shutdown waited, its
             // episode would say succeeded).
@@ -79,7 +79,7 @@ import Testing
             // Submit directly (the app's HTTP port is not needed for this check).
             var snap: RunSnapshot?
             for _ in 0..<200 {
-                if let s = try? server.runs.submit(RunRequest(plan: Self.sleepPlan(300), inputs: [:], principal: "alice", role: "user")).snapshot {
+                if let s = try? await server.runs.submit(RunRequest(plan: Self.sleepPlan(300), inputs: [:], principal: "alice", role: "user")).snapshot {
                     snap = s
                     break
                 }

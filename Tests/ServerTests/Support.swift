@@ -101,7 +101,7 @@ enum ServerFixtures {
             _ = FileManager.default.createFile(atPath: policyPath, contents: Data(policy.utf8))
         }
         let paths = HostPaths.resolve(drivers: driversDir ?? Self.driversDir, data: data, policy: policyPath, environment: [:])
-        let host = try NovaHost(paths: paths, episodes: try EpisodeLog(dataDirectory: data))
+        let host = try NovaHost(paths: paths, episodes: try await EpisodeLog.open(dataDirectory: data))
         var c = config()
         mutate(&c)
         return try await NovaServer.make(host: host, config: c, logger: logger)

@@ -33,9 +33,11 @@ final class CallTable: Sendable {
     /// Call ids are unique in the process (logs and the driver see them), not per table.
     private static let nextId = Atomic<UInt64>(1)
 
-    /// Every live table, for completions that arrive through another generation's `host_ctx`:
-    /// a reload A→B→A maps A's image once, so A's `init` runs twice and a driver that keeps the
-    /// host pointer in a static completes the first generation's calls through the second's.
+    /// Every live table, for callbacks that arrive through another generation's `host_ctx`: an
+    /// image mapped for several generations (a reload A→B→A, or one file loaded by two
+    /// registries in a process) runs `init` again, and a driver that keeps the host pointer in
+    /// a static (as DriverKit does) then reaches the host for the first one's calls through the
+    /// latest `host_ctx`. Call ids are unique in the process, so the owner is never ambiguous.
     private static let live = Mutex<[ObjectIdentifier: WeakTable]>([:])
     private struct WeakTable: @unchecked Sendable { weak var table: CallTable? }
 
@@ -93,15 +95,21 @@ final class CallTable: Sendable {
 
     /// The driver's `complete`. Late completions (after the host gave up) are discarded.
     func complete(_ id: UInt64, status: Int32, output: [UInt8]) {
-        guard !completeHere(id, status: status, output: output) else { return }
-        // Not ours: a completion through another generation's host_ctx (see `live`).
-        let others = CallTable.live.withLock { $0.values.compactMap(\.table) }
-        for table in others where table !== self {
-            if table.completeHere(id, status: status, output: output) { return }
-        }
+        owner(of: id)?.completeHere(id, status: status, output: output)
     }
 
+    /// The table holding `id`: this one, or — for a call that reaches the host through another
+    /// generation's `host_ctx` (see `live`) — the one that registered it.
+    private func owner(of id: UInt64) -> CallTable? {
+        if holds(id) { return self }
+        let others = CallTable.live.withLock { $0.values.compactMap(\.table) }
+        return others.first { $0 !== self && $0.holds(id) }
+    }
+
+    private func holds(_ id: UInt64) -> Bool { state.withLock { $0.entries[id] != nil } }
+
     /// Completes `id` if this table holds it; false if it does not.
+    @discardableResult
     private func completeHere(_ id: UInt64, status: Int32, output: [UInt8]) -> Bool {
         let found = state.withLock { s -> (CheckedContinuation<ToolCallResult, any Error>?, Entry, [@Sendable () -> Void])? in
             guard let entry = s.entries.removeValue(forKey: id) else { return nil }
@@ -133,7 +141,8 @@ final class CallTable: Sendable {
 
     /// `is_cancelled`: true once the call was cancelled or its deadline passed.
     func isCancelled(_ id: UInt64) -> Bool {
-        state.withLock { s in
+        guard let table = owner(of: id) else { return false }
+        return table.state.withLock { s in
             guard let e = s.entries[id] else { return false }
             if e.cancelled { return true }
             if let d = e.deadlineNanos, nova_monotonic_ns() >= d { return true }
@@ -142,7 +151,7 @@ final class CallTable: Sendable {
     }
 
     func addUsage(_ id: UInt64, _ usage: ToolUsage) {
-        state.withLock { s in s.entries[id]?.usage += usage }
+        owner(of: id)?.state.withLock { s in s.entries[id]?.usage += usage }
     }
 
     /// Marks a call cancelled; the waiting task is resumed with `cancelled` right away and the

@@ -16,7 +16,8 @@ import JSON
 public enum EpisodeKillTestWorker {
     /// Runs the worker; returns after `count` episodes (normally it is killed long before).
     public static func run(dataDir: String, count: Int, writers: Int = 2) throws {
-        let log = try EpisodeLog(dataDirectory: dataDir)
+        // The episode files alone: the kill test is about their durability, not the index.
+        let log = try EpisodeStore(dataDirectory: dataDir)
         emit("READY\n")
         let prefix = "k\(Timestamps.wallNanos())-\(getpid())"
         let next = Counter()

@@ -29,49 +29,45 @@ public final class EpisodeLog: Sendable {
 
     /// Opens the episode store under `dataDirectory` (recovering it as `openMode` says) and the
     /// index `store` (by default `SQLiteStore` at `<data>/nova.sqlite`), then repairs the index.
-    public init(dataDirectory: String, store: (any HostStore)? = nil,
-                fileSystem: any EpisodeFileSystem = PosixEpisodeFileSystem(),
-                openMode: EpisodeStore.OpenMode = .recover) throws
+    public static func open(dataDirectory: String, store: (any HostStore)? = nil,
+                            fileSystem: any EpisodeFileSystem = PosixEpisodeFileSystem(),
+                            openMode: EpisodeStore.OpenMode = .recover) async throws -> EpisodeLog
     {
-        episodes = try EpisodeStore(dataDirectory: dataDirectory, fileSystem: fileSystem, openMode: openMode)
-        self.store = try store ?? SQLiteStore(path: episodes.dataDirectory + "/" + SQLiteStore.defaultFileName)
+        let episodes = try EpisodeStore(dataDirectory: dataDirectory, fileSystem: fileSystem, openMode: openMode)
+        let store = try store ?? SQLiteStore(path: episodes.dataDirectory + "/" + SQLiteStore.defaultFileName)
+        let repair: Result<Int, StoreRepairError>
         do {
-            openIndexRepair = .success(try Self.repair(episodes: episodes, store: self.store))
+            repair = .success(try await Self.repair(episodes: episodes, store: store))
         } catch {
-            openIndexRepair = .failure(StoreRepairError(message: "index repair failed: \(error)"))
+            repair = .failure(StoreRepairError(message: "index repair failed: \(error)"))
         }
+        return EpisodeLog(episodes: episodes, store: store, openIndexRepair: repair)
     }
 
-    /// Writes the episode of `record` (its `json`, which the run engine has already redacted).
+    private init(episodes: EpisodeStore, store: any HostStore, openIndexRepair: Result<Int, StoreRepairError>) {
+        self.episodes = episodes
+        self.store = store
+        self.openIndexRepair = openIndexRepair
+    }
+
+    /// Writes the episode of `record` (its `json`, which the run engine has already redacted)
+    /// and indexes it from the typed record. The blocking file work runs on its own thread.
     @discardableResult
-    public func write(_ record: RunRecord) throws -> LoggedEpisode {
-        try write(body: record.json, runId: record.runId)
+    public func write(_ record: RunRecord) async throws -> LoggedEpisode {
+        let ref = try await episodes.write(body: record.json, runId: record.runId)
+        return await index(ref, EpisodeSummary(ref: ref, record: record))
     }
 
     /// Writes `body` as the episode of `runId` (see `EpisodeStore.write`), then indexes it.
     @discardableResult
-    public func write(body: JSONValue, runId: String) throws -> LoggedEpisode {
-        let ref = try episodes.write(body: body, runId: runId)
-        do {
-            try store.indexEpisode(EpisodeSummary(ref: ref, document: body))
-            return LoggedEpisode(ref: ref, indexError: nil)
-        } catch {
-            return LoggedEpisode(ref: ref, indexError: "\(error)")
-        }
-    }
-
-    /// `write(_:)` for async callers (the blocking file work runs on its own thread).
-    @discardableResult
-    public func write(_ record: RunRecord) async throws -> LoggedEpisode {
-        try await write(body: record.json, runId: record.runId)
-    }
-
-    /// `write(body:runId:)` for async callers (the blocking file work runs on its own thread).
-    @discardableResult
     public func write(body: JSONValue, runId: String) async throws -> LoggedEpisode {
         let ref = try await episodes.write(body: body, runId: runId)
+        return await index(ref, EpisodeSummary(ref: ref, document: body))
+    }
+
+    private func index(_ ref: EpisodeRef, _ summary: EpisodeSummary) async -> LoggedEpisode {
         do {
-            try store.indexEpisode(EpisodeSummary(ref: ref, document: body))
+            try await store.indexEpisode(summary)
             return LoggedEpisode(ref: ref, indexError: nil)
         } catch {
             return LoggedEpisode(ref: ref, indexError: "\(error)")
@@ -81,12 +77,12 @@ public final class EpisodeLog: Sendable {
     /// Adds to the index every intact episode it lacks (or holds at another seq) and removes
     /// entries whose file is gone. Returns how many entries were added.
     @discardableResult
-    public func repairIndex() throws -> Int {
-        try Self.repair(episodes: episodes, store: store)
+    public func repairIndex() async throws -> Int {
+        try await Self.repair(episodes: episodes, store: store)
     }
 
-    private static func repair(episodes: EpisodeStore, store: any HostStore) throws -> Int {
-        let indexed = try store.indexedRunIds()
+    private static func repair(episodes: EpisodeStore, store: any HostStore) async throws -> Int {
+        let indexed = try await store.indexedRunIds()
         let fs = episodes.fs
         var onDisk = Set<String>()
         var add: [EpisodeSummary] = []
@@ -98,23 +94,23 @@ public final class EpisodeLog: Sendable {
             if let e = try? episodes.show(runId: id), e.problem == nil { add.append(EpisodeSummary(e)) }
         }
         // An indexed seq that moved (the entry is re-added above) is replaced by INSERT OR REPLACE.
-        try store.indexEpisodes(add)
+        try await store.indexEpisodes(add)
         let gone = indexed.keys.filter { !onDisk.contains($0) }
-        try store.removeEpisodes(runIds: Array(gone))
+        try await store.removeEpisodes(runIds: Array(gone))
         return add.count
     }
 
     /// Rebuilds the whole index from the episode files; returns the number indexed.
     @discardableResult
-    public func reindex() throws -> Int {
+    public func reindex() async throws -> Int {
         let all = try episodes.intactEpisodes().map(EpisodeSummary.init)
-        try store.replaceEpisodeIndex(with: all)
+        try await store.replaceEpisodeIndex(with: all)
         return all.count
     }
 
     /// Indexed episodes, newest first.
-    public func list(status: String? = nil, principal: String? = nil, limit: Int = 50, offset: Int = 0) throws -> [EpisodeSummary] {
-        try store.listEpisodes(status: status, principal: principal, limit: limit, offset: offset)
+    public func list(status: String? = nil, principal: String? = nil, limit: Int = 50, offset: Int = 0) async throws -> [EpisodeSummary] {
+        try await store.listEpisodes(status: status, principal: principal, limit: limit, offset: offset)
     }
 
     /// The stored episode of `runId` (from its file).
@@ -125,9 +121,9 @@ public final class EpisodeLog: Sendable {
 
     /// `EpisodeStore.recover()`, then an index repair.
     @discardableResult
-    public func recover() throws -> RecoveryReport {
+    public func recover() async throws -> RecoveryReport {
         let report = try episodes.recover()
-        try repairIndex()
+        try await repairIndex()
         return report
     }
 }

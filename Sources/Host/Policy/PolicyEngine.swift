@@ -5,9 +5,12 @@ import Synchronization
 /// Where rate-limit and budget state persists between runs (the host store implements it).
 public protocol PolicyStatePersistence: Sendable {
     /// Reads the values stored under `keys` (missing keys are absent from the result).
-    func policyState(keys: [String]) throws -> [String: JSONValue]
-    /// Atomically reads `keys`, computes new values and writes them back.
-    func updatePolicyState(keys: [String], _ update: @Sendable ([String: JSONValue]) throws -> [String: JSONValue]) throws
+    func policyState(keys: [String]) async throws -> [String: JSONValue]
+    /// In one transaction that excludes other writers (SQLite `BEGIN IMMEDIATE`, PostgreSQL
+    /// row locks): reads `keys`, calls `update` with the values found (missing keys absent) and
+    /// writes every key `update` returns. Keys it does not return are left as they are. If
+    /// `update` throws, nothing is written and the error is rethrown.
+    func updatePolicyState(keys: [String], _ update: @escaping @Sendable ([String: JSONValue]) throws -> [String: JSONValue]) async throws
 }
 
 /// The policy engine: deny by default; ordered allow/deny rules with input conditions; token
@@ -52,7 +55,10 @@ public final class PolicyEngine: CallGate, Sendable {
 
     // MARK: Decisions
 
-    public func authorize(_ request: GateRequest) async -> GateDecision { decide(request) }
+    public func authorize(_ request: GateRequest) async -> GateDecision {
+        await loadState(for: request)
+        return decide(request)
+    }
 
     /// The decision for one call, consuming a rate-limit token and a call from each budget when
     /// allowed. Synchronous and allocation-light: this is the hot path.
@@ -110,7 +116,6 @@ public final class PolicyEngine: CallGate, Sendable {
         let budgets = profile.budgets.filter { b in b.tools.contains { $0.matches(request.tool) } }
         let bucketKeys = limits.map { bucketKey($0, request) }
         let windowKeys = budgets.filter { $0.scope == .principal }.map { windowKey($0, request, now: now) }
-        preload(bucketKeys + windowKeys)
         return state.withLock { s -> GateDecision in
             var remaining: [String: JSONValue] = [:]
             // Rate limits.
@@ -250,10 +255,21 @@ public final class PolicyEngine: CallGate, Sendable {
         l.scope == .principal ? "rate/\(l.id)/principal/\(r.principal)" : "rate/\(l.id)/tool/\(r.tool)"
     }
 
-    private func preload(_ keys: [String]) {
+    /// Loads from `persistence` the bucket and window state `request` may touch and this process
+    /// has not seen yet (other runs and hosts share it), before the synchronous decision.
+    func loadState(for request: GateRequest) async {
+        guard persistence != nil else { return }
+        let profile = state.withLock { s in s.runProfiles[request.runId] } ?? current.withLock { $0 }
+        let limits = profile.rateLimits.filter { l in l.tools.contains { $0.matches(request.tool) } }
+        let budgets = profile.budgets.filter { b in b.scope == .principal && b.tools.contains { $0.matches(request.tool) } }
+        let keys = limits.map { bucketKey($0, request) } + budgets.map { windowKey($0, request, now: clock()) }
+        if !keys.isEmpty { await preload(keys) }
+    }
+
+    private func preload(_ keys: [String]) async {
         guard let persistence else { return }
         let missing = state.withLock { s in keys.filter { s.buckets[$0] == nil && s.windows[$0] == nil } }
-        guard !missing.isEmpty, let stored = try? persistence.policyState(keys: missing) else { return }
+        guard !missing.isEmpty, let stored = try? await persistence.policyState(keys: missing) else { return }
         let now = clock()
         let wall = Timestamps.wallNanos()
         state.withLock { s in
@@ -270,7 +286,7 @@ public final class PolicyEngine: CallGate, Sendable {
 
     /// Writes what this process consumed back to the store, merging with other processes'
     /// consumption in one transaction. Throws if the store fails.
-    public func flush() throws {
+    public func flush() async throws {
         guard let persistence else { return }
         let (buckets, windows) = state.withLock { s -> ([String: Bucket], [String: Window]) in
             let b = s.buckets.filter { $0.value.consumed > 0 }
@@ -282,7 +298,7 @@ public final class PolicyEngine: CallGate, Sendable {
         guard !buckets.isEmpty || !windows.isEmpty else { return }
         let limits = Dictionary(profile.rateLimits.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let wall = Timestamps.wallNanos()
-        try persistence.updatePolicyState(keys: Array(buckets.keys) + Array(windows.keys)) { stored in
+        try await persistence.updatePolicyState(keys: Array(buckets.keys) + Array(windows.keys)) { stored in
             var out: [String: JSONValue] = [:]
             for (key, b) in buckets {
                 let id = String(key.split(separator: "/")[1])

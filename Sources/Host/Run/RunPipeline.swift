@@ -76,7 +76,7 @@ public struct RunPipeline: Sendable {
 
     let runner: PlanRunner
     let policy: PolicyEngine
-    let finish: @Sendable (RunRecord) -> (episode: EpisodeRef?, episodeError: String?)
+    let finish: @Sendable (RunRecord) async -> (episode: EpisodeRef?, episodeError: String?)
 
     /// Binds the inputs, checks the options and the role, and validates every step against
     /// the drivers. Nothing runs.
@@ -107,8 +107,7 @@ public struct RunPipeline: Sendable {
     /// `x-secret` fields) and records it: policy state and the episode, off the cooperative pool.
     public func record(_ record: RunRecord) async -> RunResult {
         let redacted = Self.redact(record)
-        let finish = self.finish
-        let (episode, episodeError) = await OffPool.run { finish(redacted) }
+        let (episode, episodeError) = await finish(redacted)
         return RunResult(record: redacted, episode: episode, episodeError: episodeError)
     }
 

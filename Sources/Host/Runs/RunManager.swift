@@ -182,7 +182,7 @@ public final class RunManager: Sendable {
     /// the same key returns the first run (`replayed` true) if `fingerprint` matches, and
     /// throws `.idempotencyConflict` otherwise.
     public func submit(_ request: RunRequest, runId: String = NovaHost.makeRunId(), idempotencyKey: String? = nil,
-                       fingerprint: String = "") throws(RunSubmitError) -> (snapshot: RunSnapshot, replayed: Bool) {
+                       fingerprint: String = "") async throws(RunSubmitError) -> (snapshot: RunSnapshot, replayed: Bool) {
         if let role = request.role, !host.policy.profile.roles.contains(role) {
             throw .unknownRole("unknown role '\(role)' (the policy has: \(host.policy.profile.roles.joined(separator: ", ")))")
         }
@@ -215,7 +215,7 @@ public final class RunManager: Sendable {
         case .replayed(let snap): return (snap, true)
         case .replayedEvicted(let id):
             // The first run finished long ago: describe it from the episode index.
-            let summary = try? host.episodes?.store.episode(runId: id)
+            let summary = try? await host.episodes?.store.episode(runId: id)
             return (RunSnapshot(runId: id, planName: summary?.planName ?? request.plan.name, principal: request.principal,
                                 status: summary.flatMap { RunStatus(rawValue: $0.status) } ?? .running,
                                 submittedAt: summary?.startedAt ?? "", origin: request.origin, cancelRequested: false), true)

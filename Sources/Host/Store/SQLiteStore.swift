@@ -1,4 +1,5 @@
 import CSQLite
+import Dispatch
 import JSON
 
 /// The embedded `HostStore`: one SQLite database (system `libsqlite3`) under the data
@@ -18,7 +19,9 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
     /// The database file name `EpisodeLog` uses under the data directory.
     public static let defaultFileName = "nova.sqlite"
 
-    private let lock = ConditionLock()
+    /// Every statement runs on this serial queue, never on a thread of Swift's cooperative pool:
+    /// a write may wait up to `busyTimeoutMs` for another process's lock.
+    private let queue = DispatchQueue(label: "nova.sqlite-store")
     private let conn: SQLiteConnection
     private var synchronous = ""
 
@@ -85,10 +88,11 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
         }
     }
 
-    private func locked<T>(_ body: () throws -> T) rethrows -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body()
+    /// Runs `body` on the store's queue (one statement sequence at a time).
+    private func onConnection<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try body() }) }
+        }
     }
 
     // MARK: Episode index
@@ -115,13 +119,13 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
                        totals: EpisodeTotals(calls: row[9].int ?? 0, tokens: row[10].int ?? 0, costMicros: row[11].int ?? 0))
     }
 
-    public func indexEpisode(_ summary: EpisodeSummary) throws {
-        try indexEpisodes([summary])
+    public func indexEpisode(_ summary: EpisodeSummary) async throws {
+        try await indexEpisodes([summary])
     }
 
-    public func indexEpisodes(_ summaries: [EpisodeSummary]) throws {
+    public func indexEpisodes(_ summaries: [EpisodeSummary]) async throws {
         if summaries.isEmpty { return }
-        try locked {
+        try await onConnection { [self] in
             try setSynchronous("NORMAL")
             try conn.immediateTransaction { for s in summaries { try insert(s) } }
         }
@@ -135,27 +139,27 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
         return (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND "), params)
     }
 
-    public func listEpisodes(status: String?, principal: String?, limit: Int, offset: Int) throws -> [EpisodeSummary] {
+    public func listEpisodes(status: String?, principal: String?, limit: Int, offset: Int) async throws -> [EpisodeSummary] {
         let (whereSQL, params) = Self.filter(status: status, principal: principal)
         let sql = "SELECT \(Self.columns) FROM episodes\(whereSQL) ORDER BY seq DESC LIMIT ? OFFSET ?"
-        return try locked {
+        return try await onConnection { [self] in
             try conn.query(sql, params + [.int(Int64(max(0, limit))), .int(Int64(max(0, offset)))]).map(Self.summary)
         }
     }
 
-    public func countEpisodes(status: String?, principal: String?) throws -> Int {
+    public func countEpisodes(status: String?, principal: String?) async throws -> Int {
         let (whereSQL, params) = Self.filter(status: status, principal: principal)
-        return try locked { try conn.query("SELECT count(*) FROM episodes\(whereSQL)", params).first?.first?.int ?? 0 }
+        return try await onConnection { [self] in try conn.query("SELECT count(*) FROM episodes\(whereSQL)", params).first?.first?.int ?? 0 }
     }
 
-    public func episode(runId: String) throws -> EpisodeSummary? {
-        try locked {
+    public func episode(runId: String) async throws -> EpisodeSummary? {
+        try await onConnection { [self] in
             try conn.query("SELECT \(Self.columns) FROM episodes WHERE run_id = ?", [.text(runId)]).first.map(Self.summary)
         }
     }
 
-    public func indexedRunIds() throws -> [String: Int] {
-        try locked {
+    public func indexedRunIds() async throws -> [String: Int] {
+        try await onConnection { [self] in
             var out: [String: Int] = [:]
             for row in try conn.query("SELECT run_id, seq FROM episodes") {
                 if let id = row[0].text, let seq = row[1].int { out[id] = seq }
@@ -164,9 +168,9 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
         }
     }
 
-    public func removeEpisodes(runIds: [String]) throws {
+    public func removeEpisodes(runIds: [String]) async throws {
         if runIds.isEmpty { return }
-        try locked {
+        try await onConnection { [self] in
             try setSynchronous("NORMAL")
             try conn.immediateTransaction {
                 for id in runIds { try conn.query("DELETE FROM episodes WHERE run_id = ?", [.text(id)]) }
@@ -174,8 +178,8 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
         }
     }
 
-    public func replaceEpisodeIndex(with summaries: [EpisodeSummary]) throws {
-        try locked {
+    public func replaceEpisodeIndex(with summaries: [EpisodeSummary]) async throws {
+        try await onConnection { [self] in
             try setSynchronous("NORMAL")
             try conn.immediateTransaction {
                 try conn.exec("DELETE FROM episodes")
@@ -199,16 +203,16 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
         return out
     }
 
-    public func policyState(keys: [String]) throws -> [String: JSONValue] {
-        try locked {
+    public func policyState(keys: [String]) async throws -> [String: JSONValue] {
+        try await onConnection { [self] in
             try conn.exec("BEGIN")
             defer { try? conn.exec("COMMIT") }
             return try read(keys: keys)
         }
     }
 
-    public func updatePolicyState(keys: [String], _ update: @Sendable ([String: JSONValue]) throws -> [String: JSONValue]) throws {
-        try locked {
+    public func updatePolicyState(keys: [String], _ update: @escaping @Sendable ([String: JSONValue]) throws -> [String: JSONValue]) async throws {
+        try await onConnection { [self] in
             try setSynchronous("FULL")
             try conn.immediateTransaction {
                 let current = try read(keys: keys)

@@ -14,7 +14,7 @@ extension NovaServer {
 
         on(router, .get, "/v1/runs") { [self] request, context in
             let caller = try context.requireCaller()
-            return try listRuns(request: request, caller: caller)
+            return try await listRuns(request: request, caller: caller)
         }
 
         on(router, .get, "/v1/runs/{id}") { [self] _, context in
@@ -114,7 +114,7 @@ extension NovaServer {
         }
         let (snap, replayed): (RunSnapshot, Bool)
         do {
-            (snap, replayed) = try runs.submit(runRequest, idempotencyKey: key, fingerprint: SHA256.hex(body.canonicalBytes()))
+            (snap, replayed) = try await runs.submit(runRequest, idempotencyKey: key, fingerprint: SHA256.hex(body.canonicalBytes()))
         } catch {
             switch error {
             case .notAccepting: throw APIError(.serviceUnavailable, "shutting_down", error.description)
@@ -129,7 +129,7 @@ extension NovaServer {
         return JSONIO.response(RunViews.run(snap), status: .accepted, headers: headers)
     }
 
-    func listRuns(request: Request, caller: Caller) throws -> Response {
+    func listRuns(request: Request, caller: Caller) async throws -> Response {
         let q = request.uri.queryParameters
         let limit = try RunViews.intParameter(q.get("limit"), name: "limit", default: 50, range: 1...500)
         let offset = try RunViews.intParameter(q.get("offset"), name: "offset", default: 0, range: 0...10_000_000)
@@ -158,11 +158,11 @@ extension NovaServer {
         var total = live.count
         if status != "running", let log = host.episodes {
             do {
-                total += try log.store.countEpisodes(status: status, principal: principal)
+                total += try await log.store.countEpisodes(status: status, principal: principal)
                 let remaining = limit - items.count
                 if remaining > 0 {
                     let indexOffset = max(0, offset - live.count)
-                    for e in try log.list(status: status, principal: principal, limit: remaining, offset: indexOffset)
+                    for e in try await log.list(status: status, principal: principal, limit: remaining, offset: indexOffset)
                     where !seen.contains(e.runId) {
                         items.append(RunViews.run(summary: e))
                     }

@@ -22,7 +22,7 @@ extension NovaServer {
 
         on(router, .get, "/ready") { [self] _, context in
             _ = try context.requireCaller()
-            let checks = readiness()
+            let checks = await readiness()
             let ready = checks.values.allSatisfy { $0 == "ok" }
             let details = JSONValue.object(checks.mapValues { .string($0) })
             if ready { return JSONIO.response(["status": "ready", "checks": details]) }
@@ -41,10 +41,10 @@ extension NovaServer {
     }
 
     /// Readiness checks: `ok` or what is wrong, by name.
-    func readiness() -> [String: String] {
+    func readiness() async -> [String: String] {
         var checks: [String: String] = [:]
         if let episodes = host.episodes {
-            do { _ = try episodes.store.countEpisodes(status: nil, principal: nil); checks["store"] = "ok" } catch {
+            do { _ = try await episodes.store.countEpisodes(status: nil, principal: nil); checks["store"] = "ok" } catch {
                 checks["store"] = "the store does not answer: \(error)"
             }
         } else {
