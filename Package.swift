@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/GraphQLSwift/GraphQL", from: "4.3.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         // `nova-host serve` / `nova-host mcp` (HostServer): HTTP, lifecycle, MCP, JWT, metrics.
@@ -85,6 +86,16 @@ let package = Package(
             path: "Benchmarks/nova-bench",
             swiftSettings: strict
         ),
+        // PostgreSQL connection settings (DSN parsing, TLS, failure messages without secrets):
+        // shared by the `postgres` driver and the PostgreSQL store.
+        .target(name: "PostgresSupport",
+                dependencies: [.product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl")],
+                swiftSettings: strict),
+        // The PostgreSQL implementation of the host store (several hosts share one database).
+        .target(name: "PostgresStore",
+                dependencies: ["Host", "JSON", "PostgresSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
         // Drivers shipped with the host.
         .target(name: "TextDriver", dependencies: ["DriverKit", "JSON"], path: "Plugins/text", swiftSettings: strict),
         // `shell`: runs allowlisted programs inside nova-sandbox (Sources/Sandbox); C shims for spawn/openat2.
@@ -100,7 +111,7 @@ let package = Package(
             path: "Plugins/http", swiftSettings: strict),
         .target(
             name: "PostgresDriver",
-            dependencies: ["DriverKit", "DriverSupport", "JSON", .product(name: "PostgresNIO", package: "postgres-nio"),
+            dependencies: ["DriverKit", "DriverSupport", "JSON", "PostgresSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "Logging", package: "swift-log")],
             path: "Plugins/postgres", swiftSettings: strict),
@@ -115,7 +126,8 @@ let package = Package(
         .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: strict),
         .testTarget(name: "SchemaTests", dependencies: ["Schema", "JSON"], swiftSettings: strict),
         .testTarget(name: "HostTests", dependencies: ["Host", "DriverKit", "DriverABI", "JSON"], swiftSettings: strict),
-        .testTarget(name: "EpisodeTests", dependencies: ["Host", "JSON"], swiftSettings: strict),
+        .testTarget(name: "EpisodeTests", dependencies: ["Host", "JSON", "PostgresStore", "PostgresSupport",
+                                                          .product(name: "PostgresNIO", package: "postgres-nio")], swiftSettings: strict),
         // The shell driver (built libnova_shell.so + nova-sandbox) through the host, policy and CLI.
         .testTarget(name: "ShellTests", dependencies: ["Host", "JSON"], swiftSettings: strict),
         // Drivers against real servers (Tests/servers/with-servers.sh starts them).

@@ -5,6 +5,7 @@ import JSON
 import Logging
 import NIOPosix
 import PostgresNIO
+import PostgresSupport
 import Synchronization
 
 /// A small connection pool, one per driver instance: at most `maxConnections` open
@@ -28,12 +29,12 @@ final class PGPool: Sendable {
     private let ids = Atomic<UInt64>(0)
     private let connectionIDs = Atomic<Int>(0)
     let maxConnections: Int
-    let info: PGConnectionInfo
+    let info: PostgresDSN
     let connectTimeoutMs: Int
     let startup: [(String, String)]
     static let logger = Logger(label: "nova.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
 
-    init(info: PGConnectionInfo, maxConnections: Int, connectTimeoutMs: Int, startup: [(String, String)]) {
+    init(info: PostgresDSN, maxConnections: Int, connectTimeoutMs: Int, startup: [(String, String)]) {
         self.info = info
         self.maxConnections = maxConnections
         self.connectTimeoutMs = connectTimeoutMs
@@ -200,13 +201,7 @@ enum PGErrors {
             return DriverError.tool("connection_failed", "cannot connect to PostgreSQL at \(endpoint): \(info[.message] ?? "refused") (SQLSTATE \(info[.sqlState] ?? "?"))",
                                     details: serverFields(e).merging(["endpoint": .string(endpoint)]) { a, _ in a })
         }
-        var reason: String
-        if let e = error as? PSQLError {
-            reason = e.underlying.map { "\($0)" } ?? "\(e.code)"
-        } else {
-            reason = "\(error)"
-        }
-        if let password, !password.isEmpty { reason = reason.replacingOccurrences(of: password, with: "[REDACTED]") }
+        let reason = PostgresFailure.connectReason(error, password: password).reason
         return DriverError.tool("connection_failed", "cannot connect to PostgreSQL at \(endpoint): \(reason)", details: ["endpoint": .string(endpoint)])
     }
 }

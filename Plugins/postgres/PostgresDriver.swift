@@ -3,6 +3,7 @@ import DriverSupport
 import Foundation
 import JSON
 import PostgresNIO
+import PostgresSupport
 import Synchronization
 
 /// `postgres`: parameterized SQL over PostgresNIO, read-only by default.
@@ -173,7 +174,8 @@ final class PGState: Sendable {
         guard let dsn = try r.string("dsn") ?? environment["NOVA_PG_DSN"], !dsn.isEmpty else {
             throw DriverError.invalidArgument("postgres: no DSN — set \"dsn\" in the driver configuration or NOVA_PG_DSN in the environment")
         }
-        let info = try PGConnectionInfo(dsn: dsn)
+        let info: PostgresDSN
+        do { info = try PostgresDSN(dsn: dsn) } catch { throw DriverError.invalidArgument(error.message) }
         maxRows = try r.int("max_rows", default: 1000, in: 1...100_000)
         defaultTimeoutMs = try r.int("default_timeout_ms", default: 30_000, in: 1...3_600_000)
         readOnly = try r.bool("read_only", default: false)

@@ -1,0 +1,280 @@
+import Foundation
+import Host
+import JSON
+import Logging
+import PostgresNIO
+import PostgresSupport
+
+/// The `HostStore` on PostgreSQL, for several hosts sharing one database (`--store
+/// postgres://…`). It passes the same `StoreConformance` suite as the embedded SQLite store.
+///
+/// - Schema: versioned migrations in `nova_schema`, applied in one transaction under an
+///   advisory lock (two hosts starting together migrate once); a database whose version is
+///   newer than this binary's is refused.
+/// - Policy state: `updatePolicyState` takes a transaction-scoped advisory lock per key (in
+///   sorted order, so two hosts never deadlock) before reading, so concurrent read-modify-write
+///   cycles on any host lose no update — also for keys that have no row yet, which a row lock
+///   could not cover.
+/// - Values are stored as this host's own JSON text, so big integers and member names come back
+///   exactly (jsonb would normalize them).
+///
+/// Not selectable from the CLI yet: the index describes one episode chain (seq is unique), and
+/// episodes are still files under each host's data directory, so several hosts sharing this
+/// index would overwrite each other's entries. `--store` arrives with episodes stored in this
+/// database as one chain (issue 12.1).
+public final class PostgresStore: HostStore, Sendable {
+    /// The schema version this code writes.
+    public static let schemaVersion = 1
+
+    /// Migrations; entry `i` takes the schema from version `i` to `i + 1`.
+    static let migrations: [[PostgresQuery]] = [
+        [
+            """
+            CREATE TABLE nova_episodes (
+                run_id      TEXT PRIMARY KEY,
+                seq         BIGINT NOT NULL UNIQUE,
+                hash        TEXT NOT NULL,
+                plan_name   TEXT NOT NULL,
+                principal   TEXT NOT NULL,
+                status      TEXT NOT NULL,
+                started_at  TEXT NOT NULL,
+                finished_at TEXT NOT NULL,
+                duration_ms DOUBLE PRECISION NOT NULL,
+                calls       BIGINT NOT NULL,
+                tokens      BIGINT NOT NULL,
+                cost_micros BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX nova_episodes_by_status ON nova_episodes(status, seq)",
+            "CREATE INDEX nova_episodes_by_principal ON nova_episodes(principal, seq)",
+            """
+            CREATE TABLE nova_policy_state (
+                key        TEXT PRIMARY KEY,
+                value      TEXT NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+            )
+            """,
+        ],
+    ]
+
+    /// Where the database is, for messages (`host:port/database`, never credentials).
+    public let target: String
+    private let client: PostgresClient
+    private let runner: Task<Void, Never>
+    private let logger = Logger(label: "nova.store.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    /// Connects to the database `url` names (`postgres://user:password@host:port/db?sslmode=…`
+    /// or libpq key=value pairs), checks that it answers within `connectTimeoutMs`, and creates
+    /// or migrates the schema. Errors name the server, never the password.
+    public static func connect(url: String, connectTimeoutMs: Int = 10_000, maxConnections: Int = 8) async throws -> PostgresStore {
+        let dsn: PostgresDSN
+        do { dsn = try PostgresDSN(dsn: url) } catch { throw PostgresStoreError("invalid store URL: \(error.message)") }
+        let clientConfig = dsn.clientConfiguration(connectTimeoutMs: connectTimeoutMs, maxConnections: maxConnections)
+        let store = PostgresStore(client: PostgresClient(configuration: clientConfig),
+                                  target: dsn.endpoint + "/" + (dsn.database ?? dsn.user))
+        do {
+            try await store.checkConnection(timeoutMs: connectTimeoutMs, password: dsn.password)
+            try await store.migrate()
+        } catch {
+            store.close()
+            throw error
+        }
+        return store
+    }
+
+    private init(client: PostgresClient, target: String) {
+        self.client = client
+        self.target = target
+        runner = Task { await client.run() }
+    }
+
+    deinit { runner.cancel() }
+
+    /// Closes the connections (the store must not be used afterwards).
+    public func close() { runner.cancel() }
+
+    private func checkConnection(timeoutMs: Int, password: String?) async throws {
+        let client = self.client
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await client.query("SELECT 1") }
+                group.addTask {
+                    try await Task.sleep(for: .milliseconds(timeoutMs))
+                    throw PostgresStoreError("no answer within \(timeoutMs) ms")
+                }
+                try await group.next()
+                group.cancelAll()
+            }
+        } catch let e as PostgresStoreError {
+            throw PostgresStoreError("cannot connect to PostgreSQL at \(target): \(e.message)")
+        } catch {
+            throw PostgresStoreError("cannot connect to PostgreSQL at \(target): \(PostgresFailure.connectReason(error, password: password).reason)")
+        }
+    }
+
+    private func migrate() async throws {
+        try await transaction { conn in
+            // One host migrates at a time; the others wait, then find the schema current.
+            try await conn.query("SELECT pg_advisory_xact_lock(7236041)", logger: logger)
+            try await conn.query("CREATE TABLE IF NOT EXISTS nova_schema (version INT NOT NULL)", logger: logger)
+            var version = 0
+            for try await (v) in try await conn.query("SELECT version FROM nova_schema", logger: logger).decode(Int.self) { version = v }
+            if version > Self.schemaVersion {
+                throw PostgresStoreError("the database at \(target) has schema version \(version), newer than this nova-host's (\(Self.schemaVersion)): upgrade nova-host")
+            }
+            guard version < Self.schemaVersion else { return }
+            for step in version..<Self.schemaVersion {
+                for statement in Self.migrations[step] { try await conn.query(statement, logger: logger) }
+            }
+            try await conn.query("DELETE FROM nova_schema", logger: logger)
+            try await conn.query("INSERT INTO nova_schema (version) VALUES (\(Self.schemaVersion))", logger: logger)
+        }
+    }
+
+    /// A transaction whose closure's own error comes out as it was thrown (PostgresNIO wraps it
+    /// in a `PostgresTransactionError`; the store contract rethrows the caller's error).
+    private func transaction(_ body: (PostgresConnection) async throws -> Void) async throws {
+        do {
+            try await client.withTransaction(logger: logger) { conn in try await body(conn) }
+        } catch let e as PostgresTransactionError {
+            if let inner = e.closureError { throw inner }
+            throw PostgresStoreError("transaction on \(target) failed: \(e.beginError ?? e.commitError ?? e.rollbackError ?? e)")
+        }
+    }
+
+    // MARK: Episode index
+
+    private static func insert(_ s: EpisodeSummary, on conn: PostgresConnection, logger: Logger) async throws {
+        try await conn.query("""
+            INSERT INTO nova_episodes (run_id, seq, hash, plan_name, principal, status, started_at, finished_at,
+                                       duration_ms, calls, tokens, cost_micros)
+            VALUES (\(s.runId), \(s.seq), \(s.hash), \(s.planName), \(s.principal), \(s.status), \(s.startedAt), \(s.finishedAt),
+                    \(s.durationMs), \(s.totals.calls), \(s.totals.tokens), \(s.totals.costMicros))
+            ON CONFLICT (run_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, plan_name = excluded.plan_name,
+                principal = excluded.principal, status = excluded.status, started_at = excluded.started_at,
+                finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, calls = excluded.calls,
+                tokens = excluded.tokens, cost_micros = excluded.cost_micros
+            """, logger: logger)
+    }
+
+    public func indexEpisode(_ summary: EpisodeSummary) async throws {
+        try await indexEpisodes([summary])
+    }
+
+    public func indexEpisodes(_ summaries: [EpisodeSummary]) async throws {
+        if summaries.isEmpty { return }
+        let logger = self.logger
+        try await transaction { conn in
+            for s in summaries {
+                // An entry holding the same seq under another run id gives way (as SQLite's
+                // INSERT OR REPLACE does for the UNIQUE seq).
+                try await conn.query("DELETE FROM nova_episodes WHERE seq = \(s.seq) AND run_id <> \(s.runId)", logger: logger)
+                try await Self.insert(s, on: conn, logger: logger)
+            }
+        }
+    }
+
+    private typealias Row = (String, Int, String, String, String, String, String, String, Double, Int, Int, Int)
+    private static let columns = "run_id, seq, hash, plan_name, principal, status, started_at, finished_at, duration_ms, calls, tokens, cost_micros"
+
+    private static func summary(_ r: Row) -> EpisodeSummary {
+        EpisodeSummary(runId: r.0, seq: r.1, hash: r.2, planName: r.3, principal: r.4, status: r.5, startedAt: r.6, finishedAt: r.7,
+                       durationMs: r.8, totals: EpisodeTotals(calls: r.9, tokens: r.10, costMicros: r.11))
+    }
+
+    private func rows(_ query: PostgresQuery) async throws -> [EpisodeSummary] {
+        var out: [EpisodeSummary] = []
+        let sequence = try await client.query(query, logger: logger)
+        for try await row in sequence.decode(Row.self) { out.append(Self.summary(row)) }
+        return out
+    }
+
+    /// `WHERE` for the optional filters; a nil filter matches everything.
+    public func listEpisodes(status: String?, principal: String?, limit: Int, offset: Int) async throws -> [EpisodeSummary] {
+        try await rows("""
+            SELECT run_id, seq, hash, plan_name, principal, status, started_at, finished_at, duration_ms, calls, tokens, cost_micros
+            FROM nova_episodes
+            WHERE (\(status)::TEXT IS NULL OR status = \(status)) AND (\(principal)::TEXT IS NULL OR principal = \(principal))
+            ORDER BY seq DESC LIMIT \(max(0, limit)) OFFSET \(max(0, offset))
+            """)
+    }
+
+    public func countEpisodes(status: String?, principal: String?) async throws -> Int {
+        var count = 0
+        let sequence = try await client.query("""
+            SELECT count(*)::BIGINT FROM nova_episodes
+            WHERE (\(status)::TEXT IS NULL OR status = \(status)) AND (\(principal)::TEXT IS NULL OR principal = \(principal))
+            """, logger: logger)
+        for try await (n) in sequence.decode(Int.self) { count = n }
+        return count
+    }
+
+    public func episode(runId: String) async throws -> EpisodeSummary? {
+        try await rows("""
+            SELECT run_id, seq, hash, plan_name, principal, status, started_at, finished_at, duration_ms, calls, tokens, cost_micros
+            FROM nova_episodes WHERE run_id = \(runId)
+            """).first
+    }
+
+    public func indexedRunIds() async throws -> [String: Int] {
+        var out: [String: Int] = [:]
+        let sequence = try await client.query("SELECT run_id, seq FROM nova_episodes", logger: logger)
+        for try await (id, seq) in sequence.decode((String, Int).self) { out[id] = seq }
+        return out
+    }
+
+    public func removeEpisodes(runIds: [String]) async throws {
+        if runIds.isEmpty { return }
+        try await client.query("DELETE FROM nova_episodes WHERE run_id = ANY(\(runIds))", logger: logger)
+    }
+
+    public func replaceEpisodeIndex(with summaries: [EpisodeSummary]) async throws {
+        let logger = self.logger
+        try await transaction { conn in
+            try await conn.query("DELETE FROM nova_episodes", logger: logger)
+            for s in summaries { try await Self.insert(s, on: conn, logger: logger) }
+        }
+    }
+
+    // MARK: Policy state
+
+    private static func read(keys: [String], on conn: PostgresConnection, logger: Logger, target: String) async throws -> [String: JSONValue] {
+        var out: [String: JSONValue] = [:]
+        let sequence = try await conn.query("SELECT key, value FROM nova_policy_state WHERE key = ANY(\(keys))", logger: logger)
+        for try await (key, text) in sequence.decode((String, String).self) {
+            do { out[key] = try JSONValue.parse(text) } catch {
+                throw PostgresStoreError("policy state \(key) in \(target) is not JSON: \(error)")
+            }
+        }
+        return out
+    }
+
+    public func policyState(keys: [String]) async throws -> [String: JSONValue] {
+        if keys.isEmpty { return [:] }
+        let (logger, target) = (self.logger, self.target)
+        return try await client.withConnection { conn in try await Self.read(keys: keys, on: conn, logger: logger, target: target) }
+    }
+
+    public func updatePolicyState(keys: [String], _ update: @escaping @Sendable ([String: JSONValue]) throws -> [String: JSONValue]) async throws {
+        let (logger, target) = (self.logger, self.target)
+        try await transaction { conn in
+            for key in Set(keys).sorted() {
+                try await conn.query("SELECT pg_advisory_xact_lock(hashtextextended(\("nova.policy/" + key), 0))", logger: logger)
+            }
+            let next = try update(try await Self.read(keys: keys, on: conn, logger: logger, target: target))
+            for key in next.keys.sorted() {
+                try await conn.query("""
+                    INSERT INTO nova_policy_state (key, value, updated_at) VALUES (\(key), \(next[key]!.serialized(sortedKeys: true)), now())
+                    ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+                    """, logger: logger)
+            }
+        }
+    }
+}
+
+/// A PostgreSQL store failure, with a message that names the server and never the password.
+public struct PostgresStoreError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
