@@ -132,7 +132,7 @@ struct ReloadTests {
         let early = (try? String(contentsOfFile: markers, encoding: .utf8)) ?? ""
         #expect(!early.contains("destroy"), "destroyed while the driver still held a call: \(early)")
 
-        FileManager.default.createFile(atPath: release, contents: Data())
+        #expect(FileManager.default.createFile(atPath: release, contents: Data()))
         var text = ""
         for _ in 0..<2000 {  // wait for the state (bounded, so a broken retire fails, not hangs)
             text = (try? String(contentsOfFile: markers, encoding: .utf8)) ?? ""

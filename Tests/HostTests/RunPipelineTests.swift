@@ -83,7 +83,7 @@ struct RunPipelineTests {
         #expect(output["big"]?.serialized() == "100000000000000000001" && output["neg"]?.serialized() == "-18446744073709551617")
         #expect(result.record.output?["v"] == expected)
         // Read back from disk, not from memory.
-        let stored = try #require(try await EpisodeLog.open(dataDirectory: dir + "/data").show(runId: result.record.runId)).document
+        let stored = try await EpisodeLog.open(dataDirectory: dir + "/data").show(runId: result.record.runId).document
         let recorded = try #require(stored["steps"]?[0]?["attempts"]?[0]?["output"])
         #expect(recorded.serialized(sortedKeys: true) == expected.serialized(sortedKeys: true), "\(recorded.serialized())")
     }

@@ -94,21 +94,5 @@ struct TestSuiteTests {
         #expect(out.failures.isEmpty, Comment(rawValue: "\(out.failures.count) JSON-Schema-Test-Suite cases failed:\n" + out.failures.joined(separator: "\n")))
         #expect(out.total > 1000)
     }
-
-    /// The optional tests (when the suite copy has them) are reported, never required.
-    @Test func draft202012Optional() throws {
-        guard let root = TestSuiteTests.suiteRoot() else { return }
-        let reg = try TestSuiteTests.registry(root)
-        let dir = root.appendingPathComponent("tests/draft2020-12/optional")
-        guard let e = FileManager.default.enumerator(at: dir, includingPropertiesForKeys: nil) else {
-            print("JSON-Schema-Test-Suite draft2020-12 optional: not present in this copy of the suite")
-            return
-        }
-        var files: [URL] = []
-        for case let url as URL in e where url.pathExtension == "json" { files.append(url) }
-        files.sort { $0.path < $1.path }
-        let plain = try TestSuiteTests.run(files: files.filter { !$0.path.contains("/format/") }, registry: reg)
-        let formats = try TestSuiteTests.run(files: files.filter { $0.path.contains("/format/") }, registry: reg, formatAssertion: true)
-        print("JSON-Schema-Test-Suite draft2020-12 optional (bonus, not required): \(plain.passed)/\(plain.total) passed; optional/format with formatAssertion: \(formats.passed)/\(formats.total) passed")
-    }
 }
+
