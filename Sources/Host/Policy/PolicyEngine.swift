@@ -115,7 +115,6 @@ public final class PolicyEngine: CallGate, Sendable {
         let limits = profile.rateLimits.filter { l in l.tools.contains { $0.matches(request.tool) } }
         let budgets = profile.budgets.filter { b in b.tools.contains { $0.matches(request.tool) } }
         let bucketKeys = limits.map { bucketKey($0, request) }
-        let windowKeys = budgets.filter { $0.scope == .principal }.map { windowKey($0, request, now: now) }
         return state.withLock { s -> GateDecision in
             var remaining: [String: JSONValue] = [:]
             // Rate limits.
