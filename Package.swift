@@ -60,7 +60,7 @@ let package = Package(
         // The CLI, thin over Host.
         .executableTarget(
             name: "nova-host",
-            dependencies: ["Host", "HostServer", "JSON", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Host", "HostServer", "JSON", "PostgresStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/nova-host",
             swiftSettings: strict
         ),
@@ -94,7 +94,7 @@ let package = Package(
         // The PostgreSQL implementation of the host store (several hosts share one database).
         .target(name: "PostgresStore",
                 dependencies: ["Host", "JSON", "PostgresSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
-                               .product(name: "Logging", package: "swift-log")],
+                               .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         // Drivers shipped with the host.
         .target(name: "TextDriver", dependencies: ["DriverKit", "JSON"], path: "Plugins/text", swiftSettings: strict),

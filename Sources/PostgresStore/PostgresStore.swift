@@ -2,6 +2,7 @@ import Foundation
 import Host
 import JSON
 import Logging
+import NIOCore
 import PostgresNIO
 import PostgresSupport
 
@@ -18,13 +19,13 @@ import PostgresSupport
 /// - Values are stored as this host's own JSON text, so big integers and member names come back
 ///   exactly (jsonb would normalize them).
 ///
-/// Not selectable from the CLI yet: the index describes one episode chain (seq is unique), and
-/// episodes are still files under each host's data directory, so several hosts sharing this
-/// index would overwrite each other's entries. `--store` arrives with episodes stored in this
-/// database as one chain (issue 12.1).
-public final class PostgresStore: HostStore, Sendable {
+/// - Episodes: rows of the append-only `nova_episode_chain` (a trigger refuses UPDATE, DELETE
+///   and TRUNCATE), sealed exactly as episode files are (`EpisodeFormat`), one chain for every
+///   host: an append serializes on the chain head under an advisory lock inside its
+///   transaction, and writes the index entry in the same transaction.
+public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
     /// The schema version this code writes.
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
 
     /// Migrations; entry `i` takes the schema from version `i` to `i + 1`.
     static let migrations: [[PostgresQuery]] = [
@@ -53,6 +54,27 @@ public final class PostgresStore: HostStore, Sendable {
                 value      TEXT NOT NULL,
                 updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
             )
+            """,
+        ],
+        // 2: the episode chain itself, append-only (rows are never updated or deleted).
+        [
+            """
+            CREATE TABLE nova_episode_chain (
+                seq        BIGINT PRIMARY KEY,
+                run_id     TEXT NOT NULL UNIQUE,
+                hash       TEXT NOT NULL,
+                prev_hash  TEXT NOT NULL,
+                bytes      BYTEA NOT NULL,
+                written_at TIMESTAMPTZ NOT NULL DEFAULT now()
+            )
+            """,
+            """
+            CREATE FUNCTION nova_episode_chain_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'nova_episode_chain is append-only'; END $$
+            """,
+            """
+            CREATE TRIGGER nova_episode_chain_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON nova_episode_chain
+            FOR EACH STATEMENT EXECUTE FUNCTION nova_episode_chain_append_only()
             """,
         ],
     ]
@@ -270,6 +292,81 @@ public final class PostgresStore: HostStore, Sendable {
             }
         }
     }
+}
+
+// MARK: - Episode chain
+
+extension PostgresStore {
+    /// The advisory lock that serializes appends on the chain head (any host, any connection).
+    static let chainLock: Int64 = 7236042
+
+    public func appendEpisode(body: JSONValue, runId: String, summary: @escaping @Sendable (EpisodeRef) -> EpisodeSummary) async throws -> EpisodeRef {
+        let (logger, target) = (self.logger, self.target)
+        let box = RefBox()
+        try await transaction { conn in
+            try await conn.query("SELECT pg_advisory_xact_lock(\(Self.chainLock))", logger: logger)
+            var head: (Int, String) = (0, EpisodeFormat.genesisHash)
+            for try await (seq, hash) in try await conn.query("SELECT seq, hash FROM nova_episode_chain ORDER BY seq DESC LIMIT 1", logger: logger)
+                .decode((Int, String).self) { head = (seq, hash) }
+            for try await _ in try await conn.query("SELECT 1 FROM nova_episode_chain WHERE run_id = \(runId)", logger: logger).decode(Int.self) {
+                throw EpisodeStoreError.duplicateRunId(runId)
+            }
+            let sealed = try EpisodeFormat.seal(body: body, runId: runId, seq: head.0 + 1, prevHash: head.1)
+            try await conn.query("""
+                INSERT INTO nova_episode_chain (seq, run_id, hash, prev_hash, bytes)
+                VALUES (\(head.0 + 1), \(runId), \(sealed.hash), \(head.1), \(ByteBuffer(bytes: sealed.bytes)))
+                """, logger: logger)
+            let ref = EpisodeRef(runId: runId, seq: head.0 + 1, hash: sealed.hash, path: "\(target)#\(head.0 + 1)")
+            try await Self.insert(summary(ref), on: conn, logger: logger)
+            box.ref = ref
+        }
+        return box.ref!
+    }
+
+    public func episode(runId: String) async throws -> Episode {
+        guard EpisodeFormat.isValidRunId(runId) else { throw EpisodeStoreError.invalidRunId(runId) }
+        let rows = try await client.query("SELECT seq, bytes FROM nova_episode_chain WHERE run_id = \(runId)", logger: logger)
+        for try await (seq, bytes) in rows.decode((Int, ByteBuffer).self) {
+            return EpisodeFormat.read(bytes: Array(buffer: bytes), runId: runId, location: "\(target)#\(seq)").episode
+        }
+        throw EpisodeStoreError.notFound(runId: runId)
+    }
+
+    public func verifyEpisodes() async throws -> VerifyReport {
+        var issues: [ChainIssue] = []
+        var checked = 0
+        var previous: (seq: Int, hash: String)? = nil
+        var tip: EpisodeRef?
+        let rows = try await client.query("SELECT seq, run_id, hash, prev_hash, bytes FROM nova_episode_chain ORDER BY seq", logger: logger)
+        for try await (seq, runId, hash, prevHash, bytes) in rows.decode((Int, String, String, String, ByteBuffer).self) {
+            checked += 1
+            let (episode, problem) = EpisodeFormat.read(bytes: Array(buffer: bytes), runId: runId, location: "\(target)#\(seq)")
+            let expectedSeq = (previous?.seq ?? 0) + 1
+            if seq != expectedSeq {
+                issues.append(ChainIssue(kind: .missing, seq: expectedSeq, runId: nil,
+                                         detail: "no episode holds seq \(expectedSeq)\(seq > expectedSeq + 1 ? "–\(seq - 1)" : "")"))
+            }
+            if let problem {
+                issues.append(ChainIssue(kind: problem, seq: seq, runId: runId, detail: episode.problem ?? problem.rawValue))
+            } else if episode.ref.seq != seq || episode.ref.hash != hash || episode.prevHash != prevHash {
+                issues.append(ChainIssue(kind: .changed, seq: seq, runId: runId,
+                                         detail: "the row's seq, hash or prev_hash columns differ from the sealed episode"))
+            }
+            let expectedPrev = previous.map(\.hash) ?? EpisodeFormat.genesisHash
+            if previous != nil || seq == 1, prevHash != expectedPrev, seq == expectedSeq {
+                issues.append(ChainIssue(kind: .prevHashMismatch, seq: seq, runId: runId,
+                                         detail: "prev_hash \(prevHash.prefix(16))… is not the hash of seq \(seq - 1) (\(expectedPrev.prefix(16))…)"))
+            }
+            previous = (seq, hash)
+            tip = EpisodeRef(runId: runId, seq: seq, hash: hash, path: "\(target)#\(seq)")
+        }
+        return VerifyReport(checked: checked, tip: tip, issues: issues)
+    }
+}
+
+/// Carries the appended episode's ref out of the transaction closure.
+private final class RefBox: @unchecked Sendable {
+    var ref: EpisodeRef?
 }
 
 /// A PostgreSQL store failure, with a message that names the server and never the password.

@@ -12,11 +12,12 @@ struct EpisodesCommand: AsyncParsableCommand {
 
     struct DataOptions: ParsableArguments {
         @Option(help: ArgumentHelp("Data directory (default: $NOVA_DATA_DIR or ./.nova).", valueName: "dir")) var data: String?
+        @Option(help: ArgumentHelp(StoreOption.help, valueName: "url")) var store: String?
         @Flag(help: "Print JSON.") var json = false
         var directory: String { HostPaths.resolve(drivers: nil, data: data, policy: nil).dataDirectory }
 
         func open(_ mode: EpisodeStore.OpenMode = .recover) async throws -> EpisodeLog {
-            do { return try await EpisodeLog.open(dataDirectory: directory, openMode: mode) } catch {
+            do { return try await EpisodeLog.open(dataDirectory: directory, store: try await StoreOption.open(store), openMode: mode) } catch {
                 Output.error("cannot open \(directory): \(error)")
                 throw ExitCode(ExitStatus.runFailed)
             }
@@ -53,7 +54,7 @@ struct EpisodesCommand: AsyncParsableCommand {
         func run() async throws {
             let log = try await options.open()
             do {
-                let episode = try log.show(runId: runId)
+                let episode = try await log.show(runId: runId)
                 Output.json(episode.document)
                 if let p = episode.problem { Output.error(p); throw ExitCode(ExitStatus.runFailed) }
             } catch let e as ExitCode { throw e } catch {

@@ -17,6 +17,9 @@ struct HostOptions: ParsableArguments {
     @Option(name: .customLong("driver-config"), help: ArgumentHelp("Per-driver settings: isolation and create config (default: $NOVA_DRIVER_CONFIG or ./configs/drivers.json if present).", valueName: "file"))
     var driverConfig: String?
 
+    @Option(help: ArgumentHelp(StoreOption.help, valueName: "url"))
+    var store: String?
+
     var paths: HostPaths { HostPaths.resolve(drivers: drivers, data: data, policy: policy, driverConfig: driverConfig) }
 
     /// Builds the host, turning a bad policy file into a usage error (exit 2). With
@@ -25,8 +28,8 @@ struct HostOptions: ParsableArguments {
         let paths = self.paths
         var log: EpisodeLog?
         if withData {
-            do { log = try await EpisodeLog.open(dataDirectory: paths.dataDirectory) } catch {
-                Output.error("cannot open the data directory \(paths.dataDirectory): \(error)")
+            do { log = try await EpisodeLog.open(dataDirectory: paths.dataDirectory, store: try await StoreOption.open(store)) } catch {
+                Output.error("cannot open the store (data directory \(paths.dataDirectory)): \(error)")
                 throw ExitCode(ExitStatus.runFailed)
             }
             if case .failure(let e) = log!.openIndexRepair { Output.error("warning: \(e)") }

@@ -98,13 +98,13 @@ import Glibc
 
         // The normal start-up recovery, then the checks.
         let log = try await EpisodeLog.open(dataDirectory: data)
-        let report = try log.verify()
+        let report = try await log.verify()
         #expect(report.isIntact, "\(report)")
         #expect(report.backupProblems.isEmpty, "\(report.backupProblems)")
         #expect(report.staleTempFiles.isEmpty)
         var missing: [String] = []
         for id in acked {
-            guard let e = try? log.show(runId: id), e.problem == nil else { missing.append(id); continue }
+            guard let e = try? await log.show(runId: id), e.problem == nil else { missing.append(id); continue }
         }
         #expect(missing.isEmpty, "acknowledged but missing: \(missing.prefix(10))")
         #expect(report.checked >= acked.count)

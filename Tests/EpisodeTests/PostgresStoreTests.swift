@@ -66,7 +66,7 @@ import JSON
             _ = try await PostgresStore.connect(url: url)
             Issue.record("a newer schema was accepted")
         } catch {
-            #expect("\(error)".contains("schema version 99, newer than this nova-host's (1)"), "\(error)")
+            #expect("\(error)".contains("schema version 99, newer than this nova-host's (\(PostgresStore.schemaVersion))"), "\(error)")
         }
     }
 
@@ -94,5 +94,107 @@ import JSON
         } catch {
             #expect("\(error)".hasPrefix("invalid store URL:") && !"\(error)".contains("s3cret-pw"), "\(error)")
         }
+    }
+
+    static func admin(_ url: String) async throws -> PostgresConnection {
+        try await PostgresConnection.connect(configuration: try PostgresDSN(dsn: url).configuration(connectTimeoutMs: 10_000, startup: []),
+                                             id: 3, logger: logger)
+    }
+
+    /// Two hosts (each its own data directory and connection) append to one chain at the same
+    /// time: one chain, seq 1…N without a fork, readable and verifiable from either.
+    @Test func hostsShareOneChainThatNeverForks() async throws {
+        let url = try await Self.freshDatabase()
+        let dirs = [EpisodeFixtures.tempDir("pg-a"), EpisodeFixtures.tempDir("pg-b")]
+        defer { dirs.forEach(EpisodeFixtures.remove) }
+        var logs: [EpisodeLog] = []
+        for d in dirs { logs.append(try await EpisodeLog.open(dataDirectory: d, store: try await PostgresStore.connect(url: url))) }
+        #expect(logs.allSatisfy { $0.chain != nil })
+        let each = 15
+        let refs = try await withThrowingTaskGroup(of: EpisodeRef.self) { group in
+            for (h, log) in logs.enumerated() {
+                for i in 0..<each {
+                    group.addTask { try await log.write(body: EpisodeFixtures.body("h\(h)-\(i)"), runId: "h\(h)-\(i)").ref }
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(refs.map(\.seq).sorted() == Array(1...(2 * each)))
+        for log in logs {
+            let report = try await log.verify()
+            #expect(report.isIntact && report.checked == 2 * each && report.tip?.seq == 2 * each, "\(report)")
+            #expect(try await log.list(limit: 100).count == 2 * each)
+        }
+        let e = try await logs[1].show(runId: "h0-3")
+        #expect(e.problem == nil && e.document["run_id"] == "h0-3")
+        await #expect(throws: EpisodeStoreError.self) { _ = try await logs[0].write(body: EpisodeFixtures.body("h1-2"), runId: "h1-2") }
+        await #expect(throws: EpisodeStoreError.self) { _ = try await logs[0].show(runId: "nope") }
+        // The files under the data directories hold no episodes: the database does.
+        #expect(try logs[0].episodes.list().isEmpty)
+    }
+
+    /// The table refuses edits; a row edited anyway (the trigger bypassed, as a database owner
+    /// could) is found and named as the first broken link.
+    @Test func anEditedRowIsTheFirstBrokenLink() async throws {
+        let url = try await Self.freshDatabase()
+        let dir = EpisodeFixtures.tempDir("pg-edit")
+        defer { EpisodeFixtures.remove(dir) }
+        let log = try await EpisodeLog.open(dataDirectory: dir, store: try await PostgresStore.connect(url: url))
+        for i in 1...6 { try await log.write(body: EpisodeFixtures.body("e\(i)"), runId: "e\(i)") }
+        #expect(try await log.verify().isIntact)
+        let conn = try await Self.admin(url)
+        await #expect(throws: (any Error).self) {
+            try await conn.query("UPDATE nova_episode_chain SET run_id = run_id WHERE seq = 4", logger: Self.logger)
+        }
+        try await conn.query("SET session_replication_role = replica", logger: Self.logger)
+        try await conn.query("UPDATE nova_episode_chain SET bytes = convert_to(replace(convert_from(bytes, 'UTF8'), 'alice', 'mallory'), 'UTF8') WHERE seq = 4", logger: Self.logger)
+        try await conn.close()
+        let report = try await log.verify()
+        #expect(!report.isIntact && report.firstBroken?.seq == 4 && report.firstBroken?.kind == .changed, "\(report)")
+        #expect(try await log.show(runId: "e4").problem?.hasPrefix("changed") == true)
+    }
+
+    /// `--store postgres://…` through the CLI: a run on one host (data directory) is listed,
+    /// shown and verified by another host on the same database.
+    @Test func theCLIUsesThePostgresStore() async throws {
+        let url = try await Self.freshDatabase()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let bin = ProcessInfo.processInfo.environment["NOVA_BIN_DIR"] ?? root + "/.build/debug"
+        let dir = EpisodeFixtures.tempDir("pg-cli")
+        defer { EpisodeFixtures.remove(dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/drivers", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: bin + "/libnova_text.so", toPath: dir + "/drivers/libnova_text.so")
+        try #"{"principals": {"uma": "user"}, "rules": [{"id": "t", "effect": "allow", "tools": ["text.*"]}]}"#
+            .write(toFile: dir + "/policy.json", atomically: true, encoding: .utf8)
+        try #"{"name": "shout", "steps": [{"id": "a", "call": "text.upper", "input": {"text": "hi"}}]}"#
+            .write(toFile: dir + "/plan.json", atomically: true, encoding: .utf8)
+        func novaHost(_ args: [String]) throws -> (code: Int32, out: String, err: String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: bin + "/nova-host")
+            p.arguments = args
+            let out = Pipe(), err = Pipe()
+            p.standardOutput = out
+            p.standardError = err
+            try p.run()
+            let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        }
+        for _ in 0..<2 {
+            let run = try novaHost(["run", dir + "/plan.json", "--principal", "uma", "--drivers", dir + "/drivers", "--data", dir + "/a",
+                                    "--policy", dir + "/policy.json", "--store", url])
+            #expect(run.code == 0, "\(run)")
+        }
+        let listed = try novaHost(["episodes", "list", "--json", "--data", dir + "/b", "--store", url])
+        #expect(listed.code == 0, "\(listed)")
+        let rows = try JSONValue.parse(listed.out).arrayValue ?? []
+        #expect(rows.count == 2 && rows.allSatisfy { $0["plan_name"] == "shout" && $0["principal"] == "uma" }, "\(listed.out)")
+        let runId = try #require(rows.first?["run_id"]?.stringValue)
+        let shown = try novaHost(["episodes", "show", runId, "--data", dir + "/b", "--store", url])
+        #expect(shown.code == 0 && shown.out.contains("HI"), "\(shown)")
+        let verified = try novaHost(["episodes", "verify", "--data", dir + "/b", "--store", url])
+        #expect(verified.code == 0 && verified.out.contains("chain intact: 2 episode(s)"), "\(verified)")
+        let bad = try novaHost(["episodes", "list", "--data", dir + "/b", "--store", "postgres://nova:pw-secret@127.0.0.1:1/nova?sslmode=disable"])
+        #expect(bad.code != 0 && bad.err.contains("cannot connect to PostgreSQL at 127.0.0.1:1/nova") && !bad.err.contains("pw-secret"), "\(bad)")
     }
 }

@@ -188,7 +188,7 @@ final class BrokenIndexStore: HostStore, @unchecked Sendable {
         let s = try #require(try await log.store.episode(runId: "l3"))
         #expect(s.planName == "demo" && s.principal == "alice" && s.durationMs == 1000.5)
         #expect(s.totals == EpisodeTotals(calls: 1, tokens: 12, costMicros: 34))
-        #expect(s.hash == (try log.show(runId: "l3")).ref.hash)
+        #expect(s.hash == (try await log.show(runId: "l3")).ref.hash)
         #expect(try await log.reindex() == 6)
         #expect(try await log.list(limit: 2, offset: 4).map(\.runId) == ["l2", "l1"])
     }
@@ -203,7 +203,7 @@ final class BrokenIndexStore: HostStore, @unchecked Sendable {
         record.finishedAt = Timestamps.now()
         let logged = try await log.write(record)
         #expect(logged.indexError == nil)
-        let e = try log.show(runId: "rr-1")
+        let e = try await log.show(runId: "rr-1")
         #expect(e.document["plan_name"] == "hello")
         #expect(try await log.store.episode(runId: "rr-1")?.status == "succeeded")
     }
@@ -220,7 +220,7 @@ final class BrokenIndexStore: HostStore, @unchecked Sendable {
                 let r = try await log.write(body: F.body("i\(i)"), runId: "i\(i)")
                 #expect(r.indexError != nil)
             }
-            #expect(try log.verify().isIntact)
+            #expect(try await log.verify().isIntact)
             #expect(try await broken.countEpisodes(status: nil, principal: nil) == 0)
         }
         let log = try await EpisodeLog.open(dataDirectory: data)

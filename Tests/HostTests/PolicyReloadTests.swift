@@ -97,7 +97,7 @@ struct PolicyReloadTests {
         let plan = try Plan.parse(JSONValue.parse(#"{"steps": [{"id": "a", "call": "echo.echo", "input": {"x": 1}}]}"#))
         let (record, ref, error) = await nova.run(plan, inputs: [:], principal: "uma")
         #expect(record.status == .succeeded && ref != nil && error == nil)
-        let episode = try #require(try nova.episodes?.show(runId: record.runId))
+        let episode = try #require(try await nova.episodes?.show(runId: record.runId))
         let decision = episode.document["steps"]?[0]?["attempts"]?[0]?["decision"]
         #expect(decision?["policy"]?.stringValue == nova.policyStatus.hash)
         #expect(nova.policyStatus.hash.hasPrefix("sha256:") && nova.policyStatus.hash.count == 7 + 64)

@@ -22,7 +22,7 @@ struct RunPipelineTests {
         let request = try await nova.pipeline.prepare(RunSubmission(plan: p, principal: "uma", origin: "test"))
         let result = await nova.pipeline.execute(request)
         #expect(result.record.status == .succeeded && result.episode != nil)
-        let stored = try #require(try nova.episodes?.show(runId: result.record.runId)).document
+        let stored = try #require(try await nova.episodes?.show(runId: result.record.runId)).document
         // The plan document and the recorded inputs lose their secrets (echo's output is its
         // input: outputs are what the caller asked for, recorded as returned).
         for part in [stored["plan"], stored["inputs"], stored["steps"]?[0]?["attempts"]?[0]?["input"]] {

@@ -81,7 +81,7 @@ import Testing
             let asUser = Tokens.hs256(Tokens.claims(sub: "carol", role: "user"))
             let ok = try await client.post("/tools/echo.echo", asUser, [:])
             #expect(ok.status == .ok)
-            let ep = try server.host.episodes!.show(runId: ok.json["run_id"]!.stringValue!)
+            let ep = try await server.host.episodes!.show(runId: ok.json["run_id"]!.stringValue!)
             #expect(ep.document["principal"] == "carol")
             #expect(ep.document["steps"]?[0]?["attempts"]?[0]?["decision"]?["role"] == "user")
             #expect(try await client.post("/tools/echo.fail", asUser, [:]).status == .forbidden)

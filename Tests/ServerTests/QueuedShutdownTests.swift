@@ -16,7 +16,7 @@ import Testing
         await runs.run()
         let report = await shutdown.value
         #expect(report.interrupted == 1)
-        let e = try server.host.episodes!.show(runId: queued.runId)
+        let e = try await server.host.episodes!.show(runId: queued.runId)
         #expect(e.document["status"] == "interrupted", "\(e.document.serialized())")
         #expect(e.document["steps"]?[0]?["status"] != "succeeded")
     }

@@ -146,7 +146,7 @@ import Testing
             let runId = try #require(r.json["run_id"]?.stringValue)
             #expect(r.headers[HTTPField.Name("X-Run-ID")!] == runId)
             #expect(r.json["episode"]?["seq"] == 1)
-            let episode = try server.host.episodes!.show(runId: runId)
+            let episode = try await server.host.episodes!.show(runId: runId)
             #expect(episode.problem == nil)
             #expect(episode.document["principal"] == "alice")
             #expect(episode.document["steps"]?[0]?["attempts"]?[0]?["decision"]?["rule"] == "users-echo")

@@ -34,7 +34,7 @@ import Testing
             #expect(report.interrupted == 0)
             #expect(report.abandoned.isEmpty)
             for id in [a.runId, b.runId] {
-                let doc = try server.host.episodes!.show(runId: id).document
+                let doc = try await server.host.episodes!.show(runId: id).document
                 #expect(doc["status"] == "succeeded", "\(doc.serialized())")
             }
             // No new runs once shutdown began.
@@ -59,11 +59,11 @@ import Testing
             // episode would say succeeded).
             let report = await runs.shutdown(grace: .milliseconds(300))
             #expect(report.interrupted == 1)
-            let e = try server.host.episodes!.show(runId: slow.runId)
+            let e = try await server.host.episodes!.show(runId: slow.runId)
             #expect(e.document["status"] == "interrupted")
             #expect(e.document["error"]?.stringValue?.contains("shut down") == true)
-            #expect(try server.host.episodes!.show(runId: quick.runId).document["status"] == "succeeded")
-            #expect(try server.host.episodes!.verify().isIntact)
+            #expect(try await server.host.episodes!.show(runId: quick.runId).document["status"] == "succeeded")
+            #expect(try await server.host.episodes!.verify().isIntact)
             try await group.waitForAll()
         }
     }
@@ -89,7 +89,7 @@ import Testing
             try await Task.sleep(for: .milliseconds(50))
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
-            #expect(try server.host.episodes!.show(runId: id).document["status"] == "succeeded")
+            #expect(try await server.host.episodes!.show(runId: id).document["status"] == "succeeded")
             #expect(server.runs.inFlightCount == 0)
         }
     }

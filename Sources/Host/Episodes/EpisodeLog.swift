@@ -9,12 +9,17 @@ public struct LoggedEpisode: Sendable {
     public let indexError: String?
 }
 
-/// Episodes plus their index: writes the episode file (the source of truth), then indexes it
-/// in the `HostStore`. If indexing fails the episode still stands and the index is repaired on
-/// the next open (episodes missing from the index are added, entries without a file removed).
+/// Episodes plus their index. With a store that keeps episodes itself (`HostStore.episodeChain`,
+/// the PostgreSQL store) every host appends to that one chain, and the index entry is written in
+/// the same transaction. Otherwise episodes are files under the data directory (the source of
+/// truth) indexed afterwards in the store: if indexing fails the episode still stands and the
+/// index is repaired on the next open (episodes missing from the index are added, entries
+/// without a file removed).
 public final class EpisodeLog: Sendable {
-    /// The episode files.
+    /// The episode files (not used for episodes when `chain` is set).
     public let episodes: EpisodeStore
+    /// The store's own episode chain, when it keeps episodes (nil: the files are the episodes).
+    public var chain: (any EpisodeChainStore)? { store.episodeChain }
     /// The index and policy state.
     public let store: any HostStore
     /// Episodes the open-time index repair added (or why it failed).
@@ -37,7 +42,8 @@ public final class EpisodeLog: Sendable {
         let store = try store ?? SQLiteStore(path: episodes.dataDirectory + "/" + SQLiteStore.defaultFileName)
         let repair: Result<Int, StoreRepairError>
         do {
-            repair = .success(try await Self.repair(episodes: episodes, store: store))
+            // A chain kept in the store is indexed in the same transaction: nothing to repair.
+            repair = .success(store.episodeChain == nil ? try await Self.repair(episodes: episodes, store: store) : 0)
         } catch {
             repair = .failure(StoreRepairError(message: "index repair failed: \(error)"))
         }
@@ -54,6 +60,10 @@ public final class EpisodeLog: Sendable {
     /// and indexes it from the typed record. The blocking file work runs on its own thread.
     @discardableResult
     public func write(_ record: RunRecord) async throws -> LoggedEpisode {
+        if let chain {
+            let ref = try await chain.appendEpisode(body: record.json, runId: record.runId) { EpisodeSummary(ref: $0, record: record) }
+            return LoggedEpisode(ref: ref, indexError: nil)
+        }
         let ref = try await episodes.write(body: record.json, runId: record.runId)
         return await index(ref, EpisodeSummary(ref: ref, record: record))
     }
@@ -61,6 +71,10 @@ public final class EpisodeLog: Sendable {
     /// Writes `body` as the episode of `runId` (see `EpisodeStore.write`), then indexes it.
     @discardableResult
     public func write(body: JSONValue, runId: String) async throws -> LoggedEpisode {
+        if let chain {
+            let ref = try await chain.appendEpisode(body: body, runId: runId) { EpisodeSummary(ref: $0, document: body) }
+            return LoggedEpisode(ref: ref, indexError: nil)
+        }
         let ref = try await episodes.write(body: body, runId: runId)
         return await index(ref, EpisodeSummary(ref: ref, document: body))
     }
@@ -78,7 +92,8 @@ public final class EpisodeLog: Sendable {
     /// entries whose file is gone. Returns how many entries were added.
     @discardableResult
     public func repairIndex() async throws -> Int {
-        try await Self.repair(episodes: episodes, store: store)
+        if chain != nil { return 0 }
+        return try await Self.repair(episodes: episodes, store: store)
     }
 
     private static func repair(episodes: EpisodeStore, store: any HostStore) async throws -> Int {
@@ -103,6 +118,7 @@ public final class EpisodeLog: Sendable {
     /// Rebuilds the whole index from the episode files; returns the number indexed.
     @discardableResult
     public func reindex() async throws -> Int {
+        if chain != nil { throw EpisodeLogError("the index of a chain kept in the store is written with each episode: there is nothing to rebuild") }
         let all = try episodes.intactEpisodes().map(EpisodeSummary.init)
         try await store.replaceEpisodeIndex(with: all)
         return all.count
@@ -113,17 +129,36 @@ public final class EpisodeLog: Sendable {
         try await store.listEpisodes(status: status, principal: principal, limit: limit, offset: offset)
     }
 
-    /// The stored episode of `runId` (from its file).
-    public func show(runId: String) throws -> Episode { try episodes.show(runId: runId) }
+    /// The stored episode of `runId` (from the store's chain or its file).
+    public func show(runId: String) async throws -> Episode {
+        if let chain { return try await chain.episode(runId: runId) }
+        return try episodes.show(runId: runId)
+    }
 
-    /// See `EpisodeStore.verify()`.
-    public func verify() throws -> VerifyReport { try episodes.verify() }
+    /// Walks the chain (see `EpisodeStore.verify()` and `EpisodeChainStore.verifyEpisodes()`).
+    public func verify() async throws -> VerifyReport {
+        if let chain { return try await chain.verifyEpisodes() }
+        return try episodes.verify()
+    }
 
     /// `EpisodeStore.recover()`, then an index repair.
     @discardableResult
     public func recover() async throws -> RecoveryReport {
+        if let chain {
+            // Rows commit atomically: there are no temp files or backups to repair, only a
+            // chain to check.
+            return RecoveryReport(removedTempFiles: [], restoredMissing: [], restoredCorrupt: [], rewrittenBackups: [],
+                                  unrepairable: [], chain: try await chain.verifyEpisodes())
+        }
         let report = try episodes.recover()
         try await repairIndex()
         return report
     }
+}
+
+/// An operation the episode log cannot do in its configuration.
+public struct EpisodeLogError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    init(_ message: String) { self.message = message }
+    public var description: String { message }
 }

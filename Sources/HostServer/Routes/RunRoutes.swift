@@ -24,7 +24,7 @@ extension NovaServer {
                 guard caller.isAdmin || snap.principal == caller.principal else { throw APIError.notFound("no run \(id)") }
                 return JSONIO.response(RunViews.run(snap))
             }
-            let episode = try episode(id, for: caller)
+            let episode = try await episode(id, for: caller)
             return JSONIO.response(RunViews.run(episode: episode))
         }
 
@@ -42,7 +42,7 @@ extension NovaServer {
                 throw APIError(.conflict, "already_finished", "run \(id) already finished (\(status.rawValue))",
                                extra: ["run_id": .string(id), "status": .string(status.rawValue)])
             case .unknown:
-                let e = try episode(id, for: caller)
+                let e = try await episode(id, for: caller)
                 let status = e.document["status"]?.stringValue ?? "finished"
                 throw APIError(.conflict, "already_finished", "run \(id) already finished (\(status))",
                                extra: ["run_id": .string(id), "status": .string(status)])
@@ -51,7 +51,7 @@ extension NovaServer {
 
         on(router, .get, "/v1/episodes/{id}") { [self] _, context in
             let caller = try context.requireCaller()
-            let e = try episode(context.parameters.get("id") ?? "", for: caller)
+            let e = try await episode(context.parameters.get("id") ?? "", for: caller)
             var o: [String: JSONValue] = ["run_id": .string(e.ref.runId), "seq": .int(e.ref.seq), "hash": .string(e.ref.hash),
                                           "prev_hash": .string(e.prevHash), "intact": .bool(e.problem == nil), "document": e.document]
             if let p = e.problem { o["problem"] = .string(p) }
@@ -61,10 +61,10 @@ extension NovaServer {
 
     /// The stored episode of `runId`, if `caller` may see it (404 otherwise: a run of someone
     /// else is not acknowledged).
-    func episode(_ runId: String, for caller: Caller) throws -> Episode {
+    func episode(_ runId: String, for caller: Caller) async throws -> Episode {
         guard EpisodeFormat.isValidRunId(runId), let log = host.episodes else { throw APIError.notFound("no run \(runId)") }
         let e: Episode
-        do { e = try log.show(runId: runId) } catch { throw APIError.notFound("no run \(runId)") }
+        do { e = try await log.show(runId: runId) } catch { throw APIError.notFound("no run \(runId)") }
         guard caller.isAdmin || e.document["principal"]?.stringValue == caller.principal else { throw APIError.notFound("no run \(runId)") }
         return e
     }
