@@ -197,4 +197,32 @@ import JSON
         let bad = try novaHost(["episodes", "list", "--data", dir + "/b", "--store", "postgres://nova:pw-secret@127.0.0.1:1/nova?sslmode=disable"])
         #expect(bad.code != 0 && bad.err.contains("cannot connect to PostgreSQL at 127.0.0.1:1/nova") && !bad.err.contains("pw-secret"), "\(bad)")
     }
+
+    /// What is written is what may be read: a run's secrets are redacted before its row is
+    /// written, as before a file is (checked in the raw bytes of the row).
+    @Test func secretsNeverReachTheDatabase() async throws {
+        let url = try await Self.freshDatabase()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let bin = ProcessInfo.processInfo.environment["NOVA_BIN_DIR"] ?? root + "/.build/debug"
+        let dir = EpisodeFixtures.tempDir("pg-secret")
+        defer { EpisodeFixtures.remove(dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/drivers", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: bin + "/libnova_text.so", toPath: dir + "/drivers/libnova_text.so")
+        try #"{"principals": {"uma": "user"}, "rules": [{"id": "t", "effect": "allow", "tools": ["text.*"]}]}"#
+            .write(toFile: dir + "/policy.json", atomically: true, encoding: .utf8)
+        let log = try await EpisodeLog.open(dataDirectory: dir + "/data", store: try await PostgresStore.connect(url: url))
+        let nova = try NovaHost(paths: HostPaths(driversDirectory: dir + "/drivers", dataDirectory: dir + "/data", policyFile: dir + "/policy.json"),
+                                episodes: log)
+        let plan = try Plan.parse(JSONValue.parse(#"{"inputs": {"password": {"type": "string"}}, "steps": [{"id": "a", "call": "text.upper", "input": {"text": "x", "token": "s3cret-token"}}]}"#))
+        let request = try await nova.pipeline.prepare(RunSubmission(plan: plan, inputs: ["password": "hunter2"], principal: "uma", origin: "test"))
+        let result = await nova.pipeline.execute(request)
+        #expect(result.episode != nil, "\(result.episodeError ?? "-")")
+        let conn = try await Self.admin(url)
+        var raw = ""
+        for try await (bytes) in try await conn.query("SELECT bytes FROM nova_episode_chain", logger: Self.logger).decode(ByteBuffer.self) {
+            raw += String(buffer: bytes)
+        }
+        try await conn.close()
+        #expect(raw.contains(result.record.runId) && !raw.contains("hunter2") && !raw.contains("s3cret-token"), "\(raw)")
+    }
 }
