@@ -123,18 +123,21 @@ let package = Package(
                            .product(name: "NIOHTTP1", package: "swift-nio")],
             path: "Plugins/graphql", swiftSettings: strict),
 
+        // Shared by the test targets: package paths, temp dirs, the allow-all gate, Outcome,
+        // the process runner, a closed port.
+        .target(name: "TestSupport", dependencies: ["Host", "JSON"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: strict),
         .testTarget(name: "SchemaTests", dependencies: ["Schema", "JSON"], swiftSettings: strict),
-        .testTarget(name: "HostTests", dependencies: ["Host", "DriverKit", "DriverABI", "JSON"], swiftSettings: strict),
-        .testTarget(name: "EpisodeTests", dependencies: ["Host", "JSON", "PostgresStore", "PostgresSupport",
+        .testTarget(name: "HostTests", dependencies: ["TestSupport", "Host", "DriverKit", "DriverABI", "JSON"], swiftSettings: strict),
+        .testTarget(name: "EpisodeTests", dependencies: ["TestSupport", "Host", "JSON", "PostgresStore", "PostgresSupport",
                                                           .product(name: "PostgresNIO", package: "postgres-nio")], swiftSettings: strict),
         // The shell driver (built libnova_shell.so + nova-sandbox) through the host, policy and CLI.
-        .testTarget(name: "ShellTests", dependencies: ["Host", "JSON"], swiftSettings: strict),
+        .testTarget(name: "ShellTests", dependencies: ["TestSupport", "Host", "JSON"], swiftSettings: strict),
         // Drivers against real servers (Tests/servers/with-servers.sh starts them).
-        .testTarget(name: "DriverTests", dependencies: ["Host", "JSON"], swiftSettings: strict),
+        .testTarget(name: "DriverTests", dependencies: ["TestSupport", "Host", "JSON"], swiftSettings: strict),
         // The server in-process (HummingbirdTesting): routes, auth matrix, JWT attacks, MCP, shutdown.
         .testTarget(name: "ServerTests",
-                    dependencies: ["HostServer", "Host", "JSON", .product(name: "Hummingbird", package: "hummingbird"),
+                    dependencies: ["TestSupport", "HostServer", "Host", "JSON", .product(name: "Hummingbird", package: "hummingbird"),
                                    .product(name: "HummingbirdTesting", package: "hummingbird"),
                                    .product(name: "JWTKit", package: "jwt-kit"), .product(name: "MCP", package: "swift-sdk"),
                                    .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),

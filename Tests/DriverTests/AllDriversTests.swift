@@ -96,30 +96,15 @@ struct AllDriversTests {
         env["NOVA_PG_DSN"] = try Servers.postgresDSN()
         env["NOVA_GRAPHQL_ENDPOINT"] = try Servers.graphqlURL()
         let environment = env
-        // The child runs for seconds: wait for it on a thread of its own, not the test's pool.
-        let (status, stdout, stderr) = try await OffPool.run { () throws -> (Int32, Data, Data) in
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: binary)
-            p.currentDirectoryURL = URL(fileURLWithPath: DriverFixtures.root)
-            p.arguments = arguments
-            p.environment = environment
-            let out = Pipe(), err = Pipe()
-            p.standardOutput = out
-            p.standardError = err
-            try p.run()
-            let stdout = out.fileHandleForReading.readDataToEndOfFile()
-            let stderr = err.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return (p.terminationStatus, stdout, stderr)
-        }
-        let text = String(decoding: stdout, as: UTF8.self)
-        #expect(status == 0, "stdout: \(text)\nstderr: \(String(decoding: stderr, as: UTF8.self))")
-        let json = try JSONValue.parse(Array(stdout))
+        // The child runs for seconds: ProcessRunner waits on a thread of its own, not the pool.
+        let r = try await ProcessRunner.run(binary, arguments, environment: environment, cwd: DriverFixtures.root)
+        #expect(r.status == 0, "\(r)")
+        let json = try JSONValue.parse(r.stdout)
         #expect(json["status"] == "succeeded")
         #expect(json["output"] == Self.expectedOutput)
         // The DSN's password is nowhere in what the CLI printed.
         let password = try Servers.postgresPassword()
-        #expect(!text.contains(password) && !String(decoding: stderr, as: UTF8.self).contains(password))
+        #expect(!r.stdout.contains(password) && !r.stderr.contains(password))
     }
 
     /// Issue 10.24: a driver that is not configured yet can be inspected (its manifest comes
@@ -134,20 +119,9 @@ struct AllDriversTests {
             env["NOVA_GRAPHQL_ENDPOINT"] = nil
             env["NOVA_DRIVER_CONFIG"] = nil
             let environment = env
-            let (status, stdout, stderr) = try await OffPool.run { () throws -> (Int32, String, String) in
-                let p = Process()
-                p.executableURL = URL(fileURLWithPath: binary)
-                p.arguments = ["drivers", "inspect", name, "--drivers", drivers, "--data", DriverFixtures.tempDir("inspect")]
-                p.currentDirectoryURL = URL(fileURLWithPath: DriverFixtures.tempDir("inspect-cwd"))  // no configs/ here
-                p.environment = environment
-                let out = Pipe(), err = Pipe()
-                p.standardOutput = out
-                p.standardError = err
-                try p.run()
-                let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-                p.waitUntilExit()
-                return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-            }
+            let r = try await ProcessRunner.run(binary, ["drivers", "inspect", name, "--drivers", drivers, "--data", DriverFixtures.tempDir("inspect")],
+                                                environment: environment, cwd: DriverFixtures.tempDir("inspect-cwd"))  // no configs/ here
+            let (status, stdout, stderr) = (r.status, r.stdout, r.stderr)
             #expect(status == 0, "\(name): \(stdout)\n\(stderr)")
             for tool in tools { #expect(stdout.contains(tool), "\(name): \(stdout)") }
             #expect(stdout.contains("instance: not configured") && stdout.contains(missing), "\(name): \(stdout)")

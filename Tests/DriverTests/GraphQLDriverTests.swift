@@ -7,7 +7,7 @@ import Testing
 /// Tests/servers/graphql_server.py).
 @Suite("graphql driver")
 struct GraphQLDriverTests {
-    func host(_ gqlConfig: [String: JSONValue] = [:], gate: any CallGate = AllowAll()) async throws -> HostHarness {
+    func host(_ gqlConfig: [String: JSONValue] = [:], gate: any CallGate = AllowAllGate()) async throws -> HostHarness {
         var config = try DriverFixtures.serverConfig()
         var g: [String: JSONValue] = ["endpoint": .string(try Servers.graphqlURL())]
         for (k, v) in gqlConfig { g[k] = v }

@@ -6,7 +6,7 @@ import Testing
 /// The http driver against the real HTTP test server (Tests/servers/http_server.py).
 @Suite("http driver")
 struct HTTPDriverTests {
-    func host(_ httpConfig: JSONValue? = nil, gate: any CallGate = AllowAll()) async throws -> HostHarness {
+    func host(_ httpConfig: JSONValue? = nil, gate: any CallGate = AllowAllGate()) async throws -> HostHarness {
         var config = try DriverFixtures.serverConfig()
         if let httpConfig { config["http"] = httpConfig }
         return try await HostHarness(config: config, gate: gate)

@@ -6,7 +6,7 @@ import Testing
 /// The postgres driver against a real PostgreSQL 15 cluster (Tests/servers/start-postgres.sh).
 @Suite("postgres driver")
 struct PostgresDriverTests {
-    func host(_ pgConfig: [String: JSONValue] = [:], gate: any CallGate = AllowAll()) async throws -> HostHarness {
+    func host(_ pgConfig: [String: JSONValue] = [:], gate: any CallGate = AllowAllGate()) async throws -> HostHarness {
         var config = try DriverFixtures.serverConfig()
         var pg: [String: JSONValue] = ["dsn": .string(try Servers.postgresDSN())]
         for (k, v) in pgConfig { pg[k] = v }

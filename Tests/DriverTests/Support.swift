@@ -1,4 +1,5 @@
 import Foundation
+@_exported import TestSupport
 import Host
 import JSON
 import Synchronization
@@ -27,35 +28,16 @@ enum Servers {
     }
 
     /// A port on 127.0.0.1 where nothing listens (bound, then closed).
-    static func closedPort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-                bind(fd, sa, len) == 0 && getsockname(fd, sa, &len) == 0
-            }
-        }
-        try #require(ok, "cannot bind a probe socket")
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
+    static func closedPort() throws -> Int { try Ports.closed() }
 }
 
 /// Paths and the built drivers.
 enum DriverFixtures {
     /// The package root, found from this file's path.
-    static let root: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
+    static let root = TestPaths.root
 
     /// Where `swift build` put the drivers (`NOVA_BIN_DIR`, set by `make test`).
-    static let binDir: String = ProcessInfo.processInfo.environment["NOVA_BIN_DIR"] ?? root + "/.build/debug"
+    static let binDir = TestPaths.binDir
 
     /// One drivers directory for this test process with http, postgres, graphql (copied from the
     /// build, mode 0644) and the C echo example (built with cc from examples/drivers/c-echo).
@@ -118,11 +100,7 @@ enum DriverFixtures {
         chmod(out, 0o644)
     }
 
-    static func tempDir(_ label: String) -> String {
-        let path = NSTemporaryDirectory() + "\(label)-\(UUID().uuidString.prefix(8))"
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
+    static func tempDir(_ label: String) -> String { TestPaths.tempDir(label) }
 
     /// Driver configuration for the test servers: loopback allowed explicitly for http (and
     /// only loopback), the test database, the test GraphQL endpoint.
@@ -135,24 +113,7 @@ enum DriverFixtures {
     }
 }
 
-/// A gate that allows everything: for tests that are not about policy.
-struct AllowAll: CallGate {
-    func authorize(_ request: GateRequest) async -> GateDecision { GateDecision(allowed: true, ruleId: "test-allow", reason: "test") }
-    func charge(_ request: GateRequest, usage: ToolUsage, durationNanos: Int64) async {}
-}
 
-/// What one call through the run engine produced.
-struct Outcome: Sendable {
-    let step: StepRecord
-    var output: JSONValue? { step.output }
-    var error: ToolCallError? { step.attempts.last?.error }
-    var succeeded: Bool { step.status == .succeeded }
-    /// The output, or a test failure showing why there is none.
-    func value(sourceLocation: SourceLocation = #_sourceLocation) throws -> JSONValue {
-        try #require(step.output, "step \(step.status.rawValue): \(step.reason ?? "-") \(error.map { "[\($0.code)] \($0.message)" } ?? "")",
-                     sourceLocation: sourceLocation)
-    }
-}
 
 /// Each driver library opened once per test process, by the host's own loader
 /// (`checkSafeToLoad`, dlopen, ABI negotiation, manifest checks). Tests then create instances
@@ -203,7 +164,7 @@ struct HostHarness {
     let gate: any CallGate
     static let emptyDirectory = DriverFixtures.tempDir("nova-no-drivers")
 
-    init(config: [String: JSONValue]? = nil, gate: any CallGate = AllowAll()) async throws {
+    init(config: [String: JSONValue]? = nil, gate: any CallGate = AllowAllGate()) async throws {
         let config = try config ?? DriverFixtures.serverConfig()
         let libraries = try await Libraries.get()
         registry = DriverRegistry(driversDirectory: Self.emptyDirectory)

@@ -31,29 +31,43 @@ import JSON
         return try #require(url.string)
     }
 
-    static func database() async throws -> StoreConformance.Database {
+    /// The stores a test opened, closed when it ends: the suite runs beside the driver tests
+    /// on one server, so connections are few (3 per store) and never left for the idle timeout.
+    final class Stores: @unchecked Sendable {
+        private let lock = NSLock()
+        private var opened: [PostgresStore] = []
+        func connect(_ url: String) async throws -> PostgresStore {
+            let store = try await PostgresStore.connect(url: url, maxConnections: 3)
+            lock.withLock { opened.append(store) }
+            return store
+        }
+        deinit { for s in opened { s.close() } }
+    }
+
+    static func database(_ stores: Stores) async throws -> StoreConformance.Database {
         let url = try await freshDatabase()
-        return { try await PostgresStore.connect(url: url) }
+        return { try await stores.connect(url) }
     }
 
     @Test func conformanceEpisodeIndex() async throws {
-        try await StoreConformance.episodeIndex(try await Self.database())
+        try await StoreConformance.episodeIndex(try await Self.database(Stores()))
     }
 
     @Test func conformancePolicyState() async throws {
-        try await StoreConformance.policyState(try await Self.database())
+        try await StoreConformance.policyState(try await Self.database(Stores()))
     }
 
     @Test func conformanceTransactions() async throws {
-        try await StoreConformance.policyStateTransactionsLoseNoIncrement(try await Self.database())
+        try await StoreConformance.policyStateTransactionsLoseNoIncrement(try await Self.database(Stores()))
     }
 
     /// Two hosts opening a new database together migrate it once; a database from a newer
     /// nova-host is refused with a message that says so.
     @Test func schemaIsMigratedOnceAndANewerOneIsRefused() async throws {
         let url = try await Self.freshDatabase()
+        let opened = Stores()
         let stores = try await withThrowingTaskGroup(of: PostgresStore.self) { group in
-            for _ in 0..<4 { group.addTask { try await PostgresStore.connect(url: url) } }
+            for _ in 0..<4 { group.addTask { try await opened.connect(url) } }
             return try await group.reduce(into: []) { $0.append($1) }
         }
         try await stores[0].indexEpisode(StoreConformance.summary(1))
@@ -63,7 +77,7 @@ import JSON
         try await conn.query("UPDATE nova_schema SET version = 99", logger: Self.logger)
         try await conn.close()
         do {
-            _ = try await PostgresStore.connect(url: url)
+            _ = try await opened.connect(url)
             Issue.record("a newer schema was accepted")
         } catch {
             #expect("\(error)".contains("schema version 99, newer than this nova-host's (\(PostgresStore.schemaVersion))"), "\(error)")
@@ -72,14 +86,7 @@ import JSON
 
     /// A server that does not answer: the error names host and port, never the password.
     @Test func anUnreachableServerIsNamedWithoutThePassword() async throws {
-        // A port nothing listens on (bound, then closed).
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: 0, sin_addr: in_addr(s_addr: inet_addr("127.0.0.1")), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        let port = Int(UInt16(bigEndian: addr.sin_port))
-        close(fd)
+        let port = try Ports.closed()
         do {
             _ = try await PostgresStore.connect(url: "postgres://nova:s3cret-pw@127.0.0.1:\(port)/nova?sslmode=disable", connectTimeoutMs: 3000)
             Issue.record("connected to a closed port")
@@ -96,6 +103,16 @@ import JSON
         }
     }
 
+    /// A host's directory: drivers/ with the text driver, and a policy letting uma use it.
+    static func hostDirectory(_ label: String) throws -> String {
+        let dir = EpisodeFixtures.tempDir(label)
+        try FileManager.default.createDirectory(atPath: dir + "/drivers", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: TestPaths.binDir + "/libnova_text.so", toPath: dir + "/drivers/libnova_text.so")
+        try #"{"principals": {"uma": "user"}, "rules": [{"id": "t", "effect": "allow", "tools": ["text.*"]}]}"#
+            .write(toFile: dir + "/policy.json", atomically: true, encoding: .utf8)
+        return dir
+    }
+
     static func admin(_ url: String) async throws -> PostgresConnection {
         try await PostgresConnection.connect(configuration: try PostgresDSN(dsn: url).configuration(connectTimeoutMs: 10_000, startup: []),
                                              id: 3, logger: logger)
@@ -105,10 +122,11 @@ import JSON
     /// time: one chain, seq 1…N without a fork, readable and verifiable from either.
     @Test func hostsShareOneChainThatNeverForks() async throws {
         let url = try await Self.freshDatabase()
+        let stores = Stores()
         let dirs = [EpisodeFixtures.tempDir("pg-a"), EpisodeFixtures.tempDir("pg-b")]
         defer { dirs.forEach(EpisodeFixtures.remove) }
         var logs: [EpisodeLog] = []
-        for d in dirs { logs.append(try await EpisodeLog.open(dataDirectory: d, store: try await PostgresStore.connect(url: url))) }
+        for d in dirs { logs.append(try await EpisodeLog.open(dataDirectory: d, store: try await stores.connect(url))) }
         #expect(logs.allSatisfy { $0.chain != nil })
         let each = 15
         let refs = try await withThrowingTaskGroup(of: EpisodeRef.self) { group in
@@ -137,9 +155,10 @@ import JSON
     /// could) is found and named as the first broken link.
     @Test func anEditedRowIsTheFirstBrokenLink() async throws {
         let url = try await Self.freshDatabase()
+        let stores = Stores()
         let dir = EpisodeFixtures.tempDir("pg-edit")
         defer { EpisodeFixtures.remove(dir) }
-        let log = try await EpisodeLog.open(dataDirectory: dir, store: try await PostgresStore.connect(url: url))
+        let log = try await EpisodeLog.open(dataDirectory: dir, store: try await stores.connect(url))
         for i in 1...6 { try await log.write(body: EpisodeFixtures.body("e\(i)"), runId: "e\(i)") }
         #expect(try await log.verify().isIntact)
         let conn = try await Self.admin(url)
@@ -158,27 +177,13 @@ import JSON
     /// shown and verified by another host on the same database.
     @Test func theCLIUsesThePostgresStore() async throws {
         let url = try await Self.freshDatabase()
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-        let bin = ProcessInfo.processInfo.environment["NOVA_BIN_DIR"] ?? root + "/.build/debug"
-        let dir = EpisodeFixtures.tempDir("pg-cli")
+        let dir = try Self.hostDirectory("pg-cli")
         defer { EpisodeFixtures.remove(dir) }
-        try FileManager.default.createDirectory(atPath: dir + "/drivers", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: bin + "/libnova_text.so", toPath: dir + "/drivers/libnova_text.so")
-        try #"{"principals": {"uma": "user"}, "rules": [{"id": "t", "effect": "allow", "tools": ["text.*"]}]}"#
-            .write(toFile: dir + "/policy.json", atomically: true, encoding: .utf8)
         try #"{"name": "shout", "steps": [{"id": "a", "call": "text.upper", "input": {"text": "hi"}}]}"#
             .write(toFile: dir + "/plan.json", atomically: true, encoding: .utf8)
         func novaHost(_ args: [String]) throws -> (code: Int32, out: String, err: String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: bin + "/nova-host")
-            p.arguments = args
-            let out = Pipe(), err = Pipe()
-            p.standardOutput = out
-            p.standardError = err
-            try p.run()
-            let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+            let r = try ProcessRunner.runBlocking(TestPaths.novaHost, args)
+            return (r.status, r.stdout, r.stderr)
         }
         for _ in 0..<2 {
             let run = try novaHost(["run", dir + "/plan.json", "--principal", "uma", "--drivers", dir + "/drivers", "--data", dir + "/a",
@@ -202,15 +207,10 @@ import JSON
     /// written, as before a file is (checked in the raw bytes of the row).
     @Test func secretsNeverReachTheDatabase() async throws {
         let url = try await Self.freshDatabase()
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-        let bin = ProcessInfo.processInfo.environment["NOVA_BIN_DIR"] ?? root + "/.build/debug"
-        let dir = EpisodeFixtures.tempDir("pg-secret")
+        let stores = Stores()
+        let dir = try Self.hostDirectory("pg-secret")
         defer { EpisodeFixtures.remove(dir) }
-        try FileManager.default.createDirectory(atPath: dir + "/drivers", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: bin + "/libnova_text.so", toPath: dir + "/drivers/libnova_text.so")
-        try #"{"principals": {"uma": "user"}, "rules": [{"id": "t", "effect": "allow", "tools": ["text.*"]}]}"#
-            .write(toFile: dir + "/policy.json", atomically: true, encoding: .utf8)
-        let log = try await EpisodeLog.open(dataDirectory: dir + "/data", store: try await PostgresStore.connect(url: url))
+        let log = try await EpisodeLog.open(dataDirectory: dir + "/data", store: try await stores.connect(url))
         let nova = try NovaHost(paths: HostPaths(driversDirectory: dir + "/drivers", dataDirectory: dir + "/data", policyFile: dir + "/policy.json"),
                                 episodes: log)
         let plan = try Plan.parse(JSONValue.parse(#"{"inputs": {"password": {"type": "string"}}, "steps": [{"id": "a", "call": "text.upper", "input": {"text": "x", "token": "s3cret-token"}}]}"#))

@@ -1,4 +1,5 @@
 import Foundation
+@_exported import TestSupport
 @testable import Host
 import JSON
 
@@ -9,11 +10,7 @@ import Glibc
 /// Paths and helpers the episode tests share.
 enum EpisodeFixtures {
     /// The package root, found from this file's path.
-    static let root: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
+    static let root = TestPaths.root
 
     /// A fresh temporary directory.
     static func tempDir(_ label: String = "episodes") -> String {
@@ -22,7 +19,7 @@ enum EpisodeFixtures {
         return path
     }
 
-    static func remove(_ path: String) { try? FileManager.default.removeItem(atPath: path) }
+    static func remove(_ path: String) { TestPaths.remove(path) }
 
     /// A run-record-shaped body.
     static func body(_ runId: String, status: String = "succeeded", principal: String = "alice", size: Int = 400) -> JSONValue {

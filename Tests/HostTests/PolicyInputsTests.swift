@@ -105,16 +105,9 @@ struct PolicyValidateTests {
         try FileManager.default.createDirectory(atPath: dir + "/drivers", withIntermediateDirectories: true)
         try Fixtures.buildVariant(into: dir + "/drivers")
         Fixtures.write(policy, to: dir + "/policy.json")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Fixtures.binDir + "/nova-host")
-        p.arguments = ["policy", "validate", "--drivers", dir + "/drivers", "--data", dir + "/data", "--policy", dir + "/policy.json"]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        let r = try ProcessRunner.runBlocking(TestPaths.novaHost, ["policy", "validate", "--drivers", dir + "/drivers", "--data", dir + "/data",
+                                                                   "--policy", dir + "/policy.json"])
+        return (r.status, r.stdout, r.stderr)
     }
 
     @Test func reportsARuleOverAnUndeclaredInput() throws {

@@ -1,4 +1,5 @@
 import Foundation
+@_exported import TestSupport
 import Host
 import Synchronization
 import JSON
@@ -6,23 +7,15 @@ import JSON
 /// Paths and builders the host tests share.
 enum Fixtures {
     /// The package root, found from this file's path.
-    static let root: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
+    static let root = TestPaths.root
 
     static let abiInclude = root + "/Sources/DriverABI/include"
 
     /// Where `swift build` put the Swift drivers (`NOVA_BIN_DIR`, set by `make test`).
-    static let binDir: String = ProcessInfo.processInfo.environment["NOVA_BIN_DIR"] ?? root + "/.build/debug"
+    static let binDir = TestPaths.binDir
 
     /// A fresh temporary directory.
-    static func tempDir(_ label: String = "nova") -> String {
-        let path = NSTemporaryDirectory() + "\(label)-\(UUID().uuidString.prefix(8))"
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
+    static func tempDir(_ label: String = "nova") -> String { TestPaths.tempDir(label) }
 
     /// Compiled drivers by source and defines: each variant is compiled once per test process
     /// and copied from then on (a compiler run blocks the calling thread; dozens of them starve
@@ -78,10 +71,6 @@ enum Fixtures {
 }
 
 /// A gate that allows everything: for tests of the loader and interpreter that are not about policy.
-struct AllowAllGate: CallGate {
-    func authorize(_ request: GateRequest) async -> GateDecision { GateDecision(allowed: true, ruleId: "test-allow", reason: "test") }
-    func charge(_ request: GateRequest, usage: ToolUsage, durationNanos: Int64) async {}
-}
 
 extension ToolCallResult {
     var json: JSONValue { (try? JSONValue.parse(output)) ?? .null }

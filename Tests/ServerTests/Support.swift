@@ -1,4 +1,5 @@
 import Foundation
+@_exported import TestSupport
 import Host
 import HostServer
 import Hummingbird
@@ -12,11 +13,7 @@ import Testing
 /// Paths, keys and a server builder the server tests share.
 enum ServerFixtures {
     /// The package root, found from this file's path.
-    static let root: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
+    static let root = TestPaths.root
 
     /// A fresh temporary directory.
     static func tempDir(_ label: String = "server") -> String {

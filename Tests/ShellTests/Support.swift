@@ -1,4 +1,5 @@
 import Foundation
+@_exported import TestSupport
 import Host
 import JSON
 import Testing
@@ -7,11 +8,7 @@ import Testing
 /// that needs it (these tests are never skipped).
 enum ShellFixtures {
     /// The package root, found from this file's path.
-    static let root: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
+    static let root = TestPaths.root
 
     /// Where `swift build` put libnova_shell.so and nova-host: `NOVA_BIN_DIR` (set by `make
     /// test`), else the directory of this test bundle when it holds them, else `.build/debug`.
@@ -91,24 +88,7 @@ enum ShellFixtures {
     }
 }
 
-/// A gate that allows everything: for tests that are not about policy.
-struct AllowAll: CallGate {
-    func authorize(_ request: GateRequest) async -> GateDecision { GateDecision(allowed: true, ruleId: "test-allow", reason: "test") }
-    func charge(_ request: GateRequest, usage: ToolUsage, durationNanos: Int64) async {}
-}
 
-/// What one call through the run engine produced.
-struct Outcome: Sendable {
-    let step: StepRecord
-    var output: JSONValue? { step.output }
-    var error: ToolCallError? { step.attempts.last?.error }
-    var succeeded: Bool { step.status == .succeeded }
-    /// The output, or a test failure showing why there is none.
-    func value(sourceLocation: SourceLocation = #_sourceLocation) throws -> JSONValue {
-        try #require(step.output, "step \(step.status.rawValue): \(step.reason ?? "-") \(error.map { "[\($0.code)] \($0.message)" } ?? "")",
-                     sourceLocation: sourceLocation)
-    }
-}
 
 /// Calls `shell.exec` through the real host: registry (dlopen of libnova_shell.so, in process or
 /// in a runner child), input/output schema validation, policy gate, deadlines.
@@ -118,7 +98,7 @@ struct ShellHarness {
     /// The driver configuration in use.
     let config: JSONValue
 
-    init(config: JSONValue? = nil, gate: any CallGate = AllowAll(), isolation: DriverIsolation = .inprocess,
+    init(config: JSONValue? = nil, gate: any CallGate = AllowAllGate(), isolation: DriverIsolation = .inprocess,
          driversDirectory: String? = nil) throws {
         let cfg = try config ?? ShellFixtures.config()
         self.config = cfg
@@ -173,22 +153,6 @@ enum Procs {
 /// Runs on a thread of its own (`OffPool`): the child may take seconds, and a cooperative thread
 /// blocked in waitpid is one of the two every other test needs.
 func runProcess(_ path: String, _ args: [String], environment: [String: String]? = nil, cwd: String? = nil) async throws -> (status: Int32, stdout: String, stderr: String) {
-    try await OffPool.run { try runProcessBlocking(path, args, environment: environment, cwd: cwd) }
-}
-
-private func runProcessBlocking(_ path: String, _ args: [String], environment: [String: String]?, cwd: String?) throws -> (status: Int32, stdout: String, stderr: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: path)
-    p.arguments = args
-    if let environment { p.environment = environment }
-    if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    p.standardInput = FileHandle.nullDevice
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    let r = try await ProcessRunner.run(path, args, environment: environment, cwd: cwd)
+    return (r.status, r.stdout, r.stderr)
 }

@@ -19,14 +19,16 @@ final class CallTable: Sendable {
         var deadlineNanos: Int64?
         var usage: ToolUsage
         var label: String
+        /// The driver instance the call was given to.
+        var instance: ObjectIdentifier
     }
 
     private struct State {
         var entries: [UInt64: Entry] = [:]
         /// Ids cancelled before they were registered (task cancelled while starting).
         var cancelledEarly: Set<UInt64> = []
-        /// Run once the driver holds no call (see `whenIdle`).
-        var idleActions: [@Sendable () -> Void] = []
+        /// Run once an instance holds no call (see `whenIdle`).
+        var idleActions: [(instance: ObjectIdentifier, action: @Sendable () -> Void)] = []
     }
 
     private let state = Mutex(State())
@@ -57,12 +59,12 @@ final class CallTable: Sendable {
 
     /// Registers a call before the driver sees it (the driver may complete inside `call`).
     /// Returns false if the call was already cancelled.
-    func register(_ id: UInt64, label: String, deadlineNanos: Int64?,
+    func register(_ id: UInt64, label: String, instance: ObjectIdentifier, deadlineNanos: Int64?,
                   continuation: CheckedContinuation<ToolCallResult, any Error>) -> Bool {
         let early = state.withLock { s -> Bool in
             if s.cancelledEarly.remove(id) != nil { return true }
             s.entries[id] = Entry(continuation: continuation, cancelled: false, deadlineNanos: deadlineNanos,
-                                  usage: ToolUsage(), label: label)
+                                  usage: ToolUsage(), label: label, instance: instance)
             return false
         }
         if early {
@@ -78,20 +80,20 @@ final class CallTable: Sendable {
         return true
     }
 
-    /// Runs `action` once the driver holds no call: now when it holds none, else on a thread
-    /// of its own right after the last completion (never inside the driver's `complete`, where
+    /// Runs `action` once `instance` holds no call: now when it holds none, else on a thread
+    /// of its own right after its last completion (never inside the driver's `complete`, where
     /// a `destroy` that joins the driver's threads would wait for itself).
-    func whenIdle(_ action: @escaping @Sendable () -> Void) {
+    func whenIdle(instance: ObjectIdentifier, _ action: @escaping @Sendable () -> Void) {
         let now = state.withLock { s -> Bool in
-            if s.entries.isEmpty { return true }
-            s.idleActions.append(action)
+            if !s.entries.values.contains(where: { $0.instance == instance }) { return true }
+            s.idleActions.append((instance, action))
             return false
         }
         if now { action() }
     }
 
-    /// Calls the driver has been given and not completed (including abandoned ones).
-    var held: Int { state.withLock { $0.entries.count } }
+    /// Calls `instance` has been given and not completed (including abandoned ones).
+    func held(by instance: ObjectIdentifier) -> Int { state.withLock { $0.entries.values.filter { $0.instance == instance }.count } }
 
     /// The driver's `complete`. Late completions (after the host gave up) are discarded.
     func complete(_ id: UInt64, status: Int32, output: [UInt8]) {
@@ -114,7 +116,10 @@ final class CallTable: Sendable {
         let found = state.withLock { s -> (CheckedContinuation<ToolCallResult, any Error>?, Entry, [@Sendable () -> Void])? in
             guard let entry = s.entries.removeValue(forKey: id) else { return nil }
             var idle: [@Sendable () -> Void] = []
-            if s.entries.isEmpty { swap(&idle, &s.idleActions) }
+            if !s.idleActions.isEmpty, !s.entries.values.contains(where: { $0.instance == entry.instance }) {
+                idle = s.idleActions.filter { $0.instance == entry.instance }.map(\.action)
+                s.idleActions.removeAll { $0.instance == entry.instance }
+            }
             return (entry.continuation, entry, idle)
         }
         guard let (continuation, entry, idle) = found else { return false }

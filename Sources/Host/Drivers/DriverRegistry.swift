@@ -62,7 +62,7 @@ public final class DriverGeneration: Sendable {
     func retire(wait: Bool = false) {
         guard !retired.exchange(true, ordering: .acquiringAndReleasing) else { return }
         if let native = driver as? NativeDriverInstance {
-            native.library.calls.whenIdle {
+            native.library.calls.whenIdle(instance: ObjectIdentifier(native)) {
                 native.destroy()
                 native.library.shutdown()
             }

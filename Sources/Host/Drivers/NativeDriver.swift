@@ -227,7 +227,7 @@ public final class NativeDriverInstance: ToolDriver, @unchecked Sendable {
     let instance: OpaquePointer
     let entryLock = Mutex(())
     /// Calls the driver has been given and not completed yet (also those the host gave up on).
-    public var held: Int { library.calls.held }
+    public var held: Int { library.calls.held(by: ObjectIdentifier(self)) }
 
     init(library: NativeDriverLibrary, instance: OpaquePointer) {
         self.library = library
@@ -247,7 +247,7 @@ public final class NativeDriverInstance: ToolDriver, @unchecked Sendable {
         let label = "\(library.manifest.name).\(request.tool)"
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ToolCallResult, any Error>) in
-                guard calls.register(id, label: label, deadlineNanos: request.deadlineNanos,
+                guard calls.register(id, label: label, instance: ObjectIdentifier(self), deadlineNanos: request.deadlineNanos,
                                      continuation: continuation) else { return }
                 var tool = request.tool
                 let status: Int32 = tool.withUTF8 { toolBytes in

@@ -44,7 +44,7 @@ public enum DriverRunner {
             tasks.waitUntilEmpty()
             // A task ends when the host gives up on its call; the driver may still hold it.
             let idle = DispatchSemaphore(value: 0)
-            instance.library.calls.whenIdle { idle.signal() }
+            instance.library.calls.whenIdle(instance: ObjectIdentifier(instance)) { idle.signal() }
             idle.wait()
             instance.destroy()
             instance.library.shutdown()
