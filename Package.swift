@@ -4,6 +4,12 @@ import PackageDescription
 
 /// Every Swift target builds in Swift 6 language mode (strict concurrency).
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+// A driver library binds its own symbols to its own definitions (-Bsymbolic): the host
+// executable exports its symbols too (JSON, NIO, PostgresNIO…), and without this the dynamic
+// linker would resolve part of a driver's copy of those modules to the host's, mixing two
+// copies' global state in one call (seen as a postgres cancel that never closed its connection
+// once the host itself linked PostgresNIO).
+let selfContainedDriver: [LinkerSetting] = [.unsafeFlags(["-Xlinker", "-Bsymbolic"])]
 
 let package = Package(
     name: "nova-host",
@@ -97,10 +103,12 @@ let package = Package(
                                .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         // Drivers shipped with the host.
-        .target(name: "TextDriver", dependencies: ["DriverKit", "JSON"], path: "Plugins/text", swiftSettings: strict),
+        .target(name: "TextDriver", dependencies: ["DriverKit", "JSON"], path: "Plugins/text", swiftSettings: strict,
+                linkerSettings: selfContainedDriver),
         // `shell`: runs allowlisted programs inside nova-sandbox (Sources/Sandbox); C shims for spawn/openat2.
         .target(name: "CShellSupport", path: "Plugins/shell/CShellSupport"),
-        .target(name: "ShellDriver", dependencies: ["DriverKit", "JSON", "CShellSupport"], path: "Plugins/shell/ShellDriver", swiftSettings: strict),
+        .target(name: "ShellDriver", dependencies: ["DriverKit", "JSON", "CShellSupport"], path: "Plugins/shell/ShellDriver", swiftSettings: strict,
+                linkerSettings: selfContainedDriver),
         // Shared helpers of the network drivers (deadlines, limits); linked into each .so.
         .target(name: "DriverSupport", dependencies: ["DriverKit", "JSON"], path: "Plugins/support", swiftSettings: strict),
         .target(
@@ -108,20 +116,20 @@ let package = Package(
             dependencies: ["DriverKit", "DriverSupport", "JSON", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "NIOHTTP1", package: "swift-nio")],
-            path: "Plugins/http", swiftSettings: strict),
+            path: "Plugins/http", swiftSettings: strict, linkerSettings: selfContainedDriver),
         .target(
             name: "PostgresDriver",
             dependencies: ["DriverKit", "DriverSupport", "JSON", "PostgresSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "Logging", package: "swift-log")],
-            path: "Plugins/postgres", swiftSettings: strict),
+            path: "Plugins/postgres", swiftSettings: strict, linkerSettings: selfContainedDriver),
         .target(
             name: "GraphQLDriver",
             dependencies: ["DriverKit", "DriverSupport", "JSON", .product(name: "GraphQL", package: "GraphQL"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "NIOHTTP1", package: "swift-nio")],
-            path: "Plugins/graphql", swiftSettings: strict),
+            path: "Plugins/graphql", swiftSettings: strict, linkerSettings: selfContainedDriver),
 
         // Shared by the test targets: package paths, temp dirs, the allow-all gate, Outcome,
         // the process runner, a closed port.
