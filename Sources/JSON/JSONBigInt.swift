@@ -64,8 +64,13 @@ public struct JSONBigInt: Sendable, Hashable, CustomStringConvertible {
 
     /// The remainder of the magnitude divided by `m` (m > 0).
     public func magnitudeRemainder(dividingBy m: UInt64) -> UInt64 {
+        JSONBigInt.remainder(ofDigits: magnitude.utf8, dividingBy: m)
+    }
+
+    /// The remainder of the number written with the ASCII decimal `digits`, divided by `m` (m > 0).
+    public static func remainder<Digits: Sequence>(ofDigits digits: Digits, dividingBy m: UInt64) -> UInt64 where Digits.Element == UInt8 {
         var r: UInt64 = 0
-        for c in magnitude.utf8 {
+        for c in digits {
             let (hi, lo) = r.multipliedFullWidth(by: 10)
             let (sum, carry) = lo.addingReportingOverflow(UInt64(c - UInt8(ascii: "0")))
             r = m.dividingFullWidth((hi + (carry ? 1 : 0), sum)).remainder

@@ -211,11 +211,10 @@ public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
         return out
     }
 
-    /// `WHERE` for the optional filters; a nil filter matches everything.
+    /// A nil filter matches everything (`$1::TEXT IS NULL`).
     public func listEpisodes(status: String?, principal: String?, limit: Int, offset: Int) async throws -> [EpisodeSummary] {
         try await rows("""
-            SELECT run_id, seq, hash, plan_name, principal, status, started_at, finished_at, duration_ms, calls, tokens, cost_micros
-            FROM nova_episodes
+            SELECT \(unescaped: Self.columns) FROM nova_episodes
             WHERE (\(status)::TEXT IS NULL OR status = \(status)) AND (\(principal)::TEXT IS NULL OR principal = \(principal))
             ORDER BY seq DESC LIMIT \(max(0, limit)) OFFSET \(max(0, offset))
             """)
@@ -233,8 +232,7 @@ public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
 
     public func episode(runId: String) async throws -> EpisodeSummary? {
         try await rows("""
-            SELECT run_id, seq, hash, plan_name, principal, status, started_at, finished_at, duration_ms, calls, tokens, cost_micros
-            FROM nova_episodes WHERE run_id = \(runId)
+            SELECT \(unescaped: Self.columns) FROM nova_episodes WHERE run_id = \(runId)
             """).first
     }
 
@@ -353,7 +351,7 @@ extension PostgresStore {
                                          detail: "the row's seq, hash or prev_hash columns differ from the sealed episode"))
             }
             let expectedPrev = previous.map(\.hash) ?? EpisodeFormat.genesisHash
-            if previous != nil || seq == 1, prevHash != expectedPrev, seq == expectedSeq {
+            if seq == expectedSeq, prevHash != expectedPrev {
                 issues.append(ChainIssue(kind: .prevHashMismatch, seq: seq, runId: runId,
                                          detail: "prev_hash \(prevHash.prefix(16))… is not the hash of seq \(seq - 1) (\(expectedPrev.prefix(16))…)"))
             }

@@ -944,18 +944,21 @@ struct Evaluator {
         if div.exponent >= 0 {
             // The last `exponent` digits must be zeros; the rest must be divisible by m.
             guard b.trailingDecimalZeros >= div.exponent else { return false }
-            let rest = b.magnitude.dropLast(div.exponent)
-            return JSONBigInt(rest).map { $0.magnitudeRemainder(dividingBy: m) == 0 } ?? (UInt64(rest)! % m == 0)
+            return JSONBigInt.remainder(ofDigits: b.magnitude.utf8.dropLast(div.exponent), dividingBy: m) == 0
         }
-        // b × 10^(-exponent) mod m
-        var r = b.magnitudeRemainder(dividingBy: m)
-        var k = -div.exponent
+        return timesPowerOfTen(b.magnitudeRemainder(dividingBy: m), -div.exponent, modulo: m) == 0
+    }
+
+    /// r × 10^k mod m (r < m), stopping early at 0.
+    func timesPowerOfTen(_ r: UInt64, _ k: Int, modulo m: UInt64) -> UInt64 {
+        var r = r
+        var k = k
         while k > 0 && r != 0 {
             let (hi, lo) = r.multipliedFullWidth(by: 10)
             r = m.dividingFullWidth((hi, lo)).remainder
             k -= 1
         }
-        return r == 0
+        return r
     }
 
     /// Whether `v` is a multiple of an integer divisor too long for UInt64 (bigDigits × 10^e).
@@ -1012,14 +1015,7 @@ struct Evaluator {
         let m = div.digits
         if e >= div.exponent {
             // digits × 10^(e - de) mod m
-            var r = digits % m
-            var k = e - div.exponent
-            while k > 0 && r != 0 {
-                let (hi, lo) = r.multipliedFullWidth(by: 10)
-                r = m.dividingFullWidth((hi, lo)).remainder
-                k -= 1
-            }
-            return r == 0
+            return timesPowerOfTen(digits % m, e - div.exponent, modulo: m) == 0
         } else {
             // digits must be divisible by m × 10^(de - e)
             var x = digits

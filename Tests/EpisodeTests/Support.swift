@@ -13,11 +13,7 @@ enum EpisodeFixtures {
     static let root = TestPaths.root
 
     /// A fresh temporary directory.
-    static func tempDir(_ label: String = "episodes") -> String {
-        let path = NSTemporaryDirectory() + "nova-\(label)-\(UUID().uuidString.prefix(8))"
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
+    static func tempDir(_ label: String = "episodes") -> String { TestPaths.tempDir("nova-" + label) }
 
     static func remove(_ path: String) { TestPaths.remove(path) }
 

@@ -16,11 +16,7 @@ enum ServerFixtures {
     static let root = TestPaths.root
 
     /// A fresh temporary directory.
-    static func tempDir(_ label: String = "server") -> String {
-        let path = NSTemporaryDirectory() + "nova-\(label)-\(UUID().uuidString.prefix(8))"
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
+    static func tempDir(_ label: String = "server") -> String { TestPaths.tempDir("nova-" + label) }
 
     /// A drivers directory holding the C echo driver, compiled once from examples/ (the test
     /// fails, not skips, if `cc` or the source is missing).

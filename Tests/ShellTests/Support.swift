@@ -63,8 +63,7 @@ enum ShellFixtures {
     }
 
     static func tempDir(_ label: String) -> String {
-        let path = NSTemporaryDirectory() + "\(label)-\(UUID().uuidString.prefix(8))"
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let path = TestPaths.tempDir(label)
         chmod(path, 0o755)
         return path
     }

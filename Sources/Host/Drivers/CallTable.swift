@@ -97,21 +97,22 @@ final class CallTable: Sendable {
 
     /// The driver's `complete`. Late completions (after the host gave up) are discarded.
     func complete(_ id: UInt64, status: Int32, output: [UInt8]) {
-        owner(of: id)?.completeHere(id, status: status, output: output)
+        _ = answer(for: id) { $0.completeHere(id, status: status, output: output) ? true : nil }
     }
 
-    /// The table holding `id`: this one, or — for a call that reaches the host through another
-    /// generation's `host_ctx` (see `live`) — the one that registered it.
-    private func owner(of id: UInt64) -> CallTable? {
-        if holds(id) { return self }
+    /// `body`'s answer (nil: the table does not hold `id`) from the table holding `id`: this one
+    /// first, in one lock on the usual path, else — for a callback that reaches the host through
+    /// another generation's `host_ctx` (see `live`) — the table that registered it.
+    private func answer<T>(for id: UInt64, _ body: (CallTable) -> T?) -> T? {
+        if let mine = body(self) { return mine }
         let others = CallTable.live.withLock { $0.values.compactMap(\.table) }
-        return others.first { $0 !== self && $0.holds(id) }
+        for table in others where table !== self {
+            if let theirs = body(table) { return theirs }
+        }
+        return nil
     }
-
-    private func holds(_ id: UInt64) -> Bool { state.withLock { $0.entries[id] != nil } }
 
     /// Completes `id` if this table holds it; false if it does not.
-    @discardableResult
     private func completeHere(_ id: UInt64, status: Int32, output: [UInt8]) -> Bool {
         let found = state.withLock { s -> (CheckedContinuation<ToolCallResult, any Error>?, Entry, [@Sendable () -> Void])? in
             guard let entry = s.entries.removeValue(forKey: id) else { return nil }
@@ -146,17 +147,22 @@ final class CallTable: Sendable {
 
     /// `is_cancelled`: true once the call was cancelled or its deadline passed.
     func isCancelled(_ id: UInt64) -> Bool {
-        guard let table = owner(of: id) else { return false }
-        return table.state.withLock { s in
-            guard let e = s.entries[id] else { return false }
-            if e.cancelled { return true }
-            if let d = e.deadlineNanos, nova_monotonic_ns() >= d { return true }
-            return false
-        }
+        answer(for: id) { table in
+            table.state.withLock { s -> Bool? in
+                guard let e = s.entries[id] else { return nil }
+                return e.cancelled || e.deadlineNanos.map { nova_monotonic_ns() >= $0 } == true
+            }
+        } ?? false
     }
 
     func addUsage(_ id: UInt64, _ usage: ToolUsage) {
-        owner(of: id)?.state.withLock { s in s.entries[id]?.usage += usage }
+        _ = answer(for: id) { table in
+            table.state.withLock { s -> Bool? in
+                guard s.entries[id] != nil else { return nil }
+                s.entries[id]!.usage += usage
+                return true
+            }
+        }
     }
 
     /// Marks a call cancelled; the waiting task is resumed with `cancelled` right away and the

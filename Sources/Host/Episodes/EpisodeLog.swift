@@ -60,28 +60,25 @@ public final class EpisodeLog: Sendable {
     /// and indexes it from the typed record. The blocking file work runs on its own thread.
     @discardableResult
     public func write(_ record: RunRecord) async throws -> LoggedEpisode {
-        if let chain {
-            let ref = try await chain.appendEpisode(body: record.json, runId: record.runId) { EpisodeSummary(ref: $0, record: record) }
-            return LoggedEpisode(ref: ref, indexError: nil)
-        }
-        let ref = try await episodes.write(body: record.json, runId: record.runId)
-        return await index(ref, EpisodeSummary(ref: ref, record: record))
+        try await write(body: record.json, runId: record.runId) { EpisodeSummary(ref: $0, record: record) }
     }
 
     /// Writes `body` as the episode of `runId` (see `EpisodeStore.write`), then indexes it.
     @discardableResult
     public func write(body: JSONValue, runId: String) async throws -> LoggedEpisode {
-        if let chain {
-            let ref = try await chain.appendEpisode(body: body, runId: runId) { EpisodeSummary(ref: $0, document: body) }
-            return LoggedEpisode(ref: ref, indexError: nil)
-        }
-        let ref = try await episodes.write(body: body, runId: runId)
-        return await index(ref, EpisodeSummary(ref: ref, document: body))
+        try await write(body: body, runId: runId) { EpisodeSummary(ref: $0, document: body) }
     }
 
-    private func index(_ ref: EpisodeRef, _ summary: EpisodeSummary) async -> LoggedEpisode {
+    /// Appends to the store's chain (indexed in the same transaction), or writes the file and
+    /// then indexes it with `summary`.
+    private func write(body: JSONValue, runId: String,
+                       summary: @escaping @Sendable (EpisodeRef) -> EpisodeSummary) async throws -> LoggedEpisode {
+        if let chain {
+            return LoggedEpisode(ref: try await chain.appendEpisode(body: body, runId: runId, summary: summary), indexError: nil)
+        }
+        let ref = try await episodes.write(body: body, runId: runId)
         do {
-            try await store.indexEpisode(summary)
+            try await store.indexEpisode(summary(ref))
             return LoggedEpisode(ref: ref, indexError: nil)
         } catch {
             return LoggedEpisode(ref: ref, indexError: "\(error)")

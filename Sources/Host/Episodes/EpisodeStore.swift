@@ -381,15 +381,9 @@ public final class EpisodeStore: Sendable {
             guard fs.fileExists(p) else { continue }
             let bytes: [UInt8]
             do { bytes = try fs.readFile(p) } catch { throw EpisodeStoreError.io(fsError(error, "read", p)) }
-            switch EpisodeFormat.check(bytes: bytes, expectedRunId: runId, path: p) {
-            case .valid(let e):
-                return Episode(document: e.document, ref: e.ref, prevHash: e.prevHash, problem: note)
-            case let .invalid(kind, reason, seq, hash, doc):
-                let ref = EpisodeRef(runId: runId, seq: seq ?? 0, hash: hash ?? "", path: p)
-                let problem = "\(kind.rawValue): \(reason)" + (note.map { "; \($0)" } ?? "")
-                return Episode(document: doc ?? .string(String(decoding: bytes, as: UTF8.self)), ref: ref,
-                               prevHash: doc?["prev_hash"]?.stringValue ?? "", problem: problem)
-            }
+            let e = EpisodeFormat.read(bytes: bytes, runId: runId, location: p).episode
+            let problem = [e.problem, note].compactMap { $0 }.joined(separator: "; ")
+            return Episode(document: e.document, ref: e.ref, prevHash: e.prevHash, problem: problem.isEmpty ? nil : problem)
         }
         throw EpisodeStoreError.notFound(runId: runId)
     }
