@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import PostgresNIO
 import PostgresSupport
+import Synchronization
 
 /// The `HostStore` on PostgreSQL, for several hosts sharing one database (`--store
 /// postgres://…`). It passes the same `StoreConformance` suite as the embedded SQLite store.
@@ -25,7 +26,7 @@ import PostgresSupport
 ///   transaction, and writes the index entry in the same transaction.
 public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
     /// The schema version this code writes.
-    public static let schemaVersion = 2
+    public static let schemaVersion = 3
 
     /// Migrations; entry `i` takes the schema from version `i` to `i + 1`.
     static let migrations: [[PostgresQuery]] = [
@@ -77,13 +78,74 @@ public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
             FOR EACH STATEMENT EXECUTE FUNCTION nova_episode_chain_append_only()
             """,
         ],
+        // 3: the job queue (JobQueueStore; JobRow.columns is the column order). Times are
+        // milliseconds since the epoch on the database's clock (see PostgresStore.nowMs).
+        [
+            """
+            CREATE TABLE nova_jobs (
+                seq              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                id               TEXT NOT NULL UNIQUE,
+                kind             TEXT NOT NULL,
+                queue            TEXT NOT NULL,
+                payload          TEXT NOT NULL,
+                priority         BIGINT NOT NULL,
+                state            TEXT NOT NULL,
+                attempt          BIGINT NOT NULL,
+                max_attempts     BIGINT NOT NULL,
+                backoff_base_ms  BIGINT NOT NULL,
+                backoff_max_ms   BIGINT NOT NULL,
+                run_at_ms        BIGINT NOT NULL,
+                unique_key       TEXT,
+                last_error       TEXT,
+                worker           TEXT,
+                lease_until_ms   BIGINT,
+                started_at_ms    BIGINT,
+                cancel_requested BIGINT NOT NULL,
+                created_at_ms    BIGINT NOT NULL,
+                updated_at_ms    BIGINT NOT NULL,
+                finished_at_ms   BIGINT,
+                result           TEXT,
+                attempts         TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX nova_jobs_runnable ON nova_jobs(queue, priority DESC, run_at_ms, seq) WHERE state IN ('available', 'retryable')",
+            "CREATE INDEX nova_jobs_leases ON nova_jobs(lease_until_ms) WHERE state = 'running'",
+            "CREATE INDEX nova_jobs_by_state ON nova_jobs(state, seq)",
+            """
+            CREATE UNIQUE INDEX nova_jobs_pending_unique_key ON nova_jobs(unique_key)
+            WHERE unique_key IS NOT NULL AND state IN ('available', 'retryable', 'running')
+            """,
+            // Wake-ups for every host's workers, sent on commit: 'q:<queue>' when a job becomes
+            // available, 'c:<id>' when a running job's cancel is requested.
+            """
+            CREATE FUNCTION nova_jobs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.state IN ('available', 'retryable') THEN PERFORM pg_notify('nova_jobs', 'q:' || NEW.queue); END IF;
+                IF NEW.state = 'running' AND NEW.cancel_requested = 1 THEN PERFORM pg_notify('nova_jobs', 'c:' || NEW.id); END IF;
+                RETURN NULL;
+            END $$
+            """,
+            """
+            CREATE TRIGGER nova_jobs_notify AFTER INSERT OR UPDATE OF state, cancel_requested ON nova_jobs
+            FOR EACH ROW WHEN (NEW.state IN ('available', 'retryable') OR NEW.cancel_requested = 1)
+            EXECUTE FUNCTION nova_jobs_notify()
+            """,
+        ],
     ]
 
     /// Where the database is, for messages (`host:port/database`, never credentials).
     public let target: String
-    private let client: PostgresClient
+    let client: PostgresClient
     private let runner: Task<Void, Never>
-    private let logger = Logger(label: "nova.store.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
+    /// The database clock minus this host's, in milliseconds (measured on connect), so that
+    /// leases and schedules written by different hosts compare on one clock.
+    let clockOffsetMs = Atomic<Int64>(0)
+    /// Job wake-ups (LISTEN nova_jobs, started by the first `wakeTicket`).
+    let jobWake = WakeSignal()
+    public let cancelRequests = WakeSignal()
+    let listener = Mutex<Task<Void, Never>?>(nil)
+    let listening = WakeSignal()
+    let logger = Logger(label: "nova.store.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// Connects to the database `url` names (`postgres://user:password@host:port/db?sslmode=…`
     /// or libpq key=value pairs), checks that it answers within `connectTimeoutMs`, and creates
@@ -97,6 +159,7 @@ public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
         do {
             try await store.checkConnection(timeoutMs: connectTimeoutMs, password: dsn.password)
             try await store.migrate()
+            try await store.measureClock()
         } catch {
             store.close()
             throw error
@@ -110,10 +173,16 @@ public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
         runner = Task { await client.run() }
     }
 
-    deinit { runner.cancel() }
+    deinit {
+        listener.withLock { $0?.cancel() }
+        runner.cancel()
+    }
 
     /// Closes the connections (the store must not be used afterwards).
-    public func close() { runner.cancel() }
+    public func close() {
+        listener.withLock { $0?.cancel() }
+        runner.cancel()
+    }
 
     private func checkConnection(timeoutMs: Int, password: String?) async throws {
         let client = self.client
@@ -155,7 +224,7 @@ public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
 
     /// A transaction whose closure's own error comes out as it was thrown (PostgresNIO wraps it
     /// in a `PostgresTransactionError`; the store contract rethrows the caller's error).
-    private func transaction(_ body: (PostgresConnection) async throws -> Void) async throws {
+    func transaction(_ body: (PostgresConnection) async throws -> Void) async throws {
         do {
             try await client.withTransaction(logger: logger) { conn in try await body(conn) }
         } catch let e as PostgresTransactionError {

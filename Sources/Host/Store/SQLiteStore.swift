@@ -15,15 +15,19 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
     /// The database file.
     public let path: String
     /// The schema version this code writes.
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
     /// The database file name `EpisodeLog` uses under the data directory.
     public static let defaultFileName = "nova.sqlite"
 
     /// Every statement runs on this serial queue, never on a thread of Swift's cooperative pool:
     /// a write may wait up to `busyTimeoutMs` for another process's lock.
     private let queue = DispatchQueue(label: "nova.sqlite-store")
-    private let conn: SQLiteConnection
+    let conn: SQLiteConnection
     private var synchronous = ""
+    /// Wakes this process's workers when a job becomes runnable here (other processes poll).
+    let jobWake = WakeSignal()
+    /// Signalled when a running job's cancel is requested in this process.
+    public let cancelRequests = WakeSignal()
 
     /// Schema migrations; entry `i` takes the schema from version `i` to `i + 1`.
     static let migrations: [String] = [
@@ -50,6 +54,39 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
             updated_at TEXT NOT NULL
         );
         """,
+        // 2: the job queue (see JobQueueStore; JobRow.columns is the column order).
+        """
+        CREATE TABLE jobs (
+            seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+            id               TEXT NOT NULL UNIQUE,
+            kind             TEXT NOT NULL,
+            queue            TEXT NOT NULL,
+            payload          TEXT NOT NULL,
+            priority         INTEGER NOT NULL,
+            state            TEXT NOT NULL,
+            attempt          INTEGER NOT NULL,
+            max_attempts     INTEGER NOT NULL,
+            backoff_base_ms  INTEGER NOT NULL,
+            backoff_max_ms   INTEGER NOT NULL,
+            run_at_ms        INTEGER NOT NULL,
+            unique_key       TEXT,
+            last_error       TEXT,
+            worker           TEXT,
+            lease_until_ms   INTEGER,
+            started_at_ms    INTEGER,
+            cancel_requested INTEGER NOT NULL,
+            created_at_ms    INTEGER NOT NULL,
+            updated_at_ms    INTEGER NOT NULL,
+            finished_at_ms   INTEGER,
+            result           TEXT,
+            attempts         TEXT NOT NULL
+        );
+        CREATE INDEX jobs_runnable ON jobs(queue, priority DESC, run_at_ms, seq) WHERE state IN ('available', 'retryable');
+        CREATE INDEX jobs_leases ON jobs(lease_until_ms) WHERE state = 'running';
+        CREATE INDEX jobs_by_state ON jobs(state, seq);
+        CREATE UNIQUE INDEX jobs_pending_unique_key ON jobs(unique_key)
+            WHERE unique_key IS NOT NULL AND state IN ('available', 'retryable', 'running');
+        """,
     ]
 
     /// Opens (creating and migrating if needed) the database at `path`; its directory must exist.
@@ -66,7 +103,7 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
         try migrate()
     }
 
-    private func setSynchronous(_ level: String) throws {
+    func setSynchronous(_ level: String) throws {
         if synchronous == level { return }
         try conn.exec("PRAGMA synchronous=\(level)")
         synchronous = level
@@ -89,7 +126,7 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
     }
 
     /// Runs `body` on the store's queue (one statement sequence at a time).
-    private func onConnection<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    func onConnection<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             queue.async { continuation.resume(with: Result { try body() }) }
         }
