@@ -27,8 +27,14 @@ public final class NovaServer: Sendable {
     public let authenticator: Authenticator
     /// Prometheus metrics.
     public let metrics: ServerMetrics
-    /// Runs in flight, cancel, idempotency, shutdown.
+    /// Runs in flight in this process, cancel, shutdown.
     public let runs: RunManager
+    /// The durable job queue of the host's store (`POST /v1/runs` enqueues there); nil without
+    /// a data directory.
+    public let queue: (any JobQueueStore)?
+    /// Executes queued runs in this process (any number of `nova-host worker`s may share the
+    /// queue too); nil when this server only accepts work.
+    public let worker: JobWorker?
     /// One tool call through policy and an episode; tool lists by role.
     public let gateway: ToolGateway
     /// MCP over streamable HTTP.
@@ -39,13 +45,15 @@ public final class NovaServer: Sendable {
 
     /// Assembles the server over `host` (which should have a data directory: runs write
     /// episodes). Fails on a configuration that contradicts the policy or a bad JWT key.
+    /// `config.worker` says how this server executes queued runs (nil: it only accepts them,
+    /// and `nova-host worker` processes execute them).
     public static func make(host: NovaHost, config: HostConfig, logger: Logger) async throws(HostConfigError) -> NovaServer {
         let policy = host.policy
         let authenticator = try await Authenticator(config: config, profile: policy.profile, current: { policy.profile })
-        return NovaServer(host: host, config: config, authenticator: authenticator, logger: logger)
+        return NovaServer(host: host, config: config, authenticator: authenticator, worker: config.worker, logger: logger)
     }
 
-    private init(host: NovaHost, config: HostConfig, authenticator: Authenticator, logger: Logger) {
+    private init(host: NovaHost, config: HostConfig, authenticator: Authenticator, worker workerOptions: JobWorkerOptions?, logger: Logger) {
         self.host = host
         self.config = config
         self.authenticator = authenticator
@@ -54,17 +62,29 @@ public final class NovaServer: Sendable {
         self.metrics = metrics
         let runs = RunManager(host: host, observer: metrics)
         self.runs = runs
+        let queue = host.episodes?.store.jobQueue
+        self.queue = queue
+        if let queue, let workerOptions {
+            worker = JobWorker(queue: queue, handlers: [RunJob.kind: RunJobHandler(runs: runs)], options: workerOptions,
+                               log: { [logger] in logger.warning("\($0)") })
+        } else {
+            worker = nil
+        }
         let gateway = ToolGateway(runs: runs, toolTimeoutMs: config.toolTimeoutMs)
         self.gateway = gateway
         self.mcp = MCPHTTPGateway(gateway: gateway, config: config, logger: logger)
     }
 
-    /// The services that run beside the HTTP server: background runs (graceful shutdown lets
-    /// them finish or records them as interrupted) and the MCP session reaper.
+    /// The services that run beside the HTTP server: the job worker with the runs in flight
+    /// (graceful shutdown lets them finish; queued runs still running after the grace period
+    /// go back to the queue, direct ones are recorded interrupted) and the MCP session reaper.
     public var services: [any Service] {
-        [RunService(runs: runs, grace: .milliseconds(Int64(config.shutdownGraceSeconds * 1000)), logger: logger),
+        [RunService(runs: runs, worker: worker, grace: .milliseconds(Int64(config.shutdownGraceSeconds * 1000)), logger: logger),
          MCPSessionReaper(mcp: mcp)]
     }
+
+    /// Finds runs in this process, in the episodes and in the queue.
+    public var lookup: RunLookup { RunLookup(runs: runs, episodes: host.episodes, queue: queue) }
 
     /// The Hummingbird application on the configured address (or `host`/`port` if given),
     /// with `services`. `onRunning` learns the bound port (useful with port 0).
@@ -83,6 +103,7 @@ public final class NovaServer: Sendable {
         router.add(middleware: AuthMiddleware(authenticator: authenticator))
         addSystemRoutes(router)
         addRunRoutes(router)
+        addJobRoutes(router)
         addDriverRoutes(router)
         addPolicyRoutes(router)
         addToolRoutes(router)
@@ -98,27 +119,31 @@ public final class NovaServer: Sendable {
     }
 }
 
-/// Runs the `RunManager` as a service: background runs are its child tasks; on graceful
-/// shutdown it stops accepting runs, gives in-flight ones `grace` to finish, and cancels the
-/// rest (recorded as `interrupted`).
+/// Runs the job worker and the `RunManager` as a service: on graceful shutdown the worker
+/// takes no new jobs, runs in flight get `grace` to finish, and the rest are cancelled —
+/// queued runs are released back to the queue (another worker runs them again), direct runs
+/// (`/tools`, MCP) are recorded `interrupted`.
 public struct RunService: Service {
     let runs: RunManager
+    let worker: JobWorker?
     let grace: Duration
     let logger: Logger
 
-    /// A service over `runs`.
-    public init(runs: RunManager, grace: Duration, logger: Logger) {
+    /// A service over `runs` and `worker`.
+    public init(runs: RunManager, worker: JobWorker?, grace: Duration, logger: Logger) {
         self.runs = runs
+        self.worker = worker
         self.grace = grace
         self.logger = logger
     }
 
     public func run() async throws {
-        let runs = self.runs, grace = self.grace, logger = self.logger
+        let (runs, worker, grace, logger) = (self.runs, self.worker, self.grace, self.logger)
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await runs.run() }
+            if let worker { group.addTask { await worker.run() } }
             let graceful: Bool
             do { try await gracefulShutdown(); graceful = true } catch { graceful = false }
+            worker?.stop()
             if graceful {
                 let inFlight = runs.inFlightCount
                 if inFlight > 0 {
@@ -126,13 +151,12 @@ public struct RunService: Service {
                 }
                 let report = await runs.shutdown(grace: grace)
                 if report.interrupted > 0 {
-                    logger.channel(.humanUI).warning("shutdown: \(report.interrupted) run(s) interrupted and recorded as such")
+                    logger.channel(.humanUI).warning("shutdown: \(report.interrupted) run(s) interrupted (queued ones go back to the queue)")
                 }
                 if !report.abandoned.isEmpty {
                     logger.error("shutdown: runs did not stop: \(report.abandoned.joined(separator: ", "))")
                 }
             } else {
-                // Cancelled outright: runs are cancelled with this task and end interrupted.
                 await runs.shutdown(grace: .zero, cancelGrace: .seconds(5))
             }
             await group.waitForAll()

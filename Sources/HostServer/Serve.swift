@@ -49,3 +49,24 @@ public enum ServerLogging {
         LoggingSystem.bootstrap { label in JSONLogHandler(label: label, destination: .standardError, level: level) }
     }
 }
+
+/// `nova-host worker`: executes queued runs without an HTTP listener. Any number of workers
+/// and servers share one store (PostgreSQL across machines, SQLite on one).
+public enum WorkerProcess {
+    /// Works the queue of `host`'s store until SIGTERM or SIGINT, then stops taking jobs, gives
+    /// runs in flight `grace` to finish and releases the rest back to the queue.
+    public static func run(host: NovaHost, options: JobWorkerOptions, grace: Duration, logger: Logger) async throws {
+        guard let queue = host.episodes?.store.jobQueue else { throw HostConfigError("the store has no job queue") }
+        let runs = RunManager(host: host)
+        let worker = JobWorker(queue: queue, handlers: [RunJob.kind: RunJobHandler(runs: runs)], options: options,
+                               log: { logger.warning("\($0)") })
+        logger.channel(.humanUI).notice("nova-host worker \(options.name) taking jobs",
+                                        metadata: ["queues": .string(options.queues.joined(separator: ",")),
+                                                   "concurrency": .stringConvertible(options.concurrency),
+                                                   "lease_ms": .stringConvertible(options.leaseMs)])
+        let service = RunService(runs: runs, worker: worker, grace: grace, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        logger.channel(.humanUI).notice("nova-host worker stopped after \(worker.startedCount) job(s)")
+    }
+}

@@ -203,7 +203,7 @@ extension PostgresStore: JobQueueStore {
         let states = f.states.map(\.rawValue)
         return """
             WHERE (cardinality(\(states)::TEXT[]) = 0 OR state = ANY(\(states))) AND (\(f.queue)::TEXT IS NULL OR queue = \(f.queue))
-              AND (\(f.kind)::TEXT IS NULL OR kind = \(f.kind))
+              AND (\(f.kind)::TEXT IS NULL OR kind = \(f.kind)) AND (\(f.uniqueKey)::TEXT IS NULL OR unique_key = \(f.uniqueKey))
             """
     }
 

@@ -13,7 +13,7 @@ struct ServeCommand: AsyncParsableCommand {
             Listens on 127.0.0.1:8787 unless the configuration (--config, NOVA_HOST_CONFIG; see \
             configs/host.example.json and schemas/host-config.schema.json) or --listen says otherwise. \
             Logs are JSON lines on stderr. SIGTERM or SIGINT shuts down gracefully: open requests \
-            finish, background runs get shutdown_grace_seconds, the rest are recorded as interrupted.
+            finish, runs in flight get shutdown_grace_seconds; queued runs still running then go back to the queue, direct calls are recorded as interrupted. Runs submitted with POST /v1/runs are durable jobs in the store's queue, executed here and by any nova-host worker sharing the store.
 
             Exit codes: 0 stopped cleanly · 1 could not start or failed · 2 invalid configuration or usage.
             """)
@@ -26,6 +26,11 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
+
+    @Flag(help: "Do not execute queued runs here: only accept them (nova-host worker processes execute them).")
+    var noWorker = false
+
+    @OptionGroup var worker: WorkerOptions
 
     @OptionGroup var host: HostOptions
 
@@ -50,6 +55,7 @@ struct ServeCommand: AsyncParsableCommand {
             cfg.host = h.hasPrefix("[") && h.hasSuffix("]") ? String(h.dropFirst().dropLast()) : (h.isEmpty ? cfg.host : h)
             cfg.port = port
         }
+        if noWorker { cfg.worker = nil } else { cfg.worker = try worker.apply(to: cfg.worker ?? JobWorkerOptions()) }
         ServerLogging.bootstrap(level: level)
         let logger = Logger(label: "nova-host.serve")
         let nova = try await host.makeHost(withData: true)

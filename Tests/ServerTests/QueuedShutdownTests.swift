@@ -4,20 +4,23 @@ import HostServer
 import JSON
 import Testing
 
-/// A run still queued when the grace period ends is interrupted, never started afterwards.
-@Suite struct QueuedShutdownTests {
-    @Test func queuedRunsAreInterruptedNotStartedLater() async throws {
+/// A direct run (a `/tools` call, MCP) still in flight when the grace period ends is recorded
+/// `interrupted`; it is not queued, so nothing runs it again.
+@Suite struct DirectRunShutdownTests {
+    @Test func directRunsBeyondTheGracePeriodAreRecordedInterrupted() async throws {
         let server = try await ServerFixtures.server()
         let runs = server.runs
-        let queued = try await runs.submit(RunRequest(plan: ShutdownTests.sleepPlan(100), inputs: [:], principal: "alice", role: "user")).snapshot
-        // Nothing consumes the queue yet: the grace period ends with the run still queued.
-        let shutdown = Task { await runs.shutdown(grace: .milliseconds(50)) }
-        try await Task.sleep(for: .milliseconds(300))
-        await runs.run()
-        let report = await shutdown.value
+        let runId = NovaHost.makeRunId()
+        let request = RunRequest(plan: try ShutdownTests.sleepPlan(10_000), inputs: [:], principal: "alice", role: "user", origin: "tool")
+        let run = Task { try await runs.execute(request, runId: runId) }
+        for _ in 0..<12_000 where runs.inFlightCount == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        let report = await runs.shutdown(grace: .milliseconds(50))
         #expect(report.interrupted == 1)
-        let e = try await server.host.episodes!.show(runId: queued.runId)
+        let snap = try await run.value
+        #expect(snap.status == .interrupted && !snap.released)
+        let e = try await server.host.episodes!.show(runId: runId)
         #expect(e.document["status"] == "interrupted", "\(e.document.serialized())")
-        #expect(e.document["steps"]?[0]?["status"] != "succeeded")
+        #expect(e.document["error"]?.stringValue?.contains("shut down") == true)
+        #expect(try await server.host.episodes!.verify().isIntact)
     }
 }

@@ -18,75 +18,89 @@ import Testing
         try Plan.parse(["name": "nap", "steps": [["id": "nap", "call": "echo.sleep", "input": ["ms": .int(ms)]]]])
     }
 
+    /// Waits until `runId`'s job is running and its run is in flight here.
+    static func waitUntilRunning(_ server: NovaServer, _ runId: String) async throws {
+        for _ in 0..<12_000 {
+            if server.runs.snapshot(runId: runId)?.status == .running { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        Issue.record("run \(runId) never started")
+    }
+
     @Test func runsFinishWithinTheGracePeriod() async throws {
         let server = try await F.server()
-        let runs = server.runs
+        let (runs, worker) = (server.runs, try #require(server.worker))
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await runs.run() }
-            let a = try await runs.submit(RunRequest(plan: Self.sleepPlan(200), inputs: [:], principal: "alice", role: "user")).snapshot
-            let b = try await runs.submit(RunRequest(plan: Self.sleepPlan(100), inputs: [:], principal: "alice", role: "user")).snapshot
-            try await Task.sleep(for: .milliseconds(20))
+            group.addTask { await worker.run() }
+            let a = try await server.enqueueRun(Self.sleepPlan(200))
+            let b = try await server.enqueueRun(Self.sleepPlan(100))
+            try await Self.waitUntilRunning(server, a)
+            try await Self.waitUntilRunning(server, b)
             // A generous grace: shutdown returns as soon as both runs ended, and on a loaded
-            // machine (the whole test suite in parallel on two cores) they may not even have
-            // started for seconds.
+            // machine (the whole test suite in parallel on two cores) they may take seconds.
+            worker.stop()
             let report = await runs.shutdown(grace: .seconds(120))
-            #expect(report.inFlightAtStart == 2)
             #expect(report.interrupted == 0)
             #expect(report.abandoned.isEmpty)
-            for id in [a.runId, b.runId] {
+            try await group.waitForAll()
+            for id in [a, b] {
                 let doc = try await server.host.episodes!.show(runId: id).document
                 #expect(doc["status"] == "succeeded", "\(doc.serialized())")
             }
             // No new runs once shutdown began.
             await #expect(throws: RunSubmitError.notAccepting) {
-                _ = try await runs.submit(RunRequest(plan: Self.sleepPlan(1), inputs: [:], principal: "alice", role: "user"))
+                _ = try await runs.execute(RunRequest(plan: Self.sleepPlan(1), inputs: [:], principal: "alice", role: "user"))
             }
-            try await group.waitForAll()
         }
     }
 
-    @Test func runsBeyondTheGracePeriodAreRecordedInterrupted() async throws {
-        let server = try await F.server()
-        let runs = server.runs
+    /// A queued run still running when the grace period ends goes back to the queue (nothing
+    /// recorded); the next worker runs it as attempt 2, whose episode says so, and the job's
+    /// history shows both attempts.
+    @Test func queuedRunsBeyondTheGracePeriodGoBackToTheQueue() async throws {
+        let data = F.tempDir("data")
+        let first = try await F.server(dataDirectory: data)
+        let slow = try await first.enqueueRun(Self.sleepPlan(3_000))
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await runs.run() }
-            // The echo driver is serialized: the quick run goes first and ends before the slow one starts.
-            let quick = try await runs.submit(RunRequest(plan: Self.sleepPlan(20), inputs: [:], principal: "alice", role: "user")).snapshot
-            for _ in 0..<12_000 where runs.snapshot(runId: quick.runId)?.status == .running { try await Task.sleep(for: .milliseconds(10)) }
-            let slow = try await runs.submit(RunRequest(plan: Self.sleepPlan(10_000), inputs: [:], principal: "alice", role: "user")).snapshot
-            try await Task.sleep(for: .milliseconds(20))
-            // The 10 s run is recorded interrupted, not waited for (had shutdown waited, its
-            // episode would say succeeded).
-            let report = await runs.shutdown(grace: .milliseconds(300))
+            let worker = try #require(first.worker)
+            group.addTask { await worker.run() }
+            try await Self.waitUntilRunning(first, slow)
+            worker.stop()
+            let report = await first.runs.shutdown(grace: .milliseconds(100))
             #expect(report.interrupted == 1)
-            let e = try await server.host.episodes!.show(runId: slow.runId)
-            #expect(e.document["status"] == "interrupted")
-            #expect(e.document["error"]?.stringValue?.contains("shut down") == true)
-            #expect(try await server.host.episodes!.show(runId: quick.runId).document["status"] == "succeeded")
-            #expect(try await server.host.episodes!.verify().isIntact)
             try await group.waitForAll()
         }
+        await #expect(throws: (any Error).self) { _ = try await first.host.episodes!.show(runId: slow) }
+        let released = try #require(try await first.queue!.job(id: slow))
+        #expect(released.state == .retryable && released.attempts.map(\.outcome) == ["interrupted"])
+
+        let second = try await F.server(dataDirectory: data)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            let worker = try #require(second.worker)
+            group.addTask { await worker.run() }
+            for _ in 0..<12_000 where try await second.queue!.job(id: slow)?.state.isFinal != true { try await Task.sleep(for: .milliseconds(10)) }
+            worker.stop()
+            await second.runs.shutdown(grace: .seconds(60))
+            try await group.waitForAll()
+        }
+        let job = try #require(try await second.queue!.job(id: slow))
+        #expect(job.state == .succeeded && job.attempts.map(\.outcome) == ["interrupted", "succeeded"])
+        let doc = try await second.host.episodes!.show(runId: slow).document
+        #expect(doc["status"] == "succeeded")
+        #expect(doc["job"]?["attempt"] == 2 && doc["job"]?["id"] == .string(slow))
+        #expect(try await second.host.episodes!.verify().isIntact)
     }
 
     /// The whole application under a ServiceGroup: a graceful shutdown lets the HTTP server
-    /// finish and the background run complete.
+    /// finish and the queued run complete.
     @Test func serviceGroupGracefulShutdown() async throws {
-        let server = try await F.server(config: { $0.shutdownGraceSeconds = 5 })
+        let server = try await F.server(config: { $0.shutdownGraceSeconds = 60 })
         let app = server.application(host: "127.0.0.1", port: 0)
         let group = ServiceGroup(configuration: .init(services: [app], logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() })))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
-            // Submit directly (the app's HTTP port is not needed for this check).
-            var snap: RunSnapshot?
-            for _ in 0..<200 {
-                if let s = try? await server.runs.submit(RunRequest(plan: Self.sleepPlan(300), inputs: [:], principal: "alice", role: "user")).snapshot {
-                    snap = s
-                    break
-                }
-                try await Task.sleep(for: .milliseconds(10))
-            }
-            let id = try #require(snap?.runId)
-            try await Task.sleep(for: .milliseconds(50))
+            let id = try await server.enqueueRun(Self.sleepPlan(300))
+            try await Self.waitUntilRunning(server, id)
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
             #expect(try await server.host.episodes!.show(runId: id).document["status"] == "succeeded")

@@ -86,8 +86,9 @@ enum ServerFixtures {
 
     /// A server over a fresh data directory, the echo driver and the test policy.
     static func server(config mutate: (inout HostConfig) -> Void = { _ in }, driversDir: String? = nil, policy: String? = nil,
+                       dataDirectory: String? = nil,
                        logger: Logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })) async throws -> NovaServer {
-        let data = tempDir("data")
+        let data = dataDirectory ?? tempDir("data")
         var policyPath = policyFile
         if let policy {
             policyPath = tempDir("policy") + "/policy.json"
@@ -108,18 +109,27 @@ extension NovaServer {
     /// not as a header field): use it for anything that depends on header handling.
     func withClient(_ mode: TestingSetup = .router, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         let app = Application(router: router(), logger: logger)
-        let runs = self.runs
+        let (runs, worker) = (self.runs, self.worker)
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await runs.run() }
+            group.addTask { await worker?.run() }
             do {
                 try await app.test(mode) { client in try await body(client) }
             } catch {
+                worker?.stop()
                 await runs.shutdown(grace: .seconds(5))
                 throw error
             }
+            worker?.stop()
             await runs.shutdown(grace: .seconds(5))
             try await group.waitForAll()
         }
+    }
+
+    /// Queues a run of `plan` as `POST /v1/runs` would, returning its run id.
+    func enqueueRun(_ plan: Plan, principal: String = "alice", role: String = "user") async throws -> String {
+        let submission = RunSubmission(plan: plan, principal: principal, role: role, origin: "test")
+        let spec = JobSpec(kind: RunJob.kind, payload: RunJob.payload(submission, fingerprint: nil, submittedAt: Timestamps.now()))
+        return try await queue!.enqueue(spec).job.id
     }
 }
 
@@ -166,9 +176,9 @@ extension TestClientProtocol {
 
     /// Polls `GET /v1/runs/{id}` until the run leaves `running` (or 10 s pass).
     func waitForRun(_ id: String, _ token: String) async throws -> JSONValue {
-        for _ in 0..<1000 {
+        for _ in 0..<12_000 {
             let r = try await get("/v1/runs/\(id)", token)
-            if r.json["status"]?.stringValue != "running" { return r.json }
+            if !["running", "queued"].contains(r.json["status"]?.stringValue ?? "") { return r.json }
             try await Task.sleep(for: .milliseconds(10))
         }
         Issue.record("run \(id) did not finish")

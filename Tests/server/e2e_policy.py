@@ -77,7 +77,8 @@ def main():
                                             {"id": "b", "call": "echo.echo", "input": {"after": True}}]}
         _, _, body = http("POST", f"{url}/v1/runs", USER_KEY, {"plan": plan})
         run_id = body.get("run_id")
-        for _ in range(500):
+        for _ in range(3000):
+            # Running: step a has started (the job was taken and its run is in flight).
             if run_status(url, run_id).get("status") == "running":
                 break
             time.sleep(0.01)
@@ -89,9 +90,9 @@ def main():
         check("policy: SIGHUP reloads the policy", second.get("hash") != first["hash"] and second.get("reload_error") is None, second)
         check("policy: after SIGHUP users are denied echo.echo", echo_status(url) == 403)
 
-        for _ in range(1000):
+        for _ in range(3000):
             run = run_status(url, run_id)
-            if run.get("status") != "running":
+            if run.get("status") not in ("running", "queued"):
                 break
             time.sleep(0.02)
         check("policy: a run in flight during the reload finishes under the profile it started with",

@@ -36,12 +36,14 @@ def rest():
     status, headers, body = http("POST", f"{URL}/v1/runs", USER_KEY, {"plan": plan}, {"Idempotency-Key": "e2e-1"})
     run_id = body.get("run_id") if isinstance(body, dict) else None
     check("rest: POST /v1/runs is 202 with Location", status == 202 and headers.get("Location") == f"/v1/runs/{run_id}", (status, body))
-    for _ in range(500):
+    check("rest: the accepted run is queued (a durable job)", body.get("status") == "queued" and body.get("job", {}).get("state") == "available", body)
+    for _ in range(3000):
         status, _, body = http("GET", f"{URL}/v1/runs/{run_id}", USER_KEY)
-        if body.get("status") != "running":
+        if body.get("status") not in ("running", "queued"):
             break
         time.sleep(0.01)
     check("rest: the run succeeds", body.get("status") == "succeeded" and body.get("output") == {"x": 1}, body)
+    check("rest: the run says which job attempt recorded it", body.get("recorded_by", {}).get("attempt") == 1, body)
     status, _, again = http("POST", f"{URL}/v1/runs", USER_KEY, {"plan": plan}, {"Idempotency-Key": "e2e-1"})
     check("rest: Idempotency-Key replays the run", status == 202 and again.get("run_id") == run_id, again)
     status, _, text = http("GET", f"{URL}/metrics", ADMIN_KEY)
@@ -150,10 +152,55 @@ def shutdown(grace, sleep_ms, expected):
           (status, code, episode_status(data, run_id), open(os.path.join(data, "server.log")).read()[-2000:]))
 
 
+def cli_json(*args):
+    out = subprocess.run([BIN, *args], capture_output=True, text=True)
+    try:
+        return json.loads(out.stdout)
+    except ValueError:
+        return {"unreadable": out.stdout + out.stderr}
+
+
+def shutdown_requeues():
+    """SIGTERM with a queued run still running past the grace period: nothing is recorded, the
+    job goes back to the queue with its attempt `interrupted`; a `nova-host worker` on the same
+    data directory then runs it as attempt 2, which its episode names."""
+    data = tempfile.mkdtemp(prefix="nova-e2e-requeue-")
+    config = json.loads(env("NOVA_E2E_CONFIG_JSON"))
+    config["shutdown_grace_seconds"] = 0.3
+    proc, url = start_server(config, data)
+    plan = {"name": "nap", "steps": [{"id": "nap", "call": "echo.sleep", "input": {"ms": 3000}}]}
+    status, _, body = http("POST", f"{url}/v1/runs", USER_KEY, {"plan": plan})
+    run_id = body.get("run_id")
+    for _ in range(3000):
+        if http("GET", f"{url}/v1/runs/{run_id}", USER_KEY)[2].get("status") == "running":
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=30)
+    job = cli_json("jobs", "show", run_id, "--data", data)
+    check("shutdown: a queued run past the grace period goes back to the queue, unrecorded",
+          status == 202 and code == 0 and episode_status(data, run_id) != "interrupted" and job.get("state") == "retryable"
+          and [a.get("outcome") for a in job.get("attempts", [])] == ["interrupted"], (status, code, job))
+    worker = subprocess.Popen([BIN, "worker", "--data", data, "--drivers", env("NOVA_E2E_DRIVERS"), "--policy", env("NOVA_E2E_POLICY"),
+                               "--poll-ms", "50"], stdout=subprocess.DEVNULL, stderr=open(os.path.join(data, "worker.log"), "w"))
+    for _ in range(6000):
+        if episode_status(data, run_id) == "succeeded":
+            break
+        time.sleep(0.02)
+    episode = cli_json("episodes", "show", run_id, "--data", data)
+    run = cli_json("runs", "show", run_id, "--data", data)
+    check("worker: runs the released run as attempt 2, recorded by the episode",
+          episode.get("status") == "succeeded" and episode.get("job", {}).get("attempt") == 2, (episode, open(os.path.join(data, "worker.log")).read()[-1500:]))
+    check("runs show: both attempts in the run's history",
+          [a.get("outcome") for a in run.get("job", {}).get("attempts", [])] == ["interrupted", "succeeded"], run)
+    worker.send_signal(signal.SIGTERM)
+    check("worker: SIGTERM exits 0", worker.wait(timeout=30) == 0, open(os.path.join(data, "worker.log")).read()[-1500:])
+
+
 rest()
 conformance()
 rate_limit()
 disconnect()
 shutdown(10, 1000, "succeeded")
-shutdown(0.3, 20000, "interrupted")
+shutdown_requeues()
 finish()

@@ -71,6 +71,8 @@ public struct RunRecord: Sendable {
     public var steps: [StepRecord] = []
     public var output: JSONValue?
     public var error: String?
+    /// The queued job and attempt that produced this record (runs submitted through the queue).
+    public var job: RunJobAttempt?
 
     public var totals: (calls: Int, tokens: UInt64, costMicros: UInt64) {
         var calls = 0, tokens: UInt64 = 0, cost: UInt64 = 0
@@ -91,6 +93,21 @@ public struct RunRecord: Sendable {
         ]
         if let output { o["output"] = output }
         if let error { o["error"] = .string(error) }
+        if let job { o["job"] = ["id": .string(job.jobId), "attempt": .int(job.attempt), "worker": .string(job.worker)] }
         return .object(o)
+    }
+}
+
+/// Which attempt of which queued job ran a run (an attempt cut short by a crash leaves no
+/// record; the one that finishes says it was, say, attempt 2).
+public struct RunJobAttempt: Sendable, Hashable {
+    public var jobId: String
+    public var attempt: Int
+    public var worker: String
+
+    public init(jobId: String, attempt: Int, worker: String) {
+        self.jobId = jobId
+        self.attempt = attempt
+        self.worker = worker
     }
 }

@@ -52,22 +52,21 @@ public struct RunSnapshot: Sendable {
     public var episode: EpisodeRef?
     /// Why the episode could not be written (or indexed), if so.
     public var episodeError: String?
+    /// A queued run stopped by shutdown: nothing was recorded and its job goes back to the
+    /// queue for another attempt.
+    public var released = false
 }
 
-/// What `RunManager.submit` refuses.
+/// What `RunManager.execute` refuses.
 public enum RunSubmitError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The manager is shutting down (or was never started) and takes no new runs.
+    /// The manager is shutting down and takes no new runs.
     case notAccepting
-    /// The idempotency key was used before by the same principal for a different request.
-    case idempotencyConflict(existingRunId: String)
     /// The caller's role is not in the policy profile.
     case unknownRole(String)
 
     public var description: String {
         switch self {
         case .notAccepting: return "the server is shutting down and accepts no new runs"
-        case .idempotencyConflict(let id):
-            return "this Idempotency-Key was already used for a different request (run \(id)); use a new key"
         case .unknownRole(let message): return message
         }
     }
@@ -90,32 +89,18 @@ public protocol RunObserver: Sendable {
     func runFinished(_ record: RunRecord, origin: String, episode: EpisodeRef?, episodeError: String?, finishSeconds: Double)
 }
 
-/// Runs plans for a long-lived host (the server): runs in flight with their status, cancel by
-/// id, idempotency keys, and a graceful shutdown that lets runs finish or records them as
-/// `interrupted`.
+/// Runs plans for a long-lived host (the server, a worker): runs in flight with their status,
+/// cancel by id, and a graceful shutdown that lets runs finish or stops them.
 ///
-/// Background runs (`submit`) are child tasks of `run()` (a discarding task group), so the
-/// owner of `run()` owns them; `execute` runs a plan in the caller's task and tracks it the
-/// same way. Either way a run is `NovaHost.runner.run` followed by `NovaHost.finish` (policy
-/// state and the episode), with the end of the run moved off the cooperative thread pool:
-/// episode writes fsync, and group commit only helps when writers can wait in parallel.
+/// Every run is `execute`d in its caller's task: a one-call route's request task, or the job
+/// worker's task for a queued run. A run is `RunPipeline.run` then `RunPipeline.record`, with a
+/// cancel request racing it. At shutdown a direct run is recorded `interrupted`; a queued run
+/// records nothing and is released back to the queue for its next attempt (`released`).
 public final class RunManager: Sendable {
     /// The host the runs use.
     public let host: NovaHost
     private let observer: (any RunObserver)?
     private let finishedCapacity: Int
-    private let idempotencyTTLNanos: Int64
-    private let idempotencyCapacity: Int
-
-    private struct Job: Sendable {
-        var runId: String
-        var request: RunRequest
-        var cancel: AsyncStream<Void>
-        /// A child of `run()` (`submit`): its task is cancelled only when the manager's owner
-        /// stops. Otherwise (`execute`) the task is the caller's, cancelled when the caller
-        /// gives up (an MCP `notifications/cancelled`, a REST client that went away).
-        var background: Bool
-    }
 
     private struct Entry {
         var snapshot: RunSnapshot
@@ -123,112 +108,34 @@ public final class RunManager: Sendable {
         var interrupt = false
     }
 
-    private struct IdempotencyKey: Hashable {
-        var principal: String
-        var key: String
-    }
-
-    private struct IdempotencyEntry {
-        var runId: String
-        var fingerprint: String
-        var createdNanos: Int64
-    }
-
     private struct State {
         var accepting = true
         var inFlight: [String: Entry] = [:]
         var finished: [String: RunSnapshot] = [:]
         var finishedOrder: [String] = []
-        var idempotency: [IdempotencyKey: IdempotencyEntry] = [:]
-        var idempotencyOrder: [IdempotencyKey] = []
     }
 
     private let state = Mutex(State())
-    private let jobs: AsyncStream<Job>
-    private let jobsContinuation: AsyncStream<Job>.Continuation
 
     /// - Parameters:
     ///   - host: the host whose runner, policy and episodes the runs use.
     ///   - observer: told about every finished run (metrics).
     ///   - finishedCapacity: how many finished runs to keep in memory (older ones are read
     ///     back from their episodes).
-    ///   - idempotencyTTLSeconds: how long an `Idempotency-Key` is remembered.
-    ///   - idempotencyCapacity: how many keys at most (the oldest are forgotten first).
-    public init(host: NovaHost, observer: (any RunObserver)? = nil, finishedCapacity: Int = 1024,
-                idempotencyTTLSeconds: Int = 86_400, idempotencyCapacity: Int = 10_000) {
+    public init(host: NovaHost, observer: (any RunObserver)? = nil, finishedCapacity: Int = 1024) {
         self.host = host
         self.observer = observer
         self.finishedCapacity = max(0, finishedCapacity)
-        self.idempotencyTTLNanos = Int64(max(1, idempotencyTTLSeconds)) * 1_000_000_000
-        self.idempotencyCapacity = max(1, idempotencyCapacity)
-        (jobs, jobsContinuation) = AsyncStream<Job>.makeStream()
     }
 
     // MARK: Running
 
-    /// Runs submitted plans until `shutdown` (or cancellation) ends the stream; returns when
-    /// every run it started has finished and written its episode. Call it once.
-    public func run() async {
-        await withDiscardingTaskGroup { group in
-            for await job in jobs {
-                group.addTask { _ = await self.perform(job) }
-            }
-        }
-        state.withLock { $0.accepting = false }
-    }
-
-    /// Accepts a run to execute in the background (a child of `run()`): returns its in-flight
-    /// snapshot at once. With `idempotencyKey`, a second submission by the same principal with
-    /// the same key returns the first run (`replayed` true) if `fingerprint` matches, and
-    /// throws `.idempotencyConflict` otherwise.
-    public func submit(_ request: RunRequest, runId: String = NovaHost.makeRunId(), idempotencyKey: String? = nil,
-                       fingerprint: String = "") async throws(RunSubmitError) -> (snapshot: RunSnapshot, replayed: Bool) {
-        if let role = request.role, !host.policy.profile.roles.contains(role) {
-            throw .unknownRole("unknown role '\(role)' (the policy has: \(host.policy.profile.roles.joined(separator: ", ")))")
-        }
-        let (cancelStream, cancel) = AsyncStream<Void>.makeStream()
-        let now = Timestamps.wallNanos()
-        enum Outcome { case started(RunSnapshot), replayed(RunSnapshot), replayedEvicted(String), refused(RunSubmitError) }
-        let outcome: Outcome = state.withLock { s in
-            guard s.accepting else { return .refused(.notAccepting) }
-            if let key = idempotencyKey {
-                Self.expireKeys(&s, now: now, ttl: idempotencyTTLNanos)
-                let k = IdempotencyKey(principal: request.principal, key: key)
-                if let existing = s.idempotency[k] {
-                    guard existing.fingerprint == fingerprint else { return .refused(.idempotencyConflict(existingRunId: existing.runId)) }
-                    if let snap = s.inFlight[existing.runId]?.snapshot ?? s.finished[existing.runId] { return .replayed(snap) }
-                    return .replayedEvicted(existing.runId)
-                }
-                s.idempotency[k] = IdempotencyEntry(runId: runId, fingerprint: fingerprint, createdNanos: now)
-                s.idempotencyOrder.append(k)
-                while s.idempotencyOrder.count > idempotencyCapacity {
-                    s.idempotency.removeValue(forKey: s.idempotencyOrder.removeFirst())
-                }
-            }
-            let snap = RunSnapshot(runId: runId, planName: request.plan.name, principal: request.principal, status: .running,
-                                   submittedAt: Timestamps.format(nanosSinceEpoch: now), origin: request.origin, cancelRequested: false)
-            s.inFlight[runId] = Entry(snapshot: snap, cancel: cancel)
-            return .started(snap)
-        }
-        switch outcome {
-        case .refused(let e): throw e
-        case .replayed(let snap): return (snap, true)
-        case .replayedEvicted(let id):
-            // The first run finished long ago: describe it from the episode index.
-            let summary = try? await host.episodes?.store.episode(runId: id)
-            return (RunSnapshot(runId: id, planName: summary?.planName ?? request.plan.name, principal: request.principal,
-                                status: summary.flatMap { RunStatus(rawValue: $0.status) } ?? .running,
-                                submittedAt: summary?.startedAt ?? "", origin: request.origin, cancelRequested: false), true)
-        case .started(let snap):
-            jobsContinuation.yield(Job(runId: runId, request: request, cancel: cancelStream, background: true))
-            return (snap, false)
-        }
-    }
-
-    /// Runs a plan in the caller's task and returns when its episode is written (the one-call
-    /// routes: `POST /tools/{id}` and MCP `tools/call`). Tracked like background runs: it can
-    /// be listed and cancelled, and shutdown waits for it.
-    public func execute(_ request: RunRequest, runId: String = NovaHost.makeRunId()) async throws(RunSubmitError) -> RunSnapshot {
+    /// Runs a plan in the caller's task and returns when its episode is written. Tracked while
+    /// in flight: it can be listed and cancelled, and shutdown waits for it. `job` names the
+    /// queued job attempt that runs it (recorded in the episode; at shutdown such a run is
+    /// released, not recorded).
+    public func execute(_ request: RunRequest, runId: String = NovaHost.makeRunId(), job: RunJobAttempt? = nil,
+                        submittedAt: String? = nil) async throws(RunSubmitError) -> RunSnapshot {
         if let role = request.role, !host.policy.profile.roles.contains(role) {
             throw .unknownRole("unknown role '\(role)' (the policy has: \(host.policy.profile.roles.joined(separator: ", ")))")
         }
@@ -236,23 +143,22 @@ public final class RunManager: Sendable {
         let accepted: Bool = state.withLock { s in
             guard s.accepting else { return false }
             s.inFlight[runId] = Entry(snapshot: RunSnapshot(runId: runId, planName: request.plan.name, principal: request.principal,
-                                                            status: .running, submittedAt: Timestamps.now(), origin: request.origin,
+                                                            status: .running, submittedAt: submittedAt ?? Timestamps.now(), origin: request.origin,
                                                             cancelRequested: false), cancel: cancel)
             return true
         }
         guard accepted else { throw .notAccepting }
-        return await perform(Job(runId: runId, request: request, cancel: cancelStream, background: false))
+        return await perform(request, runId: runId, job: job, cancel: cancelStream)
     }
 
-    private func perform(_ job: Job) async -> RunSnapshot {
-        let request = job.request
+    private func perform(_ request: RunRequest, runId: String, job: RunJobAttempt?, cancel: AsyncStream<Void>) async -> RunSnapshot {
         let pipeline = host.pipeline
         // The run and a watcher for a cancel request, side by side: whichever ends first
         // cancels the other, so `cancel(runId)` reaches in-flight calls.
         let maybeRecord: RunRecord? = await withTaskGroup(of: RunRecord?.self) { group in
-            group.addTask { await pipeline.run(request, runId: job.runId) }
+            group.addTask { await pipeline.run(request, runId: runId) }
             group.addTask {
-                for await _ in job.cancel { return nil }
+                for await _ in cancel { return nil }
                 return nil
             }
             var result: RunRecord?
@@ -262,12 +168,23 @@ public final class RunManager: Sendable {
             }
             return result
         }
-        var record = maybeRecord ?? RunRecord(runId: job.runId, planName: request.plan.name, plan: request.plan.source,
+        var record = maybeRecord ?? RunRecord(runId: runId, planName: request.plan.name, plan: request.plan.source,
                                               principal: request.principal, inputs: .object(request.inputs), startedAt: Timestamps.now())
-        let (interrupt, cancelRequested) = state.withLock { s in (s.inFlight[job.runId]?.interrupt ?? false, s.inFlight[job.runId]?.snapshot.cancelRequested ?? false) }
+        record.job = job
+        let (interrupt, cancelRequested) = state.withLock { s in (s.inFlight[runId]?.interrupt ?? false, s.inFlight[runId]?.snapshot.cancelRequested ?? false) }
         if record.status == .cancelled {
             // Say who stopped it: shutdown (interrupted), a cancel request, or the caller.
-            if interrupt || (job.background && Task.isCancelled && !cancelRequested) {
+            if job != nil && (interrupt || (Task.isCancelled && !cancelRequested)) {
+                // A queued run stopped by shutdown goes back to the queue: its next attempt
+                // makes the record.
+                return state.withLock { s in
+                    var snap = s.inFlight.removeValue(forKey: runId)!.snapshot
+                    snap.status = .interrupted
+                    snap.released = true
+                    return snap
+                }
+            }
+            if interrupt {
                 record.status = .interrupted
                 record.error = "interrupted: the server shut down before the run finished"
             } else if !cancelRequested && Task.isCancelled {
@@ -283,15 +200,15 @@ public final class RunManager: Sendable {
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         observer?.runFinished(finalRecord, origin: request.origin, episode: episode, episodeError: episodeError, finishSeconds: seconds)
         return state.withLock { s in
-            var snap = s.inFlight.removeValue(forKey: job.runId)?.snapshot
-                ?? RunSnapshot(runId: job.runId, planName: request.plan.name, principal: request.principal, status: finalRecord.status,
+            var snap = s.inFlight.removeValue(forKey: runId)?.snapshot
+                ?? RunSnapshot(runId: runId, planName: request.plan.name, principal: request.principal, status: finalRecord.status,
                                submittedAt: finalRecord.startedAt, origin: request.origin, cancelRequested: false)
             snap.status = finalRecord.status
             snap.record = finalRecord
             snap.episode = episode
             snap.episodeError = episodeError
             if finishedCapacity > 0 {
-                if s.finished.updateValue(snap, forKey: job.runId) == nil { s.finishedOrder.append(job.runId) }
+                if s.finished.updateValue(snap, forKey: runId) == nil { s.finishedOrder.append(runId) }
                 while s.finishedOrder.count > finishedCapacity { s.finished.removeValue(forKey: s.finishedOrder.removeFirst()) }
             }
             return snap
@@ -346,8 +263,8 @@ public final class RunManager: Sendable {
     }
 
     /// Stops accepting runs, lets in-flight runs finish for up to `grace`, then cancels the
-    /// rest, which end `interrupted` and write their episodes (waiting up to `cancelGrace` for
-    /// that). Ends `run()` once its runs are done.
+    /// rest: direct runs end `interrupted` and write their episodes, queued runs are released
+    /// (waiting up to `cancelGrace` for that).
     @discardableResult
     public func shutdown(grace: Duration, cancelGrace: Duration = .seconds(10)) async -> ShutdownReport {
         let atStart = state.withLock { s in
@@ -367,19 +284,11 @@ public final class RunManager: Sendable {
             }
             return s.inFlight.count
         }
-        jobsContinuation.finish()
         let hardDeadline = clock.now + cancelGrace
         while inFlightCount > 0 && clock.now < hardDeadline {
             try? await clock.sleep(for: .milliseconds(10))
         }
         let abandoned = state.withLock { Array($0.inFlight.keys).sorted() }
         return ShutdownReport(inFlightAtStart: atStart, interrupted: interrupted, abandoned: abandoned)
-    }
-
-    private static func expireKeys(_ s: inout State, now: Int64, ttl: Int64) {
-        while let first = s.idempotencyOrder.first, let e = s.idempotency[first], now - e.createdNanos > ttl {
-            s.idempotency.removeValue(forKey: first)
-            s.idempotencyOrder.removeFirst()
-        }
     }
 }

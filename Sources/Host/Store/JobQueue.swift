@@ -199,11 +199,14 @@ public struct JobFilter: Sendable {
     public var states: [JobState]
     public var queue: String?
     public var kind: String?
+    /// Jobs with this unique key, in any state.
+    public var uniqueKey: String?
 
-    public init(states: [JobState] = [], queue: String? = nil, kind: String? = nil) {
+    public init(states: [JobState] = [], queue: String? = nil, kind: String? = nil, uniqueKey: String? = nil) {
         self.states = states
         self.queue = queue
         self.kind = kind
+        self.uniqueKey = uniqueKey
     }
 }
 

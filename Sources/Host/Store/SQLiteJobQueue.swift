@@ -172,6 +172,7 @@ extension SQLiteStore: JobQueueStore {
         }
         if let q = f.queue { clauses.append("queue = ?"); params.append(.text(q)) }
         if let k = f.kind { clauses.append("kind = ?"); params.append(.text(k)) }
+        if let u = f.uniqueKey { clauses.append("unique_key = ?"); params.append(.text(u)) }
         return (clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND "), params)
     }
 

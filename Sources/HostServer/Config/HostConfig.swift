@@ -113,6 +113,14 @@ public struct HostConfig: Sendable {
     public var toolTimeoutMs: Int = 60_000
     /// How long in-flight runs may finish at shutdown.
     public var shutdownGraceSeconds: Double = 30
+    /// Attempts of a queued run before its job is dead.
+    public var runMaxAttempts: Int = 3
+    /// How long an `Idempotency-Key` names its run.
+    public var idempotencyTTLSeconds: Int = 86_400
+    /// The queues a run may be submitted to; the first is the default.
+    public var runQueues: [String] = [JobQueueLimits.defaultQueue]
+    /// The worker inside `serve`; nil when `worker.enabled` is false.
+    public var worker: JobWorkerOptions? = JobWorkerOptions()
 
     /// The defaults: 127.0.0.1:8787, no credentials (every protected route answers 401).
     public init() {}
@@ -203,6 +211,22 @@ public struct HostConfig: Sendable {
         }
         if let t = json["tool_timeout_ms"]?.intValue { c.toolTimeoutMs = t }
         if let g = json["shutdown_grace_seconds"]?.doubleValue { c.shutdownGraceSeconds = g }
+        if let r = json["runs"] {
+            if let n = r["max_attempts"]?.intValue { c.runMaxAttempts = n }
+            if let t = r["idempotency_ttl_seconds"]?.intValue { c.idempotencyTTLSeconds = t }
+            if let q = r["queues"]?.arrayValue { c.runQueues = q.compactMap(\.stringValue) }
+        }
+        if let w = json["worker"] {
+            if w["enabled"]?.boolValue == false { c.worker = nil } else {
+                var o = JobWorkerOptions()
+                if let q = w["queues"]?.arrayValue { o.queues = q.compactMap(\.stringValue) }
+                if let n = w["concurrency"]?.intValue { o.concurrency = n }
+                if let l = w["lease_seconds"]?.doubleValue { o.leaseMs = Int(l * 1000) }
+                if let p = w["poll_ms"]?.intValue { o.pollMs = p }
+                if let h = w["retention_hours"]?.doubleValue { o.retentionMs = Int64(h * 3_600_000) }
+                c.worker = o
+            }
+        }
         return c
     }
 

@@ -106,7 +106,28 @@ public enum HostConfigSchema {
       }
     },
     "tool_timeout_ms": { "type": "integer", "minimum": 1, "default": 60000, "description": "Deadline of one tool call through POST /tools/{id} and MCP tools/call." },
-    "shutdown_grace_seconds": { "type": "number", "minimum": 0, "default": 30, "description": "How long in-flight runs may finish on SIGTERM/SIGINT before they are cancelled and recorded as interrupted." }
+    "shutdown_grace_seconds": { "type": "number", "minimum": 0, "default": 30, "description": "How long in-flight runs may finish on SIGTERM/SIGINT before they are cancelled: queued runs go back to the queue, direct calls are recorded as interrupted." },
+    "runs": {
+      "type": "object", "additionalProperties": false,
+      "description": "Runs submitted with POST /v1/runs (queued jobs).",
+      "properties": {
+        "max_attempts": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 3, "description": "Attempts of a queued run before its job is dead (an attempt ends early only when its worker dies or cannot record the run)." },
+        "idempotency_ttl_seconds": { "type": "integer", "minimum": 1, "default": 86400, "description": "How long an Idempotency-Key names its run." },
+        "queues": { "type": "array", "items": { "type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$" }, "minItems": 1, "default": ["default"], "description": "The queues a run may be submitted to (the request's queue field; the first is the default)." }
+      }
+    },
+    "worker": {
+      "type": "object", "additionalProperties": false,
+      "description": "The job worker inside nova-host serve (nova-host worker takes the same settings as options).",
+      "properties": {
+        "enabled": { "type": "boolean", "default": true, "description": "Execute queued runs in this server; false leaves them to nova-host worker processes." },
+        "queues": { "type": "array", "items": { "type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$" }, "minItems": 1, "default": ["default"] },
+        "concurrency": { "type": "integer", "minimum": 1, "maximum": 1024, "default": 4, "description": "Jobs at once." },
+        "lease_seconds": { "type": "number", "minimum": 0.05, "default": 30, "description": "A job whose worker stops heartbeating is given to another worker after this long." },
+        "poll_ms": { "type": "integer", "minimum": 10, "default": 1000, "description": "Backstop poll when no wake-up arrives." },
+        "retention_hours": { "type": "number", "minimum": 0, "default": 168, "description": "Succeeded and cancelled jobs are pruned after this long (dead ones stay until retried or discarded)." }
+      }
+    }
   }
 }
 """#

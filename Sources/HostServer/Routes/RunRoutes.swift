@@ -20,32 +20,46 @@ extension NovaServer {
         on(router, .get, "/v1/runs/{id}") { [self] _, context in
             let caller = try context.requireCaller()
             let id = context.parameters.get("id") ?? ""
-            if let snap = runs.snapshot(runId: id) {
-                guard caller.isAdmin || snap.principal == caller.principal else { throw APIError.notFound("no run \(id)") }
-                return JSONIO.response(RunViews.run(snap))
+            guard let found = try await findRun(id), caller.isAdmin || found.principal == caller.principal else {
+                throw APIError.notFound("no run \(id)")
             }
-            let episode = try await episode(id, for: caller)
-            return JSONIO.response(RunViews.run(episode: episode))
+            return JSONIO.response(found.view)
         }
 
         on(router, .post, "/v1/runs/{id}/cancel") { [self] _, context in
             let caller = try context.requireCaller()
             let id = context.parameters.get("id") ?? ""
-            if let snap = runs.snapshot(runId: id), !(caller.isAdmin || snap.principal == caller.principal) {
+            guard let found = try await findRun(id), caller.isAdmin || found.principal == caller.principal else {
                 throw APIError.notFound("no run \(id)")
             }
+            func finished(_ status: String) -> APIError {
+                APIError(.conflict, "already_finished", "run \(id) already finished (\(status))",
+                         extra: ["run_id": .string(id), "status": .string(status)])
+            }
+            // In flight here: cancel it directly. Otherwise through its job, on whichever host runs it.
             switch runs.cancel(runId: id) {
             case .cancelling:
                 context.logger.info("run cancel requested", metadata: ["run_id": .string(id)])
+                if let queue { _ = try? await queue.cancelJob(id: id) }
                 return JSONIO.response(["run_id": .string(id), "status": "cancelling"], status: .accepted)
             case .alreadyFinished(let status):
-                throw APIError(.conflict, "already_finished", "run \(id) already finished (\(status.rawValue))",
-                               extra: ["run_id": .string(id), "status": .string(status.rawValue)])
+                throw finished(status.rawValue)
             case .unknown:
-                let e = try await episode(id, for: caller)
-                let status = e.document["status"]?.stringValue ?? "finished"
-                throw APIError(.conflict, "already_finished", "run \(id) already finished (\(status))",
-                               extra: ["run_id": .string(id), "status": .string(status)])
+                guard !found.finished, let queue else { throw finished(found.status) }
+                let outcome: JobCancelOutcome
+                do { outcome = try await queue.cancelJob(id: id) } catch {
+                    throw APIError(.serviceUnavailable, "store_unavailable", "the job queue cannot be reached: \(error)")
+                }
+                switch outcome {
+                case .cancelled:
+                    context.logger.info("queued run cancelled", metadata: ["run_id": .string(id)])
+                    return JSONIO.response(["run_id": .string(id), "status": "cancelled"], status: .accepted)
+                case .cancelling:
+                    context.logger.info("run cancel requested", metadata: ["run_id": .string(id)])
+                    return JSONIO.response(["run_id": .string(id), "status": "cancelling"], status: .accepted)
+                case .alreadyFinished, .notFound:
+                    throw finished(found.status)
+                }
             }
         }
 
@@ -71,13 +85,28 @@ extension NovaServer {
 
     func submitRun(body: JSONValue, request: Request, caller: Caller) async throws -> Response {
         guard let o = body.objectValue else { throw APIError.badRequest("invalid_request", "the body must be a JSON object {\"plan\": {...}, \"inputs\": {...}}") }
-        for key in o.keys.sorted() where !["plan", "inputs", "parallelism"].contains(key) {
-            throw APIError.badRequest("invalid_request", "unknown field '\(key)' (a run request has plan, inputs, parallelism)")
+        for key in o.keys.sorted() where !["plan", "inputs", "parallelism", "queue", "priority"].contains(key) {
+            throw APIError.badRequest("invalid_request", "unknown field '\(key)' (a run request has plan, inputs, parallelism, queue, priority)")
+        }
+        var queueName = config.runQueues.first ?? JobQueueLimits.defaultQueue
+        if let q = o["queue"] {
+            guard let name = q.stringValue, config.runQueues.contains(name) else {
+                throw APIError(.unprocessableContent, "unknown_queue",
+                               "unknown queue \(q.serialized()) (runs may go to: \(config.runQueues.joined(separator: ", ")))")
+            }
+            queueName = name
+        }
+        var priority = 0
+        if let p = o["priority"] {
+            guard let n = p.intValue, p.isNumber, (-1_000_000...1_000_000).contains(n) else {
+                throw APIError(.unprocessableContent, "invalid_request", "priority must be an integer from -1000000 to 1000000 (higher runs first)")
+            }
+            priority = n
         }
         guard let planJSON = o["plan"] else { throw APIError(.unprocessableContent, "invalid_plan", "plan is missing") }
         let plan: Plan
         do { plan = try Plan.parse(planJSON) } catch {
-            throw APIError(.unprocessableContent, "invalid_plan", error.description, extra: ["details": RunViews.details(error.errors)])
+            throw APIError(.unprocessableContent, "invalid_plan", error.description, extra: ["details": RouteHelpers.details(error.errors)])
         }
         var given: [String: JSONValue] = [:]
         if let i = o["inputs"] {
@@ -105,34 +134,60 @@ extension NovaServer {
         } catch {
             switch error {
             case .invalidInputs(let e):
-                throw APIError(.unprocessableContent, "invalid_inputs", error.description, extra: ["details": RunViews.details(e)])
+                throw APIError(.unprocessableContent, "invalid_inputs", error.description, extra: ["details": RouteHelpers.details(e)])
             case .invalidOptions(let m): throw APIError(.unprocessableContent, "invalid_request", m)
             case .invalidPlan(let e):
-                throw APIError(.unprocessableContent, "invalid_plan", error.description, extra: ["details": RunViews.details(e)])
+                throw APIError(.unprocessableContent, "invalid_plan", error.description, extra: ["details": RouteHelpers.details(e)])
             case .unknownRole(let m): throw APIError(.forbidden, "forbidden", m)
             }
         }
-        let (snap, replayed): (RunSnapshot, Bool)
+        guard let queue else {
+            throw APIError(.serviceUnavailable, "store_unavailable", "this server has no job queue (it was started without a data directory)")
+        }
+        guard runs.isAccepting else { throw APIError(.serviceUnavailable, "shutting_down", RunSubmitError.notAccepting.description) }
+        let fingerprint = SHA256.hex(body.canonicalBytes())
+        let uniqueKey = key.map { RunJob.uniqueKey(principal: caller.principal, idempotencyKey: $0) }
+        let submission = RunSubmission(plan: plan, inputs: runRequest.inputs, principal: caller.principal, role: caller.role,
+                                       parallelism: runRequest.options.parallelism, origin: "rest")
+        let runId = NovaHost.makeRunId()
+        let spec = JobSpec(id: runId, kind: RunJob.kind, payload: RunJob.payload(submission, fingerprint: fingerprint, submittedAt: Timestamps.now()),
+                           queue: queueName, priority: priority, uniqueKey: uniqueKey, maxAttempts: config.runMaxAttempts)
+        var job: Job
+        var replayed = false
         do {
-            (snap, replayed) = try await runs.submit(runRequest, idempotencyKey: key, fingerprint: SHA256.hex(body.canonicalBytes()))
-        } catch {
-            switch error {
-            case .notAccepting: throw APIError(.serviceUnavailable, "shutting_down", error.description)
-            case .idempotencyConflict(let id):
-                throw APIError(.conflict, "idempotency_conflict", error.description, extra: ["run_id": .string(id)])
-            case .unknownRole(let m): throw APIError(.forbidden, "forbidden", m)
+            if let uniqueKey, let earlier = try await queue.listJobs(JobFilter(uniqueKey: uniqueKey), limit: 1, offset: 0).first,
+               Timestamps.wallNanos() / 1_000_000 - earlier.createdAtMs < Int64(config.idempotencyTTLSeconds) * 1000 {
+                (job, replayed) = (earlier, true)
+            } else {
+                let result = try await queue.enqueue(spec)
+                (job, replayed) = (result.job, result.duplicate)
             }
+        } catch {
+            throw APIError(.serviceUnavailable, "store_unavailable", "the run could not be queued: \(error)")
+        }
+        if replayed && job.payload["fingerprint"]?.stringValue != fingerprint {
+            throw APIError(.conflict, "idempotency_conflict",
+                           "this Idempotency-Key was already used for a different request (run \(job.id)); use a new key",
+                           extra: ["run_id": .string(job.id)])
         }
         var headers = HTTPFields()
-        headers[.location] = "/v1/runs/\(snap.runId)"
+        headers[.location] = "/v1/runs/\(job.id)"
         if replayed { headers[.idempotentReplayed] = "true" }
-        return JSONIO.response(RunViews.run(snap), status: .accepted, headers: headers)
+        let view = replayed ? (try? await findRun(job.id))?.view ?? RunViews.run(job: job) : RunViews.run(job: job)
+        return JSONIO.response(view, status: .accepted, headers: headers)
+    }
+
+    /// The run `id` wherever it is (503 when the store cannot be read).
+    func findRun(_ id: String) async throws -> RunLookup.Found? {
+        do { return try await lookup.find(runId: id) } catch {
+            throw APIError(.serviceUnavailable, "store_unavailable", "the run cannot be looked up: \(error)")
+        }
     }
 
     func listRuns(request: Request, caller: Caller) async throws -> Response {
         let q = request.uri.queryParameters
-        let limit = try RunViews.intParameter(q.get("limit"), name: "limit", default: 50, range: 1...500)
-        let offset = try RunViews.intParameter(q.get("offset"), name: "offset", default: 0, range: 0...10_000_000)
+        let limit = try RouteHelpers.intParameter(q.get("limit"), name: "limit", default: 50, range: 1...500)
+        let offset = try RouteHelpers.intParameter(q.get("offset"), name: "offset", default: 0, range: 0...10_000_000)
         var status: String?
         if let s = q.get("status") {
             guard RunViews.listableStatuses.contains(s) else {
@@ -148,15 +203,40 @@ extension NovaServer {
             }
             principal = caller.principal
         }
-        // Runs in flight first (newest first), then the episode index (newest first).
-        let live = status == nil || status == "running" ? runs.inFlight(principal: principal) : []
+        // Runs not yet recorded first — queued or running on any host, and direct calls in
+        // flight here — newest first; then the episode index (newest first).
+        var live: [(key: String, view: JSONValue)] = []
+        if status == nil || status == "running" || status == "queued" {
+            var ids = Set<String>()
+            if let queue {
+                let states: [JobState] = status == "running" ? [.running] : status == "queued" ? [.available, .retryable] : [.available, .retryable, .running]
+                let pending: [Job]
+                do { pending = try await queue.listJobs(JobFilter(states: states, kind: RunJob.kind), limit: 10_000, offset: 0) } catch {
+                    throw APIError(.serviceUnavailable, "store_unavailable", "the job queue cannot be read: \(error)")
+                }
+                for job in pending where principal == nil || job.payload["principal"]?.stringValue == principal {
+                    // A run is recorded a moment before its job is marked done: count it once.
+                    if job.state == .running, (try? await host.episodes?.store.episode(runId: job.id)) != nil { continue }
+                    ids.insert(job.id)
+                    let view = RunViews.run(job: job)
+                    live.append((view["started_at"]?.stringValue ?? "", view))
+                }
+            }
+            if status != "queued" {
+                for snap in runs.inFlight(principal: principal) where !ids.contains(snap.runId) { live.append((snap.submittedAt, RunViews.run(snap))) }
+            }
+            live.sort { $0.key > $1.key }
+        }
         var items: [JSONValue] = []
         var seen = Set<String>()
         if offset < live.count {
-            for s in live[offset..<min(live.count, offset + limit)] { items.append(RunViews.run(s)); seen.insert(s.runId) }
+            for s in live[offset..<min(live.count, offset + limit)] {
+                items.append(s.view)
+                seen.insert(s.view["run_id"]?.stringValue ?? "")
+            }
         }
         var total = live.count
-        if status != "running", let log = host.episodes {
+        if status != "running" && status != "queued", let log = host.episodes {
             do {
                 total += try await log.store.countEpisodes(status: status, principal: principal)
                 let remaining = limit - items.count
@@ -176,62 +256,8 @@ extension NovaServer {
     }
 }
 
-/// JSON views of runs, in flight or finished.
-enum RunViews {
-    /// Statuses `GET /v1/runs?status=` accepts.
-    static let listableStatuses = ["running", "succeeded", "failed", "denied", "cancelled", "interrupted"]
-
-    static func run(_ s: RunSnapshot) -> JSONValue {
-        var o: [String: JSONValue] = ["run_id": .string(s.runId), "status": .string(s.status.rawValue), "plan_name": .string(s.planName),
-                                      "principal": .string(s.principal), "started_at": .string(s.submittedAt),
-                                      "cancel_requested": .bool(s.cancelRequested), "episode": .null]
-        if let r = s.record {
-            o["started_at"] = .string(r.startedAt)
-            o["finished_at"] = .string(r.finishedAt)
-            o["duration_ms"] = .double(r.durationMs)
-            if let out = r.output { o["output"] = out }
-            if let e = r.error { o["error"] = .string(e) }
-            o["steps"] = .array(r.steps.map(step))
-        }
-        if let e = s.episode { o["episode"] = ["seq": .int(e.seq), "hash": .string(e.hash)] }
-        if let e = s.episodeError { o["episode_error"] = .string(e) }
-        return .object(o)
-    }
-
-    static func run(episode e: Episode) -> JSONValue {
-        let d = e.document
-        var o: [String: JSONValue] = ["run_id": .string(e.ref.runId), "status": d["status"] ?? "unknown", "plan_name": d["plan_name"] ?? "",
-                                      "principal": d["principal"] ?? "", "started_at": d["started_at"] ?? "",
-                                      "cancel_requested": false, "episode": ["seq": .int(e.ref.seq), "hash": .string(e.ref.hash)]]
-        if let v = d["finished_at"] { o["finished_at"] = v }
-        if let v = d["duration_ms"] { o["duration_ms"] = v }
-        if let v = d["output"] { o["output"] = v }
-        if let v = d["error"] { o["error"] = v }
-        if let steps = d["steps"]?.arrayValue {
-            o["steps"] = .array(steps.map { s in
-                var r: [String: JSONValue] = ["id": s["id"] ?? "", "call": s["call"] ?? "", "status": s["status"] ?? "",
-                                              "attempts": .int(s["attempts"]?.arrayValue?.count ?? 0)]
-                if let reason = s["reason"] { r["reason"] = reason }
-                return .object(r)
-            })
-        }
-        if let p = e.problem { o["episode_error"] = .string(p) }
-        return .object(o)
-    }
-
-    static func run(summary e: EpisodeSummary) -> JSONValue {
-        ["run_id": .string(e.runId), "status": .string(e.status), "plan_name": .string(e.planName), "principal": .string(e.principal),
-         "started_at": .string(e.startedAt), "finished_at": .string(e.finishedAt), "duration_ms": .double(e.durationMs),
-         "cancel_requested": false, "episode": ["seq": .int(e.seq), "hash": .string(e.hash)]]
-    }
-
-    static func step(_ s: StepRecord) -> JSONValue {
-        var r: [String: JSONValue] = ["id": .string(s.id), "call": .string(s.call), "status": .string(s.status.rawValue),
-                                      "attempts": .int(s.attempts.count)]
-        if let reason = s.reason { r["reason"] = .string(reason) }
-        return .object(r)
-    }
-
+/// Request parsing and error details shared by the routes.
+enum RouteHelpers {
     static func details(_ errors: [PlanError]) -> JSONValue {
         .array(errors.map { e in
             var o: [String: JSONValue] = ["message": .string(e.message)]

@@ -1,0 +1,234 @@
+import Foundation
+import JSON
+import Synchronization
+
+/// Executes the jobs of one kind for a `JobWorker`.
+public protocol JobHandler: Sendable {
+    /// Runs one attempt of `job` (leased to `worker`) and says how it ended. Cancelling the
+    /// calling task means the worker is going away: the handler should stop and return
+    /// `.released`.
+    func perform(_ job: Job, worker: String) async -> JobCompletion
+    /// Someone asked to cancel `job` while it runs (called again on every heartbeat until it
+    /// ends, so it may be called before `perform` has got going).
+    func requestCancel(_ job: Job)
+}
+
+/// How a worker takes and keeps jobs.
+public struct JobWorkerOptions: Sendable {
+    /// This worker's name in leases and job histories (unique across hosts).
+    public var name: String
+    /// The queues it takes jobs from.
+    public var queues: [String]
+    /// Jobs at once.
+    public var concurrency: Int
+    /// How long a lease lasts without a heartbeat; a crashed worker's jobs are rescued this
+    /// long after its last heartbeat.
+    public var leaseMs: Int
+    /// The backstop poll when no wake-up arrives (other SQLite processes do not send any).
+    public var pollMs: Int
+    /// Finished (succeeded or cancelled) jobs older than this are pruned; nil keeps them.
+    public var retentionMs: Int64?
+
+    public init(name: String = JobWorkerOptions.defaultName(), queues: [String] = [JobQueueLimits.defaultQueue], concurrency: Int = 4,
+                leaseMs: Int = JobQueueLimits.defaultLeaseMs, pollMs: Int = 1_000, retentionMs: Int64? = 7 * 86_400_000) {
+        self.name = name
+        self.queues = queues
+        self.concurrency = max(1, concurrency)
+        self.leaseMs = max(10, leaseMs)
+        self.pollMs = max(10, pollMs)
+        self.retentionMs = retentionMs
+    }
+
+    /// `hostname:pid:random`, unique for every worker ever started.
+    public static func defaultName() -> String {
+        "\(ProcessInfo.processInfo.hostName):\(getpid()):\(NovaHost.makeRunId().prefix(8))"
+    }
+}
+
+/// Takes jobs from the durable queue and runs them with their kind's handler, `concurrency`
+/// at a time: leases them, heartbeats while they run (and learns of cancel requests that way),
+/// reports how each attempt ended, rescues jobs whose worker died, and prunes old ones.
+///
+/// Wake-ups come from the store (an enqueue on any host with PostgreSQL, in this process with
+/// SQLite); the poll only backs them up. `stop()` ends intake; running jobs finish (or, when
+/// the caller cancels `run()`, are released back to the queue by their handlers).
+public final class JobWorker: Sendable {
+    public let options: JobWorkerOptions
+    private let queue: any JobQueueStore
+    private let handlers: [String: any JobHandler]
+    private let log: @Sendable (String) -> Void
+
+    private struct State {
+        var running = 0
+        var stopping = false
+        var started = 0
+        var lastRescueError: String?
+    }
+
+    private let state = Mutex(State())
+    private let slotFreed = WakeSignal()
+    private let stopSignal = WakeSignal()
+
+    /// - Parameter log: where operational problems go (a failing database, a lost lease).
+    public init(queue: any JobQueueStore, handlers: [String: any JobHandler], options: JobWorkerOptions = JobWorkerOptions(),
+                log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.queue = queue
+        self.handlers = handlers
+        self.options = options
+        self.log = log
+    }
+
+    /// Jobs running now.
+    public var runningCount: Int { state.withLock { $0.running } }
+    /// Jobs started since `run()` began.
+    public var startedCount: Int { state.withLock { $0.started } }
+
+    /// Stops taking jobs; `run()` returns once the running ones have ended.
+    public func stop() {
+        state.withLock { $0.stopping = true }
+        stopSignal.signal()
+    }
+
+    private var stopping: Bool { state.withLock { $0.stopping } || Task.isCancelled }
+
+    /// Takes and runs jobs until `stop()` or cancellation; returns when every job it started
+    /// has ended.
+    public func run() async {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.maintain() }
+            let stopTicket = stopSignal.ticket()
+            while !stopping {
+                let slotTicket = slotFreed.ticket()
+                let free = options.concurrency - runningCount
+                if free <= 0 {
+                    await firstOf(slotFreed, slotTicket, timeoutMs: options.pollMs, stopTicket: stopTicket)
+                    continue
+                }
+                let ticket = await queue.wakeTicket()
+                let jobs: [Job]
+                do {
+                    jobs = try await queue.dequeue(queues: options.queues, worker: options.name, limit: free, leaseMs: options.leaseMs)
+                } catch {
+                    log("job queue: dequeue failed: \(error)")
+                    await firstOf(nil, 0, timeoutMs: options.pollMs, stopTicket: stopTicket)
+                    continue
+                }
+                if jobs.isEmpty {
+                    await firstOf(nil, ticket, timeoutMs: options.pollMs, stopTicket: stopTicket)
+                    continue
+                }
+                state.withLock {
+                    $0.running += jobs.count
+                    $0.started += jobs.count
+                }
+                for job in jobs {
+                    group.addTask {
+                        await self.execute(job)
+                        self.state.withLock { $0.running -= 1 }
+                        self.slotFreed.signal()
+                    }
+                }
+            }
+            stopSignal.signal()  // ends maintain()
+        }
+    }
+
+    /// Waits for a wake-up: `signal` past `ticket` (or the queue's, when `signal` is nil),
+    /// `stop()`, or `timeoutMs`.
+    private func firstOf(_ signal: WakeSignal?, _ ticket: UInt64, timeoutMs: Int, stopTicket: UInt64) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                if let signal { await signal.wait(since: ticket, timeoutMs: timeoutMs) } else {
+                    await self.queue.waitForJobs(since: ticket, timeoutMs: timeoutMs)
+                }
+            }
+            group.addTask { await self.stopSignal.wait(since: stopTicket, timeoutMs: timeoutMs) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Rescues jobs of dead workers (often enough that a job waits at most about one lease)
+    /// and prunes old jobs, until the worker stops.
+    private func maintain() async {
+        let rescueEvery = max(50, min(options.leaseMs / 4, 1_000))
+        var lastPrune: Int64 = 0
+        let stopTicket = stopSignal.ticket()
+        while !stopping {
+            do {
+                let rescued = try await queue.rescueExpired()
+                if !rescued.isEmpty { log("job queue: rescued \(rescued.count) job(s) whose worker stopped: \(rescued.joined(separator: ", "))") }
+                let now = Timestamps.wallNanos() / 1_000_000
+                if let retention = options.retentionMs, now - lastPrune > 600_000 {
+                    lastPrune = now
+                    _ = try await queue.pruneJobs(finishedBeforeMs: now - retention)
+                }
+            } catch {
+                log("job queue: maintenance failed: \(error)")
+            }
+            if await stopSignal.wait(since: stopTicket, timeoutMs: rescueEvery) { return }
+        }
+    }
+
+    /// One attempt: the handler and a heartbeat side by side; the attempt's end is reported
+    /// unless the lease was lost meanwhile (then the job belongs to someone else).
+    private func execute(_ job: Job) async {
+        guard let handler = handlers[job.kind] else {
+            _ = try? await queue.finish(job, .failed(error: "no handler for job kind '\(job.kind)' on worker \(options.name)", retryable: true))
+            return
+        }
+        let worker = options.name
+        let completion: JobCompletion = await withTaskGroup(of: JobCompletion?.self) { group in
+            group.addTask { await handler.perform(job, worker: worker) }
+            group.addTask { await self.heartbeat(job, handler: handler) }
+            var result: JobCompletion?
+            while let next = await group.next() {
+                if let next {
+                    result = next
+                    group.cancelAll()
+                }
+            }
+            return result ?? .released(reason: "interrupted: the worker stopped")
+        }
+        var finished = false
+        for attempt in 1...5 {
+            do {
+                finished = try await queue.finish(job, completion)
+                if !finished { log("job \(job.id): the lease was lost before attempt \(job.attempt) ended; another worker has it") }
+                break
+            } catch {
+                // The database is away: keep trying a little (the lease covers us), then let
+                // rescue give the job to a live worker.
+                log("job \(job.id): reporting attempt \(job.attempt) failed (try \(attempt)): \(error)")
+                try? await Task.sleep(for: .milliseconds(200 * attempt))
+            }
+        }
+        _ = finished
+    }
+
+    /// Renews the lease every third of it (or at once when a cancel request arrives) and
+    /// passes cancel requests to the handler. Returns nil when cancelled (the attempt ended).
+    private func heartbeat(_ job: Job, handler: any JobHandler) async -> JobCompletion? {
+        let every = max(5, options.leaseMs / 3)
+        let cancels = queue.cancelRequests
+        var ticket = cancels.ticket()
+        while !Task.isCancelled {
+            await cancels.wait(since: ticket, timeoutMs: every)
+            ticket = cancels.ticket()
+            if Task.isCancelled { return nil }
+            do {
+                switch try await queue.heartbeat(jobId: job.id, worker: options.name, leaseMs: options.leaseMs) {
+                case .none:
+                    // Rescued (we were too slow) or gone: let the attempt end; its report will be refused.
+                    log("job \(job.id): lease lost during attempt \(job.attempt)")
+                    return nil
+                case .some(true): handler.requestCancel(job)
+                case .some(false): break
+                }
+            } catch {
+                log("job \(job.id): heartbeat failed: \(error)")
+            }
+        }
+        return nil
+    }
+}
