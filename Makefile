@@ -68,6 +68,8 @@ test: test-deps drivers
 	Tests/sandbox/run-battery.sh
 	[ "$$(id -u)" != 0 ] || Tests/sandbox/run-battery.sh --unprivileged --no-build
 	NOVA_HOST_BIN=$(NOVA) Tests/server/run-e2e.sh
+	# Workers SIGKILLed under load: every run recorded exactly once (PostgreSQL and SQLite).
+	NOVA_HOST_BIN=$(NOVA) Tests/servers/with-servers.sh Tests/queue/run-crash-tests.sh
 	Tests/install/run-install-test.sh
 	@echo "all test suites passed"
 

@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -125,8 +126,9 @@ class Cluster:
         self.kills += 1
 
     def cli(self, *args):
-        out = subprocess.run([BIN, *args, *self.common("cli")], capture_output=True, text=True)
-        return out
+        """A data command (jobs, runs, episodes) on the store."""
+        store = ["--store", self.store] if self.store else []
+        return subprocess.run([BIN, *args, "--data", self.data("cli"), *store], capture_output=True, text=True)
 
     def stop(self):
         for p in self.workers:
@@ -154,29 +156,33 @@ def main():
     for i in range(a.workers):
         c.start_worker(i)
 
-    # Short runs, some sleeping a little so that kills often land inside a run.
+    # Short runs, every fourth sleeping a little so that kills often land inside a run;
+    # submitted from a thread while the main thread kills and restarts workers.
     ids = []
-    for n in range(a.runs):
-        steps = [{"id": "a", "call": "echo.echo", "input": {"n": n}}]
-        if n % 5 == 0:
-            steps.append({"id": "b", "call": "echo.sleep", "input": {"ms": 30}, "depends_on": ["a"]})
-        status, body = http("POST", c.url + "/v1/runs", c.user_key, {"plan": {"name": f"crash-{n}", "steps": steps}})
-        if status != 202:
-            check("submit: every run is accepted", False, (n, status, body))
-            break
-        ids.append(body["run_id"])
-        # Kill a random worker at random moments while runs are being submitted and executed.
-        if c.kills < a.kills and rng.random() < a.kills / a.runs:
+    refused = []
+
+    def submit():
+        for n in range(a.runs):
+            steps = [{"id": "a", "call": "echo.echo", "input": {"n": n}}]
+            if n % 4 == 0:
+                steps.append({"id": "b", "call": "echo.sleep", "input": {"ms": 100}, "depends_on": ["a"]})
+            status, body = http("POST", c.url + "/v1/runs", c.user_key, {"plan": {"name": f"crash-{n}", "steps": steps}})
+            if status != 202:
+                refused.append((n, status, body))
+                return
+            ids.append(body["run_id"])
+
+    submitter = threading.Thread(target=submit)
+    submitter.start()
+    while c.kills < a.kills or submitter.is_alive():
+        time.sleep(0.2 + rng.random() * 0.6)
+        if c.kills < a.kills:
             i = rng.randrange(a.workers)
             c.kill_worker(i)
             time.sleep(rng.random() * 0.2)
             c.start_worker(i)
-    check(f"submit: {a.runs} runs accepted", len(ids) == a.runs, len(ids))
-    while c.kills < a.kills:
-        i = rng.randrange(a.workers)
-        time.sleep(rng.random() * 0.3)
-        c.kill_worker(i)
-        c.start_worker(i)
+    submitter.join()
+    check(f"submit: {a.runs} runs accepted", len(ids) == a.runs and not refused, refused[:3])
 
     # Wait until the queue is drained (a rescued job waits at most about one lease).
     deadline = time.time() + 600
@@ -187,6 +193,8 @@ def main():
             pending = json.loads(out.stdout)["total"]
         except (ValueError, KeyError):
             pending = out.stderr
+            if out.returncode == 2:
+                break
         if pending == 0:
             break
         time.sleep(0.5)
