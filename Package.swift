@@ -85,7 +85,7 @@ let package = Package(
         // Benchmarks (not tests): `make bench`.
         .executableTarget(
             name: "nova-bench",
-            dependencies: ["Host", "DriverKit", "DriverABI", "JSON", "Schema", "CSQLite",
+            dependencies: ["Host", "DriverKit", "DriverABI", "JSON", "Schema", "CSQLite", "PostgresStore",
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],

@@ -1,5 +1,5 @@
 // nova-bench: benchmarks, not tests. Each prints its figures and, where a peer exists, the
-// peer's figure from the same run and the ratio. Usage: nova-bench [abi|policy|interpreter|schema|episodes|shell|all]
+// peer's figure from the same run and the ratio. Usage: nova-bench [abi|policy|interpreter|schema|episodes|shell|queue|all]
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,6 +14,7 @@ let benches: [(String, () async throws -> Void)] = [
     ("drivers", DriverBench.run),
     ("episodes", EpisodeBench.run),
     ("shell", ShellBench.run),
+    ("queue", QueueBench.run),
 ]
 var ran = false
 for (name, run) in benches where which == "all" || which == name {

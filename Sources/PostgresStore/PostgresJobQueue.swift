@@ -137,10 +137,31 @@ extension PostgresStore: JobQueueStore {
         return nil
     }
 
-    public func finish(_ job: Job, _ completion: JobCompletion) async throws -> Bool {
-        // Only the lease holder writes a running job's history, so `job` is current; the
-        // conditional update refuses if the lease was lost.
-        try await replace(job, with: job.finished(completion, nowMs: nowMs()))
+    /// One statement for the whole batch: `UPDATE … FROM (VALUES …)`, each row conditional on
+    /// the worker, state and attempt it was given. Only a lease holder writes a running job's
+    /// history, so each job as given is current.
+    public func finish(_ batch: [(job: Job, completion: JobCompletion)]) async throws -> [Bool] {
+        if batch.isEmpty { return [] }
+        let now = nowMs()
+        let mutable = JobRow.mutableColumns
+        let perRow = mutable.count + 4
+        var rows: [String] = []
+        var values: [JobRow.Value] = []
+        for (i, item) in batch.enumerated() {
+            let all = JobRow.values(of: item.job.finished(item.completion, nowMs: now))
+            values += mutable.map { all[$0] }
+                + [.text(item.job.id), .text(item.job.state.rawValue), .int(Int64(item.job.attempt)), .text(item.job.worker ?? "")]
+            let casts = mutable.map { Self.integerColumns.contains($0) ? "BIGINT" : "TEXT" } + ["TEXT", "TEXT", "BIGINT", "TEXT"]
+            rows.append("(" + casts.enumerated().map { "$\(i * perRow + $0.offset + 1)::\($0.element)" }.joined(separator: ", ") + ")")
+        }
+        let names = mutable.map { JobRow.columns[$0] } + ["old_id", "old_state", "old_attempt", "old_worker"]
+        let sql = "UPDATE nova_jobs AS j SET " + mutable.map { "\(JobRow.columns[$0]) = v.\(JobRow.columns[$0])" }.joined(separator: ", ")
+            + " FROM (VALUES " + rows.joined(separator: ", ") + ") AS v(" + names.joined(separator: ", ") + ")"
+            + " WHERE j.id = v.old_id AND j.state = v.old_state AND j.attempt = v.old_attempt AND coalesce(j.worker, '') = v.old_worker"
+            + " RETURNING j.id"
+        var changed = Set<String>()
+        for try await (id) in try await client.query(Self.query(sql, values), logger: logger).decode(String.self) { changed.insert(id) }
+        return batch.map { changed.contains($0.job.id) }
     }
 
     public func rescueExpired() async throws -> [String] {

@@ -23,12 +23,13 @@ struct HostOptions: ParsableArguments {
     var paths: HostPaths { HostPaths.resolve(drivers: drivers, data: data, policy: policy, driverConfig: driverConfig) }
 
     /// Builds the host, turning a bad policy file into a usage error (exit 2). With
-    /// `withData`, opens the data directory too (episodes, index, persisted policy state).
-    func makeHost(withData: Bool = false) async throws -> NovaHost {
+    /// `withData`, opens the data directory too (episodes, index, persisted policy state) and
+    /// the store: `--store`, else `$NOVA_STORE`, else `configuredStore` (the host config's).
+    func makeHost(withData: Bool = false, configuredStore: String? = nil) async throws -> NovaHost {
         let paths = self.paths
         var log: EpisodeLog?
         if withData {
-            do { log = try await EpisodeLog.open(dataDirectory: paths.dataDirectory, store: try await StoreOption.open(store)) } catch {
+            do { log = try await EpisodeLog.open(dataDirectory: paths.dataDirectory, store: try await StoreOption.open(store, configured: configuredStore)) } catch {
                 Output.error("cannot open the store (data directory \(paths.dataDirectory)): \(error)")
                 throw ExitCode(ExitStatus.runFailed)
             }

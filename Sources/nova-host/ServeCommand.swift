@@ -58,7 +58,7 @@ struct ServeCommand: AsyncParsableCommand {
         if noWorker { cfg.worker = nil } else { cfg.worker = try worker.apply(to: cfg.worker ?? JobWorkerOptions()) }
         ServerLogging.bootstrap(level: level)
         let logger = Logger(label: "nova-host.serve")
-        let nova = try await host.makeHost(withData: true)
+        let nova = try await host.makeHost(withData: true, configuredStore: cfg.store)
         let server: NovaServer
         do { server = try await NovaServer.make(host: nova, config: cfg, logger: logger) } catch {
             Output.error("invalid configuration: \(error.message)")

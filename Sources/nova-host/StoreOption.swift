@@ -10,9 +10,10 @@ import PostgresStore
 enum StoreOption {
     static let help = "Where episodes and state live: sqlite (default: files under the data dir, <data>/nova.sqlite) or a postgres://user:password@host:port/db URL that several hosts share (default: $NOVA_STORE)."
 
-    /// The store `url` names (nil: the default SQLite store of `EpisodeLog`).
-    static func open(_ url: String?) async throws -> (any HostStore)? {
-        let text = (url ?? ProcessInfo.processInfo.environment["NOVA_STORE"] ?? "").trimmingCharacters(in: .whitespaces)
+    /// The store `url` names, else `$NOVA_STORE`, else `configured` (the `store` of the host
+    /// config); nil: the default SQLite store of `EpisodeLog`.
+    static func open(_ url: String?, configured: String? = nil) async throws -> (any HostStore)? {
+        let text = (url ?? ProcessInfo.processInfo.environment["NOVA_STORE"] ?? configured ?? "").trimmingCharacters(in: .whitespaces)
         if text.isEmpty || text == "sqlite" { return nil }
         if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") || text.hasPrefix("host=") {
             return try await PostgresStore.connect(url: text)

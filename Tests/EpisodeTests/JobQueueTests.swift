@@ -142,6 +142,20 @@ enum JobQueueConformance {
         #expect(try await a.job(id: "last")?.state == .dead)
     }
 
+    /// A job released by a worker that shuts down runs again at once, even after its last
+    /// attempt (shutdowns do not use attempts up); a crash (rescue) does count.
+    static func releaseGoesBackAtOnce(_ connect: Database) async throws {
+        let q = try await connect()
+        _ = try await q.enqueue(spec("r", maxAttempts: 1, backoff: JobBackoff(baseMs: 600_000, maxMs: 600_000)))
+        let first = try #require(try await q.dequeue(queues: ["default"], worker: "w", limit: 1, leaseMs: 60_000).first)
+        #expect(try await q.finish(first, .released(reason: "interrupted: shutting down")))
+        let back = try #require(try await q.job(id: "r"))
+        #expect(back.state == .retryable && back.maxAttempts == 2 && back.attempts.map(\.outcome) == ["interrupted"])
+        let second = try #require(try await q.dequeue(queues: ["default"], worker: "w2", limit: 1, leaseMs: 60_000).first,
+                                  "runnable at once, not after the backoff")
+        #expect(second.attempt == 2)
+    }
+
     /// The dead-letter queue: retry makes a dead job run again, discard deletes a finished one.
     static func deadLetters(_ connect: Database) async throws {
         let q = try await connect()
@@ -243,6 +257,7 @@ enum JobQueueConformance {
     @Test func cancel() async throws { try await JobQueueConformance.cancel(Self.database(), sharedWakeups: false) }
     @Test func leaseRescue() async throws { try await JobQueueConformance.leaseRescue(Self.database()) }
     @Test func deadLetters() async throws { try await JobQueueConformance.deadLetters(Self.database()) }
+    @Test func releaseGoesBackAtOnce() async throws { try await JobQueueConformance.releaseGoesBackAtOnce(Self.database()) }
     @Test func concurrentWorkers() async throws { try await JobQueueConformance.concurrentWorkersShareWithoutOverlap(Self.database()) }
     @Test func wakeUp() async throws { try await JobQueueConformance.wakeUp(Self.database(), sharedWakeups: false) }
     @Test func payloadsAndBadInput() async throws { try await JobQueueConformance.payloadsAndBadInput(Self.database()) }
@@ -263,6 +278,7 @@ enum JobQueueConformance {
     @Test func cancel() async throws { try await C.cancel(try await Self.database(.init()), sharedWakeups: true) }
     @Test func leaseRescue() async throws { try await C.leaseRescue(try await Self.database(.init())) }
     @Test func deadLetters() async throws { try await C.deadLetters(try await Self.database(.init())) }
+    @Test func releaseGoesBackAtOnce() async throws { try await C.releaseGoesBackAtOnce(try await Self.database(.init())) }
     @Test func concurrentWorkers() async throws { try await C.concurrentWorkersShareWithoutOverlap(try await Self.database(.init())) }
     @Test func notifyWakesAnotherHost() async throws { try await C.wakeUp(try await Self.database(.init()), sharedWakeups: true) }
     @Test func payloadsAndBadInput() async throws { try await C.payloadsAndBadInput(try await Self.database(.init())) }

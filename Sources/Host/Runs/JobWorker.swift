@@ -68,6 +68,10 @@ public final class JobWorker: Sendable {
     private let state = Mutex(State())
     private let slotFreed = WakeSignal()
     private let stopSignal = WakeSignal()
+    /// Attempts that ended and are not yet reported: written in batches (one transaction each,
+    /// like a group commit: what ends while a batch is being written goes in the next one).
+    private let completions = Mutex<(items: [(job: Job, completion: JobCompletion)], closed: Bool)>(([], false))
+    private let completionAdded = WakeSignal()
 
     /// - Parameter log: where operational problems go (a failing database, a lost lease).
     public init(queue: any JobQueueStore, handlers: [String: any JobHandler], options: JobWorkerOptions = JobWorkerOptions(),
@@ -94,42 +98,87 @@ public final class JobWorker: Sendable {
     /// Takes and runs jobs until `stop()` or cancellation; returns when every job it started
     /// has ended.
     public func run() async {
-        await withDiscardingTaskGroup { group in
-            group.addTask { await self.maintain() }
-            let stopTicket = stopSignal.ticket()
-            while !stopping {
-                let slotTicket = slotFreed.ticket()
-                let free = options.concurrency - runningCount
-                if free <= 0 {
-                    await firstOf(slotFreed, slotTicket, timeoutMs: options.pollMs, stopTicket: stopTicket)
-                    continue
-                }
-                let ticket = await queue.wakeTicket()
-                let jobs: [Job]
-                do {
-                    jobs = try await queue.dequeue(queues: options.queues, worker: options.name, limit: free, leaseMs: options.leaseMs)
-                } catch {
-                    log("job queue: dequeue failed: \(error)")
-                    await firstOf(nil, 0, timeoutMs: options.pollMs, stopTicket: stopTicket)
-                    continue
-                }
-                if jobs.isEmpty {
-                    await firstOf(nil, ticket, timeoutMs: options.pollMs, stopTicket: stopTicket)
-                    continue
-                }
-                state.withLock {
-                    $0.running += jobs.count
-                    $0.started += jobs.count
-                }
-                for job in jobs {
-                    group.addTask {
-                        await self.execute(job)
-                        self.state.withLock { $0.running -= 1 }
-                        self.slotFreed.signal()
+        completions.withLock { $0.closed = false }
+        await withDiscardingTaskGroup { outer in
+            outer.addTask { await self.reportCompletions() }
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.maintain() }
+                let stopTicket = stopSignal.ticket()
+                while !stopping {
+                    let slotTicket = slotFreed.ticket()
+                    let running = runningCount
+                    let free = options.concurrency - running
+                    if free <= 0 {
+                        await firstOf(slotFreed, slotTicket, timeoutMs: options.pollMs, stopTicket: stopTicket)
+                        continue
+                    }
+                    // Take jobs in batches: with jobs running and few slots free, give the
+                    // others a moment to end (short jobs end in bursts).
+                    if running > 0 && free < max(1, options.concurrency / 2) {
+                        await firstOf(slotFreed, slotTicket, timeoutMs: 2, stopTicket: stopTicket)
+                    }
+                    let ticket = await queue.wakeTicket()
+                    let jobs: [Job]
+                    do {
+                        jobs = try await queue.dequeue(queues: options.queues, worker: options.name, limit: options.concurrency - runningCount,
+                                                       leaseMs: options.leaseMs)
+                    } catch {
+                        log("job queue: dequeue failed: \(error)")
+                        await firstOf(nil, 0, timeoutMs: options.pollMs, stopTicket: stopTicket)
+                        continue
+                    }
+                    if jobs.isEmpty {
+                        if runningCount == 0 { await firstOf(nil, ticket, timeoutMs: options.pollMs, stopTicket: stopTicket) }
+                        else { await firstOf(slotFreed, slotTicket, timeoutMs: options.pollMs, stopTicket: stopTicket) }
+                        continue
+                    }
+                    state.withLock {
+                        $0.running += jobs.count
+                        $0.started += jobs.count
+                    }
+                    for job in jobs {
+                        group.addTask {
+                            await self.execute(job)
+                            self.state.withLock { $0.running -= 1 }
+                            self.slotFreed.signal()
+                        }
                     }
                 }
+                stopSignal.signal()  // ends maintain()
             }
-            stopSignal.signal()  // ends maintain()
+            completions.withLock { $0.closed = true }
+            completionAdded.signal()
+        }
+    }
+
+    /// Writes ended attempts in batches until `run()` ends and nothing is left. A batch that
+    /// cannot be written is tried a few times (the leases cover the wait); after that rescue
+    /// gives the jobs to a live worker.
+    private func reportCompletions() async {
+        while true {
+            let ticket = completionAdded.ticket()
+            let (batch, closed) = completions.withLock { c -> ([(job: Job, completion: JobCompletion)], Bool) in
+                let take = Array(c.items.prefix(200))
+                c.items.removeFirst(take.count)
+                return (take, c.closed)
+            }
+            if batch.isEmpty {
+                if closed { return }
+                await completionAdded.wait(since: ticket, timeoutMs: 1_000)
+                continue
+            }
+            for attempt in 1...5 {
+                do {
+                    let held = try await queue.finish(batch)
+                    for (item, ok) in zip(batch, held) where !ok {
+                        log("job \(item.job.id): the lease was lost before attempt \(item.job.attempt) ended; another worker has it")
+                    }
+                    break
+                } catch {
+                    log("job queue: reporting \(batch.count) attempt(s) failed (try \(attempt)): \(error)")
+                    try? await Task.sleep(for: .milliseconds(200 * attempt))
+                }
+            }
         }
     }
 
@@ -174,7 +223,8 @@ public final class JobWorker: Sendable {
     /// unless the lease was lost meanwhile (then the job belongs to someone else).
     private func execute(_ job: Job) async {
         guard let handler = handlers[job.kind] else {
-            _ = try? await queue.finish(job, .failed(error: "no handler for job kind '\(job.kind)' on worker \(options.name)", retryable: true))
+            completions.withLock { $0.items.append((job, .failed(error: "no handler for job kind '\(job.kind)' on worker \(options.name)", retryable: true))) }
+            completionAdded.signal()
             return
         }
         let worker = options.name
@@ -190,20 +240,8 @@ public final class JobWorker: Sendable {
             }
             return result ?? .released(reason: "interrupted: the worker stopped")
         }
-        var finished = false
-        for attempt in 1...5 {
-            do {
-                finished = try await queue.finish(job, completion)
-                if !finished { log("job \(job.id): the lease was lost before attempt \(job.attempt) ended; another worker has it") }
-                break
-            } catch {
-                // The database is away: keep trying a little (the lease covers us), then let
-                // rescue give the job to a live worker.
-                log("job \(job.id): reporting attempt \(job.attempt) failed (try \(attempt)): \(error)")
-                try? await Task.sleep(for: .milliseconds(200 * attempt))
-            }
-        }
-        _ = finished
+        completions.withLock { $0.items.append((job, completion)) }
+        completionAdded.signal()
     }
 
     /// Renews the lease every third of it (or at once when a cancel request arrives) and

@@ -264,10 +264,10 @@ public protocol JobQueueStore: Sendable {
     /// Extends the lease `worker` holds on `jobId`. Returns nil when the worker no longer holds
     /// it (rescued, cancelled before it started…), else whether a cancel was requested.
     func heartbeat(jobId: String, worker: String, leaseMs: Int) async throws -> Bool?
-    /// Ends the running attempt of `job` (as `dequeue` returned it to its worker). Returns false
-    /// when that worker no longer holds the lease (nothing changed).
-    @discardableResult
-    func finish(_ job: Job, _ completion: JobCompletion) async throws -> Bool
+    /// Ends the running attempts of several jobs (each as `dequeue` returned it to its worker)
+    /// in one transaction. Returns, in order, whether each worker still held its lease (where
+    /// it did not, nothing changed).
+    func finish(_ batch: [(job: Job, completion: JobCompletion)]) async throws -> [Bool]
     /// Puts back every running job whose lease has expired, each recorded as an `interrupted`
     /// attempt: retryable at once, or dead when it was the last attempt. Returns their ids.
     func rescueExpired() async throws -> [String]
@@ -300,6 +300,14 @@ public protocol JobQueueStore: Sendable {
     /// Signalled when a cancel of a running job was requested (here, or on another host when
     /// the backend can tell): workers heartbeat at once to learn which.
     var cancelRequests: WakeSignal { get }
+}
+
+extension JobQueueStore {
+    /// Ends the running attempt of `job`; false when its worker no longer holds the lease.
+    @discardableResult
+    public func finish(_ job: Job, _ completion: JobCompletion) async throws -> Bool {
+        try await finish([(job, completion)]).first ?? false
+    }
 }
 
 extension HostStore {

@@ -29,10 +29,11 @@ extension Job {
             j.state = .cancelled
             j.finishedAtMs = nowMs
         case .released(let reason):
-            // Not the job's fault: it runs again at once and the attempt does not count
-            // towards max_attempts unless it was the last one.
+            // Not the job's fault (its worker shut down): it runs again at once, and the
+            // attempt does not use up the job's last one.
             j.attempts.append(endedAttempt("interrupted", error: reason, nowMs: nowMs))
             j.lastError = reason
+            j.maxAttempts = max(j.maxAttempts, j.attempt + 1)
             j.scheduleNextAttempt(retryable: true, nowMs: nowMs, delayMs: 0)
         }
         return j

@@ -99,12 +99,17 @@ extension SQLiteStore: JobQueueStore {
         }
     }
 
-    public func finish(_ job: Job, _ completion: JobCompletion) async throws -> Bool {
-        let next = job.finished(completion, nowMs: Self.nowMs())
-        // Only the holder of the lease writes the running row's history, so the job it was
+    public func finish(_ batch: [(job: Job, completion: JobCompletion)]) async throws -> [Bool] {
+        if batch.isEmpty { return [] }
+        let now = Self.nowMs()
+        let next = batch.map { $0.job.finished($0.completion, nowMs: now) }
+        // Only the holder of a lease writes the running row's history, so the job it was
         // given is current (a cancel request may have set cancel_requested, which ends here).
-        let done = try await write { [self] in try replace(job, with: next) }
-        if done && next.state == .retryable && next.runAtMs <= Self.nowMs() { jobWake.signal() }
+        // One transaction, one fsync, for the whole batch.
+        let done = try await write { [self] in
+            try zip(batch, next).map { try replace($0.job, with: $1) }
+        }
+        if zip(done, next).contains(where: { $0 && $1.state == .retryable && $1.runAtMs <= now }) { jobWake.signal() }
         return done
     }
 

@@ -113,6 +113,9 @@ public struct HostConfig: Sendable {
     public var toolTimeoutMs: Int = 60_000
     /// How long in-flight runs may finish at shutdown.
     public var shutdownGraceSeconds: Double = 30
+    /// Where episodes, state and the job queue live (`sqlite` or a `postgres://` URL); nil:
+    /// `--store`, `$NOVA_STORE` or the default SQLite store.
+    public var store: String?
     /// Attempts of a queued run before its job is dead.
     public var runMaxAttempts: Int = 3
     /// How long an `Idempotency-Key` names its run.
@@ -211,6 +214,7 @@ public struct HostConfig: Sendable {
         }
         if let t = json["tool_timeout_ms"]?.intValue { c.toolTimeoutMs = t }
         if let g = json["shutdown_grace_seconds"]?.doubleValue { c.shutdownGraceSeconds = g }
+        if let st = json["store"]?.stringValue { c.store = st }
         if let r = json["runs"] {
             if let n = r["max_attempts"]?.intValue { c.runMaxAttempts = n }
             if let t = r["idempotency_ttl_seconds"]?.intValue { c.idempotencyTTLSeconds = t }
