@@ -127,14 +127,16 @@ extension PostgresStore: JobQueueStore {
         return found.sorted { a, b in (a.priority, b.runAtMs, b.createdAtMs) > (b.priority, a.runAtMs, a.createdAtMs) }
     }
 
-    public func heartbeat(jobId: String, worker: String, leaseMs: Int) async throws -> Bool? {
+    public func heartbeat(jobIds: [String], worker: String, leaseMs: Int) async throws -> [String: Bool] {
+        if jobIds.isEmpty { return [:] }
         let until = nowMs() + Int64(leaseMs)
         let rows = try await client.query("""
-            UPDATE nova_jobs SET lease_until_ms = \(until) WHERE id = \(jobId) AND state = 'running' AND worker = \(worker)
-            RETURNING cancel_requested
+            UPDATE nova_jobs SET lease_until_ms = \(until) WHERE id = ANY(\(jobIds)) AND state = 'running' AND worker = \(worker)
+            RETURNING id, cancel_requested
             """, logger: logger)
-        for try await (flag) in rows.decode(Int64.self) { return flag != 0 }
-        return nil
+        var out: [String: Bool] = [:]
+        for try await (id, flag) in rows.decode((String, Int64).self) { out[id] = flag != 0 }
+        return out
     }
 
     /// One statement for the whole batch: `UPDATE … FROM (VALUES …)`, each row conditional on

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Host
 import JSON
+import Logging
 
 /// Options every command that touches drivers, data or policy shares.
 struct HostOptions: ParsableArguments {
@@ -50,6 +51,15 @@ enum Output {
     static func note(_ message: String) {
         FileHandle.standardError.write(Data((message + "\n").utf8))
     }
+    /// The `--log-level` of the server commands; exits 2 on an unknown level.
+    static func logLevel(_ text: String) throws -> Logger.Level {
+        guard let level = Logger.Level(rawValue: text) else {
+            error("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+            throw ExitCode(ExitStatus.invalid)
+        }
+        return level
+    }
+
     static func json(_ value: JSONValue) {
         print(value.serialized(pretty: true, sortedKeys: true))
     }

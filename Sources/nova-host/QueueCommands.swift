@@ -73,10 +73,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @OptionGroup var host: HostOptions
 
     func run() async throws {
-        guard let level = Logger.Level(rawValue: logLevel) else {
-            Output.error("--log-level must be one of trace, debug, info, notice, warning, error, critical")
-            throw ExitCode(ExitStatus.invalid)
-        }
+        let level = try Output.logLevel(logLevel)
         guard graceSeconds >= 0 else { Output.error("--grace-seconds must not be negative"); throw ExitCode(ExitStatus.invalid) }
         let options = try worker.apply(to: JobWorkerOptions())
         ServerLogging.bootstrap(level: level)

@@ -35,10 +35,7 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var host: HostOptions
 
     func run() async throws {
-        guard let level = Logger.Level(rawValue: logLevel) else {
-            Output.error("--log-level must be one of trace, debug, info, notice, warning, error, critical")
-            throw ExitCode(ExitStatus.invalid)
-        }
+        let level = try Output.logLevel(logLevel)
         var cfg = HostConfig()
         if let path = config ?? ProcessInfo.processInfo.environment["NOVA_HOST_CONFIG"] {
             do { cfg = try HostConfig.load(path: path) } catch {
@@ -126,10 +123,7 @@ struct McpCommand: AsyncParsableCommand {
     @OptionGroup var host: HostOptions
 
     func run() async throws {
-        guard let level = Logger.Level(rawValue: logLevel) else {
-            Output.error("--log-level must be one of trace, debug, info, notice, warning, error, critical")
-            throw ExitCode(ExitStatus.invalid)
-        }
+        let level = try Output.logLevel(logLevel)
         guard toolTimeoutMs >= 1 else {
             Output.error("--tool-timeout-ms must be at least 1")
             throw ExitCode(ExitStatus.invalid)

@@ -60,6 +60,8 @@ public final class JobWorker: Sendable {
 
     private struct State {
         var running = 0
+        /// The jobs running now, by id, for the heartbeat (leases renewed together).
+        var held: [String: Job] = [:]
         var stopping = false
         var started = 0
         var lastRescueError: String?
@@ -103,6 +105,7 @@ public final class JobWorker: Sendable {
             outer.addTask { await self.reportCompletions() }
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.maintain() }
+                group.addTask { await self.heartbeats() }
                 let stopTicket = stopSignal.ticket()
                 while !stopping {
                     let slotTicket = slotFreed.ticket()
@@ -135,16 +138,20 @@ public final class JobWorker: Sendable {
                     state.withLock {
                         $0.running += jobs.count
                         $0.started += jobs.count
+                        for job in jobs { $0.held[job.id] = job }
                     }
                     for job in jobs {
                         group.addTask {
                             await self.execute(job)
-                            self.state.withLock { $0.running -= 1 }
+                            self.state.withLock {
+                                $0.running -= 1
+                                $0.held.removeValue(forKey: job.id)
+                            }
                             self.slotFreed.signal()
                         }
                     }
                 }
-                stopSignal.signal()  // ends maintain()
+                stopSignal.signal()  // ends maintain() and heartbeats()
             }
             completions.withLock { $0.closed = true }
             completionAdded.signal()
@@ -227,46 +234,55 @@ public final class JobWorker: Sendable {
             completionAdded.signal()
             return
         }
-        let worker = options.name
-        let completion: JobCompletion = await withTaskGroup(of: JobCompletion?.self) { group in
-            group.addTask { await handler.perform(job, worker: worker) }
-            group.addTask { await self.heartbeat(job, handler: handler) }
-            var result: JobCompletion?
-            while let next = await group.next() {
-                if let next {
-                    result = next
-                    group.cancelAll()
-                }
-            }
-            return result ?? .released(reason: "interrupted: the worker stopped")
-        }
+        let completion = await handler.perform(job, worker: options.name)
         completions.withLock { $0.items.append((job, completion)) }
         completionAdded.signal()
     }
 
-    /// Renews the lease every third of it (or at once when a cancel request arrives) and
-    /// passes cancel requests to the handler. Returns nil when cancelled (the attempt ended).
-    private func heartbeat(_ job: Job, handler: any JobHandler) async -> JobCompletion? {
+    /// Renews the leases of every running job in one statement, every third of the lease (or
+    /// at once when a cancel request arrives), and passes cancel requests to the handlers, until
+    /// the worker stops and its jobs have ended.
+    private func heartbeats() async {
         let every = max(5, options.leaseMs / 3)
         let cancels = queue.cancelRequests
         var ticket = cancels.ticket()
-        while !Task.isCancelled {
-            await cancels.wait(since: ticket, timeoutMs: every)
+        var lastBeat = ContinuousClock.now
+        let stopTicket = stopSignal.ticket()
+        while true {
+            // Wait for the period, a cancel request, or — once stopping — a job's end.
+            let (cancelTicket, slotTicket) = (ticket, slotFreed.ticket())
+            let stopped = stopSignal.ticket() != stopTicket
+            if stopped && state.withLock({ $0.held.isEmpty }) { return }
+            let wait = max(1, every - Int((ContinuousClock.now - lastBeat) / .milliseconds(1)))
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await cancels.wait(since: cancelTicket, timeoutMs: wait) }
+                if stopped {
+                    group.addTask { await self.slotFreed.wait(since: slotTicket, timeoutMs: wait) }
+                } else {
+                    group.addTask { await self.stopSignal.wait(since: stopTicket, timeoutMs: wait) }
+                }
+                await group.next()
+                group.cancelAll()
+            }
+            let cancelRequested = cancels.ticket() != ticket
             ticket = cancels.ticket()
-            if Task.isCancelled { return nil }
+            let held = state.withLock { Array($0.held.values) }
+            if held.isEmpty || (!cancelRequested && ContinuousClock.now - lastBeat < .milliseconds(every)) { continue }
+            lastBeat = ContinuousClock.now
             do {
-                switch try await queue.heartbeat(jobId: job.id, worker: options.name, leaseMs: options.leaseMs) {
-                case .none:
-                    // Rescued (we were too slow) or gone: let the attempt end; its report will be refused.
-                    log("job \(job.id): lease lost during attempt \(job.attempt)")
-                    return nil
-                case .some(true): handler.requestCancel(job)
-                case .some(false): break
+                let answer = try await queue.heartbeat(jobIds: held.map(\.id), worker: options.name, leaseMs: options.leaseMs)
+                for job in held {
+                    switch answer[job.id] {
+                    case .none:
+                        // Rescued (we were too slow) or gone: the attempt's report will be refused.
+                        if state.withLock({ $0.held[job.id] != nil }) { log("job \(job.id): lease lost during attempt \(job.attempt)") }
+                    case .some(true): handlers[job.kind]?.requestCancel(job)
+                    case .some(false): break
+                    }
                 }
             } catch {
-                log("job \(job.id): heartbeat failed: \(error)")
+                log("job queue: heartbeat of \(held.count) job(s) failed: \(error)")
             }
         }
-        return nil
     }
 }

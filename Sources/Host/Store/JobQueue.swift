@@ -261,9 +261,10 @@ public protocol JobQueueStore: Sendable {
     /// Leases up to `limit` runnable jobs of `queues` (highest priority, then earliest `run_at`,
     /// then enqueue order) to `worker` for `leaseMs`, each as its next attempt.
     func dequeue(queues: [String], worker: String, limit: Int, leaseMs: Int) async throws -> [Job]
-    /// Extends the lease `worker` holds on `jobId`. Returns nil when the worker no longer holds
-    /// it (rescued, cancelled before it started…), else whether a cancel was requested.
-    func heartbeat(jobId: String, worker: String, leaseMs: Int) async throws -> Bool?
+    /// Extends the leases `worker` holds on `jobIds`, in one statement. Returns the jobs it
+    /// still holds, each with whether a cancel was requested (a job missing from the answer
+    /// was rescued, cancelled before it started, or is gone).
+    func heartbeat(jobIds: [String], worker: String, leaseMs: Int) async throws -> [String: Bool]
     /// Ends the running attempts of several jobs (each as `dequeue` returned it to its worker)
     /// in one transaction. Returns, in order, whether each worker still held its lease (where
     /// it did not, nothing changed).
@@ -303,6 +304,12 @@ public protocol JobQueueStore: Sendable {
 }
 
 extension JobQueueStore {
+    /// `heartbeat` for one job: nil when the worker no longer holds it, else whether a cancel
+    /// was requested.
+    public func heartbeat(jobId: String, worker: String, leaseMs: Int) async throws -> Bool? {
+        try await heartbeat(jobIds: [jobId], worker: worker, leaseMs: leaseMs)[jobId]
+    }
+
     /// Ends the running attempt of `job`; false when its worker no longer holds the lease.
     @discardableResult
     public func finish(_ job: Job, _ completion: JobCompletion) async throws -> Bool {

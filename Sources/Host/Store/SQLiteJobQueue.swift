@@ -91,11 +91,16 @@ extension SQLiteStore: JobQueueStore {
         }
     }
 
-    public func heartbeat(jobId: String, worker: String, leaseMs: Int) async throws -> Bool? {
-        try await write { [self] in
-            let rows = try conn.query("UPDATE jobs SET lease_until_ms = ? WHERE id = ? AND state = 'running' AND worker = ? RETURNING cancel_requested",
-                                      [.int(Self.nowMs() + Int64(leaseMs)), .text(jobId), .text(worker)])
-            return rows.first.map { ($0.first?.int ?? 0) != 0 }
+    public func heartbeat(jobIds: [String], worker: String, leaseMs: Int) async throws -> [String: Bool] {
+        if jobIds.isEmpty { return [:] }
+        let marks = Array(repeating: "?", count: jobIds.count).joined(separator: ", ")
+        return try await write { [self] in
+            let rows = try conn.query("UPDATE jobs SET lease_until_ms = ? WHERE state = 'running' AND worker = ? AND id IN (\(marks)) "
+                                      + "RETURNING id, cancel_requested",
+                                      [.int(Self.nowMs() + Int64(leaseMs)), .text(worker)] + jobIds.map { .text($0) })
+            var out: [String: Bool] = [:]
+            for row in rows { if let id = row[0].text { out[id] = (row[1].int ?? 0) != 0 } }
+            return out
         }
     }
 
