@@ -114,6 +114,21 @@ import Testing
         }
     }
 
+    /// Once a queued run is recorded, its job keeps the redacted inputs, as the episode does.
+    @Test func aRecordedRunsJobHoldsNoSecrets() async throws {
+        try await F.server().withClient(.live) { client in
+            let plan: JSONValue = ["name": "secret", "inputs": ["password": ["type": "string"]],
+                                   "steps": [["id": "a", "call": "echo.echo", "input": ["len": "${inputs.password}"]]]]
+            let id = try #require(try await client.post("/v1/runs", F.aliceKey, ["plan": plan, "inputs": ["password": "hunter2-secret"]]).json["run_id"]?.stringValue)
+            #expect(try await client.get("/v1/jobs/\(id)", F.adminKey).text.contains("hunter2-secret"), "queued: the payload holds what a worker needs")
+            let done = try await client.waitForRun(id, F.aliceKey)
+            #expect(done["status"] == "succeeded", "\(done.serialized())")
+            try await Self.eventually("the job is done") { try await client.get("/v1/jobs/\(id)", F.adminKey).json["state"] == "succeeded" }
+            let job = try await client.get("/v1/jobs/\(id)", F.adminKey).text
+            #expect(!job.contains("hunter2-secret"), "\(job)")
+        }
+    }
+
     /// A job whose payload is not a run (written by something else, or damaged) is dead at
     /// once with a clear error, and the run says so.
     @Test func aMalformedRunJobIsDeadWithItsReason() async throws {

@@ -94,7 +94,16 @@ public struct RunJobHandler: JobHandler {
         }
         let result: JSONValue = ["status": .string(snap.status.rawValue), "seq": .int(snap.episode?.seq ?? 0)]
         if snap.status == .cancelled && snap.cancelRequested { return .cancelled(reason: "cancelled on request (the run is recorded cancelled)") }
-        return .succeeded(result: result)
+        return .succeeded(result: result, payload: snap.record.map { Self.redacted(job.payload, as: $0) })
+    }
+
+    /// The payload with the plan and inputs as the episode has them (secrets redacted), once
+    /// the run is recorded and the job will not run again.
+    static func redacted(_ payload: JSONValue, as record: RunRecord) -> JSONValue {
+        guard case .object(var o) = payload else { return payload }
+        o["plan"] = record.plan
+        o["inputs"] = record.inputs
+        return .object(o)
     }
 
     public func requestCancel(_ job: Job) {

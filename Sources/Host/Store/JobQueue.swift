@@ -183,8 +183,9 @@ public enum JobCancelOutcome: Sendable, Equatable {
 
 /// How an attempt ended, as its worker reports it.
 public enum JobCompletion: Sendable {
-    /// Done; `result` is kept.
-    case succeeded(result: JSONValue?)
+    /// Done; `result` is kept, and `payload` (when given) replaces the stored payload — a
+    /// run's job keeps its redacted inputs once the run is recorded, not the secrets.
+    case succeeded(result: JSONValue?, payload: JSONValue? = nil)
     /// Failed: retried after backoff while attempts remain (unless `retryable` is false), then dead.
     case failed(error: String, retryable: Bool)
     /// Stopped on a cancel request.

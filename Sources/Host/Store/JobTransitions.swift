@@ -14,10 +14,11 @@ extension Job {
         j.updatedAtMs = nowMs
         j.leaseUntilMs = nil
         switch completion {
-        case .succeeded(let result):
+        case .succeeded(let result, let payload):
             j.attempts.append(endedAttempt("succeeded", error: nil, nowMs: nowMs))
             j.state = .succeeded
             j.result = result
+            if let payload { j.payload = payload }
             j.finishedAtMs = nowMs
         case .failed(let error, let retryable):
             j.attempts.append(endedAttempt("failed", error: error, nowMs: nowMs))
@@ -161,7 +162,7 @@ public enum JobRow {
                    attempts: (history?.arrayValue ?? []).compactMap(JobAttempt.init(stored:)))
     }
 
-    /// The columns a state change writes (everything but id, kind, queue, payload, priority,
-    /// unique key, backoff and created_at), as indexes into `columns`.
-    public static let mutableColumns = [5, 6, 7, 10, 12, 13, 14, 15, 16, 18, 19, 20, 21]
+    /// The columns a state change writes (everything but id, kind, queue, priority, unique
+    /// key, backoff and created_at), as indexes into `columns`.
+    public static let mutableColumns = [3, 5, 6, 7, 10, 12, 13, 14, 15, 16, 18, 19, 20, 21]
 }
