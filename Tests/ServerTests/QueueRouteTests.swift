@@ -114,6 +114,19 @@ import Testing
         }
     }
 
+    /// A cancel that reaches the worker between the dequeue and the run's start (the
+    /// heartbeat passes it on) stops the run as it starts; it is not lost.
+    @Test func aCancelThatArrivesBeforeTheRunStartsStopsIt() async throws {
+        let server = try await F.server()
+        let id = NovaHost.makeRunId()
+        #expect(server.runs.cancel(runId: id) == .unknown)
+        #expect(server.runs.cancel(runId: id, beforeStart: true) == .cancelling)
+        let request = RunRequest(plan: try ShutdownTests.sleepPlan(30_000), inputs: [:], principal: "alice", role: "user")
+        let snap = try await server.runs.execute(request, runId: id, job: RunJobAttempt(jobId: id, attempt: 1, worker: "w"))
+        #expect(snap.status == .cancelled && snap.cancelRequested, "\(snap.status)")
+        #expect(try await server.host.episodes!.show(runId: id).document["status"] == "cancelled")
+    }
+
     /// Once a queued run is recorded, its job keeps the redacted inputs, as the episode does.
     @Test func aRecordedRunsJobHoldsNoSecrets() async throws {
         try await F.server().withClient(.live) { client in

@@ -13,7 +13,10 @@ import Testing
         let runId = NovaHost.makeRunId()
         let request = RunRequest(plan: try ShutdownTests.sleepPlan(10_000), inputs: [:], principal: "alice", role: "user", origin: "tool")
         let run = Task { try await runs.execute(request, runId: runId) }
-        for _ in 0..<12_000 where runs.inFlightCount == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        for _ in 0..<12_000 {
+            if runs.inFlightCount > 0 { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
         let report = await runs.shutdown(grace: .milliseconds(50))
         #expect(report.interrupted == 1)
         let snap = try await run.value

@@ -329,7 +329,11 @@ import Testing
             let plan: JSONValue = ["steps": [["id": "nap", "call": "echo.sleep", "input": ["ms": 1500]]]]
             let r = try await client.post("/v1/runs", F.aliceKey, ["plan": plan])
             let id = r.json["run_id"]!.stringValue!
-            try await Task.sleep(for: .milliseconds(50))
+            // Running: a worker has taken its job (a queued one would be cancelled outright).
+            for _ in 0..<12_000 {
+                if try await client.get("/v1/runs/\(id)", F.aliceKey).json["status"] == "running" { break }
+                try await Task.sleep(for: .milliseconds(5))
+            }
             #expect(try await client.post("/v1/runs/\(id)/cancel", F.bobKey).status == .notFound)
             let c = try await client.post("/v1/runs/\(id)/cancel", F.aliceKey)
             #expect(c.status == .accepted)

@@ -78,7 +78,10 @@ import Testing
         try await withThrowingTaskGroup(of: Void.self) { group in
             let worker = try #require(second.worker)
             group.addTask { await worker.run() }
-            for _ in 0..<12_000 where try await second.queue!.job(id: slow)?.state.isFinal != true { try await Task.sleep(for: .milliseconds(10)) }
+            for _ in 0..<12_000 {
+                if try await second.queue!.job(id: slow)?.state.isFinal == true { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
             worker.stop()
             await second.runs.shutdown(grace: .seconds(60))
             try await group.waitForAll()

@@ -57,6 +57,7 @@ public struct RunJobHandler: JobHandler {
     public init(runs: RunManager) { self.runs = runs }
 
     public func perform(_ job: Job, worker: String) async -> JobCompletion {
+        defer { runs.forgetCancel(runId: job.id) }  // a cancel for a run that never started here
         let submission: RunSubmission
         do { submission = try RunJob.submission(job.payload) } catch {
             return .failed(error: "malformed run job: \(error.message)", retryable: false)
@@ -107,6 +108,8 @@ public struct RunJobHandler: JobHandler {
     }
 
     public func requestCancel(_ job: Job) {
-        _ = runs.cancel(runId: job.id)
+        // The request may arrive between the dequeue and the run's start: then the run is
+        // cancelled as it starts.
+        _ = runs.cancel(runId: job.id, beforeStart: true)
     }
 }

@@ -111,6 +111,9 @@ public final class RunManager: Sendable {
     private struct State {
         var accepting = true
         var inFlight: [String: Entry] = [:]
+        /// Runs asked to stop before they started here (a queued run's cancel can reach its
+        /// worker between the dequeue and `execute`): they are cancelled as they start.
+        var cancelBeforeStart: Set<String> = []
         var finished: [String: RunSnapshot] = [:]
         var finishedOrder: [String] = []
     }
@@ -142,9 +145,11 @@ public final class RunManager: Sendable {
         let (cancelStream, cancel) = AsyncStream<Void>.makeStream()
         let accepted: Bool = state.withLock { s in
             guard s.accepting else { return false }
+            let cancelled = s.cancelBeforeStart.remove(runId) != nil
             s.inFlight[runId] = Entry(snapshot: RunSnapshot(runId: runId, planName: request.plan.name, principal: request.principal,
                                                             status: .running, submittedAt: submittedAt ?? Timestamps.now(), origin: request.origin,
-                                                            cancelRequested: false), cancel: cancel)
+                                                            cancelRequested: cancelled), cancel: cancel)
+            if cancelled { cancel.yield(()) }
             return true
         }
         guard accepted else { throw .notAccepting }
@@ -238,7 +243,9 @@ public final class RunManager: Sendable {
     // MARK: Cancel and shutdown
 
     /// Asks an in-flight run to stop: its in-flight calls are cancelled and it ends `cancelled`.
-    public func cancel(runId: String) -> CancelOutcome {
+    /// With `beforeStart`, a run not started yet is cancelled as soon as it starts here (for a
+    /// queued run whose worker has taken it).
+    public func cancel(runId: String, beforeStart: Bool = false) -> CancelOutcome {
         state.withLock { s in
             if var e = s.inFlight[runId] {
                 e.snapshot.cancelRequested = true
@@ -247,8 +254,17 @@ public final class RunManager: Sendable {
                 return .cancelling
             }
             if let f = s.finished[runId] { return .alreadyFinished(f.status) }
+            if beforeStart {
+                s.cancelBeforeStart.insert(runId)
+                return .cancelling
+            }
             return .unknown
         }
+    }
+
+    /// Forgets a cancel request for a run that will not start here after all.
+    public func forgetCancel(runId: String) {
+        _ = state.withLock { $0.cancelBeforeStart.remove(runId) }
     }
 
     /// What `shutdown` did.
