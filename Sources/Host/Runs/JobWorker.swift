@@ -21,6 +21,8 @@ public struct JobWorkerOptions: Sendable {
     public var queues: [String]
     /// Jobs at once.
     public var concurrency: Int
+    /// Most jobs taken by one dequeue.
+    public var batchSize: Int
     /// How long a lease lasts without a heartbeat; a crashed worker's jobs are rescued this
     /// long after its last heartbeat.
     public var leaseMs: Int
@@ -30,10 +32,11 @@ public struct JobWorkerOptions: Sendable {
     public var retentionMs: Int64?
 
     public init(name: String = JobWorkerOptions.defaultName(), queues: [String] = [JobQueueLimits.defaultQueue], concurrency: Int = 4,
-                leaseMs: Int = JobQueueLimits.defaultLeaseMs, pollMs: Int = 1_000, retentionMs: Int64? = 7 * 86_400_000) {
+                batchSize: Int = 10, leaseMs: Int = JobQueueLimits.defaultLeaseMs, pollMs: Int = 1_000, retentionMs: Int64? = 7 * 86_400_000) {
         self.name = name
         self.queues = queues
         self.concurrency = max(1, concurrency)
+        self.batchSize = max(1, batchSize)
         self.leaseMs = max(10, leaseMs)
         self.pollMs = max(10, pollMs)
         self.retentionMs = retentionMs
@@ -117,14 +120,14 @@ public final class JobWorker: Sendable {
                     }
                     // Take jobs in batches: with jobs running and few slots free, give the
                     // others a moment to end (short jobs end in bursts).
-                    if running > 0 && free < max(1, options.concurrency / 2) {
+                    if running > 0 && free < max(1, min(options.batchSize, options.concurrency / 2)) {
                         await firstOf(slotFreed, slotTicket, timeoutMs: 2, stopTicket: stopTicket)
                     }
                     let ticket = await queue.wakeTicket()
                     let jobs: [Job]
                     do {
-                        jobs = try await queue.dequeue(queues: options.queues, worker: options.name, limit: options.concurrency - runningCount,
-                                                       leaseMs: options.leaseMs)
+                        jobs = try await queue.dequeue(queues: options.queues, worker: options.name,
+                                                       limit: min(options.batchSize, options.concurrency - runningCount), leaseMs: options.leaseMs)
                     } catch {
                         log("job queue: dequeue failed: \(error)")
                         await firstOf(nil, 0, timeoutMs: options.pollMs, stopTicket: stopTicket)
