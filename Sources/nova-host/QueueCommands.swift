@@ -276,9 +276,9 @@ struct RunsCommand: AsyncParsableCommand {
             let (log, q) = try await options.open()
             var rows: [JSONValue] = []
             if status == nil || status == "queued" || status == "running" {
-                let states: [JobState] = status == "running" ? [.running] : status == "queued" ? [.available, .retryable] : [.available, .retryable, .running]
-                let jobs = try await storeCall("listing queued runs") { try await q.listJobs(JobFilter(states: states, kind: RunJob.kind), limit: limit, offset: 0) }
-                rows += jobs.filter { principal == nil || $0.payload["principal"]?.stringValue == principal }.map(RunViews.run(job:))
+                let lookup = RunLookup(runs: nil, episodes: log, queue: q)
+                rows += try await storeCall("listing queued runs") { try await lookup.pendingRuns(status: status, principal: principal, limit: limit) }
+                    .map(RunViews.run(job:))
             }
             if rows.count < limit && status != "queued" && status != "running" {
                 let recorded = try await storeCall("listing recorded runs") { try await log.list(status: status, principal: principal, limit: limit - rows.count, offset: 0) }

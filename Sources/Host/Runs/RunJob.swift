@@ -63,7 +63,9 @@ public struct RunJobHandler: JobHandler {
             return .failed(error: "malformed run job: \(error.message)", retryable: false)
         }
         let host = runs.host
-        if let log = host.episodes, let existing = try? await log.show(runId: job.id) {
+        // Only a later attempt can find its run recorded (its predecessor died after writing
+        // the episode): the first attempt skips the read.
+        if job.attempt > 1, let log = host.episodes, let existing = try? await log.show(runId: job.id) {
             return .succeeded(result: ["status": existing.document["status"] ?? .null, "seq": .int(existing.ref.seq),
                                        "note": "recorded by an earlier attempt"])
         }

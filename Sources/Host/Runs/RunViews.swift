@@ -107,6 +107,15 @@ public struct RunLookup: Sendable {
         public var finished: Bool
     }
 
+    /// Runs not yet recorded, as their jobs, newest first: queued (`status` "queued"), running
+    /// ("running") or both (nil), of `principal` if given. `limit` bounds the jobs read.
+    public func pendingRuns(status: String?, principal: String?, limit: Int) async throws -> [Job] {
+        guard let queue else { return [] }
+        let states: [JobState] = status == "running" ? [.running] : status == "queued" ? [.available, .retryable] : [.available, .retryable, .running]
+        return try await queue.listJobs(JobFilter(states: states, kind: RunJob.kind), limit: limit, offset: 0)
+            .filter { principal == nil || $0.payload["principal"]?.stringValue == principal }
+    }
+
     /// The run `runId`, or nil when nothing knows it. Throws when the store cannot be read.
     public func find(runId: String) async throws -> Found? {
         let job = try await queue?.job(id: runId)

@@ -208,19 +208,16 @@ extension NovaServer {
         var live: [(key: String, view: JSONValue)] = []
         if status == nil || status == "running" || status == "queued" {
             var ids = Set<String>()
-            if let queue {
-                let states: [JobState] = status == "running" ? [.running] : status == "queued" ? [.available, .retryable] : [.available, .retryable, .running]
-                let pending: [Job]
-                do { pending = try await queue.listJobs(JobFilter(states: states, kind: RunJob.kind), limit: 10_000, offset: 0) } catch {
-                    throw APIError(.serviceUnavailable, "store_unavailable", "the job queue cannot be read: \(error)")
-                }
-                for job in pending where principal == nil || job.payload["principal"]?.stringValue == principal {
-                    // A run is recorded a moment before its job is marked done: count it once.
-                    if job.state == .running, (try? await host.episodes?.store.episode(runId: job.id)) != nil { continue }
-                    ids.insert(job.id)
-                    let view = RunViews.run(job: job)
-                    live.append((view["started_at"]?.stringValue ?? "", view))
-                }
+            let pending: [Job]
+            do { pending = try await lookup.pendingRuns(status: status, principal: principal, limit: 10_000) } catch {
+                throw APIError(.serviceUnavailable, "store_unavailable", "the job queue cannot be read: \(error)")
+            }
+            for job in pending {
+                // A run is recorded a moment before its job is marked done: count it once.
+                if job.state == .running, (try? await host.episodes?.store.episode(runId: job.id)) != nil { continue }
+                ids.insert(job.id)
+                let view = RunViews.run(job: job)
+                live.append((view["started_at"]?.stringValue ?? "", view))
             }
             if status != "queued" {
                 for snap in runs.inFlight(principal: principal) where !ids.contains(snap.runId) { live.append((snap.submittedAt, RunViews.run(snap))) }
