@@ -124,6 +124,7 @@ public final class JobWorker: Sendable {
                         await firstOf(slotFreed, slotTicket, timeoutMs: 2, stopTicket: stopTicket)
                     }
                     let ticket = await queue.wakeTicket()
+                    let cancelTicket = queue.cancelRequests.ticket()
                     let jobs: [Job]
                     do {
                         jobs = try await queue.dequeue(queues: options.queues, worker: options.name,
@@ -143,6 +144,9 @@ public final class JobWorker: Sendable {
                         $0.started += jobs.count
                         for job in jobs { $0.held[job.id] = job }
                     }
+                    // A cancel requested between the dequeue's commit and now found these jobs
+                    // not yet held by the heartbeat: signal again so it looks at them.
+                    if queue.cancelRequests.ticket() != cancelTicket { queue.cancelRequests.signal() }
                     for job in jobs {
                         group.addTask {
                             await self.execute(job)
