@@ -326,7 +326,7 @@ import Testing
 
     @Test func cancelStopsARunInFlight() async throws {
         try await F.server().withClient { client in
-            let plan: JSONValue = ["steps": [["id": "nap", "call": "echo.sleep", "input": ["ms": 1500]]]]
+            let plan: JSONValue = ["steps": [["id": "nap", "call": "echo.sleep", "input": ["ms": 30_000]]]]  // still sleeping when the cancel comes, however loaded the machine
             let r = try await client.post("/v1/runs", F.aliceKey, ["plan": plan])
             let id = r.json["run_id"]!.stringValue!
             // Running: a worker has taken its job (a queued one would be cancelled outright).
