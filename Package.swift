@@ -55,13 +55,42 @@ let package = Package(
         .target(name: "Schema", dependencies: ["JSON"], path: "Sources/Schema", swiftSettings: strict),
         // Swift helpers to write a driver: protocol + one export line.
         .target(name: "DriverKit", dependencies: ["DriverABI", "JSON"], path: "Sources/DriverKit", swiftSettings: strict),
-        // The host library: loader, registry, run engine, policy, episodes, store.
+        // Host plumbing in C, not ABI: the monotonic clock, parent-death signal, spawn
+        // close-from, the signal pipe.
+        .target(name: "CHostSupport", path: "Sources/CHostSupport"),
+        // One way to start a thread: joinable/detached POSIX threads, the long-lived spawn
+        // thread, blocking work off the cooperative pool. Shared by the host and the shell driver.
+        .target(name: "Threads", path: "Sources/Threads", swiftSettings: strict),
+        // Used by every host target: hashing, locks, job pools, the signal pipe, timestamps, redaction.
+        .target(name: "HostSupport", dependencies: ["CHostSupport", "Threads", "JSON"], path: "Sources/HostSupport", swiftSettings: strict),
+        // The JSON Schemas of the host's documents (manifest, plan, policy, config), compiled once.
+        .target(name: "HostSchemas", dependencies: ["JSON", "Schema"], path: "Sources/HostSchemas", swiftSettings: strict),
+        // Drivers: discovery, loading (dlopen), generations and their call tables, process isolation, reload.
+        .target(name: "Drivers",
+                dependencies: ["DriverABI", "CHostSupport", "Threads", "HostSupport", "HostSchemas", "JSON", "Schema"],
+                path: "Sources/Drivers", swiftSettings: strict, linkerSettings: [.linkedLibrary("dl")]),
+        // Plans: the YAML/JSON plan documents, references and `when` expressions.
+        .target(name: "Plans", dependencies: ["HostSchemas", "HostSupport", "JSON", "Schema", .product(name: "Yams", package: "Yams")],
+                path: "Sources/Plans", swiftSettings: strict),
+        // Episodes: the run record, the sealed hash-chained episode format and the file chain.
+        .target(name: "Episodes", dependencies: ["HostSupport", "Threads", "JSON"], path: "Sources/Episodes", swiftSettings: strict),
+        // The host store (episode index, policy state, job queue) with its SQLite implementation,
+        // and the episode log that writes episodes and their index together.
+        .target(name: "Store", dependencies: ["Episodes", "HostSupport", "Threads", "JSON", "CSQLite"],
+                path: "Sources/Store", swiftSettings: strict),
+        // Policy: profiles, conditions over the inputs a tool declares, rate limits and budgets.
+        .target(name: "Policy", dependencies: ["Drivers", "Store", "HostSchemas", "HostSupport", "CHostSupport", "JSON", "Schema"],
+                path: "Sources/Policy", swiftSettings: strict),
+        // Runs: the one run pipeline (prepare, bind, validate, run, redact, record) and runs
+        // through the job queue (workers, cancellation, views).
+        .target(name: "Runs", dependencies: ["Drivers", "Plans", "Policy", "Episodes", "Store", "HostSupport", "HostSchemas", "CHostSupport", "Threads", "JSON", "Schema"],
+                path: "Sources/Runs", swiftSettings: strict),
+        // The host facade (NovaHost, HostPaths) over the targets above, which it re-exports.
         .target(
             name: "Host",
-            dependencies: ["DriverABI", "JSON", "Schema", "CSQLite", .product(name: "Yams", package: "Yams")],
+            dependencies: ["Drivers", "Plans", "Policy", "Episodes", "Store", "Runs", "HostSupport", "HostSchemas", "Threads"],
             path: "Sources/Host",
-            swiftSettings: strict,
-            linkerSettings: [.linkedLibrary("dl")]
+            swiftSettings: strict
         ),
         // The CLI, thin over Host.
         .executableTarget(
@@ -85,7 +114,7 @@ let package = Package(
         // Benchmarks (not tests): `make bench`.
         .executableTarget(
             name: "nova-bench",
-            dependencies: ["Host", "DriverKit", "DriverABI", "JSON", "Schema", "CSQLite", "PostgresStore",
+            dependencies: ["Host", "CHostSupport", "DriverKit", "DriverABI", "JSON", "Schema", "CSQLite", "PostgresStore",
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
@@ -99,7 +128,7 @@ let package = Package(
                 swiftSettings: strict),
         // The PostgreSQL implementation of the host store (several hosts share one database).
         .target(name: "PostgresStore",
-                dependencies: ["Host", "JSON", "PostgresSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
+                dependencies: ["Store", "Episodes", "HostSupport", "JSON", "PostgresSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
                                .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         // Drivers shipped with the host.
@@ -107,7 +136,7 @@ let package = Package(
                 linkerSettings: selfContainedDriver),
         // `shell`: runs allowlisted programs inside nova-sandbox (Sources/Sandbox); C shims for spawn/openat2.
         .target(name: "CShellSupport", path: "Plugins/shell/CShellSupport"),
-        .target(name: "ShellDriver", dependencies: ["DriverKit", "JSON", "CShellSupport"], path: "Plugins/shell/ShellDriver", swiftSettings: strict,
+        .target(name: "ShellDriver", dependencies: ["DriverKit", "JSON", "CShellSupport", "Threads"], path: "Plugins/shell/ShellDriver", swiftSettings: strict,
                 linkerSettings: selfContainedDriver),
         // Shared helpers of the network drivers (deadlines, limits); linked into each .so.
         .target(name: "DriverSupport", dependencies: ["DriverKit", "JSON"], path: "Plugins/support", swiftSettings: strict),
@@ -133,10 +162,13 @@ let package = Package(
 
         // Shared by the test targets: package paths, temp dirs, the allow-all gate, Outcome,
         // the process runner, a closed port.
-        .target(name: "TestSupport", dependencies: ["Host", "JSON"], path: "Tests/TestSupport", swiftSettings: strict),
+        .target(name: "TestSupport", dependencies: ["Host", "Threads", "JSON"], path: "Tests/TestSupport", swiftSettings: strict),
+        // The child process of the episode kill test (writes episodes until SIGKILLed).
+        .executableTarget(name: "episode-kill-worker", dependencies: ["Episodes", "HostSupport", "Threads", "JSON"],
+                          path: "Tests/EpisodeKillWorker", swiftSettings: strict),
         .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: strict),
         .testTarget(name: "SchemaTests", dependencies: ["Schema", "JSON"], swiftSettings: strict),
-        .testTarget(name: "HostTests", dependencies: ["TestSupport", "Host", "DriverKit", "DriverABI", "JSON"], swiftSettings: strict),
+        .testTarget(name: "HostTests", dependencies: ["TestSupport", "Host", "CHostSupport", "DriverKit", "DriverABI", "JSON"], swiftSettings: strict),
         .testTarget(name: "EpisodeTests", dependencies: ["TestSupport", "Host", "JSON", "PostgresStore", "PostgresSupport",
                                                           .product(name: "PostgresNIO", package: "postgres-nio")], swiftSettings: strict),
         // The shell driver (built libnova_shell.so + nova-sandbox) through the host, policy and CLI.

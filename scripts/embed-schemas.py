@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerates Sources/Host/Schemas/BundledSchemas.swift from schemas/*.schema.json.
+"""Regenerates Sources/HostSchemas/BundledSchemas.swift from schemas/*.schema.json.
 
 The host embeds its schemas so that a copied binary never depends on a resources folder;
 HostTests checks that the embedded text equals the files (run this after editing schemas/)."""
@@ -19,4 +19,4 @@ for path in [root / "schemas" / f"{n}.schema.json" for n in EMBED]:
     out.append(f"    /// `schemas/{path.name}`")
     out.append(f'    public static let {name} = #"""\n{text.rstrip()}\n"""#')
 out.append("}")
-(root / "Sources/Host/Schemas/BundledSchemas.swift").write_text("\n".join(out) + "\n")
+(root / "Sources/HostSchemas/BundledSchemas.swift").write_text("\n".join(out) + "\n")

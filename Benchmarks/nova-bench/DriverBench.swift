@@ -1,3 +1,4 @@
+import CHostSupport
 import AsyncHTTPClient
 import DriverABI
 import Foundation
@@ -91,7 +92,7 @@ enum DriverBench {
         ])
         let runner = PlanRunner(registry: registry, gate: PolicyEngine(profile: profile))
         let viaPlan = try await time(warmup: warmup / 4, samples: samples / 4) {
-            let r = await runner.run(plan, inputs: [:], principal: "bench", runId: NovaHost.makeRunId())
+            let r = await runner.run(plan, inputs: [:], principal: "bench", runId: RunId.make())
             precondition(r.status == .succeeded, "plan failed: \(r.error ?? "")")
         }
 

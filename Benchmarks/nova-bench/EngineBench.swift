@@ -1,3 +1,4 @@
+import CHostSupport
 import DriverABI
 import Foundation
 import Host
@@ -6,7 +7,7 @@ import JSON
 /// Policy decision latency (goal ≤ 2 µs).
 enum PolicyBench {
     static func run() async throws {
-        let profile = try NovaHost.loadPolicy("configs/policy.default.json")
+        let profile = try PolicyProfile.load("configs/policy.default.json")
         let engine = PolicyEngine(profile: profile)
         let request = GateRequest(runId: "bench", principal: "local", tool: "http.request",
                                   input: ["url": "https://api.example.com/v1/items?limit=10", "method": "GET"],

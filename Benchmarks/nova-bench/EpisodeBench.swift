@@ -1,3 +1,4 @@
+import CHostSupport
 import CSQLite
 import DriverABI
 import Foundation
@@ -93,7 +94,7 @@ enum EpisodeBench {
 
     /// Durable episode writes per second with `writers` threads writing as fast as they can.
     static func episodes(data: String, writers: Int, seconds: Double) throws -> Double {
-        let store = try EpisodeStore(dataDirectory: data)
+        let store = try EpisodeFileChain(dataDirectory: data)
         let counter = Tally()
         let deadline = nova_monotonic_ns() + Int64(seconds * 1e9)
         let t0 = nova_monotonic_ns()

@@ -1,3 +1,4 @@
+import CHostSupport
 import DriverABI
 
 /// Timing helpers: medians over rounds, monotonic clock.

@@ -1,3 +1,4 @@
+import CHostSupport
 import DriverABI
 import Foundation
 import Host

@@ -1,3 +1,4 @@
+import CHostSupport
 import DriverABI
 import Foundation
 import Host
@@ -71,7 +72,7 @@ enum ShellBench {
         let plan = try Plan.parse(["name": "true", "steps": [["id": "t", "call": "shell.exec",
                                                               "input": ["program": "/bin/true", "timeout_ms": 10000]]]])
         func viaHost() async throws {
-            let r = await runner.run(plan, inputs: [:], principal: "bench", runId: NovaHost.makeRunId())
+            let r = await runner.run(plan, inputs: [:], principal: "bench", runId: RunId.make())
             guard r.status == .succeeded, r.steps.first?.output?["exit_code"] == 0, r.steps.first?.output?["sandbox"] == "namespaces" else {
                 throw BenchError("shell.exec /bin/true failed: \(r.steps.first?.reason ?? "-") \(r.steps.first?.attempts.last?.error?.message ?? "")")
             }

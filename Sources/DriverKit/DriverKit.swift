@@ -1,6 +1,11 @@
 internal import DriverABI
 import JSON
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A nova-host driver written in Swift: conform a type to `NovaDriver`, then export it with one
 /// function:
@@ -118,7 +123,11 @@ public struct ToolCall: Sendable {
 }
 
 /// CLOCK_MONOTONIC in nanoseconds (the clock of deadlines).
-public func monotonicNanos() -> Int64 { nova_monotonic_ns() }
+public func monotonicNanos() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+}
 
 /// The host's services as given to `nova_driver_init`.
 final class HostServices: @unchecked Sendable {

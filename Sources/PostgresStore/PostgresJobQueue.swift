@@ -1,4 +1,6 @@
-import Host
+import Episodes
+import HostSupport
+import Store
 import JSON
 import Logging
 import NIOCore

@@ -1,5 +1,7 @@
 import Foundation
-import Host
+import Episodes
+import HostSupport
+import Store
 import JSON
 import Logging
 import NIOCore
@@ -376,7 +378,7 @@ extension PostgresStore {
             for try await (seq, hash) in try await conn.query("SELECT seq, hash FROM nova_episode_chain ORDER BY seq DESC LIMIT 1", logger: logger)
                 .decode((Int, String).self) { head = (seq, hash) }
             for try await _ in try await conn.query("SELECT 1 FROM nova_episode_chain WHERE run_id = \(runId)", logger: logger).decode(Int.self) {
-                throw EpisodeStoreError.duplicateRunId(runId)
+                throw EpisodeError.duplicateRunId(runId)
             }
             let sealed = try EpisodeFormat.seal(body: body, runId: runId, seq: head.0 + 1, prevHash: head.1)
             try await conn.query("""
@@ -391,12 +393,12 @@ extension PostgresStore {
     }
 
     public func episode(runId: String) async throws -> Episode {
-        guard EpisodeFormat.isValidRunId(runId) else { throw EpisodeStoreError.invalidRunId(runId) }
+        guard EpisodeFormat.isValidRunId(runId) else { throw EpisodeError.invalidRunId(runId) }
         let rows = try await client.query("SELECT seq, bytes FROM nova_episode_chain WHERE run_id = \(runId)", logger: logger)
         for try await (seq, bytes) in rows.decode((Int, ByteBuffer).self) {
             return EpisodeFormat.read(bytes: Array(buffer: bytes), runId: runId, location: "\(target)#\(seq)").episode
         }
-        throw EpisodeStoreError.notFound(runId: runId)
+        throw EpisodeError.notFound(runId: runId)
     }
 
     public func verifyEpisodes() async throws -> VerifyReport {

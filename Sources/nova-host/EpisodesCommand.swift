@@ -8,7 +8,7 @@ struct EpisodesCommand: AsyncParsableCommand {
         commandName: "episodes",
         abstract: "Inspect, verify and repair the hash-chained episode records.",
         discussion: "Episodes live in <data>/episodes/<run_id>.json with a copy in <data>/episodes/_backup/.",
-        subcommands: [List.self, Show.self, Verify.self, Recover.self, EpisodeTortureCommand.self])
+        subcommands: [List.self, Show.self, Verify.self, Recover.self])
 
     struct DataOptions: ParsableArguments {
         @Option(help: ArgumentHelp("Data directory (default: $NOVA_DATA_DIR or ./.nova).", valueName: "dir")) var data: String?
@@ -16,7 +16,7 @@ struct EpisodesCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
         var directory: String { HostPaths.resolve(drivers: nil, data: data, policy: nil).dataDirectory }
 
-        func open(_ mode: EpisodeStore.OpenMode = .recover) async throws -> EpisodeLog {
+        func open(_ mode: EpisodeFileChain.OpenMode = .recover) async throws -> EpisodeLog {
             do { return try await EpisodeLog.open(dataDirectory: directory, store: try await StoreOption.open(store), openMode: mode) } catch {
                 Output.error("cannot open \(directory): \(error)")
                 throw ExitCode(ExitStatus.runFailed)

@@ -66,18 +66,18 @@ struct AllDriversTests {
     /// The example plan under the default policy, as the `local` principal (role user).
     @Test func examplePlanRunsUnderTheDefaultPolicy() async throws {
         let plan = try Self.restockPlan()
-        let policy = PolicyEngine(profile: try NovaHost.loadPolicy(DriverFixtures.root + "/configs/policy.default.json"))
+        let policy = PolicyEngine(profile: try PolicyProfile.load(DriverFixtures.root + "/configs/policy.default.json"))
         let runner = try await HostHarness(gate: policy).runner
         #expect(await runner.validate(plan).isEmpty)
         let inputs = try PlanRunner.bindInputs(plan, given: ["catalog_url": .string(try Servers.httpURL() + "/catalog")])
-        let record = await runner.run(plan, inputs: inputs, principal: "local", runId: NovaHost.makeRunId())
+        let record = await runner.run(plan, inputs: inputs, principal: "local", runId: RunId.make())
         #expect(record.status == .succeeded, "\(record.error ?? "")")
         #expect(record.steps.map(\.status) == [.succeeded, .succeeded, .succeeded])
         #expect(record.steps.allSatisfy { $0.attempts.first?.decision?.allowed == true })
         #expect(record.output == Self.expectedOutput)
         // A threshold nothing is below: the GraphQL step is skipped by its `when`.
         let none = await runner.run(plan, inputs: try PlanRunner.bindInputs(plan, given: ["catalog_url": .string(try Servers.httpURL() + "/catalog"), "threshold": 0]),
-                                    principal: "local", runId: NovaHost.makeRunId())
+                                    principal: "local", runId: RunId.make())
         #expect(none.status == .succeeded)
         #expect(none.steps.map(\.status) == [.succeeded, .succeeded, .skipped])
         #expect(none.output?["low_stock"] == [])

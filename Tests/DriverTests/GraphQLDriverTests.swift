@@ -97,7 +97,7 @@ struct GraphQLDriverTests {
     }
 
     @Test func mutationDeniedByPolicyIsNeverSent() async throws {
-        let policy = PolicyEngine(profile: try NovaHost.loadPolicy(DriverFixtures.root + "/configs/policy.default.json"))
+        let policy = PolicyEngine(profile: try PolicyProfile.load(DriverFixtures.root + "/configs/policy.default.json"))
         let h = try await host(gate: policy)
         let sku = uniqueName("SKU")
         let mutation: JSONValue = ["query": .string("mutation { reorder(sku: \"\(sku)\", quantity: 1) { id } }")]

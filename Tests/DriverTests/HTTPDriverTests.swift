@@ -184,7 +184,7 @@ struct HTTPDriverTests {
         let r = try await restricted.call("http.request", ["url": .string(base + "/json")])
         #expect(r.error?.code == "host_not_allowed")
         // The default policy's http_hosts allowlist: 127.0.0.1 is on it, 127.0.0.2 is not.
-        let policy = PolicyEngine(profile: try NovaHost.loadPolicy(DriverFixtures.root + "/configs/policy.default.json"))
+        let policy = PolicyEngine(profile: try PolicyProfile.load(DriverFixtures.root + "/configs/policy.default.json"))
         let h = try await host(["allow_cidrs": ["127.0.0.0/8"]], gate: policy)
         let allowed = try await h.call("http.request", ["url": .string(base + "/json")], principal: "local")
         #expect(allowed.succeeded)

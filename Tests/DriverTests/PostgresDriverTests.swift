@@ -265,7 +265,7 @@ struct PostgresDriverTests {
     }
 
     @Test func policyDecidesWhoMayWrite() async throws {
-        let policy = PolicyEngine(profile: try NovaHost.loadPolicy(DriverFixtures.root + "/configs/policy.default.json"))
+        let policy = PolicyEngine(profile: try PolicyProfile.load(DriverFixtures.root + "/configs/policy.default.json"))
         let admin = try await host()
         let table = try await makeTable(admin)
         let h = try await host(gate: policy)

@@ -182,7 +182,7 @@ struct HostHarness {
         var step: [String: JSONValue] = ["id": "s", "call": .string(tool), "input": input]
         if let timeoutMs { step["timeout_ms"] = .int(timeoutMs) }
         let plan = try Plan.parse(["name": "one-call", "steps": [.object(step)]])
-        let record = await runner.run(plan, inputs: [:], principal: principal, runId: NovaHost.makeRunId())
+        let record = await runner.run(plan, inputs: [:], principal: principal, runId: RunId.make())
         return Outcome(step: try #require(record.steps.first))
     }
 }

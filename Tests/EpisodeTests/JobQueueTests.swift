@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Host
+import Host
 import JSON
 import PostgresStore
 

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Host
+import Host
 import JSON
 
 #if canImport(Glibc)
@@ -13,21 +13,21 @@ import Glibc
 @Suite struct KillTest {
     typealias F = EpisodeFixtures
 
-    /// The `nova-host` binary: `NOVA_HOST_BIN`, else the one next to this test binary (same
-    /// build), else `NOVA_BIN_DIR/nova-host`, else `<package>/.build/debug/nova-host`.
-    static func novaHostBinary() -> String? {
+    /// The `episode-kill-worker` binary (Tests/EpisodeKillWorker): the one next to this test
+    /// binary (same build), else `NOVA_BIN_DIR/episode-kill-worker`, else
+    /// `<package>/.build/debug/episode-kill-worker`.
+    static func workerBinary() -> String? {
         let env = ProcessInfo.processInfo.environment
         var candidates: [String] = []
-        if let b = env["NOVA_HOST_BIN"] { candidates.append(b) }
         if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
             var url = URL(fileURLWithPath: exe).deletingLastPathComponent()
             // Linux test bundles are executables in the build directory; on some layouts the
             // binary sits inside a `.xctest` directory.
             if url.lastPathComponent.hasSuffix(".xctest") { url.deleteLastPathComponent() }
-            candidates.append(url.appendingPathComponent("nova-host").path)
+            candidates.append(url.appendingPathComponent("episode-kill-worker").path)
         }
-        if let d = env["NOVA_BIN_DIR"] { candidates.append(d + "/nova-host") }
-        candidates.append(F.root + "/.build/debug/nova-host")
+        if let d = env["NOVA_BIN_DIR"] { candidates.append(d + "/episode-kill-worker") }
+        candidates.append(F.root + "/.build/debug/episode-kill-worker")
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
@@ -46,7 +46,7 @@ import Glibc
         var killedAfterAck = 0
         var rng = SystemRandomNumberGenerator()
         for iteration in 0..<iterations {
-            let child = try Child(path: binary, arguments: ["episodes", "_torture", "--data", data, "--count", "1000000"],
+            let child = try Child(path: binary, arguments: ["--data", data, "--count", "1000000"],
                                   stderrPath: stderrPath)
             // Odd iterations: kill while writing (0–30 ms after READY). Even ones: kill 0–30 ms
             // after spawning, which lands in start-up, recovery or the first writes.
@@ -57,7 +57,7 @@ import Glibc
                     child.kill()
                     child.wait()
                     let log = String(decoding: F.read(stderrPath), as: UTF8.self)
-                    problems.append("child never became ready (is `nova-host episodes _torture` registered?): \(child.lines.suffix(5)) \(log.suffix(2000))")
+                    problems.append("child never became ready (does episode-kill-worker start?): \(child.lines.suffix(5)) \(log.suffix(2000))")
                     return KillLoopResult(acked: acked, killedAfterAck: killedAfterAck, problems: problems)
                 }
             }
@@ -81,7 +81,7 @@ import Glibc
     }
 
     @Test func sigkillDuringWritesLosesNoAcknowledgedEpisode() async throws {
-        let binary = try #require(Self.novaHostBinary(), "nova-host binary not found (set NOVA_HOST_BIN)")
+        let binary = try #require(Self.workerBinary(), "episode-kill-worker not found (swift build builds it)")
         let iterations = Int(ProcessInfo.processInfo.environment["NOVA_KILL_ITERATIONS"] ?? "") ?? 200
         let data = F.tempDir("kill")
         let stderrPath = data + ".stderr.log"

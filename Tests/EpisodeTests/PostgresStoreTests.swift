@@ -4,7 +4,8 @@ import PostgresNIO
 import PostgresStore
 import PostgresSupport
 import Testing
-@testable import Host
+import Host
+@testable import Runs
 import JSON
 
 /// The store contract on the real PostgreSQL 15 that `make test` starts (Tests/servers), each
@@ -145,8 +146,8 @@ import JSON
         }
         let e = try await logs[1].show(runId: "h0-3")
         #expect(e.problem == nil && e.document["run_id"] == "h0-3")
-        await #expect(throws: EpisodeStoreError.self) { _ = try await logs[0].write(body: EpisodeFixtures.body("h1-2"), runId: "h1-2") }
-        await #expect(throws: EpisodeStoreError.self) { _ = try await logs[0].show(runId: "nope") }
+        await #expect(throws: EpisodeError.self) { _ = try await logs[0].write(body: EpisodeFixtures.body("h1-2"), runId: "h1-2") }
+        await #expect(throws: EpisodeError.self) { _ = try await logs[0].show(runId: "nope") }
         // The files under the data directories hold no episodes: the database does.
         #expect(try logs[0].episodes.list().isEmpty)
     }

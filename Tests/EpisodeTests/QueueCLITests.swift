@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Host
+import Host
 import JSON
 
 /// `nova-host jobs …` and `nova-host runs …` on a data directory's SQLite store: output,

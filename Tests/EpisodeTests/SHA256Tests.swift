@@ -1,5 +1,5 @@
 import Testing
-@testable import Host
+import Host
 
 /// NIST FIPS 180-4 example vectors (and the long-message vectors of the NIST CAVP set).
 @Suite struct SHA256Tests {

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
-@testable import Host
+import Host
+@testable import Store
+@testable import Runs
 import JSON
 
 /// The contract of `HostStore`, written against the protocol: every backend (the embedded

@@ -1,6 +1,6 @@
 import Foundation
 @_exported import TestSupport
-@testable import Host
+import Host
 import JSON
 
 #if canImport(Glibc)

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Host
+import Host
 import JSON
 
 /// Issue 10.10: `destroy` and `shutdown` run on orderly exit (here: `nova-host run` ending),

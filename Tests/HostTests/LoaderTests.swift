@@ -1,6 +1,7 @@
+import CHostSupport
 import Foundation
 import Testing
-@testable import Host
+import Host
 import JSON
 
 @Suite("ABI negotiation")

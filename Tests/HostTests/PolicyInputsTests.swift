@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import Host
+import Host
+@testable import Runs
 import JSON
 
 /// Issue 11 item 4: drivers declare what policy may read (`policyInputs` in the manifest);
@@ -23,7 +24,7 @@ struct PolicyInputsTests {
 
     func run(_ runner: PlanRunner, _ call: String, _ input: JSONValue) async throws -> RunRecord {
         let plan = try Plan.parse(.object(["steps": [["id": "a", "call": .string(call), "input": input]]]))
-        return await runner.run(plan, inputs: [:], principal: "uma", runId: NovaHost.makeRunId())
+        return await runner.run(plan, inputs: [:], principal: "uma", runId: RunId.make())
     }
 
     @Test func aThirdPartyDriverGetsHttpHostsThroughItsDeclaration() async throws {

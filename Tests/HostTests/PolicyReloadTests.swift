@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import Host
+import Host
+@testable import Runs
 import JSON
 
 /// Issue 10 item 11: the policy is re-read on demand (SIGHUP, `POST /v1/policy/reload`); a bad

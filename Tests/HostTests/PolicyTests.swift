@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
-@testable import Host
+import Host
 import JSON
 
 /// A clock tests move by hand.

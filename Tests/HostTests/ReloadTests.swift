@@ -1,7 +1,8 @@
+import CHostSupport
 import Foundation
 import Synchronization
 import Testing
-@testable import Host
+import Host
 import JSON
 
 /// Hot reload and process isolation (issue 6).
@@ -93,14 +94,14 @@ struct ReloadTests {
         try Fixtures.buildVariant(into: dir, defines: [manifest(#"{"type":"object"}"#)])
         let runner = PlanRunner(registry: DriverRegistry(driversDirectory: dir), gate: AllowAllGate())
         let plan = try Plan.parse(JSONValue.parse(#"{"steps": [{"id": "a", "call": "variant.ping", "input": {}}]}"#))
-        #expect(await runner.run(plan, inputs: [:], principal: "p", runId: NovaHost.makeRunId()).status == .succeeded)
+        #expect(await runner.run(plan, inputs: [:], principal: "p", runId: RunId.make()).status == .succeeded)
 
         let staging = Fixtures.tempDir("stage")
         try Fixtures.buildVariant(into: staging, defines: [manifest(#"{"type":"object","required":["x"]}"#)])
         _ = rename(staging + "/libnova_variant.so", dir + "/libnova_variant.so")
         #expect(await runner.registry.reload().replaced.count == 1)
 
-        let after = await runner.run(plan, inputs: [:], principal: "p", runId: NovaHost.makeRunId())
+        let after = await runner.run(plan, inputs: [:], principal: "p", runId: RunId.make())
         #expect(after.status == .failed)
         #expect(after.steps.first?.reason?.contains("required") == true, "\(after.steps.first?.reason ?? "-")")
     }
@@ -120,7 +121,7 @@ struct ReloadTests {
         let held = try #require(first.driver as? NativeDriverInstance)
         // The host gives up at the deadline; the driver keeps the call.
         await #expect(throws: ToolCallError.self) {
-            _ = try await driver.call(ToolCallRequest(tool: "ping", input: Array("{}".utf8), deadlineNanos: nova_monotonic_now_ns() + 50_000_000))
+            _ = try await driver.call(ToolCallRequest(tool: "ping", input: Array("{}".utf8), deadlineNanos: nova_monotonic_ns() + 50_000_000))
         }
         #expect(held.held == 1)
 

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import Host
+import Host
+@testable import Runs
 import JSON
 
 /// Issue 11.1: the one run pipeline (prepare → bind inputs → validate → run → redact → record).

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Host
+import Host
 import JSON
 
 /// Interpreter behaviour, observed through the C echo driver and the Swift text driver.

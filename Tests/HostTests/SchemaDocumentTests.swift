@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import Host
+import Host
+@testable import Drivers
 import JSON
 
 @Suite("Document schemas")
@@ -16,7 +17,7 @@ struct SchemaDocumentTests {
     @Test func shippedDocumentsAreValid() throws {
         let policy = try JSONValue.parse(String(contentsOfFile: Fixtures.root + "/configs/policy.default.json", encoding: .utf8))
         #expect(DocumentSchemas.check(policy, against: DocumentSchemas.policy).isEmpty)
-        _ = try NovaHost.loadPolicy(Fixtures.root + "/configs/policy.default.json")
+        _ = try PolicyProfile.load(Fixtures.root + "/configs/policy.default.json")
         let (settings, retained) = try NovaHost.loadDriverSettings(Fixtures.root + "/configs/drivers.json")
         #expect(settings["shell"]?.isolation == .process && retained == 16)
         let dir = Fixtures.tempDir("dcfg")
@@ -32,7 +33,7 @@ struct SchemaDocumentTests {
     @Test func policySchemaViolationsNameTheField() throws {
         let dir = Fixtures.tempDir("pol")
         Fixtures.write(#"{"rules": [{"id": "x", "effect": "allow", "tools": []}]}"#, to: dir + "/p.json")
-        #expect { _ = try NovaHost.loadPolicy(dir + "/p.json") } throws: { e in
+        #expect { _ = try PolicyProfile.load(dir + "/p.json") } throws: { e in
             (e as? PolicyError)?.message.contains("rules[0].tools") == true
         }
     }

@@ -24,7 +24,7 @@ import Testing
         #expect(c.corsOrigins == ["http://localhost:3000"])
         #expect(!c.metricsPublic)
         // The example's keys agree with the default policy.
-        let profile = try NovaHost.loadPolicy(F.root + "/configs/policy.default.json")
+        let profile = try PolicyProfile.load(F.root + "/configs/policy.default.json")
         #expect(c.problems(against: profile).isEmpty)
     }
 

@@ -118,7 +118,7 @@ import Testing
     /// heartbeat passes it on) stops the run as it starts; it is not lost.
     @Test func aCancelThatArrivesBeforeTheRunStartsStopsIt() async throws {
         let server = try await F.server()
-        let id = NovaHost.makeRunId()
+        let id = RunId.make()
         #expect(server.runs.cancel(runId: id) == .unknown)
         #expect(server.runs.cancel(runId: id, beforeStart: true) == .cancelling)
         let request = RunRequest(plan: try ShutdownTests.sleepPlan(30_000), inputs: [:], principal: "alice", role: "user")

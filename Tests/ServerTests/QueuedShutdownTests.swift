@@ -10,7 +10,7 @@ import Testing
     @Test func directRunsBeyondTheGracePeriodAreRecordedInterrupted() async throws {
         let server = try await ServerFixtures.server()
         let runs = server.runs
-        let runId = NovaHost.makeRunId()
+        let runId = RunId.make()
         let request = RunRequest(plan: try ShutdownTests.sleepPlan(10_000), inputs: [:], principal: "alice", role: "user", origin: "tool")
         let run = Task { try await runs.execute(request, runId: runId) }
         for _ in 0..<12_000 {

@@ -62,7 +62,7 @@ struct ShellPolicyTests {
     }
 
     @Test func defaultPolicyProfile() async throws {
-        let engine = PolicyEngine(profile: try NovaHost.loadPolicy(ShellFixtures.root + "/configs/policy.default.json"))
+        let engine = PolicyEngine(profile: try PolicyProfile.load(ShellFixtures.root + "/configs/policy.default.json"))
         let h = try ShellHarness(gate: engine)
         #expect(try await h.exec(["program": "/bin/echo", "args": ["ok"]], principal: "local").succeeded)
         let sh = try await h.exec(["program": "/bin/sh", "args": ["-c", "echo pwned"]], principal: "local")

@@ -114,7 +114,7 @@ struct ShellHarness {
         var step: [String: JSONValue] = ["id": "s", "call": "shell.exec", "input": input]
         if let timeoutMs { step["timeout_ms"] = .int(timeoutMs) }
         let plan = try Plan.parse(["name": "one-call", "steps": [.object(step)]])
-        let record = await PlanRunner(registry: registry, gate: gate).run(plan, inputs: [:], principal: principal, runId: NovaHost.makeRunId())
+        let record = await PlanRunner(registry: registry, gate: gate).run(plan, inputs: [:], principal: principal, runId: RunId.make())
         return Outcome(step: try #require(record.steps.first))
     }
 }

@@ -4,6 +4,7 @@
 import Foundation
 import Host
 import JSON
+import Threads
 import Testing
 
 /// The package's paths as the tests see them.

@@ -313,12 +313,6 @@ const char *nova_shell_image_path(void)
     return info.dli_fname;
 }
 
-int nova_shell_thread_setup(const char *name)
-{
-    (void)pthread_setname_np(pthread_self(), name);
-    return (int)syscall(SYS_gettid);
-}
-
 int nova_shell_pipe(int fds[2])
 {
     return pipe2(fds, O_CLOEXEC) < 0 ? -errno : 0;

@@ -2,6 +2,7 @@ import CShellSupport
 import DriverKit
 import JSON
 import Synchronization
+import Threads
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -169,7 +170,7 @@ final class Execution: Sendable {
             let argv = CStringArray([path, "--config-fd", "3", "--status-fd", "4"])
             let envp = CStringArray(["PATH=/usr/bin:/bin"])
             let childFds: [Int32] = [input?.read ?? -1, out.write, err.write, configFd, status!.write]
-            let (rc, p) = SpawnThread.shared.run {
+            let (rc, p) = SpawnThread.run {
                 var p: pid_t = 0
                 let rc = argv.with { a in envp.with { e in childFds.withUnsafeBufferPointer { nova_shell_spawn(path, a, e, $0.baseAddress, 5, &p) } } }
                 return (rc, p)
@@ -181,7 +182,7 @@ final class Execution: Sendable {
         case .direct(let program, let argvList, let envList, let cwd, let limits, let uid, let gid):
             let argv = CStringArray(argvList), envp = CStringArray(envList)
             let childFds: [Int32] = [input?.read ?? -1, out.write, err.write]
-            let (rc, p) = SpawnThread.shared.run {
+            let (rc, p) = SpawnThread.run {
                 var p: pid_t = 0
                 let rc = argv.with { a in envp.with { e in childFds.withUnsafeBufferPointer { fds in
                     limits.withUnsafeBufferPointer { nova_shell_spawn_direct(program, a, e, fds.baseAddress, cwd, $0.baseAddress, uid, gid, &p) } } } }
@@ -347,26 +348,8 @@ final class Execution: Sendable {
 
 /// Starts a detached thread running `body` (a blocking run must not occupy the cooperative pool).
 func startThread(_ body: @escaping @Sendable () -> Void) throws {
-    final class Box: @unchecked Sendable {
-        // @unchecked: handed to exactly one new thread.
-        let body: @Sendable () -> Void
-        init(_ b: @escaping @Sendable () -> Void) { body = b }
-    }
-    let box = Unmanaged.passRetained(Box(body)).toOpaque()
-    var attr = pthread_attr_t()
-    pthread_attr_init(&attr)
-    pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
-    pthread_attr_setstacksize(&attr, 512 << 10)
-    var tid = pthread_t()
-    let rc = pthread_create(&tid, &attr, { arg in
-        let b = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
-        b.body()
-        return nil
-    }, box)
-    pthread_attr_destroy(&attr)
-    if rc != 0 {
-        Unmanaged<Box>.fromOpaque(box).release()
-        throw DriverError.tool("spawn_failed", "cannot start an I/O thread: \(errnoText(rc))")
+    guard PosixThread.tryDetach(stackSize: 512 << 10, body) else {
+        throw DriverError.tool("spawn_failed", "cannot start an I/O thread (pthread_create failed: too many threads or no memory)")
     }
 }
 

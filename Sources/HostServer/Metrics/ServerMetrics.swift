@@ -66,7 +66,7 @@ public final class ServerMetrics: RunObserver, Sendable {
         CoreMetrics.Timer(label: "nova_episode_write_duration_seconds", factory: factory).recordNanoseconds(Int64(finishSeconds * 1e9))
         if episode == nil { Counter(label: "nova_episode_write_failures_total", factory: factory).increment() }
         for step in record.steps {
-            let (driver, tool) = DriverRegistry.split(toolId: step.call) ?? (step.call, "")
+            let (driver, tool) = ToolId.split(step.call) ?? (step.call, "")
             var stepNanos: Int64 = 0
             for attempt in step.attempts {
                 // An attempt without a decision never reached policy (its input was invalid): no call.

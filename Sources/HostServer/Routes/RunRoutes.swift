@@ -149,7 +149,7 @@ extension NovaServer {
         let uniqueKey = key.map { RunJob.uniqueKey(principal: caller.principal, idempotencyKey: $0) }
         let submission = RunSubmission(plan: plan, inputs: runRequest.inputs, principal: caller.principal, role: caller.role,
                                        parallelism: runRequest.options.parallelism, origin: "rest")
-        let runId = NovaHost.makeRunId()
+        let runId = RunId.make()
         let spec = JobSpec(id: runId, kind: RunJob.kind, payload: RunJob.payload(submission, fingerprint: fingerprint, submittedAt: Timestamps.now()),
                            queue: queueName, priority: priority, uniqueKey: uniqueKey, maxAttempts: config.runMaxAttempts)
         var job: Job

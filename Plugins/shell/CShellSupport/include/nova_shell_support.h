@@ -52,9 +52,6 @@ int nova_shell_try_wait(pid_t pid, int *status, int64_t *maxrss_kb, int64_t *use
 /** kill(-pgid, sig). */
 int nova_shell_kill_group(pid_t pgid, int sig);
 
-/** Names the calling thread (pthread_setname_np) and returns its kernel id (gettid). */
-int nova_shell_thread_setup(const char *name);
-
 /** The path of the shared object containing this function (dladdr), or NULL. */
 const char *nova_shell_image_path(void);
 

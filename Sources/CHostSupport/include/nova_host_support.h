@@ -1,0 +1,30 @@
+/*
+ * nova_host_support.h — host plumbing in C that Swift cannot reach directly: the monotonic
+ * clock, the parent-death signal, posix_spawn close-from, the signal pipe. Not part of the
+ * driver contract (drivers need nova_driver.h only), so it lives outside the ABI target.
+ */
+#ifndef NOVA_HOST_SUPPORT_H
+#define NOVA_HOST_SUPPORT_H
+
+#include <stdint.h>
+
+/** CLOCK_MONOTONIC in nanoseconds, the clock of a call's deadline_ns in nova_driver.h. */
+int64_t nova_monotonic_ns(void);
+
+/** prctl(PR_SET_PDEATHSIG, sig) then exits at once if the parent is already gone
+ *  (`expected_parent` != getppid()). For driver runner children. */
+int nova_set_parent_death_signal(int sig, int expected_parent);
+
+/* Adds "close every fd from `lowfd` up" to posix_spawn file actions (glibc's
+ * posix_spawn_file_actions_addclosefrom_np, which Swift's Glibc module does not export).
+ * `actions` is a posix_spawn_file_actions_t*. Returns 0 or an errno value. */
+int nova_spawn_actions_close_from(void *actions, int lowfd);
+
+/** Routes signal `sig` into a pipe: installs a sigaction handler (SA_RESTART) that writes one
+ *  byte to the pipe's non-blocking write end, and returns the read end (close-on-exec), or -1
+ *  with errno set. A handler runs on whichever thread the kernel picks, so the signal is seen
+ *  whatever the threads' masks are (a signalfd or sigwait only sees it if every other thread
+ *  blocks it, which threads started by drivers do not). Call once per signal; not thread-safe. */
+int nova_signal_pipe(int sig);
+
+#endif

@@ -1,0 +1,333 @@
+import Dispatch
+import Foundation
+import JSON
+import Synchronization
+import Threads
+import CHostSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A driver running in a runner child process (`nova-host driver-runner`), reached over a
+/// socketpair with length-framed JSON. Same semantics as in process (async completion, cancel,
+/// deadlines, logs, usage), but a segfault or abort kills the runner, not the host: the calls in
+/// flight fail with a clear error, the runner is restarted with backoff on the next call, and a
+/// driver that keeps crashing is quarantined.
+public final class ProcessDriver: ToolDriver, Sendable {
+    public let name: String
+    public let displayPath: String
+    let libraryPath: String
+    let config: JSONValue
+    let runnerCommand: [String]
+    public let manifest: DriverManifest
+    public let abiVersion: ABIVersion
+
+    /// Crashes within `crashWindowNanos` that quarantine the driver.
+    public static let quarantineAfter = 3
+    static let crashWindowNanos: Int64 = 60_000_000_000
+
+    private final class Runner: Sendable {
+        let pid: pid_t
+        let channel: FrameChannel
+        init(pid: pid_t, channel: FrameChannel) {
+            self.pid = pid
+            self.channel = channel
+        }
+    }
+
+    private struct Pending {
+        var continuation: CheckedContinuation<ToolCallResult, any Error>
+        var runner: Runner
+    }
+
+    private struct State {
+        var runner: Runner?
+        var pending: [UInt64: Pending] = [:]
+        var crashTimes: [Int64] = []
+        var lastCrash: String?
+        var quarantined: String?
+        var stopped = false
+        var restarts = 0
+        /// Runners whose end has been seen (reaped), by pid.
+        var ended: Set<pid_t> = []
+    }
+
+    private let state = Mutex(State())
+    private let nextId = Atomic<UInt64>(1)
+    /// The registry's generation number (for log records).
+    let generation: Int?
+
+    private init(name: String, displayPath: String, libraryPath: String, config: JSONValue, runnerCommand: [String],
+                 manifest: DriverManifest, generation: Int?, abiVersion: ABIVersion) {
+        self.generation = generation
+        self.name = name
+        self.displayPath = displayPath
+        self.libraryPath = libraryPath
+        self.config = config
+        self.runnerCommand = runnerCommand
+        self.manifest = manifest
+        self.abiVersion = abiVersion
+    }
+
+    /// The `nova-host` binary that hosts runners: `NOVA_HOST_BIN`, this process if it is
+    /// nova-host, else a `nova-host` beside this executable.
+    public static func defaultRunnerExecutable() -> String {
+        if let bin = ProcessInfo.processInfo.environment["NOVA_HOST_BIN"] { return bin }
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        if me.hasSuffix("/nova-host") { return me }
+        return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("nova-host").path
+    }
+
+    /// Starts a runner, loads the library in it and reads its manifest. The host never opens
+    /// the library itself, so a driver that crashes at load cannot take the host down.
+    public static func start(name: String, displayPath: String, libraryPath: String, config: JSONValue,
+                             runnerCommand: [String], generation: Int? = nil) throws(DriverLoadError) -> ProcessDriver {
+        let (runner, ready) = try spawn(name: name, displayPath: displayPath, libraryPath: libraryPath, config: config, runnerCommand: runnerCommand)
+        guard let m = ready["manifest"], let manifest = try? DriverManifest(json: m) else {
+            kill(runner.pid, SIGKILL); reap(runner.pid)
+            throw .runnerFailed(path: displayPath, reason: "the runner sent no valid manifest")
+        }
+        let abiParts = (ready["abi"]?.stringValue ?? "1.0").split(separator: ".").compactMap { UInt16($0) }
+        let driver = ProcessDriver(name: name, displayPath: displayPath, libraryPath: libraryPath, config: config,
+                                   runnerCommand: runnerCommand, manifest: manifest, generation: generation,
+                                   abiVersion: ABIVersion(major: abiParts.first ?? 1, minor: abiParts.count > 1 ? abiParts[1] : 0))
+        driver.adopt(runner)
+        return driver
+    }
+
+    /// Spawns `nova-host driver-runner` with one end of a socketpair as fd 3 and performs the
+    /// init handshake.
+    private static func spawn(name: String, displayPath: String, libraryPath: String, config: JSONValue,
+                              runnerCommand: [String]) throws(DriverLoadError) -> (Runner, JSONValue) {
+        var fds: [Int32] = [0, 0]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+            throw .runnerFailed(path: displayPath, reason: "socketpair: \(String(cString: strerror(errno)))")
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 3)
+        // The runner gets fds 0-3 only: not the host's sockets (its listener, client
+        // connections) that are not close-on-exec, which a runner outliving the host would hold.
+        _ = nova_spawn_actions_close_from(&actions, 4)
+        let argv = runnerCommand + ["--name", name, "--library", libraryPath]
+        var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { for a in cArgs { free(a) } }
+        // The runner inherits our environment; a crashing driver should not print a Swift
+        // backtrace into the host's stderr (the host reports the crash itself).
+        // NOVA_RUNNER_PARENT: the runner exits at once if we died before it armed PDEATHSIG.
+        var env: [UnsafeMutablePointer<CChar>?] = [strdup("SWIFT_BACKTRACE=enable=no"), strdup("NOVA_RUNNER_PARENT=\(getpid())")]
+        var e = environ
+        while let entry = e.pointee {
+            if strncmp(entry, "SWIFT_BACKTRACE=", 16) != 0 && strncmp(entry, "NOVA_RUNNER_PARENT=", 19) != 0 { env.append(strdup(entry)) }
+            e += 1
+        }
+        env.append(nil)
+        defer { for x in env { free(x) } }
+        var pid: pid_t = 0
+        // From the one long-lived spawn thread: the runner arms PDEATHSIG, which follows the
+        // thread that forked it (a retired Dispatch worker would kill it mid-call).
+        let rc = SpawnThread.run { posix_spawn(&pid, argv[0], &actions, nil, &cArgs, &env) }
+        Glibc.close(fds[1])
+        guard rc == 0 else {
+            Glibc.close(fds[0])
+            throw .runnerFailed(path: displayPath, reason: "cannot start runner \(argv[0]): \(String(cString: strerror(rc)))")
+        }
+        let channel = FrameChannel(fd: fds[0])
+        let initFrame: JSONValue = ["op": "init", "config": config]
+        guard channel.send(initFrame.serializedBytes()), let reply = channel.receive(), let ready = try? JSONValue.parse(reply) else {
+            channel.close()
+            let why = reap(pid)
+            throw .runnerFailed(path: displayPath, reason: "the runner died while loading the driver (\(why))")
+        }
+        if ready["op"]?.stringValue != "ready" {
+            channel.close()
+            kill(pid, SIGKILL); reap(pid)
+            throw .runnerFailed(path: displayPath, reason: ready["message"]?.stringValue ?? "the runner refused the driver")
+        }
+        return (Runner(pid: pid, channel: channel), ready)
+    }
+
+    /// Waits for a child and describes how it ended.
+    @discardableResult
+    static func reap(_ pid: pid_t) -> String {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        if status & 0x7F == 0 { return "exit status \((status >> 8) & 0xFF)" }
+        let sig = status & 0x7F
+        return "killed by signal \(sig) (\(String(cString: strsignal(sig))))"
+    }
+
+    private func adopt(_ runner: Runner) {
+        state.withLock { $0.runner = runner }
+        let thread = Thread { [self] in readLoop(runner) }
+        thread.name = "nova-runner-\(name)"
+        thread.start()
+    }
+
+    /// Reads results and logs until the runner's end of the socket closes.
+    private func readLoop(_ runner: Runner) {
+        while let frame = runner.channel.receive() {
+            guard let msg = try? JSONValue.parse(frame) else { continue }
+            switch msg["op"]?.stringValue {
+            case "result":
+                guard let id = msg["id"]?.intValue else { continue }
+                let pending = state.withLock { $0.pending.removeValue(forKey: UInt64(id)) }
+                guard let pending else { continue }
+                let usage = ToolUsage(tokens: UInt64(max(0, msg["usage"]?["tokens"]?.intValue ?? 0)),
+                                      costMicros: UInt64(max(0, msg["usage"]?["cost_micros"]?.intValue ?? 0)))
+                if msg["ok"]?.boolValue == true {
+                    pending.continuation.resume(returning: ToolCallResult(output: (msg["output"] ?? .null).serializedBytes(), usage: usage))
+                } else {
+                    let e = msg["error"] ?? [:]
+                    let kind = ToolCallError.Kind(rawValue: e["kind"]?.stringValue ?? "") ?? .internal
+                    pending.continuation.resume(throwing: ToolCallError(kind: kind, code: e["code"]?.stringValue, message: e["message"]?.stringValue ?? "failed",
+                                                                        source: e["source"]?.stringValue ?? "driver", usage: usage))
+                }
+            case "log":
+                // The runner sends the host's call id (`call`) and run id when the record was
+                // made inside a call.
+                DriverLogging.emit(DriverLogRecord(driver: name, level: Int32(msg["level"]?.intValue ?? 2),
+                                                   channel: msg["channel"]?.stringValue ?? "system_log", message: msg["message"]?.stringValue ?? "",
+                                                   generation: generation, callId: msg["call"]?.intValue.map { UInt64($0) },
+                                                   runId: msg["run"]?.stringValue))
+            default:
+                continue
+            }
+        }
+        runnerEnded(runner)
+    }
+
+    /// The runner is gone: fail its calls in flight, count the crash, maybe quarantine.
+    private func runnerEnded(_ runner: Runner) {
+        runner.channel.close()
+        let how = Self.reap(runner.pid)
+        state.withLock { _ = $0.ended.insert(runner.pid) }
+        let now = nova_monotonic_ns()
+        let (failed, stopped) = state.withLock { s -> ([CheckedContinuation<ToolCallResult, any Error>], Bool) in
+            var out: [CheckedContinuation<ToolCallResult, any Error>] = []
+            for (id, p) in s.pending where p.runner === runner {
+                out.append(p.continuation)
+                s.pending[id] = nil
+            }
+            if s.runner === runner { s.runner = nil }
+            if !s.stopped {
+                s.crashTimes = s.crashTimes.filter { now - $0 < Self.crashWindowNanos } + [now]
+                s.lastCrash = how
+                if s.crashTimes.count >= Self.quarantineAfter && s.quarantined == nil {
+                    s.quarantined = "driver '\(name)' quarantined after \(s.crashTimes.count) runner crashes within 60 s (last: \(how)); fix it and reload"
+                }
+            }
+            return (out, s.stopped)
+        }
+        if stopped { return }
+        DriverLogging.emit(DriverLogRecord(driver: name, level: 4, channel: "system_log", message: "driver runner for '\(name)' ended: \(how)"))
+        for c in failed {
+            c.resume(throwing: ToolCallError(kind: .internal, code: "driver_crashed",
+                                             message: "driver '\(name)' crashed during the call (runner \(how)); the host is unaffected"))
+        }
+    }
+
+    /// Why the driver is quarantined, if it is.
+    public var quarantineReason: String? { state.withLock { $0.quarantined } }
+
+    /// How many times the runner was restarted after a crash.
+    public var restarts: Int { state.withLock { $0.restarts } }
+
+    /// The running runner, restarting a crashed one with exponential backoff.
+    private func currentRunner() async throws -> Runner {
+        let (existing, quarantined, crashes) = state.withLock { ($0.runner, $0.quarantined, $0.crashTimes) }
+        if let quarantined { throw ToolCallError(kind: .unavailable, code: "quarantined", message: quarantined) }
+        if let existing { return existing }
+        // Backoff: 50 ms doubled per recent crash, at most 2 s.
+        if let last = crashes.last {
+            let backoff = min(Int64(50_000_000) << Int64(max(0, crashes.count - 1)), 2_000_000_000)
+            let wait = last + backoff - nova_monotonic_ns()
+            if wait > 0 { try? await Task.sleep(nanoseconds: UInt64(wait)) }
+        }
+        do {
+            let (runner, _) = try Self.spawn(name: name, displayPath: displayPath, libraryPath: libraryPath, config: config, runnerCommand: runnerCommand)
+            let winner = state.withLock { s -> Runner in
+                if let r = s.runner { return r }
+                s.runner = runner
+                s.restarts += 1
+                return runner
+            }
+            if winner === runner {
+                let thread = Thread { [self] in readLoop(runner) }
+                thread.start()
+            } else {
+                runner.channel.close(); kill(runner.pid, SIGKILL); Self.reap(runner.pid)
+            }
+            return winner
+        } catch {
+            throw ToolCallError(kind: .unavailable, message: error.description)
+        }
+    }
+
+    public func call(_ request: ToolCallRequest) async throws -> ToolCallResult {
+        let runner = try await currentRunner()
+        let id = nextId.wrappingAdd(1, ordering: .relaxed).oldValue
+        var frame = Array(#"{"op":"call","id":"#.utf8) + Array(String(id).utf8)
+        frame += Array(#","tool":"#.utf8) + JSONValue.string(request.tool).serializedBytes()
+        frame += Array(#","deadline_ns":"#.utf8) + Array(String(request.deadlineNanos ?? 0).utf8)
+        if let run = DriverCallContext.runId { frame += Array(#","run":"#.utf8) + JSONValue.string(run).serializedBytes() }
+        frame += Array(#","input":"#.utf8) + (request.input.isEmpty ? Array("{}".utf8) : request.input) + [UInt8(ascii: "}")]
+        let label = "\(name).\(request.tool)"
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<ToolCallResult, any Error>) in
+                let registered = state.withLock { s -> Bool in
+                    guard s.runner === runner else { return false }
+                    s.pending[id] = Pending(continuation: c, runner: runner)
+                    return true
+                }
+                guard registered else {
+                    c.resume(throwing: ToolCallError(kind: .internal, code: "driver_crashed", message: "driver '\(name)' runner ended before the call started"))
+                    return
+                }
+                if !runner.channel.send(frame) {
+                    // The reader sees the end of the stream and fails the call.
+                    return
+                }
+                if let deadline = request.deadlineNanos {
+                    let wait = max(0, deadline + CallTable.deadlineGraceNanos - nova_monotonic_ns())
+                    DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(wait))) { [self] in
+                        if let p = state.withLock({ $0.pending.removeValue(forKey: id) }) {
+                            p.continuation.resume(throwing: ToolCallError(kind: .deadline, message: "\(label): deadline exceeded (the driver did not answer in time)"))
+                        }
+                    }
+                }
+            }
+        } onCancel: {
+            runner.channel.send(JSONValue.object(["op": "cancel", "id": .int(Int(id))]).serializedBytes())
+            if let p = state.withLock({ $0.pending.removeValue(forKey: id) }) {
+                p.continuation.resume(throwing: ToolCallError(kind: .cancelled, message: "\(label): cancelled"))
+            }
+        }
+    }
+
+    /// Stops the runner (the generation is retired). In-flight calls have finished by then.
+    public func stop() { _ = stopRunner() }
+
+    /// Stops the runner and waits (up to `timeoutNanos`) until it has exited: it destroys the
+    /// instance and shuts the driver down first. For an orderly exit of the host, which would
+    /// otherwise kill the runner (parent-death signal) before it got there.
+    public func stopAndWait(timeoutNanos: Int64 = 10_000_000_000) {
+        guard let pid = stopRunner() else { return }
+        let deadline = nova_monotonic_ns() + timeoutNanos
+        while !state.withLock({ $0.ended.contains(pid) }) && nova_monotonic_ns() < deadline { usleep(2_000) }
+    }
+
+    private func stopRunner() -> pid_t? {
+        let runner = state.withLock { s -> Runner? in
+            s.stopped = true
+            defer { s.runner = nil }
+            return s.runner
+        }
+        guard let runner else { return nil }
+        // Closing our end makes the runner exit; the reader thread reaps it.
+        shutdown(runner.channel.fd, Int32(SHUT_RDWR))
+        return runner.pid
+    }
+}
+

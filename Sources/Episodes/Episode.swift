@@ -1,0 +1,208 @@
+import JSON
+import HostSupport
+
+/// Where a durably written episode is: its run id, chain position, hash and file.
+public struct EpisodeRef: Sendable, Hashable, CustomStringConvertible {
+    /// The run id (also the file name, `<run_id>.json`).
+    public let runId: String
+    /// Position in the chain: 1, 2, 3, …
+    public let seq: Int
+    /// SHA-256 (hex) of the canonical encoding of the episode without its `hash` field.
+    public let hash: String
+    /// The primary file, `<data>/episodes/<run_id>.json`.
+    public let path: String
+
+    /// A reference to the episode of `runId` at `seq` with `hash`, stored at `path`.
+    public init(runId: String, seq: Int, hash: String, path: String) {
+        self.runId = runId
+        self.seq = seq
+        self.hash = hash
+        self.path = path
+    }
+
+    public var description: String { "\(runId) (seq \(seq), hash \(hash.prefix(12))…)" }
+}
+
+/// One stored episode as read back from its file.
+public struct Episode: Sendable {
+    /// The stored document: the run's body plus `run_id`, `seq`, `prev_hash`, `hash` and
+    /// `episode_version`.
+    public let document: JSONValue
+    /// Where it is, from the document's own fields.
+    public let ref: EpisodeRef
+    /// The `prev_hash` field: the previous episode's `hash` (64 zeros for seq 1).
+    public let prevHash: String
+    /// `nil` when the file is intact (hash matches, canonical bytes, name matches run id);
+    /// otherwise what is wrong with it.
+    public let problem: String?
+
+    /// The run's body: the document without the chain fields.
+    public var body: JSONValue {
+        guard case .object(var o) = document else { return document }
+        for k in EpisodeFormat.chainKeys where k != "run_id" { o.removeValue(forKey: JSONKey(k)) }
+        return .object(o)
+    }
+}
+
+/// The on-disk episode format and its integrity check.
+///
+/// A stored episode is one JSON object: the body's members plus `run_id`, `seq`, `prev_hash`,
+/// `episode_version` and `hash`. `hash` is SHA-256 (lowercase hex) over the canonical encoding
+/// (`JSONValue.canonicalBytes()`, RFC 8785 style) of the object without `hash`. The file holds
+/// exactly the canonical encoding of the whole object followed by one newline, so any change
+/// of any byte is detectable: it breaks the JSON, changes the content (hash mismatch) or leaves
+/// the bytes non-canonical.
+public enum EpisodeFormat {
+    /// The `episode_version` written by this code.
+    public static let version = 1
+    /// `prev_hash` of the first episode.
+    public static let genesisHash = String(repeating: "0", count: 64)
+    /// Members the store owns; a body must not set them (except `run_id`, which must match).
+    public static let chainKeys: [String] = ["run_id", "seq", "prev_hash", "hash", "episode_version"]
+
+    /// Whether `runId` can name an episode file: 1–128 characters of `A–Z a–z 0–9 - _ .`,
+    /// not starting with `.` or `_` (reserved for temp files and `_backup`).
+    public static func isValidRunId(_ runId: String) -> Bool {
+        let u = Array(runId.utf8)
+        guard !u.isEmpty, u.count <= 128, u[0] != UInt8(ascii: "."), u[0] != UInt8(ascii: "_") else { return false }
+        for c in u {
+            switch c {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."):
+                continue
+            default:
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Builds the stored document for `body` at chain position `seq` after `prevHash` and
+    /// returns it with its hash and file bytes.
+    static func encode(body: [JSONKey: JSONValue], runId: String, seq: Int, prevHash: String)
+        -> (document: JSONValue, hash: String, bytes: [UInt8])
+    {
+        var o = body
+        o["run_id"] = .string(runId)
+        o["seq"] = .int(seq)
+        o["prev_hash"] = .string(prevHash)
+        o["episode_version"] = .int(version)
+        let members = canonicalMembers(o)
+        let hash = SHA256.hex(join(members, hash: nil))
+        o["hash"] = .string(hash)
+        return (.object(o), hash, join(members, hash: hash) + [0x0A])
+    }
+
+    /// The canonical `"key":value` encodings of an object's members, in canonical key order
+    /// (UTF-16 code units), so that the encodings with and without `hash` need one pass.
+    static func canonicalMembers(_ o: [JSONKey: JSONValue]) -> [(key: String, bytes: [UInt8])] {
+        o.keys.sorted { $0.string.utf16.lexicographicallyPrecedes($1.string.utf16) }.map { key in
+            (key.string, JSONValue.string(key.string).canonicalBytes() + [0x3A] + o[key]!.canonicalBytes())
+        }
+    }
+
+    /// The canonical encoding of the object made of `members`, plus `"hash": hash` if given
+    /// (equal to `JSONValue.object(...).canonicalBytes()` of that object).
+    static func join(_ members: [(key: String, bytes: [UInt8])], hash: String?) -> [UInt8] {
+        var out: [UInt8] = [0x7B]
+        out.reserveCapacity(members.reduce(100) { $0 + $1.bytes.count + 1 })
+        var pendingHash = hash.map { JSONValue.string("hash").canonicalBytes() + [0x3A] + JSONValue.string($0).canonicalBytes() }
+        for m in members {
+            if let h = pendingHash, "hash".utf16.lexicographicallyPrecedes(m.key.utf16) {
+                if out.count > 1 { out.append(0x2C) }
+                out += h
+                pendingHash = nil
+            }
+            if out.count > 1 { out.append(0x2C) }
+            out += m.bytes
+        }
+        if let h = pendingHash {
+            if out.count > 1 { out.append(0x2C) }
+            out += h
+        }
+        out.append(0x7D)
+        return out
+    }
+
+    /// The exact bytes `EpisodeFileChain.write` stores for `body` as the episode of `runId` at
+    /// `seq` after `prevHash` (for tools and benchmarks). Throws what `write` would for an
+    /// invalid run id or body.
+    public static func encodedBytes(body: JSONValue, runId: String, seq: Int = 1, prevHash: String = genesisHash) throws -> [UInt8] {
+        guard isValidRunId(runId) else { throw EpisodeError.invalidRunId(runId) }
+        let members = try validateBody(body, runId: runId).get()
+        return encode(body: members, runId: runId, seq: seq, prevHash: prevHash).bytes
+    }
+
+    /// Checks a body before it is written; returns the body's members or a reason it is refused.
+    static func validateBody(_ body: JSONValue, runId: String) -> Result<[JSONKey: JSONValue], EpisodeError> {
+        guard case .object(let o) = body else {
+            return .failure(.invalidBody(runId: runId, reason: "the body must be a JSON object, not \(body.typeName)"))
+        }
+        for k in chainKeys where o[k] != nil {
+            if k == "run_id" {
+                if o[k]?.stringValue != runId {
+                    return .failure(.invalidBody(runId: runId, reason: "the body's run_id \(o[k]!.description) differs from the run id"))
+                }
+                continue
+            }
+            return .failure(.invalidBody(runId: runId, reason: "the body must not set \"\(k)\" (the store writes it)"))
+        }
+        return .success(o)
+    }
+
+    /// The result of checking one stored file.
+    enum Check {
+        /// Parsed, hash correct, canonical bytes, `run_id` matches the name.
+        case valid(Episode)
+        /// Something is wrong; `kind` classifies it. `seq`/`hash` are the file's own claims when
+        /// readable (untrusted).
+        case invalid(kind: ChainIssue.Kind, reason: String, claimedSeq: Int?, claimedHash: String?, document: JSONValue?)
+    }
+
+    static func isHex64(_ s: String) -> Bool {
+        let u = s.utf8
+        return u.count == 64 && u.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
+    }
+
+    /// Checks the bytes of a stored file named `<expectedRunId>.json` at `path`.
+    static func check(bytes: [UInt8], expectedRunId: String, path: String) -> Check {
+        let doc: JSONValue
+        do {
+            doc = try JSONValue.parse(bytes)
+        } catch {
+            return .invalid(kind: .corrupt, reason: "not valid JSON (\(error))", claimedSeq: nil, claimedHash: nil, document: nil)
+        }
+        guard case .object(var o) = doc else {
+            return .invalid(kind: .corrupt, reason: "not a JSON object", claimedSeq: nil, claimedHash: nil, document: doc)
+        }
+        let claimedSeq = o["seq"]?.intValue
+        let claimedHash = o["hash"]?.stringValue
+        func malformed(_ why: String) -> Check {
+            .invalid(kind: .corrupt, reason: why, claimedSeq: claimedSeq, claimedHash: claimedHash, document: doc)
+        }
+        guard let hash = claimedHash, isHex64(hash) else { return malformed("no valid \"hash\" field") }
+        guard let seq = claimedSeq, seq >= 1, case .int = o["seq"]! else { return malformed("no valid \"seq\" field") }
+        guard let prev = o["prev_hash"]?.stringValue, isHex64(prev) else { return malformed("no valid \"prev_hash\" field") }
+        guard let runId = o["run_id"]?.stringValue else { return malformed("no \"run_id\" field") }
+        guard o["episode_version"]?.intValue == version else { return malformed("unknown episode_version") }
+        o.removeValue(forKey: "hash")
+        let members = canonicalMembers(o)
+        let withoutHash = join(members, hash: nil)
+        let full = join(members, hash: hash) + [0x0A]
+        let actual = SHA256.hex(withoutHash)
+        if actual != hash {
+            return .invalid(kind: .changed, reason: "content changed: stored hash \(hash.prefix(16))… but the content hashes to \(actual.prefix(16))…",
+                            claimedSeq: seq, claimedHash: hash, document: doc)
+        }
+        if full != bytes {
+            return .invalid(kind: .changed, reason: "file bytes changed: they differ from the canonical encoding of the (correctly hashed) content",
+                            claimedSeq: seq, claimedHash: hash, document: doc)
+        }
+        if runId != expectedRunId {
+            return .invalid(kind: .misnamed, reason: "file is named \(expectedRunId).json but holds run \(runId)",
+                            claimedSeq: seq, claimedHash: hash, document: doc)
+        }
+        let ref = EpisodeRef(runId: runId, seq: seq, hash: hash, path: path)
+        return .valid(Episode(document: doc, ref: ref, prevHash: prev, problem: nil))
+    }
+}

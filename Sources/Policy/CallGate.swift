@@ -1,0 +1,69 @@
+import JSON
+import Drivers
+
+/// A call about to be made, as the policy engine sees it.
+public struct GateRequest: Sendable {
+    public var runId: String
+    public var principal: String
+    /// `driver.tool`.
+    public var tool: String
+    public var input: JSONValue
+    public var annotations: ToolAnnotations?
+    /// The input fields the tool lets conditions read (its manifest's `policyInputs`).
+    public var policyInputs: PolicyInputs
+    public init(runId: String, principal: String, tool: String, input: JSONValue, annotations: ToolAnnotations?,
+                policyInputs: PolicyInputs = PolicyInputs()) {
+        self.runId = runId
+        self.principal = principal
+        self.tool = tool
+        self.input = input
+        self.annotations = annotations
+        self.policyInputs = policyInputs
+    }
+}
+
+/// The answer for one call: allow or deny, which rule decided and why.
+public struct GateDecision: Sendable {
+    public var allowed: Bool
+    /// The id of the rule that decided (`default-deny` when none matched).
+    public var ruleId: String
+    public var reason: String
+    /// The principal's role, if known.
+    public var role: String?
+    /// Remaining budgets and rate-limit tokens after this decision (for the episode).
+    public var remaining: JSONValue?
+    /// For a denial by an exhausted rate limit that refills: milliseconds until the next call
+    /// may pass (HTTP answers 429 with `Retry-After`). Nil for every other decision.
+    public var retryAfterMs: Int?
+    /// The hash of the policy profile that decided (`PolicyProfile.hash`); nil from gates that
+    /// have no profile.
+    public var profileHash: String?
+    public init(allowed: Bool, ruleId: String, reason: String, role: String? = nil, remaining: JSONValue? = nil, retryAfterMs: Int? = nil,
+                profileHash: String? = nil) {
+        self.allowed = allowed
+        self.ruleId = ruleId
+        self.reason = reason
+        self.role = role
+        self.remaining = remaining
+        self.retryAfterMs = retryAfterMs
+        self.profileHash = profileHash
+    }
+
+    public var json: JSONValue {
+        var o: [String: JSONValue] = ["decision": .string(allowed ? "allow" : "deny"), "rule": .string(ruleId), "reason": .string(reason)]
+        if let role { o["role"] = .string(role) }
+        if let remaining { o["remaining"] = remaining }
+        if let retryAfterMs { o["retry_after_ms"] = .int(retryAfterMs) }
+        if let profileHash { o["policy"] = .string(profileHash) }
+        return .object(o)
+    }
+}
+
+/// The seam where policy decides: the run engine asks before every call and reports usage
+/// after it. Implementations must fail closed: any internal error is a denial.
+public protocol CallGate: Sendable {
+    /// Decides whether the call may run now (roles, rules, rate limits, budgets).
+    func authorize(_ request: GateRequest) async -> GateDecision
+    /// Charges what the call consumed (after the call, success or failure).
+    func charge(_ request: GateRequest, usage: ToolUsage, durationNanos: Int64) async
+}

@@ -1,0 +1,26 @@
+import Episodes
+import Store
+
+// A run's record is what its episode holds: written through the episode log and indexed from
+// the typed record, without a JSON round trip.
+
+extension EpisodeSummary {
+    /// The summary of a run written as the episode `ref`, from the typed record (no JSON
+    /// round trip).
+    public init(ref: EpisodeRef, record: RunRecord) {
+        let t = record.totals
+        self.init(runId: ref.runId, seq: ref.seq, hash: ref.hash, planName: record.planName, principal: record.principal,
+                  status: record.status.rawValue, startedAt: record.startedAt, finishedAt: record.finishedAt,
+                  durationMs: record.durationMs,
+                  totals: EpisodeTotals(calls: t.calls, tokens: Int(clamping: t.tokens), costMicros: Int(clamping: t.costMicros)))
+    }
+}
+
+extension EpisodeLog {
+    /// Writes the episode of `record` (its `json`, which the run engine has already redacted)
+    /// and indexes it from the typed record. The blocking file work runs on its own thread.
+    @discardableResult
+    public func write(_ record: RunRecord) async throws -> LoggedEpisode {
+        try await write(body: record.json, runId: record.runId) { EpisodeSummary(ref: $0, record: record) }
+    }
+}

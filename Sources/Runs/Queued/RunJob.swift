@@ -1,0 +1,121 @@
+import JSON
+import Episodes
+import HostSupport
+import Plans
+import Store
+
+/// A run waiting in the job queue (job kind `run`): the payload carries everything a worker
+/// on any host needs to run it, and the job id is the run id its episode will carry.
+public enum RunJob {
+    /// The job kind of queued runs.
+    public static let kind = "run"
+
+    /// The payload of `submission`. `fingerprint` identifies the request for idempotent
+    /// replays.
+    public static func payload(_ s: RunSubmission, fingerprint: String?, submittedAt: String) -> JSONValue {
+        var o: [JSONKey: JSONValue] = ["plan": s.plan.source, "inputs": .object(s.inputs.reduce(into: [:]) { $0[JSONKey($1.key)] = $1.value }),
+                                       "principal": .string(s.principal), "origin": .string(s.origin), "submitted_at": .string(submittedAt)]
+        if let role = s.role { o["role"] = .string(role) }
+        if let p = s.parallelism { o["parallelism"] = .int(p) }
+        if let fingerprint { o["fingerprint"] = .string(fingerprint) }
+        return .object(o)
+    }
+
+    /// The submission a payload carries; throws a message naming the bad field.
+    public static func submission(_ payload: JSONValue) throws(JobQueueError) -> RunSubmission {
+        guard case .object = payload else { throw JobQueueError("the payload is not an object") }
+        guard let planJSON = payload["plan"] else { throw JobQueueError("the payload has no plan") }
+        let plan: Plan
+        do { plan = try Plan.parse(planJSON) } catch { throw JobQueueError("the payload's plan is invalid: \(error)") }
+        guard let principal = payload["principal"]?.stringValue, !principal.isEmpty else {
+            throw JobQueueError("the payload has no principal")
+        }
+        var inputs: [String: JSONValue] = [:]
+        if let i = payload["inputs"] {
+            guard let o = i.objectValue else { throw JobQueueError("the payload's inputs are not an object") }
+            inputs = o
+        }
+        var parallelism: Int?
+        if let p = payload["parallelism"] {
+            guard let n = p.intValue else { throw JobQueueError("the payload's parallelism is not an integer") }
+            parallelism = n
+        }
+        return RunSubmission(plan: plan, inputs: inputs, principal: principal, role: payload["role"]?.stringValue,
+                             parallelism: parallelism, origin: payload["origin"]?.stringValue ?? "queue")
+    }
+
+    /// The unique key that makes an `Idempotency-Key` of `principal` name one run.
+    public static func uniqueKey(principal: String, idempotencyKey: String) -> String {
+        "run:" + SHA256.hex(Array((principal + "\u{0}" + idempotencyKey).utf8))
+    }
+}
+
+/// Executes queued runs (job kind `run`) through the one run pipeline, as the principal and
+/// role that submitted them. A run is recorded exactly once: an attempt that finds the run's
+/// episode already written (its predecessor crashed after writing it) completes the job
+/// without running the plan again. A run whose plan can no longer run (a driver was removed)
+/// is recorded `failed`.
+public struct RunJobHandler: JobHandler {
+    public let runs: RunManager
+
+    public init(runs: RunManager) { self.runs = runs }
+
+    public func perform(_ job: Job, worker: String) async -> JobCompletion {
+        defer { runs.forgetCancel(runId: job.id) }  // a cancel for a run that never started here
+        let submission: RunSubmission
+        do { submission = try RunJob.submission(job.payload) } catch {
+            return .failed(error: "malformed run job: \(error.message)", retryable: false)
+        }
+        let host = runs.host
+        // Only a later attempt can find its run recorded (its predecessor died after writing
+        // the episode): the first attempt skips the read.
+        if job.attempt > 1, let log = host.episodes, let existing = try? await log.show(runId: job.id) {
+            return .succeeded(result: ["status": existing.document["status"] ?? .null, "seq": .int(existing.ref.seq),
+                                       "note": "recorded by an earlier attempt"])
+        }
+        let attempt = RunJobAttempt(jobId: job.id, attempt: job.attempt, worker: worker)
+        let submittedAt = job.payload["submitted_at"]?.stringValue
+        let request: RunRequest
+        do { request = try await host.pipeline.prepare(submission) } catch {
+            // Validated when it was accepted; something changed since (drivers, policy roles).
+            var record = RunRecord(runId: job.id, planName: submission.plan.name, plan: submission.plan.source,
+                                   principal: submission.principal, inputs: .object(submission.inputs), startedAt: Timestamps.now())
+            record.finishedAt = record.startedAt
+            record.status = .failed
+            record.error = "the plan can no longer run: \(error.description)"
+            record.job = attempt
+            let result = await host.pipeline.record(record)
+            if let e = result.episodeError { return .failed(error: "the run's episode was not written: \(e)", retryable: true) }
+            return .succeeded(result: ["status": "failed", "seq": .int(result.episode?.seq ?? 0)])
+        }
+        let snap: RunSnapshot
+        do { snap = try await runs.execute(request, runId: job.id, job: attempt, submittedAt: submittedAt) } catch {
+            switch error {
+            case .notAccepting: return .released(reason: "interrupted: the worker is shutting down")
+            case .unknownRole(let m): return .failed(error: m, retryable: false)
+            }
+        }
+        if snap.released { return .released(reason: "interrupted: the worker shut down before the run finished") }
+        if let e = snap.episodeError, snap.episode == nil {
+            return .failed(error: "the run's episode was not written: \(e)", retryable: true)
+        }
+        let result: JSONValue = ["status": .string(snap.status.rawValue), "seq": .int(snap.episode?.seq ?? 0)]
+        if snap.status == .cancelled && snap.cancelRequested { return .cancelled(reason: "cancelled on request (the run is recorded cancelled)") }
+        return .succeeded(result: result, payload: snap.record.map { Self.redacted(job.payload, as: $0) })
+    }
+
+    /// The payload with the plan and inputs as the episode has them (secrets redacted), once
+    /// the run is recorded and the job will not run again.
+    static func redacted(_ payload: JSONValue, as record: RunRecord) -> JSONValue {
+        guard case .object(var o) = payload else { return payload }
+        o["plan"] = record.plan
+        o["inputs"] = record.inputs
+        return .object(o)
+    }
+
+    public func requestCancel(_ job: Job) {
+        // The request may arrive between the dequeue and the run's start: then the run is
+        // cancelled as it starts.
+        _ = runs.cancel(runId: job.id, beforeStart: true)
+    }
+}

@@ -1,0 +1,156 @@
+import JSON
+import Episodes
+
+/// The result of `EpisodeLog.write`: the durable episode, and whether the index took it.
+public struct LoggedEpisode: Sendable {
+    /// The durable episode.
+    public let ref: EpisodeRef
+    /// Why indexing failed (`nil` if indexed). The episode stands regardless; the index is
+    /// repaired on the next open or by `repairIndex()`.
+    public let indexError: String?
+}
+
+/// Episodes plus their index. With a store that keeps episodes itself (`HostStore.episodeChain`,
+/// the PostgreSQL store) every host appends to that one chain, and the index entry is written in
+/// the same transaction. Otherwise episodes are files under the data directory (the source of
+/// truth) indexed afterwards in the store: if indexing fails the episode still stands and the
+/// index is repaired on the next open (episodes missing from the index are added, entries
+/// without a file removed).
+public final class EpisodeLog: Sendable {
+    /// The episode files (not used for episodes when `chain` is set).
+    public let episodes: EpisodeFileChain
+    /// The store's own episode chain, when it keeps episodes (nil: the files are the episodes).
+    public var chain: (any EpisodeChainStore)? { store.episodeChain }
+    /// The index and policy state.
+    public let store: any HostStore
+    /// Episodes the open-time index repair added (or why it failed).
+    public let openIndexRepair: Result<Int, StoreRepairError>
+
+    /// Why an index repair failed.
+    public struct StoreRepairError: Error, Sendable, CustomStringConvertible {
+        /// What went wrong.
+        public let message: String
+        public var description: String { message }
+    }
+
+    /// Opens the episode store under `dataDirectory` (recovering it as `openMode` says) and the
+    /// index `store` (by default `SQLiteStore` at `<data>/nova.sqlite`), then repairs the index.
+    public static func open(dataDirectory: String, store: (any HostStore)? = nil,
+                            fileSystem: any EpisodeFileSystem = PosixEpisodeFileSystem(),
+                            openMode: EpisodeFileChain.OpenMode = .recover) async throws -> EpisodeLog
+    {
+        let episodes = try EpisodeFileChain(dataDirectory: dataDirectory, fileSystem: fileSystem, openMode: openMode)
+        let store = try store ?? SQLiteStore(path: episodes.dataDirectory + "/" + SQLiteStore.defaultFileName)
+        let repair: Result<Int, StoreRepairError>
+        do {
+            // A chain kept in the store is indexed in the same transaction: nothing to repair.
+            repair = .success(store.episodeChain == nil ? try await Self.repair(episodes: episodes, store: store) : 0)
+        } catch {
+            repair = .failure(StoreRepairError(message: "index repair failed: \(error)"))
+        }
+        return EpisodeLog(episodes: episodes, store: store, openIndexRepair: repair)
+    }
+
+    private init(episodes: EpisodeFileChain, store: any HostStore, openIndexRepair: Result<Int, StoreRepairError>) {
+        self.episodes = episodes
+        self.store = store
+        self.openIndexRepair = openIndexRepair
+    }
+
+
+    /// Writes `body` as the episode of `runId` (see `EpisodeFileChain.write`), then indexes it.
+    @discardableResult
+    public func write(body: JSONValue, runId: String) async throws -> LoggedEpisode {
+        try await write(body: body, runId: runId) { EpisodeSummary(ref: $0, document: body) }
+    }
+
+    /// Appends to the store's chain (indexed in the same transaction), or writes the file and
+    /// then indexes it with `summary`.
+    package func write(body: JSONValue, runId: String,
+                       summary: @escaping @Sendable (EpisodeRef) -> EpisodeSummary) async throws -> LoggedEpisode {
+        if let chain {
+            return LoggedEpisode(ref: try await chain.appendEpisode(body: body, runId: runId, summary: summary), indexError: nil)
+        }
+        let ref = try await episodes.write(body: body, runId: runId)
+        do {
+            try await store.indexEpisode(summary(ref))
+            return LoggedEpisode(ref: ref, indexError: nil)
+        } catch {
+            return LoggedEpisode(ref: ref, indexError: "\(error)")
+        }
+    }
+
+    /// Adds to the index every intact episode it lacks (or holds at another seq) and removes
+    /// entries whose file is gone. Returns how many entries were added.
+    @discardableResult
+    public func repairIndex() async throws -> Int {
+        if chain != nil { return 0 }
+        return try await Self.repair(episodes: episodes, store: store)
+    }
+
+    private static func repair(episodes: EpisodeFileChain, store: any HostStore) async throws -> Int {
+        let indexed = try await store.indexedRunIds()
+        let fs = episodes.fs
+        var onDisk = Set<String>()
+        var add: [EpisodeSummary] = []
+        for name in try fs.listDirectory(episodes.directory) where name.hasSuffix(".json") && !name.hasPrefix(EpisodeFileChain.tempPrefix) {
+            let id = String(name.dropLast(5))
+            guard EpisodeFormat.isValidRunId(id) else { continue }
+            onDisk.insert(id)
+            if indexed[id] != nil { continue }
+            if let e = try? episodes.show(runId: id), e.problem == nil { add.append(EpisodeSummary(e)) }
+        }
+        // An indexed seq that moved (the entry is re-added above) is replaced by INSERT OR REPLACE.
+        try await store.indexEpisodes(add)
+        let gone = indexed.keys.filter { !onDisk.contains($0) }
+        try await store.removeEpisodes(runIds: Array(gone))
+        return add.count
+    }
+
+    /// Rebuilds the whole index from the episode files; returns the number indexed.
+    @discardableResult
+    public func reindex() async throws -> Int {
+        if chain != nil { throw EpisodeLogError("the index of a chain kept in the store is written with each episode: there is nothing to rebuild") }
+        let all = try episodes.intactEpisodes().map(EpisodeSummary.init)
+        try await store.replaceEpisodeIndex(with: all)
+        return all.count
+    }
+
+    /// Indexed episodes, newest first.
+    public func list(status: String? = nil, principal: String? = nil, limit: Int = 50, offset: Int = 0) async throws -> [EpisodeSummary] {
+        try await store.listEpisodes(status: status, principal: principal, limit: limit, offset: offset)
+    }
+
+    /// The stored episode of `runId` (from the store's chain or its file).
+    public func show(runId: String) async throws -> Episode {
+        if let chain { return try await chain.episode(runId: runId) }
+        return try episodes.show(runId: runId)
+    }
+
+    /// Walks the chain (see `EpisodeFileChain.verify()` and `EpisodeChainStore.verifyEpisodes()`).
+    public func verify() async throws -> VerifyReport {
+        if let chain { return try await chain.verifyEpisodes() }
+        return try episodes.verify()
+    }
+
+    /// `EpisodeFileChain.recover()`, then an index repair.
+    @discardableResult
+    public func recover() async throws -> RecoveryReport {
+        if let chain {
+            // Rows commit atomically: there are no temp files or backups to repair, only a
+            // chain to check.
+            return RecoveryReport(removedTempFiles: [], restoredMissing: [], restoredCorrupt: [], rewrittenBackups: [],
+                                  unrepairable: [], chain: try await chain.verifyEpisodes())
+        }
+        let report = try episodes.recover()
+        try await repairIndex()
+        return report
+    }
+}
+
+/// An operation the episode log cannot do in its configuration.
+public struct EpisodeLogError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
