@@ -55,6 +55,9 @@ install: drivers
 	install -m 0644 $(DRIVERS_DIR)/*.so $(DESTDIR)$(PREFIX)/lib/nova-host/drivers/
 	install -m 0644 configs/policy.default.json $(DESTDIR)$(PREFIX)/share/nova-host/policy.default.json
 	install -m 0644 $(ABI_INCLUDE)/nova_driver.h $(DESTDIR)$(PREFIX)/include/nova_driver.h
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e "s|@VERSION@|$$(sed -n 's/^#define NOVA_ABI_MAJOR //p' $(ABI_INCLUDE)/nova_driver.h).$$(sed -n 's/^#define NOVA_ABI_MINOR //p' $(ABI_INCLUDE)/nova_driver.h)|" \
+	  Sources/DriverABI/nova-driver.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nova-driver.pc
 	@echo "installed into $(DESTDIR)$(PREFIX): try  $(PREFIX)/bin/nova-host drivers list"
 
 # `make install` into a temporary prefix, then the installed binary from another directory.
@@ -68,6 +71,8 @@ test: test-deps drivers
 	Tests/sandbox/run-battery.sh
 	[ "$$(id -u)" != 0 ] || Tests/sandbox/run-battery.sh --unprivileged --no-build
 	NOVA_HOST_BIN=$(NOVA) Tests/server/run-e2e.sh
+	# Every shipped driver through the conformance harness (nova-host drivers test).
+	NOVA_HOST_BIN=$(NOVA) Tests/servers/with-servers.sh Tests/drivers/run-conformance.sh
 	# Workers SIGKILLed under load: every run recorded exactly once (PostgreSQL and SQLite).
 	NOVA_HOST_BIN=$(NOVA) Tests/servers/with-servers.sh Tests/queue/run-crash-tests.sh
 	Tests/install/run-install-test.sh

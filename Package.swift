@@ -85,7 +85,10 @@ let package = Package(
         // through the job queue (workers, cancellation, views).
         .target(name: "Runs", dependencies: ["Drivers", "Plans", "Policy", "Episodes", "Store", "HostSupport", "HostSchemas", "CHostSupport", "Threads", "JSON", "Schema"],
                 path: "Sources/Runs", swiftSettings: strict),
-        // The host facade (NovaHost, HostPaths) over the targets above, which it re-exports.
+        // `nova-host drivers test`: a driver library checked against the ABI as the host uses it.
+        .target(name: "DriverConformance", dependencies: ["Drivers", "CHostSupport", "JSON", "Schema"],
+                path: "Sources/DriverConformance", swiftSettings: strict),
+        // `import Host`: the host targets above, re-exported for the CLI, the server and the tests.
         .target(
             name: "Host",
             dependencies: ["Drivers", "Plans", "Policy", "Episodes", "Store", "Runs", "HostSupport", "HostSchemas", "Threads"],
@@ -95,7 +98,7 @@ let package = Package(
         // The CLI, thin over Host.
         .executableTarget(
             name: "nova-host",
-            dependencies: ["Host", "HostServer", "JSON", "PostgresStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Host", "HostServer", "DriverConformance", "JSON", "PostgresStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/nova-host",
             swiftSettings: strict
         ),

@@ -68,6 +68,11 @@ public struct GraphQLDriver: NovaDriver {
                 ],
                 "annotations": ["readOnlyHint": false, "destructiveHint": true, "idempotentHint": false, "openWorldHint": true],
                 "policyInputs": ["graphql_document": "/query"],
+                "examples": [
+                    ["input": ["query": "{ __typename }"]],
+                    ["input": ["query": "{ unclosed("], "error": "graphql_syntax",
+                     "description": "a document that does not parse is refused before anything is sent"],
+                ],
             ],
             [
                 "name": "schema",
@@ -91,6 +96,7 @@ public struct GraphQLDriver: NovaDriver {
                     ],
                 ],
                 "annotations": ["readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": true],
+                "examples": [["input": [:]]],
             ],
         ],
     ]

@@ -49,6 +49,10 @@ public struct HTTPDriver: NovaDriver {
             "outputSchema": outputSchema,
             "annotations": ["readOnlyHint": false, "destructiveHint": true, "idempotentHint": false, "openWorldHint": true],
             "policyInputs": ["url": "/url"],
+            "examples": [
+                ["input": ["url": "http://169.254.169.254/latest/meta-data/"], "error": "egress_denied",
+                 "description": "the cloud metadata address is refused before any connection"],
+            ],
         ]],
     ]
 

@@ -47,6 +47,11 @@ public struct PostgresDriver: NovaDriver {
                 "outputSchema": rowsOutput(extra: ["read_only": ["type": "boolean"]], required: ["read_only"]),
                 "annotations": ["readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false],
                 "policyInputs": ["allow_write": "/allow_write"],
+                "examples": [
+                    ["input": ["sql": "select $1::int + 1 as answer", "params": [41]]],
+                    ["input": ["sql": "create temporary table nova_example (i int)"], "error": "sql_error",
+                     "description": "a write inside the read-only transaction is refused by the server"],
+                ],
             ],
             [
                 "name": "execute",
@@ -55,6 +60,7 @@ public struct PostgresDriver: NovaDriver {
                 "outputSchema": rowsOutput(extra: ["command": ["type": "string"], "rows_affected": ["type": ["integer", "null"]]],
                                            required: ["command", "rows_affected"]),
                 "annotations": ["readOnlyHint": false, "destructiveHint": true, "idempotentHint": false, "openWorldHint": false],
+                "examples": [["input": ["sql": "create temporary table if not exists nova_example (i int)"]]],
             ],
             [
                 "name": "schema",
@@ -62,6 +68,7 @@ public struct PostgresDriver: NovaDriver {
                 "inputSchema": schemaInput,
                 "outputSchema": schemaOutput,
                 "annotations": ["readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false],
+                "examples": [["input": ["schema": "public"]]],
             ],
         ],
     ]

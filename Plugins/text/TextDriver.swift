@@ -17,6 +17,7 @@ public struct TextDriver: NovaDriver {
                 "inputSchema": ["type": "object", "properties": ["text": ["type": "string"]], "required": ["text"], "additionalProperties": false],
                 "outputSchema": ["type": "object", "properties": ["text": ["type": "string"]], "required": ["text"]],
                 "annotations": ["readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false],
+                "examples": [["input": ["text": "nova"]]],
             ],
             [
                 "name": "join",
@@ -28,6 +29,7 @@ public struct TextDriver: NovaDriver {
                 ],
                 "outputSchema": ["type": "object", "properties": ["text": ["type": "string"]], "required": ["text"]],
                 "annotations": ["readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false],
+                "examples": [["input": ["parts": ["plug", "in"], "separator": "-"]]],
             ],
             [
                 "name": "length",
@@ -35,6 +37,7 @@ public struct TextDriver: NovaDriver {
                 "inputSchema": ["type": "object", "properties": ["text": ["type": "string"]], "required": ["text"], "additionalProperties": false],
                 "outputSchema": ["type": "object", "properties": ["characters": ["type": "integer"], "bytes": ["type": "integer"]]],
                 "annotations": ["readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false],
+                "examples": [["input": ["text": "héllo"]]],
             ],
             [
                 "name": "delay",
@@ -46,6 +49,7 @@ public struct TextDriver: NovaDriver {
                 ],
                 "outputSchema": ["type": "object", "properties": ["text": ["type": "string"]], "required": ["text"]],
                 "annotations": ["readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false],
+                "examples": [["input": ["text": "later", "ms": 200]]],
             ],
         ],
     ]

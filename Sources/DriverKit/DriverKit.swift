@@ -47,8 +47,21 @@ public enum ToolOutput: Sendable {
 /// An error a driver throws; its `status` becomes the ABI status of the call.
 public struct DriverError: Error, Sendable, CustomStringConvertible {
     /// The ABI status family.
-    public enum Status: Int32, Sendable {
-        case invalidArgument = -2, unknownTool = -3, tool = -4, cancelled = -5, deadline = -6, `internal` = -7, unsupported = -8
+    public enum Status: Sendable {
+        case invalidArgument, unknownTool, tool, cancelled, deadline, `internal`, unsupported
+
+        /// The header's status constant (nova_driver.h), never a copy of its value.
+        public var rawValue: Int32 {
+            switch self {
+            case .invalidArgument: Int32(NOVA_ERR_INVALID_ARGUMENT)
+            case .unknownTool: Int32(NOVA_ERR_UNKNOWN_TOOL)
+            case .tool: Int32(NOVA_ERR_TOOL)
+            case .cancelled: Int32(NOVA_ERR_CANCELLED)
+            case .deadline: Int32(NOVA_ERR_DEADLINE)
+            case .internal: Int32(NOVA_ERR_INTERNAL)
+            case .unsupported: Int32(NOVA_ERR_UNSUPPORTED)
+            }
+        }
     }
     public var status: Status
     public var code: String
@@ -63,7 +76,7 @@ public struct DriverError: Error, Sendable, CustomStringConvertible {
         self.details = details
     }
 
-    public static func invalidArgument(_ message: String) -> DriverError { DriverError(.invalidArgument, code: "invalid_argument", message: message) }
+    public static func invalidArgument(_ message: String) -> DriverError { DriverError(.invalidArgument, code: NOVA_CODE_INVALID_ARGUMENT, message: message) }
     public static func unknownTool(_ tool: String) -> DriverError { DriverError(.unknownTool, code: "unknown_tool", message: "unknown tool '\(tool)'") }
     public static func tool(_ code: String, _ message: String, details: [String: JSONValue] = [:]) -> DriverError { DriverError(.tool, code: code, message: message, details: details) }
 
@@ -194,7 +207,7 @@ private func encode(_ output: ToolOutput) -> [UInt8] {
 private func failure(_ error: any Error) -> (Int32, [UInt8]) {
     if let e = error as? DriverError { return (e.status.rawValue, e.errorObject.serializedBytes()) }
     if error is CancellationError {
-        return (DriverError.Status.cancelled.rawValue, JSONValue.object(["code": "cancelled", "message": "cancelled"]).serializedBytes())
+        return (DriverError.Status.cancelled.rawValue, JSONValue.object(["code": .string(NOVA_CODE_CANCELLED), "message": "cancelled"]).serializedBytes())
     }
     let obj: JSONValue = .object(["code": "tool_error", "message": .string(String(describing: error))])
     return (DriverError.Status.tool.rawValue, obj.serializedBytes())

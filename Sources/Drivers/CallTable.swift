@@ -4,6 +4,11 @@ import Dispatch
 import Synchronization
 import CHostSupport
 import Threads
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The calls one driver generation holds: registered before the driver sees a call, removed
 /// when the driver completes it. The C callbacks (`complete`, `is_cancelled`, `report_usage`)
@@ -24,6 +29,8 @@ final class CallTable: Sendable {
         var label: String
         /// The driver instance the call was given to.
         var instance: ObjectIdentifier
+        /// The thread that gave the driver the call (to tell an asynchronous completion).
+        var callerThread: UInt
     }
 
     private struct State {
@@ -35,6 +42,8 @@ final class CallTable: Sendable {
     }
 
     private let state = Mutex(State())
+    /// How the driver has answered so far (`drivers test` reads them; relaxed counters).
+    let counters = CallCounters.Live()
     /// Call ids are unique in the process (logs and the driver see them), not per table.
     private static let nextId = Atomic<UInt64>(1)
 
@@ -67,7 +76,7 @@ final class CallTable: Sendable {
         let early = state.withLock { s -> Bool in
             if s.cancelledEarly.remove(id) != nil { return true }
             s.entries[id] = Entry(continuation: continuation, cancelled: false, deadlineNanos: deadlineNanos,
-                                  usage: ToolUsage(), label: label, instance: instance)
+                                  usage: ToolUsage(), label: label, instance: instance, callerThread: CallTable.currentThread())
             return false
         }
         if early {
@@ -100,7 +109,33 @@ final class CallTable: Sendable {
 
     /// The driver's `complete`. Late completions (after the host gave up) are discarded.
     func complete(_ id: UInt64, status: Int32, output: [UInt8]) {
-        _ = answer(for: id) { $0.completeHere(id, status: status, output: output) ? true : nil }
+        if answer(for: id, { $0.completeHere(id, status: status, output: output) ? true : nil }) == nil {
+            // A second `complete` for one call, or one for an id the host never gave.
+            counters.strayCompletions.add(1, ordering: .relaxed)
+        }
+    }
+
+    /// Whether this table still holds `id` (the driver has not completed it).
+    func holds(_ id: UInt64) -> Bool { state.withLock { $0.entries[id] != nil } }
+
+    /// Counts what `call` returned for `id`; a call that returned `NOVA_OK` must already be
+    /// completed.
+    func noteReturn(_ id: UInt64, status: Int32) {
+        switch status {
+        case Int32(NOVA_OK):
+            counters.returnedOk.add(1, ordering: .relaxed)
+            if holds(id) { counters.okBeforeComplete.add(1, ordering: .relaxed) }
+        case Int32(NOVA_PENDING): counters.returnedPending.add(1, ordering: .relaxed)
+        default: counters.refused.add(1, ordering: .relaxed)
+        }
+    }
+
+    static func currentThread() -> UInt {
+        #if canImport(Glibc)
+        return UInt(pthread_self())
+        #else
+        return UInt(bitPattern: pthread_self())
+        #endif
     }
 
     /// `body`'s answer (nil: the table does not hold `id`) from the table holding `id`: this one
@@ -127,6 +162,11 @@ final class CallTable: Sendable {
             return (entry.continuation, entry, idle)
         }
         guard let (continuation, entry, idle) = found else { return false }
+        if entry.callerThread == CallTable.currentThread() {
+            counters.completedOnCallingThread.add(1, ordering: .relaxed)
+        } else {
+            counters.completedOnOtherThread.add(1, ordering: .relaxed)
+        }
         if !idle.isEmpty { PosixThread.detach { for action in idle { action() } } }
         guard let continuation else { return true }
         if status >= 0 {
@@ -144,8 +184,9 @@ final class CallTable: Sendable {
     }
 
     /// The driver refused the call (negative status from `call`): complete is never coming.
+    /// (If the driver completed it anyway, that completion already removed the entry.)
     func refuse(_ id: UInt64, status: Int32) {
-        complete(id, status: status, output: [])
+        _ = answer(for: id) { $0.completeHere(id, status: status, output: []) ? true : nil }
     }
 
     /// `is_cancelled`: true once the call was cancelled or its deadline passed.
@@ -211,5 +252,40 @@ final class CallTable: Sendable {
             if let m = obj["message"]?.stringValue { message = m }
         }
         return ToolCallError(kind: kind, code: code, message: message, source: "driver", usage: usage)
+    }
+}
+
+/// How a driver generation has answered its calls: what `call` returned, from which thread
+/// `complete` came, and completions that broke the ABI's rules. `nova-host drivers test` reports
+/// them; the host itself only counts.
+public struct CallCounters: Sendable, Equatable {
+    /// `call` returned `NOVA_OK` (completed before returning).
+    public var returnedOk = 0
+    /// `call` returned `NOVA_PENDING` (completes later).
+    public var returnedPending = 0
+    /// `call` returned a negative status (refused without `complete`).
+    public var refused = 0
+    /// Completions on the thread that made the call (inside `call`).
+    public var completedOnCallingThread = 0
+    /// Completions from another thread.
+    public var completedOnOtherThread = 0
+    /// `call` returned `NOVA_OK` but had not called `complete` (an ABI violation).
+    public var okBeforeComplete = 0
+    /// `complete` for a call already completed, or for an id never given (an ABI violation).
+    public var strayCompletions = 0
+
+    final class Live: Sendable {
+        let returnedOk = Atomic<Int>(0), returnedPending = Atomic<Int>(0), refused = Atomic<Int>(0)
+        let completedOnCallingThread = Atomic<Int>(0), completedOnOtherThread = Atomic<Int>(0)
+        let okBeforeComplete = Atomic<Int>(0), strayCompletions = Atomic<Int>(0)
+
+        var snapshot: CallCounters {
+            CallCounters(returnedOk: returnedOk.load(ordering: .relaxed), returnedPending: returnedPending.load(ordering: .relaxed),
+                         refused: refused.load(ordering: .relaxed),
+                         completedOnCallingThread: completedOnCallingThread.load(ordering: .relaxed),
+                         completedOnOtherThread: completedOnOtherThread.load(ordering: .relaxed),
+                         okBeforeComplete: okBeforeComplete.load(ordering: .relaxed),
+                         strayCompletions: strayCompletions.load(ordering: .relaxed))
+        }
     }
 }

@@ -45,6 +45,8 @@ public struct ToolDescriptor: Sendable {
     public var secretInputFields: [String]
     /// The input fields policy conditions may read (`policyInputs` in the manifest).
     public var policyInputs: PolicyInputs = PolicyInputs()
+    /// Sample calls the driver declares (`examples`): `nova-host drivers test` runs them.
+    public var examples: [ToolExample] = []
     /// Unique per parsed manifest, so per loaded generation: what is derived from this
     /// descriptor (its compiled schemas) is cached under this key, never under the tool's name,
     /// which a reload keeps while the schemas change.
@@ -52,6 +54,32 @@ public struct ToolDescriptor: Sendable {
 
     private static let identities = Atomic<UInt64>(0)
     static func nextIdentity() -> UInt64 { identities.add(1, ordering: .relaxed).newValue }
+}
+
+/// A sample call of a tool, declared in the manifest for `nova-host drivers test`: `input` must
+/// pass the tool's inputSchema, and the call must succeed with an output that passes its
+/// outputSchema, or, when `error` is set, fail with that error code.
+public struct ToolExample: Sendable, Equatable {
+    public var input: JSONValue
+    /// The error code the call must fail with; nil: it must succeed.
+    public var error: String?
+    public var description: String?
+
+    public init(input: JSONValue, error: String? = nil, description: String? = nil) {
+        (self.input, self.error, self.description) = (input, error, description)
+    }
+
+    static func list(_ json: JSONValue?, at path: String) throws(ManifestError) -> [ToolExample] {
+        guard let json else { return [] }
+        guard let items = json.arrayValue else { throw ManifestError("\(path) must be an array") }
+        var out: [ToolExample] = []
+        for (i, item) in items.enumerated() {
+            guard let input = item["input"] else { throw ManifestError("\(path)[\(i)].input is missing") }
+            if let e = item["error"], e.stringValue == nil { throw ManifestError("\(path)[\(i)].error must be a string") }
+            out.append(ToolExample(input: input, error: item["error"]?.stringValue, description: item["description"]?.stringValue))
+        }
+        return out
+    }
 }
 
 /// A driver's manifest, parsed from the JSON its `describe` returns and checked field by field.
@@ -138,7 +166,7 @@ public struct DriverManifest: Sendable {
             let policyInputs = try PolicyInputs(manifest: tool["policyInputs"], at: "\(path)policyInputs")
             tools.append(ToolDescriptor(name: toolName, description: description, inputSchema: input,
                                         outputSchema: output, annotations: annotations, secretInputFields: secrets,
-                                        policyInputs: policyInputs))
+                                        policyInputs: policyInputs, examples: try ToolExample.list(tool["examples"], at: "\(path)examples")))
         }
         self.tools = tools
         self.raw = json

@@ -106,6 +106,10 @@ public final class NativeDriverLibrary: @unchecked Sendable {
     let context: HostContext
     /// The calls this generation's driver holds.
     var calls: CallTable { context.calls }
+    /// Whether the driver fills the optional `cancel` function.
+    public var implementsCancel: Bool { table.cancel != nil }
+    /// How the driver has answered its calls so far.
+    public var counters: CallCounters { calls.counters.snapshot }
 
     /// Opens, negotiates and describes the driver at `path` (already checked for safety).
     /// `hostVersion` is what this host offers; tests vary it to exercise negotiation.
@@ -263,6 +267,7 @@ public final class NativeDriverInstance: ToolDriver, @unchecked Sendable {
                         return DriverCallContext.$callId.withValue(id) { enter { library.table.call(instance, &call) } }
                     }
                 }
+                calls.noteReturn(id, status: status)
                 if status < 0 { calls.refuse(id, status: status) }
             }
         } onCancel: {

@@ -73,6 +73,19 @@ public enum BundledSchemas {
             "propertyNames": { "enum": ["url", "program", "args", "allow_write", "graphql_document"] },
             "additionalProperties": { "type": "string", "pattern": "^/" }
           },
+          "examples": {
+            "description": "Sample calls for `nova-host drivers test`: each input must pass inputSchema; the call must succeed (its output passing outputSchema) or, with `error`, fail with that error code.",
+            "type": "array",
+            "items": {
+              "type": "object",
+              "required": ["input"],
+              "properties": {
+                "input": true,
+                "error": { "type": "string", "minLength": 1 },
+                "description": { "type": "string" }
+              }
+            }
+          },
           "annotations": {
             "type": "object",
             "properties": {

@@ -10,7 +10,7 @@ struct DriversCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drivers",
         abstract: "Show drivers: discovered in the drivers directory, loaded, or failed.",
-        subcommands: [List.self, Inspect.self, Reload.self])
+        subcommands: [List.self, Inspect.self, Reload.self, Test.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

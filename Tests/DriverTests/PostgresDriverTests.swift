@@ -161,8 +161,14 @@ struct PostgresDriverTests {
     @Test func cancellationFreesTheConnection() async throws {
         let h = try await host(["max_connections": 1])
         _ = try await h.call("postgres.query", ["sql": "SELECT 1"]).value()
-        let running = Task { try await h.call("postgres.query", ["sql": "SELECT pg_sleep(20)"]) }
-        try await Task.sleep(nanoseconds: 500_000_000)
+        let running = Task { try await h.call("postgres.query", ["sql": "SELECT pg_sleep(20) AS cancel_me"]) }
+        // Cancel once the server runs the statement (seen from a connection of our own).
+        let dsn = try Servers.postgresDSN()
+        try await Wait.until("the statement runs on the server") {
+            let r = try await ProcessRunner.run("/usr/bin/env", ["psql", dsn, "-Atc",
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(20) AS cancel_me%'"])
+            return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1"
+        }
         running.cancel()
         let r = try await running.value
         #expect(r.step.status == .cancelled)

@@ -122,8 +122,10 @@ enum JobQueueConformance {
         let kept = try #require(try await a.dequeue(queues: ["default"], worker: "A", limit: 1, leaseMs: 1).first)
         #expect(lost.id == "lost" && kept.id == "kept")
         #expect(try await a.heartbeat(jobId: "kept", worker: "A", leaseMs: 600_000) == false)
-        try await Task.sleep(for: .milliseconds(20))  // let the 1 ms lease of "lost" expire
-        #expect(try await b.rescueExpired() == ["lost"])
+        // Once the 1 ms lease of "lost" has expired, a rescue takes it (and only it).
+        var rescued: [String] = []
+        try await Wait.until("the lease of 'lost' expires") { rescued = try await b.rescueExpired(); return !rescued.isEmpty }
+        #expect(rescued == ["lost"])
         let retried = try #require(try await b.dequeue(queues: ["default"], worker: "B", limit: 1, leaseMs: 60_000).first)
         #expect(retried.id == "lost" && retried.attempt == 2 && retried.worker == "B")
         #expect(try await a.heartbeat(jobId: "lost", worker: "A", leaseMs: 60_000) == nil)
@@ -137,8 +139,8 @@ enum JobQueueConformance {
 
         _ = try await a.enqueue(spec("last", maxAttempts: 1))
         _ = try #require(try await a.dequeue(queues: ["default"], worker: "A", limit: 1, leaseMs: 1).first)
-        try await Task.sleep(for: .milliseconds(20))
-        #expect(try await b.rescueExpired() == ["last"])
+        try await Wait.until("the lease of 'last' expires") { rescued = try await b.rescueExpired(); return !rescued.isEmpty }
+        #expect(rescued == ["last"])
         #expect(try await a.job(id: "last")?.state == .dead)
     }
 

@@ -165,7 +165,7 @@ struct ReloadTests {
         let registry = DriverRegistry(driversDirectory: dir)
         let d = try await registry.driver(named: "echo")
         let slow = Task { try await d.call(ToolCallRequest(tool: "sleep", input: Array(#"{"ms":300}"#.utf8))) }
-        try await Task.sleep(nanoseconds: 50_000_000)
+        try await Wait.untilInFlight(registry, "echo")
         try FileManager.default.removeItem(atPath: dir + "/libnova_echo.so")
         let report = await registry.reload()
         #expect(report.removed == ["echo"])
@@ -298,7 +298,7 @@ struct IsolationTests {
         }
         // Cancel reaches the runner.
         let t = Task { try await d.call(ToolCallRequest(tool: "sleep", input: Array(#"{"ms":60000}"#.utf8))) }
-        try await Task.sleep(nanoseconds: 30_000_000)
+        try await Wait.untilInFlight(r, "echo")
         t.cancel()
         await #expect(throws: ToolCallError.self) { _ = try await t.value }
         let fail = await #expect(throws: ToolCallError.self) { _ = try await d.call(ToolCallRequest(tool: "fail", input: Array("{}".utf8))) }

@@ -89,7 +89,7 @@ struct RunnerTests {
         let p = try plan(#"{"steps": [{"id": "slow", "call": "echo.sleep", "input": {"ms": 60000}}, {"id": "next", "call": "echo.echo", "input": {"x": "${steps.slow.output}"}}]}"#)
         let run = try runner()
         let task = Task { await run.run(p, inputs: [:], principal: "t", runId: "r7") }
-        try await Task.sleep(nanoseconds: 50_000_000)
+        try await Wait.untilInFlight(run.registry, "echo")
         task.cancel()
         let r = await task.value
         #expect(r.status == .cancelled)

@@ -15,15 +15,6 @@ import Testing
     static let sleepPlan: JSONValue = ["name": "nap", "steps": [["id": "nap", "call": "echo.sleep", "input": ["ms": 30_000]]]]
     static let echoPlan: JSONValue = ["name": "hi", "steps": [["id": "a", "call": "echo.echo", "input": ["x": 1]]]]
 
-    /// Polls until `check` holds (the test fails, rather than hangs, after a long while).
-    static func eventually(_ what: String, _ check: () async throws -> Bool) async throws {
-        for _ in 0..<6_000 {
-            if try await check() { return }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        Issue.record("never: \(what)")
-    }
-
     @Test func aQueuedRunIsCancelledBeforeItStarts() async throws {
         // This server only accepts runs: nothing takes them from the queue.
         try await F.server(config: { $0.worker = nil }).withClient(.live) { client in
@@ -98,14 +89,14 @@ import Testing
             group.addTask { await worker.run() }
             try await accepting.withClient(.live) { client in
                 let id = try #require(try await client.post("/v1/runs", F.aliceKey, ["plan": Self.sleepPlan]).json["run_id"]?.stringValue)
-                try await Self.eventually("the run starts on B") { working.runs.snapshot(runId: id)?.status == .running }
+                try await Wait.until("the run starts on B") { working.runs.snapshot(runId: id)?.status == .running }
                 #expect(try await client.get("/v1/runs/\(id)", F.aliceKey).json["status"] == "running")
                 let c = try await client.post("/v1/runs/\(id)/cancel", F.aliceKey)
                 #expect(c.status == .accepted && c.json["status"] == "cancelling")
-                try await Self.eventually("the run is recorded") { try await client.get("/v1/runs/\(id)", F.aliceKey).json["episode"] != .null }
+                try await Wait.until("the run is recorded") { try await client.get("/v1/runs/\(id)", F.aliceKey).json["episode"] != .null }
                 let run = try await client.get("/v1/runs/\(id)", F.aliceKey).json
                 #expect(run["status"] == "cancelled", "\(run.serialized())")
-                try await Self.eventually("the job ends") { try await accepting.queue!.job(id: id)?.state == .cancelled }
+                try await Wait.until("the job ends") { try await accepting.queue!.job(id: id)?.state == .cancelled }
                 #expect(try await accepting.queue!.job(id: id)?.attempts.map(\.outcome) == ["cancelled"])
             }
             worker.stop()
@@ -136,7 +127,7 @@ import Testing
             #expect(try await client.get("/v1/jobs/\(id)", F.adminKey).text.contains("hunter2-secret"), "queued: the payload holds what a worker needs")
             let done = try await client.waitForRun(id, F.aliceKey)
             #expect(done["status"] == "succeeded", "\(done.serialized())")
-            try await Self.eventually("the job is done") { try await client.get("/v1/jobs/\(id)", F.adminKey).json["state"] == "succeeded" }
+            try await Wait.until("the job is done") { try await client.get("/v1/jobs/\(id)", F.adminKey).json["state"] == "succeeded" }
             let job = try await client.get("/v1/jobs/\(id)", F.adminKey).text
             #expect(!job.contains("hunter2-secret"), "\(job)")
         }
@@ -149,7 +140,7 @@ import Testing
         try await server.withClient(.live) { client in
             let spec = JobSpec(kind: RunJob.kind, payload: ["plan": 1, "principal": "alice"], maxAttempts: 5)
             let id = try await server.queue!.enqueue(spec).job.id
-            try await Self.eventually("the job is dead") { try await server.queue!.job(id: id)?.state == .dead }
+            try await Wait.until("the job is dead") { try await server.queue!.job(id: id)?.state == .dead }
             let job = try #require(try await server.queue!.job(id: id))
             #expect(job.attempt == 1 && job.lastError?.contains("malformed run job") == true)
             let run = try await client.get("/v1/runs/\(id)", F.aliceKey).json

@@ -108,3 +108,24 @@ public enum Ports {
         return Int(UInt16(bigEndian: addr.sin_port))
     }
 }
+
+/// Waiting for a state instead of sleeping for a fixed time.
+public enum Wait {
+    /// Polls `check` every 10 ms until it holds. After a minute the test fails with `what`
+    /// instead of hanging (a guard, not a timing assertion: the state normally comes at once).
+    public static func until(_ what: String, sourceLocation: SourceLocation = #_sourceLocation,
+                             _ check: () async throws -> Bool) async throws {
+        for _ in 0..<6_000 {
+            if try await check() { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        Issue.record("never: \(what)", sourceLocation: sourceLocation)
+    }
+
+    /// Waits until `registry` has a call of driver `name` in flight.
+    public static func untilInFlight(_ registry: DriverRegistry, _ name: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        try await until("a call of \(name) in flight", sourceLocation: sourceLocation) {
+            registry.statuses().contains { $0.name == name && $0.inFlight > 0 }
+        }
+    }
+}

@@ -8,7 +8,8 @@ ELSEWHERE=$(mktemp -d /tmp/nova-elsewhere.XXXXXX)
 trap 'rm -rf "$PREFIX" "$ELSEWHERE"' EXIT
 make -s install PREFIX="$PREFIX" >/dev/null
 fail() { echo "install test: FAIL $*"; exit 1; }
-for f in bin/nova-host bin/nova-sandbox lib/nova-host/drivers/libnova_echo.so share/nova-host/policy.default.json include/nova_driver.h; do
+for f in bin/nova-host bin/nova-sandbox lib/nova-host/drivers/libnova_echo.so share/nova-host/policy.default.json include/nova_driver.h \
+         lib/pkgconfig/nova-driver.pc; do
   [ -e "$PREFIX/$f" ] || fail "missing $PREFIX/$f"
 done
 cd "$ELSEWHERE"
@@ -16,4 +17,13 @@ list=$("$PREFIX/bin/nova-host" drivers list --json) || fail "drivers list failed
 echo "$list" | grep -q '"echo"' || fail "installed drivers not found: $list"
 out=$(PATH="$PREFIX/bin:/usr/bin:/bin" "$PREFIX/bin/nova-host" policy check --principal local --tool text.upper --json) || true
 echo "$out" | grep -q '"examples"' || fail "installed policy not used: $out"
+# A third party builds a driver from the installed header alone, found through pkg-config, and
+# checks it with the installed harness.
+export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig"
+[ "$(pkg-config --modversion nova-driver)" = "1.0" ] || fail "pkg-config version: $(pkg-config --modversion nova-driver)"
+cp "$OLDPWD/examples/drivers/c-echo/echo.c" .
+# shellcheck disable=SC2046
+cc -std=c11 -Wall -Werror -shared -fPIC -fvisibility=hidden $(pkg-config --cflags nova-driver) -o libnova_echo.so echo.c -lpthread \
+  || fail "cannot build a driver with pkg-config --cflags nova-driver"
+"$PREFIX/bin/nova-host" drivers test libnova_echo.so >conformance.txt || fail "drivers test on a driver built outside the tree: $(cat conformance.txt)"
 echo "install test: ok ($PREFIX)"

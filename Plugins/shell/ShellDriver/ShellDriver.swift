@@ -37,6 +37,12 @@ public struct ShellDriver: NovaDriver {
             "outputSchema": outputSchema,
             "annotations": ["readOnlyHint": false, "destructiveHint": true, "idempotentHint": false, "openWorldHint": false],
             "policyInputs": ["program": "/program", "args": "/args"],
+            // Run with /bin/echo in the configuration's allowed_programs.
+            "examples": [
+                ["input": ["program": "/bin/echo", "args": ["hello", "nova"]]],
+                ["input": ["program": "/bin/no-such-program"], "error": "program_not_allowed",
+                 "description": "a program outside allowed_programs is refused before anything runs"],
+            ],
         ]],
     ]
 

@@ -9,8 +9,11 @@
  *
  *     cc -shared -fPIC -I<dir of this header> -o libnova_mydrv.so mydrv.c
  *
- * and drop the .so into the host's drivers directory. See examples/drivers/c-echo/echo.c for
- * a complete driver in about 200 lines of C.
+ * (with the header installed: cc -shared -fPIC $(pkg-config --cflags nova-driver) …) and drop
+ * the .so into the host's drivers directory. A strict `-std=c11` build must define
+ * `_POSIX_C_SOURCE 200809L` before any #include to get clock_gettime(CLOCK_MONOTONIC), the
+ * clock of `deadline_ns`. See examples/drivers/c-echo/echo.c for a complete driver in about
+ * 200 lines of C, and check a built driver with `nova-host drivers test libnova_<name>.so`.
  *
  * ------------------------------------------------------------------------------------------
  * COMPATIBILITY RULES (append-only, like adbc.h and sqlite3ext.h)
@@ -21,6 +24,10 @@
  *     pointer, as "not supported".
  *  4. The host refuses a driver whose major differs from its own, and accepts a driver whose
  *     minor is less than or equal to its own.
+ *  5. Every field added after 1.0 says `since 1.N` in its comment, and each struct has a size
+ *     macro per minor, NOVA_<STRUCT>_SIZE_1_N: the end of the fields 1.N defines. A field is
+ *     present when struct_size >= the size macro of the minor that added it. (1.0 is the only
+ *     minor so far: every field below is 1.0.)
  *
  * NAMING
  *  The host finds the driver's *name* from the file name without opening it:
@@ -99,7 +106,7 @@ enum {
   NOVA_ERR_UNKNOWN_TOOL = -3,
   /** The tool ran and failed (a refused connection, an SQL error, a non-zero exit...). */
   NOVA_ERR_TOOL = -4,
-  /** The call was cancelled through its cancel token or `cancel`. */
+  /** The call was cancelled (`is_cancelled` returned 1 before its deadline, or `cancel` was called). */
   NOVA_ERR_CANCELLED = -5,
   /** The call's deadline passed before it finished. */
   NOVA_ERR_DEADLINE = -6,
@@ -108,6 +115,21 @@ enum {
   /** The operation is not supported by this driver. */
   NOVA_ERR_UNSUPPORTED = -8,
 };
+
+/**
+ * Error codes: the "code" of the error object a call completes with when its status is
+ * negative ({"code": "...", "message": "..."}). The host maps the STATUS to its error kind
+ * (recorded in episodes and shown by every interface); the code is shown as is. A driver may
+ * use a code of its own that says more (e.g. "egress_denied" with NOVA_ERR_TOOL); these are the
+ * generic ones, one per status, which the host also uses when the error object is empty.
+ */
+#define NOVA_CODE_INVALID_ARGUMENT "invalid_argument" /* NOVA_ERR_INVALID_ARGUMENT */
+#define NOVA_CODE_UNKNOWN_TOOL "unknown_tool"         /* NOVA_ERR_UNKNOWN_TOOL */
+#define NOVA_CODE_TOOL "tool"                         /* NOVA_ERR_TOOL */
+#define NOVA_CODE_CANCELLED "cancelled"               /* NOVA_ERR_CANCELLED */
+#define NOVA_CODE_DEADLINE "deadline"                 /* NOVA_ERR_DEADLINE */
+#define NOVA_CODE_INTERNAL "internal"                 /* NOVA_ERR_INTERNAL (and unknown statuses) */
+#define NOVA_CODE_UNSUPPORTED "unsupported"           /* NOVA_ERR_UNSUPPORTED */
 
 /* ---------------------------------------------------------------------------------------- */
 /* Buffers                                                                                   */
@@ -159,6 +181,9 @@ typedef struct nova_usage {
   /** Cost in millionths of the deployment's cost unit (0 if unknown). */
   uint64_t cost_micros;
 } nova_usage;
+
+/** The end of the 1.0 fields of nova_usage. */
+#define NOVA_USAGE_SIZE_1_0 (offsetof(nova_usage, cost_micros) + sizeof(uint64_t))
 
 /* ---------------------------------------------------------------------------------------- */
 /* Host services — filled by the host, passed to nova_driver_init                            */
@@ -214,7 +239,12 @@ typedef struct nova_host_api {
    * but only before that call's `complete`. `usage` is borrowed. Thread: any.
    */
   void (*report_usage)(void *host_ctx, uint64_t call_id, const nova_usage *usage);
+
+  /* --- ABI 1.0 ends here. Later minors append fields below this line. --- */
 } nova_host_api;
+
+/** The end of the 1.0 fields of nova_host_api. */
+#define NOVA_HOST_API_SIZE_1_0 (offsetof(nova_host_api, report_usage) + sizeof(void (*)(void)))
 
 /* ---------------------------------------------------------------------------------------- */
 /* One tool call                                                                             */
@@ -242,7 +272,12 @@ typedef struct nova_call {
    * stop and complete with NOVA_ERR_DEADLINE. The host stops waiting at the deadline anyway.
    */
   int64_t deadline_ns;
+
+  /* --- ABI 1.0 ends here. Later minors append fields below this line. --- */
 } nova_call;
+
+/** The end of the 1.0 fields of nova_call. */
+#define NOVA_CALL_SIZE_1_0 (offsetof(nova_call, deadline_ns) + sizeof(int64_t))
 
 /* ---------------------------------------------------------------------------------------- */
 /* The driver's function table — filled by the driver in nova_driver_init                    */
@@ -314,9 +349,14 @@ typedef struct nova_driver {
 
   /**
    * Ask the driver to stop call `call_id` early. The call must still be completed exactly once
-   * (normally with NOVA_ERR_CANCELLED). The host also marks the call cancelled, so drivers that
-   * poll `is_cancelled` may leave this NULL. Thread: any host thread, serialized like `call`.
-   * Optional (NULL = not supported).
+   * (normally with NOVA_ERR_CANCELLED). The host marks the call cancelled first, so drivers that
+   * poll `is_cancelled` may leave this NULL. Return NOVA_OK (also when the call already
+   * finished or the id is unknown: the cancel raced with a completion); the host does not act
+   * on the return value. The host calls it when a caller cancels (a client disconnects, a run is
+   * cancelled), NOT at the deadline: `is_cancelled` turns 1 then without a `cancel`.
+   * It may run while another of the driver's threads is completing the same call: whichever
+   * comes first, `complete` is still called exactly once.
+   * Thread: any host thread, serialized like `call`. Optional (NULL = not supported).
    */
   nova_status (*cancel)(nova_instance *instance, uint64_t call_id);
 
@@ -357,6 +397,51 @@ typedef struct nova_driver {
 typedef nova_status (*nova_driver_init_fn)(const nova_host_api *host, nova_driver *out);
 
 /*
+ * LIFECYCLE AND THREADING
+ *
+ *  init     Once per load of a generation. The image is mapped once per process and never
+ *           unmapped, so `nova_driver_init` may run MORE THAN ONCE in one image: a reload
+ *           A→B→A maps A's file again (the same mapping), and two registries in one process
+ *           load the same file. Each init gets a new `host` (a new host_ctx). Keeping the latest
+ *           `host` in a static is safe: call ids are unique in the process, and a callback
+ *           (`complete`, `is_cancelled`, `report_usage`, `log`) made through any generation's
+ *           host_ctx reaches the generation that owns the call. Keep everything else that is
+ *           per generation in `driver_ctx`, not in statics.
+ *  describe, create
+ *           After init, from a host thread, never concurrently with each other, destroy or
+ *           shutdown of the same generation.
+ *  call     NOVA_OK means "completed already": `complete` was called before `call` returned,
+ *           WHATEVER its status (a tool error is completed with a negative status and the call
+ *           still returns NOVA_OK). NOVA_PENDING means "will complete later, from any thread".
+ *           A negative return means "refused": `complete` must not be called for that id.
+ *  complete Exactly once per call that was not refused, from any thread, also for a call the
+ *           host stopped waiting for (deadline, cancel): the host waits for that completion
+ *           before it destroys the instance. A second `complete` for one id is ignored.
+ *  deadline `is_cancelled` returns 1 once the deadline passes, as it does after a cancel; the
+ *           host does not call `cancel` at the deadline. To tell the two apart compare
+ *           CLOCK_MONOTONIC with `deadline_ns`: past it, it is the deadline (complete with
+ *           NOVA_ERR_DEADLINE). A driver that answers NOVA_ERR_CANCELLED for a call whose
+ *           deadline passed and that nobody cancelled is recorded as `deadline` anyway.
+ *  destroy  After the instance's LAST completion (including calls the host gave up on), on a
+ *           host thread of its own, never inside `complete`, so `destroy` may join the threads
+ *           that completed. When it returns, no thread of the driver may call the host for that
+ *           instance's calls.
+ *  shutdown Once per generation, after every instance of it was destroyed. When it returns the
+ *           driver must have stopped calling the host through that generation's `host`.
+ *  exit     On orderly exit (`run` ends, `serve`/`mcp` stop on SIGTERM, SIGINT or end of
+ *           input) calls in flight get 10 s; then instances with no call left are destroyed and
+ *           their generations shut down. An instance whose call is still running is neither
+ *           destroyed nor shut down, and a process that is killed runs neither.
+ *  log      Any thread, any time until shutdown returns; records go where the `log` field
+ *           above says (structured stderr log lines, counted in metrics).
+ *
+ * Check a driver against these rules with `nova-host drivers test libnova_<name>.so`: it loads
+ * the library in a child process, calls every tool's "examples", and reports calls completed
+ * twice or never, NOVA_OK returned before `complete`, and calls not completed after a deadline
+ * or cancel.
+ */
+
+/*
  * MANIFEST (the JSON returned by `describe`; tool descriptors follow MCP's Tool shape)
  *
  * {
@@ -384,8 +469,24 @@ typedef nova_status (*nova_driver_init_fn)(const nova_host_api *host, nova_drive
  * and denies the call. Attributes: "url" (absolute URL; http_hosts), "program" (absolute path;
  * shell_programs, shell_args), "args" (array of strings; shell_args), "allow_write" (boolean;
  * postgres_read_only refuses true), "graphql_document" (GraphQL text; graphql_operations).
- * Unknown attribute names are manifest errors. See docs/policy-inputs.md and
- * schemas/manifest.schema.json.
+ * Unknown attribute names are manifest errors. See docs/policy-inputs.md.
+ *
+ * "examples" (optional, per tool): sample calls for `nova-host drivers test`:
+ *   [{"input": {...}}, {"input": {...}, "error": "code", "description": "..."}]
+ * Each input must pass inputSchema; without "error" the call must succeed (and its output
+ * pass outputSchema), with "error" it must fail with that code.
+ *
+ * RULES the host enforces when it loads the driver (schemas/manifest.schema.json is the whole
+ * schema; a manifest that breaks one is refused and the load error names the field):
+ *   - "name" (required) matches ^[a-z0-9_-]{1,64}$ and equals the name in the file name;
+ *   - "version" (required) is a non-empty string;
+ *   - "tools" (required) holds at least one tool; tool names match ^[A-Za-z0-9_-]{1,128}$ and
+ *     are unique; "description" and "inputSchema" are required;
+ *   - "inputSchema" and "outputSchema" must compile as JSON Schema 2020-12. Every call's input
+ *     is validated against inputSchema before the driver sees it; when "outputSchema" is
+ *     given, every successful output is validated against it and one that does not match is
+ *     recorded as an error (code "output_schema"), not passed on;
+ *   - an input property marked "x-secret": true is redacted in episodes and logs.
  */
 
 #ifdef __cplusplus
