@@ -81,7 +81,7 @@ extension PostgresStore: JobQueueStore {
     }
 
     /// A transaction that returns a value (see `transaction`).
-    private func inTransaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    func inTransaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let box = Mutex<T?>(nil)
         try await transaction { conn in
             let value = try await body(conn)

@@ -28,7 +28,7 @@ import Synchronization
 ///   transaction, and writes the index entry in the same transaction.
 public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
     /// The schema version this code writes.
-    public static let schemaVersion = 3
+    public static let schemaVersion = 4
 
     /// Migrations; entry `i` takes the schema from version `i` to `i + 1`.
     static let migrations: [[PostgresQuery]] = [
@@ -133,6 +133,8 @@ public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
             EXECUTE FUNCTION nova_jobs_notify()
             """,
         ],
+        // 4: agents, goals and memory (PostgresAgents.swift).
+        agentsMigration,
     ]
 
     /// Where the database is, for messages (`host:port/database`, never credentials).

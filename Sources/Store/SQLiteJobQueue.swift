@@ -48,14 +48,6 @@ extension SQLiteStore: JobQueueStore {
         return sqlite3_changes(conn.db) == 1
     }
 
-    /// A write transaction on the store's queue, durable on return.
-    private func write<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await onConnection { [self] in
-            try setSynchronous("FULL")
-            return try conn.immediateTransaction(body)
-        }
-    }
-
     public func enqueue(_ spec: JobSpec) async throws -> EnqueueResult {
         if let problem = JobQueueLimits.problem(spec) { throw JobQueueError(problem) }
         let result = try await write { [self] () throws -> EnqueueResult in

@@ -17,7 +17,7 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
     /// The database file.
     public let path: String
     /// The schema version this code writes.
-    public static let schemaVersion = 2
+    public static let schemaVersion = 3
     /// The database file name `EpisodeLog` uses under the data directory.
     public static let defaultFileName = "nova.sqlite"
 
@@ -89,6 +89,56 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
         CREATE UNIQUE INDEX jobs_pending_unique_key ON jobs(unique_key)
             WHERE unique_key IS NOT NULL AND state IN ('available', 'retryable', 'running');
         """,
+        // 3: agents (each version kept), their goals, and their memory with a full-text index.
+        """
+        CREATE TABLE agents (
+            id         TEXT PRIMARY KEY,
+            namespace  TEXT NOT NULL,
+            name       TEXT NOT NULL,
+            status     TEXT NOT NULL,
+            version    INTEGER NOT NULL,
+            document   TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX agents_live_name ON agents(namespace, name) WHERE status <> 'deleted';
+        CREATE INDEX agents_by_status ON agents(status, name);
+        CREATE TABLE agent_versions (
+            agent_id   TEXT NOT NULL,
+            version    INTEGER NOT NULL,
+            document   TEXT NOT NULL,
+            PRIMARY KEY (agent_id, version)
+        );
+        CREATE TABLE goals (
+            seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+            id          TEXT NOT NULL UNIQUE,
+            agent_id    TEXT NOT NULL,
+            text        TEXT NOT NULL,
+            created_at  TEXT NOT NULL,
+            deadline_ms INTEGER
+        );
+        CREATE INDEX goals_by_agent ON goals(agent_id, seq);
+        CREATE TABLE memory (
+            rowid         INTEGER PRIMARY KEY AUTOINCREMENT,
+            id            TEXT NOT NULL UNIQUE,
+            owner         TEXT NOT NULL,
+            type          TEXT NOT NULL,
+            text          TEXT NOT NULL,
+            meta          TEXT NOT NULL,
+            tags          TEXT NOT NULL,
+            source_run    TEXT,
+            source_step   TEXT,
+            created_at_ms INTEGER NOT NULL,
+            expires_at_ms INTEGER
+        );
+        CREATE INDEX memory_by_owner ON memory(owner, created_at_ms);
+        CREATE INDEX memory_expiry ON memory(expires_at_ms) WHERE expires_at_ms IS NOT NULL;
+        CREATE VIRTUAL TABLE memory_fts USING fts5(text, content='memory', content_rowid='rowid');
+        CREATE TRIGGER memory_fts_insert AFTER INSERT ON memory BEGIN
+            INSERT INTO memory_fts(rowid, text) VALUES (new.rowid, new.text);
+        END;
+        CREATE TRIGGER memory_fts_delete AFTER DELETE ON memory BEGIN
+            INSERT INTO memory_fts(memory_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+        END;
+        """,
     ]
 
     /// Opens (creating and migrating if needed) the database at `path`; its directory must exist.
@@ -131,6 +181,15 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
     func onConnection<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             queue.async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    /// A write transaction on the store's queue, durable on return.
+    @discardableResult
+    func write<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await onConnection { [self] in
+            try setSynchronous("FULL")
+            return try conn.immediateTransaction(body)
         }
     }
 
