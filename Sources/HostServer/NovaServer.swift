@@ -35,6 +35,8 @@ public final class NovaServer: Sendable {
     /// Executes queued runs in this process (any number of `nova-host worker`s may share the
     /// queue too); nil when this server only accepts work.
     public let worker: JobWorker?
+    /// Agents, goals and memory; nil without a data directory.
+    public let agents: AgentService?
     /// One tool call through policy and an episode; tool lists by role.
     public let gateway: ToolGateway
     /// MCP over streamable HTTP.
@@ -65,10 +67,17 @@ public final class NovaServer: Sendable {
         let queue = host.episodes?.store.jobQueue
         self.queue = queue
         if let queue, let workerOptions {
-            worker = JobWorker(queue: queue, handlers: [RunJob.kind: RunJobHandler(runs: runs)], options: workerOptions,
+            worker = JobWorker(queue: queue, handlers: [RunJob.kind: RunJobHandler(runs: runs, agents: host.episodes?.store.agentStore)], options: workerOptions,
                                log: { [logger] in logger.warning("\($0)") })
         } else {
             worker = nil
+        }
+        if let queue, let store = host.episodes?.store.agentStore {
+            var service = AgentService(store: store, queue: queue, host: host)
+            service.goalMaxAttempts = config.runMaxAttempts
+            agents = service
+        } else {
+            agents = nil
         }
         let gateway = ToolGateway(runs: runs, toolTimeoutMs: config.toolTimeoutMs)
         self.gateway = gateway
@@ -104,6 +113,7 @@ public final class NovaServer: Sendable {
         addSystemRoutes(router)
         addRunRoutes(router)
         addJobRoutes(router)
+        addAgentRoutes(router)
         addDriverRoutes(router)
         addPolicyRoutes(router)
         addToolRoutes(router)

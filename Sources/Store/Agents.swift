@@ -185,3 +185,8 @@ public protocol AgentStore: Sendable {
     /// The agent's goals, newest first.
     func goals(agentId: String, limit: Int, offset: Int) async throws -> [Goal]
 }
+
+extension HostStore {
+    /// The store's agents, goals and memory (both shipped stores have them).
+    public var agentStore: (any AgentStore & MemoryStore)? { self as? any AgentStore & MemoryStore }
+}

@@ -194,6 +194,9 @@ public enum JobCompletion: Sendable {
     /// The worker is shutting down: the job goes back to the queue at once, this attempt
     /// recorded `interrupted`.
     case released(reason: String)
+    /// Not started (its agent is paused or stopped): back to the queue to be tried again after
+    /// `delayMs`, the attempt neither counted nor recorded.
+    case deferred(reason: String, delayMs: Int)
 }
 
 /// Filters for listing jobs.

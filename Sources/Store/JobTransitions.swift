@@ -36,6 +36,14 @@ extension Job {
             j.lastError = reason
             j.maxAttempts = max(j.maxAttempts, j.attempt + 1)
             j.scheduleNextAttempt(retryable: true, nowMs: nowMs, delayMs: 0)
+        case .deferred(let reason, let delayMs):
+            j.attempt -= 1
+            j.lastError = reason
+            j.worker = nil
+            j.cancelRequested = false
+            j.startedAtMs = nil
+            j.state = .available
+            j.runAtMs = nowMs + Int64(max(0, delayMs))
         }
         return j
     }

@@ -94,9 +94,10 @@ extension NovaServer {
         }
     }
 
-    static func page(_ items: [JSONValue], _ limit: Int, _ offset: Int, _ total: Int) -> JSONValue {
-        ["jobs": .array(items), "limit": .int(limit), "offset": .int(offset), "total": .int(total),
-         "next_offset": offset + limit < total ? .int(offset + limit) : .null]
+    /// One page of a listing, under `key`, with its place in the whole.
+    static func page(_ items: [JSONValue], _ limit: Int, _ offset: Int, _ total: Int, key: String = "jobs") -> JSONValue {
+        .object([key: .array(items), "limit": .int(limit), "offset": .int(offset), "total": .int(total),
+                 "next_offset": offset + limit < total ? .int(offset + limit) : .null])
     }
 
     func requireQueue() throws -> any JobQueueStore {

@@ -11,7 +11,13 @@ import Policy
 public struct RunOptions: Sendable {
     /// How many independent steps may run at once.
     public var parallelism: Int = 4
-    public init(parallelism: Int = 4) { self.parallelism = max(1, parallelism) }
+    /// The tools the run may call at all (an agent's tools), checked before the policy; nil: any.
+    /// A step calling another is denied (rule `agent-tools`) and recorded like a policy denial.
+    public var allowedTools: Set<String>?
+    public init(parallelism: Int = 4, allowedTools: Set<String>? = nil) {
+        self.parallelism = max(1, parallelism)
+        self.allowedTools = allowedTools
+    }
 }
 
 /// Values references resolve against: the run's inputs and finished steps.
@@ -137,7 +143,7 @@ public struct PlanRunner: Sendable {
                         group.addTask {
                             // Driver log records made during the call name the run.
                             await DriverCallContext.$runId.withValue(runId) {
-                                .finished(await self.execute(step, input: input, runId: runId, principal: principal))
+                                .finished(await self.execute(step, input: input, runId: runId, principal: principal, allowedTools: options.allowedTools))
                             }
                         }
                     }
@@ -197,7 +203,7 @@ public struct PlanRunner: Sendable {
     }
 
     /// Runs one step: input validation, then attempts with policy, deadline and backoff.
-    private func execute(_ step: PlanStep, input: JSONValue, runId: String, principal: String) async -> StepRecord {
+    private func execute(_ step: PlanStep, input: JSONValue, runId: String, principal: String, allowedTools: Set<String>?) async -> StepRecord {
         var rec = StepRecord(id: step.id, call: step.call, status: .running)
         let resolved: (driver: any ToolDriver, tool: ToolDescriptor)
         do { resolved = try await registry.resolve(toolId: step.call) } catch {
@@ -223,7 +229,12 @@ public struct PlanRunner: Sendable {
         for attempt in 1...step.retry.maxAttempts {
             if Task.isCancelled { rec.status = .cancelled; rec.reason = "cancelled"; return rec }
             let startedAt = Timestamps.now()
-            let decision = await gate.authorize(request)
+            let decision = if let allowedTools, !allowedTools.contains(step.call) {
+                GateDecision(allowed: false, ruleId: "agent-tools",
+                             reason: "the agent may not use \(step.call) (its tools: \(allowedTools.sorted().joined(separator: ", ")))")
+            } else {
+                await gate.authorize(request)
+            }
             guard decision.allowed else {
                 rec.attempts.append(AttemptRecord(attempt: attempt, startedAt: startedAt, durationMs: 0, decision: decision,
                                                   input: Redaction.redact(input, extraKeys: secrets), output: nil, error: nil, usage: ToolUsage()))

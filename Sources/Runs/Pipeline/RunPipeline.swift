@@ -19,9 +19,12 @@ public struct RunSubmission: Sendable {
     public var parallelism: Int?
     /// Where the run came from (`cli`, `rest`, `tool`, `mcp`, …).
     public var origin: String
+    /// The only tools the run may call (an agent's tools); nil: whatever the policy allows.
+    public var allowedTools: [String]?
 
     public init(plan: Plan, inputs: [String: JSONValue] = [:], principal: String, role: String? = nil,
-                parallelism: Int? = nil, origin: String) {
+                parallelism: Int? = nil, origin: String, allowedTools: [String]? = nil) {
+        self.allowedTools = allowedTools
         self.plan = plan
         self.inputs = inputs
         self.principal = principal
@@ -97,7 +100,7 @@ public struct RunPipeline: Sendable {
         let problems = await runner.validate(s.plan)
         if !problems.isEmpty { throw .invalidPlan(problems) }
         return RunRequest(plan: s.plan, inputs: inputs, principal: s.principal, role: s.role,
-                          options: RunOptions(parallelism: parallelism), origin: s.origin)
+                          options: RunOptions(parallelism: parallelism, allowedTools: s.allowedTools.map(Set.init)), origin: s.origin)
     }
 
     /// Runs a prepared request in the caller's task (cancelling the task cancels the run) and

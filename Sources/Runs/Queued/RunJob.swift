@@ -18,6 +18,7 @@ public enum RunJob {
         if let role = s.role { o["role"] = .string(role) }
         if let p = s.parallelism { o["parallelism"] = .int(p) }
         if let fingerprint { o["fingerprint"] = .string(fingerprint) }
+        if let tools = s.allowedTools { o["allowed_tools"] = .array(tools.map(JSONValue.string)) }
         return .object(o)
     }
 
@@ -41,7 +42,8 @@ public enum RunJob {
             parallelism = n
         }
         return RunSubmission(plan: plan, inputs: inputs, principal: principal, role: payload["role"]?.stringValue,
-                             parallelism: parallelism, origin: payload["origin"]?.stringValue ?? "queue")
+                             parallelism: parallelism, origin: payload["origin"]?.stringValue ?? "queue",
+                             allowedTools: payload["allowed_tools"]?.arrayValue?.compactMap(\.stringValue))
     }
 
     /// The unique key that makes an `Idempotency-Key` of `principal` name one run.
@@ -57,8 +59,34 @@ public enum RunJob {
 /// is recorded `failed`.
 public struct RunJobHandler: JobHandler {
     public let runs: RunManager
+    /// Where goals' agents are looked up (a run job with an `agent_id` is a goal).
+    public let agents: (any AgentStore)?
+    /// How long a goal of a paused or stopped agent waits before it is looked at again.
+    public static let heldGoalDelayMs = 2_000
 
-    public init(runs: RunManager) { self.runs = runs }
+    public init(runs: RunManager, agents: (any AgentStore)? = nil) {
+        self.runs = runs
+        self.agents = agents
+    }
+
+    /// For a goal: whether its agent lets it start now (nil) or how the job ends instead.
+    func agentGate(_ job: Job) async -> JobCompletion? {
+        guard let agentId = job.payload["agent_id"]?.stringValue, let agents else { return nil }
+        let agent: Agent?
+        do { agent = try await agents.agent(id: agentId) } catch {
+            return .deferred(reason: "the agent store cannot be read: \(error)", delayMs: Self.heldGoalDelayMs)
+        }
+        guard let agent else { return .failed(error: "agent \(agentId) does not exist", retryable: false) }
+        if let deadline = job.payload["deadline_ms"]?.intValue, Timestamps.wallNanos() / 1_000_000 > Int64(deadline) {
+            return .cancelled(reason: "the goal's deadline passed before it started")
+        }
+        switch agent.status {
+        case .active: return nil
+        case .paused, .stopped:
+            return .deferred(reason: "agent \(agent.name) is \(agent.status.rawValue): the goal waits until it is resumed", delayMs: Self.heldGoalDelayMs)
+        case .deleted: return .cancelled(reason: "agent \(agent.name) was deleted")
+        }
+    }
 
     public func perform(_ job: Job, worker: String) async -> JobCompletion {
         defer { runs.forgetCancel(runId: job.id) }  // a cancel for a run that never started here
@@ -66,6 +94,7 @@ public struct RunJobHandler: JobHandler {
         do { submission = try RunJob.submission(job.payload) } catch {
             return .failed(error: "malformed run job: \(error.message)", retryable: false)
         }
+        if let held = await agentGate(job) { return held }
         let host = runs.host
         // Only a later attempt can find its run recorded (its predecessor died after writing
         // the episode): the first attempt skips the read.
@@ -99,7 +128,12 @@ public struct RunJobHandler: JobHandler {
         if let e = snap.episodeError, snap.episode == nil {
             return .failed(error: "the run's episode was not written: \(e)", retryable: true)
         }
-        let result: JSONValue = ["status": .string(snap.status.rawValue), "seq": .int(snap.episode?.seq ?? 0)]
+        var fields: [String: JSONValue] = ["status": .string(snap.status.rawValue), "seq": .int(snap.episode?.seq ?? 0)]
+        // A run that succeeded although steps failed (on_error: continue) is a partial goal.
+        if snap.status == .succeeded, snap.record?.steps.contains(where: { $0.status == .failed || $0.status == .denied }) == true {
+            fields["partial"] = true
+        }
+        let result = JSONValue.object(fields)
         if snap.status == .cancelled && snap.cancelRequested { return .cancelled(reason: "cancelled on request (the run is recorded cancelled)") }
         return .succeeded(result: result, payload: snap.record.map { Self.redacted(job.payload, as: $0) })
     }

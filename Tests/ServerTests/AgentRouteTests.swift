@@ -1,0 +1,217 @@
+import Foundation
+import Host
+import HostServer
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import JSON
+import Testing
+
+/// `/v1/agents…` over a real socket: lifecycle, versions, goals as queued runs of the agent's
+/// principal, pause/stop, memory and recall (SQLite store; the PostgreSQL store runs the same
+/// contract in AgentStoreTests).
+@Suite struct AgentRouteTests {
+    typealias F = ServerFixtures
+
+    static let echoPlan: JSONValue = ["name": "hi", "steps": [["id": "a", "call": "echo.echo", "input": ["x": 1]]]]
+    static let sleepPlan: JSONValue = ["name": "nap", "steps": [["id": "nap", "call": "echo.sleep", "input": ["ms": 30_000]]]]
+
+    static func create(_ client: any TestClientProtocol, _ name: String, _ extra: [String: JSONValue] = [:], key: String = F.aliceKey) async throws -> JSONValue {
+        var body: [String: JSONValue] = ["name": .string(name)]
+        for (k, v) in extra { body[k] = v }
+        let r = try await client.post("/v1/agents", key, .object(body))
+        #expect(r.status == .created, "\(r.json)")
+        return r.json
+    }
+
+    static func goalStatus(_ client: any TestClientProtocol, _ agent: String, _ goal: String) async throws -> JSONValue {
+        try await client.get("/v1/agents/\(agent)/runs/\(goal)", F.aliceKey).json
+    }
+
+    /// Every action from every status: the legal ones move the agent, the others are 409 naming
+    /// the status and the allowed actions.
+    @Test func lifecycleMatrix() async throws {
+        let legal: [AgentStatus: [AgentAction: AgentStatus]] = [
+            .active: [.pause: .paused, .stop: .stopped, .delete: .deleted],
+            .paused: [.resume: .active, .stop: .stopped, .delete: .deleted],
+            .stopped: [.resume: .active, .delete: .deleted],
+            .deleted: [:],
+        ]
+        // How to bring a fresh (active) agent to each status.
+        let path: [AgentStatus: [AgentAction]] = [.active: [], .paused: [.pause], .stopped: [.stop], .deleted: [.delete]]
+        try await F.server(config: { $0.worker = nil }).withClient(.live) { client in
+            var n = 0
+            for (from, allowed) in legal {
+                for action in AgentAction.allCases {
+                    n += 1
+                    let id = try #require(try await Self.create(client, "m\(n)")["id"]?.stringValue)
+                    for step in path[from]! { _ = try await Self.act(client, id, step) }
+                    let r = try await Self.act(client, id, action)
+                    if let to = allowed[action] {
+                        #expect(r.status == .ok && r.json["status"] == .string(to.rawValue), "\(from) \(action): \(r.json)")
+                    } else {
+                        #expect(r.status == .conflict && r.errorCode == "illegal_transition", "\(from) \(action): \(r.status)")
+                        #expect(r.json["error"]?["status"] == .string(from.rawValue))
+                        #expect(r.json["error"]?["allowed"] == .array(AgentAction.allowed(from: from).map { .string($0.rawValue) }))
+                    }
+                }
+            }
+            // A deleted agent is a tombstone: still readable, gone from listings, its name free.
+            let list = try await client.get("/v1/agents?limit=500", F.aliceKey).json
+            #expect(list["items"]?.arrayValue?.allSatisfy { $0["status"] != "deleted" } == true)
+            // Deleted: the three deletes, and the four agents that were deleted before their action.
+            #expect(try await client.get("/v1/agents?status=deleted", F.aliceKey).json["total"] == 7)
+        }
+    }
+
+    static func act(_ client: any TestClientProtocol, _ id: String, _ action: AgentAction, ifMatch: String? = nil) async throws -> TestResponse {
+        let more = ifMatch.map { [("If-Match", $0)] } ?? []
+        if action == .delete { return try await client.execute(uri: "/v1/agents/\(id)", method: .delete, headers: Req.bearer(F.aliceKey, more)) }
+        return try await client.post("/v1/agents/\(id)/\(action.rawValue)", F.aliceKey, nil, more)
+    }
+
+    @Test func optimisticConcurrencyAndVersions() async throws {
+        try await F.server(config: { $0.worker = nil }).withClient(.live) { client in
+            let a = try await Self.create(client, "writer", ["labels": ["team": "blue"]])
+            let id = try #require(a["id"]?.stringValue)
+            #expect(a["version"] == 1 && a["principal"] == "alice")
+            func patch(_ body: JSONValue, _ version: String) async throws -> TestResponse {
+                try await client.execute(uri: "/v1/agents/\(id)", method: .patch, headers: Req.jsonHeaders(F.aliceKey, [("If-Match", version)]),
+                                         body: Req.body(body))
+            }
+            let first = try await patch(["description": "first"], "\"1\"")
+            #expect(first.status == .ok && first.json["version"] == 2 && first.headers[.eTag] == "\"2\"")
+            let second = try await patch(["description": "second"], "\"1\"")
+            #expect(second.status == .preconditionFailed && second.errorCode == "version_mismatch" && second.json["error"]?["version"] == 2)
+            #expect(try await client.get("/v1/agents/\(id)", F.aliceKey).json["description"] == "first")
+            // Lifecycle actions honour If-Match too.
+            #expect(try await Self.act(client, id, .pause, ifMatch: "\"1\"").status == .preconditionFailed)
+            #expect(try await Self.act(client, id, .pause, ifMatch: "\"2\"").status == .ok)
+            let versions = try await client.get("/v1/agents/\(id)/versions", F.aliceKey).json
+            #expect(versions["items"]?.arrayValue?.map { $0["version"] } == [1, 2, 3])
+            #expect(versions["items"]?[1]?["description"] == "first" && versions["items"]?[2]?["status"] == "paused")
+            // Filters, visibility by principal, names.
+            #expect(try await client.get("/v1/agents?label=team:blue", F.aliceKey).json["total"] == 1)
+            #expect(try await client.get("/v1/agents?label=team:red", F.aliceKey).json["total"] == 0)
+            #expect(try await client.get("/v1/agents/writer", F.aliceKey).json["id"] == .string(id))
+            #expect(try await client.get("/v1/agents/\(id)", F.bobKey).status == .notFound)
+            #expect(try await client.get("/v1/agents", F.bobKey).json["total"] == 0)
+            #expect(try await client.get("/v1/agents", F.adminKey).json["total"] == 1)
+            let taken = try await client.post("/v1/agents", F.aliceKey, ["name": "writer"])
+            #expect(taken.status == .conflict && taken.errorCode == "name_taken")
+            let forOther = try await client.post("/v1/agents", F.aliceKey, ["name": "x", "principal": "bob"])
+            #expect(forOther.status == .forbidden)
+        }
+    }
+
+    @Test func badInputIsRefusedWithTheField() async throws {
+        try await F.server(config: { $0.worker = nil }).withClient(.live) { client in
+            #expect(try await client.get("/v1/agents/nope", F.aliceKey).status == .notFound)
+            let badConfig = try await client.post("/v1/agents", F.aliceKey, ["name": "c", "config": [1, 2]])
+            #expect(badConfig.status == .unprocessableContent && badConfig.json["error"]?["field"] == "config")
+            let badName = try await client.post("/v1/agents", F.aliceKey, ["name": "no spaces"])
+            #expect(badName.status == .unprocessableContent && badName.json["error"]?["field"] == "name")
+            let badTools = try await client.post("/v1/agents", F.aliceKey, ["name": "t", "tools": ["notatool"]])
+            #expect(badTools.status == .unprocessableContent && badTools.json["error"]?["field"] == "tools")
+            let id = try #require(try await Self.create(client, "m")["id"]?.stringValue)
+            let noPlan = try await client.post("/v1/agents/\(id)/goals", F.aliceKey, ["goal": "do it"])
+            #expect(noPlan.status == .unprocessableContent && noPlan.json["error"]?["field"] == "plan")
+            let unknownTool = try await client.post("/v1/agents/\(id)/goals", F.aliceKey,
+                                                    ["goal": "x", "plan": ["steps": [["id": "a", "call": "nope.nothing"]]]])
+            #expect(unknownTool.status == .unprocessableContent)
+            let big = String(repeating: "x", count: MemoryItem.maxTextBytes + 1)
+            let tooLarge = try await client.post("/v1/agents/\(id)/memory", F.aliceKey, ["text": .string(big)])
+            #expect(tooLarge.status == .contentTooLarge || tooLarge.status == .unprocessableContent, "\(tooLarge.status)")
+            let badType = try await client.post("/v1/agents/\(id)/memory", F.aliceKey, ["text": "t", "memory_type": "gossip"])
+            #expect(badType.status == .unprocessableContent && badType.json["error"]?["field"] == "memory_type")
+            _ = try await client.post("/v1/agents/\(id)/memory", F.aliceKey, ["text": "hello world"])
+            let badQuery = try await client.get("/v1/agents/\(id)/recall?q=%22unterminated", F.aliceKey)
+            #expect(badQuery.status == .unprocessableContent && badQuery.json["error"]?["field"] == "q", "\(badQuery.status) \(badQuery.json)")
+        }
+    }
+
+    /// A goal runs as the agent's principal, limited to the agent's tools: a tool the policy
+    /// allows but the agent may not use is denied (rule agent-tools) and recorded.
+    @Test func goalsRunAsTheAgentWithinItsTools() async throws {
+        try await F.server().withClient(.live) { client in
+            let id = try #require(try await Self.create(client, "runner", ["tools": ["echo.echo"]])["id"]?.stringValue)
+            let ok = try await client.post("/v1/agents/\(id)/goals", F.aliceKey, ["goal": "say hi", "plan": Self.echoPlan])
+            #expect(ok.status == .accepted && ok.headers[.location] == "/v1/agents/\(id)/runs/\(ok.json["id"]?.stringValue ?? "")")
+            let okId = try #require(ok.json["id"]?.stringValue)
+            let plan: JSONValue = ["name": "two", "steps": [["id": "a", "call": "echo.echo", "input": ["x": 1]],
+                                                            ["id": "b", "call": "echo.version", "input": [:]]]]
+            let denied = try #require(try await client.post("/v1/agents/\(id)/goals", F.aliceKey, ["goal": "try more", "plan": plan]).json["id"]?.stringValue)
+            try await Wait.until("both goals end") {
+                let a = try await Self.goalStatus(client, id, okId)["status"], b = try await Self.goalStatus(client, id, denied)["status"]
+                return a != "pending" && a != "running" && b != "pending" && b != "running"
+            }
+            #expect(try await Self.goalStatus(client, id, okId)["status"] == "completed")
+            #expect(try await Self.goalStatus(client, id, denied)["status"] == "failed")
+            let episode = try await client.get("/v1/episodes/\(denied)", F.aliceKey).json["document"]
+            #expect(episode?["principal"] == "alice" && episode?["status"] == "denied")
+            #expect(episode?["steps"]?[1]?["attempts"]?[0]?["decision"]?["rule"] == "agent-tools")
+            let list = try await client.get("/v1/agents/\(id)/runs", F.aliceKey).json
+            #expect(list["items"]?.arrayValue?.map { $0["id"] } == [.string(denied), .string(okId)])
+            // Idempotent submission.
+            let k1 = try await client.post("/v1/agents/\(id)/goals", F.aliceKey, ["goal": "once", "plan": Self.echoPlan], [("Idempotency-Key", "k1")])
+            let k2 = try await client.post("/v1/agents/\(id)/goals", F.aliceKey, ["goal": "once", "plan": Self.echoPlan], [("Idempotency-Key", "k1")])
+            #expect(k1.json["id"] == k2.json["id"] && k2.headers[HTTPField.Name("Idempotent-Replayed")!] == "true")
+        }
+    }
+
+    /// Paused: a new goal waits (the worker defers it); resume releases it. Stop cancels the
+    /// running goal, recorded cancelled.
+    @Test func pauseHoldsGoalsAndStopCancelsTheRunningOne() async throws {
+        try await F.server().withClient(.live) { client in
+            let id = try #require(try await Self.create(client, "holder")["id"]?.stringValue)
+            #expect(try await Self.act(client, id, .pause).status == .ok)
+            let held = try #require(try await client.post("/v1/agents/\(id)/goals", F.aliceKey, ["goal": "later", "plan": Self.echoPlan]).json["id"]?.stringValue)
+            // The worker took it and put it back: the agent is paused.
+            try await Wait.until("the worker defers the held goal") {
+                try await client.get("/v1/jobs/\(held)", F.aliceKey).json["last_error"]?.stringValue?.contains("paused") == true
+            }
+            #expect(try await Self.goalStatus(client, id, held)["status"] == "pending")
+            #expect(try await Self.act(client, id, .resume).status == .ok)
+            try await Wait.until("the released goal completes") { try await Self.goalStatus(client, id, held)["status"] == "completed" }
+
+            let sleeper = try #require(try await client.post("/v1/agents/\(id)/goals", F.aliceKey, ["goal": "nap", "plan": Self.sleepPlan]).json["id"]?.stringValue)
+            try await Wait.until("the goal runs") { try await Self.goalStatus(client, id, sleeper)["status"] == "running" }
+            #expect(try await Self.act(client, id, .stop).status == .ok)
+            try await Wait.until("stop cancels the running goal") { try await Self.goalStatus(client, id, sleeper)["status"] == "cancelled" }
+            let episode = try await client.get("/v1/episodes/\(sleeper)", F.aliceKey).json["document"]
+            #expect(episode?["status"] == "cancelled")
+            // Stopped: a new goal is accepted but does not start.
+            let queued = try #require(try await client.post("/v1/agents/\(id)/goals", F.aliceKey, ["goal": "x", "plan": Self.echoPlan]).json["id"]?.stringValue)
+            try await Wait.until("the worker defers it") {
+                try await client.get("/v1/jobs/\(queued)", F.aliceKey).json["last_error"]?.stringValue?.contains("stopped") == true
+            }
+            #expect(try await Self.goalStatus(client, id, queued)["status"] == "pending")
+            // Deleting keeps the episodes.
+            #expect(try await Self.act(client, id, .delete).status == .ok)
+            #expect(try await client.get("/v1/episodes/\(held)", F.aliceKey).status == .ok)
+        }
+    }
+
+    @Test func memoryPutRecallForget() async throws {
+        try await F.server(config: { $0.worker = nil }).withClient(.live) { client in
+            let id = try #require(try await Self.create(client, "rememberer", ["config": ["memory_types": ["lesson"]]])["id"]?.stringValue)
+            for (text, type, tags) in [("the deploy failed on the database migration", "observation", ["deploy"]),
+                                       ("database tuning: database indexes and database vacuum", "lesson", ["db"]),
+                                       ("lunch was good", "context", [])] {
+                let r = try await client.post("/v1/agents/\(id)/memory", F.aliceKey,
+                                              ["text": .string(text), "memory_type": .string(type), "tags": .array(tags.map(JSONValue.string))])
+                #expect(r.status == .created && r.json["source"] == .null)
+            }
+            let hits = try await client.get("/v1/agents/\(id)/recall?q=database", F.aliceKey).json["items"]?.arrayValue ?? []
+            #expect(hits.map { $0["memory_type"] } == ["lesson", "observation"])
+            #expect((hits.first?["score"]?.doubleValue ?? 0) > (hits.last?["score"]?.doubleValue ?? 0))
+            #expect(try await client.get("/v1/agents/\(id)/recall?tag=deploy", F.aliceKey).json["items"]?.arrayValue?.count == 1)
+            #expect(try await client.get("/v1/agents/\(id)/recall?type=context", F.aliceKey).json["items"]?[0]?["text"] == "lunch was good")
+            let memId = try #require(hits.first?["id"]?.stringValue)
+            #expect(try await client.execute(uri: "/v1/agents/\(id)/memory/\(memId)", method: .delete, headers: Req.bearer(F.aliceKey)).status == .noContent)
+            #expect(try await client.execute(uri: "/v1/agents/\(id)/memory/\(memId)", method: .delete, headers: Req.bearer(F.aliceKey)).status == .notFound)
+            #expect(try await client.get("/v1/agents/\(id)/recall?q=database", F.aliceKey).json["items"]?.arrayValue?.count == 1)
+            #expect(try await client.get("/v1/agents/\(id)/recall?q=database", F.bobKey).status == .notFound)
+        }
+    }
+}
