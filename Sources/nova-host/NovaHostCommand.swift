@@ -25,7 +25,8 @@ struct NovaHostCommand: AsyncParsableCommand {
             Exit codes: 0 success · 1 run failed · 2 invalid plan or usage · 3 denied by policy.
             """,
         subcommands: [RunCommand.self, DriversCommand.self, EpisodesCommand.self, PolicyCommand.self, DriverRunnerCommand.self, DoctorCommand.self,
-                      ServeCommand.self, McpCommand.self, WorkerCommand.self, RunsCommand.self, JobsCommand.self])
+                      ServeCommand.self, McpCommand.self, WorkerCommand.self, RunsCommand.self, JobsCommand.self,
+                      AgentsCommand.self, GoalsCommand.self, MemoryCommand.self])
 }
 
 // A custom entry point so that usage errors exit with 2, as the CLI contract says (the
