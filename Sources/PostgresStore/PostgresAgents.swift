@@ -191,12 +191,21 @@ extension PostgresStore: AgentStore, MemoryStore {
         return out
     }
 
+    private static func insert(_ m: MemoryItem) -> PostgresQuery {
+        """
+        INSERT INTO nova_memory (id, owner, type, text, meta, tags, source_run, source_step, created_at_ms, expires_at_ms)
+        VALUES (\(m.id), \(m.owner), \(m.type), \(m.text), \(m.meta.serialized(sortedKeys: true)), \(m.tags),
+                \(m.sourceRunId), \(m.sourceStepId), \(m.createdAtMs), \(m.expiresAtMs))
+        """
+    }
+
     public func putMemory(_ m: MemoryItem) async throws {
-        try await client.query("""
-            INSERT INTO nova_memory (id, owner, type, text, meta, tags, source_run, source_step, created_at_ms, expires_at_ms)
-            VALUES (\(m.id), \(m.owner), \(m.type), \(m.text), \(m.meta.serialized(sortedKeys: true)), \(m.tags),
-                    \(m.sourceRunId), \(m.sourceStepId), \(m.createdAtMs), \(m.expiresAtMs))
-            """, logger: logger)
+        try await client.query(Self.insert(m), logger: logger)
+    }
+
+    public func putMemories(_ items: [MemoryItem]) async throws {
+        let logger = self.logger
+        try await transaction { conn in for m in items { try await conn.query(Self.insert(m), logger: logger) } }
     }
 
     public func memory(id: String) async throws -> MemoryItem? {

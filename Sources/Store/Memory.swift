@@ -82,6 +82,8 @@ public struct RecallQueryError: Error, Sendable, CustomStringConvertible {
 /// ranked with `ts_rank`.
 public protocol MemoryStore: Sendable {
     func putMemory(_ item: MemoryItem) async throws
+    /// Stores `items` in one transaction (an import, a benchmark's corpus).
+    func putMemories(_ items: [MemoryItem]) async throws
     func memory(id: String) async throws -> MemoryItem?
     /// Items of `query.owner` that match, best first (or newest first without text), never an
     /// expired one. Throws `RecallQueryError` for a query the engine cannot parse.

@@ -124,15 +124,21 @@ extension SQLiteStore: AgentStore, MemoryStore {
                    sourceRunId: r[6].text, sourceStepId: r[7].text, createdAtMs: Int64(r[8].int ?? 0), expiresAtMs: r[9].int.map(Int64.init))
     }
 
+    private func insert(_ m: MemoryItem) throws {
+        try conn.query("""
+            INSERT INTO memory (id, owner, type, text, meta, tags, source_run, source_step, created_at_ms, expires_at_ms)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, [.text(m.id), .text(m.owner), .text(m.type), .text(m.text), .text(m.meta.serialized(sortedKeys: true)),
+                  .text(JSONValue.array(m.tags.map(JSONValue.string)).serialized()), m.sourceRunId.map { .text($0) } ?? .null,
+                  m.sourceStepId.map { .text($0) } ?? .null, .int(m.createdAtMs), m.expiresAtMs.map { .int($0) } ?? .null])
+    }
+
     public func putMemory(_ m: MemoryItem) async throws {
-        try await write { [self] in
-            try conn.query("""
-                INSERT INTO memory (id, owner, type, text, meta, tags, source_run, source_step, created_at_ms, expires_at_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, [.text(m.id), .text(m.owner), .text(m.type), .text(m.text), .text(m.meta.serialized(sortedKeys: true)),
-                      .text(JSONValue.array(m.tags.map(JSONValue.string)).serialized()), m.sourceRunId.map { .text($0) } ?? .null,
-                      m.sourceStepId.map { .text($0) } ?? .null, .int(m.createdAtMs), m.expiresAtMs.map { .int($0) } ?? .null])
-        }
+        try await putMemories([m])
+    }
+
+    public func putMemories(_ items: [MemoryItem]) async throws {
+        try await write { [self] in for m in items { try insert(m) } }
     }
 
     public func memory(id: String) async throws -> MemoryItem? {
