@@ -38,6 +38,8 @@ public struct DriverLogRecord: Sendable {
 public enum DriverCallContext {
     @TaskLocal public static var callId: UInt64?
     @TaskLocal public static var runId: String?
+    /// The plan step making the call (built-in tools record it as the source of what they write).
+    @TaskLocal public static var stepId: String?
 }
 
 /// Receives every record drivers write through the ABI's `log` service. The application sets

@@ -75,6 +75,7 @@ public final class NovaServer: Sendable {
         if let queue, let store = host.episodes?.store.agentStore {
             var service = AgentService(store: store, queue: queue, host: host)
             service.goalMaxAttempts = config.runMaxAttempts
+            service.registerTools()
             agents = service
         } else {
             agents = nil

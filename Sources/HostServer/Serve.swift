@@ -58,6 +58,8 @@ public enum WorkerProcess {
     public static func run(host: NovaHost, options: JobWorkerOptions, grace: Duration, logger: Logger) async throws {
         guard let queue = host.episodes?.store.jobQueue else { throw HostConfigError("the store has no job queue") }
         let runs = RunManager(host: host)
+        // Goals' plans may call memory.* for their agent.
+        if let agents = host.episodes?.store.agentStore { AgentService(store: agents, queue: queue, host: host).registerTools() }
         let worker = JobWorker(queue: queue, handlers: [RunJob.kind: RunJobHandler(runs: runs, agents: host.episodes?.store.agentStore)], options: options,
                                log: { logger.warning("\($0)") })
         logger.channel(.humanUI).notice("nova-host worker \(options.name) taking jobs",

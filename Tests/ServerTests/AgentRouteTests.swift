@@ -214,4 +214,41 @@ import Testing
             #expect(try await client.get("/v1/agents/\(id)/recall?q=database", F.bobKey).status == .notFound)
         }
     }
+
+    /// A goal's plan remembers through memory.put and recalls through memory.recall (tools of
+    /// the built-in driver, under the policy like any tool); the item's source is the goal's run
+    /// and step, and provenance links that run to its episode and its tool calls.
+    @Test func goalsRememberThroughMemoryToolsAndProvenanceLinksThem() async throws {
+        try await F.server().withClient(.live) { client in
+            let created = try await client.post("/v1/agents", F.adminKey, ["name": "keeper", "principal": "admin"])
+            let id = try #require(created.json["id"]?.stringValue)
+            let plan: JSONValue = ["name": "learn", "steps": [
+                ["id": "note", "call": "memory.put", "input": ["text": "the friday deploy failed on the ledger migration", "tags": ["deploy"]]],
+                ["id": "look", "call": "memory.recall", "input": ["query": "ledger deploy"], "depends_on": "note"],
+            ], "output": ["found": "${steps.look.output.items}"]]
+            let goal = try #require(try await client.post("/v1/agents/\(id)/goals", F.adminKey, ["goal": "learn", "plan": plan]).json["id"]?.stringValue)
+            try await Wait.until("the goal completes") {
+                let s = try await client.get("/v1/agents/\(id)/runs/\(goal)", F.adminKey).json["status"]
+                return s == "completed" || s == "failed"
+            }
+            #expect(try await client.get("/v1/agents/\(id)/runs/\(goal)", F.adminKey).json["status"] == "completed")
+            let episode = try await client.get("/v1/episodes/\(goal)", F.adminKey).json["document"]
+            #expect(episode?["output"]?["found"]?[0]?["text"] == "the friday deploy failed on the ledger migration")
+            // Over REST the item carries its source and a link to its provenance.
+            let item = try #require(try await client.get("/v1/agents/\(id)/recall?q=ledger", F.adminKey).json["items"]?[0])
+            #expect(item["source"]?["run_id"] == .string(goal) && item["source"]?["step_id"] == "note")
+            let link = try #require(item["source"]?["provenance"]?.stringValue)
+            #expect(link == "/v1/agents/\(id)/provenance/\(goal)")
+            let prov = try await client.get(link, F.adminKey).json
+            #expect(prov["goal"] == "learn" && prov["status"] == "completed" && prov["principal"] == "admin")
+            #expect(prov["episode"]?["hash"]?.stringValue?.count == 64 && prov["episode"]?["intact"] == true)
+            #expect(prov["calls"]?.arrayValue?.map { $0["tool"] } == ["memory.put", "memory.recall"])
+            #expect(prov["calls"]?[0]?["decision"]?["rule"] == "admins-everything")
+            let list = try await client.get("/v1/agents/\(id)/provenance", F.adminKey).json
+            #expect(list["items"]?[0]?["episode"]?["hash"] == prov["episode"]?["hash"])
+            // Outside an agent's goal the memory tools refuse.
+            let direct = try await client.post("/tools/memory.recall", F.adminKey, ["query": "x"])
+            #expect(direct.status != .ok)
+        }
+    }
 }

@@ -134,6 +134,21 @@ extension NovaServer {
             }
         }
 
+        on(router, .get, "/v1/agents/{id}/provenance") { [self] request, context in
+            let (service, agent) = try await visibleAgent(context)
+            let q = request.uri.queryParameters
+            let limit = try RouteHelpers.intParameter(q.get("limit"), name: "limit", default: 50, range: 1...500)
+            let offset = try RouteHelpers.intParameter(q.get("offset"), name: "offset", default: 0, range: 0...10_000_000)
+            let items = try await agentCall { try await service.provenanceList(agent.id, limit: limit, offset: offset) }
+            return JSONIO.response(["items": .array(items), "limit": .int(limit), "offset": .int(offset)])
+        }
+
+        on(router, .get, "/v1/agents/{id}/provenance/{run_id}") { [self] _, context in
+            let (service, agent) = try await visibleAgent(context)
+            let id = context.parameters.get("run_id") ?? ""
+            return JSONIO.response(try await agentCall { try await service.provenance(agent.id, goalId: id) })
+        }
+
         on(router, .post, "/v1/agents/{id}/memory") { [self] request, context in
             let (service, agent) = try await visibleAgent(context)
             let body = try await JSONIO.body(request, limit: config.bodyLimitBytes)
@@ -176,6 +191,10 @@ extension NovaServer {
             let items: [JSONValue] = hits.map { hit in
                 var o = hit.item.json.objectValue ?? [:]
                 o["score"] = .double(hit.score)
+                if let run = hit.item.sourceRunId, case .object(var source)? = o["source"] {
+                    source["provenance"] = .string("/v1/agents/\(agent.id)/provenance/\(run)")
+                    o["source"] = .object(source)
+                }
                 return .object(o)
             }
             return JSONIO.response(["items": .array(items), "limit": .int(limit), "offset": .int(offset)])

@@ -143,7 +143,9 @@ public struct PlanRunner: Sendable {
                         group.addTask {
                             // Driver log records made during the call name the run.
                             await DriverCallContext.$runId.withValue(runId) {
-                                .finished(await self.execute(step, input: input, runId: runId, principal: principal, allowedTools: options.allowedTools))
+                                await DriverCallContext.$stepId.withValue(step.id) {
+                                    .finished(await self.execute(step, input: input, runId: runId, principal: principal, allowedTools: options.allowedTools))
+                                }
                             }
                         }
                     }
