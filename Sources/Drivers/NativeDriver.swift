@@ -40,6 +40,8 @@ public enum DriverCallContext {
     @TaskLocal public static var runId: String?
     /// The plan step making the call (built-in tools record it as the source of what they write).
     @TaskLocal public static var stepId: String?
+    /// Who the run acts for (built-in tools scope what they touch to it).
+    @TaskLocal public static var principal: String?
 }
 
 /// Receives every record drivers write through the ABI's `log` service. The application sets

@@ -135,6 +135,31 @@ async def cancelled_call(session):
           'nova_runs_total{origin="mcp",status="cancelled"}' in text and 'status="interrupted"' not in text, text[-3000:])
 
 
+async def agent_operations(session):
+    """Agent operations are tools (built-in driver `agents`): an MCP client submits a goal to its
+    agent, follows it to the end and recalls what the goal remembered."""
+    name = f"mcp-agent-{MAJOR}-{int(time.time() * 1000)}"
+    status, _, body = http("POST", f"{URL}/v1/agents", ADMIN_KEY, {"name": name, "principal": "admin"})
+    check(f"{TAG} http: an agent is created over REST", status == 201, body)
+    listed = [t.name for t in (await session.list_tools()).tools]
+    check(f"{TAG} http: tools/list offers the agent operations", {"agents.submit_goal", "agents.goal_status", "agents.recall"} <= set(listed), listed)
+    plan = {"steps": [{"id": "note", "call": "memory.put", "input": {"text": f"mcp remembered {name}"}}]}
+    res = await session.call_tool("agents.submit_goal", {"agent": name, "goal": "remember", "plan": plan})
+    goal = f(res, 'structured_content') or {}
+    check(f"{TAG} http: agents.submit_goal queues a goal", not f(res, 'is_error') and goal.get("status") in ("pending", "running", "completed"), res)
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until the goal ends (the state is seen), at most a minute
+        r = await session.call_tool("agents.goal_status", {"goal_id": goal.get("id", "")})
+        if (f(r, 'structured_content') or {}).get("status") in ("completed", "failed", "cancelled"):
+            break
+        await anyio.sleep(0.05)
+    check(f"{TAG} http: agents.goal_status follows it to completed", (f(r, 'structured_content') or {}).get("status") == "completed", r)
+    r = await session.call_tool("agents.recall", {"agent": name, "query": "remembered"})
+    items = (f(r, 'structured_content') or {}).get("items", [])
+    check(f"{TAG} http: agents.recall finds what the goal remembered", any(name in i.get("text", "") for i in items), r)
+
+
 async def over_http():
     async with http_session({"Authorization": f"Bearer {USER_KEY}"}) as streams:
         read, write = streams[0], streams[1]
@@ -151,6 +176,7 @@ async def over_http():
                   and "echo.fail" in [t.name for t in listed.tools], listed)
             res = await session.call_tool("echo.fail", {})
             check(f"{TAG} http: admin passes policy, the tool's own error is isError", f(res, 'is_error') and "tool_error" in res.content[0].text, res)
+            await agent_operations(session)
     # The episodes of those calls are the user's.
     status, _, body = http("GET", f"{URL}/v1/runs?limit=100", USER_KEY)
     check(f"{TAG} http: MCP calls are runs with episodes in the caller's name",

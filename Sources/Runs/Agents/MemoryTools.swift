@@ -84,10 +84,12 @@ public struct MemoryToolDriver: ToolDriver {
 }
 
 extension AgentService {
-    /// Makes `memory.put|recall|forget` available to the host's runs (in-process driver
-    /// `memory`, which wins over a `.so` of that name).
+    /// Makes the built-in drivers `memory` (`memory.put|recall|forget`, for goals' plans) and
+    /// `agents` (`agents.submit_goal|goal_status|recall`, for MCP clients and plans) available
+    /// to the host's runs; they win over `.so` files of those names.
     public func registerTools() {
         let service = self
         host.registry.registerDriver("memory") { try MemoryToolDriver(service: service) }
+        host.registry.registerDriver("agents") { try AgentToolDriver(service: service) }
     }
 }

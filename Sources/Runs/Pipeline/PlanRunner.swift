@@ -144,7 +144,9 @@ public struct PlanRunner: Sendable {
                             // Driver log records made during the call name the run.
                             await DriverCallContext.$runId.withValue(runId) {
                                 await DriverCallContext.$stepId.withValue(step.id) {
-                                    .finished(await self.execute(step, input: input, runId: runId, principal: principal, allowedTools: options.allowedTools))
+                                    await DriverCallContext.$principal.withValue(principal) {
+                                        .finished(await self.execute(step, input: input, runId: runId, principal: principal, allowedTools: options.allowedTools))
+                                    }
                                 }
                             }
                         }
