@@ -5,6 +5,8 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import JSON
+import NIOCore
+import Synchronization
 import Testing
 
 /// `/v1/agents…` over a real socket: lifecycle, versions, goals as queued runs of the agent's
@@ -250,5 +252,106 @@ import Testing
             let direct = try await client.post("/tools/memory.recall", F.adminKey, ["query": "x"])
             #expect(direct.status != .ok)
         }
+    }
+
+    /// A goal given as text: the rule planner picks the plan by intent (and says why); a goal
+    /// no intent matches fails without running.
+    @Test func theRulePlannerMapsAGoalToAPlan() async throws {
+        try await F.server().withClient(.live) { client in
+            let planner: JSONValue = ["kind": "rules", "rules": [["intent": "greet", "words": ["hello"], "plan": Self.echoPlan]]]
+            let id = try #require(try await Self.create(client, "greeter", ["config": ["planner": planner]])["id"]?.stringValue)
+            let planned = try #require(try await client.post("/v1/agents/\(id)/goals", F.aliceKey, ["goal": "Say HELLO to the team"]).json["id"]?.stringValue)
+            let unmatched = try #require(try await client.post("/v1/agents/\(id)/goals", F.aliceKey, ["goal": "deploy the app"]).json["id"]?.stringValue)
+            try await Wait.until("both goals end") {
+                let a = try await Self.goalStatus(client, id, planned)["status"], b = try await Self.goalStatus(client, id, unmatched)["status"]
+                return [a, b].allSatisfy { $0 != "pending" && $0 != "running" }
+            }
+            let done = try await Self.goalStatus(client, id, planned)
+            #expect(done["status"] == "completed" && done["planned_by"]?.stringValue?.contains("intent 'greet'") == true, "\(done)")
+            let failed = try await Self.goalStatus(client, id, unmatched)
+            #expect(failed["status"] == "failed" && failed["last_error"]?.stringValue?.contains("no intent matches") == true, "\(failed)")
+            #expect(try await client.get("/v1/episodes/\(unmatched)", F.aliceKey).status == .notFound, "nothing ran")
+            // An agent without plan or planner cannot take a goal as text.
+            let bare = try #require(try await Self.create(client, "bare")["id"]?.stringValue)
+            #expect(try await client.post("/v1/agents/\(bare)/goals", F.aliceKey, ["goal": "hello"]).status == .unprocessableContent)
+        }
+    }
+
+    /// The chat-completions planner against a small OpenAI-compatible server on a real port:
+    /// while it answers 503 the goal stays pending and is retried; its plan runs once valid; a
+    /// plan with a tool the agent may not use fails the goal with the reason, and never runs.
+    @Test func theChatCompletionsPlannerIsCheckedBeforeAnythingRuns() async throws {
+        let llm = try await FakeChatCompletions.start()
+        defer { llm.stop() }
+        try await F.server().withClient(.live) { client in
+            let planner: JSONValue = ["kind": "openai", "endpoint": .string("http://127.0.0.1:\(llm.port)/v1"), "model": "test-model"]
+            let id = try #require(try await Self.create(client, "thinker", ["tools": ["echo.echo"], "config": ["planner": planner]])["id"]?.stringValue)
+            llm.answer(.unavailable)
+            let goal = try #require(try await client.post("/v1/agents/\(id)/goals", F.aliceKey, ["goal": "echo one"]).json["id"]?.stringValue)
+            try await Wait.until("the planner was tried") { llm.requests > 0 }
+            try await Wait.until("the attempt is recorded") {
+                try await client.get("/v1/jobs/\(goal)", F.aliceKey).json["last_error"]?.stringValue?.contains("unavailable") == true
+            }
+            #expect(try await Self.goalStatus(client, id, goal)["status"] == "pending")
+            llm.answer(.plan(["name": "llm", "steps": [["id": "a", "call": "echo.echo", "input": ["from": "llm"]]]]))
+            try await Wait.until("the retried goal completes") { try await Self.goalStatus(client, id, goal)["status"] == "completed" }
+            #expect(llm.lastModel == "test-model" && llm.lastPrompt.contains("echo.echo"))
+
+            llm.answer(.plan(["name": "bad", "steps": [["id": "a", "call": "echo.version", "input": [:]]]]))
+            let bad = try #require(try await client.post("/v1/agents/\(id)/goals", F.aliceKey, ["goal": "version please"]).json["id"]?.stringValue)
+            try await Wait.until("the goal fails") { try await Self.goalStatus(client, id, bad)["status"] == "failed" }
+            #expect(try await Self.goalStatus(client, id, bad)["last_error"]?.stringValue?.contains("may not use echo.version") == true)
+            #expect(try await client.get("/v1/episodes/\(bad)", F.aliceKey).status == .notFound, "nothing ran")
+        }
+    }
+}
+
+/// A minimal OpenAI-compatible `POST /v1/chat/completions` on a real loopback port, answering
+/// what the test sets.
+final class FakeChatCompletions: Sendable {
+    enum Answer: Sendable { case unavailable, plan(JSONValue) }
+    private struct State { var answer: Answer = .unavailable; var requests = 0; var model = ""; var prompt = "" }
+    private let state = Mutex(State())
+    private let task: Task<Void, any Error>
+    let port: Int
+
+    private init(port: Int, task: Task<Void, any Error>) { (self.port, self.task) = (port, task) }
+
+    func answer(_ a: Answer) { state.withLock { $0.answer = a } }
+    var requests: Int { state.withLock { $0.requests } }
+    var lastModel: String { state.withLock { $0.model } }
+    var lastPrompt: String { state.withLock { $0.prompt } }
+    func stop() { task.cancel() }
+
+    static func start() async throws -> FakeChatCompletions {
+        let box = Mutex<FakeChatCompletions?>(nil)
+        let portBox = Mutex(0)
+        let router = Router()
+        router.post("/v1/chat/completions") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            let json = (try? JSONValue.parse(Array(buffer: body))) ?? .null
+            guard let me = box.withLock({ $0 }) else { return Response(status: .serviceUnavailable) }
+            let answer = me.state.withLock { s -> Answer in
+                s.requests += 1
+                s.model = json["model"]?.stringValue ?? ""
+                s.prompt = json["messages"]?[0]?["content"]?.stringValue ?? ""
+                return s.answer
+            }
+            switch answer {
+            case .unavailable: return Response(status: .serviceUnavailable)
+            case .plan(let plan):
+                let reply: JSONValue = ["id": "x", "object": "chat.completion", "model": "test-model",
+                                        "choices": [["index": 0, "message": ["role": "assistant", "content": .string("```json\n" + plan.serialized() + "\n```")],
+                                                     "finish_reason": "stop"]]]
+                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: reply.serializedBytes())))
+            }
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                              onServerRunning: { channel in portBox.withLock { $0 = channel.localAddress?.port ?? 0 } })
+        let task = Task { try await app.runService() }
+        try await Wait.until("the fake LLM listens") { portBox.withLock { $0 } != 0 }
+        let fake = FakeChatCompletions(port: portBox.withLock { $0 }, task: task)
+        box.withLock { $0 = fake }
+        return fake
     }
 }

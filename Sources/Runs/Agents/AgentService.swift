@@ -89,6 +89,7 @@ public struct GoalView: Sendable {
             o["attempts"] = .int(job.attempts.count)
             o["last_error"] = job.lastError.map(JSONValue.string) ?? .null
             o["episode_seq"] = job.result?["seq"] ?? .null
+            if let by = job.payload["planned_by"] { o["planned_by"] = by }
         }
         return .object(o)
     }
@@ -271,9 +272,7 @@ public struct AgentService: Sendable {
         guard !request.goal.isEmpty, request.goal.utf8.count <= 16_384 else {
             throw AgentError.invalid(field: "goal", message: "must be 1 to 16384 bytes of text")
         }
-        guard let planJSON = request.plan ?? agent.plan else {
-            throw AgentError.invalid(field: "plan", message: "is required: the agent has no default plan (planning a goal from its text alone is not available yet)")
-        }
+        guard let planJSON = request.plan ?? agent.plan else { return try await submitForPlanning(agent, request) }
         let plan: Plan
         do { plan = try Plan.parse(planJSON) } catch { throw AgentError.invalid(field: "plan", message: error.description) }
         let submission = RunSubmission(plan: plan, inputs: request.inputs, principal: agent.principal, role: agent.role,
@@ -282,16 +281,19 @@ public struct AgentService: Sendable {
         do { prepared = try await host.pipeline.prepare(submission) } catch {
             throw AgentError.invalid(field: error.errors.first?.field.map { "plan.\($0)" } ?? "plan", message: error.description)
         }
-        let goalId = RunId.make()
-        var payload = RunJob.payload(RunSubmission(plan: plan, inputs: prepared.inputs, principal: agent.principal, role: agent.role,
+        let payload = RunJob.payload(RunSubmission(plan: plan, inputs: prepared.inputs, principal: agent.principal, role: agent.role,
                                                    origin: "agent", allowedTools: agent.tools),
                                      fingerprint: nil, submittedAt: Timestamps.now())
-        if case .object(var o) = payload {
-            o["agent_id"] = .string(agent.id)
-            o["goal"] = .string(request.goal)
-            if let d = request.deadlineMs { o["deadline_ms"] = .int(Int(d)) }
-            payload = .object(o)
-        }
+        var o = payload.objectValue ?? [:]
+        o["agent_id"] = .string(agent.id)
+        o["goal"] = .string(request.goal)
+        if let d = request.deadlineMs { o["deadline_ms"] = .int(Int(d)) }
+        return try await enqueueGoal(agent, request, payload: .object(o))
+    }
+
+    /// Records the goal and queues its job (once per idempotency key).
+    private func enqueueGoal(_ agent: Agent, _ request: GoalRequest, payload: JSONValue) async throws -> (goal: GoalView, duplicate: Bool) {
+        let goalId = RunId.make()
         let uniqueKey = request.idempotencyKey.map { RunJob.uniqueKey(principal: "agent:" + agent.id, idempotencyKey: $0) }
         let spec = JobSpec(id: goalId, kind: RunJob.kind, payload: payload, priority: request.priority, uniqueKey: uniqueKey,
                            maxAttempts: goalMaxAttempts)
@@ -307,6 +309,22 @@ public struct AgentService: Sendable {
             return (GoalView(goal: earlier, status: GoalView.status(of: result.job), job: result.job), true)
         }
         return (GoalView(goal: goal, status: GoalView.status(of: result.job), job: result.job), false)
+    }
+
+    /// A goal with no plan: queued as text, planned by the agent's planner when a worker takes
+    /// it (a planner that is down leaves it pending, retried with backoff).
+    private func submitForPlanning(_ agent: Agent, _ request: GoalRequest) async throws -> (goal: GoalView, duplicate: Bool) {
+        do {
+            guard try GoalPlanners.planner(for: agent) != nil else {
+                throw AgentError.invalid(field: "plan", message: "is required: the agent has no default plan and no planner (config.planner)")
+            }
+        } catch let e as PlannerError { throw AgentError.invalid(field: "config.planner", message: e.description) }
+        var o: [String: JSONValue] = ["inputs": .object(request.inputs), "principal": .string(agent.principal), "origin": "agent",
+                                      "submitted_at": .string(Timestamps.now()), "agent_id": .string(agent.id), "goal": .string(request.goal)]
+        if let role = agent.role { o["role"] = .string(role) }
+        if let tools = agent.tools { o["allowed_tools"] = .array(tools.map(JSONValue.string)) }
+        if let d = request.deadlineMs { o["deadline_ms"] = .int(Int(d)) }
+        return try await enqueueGoal(agent, request, payload: .object(o))
     }
 
     public func goals(_ ref: String, limit: Int, offset: Int) async throws -> [GoalView] {

@@ -90,11 +90,19 @@ public struct RunJobHandler: JobHandler {
 
     public func perform(_ job: Job, worker: String) async -> JobCompletion {
         defer { runs.forgetCancel(runId: job.id) }  // a cancel for a run that never started here
+        if let held = await agentGate(job) { return held }
+        var job = job
+        if job.payload["plan"] == nil, let agentId = job.payload["agent_id"]?.stringValue, let agent = try? await agents?.agent(id: agentId) {
+            // A goal given as text: its agent's planner makes the plan (checked before anything runs).
+            do { job.payload = try await GoalPlanners.planned(job.payload, agent: agent, host: runs.host).payload } catch {
+                if case .unavailable = error { return .failed(error: error.description, retryable: true) }
+                return .failed(error: error.description, retryable: false)
+            }
+        }
         let submission: RunSubmission
         do { submission = try RunJob.submission(job.payload) } catch {
             return .failed(error: "malformed run job: \(error.message)", retryable: false)
         }
-        if let held = await agentGate(job) { return held }
         let host = runs.host
         // Only a later attempt can find its run recorded (its predecessor died after writing
         // the episode): the first attempt skips the read.
