@@ -28,7 +28,7 @@ import Synchronization
 ///   transaction, and writes the index entry in the same transaction.
 public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
     /// The schema version this code writes.
-    public static let schemaVersion = 4
+    public static let schemaVersion = 5
 
     /// Migrations; entry `i` takes the schema from version `i` to `i + 1`.
     static let migrations: [[PostgresQuery]] = [
@@ -135,6 +135,8 @@ public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
         ],
         // 4: agents, goals and memory (PostgresAgents.swift).
         agentsMigration,
+        // 5: agents' versioned state and its change log (PostgresState.swift).
+        stateMigration,
     ]
 
     /// Where the database is, for messages (`host:port/database`, never credentials).

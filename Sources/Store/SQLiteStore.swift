@@ -17,7 +17,7 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
     /// The database file.
     public let path: String
     /// The schema version this code writes.
-    public static let schemaVersion = 3
+    public static let schemaVersion = 4
     /// The database file name `EpisodeLog` uses under the data directory.
     public static let defaultFileName = "nova.sqlite"
 
@@ -138,6 +138,29 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
         CREATE TRIGGER memory_fts_delete AFTER DELETE ON memory BEGIN
             INSERT INTO memory_fts(memory_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
         END;
+        """,
+        // 4: agents' versioned state and its change log (SQLiteState.swift).
+        """
+        CREATE TABLE agent_state (
+            scope      TEXT NOT NULL,
+            key        TEXT NOT NULL,
+            value      TEXT NOT NULL,
+            version    INTEGER NOT NULL,
+            revision   INTEGER NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (scope, key)
+        );
+        CREATE TABLE state_changes (
+            revision INTEGER PRIMARY KEY AUTOINCREMENT,
+            scope    TEXT NOT NULL,
+            key      TEXT NOT NULL,
+            op       TEXT NOT NULL,
+            value    TEXT,
+            version  INTEGER NOT NULL
+        );
+        CREATE INDEX state_changes_by_scope ON state_changes(scope, revision);
+        CREATE TABLE state_meta (compacted_through INTEGER NOT NULL);
+        INSERT INTO state_meta VALUES (0);
         """,
     ]
 

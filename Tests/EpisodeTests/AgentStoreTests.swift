@@ -6,7 +6,7 @@ import Testing
 
 /// The contract of `AgentStore` and `MemoryStore`, run on SQLite and PostgreSQL.
 enum AgentStoreConformance {
-    typealias Store = AgentStore & MemoryStore
+    typealias Store = AgentStore & MemoryStore & StateStore
     typealias Database = @Sendable () async throws -> any Store
 
     /// Names are unique among live agents of a namespace; a deleted agent frees its name; every
@@ -118,7 +118,61 @@ enum AgentStoreConformance {
     }
 }
 
+extension AgentStoreConformance {
+    /// Versioned keys with compare-and-set, prefixes, and a change log a watch replays in order
+    /// (compaction is reported, never silent); concurrent CAS writers: exactly one wins.
+    static func state(_ connect: Database) async throws {
+        let s = try await connect()
+        let a = "agent-a"
+        let v1 = try await s.statePut(scope: a, key: "plan/step", value: ["n": 1], ifVersion: 0)
+        #expect(v1.version == 1)
+        await #expect(throws: StateError.versionConflict(key: "plan/step", current: 1)) {
+            _ = try await s.statePut(scope: a, key: "plan/step", value: ["n": 9], ifVersion: 0)
+        }
+        #expect(try await s.statePut(scope: a, key: "plan/step", value: ["n": 2], ifVersion: 1).version == 2)
+        await #expect(throws: StateError.versionConflict(key: "plan/step", current: 2)) {
+            _ = try await s.statePut(scope: a, key: "plan/step", value: ["n": 9], ifVersion: 1)
+        }
+        #expect(try await s.statePut(scope: a, key: "plan/step", value: ["n": 3], ifVersion: nil).version == 3)
+        _ = try await s.statePut(scope: a, key: "plan/other", value: "x", ifVersion: nil)
+        _ = try await s.statePut(scope: a, key: "zeta", value: true, ifVersion: nil)
+        _ = try await s.statePut(scope: "agent-b", key: "plan/step", value: 1, ifVersion: nil)
+        #expect(try await s.stateGet(scope: a, key: "plan/step")?.value == ["n": 3])
+        #expect(try await s.stateList(scope: a, prefix: "plan/", limit: 10).map(\.key) == ["plan/other", "plan/step"])
+        await #expect(throws: StateError.versionConflict(key: "plan/step", current: 3)) { _ = try await s.stateDelete(scope: a, key: "plan/step", ifVersion: 2) }
+        #expect(try await s.stateDelete(scope: a, key: "plan/step", ifVersion: 3))
+        #expect(try await s.stateDelete(scope: a, key: "plan/step", ifVersion: nil) == false)
+        #expect(try await s.stateGet(scope: a, key: "plan/step") == nil)
+
+        let all = try await s.stateChanges(scope: a, after: 0, limit: 100)
+        #expect(!all.compacted)
+        #expect(all.changes.map { "\($0.op) \($0.key) v\($0.version)" } == ["put plan/step v1", "put plan/step v2", "put plan/step v3",
+                                                                          "put plan/other v1", "put zeta v1", "delete plan/step v3"])
+        #expect(all.changes.map(\.revision) == all.changes.map(\.revision).sorted())
+        let after = try await s.stateChanges(scope: a, after: all.changes[2].revision, limit: 100)
+        #expect(after.changes.map(\.key) == ["plan/other", "zeta", "plan/step"])
+
+        // Two writers with the same base version: exactly one wins, every time.
+        for round in 0..<5 {
+            let key = "race-\(round)"
+            let base = try await s.statePut(scope: a, key: key, value: 0, ifVersion: 0)
+            async let one: Bool = { do { _ = try await s.statePut(scope: a, key: key, value: 1, ifVersion: base.version); return true } catch { return false } }()
+            async let two: Bool = { do { _ = try await s.statePut(scope: a, key: key, value: 2, ifVersion: base.version); return true } catch { return false } }()
+            let wins = [await one, await two].filter { $0 }.count
+            #expect(wins == 1, "round \(round): \(wins) writers won")
+        }
+
+        // Compaction: a watch from before it is told so; one from after it is not.
+        let head = try await s.stateChanges(scope: a, after: 0, limit: 1000).changes.last?.revision ?? 0
+        #expect(try await s.compactStateChanges(keepLast: 2) > 0)
+        #expect(try await s.stateChanges(scope: a, after: 0, limit: 100).compacted)
+        let recent = try await s.stateChanges(scope: a, after: head - 1, limit: 100)
+        #expect(!recent.compacted && recent.head >= head)
+    }
+}
+
 @Suite struct SQLiteAgentStoreTests {
+    @Test func state() async throws { try await AgentStoreConformance.state(Self.database()) }
     static func database() -> AgentStoreConformance.Database {
         let path = EpisodeFixtures.tempDir("agents") + "/nova.sqlite"
         return { try SQLiteStore(path: path) }
@@ -146,4 +200,7 @@ enum AgentStoreConformance {
     @Test func agentsAndVersions() async throws { try await AgentStoreConformance.agentsAndVersions(try await Self.database(.init())) }
     @Test func goals() async throws { try await AgentStoreConformance.goals(try await Self.database(.init())) }
     @Test func memoryRecall() async throws { try await AgentStoreConformance.memoryRecall(try await Self.database(.init())) }
+    @Test func state() async throws {
+        do { try await AgentStoreConformance.state(try await Self.database(.init())) } catch { Issue.record("\(String(reflecting: error))") }
+    }
 }
