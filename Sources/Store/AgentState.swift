@@ -46,6 +46,11 @@ public enum StateError: Error, Sendable, Equatable, CustomStringConvertible {
     /// `ifVersion` did not hold: `current` is the stored version (nil: the key is absent).
     case versionConflict(key: String, current: Int?)
 
+    /// The stored version the change met (nil: the key is absent).
+    public var current: Int? {
+        switch self { case .versionConflict(_, let c): c }
+    }
+
     public var description: String {
         switch self {
         case .versionConflict(let key, let current):

@@ -1,5 +1,6 @@
 import Foundation
 import Host
+import HTTPTypes
 import Hummingbird
 import JSON
 
@@ -147,6 +148,81 @@ extension NovaServer {
             let (service, agent) = try await visibleAgent(context)
             let id = context.parameters.get("run_id") ?? ""
             return JSONIO.response(try await agentCall { try await service.provenance(agent.id, goalId: id) })
+        }
+
+        on(router, .get, "/v1/agents/{id}/state") { [self] request, context in
+            let (service, agent) = try await visibleAgent(context)
+            let q = request.uri.queryParameters
+            let limit = try RouteHelpers.intParameter(q.get("limit"), name: "limit", default: 100, range: 1...10_000)
+            let entries = try await agentCall { try await service.stateList(agent.id, prefix: q.get("prefix") ?? "", limit: limit) }
+            return JSONIO.response(["items": .array(entries.map(\.json)), "limit": .int(limit)])
+        }
+
+        on(router, .get, "/v1/agents/{id}/state/{key}") { [self] _, context in
+            let (service, agent) = try await visibleAgent(context)
+            let e = try await agentCall { try await service.stateGet(agent.id, key: context.parameters.get("key") ?? "") }
+            var headers = HTTPFields()
+            headers[.eTag] = "\"\(e.version)\""
+            return JSONIO.response(e.json, headers: headers)
+        }
+
+        on(router, .put, "/v1/agents/{id}/state/{key}") { [self] request, context in
+            let (service, agent) = try await visibleAgent(context)
+            let body = try await JSONIO.body(request, limit: config.bodyLimitBytes)
+            guard let o = body.objectValue, let value = o["value"], o.count == 1 else {
+                throw APIError(.unprocessableContent, "invalid_request", "the body must be {\"value\": …}", extra: ["field": "value"])
+            }
+            // If-Match: "n" writes only at version n; If-None-Match: * only if the key is absent.
+            var ifVersion = try Self.ifMatch(request)
+            if request.headers[.ifNoneMatch] == "*" { ifVersion = 0 }
+            let e = try await agentCall { try await service.statePut(agent.id, key: context.parameters.get("key") ?? "", value: value, ifVersion: ifVersion) }
+            var headers = HTTPFields()
+            headers[.eTag] = "\"\(e.version)\""
+            return JSONIO.response(e.json, headers: headers)
+        }
+
+        on(router, .delete, "/v1/agents/{id}/state/{key}") { [self] request, context in
+            let (service, agent) = try await visibleAgent(context)
+            try await agentCall { try await service.stateDelete(agent.id, key: context.parameters.get("key") ?? "", ifVersion: try Self.ifMatch(request)) }
+            return Response(status: .noContent)
+        }
+
+        // Server-sent events: every change after `from` (or `Last-Event-ID`), in order, then live
+        // ones; `compacted` then `snapshot` when changes it has not seen are gone.
+        on(router, .get, "/v1/agents/{id}/watch") { [self] request, context in
+            let (service, agent) = try await visibleAgent(context)
+            let raw = request.uri.queryParameters.get("from") ?? request.headers[HTTPField.Name("Last-Event-ID")!] ?? "0"
+            guard let from = Int64(raw), from >= 0 else { throw APIError.badRequest("invalid_parameter", "from must be a revision (an integer ≥ 0)") }
+            _ = try await agentCall { try await service.watchStep(agentId: agent.id, after: from) }
+            var headers = HTTPFields()
+            headers[.contentType] = "text/event-stream"
+            headers[.cacheControl] = "no-cache"
+            let agentId = agent.id
+            return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+                var revision = from
+                var idle = 0
+                while !Task.isCancelled {
+                    let step: AgentService.WatchStep
+                    do { step = try await service.watchStep(agentId: agentId, after: revision) } catch { break }
+                    var text = ""
+                    switch step {
+                    case .changes(let changes, _):
+                        for c in changes { text += "id: \(c.revision)\nevent: change\ndata: \(c.json.serialized())\n\n" }
+                        revision = changes.last?.revision ?? revision
+                    case .snapshot(let entries, let at):
+                        text += "event: compacted\ndata: {\"revision\": \(at)}\n\n"
+                        text += "id: \(at)\nevent: snapshot\ndata: \(JSONValue.object(["revision": .int(Int(at)), "entries": .array(entries.map(\.json))]).serialized())\n\n"
+                        revision = at
+                    }
+                    if text.isEmpty {
+                        idle += 1
+                        if idle % 150 == 0 { text = ": keep-alive\n\n" }  // every ~15 s
+                    } else { idle = 0 }
+                    if !text.isEmpty { try await writer.write(ByteBuffer(string: text)) }
+                    try await Task.sleep(nanoseconds: 100_000_000)
+                }
+                try await writer.finish(nil)
+            })
         }
 
         on(router, .post, "/v1/agents/{id}/memory") { [self] request, context in

@@ -21,10 +21,12 @@ public enum AgentError: Error, Sendable, CustomStringConvertible {
     case tooLarge(String)
     /// The agent takes no goals now (deleted).
     case notAccepting(String)
+    /// A state change based on another version; `current` is the stored one (nil: absent).
+    case stateConflict(String, current: Int?)
 
     public var description: String {
         switch self {
-        case .notFound(let m), .nameTaken(let m), .tooLarge(let m), .notAccepting(let m): m
+        case .notFound(let m), .nameTaken(let m), .tooLarge(let m), .notAccepting(let m), .stateConflict(let m, _): m
         case .invalid(let field, let message): "\(field): \(message)"
         case .illegalTransition(let action, let status, let allowed):
             "cannot \(action.rawValue) an agent that is \(status.rawValue) (allowed: \(allowed.isEmpty ? "none" : allowed.map(\.rawValue).joined(separator: ", ")))"
@@ -37,7 +39,7 @@ public enum AgentError: Error, Sendable, CustomStringConvertible {
         switch self {
         case .notFound: 404
         case .invalid: 422
-        case .illegalTransition, .nameTaken, .notAccepting: 409
+        case .illegalTransition, .nameTaken, .notAccepting, .stateConflict: 409
         case .staleVersion: 412
         case .tooLarge: 413
         }
@@ -53,6 +55,7 @@ public enum AgentError: Error, Sendable, CustomStringConvertible {
         case .nameTaken: "name_taken"
         case .tooLarge: "too_large"
         case .notAccepting: "not_accepting"
+        case .stateConflict: "version_conflict"
         }
     }
 }

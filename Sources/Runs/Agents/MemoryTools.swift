@@ -91,5 +91,6 @@ extension AgentService {
         let service = self
         host.registry.registerDriver("memory") { try MemoryToolDriver(service: service) }
         host.registry.registerDriver("agents") { try AgentToolDriver(service: service) }
+        host.registry.registerDriver("state") { try StateToolDriver(service: service) }
     }
 }

@@ -1,0 +1,138 @@
+import Drivers
+import Foundation
+import HostSupport
+import JSON
+import Store
+
+/// An agent's versioned state: get, put with compare-and-set, delete, list by prefix, and a
+/// watch that replays every change after a revision (or says the log was compacted and gives a
+/// snapshot to start from).
+extension AgentService {
+    public var state: (any StateStore)? { host.episodes?.store.stateStore }
+
+    func requireState() throws -> any StateStore {
+        guard let state else { throw AgentError.notAccepting("the store has no agent state") }
+        return state
+    }
+
+    static func checkKey(_ key: String) throws(AgentError) {
+        guard !key.isEmpty, key.utf8.count <= 256, !key.unicodeScalars.contains(where: { $0.value < 0x20 }) else {
+            throw .invalid(field: "key", message: "must be 1 to 256 bytes without control characters")
+        }
+    }
+
+    public func stateGet(_ ref: String, key: String) async throws -> StateEntry {
+        let agent = try await agent(ref)
+        guard let e = try await requireState().stateGet(scope: agent.id, key: key) else { throw AgentError.notFound("agent \(agent.name) has no state key \(key)") }
+        return e
+    }
+
+    /// `ifVersion` 0: only if absent. A version mismatch is `AgentError.stateConflict`.
+    public func statePut(_ ref: String, key: String, value: JSONValue, ifVersion: Int?) async throws -> StateEntry {
+        try Self.checkKey(key)
+        guard value.serializedBytes().count <= 256 * 1024 else { throw AgentError.tooLarge("a state value holds at most 256 KiB of JSON") }
+        let agent = try await agent(ref)
+        do { return try await requireState().statePut(scope: agent.id, key: key, value: value, ifVersion: ifVersion) } catch let e as StateError {
+            throw AgentError.stateConflict(e.description, current: e.current)
+        }
+    }
+
+    public func stateDelete(_ ref: String, key: String, ifVersion: Int?) async throws {
+        let agent = try await agent(ref)
+        let removed: Bool
+        do { removed = try await requireState().stateDelete(scope: agent.id, key: key, ifVersion: ifVersion) } catch let e as StateError {
+            throw AgentError.stateConflict(e.description, current: e.current)
+        }
+        if !removed { throw AgentError.notFound("agent \(agent.name) has no state key \(key)") }
+    }
+
+    public func stateList(_ ref: String, prefix: String, limit: Int) async throws -> [StateEntry] {
+        let agent = try await agent(ref)
+        return try await requireState().stateList(scope: agent.id, prefix: prefix, limit: limit)
+    }
+
+    /// One step of a watch: the changes after `revision`, or — when some were compacted — a
+    /// snapshot of every key and the revision it stands at.
+    public enum WatchStep: Sendable {
+        case changes([StateChange], head: Int64)
+        case snapshot([StateEntry], revision: Int64)
+    }
+
+    public func watchStep(agentId: String, after revision: Int64) async throws -> WatchStep {
+        let store = try requireState()
+        let found = try await store.stateChanges(scope: agentId, after: revision, limit: 500)
+        if found.compacted {
+            return .snapshot(try await store.stateList(scope: agentId, prefix: "", limit: 100_000), revision: found.head)
+        }
+        return .changes(found.changes, head: found.head)
+    }
+}
+
+/// The built-in `state` driver: `state.get`, `state.put` (compare-and-set with `if_version`)
+/// and `state.watch` (the changes after a revision, waiting up to `timeout_ms` for one) on the
+/// state of the agent whose goal is running.
+public struct StateToolDriver: ToolDriver {
+    let service: AgentService
+    public let manifest: DriverManifest
+
+    public static let manifestJSON: JSONValue = [
+        "name": "state", "version": "1.0.0",
+        "description": "The running agent's versioned key-value state: get, put with compare-and-set, watch changes.",
+        "concurrency": "thread_safe",
+        "permissions": ["network": false, "filesystem": false, "process": false],
+        "tools": [
+            ["name": "get", "description": "A key's value and version (null when absent).",
+             "inputSchema": ["type": "object", "additionalProperties": false, "required": ["key"], "properties": ["key": ["type": "string"]]],
+             "annotations": ["readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false]],
+            ["name": "put", "description": "Set a key; with if_version (0: only if absent) the write happens only at that version, else it fails with version_conflict.",
+             "inputSchema": ["type": "object", "additionalProperties": false, "required": ["key", "value"],
+                             "properties": ["key": ["type": "string"], "value": [:], "if_version": ["type": "integer", "minimum": 0]]],
+             "annotations": ["readOnlyHint": false, "destructiveHint": true, "idempotentHint": false, "openWorldHint": false]],
+            ["name": "watch", "description": "The changes after revision `from` (waits up to timeout_ms for one), or a snapshot when the log was compacted.",
+             "inputSchema": ["type": "object", "additionalProperties": false, "required": ["from"],
+                             "properties": ["from": ["type": "integer", "minimum": 0], "timeout_ms": ["type": "integer", "minimum": 0, "maximum": 60_000]]],
+             "annotations": ["readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false]],
+        ],
+    ]
+
+    public init(service: AgentService) throws {
+        self.service = service
+        manifest = try DriverManifest(json: Self.manifestJSON)
+    }
+
+    public func call(_ request: ToolCallRequest) async throws -> ToolCallResult {
+        let input = (try? JSONValue.parse(request.input)) ?? .object([:])
+        guard let runId = DriverCallContext.runId, let goal = try await service.store.goal(id: runId) else {
+            throw ToolCallError(kind: .unsupported, code: "not_an_agent", message: "state.\(request.tool) is for the plans of agents' goals (this run is not a goal)")
+        }
+        let output: JSONValue
+        do {
+            switch request.tool {
+            case "get":
+                do { output = try await service.stateGet(goal.agentId, key: input["key"]?.stringValue ?? "").json } catch AgentError.notFound {
+                    output = ["key": input["key"] ?? .null, "value": .null, "version": 0]
+                }
+            case "put":
+                output = try await service.statePut(goal.agentId, key: input["key"]?.stringValue ?? "", value: input["value"] ?? .null,
+                                                    ifVersion: input["if_version"]?.intValue).json
+            case "watch":
+                let from = Int64(input["from"]?.intValue ?? 0)
+                let until = Timestamps.wallNanos() + Int64(input["timeout_ms"]?.intValue ?? 0) * 1_000_000
+                var step = try await service.watchStep(agentId: goal.agentId, after: from)
+                while case .changes(let c, _) = step, c.isEmpty, Timestamps.wallNanos() < until, !Task.isCancelled {
+                    try await Task.sleep(nanoseconds: 50_000_000)
+                    step = try await service.watchStep(agentId: goal.agentId, after: from)
+                }
+                switch step {
+                case .changes(let c, let head): output = ["changes": .array(c.map(\.json)), "revision": .int(Int(c.last?.revision ?? max(from, 0))), "head": .int(Int(head))]
+                case .snapshot(let entries, let revision): output = ["compacted": true, "snapshot": .array(entries.map(\.json)), "revision": .int(Int(revision))]
+                }
+            default:
+                throw ToolCallError(kind: .unknownTool, message: "state has no tool \(request.tool)")
+            }
+        } catch let e as AgentError {
+            throw ToolCallError(kind: .invalidArgument, code: e.code, message: e.description)
+        }
+        return ToolCallResult(output: output.serializedBytes())
+    }
+}
