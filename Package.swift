@@ -169,10 +169,15 @@ let package = Package(
         // The child process of the episode kill test (writes episodes until SIGKILLed).
         .executableTarget(name: "episode-kill-worker", dependencies: ["Episodes", "HostSupport", "Threads", "JSON"],
                           path: "Tests/EpisodeKillWorker", swiftSettings: strict),
+        // A fresh PostgreSQL database per test (the server Tests/servers/with-servers.sh starts).
+        .target(name: "PostgresTestSupport",
+                dependencies: ["PostgresStore", "PostgresSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
+                               .product(name: "Logging", package: "swift-log")],
+                path: "Tests/PostgresTestSupport", swiftSettings: strict),
         .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: strict),
         .testTarget(name: "SchemaTests", dependencies: ["Schema", "JSON"], swiftSettings: strict),
         .testTarget(name: "HostTests", dependencies: ["TestSupport", "Host", "CHostSupport", "DriverKit", "DriverABI", "JSON"], swiftSettings: strict),
-        .testTarget(name: "EpisodeTests", dependencies: ["TestSupport", "Host", "JSON", "PostgresStore", "PostgresSupport",
+        .testTarget(name: "EpisodeTests", dependencies: ["TestSupport", "PostgresTestSupport", "Host", "JSON", "PostgresStore", "PostgresSupport",
                                                           .product(name: "PostgresNIO", package: "postgres-nio")], swiftSettings: strict),
         // The shell driver (built libnova_shell.so + nova-sandbox) through the host, policy and CLI.
         .testTarget(name: "ShellTests", dependencies: ["TestSupport", "Host", "JSON"], swiftSettings: strict),
@@ -180,7 +185,7 @@ let package = Package(
         .testTarget(name: "DriverTests", dependencies: ["TestSupport", "Host", "JSON"], swiftSettings: strict),
         // The server in-process (HummingbirdTesting): routes, auth matrix, JWT attacks, MCP, shutdown.
         .testTarget(name: "ServerTests",
-                    dependencies: ["TestSupport", "HostServer", "Host", "JSON", .product(name: "Hummingbird", package: "hummingbird"),
+                    dependencies: ["TestSupport", "PostgresTestSupport", "PostgresStore", "HostServer", "Host", "JSON", .product(name: "Hummingbird", package: "hummingbird"),
                                    .product(name: "HummingbirdTesting", package: "hummingbird"),
                                    .product(name: "JWTKit", package: "jwt-kit"), .product(name: "MCP", package: "swift-sdk"),
                                    .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),

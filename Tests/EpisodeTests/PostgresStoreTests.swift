@@ -3,6 +3,7 @@ import Logging
 import PostgresNIO
 import PostgresStore
 import PostgresSupport
+import PostgresTestSupport
 import Testing
 import Host
 @testable import Runs
@@ -11,39 +12,10 @@ import JSON
 /// The store contract on the real PostgreSQL 15 that `make test` starts (Tests/servers), each
 /// test in a database of its own.
 @Suite struct PostgresStoreTests {
-    static let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
-
-    static func baseURL() throws -> String {
-        let v = ProcessInfo.processInfo.environment["NOVA_TEST_PG_DSN"]
-        return try #require(v.flatMap { $0.isEmpty ? nil : $0 },
-                            "NOVA_TEST_PG_DSN is not set: run under Tests/servers/with-servers.sh (make test does)")
-    }
-
-    /// Creates an empty database and returns the URL that names it.
-    static func freshDatabase() async throws -> String {
-        let base = try baseURL()
-        let name = "nova_store_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
-        let config = try PostgresDSN(dsn: base).configuration(connectTimeoutMs: 10_000, startup: [])
-        let conn = try await PostgresConnection.connect(configuration: config, id: 1, logger: logger)
-        try await conn.query("CREATE DATABASE \(unescaped: name)", logger: logger)
-        try await conn.close()
-        var url = try #require(URLComponents(string: base))
-        url.path = "/" + name
-        return try #require(url.string)
-    }
-
-    /// The stores a test opened, closed when it ends: the suite runs beside the driver tests
-    /// on one server, so connections are few (3 per store) and never left for the idle timeout.
-    final class Stores: @unchecked Sendable {
-        private let lock = NSLock()
-        private var opened: [PostgresStore] = []
-        func connect(_ url: String) async throws -> PostgresStore {
-            let store = try await PostgresStore.connect(url: url, maxConnections: 3)
-            lock.withLock { opened.append(store) }
-            return store
-        }
-        deinit { for s in opened { s.close() } }
-    }
+    static let logger = PostgresTestDatabase.logger
+    typealias Stores = PostgresTestDatabase.Stores
+    static func baseURL() throws -> String { try PostgresTestDatabase.baseURL() }
+    static func freshDatabase() async throws -> String { try await PostgresTestDatabase.fresh() }
 
     static func database(_ stores: Stores) async throws -> StoreConformance.Database {
         let url = try await freshDatabase()

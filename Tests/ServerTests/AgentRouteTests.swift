@@ -5,6 +5,8 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import JSON
+import PostgresStore
+import PostgresTestSupport
 import NIOCore
 import Synchronization
 import Testing
@@ -14,6 +16,17 @@ import Testing
 /// contract in AgentStoreTests).
 @Suite struct AgentRouteTests {
     typealias F = ServerFixtures
+
+    /// The store behind the server: the embedded SQLite of the data directory, or a fresh
+    /// PostgreSQL database (the behaviours below hold on both).
+    enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        case sqlite, postgres
+        var testDescription: String { rawValue }
+        func server(_ stores: PostgresTestDatabase.Stores, worker: Bool = true) async throws -> NovaServer {
+            let store: (any HostStore)? = self == .postgres ? try await stores.connect(try await PostgresTestDatabase.fresh()) : nil
+            return try await F.server(config: { if !worker { $0.worker = nil } }, store: store)
+        }
+    }
 
     static let echoPlan: JSONValue = ["name": "hi", "steps": [["id": "a", "call": "echo.echo", "input": ["x": 1]]]]
     static let sleepPlan: JSONValue = ["name": "nap", "steps": [["id": "nap", "call": "echo.sleep", "input": ["ms": 30_000]]]]
@@ -32,7 +45,8 @@ import Testing
 
     /// Every action from every status: the legal ones move the agent, the others are 409 naming
     /// the status and the allowed actions.
-    @Test func lifecycleMatrix() async throws {
+    @Test(arguments: Backend.allCases) func lifecycleMatrix(_ backend: Backend) async throws {
+        let stores = PostgresTestDatabase.Stores()
         let legal: [AgentStatus: [AgentAction: AgentStatus]] = [
             .active: [.pause: .paused, .stop: .stopped, .delete: .deleted],
             .paused: [.resume: .active, .stop: .stopped, .delete: .deleted],
@@ -41,7 +55,7 @@ import Testing
         ]
         // How to bring a fresh (active) agent to each status.
         let path: [AgentStatus: [AgentAction]] = [.active: [], .paused: [.pause], .stopped: [.stop], .deleted: [.delete]]
-        try await F.server(config: { $0.worker = nil }).withClient(.live) { client in
+        try await backend.server(stores, worker: false).withClient(.live) { client in
             var n = 0
             for (from, allowed) in legal {
                 for action in AgentAction.allCases {
@@ -72,8 +86,9 @@ import Testing
         return try await client.post("/v1/agents/\(id)/\(action.rawValue)", F.aliceKey, nil, more)
     }
 
-    @Test func optimisticConcurrencyAndVersions() async throws {
-        try await F.server(config: { $0.worker = nil }).withClient(.live) { client in
+    @Test(arguments: Backend.allCases) func optimisticConcurrencyAndVersions(_ backend: Backend) async throws {
+        let stores = PostgresTestDatabase.Stores()
+        try await backend.server(stores, worker: false).withClient(.live) { client in
             let a = try await Self.create(client, "writer", ["labels": ["team": "blue"]])
             let id = try #require(a["id"]?.stringValue)
             #expect(a["version"] == 1 && a["principal"] == "alice")
@@ -134,8 +149,9 @@ import Testing
 
     /// A goal runs as the agent's principal, limited to the agent's tools: a tool the policy
     /// allows but the agent may not use is denied (rule agent-tools) and recorded.
-    @Test func goalsRunAsTheAgentWithinItsTools() async throws {
-        try await F.server().withClient(.live) { client in
+    @Test(arguments: Backend.allCases) func goalsRunAsTheAgentWithinItsTools(_ backend: Backend) async throws {
+        let stores = PostgresTestDatabase.Stores()
+        try await backend.server(stores).withClient(.live) { client in
             let id = try #require(try await Self.create(client, "runner", ["tools": ["echo.echo"]])["id"]?.stringValue)
             let ok = try await client.post("/v1/agents/\(id)/goals", F.aliceKey, ["goal": "say hi", "plan": Self.echoPlan])
             #expect(ok.status == .accepted && ok.headers[.location] == "/v1/agents/\(id)/runs/\(ok.json["id"]?.stringValue ?? "")")
@@ -163,8 +179,9 @@ import Testing
 
     /// Paused: a new goal waits (the worker defers it); resume releases it. Stop cancels the
     /// running goal, recorded cancelled.
-    @Test func pauseHoldsGoalsAndStopCancelsTheRunningOne() async throws {
-        try await F.server().withClient(.live) { client in
+    @Test(arguments: Backend.allCases) func pauseHoldsGoalsAndStopCancelsTheRunningOne(_ backend: Backend) async throws {
+        let stores = PostgresTestDatabase.Stores()
+        try await backend.server(stores).withClient(.live) { client in
             let id = try #require(try await Self.create(client, "holder")["id"]?.stringValue)
             #expect(try await Self.act(client, id, .pause).status == .ok)
             let held = try #require(try await client.post("/v1/agents/\(id)/goals", F.aliceKey, ["goal": "later", "plan": Self.echoPlan]).json["id"]?.stringValue)
@@ -194,8 +211,9 @@ import Testing
         }
     }
 
-    @Test func memoryPutRecallForget() async throws {
-        try await F.server(config: { $0.worker = nil }).withClient(.live) { client in
+    @Test(arguments: Backend.allCases) func memoryPutRecallForget(_ backend: Backend) async throws {
+        let stores = PostgresTestDatabase.Stores()
+        try await backend.server(stores, worker: false).withClient(.live) { client in
             let id = try #require(try await Self.create(client, "rememberer", ["config": ["memory_types": ["lesson"]]])["id"]?.stringValue)
             for (text, type, tags) in [("the deploy failed on the database migration", "observation", ["deploy"]),
                                        ("database tuning: database indexes and database vacuum", "lesson", ["db"]),

@@ -86,7 +86,7 @@ enum ServerFixtures {
 
     /// A server over a fresh data directory, the echo driver and the test policy.
     static func server(config mutate: (inout HostConfig) -> Void = { _ in }, driversDir: String? = nil, policy: String? = nil,
-                       dataDirectory: String? = nil,
+                       dataDirectory: String? = nil, store: (any HostStore)? = nil,
                        logger: Logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })) async throws -> NovaServer {
         let data = dataDirectory ?? tempDir("data")
         var policyPath = policyFile
@@ -95,7 +95,7 @@ enum ServerFixtures {
             _ = FileManager.default.createFile(atPath: policyPath, contents: Data(policy.utf8))
         }
         let paths = HostPaths.resolve(drivers: driversDir ?? Self.driversDir, data: data, policy: policyPath, environment: [:])
-        let host = try NovaHost(paths: paths, episodes: try await EpisodeLog.open(dataDirectory: data))
+        let host = try NovaHost(paths: paths, episodes: try await EpisodeLog.open(dataDirectory: data, store: store))
         var c = config()
         mutate(&c)
         return try await NovaServer.make(host: host, config: c, logger: logger)
