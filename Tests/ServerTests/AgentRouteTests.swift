@@ -322,6 +322,18 @@ import Testing
             #expect(try await client.get("/v1/episodes/\(bad)", F.aliceKey).status == .notFound, "nothing ran")
         }
     }
+
+    /// A goal still running when its deadline passes is cancelled, and recorded cancelled.
+    @Test func aRunningGoalIsCancelledAtItsDeadline() async throws {
+        try await F.server().withClient(.live) { client in
+            let id = try #require(try await Self.create(client, "timed")["id"]?.stringValue)
+            let deadline = Timestamps.format(nanosSinceEpoch: Timestamps.wallNanos() + 1_500_000_000)
+            let goal = try #require(try await client.post("/v1/agents/\(id)/goals", F.aliceKey,
+                                                          ["goal": "nap", "plan": Self.sleepPlan, "deadline": .string(deadline)]).json["id"]?.stringValue)
+            try await Wait.until("the goal is cancelled at its deadline") { try await Self.goalStatus(client, id, goal)["status"] == "cancelled" }
+            #expect(try await client.get("/v1/episodes/\(goal)", F.aliceKey).json["document"]?["status"] == "cancelled")
+        }
+    }
 }
 
 /// A minimal OpenAI-compatible `POST /v1/chat/completions` on a real loopback port, answering

@@ -125,6 +125,15 @@ public struct RunJobHandler: JobHandler {
             if let e = result.episodeError { return .failed(error: "the run's episode was not written: \(e)", retryable: true) }
             return .succeeded(result: ["status": "failed", "seq": .int(result.episode?.seq ?? 0)])
         }
+        // A goal with a deadline is cancelled when it passes, also while it runs.
+        let deadlineWatch = job.payload["deadline_ms"]?.intValue.map { deadline in
+            Task { [runs, id = job.id] in
+                let waitMs = Int64(deadline) - Timestamps.wallNanos() / 1_000_000
+                if waitMs > 0 { try? await Task.sleep(nanoseconds: UInt64(waitMs) * 1_000_000) }
+                if !Task.isCancelled { _ = runs.cancel(runId: id, beforeStart: true) }
+            }
+        }
+        defer { deadlineWatch?.cancel() }
         let snap: RunSnapshot
         do { snap = try await runs.execute(request, runId: job.id, job: attempt, submittedAt: submittedAt) } catch {
             switch error {
