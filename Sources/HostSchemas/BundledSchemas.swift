@@ -70,7 +70,7 @@ public enum BundledSchemas {
           "policyInputs": {
             "description": "The input fields policy conditions may read, as JSON Pointers into the input (docs/drivers.md, Policy inputs).",
             "type": "object",
-            "propertyNames": { "enum": ["url", "program", "args", "allow_write", "graphql_document"] },
+            "propertyNames": { "enum": ["url", "program", "args", "allow_write", "graphql_document", "namespace"] },
             "additionalProperties": { "type": "string", "pattern": "^/" }
           },
           "examples": {
@@ -222,7 +222,8 @@ public enum BundledSchemas {
             "shell_args": { "type": "object", "additionalProperties": { "type": "array", "items": { "type": "string", "format": "regex" } } },
             "postgres_read_only": { "type": "boolean" },
             "read_only": { "type": "boolean" },
-            "graphql_operations": { "type": "array", "items": { "enum": ["query", "mutation", "subscription"] } }
+            "graphql_operations": { "type": "array", "items": { "enum": ["query", "mutation", "subscription"] } },
+            "memory_namespaces": { "type": "array", "items": { "type": "string" } }
           }
         }
       }

@@ -197,3 +197,35 @@ final class SSEStream: @unchecked Sendable {
         return Event(event: event, data: (try? JSONValue.parse(data)) ?? .null)
     }
 }
+
+/// Shared memory namespaces: the policy decides who may write and read which namespace
+/// (`memory_namespaces` over the tools' declared `namespace` input), through the tool route.
+@Suite struct SharedMemoryTests {
+    typealias F = ServerFixtures
+
+    static let policy = """
+    {
+      "roles": { "admin": {}, "user": {}, "service": {} },
+      "principals": { "admin": "admin", "alice": "user", "bob": "user", "ci": "service" },
+      "rules": [
+        { "id": "alice-shares-team", "effect": "allow", "principals": ["alice"], "tools": ["memory.share", "memory.recall_shared"],
+          "conditions": { "memory_namespaces": ["team-*"] } },
+        { "id": "bob-reads-team-a", "effect": "allow", "principals": ["bob"], "tools": ["memory.recall_shared"],
+          "conditions": { "memory_namespaces": ["team-a"] } }
+      ]
+    }
+    """
+
+    @Test func thePolicyDecidesWhoUsesWhichNamespace() async throws {
+        try await F.server(config: { $0.worker = nil }, policy: Self.policy).withClient(.live) { client in
+            let shared = try await client.post("/tools/memory.share", F.aliceKey, ["namespace": "team-a", "text": "the release is on tuesday"])
+            #expect(shared.status == .ok, "\(shared.json)")
+            let secret = try await client.post("/tools/memory.share", F.aliceKey, ["namespace": "secret", "text": "x"])
+            #expect(secret.status == .forbidden && secret.json["error"]?["message"]?.stringValue?.contains("memory_namespaces") == true, "\(secret.json)")
+            let read = try await client.post("/tools/memory.recall_shared", F.bobKey, ["namespace": "team-a", "query": "release"])
+            #expect(read.status == .ok && read.json["output"]?["items"]?[0]?["text"] == "the release is on tuesday", "\(read.json)")
+            #expect(try await client.post("/tools/memory.recall_shared", F.bobKey, ["namespace": "team-b", "query": "release"]).status == .forbidden)
+            #expect(try await client.post("/tools/memory.share", F.bobKey, ["namespace": "team-a", "text": "mine"]).status == .forbidden)
+        }
+    }
+}

@@ -32,6 +32,22 @@ public struct MemoryToolDriver: ToolDriver {
                                             "limit": ["type": "integer", "minimum": 1, "maximum": 100]]],
              "outputSchema": ["type": "object", "required": ["items"], "properties": ["items": ["type": "array"]]],
              "annotations": ["readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false]],
+            ["name": "share", "description": "Remember a text in a shared namespace several agents may read (the policy decides who may: memory_namespaces).",
+             "inputSchema": ["type": "object", "additionalProperties": false, "required": ["namespace", "text"],
+                             "properties": ["namespace": ["type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"],
+                                            "text": ["type": "string", "minLength": 1], "memory_type": ["type": "string"],
+                                            "tags": ["type": "array", "items": ["type": "string"]], "meta": ["type": "object"],
+                                            "ttl_seconds": ["type": "integer", "minimum": 1]]],
+             "outputSchema": ["type": "object", "required": ["id"], "properties": ["id": ["type": "string"]]],
+             "annotations": ["readOnlyHint": false, "destructiveHint": false, "idempotentHint": false, "openWorldHint": false],
+             "policyInputs": ["namespace": "/namespace"]],
+            ["name": "recall_shared", "description": "Recall a shared namespace's memory, best full-text match first (the policy decides who may: memory_namespaces).",
+             "inputSchema": ["type": "object", "additionalProperties": false, "required": ["namespace"],
+                             "properties": ["namespace": ["type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"],
+                                            "query": ["type": "string"], "limit": ["type": "integer", "minimum": 1, "maximum": 100]]],
+             "outputSchema": ["type": "object", "required": ["items"], "properties": ["items": ["type": "array"]]],
+             "annotations": ["readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false],
+             "policyInputs": ["namespace": "/namespace"]],
             ["name": "forget", "description": "Forget one of the agent's memory items.",
              "inputSchema": ["type": "object", "additionalProperties": false, "required": ["id"], "properties": ["id": ["type": "string"]]],
              "outputSchema": ["type": "object", "required": ["forgotten"], "properties": ["forgotten": ["type": "boolean"]]],
@@ -46,6 +62,7 @@ public struct MemoryToolDriver: ToolDriver {
 
     public func call(_ request: ToolCallRequest) async throws -> ToolCallResult {
         let input = (try? JSONValue.parse(request.input)) ?? .object([:])
+        if request.tool == "share" || request.tool == "recall_shared" { return try await shared(request.tool, input) }
         guard let runId = DriverCallContext.runId, let goal = try await service.store.goal(id: runId) else {
             throw ToolCallError(kind: .unsupported, code: "not_an_agent", message: "memory.\(request.tool) is for the plans of agents' goals (this run is not a goal)")
         }
@@ -78,6 +95,39 @@ public struct MemoryToolDriver: ToolDriver {
             }
         } catch let e as AgentError {
             throw ToolCallError(kind: .invalidArgument, code: e.code, message: e.description)
+        }
+        return ToolCallResult(output: output.serializedBytes())
+    }
+}
+
+extension MemoryToolDriver {
+    /// Shared namespaces: memory owned by `shared:<namespace>`, which any caller the policy lets
+    /// through (rule condition `memory_namespaces` over the declared `namespace` input) may use.
+    func shared(_ tool: String, _ input: JSONValue) async throws -> ToolCallResult {
+        let owner = "shared:" + (input["namespace"]?.stringValue ?? "")
+        let output: JSONValue
+        if tool == "share" {
+            let text = input["text"]?.stringValue ?? ""
+            guard text.utf8.count <= MemoryItem.maxTextBytes else {
+                throw ToolCallError(kind: .invalidArgument, code: "too_large", message: "a memory item holds at most \(MemoryItem.maxTextBytes) bytes")
+            }
+            let now = Timestamps.wallNanos() / 1_000_000
+            let item = MemoryItem(owner: owner, type: input["memory_type"]?.stringValue ?? "context", text: text, meta: input["meta"] ?? .object([:]),
+                                  tags: input["tags"]?.arrayValue?.compactMap(\.stringValue) ?? [], sourceRunId: DriverCallContext.runId,
+                                  sourceStepId: DriverCallContext.stepId, createdAtMs: now,
+                                  expiresAtMs: input["ttl_seconds"]?.intValue.map { now + Int64($0) * 1000 })
+            try await service.store.putMemory(item)
+            output = ["id": .string(item.id)]
+        } else {
+            let hits: [RecallHit]
+            do { hits = try await service.store.recall(RecallQuery(owner: owner, text: input["query"]?.stringValue, limit: input["limit"]?.intValue ?? 10)) } catch let e as RecallQueryError {
+                throw ToolCallError(kind: .invalidArgument, code: "invalid_query", message: e.message)
+            }
+            output = ["items": .array(hits.map { h in
+                var o = h.item.json.objectValue ?? [:]
+                o["score"] = .double(h.score)
+                return .object(o)
+            })]
         }
         return ToolCallResult(output: output.serializedBytes())
     }
