@@ -21,7 +21,7 @@ public struct PolicyInputs: Sendable, Equatable {
         case allowWrite = "allow_write"
         /// A GraphQL document (`graphql_operations` reads its operation kinds).
         case graphqlDocument = "graphql_document"
-        /// A shared namespace the call reads or writes (`memory_namespaces` matches it).
+        /// A shared namespace the call reads or writes (`namespaces` matches it).
         case namespace
     }
 

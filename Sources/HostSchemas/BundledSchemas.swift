@@ -223,7 +223,7 @@ public enum BundledSchemas {
             "postgres_read_only": { "type": "boolean" },
             "read_only": { "type": "boolean" },
             "graphql_operations": { "type": "array", "items": { "enum": ["query", "mutation", "subscription"] } },
-            "memory_namespaces": { "type": "array", "items": { "type": "string" } }
+            "namespaces": { "type": "array", "items": { "type": "string" } }
           }
         }
       }

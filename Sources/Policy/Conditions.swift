@@ -36,9 +36,9 @@ enum Conditions {
             let kinds = operationKinds(inputs.value(.graphqlDocument, in: r.input)?.stringValue ?? "")
             for k in kinds where !ops.contains(k) { return "GraphQL \(k) is not in graphql_operations" }
         }
-        if let namespaces = c.memoryNamespaces {
+        if let namespaces = c.namespaces {
             guard let ns = inputs.value(.namespace, in: r.input)?.stringValue else { return "\(inputs.fieldName(.namespace)) is missing" }
-            guard namespaces.contains(where: { Glob.match($0, ns) }) else { return "namespace '\(ns)' is not in memory_namespaces" }
+            guard namespaces.contains(where: { Glob.match($0, ns) }) else { return "namespace '\(ns)' is not in namespaces" }
         }
         return nil
     }

@@ -82,12 +82,12 @@ public struct RuleConditions: Sendable {
     public var readOnly: Bool?
     /// `graphql_operations`: which GraphQL operation kinds are allowed (`query`, `mutation`, `subscription`).
     public var graphqlOperations: [String]?
-    /// `memory_namespaces`: the shared namespaces (globs) the call may read or write.
-    public var memoryNamespaces: [String]?
+    /// `namespaces`: the shared namespaces (globs) the call may read or write.
+    public var namespaces: [String]?
 
     public var isEmpty: Bool {
         httpHosts == nil && shellPrograms == nil && shellArgs == nil && postgresReadOnly == nil && readOnly == nil && graphqlOperations == nil
-            && memoryNamespaces == nil
+            && namespaces == nil
     }
 
     /// Each condition set here with the policy inputs it cannot be evaluated without. A tool
@@ -99,7 +99,7 @@ public struct RuleConditions: Sendable {
         if shellPrograms != nil { out.append(("shell_programs", [.program])) }
         if shellArgs != nil { out.append(("shell_args", [.program, .args])) }
         if graphqlOperations != nil { out.append(("graphql_operations", [.graphqlDocument])) }
-        if memoryNamespaces != nil { out.append(("memory_namespaces", [.namespace])) }
+        if namespaces != nil { out.append(("namespaces", [.namespace])) }
         return out
     }
 
@@ -236,9 +236,9 @@ public struct PolicyProfile: Sendable {
             cond.postgresReadOnly = c["postgres_read_only"]?.boolValue
             cond.readOnly = c["read_only"]?.boolValue
             cond.graphqlOperations = c["graphql_operations"]?.arrayValue?.compactMap(\.stringValue)
-            cond.memoryNamespaces = c["memory_namespaces"]?.arrayValue?.compactMap(\.stringValue)
+            cond.namespaces = c["namespaces"]?.arrayValue?.compactMap(\.stringValue)
             let known: Set<String> = ["http_hosts", "shell_programs", "shell_args", "postgres_read_only", "read_only", "graphql_operations",
-                                      "memory_namespaces"]
+                                      "namespaces"]
             for k in c.keys where !known.contains(k) { throw PolicyError("\(at).conditions.\(k) is not a known condition (\(known.sorted().joined(separator: ", ")))") }
             rules.append(PolicyRule(id: id, effect: effect, roles: rolesList, principals: o["principals"]?.arrayValue?.compactMap(\.stringValue),
                                     tools: tools, conditions: cond, reason: o["reason"]?.stringValue))

@@ -199,7 +199,7 @@ final class SSEStream: @unchecked Sendable {
 }
 
 /// Shared memory namespaces: the policy decides who may write and read which namespace
-/// (`memory_namespaces` over the tools' declared `namespace` input), through the tool route.
+/// (`namespaces` over the tools' declared `namespace` input), through the tool route.
 @Suite struct SharedMemoryTests {
     typealias F = ServerFixtures
 
@@ -208,10 +208,10 @@ final class SSEStream: @unchecked Sendable {
       "roles": { "admin": {}, "user": {}, "service": {} },
       "principals": { "admin": "admin", "alice": "user", "bob": "user", "ci": "service" },
       "rules": [
-        { "id": "alice-shares-team", "effect": "allow", "principals": ["alice"], "tools": ["memory.share", "memory.recall_shared"],
-          "conditions": { "memory_namespaces": ["team-*"] } },
-        { "id": "bob-reads-team-a", "effect": "allow", "principals": ["bob"], "tools": ["memory.recall_shared"],
-          "conditions": { "memory_namespaces": ["team-a"] } }
+        { "id": "alice-shares-team", "effect": "allow", "principals": ["alice"], "tools": ["memory.share", "memory.recall_shared", "state.put_shared", "state.get_shared"],
+          "conditions": { "namespaces": ["team-*"] } },
+        { "id": "bob-reads-team-a", "effect": "allow", "principals": ["bob"], "tools": ["memory.recall_shared", "state.get_shared"],
+          "conditions": { "namespaces": ["team-a"] } }
       ]
     }
     """
@@ -221,11 +221,20 @@ final class SSEStream: @unchecked Sendable {
             let shared = try await client.post("/tools/memory.share", F.aliceKey, ["namespace": "team-a", "text": "the release is on tuesday"])
             #expect(shared.status == .ok, "\(shared.json)")
             let secret = try await client.post("/tools/memory.share", F.aliceKey, ["namespace": "secret", "text": "x"])
-            #expect(secret.status == .forbidden && secret.json["error"]?["message"]?.stringValue?.contains("memory_namespaces") == true, "\(secret.json)")
+            #expect(secret.status == .forbidden && secret.json["error"]?["message"]?.stringValue?.contains("namespaces") == true, "\(secret.json)")
             let read = try await client.post("/tools/memory.recall_shared", F.bobKey, ["namespace": "team-a", "query": "release"])
             #expect(read.status == .ok && read.json["output"]?["items"]?[0]?["text"] == "the release is on tuesday", "\(read.json)")
             #expect(try await client.post("/tools/memory.recall_shared", F.bobKey, ["namespace": "team-b", "query": "release"]).status == .forbidden)
             #expect(try await client.post("/tools/memory.share", F.bobKey, ["namespace": "team-a", "text": "mine"]).status == .forbidden)
+            // Shared state, under the same condition.
+            let put = try await client.post("/tools/state.put_shared", F.aliceKey, ["namespace": "team-a", "key": "release", "value": "tuesday", "if_version": 0])
+            #expect(put.status == .ok && put.json["output"]?["version"] == 1, "\(put.json)")
+            let got = try await client.post("/tools/state.get_shared", F.bobKey, ["namespace": "team-a", "key": "release"])
+            #expect(got.status == .ok && got.json["output"]?["value"] == "tuesday", "\(got.json)")
+            #expect(try await client.post("/tools/state.put_shared", F.bobKey, ["namespace": "team-a", "key": "release", "value": "x"]).status == .forbidden)
+            #expect(try await client.post("/tools/state.put_shared", F.aliceKey, ["namespace": "secret", "key": "k", "value": 1]).status == .forbidden)
+            let stale = try await client.post("/tools/state.put_shared", F.aliceKey, ["namespace": "team-a", "key": "release", "value": "wed", "if_version": 0])
+            #expect(stale.status != .ok && stale.json["error"]?["message"]?.stringValue?.contains("version") == true, "\(stale.json)")
         }
     }
 }

@@ -469,7 +469,7 @@ typedef nova_status (*nova_driver_init_fn)(const nova_host_api *host, nova_drive
  * and denies the call. Attributes: "url" (absolute URL; http_hosts), "program" (absolute path;
  * shell_programs, shell_args), "args" (array of strings; shell_args), "allow_write" (boolean;
  * postgres_read_only refuses true), "graphql_document" (GraphQL text; graphql_operations),
- * "namespace" (a shared namespace; memory_namespaces).
+ * "namespace" (a shared namespace; namespaces).
  * Unknown attribute names are manifest errors. See docs/policy-inputs.md.
  *
  * "examples" (optional, per tool): sample calls for `nova-host drivers test`:

@@ -58,6 +58,7 @@ extension AgentService {
         case snapshot([StateEntry], revision: Int64)
     }
 
+    /// `agentId` is the scope: an agent's id, or `shared:<namespace>`.
     public func watchStep(agentId: String, after revision: Int64) async throws -> WatchStep {
         let store = try requireState()
         let found = try await store.stateChanges(scope: agentId, after: revision, limit: 500)
@@ -88,6 +89,23 @@ public struct StateToolDriver: ToolDriver {
              "inputSchema": ["type": "object", "additionalProperties": false, "required": ["key", "value"],
                              "properties": ["key": ["type": "string"], "value": [:], "if_version": ["type": "integer", "minimum": 0]]],
              "annotations": ["readOnlyHint": false, "destructiveHint": true, "idempotentHint": false, "openWorldHint": false]],
+            ["name": "get_shared", "description": "A key of a shared namespace (the policy decides who may: namespaces).",
+             "inputSchema": ["type": "object", "additionalProperties": false, "required": ["namespace", "key"],
+                             "properties": ["namespace": ["type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"], "key": ["type": "string"]]],
+             "annotations": ["readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false],
+             "policyInputs": ["namespace": "/namespace"]],
+            ["name": "put_shared", "description": "Set a key of a shared namespace, with if_version as for put (the policy decides who may: namespaces).",
+             "inputSchema": ["type": "object", "additionalProperties": false, "required": ["namespace", "key", "value"],
+                             "properties": ["namespace": ["type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"], "key": ["type": "string"],
+                                            "value": [:], "if_version": ["type": "integer", "minimum": 0]]],
+             "annotations": ["readOnlyHint": false, "destructiveHint": true, "idempotentHint": false, "openWorldHint": false],
+             "policyInputs": ["namespace": "/namespace"]],
+            ["name": "watch_shared", "description": "The changes of a shared namespace after revision `from` (the policy decides who may: namespaces).",
+             "inputSchema": ["type": "object", "additionalProperties": false, "required": ["namespace", "from"],
+                             "properties": ["namespace": ["type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"],
+                                            "from": ["type": "integer", "minimum": 0], "timeout_ms": ["type": "integer", "minimum": 0, "maximum": 60_000]]],
+             "annotations": ["readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false],
+             "policyInputs": ["namespace": "/namespace"]],
             ["name": "watch", "description": "The changes after revision `from` (waits up to timeout_ms for one), or a snapshot when the log was compacted.",
              "inputSchema": ["type": "object", "additionalProperties": false, "required": ["from"],
                              "properties": ["from": ["type": "integer", "minimum": 0], "timeout_ms": ["type": "integer", "minimum": 0, "maximum": 60_000]]],
@@ -102,26 +120,35 @@ public struct StateToolDriver: ToolDriver {
 
     public func call(_ request: ToolCallRequest) async throws -> ToolCallResult {
         let input = (try? JSONValue.parse(request.input)) ?? .object([:])
-        guard let runId = DriverCallContext.runId, let goal = try await service.store.goal(id: runId) else {
-            throw ToolCallError(kind: .unsupported, code: "not_an_agent", message: "state.\(request.tool) is for the plans of agents' goals (this run is not a goal)")
+        let tool = request.tool.hasSuffix("_shared") ? String(request.tool.dropLast("_shared".count)) : request.tool
+        let scope: String
+        if request.tool.hasSuffix("_shared") {
+            scope = "shared:" + (input["namespace"]?.stringValue ?? "")
+        } else {
+            guard let runId = DriverCallContext.runId, let goal = try await service.store.goal(id: runId) else {
+                throw ToolCallError(kind: .unsupported, code: "not_an_agent",
+                                    message: "state.\(request.tool) is for the plans of agents' goals (this run is not a goal; the *_shared tools work anywhere)")
+            }
+            scope = goal.agentId
         }
+        let store: any StateStore
+        do { store = try service.requireState() } catch let e as AgentError { throw ToolCallError(kind: .unavailable, code: e.code, message: e.description) }
+        let key = input["key"]?.stringValue ?? ""
         let output: JSONValue
         do {
-            switch request.tool {
+            switch tool {
             case "get":
-                do { output = try await service.stateGet(goal.agentId, key: input["key"]?.stringValue ?? "").json } catch AgentError.notFound {
-                    output = ["key": input["key"] ?? .null, "value": .null, "version": 0]
-                }
+                output = try await store.stateGet(scope: scope, key: key)?.json ?? ["key": .string(key), "value": .null, "version": 0]
             case "put":
-                output = try await service.statePut(goal.agentId, key: input["key"]?.stringValue ?? "", value: input["value"] ?? .null,
-                                                    ifVersion: input["if_version"]?.intValue).json
+                try AgentService.checkKey(key)
+                output = try await store.statePut(scope: scope, key: key, value: input["value"] ?? .null, ifVersion: input["if_version"]?.intValue).json
             case "watch":
                 let from = Int64(input["from"]?.intValue ?? 0)
                 let until = Timestamps.wallNanos() + Int64(input["timeout_ms"]?.intValue ?? 0) * 1_000_000
-                var step = try await service.watchStep(agentId: goal.agentId, after: from)
+                var step = try await service.watchStep(agentId: scope, after: from)
                 while case .changes(let c, _) = step, c.isEmpty, Timestamps.wallNanos() < until, !Task.isCancelled {
                     try await Task.sleep(nanoseconds: 50_000_000)
-                    step = try await service.watchStep(agentId: goal.agentId, after: from)
+                    step = try await service.watchStep(agentId: scope, after: from)
                 }
                 switch step {
                 case .changes(let c, let head): output = ["changes": .array(c.map(\.json)), "revision": .int(Int(c.last?.revision ?? max(from, 0))), "head": .int(Int(head))]
@@ -130,6 +157,8 @@ public struct StateToolDriver: ToolDriver {
             default:
                 throw ToolCallError(kind: .unknownTool, message: "state has no tool \(request.tool)")
             }
+        } catch let e as StateError {
+            throw ToolCallError(kind: .invalidArgument, code: "version_conflict", message: e.description)
         } catch let e as AgentError {
             throw ToolCallError(kind: .invalidArgument, code: e.code, message: e.description)
         }

@@ -32,7 +32,7 @@ public struct MemoryToolDriver: ToolDriver {
                                             "limit": ["type": "integer", "minimum": 1, "maximum": 100]]],
              "outputSchema": ["type": "object", "required": ["items"], "properties": ["items": ["type": "array"]]],
              "annotations": ["readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false]],
-            ["name": "share", "description": "Remember a text in a shared namespace several agents may read (the policy decides who may: memory_namespaces).",
+            ["name": "share", "description": "Remember a text in a shared namespace several agents may read (the policy decides who may: namespaces).",
              "inputSchema": ["type": "object", "additionalProperties": false, "required": ["namespace", "text"],
                              "properties": ["namespace": ["type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"],
                                             "text": ["type": "string", "minLength": 1], "memory_type": ["type": "string"],
@@ -41,7 +41,7 @@ public struct MemoryToolDriver: ToolDriver {
              "outputSchema": ["type": "object", "required": ["id"], "properties": ["id": ["type": "string"]]],
              "annotations": ["readOnlyHint": false, "destructiveHint": false, "idempotentHint": false, "openWorldHint": false],
              "policyInputs": ["namespace": "/namespace"]],
-            ["name": "recall_shared", "description": "Recall a shared namespace's memory, best full-text match first (the policy decides who may: memory_namespaces).",
+            ["name": "recall_shared", "description": "Recall a shared namespace's memory, best full-text match first (the policy decides who may: namespaces).",
              "inputSchema": ["type": "object", "additionalProperties": false, "required": ["namespace"],
                              "properties": ["namespace": ["type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"],
                                             "query": ["type": "string"], "limit": ["type": "integer", "minimum": 1, "maximum": 100]]],
@@ -102,7 +102,7 @@ public struct MemoryToolDriver: ToolDriver {
 
 extension MemoryToolDriver {
     /// Shared namespaces: memory owned by `shared:<namespace>`, which any caller the policy lets
-    /// through (rule condition `memory_namespaces` over the declared `namespace` input) may use.
+    /// through (rule condition `namespaces` over the declared `namespace` input) may use.
     func shared(_ tool: String, _ input: JSONValue) async throws -> ToolCallResult {
         let owner = "shared:" + (input["namespace"]?.stringValue ?? "")
         let output: JSONValue
