@@ -47,6 +47,8 @@ public struct Agent: Sendable, Equatable {
     public var plan: JSONValue?
     /// Free configuration (a JSON object).
     public var config: JSONValue
+    /// A JSON Schema `config` must satisfy (set by the agent's definition; templates declare one).
+    public var configSchema: JSONValue?
     public var labels: [String: String]
     public var status: AgentStatus
     public var version: Int
@@ -85,6 +87,7 @@ public struct Agent: Sendable, Equatable {
         o["role"] = role.map(JSONValue.string) ?? .null
         o["tools"] = tools.map { .array($0.map(JSONValue.string)) } ?? .null
         o["plan"] = plan ?? .null
+        o["config_schema"] = configSchema ?? .null
         return .object(o)
     }
 
@@ -103,6 +106,7 @@ public struct Agent: Sendable, Equatable {
                   plan: json["plan"].flatMap { $0 == .null ? JSONValue?.none : $0 }, config: json["config"] ?? .object([:]),
                   labels: (json["labels"]?.objectValue ?? [:]).compactMapValues(\.stringValue),
                   status: status, version: version, createdAt: try text("created_at"), updatedAt: try text("updated_at"))
+        configSchema = json["config_schema"].flatMap { $0 == .null ? JSONValue?.none : $0 }
     }
 
     /// This agent after `action`, as version `version + 1`; nil when `action` is not allowed.

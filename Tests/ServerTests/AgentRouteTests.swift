@@ -126,6 +126,20 @@ import Testing
             #expect(try await client.get("/v1/agents/nope", F.aliceKey).status == .notFound)
             let badConfig = try await client.post("/v1/agents", F.aliceKey, ["name": "c", "config": [1, 2]])
             #expect(badConfig.status == .unprocessableContent && badConfig.json["error"]?["field"] == "config")
+            // A config that does not satisfy the agent's config_schema is refused, naming the field.
+            let schema: JSONValue = ["type": "object", "properties": ["retries": ["type": "integer", "minimum": 0]], "required": ["retries"]]
+            let badValue = try await client.post("/v1/agents", F.aliceKey, ["name": "s1", "config_schema": schema, "config": ["retries": "many"]])
+            #expect(badValue.status == .unprocessableContent && badValue.json["error"]?["field"] == "config.retries", "\(badValue.json)")
+            let missing = try await client.post("/v1/agents", F.aliceKey, ["name": "s2", "config_schema": schema])
+            #expect(missing.status == .unprocessableContent && missing.json["error"]?["field"] == "config", "\(missing.json)")
+            let good = try await client.post("/v1/agents", F.aliceKey, ["name": "s3", "config_schema": schema, "config": ["retries": 2]])
+            #expect(good.status == .created)
+            let s3 = try #require(good.json["id"]?.stringValue)
+            let breaks = try await client.execute(uri: "/v1/agents/\(s3)", method: .patch, headers: Req.jsonHeaders(F.aliceKey),
+                                                  body: Req.body(["config": ["retries": -1]]))
+            #expect(breaks.status == .unprocessableContent && breaks.json["error"]?["field"] == "config.retries")
+            let badSchema = try await client.post("/v1/agents", F.aliceKey, ["name": "s4", "config_schema": ["type": 12]])
+            #expect(badSchema.status == .unprocessableContent && badSchema.json["error"]?["field"] == "config_schema")
             let badName = try await client.post("/v1/agents", F.aliceKey, ["name": "no spaces"])
             #expect(badName.status == .unprocessableContent && badName.json["error"]?["field"] == "name")
             let badTools = try await client.post("/v1/agents", F.aliceKey, ["name": "t", "tools": ["notatool"]])

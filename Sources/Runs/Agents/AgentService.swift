@@ -2,6 +2,7 @@ import Foundation
 import HostSupport
 import JSON
 import Plans
+import Schema
 import Store
 
 /// Why an agent operation was refused; every interface maps it the same way (HTTP status in
@@ -136,7 +137,7 @@ public struct AgentService: Sendable {
     }
 
     /// The fields a definition may set, with their checks.
-    static let fields: Set<String> = ["name", "namespace", "description", "principal", "role", "tools", "plan", "config", "labels"]
+    static let fields: Set<String> = ["name", "namespace", "description", "principal", "role", "tools", "plan", "config", "config_schema", "labels"]
 
     /// Applies `body`'s fields to `agent` (creation starts from a blank one), checking each.
     static func apply(_ body: JSONValue, to agent: inout Agent, creating: Bool) throws(AgentError) {
@@ -181,6 +182,17 @@ public struct AgentService: Sendable {
         if let c = o["config"] {
             guard c.objectValue != nil else { throw .invalid(field: "config", message: "must be a JSON object") }
             agent.config = c
+        }
+        if let cs = o["config_schema"] {
+            if cs == .null { agent.configSchema = nil } else {
+                do { _ = try Schema.compile(cs) } catch { throw .invalid(field: "config_schema", message: "is not a valid JSON Schema: \(error)") }
+                agent.configSchema = cs
+            }
+        }
+        if let schema = agent.configSchema, let compiled = try? Schema.compile(schema),
+           let problem = compiled.validate(agent.config).errors.first {
+            let at = problem.instanceLocation.isEmpty ? "" : problem.instanceLocation
+            throw .invalid(field: "config" + at.replacingOccurrences(of: "/", with: "."), message: problem.message)
         }
         if let l = o["labels"] {
             guard let obj = l.objectValue, obj.values.allSatisfy({ $0.stringValue != nil }), obj.keys.allSatisfy(validName) else {
