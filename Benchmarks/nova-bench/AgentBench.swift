@@ -124,14 +124,6 @@ enum AgentBench {
         var rng = SplitMix(seed: 7)
         let queries = (0..<300).map { k in k % 3 == 0 ? "w\(rng.next() % 400) w\(rng.next() % 400)" : "w\(rng.next() % 1_500)" }
 
-        progress("recall through the host")
-        var ours: [Double] = []
-        var found = 0
-        for q in queries {
-            ours.append(try await timed { found += try await service.recall(agentId, query: RecallQuery(owner: agentId, text: q, limit: 20)).count })
-        }
-        progress("the same query directly to SQLite")
-        var peer: [Double] = []
         var db: OpaquePointer?
         guard sqlite3_open_v2(dbPath, &db, SQLITE_OPEN_READONLY, nil) == SQLITE_OK, let db else { say("    cannot open \(dbPath)"); return }
         defer { sqlite3_close(db) }
@@ -141,8 +133,15 @@ enum AgentBench {
         guard sqlite3_prepare_v2(db, sql, -1, &stmt, nil) == SQLITE_OK, let stmt else { say("    cannot prepare the peer query"); return }
         defer { sqlite3_finalize(stmt) }
         let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+        // Each query through the host and then directly, one after the other, so that load on
+        // the machine falls on both alike.
+        progress("recall through the host and directly, query by query")
+        var ours: [Double] = []
+        var peer: [Double] = []
+        var found = 0
         var peerFound = 0
         for q in queries {
+            ours.append(try await timed { found += try await service.recall(agentId, query: RecallQuery(owner: agentId, text: q, limit: 20)).count })
             peer.append(await timed {
                 sqlite3_reset(stmt)
                 sqlite3_bind_text(stmt, 1, q, -1, transient)

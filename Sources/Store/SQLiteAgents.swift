@@ -161,8 +161,11 @@ extension SQLiteStore: AgentStore, MemoryStore {
         let sql: String
         if let text = q.text, !text.isEmpty {
             // bm25 is lower for better matches: the score is its negation.
-            sql = "SELECT \(Self.memoryColumns), -bm25(memory_fts) AS score FROM memory_fts JOIN memory m ON m.rowid = memory_fts.rowid "
-                + "WHERE memory_fts MATCH ? AND " + clauses.joined(separator: " AND ") + " ORDER BY bm25(memory_fts), m.rowid LIMIT ? OFFSET ?"
+            // Rank rowids only (the sorter carries two values per match, not whole rows), then
+            // read the page's rows.
+            sql = "SELECT \(Self.memoryColumns), -t.b AS score FROM (SELECT memory_fts.rowid AS r, bm25(memory_fts) AS b "
+                + "FROM memory_fts JOIN memory m ON m.rowid = memory_fts.rowid WHERE memory_fts MATCH ? AND " + clauses.joined(separator: " AND ")
+                + " ORDER BY b LIMIT ? OFFSET ?) t JOIN memory m ON m.rowid = t.r ORDER BY t.b"
             params.insert(.text(text), at: 0)
         } else {
             sql = "SELECT \(Self.memoryColumns), 0.0 AS score FROM memory m WHERE " + clauses.joined(separator: " AND ")
