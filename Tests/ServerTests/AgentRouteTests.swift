@@ -341,9 +341,12 @@ import Testing
     @Test func aRunningGoalIsCancelledAtItsDeadline() async throws {
         try await F.server().withClient(.live) { client in
             let id = try #require(try await Self.create(client, "timed")["id"]?.stringValue)
-            let deadline = Timestamps.format(nanosSinceEpoch: Timestamps.wallNanos() + 1_500_000_000)
+            // 8 s: time enough for the worker to start it, well before its 30 s sleep ends.
+            let deadline = Timestamps.format(nanosSinceEpoch: Timestamps.wallNanos() + 8_000_000_000)
             let goal = try #require(try await client.post("/v1/agents/\(id)/goals", F.aliceKey,
                                                           ["goal": "nap", "plan": Self.sleepPlan, "deadline": .string(deadline)]).json["id"]?.stringValue)
+            try await Wait.until("the goal runs") { try await Self.goalStatus(client, id, goal)["status"] != "pending" }
+            #expect(try await Self.goalStatus(client, id, goal)["status"] == "running", "it started before its deadline")
             try await Wait.until("the goal is cancelled at its deadline") { try await Self.goalStatus(client, id, goal)["status"] == "cancelled" }
             #expect(try await client.get("/v1/episodes/\(goal)", F.aliceKey).json["document"]?["status"] == "cancelled")
         }

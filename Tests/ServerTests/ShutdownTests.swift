@@ -133,10 +133,14 @@ import Testing
                 "nova_episode_write_duration_seconds_count 3",
                 #"nova_runs_total{origin="tool",status="succeeded"} 1"#,
                 "nova_tool_call_duration_seconds_bucket", "nova_step_duration_seconds_bucket",
-                "nova_runs_in_flight 0", "nova_drivers_loaded 1", "nova_mcp_sessions 0",
+                "nova_runs_in_flight 0", "nova_mcp_sessions 0",
             ] {
                 #expect(text.contains(needle), "missing \(needle)")
             }
+            // The gauge counts the loaded drivers, the built-in ones (agents, memory, state) included.
+            let drivers = try await client.get("/v1/drivers", F.adminKey).json["drivers"]?.arrayValue ?? []
+            let loaded = drivers.filter { $0["state"] == "loaded" }.count
+            #expect(loaded >= 1 && text.contains("nova_drivers_loaded \(loaded)"), "\(loaded) loaded: \(drivers.map { "\($0["name"] ?? .null) \($0["state"] ?? .null)" })")
         }
     }
 
