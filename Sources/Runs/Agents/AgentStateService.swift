@@ -126,7 +126,7 @@ public struct StateToolDriver: ToolDriver {
             scope = "shared:" + (input["namespace"]?.stringValue ?? "")
         } else {
             guard let runId = DriverCallContext.runId, let goal = try await service.store.goal(id: runId) else {
-                throw ToolCallError(kind: .unsupported, code: "not_an_agent",
+                throw ToolCallError(kind: .invalidArgument, code: "not_an_agent",
                                     message: "state.\(request.tool) is for the plans of agents' goals (this run is not a goal; the *_shared tools work anywhere)")
             }
             scope = goal.agentId

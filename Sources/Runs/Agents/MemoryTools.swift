@@ -64,7 +64,7 @@ public struct MemoryToolDriver: ToolDriver {
         let input = (try? JSONValue.parse(request.input)) ?? .object([:])
         if request.tool == "share" || request.tool == "recall_shared" { return try await shared(request.tool, input) }
         guard let runId = DriverCallContext.runId, let goal = try await service.store.goal(id: runId) else {
-            throw ToolCallError(kind: .unsupported, code: "not_an_agent", message: "memory.\(request.tool) is for the plans of agents' goals (this run is not a goal)")
+            throw ToolCallError(kind: .invalidArgument, code: "not_an_agent", message: "memory.\(request.tool) is for the plans of agents' goals (this run is not a goal)")
         }
         let output: JSONValue
         do {
