@@ -69,6 +69,13 @@ public struct RecallHit: Sendable, Equatable {
     public var item: MemoryItem
     public var score: Double
     public init(item: MemoryItem, score: Double) { (self.item, self.score) = (item, score) }
+
+    /// The item's API form with its `score`.
+    public var json: JSONValue {
+        var o = item.json.objectValue ?? [:]
+        o["score"] = .double(score)
+        return .object(o)
+    }
 }
 
 /// A recall the full-text engine refused (a query it cannot parse): the caller's mistake.

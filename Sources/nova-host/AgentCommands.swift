@@ -357,11 +357,7 @@ struct MemoryCommand: AsyncParsableCommand {
                 try await service.recall(agent, query: RecallQuery(owner: "", text: query, types: type, tags: tag, limit: limit, offset: offset))
             }
             if options.json {
-                Output.json(["items": .array(hits.map { h in
-                    var o = h.item.json.objectValue ?? [:]
-                    o["score"] = .double(h.score)
-                    return .object(o)
-                })])
+                Output.json(["items": .array(hits.map(\.json))])
                 return
             }
             if hits.isEmpty { Output.note("nothing recalled"); return }

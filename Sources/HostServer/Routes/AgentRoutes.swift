@@ -265,8 +265,7 @@ extension NovaServer {
             }
             let hits = try await agentCall { try await service.recall(agent.id, query: query) }
             let items: [JSONValue] = hits.map { hit in
-                var o = hit.item.json.objectValue ?? [:]
-                o["score"] = .double(hit.score)
+                var o = hit.json.objectValue ?? [:]
                 if let run = hit.item.sourceRunId, case .object(var source)? = o["source"] {
                     source["provenance"] = .string("/v1/agents/\(agent.id)/provenance/\(run)")
                     o["source"] = .object(source)

@@ -65,11 +65,7 @@ public struct AgentToolDriver: ToolDriver {
                 let agent = try await callersAgent(input["agent"]?.stringValue ?? "")
                 let hits = try await service.recall(agent.id, query: RecallQuery(owner: agent.id, text: input["query"]?.stringValue,
                                                                                  limit: input["limit"]?.intValue ?? 10))
-                output = ["items": .array(hits.map { h in
-                    var o = h.item.json.objectValue ?? [:]
-                    o["score"] = .double(h.score)
-                    return .object(o)
-                })]
+                output = ["items": .array(hits.map(\.json))]
             default:
                 throw ToolCallError(kind: .unknownTool, message: "agents has no tool \(request.tool)")
             }

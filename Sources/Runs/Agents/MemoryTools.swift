@@ -80,11 +80,7 @@ public struct MemoryToolDriver: ToolDriver {
                 let hits = try await service.recall(goal.agentId, query: RecallQuery(owner: goal.agentId, text: input["query"]?.stringValue, types: types,
                                                                                      tags: input["tags"]?.arrayValue?.compactMap(\.stringValue) ?? [],
                                                                                      limit: input["limit"]?.intValue ?? 10))
-                output = ["items": .array(hits.map { h in
-                    var o = h.item.json.objectValue ?? [:]
-                    o["score"] = .double(h.score)
-                    return .object(o)
-                })]
+                output = ["items": .array(hits.map(\.json))]
             case "forget":
                 do {
                     try await service.forget(goal.agentId, memoryId: input["id"]?.stringValue ?? "")
@@ -123,11 +119,7 @@ extension MemoryToolDriver {
             do { hits = try await service.store.recall(RecallQuery(owner: owner, text: input["query"]?.stringValue, limit: input["limit"]?.intValue ?? 10)) } catch let e as RecallQueryError {
                 throw ToolCallError(kind: .invalidArgument, code: "invalid_query", message: e.message)
             }
-            output = ["items": .array(hits.map { h in
-                var o = h.item.json.objectValue ?? [:]
-                o["score"] = .double(h.score)
-                return .object(o)
-            })]
+            output = ["items": .array(hits.map(\.json))]
         }
         return ToolCallResult(output: output.serializedBytes())
     }
