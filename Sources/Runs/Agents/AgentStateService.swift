@@ -125,11 +125,7 @@ public struct StateToolDriver: ToolDriver {
         if request.tool.hasSuffix("_shared") {
             scope = "shared:" + (input["namespace"]?.stringValue ?? "")
         } else {
-            guard let runId = DriverCallContext.runId, let goal = try await service.store.goal(id: runId) else {
-                throw ToolCallError(kind: .invalidArgument, code: "not_an_agent",
-                                    message: "state.\(request.tool) is for the plans of agents' goals (this run is not a goal; the *_shared tools work anywhere)")
-            }
-            scope = goal.agentId
+            scope = try await service.runningGoal("state.\(request.tool)", hint: "; the *_shared tools work anywhere").agentId
         }
         let store: any StateStore
         do { store = try service.requireState() } catch let e as AgentError { throw ToolCallError(kind: .unavailable, code: e.code, message: e.description) }

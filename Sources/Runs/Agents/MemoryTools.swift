@@ -63,9 +63,7 @@ public struct MemoryToolDriver: ToolDriver {
     public func call(_ request: ToolCallRequest) async throws -> ToolCallResult {
         let input = (try? JSONValue.parse(request.input)) ?? .object([:])
         if request.tool == "share" || request.tool == "recall_shared" { return try await shared(request.tool, input) }
-        guard let runId = DriverCallContext.runId, let goal = try await service.store.goal(id: runId) else {
-            throw ToolCallError(kind: .invalidArgument, code: "not_an_agent", message: "memory.\(request.tool) is for the plans of agents' goals (this run is not a goal)")
-        }
+        let goal = try await service.runningGoal("memory.\(request.tool)")
         let output: JSONValue
         do {
             switch request.tool {
@@ -73,7 +71,7 @@ public struct MemoryToolDriver: ToolDriver {
                 let item = try await service.remember(goal.agentId, type: input["memory_type"]?.stringValue ?? "skill_result",
                                                       text: input["text"]?.stringValue ?? "", meta: input["meta"] ?? .object([:]),
                                                       tags: input["tags"]?.arrayValue?.compactMap(\.stringValue) ?? [],
-                                                      ttlSeconds: input["ttl_seconds"]?.intValue, sourceRunId: runId, sourceStepId: DriverCallContext.stepId)
+                                                      ttlSeconds: input["ttl_seconds"]?.intValue, sourceRunId: goal.id, sourceStepId: DriverCallContext.stepId)
                 output = ["id": .string(item.id)]
             case "recall":
                 let types = input["memory_type"]?.stringValue.map { [$0] } ?? []
@@ -126,6 +124,15 @@ extension MemoryToolDriver {
 }
 
 extension AgentService {
+    /// The goal whose run makes the current tool call (the run id is the goal id); a call
+    /// from any other run is the caller's mistake (`not_an_agent`).
+    func runningGoal(_ tool: String, hint: String = "") async throws -> Goal {
+        guard let runId = DriverCallContext.runId, let goal = try await store.goal(id: runId) else {
+            throw ToolCallError(kind: .invalidArgument, code: "not_an_agent", message: "\(tool) is for the plans of agents' goals (this run is not a goal\(hint))")
+        }
+        return goal
+    }
+
     /// Makes the built-in drivers `memory` (`memory.put|recall|forget`, for goals' plans) and
     /// `agents` (`agents.submit_goal|goal_status|recall`, for MCP clients and plans) available
     /// to the host's runs; they win over `.so` files of those names.
