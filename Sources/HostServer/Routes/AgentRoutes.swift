@@ -375,11 +375,7 @@ extension NovaServer {
             }
             deadlineMs = ms
         }
-        if let k = idempotencyKey {
-            guard !k.isEmpty, k.utf8.count <= 255, k.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) else {
-                throw APIError.badRequest("invalid_parameter", "Idempotency-Key must be 1 to 255 visible ASCII characters")
-            }
-        }
-        return GoalRequest(goal: text, plan: o["plan"], inputs: inputs, priority: priority, deadlineMs: deadlineMs, idempotencyKey: idempotencyKey)
+        return GoalRequest(goal: text, plan: o["plan"], inputs: inputs, priority: priority, deadlineMs: deadlineMs,
+                           idempotencyKey: try RouteHelpers.idempotencyKey(idempotencyKey))
     }
 }

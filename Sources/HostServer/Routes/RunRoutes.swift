@@ -120,13 +120,7 @@ extension NovaServer {
             }
             parallelism = n
         }
-        var key: String?
-        if let k = request.headers[.idempotencyKey] {
-            guard !k.isEmpty, k.utf8.count <= 255, k.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) else {
-                throw APIError.badRequest("invalid_parameter", "Idempotency-Key must be 1 to 255 visible ASCII characters")
-            }
-            key = k
-        }
+        let key = try RouteHelpers.idempotencyKey(request.headers[.idempotencyKey])
         let runRequest: RunRequest
         do {
             runRequest = try await host.pipeline.prepare(RunSubmission(plan: plan, inputs: given, principal: caller.principal, role: caller.role,
@@ -255,6 +249,15 @@ extension NovaServer {
 
 /// Request parsing and error details shared by the routes.
 enum RouteHelpers {
+    /// The `Idempotency-Key` header, checked: 1 to 255 visible ASCII characters (400 otherwise).
+    static func idempotencyKey(_ raw: String?) throws -> String? {
+        guard let k = raw else { return nil }
+        guard !k.isEmpty, k.utf8.count <= 255, k.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) else {
+            throw APIError.badRequest("invalid_parameter", "Idempotency-Key must be 1 to 255 visible ASCII characters")
+        }
+        return k
+    }
+
     static func details(_ errors: [PlanError]) -> JSONValue {
         .array(errors.map { e in
             var o: [String: JSONValue] = ["message": .string(e.message)]
