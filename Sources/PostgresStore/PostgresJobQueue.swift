@@ -27,7 +27,7 @@ extension PostgresStore: JobQueueStore {
     }
 
     /// Now on the database's clock, in milliseconds since the epoch.
-    private func nowMs() -> Int64 { Timestamps.wallNanos() / 1_000_000 + clockOffsetMs.load(ordering: .relaxed) }
+    func nowMs() -> Int64 { Timestamps.wallNanos() / 1_000_000 + clockOffsetMs.load(ordering: .relaxed) }
 
     private static func bind(_ values: [JobRow.Value], into b: inout PostgresBindings) {
         for v in values {
@@ -269,7 +269,7 @@ extension PostgresStore: JobQueueStore {
         return jobWake.ticket()
     }
 
-    /// Holds one connection listening on `nova_jobs` until the store closes, reconnecting
+    /// Holds one connection listening on `nova_jobs` (job, cancel and bus wake-ups: `q:`, `c:`, `b:`) until the store closes, reconnecting
     /// after failures. After each (re)start it wakes everyone: what was sent while no one
     /// listened is found by looking.
     private func listen() async {
@@ -279,8 +279,15 @@ extension PostgresStore: JobQueueStore {
                     try await conn.listen(on: "nova_jobs") { notifications in
                         listening.signal()
                         jobWake.signal()
+                        busWake.signal()
                         for try await n in notifications {
-                            if n.payload.hasPrefix("c:") { cancelRequests.signal() } else { jobWake.signal() }
+                            if n.payload.hasPrefix("c:") {
+                                cancelRequests.signal()
+                            } else if n.payload.hasPrefix("b:") {
+                                busWake.signal()
+                            } else {
+                                jobWake.signal()
+                            }
                         }
                     }
                 }

@@ -28,7 +28,7 @@ import Synchronization
 ///   transaction, and writes the index entry in the same transaction.
 public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
     /// The schema version this code writes.
-    public static let schemaVersion = 5
+    public static let schemaVersion = 6
 
     /// Migrations; entry `i` takes the schema from version `i` to `i + 1`.
     static let migrations: [[PostgresQuery]] = [
@@ -137,6 +137,8 @@ public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
         agentsMigration,
         // 5: agents' versioned state and its change log (PostgresState.swift).
         stateMigration,
+        // 6: the message bus (PostgresBus.swift).
+        busMigration,
     ]
 
     /// Where the database is, for messages (`host:port/database`, never credentials).
@@ -149,6 +151,8 @@ public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
     /// Job wake-ups (LISTEN nova_jobs, started by the first `wakeTicket`).
     let jobWake = WakeSignal()
     public let cancelRequests = WakeSignal()
+    /// Bus wake-ups ('b:' notifications on the same channel).
+    let busWake = WakeSignal()
     let listener = Mutex<Task<Void, Never>?>(nil)
     let listening = WakeSignal()
     let logger = Logger(label: "nova.store.postgres", factory: { _ in SwiftLogNoOpLogHandler() })

@@ -17,7 +17,7 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
     /// The database file.
     public let path: String
     /// The schema version this code writes.
-    public static let schemaVersion = 4
+    public static let schemaVersion = 5
     /// The database file name `EpisodeLog` uses under the data directory.
     public static let defaultFileName = "nova.sqlite"
 
@@ -30,6 +30,9 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
     let jobWake = WakeSignal()
     /// Signalled when a running job's cancel is requested in this process.
     public let cancelRequests = WakeSignal()
+    /// Wakes receivers waiting for messages (`SQLiteBus.swift`).
+    let busWake = WakeSignal()
+    let busWatcher: BusWatcher
 
     /// Schema migrations; entry `i` takes the schema from version `i` to `i + 1`.
     static let migrations: [String] = [
@@ -162,12 +165,15 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
         CREATE TABLE state_meta (compacted_through INTEGER NOT NULL);
         INSERT INTO state_meta VALUES (0);
         """,
+        // 5: the message bus (SQLiteBus.swift).
+        busMigration,
     ]
 
     /// Opens (creating and migrating if needed) the database at `path`; its directory must exist.
     /// - Parameter busyTimeoutMs: how long to wait for another connection's write lock.
     public init(path: String, busyTimeoutMs: Int32 = 15_000) throws {
         self.path = path
+        busWatcher = BusWatcher(path: path, wake: busWake)
         conn = try SQLiteConnection(path: path)
         sqlite3_busy_timeout(conn.db, busyTimeoutMs)
         let mode = try conn.query("PRAGMA journal_mode=WAL").first?.first?.text ?? ""
