@@ -81,9 +81,13 @@ let package = Package(
         // Policy: profiles, conditions over the inputs a tool declares, rate limits and budgets.
         .target(name: "Policy", dependencies: ["Drivers", "Store", "HostSchemas", "HostSupport", "CHostSupport", "JSON", "Schema"],
                 path: "Sources/Policy", swiftSettings: strict),
+        // Messaging: the message bus as every interface uses it (schemas, long poll, counters)
+        // and the built-in `bus` tools; the durable part is the store's MessageBusStore.
+        .target(name: "Messaging", dependencies: ["Drivers", "Store", "HostSupport", "JSON", "Schema"],
+                path: "Sources/Messaging", swiftSettings: strict),
         // Runs: the one run pipeline (prepare, bind, validate, run, redact, record) and runs
         // through the job queue (workers, cancellation, views).
-        .target(name: "Runs", dependencies: ["Drivers", "Plans", "Policy", "Episodes", "Store", "HostSupport", "HostSchemas", "CHostSupport", "Threads", "JSON", "Schema"],
+        .target(name: "Runs", dependencies: ["Drivers", "Plans", "Policy", "Episodes", "Store", "Messaging", "HostSupport", "HostSchemas", "CHostSupport", "Threads", "JSON", "Schema"],
                 path: "Sources/Runs", swiftSettings: strict),
         // `nova-host drivers test`: a driver library checked against the ABI as the host uses it.
         .target(name: "DriverConformance", dependencies: ["Drivers", "CHostSupport", "JSON", "Schema"],
@@ -91,7 +95,7 @@ let package = Package(
         // `import Host`: the host targets above, re-exported for the CLI, the server and the tests.
         .target(
             name: "Host",
-            dependencies: ["Drivers", "Plans", "Policy", "Episodes", "Store", "Runs", "HostSupport", "HostSchemas", "Threads"],
+            dependencies: ["Drivers", "Plans", "Policy", "Episodes", "Store", "Messaging", "Runs", "HostSupport", "HostSchemas", "Threads"],
             path: "Sources/Host",
             swiftSettings: strict
         ),

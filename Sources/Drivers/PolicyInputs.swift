@@ -23,6 +23,12 @@ public struct PolicyInputs: Sendable, Equatable {
         case graphqlDocument = "graphql_document"
         /// A shared namespace the call reads or writes (`namespaces` matches it).
         case namespace
+        /// A message bus topic the call publishes to (`topics` matches it).
+        case topic
+        /// The agent a message is sent to, by id or name (`agents` matches it).
+        case agent
+        /// A bus subscription the call receives from or settles (`subscriptions` matches it).
+        case subscription
     }
 
     /// Where each declared attribute is in the input.

@@ -4,6 +4,7 @@
 @_exported import Episodes
 @_exported import HostSchemas
 @_exported import HostSupport
+@_exported import Messaging
 @_exported import Plans
 @_exported import Policy
 @_exported import Runs

@@ -70,7 +70,7 @@ public enum BundledSchemas {
           "policyInputs": {
             "description": "The input fields policy conditions may read, as JSON Pointers into the input (docs/drivers.md, Policy inputs).",
             "type": "object",
-            "propertyNames": { "enum": ["url", "program", "args", "allow_write", "graphql_document", "namespace"] },
+            "propertyNames": { "enum": ["url", "program", "args", "allow_write", "graphql_document", "namespace", "topic", "agent", "subscription"] },
             "additionalProperties": { "type": "string", "pattern": "^/" }
           },
           "examples": {
@@ -223,7 +223,10 @@ public enum BundledSchemas {
             "postgres_read_only": { "type": "boolean" },
             "read_only": { "type": "boolean" },
             "graphql_operations": { "type": "array", "items": { "enum": ["query", "mutation", "subscription"] } },
-            "namespaces": { "type": "array", "items": { "type": "string" } }
+            "namespaces": { "type": "array", "items": { "type": "string" } },
+            "topics": { "type": "array", "items": { "type": "string" } },
+            "agents": { "type": "array", "items": { "type": "string" } },
+            "subscriptions": { "type": "array", "items": { "type": "string" } }
           }
         }
       }

@@ -37,6 +37,8 @@ public final class NovaServer: Sendable {
     public let worker: JobWorker?
     /// Agents, goals and memory; nil without a data directory.
     public let agents: AgentService?
+    /// The message bus (nil without a store).
+    public let bus: BusService?
     /// One tool call through policy and an episode; tool lists by role.
     public let gateway: ToolGateway
     /// MCP over streamable HTTP.
@@ -66,8 +68,11 @@ public final class NovaServer: Sendable {
         self.runs = runs
         let queue = host.episodes?.store.jobQueue
         self.queue = queue
+        let bus = host.episodes?.store.messageBus.map { BusService(bus: $0) }
+        self.bus = bus
         if let queue, let workerOptions {
-            worker = JobWorker(queue: queue, handlers: [RunJob.kind: RunJobHandler(runs: runs, agents: host.episodes?.store.agentStore)], options: workerOptions,
+            worker = JobWorker(queue: queue, handlers: [RunJob.kind: RunJobHandler(runs: runs, agents: host.episodes?.store.agentStore, bus: bus)],
+                               options: workerOptions,
                                log: { [logger] in logger.warning("\($0)") })
         } else {
             worker = nil
@@ -80,6 +85,7 @@ public final class NovaServer: Sendable {
         } else {
             agents = nil
         }
+        if let bus { agents?.registerBusTools(bus) }
         let gateway = ToolGateway(runs: runs, toolTimeoutMs: config.toolTimeoutMs)
         self.gateway = gateway
         self.mcp = MCPHTTPGateway(gateway: gateway, config: config, logger: logger)
@@ -90,7 +96,14 @@ public final class NovaServer: Sendable {
     /// go back to the queue, direct ones are recorded interrupted) and the MCP session reaper.
     public var services: [any Service] {
         [RunService(runs: runs, worker: worker, grace: .milliseconds(Int64(config.shutdownGraceSeconds * 1000)), logger: logger),
-         MCPSessionReaper(mcp: mcp)]
+         MCPSessionReaper(mcp: mcp)] + triggerServices
+    }
+
+    /// Goals started by subscriptions' triggers, when this server runs a worker.
+    var triggerServices: [any Service] {
+        guard worker != nil, let bus, let agents else { return [] }
+        return [TriggerService(dispatcher: TriggerDispatcher(bus: bus, agents: agents, consumer: "trigger@\(ProcessInfo.processInfo.hostName):\(getpid())"),
+                               logger: logger)]
     }
 
     /// Finds runs in this process, in the episodes and in the queue.
@@ -115,6 +128,7 @@ public final class NovaServer: Sendable {
         addRunRoutes(router)
         addJobRoutes(router)
         addAgentRoutes(router)
+        addBusRoutes(router)
         addDriverRoutes(router)
         addPolicyRoutes(router)
         addToolRoutes(router)

@@ -59,15 +59,24 @@ public enum WorkerProcess {
         guard let queue = host.episodes?.store.jobQueue else { throw HostConfigError("the store has no job queue") }
         let runs = RunManager(host: host)
         // Goals' plans may call memory.* for their agent.
-        if let agents = host.episodes?.store.agentStore { AgentService(store: agents, queue: queue, host: host).registerTools() }
-        let worker = JobWorker(queue: queue, handlers: [RunJob.kind: RunJobHandler(runs: runs, agents: host.episodes?.store.agentStore)], options: options,
-                               log: { logger.warning("\($0)") })
+        let bus = host.episodes?.store.messageBus.map { BusService(bus: $0) }
+        var triggers: [any Service] = []
+        if let agents = host.episodes?.store.agentStore {
+            let service = AgentService(store: agents, queue: queue, host: host)
+            service.registerTools()
+            if let bus {
+                service.registerBusTools(bus)
+                triggers.append(TriggerService(dispatcher: TriggerDispatcher(bus: bus, agents: service, consumer: "trigger@\(options.name)"), logger: logger))
+            }
+        }
+        let worker = JobWorker(queue: queue, handlers: [RunJob.kind: RunJobHandler(runs: runs, agents: host.episodes?.store.agentStore, bus: bus)],
+                               options: options, log: { logger.warning("\($0)") })
         logger.channel(.humanUI).notice("nova-host worker \(options.name) taking jobs",
                                         metadata: ["queues": .string(options.queues.joined(separator: ",")),
                                                    "concurrency": .stringConvertible(options.concurrency),
                                                    "lease_ms": .stringConvertible(options.leaseMs)])
         let service = RunService(runs: runs, worker: worker, grace: grace, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let group = ServiceGroup(configuration: .init(services: [service] + triggers, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.channel(.humanUI).notice("nova-host worker stopped after \(worker.startedCount) job(s)")
     }

@@ -1,3 +1,4 @@
+import Drivers
 import JSON
 
 /// Evaluates a rule's input conditions over the attributes the tool declares
@@ -40,6 +41,17 @@ enum Conditions {
             guard let ns = inputs.value(.namespace, in: r.input)?.stringValue else { return "\(inputs.fieldName(.namespace)) is missing" }
             guard namespaces.contains(where: { Glob.match($0, ns) }) else { return "namespace '\(ns)' is not in namespaces" }
         }
+        if let globs = c.topics, let failed = matchGlobs(globs, .topic, "topics", r, inputs) { return failed }
+        if let globs = c.agents, let failed = matchGlobs(globs, .agent, "agents", r, inputs) { return failed }
+        if let globs = c.subscriptions, let failed = matchGlobs(globs, .subscription, "subscriptions", r, inputs) { return failed }
+        return nil
+    }
+
+    /// Why the string attribute does not match one of `globs`, if it does not.
+    private static func matchGlobs(_ globs: [String], _ attribute: PolicyInputs.Attribute, _ condition: String, _ r: GateRequest,
+                                   _ inputs: PolicyInputs) -> String? {
+        guard let v = inputs.value(attribute, in: r.input)?.stringValue else { return "\(inputs.fieldName(attribute)) is missing" }
+        guard globs.contains(where: { Glob.match($0, v) }) else { return "\(attribute.rawValue) '\(v)' is not in \(condition)" }
         return nil
     }
 

@@ -84,10 +84,16 @@ public struct RuleConditions: Sendable {
     public var graphqlOperations: [String]?
     /// `namespaces`: the shared namespaces (globs) the call may read or write.
     public var namespaces: [String]?
+    /// `topics`: the bus topics (globs) the call may publish to.
+    public var topics: [String]?
+    /// `agents`: the agents (globs of ids or names) the call may message.
+    public var agents: [String]?
+    /// `subscriptions`: the bus subscriptions (globs) the call may receive from or settle.
+    public var subscriptions: [String]?
 
     public var isEmpty: Bool {
         httpHosts == nil && shellPrograms == nil && shellArgs == nil && postgresReadOnly == nil && readOnly == nil && graphqlOperations == nil
-            && namespaces == nil
+            && namespaces == nil && topics == nil && agents == nil && subscriptions == nil
     }
 
     /// Each condition set here with the policy inputs it cannot be evaluated without. A tool
@@ -100,6 +106,9 @@ public struct RuleConditions: Sendable {
         if shellArgs != nil { out.append(("shell_args", [.program, .args])) }
         if graphqlOperations != nil { out.append(("graphql_operations", [.graphqlDocument])) }
         if namespaces != nil { out.append(("namespaces", [.namespace])) }
+        if topics != nil { out.append(("topics", [.topic])) }
+        if agents != nil { out.append(("agents", [.agent])) }
+        if subscriptions != nil { out.append(("subscriptions", [.subscription])) }
         return out
     }
 
@@ -237,8 +246,11 @@ public struct PolicyProfile: Sendable {
             cond.readOnly = c["read_only"]?.boolValue
             cond.graphqlOperations = c["graphql_operations"]?.arrayValue?.compactMap(\.stringValue)
             cond.namespaces = c["namespaces"]?.arrayValue?.compactMap(\.stringValue)
+            cond.topics = c["topics"]?.arrayValue?.compactMap(\.stringValue)
+            cond.agents = c["agents"]?.arrayValue?.compactMap(\.stringValue)
+            cond.subscriptions = c["subscriptions"]?.arrayValue?.compactMap(\.stringValue)
             let known: Set<String> = ["http_hosts", "shell_programs", "shell_args", "postgres_read_only", "read_only", "graphql_operations",
-                                      "namespaces"]
+                                      "namespaces", "topics", "agents", "subscriptions"]
             for k in c.keys where !known.contains(k) { throw PolicyError("\(at).conditions.\(k) is not a known condition (\(known.sorted().joined(separator: ", ")))") }
             rules.append(PolicyRule(id: id, effect: effect, roles: rolesList, principals: o["principals"]?.arrayValue?.compactMap(\.stringValue),
                                     tools: tools, conditions: cond, reason: o["reason"]?.stringValue))

@@ -26,9 +26,11 @@ struct PolicyCommand: AsyncParsableCommand {
                 Output.error("--input is not valid JSON: \(error)")
                 throw ExitCode(ExitStatus.invalid)
             }
-            // The tool's annotations matter to some conditions; load its driver if we can.
-            let annotations = try? await nova.registry.resolve(toolId: tool).tool.annotations
-            let decision = nova.policy.decide(GateRequest(runId: "policy-check", principal: principal, tool: tool, input: value, annotations: annotations), consume: false)
+            // The tool's annotations and policy inputs matter to conditions; load its driver if we can.
+            let descriptor = try? await nova.registry.resolve(toolId: tool).tool
+            let decision = nova.policy.decide(GateRequest(runId: "policy-check", principal: principal, tool: tool, input: value,
+                                                          annotations: descriptor?.annotations, policyInputs: descriptor?.policyInputs ?? PolicyInputs()),
+                                              consume: false)
             if json {
                 var o = decision.json.objectValue ?? [:]
                 o["principal"] = .string(principal)

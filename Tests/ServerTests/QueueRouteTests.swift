@@ -81,7 +81,7 @@ import Testing
     @Test func cancelReachesARunOnAnotherHost() async throws {
         let data = F.tempDir("data")
         let accepting = try await F.server(config: { $0.worker = nil }, dataDirectory: data)
-        var options = JobWorkerOptions(leaseMs: 1_500)
+        var options = JobWorkerOptions(leaseMs: 6_000)  // heartbeats (which carry the cancel) every 2 s; a shorter lease expired under CI load
         options.pollMs = 50
         let working = try await F.server(config: { $0.worker = options }, dataDirectory: data)
         let worker = try #require(working.worker)

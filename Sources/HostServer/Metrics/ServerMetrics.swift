@@ -2,6 +2,7 @@ import CoreMetrics
 import Host
 import Metrics
 import Prometheus
+import Synchronization
 
 /// The server's Prometheus metrics, recorded through swift-metrics with a factory of its own
 /// (no global bootstrap, so several servers can live in one process, as in the tests).
@@ -22,6 +23,8 @@ public final class ServerMetrics: RunObserver, Sendable {
     private let runsInFlight: CoreMetrics.Gauge
     private let driversLoaded: CoreMetrics.Gauge
     private let mcpSessions: CoreMetrics.Gauge
+    /// Bus calls over REST the policy denied.
+    let busDenied = Atomic<Int>(0)
 
     /// A fresh registry with histogram buckets suited to tool calls (100 µs to 30 s).
     public init() {
@@ -87,6 +90,32 @@ public final class ServerMetrics: RunObserver, Sendable {
                                   factory: factory).recordNanoseconds(stepNanos)
             }
         }
+    }
+
+    /// The bus's series in the Prometheus text format: this process's counters and, per
+    /// subscription, its lag (messages not yet acked), dead letters and the age of its oldest
+    /// pending message, read from the store now.
+    func renderBus(_ counters: BusCounters, _ stats: [(String, SubscriptionStats)]) -> [UInt8] {
+        var text = ""
+        func counter(_ name: String, _ help: String, _ value: Int) {
+            text += "# HELP \(name) \(help)\n# TYPE \(name) counter\n\(name) \(value)\n"
+        }
+        counter("nova_bus_published_total", "Messages published through this process.", counters.published.load(ordering: .relaxed))
+        counter("nova_bus_delivered_total", "Deliveries (leases) made by this process.", counters.delivered.load(ordering: .relaxed))
+        counter("nova_bus_acked_total", "Deliveries acked through this process.", counters.acked.load(ordering: .relaxed))
+        counter("nova_bus_redelivered_total", "Deliveries after the first of a message (nack or expired lease).", counters.redelivered.load(ordering: .relaxed))
+        counter("nova_bus_dead_lettered_total", "Messages this process moved to a dead-letter queue by nack.", counters.deadLettered.load(ordering: .relaxed))
+        counter("nova_bus_denied_total", "Bus calls over REST the policy denied.", busDenied.load(ordering: .relaxed))
+        func escape(_ s: String) -> String { s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") }
+        let now = BusLimits.nowMs()
+        for (name, help, value) in [("nova_bus_subscription_lag", "Messages of the subscription not yet acked (ready or leased).", { (s: SubscriptionStats) in Double(s.ready + s.leased) }),
+                                    ("nova_bus_subscription_dead_letters", "Messages in the subscription's dead-letter queue.", { (s: SubscriptionStats) in Double(s.dead) }),
+                                    ("nova_bus_subscription_oldest_pending_seconds", "Age of the subscription's oldest message not yet acked.",
+                                     { (s: SubscriptionStats) in s.oldestPendingAtMs.map { Double(max(0, now - $0)) / 1000 } ?? 0 })] {
+            text += "# HELP \(name) \(help)\n# TYPE \(name) gauge\n"
+            for (sub, s) in stats { text += "\(name){subscription=\"\(escape(sub))\"} \(value(s))\n" }
+        }
+        return Array(text.utf8)
     }
 
     /// The Prometheus text exposition, with the gauges sampled now.

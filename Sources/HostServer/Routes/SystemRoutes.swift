@@ -33,7 +33,14 @@ extension NovaServer {
         on(router, .get, "/metrics") { [self] _, context in
             if !config.metricsPublic { _ = try context.requireCaller() }
             let loaded = host.registry.statuses().filter { $0.state == "loaded" }.count
-            let text = metrics.render(runsInFlight: runs.inFlightCount, driversLoaded: loaded, mcpSessions: mcp.sessionCount)
+            var text = metrics.render(runsInFlight: runs.inFlightCount, driversLoaded: loaded, mcpSessions: mcp.sessionCount)
+            if let bus {
+                var stats: [(String, SubscriptionStats)] = []
+                for sub in (try? await bus.bus.listSubscriptions(topic: nil))?.prefix(1_000) ?? [] {
+                    if let s = try? await bus.bus.subscriptionStats(sub.id) { stats.append((sub.id, s)) }
+                }
+                text += metrics.renderBus(bus.counters, stats)
+            }
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))

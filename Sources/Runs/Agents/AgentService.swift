@@ -71,10 +71,14 @@ public struct GoalRequest: Sendable {
     /// Absolute deadline, epoch ms: a goal that has not started by then is cancelled.
     public var deadlineMs: Int64?
     public var idempotencyKey: String?
+    /// The bus message that started the goal (`{"subscription": …, "message_id": …}`), set by
+    /// a subscription's trigger: the message is acked or nacked when the goal ends.
+    public var trigger: JSONValue?
 
     public init(goal: String, plan: JSONValue? = nil, inputs: [String: JSONValue] = [:], priority: Int = 0,
-                deadlineMs: Int64? = nil, idempotencyKey: String? = nil) {
+                deadlineMs: Int64? = nil, idempotencyKey: String? = nil, trigger: JSONValue? = nil) {
         (self.goal, self.plan, self.inputs, self.priority, self.deadlineMs, self.idempotencyKey) = (goal, plan, inputs, priority, deadlineMs, idempotencyKey)
+        self.trigger = trigger
     }
 }
 
@@ -94,6 +98,7 @@ public struct GoalView: Sendable {
             o["last_error"] = job.lastError.map(JSONValue.string) ?? .null
             o["episode_seq"] = job.result?["seq"] ?? .null
             if let by = job.payload["planned_by"] { o["planned_by"] = by }
+            if let t = job.payload["trigger"] { o["trigger"] = t }
         }
         return .object(o)
     }
@@ -309,6 +314,11 @@ public struct AgentService: Sendable {
     /// Records the goal and queues its job (once per idempotency key).
     private func enqueueGoal(_ agent: Agent, _ request: GoalRequest, payload: JSONValue) async throws -> (goal: GoalView, duplicate: Bool) {
         let goalId = RunId.make()
+        var payload = payload
+        if let trigger = request.trigger, case .object(var o) = payload {
+            o["trigger"] = trigger
+            payload = .object(o)
+        }
         let uniqueKey = request.idempotencyKey.map { RunJob.uniqueKey(principal: "agent:" + agent.id, idempotencyKey: $0) }
         let spec = JobSpec(id: goalId, kind: RunJob.kind, payload: payload, priority: request.priority, uniqueKey: uniqueKey,
                            maxAttempts: goalMaxAttempts)

@@ -13,7 +13,8 @@ extension AgentService {
         guard view.goal.agentId == agent.id else { throw AgentError.notFound("agent \(agent.name) has no goal \(goalId)") }
         var o: [String: JSONValue] = ["goal_id": .string(goalId), "agent_id": .string(agent.id), "goal": .string(view.goal.text),
                                       "status": .string(view.status), "submitted_at": .string(view.goal.createdAt),
-                                      "plan": view.job?.payload["plan"] ?? .null, "episode": .null, "calls": .array([])]
+                                      "plan": view.job?.payload["plan"] ?? .null, "episode": .null, "calls": .array([]),
+                                      "trigger": view.job?.payload["trigger"] ?? .null]
         guard let log = host.episodes, let episode = try? await log.show(runId: goalId) else { return .object(o) }
         let doc = episode.document
         o["plan"] = doc["plan"] ?? o["plan"]

@@ -1,3 +1,4 @@
+import Messaging
 import JSON
 import Episodes
 import HostSupport
@@ -61,12 +62,15 @@ public struct RunJobHandler: JobHandler {
     public let runs: RunManager
     /// Where goals' agents are looked up (a run job with an `agent_id` is a goal).
     public let agents: (any AgentStore)?
+    /// Where a triggered goal's message is settled when the goal ends.
+    public let bus: BusService?
     /// How long a goal of a paused or stopped agent waits before it is looked at again.
     public static let heldGoalDelayMs = 2_000
 
-    public init(runs: RunManager, agents: (any AgentStore)? = nil) {
+    public init(runs: RunManager, agents: (any AgentStore)? = nil, bus: BusService? = nil) {
         self.runs = runs
         self.agents = agents
+        self.bus = bus
     }
 
     /// For a goal: whether its agent lets it start now (nil) or how the job ends instead.
@@ -89,6 +93,31 @@ public struct RunJobHandler: JobHandler {
     }
 
     public func perform(_ job: Job, worker: String) async -> JobCompletion {
+        let completion = await attempt(job, worker: worker)
+        if let trigger = job.payload["trigger"] { await settle(trigger, of: job, completion) }
+        return completion
+    }
+
+    /// A triggered goal that ended acks its message (completed) or nacks it (anything else),
+    /// so the subscription's redelivery and dead-letter rules apply; one that will be tried
+    /// again (released, deferred, a retryable failure with attempts left) leaves it leased.
+    func settle(_ trigger: JSONValue, of job: Job, _ completion: JobCompletion) async {
+        guard let bus, let sub = trigger["subscription"]?.stringValue, let message = trigger["message_id"]?.stringValue else { return }
+        let error: String?
+        switch completion {
+        case .succeeded(let result, _):
+            let status = result?["status"]?.stringValue ?? "unknown"
+            error = status == "succeeded" && result?["partial"] != true ? nil : "goal \(job.id) ended \(result?["partial"] == true ? "partial" : status)"
+        case .failed(let e, let retryable):
+            if retryable && job.attempt < job.maxAttempts { return }
+            error = "goal \(job.id) failed: \(e)"
+        case .cancelled(let reason): error = "goal \(job.id) was cancelled: \(reason)"
+        case .released, .deferred: return
+        }
+        _ = try? await bus.settle(subscription: sub, messageId: message, succeeded: error == nil, error: error)
+    }
+
+    func attempt(_ job: Job, worker: String) async -> JobCompletion {
         defer { runs.forgetCancel(runId: job.id) }  // a cancel for a run that never started here
         if let held = await agentGate(job) { return held }
         var job = job

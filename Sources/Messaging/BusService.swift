@@ -1,0 +1,244 @@
+import Foundation
+import HostSupport
+import JSON
+import Schema
+import Store
+import Synchronization
+
+/// Counters of the bus in this process, for `/metrics`.
+public final class BusCounters: Sendable {
+    public let published = Atomic<Int>(0)
+    public let delivered = Atomic<Int>(0)
+    public let acked = Atomic<Int>(0)
+    /// Deliveries after the first (a nack or an expired lease brought the message back).
+    public let redelivered = Atomic<Int>(0)
+    public let deadLettered = Atomic<Int>(0)
+    public init() {}
+}
+
+/// What a publish or send asks for, before checks.
+public struct PublishRequest: Sendable {
+    public var payload: JSONValue
+    public var encoding: PayloadEncoding
+    public var headers: [String: String]
+    public var orderingKey: String?
+
+    public init(payload: JSONValue, encoding: PayloadEncoding = .json, headers: [String: String] = [:], orderingKey: String? = nil) {
+        (self.payload, self.encoding, self.headers, self.orderingKey) = (payload, encoding, headers, orderingKey)
+    }
+
+    /// Reads `{"payload": …, "encoding": …, "headers": {…}, "ordering_key": …}` (the REST body
+    /// and the tools' input), naming the field that is wrong.
+    public init(json body: JSONValue) throws(BusError) {
+        guard let o = body.objectValue else { throw .invalid(field: "body", message: "must be a JSON object") }
+        for key in o.keys.sorted() where !["payload", "encoding", "headers", "ordering_key", "topic", "agent"].contains(key) {
+            throw .invalid(field: key, message: "unknown field (a message has payload, encoding, headers, ordering_key)")
+        }
+        guard let payload = o["payload"] else { throw .invalid(field: "payload", message: "is required") }
+        var encoding = PayloadEncoding.json
+        if let e = o["encoding"] {
+            guard let s = e.stringValue, let parsed = PayloadEncoding(rawValue: s) else {
+                throw .invalid(field: "encoding", message: "must be one of json, text, base64")
+            }
+            encoding = parsed
+        }
+        var headers: [String: String] = [:]
+        if let h = o["headers"], h != .null {
+            guard let obj = h.objectValue else { throw .invalid(field: "headers", message: "must be an object of strings") }
+            for (k, v) in obj {
+                guard let s = v.stringValue else { throw .invalid(field: "headers.\(k)", message: "must be a string") }
+                headers[k] = s
+            }
+        }
+        var key: String?
+        if let k = o["ordering_key"], k != .null {
+            guard let s = k.stringValue else { throw .invalid(field: "ordering_key", message: "must be a string") }
+            key = s
+        }
+        self.init(payload: payload, encoding: encoding, headers: headers, orderingKey: key)
+    }
+}
+
+/// The bus as every interface uses it (REST, CLI, the `bus` tools, triggers): names and
+/// payloads checked, topic schemas enforced, long-poll receive, counters kept. The store does
+/// the durable part (`MessageBusStore`).
+public final class BusService: Sendable {
+    public let bus: any MessageBusStore
+    public let counters = BusCounters()
+    /// Compiled topic schemas, keyed by topic and schema text (a recreated topic recompiles).
+    private let schemas = Mutex<[String: CompiledSchema]>([:])
+    /// Inboxes known to exist (made or seen by this process).
+    private let inboxes = Mutex<Set<String>>([])
+    /// When retention last ran in this process (ms since the epoch).
+    private let lastRetention = Atomic<Int64>(0)
+    /// How often retention runs, at most, in one process.
+    public static let retentionIntervalMs: Int64 = 60_000
+    /// The longest long poll.
+    public static let maxWaitMs = 60_000
+
+    public init(bus: any MessageBusStore) {
+        self.bus = bus
+    }
+
+    // MARK: Topics and subscriptions
+
+    /// Creates a topic (idempotent for identical settings).
+    public func createTopic(name: String, schema: JSONValue?, maxAgeSeconds: Int?, maxCount: Int?, by principal: String) async throws -> (topic: Topic, created: Bool) {
+        guard BusLimits.isValidName(name) else {
+            throw BusError.invalid(field: "name", message: "use 1–128 of A-Z a-z 0-9 _ - . starting with a letter or digit")
+        }
+        if let schema {
+            do { _ = try Schema.compile(schema) } catch { throw BusError.invalid(field: "schema", message: "is not a valid JSON Schema: \(error)") }
+        }
+        if let s = maxAgeSeconds, s < 1 { throw BusError.invalid(field: "retention.max_age_seconds", message: "must be at least 1") }
+        if let c = maxCount, c < 1 { throw BusError.invalid(field: "retention.max_count", message: "must be at least 1") }
+        let topic = Topic(name: name, schema: schema, maxAgeMs: maxAgeSeconds.map { Int64($0) * 1000 } ?? BusLimits.defaultMaxAgeMs,
+                          maxCount: maxCount ?? BusLimits.defaultMaxCount, createdBy: principal)
+        return try await bus.createTopic(topic)
+    }
+
+    public func topic(_ name: String) async throws -> Topic {
+        guard let t = try await bus.topic(name) else { throw BusError.unknownTopic(name) }
+        return t
+    }
+
+    /// Creates a subscription (idempotent for identical settings).
+    public func subscribe(_ s: Subscription, start: SubscriptionStart) async throws -> (subscription: Subscription, created: Bool) {
+        if s.topic.hasPrefix("_") { throw BusError.invalid(field: "topic", message: "topics starting with _ are the host's own (agents' inboxes)") }
+        return try await bus.createSubscription(s, start: start)
+    }
+
+    public func subscription(_ id: String) async throws -> Subscription {
+        guard let s = try await bus.subscription(id) else { throw BusError.unknownSubscription(id) }
+        return s
+    }
+
+    // MARK: Publish
+
+    /// Publishes to `topic` as `sender` after the topic's schema accepts the payload.
+    public func publish(topic name: String, _ request: PublishRequest, sender: String) async throws -> BusMessage {
+        let topic = try await topic(name)
+        try check(request, against: topic)
+        let message = BusMessage(topic: name, sender: sender, encoding: request.encoding, payload: request.payload,
+                                 headers: request.headers, orderingKey: request.orderingKey)
+        if let problem = BusLimits.problem(message) { throw problem }
+        let stored = try await bus.publish([message])
+        counters.published.add(stored.count, ordering: .relaxed)
+        await retainIfDue()
+        return stored[0]
+    }
+
+    /// Sends to an agent's inbox (topic and subscription `_inbox.<agent id>`, made on first use).
+    public func send(toAgent agentId: String, _ request: PublishRequest, sender: String) async throws -> BusMessage {
+        let inbox = try await ensureInbox(agentId: agentId)
+        let message = BusMessage(topic: inbox, sender: sender, encoding: request.encoding, payload: request.payload,
+                                 headers: request.headers, orderingKey: request.orderingKey)
+        if let problem = BusLimits.problem(message) { throw problem }
+        let stored = try await bus.publish([message])
+        counters.published.add(stored.count, ordering: .relaxed)
+        return stored[0]
+    }
+
+    /// The agent's inbox subscription id (created with its topic when missing).
+    @discardableResult
+    public func ensureInbox(agentId: String) async throws -> String {
+        let name = BusLimits.inbox(agentId: agentId)
+        guard BusLimits.isValidName(name, reserved: true) else { throw BusError.invalid(field: "agent", message: "not an agent id") }
+        if inboxes.withLock({ $0.contains(name) }) { return name }
+        _ = try await bus.createTopic(Topic(name: name, createdBy: "nova-host"))
+        _ = try await bus.createSubscription(Subscription(id: name, topic: name, createdBy: "nova-host"), start: .earliest)
+        inboxes.withLock { _ = $0.insert(name) }
+        return name
+    }
+
+    private func check(_ request: PublishRequest, against topic: Topic) throws {
+        guard let schemaJSON = topic.schema else { return }
+        guard request.encoding == .json else {
+            throw BusError.invalid(field: "encoding", message: "topic '\(topic.name)' declares a schema: its messages are JSON")
+        }
+        let key = topic.name + "\u{0}" + schemaJSON.serialized(sortedKeys: true)
+        let compiled: CompiledSchema
+        if let c = schemas.withLock({ $0[key] }) { compiled = c } else {
+            do { compiled = try Schema.compile(schemaJSON) } catch {
+                throw BusError.invalid(field: "schema", message: "the topic's schema does not compile: \(error)")
+            }
+            schemas.withLock { $0[key] = compiled }
+        }
+        let result = compiled.validate(request.payload)
+        if let e = result.errors.first {
+            let field = "payload" + e.instanceLocation.replacingOccurrences(of: "/", with: ".")
+            throw BusError.invalid(field: field, message: "\(e.message) (topic '\(topic.name)' schema)")
+        }
+    }
+
+    // MARK: Receive, ack, nack
+
+    /// Leases up to `max` messages to `consumer`; waits up to `waitMs` for one when none is
+    /// deliverable (woken by a publish here or elsewhere, not by a poll tick).
+    public func receive(subscription: String, consumer: String, max: Int, waitMs: Int, visibilityTimeoutMs: Int?) async throws -> [Delivery] {
+        if !(1...100).contains(max) { throw BusError.invalid(field: "max", message: "must be from 1 to 100") }
+        if !(0...Self.maxWaitMs).contains(waitMs) { throw BusError.invalid(field: "wait", message: "must be from 0 to \(Self.maxWaitMs) ms") }
+        if let v = visibilityTimeoutMs, !(100...43_200_000).contains(v) {
+            throw BusError.invalid(field: "visibility_timeout_ms", message: "must be from 100 to 43200000")
+        }
+        if consumer.isEmpty || consumer.utf8.count > 256 { throw BusError.invalid(field: "consumer", message: "must be 1–256 bytes") }
+        let deadline = ContinuousClock.now + .milliseconds(waitMs)
+        while true {
+            let ticket = await bus.busTicket()
+            let got = try await bus.receive(subscription: subscription, consumer: consumer, max: max, visibilityTimeoutMs: visibilityTimeoutMs)
+            if !got.isEmpty || Task.isCancelled {
+                counters.delivered.add(got.count, ordering: .relaxed)
+                counters.redelivered.add(got.filter { $0.deliveryCount > 1 }.count, ordering: .relaxed)
+                return got
+            }
+            let left = (deadline - ContinuousClock.now).milliseconds
+            if left <= 0 { return [] }
+            // Leases that expire, and nacks with a delay, wake no one: look again at least every second.
+            await bus.waitForMessages(since: ticket, timeoutMs: Int(Swift.min(left, 1_000)))
+        }
+    }
+
+    /// Acks receipts; throws `notLeased` naming the first that held no lease (the others are acked).
+    public func ack(subscription: String, receipts: [String]) async throws -> [Bool] {
+        if receipts.isEmpty || receipts.count > 100 { throw BusError.invalid(field: "receipts", message: "give 1 to 100 receipts") }
+        _ = try await self.subscription(subscription)
+        let done = try await bus.ack(subscription: subscription, receipts: receipts)
+        counters.acked.add(done.filter { $0 }.count, ordering: .relaxed)
+        return done
+    }
+
+    public func nack(subscription: String, receipt: String, delayMs: Int, error: String?) async throws -> NackOutcome {
+        if !(0...43_200_000).contains(delayMs) { throw BusError.invalid(field: "delay_ms", message: "must be from 0 to 43200000") }
+        _ = try await self.subscription(subscription)
+        let outcome = try await bus.nack(subscription: subscription, receipt: receipt, delayMs: delayMs, error: error.map { String($0.prefix(4096)) })
+        if outcome == .deadLettered { counters.deadLettered.add(1, ordering: .relaxed) }
+        return outcome
+    }
+
+    /// Acks or nacks a trigger's message when its goal ends.
+    public func settle(subscription: String, messageId: String, succeeded: Bool, error: String?) async throws -> SettleOutcome {
+        let outcome = try await bus.settle(subscription: subscription, messageId: messageId, succeeded: succeeded, error: error.map { String($0.prefix(4096)) })
+        switch outcome {
+        case .acked: counters.acked.add(1, ordering: .relaxed)
+        case .deadLettered: counters.deadLettered.add(1, ordering: .relaxed)
+        case .redelivered, .notFound: break
+        }
+        return outcome
+    }
+
+    // MARK: Retention
+
+    /// Runs retention when it has not run in this process for `retentionIntervalMs`.
+    public func retainIfDue() async {
+        let now = BusLimits.nowMs()
+        let last = lastRetention.load(ordering: .relaxed)
+        guard now - last >= Self.retentionIntervalMs,
+              lastRetention.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged else { return }
+        _ = try? await bus.enforceRetention()
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds (rounded down).
+    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+}
