@@ -100,7 +100,7 @@ public final class NovaServer: Sendable {
     }
 
     /// Goals started by subscriptions' triggers, when this server runs a worker.
-    var triggerServices: [any Service] {
+    public var triggerServices: [any Service] {
         guard worker != nil, let bus, let agents else { return [] }
         return [TriggerService(dispatcher: TriggerDispatcher(bus: bus, agents: agents, consumer: "trigger@\(ProcessInfo.processInfo.hostName):\(getpid())"),
                                logger: logger)]

@@ -110,6 +110,9 @@ extension NovaServer {
     func withClient(_ mode: TestingSetup = .router, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         let app = Application(router: router(), logger: logger)
         let (runs, worker) = (self.runs, self.worker)
+        // Subscriptions' triggers, as `serve` runs them beside the worker.
+        let triggers = triggerServices.map { service in Task { try await service.run() } }
+        defer { for t in triggers { t.cancel() } }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await worker?.run() }
             do {
