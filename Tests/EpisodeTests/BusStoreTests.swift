@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Host
 import JSON
 import PostgresStore
@@ -182,6 +183,45 @@ enum BusStoreConformance {
         #expect(all.count == 200 && Set(all).count == 200)
     }
 
+    /// Under four racing consumers, a key's messages are still handled one at a time, in
+    /// publish order.
+    static func orderingUnderConcurrency(_ connect: Database) async throws {
+        let s = try await connect()
+        try await topic(s, "ok")
+        _ = try await s.createSubscription(Subscription(id: "keyed", topic: "ok", createdBy: "a"), start: .now)
+        _ = try await s.publish((0..<60).map { i in BusMessage(topic: "ok", sender: "a", payload: .int(i), orderingKey: "k\(i % 3)") })
+        struct Log { var inFlight: Set<String> = []; var violations = 0; var order: [String: [Int]] = [:] }
+        final class Shared: Sendable { let log = Mutex(Log()) }
+        let shared = Shared()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<4 {
+                let store = try await connect()
+                group.addTask {
+                    var idle = 0
+                    while idle < 20 {
+                        let batch = try await store.receive(subscription: "keyed", consumer: "c\(i)", max: 3, visibilityTimeoutMs: 60_000)
+                        if batch.isEmpty { idle += 1; try await Task.sleep(for: .milliseconds(5)); continue }
+                        idle = 0
+                        for d in batch {
+                            let key = d.message.orderingKey ?? ""
+                            shared.log.withLock { l in
+                                if !l.inFlight.insert(key).inserted { l.violations += 1 }
+                                l.order[key, default: []].append(d.message.payload.intValue ?? -1)
+                            }
+                        }
+                        try await Task.sleep(for: .milliseconds(1))
+                        shared.log.withLock { l in for d in batch { l.inFlight.remove(d.message.orderingKey ?? "") } }
+                        _ = try await store.ack(subscription: "keyed", receipts: batch.map(\.receipt))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let result = shared.log.withLock { $0 }
+        #expect(result.violations == 0)
+        for k in 0..<3 { #expect(result.order["k\(k)"] == Array(stride(from: k, to: 60, by: 3)), "k\(k): \(result.order["k\(k)"] ?? [])") }
+    }
+
     /// Retention drops the oldest messages past the topic's count with their deliveries.
     static func retention(_ connect: Database) async throws {
         let s = try await connect()
@@ -220,6 +260,7 @@ enum BusStoreConformance {
     @Test func orderingKeys() async throws { try await BusStoreConformance.orderingKeys(Self.database()) }
     @Test func concurrentConsumers() async throws { try await BusStoreConformance.concurrentConsumers(Self.database()) }
     @Test func retention() async throws { try await BusStoreConformance.retention(Self.database()) }
+    @Test func orderingUnderConcurrency() async throws { try await BusStoreConformance.orderingUnderConcurrency(Self.database()) }
     @Test func wakeUps() async throws { try await BusStoreConformance.wakeUps(Self.database()) }
 
     /// Payloads are checked before anything is stored.
@@ -247,5 +288,6 @@ enum BusStoreConformance {
     @Test func orderingKeys() async throws { try await BusStoreConformance.orderingKeys(try await Self.database(.init())) }
     @Test func concurrentConsumers() async throws { try await BusStoreConformance.concurrentConsumers(try await Self.database(.init())) }
     @Test func retention() async throws { try await BusStoreConformance.retention(try await Self.database(.init())) }
+    @Test func orderingUnderConcurrency() async throws { try await BusStoreConformance.orderingUnderConcurrency(try await Self.database(.init())) }
     @Test func wakeUps() async throws { try await BusStoreConformance.wakeUps(try await Self.database(.init())) }
 }

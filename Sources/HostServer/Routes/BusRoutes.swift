@@ -327,13 +327,7 @@ extension NovaServer {
     /// caller's role, consuming nothing). A denial is recorded as a run of that tool (the
     /// episode holds the decision) and answered 403.
     func authorizeBus(_ caller: Caller, _ tool: String, _ input: JSONValue) async throws {
-        let descriptor = try? await host.registry.resolve(toolId: tool).tool
-        let probe = "bus-" + RunId.make()
-        defer { host.policy.endRun(probe) }
-        try? host.policy.bindRole(caller.role, toRun: probe)
-        let decision = host.policy.decide(GateRequest(runId: probe, principal: caller.principal, tool: tool, input: input,
-                                                      annotations: descriptor?.annotations, policyInputs: descriptor?.policyInputs ?? PolicyInputs()),
-                                          consume: false)
+        let decision = await host.decideOutsideRun(principal: caller.principal, role: caller.role, tool: tool, input: input)
         if decision.allowed { return }
         metrics.busDenied.add(1, ordering: .relaxed)
         let outcome = await gateway.call(toolId: tool, input: input, caller: caller, origin: "bus")
