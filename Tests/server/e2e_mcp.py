@@ -160,6 +160,26 @@ async def agent_operations(session):
     check(f"{TAG} http: agents.recall finds what the goal remembered", any(name in i.get("text", "") for i in items), r)
 
 
+async def bus_operations(session):
+    """The message bus is tools (built-in driver `bus`): an MCP client subscribes, publishes,
+    receives and acks; the sender is the session's principal, never the input's."""
+    topic = f"mcp.{MAJOR}.{int(time.time() * 1000)}"
+    status, _, body = http("POST", f"{URL}/v1/topics", ADMIN_KEY, {"name": topic})
+    check(f"{TAG} http: a topic is created over REST", status == 201, body)
+    r = await session.call_tool("bus.subscribe", {"id": topic + ".sub", "topic": topic})
+    check(f"{TAG} http: bus.subscribe creates a subscription", (f(r, 'structured_content') or {}).get("created") is True, r)
+    r = await session.call_tool("bus.publish", {"topic": topic, "payload": {"hello": "mcp"}})
+    check(f"{TAG} http: bus.publish stores a message", not f(r, 'is_error') and (f(r, 'structured_content') or {}).get("seq", 0) > 0, r)
+    r = await session.call_tool("bus.receive", {"subscription": topic + ".sub", "wait_ms": 5000})
+    msgs = (f(r, 'structured_content') or {}).get("messages", [])
+    check(f"{TAG} http: bus.receive leases it, sent by the caller",
+          len(msgs) == 1 and msgs[0]["message"]["payload"] == {"hello": "mcp"} and msgs[0]["message"]["sender"] == "admin", r)
+    r = await session.call_tool("bus.ack", {"subscription": topic + ".sub", "receipts": [msgs[0]["receipt"] if msgs else "x"]})
+    check(f"{TAG} http: bus.ack acks it", (f(r, 'structured_content') or {}).get("acked") == [True], r)
+    r = await session.call_tool("bus.publish", {"topic": "no.such.topic", "payload": 1})
+    check(f"{TAG} http: publishing to an unknown topic is isError naming it", f(r, "is_error") and "no topic" in r.content[0].text, r)
+
+
 async def over_http():
     async with http_session({"Authorization": f"Bearer {USER_KEY}"}) as streams:
         read, write = streams[0], streams[1]
@@ -177,6 +197,7 @@ async def over_http():
             res = await session.call_tool("echo.fail", {})
             check(f"{TAG} http: admin passes policy, the tool's own error is isError", f(res, 'is_error') and "tool_error" in res.content[0].text, res)
             await agent_operations(session)
+            await bus_operations(session)
     # The episodes of those calls are the user's.
     status, _, body = http("GET", f"{URL}/v1/runs?limit=100", USER_KEY)
     check(f"{TAG} http: MCP calls are runs with episodes in the caller's name",
