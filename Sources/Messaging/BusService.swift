@@ -67,6 +67,10 @@ public final class BusService: Sendable {
     public let counters = BusCounters()
     /// Compiled topic schemas, keyed by topic and schema text (a recreated topic recompiles).
     private let schemas = Mutex<[String: CompiledSchema]>([:])
+    /// Topics as last read (for their schema), each for `topicCacheMs`: a publish need not read
+    /// its topic every time. The store still refuses a topic that is gone.
+    private let topicCache = Mutex<[String: (topic: Topic, until: Int64)]>([:])
+    static let topicCacheMs: Int64 = 1_000
     /// Inboxes known to exist (made or seen by this process).
     private let inboxes = Mutex<Set<String>>([])
     /// When retention last ran in this process (ms since the epoch).
@@ -117,12 +121,21 @@ public final class BusService: Sendable {
 
     /// Publishes to `topic` as `sender` after the topic's schema accepts the payload.
     public func publish(topic name: String, _ request: PublishRequest, sender: String) async throws -> BusMessage {
-        let topic = try await topic(name)
+        let now = BusLimits.nowMs()
+        let topic: Topic
+        if let cached = topicCache.withLock({ $0[name] }), cached.until > now { topic = cached.topic } else {
+            topic = try await self.topic(name)
+            topicCache.withLock { $0[name] = (topic, now + Self.topicCacheMs) }
+        }
         try check(request, against: topic)
         let message = BusMessage(topic: name, sender: sender, encoding: request.encoding, payload: request.payload,
                                  headers: request.headers, orderingKey: request.orderingKey)
         if let problem = BusLimits.problem(message) { throw problem }
-        let stored = try await bus.publish([message])
+        let stored: [BusMessage]
+        do { stored = try await bus.publish([message]) } catch let e as BusError {
+            if case .unknownTopic = e { topicCache.withLock { _ = $0.removeValue(forKey: name) } }
+            throw e
+        }
         counters.published.add(stored.count, ordering: .relaxed)
         await retainIfDue()
         return stored[0]

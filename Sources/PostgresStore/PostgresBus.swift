@@ -205,6 +205,7 @@ extension PostgresStore: MessageBusStore {
     public func publish(_ messages: [BusMessage]) async throws -> [BusMessage] {
         if messages.isEmpty { return [] }
         for m in messages { if let problem = BusLimits.problem(m) { throw problem } }
+        if messages.count == 1 { return [try await publishOne(messages[0])] }
         return try await inTransaction { [self] conn in
             var out: [BusMessage] = []
             var topics: Set<String> = []
@@ -232,39 +233,65 @@ extension PostgresStore: MessageBusStore {
         }
     }
 
+    /// One message in one statement (one round trip, its own transaction): the topic row is
+    /// share-locked, the message and its deliveries inserted and the wake-up sent on commit.
+    private func publishOne(_ message: BusMessage) async throws -> BusMessage {
+        var m = message
+        let payload = m.payload.serialized()
+        var stored = false
+        for try await (seq) in try await client.query("""
+            WITH t AS (SELECT name FROM nova_bus_topics WHERE name = \(m.topic) FOR SHARE),
+            ins AS (INSERT INTO nova_bus_messages (id, topic, sender, encoding, payload, headers, ordering_key, created_at_ms)
+                    SELECT \(m.id), t.name, \(m.sender), \(m.encoding.rawValue), \(payload), \(m.headersText), \(m.orderingKey), \(m.createdAtMs) FROM t
+                    RETURNING seq, topic, ordering_key),
+            fan AS (INSERT INTO nova_bus_deliveries (subscription, seq, ordering_key, state, visible_at_ms, deliveries)
+                    SELECT s.id, ins.seq, ins.ordering_key, 'ready', 0, 0 FROM ins JOIN nova_bus_subscriptions s ON s.topic = ins.topic
+                    RETURNING 1)
+            SELECT ins.seq FROM ins, LATERAL (SELECT pg_notify('nova_jobs', 'b:' || ins.topic)) AS wake
+            """, logger: logger).decode(Int64.self) {
+            m.seq = seq
+            stored = true
+        }
+        guard stored else { throw BusError.unknownTopic(m.topic) }
+        return m
+    }
+
+    /// One statement: expired last deliveries to the dead-letter queue, and the lease of the
+    /// next deliverable messages (rows the first part moves are not candidates of the second).
     public func receive(subscription: String, consumer: String, max: Int, visibilityTimeoutMs: Int?) async throws -> [Delivery] {
         let now = nowMs()
-        return try await inTransaction { [self] conn in
-            guard let sub = try await subscriptions("SELECT \(unescaped: Self.subscriptionColumns) FROM nova_bus_subscriptions WHERE id = \(subscription)",
-                                                    on: conn).first else { throw BusError.unknownSubscription(subscription) }
-            let leaseUntil = now + Int64(visibilityTimeoutMs ?? sub.visibilityTimeoutMs)
-            // Leases that ran out on their last delivery: to the dead-letter queue.
-            try await conn.query("""
+        let vis = visibilityTimeoutMs.map { Int64($0) }
+        let rows = try await client.query("""
+            WITH s AS (SELECT max_deliveries, visibility_ms FROM nova_bus_subscriptions WHERE id = \(subscription)),
+            dead AS (
                 UPDATE nova_bus_deliveries SET state = 'dead', dead_at_ms = \(now), token = NULL,
                        last_error = coalesce(last_error, 'the visibility timeout expired on the last delivery')
-                WHERE subscription = \(subscription) AND state = 'leased' AND visible_at_ms <= \(now) AND deliveries >= \(sub.maxDeliveries)
-                """, logger: logger)
-            let rows = try await conn.query("""
-                UPDATE nova_bus_deliveries AS d SET state = 'leased', visible_at_ms = \(leaseUntil), deliveries = d.deliveries + 1,
-                       token = substr(md5(random()::text || clock_timestamp()::text), 1, 16), consumer = \(consumer)
-                FROM nova_bus_messages m
-                WHERE m.seq = d.seq AND d.subscription = \(subscription) AND d.seq IN (
-                    SELECT c.seq FROM nova_bus_deliveries c
-                    WHERE c.subscription = \(subscription) AND c.state <> 'dead' AND c.visible_at_ms <= \(now)
-                      AND (c.ordering_key IS NULL OR NOT EXISTS (
-                          SELECT 1 FROM nova_bus_deliveries e WHERE e.subscription = c.subscription AND e.ordering_key = c.ordering_key
-                                                               AND e.seq < c.seq AND e.state <> 'dead'))
-                    ORDER BY c.seq LIMIT \(Swift.max(1, max)) FOR UPDATE SKIP LOCKED)
-                RETURNING d.deliveries, d.token, \(unescaped: Self.messageColumns)
-                """, logger: logger)
-            var out: [Delivery] = []
-            for try await r in rows.decode((Int, String, String, Int64, String, String, String, String, String, String?, Int64).self) {
-                let m = Self.message((r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10))
-                out.append(Delivery(message: m, subscription: subscription, deliveryCount: r.0, receipt: BusLimits.receipt(seq: m.seq, token: r.1),
-                                    consumer: consumer, leaseUntilMs: leaseUntil))
-            }
-            return out.sorted { $0.message.seq < $1.message.seq }
+                WHERE subscription = \(subscription) AND state = 'leased' AND visible_at_ms <= \(now)
+                  AND deliveries >= (SELECT max_deliveries FROM s)
+                RETURNING 1),
+            picked AS (
+                SELECT c.seq FROM nova_bus_deliveries c
+                WHERE c.subscription = \(subscription) AND c.state <> 'dead' AND c.visible_at_ms <= \(now)
+                  AND NOT (c.state = 'leased' AND c.deliveries >= (SELECT max_deliveries FROM s))
+                  AND (c.ordering_key IS NULL OR NOT EXISTS (
+                      SELECT 1 FROM nova_bus_deliveries e WHERE e.subscription = c.subscription AND e.ordering_key = c.ordering_key
+                                                           AND e.seq < c.seq AND e.state <> 'dead'))
+                ORDER BY c.seq LIMIT \(Swift.max(1, max)) FOR UPDATE SKIP LOCKED)
+            UPDATE nova_bus_deliveries AS d
+               SET state = 'leased', visible_at_ms = \(now) + coalesce(\(vis)::BIGINT, (SELECT visibility_ms FROM s)), deliveries = d.deliveries + 1,
+                   token = substr(md5(random()::text || clock_timestamp()::text), 1, 16), consumer = \(consumer)
+            FROM nova_bus_messages m
+            WHERE m.seq = d.seq AND d.subscription = \(subscription) AND d.seq IN (SELECT seq FROM picked)
+            RETURNING d.deliveries, d.token, d.visible_at_ms, \(unescaped: Self.messageColumns)
+            """, logger: logger)
+        var out: [Delivery] = []
+        for try await r in rows.decode((Int, String, Int64, String, Int64, String, String, String, String, String, String?, Int64).self) {
+            let m = Self.message((r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11))
+            out.append(Delivery(message: m, subscription: subscription, deliveryCount: r.0, receipt: BusLimits.receipt(seq: m.seq, token: r.1),
+                                consumer: consumer, leaseUntilMs: r.2))
         }
+        if out.isEmpty, try await self.subscription(subscription) == nil { throw BusError.unknownSubscription(subscription) }
+        return out.sorted { $0.message.seq < $1.message.seq }
     }
 
     public func ack(subscription: String, receipts: [String]) async throws -> [Bool] {
