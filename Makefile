@@ -84,11 +84,15 @@ bench: deps test-deps
 	$(SWIFT) build -c release
 	$(MAKE) -s -C examples/drivers/c-echo OUT=$(CURDIR)/.build/release/libnova_echo.so ABI_INCLUDE=$(CURDIR)/$(ABI_INCLUDE)
 	$(MAKE) -s -C Sources/Sandbox
-	# Python peers (pgqueuer, jsonschema-rs) in a virtualenv of their own.
+	# Python peers (pgqueuer, jsonschema-rs, redis-py) in a virtualenv of their own.
 	[ -x .build-bench-venv/bin/python ] || python3 -m venv .build-bench-venv
 	.build-bench-venv/bin/pip install -q --disable-pip-version-check -r Benchmarks/queue/requirements.txt
 	NOVA_BENCH_PYTHON=$(CURDIR)/.build-bench-venv/bin/python NOVA_BIN_DIR=$$($(SWIFT) build -c release --show-bin-path) \
 	  Tests/servers/with-servers.sh $$($(SWIFT) build -c release --show-bin-path)/nova-bench all
+	# The message bus beside Redis Streams (redis-server from the test deps, redis-py in the venv).
+	@echo "== bus (issue 14): publish → receive → ack beside Redis Streams"
+	Tests/servers/with-servers.sh .build-bench-venv/bin/python Benchmarks/bus/bench_bus.py \
+	  --nova-host $$($(SWIFT) build -c release --show-bin-path)/nova-host
 
 clean:
 	rm -rf .build $(DRIVERS_DIR)/*.so $(DRIVERS_DIR)/.gen

@@ -16,7 +16,8 @@ acked: messages/s) and delivery latency (publish → receive, from a timestamp i
 p50/p99/mean) with the producer paced at PACE messages/s so that queueing does not dominate.
 Prints nova's figure, Redis's, and the ratio. Machines are noisy: run it twice.
 
-Usage: bench_bus.py --nova-host PATH --drivers DIR [--messages N] [--pace N]
+Usage: bench_bus.py --nova-host PATH [--drivers DIR] [--messages N] [--pace N]
+(`make bench` runs it under Tests/servers/with-servers.sh with the release build.)
 """
 import argparse
 import http.client
@@ -207,11 +208,14 @@ def ms(v):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nova-host", required=True)
-    ap.add_argument("--drivers", required=True)
+    ap.add_argument("--drivers", help="drivers directory for serve (default: an empty one; the bus needs none)")
     ap.add_argument("--messages", type=int, default=int(os.environ.get("NOVA_BUS_BENCH_MESSAGES", "2000")))
     ap.add_argument("--pace", type=int, default=200, help="messages/s in the latency runs")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="nova-bus-bench-")
+    if not args.drivers:
+        args.drivers = os.path.join(work, "drivers")
+        os.makedirs(args.drivers)
     systems = []
     try:
         rd = Redis(work)

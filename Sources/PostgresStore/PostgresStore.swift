@@ -160,7 +160,7 @@ public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
     /// Connects to the database `url` names (`postgres://user:password@host:port/db?sslmode=…`
     /// or libpq key=value pairs), checks that it answers within `connectTimeoutMs`, and creates
     /// or migrates the schema. Errors name the server, never the password.
-    public static func connect(url: String, connectTimeoutMs: Int = 10_000, maxConnections: Int = 8) async throws -> PostgresStore {
+    public static func connect(url: String, connectTimeoutMs: Int = 10_000, maxConnections: Int = 16) async throws -> PostgresStore {
         let dsn: PostgresDSN
         do { dsn = try PostgresDSN(dsn: url) } catch { throw PostgresStoreError("invalid store URL: \(error.message)") }
         let clientConfig = dsn.clientConfiguration(connectTimeoutMs: connectTimeoutMs, maxConnections: maxConnections)

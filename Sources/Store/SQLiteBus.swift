@@ -7,7 +7,9 @@ import Synchronization
 
 /// The message bus in the embedded store (schema version 5). `BEGIN IMMEDIATE` serializes
 /// every change between the processes sharing the data directory, so a delivery is leased to
-/// one consumer only; publishes and acks commit with `synchronous=FULL`.
+/// one consumer only. Publishes commit with `synchronous=FULL` (a published message survives a
+/// power loss); leases, acks and nacks with `synchronous=NORMAL` (atomic, and losing the last
+/// ones to a power failure only means deliveries repeat, which at-least-once allows).
 ///
 /// Wake-ups: a publish here wakes this process's waiting receivers at once; receivers waiting
 /// in other processes notice the commit through `PRAGMA data_version` on a watcher connection
@@ -208,7 +210,19 @@ extension SQLiteStore: MessageBusStore {
     }
 
     public func receive(subscription: String, consumer: String, max: Int, visibilityTimeoutMs: Int?) async throws -> [Delivery] {
-        try await write { [self] () throws -> [Delivery] in
+        // A read first: most receives of a long poll find nothing, and need no write lock.
+        let due = try await onConnection { [self] () throws -> Bool in
+            let r = try conn.query("""
+                SELECT (SELECT 1 FROM bus_subscriptions WHERE id = ?1),
+                       EXISTS (SELECT 1 FROM bus_deliveries WHERE subscription = ?1 AND state <> 'dead' AND visible_at_ms <= ?2)
+                """, [.text(subscription), .int(BusLimits.nowMs())]).first ?? []
+            guard r.first?.int != nil else { throw BusError.unknownSubscription(subscription) }
+            return (r.count > 1 ? r[1].int : 0) == 1
+        }
+        if !due { return [] }
+        // Leases commit with synchronous=NORMAL: a lease lost to a power failure only means the
+        // message is delivered again.
+        return try await writeRelaxed { [self] () throws -> [Delivery] in
             guard let sub = try conn.query("SELECT \(Self.subscriptionColumns) FROM bus_subscriptions WHERE id = ?",
                                            [.text(subscription)]).first.map(Self.subscription) else { throw BusError.unknownSubscription(subscription) }
             let now = BusLimits.nowMs()
@@ -244,7 +258,8 @@ extension SQLiteStore: MessageBusStore {
 
     public func ack(subscription: String, receipts: [String]) async throws -> [Bool] {
         let parsed = receipts.map(BusLimits.parseReceipt)
-        return try await write { [self] in
+        // An ack lost to a power failure means one more delivery: synchronous=NORMAL.
+        return try await writeRelaxed { [self] in
             try parsed.map { p -> Bool in
                 guard let p else { return false }
                 try conn.query("DELETE FROM bus_deliveries WHERE subscription = ? AND seq = ? AND state = 'leased' AND token = ? AND visible_at_ms > ?",
@@ -256,7 +271,7 @@ extension SQLiteStore: MessageBusStore {
 
     public func nack(subscription: String, receipt: String, delayMs: Int, error: String?) async throws -> NackOutcome {
         guard let p = BusLimits.parseReceipt(receipt) else { throw BusError.notLeased("'\(receipt)' is not a receipt") }
-        let outcome = try await write { [self] () throws -> NackOutcome in
+        let outcome = try await writeRelaxed { [self] () throws -> NackOutcome in
             let now = BusLimits.nowMs()
             guard let row = try conn.query("""
                 SELECT d.deliveries, s.max_deliveries FROM bus_deliveries d JOIN bus_subscriptions s ON s.id = d.subscription

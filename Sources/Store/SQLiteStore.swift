@@ -213,6 +213,18 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
         }
     }
 
+    /// A write transaction that need not survive a power loss (`synchronous=NORMAL`: it is
+    /// atomic, but the last commits may roll back if the machine loses power). For changes
+    /// whose loss only repeats work — a bus lease or ack lost means the message is delivered
+    /// again, which at-least-once delivery allows.
+    @discardableResult
+    func writeRelaxed<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await onConnection { [self] in
+            try setSynchronous("NORMAL")
+            return try conn.immediateTransaction(body)
+        }
+    }
+
     /// A write transaction on the store's queue, durable on return.
     @discardableResult
     func write<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
