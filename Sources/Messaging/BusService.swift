@@ -239,6 +239,22 @@ public final class BusService: Sendable {
         return outcome
     }
 
+    /// What can be done to dead letters in bulk.
+    public enum DeadLetterAction: String, Sendable, CaseIterable {
+        case replay, purge
+        /// The answer's key: how many were replayed or purged.
+        public var done: String { self == .replay ? "replayed" : "purged" }
+    }
+
+    /// Replays or purges dead letters of an existing subscription (all when `messageIds` is nil).
+    public func deadLetters(_ action: DeadLetterAction, subscription: String, messageIds: [String]?) async throws -> Int {
+        _ = try await self.subscription(subscription)
+        switch action {
+        case .replay: return try await bus.replayDeadLetters(subscription: subscription, messageIds: messageIds)
+        case .purge: return try await bus.purgeDeadLetters(subscription: subscription, messageIds: messageIds)
+        }
+    }
+
     // MARK: Retention
 
     /// Runs retention when it has not run in this process for `retentionIntervalMs`.

@@ -361,13 +361,7 @@ struct BusCommand: AsyncParsableCommand {
             @Argument var messageIds: [String] = []
             @OptionGroup var bus: BusOptions
 
-            func run() async throws {
-                let o = try await bus.open()
-                _ = try await busCall { try await o.bus.subscription(subscription) }
-                try await o.authorize("bus.ack", ["subscription": .string(subscription), "receipts": ["dlq"]])
-                let n = try await busCall { try await o.bus.bus.replayDeadLetters(subscription: subscription, messageIds: messageIds.isEmpty ? nil : messageIds) }
-                bus.print(["replayed": .int(n)], "replayed \(n)")
-            }
+            func run() async throws { try await DLQ.act(.replay, subscription, messageIds, bus) }
         }
 
         struct Purge: AsyncParsableCommand {
@@ -376,13 +370,16 @@ struct BusCommand: AsyncParsableCommand {
             @Argument var messageIds: [String] = []
             @OptionGroup var bus: BusOptions
 
-            func run() async throws {
-                let o = try await bus.open()
-                _ = try await busCall { try await o.bus.subscription(subscription) }
-                try await o.authorize("bus.ack", ["subscription": .string(subscription), "receipts": ["dlq"]])
-                let n = try await busCall { try await o.bus.bus.purgeDeadLetters(subscription: subscription, messageIds: messageIds.isEmpty ? nil : messageIds) }
-                bus.print(["purged": .int(n)], "purged \(n)")
-            }
+            func run() async throws { try await DLQ.act(.purge, subscription, messageIds, bus) }
+        }
+
+        /// Replays or purges, decided by the policy as `bus.ack` on the subscription.
+        static func act(_ action: BusService.DeadLetterAction, _ subscription: String, _ ids: [String], _ bus: BusOptions) async throws {
+            let o = try await bus.open()
+            _ = try await busCall { try await o.bus.subscription(subscription) }
+            try await o.authorize("bus.ack", ["subscription": .string(subscription), "receipts": ["dlq"]])
+            let n = try await busCall { try await o.bus.deadLetters(action, subscription: subscription, messageIds: ids.isEmpty ? nil : ids) }
+            bus.print(.object([action.done: .int(n)]), "\(action.done) \(n)")
         }
     }
 }

@@ -51,12 +51,8 @@ import Glibc
     /// that removed changes it has not seen, it says so and sends a snapshot.
     @Test func theWatchNeverSkipsAChange() async throws {
         let server = try await F.server(config: { $0.worker = nil })
-        let port = Mutex(0)
-        let app = server.application(host: "127.0.0.1", port: 0) { p in port.withLock { $0 = p } }
-        let task = Task { try await app.runService() }
-        defer { task.cancel() }
-        try await Wait.until("the server listens") { port.withLock { $0 } != 0 }
-        let p = port.withLock { $0 }
+        let (p, serving) = try await server.listening()
+        defer { serving.cancel() }
         let agent = try await HTTP1.request(port: p, "POST", "/v1/agents", F.aliceKey, ["name": "watched"])
         let id = try #require(agent["id"]?.stringValue)
         for v in 1...3 { _ = try await HTTP1.request(port: p, "PUT", "/v1/agents/\(id)/state/k", F.aliceKey, ["value": .int(v)]) }

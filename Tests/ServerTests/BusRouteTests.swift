@@ -148,12 +148,8 @@ import Testing
         let stores = PostgresTestDatabase.Stores()
         defer { withExtendedLifetime(stores) {} }
         let server = try await backend.server(stores, worker: false)
-        let port = Mutex(0)
-        let app = server.application(host: "127.0.0.1", port: 0) { p in port.withLock { $0 = p } }
-        let task = Task { try await app.runService() }
-        defer { task.cancel() }
-        try await Wait.until("the server listens") { port.withLock { $0 } != 0 }
-        let p = port.withLock { $0 }
+        let (p, serving) = try await server.listening()
+        defer { serving.cancel() }
         _ = try await HTTP1.request(port: p, "POST", "/v1/topics", F.adminKey, ["name": "orders.live"])
         _ = try await HTTP1.request(port: p, "POST", "/v1/subscriptions", F.aliceKey, ["id": "poll", "topic": "orders.live"])
         _ = try await HTTP1.request(port: p, "POST", "/v1/subscriptions", F.aliceKey, ["id": "sse", "topic": "orders.live"])

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 @_exported import TestSupport
 import Host
 import HostServer
@@ -126,6 +127,16 @@ extension NovaServer {
             await runs.shutdown(grace: .seconds(5))
             try await group.waitForAll()
         }
+    }
+
+    /// Serves on a loopback port (for raw-socket clients: streams) until the returned task is
+    /// cancelled; returns the port once it listens.
+    func listening() async throws -> (port: Int, task: Task<Void, any Error>) {
+        let port = Mutex(0)
+        let app = application(host: "127.0.0.1", port: 0) { p in port.withLock { $0 = p } }
+        let task = Task { try await app.runService() }
+        try await Wait.until("the server listens") { port.withLock { $0 } != 0 }
+        return (port.withLock { $0 }, task)
     }
 
     /// Queues a run of `plan` as `POST /v1/runs` would, returning its run id.

@@ -277,8 +277,8 @@ extension NovaServer {
             return JSONIO.response(dead.json)
         }
 
-        for action in ["replay", "purge"] {
-            on(router, .post, "/v1/subscriptions/{id}/dlq/\(action)") { [self] request, context in
+        for action in BusService.DeadLetterAction.allCases {
+            on(router, .post, "/v1/subscriptions/{id}/dlq/\(action.rawValue)") { [self] request, context in
                 let caller = try context.requireCaller()
                 let bus = try requireBus()
                 let id = context.parameters.get("id") ?? ""
@@ -296,12 +296,9 @@ extension NovaServer {
                 }
                 _ = try await busCall { try await bus.subscription(id) }
                 try await busCall { try await authorizeBus(caller, "bus.ack", ["subscription": .string(id), "receipts": ["dlq"]]) }
-                let n = try await busCall {
-                    action == "replay" ? try await bus.bus.replayDeadLetters(subscription: id, messageIds: ids)
-                        : try await bus.bus.purgeDeadLetters(subscription: id, messageIds: ids)
-                }
-                context.logger.info("dead letters \(action == "replay" ? "replayed" : "purged")", metadata: ["subscription": .string(id), "count": .stringConvertible(n)])
-                return JSONIO.response([action == "replay" ? "replayed" : "purged": .int(n)])
+                let n = try await busCall { try await bus.deadLetters(action, subscription: id, messageIds: ids) }
+                context.logger.info("dead letters \(action.done)", metadata: ["subscription": .string(id), "count": .stringConvertible(n)])
+                return JSONIO.response(.object([action.done: .int(n)]))
             }
         }
     }
