@@ -27,7 +27,8 @@ struct PolicyCommand: AsyncParsableCommand {
                 throw ExitCode(ExitStatus.invalid)
             }
             // The tool's annotations and policy inputs matter to conditions; load its driver if we can.
-            let descriptor = try? await nova.registry.resolve(toolId: tool).tool
+            var descriptor = BuiltInTools.descriptor(toolId: tool)
+            if descriptor == nil { descriptor = try? await nova.registry.resolve(toolId: tool).tool }
             let decision = nova.policy.decide(GateRequest(runId: "policy-check", principal: principal, tool: tool, input: value,
                                                           annotations: descriptor?.annotations, policyInputs: descriptor?.policyInputs ?? PolicyInputs()),
                                               consume: false)

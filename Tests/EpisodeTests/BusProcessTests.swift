@@ -70,6 +70,37 @@ import Testing
         }
     }
 
+    /// `policy check` explains bus decisions from the tools' declared inputs; the CLI is
+    /// decided by the policy like REST (exit 3 when denied) and says what is wrong with input.
+    @Test func theCLIAndPolicyCheckUseTheBusConditions() async throws {
+        let data = EpisodeFixtures.tempDir("bus-cli")
+        let policyPath = data + "/policy.json"
+        _ = FileManager.default.createFile(atPath: policyPath, contents: Data("""
+            { "roles": { "user": {} }, "principals": { "alice": "user" },
+              "rules": [ { "id": "orders", "effect": "allow", "roles": ["user"], "tools": ["bus.publish", "bus.subscribe", "bus.receive", "bus.ack"],
+                           "conditions": { "topics": ["orders.*"] } } ] }
+            """.utf8))
+        let args = ["--data", data, "--policy", policyPath, "--drivers", data]
+        func nova(_ a: [String]) async throws -> ProcessResult { try await ProcessRunner.run(TestPaths.novaHost, a + args) }
+        let denied = try await nova(["policy", "check", "--principal", "alice", "--tool", "bus.publish", "--input", #"{"topic": "payroll"}"#])
+        #expect(denied.status == 3 && denied.stdout.contains("topic 'payroll' is not in topics"), "\(denied)")
+        #expect(try await nova(["policy", "check", "--principal", "alice", "--tool", "bus.publish", "--input", #"{"topic": "orders.new"}"#]).status == 0)
+
+        #expect(try await nova(["bus", "topics", "create", "orders.new"]).status == 0)
+        #expect(try await nova(["bus", "topics", "create", "payroll"]).status == 0)
+        let published = try await nova(["bus", "publish", "orders.new", #"{"sku": "A"}"#, "--principal", "alice", "--json"])
+        let sent = try JSONValue.parse(published.stdout)
+        #expect(published.status == 0 && sent["sender"] == "alice", "\(published)")
+        let refused = try await nova(["bus", "publish", "payroll", "{}", "--principal", "alice"])
+        #expect(refused.status == 3 && refused.stderr.contains("denied by rule default-deny"), "\(refused)")
+        let notJSON = try await nova(["bus", "publish", "orders.new", "{nope", "--principal", "alice"])
+        #expect(notJSON.status == 2 && notJSON.stderr.contains("not JSON"), "\(notJSON)")
+        let unknown = try await nova(["bus", "publish", "orders.gone", "1", "--principal", "alice"])
+        #expect(unknown.status == 1 && unknown.stderr.contains("no topic 'orders.gone'"), "\(unknown)")
+        let bad = try await nova(["bus", "receive", "nope", "--principal", "alice"])
+        #expect(bad.status == 3, "receive is decided by bus.receive, which no rule allows without topics input: \(bad)")
+    }
+
     /// A consumer killed after receiving and before acking: the message comes back after the
     /// visibility timeout, counted as a second delivery, and is processed once more.
     @Test(arguments: Backend.allCases) func aKilledConsumersMessageIsRedelivered(_ backend: Backend) async throws {

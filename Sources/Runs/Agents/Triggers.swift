@@ -1,3 +1,4 @@
+import Drivers
 import HostSupport
 import JSON
 import Messaging
@@ -102,5 +103,21 @@ extension AgentService {
                               agentOfRun: { runId in try? await store.goal(id: runId)?.agentId },
                               resolveAgent: { ref in try? await service.agent(ref).id })
         }
+    }
+}
+
+/// The manifests of the drivers the host serves itself (`memory`, `agents`, `state`, `bus`),
+/// for what needs a tool's descriptor without a store behind it (`nova-host policy check`).
+public enum BuiltInTools {
+    public static let manifests: [String: JSONValue] = [
+        "memory": MemoryToolDriver.manifestJSON, "agents": AgentToolDriver.manifestJSON,
+        "state": StateToolDriver.manifestJSON, "bus": BusToolDriver.manifestJSON,
+    ]
+
+    /// The descriptor of a built-in tool (`bus.publish`), if `toolId` names one.
+    public static func descriptor(toolId: String) -> ToolDescriptor? {
+        guard let (driver, tool) = ToolId.split(toolId), let json = manifests[driver],
+              let manifest = try? DriverManifest(json: json) else { return nil }
+        return manifest.tool(named: tool)
     }
 }
