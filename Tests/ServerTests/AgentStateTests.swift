@@ -74,6 +74,17 @@ import Glibc
         #expect(events.last?.data["entries"]?.arrayValue?.map { $0["key"] } == ["k", "live"])
     }
 
+    /// The state tools keep REST's limits: a value over 256 KiB is refused (`too_large`), not stored.
+    @Test func theStateToolsRefuseOversizeValues() async throws {
+        try await F.server(config: { $0.bodyLimitBytes = 1 << 20 }).withClient(.live) { client in
+            let big = String(repeating: "x", count: 300 * 1024)
+            let r = try await client.post("/tools/state.put_shared", F.adminKey, ["namespace": "team", "key": "k", "value": .string(big)])
+            #expect(r.status == .unprocessableContent && r.json["error"]?["tool_code"] == "too_large", "\(r.status) \(r.json["error"] ?? .null)")
+            let ok = try await client.post("/tools/state.put_shared", F.adminKey, ["namespace": "team", "key": "k", "value": "small"])
+            #expect(ok.status == .ok && ok.json["output"]?["version"] == 1, "\(ok.json)")
+        }
+    }
+
     @Test func goalsUseTheStateTools() async throws {
         try await F.server().withClient(.live) { client in
             let id = try #require(try await client.post("/v1/agents", F.adminKey, ["name": "counter", "principal": "admin"]).json["id"]?.stringValue)

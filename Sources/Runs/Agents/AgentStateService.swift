@@ -21,6 +21,15 @@ extension AgentService {
         }
     }
 
+    /// The largest state value, as JSON text.
+    public static let maxStateValueBytes = 256 * 1024
+
+    /// A key and value a put may write (REST, CLI and the `state` tools alike).
+    static func checkPut(key: String, value: JSONValue) throws(AgentError) {
+        try checkKey(key)
+        guard value.serializedBytes().count <= maxStateValueBytes else { throw .tooLarge("a state value holds at most 256 KiB of JSON") }
+    }
+
     public func stateGet(_ ref: String, key: String) async throws -> StateEntry {
         let agent = try await agent(ref)
         guard let e = try await requireState().stateGet(scope: agent.id, key: key) else { throw AgentError.notFound("agent \(agent.name) has no state key \(key)") }
@@ -29,8 +38,7 @@ extension AgentService {
 
     /// `ifVersion` 0: only if absent. A version mismatch is `AgentError.stateConflict`.
     public func statePut(_ ref: String, key: String, value: JSONValue, ifVersion: Int?) async throws -> StateEntry {
-        try Self.checkKey(key)
-        guard value.serializedBytes().count <= 256 * 1024 else { throw AgentError.tooLarge("a state value holds at most 256 KiB of JSON") }
+        try Self.checkPut(key: key, value: value)
         let agent = try await agent(ref)
         do { return try await requireState().statePut(scope: agent.id, key: key, value: value, ifVersion: ifVersion) } catch let e as StateError {
             throw AgentError.stateConflict(e.description, current: e.current)
@@ -136,8 +144,9 @@ public struct StateToolDriver: ToolDriver {
             case "get":
                 output = try await store.stateGet(scope: scope, key: key)?.json ?? ["key": .string(key), "value": .null, "version": 0]
             case "put":
-                try AgentService.checkKey(key)
-                output = try await store.statePut(scope: scope, key: key, value: input["value"] ?? .null, ifVersion: input["if_version"]?.intValue).json
+                let value = input["value"] ?? .null
+                try AgentService.checkPut(key: key, value: value)  // the same limits as REST: 256 KiB
+                output = try await store.statePut(scope: scope, key: key, value: value, ifVersion: input["if_version"]?.intValue).json
             case "watch":
                 let from = Int64(input["from"]?.intValue ?? 0)
                 let until = Timestamps.wallNanos() + Int64(input["timeout_ms"]?.intValue ?? 0) * 1_000_000
