@@ -39,7 +39,8 @@ public struct TriggerSpec: Sendable, Equatable {
 /// so the subscription's redelivery and dead-letter rules apply. A message whose goal could
 /// not be submitted (the agent is gone, the plan is invalid) is nacked with the reason.
 ///
-/// Each `serve` and `worker` process runs one; they share the work through the leases.
+/// Each `serve` and `worker` process runs one; they share the work through the leases. It also
+/// runs the topics' retention (at most once a minute per process).
 public struct TriggerDispatcher: Sendable {
     public let bus: BusService
     public let agents: AgentService
@@ -61,6 +62,8 @@ public struct TriggerDispatcher: Sendable {
                 subs = ((try? await bus.bus.listSubscriptions(topic: nil)) ?? []).filter { $0.trigger != nil }
                 refreshedAt = ContinuousClock.now
             }
+            // Retention by age must run without publishes too: this loop runs in every serve and worker.
+            await bus.retainIfDue()
             let ticket = await bus.bus.busTicket()
             var any = false
             for sub in subs {
