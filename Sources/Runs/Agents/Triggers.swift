@@ -75,7 +75,12 @@ public struct TriggerDispatcher: Sendable {
                     log("trigger of subscription \(sub.id): \(error)")
                 }
             }
-            if !any { await bus.bus.waitForMessages(since: ticket, timeoutMs: refreshMs) }
+            if subs.isEmpty {
+                // Nothing to dispatch: no need to watch the store for messages.
+                try? await Task.sleep(for: .milliseconds(refreshMs))
+            } else if !any {
+                await bus.bus.waitForMessages(since: ticket, timeoutMs: refreshMs)
+            }
         }
     }
 
