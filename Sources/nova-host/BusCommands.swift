@@ -271,6 +271,8 @@ struct BusCommand: AsyncParsableCommand {
             let o = try await bus.open()
             try await o.authorize("bus.receive", ["subscription": .string(subscription)])
             if ack { try await o.authorize("bus.ack", ["subscription": .string(subscription), "receipts": ["-"]]) }
+            _ = try await busCall { try await o.bus.subscription(subscription) }
+            if follow { Output.note("receiving from \(subscription) as \(consumer ?? o.who)\(ack ? ", acking" : "") (interrupt to stop)") }
             var seen = 0
             repeat {
                 let want = Swift.min(max, count.map { $0 - seen } ?? max)

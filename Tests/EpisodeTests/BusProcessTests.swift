@@ -49,14 +49,22 @@ import Testing
         let outPath: String
 
         init(_ args: [String]) throws {
-            outPath = EpisodeFixtures.tempDir("bus-consumer") + "/out.jsonl"
+            let dir = EpisodeFixtures.tempDir("bus-consumer")
+            outPath = dir + "/out.jsonl"
+            errPath = dir + "/err.txt"
             _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+            _ = FileManager.default.createFile(atPath: errPath, contents: nil)
             process.executableURL = URL(fileURLWithPath: TestPaths.novaHost)
             process.arguments = args
             process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-            process.standardError = FileHandle.nullDevice
+            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
             try process.run()
         }
+
+        let errPath: String
+
+        /// Whether it has opened the store and started receiving (it says so on stderr).
+        var receiving: Bool { ((try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "").contains("receiving from") }
 
         /// The deliveries printed so far.
         var deliveries: [JSONValue] {
@@ -136,6 +144,8 @@ import Testing
             try Consumer(["bus", "receive", "group", "--follow", "--ack", "--max", "20", "--consumer", "c\(i)"] + s.args)
         }
         defer { for c in consumers { c.kill() } }
+        // Both ready before the stream starts, so that neither drains it alone while the other starts.
+        try await Wait.until("both consumers are receiving") { consumers.allSatisfy(\.receiving) }
         var ids: [String] = []
         for batch in 0..<20 {
             let sent = try await s.store.publish((0..<50).map { i in
