@@ -202,14 +202,25 @@ public final class BusService: Sendable {
             if !got.isEmpty || Task.isCancelled {
                 counters.delivered.add(got.count, ordering: .relaxed)
                 counters.redelivered.add(got.filter { $0.deliveryCount > 1 }.count, ordering: .relaxed)
+                // A full batch: there may be more, so let another waiting receiver look.
+                if got.count == max { turns.pass(subscription) }
                 return got
             }
             let left = (deadline - ContinuousClock.now).milliseconds
             if left <= 0 { return [] }
             // Leases that expire, and nacks with a delay, wake no one: look again at least every second.
-            await bus.waitForMessages(since: ticket, timeoutMs: Int(Swift.min(left, 1_000)))
+            let waitMs = Int(Swift.min(left, 1_000))
+            if turns.lead(subscription) {
+                await bus.waitForMessages(since: ticket, timeoutMs: waitMs)
+                turns.resign(subscription)
+            } else {
+                await turns.follow(subscription, timeoutMs: waitMs)
+            }
         }
     }
+
+    /// Who of this process's waiting receivers watches the store for each subscription.
+    private let turns = ReceiverTurns()
 
     /// Acks receipts; throws `notLeased` naming the first that held no lease (the others are acked).
     public func ack(subscription: String, receipts: [String]) async throws -> [Bool] {
@@ -270,4 +281,86 @@ public final class BusService: Sendable {
 extension Duration {
     /// Whole milliseconds (rounded down).
     var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+}
+
+/// Receivers of one subscription waiting in this process take turns watching the store: one
+/// leads (waits for the store's wake-up), the others follow (wait to be handed the turn). A
+/// publish then costs one or two lease attempts in the process instead of one per waiting
+/// receiver (a thundering herd). The leader hands the turn on when it wakes; a receiver that
+/// took a full batch hands it on too, since more may be waiting.
+final class ReceiverTurns: Sendable {
+    private struct Follower {
+        var id: Int
+        var continuation: CheckedContinuation<Void, Never>
+    }
+
+    private struct State {
+        var leaders: Set<String> = []
+        var followers: [String: [Follower]] = [:]
+        var nextId = 0
+    }
+
+    private let state = Mutex(State())
+
+    /// Takes the lead for `subscription` if no one holds it.
+    func lead(_ subscription: String) -> Bool {
+        state.withLock { $0.leaders.insert(subscription).inserted }
+    }
+
+    /// Gives up the lead and wakes one follower (it looks, then leads).
+    func resign(_ subscription: String) {
+        let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.leaders.remove(subscription)
+            return Self.takeFirst(&s, subscription)
+        }
+        next?.resume()
+    }
+
+    /// Wakes one follower: there may be more messages.
+    func pass(_ subscription: String) {
+        state.withLock { Self.takeFirst(&$0, subscription) }?.resume()
+    }
+
+    private static func takeFirst(_ s: inout State, _ subscription: String) -> CheckedContinuation<Void, Never>? {
+        guard var queue = s.followers[subscription], !queue.isEmpty else { return nil }
+        let first = queue.removeFirst()
+        s.followers[subscription] = queue.isEmpty ? nil : queue
+        return first.continuation
+    }
+
+    private func remove(_ subscription: String, _ id: Int) -> CheckedContinuation<Void, Never>? {
+        state.withLock { s in
+            guard var queue = s.followers[subscription], let i = queue.firstIndex(where: { $0.id == id }) else { return nil }
+            let f = queue.remove(at: i)
+            s.followers[subscription] = queue.isEmpty ? nil : queue
+            return f.continuation
+        }
+    }
+
+    /// Waits until handed the turn, `timeoutMs` passes, or the task is cancelled.
+    func follow(_ subscription: String, timeoutMs: Int) async {
+        let id = state.withLock { s -> Int in
+            s.nextId += 1
+            return s.nextId
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                        let resumeNow = self.state.withLock { s -> Bool in
+                            if Task.isCancelled { return true }
+                            s.followers[subscription, default: []].append(Follower(id: id, continuation: c))
+                            return false
+                        }
+                        if resumeNow { c.resume() }
+                    }
+                } onCancel: {
+                    self.remove(subscription, id)?.resume()
+                }
+            }
+            group.addTask { try? await Task.sleep(for: .milliseconds(Swift.max(0, timeoutMs))) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
 }
