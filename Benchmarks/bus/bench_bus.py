@@ -201,6 +201,16 @@ def run(system, topic, messages, consumers, pace):
     return messages / elapsed, latencies
 
 
+def median_call(call, n=500):
+    ts = []
+    for _ in range(n):
+        a = time.perf_counter()
+        call()
+        ts.append(time.perf_counter() - a)
+    ts.sort()
+    return ts[n // 2]
+
+
 def ms(v):
     return f"{v * 1000:7.2f} ms"
 
@@ -247,6 +257,17 @@ def main():
                     prate, pp50, pp99, _ = results[(peer, consumers)]
                     line += f"   ratio vs Redis: throughput {rate / prate:.2f}×, p99 {p99 / pp99:.2f}×"
                 print(line)
+        # Where a publish's time goes: one call at a time, p50 of 500 (the same client as above).
+        print("  one call at a time, p50 of 500 (where the time goes):")
+        for name, system in systems:
+            t = system.setup(f"bench.c.{os.urandom(3).hex()}")
+            calls = [("publish", lambda: system.publish(t, {"n": 0}))]
+            if isinstance(system, Nova):
+                calls = [("GET /health", lambda: system.call("GET", "/health")),
+                         ("GET /v1/topics/{t} (one store read)", lambda: system.call("GET", f"/v1/topics/{t}"))] + calls
+            else:
+                calls = [("PING", lambda: system.client().ping())] + calls
+            print(f"    {name:<22} " + "   ".join(f"{label} {ms(median_call(f))}" for label, f in calls))
         print("  goals: delivery p99 < 10 ms; throughput ≥ 0.5× Redis Streams with every message durable on commit"
               " (Redis: appendfsync everysec, so up to a second of messages may be lost on power failure)")
     finally:
