@@ -270,31 +270,36 @@ final class PGState: Sendable {
     /// Runs `work`; if it has not ended one second after the deadline (the server's own
     /// statement_timeout fires before the deadline, so this is for a server that does not
     /// answer), or when the call is cancelled, closes the connection, which fails the
-    /// statement, and reports the deadline (or the cancellation).
+    /// statement, and reports the deadline (or the cancellation) at once.
+    ///
+    /// It never waits for `work` to notice: a statement on a connection being closed could
+    /// keep it (and so the call, which must complete) waiting; the connection is not reused.
     static func race<T: Sendable>(_ deadline: CallDeadline, close conn: PostgresConnection,
                                   _ work: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await work() }
-            group.addTask {
-                try? await Task.sleep(nanoseconds: UInt64(max(0, deadline.remainingNanos)) + 1_000_000_000)
-                return nil
-            }
-            defer { group.cancelAll() }
-            while let next = try await group.next() {
-                if let value = next { return value }
-                if deadline.hasPassed {
-                    try? await conn.close()
-                    throw deadline.error("the statement")
-                }
-                if Task.isCancelled {
-                    // The host cancelled the call: stop waiting for the statement.
-                    try? await conn.close()
-                    throw CancellationError()
-                }
-            }
-            throw CancellationError()
+        let outcome = FirstOutcome<T>()
+        let worker = Task { outcome.settle(await Result(catching: work)) }
+        let timer = Task {
+            try? await Task.sleep(nanoseconds: UInt64(max(0, deadline.remainingNanos)) + 1_000_000_000)
+            if !Task.isCancelled { outcome.settle(.failure(RaceStop.deadline)) }
+        }
+        defer { timer.cancel() }
+        let result = await withTaskCancellationHandler {
+            await outcome.value()
+        } onCancel: {
+            outcome.settle(.failure(RaceStop.cancelled))
+        }
+        switch result {
+        case .success(let value): return value
+        case .failure(let stop as RaceStop):
+            worker.cancel()
+            // Closed in the background (kept referenced until done): the call completes now.
+            Task { try? await conn.close() }
+            throw stop == .deadline ? deadline.error("the statement") : CancellationError()
+        case .failure(let error): throw error
         }
     }
+
+    enum RaceStop: Error, Equatable { case deadline, cancelled }
 
     struct Rows: Sendable {
         var columns: [JSONValue] = []
@@ -450,4 +455,43 @@ final class PGState: Sendable {
 @_cdecl("nova_driver_init")
 public func novaDriverInit(_ host: UnsafeRawPointer?, _ table: UnsafeMutableRawPointer?) -> Int32 {
     DriverExport.initialize(PostgresDriver.self, host: host, table: table)
+}
+
+/// The first of several outcomes (the statement, the deadline, a cancellation); later ones are
+/// ignored. `value()` waits for it, or returns it if it came first.
+final class FirstOutcome<T: Sendable>: Sendable {
+    private struct State {
+        var result: Result<T, any Error>?
+        var waiter: CheckedContinuation<Result<T, any Error>, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func settle(_ result: Result<T, any Error>) {
+        let waiter = state.withLock { s -> CheckedContinuation<Result<T, any Error>, Never>? in
+            guard s.result == nil else { return nil }
+            s.result = result
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume(returning: result)
+    }
+
+    func value() async -> Result<T, any Error> {
+        await withCheckedContinuation { c in
+            let ready = state.withLock { s -> Result<T, any Error>? in
+                if let r = s.result { return r }
+                s.waiter = c
+                return nil
+            }
+            if let ready { c.resume(returning: ready) }
+        }
+    }
+}
+
+extension Result where Failure == any Error {
+    /// The outcome of an async throwing body.
+    init(catching body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
+    }
 }
