@@ -1,5 +1,5 @@
 // nova-bench: benchmarks, not tests. Each prints its figures and, where a peer exists, the
-// peer's figure from the same run and the ratio. Usage: nova-bench [abi|policy|interpreter|schema|episodes|shell|queue|agents|all]
+// peer's figure from the same run and the ratio. Usage: nova-bench [abi|policy|interpreter|schema|episodes|shell|queue|agents|bus|all]
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,6 +16,7 @@ let benches: [(String, () async throws -> Void)] = [
     ("shell", ShellBench.run),
     ("queue", QueueBench.run),
     ("agents", AgentBench.run),
+    ("bus", BusBench.run),
 ]
 var ran = false
 for (name, run) in benches where which == "all" || which == name {
