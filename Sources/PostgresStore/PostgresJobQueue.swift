@@ -277,9 +277,12 @@ extension PostgresStore: JobQueueStore {
             do {
                 try await client.withConnection { conn in
                     try await conn.listen(on: "nova_jobs") { notifications in
-                        listening.signal()
+                        // Wake everyone first, then say we listen: a ticket taken once
+                        // `wakeTicket` sees us listening is past this wake-up, so a waiter is
+                        // not woken by the listener's start instead of by a job.
                         jobWake.signal()
                         busWake.signal()
+                        listening.signal()
                         for try await n in notifications {
                             if n.payload.hasPrefix("c:") {
                                 cancelRequests.signal()
