@@ -128,28 +128,28 @@ public final class BusService: Sendable {
             topicCache.withLock { $0[name] = (topic, now + Self.topicCacheMs) }
         }
         try check(request, against: topic)
-        let message = BusMessage(topic: name, sender: sender, encoding: request.encoding, payload: request.payload,
-                                 headers: request.headers, orderingKey: request.orderingKey)
-        if let problem = BusLimits.problem(message) { throw problem }
-        let stored: [BusMessage]
-        do { stored = try await bus.publish([message]) } catch let e as BusError {
+        let stored: BusMessage
+        do { stored = try await store(request, topic: name, sender: sender) } catch let e as BusError {
             if case .unknownTopic = e { topicCache.withLock { _ = $0.removeValue(forKey: name) } }
             throw e
         }
-        counters.published.add(stored.count, ordering: .relaxed)
         await retainIfDue()
+        return stored
+    }
+
+    /// Stores one message and counts it. The store checks its size and fields
+    /// (`BusLimits.problem`) before anything is written.
+    private func store(_ request: PublishRequest, topic: String, sender: String) async throws -> BusMessage {
+        let message = BusMessage(topic: topic, sender: sender, encoding: request.encoding, payload: request.payload,
+                                 headers: request.headers, orderingKey: request.orderingKey)
+        let stored = try await bus.publish([message])
+        counters.published.add(stored.count, ordering: .relaxed)
         return stored[0]
     }
 
     /// Sends to an agent's inbox (topic and subscription `_inbox.<agent id>`, made on first use).
     public func send(toAgent agentId: String, _ request: PublishRequest, sender: String) async throws -> BusMessage {
-        let inbox = try await ensureInbox(agentId: agentId)
-        let message = BusMessage(topic: inbox, sender: sender, encoding: request.encoding, payload: request.payload,
-                                 headers: request.headers, orderingKey: request.orderingKey)
-        if let problem = BusLimits.problem(message) { throw problem }
-        let stored = try await bus.publish([message])
-        counters.published.add(stored.count, ordering: .relaxed)
-        return stored[0]
+        try await store(request, topic: try await ensureInbox(agentId: agentId), sender: sender)
     }
 
     /// The agent's inbox subscription id (created with its topic when missing).
