@@ -157,8 +157,7 @@ extension NovaServer {
             let wait = try Self.waitMs(q.get("wait"))
             let visibility = try q.get("visibility_timeout_ms").map { try RouteHelpers.intParameter($0, name: "visibility_timeout_ms", default: 0, range: 100...43_200_000) }
             let consumer = q.get("consumer") ?? caller.principal
-            _ = try await busCall { try await bus.subscription(id) }
-            try await busCall { try await authorizeBus(caller, "bus.receive", ["subscription": .string(id)]) }
+            try await permitSubscription(caller, "bus.receive", id)
             let result = await context.cancellingOnDisconnect {
                 do { return Result<[Delivery], any Error>.success(try await bus.receive(subscription: id, consumer: consumer, max: max, waitMs: wait,
                                                                                          visibilityTimeoutMs: visibility)) } catch { return .failure(error) }
@@ -177,8 +176,7 @@ extension NovaServer {
             let inFlight = try RouteHelpers.intParameter(q.get("max_in_flight"), name: "max_in_flight", default: 10, range: 1...100)
             let visibility = try q.get("visibility_timeout_ms").map { try RouteHelpers.intParameter($0, name: "visibility_timeout_ms", default: 0, range: 100...43_200_000) }
             let consumer = q.get("consumer") ?? caller.principal
-            _ = try await busCall { try await bus.subscription(id) }
-            try await busCall { try await authorizeBus(caller, "bus.receive", ["subscription": .string(id)]) }
+            try await permitSubscription(caller, "bus.receive", id)
             var headers = HTTPFields()
             headers[.contentType] = "text/event-stream"
             headers[.cacheControl] = "no-cache"
@@ -221,8 +219,7 @@ extension NovaServer {
             let id = context.parameters.get("id") ?? ""
             let body = try await JSONIO.body(request, limit: config.bodyLimitBytes)
             let receipts = try Self.receipts(body)
-            _ = try await busCall { try await bus.subscription(id) }
-            try await busCall { try await authorizeBus(caller, "bus.ack", ["subscription": .string(id), "receipts": .array(receipts.map(JSONValue.string))]) }
+            try await permitSubscription(caller, "bus.ack", id, ["receipts": .array(receipts.map(JSONValue.string))])
             let acked = try await busCall { try await bus.ack(subscription: id, receipts: receipts) }
             if let i = acked.firstIndex(of: false) {
                 throw APIError(.conflict, "not_leased", "receipt \(receipts[i]) holds no lease on subscription '\(id)' (acked, expired or redelivered)",
@@ -244,8 +241,7 @@ extension NovaServer {
             let delay = o["delay_ms"]?.intValue ?? 0
             if let d = o["delay_ms"], d != .null, d.intValue == nil { throw APIError(.unprocessableContent, "invalid_request", "delay_ms must be an integer", extra: ["field": "delay_ms"]) }
             if let e = o["error"], e != .null, e.stringValue == nil { throw APIError(.unprocessableContent, "invalid_request", "error must be a string", extra: ["field": "error"]) }
-            _ = try await busCall { try await bus.subscription(id) }
-            try await busCall { try await authorizeBus(caller, "bus.nack", ["subscription": .string(id), "receipt": .string(receipt)]) }
+            try await permitSubscription(caller, "bus.nack", id, ["receipt": .string(receipt)])
             let outcome = try await busCall { try await bus.nack(subscription: id, receipt: receipt, delayMs: delay, error: o["error"]?.stringValue) }
             return JSONIO.response(["outcome": .string(outcome.rawValue)])
         }
@@ -257,8 +253,7 @@ extension NovaServer {
             let q = request.uri.queryParameters
             let limit = try RouteHelpers.intParameter(q.get("limit"), name: "limit", default: 50, range: 1...500)
             let offset = try RouteHelpers.intParameter(q.get("offset"), name: "offset", default: 0, range: 0...10_000_000)
-            _ = try await busCall { try await bus.subscription(id) }
-            try await busCall { try await authorizeBus(caller, "bus.receive", ["subscription": .string(id)]) }
+            try await permitSubscription(caller, "bus.receive", id)
             let dead = try await busCall { try await bus.bus.deadLetters(subscription: id, limit: limit, offset: offset) }
             let total = try await busCall { try await bus.bus.subscriptionStats(id) }.dead
             return JSONIO.response(["items": .array(dead.map(\.json)), "total": .int(total), "limit": .int(limit), "offset": .int(offset)])
@@ -269,8 +264,7 @@ extension NovaServer {
             let bus = try requireBus()
             let id = context.parameters.get("id") ?? ""
             let messageId = context.parameters.get("message_id") ?? ""
-            _ = try await busCall { try await bus.subscription(id) }
-            try await busCall { try await authorizeBus(caller, "bus.receive", ["subscription": .string(id)]) }
+            try await permitSubscription(caller, "bus.receive", id)
             guard let dead = try await busCall({ try await bus.bus.deadLetter(subscription: id, messageId: messageId) }) else {
                 throw APIError.notFound("subscription '\(id)' has no dead letter \(messageId)")
             }
@@ -294,13 +288,22 @@ extension NovaServer {
                     }
                     ids = a.compactMap(\.stringValue)
                 }
-                _ = try await busCall { try await bus.subscription(id) }
-                try await busCall { try await authorizeBus(caller, "bus.ack", ["subscription": .string(id), "receipts": ["dlq"]]) }
+                try await permitSubscription(caller, "bus.ack", id, ["receipts": ["dlq"]])
                 let n = try await busCall { try await bus.deadLetters(action, subscription: id, messageIds: ids) }
                 context.logger.info("dead letters \(action.done)", metadata: ["subscription": .string(id), "count": .stringConvertible(n)])
                 return JSONIO.response(.object([action.done: .int(n)]))
             }
         }
+    }
+
+    /// The path's subscription must exist (404) and the policy must allow `tool` on it, with
+    /// `more` of the tool's input (403, recorded).
+    func permitSubscription(_ caller: Caller, _ tool: String, _ id: String, _ more: [String: JSONValue] = [:]) async throws {
+        let bus = try requireBus()
+        _ = try await busCall { try await bus.subscription(id) }
+        var input = more
+        input["subscription"] = .string(id)
+        try await busCall { try await authorizeBus(caller, tool, .object(input)) }
     }
 
     func requireBus() throws -> BusService {
