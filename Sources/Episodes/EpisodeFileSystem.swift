@@ -67,6 +67,20 @@ public protocol EpisodeFileSystem: Sendable {
     func fsyncDirectory(_ path: String) throws
     /// Removes the file at `path`.
     func removeFile(_ path: String) throws
+
+    // Segment files of the episode log (`EpisodeSegmentLog`): opened once, written in place.
+
+    /// Opens `path` for reading and writing, creating it (empty) if it does not exist.
+    func openFile(_ path: String) throws -> EpisodeFileHandle
+    /// Writes all of `bytes` at `offset` (`pwrite`). Not durable until `syncData` or `fsync`.
+    func write(_ file: EpisodeFileHandle, _ bytes: [UInt8], at offset: Int) throws
+    /// Up to `count` bytes from `offset` (`pread`); fewer at the end of the file.
+    func read(_ file: EpisodeFileHandle, count: Int, at offset: Int) throws -> [UInt8]
+    /// Makes the file's data durable (`fdatasync`): enough for bytes written inside its
+    /// already durable size.
+    func syncData(_ file: EpisodeFileHandle) throws
+    /// The file's size in bytes.
+    func size(_ file: EpisodeFileHandle) throws -> Int
 }
 
 /// The real file system, through POSIX calls.
@@ -118,7 +132,7 @@ public struct PosixEpisodeFileSystem: EpisodeFileSystem {
         out.reserveCapacity(Int(st.st_size) + 1)
         var chunk = [UInt8](repeating: 0, count: max(4096, Int(st.st_size) + 1))
         while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let n = chunk.withUnsafeMutableBytes { posixRead(fd, $0.baseAddress!, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw fail("read", path)
@@ -135,7 +149,7 @@ public struct PosixEpisodeFileSystem: EpisodeFileSystem {
         var written = 0
         let failure: Int32? = contents.withUnsafeBytes { buf -> Int32? in
             while written < buf.count {
-                let n = write(fd, buf.baseAddress! + written, buf.count - written)
+                let n = posixWrite(fd, buf.baseAddress! + written, buf.count - written)
                 if n < 0 {
                     if errno == EINTR { continue }
                     return errno
@@ -179,9 +193,68 @@ public struct PosixEpisodeFileSystem: EpisodeFileSystem {
     public func removeFile(_ path: String) throws {
         if unlink(path) != 0 { throw fail("unlink", path) }
     }
+
+    public func openFile(_ path: String) throws -> EpisodeFileHandle {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        if fd < 0 { throw fail("open", path) }
+        return EpisodeFileHandle(descriptor: fd, path: path)
+    }
+
+    public func write(_ file: EpisodeFileHandle, _ bytes: [UInt8], at offset: Int) throws {
+        var done = 0
+        let failure: Int32? = bytes.withUnsafeBytes { buf -> Int32? in
+            while done < buf.count {
+                let n = posixPwrite(file.descriptor, buf.baseAddress! + done, buf.count - done, off_t(offset + done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return errno
+                }
+                done += n
+            }
+            return nil
+        }
+        if let failure { throw fail("write", file.path, failure) }
+    }
+
+    public func read(_ file: EpisodeFileHandle, count: Int, at offset: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var got = 0
+        let failure: Int32? = out.withUnsafeMutableBytes { buf -> Int32? in
+            while got < buf.count {
+                let n = posixPread(file.descriptor, buf.baseAddress! + got, buf.count - got, off_t(offset + got))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return errno
+                }
+                if n == 0 { break }
+                got += n
+            }
+            return nil
+        }
+        if let failure { throw fail("read", file.path, failure) }
+        if got < count { out.removeLast(count - got) }
+        return out
+    }
+
+    public func syncData(_ file: EpisodeFileHandle) throws {
+        while fdatasync(file.descriptor) != 0 {
+            if errno == EINTR { continue }
+            throw fail("fdatasync", file.path)
+        }
+    }
+
+    public func size(_ file: EpisodeFileHandle) throws -> Int {
+        var st = stat()
+        if fstat(file.descriptor, &st) != 0 { throw fail("fstat", file.path) }
+        return Int(st.st_size)
+    }
 }
 
 // The protocol's method names shadow the C functions inside the conformance.
 @inline(__always) func posixClose(_ fd: Int32) -> Int32 { close(fd) }
 @inline(__always) func posixFsync(_ fd: Int32) -> Int32 { fsync(fd) }
 @inline(__always) func posixRename(_ a: String, _ b: String) -> Int32 { rename(a, b) }
+@inline(__always) func posixRead(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int { read(fd, p, n) }
+@inline(__always) func posixWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { write(fd, p, n) }
+@inline(__always) func posixPwrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int, _ off: off_t) -> Int { pwrite(fd, p, n, off) }
+@inline(__always) func posixPread(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int, _ off: off_t) -> Int { pread(fd, p, n, off) }

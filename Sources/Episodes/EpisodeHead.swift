@@ -80,14 +80,23 @@ final class EpisodeLockFile: Sendable {
     func unlock() { _ = flock(fd, LOCK_UN) }
 
     func readHead() -> EpisodeHead? {
-        var buf = [UInt8](repeating: 0, count: 512)
-        let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
-        guard n > 0 else { return nil }
-        return EpisodeHead.decode(Array(buf[0..<n]))
+        readRecord().flatMap(EpisodeHead.decode)
     }
 
     func writeHead(_ head: EpisodeHead) throws {
-        let bytes = head.encoded
+        try writeRecord(head.encoded)
+    }
+
+    /// The record kept in the lock file (`nil` if empty or unreadable).
+    func readRecord() -> [UInt8]? {
+        var buf = [UInt8](repeating: 0, count: 512)
+        let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+        guard n > 0 else { return nil }
+        return Array(buf[0..<n])
+    }
+
+    /// Replaces the record kept in the lock file (plain `pwrite`: a hint, not durable).
+    func writeRecord(_ bytes: [UInt8]) throws {
         let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
         if n != bytes.count {
             throw EpisodeFileSystemError(operation: "write head record", path: path, errno: n < 0 ? errno : EIO)

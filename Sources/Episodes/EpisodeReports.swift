@@ -14,6 +14,8 @@ public enum EpisodeWriteStep: String, Sendable, CaseIterable {
     case backup
     /// Taking the lock or bringing the store into a consistent state before writing.
     case prepare
+    /// Starting a new segment of the episode log (create, preallocate, fsync).
+    case rotate
 }
 
 /// What a failed write left behind.
@@ -167,11 +169,14 @@ public struct RecoveryReport: Sendable, CustomStringConvertible {
     public let unrepairable: [String]
     /// The chain as it stands after the repair.
     public let chain: VerifyReport
+    /// Episodes moved from the legacy layout (one file per run) into the log on this open.
+    public let migratedLegacyFiles: Int
 
     /// A report of what recovery did (a database chain has no temp files or backups: all empty).
     public init(removedTempFiles: [String] = [], restoredMissing: [String] = [], restoredCorrupt: [String] = [],
-                rewrittenBackups: [String] = [], unrepairable: [String] = [], chain: VerifyReport)
+                rewrittenBackups: [String] = [], unrepairable: [String] = [], chain: VerifyReport, migratedLegacyFiles: Int = 0)
     {
+        self.migratedLegacyFiles = migratedLegacyFiles
         self.removedTempFiles = removedTempFiles
         self.restoredMissing = restoredMissing
         self.restoredCorrupt = restoredCorrupt
@@ -192,6 +197,7 @@ public struct RecoveryReport: Sendable, CustomStringConvertible {
         if !restoredCorrupt.isEmpty { parts.append("restored corrupt from backup: \(restoredCorrupt.joined(separator: ", "))") }
         if !rewrittenBackups.isEmpty { parts.append("rewrote \(rewrittenBackups.count) backup(s)") }
         if !unrepairable.isEmpty { parts.append("could not repair: \(unrepairable.joined(separator: "; "))") }
+        if migratedLegacyFiles > 0 { parts.append("migrated \(migratedLegacyFiles) episode file(s) into the log") }
         if parts.isEmpty { parts.append("nothing to repair") }
         return parts.joined(separator: "; ") + "; " + chain.description
     }
@@ -204,6 +210,7 @@ public struct RecoveryReport: Sendable, CustomStringConvertible {
             "restored_corrupt": .array(restoredCorrupt.map { .string($0) }),
             "rewritten_backups": .array(rewrittenBackups.map { .string($0) }),
             "unrepairable": .array(unrepairable.map { .string($0) }),
+            "migrated_legacy_files": .int(migratedLegacyFiles),
             "chain": chain.json,
         ]
     }

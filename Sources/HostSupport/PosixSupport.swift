@@ -25,7 +25,12 @@ package final class ConditionLock: @unchecked Sendable {
         pthread_mutex_init(mutex, nil)
         cond = .allocate(capacity: 1)
         cond.initialize(to: pthread_cond_t())
-        pthread_cond_init(cond, nil)
+        // CLOCK_MONOTONIC, so that `wait(timeoutNs:)` is immune to wall-clock steps.
+        var attr = pthread_condattr_t()
+        pthread_condattr_init(&attr)
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
+        pthread_cond_init(cond, &attr)
+        pthread_condattr_destroy(&attr)
     }
 
     deinit {
@@ -39,6 +44,14 @@ package final class ConditionLock: @unchecked Sendable {
     package func unlock() { pthread_mutex_unlock(mutex) }
     /// Waits on the condition; the caller holds the lock.
     package func wait() { pthread_cond_wait(cond, mutex) }
+    /// Waits on the condition for at most `timeoutNs`; the caller holds the lock.
+    package func wait(timeoutNs: Int) {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let total = Int(now.tv_nsec) + timeoutNs
+        var deadline = timespec(tv_sec: now.tv_sec + total / 1_000_000_000, tv_nsec: total % 1_000_000_000)
+        pthread_cond_timedwait(cond, mutex, &deadline)
+    }
     package func broadcast() { pthread_cond_broadcast(cond) }
 
     package func withLock<T>(_ body: () throws -> T) rethrows -> T {

@@ -13,6 +13,13 @@ public enum Timestamps {
         return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 
+    /// Monotonic nanoseconds (for intervals; immune to wall-clock steps).
+    public static func monotonicNanos() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+
     public static func format(nanosSinceEpoch n: Int64) -> String {
         var t = time_t(n / 1_000_000_000)
         var tm = tm()

@@ -12,13 +12,13 @@ public struct LoggedEpisode: Sendable {
 
 /// Episodes plus their index. With a store that keeps episodes itself (`HostStore.episodeChain`,
 /// the PostgreSQL store) every host appends to that one chain, and the index entry is written in
-/// the same transaction. Otherwise episodes are files under the data directory (the source of
-/// truth) indexed afterwards in the store: if indexing fails the episode still stands and the
-/// index is repaired on the next open (episodes missing from the index are added, entries
-/// without a file removed).
+/// the same transaction. Otherwise episodes are the segment log under the data directory
+/// (`EpisodeSegmentLog`, the source of truth) indexed afterwards in the store: if indexing fails
+/// the episode still stands and the index is rebuilt from the log on the next open (episodes
+/// missing from the index are added, entries the log lacks removed).
 public final class EpisodeLog: Sendable {
-    /// The episode files (not used for episodes when `chain` is set).
-    public let episodes: EpisodeFileChain
+    /// The episode log (not used for episodes when `chain` is set).
+    public let episodes: EpisodeSegmentLog
     /// The store's own episode chain, when it keeps episodes (nil: the files are the episodes).
     public var chain: (any EpisodeChainStore)? { store.episodeChain }
     /// The index and policy state.
@@ -37,9 +37,9 @@ public final class EpisodeLog: Sendable {
     /// index `store` (by default `SQLiteStore` at `<data>/nova.sqlite`), then repairs the index.
     public static func open(dataDirectory: String, store: (any HostStore)? = nil,
                             fileSystem: any EpisodeFileSystem = PosixEpisodeFileSystem(),
-                            openMode: EpisodeFileChain.OpenMode = .recover) async throws -> EpisodeLog
+                            openMode: EpisodeSegmentLog.OpenMode = .recover) async throws -> EpisodeLog
     {
-        let episodes = try EpisodeFileChain(dataDirectory: dataDirectory, fileSystem: fileSystem, openMode: openMode)
+        let episodes = try EpisodeSegmentLog(dataDirectory: dataDirectory, fileSystem: fileSystem, openMode: openMode)
         let store = try store ?? SQLiteStore(path: episodes.dataDirectory + "/" + SQLiteStore.defaultFileName)
         let repair: Result<Int, StoreRepairError>
         do {
@@ -51,14 +51,14 @@ public final class EpisodeLog: Sendable {
         return EpisodeLog(episodes: episodes, store: store, openIndexRepair: repair)
     }
 
-    private init(episodes: EpisodeFileChain, store: any HostStore, openIndexRepair: Result<Int, StoreRepairError>) {
+    private init(episodes: EpisodeSegmentLog, store: any HostStore, openIndexRepair: Result<Int, StoreRepairError>) {
         self.episodes = episodes
         self.store = store
         self.openIndexRepair = openIndexRepair
     }
 
 
-    /// Writes `body` as the episode of `runId` (see `EpisodeFileChain.write`), then indexes it.
+    /// Writes `body` as the episode of `runId` (see `EpisodeSegmentLog.write`), then indexes it.
     @discardableResult
     public func write(body: JSONValue, runId: String) async throws -> LoggedEpisode {
         try await write(body: body, runId: runId) { EpisodeSummary(ref: $0, document: body) }
@@ -88,26 +88,21 @@ public final class EpisodeLog: Sendable {
         return try await Self.repair(episodes: episodes, store: store)
     }
 
-    private static func repair(episodes: EpisodeFileChain, store: any HostStore) async throws -> Int {
+    private static func repair(episodes: EpisodeSegmentLog, store: any HostStore) async throws -> Int {
         let indexed = try await store.indexedRunIds()
-        let fs = episodes.fs
-        var onDisk = Set<String>()
+        let inLog = episodes.runIds()
         var add: [EpisodeSummary] = []
-        for name in try fs.listDirectory(episodes.directory) where name.hasSuffix(".json") && !name.hasPrefix(EpisodeFileChain.tempPrefix) {
-            let id = String(name.dropLast(5))
-            guard EpisodeFormat.isValidRunId(id) else { continue }
-            onDisk.insert(id)
-            if indexed[id] != nil { continue }
+        for (id, seq) in inLog.sorted(by: { $0.value < $1.value }) where indexed[id] != seq {
             if let e = try? episodes.show(runId: id), e.problem == nil { add.append(EpisodeSummary(e)) }
         }
         // An indexed seq that moved (the entry is re-added above) is replaced by INSERT OR REPLACE.
         try await store.indexEpisodes(add)
-        let gone = indexed.keys.filter { !onDisk.contains($0) }
+        let gone = indexed.keys.filter { inLog[$0] == nil }
         try await store.removeEpisodes(runIds: Array(gone))
         return add.count
     }
 
-    /// Rebuilds the whole index from the episode files; returns the number indexed.
+    /// Rebuilds the whole index from the episode log; returns the number indexed.
     @discardableResult
     public func reindex() async throws -> Int {
         if chain != nil { throw EpisodeLogError("the index of a chain kept in the store is written with each episode: there is nothing to rebuild") }
@@ -121,19 +116,19 @@ public final class EpisodeLog: Sendable {
         try await store.listEpisodes(status: status, principal: principal, limit: limit, offset: offset)
     }
 
-    /// The stored episode of `runId` (from the store's chain or its file).
+    /// The stored episode of `runId` (from the store's chain or the log).
     public func show(runId: String) async throws -> Episode {
         if let chain { return try await chain.episode(runId: runId) }
         return try episodes.show(runId: runId)
     }
 
-    /// Walks the chain (see `EpisodeFileChain.verify()` and `EpisodeChainStore.verifyEpisodes()`).
+    /// Walks the chain (see `EpisodeSegmentLog.verify()` and `EpisodeChainStore.verifyEpisodes()`).
     public func verify() async throws -> VerifyReport {
         if let chain { return try await chain.verifyEpisodes() }
         return try episodes.verify()
     }
 
-    /// `EpisodeFileChain.recover()`, then an index repair.
+    /// `EpisodeSegmentLog.recover()`, then an index repair.
     @discardableResult
     public func recover() async throws -> RecoveryReport {
         if let chain {

@@ -7,7 +7,7 @@ struct EpisodesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "episodes",
         abstract: "Inspect, verify and repair the hash-chained episode records.",
-        discussion: "Episodes live in <data>/episodes/<run_id>.json with a copy in <data>/episodes/_backup/.",
+        discussion: "Episodes live in the segment log <data>/episodes/log/ with a mirror in <data>/episodes/log/mirror/ (docs/episodes.md). verify checks every frame's CRC, hash and link and names the first broken one; recover restores damaged frames from the mirror and truncates a torn tail.",
         subcommands: [List.self, Show.self, Verify.self, Recover.self])
 
     struct DataOptions: ParsableArguments {

@@ -15,7 +15,8 @@ struct RunCommand: AsyncParsableCommand {
             up to --parallel at once. Ctrl-C cancels the run; in-flight calls are cancelled.
 
             Exit codes: 0 succeeded · 1 failed or cancelled · 2 invalid plan or usage · 3 denied by policy.
-            With --json, prints {"run_id", "status", "output", "episode", "error"}.
+            With --json, prints {"run_id", "status", "output", "episode", "error"}; "episode" is
+            {"seq", "hash", "location"} (read it with `nova-host episodes show RUN_ID`).
             """)
 
     @Argument(help: ArgumentHelp("The plan file (.json, .yaml or .yml).", valueName: "plan"))
@@ -90,7 +91,7 @@ struct RunCommand: AsyncParsableCommand {
 
         if json {
             var out: [String: JSONValue] = ["run_id": .string(record.runId), "status": .string(record.status.rawValue),
-                                            "output": record.output ?? .null, "episode": episode.map { .string($0.path) } ?? .null]
+                                            "output": record.output ?? .null, "episode": episode.map { ["seq": .int($0.seq), "hash": .string($0.hash), "location": .string($0.path)] } ?? .null]
             if let e = record.error { out["error"] = .string(e) }
             if let e = episodeError { out["episode_error"] = .string(e) }
             Output.json(.object(out))

@@ -12,16 +12,16 @@ import JSON
 import Threads
 
 /// The child process of the episode kill test (`episode-kill-worker --data DIR [--count N]
-/// [--writers W]`, Tests/EpisodeTests/KillTest.swift): opens the data directory with the normal start-up recovery, prints `READY`,
+/// [--writers W] [--segment-bytes B]`, Tests/EpisodeTests/KillTest.swift): opens the data directory with the normal start-up recovery, prints `READY`,
 /// then writes episodes from `writers` threads and prints `ACK <run_id>` (one `write(2)` to
 /// stdout, unbuffered) after each write has returned, i.e. once the episode is durable. The
 /// test SIGKILLs it at random moments and then checks that every acknowledged run id is
 /// present and the chain verifies.
 enum EpisodeKillTestWorker {
     /// Runs the worker; returns after `count` episodes (normally it is killed long before).
-    static func run(dataDir: String, count: Int, writers: Int = 2) throws {
-        // The episode files alone: the kill test is about their durability, not the index.
-        let log = try EpisodeFileChain(dataDirectory: dataDir)
+    static func run(dataDir: String, count: Int, writers: Int = 2, segmentBytes: Int = EpisodeSegmentLog.defaultSegmentBytes) throws {
+        // The episode log alone: the kill test is about its durability, not the index.
+        let log = try EpisodeSegmentLog(dataDirectory: dataDir, segmentBytes: segmentBytes)
         emit("READY\n")
         let prefix = "k\(Timestamps.wallNanos())-\(getpid())"
         let next = Counter()
@@ -89,12 +89,13 @@ func option(_ name: String, _ fallback: String?) -> String? {
 }
 
 guard let data = option("--data", nil) else {
-    FileHandle.standardError.write(Data("usage: episode-kill-worker --data DIR [--count N] [--writers W]\n".utf8))
+    FileHandle.standardError.write(Data("usage: episode-kill-worker --data DIR [--count N] [--writers W] [--segment-bytes B]\n".utf8))
     exit(2)
 }
 do {
     try EpisodeKillTestWorker.run(dataDir: data, count: Int(option("--count", nil) ?? "") ?? 1_000_000,
-                                  writers: Int(option("--writers", nil) ?? "") ?? 2)
+                                  writers: Int(option("--writers", nil) ?? "") ?? 2,
+                                  segmentBytes: Int(option("--segment-bytes", nil) ?? "") ?? EpisodeSegmentLog.defaultSegmentBytes)
 } catch {
     FileHandle.standardError.write(Data("episode-kill-worker: \(error)\n".utf8))
     exit(1)

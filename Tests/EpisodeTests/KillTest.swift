@@ -46,7 +46,8 @@ import Glibc
         var killedAfterAck = 0
         var rng = SystemRandomNumberGenerator()
         for iteration in 0..<iterations {
-            let child = try Child(path: binary, arguments: ["--data", data, "--count", "1000000"],
+            // Small segments, so that kills also land in rotations (a new segment every ~100 episodes).
+            let child = try Child(path: binary, arguments: ["--data", data, "--count", "1000000", "--segment-bytes", "65536"],
                                   stderrPath: stderrPath)
             // Odd iterations: kill while writing (0–30 ms after READY). Even ones: kill 0–30 ms
             // after spawning, which lands in start-up, recovery or the first writes.

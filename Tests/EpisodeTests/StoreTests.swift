@@ -228,10 +228,11 @@ final class BrokenIndexStore: HostStore, @unchecked Sendable {
         let log = try await EpisodeLog.open(dataDirectory: data)
         #expect(try log.openIndexRepair.get() == 3)
         #expect(try await log.list().map(\.runId) == ["i3", "i2", "i1"])
-        // An entry whose file is gone is dropped by the next repair.
-        try FileManager.default.removeItem(atPath: log.episodes.path(of: "i2"))
-        try FileManager.default.removeItem(atPath: log.episodes.backupPath(of: "i2"))
+        // An entry the log does not hold is dropped by the next repair.
+        try await log.store.indexEpisode(EpisodeSummary(ref: EpisodeRef(runId: "ghost", seq: 9, hash: EpisodeFormat.genesisHash, path: "-"),
+                                                        document: F.body("ghost")))
+        #expect(try await log.list().map(\.runId) == ["ghost", "i3", "i2", "i1"])
         try await log.repairIndex()
-        #expect(try await log.list().map(\.runId) == ["i3", "i1"])
+        #expect(try await log.list().map(\.runId) == ["i3", "i2", "i1"])
     }
 }

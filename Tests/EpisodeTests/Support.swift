@@ -47,6 +47,18 @@ enum FaultPoint: String, CaseIterable, Sendable {
     case backupWrite, backupFsync, backupRename, backupFsyncDirectory
 }
 
+/// The write points of the episode log a test can make fail (the next one of its kind).
+enum LogFaultPoint: String, CaseIterable, Sendable {
+    /// The `pwrite` of a group to the primary segment.
+    case append
+    /// The `fdatasync` of the primary segment.
+    case sync
+    /// The `pwrite` of a group to the mirror segment.
+    case mirrorAppend
+    /// The fsync of a new segment being preallocated (rotation).
+    case rotate
+}
+
 /// A real file system that fails one chosen operation, optionally only for one run id.
 final class FaultyFileSystem: EpisodeFileSystem, @unchecked Sendable {
     private let real = PosixEpisodeFileSystem()
@@ -71,6 +83,40 @@ final class FaultyFileSystem: EpisodeFileSystem, @unchecked Sendable {
         }
     }
 
+    /// Makes the next operation at a write point of the episode log fail with `errno`.
+    func arm(_ point: LogFaultPoint, errno: Int32 = EIO) {
+        lock.withLock { logArmed = (point, errno) }
+    }
+
+    private var logArmed: (point: LogFaultPoint, errno: Int32)?
+
+    private func check(_ point: LogFaultPoint, _ op: String, _ path: String) throws {
+        try lock.withLock {
+            guard let a = logArmed, a.point == point else { return }
+            logArmed = nil
+            fired += 1
+            throw EpisodeFileSystemError(operation: op, path: path, errno: a.errno)
+        }
+    }
+
+    private static func isMirror(_ path: String) -> Bool { path.contains("/log/mirror/") }
+
+    func openFile(_ path: String) throws -> EpisodeFileHandle { try real.openFile(path) }
+
+    func write(_ file: EpisodeFileHandle, _ bytes: [UInt8], at offset: Int) throws {
+        try check(Self.isMirror(file.path) ? .mirrorAppend : .append, "write", file.path)
+        try real.write(file, bytes, at: offset)
+    }
+
+    func read(_ file: EpisodeFileHandle, count: Int, at offset: Int) throws -> [UInt8] { try real.read(file, count: count, at: offset) }
+
+    func syncData(_ file: EpisodeFileHandle) throws {
+        if !Self.isMirror(file.path) { try check(.sync, "fdatasync", file.path) }
+        try real.syncData(file)
+    }
+
+    func size(_ file: EpisodeFileHandle) throws -> Int { try real.size(file) }
+
     private static func isBackup(_ path: String) -> Bool { path.contains("/_backup/") || path.hasSuffix("/_backup") }
 
     func createDirectory(_ path: String) throws { try real.createDirectory(path) }
@@ -84,6 +130,7 @@ final class FaultyFileSystem: EpisodeFileSystem, @unchecked Sendable {
     }
 
     func fsync(_ file: EpisodeFileHandle) throws {
+        if file.path.hasSuffix(".seg") { try check(.rotate, "fsync", file.path) }
         try check(Self.isBackup(file.path) ? .backupFsync : .fsync, "fsync", file.path)
         try real.fsync(file)
     }

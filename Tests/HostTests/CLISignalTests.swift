@@ -38,8 +38,9 @@ struct CLISignalTests {
         let json = try JSONValue.parse(Array(stdout.utf8))
         #expect(json["status"] == "cancelled")
         // The run became an episode that says so.
-        let episode = try #require(json["episode"]?.stringValue)
-        let document = try JSONValue.parse(Array(try Data(contentsOf: URL(fileURLWithPath: episode))))
+        #expect(json["episode"]?["seq"]?.intValue != nil)
+        let runId = try #require(json["run_id"]?.stringValue)
+        let document = try EpisodeSegmentLog(dataDirectory: dir + "/data", openMode: .noRecovery).show(runId: runId).document
         #expect(document["status"] == "cancelled")
     }
 

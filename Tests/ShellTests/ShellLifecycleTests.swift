@@ -178,8 +178,9 @@ struct ShellLifecycleTests {
         #expect(output["echoed"] == "one two three\n")
         #expect(output["words"]?.stringValue?.trimmingCharacters(in: .whitespaces) == "3\n")
         #expect(output["sandbox"] == "namespaces")
-        let episode = try #require(result["episode"]?.stringValue)
-        let text = try String(contentsOfFile: episode, encoding: .utf8)
+        let runId = try #require(result["run_id"]?.stringValue)
+        let stored = try EpisodeSegmentLog(dataDirectory: dir + "/data", openMode: .noRecovery).show(runId: runId)
+        let text = String(decoding: stored.document.canonicalBytes(), as: UTF8.self)
         #expect(text.contains("\"sandbox\":\"namespaces\"") || text.contains("\"sandbox\": \"namespaces\""))
 
         // The same plan with a program the policy does not allow is denied (exit 3).
