@@ -1,5 +1,6 @@
 import JSON
 import Episodes
+import HostSupport
 
 /// The result of `EpisodeLog.write`: the durable episode, and whether the index took it.
 public struct LoggedEpisode: Sendable {
@@ -25,6 +26,8 @@ public final class EpisodeLog: Sendable {
     public let store: any HostStore
     /// Episodes the open-time index repair added (or why it failed).
     public let openIndexRepair: Result<Int, StoreRepairError>
+    /// Index entries of concurrent runs, written together.
+    private let indexBatch: IndexBatcher
 
     /// Why an index repair failed.
     public struct StoreRepairError: Error, Sendable, CustomStringConvertible {
@@ -55,6 +58,7 @@ public final class EpisodeLog: Sendable {
         self.episodes = episodes
         self.store = store
         self.openIndexRepair = openIndexRepair
+        indexBatch = IndexBatcher(store: store)
     }
 
 
@@ -72,12 +76,7 @@ public final class EpisodeLog: Sendable {
             return LoggedEpisode(ref: try await chain.appendEpisode(body: body, runId: runId, summary: summary), indexError: nil)
         }
         let ref = try await episodes.write(body: body, runId: runId)
-        do {
-            try await store.indexEpisode(summary(ref))
-            return LoggedEpisode(ref: ref, indexError: nil)
-        } catch {
-            return LoggedEpisode(ref: ref, indexError: "\(error)")
-        }
+        return LoggedEpisode(ref: ref, indexError: await indexBatch.index(summary(ref)))
     }
 
     /// Adds to the index every intact episode it lacks (or holds at another seq) and removes
@@ -148,4 +147,45 @@ public struct EpisodeLogError: Error, CustomStringConvertible, Sendable {
     public let message: String
     init(_ message: String) { self.message = message }
     public var description: String { message }
+}
+
+/// Writes the index entries of concurrent runs in one transaction (the runs' episodes were
+/// made durable together by the log's group commit; one SQLite transaction per run would cost
+/// as much CPU again). Each caller waits for the transaction that holds its entry, so a run
+/// is listed by the time its caller has the answer.
+final class IndexBatcher: @unchecked Sendable {
+    private let store: any HostStore
+    private let lock = ConditionLock()
+    private var pending: [(EpisodeSummary, CheckedContinuation<String?, Never>)] = []
+    private var draining = false
+
+    init(store: any HostStore) { self.store = store }
+
+    /// Indexes `summary`; returns why that failed (nil: indexed).
+    func index(_ summary: EpisodeSummary) async -> String? {
+        await withCheckedContinuation { (c: CheckedContinuation<String?, Never>) in
+            let start = lock.withLock { () -> Bool in
+                pending.append((summary, c))
+                if draining { return false }
+                draining = true
+                return true
+            }
+            if start { Task { await self.drain() } }
+        }
+    }
+
+    private func drain() async {
+        while true {
+            let batch = lock.withLock { () -> [(EpisodeSummary, CheckedContinuation<String?, Never>)] in
+                let b = pending
+                pending = []
+                if b.isEmpty { draining = false }
+                return b
+            }
+            if batch.isEmpty { return }
+            var failure: String?
+            do { try await store.indexEpisodes(batch.map(\.0)) } catch { failure = "\(error)" }
+            for (_, c) in batch { c.resume(returning: failure) }
+        }
+    }
 }
