@@ -79,7 +79,7 @@ test: test-deps drivers
 	@echo "all test suites passed"
 
 # The driver benchmark needs the real servers: all of it runs under with-servers.sh.
-bench: deps test-deps
+bench: deps test-deps drivers
 	$(SWIFT) build -c release --product nova-bench --product nova-host
 	$(SWIFT) build -c release
 	$(MAKE) -s -C examples/drivers/c-echo OUT=$(CURDIR)/.build/release/libnova_echo.so ABI_INCLUDE=$(CURDIR)/$(ABI_INCLUDE)
@@ -93,6 +93,10 @@ bench: deps test-deps
 	@echo "== bus (issue 14): publish → receive → ack beside Redis Streams"
 	Tests/servers/with-servers.sh .build-bench-venv/bin/python Benchmarks/bus/bench_bus.py \
 	  --nova-host $$($(SWIFT) build -c release --show-bin-path)/nova-host
+	# The server: REST and MCP tool calls beside FastMCP (wrk; the release nova-host, drivers/).
+	@echo "== server (issue 15): GET /health, POST /tools/echo.echo, MCP tools/call beside FastMCP"
+	PYTHON=$(CURDIR)/.build-bench-venv/bin/python NOVA_HOST_BIN=$$($(SWIFT) build -c release --show-bin-path)/nova-host \
+	  Benchmarks/server/bench.sh
 
 clean:
 	rm -rf .build $(DRIVERS_DIR)/*.so $(DRIVERS_DIR)/.gen
