@@ -96,8 +96,8 @@ public enum EpisodeFormat {
     /// The canonical `"key":value` encodings of an object's members, in canonical key order
     /// (UTF-16 code units), so that the encodings with and without `hash` need one pass.
     static func canonicalMembers(_ o: [JSONKey: JSONValue]) -> [(key: String, bytes: [UInt8])] {
-        o.keys.sorted { $0.string.utf16.lexicographicallyPrecedes($1.string.utf16) }.map { key in
-            (key.string, JSONValue.string(key.string).canonicalBytes() + [0x3A] + o[key]!.canonicalBytes())
+        o.sorted { $0.key.string.utf16.lexicographicallyPrecedes($1.key.string.utf16) }.map { member in
+            (member.key.string, JSONValue.string(member.key.string).canonicalBytes() + [0x3A] + member.value.canonicalBytes())
         }
     }
 

@@ -102,7 +102,8 @@ struct JSONWriter {
                 w.write(e, indent: indent + 1)
             }
             if sortKeys {
-                for k in o.keys.sorted(by: { utf16Less($0.string, $1.string) }) { member(k.string, o[k].unsafelyUnwrapped, &self) }
+                // Sorting the members, not the keys: no hash lookup per member afterwards.
+                for (k, e) in o.sorted(by: { utf16Less($0.key.string, $1.key.string) }) { member(k.string, e, &self) }
             } else {
                 for (k, e) in o { member(k.string, e, &self) }
             }
