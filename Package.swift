@@ -73,7 +73,7 @@ let package = Package(
         .target(name: "Plans", dependencies: ["HostSchemas", "HostSupport", "JSON", "Schema", .product(name: "Yams", package: "Yams")],
                 path: "Sources/Plans", swiftSettings: strict),
         // Episodes: the run record, the sealed hash-chained episode format and the file chain.
-        .target(name: "Episodes", dependencies: ["HostSupport", "Threads", "JSON"], path: "Sources/Episodes", swiftSettings: strict),
+        .target(name: "Episodes", dependencies: ["CHostSupport", "HostSupport", "Threads", "JSON"], path: "Sources/Episodes", swiftSettings: strict),
         // The host store (episode index, policy state, job queue) with its SQLite implementation,
         // and the episode log that writes episodes and their index together.
         .target(name: "Store", dependencies: ["Episodes", "HostSupport", "Threads", "JSON", "CSQLite"],

@@ -1,3 +1,5 @@
+import CHostSupport
+
 /// The byte layout of the episode log's segment files (`EpisodeSegmentLog`).
 ///
 /// A segment is a preallocated file: a 64-byte header, then frames back to back, then zeros.
@@ -112,21 +114,13 @@ enum SegmentFormat {
     }
 }
 
-/// CRC-32C (Castagnoli), table-driven: the checksum of the log's frames.
+/// CRC-32C (Castagnoli): the checksum of the log's frames (`nova_crc32c_update`: the SSE 4.2
+/// instruction where the CPU has it).
 enum CRC32C {
     static let initial: UInt32 = 0xFFFF_FFFF
-    static let table: [UInt32] = (0..<256).map { i -> UInt32 in
-        var c = UInt32(i)
-        for _ in 0..<8 { c = c & 1 != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1 }
-        return c
-    }
 
     static func update(_ crc: UInt32, _ bytes: ArraySlice<UInt8>) -> UInt32 {
-        var c = crc
-        table.withUnsafeBufferPointer { t in
-            for b in bytes { c = t[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
-        }
-        return c
+        bytes.withUnsafeBytes { nova_crc32c_update(crc, $0.baseAddress, $0.count) }
     }
 
     static func checksum(_ bytes: [UInt8]) -> UInt32 { update(initial, bytes[...]) ^ 0xFFFF_FFFF }

@@ -31,6 +31,16 @@ import Glibc
         close(fd)
     }
 
+    @Test func crc32cMatchesTheStandardCheckValues() {
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        #expect(CRC32C.checksum([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)
+        // Split input gives the same value as whole input (the frame CRC is computed in parts).
+        let bytes = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        let whole = CRC32C.checksum(bytes)
+        let parts = CRC32C.update(CRC32C.update(CRC32C.initial, bytes[0..<13]), bytes[13...]) ^ 0xFFFF_FFFF
+        #expect(parts == whole)
+    }
+
     @Test func writesChainedCanonicalFramesAndAMirror() throws {
         let data = F.tempDir()
         defer { F.remove(data) }
