@@ -95,13 +95,14 @@ final class EpisodeLockFile: Sendable {
         return Array(buf[0..<n])
     }
 
-    /// Replaces the record kept in the lock file (plain `pwrite`: a hint, not durable).
-    func writeRecord(_ bytes: [UInt8]) throws {
+    /// Replaces the record kept in the lock file (plain `pwrite`: a hint, not durable). A
+    /// record of `fixedLength` bytes overwrites the previous one exactly: no `ftruncate`.
+    func writeRecord(_ bytes: [UInt8], fixedLength: Bool = false) throws {
         let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
         if n != bytes.count {
             throw EpisodeFileSystemError(operation: "write head record", path: path, errno: n < 0 ? errno : EIO)
         }
-        if ftruncate(fd, off_t(bytes.count)) != 0 {
+        if !fixedLength, ftruncate(fd, off_t(bytes.count)) != 0 {
             throw EpisodeFileSystemError(operation: "truncate head record", path: path, errno: errno)
         }
     }

@@ -434,7 +434,7 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
     func readHead() -> LogHead? { lockFile.readRecord().flatMap(LogHead.decode) }
 
     func writeHead(clean: Bool, tip: LogTip) throws {
-        try lockFile.writeRecord(LogHead(clean: clean, bootId: EpisodeHead.currentBootId, tip: tip).encoded)
+        try lockFile.writeRecord(LogHead(clean: clean, bootId: EpisodeHead.currentBootId, tip: tip).encoded, fixedLength: true)
     }
 
     private func markDirty() throws { try writeHead(clean: false, tip: state.tip) }

@@ -23,9 +23,14 @@ struct LogHead: Equatable {
     var bootId: String
     var tip: LogTip
 
+    /// The record's size on disk: every record is padded to it (spaces after the newline), so
+    /// a writer overwrites the previous one in place, one `pwrite` and no `ftruncate`.
+    static let recordBytes = 400
+
     var encoded: [UInt8] {
         let text = "nova-episode-log-head 1 \(bootId) \(clean ? "clean" : "dirty") \(tip.seq) \(tip.hash) \(tip.runId) \(tip.segment) \(tip.offset)"
-        return Array("\(text) \(SHA256.hex(Array(text.utf8)).prefix(16))\n".utf8)
+        let line = Array("\(text) \(SHA256.hex(Array(text.utf8)).prefix(16))\n".utf8)
+        return line + [UInt8](repeating: 0x20, count: max(0, Self.recordBytes - line.count))
     }
 
     /// Parses a head record; `nil` if it is absent, truncated or fails its checksum.
