@@ -96,7 +96,7 @@ public enum EpisodeFormat {
     /// The canonical `"key":value` encodings of an object's members, in canonical key order
     /// (UTF-16 code units), so that the encodings with and without `hash` need one pass.
     static func canonicalMembers(_ o: [JSONKey: JSONValue]) -> [(key: String, bytes: [UInt8])] {
-        o.sorted { $0.key.string.utf16.lexicographicallyPrecedes($1.key.string.utf16) }.map { member in
+        o.sorted { utf16Less($0.key.string, $1.key.string) }.map { member in
             (member.key.string, JSONValue.string(member.key.string).canonicalBytes() + [0x3A] + member.value.canonicalBytes())
         }
     }
@@ -108,7 +108,7 @@ public enum EpisodeFormat {
         out.reserveCapacity(members.reduce(100) { $0 + $1.bytes.count + 1 })
         var pendingHash = hash.map { JSONValue.string("hash").canonicalBytes() + [0x3A] + JSONValue.string($0).canonicalBytes() }
         for m in members {
-            if let h = pendingHash, "hash".utf16.lexicographicallyPrecedes(m.key.utf16) {
+            if let h = pendingHash, utf16Less("hash", m.key) {
                 if out.count > 1 { out.append(0x2C) }
                 out += h
                 pendingHash = nil

@@ -46,9 +46,34 @@ extension JSONValue {
 }
 
 /// `true` when `a` sorts before `b` by UTF-16 code units (RFC 8785 member order).
-@inlinable
-func utf16Less(_ a: String, _ b: String) -> Bool {
-    a.utf16.lexicographicallyPrecedes(b.utf16)
+///
+/// Compares UTF-8 bytes, which order like code points; UTF-16 order differs from code point
+/// order only between U+E000–U+FFFF (lead byte 0xEE/0xEF) and the supplementary planes (lead
+/// byte ≥ 0xF0, surrogates 0xD800–0xDFFF in UTF-16, which sort first). Equal prefixes keep both
+/// strings at the same position within a character, so only the first differing byte matters.
+public func utf16Less(_ a: String, _ b: String) -> Bool {
+    let fast = a.utf8.withContiguousStorageIfAvailable { x in
+        b.utf8.withContiguousStorageIfAvailable { y in utf8OrderAsUTF16(x, y) }
+    }
+    if let fast = fast, let result = fast { return result }
+    return a.utf16.lexicographicallyPrecedes(b.utf16)
+}
+
+@inline(__always)
+func utf8OrderAsUTF16(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer<UInt8>) -> Bool {
+    let n = min(x.count, y.count)
+    var i = 0
+    while i < n {
+        let p = x[i], q = y[i]
+        if p != q {
+            // A BMP character at or above U+E000 against a supplementary one: UTF-16 puts the
+            // supplementary one (a surrogate pair) first.
+            if p >= 0xEE && q >= 0xEE && (p >= 0xF0) != (q >= 0xF0) { return p >= 0xF0 }
+            return p < q
+        }
+        i += 1
+    }
+    return x.count < y.count
 }
 
 struct JSONWriter {

@@ -44,7 +44,8 @@ import JSON
     }
 
     @Test func memberEncodingEqualsCanonicalEncoding() {
-        let keys = ["h", "has", "hash0", "hasha", "Hash", "HASH", "a", "z", "é", "😀", "\u{7f}", "hash ", "ha\"sh"]
+        let keys = ["h", "has", "hash0", "hasha", "Hash", "HASH", "a", "z", "é", "😀", "\u{7f}", "hash ", "ha\"sh",
+                    "\u{E000}", "\u{FFFD}", "𝄞", "\u{E000}x", "😀a"]
         for n in 0...keys.count {
             var o: [JSONKey: JSONValue] = [:]
             for (i, k) in keys.prefix(n).enumerated() { o[k] = i % 2 == 0 ? .int(i) : ["x": .double(Double(i) / 3)] }

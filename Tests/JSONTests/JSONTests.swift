@@ -165,6 +165,25 @@ struct SerializationTests {
     }
 }
 
+@Suite("Member order of the canonical encoding")
+struct CanonicalMemberOrderTests {
+    /// The byte-wise comparison agrees with UTF-16 code-unit order on every pair, including
+    /// the one place they differ (U+E000–U+FFFF against supplementary characters).
+    @Test func utf16LessAgreesWithUTF16CodeUnitOrder() {
+        let strings = ["", "a", "ab", "b", "A", "hash", "hash0", "é", "e\u{301}", "\u{7f}", "\u{80}", "\u{7FF}", "\u{800}",
+                       "\u{D7FF}", "\u{E000}", "\u{E000}a", "\u{FFFD}", "\u{FFFF}", "😀", "😀a", "𝄞", "\u{10000}", "\u{10FFFF}",
+                       "a\u{E000}", "a😀", "ß", "中文", "日本"]
+        for a in strings {
+            for b in strings {
+                #expect(utf16Less(a, b) == a.utf16.lexicographicallyPrecedes(b.utf16), "\(a.debugDescription) < \(b.debugDescription)")
+            }
+        }
+        // The canonical encoding orders members that way.
+        let o: JSONValue = ["\u{E000}": 1, "😀": 2, "a": 3]
+        #expect(String(decoding: o.canonicalBytes(), as: UTF8.self) == "{\"a\":3,\"😀\":2,\"\u{E000}\":1}")
+    }
+}
+
 @Suite("Canonical encoding")
 struct CanonicalTests {
     @Test func rfc8785Numbers() {
