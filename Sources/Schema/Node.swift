@@ -22,14 +22,15 @@ struct NodeRef {
     /// Identity, for the reference stack.
     var address: UnsafeMutableRawPointer { unmanaged.toOpaque() }
 
-    // The node's fields, read through the reference: a load needs no retain, while passing
-    // a `Node` to a call does. Validation passes `NodeRef`s down its recursion for that reason.
-    var kind: Node.Kind { node.kind }
-    var isLeaf: Bool { node.isLeaf }
-    var steps: UnsafeMutableBufferPointer<Step> { node.steps }
-    var tracksEvaluation: Bool { node.tracksEvaluation }
-    var unevaluatedProperties: NodeRef? { node.unevaluatedProperties.map(NodeRef.init) }
-    var unevaluatedItems: NodeRef? { node.unevaluatedItems.map(NodeRef.init) }
+    // The node's fields, read through the lent reference (no retain). Validation passes
+    // `NodeRef`s down its recursion rather than `Node`s, which cost a retain per call; the
+    // closures here return before any recursion, so they add no stack to it.
+    @inline(__always) var kind: Node.Kind { with { $0.kind } }
+    @inline(__always) var isLeaf: Bool { with { $0.isLeaf } }
+    @inline(__always) var steps: UnsafeMutableBufferPointer<Step> { with { $0.steps } }
+    @inline(__always) var tracksEvaluation: Bool { with { $0.unevaluatedProperties != nil || $0.unevaluatedItems != nil } }
+    var unevaluatedProperties: NodeRef? { with { $0.unevaluatedProperties.map(NodeRef.init) } }
+    var unevaluatedItems: NodeRef? { with { $0.unevaluatedItems.map(NodeRef.init) } }
     var resource: Resource { node.resource }
     var absoluteLocation: String { node.absoluteLocation }
 }
@@ -420,12 +421,22 @@ struct Step {
     /// when `v` is not a number.
     @inline(__always)
     func compareLimit(_ v: JSONValue) -> Int? {
-        switch (v, limitKind) {
-        case let (.int(x), .int): return x < a ? -1 : (x == a ? 0 : 1)
-        case let (.int(x), .double): return JSONValue.compareIntToDouble(x, d)
-        case let (.double(x), .int): return -JSONValue.compareIntToDouble(a, x)
-        case let (.double(x), .double): return x < d ? -1 : (x == d ? 0 : 1)
-        default: return limit.compare(v)
+        // One switch on the value, then one on the limit (a tuple switch copies the value).
+        switch v {
+        case .int(let x):
+            switch limitKind {
+            case .int: return x < a ? -1 : (x == a ? 0 : 1)
+            case .double: return JSONValue.compareIntToDouble(x, d)
+            case .big: return limit.compare(v)
+            }
+        case .double(let x):
+            switch limitKind {
+            case .int: return -JSONValue.compareIntToDouble(a, x)
+            case .double: return x < d ? -1 : (x == d ? 0 : 1)
+            case .big: return limit.compare(v)
+            }
+        case .bigInt: return limit.compare(v)
+        default: return nil
         }
     }
 

@@ -868,18 +868,25 @@ struct Evaluator {
     mutating func objectHolds(_ app: ObjectApplicator, _ n: NodeRef, _ o: [JSONKey: JSONValue], _ ann: Annotations?) -> Bool {
         if o.count < app.requiredAll.nonzeroBitCount { return false }
         var requiredSeen: UInt64 = 0
-        var deferred = false
+        // The first two members left for the second pass, looked up again by name; past two,
+        // the second pass walks the whole object.
+        var deferred = 0
+        var first: (key: JSONKey, sub: NodeRef, keyword: String)?
+        var second: (key: JSONKey, sub: NodeRef, keyword: String)?
         var position = -1
         let annotate = ann.map { !$0.allProperties } ?? false
         for (jkey, value) in o {
             position += 1
             let sub: NodeRef
+            let keyword: String
             if app.hasProperties, let idx = app.names.find(jkey.string) {
                 requiredSeen |= app.requiredBit[idx]
                 sub = app.propertyNodes[idx]
+                keyword = "properties"
                 if annotate { ann?.properties.insert(position) }
             } else if let add = app.additional {
                 sub = add
+                keyword = "additionalProperties"
             } else {
                 continue
             }
@@ -887,15 +894,16 @@ struct Evaluator {
             case .alwaysTrue: break
             case .alwaysFalse: return false
             case .keywords:
-                if !sub.isLeaf {
-                    deferred = true
-                } else if !leafPasses(sub, value) {
-                    return false
+                if sub.isLeaf {
+                    if !leafPasses(sub, value) { return false }
+                } else {
+                    deferred += 1
+                    if deferred == 1 { first = (jkey, sub, keyword) } else if deferred == 2 { second = (jkey, sub, keyword) }
                 }
             }
         }
         if requiredSeen != app.requiredAll { return false }
-        if deferred {
+        if deferred > 2 {
             for (jkey, value) in o {
                 let sub: NodeRef
                 let keyword: String
@@ -910,6 +918,9 @@ struct Evaluator {
                 }
                 if sub.kind == .keywords && !sub.isLeaf, !descend(sub, value, keyword, from: n) { return false }
             }
+        } else {
+            if let m = first, let value = o[m.key], !descend(m.sub, value, m.keyword, from: n) { return false }
+            if let m = second, let value = o[m.key], !descend(m.sub, value, m.keyword, from: n) { return false }
         }
         if app.additional != nil, let ann { ann.allProperties = true }
         return true
