@@ -996,39 +996,40 @@ struct Evaluator {
 
     mutating func evalItems(_ app: ItemsApplicator, _ n: NodeRef, _ a: [JSONValue], _ ann: Annotations?) -> Bool {
         let prefixCount = app.prefix.count
-        // Items are read in place (no copy, no retain per item), and without a closure, which
-        // would add stack frames to every level of recursion in debug builds.
-        let items = a.span
-        var ok = true
-        for i in 0..<items.count {
-            let sub: NodeRef
-            let kw: String
-            if i < prefixCount {
-                sub = app.prefix[i]
-                kw = "prefixItems"
-            } else if let rest = app.items {
-                sub = rest
-                kw = "items"
-                if rest.kind == .alwaysFalse {
-                    if collect {
-                        fail(n, "items", "the array has \(items.count) items, but only \(prefixCount) \(prefixCount == 1 ? "is" : "are") allowed")
+        // Items are read in place (no copy, no retain per item).
+        let ok = a.withUnsafeBufferPointer { items -> Bool in
+            var ok = true
+            for i in 0..<items.count {
+                let sub: NodeRef
+                let kw: String
+                if i < prefixCount {
+                    sub = app.prefix[i]
+                    kw = "prefixItems"
+                } else if let rest = app.items {
+                    sub = rest
+                    kw = "items"
+                    if rest.kind == .alwaysFalse {
+                        if collect {
+                            fail(n, "items", "the array has \(items.count) items, but only \(prefixCount) \(prefixCount == 1 ? "is" : "are") allowed")
+                        }
+                        ok = false
+                        break
                     }
-                    ok = false
+                } else {
                     break
                 }
-            } else {
-                break
-            }
-            let start = errors.count
-            if !descend(sub, items[i], kw, from: n) {
-                ok = false
-                if !collect { return false }
-                if kw == "prefixItems" {
-                    decorate(start, kw, String(i), instance: String(i))
-                } else {
-                    decorate(start, kw, instance: String(i))
+                let start = errors.count
+                if !descend(sub, items[i], kw, from: n) {
+                    ok = false
+                    if !collect { return false }
+                    if kw == "prefixItems" {
+                        decorate(start, kw, String(i), instance: String(i))
+                    } else {
+                        decorate(start, kw, instance: String(i))
+                    }
                 }
             }
+            return ok
         }
         if let ann {
             ann.prefixItems = max(ann.prefixItems, min(prefixCount, a.count))
