@@ -246,6 +246,8 @@ struct Evaluator {
     let instance: JSONValue
     /// How many members/items deep evaluation is in the instance.
     var instanceDepth = 0
+    /// `true` while an alternative of `anyOf`/`oneOf` is evaluated (see `objectHolds`).
+    var inAlternative = false
     /// References followed since evaluation last moved into the instance.
     var referencesHere = 0
     /// Every reference being followed, innermost last; the last `referencesHere` are at the
@@ -328,6 +330,16 @@ struct Evaluator {
         let ok = eval(sub, v, nil)
         referencesHere = saved
         instanceDepth -= 1
+        return ok
+    }
+
+    /// `check` of one alternative of `anyOf`/`oneOf` (see `inAlternative`).
+    @inline(__always)
+    mutating func checkAlternative(_ sub: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        let saved = inAlternative
+        inAlternative = true
+        let ok = check(sub, v, ann)
+        inAlternative = saved
         return ok
     }
 
@@ -622,12 +634,12 @@ struct Evaluator {
     @inline(never)
     mutating func evalAnyOfKeyword(_ subs: UnsafeMutableBufferPointer<NodeRef>, _ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
         if ann == nil {
-            for sub in subs where check(sub, v, nil) { return true }
+            for sub in subs where checkAlternative(sub, v, nil) { return true }
         } else {
             var any = false
             for sub in subs {
                 let local = Annotations()
-                if check(sub, v, local) {
+                if checkAlternative(sub, v, local) {
                     any = true
                     ann?.merge(local)
                 }
@@ -640,22 +652,24 @@ struct Evaluator {
 
     @inline(never)
     mutating func evalOneOfKeyword(_ subs: UnsafeMutableBufferPointer<NodeRef>, _ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
-        var matched: [Int] = []
+        var matchCount = 0
+        var matched: [Int] = []  // which ones, for the error message (collect mode only)
         var matchedAnn: Annotations? = nil
         for (i, sub) in subs.enumerated() {
             let local: Annotations? = ann == nil ? nil : Annotations()
-            if check(sub, v, local) {
-                matched.append(i)
+            if checkAlternative(sub, v, local) {
+                matchCount += 1
+                if collect { matched.append(i) }
                 matchedAnn = local
-                if matched.count > 1 && !collect { return false }
-                if matched.count > 1 && ann == nil { break }
+                if matchCount > 1 && !collect { return false }
+                if matchCount > 1 && ann == nil { break }
             }
         }
-        if matched.count == 1 {
+        if matchCount == 1 {
             if let ann, let matchedAnn { ann.merge(matchedAnn) }
             return true
         }
-        if matched.isEmpty {
+        if matchCount == 0 {
             fail(n, "oneOf", "\(preview(v)) does not match any of the \(subs.count) schemas in \"oneOf\"")
         } else {
             fail(n, "oneOf", "\(preview(v)) matches more than one schema in \"oneOf\" (at \(matched.map(String.init).joined(separator: ", "))), but must match exactly one")
@@ -859,20 +873,22 @@ struct Evaluator {
     }
 
     /// `evalObject` in boolean-only mode, for applicators without `patternProperties`: the
-    /// same answer, found cheapest first. Required members are counted before any member is
-    /// evaluated, members whose subschema is a leaf (assertions only) are checked in a first
-    /// pass over the object, and the other members in a second pass, so that a failing
-    /// alternative of `anyOf`/`oneOf` is usually rejected by a simple check before any deep
-    /// evaluation. Evaluation has no effect other than its answer and the annotations (the
-    /// same set in any order), so the order is free.
+    /// same answer, found cheaply. Required members are counted before any member is
+    /// evaluated and leaf members (assertions only) are checked in place. Within the
+    /// alternatives of `anyOf`/`oneOf` (`inAlternative`), where most evaluations fail, the
+    /// members that are not leaves wait for a second pass, so that a failing alternative is
+    /// usually rejected by a simple check before any deep evaluation; elsewhere (mostly valid
+    /// data) one pass is cheaper. Evaluation has no effect other than its answer and the
+    /// annotations (the same set in any order), so the order is free.
     mutating func objectHolds(_ app: ObjectApplicator, _ n: NodeRef, _ o: [JSONKey: JSONValue], _ ann: Annotations?) -> Bool {
         if o.count < app.requiredAll.nonzeroBitCount { return false }
         var requiredSeen: UInt64 = 0
-        // The first two members left for the second pass, looked up again by name; past two,
-        // the second pass walks the whole object.
+        // The first two members left for the second pass, kept with their values (looking
+        // them up again by name would hash the name); past two, the second pass walks the
+        // whole object.
         var deferred = 0
-        var first: (key: JSONKey, sub: NodeRef, keyword: String)?
-        var second: (key: JSONKey, sub: NodeRef, keyword: String)?
+        var first: (value: JSONValue, sub: NodeRef, keyword: String)?
+        var second: (value: JSONValue, sub: NodeRef, keyword: String)?
         var position = -1
         let annotate = ann.map { !$0.allProperties } ?? false
         for (jkey, value) in o {
@@ -896,9 +912,11 @@ struct Evaluator {
             case .keywords:
                 if sub.isLeaf {
                     if !leafPasses(sub, value) { return false }
+                } else if !inAlternative {
+                    if !descend(sub, value, keyword, from: n) { return false }
                 } else {
                     deferred += 1
-                    if deferred == 1 { first = (jkey, sub, keyword) } else if deferred == 2 { second = (jkey, sub, keyword) }
+                    if deferred == 1 { first = (value, sub, keyword) } else if deferred == 2 { second = (value, sub, keyword) }
                 }
             }
         }
@@ -919,8 +937,8 @@ struct Evaluator {
                 if sub.kind == .keywords && !sub.isLeaf, !descend(sub, value, keyword, from: n) { return false }
             }
         } else {
-            if let m = first, let value = o[m.key], !descend(m.sub, value, m.keyword, from: n) { return false }
-            if let m = second, let value = o[m.key], !descend(m.sub, value, m.keyword, from: n) { return false }
+            if let m = first, !descend(m.sub, m.value, m.keyword, from: n) { return false }
+            if let m = second, !descend(m.sub, m.value, m.keyword, from: n) { return false }
         }
         if app.additional != nil, let ann { ann.allProperties = true }
         return true
