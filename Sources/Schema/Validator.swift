@@ -706,8 +706,11 @@ struct Evaluator {
 
     /// Whether an assertion keyword (one that applies no subschema) holds for `v`. The
     /// only place that decides an assertion: `reportAssertion` only explains a failure.
+    /// `mutating` (like `leafPasses`) although it changes nothing: called from the mutating
+    /// evaluation, a non-mutating method gets a copy of the whole evaluator (a 264-byte
+    /// memcpy per call); its helpers are `static` for the same reason.
     @inline(__always)
-    func passes(_ kw: Step, _ v: JSONValue) -> Bool {
+    mutating func passes(_ kw: Step, _ v: JSONValue) -> Bool {
         switch kw.op {
         case .type:
             return TypeMask(rawValue: UInt8(truncatingIfNeeded: kw.a)).matches(v)
@@ -717,7 +720,7 @@ struct Evaluator {
                     guard case .string(let s) = v else { return false }
                     return strings.find(s) != nil
                 }
-                return enumContains(box.values, v)
+                return Evaluator.enumContains(box.values, v)
             }
         case .const:
             return kw.withPayload(ValuesBox.self) { $0.values[0] == v }
@@ -761,7 +764,7 @@ struct Evaluator {
             return a.count <= kw.a
         case .uniqueItems:
             guard case .array(let a) = v, a.count > 1 else { return true }
-            return firstDuplicate(a) == nil
+            return Evaluator.firstDuplicate(a) == nil
         case .minProperties:
             guard case .object(let o) = v else { return true }
             return o.count >= kw.a
@@ -783,7 +786,7 @@ struct Evaluator {
         }
     }
 
-    func enumContains(_ values: [JSONValue], _ v: JSONValue) -> Bool {
+    static func enumContains(_ values: [JSONValue], _ v: JSONValue) -> Bool {
         for e in values where e == v { return true }
         return false
     }
@@ -791,7 +794,7 @@ struct Evaluator {
     /// Whether `v` satisfies a node made of assertions only (`Node.isLeaf`): one tight loop,
     /// none of the bookkeeping that applicators need.
     @inline(__always)
-    func leafPasses(_ n: NodeRef, _ v: JSONValue) -> Bool {
+    mutating func leafPasses(_ n: NodeRef, _ v: JSONValue) -> Bool {
         let steps = n.steps
         for i in 0..<steps.count where !passes(steps[i], v) { return false }
         return true
@@ -846,7 +849,7 @@ struct Evaluator {
             guard case .array(let a) = v else { return }
             fail(n, "maxItems", "the array has \(a.count) items, more than the maximum of \(kw.a)")
         case .uniqueItems:
-            guard case .array(let a) = v, let (i, j) = firstDuplicate(a) else { return }
+            guard case .array(let a) = v, let (i, j) = Evaluator.firstDuplicate(a) else { return }
             fail(n, "uniqueItems", "the array items at \(i) and \(j) are equal, but items must be unique")
         case .minProperties:
             guard case .object(let o) = v else { return }
@@ -1212,7 +1215,7 @@ struct Evaluator {
         }
     }
 
-    func firstDuplicate(_ a: [JSONValue]) -> (Int, Int)? {
+    static func firstDuplicate(_ a: [JSONValue]) -> (Int, Int)? {
         if a.count <= 16 {
             for i in 0..<a.count {
                 for j in (i + 1)..<a.count where a[i] == a[j] { return (i, j) }
