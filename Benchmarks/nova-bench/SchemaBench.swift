@@ -1,8 +1,15 @@
-// `nova-bench schema`: JSON Schema validation of a typical request envelope, against the
-// jsonschema-rs peer (Benchmarks/schema/peer_jsonschema_rs.py) on the same files.
+// `nova-bench schema`: JSON Schema validation against the jsonschema-rs peer
+// (Benchmarks/schema/peer_jsonschema_rs.py) on the same files, in three shapes (issue 15):
+// the 1 KB request envelope, a deeply `$ref`'d schema with `unevaluatedProperties`
+// (deep.schema.json / deep.json) and an array of 10,000 objects (array.schema.json /
+// array.json); the last two are written by Benchmarks/schema/make_shapes.py. Every shape is
+// timed as `isValid` on an already parsed document, as the peer times `is_valid` on an
+// already loaded one.
 //
 //   swift build -c release --product nova-bench --scratch-path .build-schema-release
 //   .build-schema-release/release/nova-bench schema [--iterations N] [--rounds R] [--no-peer]
+//
+// --iterations sets the envelope's count; the deep and array shapes run N/40 and N/2000.
 //
 // The peer needs `pip install jsonschema-rs`; without it the Swift figures are still printed.
 import Foundation
@@ -73,14 +80,57 @@ enum SchemaBench {
         print("  nova parse + isValid:            \(format(parseAndValidateUS)) wall, \(format(parseAndValidateCPU)) cpu /document")
         print("  nova validate(invalid doc):      \(format(invalidUS)) wall, \(format(invalidCPU)) cpu /validation (\(badErrors) errors with locations and messages)")
 
-        if args.contains("--no-peer") {
+        let noPeer = args.contains("--no-peer")
+        var envelopePeer: (us: Double, cpu: Double, line: String)?
+        if noPeer {
             print("  peer skipped (--no-peer)")
         } else if let peer = runPeer(dir: dir, schema: schemaURL, doc: docURL, iterations: iterations, rounds: rounds) {
+            envelopePeer = peer
             print("  peer: \(peer.line)")
             print("  ratio jsonschema-rs / nova isValid:  \(String(format: "%.2f", peer.us / isValidUS))× wall, \(String(format: "%.2f", peer.cpu / isValidCPU))× cpu (above 1: nova is faster)")
             print("  ratio jsonschema-rs / nova validate: \(String(format: "%.2f", peer.us / validateUS))× wall, \(String(format: "%.2f", peer.cpu / validateCPU))× cpu")
         }
+
+        // The three shapes side by side: nova isValid and the peer's is_valid, same run.
+        var rows = [ShapeRow(name: "envelope, 1 KB", novaWall: isValidUS, novaCPU: isValidCPU, peer: envelopePeer)]
+        for (name, label, divisor) in [("deep", "deep $ref chain + unevaluatedProperties", 40), ("array", "array of 10,000 objects", 2000)] {
+            let shapeSchemaURL = dir.appendingPathComponent("\(name).schema.json")
+            let shapeDocURL = dir.appendingPathComponent("\(name).json")
+            let shapeDocBytes = try Data(contentsOf: shapeDocURL)
+            let shapeSchema = try Schema.compile(try JSONValue.parse(Array(try Data(contentsOf: shapeSchemaURL))))
+            let shapeDoc = try JSONValue.parse(Array(shapeDocBytes))
+            let check = shapeSchema.validate(shapeDoc)
+            guard check.isValid else {
+                print("  the \(name) benchmark document is invalid:\n\(check)")
+                return
+            }
+            let n = max(1, iterations / divisor)
+            let wall = medianMicros(rounds: rounds, iterations: n) {
+                if shapeSchema.isValid(shapeDoc) { sink &+= 1 }
+            }
+            let cpu = lastCPU
+            let peer = noPeer ? nil : runPeer(dir: dir, schema: shapeSchemaURL, doc: shapeDocURL, iterations: n, rounds: rounds)
+            rows.append(ShapeRow(name: "\(label), \(shapeDocBytes.count / 1000) KB", novaWall: wall, novaCPU: cpu, peer: peer))
+        }
+        print("  isValid per document (median of \(rounds) rounds; wall clock / this thread's CPU time); ratio = jsonschema-rs ÷ nova, above 1: nova is faster")
+        print("  " + "shape".padding(toLength: 52, withPad: " ", startingAt: 0) + "nova (wall / cpu)".padding(toLength: 26, withPad: " ", startingAt: 0)
+              + "jsonschema-rs (wall / cpu)".padding(toLength: 28, withPad: " ", startingAt: 0) + "ratio (wall / cpu)")
+        for r in rows {
+            let nova = "\(format(r.novaWall)) / \(format(r.novaCPU))"
+            let peer = r.peer.map { "\(format($0.us)) / \(format($0.cpu))" } ?? "not run"
+            let ratio = r.peer.map { String(format: "%.2f× / %.2f×", $0.us / r.novaWall, $0.cpu / r.novaCPU) } ?? "-"
+            print("  " + r.name.padding(toLength: 52, withPad: " ", startingAt: 0) + nova.padding(toLength: 26, withPad: " ", startingAt: 0)
+                  + peer.padding(toLength: 28, withPad: " ", startingAt: 0) + ratio)
+        }
         if sink == 42 { print("") }  // keeps the measured work observable
+    }
+
+    /// One line of the shapes table.
+    struct ShapeRow {
+        let name: String
+        let novaWall: Double
+        let novaCPU: Double
+        let peer: (us: Double, cpu: Double, line: String)?
     }
 
     /// Benchmarks/schema, found from this file's path, the working directory, or

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Peer benchmark for `nova-bench schema`: jsonschema-rs (Rust, via its Python binding)
-validating the same schema and document as nova-host's Swift validator.
+validating the same schema and document as nova-host's Swift validator. `nova-bench schema`
+runs it once per shape (envelope, deep, array; see make_shapes.py) with --schema/--instance.
 
 Setup (once):   pip install jsonschema-rs        # or: pip install -r Benchmarks/schema/requirements.txt
 Run directly:   python3 Benchmarks/schema/peer_jsonschema_rs.py [--iterations N] [--rounds R]

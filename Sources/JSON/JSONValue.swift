@@ -283,10 +283,16 @@ public struct JSONKey: Hashable, Comparable, Sendable, ExpressibleByStringLitera
     @inlinable
     public static func < (lhs: JSONKey, rhs: JSONKey) -> Bool { lhs.string.utf8.lexicographicallyPrecedes(rhs.string.utf8) }
 
+    /// Hashes the UTF-8 bytes (with their count) in one block rather than byte by byte, which
+    /// made hashing a name cost a Hasher call per byte.
     @inlinable
     public func hash(into hasher: inout Hasher) {
         hasher.combine(string.utf8.count)
-        for b in string.utf8 { hasher.combine(b) }
+        let done: Void? = string.utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        if done == nil {
+            var copy = string
+            copy.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        }
     }
 
     public var description: String { string }

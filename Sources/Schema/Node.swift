@@ -4,9 +4,35 @@ import JSON
 /// `CompiledSchema`'s arena for the schema's whole lifetime, and nodes are only ever reached
 /// through that schema, so these references never dangle; not retaining them keeps reference
 /// cycles (`$ref: "#"`) from leaking and keeps retain/release traffic off the hot path.
+///
+/// Held as `Unmanaged`: reading an `unowned(unsafe)` reference yields a strong one, which
+/// costs a retain and a release around every use; `with` lends the node instead.
 struct NodeRef {
-    unowned(unsafe) let node: Node
-    init(_ node: Node) { self.node = node }
+    let unmanaged: Unmanaged<Node>
+    init(_ node: Node) { unmanaged = .passUnretained(node) }
+    init(_ unmanaged: Unmanaged<Node>) { self.unmanaged = unmanaged }
+
+    /// The node (a strong reference: for paths where a retain does not matter).
+    var node: Node { unmanaged.takeUnretainedValue() }
+
+    /// Calls `body` with the node, without retaining it.
+    @inline(__always)
+    func with<R>(_ body: (Node) -> R) -> R { unmanaged._withUnsafeGuaranteedRef(body) }
+
+    /// Identity, for the reference stack.
+    var address: UnsafeMutableRawPointer { unmanaged.toOpaque() }
+
+    // The node's fields, read through the lent reference (no retain). Validation passes
+    // `NodeRef`s down its recursion rather than `Node`s, which cost a retain per call; the
+    // closures here return before any recursion, so they add no stack to it.
+    @inline(__always) var kind: Node.Kind { with { $0.kind } }
+    @inline(__always) var isLeaf: Bool { with { $0.isLeaf } }
+    @inline(__always) var steps: UnsafeMutableBufferPointer<Step> { with { $0.steps } }
+    @inline(__always) var tracksEvaluation: Bool { with { $0.unevaluatedProperties != nil || $0.unevaluatedItems != nil } }
+    var unevaluatedProperties: NodeRef? { with { $0.unevaluatedProperties.map(NodeRef.init) } }
+    var unevaluatedItems: NodeRef? { with { $0.unevaluatedItems.map(NodeRef.init) } }
+    var resource: Resource { node.resource }
+    var absoluteLocation: String { node.absoluteLocation }
 }
 
 /// A schema resource (a document root or a subschema with `$id`): the unit of dynamic scope.
@@ -41,11 +67,16 @@ final class Node {
         self.absoluteLocation = absoluteLocation
     }
 
+    /// `true` for a keywords node whose every keyword is an assertion (applies no subschema,
+    /// follows no reference): its result depends on the value alone. Set by `setSteps`.
+    @exclusivity(unchecked) private(set) var isLeaf = false
+
     var tracksEvaluation: Bool { unevaluatedProperties != nil || unevaluatedItems != nil }
 
     func setSteps(_ list: [Step]) {
         steps.deallocate()
         steps = .frozen(list)
+        isLeaf = kind == .keywords && !tracksEvaluation && list.allSatisfy(\.op.isAssertion)
     }
 
     deinit { steps.deallocate() }
@@ -322,6 +353,19 @@ enum StepOp: UInt8 {
     case minLength, maxLength, pattern, format, minItems, maxItems, uniqueItems, minProperties, maxProperties
     case required, dependentRequired, object, items, contains, propertyNames, dependentSchemas
     case allOf, anyOf, oneOf, not, conditional
+
+    /// Keywords that apply no subschema: decided by `Evaluator.passes` alone.
+    var isAssertion: Bool {
+        switch self {
+        case .type, .enumeration, .const, .multipleOf, .minimum, .maximum, .exclusiveMinimum, .exclusiveMaximum,
+             .minLength, .maxLength, .pattern, .format, .minItems, .maxItems, .uniqueItems, .minProperties,
+             .maxProperties, .required, .dependentRequired:
+            return true
+        case .ref, .dynamicRef, .object, .items, .contains, .propertyNames, .dependentSchemas, .allOf, .anyOf,
+             .oneOf, .not, .conditional:
+            return false
+        }
+    }
 }
 
 /// A compiled keyword in the form validation runs: plain values plus one unretained payload
@@ -335,16 +379,74 @@ struct Step {
     let a: Int
     /// `maxContains`, or -1.
     let b: Int
-    let limit: NumberLimit
-    unowned(unsafe) let payload: AnyObject
+    /// A number limit that is a double (`limitIsDouble`); an `Int` limit is in `a`, a big
+    /// integer in the payload (`LimitBox`). Kept as plain values so that a step stays
+    /// trivially copyable: copying one touches no reference count.
+    let d: Double
+    let limitKind: LimitKind
+    /// The payload object, unretained (see `NodeRef` for why not `unowned(unsafe)`).
+    let payloadBits: Unmanaged<AnyObject>
 
-    init(op: StepOp, flag: Bool = false, a: Int = 0, b: Int = -1, limit: NumberLimit = .int(0), payload: AnyObject) {
+    /// Where a step's number limit is stored.
+    enum LimitKind: UInt8 { case int, double, big }
+
+    init(op: StepOp, flag: Bool = false, a: Int = 0, b: Int = -1, payload: AnyObject) {
         self.op = op
         self.flag = flag
         self.a = a
         self.b = b
-        self.limit = limit
-        self.payload = payload
+        self.d = 0
+        self.limitKind = .int
+        self.payloadBits = .passUnretained(payload)
+    }
+
+    /// A `minimum`/`maximum`/`exclusive…` step.
+    init(op: StepOp, limit: NumberLimit, arena: inout [AnyObject]) {
+        self.op = op
+        flag = false
+        b = -1
+        switch limit {
+        case .int(let i):
+            a = i; d = 0; limitKind = .int; payloadBits = .passUnretained(NoPayload.shared)
+        case .double(let x):
+            a = 0; d = x; limitKind = .double; payloadBits = .passUnretained(NoPayload.shared)
+        case .big:
+            let box = LimitBox(limit)
+            arena.append(box)
+            a = 0; d = 0; limitKind = .big; payloadBits = .passUnretained(box)
+        }
+    }
+
+    /// Compares an instance number with this step's limit: negative, zero or positive; nil
+    /// when `v` is not a number.
+    @inline(__always)
+    func compareLimit(_ v: JSONValue) -> Int? {
+        // One switch on the value, then one on the limit (a tuple switch copies the value).
+        switch v {
+        case .int(let x):
+            switch limitKind {
+            case .int: return x < a ? -1 : (x == a ? 0 : 1)
+            case .double: return JSONValue.compareIntToDouble(x, d)
+            case .big: return limit.compare(v)
+            }
+        case .double(let x):
+            switch limitKind {
+            case .int: return -JSONValue.compareIntToDouble(a, x)
+            case .double: return x < d ? -1 : (x == d ? 0 : 1)
+            case .big: return limit.compare(v)
+            }
+        case .bigInt: return limit.compare(v)
+        default: return nil
+        }
+    }
+
+    /// The limit as written (for messages and the slow paths).
+    var limit: NumberLimit {
+        switch limitKind {
+        case .int: return .int(a)
+        case .double: return .double(d)
+        case .big: return payload(LimitBox.self).limit
+        }
     }
 
     /// Converts a keyword, appending any payload object it needs to `arena`.
@@ -361,10 +463,10 @@ struct Step {
         case .enumeration(let v): self.init(op: .enumeration, payload: keep(ValuesBox(v)))
         case .const(let v): self.init(op: .const, payload: keep(ValuesBox([v])))
         case .multipleOf(let d): self.init(op: .multipleOf, payload: keep(DivisorBox(d)))
-        case .minimum(let l): self.init(op: .minimum, limit: l, payload: none)
-        case .maximum(let l): self.init(op: .maximum, limit: l, payload: none)
-        case .exclusiveMinimum(let l): self.init(op: .exclusiveMinimum, limit: l, payload: none)
-        case .exclusiveMaximum(let l): self.init(op: .exclusiveMaximum, limit: l, payload: none)
+        case .minimum(let l): self.init(op: .minimum, limit: l, arena: &arena)
+        case .maximum(let l): self.init(op: .maximum, limit: l, arena: &arena)
+        case .exclusiveMinimum(let l): self.init(op: .exclusiveMinimum, limit: l, arena: &arena)
+        case .exclusiveMaximum(let l): self.init(op: .exclusiveMaximum, limit: l, arena: &arena)
         case .minLength(let m): self.init(op: .minLength, a: m, payload: none)
         case .maxLength(let m): self.init(op: .maxLength, a: m, payload: none)
         case .pattern(let p): self.init(op: .pattern, payload: keep(p))
@@ -389,7 +491,18 @@ struct Step {
         }
     }
 
-    @inline(__always) func payload<T: AnyObject>(_ type: T.Type) -> T { unsafeDowncast(payload, to: T.self) }
+    /// The payload as a strong reference (for paths where a retain does not matter).
+    func payload<T: AnyObject>(_ type: T.Type) -> T { Unmanaged<T>.fromOpaque(payloadBits.toOpaque()).takeUnretainedValue() }
+
+    /// Calls `body` with the payload, without retaining it.
+    @inline(__always)
+    func withPayload<T: AnyObject, R>(_ type: T.Type, _ body: (T) -> R) -> R {
+        Unmanaged<T>.fromOpaque(payloadBits.toOpaque())._withUnsafeGuaranteedRef(body)
+    }
+
+    /// The payload of `$ref`, `contains`, `propertyNames` and `not`: a subschema.
+    @inline(__always)
+    var nodePayload: NodeRef { NodeRef(Unmanaged<Node>.fromOpaque(payloadBits.toOpaque())) }
 }
 
 /// The payload of steps that need none.
@@ -400,7 +513,24 @@ final class NoPayload: Sendable {
 /// `enum` values (or the single `const` value).
 final class ValuesBox {
     let values: [JSONValue]
-    init(_ values: [JSONValue]) { self.values = values }
+    /// When every value is a string: those strings, found by exact (code-point) comparison
+    /// without hashing or building a `JSONValue` to compare.
+    let strings: NameIndex?
+    init(_ values: [JSONValue]) {
+        self.values = values
+        var names: [String] = []
+        for v in values {
+            guard case .string(let s) = v else { break }
+            names.append(s)
+        }
+        strings = names.count == values.count && !values.isEmpty ? NameIndex(names) : nil
+    }
+}
+
+/// A number limit beyond `Int` (kept out of `Step` so that steps stay trivially copyable).
+final class LimitBox {
+    let limit: NumberLimit
+    init(_ limit: NumberLimit) { self.limit = limit }
 }
 
 /// `multipleOf`.
@@ -427,8 +557,10 @@ final class DependentSchemasBox {
     init(_ deps: [(String, NodeRef)]) { self.deps = deps }
 }
 
-/// `allOf` / `anyOf` / `oneOf`.
+/// `allOf` / `anyOf` / `oneOf`: the subschemas in memory of their own, so that walking them
+/// never retains an array.
 final class NodeListBox {
-    let nodes: [NodeRef]
-    init(_ nodes: [NodeRef]) { self.nodes = nodes }
+    let nodes: UnsafeMutableBufferPointer<NodeRef>
+    init(_ nodes: [NodeRef]) { self.nodes = .frozen(nodes) }
+    deinit { nodes.deallocate() }
 }

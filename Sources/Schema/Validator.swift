@@ -85,7 +85,7 @@ public final class CompiledSchema: Sendable {
     /// Validates `instance` with `options`, collecting every error.
     public func validate(_ instance: JSONValue, options: ValidationOptions) -> ValidationResult {
         var e = Evaluator(storage: storage, options: options, instance: instance, collect: true)
-        _ = e.eval(storage.root, instance, nil)
+        _ = e.eval(NodeRef(storage.root), instance, nil)
         e.references.free()
         return ValidationResult(errors: e.finishedErrors())
     }
@@ -95,7 +95,7 @@ public final class CompiledSchema: Sendable {
     /// `ValidationOptions` (`validate` says which).
     public func isValid(_ instance: JSONValue) -> Bool {
         var e = Evaluator(storage: storage, options: options, instance: instance, collect: false)
-        let ok = e.eval(storage.root, instance, nil)
+        let ok = e.eval(NodeRef(storage.root), instance, nil)
         e.references.free()
         return ok && e.stopError == nil
     }
@@ -104,17 +104,52 @@ public final class CompiledSchema: Sendable {
 /// Annotations that `unevaluatedProperties` / `unevaluatedItems` consume: which members and
 /// items the sibling and in-place subschemas evaluated successfully. One evaluation owns each
 /// instance (never shared between threads), hence unchecked exclusivity.
+///
+/// Members are identified by their position in the object's iteration order: every
+/// subschema that annotates a member evaluates the same object value (in-place applicators
+/// pass the value itself along), and a dictionary's iteration order depends only on its
+/// storage, so a position names the same member everywhere. That makes the set of evaluated
+/// members a bit set: no hashing of names, no set allocation for small objects.
 final class Annotations {
-    @exclusivity(unchecked) var properties: Set<JSONKey> = []
+    @exclusivity(unchecked) var properties = PositionSet()
     @exclusivity(unchecked) var allProperties = false
     @exclusivity(unchecked) var prefixItems = 0
     @exclusivity(unchecked) var allItems = false
-    @exclusivity(unchecked) var containsIndices: Set<Int> = []
+    @exclusivity(unchecked) var containsIndices = PositionSet()
 
     func merge(_ o: Annotations) {
         if o.allProperties { allProperties = true } else if !allProperties { properties.formUnion(o.properties) }
         prefixItems = max(prefixItems, o.prefixItems)
         if o.allItems { allItems = true } else if !allItems { containsIndices.formUnion(o.containsIndices) }
+    }
+}
+
+/// A set of non-negative positions (member positions, item indices): 64 inline, more in
+/// an array allocated only when needed.
+struct PositionSet {
+    private var low: UInt64 = 0
+    private var high: [UInt64] = []
+
+    @inline(__always)
+    mutating func insert(_ i: Int) {
+        if i < 64 { low |= 1 << UInt64(i); return }
+        let w = i / 64 - 1
+        if w >= high.count { high.append(contentsOf: repeatElement(0, count: w - high.count + 1)) }
+        high[w] |= 1 << UInt64(i % 64)
+    }
+
+    @inline(__always)
+    func contains(_ i: Int) -> Bool {
+        if i < 64 { return low & (1 << UInt64(i)) != 0 }
+        let w = i / 64 - 1
+        return w < high.count && high[w] & (1 << UInt64(i % 64)) != 0
+    }
+
+    mutating func formUnion(_ o: PositionSet) {
+        low |= o.low
+        if o.high.isEmpty { return }
+        if high.count < o.high.count { high.append(contentsOf: repeatElement(0, count: o.high.count - high.count)) }
+        for w in o.high.indices { high[w] |= o.high[w] }
     }
 }
 
@@ -134,7 +169,7 @@ struct ResourceRef {
 /// A reference being followed: its target and the state that decides how the target is
 /// evaluated (mode bits and the dynamic scope's length; see `Evaluator.followReference`).
 struct ReferenceFrame {
-    let target: ObjectIdentifier
+    let target: UnsafeMutableRawPointer
     let state: Int
 }
 
@@ -156,7 +191,7 @@ struct ReferenceStack {
     mutating func pop() { count -= 1 }
 
     /// Whether one of the last `last` frames is (target, state).
-    func contains(_ target: ObjectIdentifier, _ state: Int, amongLast last: Int) -> Bool {
+    func contains(_ target: UnsafeMutableRawPointer, _ state: Int, amongLast last: Int) -> Bool {
         guard let base else { return false }
         for i in (count - last)..<count where base[i].target == target && base[i].state == state { return true }
         return false
@@ -211,6 +246,8 @@ struct Evaluator {
     let instance: JSONValue
     /// How many members/items deep evaluation is in the instance.
     var instanceDepth = 0
+    /// `true` while an alternative of `anyOf`/`oneOf` is evaluated (see `objectHolds`).
+    var inAlternative = false
     /// References followed since evaluation last moved into the instance.
     var referencesHere = 0
     /// Every reference being followed, innermost last; the last `referencesHere` are at the
@@ -255,7 +292,7 @@ struct Evaluator {
 
     /// Evaluates `target`, reached through `keyword` (`$ref` or `$dynamicRef`) of `n`.
     @inline(__always)
-    mutating func followReference(_ target: Node, from n: Node, _ keyword: String, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+    mutating func followReference(_ target: NodeRef, from n: NodeRef, _ keyword: String, _ v: JSONValue, _ ann: Annotations?) -> Bool {
         guard enterReference(target, from: n, keyword, ann) else { return false }
         let start = errors.count
         let ok = eval(target, v, ann)
@@ -269,19 +306,21 @@ struct Evaluator {
     /// validation must stop instead. Anything beyond counting goes to `referenceAllowed`, so
     /// that its locals stay off the recursion's stack.
     @inline(__always)
-    mutating func enterReference(_ target: Node, from n: Node, _ keyword: String, _ ann: Annotations?) -> Bool {
+    mutating func enterReference(_ target: NodeRef, from n: NodeRef, _ keyword: String, _ ann: Annotations?) -> Bool {
         steps &+= 1
         if steps > stepBudget || referencesHere >= options.maximumReferenceDepth || stackExceeded() || referencesHere > 0 {
             guard referenceAllowed(target, from: n, keyword, ann) else { return false }
         }
-        references.push(ReferenceFrame(target: ObjectIdentifier(target), state: scope.count << 2 | (collect ? 1 : 0) | (ann == nil ? 0 : 2)))
+        references.push(ReferenceFrame(target: target.address, state: scope.count << 2 | (collect ? 1 : 0) | (ann == nil ? 0 : 2)))
         referencesHere += 1
         return true
     }
 
     /// Evaluates `sub` against `v`, a member, item or property name of the current value.
     @inline(__always)
-    mutating func descend(_ sub: Node, _ v: JSONValue, _ keyword: String, from n: Node) -> Bool {
+    mutating func descend(_ sub: NodeRef, _ v: JSONValue, _ keyword: String, from n: NodeRef) -> Bool {
+        // A leaf that holds needs none of the bookkeeping below.
+        if sub.isLeaf, instanceDepth < options.maximumInstanceDepth, leafPasses(sub, v) { return true }
         if instanceDepth >= options.maximumInstanceDepth, sub.kind == .keywords {
             return stop(n, keyword, "the instance is nested more than \(options.maximumInstanceDepth) levels deep, deeper than validation goes (ValidationOptions.maximumInstanceDepth)")
         }
@@ -294,9 +333,19 @@ struct Evaluator {
         return ok
     }
 
+    /// `check` of one alternative of `anyOf`/`oneOf` (see `inAlternative`).
+    @inline(__always)
+    mutating func checkAlternative(_ sub: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        let saved = inAlternative
+        inAlternative = true
+        let ok = check(sub, v, ann)
+        inAlternative = saved
+        return ok
+    }
+
     /// `descend` in boolean-only mode.
     @inline(__always)
-    mutating func checkDescend(_ sub: Node, _ v: JSONValue, _ keyword: String, from n: Node) -> Bool {
+    mutating func checkDescend(_ sub: NodeRef, _ v: JSONValue, _ keyword: String, from n: NodeRef) -> Bool {
         let saved = collect
         collect = false
         let ok = descend(sub, v, keyword, from: n)
@@ -318,10 +367,11 @@ struct Evaluator {
     /// and the dynamic scope (which only grows along a path, so its length identifies it). If
     /// a frame matches all three, the evaluation would repeat itself forever: a cycle.
     @inline(never)
-    mutating func referenceAllowed(_ target: Node, from n: Node, _ keyword: String, _ ann: Annotations?) -> Bool {
+    mutating func referenceAllowed(_ targetRef: NodeRef, from n: NodeRef, _ keyword: String, _ ann: Annotations?) -> Bool {
+        let target = targetRef.node
         if stopError != nil { return false }
         let state = scope.count << 2 | (collect ? 1 : 0) | (ann == nil ? 0 : 2)
-        if references.contains(ObjectIdentifier(target), state, amongLast: referencesHere) {
+        if references.contains(targetRef.address, state, amongLast: referencesHere) {
             return stop(n, keyword, "\"\(keyword)\" at \(n.absoluteLocation) leads back to \(target.absoluteLocation), which is already being evaluated against the same value: a reference cycle that never moves into the instance, so validation would never end")
         }
         if referencesHere >= options.maximumReferenceDepth {
@@ -346,7 +396,7 @@ struct Evaluator {
 
     /// Records why validation stops and makes every later reference stop too (what remains
     /// to evaluate is then bounded by the schema's size times the instance's).
-    mutating func stop(_ n: Node, _ keyword: String, _ message: String) -> Bool {
+    mutating func stop(_ n: NodeRef, _ keyword: String, _ message: String) -> Bool {
         if stopError == nil {
             stopError = RawError(keywordTokens: [keyword], instanceTokens: [], keyword: keyword,
                                  absolute: n.absoluteLocation + "/" + JSONPointer.escape(keyword), message: message)
@@ -374,14 +424,14 @@ struct Evaluator {
     // MARK: errors
 
     @inline(__always)
-    mutating func fail(_ n: Node, _ keyword: String, _ message: @autoclosure () -> String) {
+    mutating func fail(_ n: NodeRef, _ keyword: String, _ message: @autoclosure () -> String) {
         guard collect else { return }
         errors.append(RawError(keywordTokens: [keyword], instanceTokens: [], keyword: keyword,
                                absolute: n.absoluteLocation + "/" + JSONPointer.escape(keyword), message: message()))
     }
 
     /// Records an error about a member or item (`at`) of the current instance.
-    mutating func fail(_ n: Node, _ keyword: String, at token: String, _ message: @autoclosure () -> String) {
+    mutating func fail(_ n: NodeRef, _ keyword: String, at token: String, _ message: @autoclosure () -> String) {
         guard collect else { return }
         errors.append(RawError(keywordTokens: [keyword], instanceTokens: [token], keyword: keyword,
                                absolute: n.absoluteLocation + "/" + JSONPointer.escape(keyword), message: message()))
@@ -401,7 +451,13 @@ struct Evaluator {
 
     // MARK: evaluation
 
-    mutating func eval(_ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+    mutating func eval(_ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        // Assertions only: decided without scope, annotations or limits (none of which an
+        // assertion reads); the general path below runs only to report a failure.
+        if n.isLeaf {
+            if leafPasses(n, v) { return true }
+            if !collect { return false }
+        }
         switch n.kind {
         case .alwaysTrue:
             return true
@@ -431,7 +487,7 @@ struct Evaluator {
         return evalKeywords(n, v, ann)
     }
 
-    mutating func evalKeywords(_ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+    mutating func evalKeywords(_ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
         var valid = true
         let steps = n.steps
         for i in 0..<steps.count {
@@ -445,7 +501,8 @@ struct Evaluator {
 
     /// Evaluates `n` in boolean-only mode (errors discarded).
     @inline(__always)
-    mutating func check(_ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+    mutating func check(_ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        if n.isLeaf { return leafPasses(n, v) }
         let saved = collect
         collect = false
         let ok = eval(n, v, ann)
@@ -456,62 +513,61 @@ struct Evaluator {
     /// Dispatches one keyword. Applicators (which recurse) each get their own small function
     /// and assertions share one, so that each level of recursion uses little stack.
     @inline(__always)
-    mutating func evalKeyword(_ kw: Step, _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+    mutating func evalKeyword(_ kw: Step, _ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
         switch kw.op {
-        case .ref: return evalRefKeyword(NodeRef(kw.payload(Node.self)), n, v, ann)
+        case .ref: return evalRefKeyword(kw.nodePayload, n, v, ann)
         case .dynamicRef: return evalDynamicRefKeyword(kw.payload(DynamicRef.self), n, v, ann)
         case .object: return evalObjectKeyword(kw.payload(ObjectApplicator.self), n, v, ann)
         case .items: return evalItemsKeyword(kw.payload(ItemsApplicator.self), n, v, ann)
         case .contains:
-            return evalContainsKeyword(NodeRef(kw.payload(Node.self)), kw.a, kw.b < 0 ? nil : kw.b, n, v, ann)
-        case .propertyNames: return evalPropertyNamesKeyword(NodeRef(kw.payload(Node.self)), n, v, ann)
+            return evalContainsKeyword(kw.nodePayload, kw.a, kw.b < 0 ? nil : kw.b, n, v, ann)
+        case .propertyNames: return evalPropertyNamesKeyword(kw.nodePayload, n, v, ann)
         case .dependentSchemas: return evalDependentSchemasKeyword(kw.payload(DependentSchemasBox.self).deps, n, v, ann)
-        case .allOf: return evalAllOfKeyword(kw.payload(NodeListBox.self).nodes, n, v, ann)
-        case .anyOf: return evalAnyOfKeyword(kw.payload(NodeListBox.self).nodes, n, v, ann)
-        case .oneOf: return evalOneOfKeyword(kw.payload(NodeListBox.self).nodes, n, v, ann)
-        case .not: return evalNotKeyword(NodeRef(kw.payload(Node.self)), n, v, ann)
+        case .allOf: return evalAllOfKeyword(kw.withPayload(NodeListBox.self) { $0.nodes }, n, v, ann)
+        case .anyOf: return evalAnyOfKeyword(kw.withPayload(NodeListBox.self) { $0.nodes }, n, v, ann)
+        case .oneOf: return evalOneOfKeyword(kw.withPayload(NodeListBox.self) { $0.nodes }, n, v, ann)
+        case .not: return evalNotKeyword(kw.nodePayload, n, v, ann)
         case .conditional: return evalConditionalKeyword(kw.payload(Conditional.self), n, v, ann)
-        case .type:
-            // The commonest keyword: pass inline, report through evalAssertion.
-            if TypeMask(rawValue: UInt8(truncatingIfNeeded: kw.a)).matches(v) { return true }
-            return evalAssertion(kw, n, v)
-        default: return evalAssertion(kw, n, v)
+        default:
+            if passes(kw, v) { return true }
+            reportAssertion(kw, n, v)
+            return false
         }
     }
 
     @inline(never)
-    mutating func evalRefKeyword(_ target: NodeRef, _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
-        followReference(target.node, from: n, "$ref", v, ann)
+    mutating func evalRefKeyword(_ target: NodeRef, _ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        followReference(target, from: n, "$ref", v, ann)
     }
 
     @inline(never)
-    mutating func evalDynamicRefKeyword(_ d: DynamicRef, _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
-        var target = d.initial.node
+    mutating func evalDynamicRefKeyword(_ d: DynamicRef, _ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        var target = d.initial
         if let name = d.anchor {
             for r in scope {
-                if let t = r.resource.dynamicAnchors[name] { target = t.node; break }
+                if let t = r.resource.dynamicAnchors[name] { target = t; break }
             }
         }
         return followReference(target, from: n, "$dynamicRef", v, ann)
     }
 
     @inline(never)
-    mutating func evalObjectKeyword(_ app: ObjectApplicator, _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+    mutating func evalObjectKeyword(_ app: ObjectApplicator, _ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
         guard case .object(let o) = v else { return true }
         return evalObject(app, n, o, ann)
     }
 
     @inline(never)
-    mutating func evalItemsKeyword(_ app: ItemsApplicator, _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+    mutating func evalItemsKeyword(_ app: ItemsApplicator, _ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
         guard case .array(let a) = v else { return true }
         return evalItems(app, n, a, ann)
     }
 
     @inline(never)
-    mutating func evalContainsKeyword(_ sub: NodeRef, _ minC: Int, _ maxC: Int?, _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+    mutating func evalContainsKeyword(_ sub: NodeRef, _ minC: Int, _ maxC: Int?, _ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
         guard case .array(let a) = v else { return true }
         var count = 0
-        for (i, e) in a.enumerated() where checkDescend(sub.node, e, "contains", from: n) {
+        for (i, e) in a.enumerated() where checkDescend(sub, e, "contains", from: n) {
             count += 1
             ann?.containsIndices.insert(i)
             if ann == nil, maxC == nil, count >= minC { return true }
@@ -532,12 +588,12 @@ struct Evaluator {
     }
 
     @inline(never)
-    mutating func evalPropertyNamesKeyword(_ sub: NodeRef, _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+    mutating func evalPropertyNamesKeyword(_ sub: NodeRef, _ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
         guard case .object(let o) = v else { return true }
         var ok = true
         for k in o.keys {
             let start = errors.count
-            if !descend(sub.node, .string(k.string), "propertyNames", from: n) {
+            if !descend(sub, .string(k.string), "propertyNames", from: n) {
                 ok = false
                 if !collect { return false }
                 decorate(start, "propertyNames")
@@ -547,12 +603,12 @@ struct Evaluator {
     }
 
     @inline(never)
-    mutating func evalDependentSchemasKeyword(_ deps: [(String, NodeRef)], _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+    mutating func evalDependentSchemasKeyword(_ deps: [(String, NodeRef)], _ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
         guard case .object(let o) = v else { return true }
         var ok = true
         for (trigger, sub) in deps where o[trigger] != nil {
             let start = errors.count
-            if !eval(sub.node, v, ann) {
+            if !eval(sub, v, ann) {
                 ok = false
                 if !collect { return false }
                 decorate(start, "dependentSchemas", trigger)
@@ -562,11 +618,11 @@ struct Evaluator {
     }
 
     @inline(never)
-    mutating func evalAllOfKeyword(_ subs: [NodeRef], _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+    mutating func evalAllOfKeyword(_ subs: UnsafeMutableBufferPointer<NodeRef>, _ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
         var ok = true
         for (i, sub) in subs.enumerated() {
             let start = errors.count
-            if !eval(sub.node, v, ann) {
+            if !eval(sub, v, ann) {
                 ok = false
                 if !collect { return false }
                 decorate(start, "allOf", String(i))
@@ -576,14 +632,14 @@ struct Evaluator {
     }
 
     @inline(never)
-    mutating func evalAnyOfKeyword(_ subs: [NodeRef], _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+    mutating func evalAnyOfKeyword(_ subs: UnsafeMutableBufferPointer<NodeRef>, _ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
         if ann == nil {
-            for sub in subs where check(sub.node, v, nil) { return true }
+            for sub in subs where checkAlternative(sub, v, nil) { return true }
         } else {
             var any = false
             for sub in subs {
                 let local = Annotations()
-                if check(sub.node, v, local) {
+                if checkAlternative(sub, v, local) {
                     any = true
                     ann?.merge(local)
                 }
@@ -595,23 +651,25 @@ struct Evaluator {
     }
 
     @inline(never)
-    mutating func evalOneOfKeyword(_ subs: [NodeRef], _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
-        var matched: [Int] = []
+    mutating func evalOneOfKeyword(_ subs: UnsafeMutableBufferPointer<NodeRef>, _ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        var matchCount = 0
+        var matched: [Int] = []  // which ones, for the error message (collect mode only)
         var matchedAnn: Annotations? = nil
         for (i, sub) in subs.enumerated() {
             let local: Annotations? = ann == nil ? nil : Annotations()
-            if check(sub.node, v, local) {
-                matched.append(i)
+            if checkAlternative(sub, v, local) {
+                matchCount += 1
+                if collect { matched.append(i) }
                 matchedAnn = local
-                if matched.count > 1 && !collect { return false }
-                if matched.count > 1 && ann == nil { break }
+                if matchCount > 1 && !collect { return false }
+                if matchCount > 1 && ann == nil { break }
             }
         }
-        if matched.count == 1 {
+        if matchCount == 1 {
             if let ann, let matchedAnn { ann.merge(matchedAnn) }
             return true
         }
-        if matched.isEmpty {
+        if matchCount == 0 {
             fail(n, "oneOf", "\(preview(v)) does not match any of the \(subs.count) schemas in \"oneOf\"")
         } else {
             fail(n, "oneOf", "\(preview(v)) matches more than one schema in \"oneOf\" (at \(matched.map(String.init).joined(separator: ", "))), but must match exactly one")
@@ -620,170 +678,291 @@ struct Evaluator {
     }
 
     @inline(never)
-    mutating func evalNotKeyword(_ sub: NodeRef, _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
-        if !check(sub.node, v, nil) { return true }
+    mutating func evalNotKeyword(_ sub: NodeRef, _ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        if !check(sub, v, nil) { return true }
         fail(n, "not", "\(preview(v)) must not match the schema in \"not\"")
         return false
     }
 
     @inline(never)
-    mutating func evalConditionalKeyword(_ c: Conditional, _ n: Node, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+    mutating func evalConditionalKeyword(_ c: Conditional, _ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
         if ann == nil && c.thenNode == nil && c.elseNode == nil { return true }
         let local: Annotations? = ann == nil ? nil : Annotations()
-        if check(c.ifNode.node, v, local) {
+        if check(c.ifNode, v, local) {
             if let ann, let local { ann.merge(local) }
             guard let t = c.thenNode else { return true }
             let start = errors.count
-            let ok = eval(t.node, v, ann)
+            let ok = eval(t, v, ann)
             if !ok { decorate(start, "then") }
             return ok
         } else {
             guard let e = c.elseNode else { return true }
             let start = errors.count
-            let ok = eval(e.node, v, ann)
+            let ok = eval(e, v, ann)
             if !ok { decorate(start, "else") }
             return ok
         }
     }
 
-    /// Keywords that do not apply subschemas.
-    @inline(never)
-    mutating func evalAssertion(_ kw: Step, _ n: Node, _ v: JSONValue) -> Bool {
+    /// Whether an assertion keyword (one that applies no subschema) holds for `v`. The
+    /// only place that decides an assertion: `reportAssertion` only explains a failure.
+    /// `mutating` (like `leafPasses`) although it changes nothing: called from the mutating
+    /// evaluation, a non-mutating method gets a copy of the whole evaluator (a 264-byte
+    /// memcpy per call); its helpers are `static` for the same reason.
+    @inline(__always)
+    mutating func passes(_ kw: Step, _ v: JSONValue) -> Bool {
         switch kw.op {
         case .type:
-            let mask = TypeMask(rawValue: UInt8(truncatingIfNeeded: kw.a))
-            if mask.matches(v) { return true }
-            fail(n, "type", "expected \(describeTypes(mask)), but got \(describeType(v))")
-            return false
-
+            return TypeMask(rawValue: UInt8(truncatingIfNeeded: kw.a)).matches(v)
         case .enumeration:
-            let values = kw.payload(ValuesBox.self).values
-            for e in values where e == v { return true }
-            fail(n, "enum", "\(preview(v)) is not one of the allowed values: \(values.prefix(10).map { preview($0) }.joined(separator: ", "))\(values.count > 10 ? ", …" : "")")
-            return false
-
+            return kw.withPayload(ValuesBox.self) { box in
+                if let strings = box.strings {
+                    guard case .string(let s) = v else { return false }
+                    return strings.find(s) != nil
+                }
+                return Evaluator.enumContains(box.values, v)
+            }
         case .const:
-            let c = kw.payload(ValuesBox.self).values[0]
-            if c == v { return true }
-            fail(n, "const", "\(preview(v)) is not the required value \(preview(c))")
-            return false
-
+            return kw.withPayload(ValuesBox.self) { $0.values[0] == v }
         case .multipleOf:
-            let div = kw.payload(DivisorBox.self).divisor
-            if isMultiple(v, of: div) { return true }
-            fail(n, "multipleOf", "\(preview(v)) is not a multiple of \(preview(div.intValue.map(JSONValue.int) ?? .double(div.value)))")
-            return false
-
+            return isMultiple(v, of: kw.payload(DivisorBox.self).divisor)
         case .minimum:
-            guard let c = kw.limit.compare(v), c < 0 else { return true }
-            fail(n, "minimum", "\(preview(v)) is less than the minimum of \(preview(kw.limit.json))")
-            return false
+            guard let c = kw.compareLimit(v) else { return true }
+            return c >= 0
         case .maximum:
-            guard let c = kw.limit.compare(v), c > 0 else { return true }
-            fail(n, "maximum", "\(preview(v)) is greater than the maximum of \(preview(kw.limit.json))")
-            return false
+            guard let c = kw.compareLimit(v) else { return true }
+            return c <= 0
         case .exclusiveMinimum:
-            guard let c = kw.limit.compare(v), c <= 0 else { return true }
-            fail(n, "exclusiveMinimum", "\(preview(v)) must be greater than \(preview(kw.limit.json))")
-            return false
+            guard let c = kw.compareLimit(v) else { return true }
+            return c > 0
         case .exclusiveMaximum:
-            guard let c = kw.limit.compare(v), c >= 0 else { return true }
-            fail(n, "exclusiveMaximum", "\(preview(v)) must be less than \(preview(kw.limit.json))")
-            return false
-
+            guard let c = kw.compareLimit(v) else { return true }
+            return c < 0
         case .minLength:
             guard case .string(let s) = v else { return true }
             let m = kw.a
             // A scalar takes at most 4 UTF-8 bytes; dividing (not `m * 4`) cannot overflow.
-            if s.utf8.count / 4 >= m { return true }
-            if s.utf8.count < m { } else if s.unicodeScalars.count >= m { return true }
-            fail(n, "minLength", "\(preview(v)) is shorter than \(m) character\(m == 1 ? "" : "s")")
-            return false
+            let bytes = s.utf8.count
+            if bytes / 4 >= m { return true }
+            if bytes < m { return false }
+            return s.unicodeScalars.count >= m
         case .maxLength:
             guard case .string(let s) = v else { return true }
             let m = kw.a
-            if s.utf8.count <= m || s.unicodeScalars.count <= m { return true }
-            fail(n, "maxLength", "\(preview(v)) is longer than \(m) character\(m == 1 ? "" : "s")")
-            return false
+            return s.utf8.count <= m || s.unicodeScalars.count <= m
         case .pattern:
             guard case .string(let s) = v else { return true }
-            let p = kw.payload(Pattern.self)
-            switch p.test(s) {
-            case .match: return true
-            case .noMatch: fail(n, "pattern", "\(preview(v)) does not match the pattern \(preview(.string(p.source)))")
-            case .tooComplex(let why): fail(n, "pattern", "\(preview(v)) cannot be checked against the pattern \(preview(.string(p.source))): \(why)")
-            }
-            return false
+            return kw.withPayload(Pattern.self) { $0.test(s) == .match }
         case .format:
             guard kw.flag || formatAssertion, case .string(let s) = v, let f = Format(rawValue: kw.a) else { return true }
-            if f.check(s) { return true }
-            fail(n, "format", "\(preview(v)) is not a valid \(f.name)")
-            return false
-
+            return f.check(s)
         case .minItems:
-            let m = kw.a
-            guard case .array(let a) = v, a.count < m else { return true }
-            fail(n, "minItems", "the array has \(a.count) item\(a.count == 1 ? "" : "s"), fewer than the minimum of \(m)")
-            return false
+            guard case .array(let a) = v else { return true }
+            return a.count >= kw.a
         case .maxItems:
-            let m = kw.a
-            guard case .array(let a) = v, a.count > m else { return true }
-            fail(n, "maxItems", "the array has \(a.count) items, more than the maximum of \(m)")
-            return false
+            guard case .array(let a) = v else { return true }
+            return a.count <= kw.a
         case .uniqueItems:
             guard case .array(let a) = v, a.count > 1 else { return true }
-            if let (i, j) = firstDuplicate(a) {
-                fail(n, "uniqueItems", "the array items at \(i) and \(j) are equal, but items must be unique")
-                return false
-            }
-            return true
-
+            return Evaluator.firstDuplicate(a) == nil
         case .minProperties:
-            let m = kw.a
-            guard case .object(let o) = v, o.count < m else { return true }
-            fail(n, "minProperties", "the object has \(o.count) propert\(o.count == 1 ? "y" : "ies"), fewer than the minimum of \(m)")
-            return false
+            guard case .object(let o) = v else { return true }
+            return o.count >= kw.a
         case .maxProperties:
-            let m = kw.a
-            guard case .object(let o) = v, o.count > m else { return true }
-            fail(n, "maxProperties", "the object has \(o.count) properties, more than the maximum of \(m)")
-            return false
+            guard case .object(let o) = v else { return true }
+            return o.count <= kw.a
         case .required:
             guard case .object(let o) = v else { return true }
-            var ok = true
-            for name in kw.payload(NamesBox.self).names where o[name] == nil {
-                ok = false
-                if !collect { return false }
-                fail(n, "required", "the required property \(preview(.string(name))) is missing")
-            }
-            return ok
+            for name in kw.payload(NamesBox.self).names where o[name] == nil { return false }
+            return true
         case .dependentRequired:
             guard case .object(let o) = v else { return true }
-            var ok = true
             for (trigger, names) in kw.payload(DependentRequiredBox.self).deps where o[trigger] != nil {
-                for name in names where o[name] == nil {
-                    ok = false
-                    if !collect { return false }
-                    fail(n, "dependentRequired", "the property \(preview(.string(name))) is required when \(preview(.string(trigger))) is present")
-                }
+                for name in names where o[name] == nil { return false }
             }
-            return ok
+            return true
         default:
             return true
         }
     }
 
-    mutating func evalObject(_ app: ObjectApplicator, _ n: Node, _ o: [JSONKey: JSONValue], _ ann: Annotations?) -> Bool {
+    static func enumContains(_ values: [JSONValue], _ v: JSONValue) -> Bool {
+        for e in values where e == v { return true }
+        return false
+    }
+
+    /// Whether `v` satisfies a node made of assertions only (`Node.isLeaf`): one tight loop,
+    /// none of the bookkeeping that applicators need.
+    @inline(__always)
+    mutating func leafPasses(_ n: NodeRef, _ v: JSONValue) -> Bool {
+        let steps = n.steps
+        for i in 0..<steps.count where !passes(steps[i], v) { return false }
+        return true
+    }
+
+    /// Records the errors of an assertion `passes` found false (in collect mode).
+    @inline(never)
+    mutating func reportAssertion(_ kw: Step, _ n: NodeRef, _ v: JSONValue) {
+        guard collect else { return }
+        switch kw.op {
+        case .type:
+            let mask = TypeMask(rawValue: UInt8(truncatingIfNeeded: kw.a))
+            fail(n, "type", "expected \(describeTypes(mask)), but got \(describeType(v))")
+        case .enumeration:
+            let values = kw.payload(ValuesBox.self).values
+            fail(n, "enum", "\(preview(v)) is not one of the allowed values: \(values.prefix(10).map { preview($0) }.joined(separator: ", "))\(values.count > 10 ? ", …" : "")")
+        case .const:
+            fail(n, "const", "\(preview(v)) is not the required value \(preview(kw.payload(ValuesBox.self).values[0]))")
+        case .multipleOf:
+            let div = kw.payload(DivisorBox.self).divisor
+            fail(n, "multipleOf", "\(preview(v)) is not a multiple of \(preview(div.intValue.map(JSONValue.int) ?? .double(div.value)))")
+        case .minimum:
+            fail(n, "minimum", "\(preview(v)) is less than the minimum of \(preview(kw.limit.json))")
+        case .maximum:
+            fail(n, "maximum", "\(preview(v)) is greater than the maximum of \(preview(kw.limit.json))")
+        case .exclusiveMinimum:
+            fail(n, "exclusiveMinimum", "\(preview(v)) must be greater than \(preview(kw.limit.json))")
+        case .exclusiveMaximum:
+            fail(n, "exclusiveMaximum", "\(preview(v)) must be less than \(preview(kw.limit.json))")
+        case .minLength:
+            let m = kw.a
+            fail(n, "minLength", "\(preview(v)) is shorter than \(m) character\(m == 1 ? "" : "s")")
+        case .maxLength:
+            let m = kw.a
+            fail(n, "maxLength", "\(preview(v)) is longer than \(m) character\(m == 1 ? "" : "s")")
+        case .pattern:
+            guard case .string(let s) = v else { return }
+            let p = kw.payload(Pattern.self)
+            if case .tooComplex(let why) = p.test(s) {
+                fail(n, "pattern", "\(preview(v)) cannot be checked against the pattern \(preview(.string(p.source))): \(why)")
+            } else {
+                fail(n, "pattern", "\(preview(v)) does not match the pattern \(preview(.string(p.source)))")
+            }
+        case .format:
+            guard let f = Format(rawValue: kw.a) else { return }
+            fail(n, "format", "\(preview(v)) is not a valid \(f.name)")
+        case .minItems:
+            guard case .array(let a) = v else { return }
+            let m = kw.a
+            fail(n, "minItems", "the array has \(a.count) item\(a.count == 1 ? "" : "s"), fewer than the minimum of \(m)")
+        case .maxItems:
+            guard case .array(let a) = v else { return }
+            fail(n, "maxItems", "the array has \(a.count) items, more than the maximum of \(kw.a)")
+        case .uniqueItems:
+            guard case .array(let a) = v, let (i, j) = Evaluator.firstDuplicate(a) else { return }
+            fail(n, "uniqueItems", "the array items at \(i) and \(j) are equal, but items must be unique")
+        case .minProperties:
+            guard case .object(let o) = v else { return }
+            let m = kw.a
+            fail(n, "minProperties", "the object has \(o.count) propert\(o.count == 1 ? "y" : "ies"), fewer than the minimum of \(m)")
+        case .maxProperties:
+            guard case .object(let o) = v else { return }
+            fail(n, "maxProperties", "the object has \(o.count) properties, more than the maximum of \(kw.a)")
+        case .required:
+            guard case .object(let o) = v else { return }
+            for name in kw.payload(NamesBox.self).names where o[name] == nil {
+                fail(n, "required", "the required property \(preview(.string(name))) is missing")
+            }
+        case .dependentRequired:
+            guard case .object(let o) = v else { return }
+            for (trigger, names) in kw.payload(DependentRequiredBox.self).deps where o[trigger] != nil {
+                for name in names where o[name] == nil {
+                    fail(n, "dependentRequired", "the property \(preview(.string(name))) is required when \(preview(.string(trigger))) is present")
+                }
+            }
+        default:
+            break
+        }
+    }
+
+    /// `evalObject` in boolean-only mode, for applicators without `patternProperties`: the
+    /// same answer, found cheaply. Required members are counted before any member is
+    /// evaluated and leaf members (assertions only) are checked in place. Within the
+    /// alternatives of `anyOf`/`oneOf` (`inAlternative`), where most evaluations fail, the
+    /// members that are not leaves wait for a second pass, so that a failing alternative is
+    /// usually rejected by a simple check before any deep evaluation; elsewhere (mostly valid
+    /// data) one pass is cheaper. Evaluation has no effect other than its answer and the
+    /// annotations (the same set in any order), so the order is free.
+    mutating func objectHolds(_ app: ObjectApplicator, _ n: NodeRef, _ o: [JSONKey: JSONValue], _ ann: Annotations?) -> Bool {
+        if o.count < app.requiredAll.nonzeroBitCount { return false }
+        var requiredSeen: UInt64 = 0
+        // The first two members left for the second pass, kept with their values (looking
+        // them up again by name would hash the name); past two, the second pass walks the
+        // whole object.
+        var deferred = 0
+        var first: (value: JSONValue, sub: NodeRef, keyword: String)?
+        var second: (value: JSONValue, sub: NodeRef, keyword: String)?
+        var position = -1
+        let annotate = ann.map { !$0.allProperties } ?? false
+        for (jkey, value) in o {
+            position += 1
+            let sub: NodeRef
+            let keyword: String
+            if app.hasProperties, let idx = app.names.find(jkey.string) {
+                requiredSeen |= app.requiredBit[idx]
+                sub = app.propertyNodes[idx]
+                keyword = "properties"
+                if annotate { ann?.properties.insert(position) }
+            } else if let add = app.additional {
+                sub = add
+                keyword = "additionalProperties"
+            } else {
+                continue
+            }
+            switch sub.kind {
+            case .alwaysTrue: break
+            case .alwaysFalse: return false
+            case .keywords:
+                if sub.isLeaf {
+                    if !leafPasses(sub, value) { return false }
+                } else if !inAlternative {
+                    if !descend(sub, value, keyword, from: n) { return false }
+                } else {
+                    deferred += 1
+                    if deferred == 1 { first = (value, sub, keyword) } else if deferred == 2 { second = (value, sub, keyword) }
+                }
+            }
+        }
+        if requiredSeen != app.requiredAll { return false }
+        if deferred > 2 {
+            for (jkey, value) in o {
+                let sub: NodeRef
+                let keyword: String
+                if app.hasProperties, let idx = app.names.find(jkey.string) {
+                    sub = app.propertyNodes[idx]
+                    keyword = "properties"
+                } else if let add = app.additional {
+                    sub = add
+                    keyword = "additionalProperties"
+                } else {
+                    continue
+                }
+                if sub.kind == .keywords && !sub.isLeaf, !descend(sub, value, keyword, from: n) { return false }
+            }
+        } else {
+            if let m = first, !descend(m.sub, m.value, m.keyword, from: n) { return false }
+            if let m = second, !descend(m.sub, m.value, m.keyword, from: n) { return false }
+        }
+        if app.additional != nil, let ann { ann.allProperties = true }
+        return true
+    }
+
+    mutating func evalObject(_ app: ObjectApplicator, _ n: NodeRef, _ o: [JSONKey: JSONValue], _ ann: Annotations?) -> Bool {
+        if !collect && !app.hasPatterns && instanceDepth < options.maximumInstanceDepth {
+            return objectHolds(app, n, o, ann)
+        }
         var ok = true
         var requiredSeen: UInt64 = 0
+        var position = -1
         for (jkey, value) in o {
+            position += 1
             let key = jkey.string
             var matched = false
             if app.hasProperties, let idx = app.names.find(key) {
                 matched = true
                 requiredSeen |= app.requiredBit[idx]
                 let start = errors.count
-                if !descend(app.propertyNodes[idx].node, value, "properties", from: n) {
+                if !descend(app.propertyNodes[idx], value, "properties", from: n) {
                     ok = false
                     if !collect { return false }
                     decorate(start, "properties", key, instance: key)
@@ -803,7 +982,7 @@ struct Evaluator {
                     }
                     matched = true
                     let start = errors.count
-                    if !descend(sub.node, value, "patternProperties", from: n) {
+                    if !descend(sub, value, "patternProperties", from: n) {
                         ok = false
                         if !collect { return false }
                         decorate(start, "patternProperties", p.source, instance: key)
@@ -811,14 +990,14 @@ struct Evaluator {
                 }
             }
             if matched {
-                if let ann, !ann.allProperties { ann.properties.insert(jkey) }
+                if let ann, !ann.allProperties { ann.properties.insert(position) }
             } else if let add = app.additional {
                 let start = errors.count
-                if add.node.kind == .alwaysFalse {
+                if add.kind == .alwaysFalse {
                     ok = false
                     if !collect { return false }
                     fail(n, "additionalProperties", at: key, "the property \(preview(.string(key))) is not allowed (no additional properties)")
-                } else if !descend(add.node, value, "additionalProperties", from: n) {
+                } else if !descend(add, value, "additionalProperties", from: n) {
                     ok = false
                     if !collect { return false }
                     decorate(start, "additionalProperties", instance: key)
@@ -836,38 +1015,42 @@ struct Evaluator {
         return ok
     }
 
-    mutating func evalItems(_ app: ItemsApplicator, _ n: Node, _ a: [JSONValue], _ ann: Annotations?) -> Bool {
-        var ok = true
+    mutating func evalItems(_ app: ItemsApplicator, _ n: NodeRef, _ a: [JSONValue], _ ann: Annotations?) -> Bool {
         let prefixCount = app.prefix.count
-        for (i, item) in a.enumerated() {
-            let sub: Node
-            let kw: String
-            if i < prefixCount {
-                sub = app.prefix[i].node
-                kw = "prefixItems"
-            } else if let items = app.items {
-                sub = items.node
-                kw = "items"
-                if sub.kind == .alwaysFalse {
-                    if collect {
-                        fail(n, "items", "the array has \(a.count) items, but only \(prefixCount) \(prefixCount == 1 ? "is" : "are") allowed")
+        // Items are read in place (no copy, no retain per item).
+        let ok = a.withUnsafeBufferPointer { items -> Bool in
+            var ok = true
+            for i in 0..<items.count {
+                let sub: NodeRef
+                let kw: String
+                if i < prefixCount {
+                    sub = app.prefix[i]
+                    kw = "prefixItems"
+                } else if let rest = app.items {
+                    sub = rest
+                    kw = "items"
+                    if rest.kind == .alwaysFalse {
+                        if collect {
+                            fail(n, "items", "the array has \(items.count) items, but only \(prefixCount) \(prefixCount == 1 ? "is" : "are") allowed")
+                        }
+                        ok = false
+                        break
                     }
-                    ok = false
+                } else {
                     break
                 }
-            } else {
-                break
-            }
-            let start = errors.count
-            if !descend(sub, item, kw, from: n) {
-                ok = false
-                if !collect { return false }
-                if kw == "prefixItems" {
-                    decorate(start, kw, String(i), instance: String(i))
-                } else {
-                    decorate(start, kw, instance: String(i))
+                let start = errors.count
+                if !descend(sub, items[i], kw, from: n) {
+                    ok = false
+                    if !collect { return false }
+                    if kw == "prefixItems" {
+                        decorate(start, kw, String(i), instance: String(i))
+                    } else {
+                        decorate(start, kw, instance: String(i))
+                    }
                 }
             }
+            return ok
         }
         if let ann {
             ann.prefixItems = max(ann.prefixItems, min(prefixCount, a.count))
@@ -876,10 +1059,13 @@ struct Evaluator {
         return ok
     }
 
-    mutating func evalUnevaluated(_ n: Node, _ v: JSONValue, _ local: Annotations) -> Bool {
+    mutating func evalUnevaluated(_ n: NodeRef, _ v: JSONValue, _ local: Annotations) -> Bool {
         var ok = true
         if let sub = n.unevaluatedProperties, case .object(let o) = v, !local.allProperties {
-            for (jkey, value) in o where !local.properties.contains(jkey) {
+            var position = -1
+            for (jkey, value) in o {
+                position += 1
+                if local.properties.contains(position) { continue }
                 let key = jkey.string
                 let start = errors.count
                 if sub.kind == .alwaysFalse {
@@ -1029,7 +1215,7 @@ struct Evaluator {
         }
     }
 
-    func firstDuplicate(_ a: [JSONValue]) -> (Int, Int)? {
+    static func firstDuplicate(_ a: [JSONValue]) -> (Int, Int)? {
         if a.count <= 16 {
             for i in 0..<a.count {
                 for j in (i + 1)..<a.count where a[i] == a[j] { return (i, j) }

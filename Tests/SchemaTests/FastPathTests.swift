@@ -1,0 +1,118 @@
+import JSON
+import Testing
+@testable import Schema
+
+/// The shortcuts `isValid` takes (assertion-only subschemas checked in one loop, objects
+/// checked cheapest member first, evaluated members as position bit sets, string enums
+/// without hashing, number limits stored flat) must give the answers of the general path,
+/// which `validate` takes.
+@Suite("isValid shortcuts agree with validate")
+struct FastPathTests {
+    /// Both entry points, which must agree.
+    func outcome(_ schema: CompiledSchema, _ instance: JSONValue) -> Bool {
+        let full = schema.validate(instance).isValid
+        #expect(schema.isValid(instance) == full, "isValid and validate disagree on \(instance)")
+        return full
+    }
+
+    func compile(_ text: String, options: ValidationOptions = ValidationOptions()) throws -> CompiledSchema {
+        try Schema.compile(try JSONValue.parse(text), options: options)
+    }
+
+    @Test func unevaluatedPropertiesPastSixtyFourMembers() throws {
+        // 100 names annotated through allOf, 40 by the node's own properties: positions go
+        // well past the 64 kept inline.
+        let inAllOf = (0..<100).map { "\"p\($0)\": {\"type\": \"integer\"}" }.joined(separator: ",")
+        let own = (100..<140).map { "\"p\($0)\": true" }.joined(separator: ",")
+        let schema = try compile(#"{"allOf": [{"properties": {\#(inAllOf)}}], "properties": {\#(own)}, "unevaluatedProperties": false}"#)
+        var members: [JSONKey: JSONValue] = [:]
+        for i in 0..<140 { members[JSONKey("p\(i)")] = .int(i) }
+        #expect(outcome(schema, .object(members)))
+        members["p145"] = .int(145)
+        #expect(!outcome(schema, .object(members)))
+        let errors = schema.validate(.object(members)).errors
+        #expect(errors.count == 1 && errors[0].instanceLocation == "/p145" && errors[0].keyword == "unevaluatedProperties")
+        members["p145"] = nil
+        members["p7"] = "seven"  // fails inside allOf: no annotation, and the object is invalid
+        #expect(!outcome(schema, .object(members)))
+    }
+
+    @Test func stringEnumsCompareCodePoints() throws {
+        let schema = try compile(#"{"enum": ["\u00e9", "low", "normal"]}"#)
+        #expect(outcome(schema, "\u{E9}"))
+        #expect(!outcome(schema, "e\u{301}"))  // canonically equivalent, different code points
+        #expect(outcome(schema, "low"))
+        #expect(!outcome(schema, "lo"))
+        #expect(!outcome(schema, 1))
+        let mixed = try compile(#"{"enum": [1, "a"]}"#)
+        #expect(outcome(mixed, .double(1.0)))
+        #expect(outcome(mixed, "a"))
+        #expect(!outcome(mixed, "b"))
+    }
+
+    @Test func numberLimitsOfEveryKind() throws {
+        let double = try compile(#"{"minimum": 1.5, "exclusiveMaximum": 2.5}"#)
+        #expect(!outcome(double, 1))
+        #expect(outcome(double, 2))
+        #expect(outcome(double, .double(1.5)))
+        #expect(!outcome(double, .double(2.5)))
+        #expect(outcome(double, "not a number"))
+        let big = try compile(#"{"maximum": 100000000000000000000000000000, "exclusiveMinimum": -100000000000000000000000000000}"#)
+        #expect(outcome(big, .int(Int.max)))
+        #expect(outcome(big, .int(Int.min)))
+        #expect(!outcome(big, try JSONValue.parse("100000000000000000000000000001")))
+        #expect(!outcome(big, try JSONValue.parse("-100000000000000000000000000000")))
+        #expect(!outcome(big, .double(1e30)))
+    }
+
+    @Test func objectsFailOnAnyMemberInEitherPass() throws {
+        // Three members whose subschemas are not leaves (more than the two the second pass
+        // looks up by name), a leaf member, a required one and additionalProperties.
+        let schema = try compile(#"""
+        {"type": "object", "required": ["id"], "additionalProperties": {"type": "string"},
+         "properties": {"id": {"type": "integer"}, "a": {"properties": {"x": {"type": "integer"}}},
+                        "b": {"properties": {"x": {"type": "integer"}}}, "c": {"properties": {"x": {"type": "integer"}}}}}
+        """#)
+        let good: JSONValue = ["id": 1, "a": ["x": 1], "b": ["x": 2], "c": ["x": 3], "extra": "s"]
+        #expect(outcome(schema, good))
+        for (name, bad) in [("a", ["x": "1"]), ("b", ["x": "2"]), ("c", ["x": "3"])] as [(String, JSONValue)] {
+            guard case .object(var o) = good else { return }
+            o[name] = bad
+            #expect(!outcome(schema, .object(o)))
+        }
+        guard case .object(var o) = good else { return }
+        o["extra"] = 5  // additionalProperties, a leaf
+        #expect(!outcome(schema, .object(o)))
+        o["extra"] = nil
+        o["id"] = nil  // required
+        #expect(!outcome(schema, .object(o)))
+        // One deferred member only, failing, behind oneOf (the alternatives' context).
+        let alternatives = try compile(#"""
+        {"oneOf": [{"required": ["kind"], "properties": {"kind": {"const": "a"}, "body": {"properties": {"n": {"type": "integer"}}}}},
+                   {"required": ["kind"], "properties": {"kind": {"const": "b"}, "body": {"properties": {"n": {"type": "string"}}}}}]}
+        """#)
+        #expect(outcome(alternatives, ["kind": "a", "body": ["n": 1]]))
+        #expect(!outcome(alternatives, ["kind": "a", "body": ["n": "1"]]))
+        #expect(outcome(alternatives, ["kind": "b", "body": ["n": "1"]]))
+    }
+
+    @Test func leafShortcutKeepsTheDepthLimit() throws {
+        let schema = try compile(#"{"properties": {"a": {"properties": {"b": {"type": "integer"}}}}}"#,
+                                 options: ValidationOptions(maximumInstanceDepth: 1))
+        let deep: JSONValue = ["a": ["b": 1]]
+        #expect(!schema.isValid(deep))
+        let errors = schema.validate(deep).errors
+        #expect(errors.count == 1 && errors[0].message.contains("maximumInstanceDepth"))
+        #expect(schema.isValid(["a": 1]))  // "a" itself is within the limit
+    }
+
+    @Test func patternsFromTheFlatTables() throws {
+        let schema = try compile(#"{"pattern": "^[a-z]+-[0-9]{2}$", "propertyNames": {"pattern": "^é+$"}}"#)
+        #expect(outcome(schema, "abc-12"))
+        #expect(!outcome(schema, "abc-123"))
+        #expect(!outcome(schema, "Abc-12"))
+        #expect(outcome(schema, ["éé": 1]))
+        #expect(!outcome(schema, ["e": 1]))
+        #expect(!outcome(schema, ["e\u{301}": 1]))
+    }
+}
