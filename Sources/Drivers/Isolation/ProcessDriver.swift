@@ -9,7 +9,7 @@ import Glibc
 #endif
 
 /// A driver running in a runner child process (`nova-host driver-runner`), reached over a
-/// socketpair with length-framed JSON. Same semantics as in process (async completion, cancel,
+/// socketpair with length-framed messages (`RunnerFrame`). Same semantics as in process (async completion, cancel,
 /// deadlines, logs, usage), but a segfault or abort kills the runner, not the host: the calls in
 /// flight fail with a clear error, the runner is restarted with backoff on the next call, and a
 /// driver that keeps crashing is quarantined.
@@ -263,7 +263,7 @@ public final class ProcessDriver: ToolDriver, Sendable {
         let id = nextId.wrappingAdd(1, ordering: .relaxed).oldValue
         let frame = RunnerFrame.call(id: id, deadlineNanos: request.deadlineNanos, tool: request.tool, run: DriverCallContext.runId,
                                      input: request.input.isEmpty ? Array("{}".utf8) : request.input)
-        let label = "\(name).\(request.tool)"
+        let tool = request.tool  // for the messages of a call that fails here (built only then)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<ToolCallResult, any Error>) in
                 let registered = state.withLock { s -> Bool in
@@ -283,7 +283,7 @@ public final class ProcessDriver: ToolDriver, Sendable {
                     let wait = max(0, deadline + CallTable.deadlineGraceNanos - nova_monotonic_ns())
                     DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(wait))) { [self] in
                         if let p = state.withLock({ $0.pending.removeValue(forKey: id) }) {
-                            p.continuation.resume(throwing: ToolCallError(kind: .deadline, message: "\(label): deadline exceeded (the driver did not answer in time)"))
+                            p.continuation.resume(throwing: ToolCallError(kind: .deadline, message: "\(name).\(tool): deadline exceeded (the driver did not answer in time)"))
                         }
                     }
                 }
@@ -291,7 +291,7 @@ public final class ProcessDriver: ToolDriver, Sendable {
         } onCancel: {
             runner.channel.send(RunnerFrame.cancel(id: id))
             if let p = state.withLock({ $0.pending.removeValue(forKey: id) }) {
-                p.continuation.resume(throwing: ToolCallError(kind: .cancelled, message: "\(label): cancelled"))
+                p.continuation.resume(throwing: ToolCallError(kind: .cancelled, message: "\(name).\(tool): cancelled"))
             }
         }
     }
