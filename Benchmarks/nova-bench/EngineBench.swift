@@ -9,17 +9,26 @@ enum PolicyBench {
     static func run() async throws {
         let profile = try PolicyProfile.load("configs/policy.default.json")
         let engine = PolicyEngine(profile: profile)
+        let annotations = ToolAnnotations(readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true)
+        // The http driver's manifest declares where the URL is (`policyInputs`); without it the
+        // http_hosts rule cannot read the host and the call is denied (fail closed).
         let request = GateRequest(runId: "bench", principal: "local", tool: "http.request",
                                   input: ["url": "https://api.example.com/v1/items?limit=10", "method": "GET"],
-                                  annotations: ToolAnnotations(readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true))
+                                  annotations: annotations, policyInputs: PolicyInputs([.url: "/url"]))
+        let deny = GateRequest(runId: "bench", principal: "local", tool: "postgres.execute", input: ["sql": "drop table x"], annotations: nil)
+        var undeclared = request
+        undeclared.policyInputs = PolicyInputs()
+        precondition(engine.decide(request, consume: false).allowed, "the allow case is denied: \(engine.decide(request, consume: false).reason)")
+        precondition(!engine.decide(deny, consume: false).allowed && !engine.decide(undeclared, consume: false).allowed)
         nonisolated(unsafe) var allowed = 0
         // consume: false so that rate limits do not turn the benchmark into a denial benchmark.
         let ns = Measure.nsPerOp(iterations: 100_000) { if engine.decide(request, consume: false).allowed { allowed += 1 } }
-        let deny = GateRequest(runId: "bench", principal: "local", tool: "postgres.execute", input: ["sql": "drop table x"], annotations: nil)
         let nsDeny = Measure.nsPerOp(iterations: 100_000) { if engine.decide(deny, consume: false).allowed { allowed += 1 } }
-        print("  decision, default profile (7 rules, 2 rate limits, 2 budgets), median of 7 × 100k:")
+        let nsUndeclared = Measure.nsPerOp(iterations: 100_000) { if engine.decide(undeclared, consume: false).allowed { allowed += 1 } }
+        print("  decision, default profile (\(profile.rules.count) rules, \(profile.rateLimits.count) rate limits, \(profile.budgets.count) budgets), median of 7 × 100k:")
         print("    allow http.request via host allowlist  \(Measure.fmt(ns))   (goal ≤ 2 µs)")
         print("    deny postgres.execute                  \(Measure.fmt(nsDeny))")
+        print("    deny http.request, no policyInputs     \(Measure.fmt(nsUndeclared))   (fails closed: the rule cannot read the URL)")
     }
 }
 

@@ -22,7 +22,7 @@ import Darwin
 final class CallTable: Sendable {
     private struct Entry {
         /// nil once the host stopped waiting (deadline or cancel) while the driver still runs.
-        var continuation: CheckedContinuation<ToolCallResult, any Error>?
+        var continuation: CallWaiter?
         var cancelled: Bool
         var deadlineNanos: Int64?
         var usage: ToolUsage
@@ -72,7 +72,7 @@ final class CallTable: Sendable {
     /// Registers a call before the driver sees it (the driver may complete inside `call`).
     /// Returns false if the call was already cancelled.
     func register(_ id: UInt64, label: String, instance: ObjectIdentifier, deadlineNanos: Int64?,
-                  continuation: CheckedContinuation<ToolCallResult, any Error>) -> Bool {
+                  continuation: CallWaiter) -> Bool {
         let early = state.withLock { s -> Bool in
             if s.cancelledEarly.remove(id) != nil { return true }
             s.entries[id] = Entry(continuation: continuation, cancelled: false, deadlineNanos: deadlineNanos,
@@ -152,7 +152,7 @@ final class CallTable: Sendable {
 
     /// Completes `id` if this table holds it; false if it does not.
     private func completeHere(_ id: UInt64, status: Int32, output: [UInt8]) -> Bool {
-        let found = state.withLock { s -> (CheckedContinuation<ToolCallResult, any Error>?, Entry, [@Sendable () -> Void])? in
+        let found = state.withLock { s -> (CallWaiter?, Entry, [@Sendable () -> Void])? in
             guard let entry = s.entries.removeValue(forKey: id) else { return nil }
             var idle: [@Sendable () -> Void] = []
             if !s.idleActions.isEmpty, !s.entries.values.contains(where: { $0.instance == entry.instance }) {
@@ -221,7 +221,7 @@ final class CallTable: Sendable {
     }
 
     private func giveUp(_ id: UInt64, error: ToolCallError) {
-        let continuation = state.withLock { s -> CheckedContinuation<ToolCallResult, any Error>? in
+        let continuation = state.withLock { s -> CallWaiter? in
             guard var e = s.entries[id], let c = e.continuation else { return nil }
             e.continuation = nil
             e.cancelled = true
@@ -252,6 +252,27 @@ final class CallTable: Sendable {
             if let m = obj["message"]?.stringValue { message = m }
         }
         return ToolCallError(kind: kind, code: code, message: message, source: "driver", usage: usage)
+    }
+}
+
+/// Who waits for a call's answer: a suspended task, or — for a caller that is not a task, such
+/// as the driver runner's reader thread — a callback, run on the thread that completes the call.
+enum CallWaiter: Sendable {
+    case task(CheckedContinuation<ToolCallResult, any Error>)
+    case callback(@Sendable (Result<ToolCallResult, any Error>) -> Void)
+
+    func resume(returning result: ToolCallResult) {
+        switch self {
+        case .task(let c): c.resume(returning: result)
+        case .callback(let f): f(.success(result))
+        }
+    }
+
+    func resume(throwing error: any Error) {
+        switch self {
+        case .task(let c): c.resume(throwing: error)
+        case .callback(let f): f(.failure(error))
+        }
     }
 }
 

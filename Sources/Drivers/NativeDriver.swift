@@ -250,34 +250,54 @@ public final class NativeDriverInstance: ToolDriver, @unchecked Sendable {
     }
 
     public func call(_ request: ToolCallRequest) async throws -> ToolCallResult {
-        let calls = library.calls
-        let id = calls.makeId()
-        let label = "\(library.manifest.name).\(request.tool)"
+        let id = library.calls.makeId()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ToolCallResult, any Error>) in
-                guard calls.register(id, label: label, instance: ObjectIdentifier(self), deadlineNanos: request.deadlineNanos,
-                                     continuation: continuation) else { return }
-                var tool = request.tool
-                let status: Int32 = tool.withUTF8 { toolBytes in
-                    request.input.withUnsafeBufferPointer { input in
-                        var call = nova_call(
-                            struct_size: UInt32(MemoryLayout<nova_call>.size),
-                            abi_major: library.abiVersion.major, abi_minor: library.abiVersion.minor,
-                            call_id: id,
-                            tool: nova_buf(ptr: toolBytes.baseAddress, len: toolBytes.count),
-                            input: nova_buf(ptr: input.baseAddress, len: input.count),
-                            deadline_ns: request.deadlineNanos ?? 0)
-                        // Records the driver logs from inside `call` carry the call (and run) id.
-                        return DriverCallContext.$callId.withValue(id) { enter { library.table.call(instance, &call) } }
-                    }
-                }
-                calls.noteReturn(id, status: status)
-                if status < 0 { calls.refuse(id, status: status) }
+                invoke(id, request, waiter: .task(continuation))
             }
         } onCancel: {
-            calls.cancel(id)
-            if let cancel = library.table.cancel { _ = enter { cancel(instance, id) } }
+            cancel(callId: id)
         }
+    }
+
+    /// Starts a call whose answer goes to `completion`, on the thread that completes it (inside
+    /// this function when the driver completes at once). For a caller that is not a Swift task
+    /// and should not become one: the driver runner's reader thread, which would otherwise hop
+    /// to the cooperative pool and back for every call. Returns the call's id for `cancel`.
+    func start(_ request: ToolCallRequest, completion: @escaping @Sendable (Result<ToolCallResult, any Error>) -> Void) -> UInt64 {
+        let id = library.calls.makeId()
+        invoke(id, request, waiter: .callback(completion))
+        return id
+    }
+
+    /// Cancels a call started here: its waiter gets `cancelled` now, the driver is asked to stop.
+    func cancel(callId id: UInt64) {
+        library.calls.cancel(id)
+        if let cancel = library.table.cancel { _ = enter { cancel(instance, id) } }
+    }
+
+    /// Registers call `id` and gives it to the driver.
+    private func invoke(_ id: UInt64, _ request: ToolCallRequest, waiter: CallWaiter) {
+        let calls = library.calls
+        let label = "\(library.manifest.name).\(request.tool)"
+        guard calls.register(id, label: label, instance: ObjectIdentifier(self), deadlineNanos: request.deadlineNanos,
+                             continuation: waiter) else { return }
+        var tool = request.tool
+        let status: Int32 = tool.withUTF8 { toolBytes in
+            request.input.withUnsafeBufferPointer { input in
+                var call = nova_call(
+                    struct_size: UInt32(MemoryLayout<nova_call>.size),
+                    abi_major: library.abiVersion.major, abi_minor: library.abiVersion.minor,
+                    call_id: id,
+                    tool: nova_buf(ptr: toolBytes.baseAddress, len: toolBytes.count),
+                    input: nova_buf(ptr: input.baseAddress, len: input.count),
+                    deadline_ns: request.deadlineNanos ?? 0)
+                // Records the driver logs from inside `call` carry the call (and run) id.
+                return DriverCallContext.$callId.withValue(id) { enter { library.table.call(instance, &call) } }
+            }
+        }
+        calls.noteReturn(id, status: status)
+        if status < 0 { calls.refuse(id, status: status) }
     }
 
     /// Destroys the instance once idle. Callers must not use it afterwards.

@@ -30,8 +30,18 @@ public struct GateDecision: Sendable {
     public var reason: String
     /// The principal's role, if known.
     public var role: String?
-    /// Remaining budgets and rate-limit tokens after this decision (for the episode).
-    public var remaining: JSONValue?
+    /// Remaining budgets and rate-limit tokens after this decision (for the episode). The
+    /// engine hands over the figures and the JSON is built only when read.
+    public var remaining: JSONValue? {
+        get {
+            switch remainingStorage {
+            case .value(let v): return v
+            case .figures(let figures): return figures.json
+            }
+        }
+        set { remainingStorage = .value(newValue) }
+    }
+    private var remainingStorage: RemainingStorage
     /// For a denial by an exhausted rate limit that refills: milliseconds until the next call
     /// may pass (HTTP answers 429 with `Retry-After`). Nil for every other decision.
     public var retryAfterMs: Int?
@@ -44,9 +54,15 @@ public struct GateDecision: Sendable {
         self.ruleId = ruleId
         self.reason = reason
         self.role = role
-        self.remaining = remaining
+        self.remainingStorage = .value(remaining)
         self.retryAfterMs = retryAfterMs
         self.profileHash = profileHash
+    }
+
+    /// A decision whose `remaining` is built from `figures` when read (nil if there are none).
+    init(allowed: Bool, ruleId: String, reason: String, role: String?, figures: RemainingFigures) {
+        self.init(allowed: allowed, ruleId: ruleId, reason: reason, role: role)
+        if !figures.isEmpty { remainingStorage = .figures(figures) }
     }
 
     public var json: JSONValue {
@@ -56,6 +72,44 @@ public struct GateDecision: Sendable {
         if let retryAfterMs { o["retry_after_ms"] = .int(retryAfterMs) }
         if let profileHash { o["policy"] = .string(profileHash) }
         return .object(o)
+    }
+}
+
+/// `GateDecision.remaining` as set, or as figures not turned into JSON yet.
+private enum RemainingStorage: Sendable {
+    case value(JSONValue?)
+    case figures(RemainingFigures)
+}
+
+/// What is left of each rate limit and budget that applied to a decision, in the order the
+/// engine checked them (a later entry with the same id replaces an earlier one, as in the JSON).
+struct RemainingFigures: Sendable {
+    enum Entry: Sendable {
+        case rateLimit(id: String, tokens: Double)
+        case budget(id: String, calls: Int?, tokens: Int?, wallMs: Int?)
+    }
+    private(set) var entries: [Entry] = []
+
+    init(capacity: Int) { entries.reserveCapacity(capacity) }
+    var isEmpty: Bool { entries.isEmpty }
+    mutating func append(_ entry: Entry) { entries.append(entry) }
+
+    /// `{id: {"tokens": …}}` per rate limit, `{id: {"calls", "tokens", "wall_ms"}}` per budget
+    /// (only the dimensions the budget limits).
+    var json: JSONValue {
+        var out: [String: JSONValue] = [:]
+        for entry in entries {
+            switch entry {
+            case .rateLimit(let id, let tokens): out[id] = ["tokens": .double(tokens)]
+            case .budget(let id, let calls, let tokens, let wallMs):
+                var r: [String: JSONValue] = [:]
+                if let calls { r["calls"] = .int(calls) }
+                if let tokens { r["tokens"] = .int(tokens) }
+                if let wallMs { r["wall_ms"] = .int(wallMs) }
+                out[id] = .object(r)
+            }
+        }
+        return .object(out)
     }
 }
 

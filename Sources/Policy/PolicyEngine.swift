@@ -25,9 +25,26 @@ public final class PolicyEngine: CallGate, Sendable {
     struct Bucket { var tokens: Double; var lastNanos: Int64; var consumed: Double = 0 }
     struct Window { var startNanos: Int64; var calls: Int; var tokens: UInt64; var deltaCalls = 0; var deltaTokens: UInt64 = 0 }
     struct RunUsage { var startNanos: Int64; var calls: [String: Int] = [:]; var tokens: [String: UInt64] = [:] }
+    /// A rate-limit bucket: per limit id (so a reloaded profile keeps it) and principal or tool.
+    /// Made of strings the request and profile already hold: a decision builds no key text.
+    struct BucketKey: Hashable {
+        var limitId: String
+        var perPrincipal: Bool
+        var subject: String
+        /// The name the bucket is stored under (`rate/<id>/principal/<p>`, `rate/<id>/tool/<t>`).
+        var storageKey: String { perPrincipal ? "rate/\(limitId)/principal/\(subject)" : "rate/\(limitId)/tool/\(subject)" }
+    }
+    /// A principal budget's window: per budget id, principal and wall-clock window number.
+    struct WindowKey: Hashable {
+        var budgetId: String
+        var principal: String
+        var window: Int64
+        /// The name the window is stored under (`budget/<id>/<principal>/<window>`).
+        var storageKey: String { "budget/\(budgetId)/\(principal)/\(window)" }
+    }
     struct State {
-        var buckets: [String: Bucket] = [:]
-        var windows: [String: Window] = [:]
+        var buckets: [BucketKey: Bucket] = [:]
+        var windows: [WindowKey: Window] = [:]
         var runs: [String: RunUsage] = [:]
         /// Roles bound to runs by an authenticated caller (see `bindRole`).
         var runRoles: [String: String] = [:]
@@ -73,15 +90,16 @@ public final class PolicyEngine: CallGate, Sendable {
             return GateDecision(allowed: false, ruleId: "unknown-principal",
                                 reason: "principal '\(request.principal)' is not in the policy and there is no default_role")
         }
+        // Only the rules whose tool patterns match this tool, in profile order.
+        let plan = profile.index.plan(for: request.tool)
         var misses: [String] = []
-        var matched: PolicyRule?
-        for rule in profile.rules {
+        var matched: PolicyIndex.Rule?
+        for rule in plan.rules {
             if let roles = rule.roles, !roles.contains(role) { continue }
             if let ps = rule.principals, !ps.contains(request.principal) { continue }
-            guard rule.tools.contains(where: { $0.matches(request.tool) }) else { continue }
-            if let failed = Conditions.check(rule.conditions, request) {
+            if let conditions = rule.conditions, let failed = Conditions.check(conditions, request) {
                 // A rule written for this very tool that cannot read its input: fail closed.
-                if let problem = rule.problem(tool: request.tool, inputs: request.policyInputs) {
+                if let problem = rule.rule.problem(tool: request.tool, inputs: request.policyInputs) {
                     return GateDecision(allowed: false, ruleId: rule.id, reason: "the policy cannot decide this call: \(problem)", role: role)
                 }
                 if rule.effect == .allow { misses.append("rule '\(rule.id)' did not apply: \(failed)") }
@@ -96,21 +114,22 @@ public final class PolicyEngine: CallGate, Sendable {
             return GateDecision(allowed: false, ruleId: "default-deny", reason: reason, role: role)
         }
         if rule.effect == .deny {
-            return GateDecision(allowed: false, ruleId: rule.id, reason: rule.reason ?? "denied by rule '\(rule.id)'", role: role)
+            return GateDecision(allowed: false, ruleId: rule.id, reason: rule.decisionReason, role: role)
         }
-        return admit(request, profile: profile, rule: rule, role: role, consume: consume)
+        return admit(request, plan: plan, rule: rule, role: role, consume: consume)
     }
 
     /// Rate limits and budgets for an allowed call, checked and consumed under one lock.
-    private func admit(_ request: GateRequest, profile: PolicyProfile, rule: PolicyRule, role: String, consume: Bool) -> GateDecision {
+    private func admit(_ request: GateRequest, plan: PolicyIndex.ToolPlan, rule: PolicyIndex.Rule, role: String, consume: Bool) -> GateDecision {
         let now = clock()
-        let limits = profile.rateLimits.filter { l in l.tools.contains { $0.matches(request.tool) } }
-        let budgets = profile.budgets.filter { b in b.tools.contains { $0.matches(request.tool) } }
-        let bucketKeys = limits.map { bucketKey($0, request) }
+        let limits = plan.limits, budgets = plan.budgets
+        // One wall-clock reading for the windows this decision checks and charges.
+        let wall = plan.principalBudgets.isEmpty ? 0 : Timestamps.wallNanos()
         return state.withLock { s -> GateDecision in
-            var remaining: [String: JSONValue] = [:]
+            var remaining = RemainingFigures(capacity: limits.count + budgets.count)
             // Rate limits.
-            for (limit, key) in zip(limits, bucketKeys) {
+            for limit in limits {
+                let key = bucketKey(limit, request)
                 var b = s.buckets[key] ?? Bucket(tokens: limit.capacity, lastNanos: now)
                 b.tokens = min(limit.capacity, b.tokens + Double(max(0, now - b.lastNanos)) / 1e9 * limit.refillPerSecond)
                 b.lastNanos = now
@@ -122,73 +141,74 @@ public final class PolicyEngine: CallGate, Sendable {
                     return GateDecision(allowed: false, ruleId: limit.id, reason: "rate limit '\(limit.id)' exhausted for \(limit.scope == .principal ? "principal '\(request.principal)'" : request.tool); \(waitText)", role: role,
                                         retryAfterMs: waitMs)
                 }
-                remaining[limit.id] = ["tokens": .double((b.tokens - 1).rounded(toPlaces: 3))]
+                remaining.append(.rateLimit(id: limit.id, tokens: (b.tokens - 1).rounded(toPlaces: 3)))
             }
-            // Budgets.
-            var run = s.runs[request.runId] ?? RunUsage(startNanos: now)
-            if s.runs[request.runId] == nil { s.runs[request.runId] = run }
-            for budget in budgets {
-                switch budget.scope {
-                case .run:
-                    let calls = run.calls[budget.id, default: 0], tokens = run.tokens[budget.id, default: 0]
-                    if let max = budget.calls, calls + 1 > max {
-                        return GateDecision(allowed: false, ruleId: budget.id, reason: "run budget '\(budget.id)' exhausted: \(calls) of \(max) calls used", role: role)
+            // Budgets (checked on a copy of the run's usage that ends with this block, so that
+            // charging below mutates the stored one in place).
+            if s.runs[request.runId] == nil { s.runs[request.runId] = RunUsage(startNanos: now) }
+            do {
+                let run = s.runs[request.runId]!
+                for budget in budgets {
+                    switch budget.scope {
+                    case .run:
+                        let calls = run.calls[budget.id, default: 0], tokens = run.tokens[budget.id, default: 0]
+                        if let max = budget.calls, calls + 1 > max {
+                            return GateDecision(allowed: false, ruleId: budget.id, reason: "run budget '\(budget.id)' exhausted: \(calls) of \(max) calls used", role: role)
+                        }
+                        if let max = budget.tokens, tokens >= max {
+                            return GateDecision(allowed: false, ruleId: budget.id, reason: "run budget '\(budget.id)' exhausted: \(tokens) of \(max) tokens used", role: role)
+                        }
+                        if let max = budget.wallMs, Double(now - run.startNanos) / 1e6 > Double(max) {
+                            return GateDecision(allowed: false, ruleId: budget.id, reason: "run budget '\(budget.id)' exhausted: wall time over \(max) ms", role: role)
+                        }
+                        remaining.append(.budget(id: budget.id, calls: budget.calls.map { $0 - calls - 1 }, tokens: budget.tokens.map { Int($0 - tokens) },
+                                                 wallMs: budget.wallMs.map { $0 - Int((now - run.startNanos) / 1_000_000) }))
+                    case .principal:
+                        let w = s.windows[windowKey(budget, request, wall: wall)] ?? Window(startNanos: now, calls: 0, tokens: 0)
+                        if let max = budget.calls, w.calls + 1 > max {
+                            return GateDecision(allowed: false, ruleId: budget.id, reason: "budget '\(budget.id)' for principal '\(request.principal)' exhausted: \(w.calls) of \(max) calls used this window", role: role)
+                        }
+                        if let max = budget.tokens, w.tokens >= max {
+                            return GateDecision(allowed: false, ruleId: budget.id, reason: "budget '\(budget.id)' for principal '\(request.principal)' exhausted: \(w.tokens) of \(max) tokens used this window", role: role)
+                        }
+                        remaining.append(.budget(id: budget.id, calls: budget.calls.map { $0 - w.calls - 1 }, tokens: budget.tokens.map { Int($0 - w.tokens) }, wallMs: nil))
                     }
-                    if let max = budget.tokens, tokens >= max {
-                        return GateDecision(allowed: false, ruleId: budget.id, reason: "run budget '\(budget.id)' exhausted: \(tokens) of \(max) tokens used", role: role)
-                    }
-                    if let max = budget.wallMs, Double(now - run.startNanos) / 1e6 > Double(max) {
-                        return GateDecision(allowed: false, ruleId: budget.id, reason: "run budget '\(budget.id)' exhausted: wall time over \(max) ms", role: role)
-                    }
-                    var r: [String: JSONValue] = [:]
-                    if let m = budget.calls { r["calls"] = .int(m - calls - 1) }
-                    if let m = budget.tokens { r["tokens"] = .int(Int(m - tokens)) }
-                    if let m = budget.wallMs { r["wall_ms"] = .int(m - Int((now - run.startNanos) / 1_000_000)) }
-                    remaining[budget.id] = .object(r)
-                case .principal:
-                    let key = windowKey(budget, request, now: now)
-                    let w = s.windows[key] ?? Window(startNanos: now, calls: 0, tokens: 0)
-                    if let max = budget.calls, w.calls + 1 > max {
-                        return GateDecision(allowed: false, ruleId: budget.id, reason: "budget '\(budget.id)' for principal '\(request.principal)' exhausted: \(w.calls) of \(max) calls used this window", role: role)
-                    }
-                    if let max = budget.tokens, w.tokens >= max {
-                        return GateDecision(allowed: false, ruleId: budget.id, reason: "budget '\(budget.id)' for principal '\(request.principal)' exhausted: \(w.tokens) of \(max) tokens used this window", role: role)
-                    }
-                    var r: [String: JSONValue] = [:]
-                    if let m = budget.calls { r["calls"] = .int(m - w.calls - 1) }
-                    if let m = budget.tokens { r["tokens"] = .int(Int(m - w.tokens)) }
-                    remaining[budget.id] = .object(r)
                 }
             }
             guard consume else {
-                return GateDecision(allowed: true, ruleId: rule.id, reason: rule.reason ?? "allowed by rule '\(rule.id)'", role: role, remaining: remaining.isEmpty ? nil : .object(remaining))
+                return GateDecision(allowed: true, ruleId: rule.id, reason: rule.decisionReason, role: role, figures: remaining)
             }
-            for key in bucketKeys { s.buckets[key]!.tokens -= 1; s.buckets[key]!.consumed += 1 }
+            for limit in limits {
+                // In place: the bucket was stored above.
+                let key = bucketKey(limit, request)
+                s.buckets[key]!.tokens -= 1
+                s.buckets[key]!.consumed += 1
+            }
             for budget in budgets {
                 switch budget.scope {
-                case .run: run.calls[budget.id, default: 0] += 1
+                case .run: s.runs[request.runId]!.calls[budget.id, default: 0] += 1
                 case .principal:
-                    let key = windowKey(budget, request, now: now)
+                    let key = windowKey(budget, request, wall: wall)
                     var w = s.windows[key] ?? Window(startNanos: now, calls: 0, tokens: 0)
                     w.calls += 1; w.deltaCalls += 1
                     s.windows[key] = w
                 }
             }
-            s.runs[request.runId] = run
-            return GateDecision(allowed: true, ruleId: rule.id, reason: rule.reason ?? "allowed by rule '\(rule.id)'", role: role, remaining: remaining.isEmpty ? nil : .object(remaining))
+            return GateDecision(allowed: true, ruleId: rule.id, reason: rule.decisionReason, role: role, figures: remaining)
         }
     }
 
     public func charge(_ request: GateRequest, usage: ToolUsage, durationNanos: Int64) async {
         let now = clock()
         let profile = state.withLock { $0.runProfiles[request.runId] } ?? self.profile
-        let budgets = profile.budgets.filter { b in b.tools.contains { $0.matches(request.tool) } }
+        let budgets = profile.index.plan(for: request.tool).budgets
+        let wall = Timestamps.wallNanos()
         state.withLock { s in
             for budget in budgets {
                 switch budget.scope {
                 case .run: s.runs[request.runId, default: RunUsage(startNanos: now)].tokens[budget.id, default: 0] += usage.tokens
                 case .principal:
-                    let key = windowKey(budget, request, now: now)
+                    let key = windowKey(budget, request, wall: wall)
                     var w = s.windows[key] ?? Window(startNanos: now, calls: 0, tokens: 0)
                     w.tokens += usage.tokens; w.deltaTokens += usage.tokens
                     s.windows[key] = w
@@ -237,13 +257,13 @@ public final class PolicyEngine: CallGate, Sendable {
 
     // Principal windows are keyed by the wall-clock window they fall in, so that they line up
     // across processes and hosts.
-    private func windowKey(_ b: BudgetSpec, _ r: GateRequest, now: Int64) -> String {
-        let window = Timestamps.wallNanos() / (Int64(b.windowSeconds) * 1_000_000_000)
-        return "budget/\(b.id)/\(r.principal)/\(window)"
+    private func windowKey(_ b: BudgetSpec, _ r: GateRequest, wall: Int64) -> WindowKey {
+        WindowKey(budgetId: b.id, principal: r.principal, window: wall / (Int64(b.windowSeconds) * 1_000_000_000))
     }
 
-    private func bucketKey(_ l: RateLimitSpec, _ r: GateRequest) -> String {
-        l.scope == .principal ? "rate/\(l.id)/principal/\(r.principal)" : "rate/\(l.id)/tool/\(r.tool)"
+    private func bucketKey(_ l: RateLimitSpec, _ r: GateRequest) -> BucketKey {
+        l.scope == .principal ? BucketKey(limitId: l.id, perPrincipal: true, subject: r.principal)
+            : BucketKey(limitId: l.id, perPrincipal: false, subject: r.tool)
     }
 
     /// Loads from `persistence` the bucket and window state `request` may touch and this process
@@ -251,24 +271,32 @@ public final class PolicyEngine: CallGate, Sendable {
     func loadState(for request: GateRequest) async {
         guard persistence != nil else { return }
         let profile = state.withLock { s in s.runProfiles[request.runId] } ?? current.withLock { $0 }
-        let limits = profile.rateLimits.filter { l in l.tools.contains { $0.matches(request.tool) } }
-        let budgets = profile.budgets.filter { b in b.scope == .principal && b.tools.contains { $0.matches(request.tool) } }
-        let keys = limits.map { bucketKey($0, request) } + budgets.map { windowKey($0, request, now: clock()) }
-        if !keys.isEmpty { await preload(keys) }
+        let plan = profile.index.plan(for: request.tool)
+        let wall = Timestamps.wallNanos()
+        let buckets = plan.limits.map { bucketKey($0, request) }
+        let windows = plan.principalBudgets.map { windowKey($0, request, wall: wall) }
+        if !buckets.isEmpty || !windows.isEmpty { await preload(buckets: buckets, windows: windows) }
     }
 
-    private func preload(_ keys: [String]) async {
+    private func preload(buckets: [BucketKey], windows: [WindowKey]) async {
         guard let persistence else { return }
-        let missing = state.withLock { s in keys.filter { s.buckets[$0] == nil && s.windows[$0] == nil } }
-        guard !missing.isEmpty, let stored = try? await persistence.policyState(keys: missing) else { return }
+        let (missingBuckets, missingWindows) = state.withLock { s in
+            (buckets.filter { s.buckets[$0] == nil }, windows.filter { s.windows[$0] == nil })
+        }
+        let bucketNames = missingBuckets.map { ($0, $0.storageKey) }, windowNames = missingWindows.map { ($0, $0.storageKey) }
+        let names = bucketNames.map(\.1) + windowNames.map(\.1)
+        guard !names.isEmpty, let stored = try? await persistence.policyState(keys: names) else { return }
         let now = clock()
         let wall = Timestamps.wallNanos()
         state.withLock { s in
-            for (key, v) in stored {
-                if key.hasPrefix("rate/"), s.buckets[key] == nil, let t = v["tokens"]?.doubleValue, let at = v["at_wall_ns"]?.intValue {
+            for (key, name) in bucketNames {
+                if s.buckets[key] == nil, let v = stored[name], let t = v["tokens"]?.doubleValue, let at = v["at_wall_ns"]?.intValue {
                     // Convert the stored wall-clock time into our monotonic clock.
                     s.buckets[key] = Bucket(tokens: t, lastNanos: now - max(0, wall - Int64(at)))
-                } else if key.hasPrefix("budget/"), s.windows[key] == nil {
+                }
+            }
+            for (key, name) in windowNames {
+                if s.windows[key] == nil, let v = stored[name] {
                     s.windows[key] = Window(startNanos: now, calls: v["calls"]?.intValue ?? 0, tokens: UInt64(max(0, v["tokens"]?.intValue ?? 0)))
                 }
             }
@@ -279,7 +307,7 @@ public final class PolicyEngine: CallGate, Sendable {
     /// consumption in one transaction. Throws if the store fails.
     public func flush() async throws {
         guard let persistence else { return }
-        let (buckets, windows) = state.withLock { s -> ([String: Bucket], [String: Window]) in
+        let (buckets, windows) = state.withLock { s -> ([BucketKey: Bucket], [WindowKey: Window]) in
             let b = s.buckets.filter { $0.value.consumed > 0 }
             let w = s.windows.filter { $0.value.deltaCalls > 0 || $0.value.deltaTokens > 0 }
             for k in b.keys { s.buckets[k]!.consumed = 0 }
@@ -289,10 +317,11 @@ public final class PolicyEngine: CallGate, Sendable {
         guard !buckets.isEmpty || !windows.isEmpty else { return }
         let limits = Dictionary(profile.rateLimits.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let wall = Timestamps.wallNanos()
-        try await persistence.updatePolicyState(keys: Array(buckets.keys) + Array(windows.keys)) { stored in
+        let bucketsByName = buckets.map { (name: $0.key.storageKey, limitId: $0.key.limitId, bucket: $0.value) }
+        let windowsByName = windows.map { (name: $0.key.storageKey, window: $0.value) }
+        try await persistence.updatePolicyState(keys: bucketsByName.map(\.name) + windowsByName.map(\.name)) { stored in
             var out: [String: JSONValue] = [:]
-            for (key, b) in buckets {
-                let id = String(key.split(separator: "/")[1])
+            for (key, id, b) in bucketsByName {
                 guard let limit = limits[id] else { continue }
                 var tokens = limit.capacity
                 if let v = stored[key], let t = v["tokens"]?.doubleValue, let at = v["at_wall_ns"]?.intValue {
@@ -300,7 +329,7 @@ public final class PolicyEngine: CallGate, Sendable {
                 }
                 out[key] = ["tokens": .double(max(0, tokens - b.consumed)), "at_wall_ns": .int(Int(wall))]
             }
-            for (key, w) in windows {
+            for (key, w) in windowsByName {
                 let calls = (stored[key]?["calls"]?.intValue ?? 0) + w.deltaCalls
                 let tokens = (stored[key]?["tokens"]?.intValue ?? 0) + Int(w.deltaTokens)
                 out[key] = ["calls": .int(calls), "tokens": .int(tokens)]

@@ -183,9 +183,11 @@ public struct PolicyProfile: Sendable {
     public var principals: [String: String]
     /// Role of principals not listed; nil means unknown principals are denied.
     public var defaultRole: String?
-    public var rules: [PolicyRule]
-    public var rateLimits: [RateLimitSpec]
-    public var budgets: [BudgetSpec]
+    public private(set) var rules: [PolicyRule]
+    public private(set) var rateLimits: [RateLimitSpec]
+    public private(set) var budgets: [BudgetSpec]
+    /// The rules, limits and budgets compiled for decisions (read-only above, so it stays true).
+    let index: PolicyIndex
     public var raw: JSONValue
     /// `sha256:` + the SHA-256 of the profile's canonical JSON (RFC 8785 style: sorted keys, no
     /// whitespace): the same profile always has the same hash, whatever the file's formatting.
@@ -281,6 +283,7 @@ public struct PolicyProfile: Sendable {
                                       wallMs: o["wall_ms"]?.intValue, windowSeconds: window))
         }
         self.budgets = budgets
+        index = PolicyIndex(rules: rules, limits: limits, budgets: budgets)
     }
 
     static func patterns(_ v: JSONValue?, at: String) throws(PolicyError) -> [ToolPattern]? {

@@ -179,6 +179,110 @@ struct PolicyTests {
         #expect(!d.allowed && d.ruleId == "rl")
     }
 
+    /// The `remaining` an allowed decision reports (recorded in the episode): tokens left in
+    /// each rate limit that applies, calls, tokens and wall time left in each budget.
+    @Test func remainingReportsEveryLimitAndBudgetThatApplies() throws {
+        let e = try engine(["rate_limits": [["id": "rl", "scope": "principal", "capacity": 3, "refill_per_second": 1],
+                                            ["id": "http-only", "scope": "tool", "tools": ["http.*"], "capacity": 5, "refill_per_second": 1]],
+                            "budgets": [["id": "run", "scope": "run", "calls": 5, "tokens": 100, "wall_ms": 5000],
+                                        ["id": "day", "scope": "principal", "calls": 10, "tokens": 1000, "window_seconds": 86400]]])
+        let expected: JSONValue = ["rl": ["tokens": 2.0], "run": ["calls": 4, "tokens": 100, "wall_ms": 5000], "day": ["calls": 9, "tokens": 1000]]
+        let probe = e.decide(req("uma", "echo.echo"), consume: false)
+        #expect(probe.allowed && probe.remaining == expected)
+        let first = e.decide(req("uma", "echo.echo"))
+        #expect(first.allowed && first.remaining == expected && first.json["remaining"] == expected)
+        #expect(first.reason == "allowed by rule 'echo'" && first.role == "user")
+        let second = e.decide(req("uma", "echo.echo"))
+        #expect(second.remaining == ["rl": ["tokens": 1.0], "run": ["calls": 3, "tokens": 100, "wall_ms": 5000], "day": ["calls": 8, "tokens": 1000]])
+        // A decision with nothing to report has no `remaining`.
+        #expect(try engine().decide(req("uma", "echo.echo")).remaining == nil)
+        // `remaining` can be replaced like any other field.
+        var edited = second
+        edited.remaining = ["x": 1]
+        #expect(edited.remaining == ["x": 1] && edited.json["remaining"] == ["x": 1])
+    }
+
+    /// Buckets and windows are stored under the same names by every version: hosts share them.
+    @Test func persistedStateKeepsItsKeys() async throws {
+        let store = MemoryPersistence()
+        let e = try engine(["rate_limits": [["id": "rl", "scope": "principal", "capacity": 5, "refill_per_second": 0],
+                                            ["id": "per-tool", "scope": "tool", "capacity": 5, "refill_per_second": 0]],
+                            "budgets": [["id": "day", "scope": "principal", "calls": 9, "window_seconds": 86400]]], persistence: store)
+        #expect(await e.authorize(req("uma", "echo.echo")).allowed)
+        #expect(await e.authorize(req("uma", "echo.echo")).allowed)
+        await e.charge(req("uma", "echo.echo"), usage: ToolUsage(tokens: 7), durationNanos: 0)
+        try await e.flush()
+        let stored = store.values.withLock { $0 }
+        #expect(stored["rate/rl/principal/uma"]?["tokens"] == 3.0)
+        #expect(stored["rate/per-tool/tool/echo.echo"]?["tokens"] == 3.0)
+        let windows = stored.filter { $0.key.hasPrefix("budget/day/uma/") }
+        #expect(windows.count == 1 && windows.first?.value == ["calls": 2, "tokens": 7])
+        #expect(windows.first.map { Int64($0.key.dropFirst("budget/day/uma/".count)) != nil } == true)
+        #expect(stored.count == 3)
+    }
+
+    /// A reloaded profile keeps the state of the limits and budgets that keep their id, even when
+    /// they moved in the list or apply to other tools now.
+    @Test func reloadKeepsStateByIdWhateverTheOrder() throws {
+        let e = try engine(["rate_limits": [["id": "a", "scope": "principal", "capacity": 50, "refill_per_second": 0],
+                                            ["id": "rl", "scope": "principal", "capacity": 2, "refill_per_second": 0]]])
+        #expect(e.decide(req("uma", "echo.echo", run: "r1")).allowed)
+        #expect(e.decide(req("uma", "echo.echo", run: "r1")).allowed)
+        var p = Self.profileJSON.objectValue!
+        p["rate_limits"] = [["id": "rl", "scope": "principal", "tools": ["echo.*"], "capacity": 2, "refill_per_second": 0],
+                            ["id": "b", "scope": "principal", "capacity": 50, "refill_per_second": 0]]
+        e.replaceProfile(try PolicyProfile(json: .object(p)))
+        let d = e.decide(req("uma", "echo.echo", run: "r2"))
+        #expect(!d.allowed && d.ruleId == "rl")
+        #expect(e.decide(req("uma", "http.request", ["url": "https://api.example.com/"], run: "r2")).allowed)  // rl is for echo.* now
+    }
+
+    /// Rules are indexed by tool when the profile loads; every kind of pattern still finds its
+    /// tools, in rule order, and a principal list narrows a rule.
+    @Test func rulesMatchThroughEveryKindOfPattern() throws {
+        let p = try PolicyProfile(json: ["principals": ["u": "user", "v": "user"], "rules": [
+            ["id": "only-v", "effect": "deny", "principals": ["v"], "tools": ["*"]],
+            ["id": "suffix", "effect": "allow", "tools": ["*.upper"]],
+            ["id": "infix", "effect": "deny", "tools": ["te*x*.lower"]],
+            ["id": "prefix", "effect": "allow", "tools": ["text.*"]],
+            ["id": "exact", "effect": "allow", "tools": "echo.echo"],
+        ]])
+        let e = PolicyEngine(profile: p)
+        #expect(e.decide(req("u", "text.upper")).ruleId == "suffix")
+        #expect(e.decide(req("u", "shout.upper")).ruleId == "suffix")
+        #expect(e.decide(req("u", "text.lower")).ruleId == "infix")
+        #expect(e.decide(req("u", "text.trim")).ruleId == "prefix")
+        #expect(e.decide(req("u", "echo.echo")).ruleId == "exact")
+        #expect(e.decide(req("u", "echo.echoes")).ruleId == "default-deny")
+        #expect(e.decide(req("u", "text.upper")).ruleId == "suffix")  // again: from the index
+        #expect(e.decide(req("v", "echo.echo")).ruleId == "only-v")
+    }
+
+    /// http_hosts: exact names, leading-wildcard suffixes and other globs, case-insensitively,
+    /// without port, userinfo, trailing dot or IPv6 brackets.
+    @Test func httpHostsMatchersAgreeWithTheGlobs() throws {
+        let p = try PolicyProfile(json: ["principals": ["u": "user"], "rules": [
+            ["id": "h", "effect": "allow", "tools": ["http.request"],
+             "conditions": ["http_hosts": ["API.example.com", "*.corp", "10.*.1", "[::1]", "::1", "*"]]]]])
+        let q = try PolicyProfile(json: ["principals": ["u": "user"], "rules": [
+            ["id": "h", "effect": "allow", "tools": ["http.request"],
+             "conditions": ["http_hosts": ["api.example.com", "*.corp", "10.*.1", "::1"]]]]])
+        let all = PolicyEngine(profile: p), some = PolicyEngine(profile: q)
+        func allowed(_ e: PolicyEngine, _ url: String) -> Bool { e.decide(req("u", "http.request", ["url": .string(url)]), consume: false).allowed }
+        for url in ["https://api.example.com/x", "https://API.Example.COM:443/", "http://a@db.corp", "http://corp.corp.", "http://10.0.0.1/",
+                    "http://[::1]:8080/", "http://10.1/"] {
+            #expect(allowed(all, url), "\(url)")
+        }
+        for url in ["https://api.example.com/x", "https://API.Example.COM:443/", "http://a@db.corp", "http://corp.corp.", "http://10.0.0.1/",
+                    "http://[::1]:8080/", "http://.corp/"] {
+            #expect(allowed(some, url), "\(url)")
+        }
+        for url in ["https://evil.com/", "https://api.example.com.evil/", "http://corp/", "http://10.1/", "http://10.0.0.2/", "no-scheme",
+                    "http:///path", "http://x.corp@evil.com/"] {
+            #expect(!allowed(some, url), "\(url)")
+        }
+    }
+
     @Test func invalidProfilesAreRejectedWithTheField() {
         #expect(throws: PolicyError.self) { try PolicyProfile(json: ["rules": [["id": "x", "effect": "maybe"]]]) }
         do { _ = try PolicyProfile(json: ["rules": [["id": "x", "effect": "allow", "conditions": ["nope": 1]]]]); Issue.record("accepted") } catch {

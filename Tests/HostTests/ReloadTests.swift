@@ -283,6 +283,34 @@ struct IsolationTests {
         #expect(long.json == ["slept_ms": 35000])
     }
 
+    /// Many calls at once over one runner: each caller gets its own answer (frames that arrive
+    /// together are read together), a frame larger than the reader's buffer crosses whole both
+    /// ways, a refused call and a cancelled one fail alone, and the runner keeps serving.
+    @Test func concurrentCallsLargeFramesAndRefusalsInProcessMode() async throws {
+        let dir = Fixtures.tempDir("iso-concurrent")
+        try Fixtures.buildEcho(into: dir)
+        let r = DriverRegistry(driversDirectory: dir, settings: ["echo": DriverSettings(isolation: .process)],
+                               runnerCommand: [Fixtures.binDir + "/nova-host", "driver-runner"])
+        let (d, _) = try await r.resolve(toolId: "echo.echo")
+        let slow = Task { try await d.call(ToolCallRequest(tool: "sleep", input: Array(#"{"ms":60000}"#.utf8))) }
+        try await Wait.untilInFlight(r, "echo")
+        try await withThrowingTaskGroup(of: (Int, JSONValue).self) { group in
+            for i in 0..<200 {
+                group.addTask { (i, try await d.call(ToolCallRequest(tool: "echo", input: Array(#"{"i":\#(i)}"#.utf8))).json) }
+            }
+            for try await (i, out) in group { #expect(out == ["i": .int(i)]) }
+        }
+        let big = String(repeating: "x", count: 300_000)
+        let res = try await d.call(ToolCallRequest(tool: "echo", input: Array(#"{"big":"\#(big)"}"#.utf8)))
+        #expect(res.json == ["big": .string(big)] && res.usage.tokens == UInt64((big.utf8.count + 10 + 3) / 4))
+        let refused = await #expect(throws: ToolCallError.self) { _ = try await d.call(ToolCallRequest(tool: "sleep", input: Array(#"{"ms":-1}"#.utf8))) }
+        #expect(refused?.kind == .invalidArgument)
+        slow.cancel()
+        let cancelled = await #expect(throws: ToolCallError.self) { _ = try await slow.value }
+        #expect(cancelled?.kind == .cancelled)
+        #expect(try await d.call(ToolCallRequest(tool: "echo", input: Array(#"{"after":true}"#.utf8))).json == ["after": true])
+    }
+
     @Test func processModeKeepsABISemantics() async throws {
         let dir = Fixtures.tempDir("iso-echo")
         try Fixtures.buildEcho(into: dir)

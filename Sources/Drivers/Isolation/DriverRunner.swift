@@ -15,13 +15,17 @@ public enum DriverRunner {
         // read below ends and we exit; PDEATHSIG is a second line of defence.
         _ = nova_set_parent_death_signal(SIGKILL, Int32(ProcessInfo.processInfo.environment["NOVA_RUNNER_PARENT"] ?? "") ?? 0)
         let channel = FrameChannel(fd: fd)
-        guard let initFrame = channel.receive(), let initMsg = try? JSONValue.parse(initFrame), initMsg["op"]?.stringValue == "init" else { exit(2) }
+        guard let initFrame = channel.receive(), case .json(let initMsg)? = RunnerFrame.decode(initFrame), initMsg["op"]?.stringValue == "init" else { exit(2) }
+        guard initMsg["protocol"]?.intValue == RunnerFrame.version else {
+            channel.send(RunnerFrame.json(["op": "error", "message": .string("the runner speaks protocol \(RunnerFrame.version), the host \(initMsg["protocol"]?.intValue ?? 1): host and runner are different builds of nova-host")]))
+            exit(3)
+        }
         let instance: NativeDriverInstance
         do {
             let lib = try NativeDriverLibrary(path: library, expectedName: name)
             instance = try lib.makeInstance(config: initMsg["config"] ?? .object([:]))
         } catch {
-            channel.send(JSONValue.object(["op": "error", "message": .string(error.description)]).serializedBytes())
+            channel.send(RunnerFrame.json(["op": "error", "message": .string(error.description)]))
             exit(3)
         }
         DriverLogging.setSink { record in
@@ -29,20 +33,21 @@ public enum DriverRunner {
                                           "message": .string(record.message)]
             if let call = HostCallId.current { o["call"] = .int(Int(call)) }
             if let run = record.runId { o["run"] = .string(run) }
-            channel.send(JSONValue.object(o).serializedBytes())
+            channel.send(RunnerFrame.json(.object(o)))
         }
-        channel.send(JSONValue.object(["op": "ready", "manifest": instance.manifest.raw, "abi": .string(instance.library.abiVersion.description)]).serializedBytes())
+        channel.send(RunnerFrame.json(["op": "ready", "protocol": .int(RunnerFrame.version), "manifest": instance.manifest.raw,
+                                       "abi": .string(instance.library.abiVersion.description)]))
 
         // Read frames on a dedicated thread: a blocking read must never occupy a thread of
-        // Swift's cooperative pool, which runs the calls themselves.
-        let tasks = RunningCalls()
+        // Swift's cooperative pool.
+        let calls = RunningCalls()
         let reader = Thread {
-            serve(channel: channel, instance: instance, tasks: tasks)
+            serve(channel: channel, instance: instance, calls: calls)
             // The host closed the socket (orderly stop, or it died): `destroy` follows the
             // last completion, then `shutdown`, as in process.
-            tasks.cancelAll()
-            tasks.waitUntilEmpty()
-            // A task ends when the host gives up on its call; the driver may still hold it.
+            calls.cancelAll(instance)
+            calls.waitUntilEmpty()
+            // A call ends for us when the host gives up on it; the driver may still hold it.
             let idle = DispatchSemaphore(value: 0)
             instance.library.calls.whenIdle(instance: ObjectIdentifier(instance)) { idle.signal() }
             idle.wait()
@@ -55,37 +60,37 @@ public enum DriverRunner {
         while true { try? await Task.sleep(nanoseconds: 3_600_000_000_000) }
     }
 
-    private static func serve(channel: FrameChannel, instance: NativeDriverInstance, tasks: RunningCalls) {
+    /// Serves call and cancel frames until the host closes the socket.
+    ///
+    /// A call is given to the driver right here, on the reader thread, and its result is sent
+    /// by whichever thread completes it (this one, for a driver that completes inside `call`):
+    /// the ABI lets `call` run on any host thread and forbids it to block for long, and not
+    /// going through a task saves two thread hand-offs per call (reader → cooperative pool →
+    /// the thread that sends). A driver that breaks that rule and blocks in `call` holds up the
+    /// frames behind it, cancels included, as it would hold up a pool thread in process.
+    private static func serve(channel: FrameChannel, instance: NativeDriverInstance, calls: RunningCalls) {
         while let frame = channel.receive() {
-            guard let msg = try? JSONValue.parse(frame), let id = msg["id"]?.intValue else { continue }
-            switch msg["op"]?.stringValue {
-            case "call":
-                let deadline = msg["deadline_ns"]?.intValue ?? 0
-                let request = ToolCallRequest(tool: msg["tool"]?.stringValue ?? "", input: (msg["input"] ?? .object([:])).serializedBytes(),
-                                              deadlineNanos: deadline == 0 ? nil : Int64(deadline))
-                let run = msg["run"]?.stringValue
-                tasks.start(id) {
-                    var reply: [UInt8]
-                    do {
-                        let r = try await HostCallId.$current.withValue(UInt64(id)) {
-                            try await DriverCallContext.$runId.withValue(run) { try await instance.call(request) }
+            switch RunnerFrame.decode(frame) {
+            case .call(let id, let deadline, let tool, let run, let input)?:
+                let request = ToolCallRequest(tool: tool, input: input, deadlineNanos: deadline)
+                calls.begin(id)
+                let callId = HostCallId.$current.withValue(id) {
+                    DriverCallContext.$runId.withValue(run) {
+                        instance.start(request) { result in
+                            let reply: [UInt8]
+                            switch result {
+                            case .success(let r): reply = RunnerFrame.ok(id: id, usage: r.usage, output: r.output.isEmpty ? Array("null".utf8) : r.output)
+                            case .failure(let error):
+                                reply = RunnerFrame.failed(id: id, (error as? ToolCallError) ?? ToolCallError(kind: .internal, message: "\(error)"))
+                            }
+                            calls.end(id)
+                            channel.send(reply)
                         }
-                        reply = Array(#"{"op":"result","id":\#(id),"ok":true,"usage":{"tokens":\#(r.usage.tokens),"cost_micros":\#(r.usage.costMicros)},"output":"#.utf8)
-                        reply += r.output.isEmpty ? Array("null".utf8) : r.output
-                        reply.append(UInt8(ascii: "}"))
-                    } catch {
-                        let e = (error as? ToolCallError) ?? ToolCallError(kind: .internal, message: "\(error)")
-                        reply = JSONValue.object([
-                            "op": "result", "id": .int(id), "ok": false,
-                            "usage": ["tokens": .int(Int(e.usage.tokens)), "cost_micros": .int(Int(e.usage.costMicros))],
-                            "error": ["kind": .string(e.kind.rawValue), "code": .string(e.code), "message": .string(e.message), "source": .string(e.source)],
-                        ]).serializedBytes()
                     }
-                    tasks.remove(id)
-                    channel.send(reply)
                 }
-            case "cancel":
-                tasks.cancel(id)
+                calls.started(id, callId: callId)
+            case .cancel(let id)?:
+                if let callId = calls.callId(of: id) { instance.cancel(callId: callId) }
             default:
                 continue
             }
@@ -93,24 +98,27 @@ public enum DriverRunner {
     }
 }
 
-/// The runner's calls in flight, by id, for cancellation.
 /// The host's id of the call the runner is making (its frame id), for log records.
 enum HostCallId {
     @TaskLocal static var current: UInt64?
 }
 
+/// The runner's calls in flight: the host's id → the driver call's id (for cancellation).
 final class RunningCalls: Sendable {
-    private let tasks = Mutex<[Int: Task<Void, Never>]>([:])
-    /// Starts `body` as the task of call `id`. It is registered under the lock, so a body that
-    /// finishes at once (its `remove` waits for the lock) cannot leave a finished task behind.
-    func start(_ id: Int, _ body: @escaping @Sendable () async -> Void) {
-        tasks.withLock { $0[id] = Task { await body() } }
+    /// nil until `start` returned the driver call's id.
+    private let calls = Mutex<[UInt64: UInt64?]>([:])
+    /// Registers host call `id` before the driver sees it (it may complete inside `start`).
+    func begin(_ id: UInt64) { calls.withLock { $0[id] = .some(nil) } }
+    /// Records the driver call's id, unless the call has ended already.
+    func started(_ id: UInt64, callId: UInt64) { calls.withLock { c in if c[id] != nil { c[id] = callId } } }
+    /// The call has sent its result.
+    func end(_ id: UInt64) { _ = calls.withLock { $0.removeValue(forKey: id) } }
+    func callId(of id: UInt64) -> UInt64? { calls.withLock { $0[id] ?? nil } }
+    func cancelAll(_ instance: NativeDriverInstance) {
+        for case let callId? in calls.withLock({ Array($0.values) }) { instance.cancel(callId: callId) }
     }
-    func remove(_ id: Int) { _ = tasks.withLock { $0.removeValue(forKey: id) } }
-    func cancel(_ id: Int) { tasks.withLock { $0[id] }?.cancel() }
-    func cancelAll() { for t in tasks.withLock({ Array($0.values) }) { t.cancel() } }
     /// Blocks (on the runner's reader thread) until every call has sent its result.
     func waitUntilEmpty() {
-        while !tasks.withLock({ $0.isEmpty }) { usleep(2_000) }
+        while !calls.withLock({ $0.isEmpty }) { usleep(2_000) }
     }
 }

@@ -3,8 +3,12 @@ import Glibc
 #endif
 import Synchronization
 
-/// Length-framed JSON over a stream socket: a 4-byte big-endian length, then that many bytes.
-/// Used between the host and a driver runner child over a socketpair.
+/// Length-framed messages over a stream socket: a 4-byte big-endian length, then that many
+/// bytes. Used between the host and a driver runner child over a socketpair.
+///
+/// One `send` is one `sendmsg`; `receive` reads whatever the socket holds into a buffer and
+/// hands out the frames in it, so a frame usually costs one `read`, and frames that arrive
+/// together cost one `read` between them.
 final class FrameChannel: Sendable {
     /// The largest frame either side accepts (64 MiB): a corrupt length never makes us allocate
     /// gigabytes.
@@ -12,53 +16,109 @@ final class FrameChannel: Sendable {
 
     let fd: Int32
     private let writeLock = Mutex(())
+    /// Only ever used by the one thread that receives (the handshake, then the reader loop).
+    private let input = ReadBuffer()
 
     init(fd: Int32) { self.fd = fd }
 
     /// Sends one frame; false if the peer is gone.
     @discardableResult
     func send(_ payload: [UInt8]) -> Bool {
-        var frame = [UInt8](repeating: 0, count: 4)
-        let n = UInt32(payload.count)
-        frame[0] = UInt8(n >> 24); frame[1] = UInt8((n >> 16) & 0xFF); frame[2] = UInt8((n >> 8) & 0xFF); frame[3] = UInt8(n & 0xFF)
-        frame.append(contentsOf: payload)
+        var header = UInt32(payload.count).bigEndian
         return writeLock.withLock { _ in
-            frame.withUnsafeBytes { buf in
-                var off = 0
-                while off < buf.count {
-                    let w = Glibc.send(fd, buf.baseAddress! + off, buf.count - off, Int32(MSG_NOSIGNAL))
-                    if w < 0 { if errno == EINTR { continue }; return false }
-                    off += w
-                }
-                return true
+            withUnsafeBytes(of: &header) { head in
+                payload.withUnsafeBytes { body in sendAll(head, body) }
             }
         }
     }
 
-    /// Blocks until a whole frame arrives; nil at end of stream or on error.
-    func receive() -> [UInt8]? {
-        var header = [UInt8](repeating: 0, count: 4)
-        guard readFully(&header) else { return nil }
-        let n = Int(header[0]) << 24 | Int(header[1]) << 16 | Int(header[2]) << 8 | Int(header[3])
-        guard n <= Self.maxFrame else { return nil }
-        var payload = [UInt8](repeating: 0, count: n)
-        guard n == 0 || readFully(&payload) else { return nil }
-        return payload
+    /// Writes `head` then `body` in one `sendmsg`; if the socket takes only part, the rest
+    /// follows with `send`.
+    private func sendAll(_ head: UnsafeRawBufferPointer, _ body: UnsafeRawBufferPointer) -> Bool {
+        let total = head.count + body.count
+        var vectors = (iovec(iov_base: UnsafeMutableRawPointer(mutating: head.baseAddress), iov_len: head.count),
+                       iovec(iov_base: UnsafeMutableRawPointer(mutating: body.baseAddress), iov_len: body.count))
+        var done = withUnsafeMutableBytes(of: &vectors) { raw -> Int in
+            var message = msghdr()
+            message.msg_iov = raw.baseAddress!.assumingMemoryBound(to: iovec.self)
+            message.msg_iovlen = body.isEmpty ? 1 : 2
+            return sendmsg(fd, &message, Int32(MSG_NOSIGNAL))
+        }
+        if done == total { return true }
+        if done < 0 {
+            guard errno == EINTR else { return false }
+            done = 0
+        }
+        while done < total {
+            let (part, offset) = done < head.count ? (head, done) : (body, done - head.count)
+            let w = Glibc.send(fd, part.baseAddress! + offset, part.count - offset, Int32(MSG_NOSIGNAL))
+            if w < 0 { if errno == EINTR { continue }; return false }
+            done += w
+        }
+        return true
     }
 
-    private func readFully(_ buffer: inout [UInt8]) -> Bool {
-        let count = buffer.count
-        return buffer.withUnsafeMutableBytes { buf in
-            var off = 0
-            while off < count {
-                let r = read(fd, buf.baseAddress! + off, count - off)
+    /// Blocks until a whole frame arrives; nil at end of stream or on error.
+    func receive() -> [UInt8]? { input.frame(from: fd) }
+
+    func close() { _ = Glibc.close(fd) }
+}
+
+/// The receiving side's buffer: bytes read from the socket and not handed out yet.
+private final class ReadBuffer: @unchecked Sendable {
+    // @unchecked: used by one thread at a time (see `FrameChannel.input`).
+    private var bytes = [UInt8](repeating: 0, count: 64 << 10)
+    private var start = 0, end = 0
+
+    func frame(from fd: Int32) -> [UInt8]? {
+        guard fill(fd, atLeast: 4) else { return nil }
+        let n = bytes.withUnsafeBytes { Int(UInt32(bigEndian: $0.loadUnaligned(fromByteOffset: start, as: UInt32.self))) }
+        guard n <= FrameChannel.maxFrame else { return nil }
+        if 4 + n <= bytes.count {
+            guard fill(fd, atLeast: 4 + n) else { return nil }
+            let frame = Array(bytes[(start + 4)..<(start + 4 + n)])
+            start += 4 + n
+            if start == end { start = 0; end = 0 }
+            return frame
+        }
+        // Larger than the buffer: what is buffered, then the rest straight into the frame.
+        var frame = [UInt8](repeating: 0, count: n)
+        let have = end - start - 4
+        frame.withUnsafeMutableBytes { out in
+            bytes.withUnsafeBytes { buffered in
+                out.baseAddress!.copyMemory(from: buffered.baseAddress! + start + 4, byteCount: have)
+            }
+        }
+        start = 0; end = 0
+        let complete = frame.withUnsafeMutableBytes { out -> Bool in
+            var off = have
+            while off < n {
+                let r = read(fd, out.baseAddress! + off, n - off)
                 if r < 0 { if errno == EINTR { continue }; return false }
                 if r == 0 { return false }
                 off += r
             }
             return true
         }
+        return complete ? frame : nil
     }
 
-    func close() { _ = Glibc.close(fd) }
+    /// Reads until at least `count` bytes (≤ the buffer's size) are buffered; false at end of
+    /// stream or on error.
+    private func fill(_ fd: Int32, atLeast count: Int) -> Bool {
+        if end - start >= count { return true }
+        if start + count > bytes.count {
+            // Move the partial frame to the front to make room for the rest of it.
+            let have = end - start
+            bytes.withUnsafeMutableBytes { b in _ = memmove(b.baseAddress!, b.baseAddress! + start, have) }
+            start = 0; end = have
+        }
+        while end - start < count {
+            let r = bytes.withUnsafeMutableBytes { b in read(fd, b.baseAddress! + end, b.count - end) }
+            if r < 0 { if errno == EINTR { continue }; return false }
+            if r == 0 { return false }
+            end += r
+        }
+        return true
+    }
 }

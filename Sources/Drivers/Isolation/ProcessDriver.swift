@@ -9,7 +9,7 @@ import Glibc
 #endif
 
 /// A driver running in a runner child process (`nova-host driver-runner`), reached over a
-/// socketpair with length-framed JSON. Same semantics as in process (async completion, cancel,
+/// socketpair with length-framed messages (`RunnerFrame`). Same semantics as in process (async completion, cancel,
 /// deadlines, logs, usage), but a segfault or abort kills the runner, not the host: the calls in
 /// flight fail with a clear error, the runner is restarted with backoff on the next call, and a
 /// driver that keeps crashing is quarantined.
@@ -134,16 +134,17 @@ public final class ProcessDriver: ToolDriver, Sendable {
             throw .runnerFailed(path: displayPath, reason: "cannot start runner \(argv[0]): \(String(cString: strerror(rc)))")
         }
         let channel = FrameChannel(fd: fds[0])
-        let initFrame: JSONValue = ["op": "init", "config": config]
-        guard channel.send(initFrame.serializedBytes()), let reply = channel.receive(), let ready = try? JSONValue.parse(reply) else {
+        let initFrame: JSONValue = ["op": "init", "protocol": .int(RunnerFrame.version), "config": config]
+        guard channel.send(RunnerFrame.json(initFrame)), let reply = channel.receive(), case .json(let ready)? = RunnerFrame.decode(reply) else {
             channel.close()
             let why = reap(pid)
             throw .runnerFailed(path: displayPath, reason: "the runner died while loading the driver (\(why))")
         }
-        if ready["op"]?.stringValue != "ready" {
+        if ready["op"]?.stringValue != "ready" || ready["protocol"]?.intValue != RunnerFrame.version {
             channel.close()
             kill(pid, SIGKILL); reap(pid)
-            throw .runnerFailed(path: displayPath, reason: ready["message"]?.stringValue ?? "the runner refused the driver")
+            throw .runnerFailed(path: displayPath, reason: ready["message"]?.stringValue
+                                ?? (ready["op"]?.stringValue == "ready" ? "the runner speaks another protocol (a different build of nova-host)" : "the runner refused the driver"))
         }
         return (Runner(pid: pid, channel: channel), ready)
     }
@@ -168,23 +169,15 @@ public final class ProcessDriver: ToolDriver, Sendable {
     /// Reads results and logs until the runner's end of the socket closes.
     private func readLoop(_ runner: Runner) {
         while let frame = runner.channel.receive() {
-            guard let msg = try? JSONValue.parse(frame) else { continue }
-            switch msg["op"]?.stringValue {
-            case "result":
-                guard let id = msg["id"]?.intValue else { continue }
-                let pending = state.withLock { $0.pending.removeValue(forKey: UInt64(id)) }
-                guard let pending else { continue }
-                let usage = ToolUsage(tokens: UInt64(max(0, msg["usage"]?["tokens"]?.intValue ?? 0)),
-                                      costMicros: UInt64(max(0, msg["usage"]?["cost_micros"]?.intValue ?? 0)))
-                if msg["ok"]?.boolValue == true {
-                    pending.continuation.resume(returning: ToolCallResult(output: (msg["output"] ?? .null).serializedBytes(), usage: usage))
-                } else {
-                    let e = msg["error"] ?? [:]
-                    let kind = ToolCallError.Kind(rawValue: e["kind"]?.stringValue ?? "") ?? .internal
-                    pending.continuation.resume(throwing: ToolCallError(kind: kind, code: e["code"]?.stringValue, message: e["message"]?.stringValue ?? "failed",
-                                                                        source: e["source"]?.stringValue ?? "driver", usage: usage))
-                }
-            case "log":
+            switch RunnerFrame.decode(frame) {
+            case .ok(let id, let usage, let output)?:
+                state.withLock { $0.pending.removeValue(forKey: id) }?.continuation.resume(returning: ToolCallResult(output: output, usage: usage))
+            case .failed(let id, let usage, let e)?:
+                guard let pending = state.withLock({ $0.pending.removeValue(forKey: id) }) else { continue }
+                let kind = ToolCallError.Kind(rawValue: e["kind"]?.stringValue ?? "") ?? .internal
+                pending.continuation.resume(throwing: ToolCallError(kind: kind, code: e["code"]?.stringValue, message: e["message"]?.stringValue ?? "failed",
+                                                                    source: e["source"]?.stringValue ?? "driver", usage: usage))
+            case .json(let msg)? where msg["op"]?.stringValue == "log":
                 // The runner sends the host's call id (`call`) and run id when the record was
                 // made inside a call.
                 DriverLogging.emit(DriverLogRecord(driver: name, level: Int32(msg["level"]?.intValue ?? 2),
@@ -268,12 +261,9 @@ public final class ProcessDriver: ToolDriver, Sendable {
     public func call(_ request: ToolCallRequest) async throws -> ToolCallResult {
         let runner = try await currentRunner()
         let id = nextId.wrappingAdd(1, ordering: .relaxed).oldValue
-        var frame = Array(#"{"op":"call","id":"#.utf8) + Array(String(id).utf8)
-        frame += Array(#","tool":"#.utf8) + JSONValue.string(request.tool).serializedBytes()
-        frame += Array(#","deadline_ns":"#.utf8) + Array(String(request.deadlineNanos ?? 0).utf8)
-        if let run = DriverCallContext.runId { frame += Array(#","run":"#.utf8) + JSONValue.string(run).serializedBytes() }
-        frame += Array(#","input":"#.utf8) + (request.input.isEmpty ? Array("{}".utf8) : request.input) + [UInt8(ascii: "}")]
-        let label = "\(name).\(request.tool)"
+        let frame = RunnerFrame.call(id: id, deadlineNanos: request.deadlineNanos, tool: request.tool, run: DriverCallContext.runId,
+                                     input: request.input.isEmpty ? Array("{}".utf8) : request.input)
+        let tool = request.tool  // for the messages of a call that fails here (built only then)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<ToolCallResult, any Error>) in
                 let registered = state.withLock { s -> Bool in
@@ -293,15 +283,15 @@ public final class ProcessDriver: ToolDriver, Sendable {
                     let wait = max(0, deadline + CallTable.deadlineGraceNanos - nova_monotonic_ns())
                     DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(wait))) { [self] in
                         if let p = state.withLock({ $0.pending.removeValue(forKey: id) }) {
-                            p.continuation.resume(throwing: ToolCallError(kind: .deadline, message: "\(label): deadline exceeded (the driver did not answer in time)"))
+                            p.continuation.resume(throwing: ToolCallError(kind: .deadline, message: "\(name).\(tool): deadline exceeded (the driver did not answer in time)"))
                         }
                     }
                 }
             }
         } onCancel: {
-            runner.channel.send(JSONValue.object(["op": "cancel", "id": .int(Int(id))]).serializedBytes())
+            runner.channel.send(RunnerFrame.cancel(id: id))
             if let p = state.withLock({ $0.pending.removeValue(forKey: id) }) {
-                p.continuation.resume(throwing: ToolCallError(kind: .cancelled, message: "\(label): cancelled"))
+                p.continuation.resume(throwing: ToolCallError(kind: .cancelled, message: "\(name).\(tool): cancelled"))
             }
         }
     }
