@@ -106,9 +106,12 @@ public final class MCPHTTPGateway: Sendable {
                 if let call = MCPDirectToolCall(message) {
                     response = Self.json(await direct(call, in: session), status: .ok)
                 } else {
-                    // The SDK cancels its own calls; the direct ones are cancelled here.
-                    if let id = MCPDirectToolCall.cancelledRequestId(message) { session.calls.cancel(id: id) }
                     response = Self.response(await session.transport.handleRequest(sdkRequest()))
+                    // The SDK cancels its own calls; the direct ones are cancelled here, once the
+                    // notification is accepted, as the SDK does: the cancelled call's answer
+                    // then follows the 202 (a 1.x Python client that cancels its request right
+                    // after the 202 fails on an answer that arrives just before).
+                    if let id = MCPDirectToolCall.cancelledRequestId(message) { session.calls.cancel(id: id) }
                 }
             }
             response.headers[.mcpSessionId] = sessionId
