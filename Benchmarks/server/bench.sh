@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Server benchmarks (docs/server.md#benchmarks):
-#   1. wrk against GET /health and POST /tools/echo.echo (one call through policy + an episode)
-#   2. MCP tools/call throughput: nova-host /mcp vs a FastMCP server (the `mcp` package's FastMCP)
-#      exposing the same no-op tool, same load generator (wrk + mcp_call.lua), and their ratio.
+#   1. wrk against GET /health
+#   2. tool calls, REST vs MCP: POST /tools/echo.echo and MCP tools/call of echo.echo on nova-host,
+#      alternated ROUNDS times (medians), and the per-call difference of MCP over REST
+#   3. MCP tools/call on a FastMCP server (the `mcp` package's FastMCP) exposing the same no-op
+#      tool, same load generator (wrk + mcp_call.lua), ROUNDS times; the ratio of the medians.
 # Builds nothing: NOVA_HOST_BIN (default .build/release/nova-host; `swift build -c release
 # --product nova-host`), drivers from NOVA_BENCH_DRIVERS (default drivers/, `make drivers`).
-# Knobs: DURATION (s, default 10), CONNECTIONS (default 32), THREADS (default 2).
+# Knobs: DURATION (s per run, default 10), ROUNDS (default 3), CONNECTIONS (default 32),
+# THREADS (default 2), NOVA_BENCH_DATA (parent directory of the data directory, default a
+# temporary directory under /tmp; /dev/shm shows the CPU path without the disk's fsync cost).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -14,21 +18,26 @@ DRIVERS=${NOVA_BENCH_DRIVERS:-$ROOT/drivers}
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-3}
 PY=${PYTHON:-python3}
 [ -x "$BIN" ] || { echo "no nova-host binary at $BIN (swift build -c release --product nova-host, or set NOVA_HOST_BIN)"; exit 1; }
 [ -f "$DRIVERS/libnova_echo.so" ] || { echo "no echo driver in $DRIVERS (make drivers)"; exit 1; }
 command -v wrk >/dev/null || { apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
-"$PY" -m pip install -q --disable-pip-version-check 'mcp>=1.9,<2' >/dev/null
+"$PY" -m pip install -q --disable-pip-version-check 'mcp>=1.9,<2' >/dev/null 2>&1
 
 WORK=$(mktemp -d /tmp/nova-bench-server.XXXXXX)
+DATA=$(mktemp -d "${NOVA_BENCH_DATA:-$WORK}/nova-bench-data.XXXXXX")
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK" "$DATA"; }
 trap cleanup EXIT
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_http() { for _ in $(seq 1 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1"; exit 1; }
 rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
 bad() { awk '/BAD_RESPONSES/ {print $2}' "$1"; }
 non2xx() { awk '/Non-2xx/ {print $NF}' "$1"; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# The line of the run whose throughput is the median (latencies shown are that run's).
+latency() { echo "p50 $(awk '/ 50%/ {print $2}' "$1"), p99 $(awk '/ 99%/ {print $2}' "$1")"; }
 
 KEY="nova_bench_$("$PY" -c 'import secrets; print(secrets.token_hex(16))')"
 HASH=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)
@@ -37,32 +46,48 @@ cat >"$WORK/host.json" <<JSON
 JSON
 NPORT=$(free_port)
 NURL="http://127.0.0.1:$NPORT"
-"$BIN" serve --config "$WORK/host.json" --listen "127.0.0.1:$NPORT" --drivers "$DRIVERS" --data "$WORK/data" \
+"$BIN" serve --config "$WORK/host.json" --listen "127.0.0.1:$NPORT" --drivers "$DRIVERS" --data "$DATA/data" \
   --policy "$ROOT/Benchmarks/server/policy.bench.json" --log-level warning 2>"$WORK/nova.log" &
 PIDS+=($!)
 wait_http "$NURL/health"
 
 echo "== nova-host $("$BIN" --help >/dev/null 2>&1; curl -s "$NURL/version")"
-echo "== machine: $(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s"
+echo "== machine: $(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds (medians), data in $(df --output=fstype "$DATA" | tail -1) ($DATA)"
 wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$NURL/health" >"$WORK/health.txt"
-echo "GET /health                 $(rps "$WORK/health.txt") req/s   (p50 $(awk '/ 50%/ {print $2}' "$WORK/health.txt"), p99 $(awk '/ 99%/ {print $2}' "$WORK/health.txt"))"
-WRK_AUTH="Bearer $KEY" WRK_BODY='{"text":"hi"}' wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency \
-  -s "$ROOT/Benchmarks/server/post_json.lua" "$NURL/tools/echo.echo" >"$WORK/tool.txt"
-echo "POST /tools/echo.echo       $(rps "$WORK/tool.txt") req/s   (p50 $(awk '/ 50%/ {print $2}' "$WORK/tool.txt"), p99 $(awk '/ 99%/ {print $2}' "$WORK/tool.txt"); non-200: $(bad "$WORK/tool.txt"); each call = policy + driver + durable episode)"
+echo "GET /health                 $(rps "$WORK/health.txt") req/s   ($(latency "$WORK/health.txt"))"
 
-# MCP tools/call: nova-host vs FastMCP, same client.
+# REST and MCP tool calls on nova-host, alternated so that both see the same machine.
 NSESSION=$("$PY" "$ROOT/Benchmarks/server/mcp_session.py" "$NURL/mcp" "Bearer $KEY")
-MCP_SESSION=$NSESSION MCP_AUTH="Bearer $KEY" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency \
-  -s "$ROOT/Benchmarks/server/mcp_call.lua" "$NURL/mcp" >"$WORK/mcp-nova.txt"
+for r in $(seq 1 "$ROUNDS"); do
+  WRK_AUTH="Bearer $KEY" WRK_BODY='{"text":"hi"}' wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency \
+    -s "$ROOT/Benchmarks/server/post_json.lua" "$NURL/tools/echo.echo" >"$WORK/tool.$r.txt"
+  MCP_SESSION=$NSESSION MCP_AUTH="Bearer $KEY" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency \
+    -s "$ROOT/Benchmarks/server/mcp_call.lua" "$NURL/mcp" >"$WORK/mcp-nova.$r.txt"
+done
+
+# MCP tools/call on FastMCP, same client.
 FPORT=$(free_port)
 FURL="http://127.0.0.1:$FPORT"
 "$PY" "$ROOT/Benchmarks/server/fastmcp_server.py" "$FPORT" >"$WORK/fastmcp.log" 2>&1 &
 PIDS+=($!)
 wait_http "$FURL/mcp"
 FSESSION=$("$PY" "$ROOT/Benchmarks/server/mcp_session.py" "$FURL/mcp")
-MCP_SESSION=$FSESSION MCP_AUTH="" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency \
-  -s "$ROOT/Benchmarks/server/mcp_call.lua" "$FURL/mcp" >"$WORK/mcp-fastmcp.txt"
-N=$(rps "$WORK/mcp-nova.txt"); F=$(rps "$WORK/mcp-fastmcp.txt")
-echo "MCP tools/call nova-host    $N calls/s   (p50 $(awk '/ 50%/ {print $2}' "$WORK/mcp-nova.txt"), p99 $(awk '/ 99%/ {print $2}' "$WORK/mcp-nova.txt"); bad: $(bad "$WORK/mcp-nova.txt"); auth + policy + durable episode per call)"
-echo "MCP tools/call FastMCP      $F calls/s   (p50 $(awk '/ 50%/ {print $2}' "$WORK/mcp-fastmcp.txt"), p99 $(awk '/ 99%/ {print $2}' "$WORK/mcp-fastmcp.txt"); bad: $(bad "$WORK/mcp-fastmcp.txt"); no auth, no policy, no record)"
-echo "ratio nova-host / FastMCP   $(awk -v n="$N" -v f="$F" 'BEGIN { printf "%.1fx (goal >= 5x)", n / f }')"
+for r in $(seq 1 "$ROUNDS"); do
+  MCP_SESSION=$FSESSION MCP_AUTH="" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency \
+    -s "$ROOT/Benchmarks/server/mcp_call.lua" "$FURL/mcp" >"$WORK/mcp-fastmcp.$r.txt"
+done
+
+# The median of each series, and the run that has it (for its latencies and error counts).
+pick() {
+  local m; m=$(for f in "$WORK/$1".*.txt; do rps "$f"; done | median)
+  for f in "$WORK/$1".*.txt; do [ "$(rps "$f")" = "$m" ] && { echo "$m $f"; return; }; done
+  echo "$m $(ls "$WORK/$1".*.txt | head -1)"
+}
+read -r T TF < <(pick tool); read -r N NF < <(pick mcp-nova); read -r F FF < <(pick mcp-fastmcp)
+all() { for f in "$WORK/$1".*.txt; do printf '%s ' "$(rps "$f")"; done; }
+echo "REST POST /tools/echo.echo  $T calls/s   ($(latency "$TF"); non-200: $(bad "$TF"); rounds: $(all tool)) auth + policy + driver + durable episode per call"
+echo "MCP tools/call nova-host    $N calls/s   ($(latency "$NF"); bad: $(bad "$NF"); rounds: $(all mcp-nova)) the same, framed as JSON-RPC"
+echo "MCP tools/call FastMCP      $F calls/s   ($(latency "$FF"); bad: $(bad "$FF"); rounds: $(all mcp-fastmcp)) no auth, no policy, no record"
+echo "ratio nova-host / FastMCP   $(awk -v n="$N" -v f="$F" 'BEGIN { printf "%.2fx (goal >= 5x)", n / f }')"
+# Per call: the time one call takes of the server's capacity (1/throughput at the same load).
+echo "MCP vs REST per call        $(awk -v n="$N" -v t="$T" 'BEGIN { printf "%+.1f us per call (MCP %.1f us, REST %.1f us; MCP/REST throughput %.2f)", 1e6 / n - 1e6 / t, 1e6 / n, 1e6 / t, n / t }')"

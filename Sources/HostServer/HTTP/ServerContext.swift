@@ -17,7 +17,7 @@ public struct ServerContext: AuthRequestContext, RequestContext {
     public var requestId: String = ""
     /// The caller, shared with the middleware outside authentication (for the access log).
     let seen = SeenCaller()
-    /// The connection; its `closeFuture` tells a long call that the client went away.
+    /// The connection, watched by `cancellingOnDisconnect` while a long call runs.
     let channel: any Channel
 
     public init(source: Source) {
@@ -40,25 +40,45 @@ extension ServerContext {
     ///
     /// Hummingbird never cancels a handler, and while a response is pending the HTTP pipeline
     /// stops reading, so the client's FIN is not seen as an event: the kernel's view of the
-    /// connection (`TCP_INFO` state leaving ESTABLISHED) is checked a few times a second instead.
+    /// connection (`TCP_INFO` state leaving ESTABLISHED, or the channel closed) is checked a few
+    /// times a second instead. Nothing is registered on the connection itself: a callback on
+    /// its `closeFuture` per request would pile up (each holding its call's result) for as long
+    /// as a keep-alive connection lives. The work and the watcher are child tasks of one group.
     func cancellingOnDisconnect<T: Sendable>(_ work: @escaping @Sendable () async -> T) async -> T {
-        let task = Task { await work() }
         let channel = self.channel
-        channel.closeFuture.whenComplete { _ in task.cancel() }
-        let watcher = Task {
-            guard let socket = channel as? any SocketOptionProvider else { return }
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(200))
-                if Task.isCancelled { return }
-                guard let info = try? await socket.getTCPInfo().get(), info.tcpi_state == UInt8(TCP_ESTABLISHED) else {
-                    task.cancel()
-                    return
+        return await withTaskGroup(of: DisconnectRace<T>.self) { group in
+            group.addTask { .done(await work()) }
+            group.addTask {
+                guard let socket = channel as? any SocketOptionProvider else { return .unwatchable }
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(200))
+                    if Task.isCancelled { break }
+                    guard channel.isActive, let info = try? await socket.getTCPInfo().get(), info.tcpi_state == UInt8(TCP_ESTABLISHED) else {
+                        return .clientLeft
+                    }
+                }
+                return .unwatchable
+            }
+            while let ended = await group.next() {
+                switch ended {
+                case .done(let value):
+                    group.cancelAll()
+                    return value
+                case .clientLeft: group.cancelAll()
+                case .unwatchable: continue
                 }
             }
+            preconditionFailure("the work's task ended without a result")
         }
-        defer { watcher.cancel() }
-        return await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
     }
+}
+
+/// How a child of `cancellingOnDisconnect` ended: the work with its value, or the watcher
+/// (the client left, or the connection cannot be watched).
+private enum DisconnectRace<T: Sendable>: Sendable {
+    case done(T)
+    case clientLeft
+    case unwatchable
 }
 
 /// Reading and writing JSON bodies.
@@ -90,7 +110,7 @@ enum JSONIO {
         guard main == contentType || (main.hasPrefix("application/") && main.hasSuffix("+json")) else {
             throw APIError(.unsupportedMediaType, "unsupported_media_type", "send the body as application/json (got \(ct))")
         }
-        do { return try JSONValue.parse(Array(buffer: buffer)) } catch {
+        do { return try buffer.withUnsafeReadableBytes { try JSONValue.parse($0) } } catch {
             throw APIError.badRequest("invalid_json", "the request body is not valid JSON: \(error)")
         }
     }

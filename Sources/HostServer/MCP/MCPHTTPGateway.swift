@@ -24,6 +24,10 @@ public final class MCPHTTPGateway: Sendable {
         let caller: Caller
         let server: Server
         let transport: StatelessHTTPServerTransport
+        /// The `tools/call`s answered directly (`MCPDirectToolCall`), for cancellation.
+        let calls: MCPCallsInFlight
+        /// Where refused and failed tool calls are reported for the model (as the SDK's handler does).
+        let modelLog: Logger
         /// The protocol version `initialize` negotiated (decides whether batches are allowed).
         let protocolVersion: String
         var lastUsedNanos: UInt64
@@ -59,8 +63,11 @@ public final class MCPHTTPGateway: Sendable {
     /// Handles one `/mcp` request from `caller`.
     func handle(_ request: Request, body: ByteBuffer?, caller: Caller) async -> Response {
         let headers = Self.headers(request.head)
-        let sdkRequest = MCP.HTTPRequest(method: request.method.rawValue, headers: headers, body: body.map { Data(buffer: $0) },
-                                     path: request.uri.path)
+        // The body is copied into the SDK's request only when the SDK is to read it: the
+        // validators read headers, and a direct tools/call reads the body in place.
+        let validated = MCP.HTTPRequest(method: request.method.rawValue, headers: headers, body: nil, path: request.uri.path)
+        let sdkRequest = { MCP.HTTPRequest(method: request.method.rawValue, headers: headers, body: body.map { Data(buffer: $0) },
+                                           path: request.uri.path) }
         let sessionId = request.headers[.mcpSessionId]
         let now = DispatchTime.now().uptimeNanoseconds
 
@@ -84,22 +91,34 @@ public final class MCPHTTPGateway: Sendable {
             guard let session = found else { return Self.error(404, .invalidRequest("Not Found: Session not found or expired")) }
             // Host, Origin, Accept and Content-Type first: the transport checks them again, but
             // a message refused below must not be answered to a request those would refuse.
-            if let problem = pipeline.validate(sdkRequest, context: HTTPValidationContext(httpMethod: "POST", sessionID: sessionId,
+            if let problem = pipeline.validate(validated, context: HTTPValidationContext(httpMethod: "POST", sessionID: sessionId,
                                                                                          isInitializationRequest: false,
                                                                                          supportedProtocolVersions: Version.supported)) {
                 return Self.response(problem)
             }
+            let verdict = body.map { b in b.withUnsafeReadableBytes { MCPPreflight.check($0, protocolVersion: session.protocolVersion) } }
+                ?? MCPPreflight.check([], protocolVersion: session.protocolVersion)
             var response: Response
-            switch MCPPreflight.check(body.map { Array(buffer: $0) } ?? [], protocolVersion: session.protocolVersion) {
+            switch verdict {
             case .reply(let reply): response = refuse(reply)
-            case .batch(let items): response = await batch(items, of: sdkRequest, in: session)
-            case .pass: response = Self.response(await session.transport.handleRequest(sdkRequest))
+            case .batch(let items): response = await batch(items, of: sdkRequest(), in: session)
+            case .pass(let message):
+                if let call = MCPDirectToolCall(message) {
+                    response = Self.json(await direct(call, in: session), status: .ok)
+                } else {
+                    response = Self.response(await session.transport.handleRequest(sdkRequest()))
+                    // The SDK cancels its own calls; the direct ones are cancelled here, once the
+                    // notification is accepted, as the SDK does: the cancelled call's answer
+                    // then follows the 202 (a 1.x Python client that cancels its request right
+                    // after the 202 fails on an answer that arrives just before).
+                    if let id = MCPDirectToolCall.cancelledRequestId(message) { session.calls.cancel(id: id) }
+                }
             }
             response.headers[.mcpSessionId] = sessionId
             return response
         }
         // No session: this must be `initialize`.
-        if let problem = pipeline.validate(sdkRequest, context: HTTPValidationContext(httpMethod: "POST", sessionID: nil, isInitializationRequest: true,
+        if let problem = pipeline.validate(validated, context: HTTPValidationContext(httpMethod: "POST", sessionID: nil, isInitializationRequest: true,
                                                                                      supportedProtocolVersions: Version.supported)) {
             return Self.response(problem)
         }
@@ -117,23 +136,35 @@ public final class MCPHTTPGateway: Sendable {
         var sessionLogger = logger
         sessionLogger[metadataKey: "mcp_session"] = .string(id)
         let transport = StatelessHTTPServerTransport(validationPipeline: pipeline, logger: sessionLogger)
-        let server = await MCPToolServer.make(gateway: gateway, caller: caller, logger: sessionLogger, origin: "mcp")
+        let server = await MCPToolServer.make(gateway: gateway, caller: caller, logger: sessionLogger, origin: Self.origin)
         do { try await server.start(transport: transport) } catch {
             return Self.error(500, .internalError("Failed to start the session: \(error)"))
         }
-        let sdkResponse = await transport.handleRequest(sdkRequest)
+        let sdkResponse = await transport.handleRequest(sdkRequest())
         guard case .data = sdkResponse else {
             await server.stop()
             return Self.response(sdkResponse)
         }
-        let session = Session(id: id, caller: caller, server: server, transport: transport,
-                              protocolVersion: MCPPreflight.negotiatedVersion(message), lastUsedNanos: now)
+        let session = Session(id: id, caller: caller, server: server, transport: transport, calls: MCPCallsInFlight(),
+                              modelLog: sessionLogger.channel(.modelInstruction), protocolVersion: MCPPreflight.negotiatedVersion(message), lastUsedNanos: now)
         sessions.withLock { $0[id] = session }
         logger.info("mcp session opened", metadata: ["mcp_session": .string(id), "principal": .string(caller.principal)])
         var response = Self.response(sdkResponse)
         response.headers[.mcpSessionId] = id
         return response
     }
+
+    /// A `tools/call` through the gateway, answered without the SDK (`MCPDirectToolCall`).
+    private func direct(_ call: MCPDirectToolCall, in session: Session) async -> JSONValue {
+        let (gateway, caller) = (self.gateway, session.caller)
+        let outcome = await session.calls.run(id: call.id) {
+            await gateway.call(toolId: call.name, input: .object(call.arguments), caller: caller, origin: Self.origin)
+        }
+        return call.response(outcome, caller: caller, modelLog: session.modelLog)
+    }
+
+    /// The origin MCP runs are recorded with.
+    static let origin = "mcp"
 
     /// The answer to a message `MCPPreflight` refused: 200 when it names the request it answers
     /// (the client matches it by id), 400 when it cannot (id null).
@@ -153,6 +184,11 @@ public final class MCPHTTPGateway: Sendable {
                 answers.append(reply)
                 continue
             }
+            if let call = MCPDirectToolCall(item) {
+                answers.append(await direct(call, in: session))
+                continue
+            }
+            if let id = MCPDirectToolCall.cancelledRequestId(item) { session.calls.cancel(id: id) }
             let one = MCP.HTTPRequest(method: request.method, headers: request.headers, body: Data(item.serializedBytes()), path: request.path)
             switch await session.transport.handleRequest(one) {
             case .data(let data, _):

@@ -16,8 +16,8 @@ import MCP
 enum MCPPreflight {
     /// What to do with one message (or batch).
     enum Verdict: Equatable {
-        /// Hand it to the SDK as it is.
-        case pass
+        /// One message that may go on (to the SDK, or `MCPDirectToolCall`): here as parsed.
+        case pass(JSONValue)
         /// Do not hand it on; answer with this JSON-RPC error response.
         case reply(JSONValue)
         /// A batch on a protocol version that has them: these messages, each checked with `check`.
@@ -29,10 +29,15 @@ enum MCPPreflight {
 
     /// The verdict on `bytes` for a session that negotiated `protocolVersion` (nil: not yet).
     static func check(_ bytes: [UInt8], protocolVersion: String?) -> Verdict {
+        bytes.withUnsafeBytes { check($0, protocolVersion: protocolVersion) }
+    }
+
+    /// `check` over bytes in place (a request body, uncopied).
+    static func check(_ bytes: UnsafeRawBufferPointer, protocolVersion: String?) -> Verdict {
         guard let value = try? JSONValue.parse(bytes) else {
             return .reply(error(id: .null, code: -32700, "Parse error: the message is not valid JSON"))
         }
-        guard case .array(let items) = value else { return problem(value).map(Verdict.reply) ?? .pass }
+        guard case .array(let items) = value else { return problem(value).map(Verdict.reply) ?? .pass(value) }
         guard let version = protocolVersion, batchVersions.contains(version) else {
             let why = protocolVersion.map { "protocol \($0) has no JSON-RPC batches (they ended with 2025-03-26)" }
                 ?? "a batch cannot carry initialize"
@@ -145,8 +150,8 @@ actor PreflightTransport: Transport {
     private func admit(_ data: Data) async -> Data? {
         let bytes = Array(data)
         switch MCPPreflight.check(bytes, protocolVersion: protocolVersion) {
-        case .pass:
-            if protocolVersion == nil, let message = try? JSONValue.parse(bytes), message["method"]?.stringValue == "initialize" {
+        case .pass(let message):
+            if protocolVersion == nil, message["method"]?.stringValue == "initialize" {
                 protocolVersion = MCPPreflight.negotiatedVersion(message)
             }
             return data

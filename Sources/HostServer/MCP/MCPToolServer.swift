@@ -24,29 +24,44 @@ public enum MCPToolServer {
             var input: [String: JSONValue] = [:]
             for (k, v) in params.arguments ?? [:] { input[k] = json(v) }
             let outcome = await gateway.call(toolId: params.name, input: .object(input), caller: caller, origin: origin)
-            switch outcome {
-            case .succeeded(let output, _):
-                let structured: JSONValue = output.objectValue != nil ? output : ["result": output]
-                return CallTool.Result(content: [.text(text: output.serialized(sortedKeys: true), annotations: nil, _meta: nil)],
-                                       structuredContent: Optional<Value>.some(value(structured)), isError: false)
-            case .failed(let f, let snap):
-                if f.kind == .unknownTool { throw MCPError.invalidParams("Unknown tool: \(params.name) (\(f.message))") }
-                let text: String
-                switch f.kind {
-                case .denied: text = "denied by policy\(f.rule.map { " (rule \($0))" } ?? ""): \(f.message)"
-                case .rateLimited:
-                    text = "rate_limited\(f.rule.map { " (rule \($0))" } ?? ""): \(f.message); retry after \(f.retryAfterMs ?? 0) ms"
-                default: text = "\(f.kind.rawValue): \(f.message)"
-                }
-                var meta: Logger.Metadata = ["tool": .string(params.name), "principal": .string(caller.principal), "code": .string(f.kind.rawValue)]
-                if let s = snap { meta["run_id"] = .string(s.runId) }
-                modelLog.info("\(text)", metadata: meta)
-                // When to retry, for clients that read structure rather than text.
-                let retry: Value? = f.retryAfterMs.map { .object(["error": .string(f.kind.rawValue), "retry_after_ms": .int($0)]) }
-                return CallTool.Result(content: [.text(text: text, annotations: nil, _meta: nil)], structuredContent: retry, isError: true)
-            }
+            let answer = try callAnswer(outcome, tool: params.name, caller: caller, modelLog: modelLog)
+            return CallTool.Result(content: [.text(text: answer.text, annotations: nil, _meta: nil)],
+                                   structuredContent: answer.structured.map(value), isError: answer.isError)
         }
         return server
+    }
+
+    /// What a `tools/call` result says: its text content, structured content and `isError`.
+    struct CallAnswer: Equatable {
+        var text: String
+        var structured: JSONValue?
+        var isError: Bool
+    }
+
+    /// The `tools/call` result for `outcome`, shared by the SDK handler and the gateway's direct
+    /// path (`MCPDirectToolCall`) so both answer alike. An unknown tool is a JSON-RPC error
+    /// (-32602), thrown; any other failure is a result with `isError`, logged for the model.
+    static func callAnswer(_ outcome: ToolCallOutcome, tool: String, caller: Caller, modelLog: Logger) throws(MCPError) -> CallAnswer {
+        switch outcome {
+        case .succeeded(let output, _):
+            let structured: JSONValue = output.objectMembers != nil ? output : .object([JSONKey("result"): output])
+            return CallAnswer(text: output.serialized(sortedKeys: true), structured: structured, isError: false)
+        case .failed(let f, let snap):
+            if f.kind == .unknownTool { throw MCPError.invalidParams("Unknown tool: \(tool) (\(f.message))") }
+            let text: String
+            switch f.kind {
+            case .denied: text = "denied by policy\(f.rule.map { " (rule \($0))" } ?? ""): \(f.message)"
+            case .rateLimited:
+                text = "rate_limited\(f.rule.map { " (rule \($0))" } ?? ""): \(f.message); retry after \(f.retryAfterMs ?? 0) ms"
+            default: text = "\(f.kind.rawValue): \(f.message)"
+            }
+            var meta: Logger.Metadata = ["tool": .string(tool), "principal": .string(caller.principal), "code": .string(f.kind.rawValue)]
+            if let s = snap { meta["run_id"] = .string(s.runId) }
+            modelLog.info("\(text)", metadata: meta)
+            // When to retry, for clients that read structure rather than text.
+            let retry: JSONValue? = f.retryAfterMs.map { ["error": .string(f.kind.rawValue), "retry_after_ms": .int($0)] }
+            return CallAnswer(text: text, structured: retry, isError: true)
+        }
     }
 
     /// A gateway tool as MCP describes it. The output schema is passed on only when it is an

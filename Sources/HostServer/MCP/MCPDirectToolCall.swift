@@ -1,0 +1,118 @@
+import JSON
+import Logging
+import MCP
+import Synchronization
+
+/// A `tools/call` request answered by the gateway itself instead of the MCP SDK's server.
+///
+/// The SDK decodes every incoming message with `JSONDecoder` up to three times (as a batch, a
+/// response, a request), turns every string into a `Value` through a regular expression (its
+/// data-URL check), serializes one session's messages through one loop, and re-encodes the
+/// result with `JSONEncoder`: under load that was most of the CPU of an MCP call. The message
+/// has already been parsed and checked by `MCPPreflight` (JSON-RPC 2.0 shape, `params.name` a
+/// string, `arguments` an object), so the call is made from that parse and its result written
+/// with the project's serializer. The SDK still does everything else (initialize, tools/list,
+/// ping, notifications, unknown methods); `MCPToolServer.callAnswer` maps outcomes for both.
+struct MCPDirectToolCall: Equatable {
+    /// The request's id, echoed as sent (a string or a number).
+    let id: JSONValue
+    /// The tool's id (`driver.tool`).
+    let name: String
+    /// The arguments as parsed (names compared by Unicode scalars, numbers kept exact).
+    let arguments: [JSONKey: JSONValue]
+
+    /// The call `message` asks for when it is a `tools/call` request that `MCPPreflight.problem`
+    /// let pass; nil for anything else (other methods, notifications, responses).
+    init?(_ message: JSONValue) {
+        guard case .object(let o) = message, case .string("tools/call")? = o["method"], let id = o["id"] else { return nil }
+        let params = o["params"]?.objectMembers ?? [:]
+        guard case .string(let name)? = params["name"] else { return nil }
+        let arguments: [JSONKey: JSONValue]
+        switch params["arguments"] {
+        case nil, .null?: arguments = [:]
+        case .object(let a)?: arguments = a
+        default: return nil
+        }
+        self.id = id
+        self.name = name
+        self.arguments = arguments
+    }
+
+    /// The `requestId` of a `notifications/cancelled` message, or nil when `message` is not one.
+    static func cancelledRequestId(_ message: JSONValue) -> JSONValue? {
+        guard case .object(let o) = message, o["id"] == nil, case .string("notifications/cancelled")? = o["method"] else { return nil }
+        return o["params"]?["requestId"]
+    }
+
+    /// The JSON-RPC response to this call for `outcome`, as the SDK's server would write it.
+    func response(_ outcome: ToolCallOutcome, caller: Caller, modelLog: Logger) -> JSONValue {
+        do { return Self.response(id: id, answer: try MCPToolServer.callAnswer(outcome, tool: name, caller: caller, modelLog: modelLog)) } catch {
+            return Self.errorResponse(id: id, error)
+        }
+    }
+
+    /// The result response carrying `answer` (what `CallTool.Result` encodes to).
+    static func response(id: JSONValue, answer: MCPToolServer.CallAnswer) -> JSONValue {
+        var result: [JSONKey: JSONValue] = [
+            "content": [["type": "text", "text": .string(answer.text)]],
+            "isError": .bool(answer.isError),
+        ]
+        if let structured = answer.structured { result["structuredContent"] = structured }
+        return .object(["jsonrpc": "2.0", "id": id, "result": .object(result)])
+    }
+
+    /// A JSON-RPC error response carrying `error` as the SDK encodes an `MCPError`: code,
+    /// message, and the detail under `data.detail`.
+    static func errorResponse(id: JSONValue, _ error: MCPError) -> JSONValue {
+        var body: [JSONKey: JSONValue] = ["code": .int(error.code), "message": .string(error.errorDescription ?? "Unknown error")]
+        switch error {
+        case .parseError(let detail?), .invalidRequest(let detail?), .methodNotFound(let detail?), .invalidParams(let detail?),
+             .internalError(let detail?):
+            body["data"] = ["detail": .string(detail)]
+        default: break
+        }
+        return .object(["jsonrpc": "2.0", "id": id, "error": .object(body)])
+    }
+}
+
+/// The direct `tools/call`s in flight in one MCP session, by request id, so that a
+/// `notifications/cancelled` naming one cancels it (as the SDK cancels its handler task).
+final class MCPCallsInFlight: Sendable {
+    private struct State {
+        var nextToken: UInt64 = 0
+        var byId: [JSONValue: [UInt64: Task<ToolCallOutcome, Never>]] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    /// Runs `work` as the call with request id `id`; cancelling the awaiting task (or a
+    /// `cancel(id:)`) cancels it. The call runs in a task of its own because a notification
+    /// must be able to cancel it from another request's task.
+    func run(id: JSONValue, _ work: @escaping @Sendable () async -> ToolCallOutcome) async -> ToolCallOutcome {
+        let task = Task(operation: work)
+        let token = state.withLock { s in
+            s.nextToken += 1
+            s.byId[id, default: [:]][s.nextToken] = task
+            return s.nextToken
+        }
+        defer {
+            state.withLock { s in
+                s.byId[id]?[token] = nil
+                if s.byId[id]?.isEmpty == true { s.byId[id] = nil }
+            }
+        }
+        return await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
+    }
+
+    /// Cancels the calls in flight with request id `id` (a client may, wrongly, reuse an id);
+    /// returns how many there were.
+    @discardableResult
+    func cancel(id: JSONValue) -> Int {
+        let tasks = state.withLock { s in s.byId.removeValue(forKey: id).map { Array($0.values) } ?? [] }
+        for t in tasks { t.cancel() }
+        return tasks.count
+    }
+
+    /// How many calls are in flight.
+    var count: Int { state.withLock { $0.byId.values.reduce(0) { $0 + $1.count } } }
+}
