@@ -80,7 +80,9 @@ test: test-deps drivers
 
 # The driver benchmark needs the real servers: all of it runs under with-servers.sh.
 bench: deps test-deps drivers
-	$(SWIFT) build -c release --product nova-bench --product nova-host
+	# One product per command: swift build builds only the last of several --product flags.
+	$(SWIFT) build -c release --product nova-bench
+	$(SWIFT) build -c release --product nova-host
 	$(SWIFT) build -c release
 	$(MAKE) -s -C examples/drivers/c-echo OUT=$(CURDIR)/.build/release/libnova_echo.so ABI_INCLUDE=$(CURDIR)/$(ABI_INCLUDE)
 	$(MAKE) -s -C Sources/Sandbox
