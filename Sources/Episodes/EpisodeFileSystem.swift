@@ -194,6 +194,22 @@ public struct PosixEpisodeFileSystem: EpisodeFileSystem {
         if unlink(path) != 0 { throw fail("unlink", path) }
     }
 
+    /// Calls `io` (a `pread`/`pwrite` of the bytes from `done` on) until `count` bytes are done,
+    /// it returns 0 (end of file) or fails; retries on EINTR. Returns the bytes done and the errno.
+    private static func repeatPositioned(count: Int, _ io: (Int) -> Int) -> (done: Int, errno: Int32?) {
+        var done = 0
+        while done < count {
+            let n = io(done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return (done, errno)
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return (done, nil)
+    }
+
     public func openFile(_ path: String) throws -> EpisodeFileHandle {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         if fd < 0 { throw fail("open", path) }
@@ -201,35 +217,21 @@ public struct PosixEpisodeFileSystem: EpisodeFileSystem {
     }
 
     public func write(_ file: EpisodeFileHandle, _ bytes: [UInt8], at offset: Int) throws {
-        var done = 0
-        let failure: Int32? = bytes.withUnsafeBytes { buf -> Int32? in
-            while done < buf.count {
-                let n = posixPwrite(file.descriptor, buf.baseAddress! + done, buf.count - done, off_t(offset + done))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return errno
-                }
-                done += n
+        let (written, failure) = bytes.withUnsafeBytes { buf in
+            Self.repeatPositioned(count: buf.count) { done in
+                posixPwrite(file.descriptor, buf.baseAddress! + done, buf.count - done, off_t(offset + done))
             }
-            return nil
         }
         if let failure { throw fail("write", file.path, failure) }
+        if written < bytes.count { throw fail("write", file.path, EIO) }  // a write that made no progress
     }
 
     public func read(_ file: EpisodeFileHandle, count: Int, at offset: Int) throws -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
-        var got = 0
-        let failure: Int32? = out.withUnsafeMutableBytes { buf -> Int32? in
-            while got < buf.count {
-                let n = posixPread(file.descriptor, buf.baseAddress! + got, buf.count - got, off_t(offset + got))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return errno
-                }
-                if n == 0 { break }
-                got += n
+        let (got, failure) = out.withUnsafeMutableBytes { buf in
+            Self.repeatPositioned(count: buf.count) { done in
+                posixPread(file.descriptor, buf.baseAddress! + done, buf.count - done, off_t(offset + done))
             }
-            return nil
         }
         if let failure { throw fail("read", file.path, failure) }
         if got < count { out.removeLast(count - got) }

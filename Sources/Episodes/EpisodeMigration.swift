@@ -58,7 +58,7 @@ extension EpisodeSegmentLog {
         }
         for e in episodes {
             let frame = SegmentFormat.frame(runId: e.ref.runId, seq: e.ref.seq, episode: e.document.canonicalBytes() + [0x0A])
-            if tip.segment == 0 || tip.offset + frame.count > segmentCapacity(tip.segment) {
+            if tip.segment == 0 || tip.offset + frame.count > currentCapacity() {
                 try flush()
                 try rotate(to: tip.segment + 1, fitting: frame.count)
                 _ = try openHandles()

@@ -116,7 +116,7 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
     @discardableResult
     public func write(body: JSONValue, runId: String) throws -> EpisodeRef {
         let members = try Self.validate(body: body, runId: runId)
-        let box = ResultBox()
+        let box = WaitBox<Result<EpisodeRef, EpisodeError>>()
         submit(.write(PendingEpisode(runId: runId, body: members) { box.set($0) }))
         return try box.wait().get()
     }
@@ -138,7 +138,7 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
 
     /// Runs `body` on the committer thread, between groups, holding the `flock`.
     func exclusive<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
-        let box = ExclusiveBox<T>()
+        let box = WaitBox<Result<T, any Error>>()
         submit(.exclusive {
             do {
                 try self.lockFile.lockExclusive()
@@ -251,7 +251,7 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
         var group = GroupBuffer(tip: state.tip)
         var seen = Set<String>()
         var remaining = batch[...]
-        var failure: (EpisodeWriteStep, EpisodeWriteOutcome, EpisodeFileSystemError)?
+        var failure: (EpisodeWriteStep, EpisodeFileSystemError)?
         while let r = remaining.first, failure == nil {
             if seen.contains(r.runId) || state.withLock({ state.index[r.runId] }) != nil {
                 r.complete(.failure(.duplicateRunId(r.runId)))
@@ -261,7 +261,7 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
             let tip = group.tip
             let enc = EpisodeFormat.encode(body: r.body, runId: r.runId, seq: tip.seq + 1, prevHash: tip.hash)
             let frame = SegmentFormat.frame(runId: r.runId, seq: tip.seq + 1, episode: enc.bytes)
-            if tip.segment == 0 || tip.offset + frame.count > segmentCapacity(tip.segment) {
+            if tip.segment == 0 || tip.offset + frame.count > currentCapacity() {
                 if !group.pending.isEmpty {
                     failure = flush(&group)
                     continue
@@ -269,7 +269,7 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
                 do {
                     try rotate(to: tip.segment + 1, fitting: frame.count)
                 } catch {
-                    failure = (.rotate, .notWritten, Self.fsError(error, "create segment", primaryPath(tip.segment + 1)))
+                    failure = (.rotate, Self.fsError(error, "create segment", primaryPath(tip.segment + 1)))
                     continue
                 }
                 group = GroupBuffer(tip: state.tip)
@@ -277,26 +277,29 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
             }
             seen.insert(r.runId)
             let ref = EpisodeRef(runId: r.runId, seq: tip.seq + 1, hash: enc.hash, path: location(tip.segment, tip.offset))
-            group.append(r, ref: ref, frame: frame)
+            group.append(r, ref: ref, at: RecordLocation(segment: tip.segment, offset: tip.offset, seq: ref.seq), frame: frame)
             remaining.removeFirst()
         }
         if failure == nil && !group.pending.isEmpty { failure = flush(&group) }
-        if let (step, outcome, cause) = failure {
+        // The rest of the batch was never written.
+        if let (step, cause) = failure {
             for r in remaining { r.complete(.failure(.writeFailed(runId: r.runId, step: step, outcome: .notWritten, cause: cause))) }
-            _ = outcome
         }
         state.withLock { state.groupCommits += 1 }
     }
 
     /// Appends `group` to the current segment and makes it durable; acknowledges or fails its
     /// writes. Returns the failure (the rest of the batch fails with it).
-    private func flush(_ group: inout GroupBuffer) -> (EpisodeWriteStep, EpisodeWriteOutcome, EpisodeFileSystemError)? {
+    private func flush(_ group: inout GroupBuffer) -> (EpisodeWriteStep, EpisodeFileSystemError)? {
         defer { group = GroupBuffer(tip: state.tip) }
         let start = state.tip
-        guard let (primary, mirror) = try? openHandles() else {
-            let cause = EpisodeFileSystemError(operation: "open", path: primaryPath(start.segment), errno: errno == 0 ? EIO : errno)
+        let primary: EpisodeFileHandle, mirror: EpisodeFileHandle
+        do {
+            (primary, mirror) = try openHandles()
+        } catch {
+            let cause = Self.fsError(error, "open", primaryPath(start.segment))
             group.fail(step: .write, outcome: .notWritten, cause: cause)
-            return (.write, .notWritten, cause)
+            return (.write, cause)
         }
         var failed: (EpisodeWriteStep, EpisodeFileSystemError)?
         do {
@@ -328,28 +331,23 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
             let outcome: EpisodeWriteOutcome = erased ? .notWritten : .writtenUnconfirmed
             if erased { try? writeHead(clean: true, tip: start) }
             group.fail(step: step, outcome: outcome, cause: cause)
-            return (step, outcome, cause)
+            return (step, cause)
         }
         let end = group.tip
         state.withLock {
             state.tip = end
-            for (r, ref) in group.pending { state.index[r.runId] = RecordLocation(segment: start.segment, offset: Self.offset(of: ref), seq: ref.seq) }
+            for p in group.pending { state.index[p.request.runId] = p.location }
             if state.mirrorDirtySince == nil { state.mirrorDirtySince = Timestamps.monotonicNanos() }
         }
         // A failed mirror write leaves the head dirty: the next group runs the recovery, which
         // rewrites the mirror from the primary.
         try? writeHead(clean: !mirrorFailed, tip: end)
-        for (r, ref) in group.pending { r.complete(.success(ref)) }
+        for p in group.pending { p.request.complete(.success(p.ref)) }
         return nil
     }
 
-    static func offset(of ref: EpisodeRef) -> Int {
-        guard let hash = ref.path.lastIndex(of: "#") else { return 0 }
-        return Int(ref.path[ref.path.index(after: hash)...]) ?? 0
-    }
-
-    /// The usable size of `segment` (its file size; a new segment's default).
-    func segmentCapacity(_ segment: Int) -> Int {
+    /// The size of the current segment (its file's size).
+    func currentCapacity() -> Int {
         if state.withLock({ state.primary }) == nil { _ = try? openHandles() }
         return state.withLock { state.capacity }
     }
@@ -540,18 +538,18 @@ enum LogWork: Sendable {
 struct GroupBuffer {
     var tip: LogTip
     var bytes: [UInt8] = []
-    var pending: [(PendingEpisode, EpisodeRef)] = []
+    var pending: [(request: PendingEpisode, ref: EpisodeRef, location: RecordLocation)] = []
 
     init(tip: LogTip) { self.tip = tip }
 
-    mutating func append(_ r: PendingEpisode, ref: EpisodeRef, frame: [UInt8]) {
+    mutating func append(_ r: PendingEpisode, ref: EpisodeRef, at location: RecordLocation, frame: [UInt8]) {
         bytes += frame
-        pending.append((r, ref))
+        pending.append((r, ref, location))
         tip = LogTip(segment: tip.segment, offset: tip.offset + frame.count, seq: ref.seq, hash: ref.hash, runId: ref.runId)
     }
 
     func fail(step: EpisodeWriteStep, outcome: EpisodeWriteOutcome, cause: EpisodeFileSystemError) {
-        for (r, _) in pending { r.complete(.failure(.writeFailed(runId: r.runId, step: step, outcome: outcome, cause: cause))) }
+        for p in pending { p.request.complete(.failure(.writeFailed(runId: p.request.runId, step: step, outcome: outcome, cause: cause))) }
     }
 }
 
@@ -574,29 +572,14 @@ final class LogState: @unchecked Sendable {
     func withLock<T>(_ body: () throws -> T) rethrows -> T { try lock.withLock(body) }
 }
 
-/// A blocking writer's result.
-final class ResultBox: @unchecked Sendable {
+/// A result one thread hands to another that waits for it (a blocking write, an exclusive task).
+final class WaitBox<T: Sendable>: @unchecked Sendable {
     private let lock = ConditionLock()
-    private var result: Result<EpisodeRef, EpisodeError>?
+    private var result: T?
 
-    func set(_ r: Result<EpisodeRef, EpisodeError>) { lock.withLock { result = r; lock.broadcast() } }
+    func set(_ r: T) { lock.withLock { result = r; lock.broadcast() } }
 
-    func wait() -> Result<EpisodeRef, EpisodeError> {
-        lock.lock()
-        defer { lock.unlock() }
-        while result == nil { lock.wait() }
-        return result!
-    }
-}
-
-/// The result of an exclusive task.
-final class ExclusiveBox<T: Sendable>: @unchecked Sendable {
-    private let lock = ConditionLock()
-    private var result: Result<T, any Error>?
-
-    func set(_ r: Result<T, any Error>) { lock.withLock { result = r; lock.broadcast() } }
-
-    func wait() -> Result<T, any Error> {
+    func wait() -> T {
         lock.lock()
         defer { lock.unlock() }
         while result == nil { lock.wait() }
