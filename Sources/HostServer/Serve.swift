@@ -69,6 +69,7 @@ public enum WorkerProcess {
                 triggers.append(TriggerService(dispatcher: TriggerDispatcher(bus: bus, agents: service, consumer: "trigger@\(options.name)"), logger: logger))
             }
         }
+        host.registerApprovalTools()
         let worker = JobWorker(queue: queue, handlers: [RunJob.kind: RunJobHandler(runs: runs, agents: host.episodes?.store.agentStore, bus: bus)],
                                options: options, log: { logger.warning("\($0)") })
         logger.channel(.humanUI).notice("nova-host worker \(options.name) taking jobs",

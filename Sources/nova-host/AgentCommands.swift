@@ -241,6 +241,8 @@ struct GoalsCommand: AsyncParsableCommand {
         @Argument(help: "The goal, as text.") var goal: String
         @Option(help: "The plan to run (a JSON plan or @file; default: the agent's plan).") var plan: String?
         @Option(help: "An input k=v (repeatable; v is JSON if it parses, else a string).") var input: [String] = []
+        @Option(help: "Run a template instead of a plan: NAME[@VERSION].") var template: String?
+        @Option(name: .customLong("param"), help: "A template param k=v (repeatable; v is JSON if it parses, else a string).") var params: [String] = []
         @Option(help: "Priority (higher first).") var priority = 0
         @Option(help: "Cancel the goal if it has not started within this many seconds.") var deadlineSeconds: Int?
         @Option(help: "An idempotency key: the same key returns the same goal.") var idempotencyKey: String?
@@ -255,11 +257,14 @@ struct GoalsCommand: AsyncParsableCommand {
             }
             let planJSON = try plan.map { try jsonArgument($0, "--plan") }
             let deadline = deadlineSeconds.map { Timestamps.wallNanos() / 1_000_000 + Int64($0) * 1000 }
-            let service = try await options.open()
-            let (view, duplicate) = try await agentCall {
-                try await service.submit(agent, GoalRequest(goal: goal, plan: planJSON, inputs: inputs, priority: priority,
-                                                            deadlineMs: deadline, idempotencyKey: idempotencyKey))
+            var request = GoalRequest(goal: goal, plan: planJSON, inputs: inputs, priority: priority, deadlineMs: deadline, idempotencyKey: idempotencyKey)
+            if let template {
+                request.template = template
+                do { request.params = try TemplateCommandSupport.params(params) } catch { Output.error(error.message); throw ExitCode(ExitStatus.invalid) }
             }
+            let service = try await options.open()
+            let submitted = request
+            let (view, duplicate) = try await agentCall { try await service.submit(agent, submitted) }
             if duplicate && !options.json { Output.note("this idempotency key already submitted goal \(view.goal.id)") }
             GoalsCommand.printGoal(view, json: options.json)
         }

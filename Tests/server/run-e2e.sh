@@ -80,6 +80,7 @@ count "$PY" Tests/server/e2e_rest.py
 count "$PY" Tests/server/e2e_jsonrpc.py
 count "$PY" Tests/server/e2e_policy.py
 count "$PY" Tests/server/e2e_lifecycle.py
+count "$PY" Tests/server/e2e_templates_approvals.py
 echo "== MCP SDK $("$PY" -c 'import importlib.metadata as m; print(m.version("mcp"))')"
 count "$PY" Tests/server/e2e_mcp.py
 echo "== MCP SDK $("$PY_MCP1" -c 'import importlib.metadata as m; print(m.version("mcp"))')"

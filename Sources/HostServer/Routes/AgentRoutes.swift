@@ -348,7 +348,7 @@ extension NovaServer {
 
     static func goalRequest(_ body: JSONValue, idempotencyKey: String?) throws -> GoalRequest {
         guard let o = body.objectValue else { throw APIError(.unprocessableContent, "invalid_request", "the body must be a JSON object {\"goal\": \"…\", \"plan\": {…}}") }
-        let known = ["goal", "plan", "inputs", "priority", "deadline", "deadline_ms"]
+        let known = ["goal", "plan", "template", "params", "inputs", "priority", "deadline", "deadline_ms"]
         for key in o.keys.sorted() where !known.contains(key) {
             throw APIError(.unprocessableContent, "invalid_request", "unknown field '\(key)' (a goal has \(known.joined(separator: ", ")))")
         }
@@ -375,7 +375,16 @@ extension NovaServer {
             }
             deadlineMs = ms
         }
-        return GoalRequest(goal: text, plan: o["plan"], inputs: inputs, priority: priority, deadlineMs: deadlineMs,
-                           idempotencyKey: try RouteHelpers.idempotencyKey(idempotencyKey))
+        var request = GoalRequest(goal: text, plan: o["plan"], inputs: inputs, priority: priority, deadlineMs: deadlineMs,
+                                  idempotencyKey: try RouteHelpers.idempotencyKey(idempotencyKey))
+        if let t = o["template"] {
+            guard let ref = t.stringValue else { throw APIError(.unprocessableContent, "invalid_request", "template must be a string like \"restock@1\"") }
+            request.template = ref
+        }
+        if let p = o["params"] {
+            guard p.objectValue != nil else { throw APIError(.unprocessableContent, "invalid_request", "params must be an object") }
+            request.params = p
+        }
+        return request
     }
 }

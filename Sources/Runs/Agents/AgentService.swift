@@ -4,6 +4,7 @@ import JSON
 import Plans
 import Schema
 import Store
+import Templates
 
 /// Why an agent operation was refused; every interface maps it the same way (HTTP status in
 /// `httpStatus`, the CLI's exit code 2 for the caller's mistakes).
@@ -74,6 +75,9 @@ public struct GoalRequest: Sendable {
     /// The bus message that started the goal (`{"subscription": …, "message_id": …}`), set by
     /// a subscription's trigger: the message is acked or nacked when the goal ends.
     public var trigger: JSONValue?
+    /// A template to run instead of a plan (`restock@1`), with its params.
+    public var template: String?
+    public var params: JSONValue?
 
     public init(goal: String, plan: JSONValue? = nil, inputs: [String: JSONValue] = [:], priority: Int = 0,
                 deadlineMs: Int64? = nil, idempotencyKey: String? = nil, trigger: JSONValue? = nil) {
@@ -292,23 +296,42 @@ public struct AgentService: Sendable {
         guard !request.goal.isEmpty, request.goal.utf8.count <= 16_384 else {
             throw AgentError.invalid(field: "goal", message: "must be 1 to 16384 bytes of text")
         }
-        guard let planJSON = request.plan ?? agent.plan else { return try await submitForPlanning(agent, request) }
         let plan: Plan
-        do { plan = try Plan.parse(planJSON) } catch { throw AgentError.invalid(field: "plan", message: error.description) }
-        let submission = RunSubmission(plan: plan, inputs: request.inputs, principal: agent.principal, role: agent.role,
+        var template: TemplateProvenance?
+        if let ref = request.template {
+            guard request.plan == nil else { throw AgentError.invalid(field: "template", message: "give plan or template, not both") }
+            (plan, template) = try await render(ref, params: request.params ?? .object([:]))
+        } else {
+            guard let planJSON = request.plan ?? agent.plan else { return try await submitForPlanning(agent, request) }
+            do { plan = try Plan.parse(planJSON) } catch { throw AgentError.invalid(field: "plan", message: error.description) }
+        }
+        var submission = RunSubmission(plan: plan, inputs: request.inputs, principal: agent.principal, role: agent.role,
                                        origin: "agent", allowedTools: agent.tools)
+        submission.template = template
         let prepared: RunRequest
         do { prepared = try await host.pipeline.prepare(submission) } catch {
             throw AgentError.invalid(field: error.errors.first?.field.map { "plan.\($0)" } ?? "plan", message: error.description)
         }
-        let payload = RunJob.payload(RunSubmission(plan: plan, inputs: prepared.inputs, principal: agent.principal, role: agent.role,
-                                                   origin: "agent", allowedTools: agent.tools),
-                                     fingerprint: nil, submittedAt: Timestamps.now())
+        submission.inputs = prepared.inputs
+        let payload = RunJob.payload(submission, fingerprint: nil, submittedAt: Timestamps.now())
         var o = payload.objectValue ?? [:]
         o["agent_id"] = .string(agent.id)
         o["goal"] = .string(request.goal)
         if let d = request.deadlineMs { o["deadline_ms"] = .int(Int(d)) }
         return try await enqueueGoal(agent, request, payload: .object(o))
+    }
+
+    /// The plan of template `ref` (`restock@1`) with `params`, or why not (field `template` or `params`).
+    func render(_ ref: String, params: JSONValue) async throws -> (Plan, TemplateProvenance) {
+        guard let library = host.templates else { throw AgentError.invalid(field: "template", message: "this host has no template store") }
+        let parsed: TemplateRef
+        do { parsed = try TemplateRef.parse(ref) } catch { throw AgentError.invalid(field: "template", message: error.message) }
+        let template: PlanTemplate
+        do { template = try await library.resolve(parsed) } catch { throw AgentError.invalid(field: "template", message: error.description) }
+        do {
+            let r = try template.render(params: params)
+            return (r.plan, r.provenance)
+        } catch { throw AgentError.invalid(field: "params", message: "template \(template.id): \(error.description)") }
     }
 
     /// Records the goal and queues its job (once per idempotency key).
