@@ -76,6 +76,8 @@ test: test-deps drivers
 	# Workers SIGKILLed under load: every run recorded exactly once (PostgreSQL and SQLite).
 	NOVA_HOST_BIN=$(NOVA) Tests/servers/with-servers.sh Tests/queue/run-crash-tests.sh
 	Tests/install/run-install-test.sh
+	# `nova-host init` then `serve --config DIR/nova.json`: the printed key authenticates, none gets 401.
+	NOVA_HOST_BIN=$(NOVA) Tests/init/run-init-test.sh
 	@echo "all test suites passed"
 
 # The driver benchmark needs the real servers: all of it runs under with-servers.sh.
