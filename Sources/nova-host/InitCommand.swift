@@ -12,21 +12,25 @@ struct InitCommand: AsyncParsableCommand {
         abstract: "Lay out a project directory: nova.json with a new admin API key, policy.json, drivers/, templates/, README.md.",
         discussion: """
             Writes into DIR (default: the current directory; created if missing):
-              nova.json         serve configuration: listen address, one admin API key (only its SHA-256), \
-            and paths to the files below
-              policy.json       the default policy profile (edit it: deny by default, rules in order)
-              drivers.json      per-driver settings, when the host has some (configs/drivers.json)
-              drivers/          the shipped drivers (*.so), copied from where nova-host finds its drivers
-              templates/        two example templates (hello.yaml, restock.yaml)
-              README.md         how to serve the project and call it
-            The API key is printed once, on stdout; it is not stored anywhere, so keep it. Then:
+              nova.json     listen address, one admin API key (only its SHA-256),
+                            and the paths of the files below
+              policy.json   the default policy profile (deny by default)
+              drivers.json  per-driver settings, when the host has some
+              drivers/      the drivers (*.so) nova-host finds (--drivers)
+              templates/    two example templates: hello.yaml, restock.yaml
+              README.md     how to serve the project and call it
+
+            The API key is printed once, on stdout (--json: "api_key"); keep it.
+            Then, from any directory:
               nova-host serve --config DIR/nova.json
-              curl -H "Authorization: Bearer $KEY" -d '{"text":"hi"}' http://127.0.0.1:8787/tools/echo.echo
+              curl -H "Authorization: Bearer $KEY" -d '{"text":"hi"}' \\
+                   http://127.0.0.1:8787/tools/echo.echo
 
-            A DIR that exists and is not empty is refused unless --force (which overwrites the \
-            files above and keeps everything else).
+            A DIR that exists and is not empty is refused unless --force, which
+            overwrites the files above and keeps everything else.
 
-            Exit codes: 0 created · 1 a file could not be written · 2 DIR is not empty (without --force) or usage.
+            Exit codes: 0 created · 1 a file could not be written ·
+            2 DIR is not empty (without --force) or usage.
             """)
 
     @Argument(help: ArgumentHelp("The project directory.", valueName: "dir"))

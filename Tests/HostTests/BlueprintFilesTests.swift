@@ -248,7 +248,7 @@ struct BlueprintChecker {
             if let v = params[name] { out += v.stringValue ?? v.serialized() } else { missing.insert(name) }
             rest = rest[rest.index(after: close)...]
         }
-        return .string(out + rest)
+        return .string(out + String(rest))
     }
 
     static func object(_ members: [String: JSONValue]) -> JSONValue {
