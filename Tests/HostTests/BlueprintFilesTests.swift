@@ -49,6 +49,7 @@ struct BlueprintFilesTests {
                                                                        "conditions": ["hosts": ["x"]]]]] }),
             ("not in tools", { d in d["policy"] = ["rules": [["id": "r", "effect": "allow", "roles": ["agent"], "tools": ["postgres.execute"]]]] }),
             ("version", { d in d["version"] = "1.0" }),
+            ("memory_type", { d in Self.setFirstStep(&d, "input", ["memory_type": "plan"]) }),
             ("name", { d in d["name"] = "Planner!" }),
             ("steps.d", { d in Self.setFirstStep(&d, "input", ["query": "${steps.d.output}"]) }),
             ("http_hosts", { d in d["policy"] = ["rules": [["id": "r", "effect": "allow", "roles": ["agent"], "tools": ["text.join"],
@@ -180,6 +181,13 @@ struct BlueprintChecker {
         }
         for step in plan.steps where !tools.contains(step.call) {
             out.append("plan: step '\(step.id)' calls \(step.call), which is not in tools")
+        }
+        // An agent's own memory takes the built-in types only (a blueprint cannot set the
+        // agent's config.memory_types); shared namespaces take any type.
+        for step in plan.steps where step.call == "memory.put" || step.call == "memory.recall" {
+            if let type = step.input["memory_type"]?.stringValue, !MemoryItem.builtInTypes.contains(type) {
+                out.append("plan: step '\(step.id)': memory_type '\(type)' is not one of \(MemoryItem.builtInTypes.joined(separator: ", ")) (use tags)")
+            }
         }
         let ids = Set(plan.steps.map(\.id))
         var phased = Set<String>()
