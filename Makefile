@@ -54,6 +54,8 @@ install: drivers
 	install -m 0755 Sources/Sandbox/build/nova-sandbox $(DESTDIR)$(PREFIX)/bin/nova-sandbox
 	install -m 0644 $(DRIVERS_DIR)/*.so $(DESTDIR)$(PREFIX)/lib/nova-host/drivers/
 	install -m 0644 configs/policy.default.json $(DESTDIR)$(PREFIX)/share/nova-host/policy.default.json
+	install -d $(DESTDIR)$(PREFIX)/share/nova-host/blueprints
+	install -m 0644 blueprints/*.yaml $(DESTDIR)$(PREFIX)/share/nova-host/blueprints/
 	install -m 0644 $(ABI_INCLUDE)/nova_driver.h $(DESTDIR)$(PREFIX)/include/nova_driver.h
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e "s|@VERSION@|$$(sed -n 's/^#define NOVA_ABI_MAJOR //p' $(ABI_INCLUDE)/nova_driver.h).$$(sed -n 's/^#define NOVA_ABI_MINOR //p' $(ABI_INCLUDE)/nova_driver.h)|" \
@@ -76,6 +78,8 @@ test: test-deps drivers
 	# Workers SIGKILLed under load: every run recorded exactly once (PostgreSQL and SQLite).
 	NOVA_HOST_BIN=$(NOVA) Tests/servers/with-servers.sh Tests/queue/run-crash-tests.sh
 	Tests/install/run-install-test.sh
+	# `nova-host init` then `serve --config DIR/nova.json`: the printed key authenticates, none gets 401.
+	NOVA_HOST_BIN=$(NOVA) Tests/init/run-init-test.sh
 	@echo "all test suites passed"
 
 # The driver benchmark needs the real servers: all of it runs under with-servers.sh.

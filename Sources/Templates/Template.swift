@@ -218,3 +218,14 @@ public struct PlanTemplate: Sendable {
         return .object(o)
     }
 }
+
+extension PlanTemplate {
+    /// A blueprint's role (nil for a plain template).
+    public var role: String? { kind == .blueprint ? document["role"]?.stringValue : nil }
+    /// The tools a blueprint's agent may use.
+    public var tools: [String] { document["tools"]?.arrayValue?.compactMap(\.stringValue) ?? [] }
+    /// The policy fragment a blueprint needs (`{"rules": [...]}`), for the operator to review and merge.
+    public var policyFragment: JSONValue? { document["policy"] }
+    public var definitionOfDone: [String] { document["definition_of_done"]?.arrayValue?.compactMap(\.stringValue) ?? [] }
+    public var exampleGoal: JSONValue? { document["example_goal"] }
+}

@@ -55,7 +55,7 @@ struct ServeCommand: AsyncParsableCommand {
         if noWorker { cfg.worker = nil } else { cfg.worker = try worker.apply(to: cfg.worker ?? JobWorkerOptions()) }
         ServerLogging.bootstrap(level: level)
         let logger = Logger(label: "nova-host.serve")
-        let nova = try await host.makeHost(withData: true, configuredStore: cfg.store)
+        let nova = try await host.withConfiguredPaths(cfg.paths).makeHost(withData: true, configuredStore: cfg.store)
         let server: NovaServer
         do { server = try await NovaServer.make(host: nova, config: cfg, logger: logger) } catch {
             Output.error("invalid configuration: \(error.message)")
@@ -150,5 +150,24 @@ struct McpCommand: AsyncParsableCommand {
             throw ExitCode(ExitStatus.runFailed)
         }
         await nova.registry.shutdown()
+    }
+}
+
+extension HostOptions {
+    /// These options with the configuration's `paths` filled in where neither a flag nor its
+    /// environment variable (`NOVA_DRIVERS_DIR`, `NOVA_POLICY`, `NOVA_DRIVER_CONFIG`,
+    /// `NOVA_DATA_DIR`) says otherwise, so `serve --config DIR/nova.json` (as `nova-host init`
+    /// lays it out) works from any directory.
+    func withConfiguredPaths(_ paths: HostConfig.Paths,
+                             environment: [String: String] = ProcessInfo.processInfo.environment) -> HostOptions {
+        var options = self
+        func pick(_ flag: String?, _ variable: String, _ configured: String?) -> String? {
+            flag ?? (environment[variable] == nil ? configured : nil)
+        }
+        options.drivers = pick(drivers, "NOVA_DRIVERS_DIR", paths.drivers)
+        options.policy = pick(policy, "NOVA_POLICY", paths.policy)
+        options.driverConfig = pick(driverConfig, "NOVA_DRIVER_CONFIG", paths.driverConfig)
+        options.data = pick(data, "NOVA_DATA_DIR", paths.data)
+        return options
     }
 }

@@ -74,6 +74,16 @@ import Testing
         #expect(c.jwt?.keys[1].secret == Array("a-secret-from-a-file-0123456789abcdef".utf8))
     }
 
+    /// `paths` (what `nova-host init` writes) resolve against the file's directory; absent
+    /// members stay nil so flags, environment and defaults decide.
+    @Test func pathsResolveAgainstTheConfigDirectory() throws {
+        let c = try HostConfig.parse(JSONValue.parse(#"{"paths": {"drivers": "drivers", "policy": "/etc/nova/policy.json", "data": ".nova"}}"#),
+                                     baseDirectory: "/srv/project")
+        #expect(c.paths == HostConfig.Paths(drivers: "/srv/project/drivers", policy: "/etc/nova/policy.json", data: "/srv/project/.nova"))
+        #expect(HostConfig().paths == HostConfig.Paths())
+        #expect(throws: HostConfigError.self) { _ = try HostConfig.parse(JSONValue.parse(#"{"paths": {"driver": "x"}}"#)) }
+    }
+
     @Test func toolVisibilityFollowsRuleOrder() throws {
         let profile = try PolicyProfile(json: [
             "roles": ["user", "ops"],

@@ -124,6 +124,23 @@ public struct HostConfig: Sendable {
     public var runQueues: [String] = [JobQueueLimits.defaultQueue]
     /// The worker inside `serve`; nil when `worker.enabled` is false.
     public var worker: JobWorkerOptions? = JobWorkerOptions()
+    /// Where the host's files are (`paths`, resolved against the file's directory); nil
+    /// members leave it to the flags, the environment and the defaults.
+    public var paths = Paths()
+
+    /// The `paths` member: drivers directory, policy profile, driver settings, data directory.
+    public struct Paths: Sendable, Equatable {
+        public var drivers: String?
+        public var policy: String?
+        public var driverConfig: String?
+        public var data: String?
+        public init(drivers: String? = nil, policy: String? = nil, driverConfig: String? = nil, data: String? = nil) {
+            self.drivers = drivers
+            self.policy = policy
+            self.driverConfig = driverConfig
+            self.data = data
+        }
+    }
 
     /// The defaults: 127.0.0.1:8787, no credentials (every protected route answers 401).
     public init() {}
@@ -215,6 +232,10 @@ public struct HostConfig: Sendable {
         if let t = json["tool_timeout_ms"]?.intValue { c.toolTimeoutMs = t }
         if let g = json["shutdown_grace_seconds"]?.doubleValue { c.shutdownGraceSeconds = g }
         if let st = json["store"]?.stringValue { c.store = st }
+        if let p = json["paths"] {
+            func path(_ key: String) -> String? { p[key]?.stringValue.map { resolve($0, base: baseDirectory) } }
+            c.paths = Paths(drivers: path("drivers"), policy: path("policy"), driverConfig: path("driver_config"), data: path("data"))
+        }
         if let r = json["runs"] {
             if let n = r["max_attempts"]?.intValue { c.runMaxAttempts = n }
             if let t = r["idempotency_ttl_seconds"]?.intValue { c.idempotencyTTLSeconds = t }
