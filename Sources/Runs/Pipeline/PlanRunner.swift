@@ -14,9 +14,12 @@ public struct RunOptions: Sendable {
     /// The tools the run may call at all (an agent's tools), checked before the policy; nil: any.
     /// A step calling another is denied (rule `agent-tools`) and recorded like a policy denial.
     public var allowedTools: Set<String>?
-    public init(parallelism: Int = 4, allowedTools: Set<String>? = nil) {
+    /// The run this one reruns (`episodes replay --rerun`), recorded as `replay_of`.
+    public var replayOf: String?
+    public init(parallelism: Int = 4, allowedTools: Set<String>? = nil, replayOf: String? = nil) {
         self.parallelism = max(1, parallelism)
         self.allowedTools = allowedTools
+        self.replayOf = replayOf
     }
 }
 
@@ -108,6 +111,7 @@ public struct PlanRunner: Sendable {
         let started = nova_monotonic_ns()
         var record = RunRecord(runId: runId, planName: plan.name, plan: plan.source, principal: principal,
                                inputs: Redaction.redact(.object(inputs)), startedAt: Timestamps.now())
+        record.replayOf = options.replayOf
         var scope = RunScope(inputs: inputs)
         var records: [String: StepRecord] = [:]
         var remaining = plan.steps

@@ -75,6 +75,8 @@ public struct RunRecord: Sendable {
     public var error: String?
     /// The queued job and attempt that produced this record (runs submitted through the queue).
     public var job: RunJobAttempt?
+    /// The run this one reruns (`episodes replay --rerun`).
+    public var replayOf: String?
 
     public var totals: (calls: Int, tokens: UInt64, costMicros: UInt64) {
         var calls = 0, tokens: UInt64 = 0, cost: UInt64 = 0
@@ -95,6 +97,7 @@ public struct RunRecord: Sendable {
         ]
         if let output { o["output"] = output }
         if let error { o["error"] = .string(error) }
+        if let replayOf { o["replay_of"] = .string(replayOf) }
         if let job { o["job"] = ["id": .string(job.jobId), "attempt": .int(job.attempt), "worker": .string(job.worker)] }
         return .object(o)
     }
