@@ -62,7 +62,7 @@ import Testing
             #expect(metrics.contains("nova_recorded_runs{status=\"succeeded\"} 3"), "\(metrics)")
             #expect(metrics.contains("nova_recorded_runs{status=\"denied\"} 1"))
             #expect(metrics.contains("nova_jobs_dead_letter 0"))
-            #expect(metrics.contains("nova_jobs{state=\"succeeded\"} 4"))
+            #expect(metrics.contains("nova_jobs{state=\"dead\"} 0"))
         }
     }
 }
