@@ -202,6 +202,8 @@ public struct StatusReportBuilder: Sendable {
     /// Time buckets of the timeline.
     public var buckets: Int = 24
 
+    static let emptyObject: JSONValue = [:]
+
     public init(log: EpisodeLog, maxRuns: Int = 10_000) {
         self.log = log
         self.maxRuns = maxRuns
@@ -274,7 +276,7 @@ public struct StatusReportBuilder: Sendable {
                 timeline[i].runs += 1
                 if row.status != "succeeded" { timeline[i].unsuccessful += 1 }
             }
-            var b = budgets[row.principal] ?? (0, 0, 0, .object([:]), "")
+            var b = budgets[row.principal] ?? (calls: 0, tokens: 0, cost: 0, remaining: Self.emptyObject, at: "")
             b.calls += row.totals.calls; b.tokens += row.totals.tokens; b.cost += row.totals.costMicros
             budgets[row.principal] = b
 

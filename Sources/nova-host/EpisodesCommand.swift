@@ -176,8 +176,9 @@ struct EpisodesCommand: AsyncParsableCommand {
 
         func rerunOne(_ docs: [(source: String, document: JSONValue)], _ nova: NovaHost) async throws {
             guard docs.count == 1 else { throw usage("--rerun takes one episode, not a directory") }
-            let submission: RunSubmission, replayOf: String
-            do { (submission, replayOf) = try EpisodeReplayer.rerunSubmission(docs[0].document) } catch { throw usage(error.description) }
+            let rerun: (submission: RunSubmission, replayOf: String)
+            do { rerun = try EpisodeReplayer.rerunSubmission(docs[0].document) } catch { throw usage(error.description) }
+            let (submission, replayOf) = rerun
             var request: RunRequest
             do { request = try await nova.pipeline.prepare(submission) } catch {
                 throw usage("the recorded run cannot be submitted again: \(error.description)")

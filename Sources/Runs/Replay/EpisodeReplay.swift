@@ -266,12 +266,12 @@ public struct EpisodeReplayer: Sendable {
         // The first call (in start order) that would now be denied.
         if let denied = calls.first(where: { $0.change == .nowDenied }) {
             let after = transitive(denied.stepId)
-            out.append(ReplayedStep(id: denied.stepId, tool: denied.tool, recorded: recordedStatus(of: denied.stepId, stepsJSON), replayed: "would be denied",
+            out.append(ReplayedStep(id: denied.stepId, tool: denied.tool, recorded: statusOf(denied.stepId, stepsJSON), replayed: "would be denied",
                                     note: "by rule \(denied.replayed?.ruleId ?? "?"); the run would stop as denied"
                                         + (after.isEmpty ? "" : " and \(after.joined(separator: ", ")) would be skipped")))
             changed.insert(denied.stepId)
             for id in after where !changed.contains(id) {
-                let rec = recordedStatus(of: id, stepsJSON)
+                let rec = statusOf(id, stepsJSON)
                 if rec != "skipped" {
                     out.append(ReplayedStep(id: id, tool: tool(of: id, stepsJSON), recorded: rec, replayed: "would be skipped",
                                             note: "it depends on \(denied.stepId)"))
@@ -282,7 +282,7 @@ public struct EpisodeReplayer: Sendable {
         }
         // A denial that would now pass: the step runs, and so do the steps the denial skipped.
         if let allowed = calls.first(where: { $0.change == .nowAllowed }), !changed.contains(allowed.stepId) {
-            out.append(ReplayedStep(id: allowed.stepId, tool: allowed.tool, recorded: recordedStatus(of: allowed.stepId, stepsJSON), replayed: "would run",
+            out.append(ReplayedStep(id: allowed.stepId, tool: allowed.tool, recorded: statusOf(allowed.stepId, stepsJSON), replayed: "would run",
                                     note: "its call would be allowed by rule \(allowed.replayed?.ruleId ?? "?"); its outcome cannot be known without calling the driver"))
             changed.insert(allowed.stepId)
             if status == "denied" && !calls.contains(where: { $0.change == .nowDenied }) { status = "unknown" }
@@ -306,7 +306,7 @@ public struct EpisodeReplayer: Sendable {
         return (out, status)
     }
 
-    private func recordedStatus(of id: String, _ steps: [JSONValue]) -> String {
+    private func statusOf(_ id: String, _ steps: [JSONValue]) -> String {
         steps.first { $0["id"]?.stringValue == id }?["status"]?.stringValue ?? ""
     }
 
