@@ -49,6 +49,11 @@ import Testing
             try ProcessRunner.runBlocking(TestPaths.novaHost, args + ["--data", data, "--drivers", drivers, "--policy", self.policy(policy)])
         }
 
+        /// `nova-host episodes show ID --json` on the data directory.
+        func show(_ id: String) throws -> ProcessResult {
+            try ProcessRunner.runBlocking(TestPaths.novaHost, ["episodes", "show", id, "--json", "--data", data])
+        }
+
         /// Runs `plan` (JSON text) under v1 and returns its run id.
         func run(_ plan: String, name: String, inputs: [String] = []) throws -> String {
             let path = dir + "/\(name).plan.json"
@@ -115,7 +120,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         for (name, plan) in [("echoes", Self.echoPlan), ("fails", Self.failPlan)] {
             let id = try env.run(plan, name: name)
-            let shown = try env.nova(["episodes", "show", id, "--json"])
+            let shown = try env.show(id)
             #expect(shown.status == 0, "\(shown)")
             Fixtures.write(shown.stdout, to: folder + "/\(name).json")
         }
@@ -145,9 +150,9 @@ import Testing
         #expect(link["status"] == "succeeded")
         let newId = try #require(link["run_id"]?.stringValue)
         #expect(newId != original)
-        let shown = try JSONValue.parse(try env.nova(["episodes", "show", newId, "--json"]).stdout)
+        let shown = try JSONValue.parse(try env.show(newId).stdout)
         #expect(shown["replay_of"]?.stringValue == original)
-        #expect(shown["inputs"] == (try JSONValue.parse(try env.nova(["episodes", "show", original, "--json"]).stdout))["inputs"])
+        #expect(shown["inputs"] == (try JSONValue.parse(try env.show(original).stdout))["inputs"])
 
         // A secret input was redacted when recorded: it cannot be rerun.
         let secretPlan = #"{"name": "secret", "inputs": {"password": {"type": "string"}}, "steps": [{"id": "a", "call": "echo.echo", "input": {"message": "x"}}]}"#

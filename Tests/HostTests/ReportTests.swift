@@ -106,7 +106,7 @@ import Testing
     @Test func windowsAndPercentiles() {
         #expect(ReportWindow.milliseconds("24h") == 86_400_000)
         #expect(ReportWindow.milliseconds("30m") == 1_800_000)
-        #expect(ReportWindow.milliseconds("2w") == 14 * 86_400_000)
+        #expect(ReportWindow.milliseconds("2w") == 1_209_600_000)
         #expect(ReportWindow.milliseconds("0h") == nil && ReportWindow.milliseconds("h") == nil && ReportWindow.milliseconds("400d") == nil)
         let d = DurationStats((1...100).map(Double.init))
         #expect(d.p50Ms == 50 && d.p95Ms == 95 && d.maxMs == 100 && d.count == 100)
