@@ -110,7 +110,7 @@ public struct EpisodeReplayReport: Sendable {
 
     /// The report in words (what `episodes replay` prints).
     public var text: String {
-        var lines = ["run \(runId) (\(planName.isEmpty ? "unnamed plan" : planName), principal \(principal)) against policy \(policy.prefix(12)):"
+        var lines = ["run \(runId) (\(planName.isEmpty ? "unnamed plan" : planName), principal \(principal)) against policy \(policy.hasPrefix("sha256:") ? String(policy.dropFirst(7).prefix(12)) : String(policy.prefix(12))):"
                         + (isIdentical ? " no difference in \(calls.count) decision\(calls.count == 1 ? "" : "s")" : "")]
         for d in differences { lines.append("  - " + d) }
         if !isIdentical { lines.append("  run: \(recordedStatus) → \(replayedStatus)") }
