@@ -85,9 +85,13 @@ let package = Package(
         // and the built-in `bus` tools; the durable part is the store's MessageBusStore.
         .target(name: "Messaging", dependencies: ["Drivers", "Store", "HostSupport", "JSON", "Schema"],
                 path: "Sources/Messaging", swiftSettings: strict),
+        // Templates: versioned, parameterized plans (params schema, phases) and the library
+        // that stores their versions and resolves `name@version`.
+        .target(name: "Templates", dependencies: ["Plans", "Store", "HostSchemas", "HostSupport", "JSON", "Schema"],
+                path: "Sources/Templates", swiftSettings: strict),
         // Runs: the one run pipeline (prepare, bind, validate, run, redact, record) and runs
         // through the job queue (workers, cancellation, views).
-        .target(name: "Runs", dependencies: ["Drivers", "Plans", "Policy", "Episodes", "Store", "Messaging", "HostSupport", "HostSchemas", "CHostSupport", "Threads", "JSON", "Schema"],
+        .target(name: "Runs", dependencies: ["Drivers", "Plans", "Policy", "Episodes", "Store", "Messaging", "Templates", "HostSupport", "HostSchemas", "CHostSupport", "Threads", "JSON", "Schema"],
                 path: "Sources/Runs", swiftSettings: strict),
         // Status reports: KPIs computed from the episodes of a window (plus agents and jobs) and
         // rendered as JSON, Markdown or self-contained HTML.
@@ -99,7 +103,7 @@ let package = Package(
         // `import Host`: the host targets above, re-exported for the CLI, the server and the tests.
         .target(
             name: "Host",
-            dependencies: ["Drivers", "Plans", "Policy", "Episodes", "Store", "Messaging", "Runs", "HostSupport", "HostSchemas", "Threads"],
+            dependencies: ["Drivers", "Plans", "Policy", "Episodes", "Store", "Messaging", "Templates", "Runs", "HostSupport", "HostSchemas", "Threads"],
             path: "Sources/Host",
             swiftSettings: strict
         ),

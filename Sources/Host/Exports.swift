@@ -9,4 +9,5 @@
 @_exported import Policy
 @_exported import Runs
 @_exported import Store
+@_exported import Templates
 @_exported import Threads

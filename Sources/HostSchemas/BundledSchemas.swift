@@ -139,7 +139,19 @@ public enum BundledSchemas {
       "properties": {
         "id": { "type": "string", "pattern": "^[A-Za-z0-9_-]+$" },
         "description": { "type": "string" },
-        "call": { "type": "string", "pattern": "^[a-z0-9_-]+\\.[A-Za-z0-9_-]+$" },
+        "call": {
+          "description": "driver.tool, or template:NAME[@VERSION] to run a template as a sub-run (its input is the template's params).",
+          "type": "string", "pattern": "^([a-z0-9_-]+\\.[A-Za-z0-9_-]+|template:[a-z0-9][a-z0-9_-]{0,63}(@(latest|[0-9]+(\\.[0-9]+(\\.[0-9]+(-[0-9A-Za-z.-]+)?)?)?))?)$"
+        },
+        "foreach": {
+          "description": "Call once per element of items (an array or a reference to one); ${item} and ${index} in the input name the element and its position.",
+          "type": "object", "required": ["items"], "additionalProperties": false,
+          "properties": {
+            "items": { "type": ["array", "string"] },
+            "parallelism": { "type": "integer", "minimum": 1, "maximum": 64, "default": 1 }
+          }
+        },
+        "approval": { "description": "Every call of this step waits for a person's approval.", "type": "boolean" },
         "input": { "type": "object" },
         "depends_on": {
           "oneOf": [
@@ -193,7 +205,16 @@ public enum BundledSchemas {
     "default_role": { "type": "string" },
     "rules": { "type": "array", "items": { "$ref": "#/$defs/rule" } },
     "rate_limits": { "type": "array", "items": { "$ref": "#/$defs/rateLimit" } },
-    "budgets": { "type": "array", "items": { "$ref": "#/$defs/budget" } }
+    "budgets": { "type": "array", "items": { "$ref": "#/$defs/budget" } },
+    "approvals": {
+      "description": "Calls waiting for approval (rules with effect require_approval, steps with approval: true): who may decide and for how long a request stays open.",
+      "type": "object", "additionalProperties": false,
+      "properties": {
+        "approver_roles": { "type": "array", "items": { "type": "string" }, "default": ["admin"] },
+        "self_approval": { "description": "Whether the principal whose call waits may approve it.", "type": "boolean", "default": false },
+        "expires_in_seconds": { "type": "integer", "minimum": 1, "maximum": 2592000, "default": 3600 }
+      }
+    }
   },
   "$defs": {
     "toolPatterns": {
@@ -208,7 +229,7 @@ public enum BundledSchemas {
       "additionalProperties": false,
       "properties": {
         "id": { "type": "string", "minLength": 1 },
-        "effect": { "enum": ["allow", "deny"] },
+        "effect": { "enum": ["allow", "deny", "require_approval"] },
         "roles": { "type": "array", "items": { "type": "string" } },
         "principals": { "type": "array", "items": { "type": "string" } },
         "tools": { "$ref": "#/$defs/toolPatterns" },

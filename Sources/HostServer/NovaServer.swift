@@ -86,6 +86,7 @@ public final class NovaServer: Sendable {
             agents = nil
         }
         if let bus { agents?.registerBusTools(bus) }
+        host.registerApprovalTools()
         let gateway = ToolGateway(runs: runs, toolTimeoutMs: config.toolTimeoutMs)
         self.gateway = gateway
         self.mcp = MCPHTTPGateway(gateway: gateway, config: config, logger: logger)
@@ -132,6 +133,8 @@ public final class NovaServer: Sendable {
         addBusRoutes(router)
         addDriverRoutes(router)
         addPolicyRoutes(router)
+        addTemplateRoutes(router)
+        addApprovalRoutes(router)
         addToolRoutes(router)
         addMCPRoutes(router)
         return router

@@ -38,6 +38,26 @@ public struct PlanStep: Sendable {
     /// Per-attempt timeout; becomes the call's deadline.
     public var timeoutMs: Int?
     public var onError: OnError
+    /// Repeat the call for every element of an array (`foreach`), nil for one call.
+    public var foreach: ForEach? = nil
+    /// Every call of this step waits for a person's approval (`"approval": true`), whatever the policy says.
+    public var requiresApproval: Bool = false
+    /// The template the step runs as a sub-run (`"call": "template:restock@1"`), nil for a tool call.
+    public var template: TemplateRef? = nil
+}
+
+/// A step's `foreach`: the call is made once per element of `items` (a reference that resolves
+/// to an array), at most `parallelism` at a time; the step's output is the array of the calls'
+/// outputs in the elements' order. The input refers to the element as `${item}` and to its
+/// position as `${index}`.
+public struct ForEach: Sendable {
+    /// The array to iterate, usually one reference (`"${steps.list.output.rows}"`).
+    public var items: JSONValue
+    /// How many elements are in flight at once.
+    public var parallelism: Int
+    /// The most elements a step may iterate (more fails the step before any call).
+    public static let maxItems = 10_000
+    public static let parallelismRange = 1...64
 }
 
 /// A declared plan input.

@@ -5,19 +5,24 @@ import JSON
 public enum PlanLoader {
     /// Reads and parses the plan at `path`. Errors are `PlanErrors` with readable messages.
     public static func load(path: String) throws(PlanErrors) -> Plan {
+        try Plan.parse(try document(path: path))
+    }
+
+    /// Reads a JSON or YAML document (by its extension) as a JSON value: plans, templates.
+    public static func document(path: String) throws(PlanErrors) -> JSONValue {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw PlanErrors(errors: [PlanError("cannot read plan file \(path): no such file or not readable")])
+            throw PlanErrors(errors: [PlanError("cannot read \(path): no such file or not readable")])
         }
-        let json: JSONValue
-        if path.hasSuffix(".yaml") || path.hasSuffix(".yml") {
-            do { json = try YAMLDocuments.parse(String(decoding: data, as: UTF8.self)) } catch {
+        if isYAML(path) {
+            do { return try YAMLDocuments.parse(String(decoding: data, as: UTF8.self)) } catch {
                 throw PlanErrors(errors: [PlanError("\(path) is not valid YAML: \(error)")])
             }
-        } else {
-            do { json = try JSONValue.parse(Array(data)) } catch {
-                throw PlanErrors(errors: [PlanError("\(path) is not valid JSON: \(error)")])
-            }
         }
-        return try Plan.parse(json)
+        do { return try JSONValue.parse(Array(data)) } catch {
+            throw PlanErrors(errors: [PlanError("\(path) is not valid JSON: \(error)")])
+        }
     }
+
+    /// Whether `path` names a YAML document.
+    public static func isYAML(_ path: String) -> Bool { path.hasSuffix(".yaml") || path.hasSuffix(".yml") }
 }

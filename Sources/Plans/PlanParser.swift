@@ -46,14 +46,35 @@ extension Plan {
             guard let s = raw.objectValue else { errors.append(PlanError(field: "steps[\(index)]", "must be an object")); continue }
             let id = s["id"]?.stringValue ?? "#\(index)"
             func err(_ field: String?, _ message: String) { errors.append(PlanError(step: id, field: field, message)) }
-            let stepKeys: Set<String> = ["id", "call", "input", "depends_on", "when", "retry", "timeout_ms", "on_error", "description"]
+            let stepKeys: Set<String> = ["id", "call", "input", "depends_on", "when", "retry", "timeout_ms", "on_error", "description",
+                                         "foreach", "approval"]
             for key in s.keys.sorted() where !stepKeys.contains(key) { err(key, "unknown field") }
             if s["id"]?.stringValue == nil { err("id", "is missing (every step needs a unique id)") }
             else if !PlanStep.isValidId(id) { err("id", "must match [A-Za-z0-9_-]+") }
             else if !ids.insert(id).inserted { err("id", "is used by more than one step") }
             let call = s["call"]?.stringValue ?? ""
-            if s["call"]?.stringValue == nil { err("call", "is missing (write \"driver.tool\", e.g. \"echo.echo\")") }
-            else if ToolId.split(call) == nil { err("call", "'\(call)' is not of the form driver.tool") }
+            var template: TemplateRef?
+            if s["call"]?.stringValue == nil { err("call", "is missing (write \"driver.tool\", e.g. \"echo.echo\", or \"template:NAME@VERSION\")") }
+            else if call.hasPrefix(TemplateRef.callPrefix) {
+                do { template = try TemplateRef.fromCall(call) } catch { err("call", error.message) }
+            } else if ToolId.split(call) == nil { err("call", "'\(call)' is not of the form driver.tool or template:NAME@VERSION") }
+            var foreach: ForEach?
+            if let f = s["foreach"] {
+                if let o = f.objectValue, let items = o["items"] {
+                    for k in o.keys.sorted() where !["items", "parallelism"].contains(k) { err("foreach.\(k)", "unknown field (foreach has items and parallelism)") }
+                    var parallelism = 1
+                    if let p = o["parallelism"] {
+                        if let n = p.intValue, ForEach.parallelismRange.contains(n) { parallelism = n }
+                        else { err("foreach.parallelism", "must be an integer from \(ForEach.parallelismRange.lowerBound) to \(ForEach.parallelismRange.upperBound)") }
+                    }
+                    if items.arrayValue == nil && items.stringValue == nil { err("foreach.items", "must be an array or a reference to one (\"${steps.list.output}\")") }
+                    foreach = ForEach(items: items, parallelism: parallelism)
+                } else { err("foreach", "must be an object {\"items\": \"${…}\", \"parallelism\": N}") }
+            }
+            var approval = false
+            if let a = s["approval"] {
+                if let b = a.boolValue { approval = b } else { err("approval", "must be true or false") }
+            }
             let input = s["input"] ?? .object([:])
             var dependsOn: [String] = []
             if let d = s["depends_on"] {
@@ -88,7 +109,7 @@ extension Plan {
                 if let v = o.stringValue, let e = OnError(rawValue: v) { onError = e } else { err("on_error", "must be \"fail\" or \"continue\"") }
             }
             steps.append(PlanStep(id: id, call: call, input: input, dependsOn: dependsOn, when: when, retry: retry,
-                                  timeoutMs: timeout, onError: onError))
+                                  timeoutMs: timeout, onError: onError, foreach: foreach, requiresApproval: approval, template: template))
         }
 
         let plan = Plan(name: name, description: root["description"]?.stringValue, inputs: inputs, steps: steps,
@@ -101,9 +122,17 @@ extension Plan {
             }
             do {
                 for (ref, at) in try Template.references(in: step.input) {
-                    errors += check(ref, in: step.id, field: at.isEmpty ? "input" : "input.\(at)", ids: ids, inputs: inputNames, plan: plan)
+                    errors += check(ref, in: step.id, field: at.isEmpty ? "input" : "input.\(at)", ids: ids, inputs: inputNames, plan: plan,
+                                    inForeach: step.foreach != nil)
                 }
             } catch { errors.append(PlanError(step: step.id, field: "input", error.message)) }
+            if let items = step.foreach?.items {
+                do {
+                    for (ref, at) in try Template.references(in: items) {
+                        errors += check(ref, in: step.id, field: at.isEmpty ? "foreach.items" : "foreach.items.\(at)", ids: ids, inputs: inputNames, plan: plan)
+                    }
+                } catch { errors.append(PlanError(step: step.id, field: "foreach.items", error.message)) }
+            }
             for ref in step.when?.references ?? [] {
                 errors += check(ref, in: step.id, field: "when", ids: ids, inputs: inputNames, plan: plan)
             }
@@ -135,8 +164,11 @@ extension Plan {
         return plan
     }
 
-    private static func check(_ ref: Reference, in step: String?, field: String, ids: Set<String>, inputs: Set<String>, plan: Plan) -> [PlanError] {
+    private static func check(_ ref: Reference, in step: String?, field: String, ids: Set<String>, inputs: Set<String>, plan: Plan,
+                              inForeach: Bool = false) -> [PlanError] {
         switch ref.root {
+        case .item where !inForeach, .index where !inForeach:
+            return [PlanError(step: step, field: field, "\(ref.text) is only defined in the input of a step with foreach")]
         case .input(let name) where !inputs.contains(name):
             return [PlanError(step: step, field: field, "\(ref.text) refers to undeclared input '\(name)' (declare it under \"inputs\")")]
         case .step(let id, _) where !ids.contains(id):
@@ -152,6 +184,7 @@ extension Plan {
     public func dependencies(of step: PlanStep) -> Set<String> {
         var deps = Set(step.dependsOn)
         if let refs = try? Template.references(in: step.input) { for (r, _) in refs { if let id = r.stepId { deps.insert(id) } } }
+        if let items = step.foreach?.items, let refs = try? Template.references(in: items) { for (r, _) in refs { if let id = r.stepId { deps.insert(id) } } }
         for r in step.when?.references ?? [] { if let id = r.stepId { deps.insert(id) } }
         return deps
     }

@@ -12,6 +12,10 @@ public struct Reference: Sendable, Equatable, CustomStringConvertible {
         case input(String)
         /// `steps.<id>.<field>` where field is `output`, `status` or `error`.
         case step(id: String, field: String)
+        /// `item[.path]`: the current element inside a `foreach` step.
+        case item
+        /// `index`: the current element's position (from 0) inside a `foreach` step.
+        case index
     }
 
     public var root: Root
@@ -57,6 +61,11 @@ public struct Reference: Sendable, Equatable, CustomStringConvertible {
         chars = []
         guard case .key(let head)? = segments.first else { throw PlanError("'\(text)': a reference starts with inputs. or steps.") }
         switch head {
+        case "item":
+            return Reference(root: .item, path: Array(segments.dropFirst()), text: text)
+        case "index":
+            guard segments.count == 1 else { throw PlanError("'\(text)': index is a number and has no fields") }
+            return Reference(root: .index, path: [], text: text)
         case "inputs":
             guard segments.count >= 2, case .key(let name) = segments[1] else { throw PlanError("'\(text)': write inputs.<name>") }
             return Reference(root: .input(name), path: Array(segments.dropFirst(2)), text: text)
@@ -69,7 +78,7 @@ public struct Reference: Sendable, Equatable, CustomStringConvertible {
             }
             return Reference(root: .step(id: id, field: field), path: Array(segments.dropFirst(3)), text: text)
         default:
-            throw PlanError("'\(text)': a reference starts with inputs. or steps., not '\(head)'")
+            throw PlanError("'\(text)': a reference starts with inputs., steps., item or index, not '\(head)'")
         }
     }
 
@@ -91,6 +100,15 @@ public protocol ReferenceScope: Sendable {
     func input(_ name: String) -> JSONValue?
     /// `output`, `status` or `error` of a finished step; nil if the step has not finished.
     func step(_ id: String, field: String) -> JSONValue?
+    /// Inside a `foreach` step: the current element; nil elsewhere.
+    func item() -> JSONValue?
+    /// Inside a `foreach` step: the current element's position; nil elsewhere.
+    func index() -> Int?
+}
+
+extension ReferenceScope {
+    public func item() -> JSONValue? { nil }
+    public func index() -> Int? { nil }
 }
 
 /// Templates: JSON values whose strings may contain `${reference}`. A string that is exactly
@@ -156,6 +174,8 @@ public enum Template {
         switch r.root {
         case .input(let name): base = scope.input(name)
         case .step(let id, let field): base = scope.step(id, field: field)
+        case .item: base = scope.item()
+        case .index: base = scope.index().map { .int($0) }
         }
         guard let base else {
             if strict { throw PlanError("\(r.text) has no value") }

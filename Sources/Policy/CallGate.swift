@@ -11,6 +11,8 @@ public struct GateRequest: Sendable {
     public var annotations: ToolAnnotations?
     /// The input fields the tool lets conditions read (its manifest's `policyInputs`).
     public var policyInputs: PolicyInputs
+    /// A person approved this exact call: a `require_approval` rule that matches it allows it.
+    public var approved = false
     public init(runId: String, principal: String, tool: String, input: JSONValue, annotations: ToolAnnotations?,
                 policyInputs: PolicyInputs = PolicyInputs()) {
         self.runId = runId
@@ -48,6 +50,8 @@ public struct GateDecision: Sendable {
     /// The hash of the policy profile that decided (`PolicyProfile.hash`); nil from gates that
     /// have no profile.
     public var profileHash: String?
+    /// The call may run only once a person approves it (`allowed` is false until then).
+    public var requiresApproval = false
     public init(allowed: Bool, ruleId: String, reason: String, role: String? = nil, remaining: JSONValue? = nil, retryAfterMs: Int? = nil,
                 profileHash: String? = nil) {
         self.allowed = allowed
@@ -66,7 +70,8 @@ public struct GateDecision: Sendable {
     }
 
     public var json: JSONValue {
-        var o: [String: JSONValue] = ["decision": .string(allowed ? "allow" : "deny"), "rule": .string(ruleId), "reason": .string(reason)]
+        var o: [String: JSONValue] = ["decision": .string(allowed ? "allow" : requiresApproval ? "require_approval" : "deny"),
+                                      "rule": .string(ruleId), "reason": .string(reason)]
         if let role { o["role"] = .string(role) }
         if let remaining { o["remaining"] = remaining }
         if let retryAfterMs { o["retry_after_ms"] = .int(retryAfterMs) }

@@ -116,6 +116,14 @@ public final class PolicyEngine: CallGate, Sendable {
         if rule.effect == .deny {
             return GateDecision(allowed: false, ruleId: rule.id, reason: rule.decisionReason, role: role)
         }
+        if rule.effect == .requireApproval && !request.approved {
+            // Ask a person only for a call that limits and budgets would let through now.
+            var decision = admit(request, plan: plan, rule: rule, role: role, consume: false)
+            guard decision.allowed else { return decision }
+            decision.allowed = false
+            decision.requiresApproval = true
+            return decision
+        }
         return admit(request, plan: plan, rule: rule, role: role, consume: consume)
     }
 
@@ -240,6 +248,12 @@ public final class PolicyEngine: CallGate, Sendable {
     /// profile's mapping of the principal. The server binds the role its caller authenticated
     /// with (an API key's role, a JWT's role claim) before the run starts; `endRun` unbinds it.
     /// Throws if the profile has no such role.
+    /// The role bound to `runId` (the caller's authenticated role), else the profile's role of `principal`.
+    public func role(ofRun runId: String?, principal: String) -> String? {
+        if let runId, let bound = state.withLock({ $0.runRoles[runId] }) { return bound }
+        return profile.role(of: principal)
+    }
+
     public func bindRole(_ role: String, toRun runId: String) throws(PolicyError) {
         let profile = state.withLock { s -> PolicyProfile in
             if let pinned = s.runProfiles[runId] { return pinned }

@@ -25,7 +25,13 @@ final class PolicyIndex: Sendable {
             roles = rule.roles
             principals = rule.principals
             conditions = rule.conditions.isEmpty ? nil : CompiledConditions(rule.conditions)
-            decisionReason = rule.reason ?? (rule.effect == .allow ? "allowed by rule '\(rule.id)'" : "denied by rule '\(rule.id)'")
+            decisionReason = rule.reason ?? {
+                switch rule.effect {
+                case .allow: return "allowed by rule '\(rule.id)'"
+                case .deny: return "denied by rule '\(rule.id)'"
+                case .requireApproval: return "rule '\(rule.id)' requires a person's approval of this call"
+                }
+            }()
         }
     }
 

@@ -130,7 +130,9 @@ public struct RuleConditions: Sendable {
 
 /// One ordered rule: the first rule whose roles, tools and conditions match decides.
 public struct PolicyRule: Sendable {
-    public enum Effect: String, Sendable { case allow, deny }
+    /// `require_approval`: the call waits until a person approves that exact call (then rate
+    /// limits and budgets apply as for `allow`).
+    public enum Effect: String, Sendable { case allow, deny, requireApproval = "require_approval" }
     public var id: String
     public var effect: Effect
     public var roles: [String]?
@@ -186,6 +188,8 @@ public struct PolicyProfile: Sendable {
     public private(set) var rules: [PolicyRule]
     public private(set) var rateLimits: [RateLimitSpec]
     public private(set) var budgets: [BudgetSpec]
+    /// Who may approve calls waiting for approval, and for how long a request stays open.
+    public var approvals: ApprovalSettings
     /// The rules, limits and budgets compiled for decisions (read-only above, so it stays true).
     let index: PolicyIndex
     public var raw: JSONValue
@@ -224,7 +228,9 @@ public struct PolicyProfile: Sendable {
             guard let o = r.objectValue else { throw PolicyError("\(at) must be an object") }
             guard let id = o["id"]?.stringValue, !id.isEmpty else { throw PolicyError("\(at).id is missing") }
             guard ids.insert(id).inserted else { throw PolicyError("\(at).id '\(id)' is used twice") }
-            guard let e = o["effect"]?.stringValue, let effect = PolicyRule.Effect(rawValue: e) else { throw PolicyError("\(at).effect must be \"allow\" or \"deny\"") }
+            guard let e = o["effect"]?.stringValue, let effect = PolicyRule.Effect(rawValue: e) else {
+                throw PolicyError("\(at).effect must be \"allow\", \"deny\" or \"require_approval\"")
+            }
             let tools = try Self.patterns(o["tools"], at: "\(at).tools") ?? [ToolPattern("*")]
             let rolesList = o["roles"]?.arrayValue?.compactMap(\.stringValue)
             for role in rolesList ?? [] where !roles.contains(role) { throw PolicyError("\(at).roles: unknown role '\(role)'") }
@@ -283,6 +289,7 @@ public struct PolicyProfile: Sendable {
                                       wallMs: o["wall_ms"]?.intValue, windowSeconds: window))
         }
         self.budgets = budgets
+        approvals = try ApprovalSettings(root["approvals"], roles: roles)
         index = PolicyIndex(rules: rules, limits: limits, budgets: budgets)
     }
 
@@ -321,5 +328,47 @@ extension PolicyProfile {
             throw PolicyError("\(path): \(first.path.isEmpty ? "" : first.path + ": ")\(first.message) (see schemas/policy.schema.json)")
         }
         do { return try PolicyProfile(json: json) } catch { throw PolicyError("\(path): \(error.message)") }
+    }
+}
+
+/// The profile's `approvals`: which roles may approve or deny a waiting call, whether the
+/// principal whose call waits may decide it, and how long a request stays open.
+public struct ApprovalSettings: Sendable, Equatable {
+    public var approverRoles: [String] = ["admin"]
+    public var selfApproval = false
+    public var expiresInSeconds = 3_600
+
+    init(_ json: JSONValue?, roles: [String]) throws(PolicyError) {
+        guard let json else { return }
+        guard let o = json.objectValue else { throw PolicyError("approvals must be an object") }
+        for k in o.keys where !["approver_roles", "self_approval", "expires_in_seconds"].contains(k) {
+            throw PolicyError("approvals.\(k) is not a known field (approver_roles, self_approval, expires_in_seconds)")
+        }
+        if let r = o["approver_roles"] {
+            guard let list = r.arrayValue?.compactMap(\.stringValue), list.count == r.arrayValue?.count else {
+                throw PolicyError("approvals.approver_roles must be an array of role names")
+            }
+            for role in list where !roles.contains(role) { throw PolicyError("approvals.approver_roles: unknown role '\(role)'") }
+            approverRoles = list
+        }
+        if let s = o["self_approval"] {
+            guard let b = s.boolValue else { throw PolicyError("approvals.self_approval must be true or false") }
+            selfApproval = b
+        }
+        if let e = o["expires_in_seconds"] {
+            guard let n = e.intValue, (1...2_592_000).contains(n) else { throw PolicyError("approvals.expires_in_seconds must be an integer from 1 to 2592000") }
+            expiresInSeconds = n
+        }
+    }
+
+    /// Why `approver` (with `role`) may not decide a request of `requester`, or nil when it may.
+    public func refusal(approver: String, role: String?, requester: String) -> String? {
+        guard let role, approverRoles.contains(role) else {
+            return "only the roles \(approverRoles.joined(separator: ", ")) may decide approvals (the policy's approvals.approver_roles)"
+        }
+        if !selfApproval && approver == requester {
+            return "'\(approver)' may not approve its own call (the policy's approvals.self_approval is false)"
+        }
+        return nil
     }
 }

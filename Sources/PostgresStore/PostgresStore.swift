@@ -28,7 +28,7 @@ import Synchronization
 ///   transaction, and writes the index entry in the same transaction.
 public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
     /// The schema version this code writes.
-    public static let schemaVersion = 6
+    public static let schemaVersion = 7
 
     /// Migrations; entry `i` takes the schema from version `i` to `i + 1`.
     static let migrations: [[PostgresQuery]] = [
@@ -139,6 +139,8 @@ public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
         stateMigration,
         // 6: the message bus (PostgresBus.swift).
         busMigration,
+        // 7: templates and approval requests (PostgresTemplatesApprovals.swift).
+        templatesApprovalsMigration,
     ]
 
     /// Where the database is, for messages (`host:port/database`, never credentials).

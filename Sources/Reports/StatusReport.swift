@@ -34,6 +34,7 @@ public struct DurationStats: Sendable, Equatable {
 
 /// One plan's runs in the window.
 public struct PlanKPI: Sendable {
+    /// The plan's name, or `template:NAME@VERSION` for a plan rendered from a template.
     public var plan: String
     public var runs: Int
     public var succeeded: Int
@@ -267,10 +268,6 @@ public struct StatusReportBuilder: Sendable {
         for row in rows {
             byStatus[row.status, default: 0] += 1
             allDurations.append(row.durationMs)
-            let plan = row.planName.isEmpty ? "(unnamed)" : row.planName
-            planDurations[plan, default: (0, 0, [])].runs += 1
-            planDurations[plan, default: (0, 0, [])].ms.append(row.durationMs)
-            if row.status == "succeeded" { planDurations[plan, default: (0, 0, [])].ok += 1 }
             if let at = Timestamps.parseMs(row.finishedAt.isEmpty ? row.startedAt : row.finishedAt) {
                 let i = min(timeline.count - 1, max(0, Int((at - sinceMs) / bucketMs)))
                 timeline[i].runs += 1
@@ -280,35 +277,43 @@ public struct StatusReportBuilder: Sendable {
             b.calls += row.totals.calls; b.tokens += row.totals.tokens; b.cost += row.totals.costMicros
             budgets[row.principal] = b
 
-            guard let doc = try? await log.show(runId: row.runId).document else { continue }
+            let doc = try? await log.show(runId: row.runId).document
+            // Per plan, or per template (`template:name@version`) when the plan was rendered from one.
+            var plan = row.planName.isEmpty ? "(unnamed)" : row.planName
+            if let t = doc?["template"], let name = t["name"]?.stringValue, let version = t["version"]?.stringValue {
+                plan = "template:\(name)@\(version)"
+            }
+            planDurations[plan, default: (0, 0, [])].runs += 1
+            planDurations[plan, default: (0, 0, [])].ms.append(row.durationMs)
+            if row.status == "succeeded" { planDurations[plan, default: (0, 0, [])].ok += 1 }
+            guard let doc else { continue }
             if row.status != "succeeded", let e = doc["error"]?.stringValue, !e.isEmpty {
                 var entry = errors[e] ?? (0, [])
                 entry.count += 1
                 if entry.runs.count < 3 { entry.runs.append(row.runId) }
                 errors[e] = entry
             }
-            for step in doc["steps"]?.arrayValue ?? [] {
-                let tool = step["call"]?.stringValue ?? ""
-                for attempt in step["attempts"]?.arrayValue ?? [] {
-                    guard let d = attempt["decision"], let outcome = d["decision"]?.stringValue else { continue }
-                    if outcome == "deny" {
-                        let rule = d["rule"]?.stringValue ?? "?"
-                        var entry = denials[rule] ?? (0, [], [])
-                        entry.count += 1
-                        entry.tools.insert(tool)
-                        if entry.runs.count < 3 && !entry.runs.contains(row.runId) { entry.runs.append(row.runId) }
-                        denials[rule] = entry
-                        continue
-                    }
-                    var t = toolDurations[tool] ?? (0, [])
-                    t.ms.append(attempt["duration_ms"]?.doubleValue ?? 0)
-                    if attempt["error"] != nil { t.errors += 1 }
-                    toolDurations[tool] = t
-                    let started = attempt["started_at"]?.stringValue ?? ""
-                    if let remaining = d["remaining"], started >= budgets[row.principal]!.at {
-                        budgets[row.principal]!.remaining = remaining
-                        budgets[row.principal]!.at = started
-                    }
+            // Every attempt, foreach elements and template sub-runs included.
+            for recorded in EpisodeAttempts.all(in: doc) {
+                let tool = recorded.tool, attempt = recorded.attempt
+                guard let d = attempt["decision"], let outcome = d["decision"]?.stringValue else { continue }
+                if outcome != "allow" {
+                    let rule = d["rule"]?.stringValue ?? "?"
+                    var entry = denials[rule] ?? (0, [], [])
+                    entry.count += 1
+                    entry.tools.insert(tool)
+                    if entry.runs.count < 3 && !entry.runs.contains(row.runId) { entry.runs.append(row.runId) }
+                    denials[rule] = entry
+                    continue
+                }
+                var t = toolDurations[tool] ?? (0, [])
+                t.ms.append(attempt["duration_ms"]?.doubleValue ?? 0)
+                if attempt["error"] != nil { t.errors += 1 }
+                toolDurations[tool] = t
+                let started = attempt["started_at"]?.stringValue ?? ""
+                if let remaining = d["remaining"], started >= budgets[row.principal]!.at {
+                    budgets[row.principal]!.remaining = remaining
+                    budgets[row.principal]!.at = started
                 }
             }
         }

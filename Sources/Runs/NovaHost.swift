@@ -7,6 +7,7 @@ import HostSupport
 import Plans
 import Policy
 import Store
+import Templates
 
 /// Where the host finds drivers, keeps its data and reads its policy.
 public struct HostPaths: Sendable {
@@ -16,6 +17,9 @@ public struct HostPaths: Sendable {
     public var policyFile: String?
     /// Per-driver settings (`configs/drivers.json`); nil means defaults for every driver.
     public var driverConfigFile: String? = nil
+    /// The templates directory: its files are imported into the store as template versions
+    /// (on start and on reload). Flag, then `NOVA_TEMPLATES_DIR`, then `./templates`.
+    public var templatesDirectory: String = "templates"
 
     /// Resolves paths: explicit flag, then environment (`NOVA_DRIVERS_DIR`, `NOVA_DATA_DIR`,
     /// `NOVA_POLICY`), then the defaults `./drivers`, `./.nova`, `./configs/policy.default.json`;
@@ -37,9 +41,11 @@ public struct HostPaths: Sendable {
         let localDrivers = fm.fileExists(atPath: "drivers", isDirectory: &isDir) && isDir.boolValue
         let driversDir = drivers ?? environment["NOVA_DRIVERS_DIR"]
             ?? (localDrivers ? "drivers" : installed.flatMap { fm.fileExists(atPath: $0.drivers) ? $0.drivers : nil } ?? "drivers")
-        return HostPaths(driversDirectory: driversDir,
-                         dataDirectory: data ?? environment["NOVA_DATA_DIR"] ?? ".nova",
-                         policyFile: policyFile, driverConfigFile: driverFile)
+        var paths = HostPaths(driversDirectory: driversDir,
+                              dataDirectory: data ?? environment["NOVA_DATA_DIR"] ?? ".nova",
+                              policyFile: policyFile, driverConfigFile: driverFile)
+        if let t = environment["NOVA_TEMPLATES_DIR"] { paths.templatesDirectory = t }
+        return paths
     }
 
     /// `<prefix>` when this executable is `<prefix>/bin/nova-host` of an installed layout (a
@@ -63,6 +69,11 @@ public final class NovaHost: Sendable {
     public var pipeline: RunPipeline { RunPipeline(runner: runner, policy: policy, finish: { [self] in await finish($0) }) }
     /// Episodes and the store (index + policy state); nil when opened without data.
     public let episodes: EpisodeLog?
+    /// Templates (versions in the store, files imported from `paths.templatesDirectory`); nil
+    /// without a store.
+    public let templates: TemplateLibrary?
+    /// Approval requests (nil without a store that keeps them: calls needing approval are denied).
+    public var approvalStore: (any ApprovalStore)? { episodes?.store as? any ApprovalStore }
     private let policyReloader: PolicyReloader
 
     /// Loads the policy profile and prepares the registry (no driver is opened here). With
@@ -76,7 +87,17 @@ public final class NovaHost: Sendable {
         var (settings, retained) = try NovaHost.loadDriverSettings(paths.driverConfigFile)
         for (name, config) in driverConfig { settings[name, default: DriverSettings()].config = config }
         self.registry = DriverRegistry(driversDirectory: paths.driversDirectory, settings: settings, maxRetainedGenerations: retained)
-        self.runner = PlanRunner(registry: registry, gate: policy)
+        let templates = (episodes?.store as? any TemplateStore).map { TemplateLibrary(store: $0, directory: paths.templatesDirectory) }
+        self.templates = templates
+        let policy = self.policy
+        let approvals = (episodes?.store as? any ApprovalStore).map { StoreApprovalWaiter(store: $0, policy: policy) }
+        self.runner = PlanRunner(registry: registry, gate: policy, templates: templates, approvals: approvals)
+    }
+
+    /// Imports the templates directory into the store (start, SIGHUP, `POST /v1/reload`); nil
+    /// without a store.
+    public func syncTemplates() async -> TemplateSyncReport? {
+        await templates?.sync()
     }
 
     /// Re-reads the policy file (SIGHUP, `POST /v1/policy/reload`). A valid, different profile

@@ -17,7 +17,7 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
     /// The database file.
     public let path: String
     /// The schema version this code writes.
-    public static let schemaVersion = 5
+    public static let schemaVersion = 6
     /// The database file name `EpisodeLog` uses under the data directory.
     public static let defaultFileName = "nova.sqlite"
 
@@ -167,6 +167,8 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
         """,
         // 5: the message bus (SQLiteBus.swift).
         busMigration,
+        // 6: templates and approval requests (SQLiteTemplatesApprovals.swift).
+        templatesApprovalsMigration,
     ]
 
     /// Opens (creating and migrating if needed) the database at `path`; its directory must exist.

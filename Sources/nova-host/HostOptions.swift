@@ -21,7 +21,14 @@ struct HostOptions: ParsableArguments {
     @Option(help: ArgumentHelp(StoreOption.help, valueName: "url"))
     var store: String?
 
-    var paths: HostPaths { HostPaths.resolve(drivers: drivers, data: data, policy: policy, driverConfig: driverConfig) }
+    @Option(help: ArgumentHelp("Templates directory, imported into the store as template versions (default: $NOVA_TEMPLATES_DIR or ./templates).", valueName: "dir"))
+    var templates: String?
+
+    var paths: HostPaths {
+        var p = HostPaths.resolve(drivers: drivers, data: data, policy: policy, driverConfig: driverConfig)
+        if let templates { p.templatesDirectory = templates }
+        return p
+    }
 
     /// Builds the host, turning a bad policy file into a usage error (exit 2). With
     /// `withData`, opens the data directory too (episodes, index, persisted policy state) and

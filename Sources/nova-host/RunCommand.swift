@@ -8,19 +8,25 @@ import JSON
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run a plan (JSON or YAML).",
+        abstract: "Run a plan (JSON or YAML), or a template (template:NAME[@VERSION] with --param).",
         discussion: """
             The plan is checked before anything runs: its shape, every step's driver and tool, \
             references and dependency cycles. Steps run as soon as their dependencies finish, \
             up to --parallel at once. Ctrl-C cancels the run; in-flight calls are cancelled.
+            `nova-host run template:restock@1 --param sku=A1` renders a stored template (see \
+            `nova-host templates`) with its params checked against its schema; the record keeps \
+            the exact version and its hash.
 
             Exit codes: 0 succeeded · 1 failed or cancelled · 2 invalid plan or usage · 3 denied by policy.
             With --json, prints {"run_id", "status", "output", "episode", "error"}; "episode" is
             {"seq", "hash", "location"} (read it with `nova-host episodes show RUN_ID`).
             """)
 
-    @Argument(help: ArgumentHelp("The plan file (.json, .yaml or .yml).", valueName: "plan"))
+    @Argument(help: ArgumentHelp("The plan file (.json, .yaml or .yml), or template:NAME[@VERSION].", valueName: "plan"))
     var plan: String
+
+    @Option(name: .customLong("param"), help: ArgumentHelp("A template param as name=value (JSON when it parses as JSON, else a string); repeatable.", valueName: "name=value"))
+    var params: [String] = []
 
     @Option(name: .customLong("input"), help: ArgumentHelp("A plan input as name=value; repeatable. Values are JSON when they parse as JSON and the input is not declared a string.", valueName: "name=value"))
     var inputs: [String] = []
@@ -43,9 +49,20 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var host: HostOptions
 
     func run() async throws {
+        var opened: NovaHost?
         let plan: Plan
-        do { plan = try PlanLoader.load(path: self.plan) } catch {
-            return fail(invalid: error.errors.map(\.description))
+        var template: TemplateProvenance?
+        if self.plan.hasPrefix(TemplateRef.callPrefix) {
+            let host = try await self.host.makeHost(withData: true)
+            opened = host
+            do { (plan, template) = try await TemplateCommandSupport.render(self.plan, params: params, host: host) } catch {
+                return fail(invalid: [error.message])
+            }
+        } else {
+            guard params.isEmpty else { return fail(invalid: ["--param is for templates (run template:NAME@VERSION); a plan takes --input"]) }
+            do { plan = try PlanLoader.load(path: self.plan) } catch {
+                return fail(invalid: error.errors.map(\.description))
+            }
         }
         var given: [String: JSONValue] = [:]
         for item in inputs {
@@ -69,12 +86,15 @@ struct RunCommand: AsyncParsableCommand {
             if let run = r.runId { origin += " run \(run)" }
             Output.note("[\(origin)] \(r.levelName): \(r.message)")
         }
-        let nova = try await host.makeHost(withData: true)
+        let nova: NovaHost
+        if let opened { nova = opened } else { nova = try await host.makeHost(withData: true) }
         let who = principal ?? ProcessInfo.processInfo.environment["NOVA_PRINCIPAL"] ?? "local"
         let pipeline = nova.pipeline
         let request: RunRequest
         do {
-            request = try await pipeline.prepare(RunSubmission(plan: plan, inputs: given, principal: who, parallelism: parallel, origin: "cli"))
+            var submission = RunSubmission(plan: plan, inputs: given, principal: who, parallelism: parallel, origin: "cli")
+            submission.template = template
+            request = try await pipeline.prepare(submission)
         } catch {
             if case .invalidOptions(let m) = error { return fail(invalid: ["--" + m.replacingOccurrences(of: "parallelism", with: "parallel")]) }
             return fail(invalid: error.errors.map(\.description))

@@ -71,7 +71,12 @@ struct ServeCommand: AsyncParsableCommand {
             logger.notice("drivers reloaded: \(report)")
         }
         defer { reloader.cancel() }
-        let policyReloader = SignalPipe.subscribe(SIGHUP) { _ = server.reloadPolicy() }
+        // Templates: the directory's files become versions in the store now and on every SIGHUP.
+        await server.syncTemplates()
+        let policyReloader = SignalPipe.subscribe(SIGHUP) {
+            _ = server.reloadPolicy()
+            Task { await server.syncTemplates() }
+        }
         defer { policyReloader.cancel() }
         let dataDirectory = nova.paths.dataDirectory
         do { try ServePidFile.write(dataDirectory: dataDirectory) } catch {

@@ -85,8 +85,8 @@ extension NovaServer {
 
     func submitRun(body: JSONValue, request: Request, caller: Caller) async throws -> Response {
         guard let o = body.objectValue else { throw APIError.badRequest("invalid_request", "the body must be a JSON object {\"plan\": {...}, \"inputs\": {...}}") }
-        for key in o.keys.sorted() where !["plan", "inputs", "parallelism", "queue", "priority"].contains(key) {
-            throw APIError.badRequest("invalid_request", "unknown field '\(key)' (a run request has plan, inputs, parallelism, queue, priority)")
+        for key in o.keys.sorted() where !["plan", "template", "params", "inputs", "parallelism", "queue", "priority"].contains(key) {
+            throw APIError.badRequest("invalid_request", "unknown field '\(key)' (a run request has plan or template and params, inputs, parallelism, queue, priority)")
         }
         var queueName = config.runQueues.first ?? JobQueueLimits.defaultQueue
         if let q = o["queue"] {
@@ -103,10 +103,17 @@ extension NovaServer {
             }
             priority = n
         }
-        guard let planJSON = o["plan"] else { throw APIError(.unprocessableContent, "invalid_plan", "plan is missing") }
         let plan: Plan
-        do { plan = try Plan.parse(planJSON) } catch {
-            throw APIError(.unprocessableContent, "invalid_plan", error.description, extra: ["details": RouteHelpers.details(error.errors)])
+        var template: TemplateProvenance?
+        if let ref = o["template"] {
+            guard o["plan"] == nil else { throw APIError(.unprocessableContent, "invalid_request", "give plan or template, not both") }
+            (plan, template) = try await renderTemplate(ref, params: o["params"])
+        } else {
+            guard o["params"] == nil else { throw APIError(.unprocessableContent, "invalid_request", "params are for a template run (give template)") }
+            guard let planJSON = o["plan"] else { throw APIError(.unprocessableContent, "invalid_plan", "plan is missing (or give template and params)") }
+            do { plan = try Plan.parse(planJSON) } catch {
+                throw APIError(.unprocessableContent, "invalid_plan", error.description, extra: ["details": RouteHelpers.details(error.errors)])
+            }
         }
         var given: [String: JSONValue] = [:]
         if let i = o["inputs"] {
@@ -123,8 +130,9 @@ extension NovaServer {
         let key = try RouteHelpers.idempotencyKey(request.headers[.idempotencyKey])
         let runRequest: RunRequest
         do {
-            runRequest = try await host.pipeline.prepare(RunSubmission(plan: plan, inputs: given, principal: caller.principal, role: caller.role,
-                                                                       parallelism: parallelism, origin: "rest"))
+            var s = RunSubmission(plan: plan, inputs: given, principal: caller.principal, role: caller.role, parallelism: parallelism, origin: "rest")
+            s.template = template
+            runRequest = try await host.pipeline.prepare(s)
         } catch {
             switch error {
             case .invalidInputs(let e):
@@ -141,8 +149,9 @@ extension NovaServer {
         guard runs.isAccepting else { throw APIError(.serviceUnavailable, "shutting_down", RunSubmitError.notAccepting.description) }
         let fingerprint = SHA256.hex(body.canonicalBytes())
         let uniqueKey = key.map { RunJob.uniqueKey(principal: caller.principal, idempotencyKey: $0) }
-        let submission = RunSubmission(plan: plan, inputs: runRequest.inputs, principal: caller.principal, role: caller.role,
+        var submission = RunSubmission(plan: plan, inputs: runRequest.inputs, principal: caller.principal, role: caller.role,
                                        parallelism: runRequest.options.parallelism, origin: "rest")
+        submission.template = template
         let runId = RunId.make()
         let spec = JobSpec(id: runId, kind: RunJob.kind, payload: RunJob.payload(submission, fingerprint: fingerprint, submittedAt: Timestamps.now()),
                            queue: queueName, priority: priority, uniqueKey: uniqueKey, maxAttempts: config.runMaxAttempts)

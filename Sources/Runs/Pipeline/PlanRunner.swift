@@ -6,6 +6,8 @@ import Episodes
 import HostSupport
 import Plans
 import Policy
+import Store
+import Templates
 
 /// Options of one run.
 public struct RunOptions: Sendable {
@@ -14,6 +16,11 @@ public struct RunOptions: Sendable {
     /// The tools the run may call at all (an agent's tools), checked before the policy; nil: any.
     /// A step calling another is denied (rule `agent-tools`) and recorded like a policy denial.
     public var allowedTools: Set<String>?
+    /// Steps already run by an earlier attempt of this run (from an approval request's
+    /// checkpoint): they are restored, not run again.
+    public var resume: [StepRecord] = []
+    /// How deep this run is nested in template sub-runs (0 for a top-level run).
+    var depth = 0
     /// The run this one reruns (`episodes replay --rerun`), recorded as `replay_of`.
     public var replayOf: String?
     public init(parallelism: Int = 4, allowedTools: Set<String>? = nil, replayOf: String? = nil) {
@@ -21,14 +28,28 @@ public struct RunOptions: Sendable {
         self.allowedTools = allowedTools
         self.replayOf = replayOf
     }
+    /// The most template sub-runs nested in one another at run time (cycles are refused
+    /// before; this bounds a template changed since).
+    static let maxDepth = 8
+}
+
+/// The finished steps of a run as it goes (for an approval request's checkpoint).
+final class RunProgress: Sendable {
+    private let finished = Mutex<[JSONValue]>([])
+    func add(_ record: StepRecord) { finished.withLock { $0.append(record.json) } }
+    var snapshot: JSONValue { .array(finished.withLock { $0 }) }
 }
 
 /// Values references resolve against: the run's inputs and finished steps.
 struct RunScope: ReferenceScope {
     var inputs: [String: JSONValue]
     var steps: [String: (output: JSONValue, status: RunStatus, error: JSONValue)] = [:]
+    /// Inside a `foreach` step: the element and its position.
+    var element: (item: JSONValue, index: Int)?
 
     func input(_ name: String) -> JSONValue? { inputs[name] }
+    func item() -> JSONValue? { element?.item }
+    func index() -> Int? { element?.index }
     func step(_ id: String, field: String) -> JSONValue? {
         guard let s = steps[id] else { return nil }
         switch field {
@@ -46,18 +67,31 @@ public struct PlanRunner: Sendable {
     public let registry: DriverRegistry
     public let gate: any CallGate
     public let schemas: ToolSchemaCache
+    /// Where `template:` steps find their templates; nil: such steps are refused.
+    public let templates: TemplateLibrary?
+    /// Makes calls wait for a person's approval; nil: a call that needs one is denied.
+    public let approvals: (any ApprovalWaiter)?
 
-    public init(registry: DriverRegistry, gate: any CallGate, schemas: ToolSchemaCache = ToolSchemaCache()) {
+    public init(registry: DriverRegistry, gate: any CallGate, schemas: ToolSchemaCache = ToolSchemaCache(),
+                templates: TemplateLibrary? = nil, approvals: (any ApprovalWaiter)? = nil) {
         self.registry = registry
         self.gate = gate
         self.schemas = schemas
+        self.templates = templates
+        self.approvals = approvals
     }
 
-    /// Checks what needs drivers: every step's `driver.tool` exists (loading its driver on first
-    /// use). Errors name the step and the field.
-    public func validate(_ plan: Plan) async -> [PlanError] {
+    /// Checks what needs drivers and templates: every step's `driver.tool` exists (loading its
+    /// driver on first use), every `template:` step names a template whose own steps check out,
+    /// and no template calls itself through others (`chain`: the templates above this plan).
+    /// Errors name the step and the field.
+    public func validate(_ plan: Plan, chain: [String] = []) async -> [PlanError] {
         var errors: [PlanError] = []
         for step in plan.steps {
+            if let ref = step.template {
+                errors += await validateTemplateStep(step, ref, chain: chain)
+                continue
+            }
             do { _ = try await registry.resolve(toolId: step.call) } catch let e as ToolCallError {
                 errors.append(PlanError(step: step.id, field: "call", e.message))
             } catch {
@@ -65,6 +99,18 @@ public struct PlanRunner: Sendable {
             }
         }
         return errors
+    }
+
+    func validateTemplateStep(_ step: PlanStep, _ ref: TemplateRef, chain: [String]) async -> [PlanError] {
+        guard let templates else { return [PlanError(step: step.id, field: "call", "template steps need the host's template library")] }
+        if chain.contains(ref.name) {
+            return [PlanError(step: step.id, field: "call", "template cycle: \((chain + [ref.name]).joined(separator: " → "))")]
+        }
+        let template: PlanTemplate
+        let sub: Plan
+        do { template = try await templates.resolve(ref) } catch { return [PlanError(step: step.id, field: "call", error.description)] }
+        do { sub = try template.placeholderPlan() } catch { return [PlanError(step: step.id, field: "call", "template \(template.id): \(error)")] }
+        return await validate(sub, chain: chain + [ref.name]).map { PlanError(step: step.id, field: "call", "in template \(template.id): \($0)") }
     }
 
     /// Resolves `--input` values against the plan's declared inputs: defaults, required, types.
@@ -118,6 +164,13 @@ public struct PlanRunner: Sendable {
         var runningIds = Set<String>()
         var stop: (status: RunStatus, reason: String)?
         let deps = Dictionary(plan.steps.map { ($0.id, plan.dependencies(of: $0)) }, uniquingKeysWith: { a, _ in a })
+        let progress = RunProgress()
+        for restored in options.resume where plan.step(restored.id)?.call == restored.call {
+            records[restored.id] = restored
+            scope.steps[restored.id] = (restored.output ?? .null, restored.status, .null)
+            remaining.removeAll { $0.id == restored.id }
+            progress.add(restored)
+        }
 
         await withTaskGroup(of: StepOutcome.self) { group in
             while true {
@@ -131,7 +184,7 @@ public struct PlanRunner: Sendable {
                         // A reference that does not resolve is an error of this step, never a null.
                         var input = JSONValue.null
                         var early = self.prepare(step, scope: scope)
-                        if early == nil {
+                        if early == nil && step.foreach == nil {
                             do { input = try Template.resolve(step.input, in: scope, strict: true) } catch {
                                 early = StepRecord(id: step.id, call: step.call, status: .failed, reason: "field 'input': \(error)")
                             }
@@ -144,12 +197,14 @@ public struct PlanRunner: Sendable {
                             continue
                         }
                         runningIds.insert(step.id)
+                        let stepScope = scope
                         group.addTask {
                             // Driver log records made during the call name the run.
                             await DriverCallContext.$runId.withValue(runId) {
                                 await DriverCallContext.$stepId.withValue(step.id) {
                                     await DriverCallContext.$principal.withValue(principal) {
-                                        .finished(await self.execute(step, input: input, runId: runId, principal: principal, allowedTools: options.allowedTools))
+                                        .finished(await self.perform(step, input: input, scope: stepScope, runId: runId, principal: principal,
+                                                                     options: options, progress: progress))
                                     }
                                 }
                             }
@@ -160,6 +215,7 @@ public struct PlanRunner: Sendable {
                 guard case .finished(let rec) = outcome else { continue }
                 runningIds.remove(rec.id)
                 records[rec.id] = rec
+                progress.add(rec)
                 let errorValue: JSONValue = rec.attempts.last?.error.map { .object(["code": .string($0.code), "message": .string($0.message)]) } ?? .null
                 scope.steps[rec.id] = (rec.output ?? .null, rec.status, errorValue)
                 let onError = plan.step(rec.id)?.onError ?? .fail
@@ -210,9 +266,146 @@ public struct PlanRunner: Sendable {
         }
     }
 
-    /// Runs one step: input validation, then attempts with policy, deadline and backoff.
-    private func execute(_ step: PlanStep, input: JSONValue, runId: String, principal: String, allowedTools: Set<String>?) async -> StepRecord {
+    /// Runs one step: once, once per element (`foreach`), or as a template's sub-run.
+    private func perform(_ step: PlanStep, input: JSONValue, scope: RunScope, runId: String, principal: String,
+                         options: RunOptions, progress: RunProgress) async -> StepRecord {
+        guard let foreach = step.foreach else {
+            return await performOne(step, label: step.id, input: input, runId: runId, principal: principal, options: options, progress: progress)
+        }
+        return await performForeach(step, foreach, scope: scope, runId: runId, principal: principal, options: options, progress: progress)
+    }
+
+    private func performOne(_ step: PlanStep, label: String, input: JSONValue, runId: String, principal: String,
+                            options: RunOptions, progress: RunProgress) async -> StepRecord {
+        if let ref = step.template {
+            return await runTemplate(step, ref, label: label, params: input, runId: runId, principal: principal, options: options)
+        }
+        return await execute(step, label: label, input: input, runId: runId, principal: principal, allowedTools: options.allowedTools, progress: progress)
+    }
+
+    /// A `foreach` step: the call once per element, at most `parallelism` at a time, outputs in
+    /// the elements' order. A failed element stops the step (no new element starts) unless the
+    /// step's `on_error` is `continue`, which records null for it and goes on.
+    private func performForeach(_ step: PlanStep, _ foreach: ForEach, scope: RunScope, runId: String, principal: String,
+                                options: RunOptions, progress: RunProgress) async -> StepRecord {
         var rec = StepRecord(id: step.id, call: step.call, status: .running)
+        let elements: [JSONValue]
+        do {
+            let value = try Template.resolve(foreach.items, in: scope, strict: true)
+            guard let array = value.arrayValue else {
+                rec.status = .failed
+                rec.reason = "field 'foreach.items': must resolve to an array, got \(value.typeName)"
+                return rec
+            }
+            elements = array
+        } catch {
+            rec.status = .failed
+            rec.reason = "field 'foreach.items': \(error)"
+            return rec
+        }
+        guard elements.count <= ForEach.maxItems else {
+            rec.status = .failed
+            rec.reason = "field 'foreach.items': \(elements.count) elements, more than the \(ForEach.maxItems) a step may iterate"
+            return rec
+        }
+        var results = [StepRecord?](repeating: nil, count: elements.count)
+        var next = 0
+        var stopped: RunStatus?
+        await withTaskGroup(of: (Int, StepRecord).self) { group in
+            func start(_ i: Int) {
+                let label = "\(step.id)[\(i)]"
+                var itemScope = scope
+                itemScope.element = (elements[i], i)
+                let input: JSONValue
+                do { input = try Template.resolve(step.input, in: itemScope, strict: true) } catch {
+                    group.addTask { (i, StepRecord(id: label, call: step.call, status: .failed, reason: "field 'input': \(error)")) }
+                    return
+                }
+                group.addTask {
+                    (i, await self.performOne(step, label: label, input: input, runId: runId, principal: principal, options: options, progress: progress))
+                }
+            }
+            while next < elements.count && next < foreach.parallelism { start(next); next += 1 }
+            while let (i, item) = await group.next() {
+                var item = item
+                item.id = "\(step.id)[\(i)]"
+                results[i] = item
+                if stopped == nil {
+                    switch item.status {
+                    case .denied, .cancelled: stopped = item.status
+                    case .failed where step.onError == .fail: stopped = .failed
+                    default: break
+                    }
+                }
+                if stopped == nil && next < elements.count && !Task.isCancelled { start(next); next += 1 }
+            }
+        }
+        rec.items = results.enumerated().map { i, r in
+            r ?? StepRecord(id: "\(step.id)[\(i)]", call: step.call, status: .skipped, reason: "not run: an earlier element \(stopped?.rawValue ?? "stopped")")
+        }
+        let failed = rec.items!.filter { $0.status != .succeeded && $0.status != .skipped }
+        if let stopped {
+            rec.status = stopped
+            let first = failed.first
+            rec.reason = "element \(first?.id ?? "?") \(stopped.rawValue): \(first?.reason ?? "")"
+        } else if Task.isCancelled && results.contains(where: { $0 == nil }) {
+            rec.status = .cancelled
+            rec.reason = "cancelled"
+        } else {
+            rec.status = .succeeded
+            rec.output = .array(rec.items!.map { $0.status == .succeeded ? ($0.output ?? .null) : .null })
+            if !failed.isEmpty { rec.reason = "\(failed.count) of \(elements.count) elements failed (on_error: continue)" }
+        }
+        return rec
+    }
+
+    /// A `template:` step: the template rendered with the step's input as params and run as a
+    /// sub-run of this run (same run id: policy, limits and budgets are charged to this run).
+    private func runTemplate(_ step: PlanStep, _ ref: TemplateRef, label: String, params: JSONValue, runId: String, principal: String,
+                             options: RunOptions) async -> StepRecord {
+        var rec = StepRecord(id: label, call: step.call, status: .running)
+        guard let templates else {
+            rec.status = .failed
+            rec.reason = "template steps need the host's template library"
+            return rec
+        }
+        guard options.depth < RunOptions.maxDepth else {
+            rec.status = .failed
+            rec.reason = "template sub-runs nested more than \(RunOptions.maxDepth) deep"
+            return rec
+        }
+        let rendered: (plan: Plan, provenance: TemplateProvenance)
+        do { rendered = try await templates.resolve(ref).render(params: params) } catch let e as TemplateLookupError {
+            rec.status = .failed
+            rec.reason = "field 'call': \(e)"
+            return rec
+        } catch {
+            rec.status = .failed
+            rec.reason = "field 'input': the params do not fit template \(ref): \(error)"
+            return rec
+        }
+        let inputs: [String: JSONValue]
+        do { inputs = try Self.bindInputs(rendered.plan, given: [:]) } catch {
+            rec.status = .failed
+            rec.reason = "template \(rendered.provenance.name)@\(rendered.provenance.version): \(error)"
+            return rec
+        }
+        var subOptions = options
+        subOptions.resume = []
+        subOptions.depth += 1
+        var sub = await run(rendered.plan, inputs: inputs, principal: principal, runId: runId, options: subOptions)
+        sub.template = rendered.provenance
+        rec.subrun = SubRunRecord(sub)
+        rec.status = sub.status
+        rec.output = sub.status == .succeeded ? sub.output : nil
+        rec.reason = sub.error.map { "sub-run of template \(rendered.provenance.name)@\(rendered.provenance.version): \($0)" }
+        return rec
+    }
+
+    /// One call: input validation, then attempts with policy (and approval), deadline and backoff.
+    private func execute(_ step: PlanStep, label: String, input: JSONValue, runId: String, principal: String, allowedTools: Set<String>?,
+                         progress: RunProgress) async -> StepRecord {
+        var rec = StepRecord(id: label, call: step.call, status: .running)
         let resolved: (driver: any ToolDriver, tool: ToolDescriptor)
         do { resolved = try await registry.resolve(toolId: step.call) } catch {
             rec.status = .failed
@@ -230,18 +423,35 @@ public struct PlanRunner: Sendable {
             return rec
         }
         let inputBytes = input.serializedBytes()
-        let request = GateRequest(runId: runId, principal: principal, tool: step.call, input: input, annotations: resolved.tool.annotations,
+        var request = GateRequest(runId: runId, principal: principal, tool: step.call, input: input, annotations: resolved.tool.annotations,
                                   policyInputs: resolved.tool.policyInputs)
+        var approvalRecord: JSONValue?
         let shortTool = ToolId.split(step.call)!.tool
         var backoff = Double(step.retry.backoffMs)
         for attempt in 1...step.retry.maxAttempts {
             if Task.isCancelled { rec.status = .cancelled; rec.reason = "cancelled"; return rec }
             let startedAt = Timestamps.now()
-            let decision = if let allowedTools, !allowedTools.contains(step.call) {
-                GateDecision(allowed: false, ruleId: "agent-tools",
-                             reason: "the agent may not use \(step.call) (its tools: \(allowedTools.sorted().joined(separator: ", ")))")
-            } else {
-                await gate.authorize(request)
+            if let allowedTools, !allowedTools.contains(step.call) {
+                let decision = GateDecision(allowed: false, ruleId: "agent-tools",
+                                            reason: "the agent may not use \(step.call) (its tools: \(allowedTools.sorted().joined(separator: ", ")))")
+                rec.attempts.append(AttemptRecord(attempt: attempt, startedAt: startedAt, durationMs: 0, decision: decision,
+                                                  input: Redaction.redact(input, extraKeys: secrets), output: nil, error: nil, usage: ToolUsage()))
+                rec.status = .denied
+                rec.reason = "\(decision.ruleId): \(decision.reason)"
+                return rec
+            }
+            // A step marked `approval: true` waits before the policy is asked (and charged).
+            if step.requiresApproval && !request.approved {
+                let call = approvalCall(label, step.call, input, Redaction.redact(input, extraKeys: secrets), runId, principal,
+                                        rule: "step:approval", reason: "step '\(step.id)' is marked approval: true", progress: progress)
+                if let ended = await awaitApproval(call, &rec, &request, &approvalRecord, attempt: attempt, startedAt: startedAt) { return ended }
+            }
+            var decision = await gate.authorize(request)
+            if decision.requiresApproval && !request.approved {
+                let call = approvalCall(label, step.call, input, Redaction.redact(input, extraKeys: secrets), runId, principal,
+                                        rule: decision.ruleId, reason: decision.reason, progress: progress)
+                if let ended = await awaitApproval(call, &rec, &request, &approvalRecord, attempt: attempt, startedAt: startedAt) { return ended }
+                decision = await gate.authorize(request)
             }
             guard decision.allowed else {
                 rec.attempts.append(AttemptRecord(attempt: attempt, startedAt: startedAt, durationMs: 0, decision: decision,
@@ -254,6 +464,7 @@ public struct PlanRunner: Sendable {
             let deadline = step.timeoutMs.map { t0 + Int64($0) * 1_000_000 }
             var attemptRec = AttemptRecord(attempt: attempt, startedAt: startedAt, durationMs: 0, decision: decision,
                                            input: Redaction.redact(input, extraKeys: secrets), output: nil, error: nil, usage: ToolUsage())
+            attemptRec.approval = approvalRecord
             do {
                 let result = try await resolved.driver.call(ToolCallRequest(tool: shortTool, input: inputBytes, deadlineNanos: deadline))
                 let elapsed = nova_monotonic_ns() - t0
@@ -303,6 +514,48 @@ public struct PlanRunner: Sendable {
         }
         rec.status = Task.isCancelled ? .cancelled : .failed
         return rec
+    }
+}
+
+extension PlanRunner {
+    func approvalCall(_ label: String, _ tool: String, _ input: JSONValue, _ redacted: JSONValue, _ runId: String, _ principal: String,
+                      rule: String, reason: String, progress: RunProgress) -> ApprovalCall {
+        ApprovalCall(runId: runId, stepId: label, tool: tool, input: input, redactedInput: redacted, principal: principal,
+                     rule: rule, reason: reason, checkpoint: progress.snapshot)
+    }
+
+    /// Waits for the approval of `call`. Approved: marks `request` approved, keeps the decision
+    /// for the attempt's record, and returns nil (the call goes on). Otherwise returns the
+    /// step's record as it ends: denied, failed (expired, or no approval store), cancelled.
+    func awaitApproval(_ call: ApprovalCall, _ rec: inout StepRecord, _ request: inout GateRequest, _ approvalRecord: inout JSONValue?,
+                       attempt: Int, startedAt: String) async -> StepRecord? {
+        func end(_ status: RunStatus, _ reason: String, _ approval: ApprovalRequest?, rule: String) -> StepRecord {
+            var a = AttemptRecord(attempt: attempt, startedAt: startedAt, durationMs: 0,
+                                  decision: GateDecision(allowed: false, ruleId: rule, reason: reason),
+                                  input: call.redactedInput, output: nil, error: nil, usage: ToolUsage())
+            a.approval = approval?.json
+            rec.attempts.append(a)
+            rec.status = status
+            rec.reason = reason
+            return rec
+        }
+        guard let approvals else {
+            return end(.denied, "\(call.rule): the call needs a person's approval and this host keeps no approval requests", nil, rule: call.rule)
+        }
+        switch await approvals.wait(for: call) {
+        case .approved(let a):
+            request.approved = true
+            approvalRecord = a.json
+            return nil
+        case .denied(let a):
+            return end(.denied, "approval \(a.id) denied by \(a.decidedBy ?? "?")" + (a.comment.map { ": \($0)" } ?? ""), a, rule: call.rule)
+        case .expired(let a):
+            return end(.failed, "approval \(a.id) expired at \(a.json["expires_at"]?.stringValue ?? "?") without a decision", a, rule: call.rule)
+        case .cancelled(let a):
+            return end(.cancelled, "cancelled while waiting for approval \(a.id)", a, rule: call.rule)
+        case .unavailable(let m):
+            return end(.failed, m, nil, rule: call.rule)
+        }
     }
 }
 

@@ -21,6 +21,8 @@ public struct RunSubmission: Sendable {
     public var origin: String
     /// The only tools the run may call (an agent's tools); nil: whatever the policy allows.
     public var allowedTools: [String]?
+    /// The template the plan was rendered from, recorded with the run.
+    public var template: TemplateProvenance?
 
     public init(plan: Plan, inputs: [String: JSONValue] = [:], principal: String, role: String? = nil,
                 parallelism: Int? = nil, origin: String, allowedTools: [String]? = nil) {
@@ -97,17 +99,21 @@ public struct RunPipeline: Sendable {
         if let role = s.role, !policy.profile.roles.contains(role) {
             throw .unknownRole("unknown role '\(role)' (the policy has: \(policy.profile.roles.joined(separator: ", ")))")
         }
-        let problems = await runner.validate(s.plan)
+        let problems = await runner.validate(s.plan, chain: s.template.map { [$0.name] } ?? [])
         if !problems.isEmpty { throw .invalidPlan(problems) }
-        return RunRequest(plan: s.plan, inputs: inputs, principal: s.principal, role: s.role,
-                          options: RunOptions(parallelism: parallelism, allowedTools: s.allowedTools.map(Set.init)), origin: s.origin)
+        var request = RunRequest(plan: s.plan, inputs: inputs, principal: s.principal, role: s.role,
+                                 options: RunOptions(parallelism: parallelism, allowedTools: s.allowedTools.map(Set.init)), origin: s.origin)
+        request.template = s.template
+        return request
     }
 
     /// Runs a prepared request in the caller's task (cancelling the task cancels the run) and
     /// returns its record, not yet redacted nor recorded.
     public func run(_ request: RunRequest, runId: String) async -> RunRecord {
         if let role = request.role { try? policy.bindRole(role, toRun: runId) }
-        return await runner.run(request.plan, inputs: request.inputs, principal: request.principal, runId: runId, options: request.options)
+        var record = await runner.run(request.plan, inputs: request.inputs, principal: request.principal, runId: runId, options: request.options)
+        record.template = request.template
+        return record
     }
 
     /// Redacts the record (inputs, and the plan document's step inputs, with the tools'
@@ -123,10 +129,23 @@ public struct RunPipeline: Sendable {
         await record(await run(request, runId: runId))
     }
 
+    /// Sub-runs nested in a step (a template step, or the elements of a `foreach` over one).
+    static func redactSubruns(_ step: StepRecord) -> StepRecord {
+        var s = step
+        if let sub = s.subrun { s.subrun = SubRunRecord(redact(sub.record)) }
+        s.items = s.items?.map(redactSubruns)
+        return s
+    }
+
     /// What is written is what may be read: inputs and the plan document lose their secrets.
     static func redact(_ record: RunRecord) -> RunRecord {
         var r = record
         r.inputs = Redaction.redact(r.inputs)
+        if var t = r.template {
+            t.params = Redaction.redact(t.params)
+            r.template = t
+        }
+        r.steps = r.steps.map(redactSubruns)
         let secrets = Dictionary(r.steps.map { ($0.id, $0.secretInputFields) }, uniquingKeysWith: { a, _ in a })
         if case .object(var plan) = r.plan, case .array(let steps)? = plan["steps"] {
             plan["steps"] = .array(steps.map { step in

@@ -20,6 +20,7 @@ public enum RunJob {
         if let p = s.parallelism { o["parallelism"] = .int(p) }
         if let fingerprint { o["fingerprint"] = .string(fingerprint) }
         if let tools = s.allowedTools { o["allowed_tools"] = .array(tools.map(JSONValue.string)) }
+        if let template = s.template { o["template"] = template.json }
         return .object(o)
     }
 
@@ -42,9 +43,11 @@ public enum RunJob {
             guard let n = p.intValue else { throw JobQueueError("the payload's parallelism is not an integer") }
             parallelism = n
         }
-        return RunSubmission(plan: plan, inputs: inputs, principal: principal, role: payload["role"]?.stringValue,
-                             parallelism: parallelism, origin: payload["origin"]?.stringValue ?? "queue",
-                             allowedTools: payload["allowed_tools"]?.arrayValue?.compactMap(\.stringValue))
+        var s = RunSubmission(plan: plan, inputs: inputs, principal: principal, role: payload["role"]?.stringValue,
+                              parallelism: parallelism, origin: payload["origin"]?.stringValue ?? "queue",
+                              allowedTools: payload["allowed_tools"]?.arrayValue?.compactMap(\.stringValue))
+        s.template = payload["template"].flatMap(TemplateProvenance.init(json:))
+        return s
     }
 
     /// The unique key that makes an `Idempotency-Key` of `principal` name one run.
@@ -141,7 +144,7 @@ public struct RunJobHandler: JobHandler {
         }
         let attempt = RunJobAttempt(jobId: job.id, attempt: job.attempt, worker: worker)
         let submittedAt = job.payload["submitted_at"]?.stringValue
-        let request: RunRequest
+        var request: RunRequest
         do { request = try await host.pipeline.prepare(submission) } catch {
             // Validated when it was accepted; something changed since (drivers, policy roles).
             var record = RunRecord(runId: job.id, planName: submission.plan.name, plan: submission.plan.source,
@@ -153,6 +156,11 @@ public struct RunJobHandler: JobHandler {
             let result = await host.pipeline.record(record)
             if let e = result.episodeError { return .failed(error: "the run's episode was not written: \(e)", retryable: true) }
             return .succeeded(result: ["status": "failed", "seq": .int(result.episode?.seq ?? 0)])
+        }
+        // A run that waited for an approval and was interrupted resumes after the steps it had finished.
+        if job.attempt > 1, let approvals = host.approvalStore,
+           let waited = try? await approvals.listApprovals(status: nil, runId: job.id, limit: 100).first(where: { $0.checkpoint != nil }) {
+            request.options.resume = StepRecord.restorable(waited.checkpoint)
         }
         // A goal with a deadline is cancelled when it passes, also while it runs.
         let deadlineWatch = job.payload["deadline_ms"]?.intValue.map { deadline in

@@ -20,6 +20,8 @@ public struct RunRequest: Sendable {
     public var options: RunOptions
     /// Where the run came from (`rest`, `tool`, `mcp`, …), for observers and logs.
     public var origin: String
+    /// The template the plan was rendered from, recorded with the run.
+    public var template: TemplateProvenance?
 
     /// A request to run `plan` for `principal`.
     public init(plan: Plan, inputs: [String: JSONValue], principal: String, role: String? = nil,

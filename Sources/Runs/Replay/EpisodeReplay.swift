@@ -1,4 +1,5 @@
 import Drivers
+import Episodes
 import HostSupport
 import JSON
 import Plans
@@ -18,9 +19,11 @@ public enum ReplayChange: String, Sendable {
     /// shared rate limit, a principal budget, wall time) or on something outside the policy (an
     /// agent's tool list).
     case notRederived = "not_rederived"
+    /// Would now wait for a person's approval (a `require_approval` rule) where it did not.
+    case nowRequiresApproval = "now_requires_approval"
 
     /// Whether this counts as a difference (exit 1 of `episodes replay`).
-    public var isDifference: Bool { self == .nowDenied || self == .nowAllowed || self == .ruleChanged }
+    public var isDifference: Bool { self == .nowDenied || self == .nowAllowed || self == .ruleChanged || self == .nowRequiresApproval }
 }
 
 /// One recorded policy decision and the decision the replayed profile makes for the same call.
@@ -31,6 +34,8 @@ public struct ReplayedCall: Sendable {
     public var tool: String
     public var attempt: Int
     public var recordedAllowed: Bool
+    /// `allow`, `deny` or `require_approval`, as recorded.
+    public var recordedDecision: String
     public var recordedRule: String
     public var recordedReason: String
     /// The profile hash recorded with the decision (nil for old episodes).
@@ -42,13 +47,14 @@ public struct ReplayedCall: Sendable {
     public var message: String?
 
     public var json: JSONValue {
-        var recorded: [String: JSONValue] = ["decision": .string(recordedAllowed ? "allow" : "deny"), "rule": .string(recordedRule),
+        var recorded: [String: JSONValue] = ["decision": .string(recordedDecision), "rule": .string(recordedRule),
                                              "reason": .string(recordedReason)]
         if let recordedPolicy { recorded["policy"] = .string(recordedPolicy) }
         var o: [String: JSONValue] = ["call": .int(number), "step": .string(stepId), "tool": .string(tool), "attempt": .int(attempt),
                                       "recorded": .object(recorded), "change": .string(change.rawValue)]
         if let replayed {
-            o["replayed"] = ["decision": .string(replayed.allowed ? "allow" : "deny"), "rule": .string(replayed.ruleId), "reason": .string(replayed.reason)]
+            o["replayed"] = ["decision": .string(replayed.allowed ? "allow" : replayed.requiresApproval ? "require_approval" : "deny"),
+                             "rule": .string(replayed.ruleId), "reason": .string(replayed.reason)]
         }
         if let message { o["message"] = .string(message) }
         return .object(o)
@@ -153,6 +159,8 @@ public struct EpisodeReplayer: Sendable {
         var input: JSONValue
         var decision: JSONValue
         var tokens: UInt64
+        /// The status of the approval request the call waited for (`approved`, `denied`, `expired`), if any.
+        var approval: String?
     }
 
     /// Replays the episode `document` (as `episodes show --json` prints it).
@@ -162,20 +170,18 @@ public struct EpisodeReplayer: Sendable {
         }
         let principal = document["principal"]?.stringValue ?? ""
         var notes: [String] = []
-        // Every decided attempt, in the order it started (plan order breaks ties).
+        // Every decided attempt (foreach elements and template sub-runs included), in the order
+        // it started (document order breaks ties).
         var recorded: [RecordedCall] = []
-        for (i, step) in stepsJSON.enumerated() {
-            let id = step["id"]?.stringValue ?? "#\(i)", tool = step["call"]?.stringValue ?? ""
-            for a in step["attempts"]?.arrayValue ?? [] {
-                guard let d = a["decision"], d.objectValue != nil else { continue }
-                recorded.append(RecordedCall(stepIndex: i, stepId: id, tool: tool, attempt: a["attempt"]?.intValue ?? 1,
-                                             startedAt: a["started_at"]?.stringValue ?? "", input: a["input"] ?? .object([:]), decision: d,
-                                             tokens: UInt64(max(0, a["usage"]?["tokens"]?.intValue ?? 0))))
-            }
+        for r in EpisodeAttempts.all(in: document) {
+            let a = r.attempt
+            guard let d = a["decision"], d.objectValue != nil else { continue }
+            recorded.append(RecordedCall(stepIndex: r.order, stepId: r.stepId, tool: r.tool, attempt: a["attempt"]?.intValue ?? 1,
+                                         startedAt: a["started_at"]?.stringValue ?? "", input: a["input"] ?? .object([:]), decision: d,
+                                         tokens: UInt64(max(0, a["usage"]?["tokens"]?.intValue ?? 0)),
+                                         approval: a["approval"]?["status"]?.stringValue))
         }
-        recorded = recorded.enumerated().sorted { l, r in
-            l.element.startedAt != r.element.startedAt ? l.element.startedAt < r.element.startedAt : l.offset < r.offset
-        }.map(\.element)
+        recorded.sort { l, r in l.startedAt != r.startedAt ? l.startedAt < r.startedAt : l.stepIndex < r.stepIndex }
 
         let engine = PolicyEngine(profile: profile)
         let replayRun = "replay-" + RunId.make()
@@ -191,15 +197,17 @@ public struct EpisodeReplayer: Sendable {
         var calls: [ReplayedCall] = []
         for (n, r) in recorded.enumerated() {
             let recAllowed = r.decision["decision"]?.stringValue == "allow"
+            let recApproval = r.decision["decision"]?.stringValue == "require_approval"
             let recRule = r.decision["rule"]?.stringValue ?? ""
             let recReason = r.decision["reason"]?.stringValue ?? ""
             var call = ReplayedCall(number: n + 1, stepId: r.stepId, tool: r.tool, attempt: r.attempt, recordedAllowed: recAllowed,
-                                    recordedRule: recRule, recordedReason: recReason, recordedPolicy: r.decision["policy"]?.stringValue,
+                                    recordedDecision: r.decision["decision"]?.stringValue ?? "deny", recordedRule: recRule, recordedReason: recReason, recordedPolicy: r.decision["policy"]?.stringValue,
                                     replayed: nil, change: .same)
             let label = "call \(n + 1) `\(r.tool)` (step \(r.stepId)\(r.attempt > 1 ? ", attempt \(r.attempt)" : ""))"
-            if recRule == "agent-tools" {
+            if recRule == "agent-tools" || recRule == "step:approval" {
                 call.change = .notRederived
-                call.message = "\(label) was decided by the agent's tool list, not the policy: not replayed"
+                call.message = recRule == "agent-tools" ? "\(label) was decided by the agent's tool list, not the policy: not replayed"
+                    : "\(label) waited for an approval its step asks for (approval: true), not the policy: not replayed"
                 notes.append(call.message!)
                 calls.append(call)
                 continue
@@ -210,13 +218,23 @@ public struct EpisodeReplayer: Sendable {
                 notes.append("tool \(r.tool) is not available here: its annotations and policy inputs are unknown, so rules with conditions on it cannot match")
             }
             if Self.containsRedacted(r.input) { redactedTools.insert(r.tool) }
-            let request = GateRequest(runId: replayRun, principal: principal, tool: r.tool, input: r.input, annotations: descriptor?.annotations,
+            var request = GateRequest(runId: replayRun, principal: principal, tool: r.tool, input: r.input, annotations: descriptor?.annotations,
                                       policyInputs: descriptor?.policyInputs ?? PolicyInputs())
+            // A call a person approved is replayed as approved: a `require_approval` rule lets it through.
+            request.approved = r.approval == "approved"
             let now = engine.decide(request, consume: true)
             if now.allowed, r.tokens > 0 { await engine.charge(request, usage: ToolUsage(tokens: r.tokens), durationNanos: 0) }
             call.replayed = now
             let stateDependent = !recAllowed && (recReason.hasPrefix("rate limit '") || recReason.hasPrefix("budget '") || recReason.contains("wall time over"))
-            if stateDependent && now.allowed {
+            let personDecided = r.approval != nil && r.approval != "approved"
+            if now.requiresApproval && !recApproval && !personDecided {
+                call.change = .nowRequiresApproval
+                call.message = "\(label) was \(recAllowed ? "allowed" : "denied") by rule \(recRule), would now wait for a person's approval (rule \(now.ruleId))"
+            } else if personDecided && now.requiresApproval && now.ruleId == recRule {
+                call.change = .notRederived
+                call.message = "\(label) waited for approval by rule \(recRule) and was \(r.approval!) by a person; it would still need approval: not compared"
+                notes.append(call.message!)
+            } else if stateDependent && now.allowed {
                 call.change = .notRederived
                 call.message = "\(label) was denied by \(recRule) (\(recReason)), which depends on state a replay does not have: not compared"
                 notes.append(call.message!)
@@ -279,6 +297,12 @@ public struct EpisodeReplayer: Sendable {
                 changed.insert(id)
             }
             status = "denied"
+        }
+        // A call that would now wait for a person.
+        if let waiting = calls.first(where: { $0.change == .nowRequiresApproval }), !changed.contains(waiting.stepId) {
+            out.append(ReplayedStep(id: waiting.stepId, tool: waiting.tool, recorded: statusOf(waiting.stepId, stepsJSON), replayed: "would wait for approval",
+                                    note: "rule \(waiting.replayed?.ruleId ?? "?") asks a person to approve the call; the run would pause until then"))
+            changed.insert(waiting.stepId)
         }
         // A denial that would now pass: the step runs, and so do the steps the denial skipped.
         if let allowed = calls.first(where: { $0.change == .nowAllowed }), !changed.contains(allowed.stepId) {
