@@ -30,6 +30,14 @@ import Testing
         { "id": "echo-allowed", "effect": "allow", "roles": ["user"], "tools": ["echo.echo"] } ] }
     """
 
+    /// v4: echo.echo waits for a person's approval.
+    static let v4 = """
+    { "roles": { "user": {} }, "principals": { "local": "user" },
+      "rules": [
+        { "id": "no-fail", "effect": "deny", "roles": ["user"], "tools": ["echo.fail"], "reason": "echo.fail is off" },
+        { "id": "echo-approval", "effect": "require_approval", "roles": ["user"], "tools": ["echo.echo"] } ] }
+    """
+
     struct Env {
         let dir: String
         var drivers: String { dir + "/drivers" }
@@ -43,6 +51,7 @@ import Testing
             Fixtures.write(ReplayTests.v1, to: dir + "/v1.json")
             Fixtures.write(ReplayTests.v2, to: dir + "/v2.json")
             Fixtures.write(ReplayTests.v3, to: dir + "/v3.json")
+            Fixtures.write(ReplayTests.v4, to: dir + "/v4.json")
         }
 
         func nova(_ args: [String], policy: String = "v1") throws -> ProcessResult {
@@ -108,6 +117,15 @@ import Testing
         #expect(s2.contains { $0["id"] == "y" && $0["replayed"] == "would run"
                     && ($0["note"]?.stringValue ?? "").contains("allowed by rule echo-allowed") }, "\(s2)")
         #expect(r2["replayed_status"] == "unknown")
+
+        // allowed → would wait for a person's approval.
+        let approval = try env.nova(["episodes", "replay", ok, "--json"], policy: "v4")
+        #expect(approval.status == 1, "\(approval)")
+        let r3 = try JSONValue.parse(approval.stdout)
+        #expect(r3["calls"]?[0]?["change"] == "now_requires_approval", "\(r3)")
+        #expect(r3["calls"]?[0]?["replayed"]?["decision"] == "require_approval")
+        #expect((r3["differences"]?[0]?.stringValue ?? "").contains("would now wait for a person's approval (rule echo-approval)"), "\(r3)")
+        #expect(r3["steps"]?.arrayValue?.contains { $0["id"] == "a" && $0["replayed"] == "would wait for approval" } == true, "\(r3)")
 
         // Bad usage: exit 2.
         #expect(try env.nova(["episodes", "replay", "no-such-run"]).status == 2)
