@@ -93,6 +93,10 @@ let package = Package(
         // through the job queue (workers, cancellation, views).
         .target(name: "Runs", dependencies: ["Drivers", "Plans", "Policy", "Episodes", "Store", "Messaging", "Templates", "HostSupport", "HostSchemas", "CHostSupport", "Threads", "JSON", "Schema"],
                 path: "Sources/Runs", swiftSettings: strict),
+        // Status reports: KPIs computed from the episodes of a window (plus agents and jobs) and
+        // rendered as JSON, Markdown or self-contained HTML.
+        .target(name: "Reports", dependencies: ["Store", "Episodes", "JSON", "HostSupport"],
+                path: "Sources/Reports", swiftSettings: strict),
         // `nova-host drivers test`: a driver library checked against the ABI as the host uses it.
         .target(name: "DriverConformance", dependencies: ["Drivers", "CHostSupport", "JSON", "Schema"],
                 path: "Sources/DriverConformance", swiftSettings: strict),
@@ -106,14 +110,14 @@ let package = Package(
         // The CLI, thin over Host.
         .executableTarget(
             name: "nova-host",
-            dependencies: ["Host", "HostServer", "DriverConformance", "JSON", "PostgresStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Host", "HostServer", "DriverConformance", "Reports", "JSON", "PostgresStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/nova-host",
             swiftSettings: strict
         ),
         // `nova-host serve` (REST, MCP over streamable HTTP, auth, metrics) and `nova-host mcp` (stdio), thin over Host.
         .target(
             name: "HostServer",
-            dependencies: ["Host", "JSON",
+            dependencies: ["Host", "Reports", "JSON",
                            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "MCP", package: "swift-sdk"),
                            .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Metrics", package: "swift-metrics"),
@@ -184,7 +188,7 @@ let package = Package(
                 path: "Tests/PostgresTestSupport", swiftSettings: strict),
         .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: strict),
         .testTarget(name: "SchemaTests", dependencies: ["Schema", "JSON"], swiftSettings: strict),
-        .testTarget(name: "HostTests", dependencies: ["TestSupport", "Host", "CHostSupport", "DriverKit", "DriverABI", "JSON"], swiftSettings: strict),
+        .testTarget(name: "HostTests", dependencies: ["TestSupport", "Host", "Reports", "CHostSupport", "DriverKit", "DriverABI", "JSON"], swiftSettings: strict),
         .testTarget(name: "EpisodeTests", dependencies: ["TestSupport", "PostgresTestSupport", "Host", "JSON", "PostgresStore", "PostgresSupport",
                                                           .product(name: "PostgresNIO", package: "postgres-nio")], swiftSettings: strict),
         // The shell driver (built libnova_shell.so + nova-sandbox) through the host, policy and CLI.
@@ -193,7 +197,7 @@ let package = Package(
         .testTarget(name: "DriverTests", dependencies: ["TestSupport", "Host", "JSON"], swiftSettings: strict),
         // The server in-process (HummingbirdTesting): routes, auth matrix, JWT attacks, MCP, shutdown.
         .testTarget(name: "ServerTests",
-                    dependencies: ["TestSupport", "PostgresTestSupport", "PostgresStore", "HostServer", "Host", "JSON", .product(name: "Hummingbird", package: "hummingbird"),
+                    dependencies: ["TestSupport", "PostgresTestSupport", "PostgresStore", "HostServer", "Host", "Reports", "JSON", .product(name: "Hummingbird", package: "hummingbird"),
                                    .product(name: "HummingbirdTesting", package: "hummingbird"),
                                    .product(name: "JWTKit", package: "jwt-kit"), .product(name: "MCP", package: "swift-sdk"),
                                    .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),

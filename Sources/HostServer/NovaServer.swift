@@ -127,6 +127,7 @@ public final class NovaServer: Sendable {
         router.add(middleware: AuthMiddleware(authenticator: authenticator))
         addSystemRoutes(router)
         addRunRoutes(router)
+        addReportRoutes(router)
         addJobRoutes(router)
         addAgentRoutes(router)
         addBusRoutes(router)

@@ -24,7 +24,7 @@ struct NovaHostCommand: AsyncParsableCommand {
 
             Exit codes: 0 success · 1 run failed · 2 invalid plan or usage · 3 denied by policy.
             """,
-        subcommands: [RunCommand.self, DriversCommand.self, EpisodesCommand.self, PolicyCommand.self, DriverRunnerCommand.self, DoctorCommand.self,
+        subcommands: [RunCommand.self, DriversCommand.self, EpisodesCommand.self, ReportCommand.self, PolicyCommand.self, DriverRunnerCommand.self, DoctorCommand.self,
                       ServeCommand.self, McpCommand.self, WorkerCommand.self, RunsCommand.self, JobsCommand.self,
                       AgentsCommand.self, GoalsCommand.self, MemoryCommand.self, BusCommand.self,
                       TemplatesCommand.self, ApprovalsCommand.self, OrchestrateCommand.self, BlueprintsCommand.self, InitCommand.self])

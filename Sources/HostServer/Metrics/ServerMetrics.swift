@@ -16,6 +16,9 @@ import Synchronization
 /// - `nova_drivers_loaded`, `nova_mcp_sessions`
 /// - `nova_policy_reloads_total{outcome}` (`reloaded`, `unchanged`, `failed`)
 /// - `nova_driver_log_records_total{driver,level}` (records drivers wrote through `host->log`)
+/// - read from the store at each scrape (every host on the store sees the same figures):
+///   `nova_recorded_runs{status}` (episodes by run status), `nova_jobs{state}`,
+///   `nova_jobs_dead_letter` (the dead-letter queue depth), `nova_agents{status}`
 public final class ServerMetrics: RunObserver, Sendable {
     /// The registry `/metrics` renders.
     public let registry: PrometheusCollectorRegistry
@@ -90,6 +93,23 @@ public final class ServerMetrics: RunObserver, Sendable {
                                   factory: factory).recordNanoseconds(stepNanos)
             }
         }
+    }
+
+    /// The store's gauges in the Prometheus text format: recorded runs by status, jobs by state
+    /// and the dead-letter queue depth, agents by status (each family only when the store has it).
+    func renderStore(runs: [String: Int], jobs: [String: Int]?, agents: [String: Int]?) -> [UInt8] {
+        var text = ""
+        func family(_ name: String, _ help: String, _ label: String, _ values: [String: Int]) {
+            text += "# HELP \(name) \(help)\n# TYPE \(name) gauge\n"
+            for (k, v) in values.sorted(by: { $0.key < $1.key }) { text += "\(name){\(label)=\"\(k)\"} \(v)\n" }
+        }
+        family("nova_recorded_runs", "Runs recorded as episodes in the store, by status.", "status", runs)
+        if let jobs {
+            family("nova_jobs", "Jobs in the store's queue, by state.", "state", jobs)
+            text += "# HELP nova_jobs_dead_letter Jobs in the dead-letter queue (state dead).\n# TYPE nova_jobs_dead_letter gauge\nnova_jobs_dead_letter \(jobs["dead", default: 0])\n"
+        }
+        if let agents { family("nova_agents", "Agents in the store, by status.", "status", agents) }
+        return Array(text.utf8)
     }
 
     /// The bus's series in the Prometheus text format: this process's counters and, per

@@ -41,10 +41,36 @@ extension NovaServer {
                 }
                 text += metrics.renderBus(bus.counters, stats)
             }
+            if let store = host.episodes?.store {
+                text += await storeGauges(store)
+            }
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
         }
+    }
+
+    /// The store's KPI gauges for `/metrics` (families whose counts cannot be read are left out).
+    func storeGauges(_ store: any HostStore) async -> [UInt8] {
+        var runs: [String: Int] = [:]
+        for status in ["succeeded", "failed", "denied", "cancelled", "interrupted"] {
+            if let n = try? await store.countEpisodes(status: status, principal: nil) { runs[status] = n }
+        }
+        var jobs: [String: Int]?
+        if let queue = store.jobQueue {
+            var counts: [String: Int] = [:]
+            for state in JobState.allCases { if let n = try? await queue.countJobs(JobFilter(states: [state])) { counts[state.rawValue] = n } }
+            jobs = counts
+        }
+        var agents: [String: Int]?
+        if let agentStore = store.agentStore {
+            var counts: [String: Int] = [:]
+            for status in AgentStatus.allCases where status != .deleted {
+                if let n = try? await agentStore.countAgents(AgentFilter(status: status)) { counts[status.rawValue] = n }
+            }
+            agents = counts
+        }
+        return metrics.renderStore(runs: runs, jobs: jobs, agents: agents)
     }
 
     /// Readiness checks: `ok` or what is wrong, by name.

@@ -21,9 +21,12 @@ public struct RunOptions: Sendable {
     public var resume: [StepRecord] = []
     /// How deep this run is nested in template sub-runs (0 for a top-level run).
     var depth = 0
-    public init(parallelism: Int = 4, allowedTools: Set<String>? = nil) {
+    /// The run this one reruns (`episodes replay --rerun`), recorded as `replay_of`.
+    public var replayOf: String?
+    public init(parallelism: Int = 4, allowedTools: Set<String>? = nil, replayOf: String? = nil) {
         self.parallelism = max(1, parallelism)
         self.allowedTools = allowedTools
+        self.replayOf = replayOf
     }
     /// The most template sub-runs nested in one another at run time (cycles are refused
     /// before; this bounds a template changed since).
@@ -154,6 +157,7 @@ public struct PlanRunner: Sendable {
         let started = nova_monotonic_ns()
         var record = RunRecord(runId: runId, planName: plan.name, plan: plan.source, principal: principal,
                                inputs: Redaction.redact(.object(inputs)), startedAt: Timestamps.now())
+        record.replayOf = options.replayOf
         var scope = RunScope(inputs: inputs)
         var records: [String: StepRecord] = [:]
         var remaining = plan.steps

@@ -108,6 +108,8 @@ public struct RunRecord: Sendable {
     public var job: RunJobAttempt?
     /// The template the plan was rendered from (exact version, hash, params), if any.
     public var template: TemplateProvenance?
+    /// The run this one reruns (`episodes replay --rerun`).
+    public var replayOf: String?
 
     public var totals: (calls: Int, tokens: UInt64, costMicros: UInt64) {
         var calls = 0, tokens: UInt64 = 0, cost: UInt64 = 0
@@ -129,6 +131,7 @@ public struct RunRecord: Sendable {
         if let output { o["output"] = output }
         if let error { o["error"] = .string(error) }
         if let template { o["template"] = template.json }
+        if let replayOf { o["replay_of"] = .string(replayOf) }
         if let job { o["job"] = ["id": .string(job.jobId), "attempt": .int(job.attempt), "worker": .string(job.worker)] }
         return .object(o)
     }
