@@ -124,7 +124,8 @@ import Testing
         let r3 = try JSONValue.parse(approval.stdout)
         #expect(r3["calls"]?[0]?["change"] == "now_requires_approval", "\(r3)")
         #expect(r3["calls"]?[0]?["replayed"]?["decision"] == "require_approval")
-        #expect((r3["differences"]?[0]?.stringValue ?? "").contains("would now wait for a person's approval (rule echo-approval)"), "\(r3)")
+        let firstDifference = r3["differences"]?[0]?.stringValue ?? ""
+        #expect(firstDifference.contains("would now wait for a person's approval (rule echo-approval)"), "\(r3)")
         #expect(r3["steps"]?.arrayValue?.contains { $0["id"] == "a" && $0["replayed"] == "would wait for approval" } == true, "\(r3)")
 
         // Bad usage: exit 2.
