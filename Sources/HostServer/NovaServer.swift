@@ -124,7 +124,13 @@ public final class NovaServer: Sendable {
         let router = Router(context: ServerContext.self)
         router.add(middleware: EdgeMiddleware(corsOrigins: Set(config.corsOrigins), corsMaxAge: config.corsMaxAgeSeconds,
                                               metrics: metrics, routes: routeTable, logger: logger))
-        router.add(middleware: AuthMiddleware(authenticator: authenticator))
+        var auth = AuthMiddleware(authenticator: authenticator)
+        auth.onFailure = { [host] error, request in
+            let method = request.headers[.authorization] != nil ? "authorization" : "x-api-key"
+            await host.audit("auth.failure", target: request.uri.path, detail: ["reason": .string(error.description), "header": .string(method),
+                                                                                "http_method": .string(request.method.rawValue)], actor: "unknown")
+        }
+        router.add(middleware: auth)
         addSystemRoutes(router)
         addRunRoutes(router)
         addReportRoutes(router)
@@ -135,6 +141,7 @@ public final class NovaServer: Sendable {
         addPolicyRoutes(router)
         addTemplateRoutes(router)
         addApprovalRoutes(router)
+        addAuditRoutes(router)
         addToolRoutes(router)
         addMCPRoutes(router)
         return router
@@ -144,7 +151,10 @@ public final class NovaServer: Sendable {
     func on(_ router: Router<ServerContext>, _ method: HTTPRequest.Method, _ path: String,
             _ handler: @escaping @Sendable (Request, ServerContext) async throws -> Response) {
         routeTable.add(method, path)
-        router.on(RouterPath(path), method: method) { request, context in try await handler(request, context) }
+        // Audit entries written while handling the request name the caller.
+        router.on(RouterPath(path), method: method) { request, context in
+            try await AuditActor.$principal.withValue(context.identity?.principal) { try await handler(request, context) }
+        }
     }
 }
 

@@ -28,7 +28,7 @@ import Synchronization
 ///   transaction, and writes the index entry in the same transaction.
 public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
     /// The schema version this code writes.
-    public static let schemaVersion = 7
+    public static let schemaVersion = 8
 
     /// Migrations; entry `i` takes the schema from version `i` to `i + 1`.
     static let migrations: [[PostgresQuery]] = [
@@ -141,6 +141,8 @@ public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
         busMigration,
         // 7: templates and approval requests (PostgresTemplatesApprovals.swift).
         templatesApprovalsMigration,
+        // 8: the control-plane audit log (PostgresAudit.swift).
+        auditMigration,
     ]
 
     /// Where the database is, for messages (`host:port/database`, never credentials).

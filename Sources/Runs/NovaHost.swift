@@ -94,10 +94,29 @@ public final class NovaHost: Sendable {
         self.runner = PlanRunner(registry: registry, gate: policy, templates: templates, approvals: approvals)
     }
 
+    /// The control-plane audit log (nil without a store that keeps one).
+    public var auditStore: (any AuditStore)? { episodes?.store as? any AuditStore }
+
+    /// Appends an audit entry. `actor` defaults to the request's principal (`AuditActor`), the
+    /// calling run's principal, `$NOVA_PRINCIPAL`, then `local` (the CLI user). Returns why the
+    /// entry could not be written, or nil (also when there is no store).
+    @discardableResult
+    public func audit(_ action: String, target: String = "", detail: JSONValue = .object([:]), actor: String? = nil) async -> String? {
+        guard let store = auditStore else { return nil }
+        let who = actor ?? AuditActor.principal ?? DriverCallContext.principal ?? ProcessInfo.processInfo.environment["NOVA_PRINCIPAL"] ?? "local"
+        do { _ = try await store.appendAudit(actor: who, action: action, target: target, detail: detail); return nil } catch {
+            let message = "audit entry \(action) not written: \(error)"
+            FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
+            return message
+        }
+    }
+
     /// Imports the templates directory into the store (start, SIGHUP, `POST /v1/reload`); nil
     /// without a store.
     public func syncTemplates() async -> TemplateSyncReport? {
-        await templates?.sync()
+        guard let report = await templates?.sync() else { return nil }
+        for id in report.created { await audit("template.import", target: id, actor: AuditActor.principal ?? "system") }
+        return report
     }
 
     /// Re-reads the policy file (SIGHUP, `POST /v1/policy/reload`). A valid, different profile

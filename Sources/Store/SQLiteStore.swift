@@ -17,7 +17,7 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
     /// The database file.
     public let path: String
     /// The schema version this code writes.
-    public static let schemaVersion = 6
+    public static let schemaVersion = 7
     /// The database file name `EpisodeLog` uses under the data directory.
     public static let defaultFileName = "nova.sqlite"
 
@@ -169,6 +169,8 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
         busMigration,
         // 6: templates and approval requests (SQLiteTemplatesApprovals.swift).
         templatesApprovalsMigration,
+        // 7: the control-plane audit log (SQLiteAudit.swift).
+        auditMigration,
     ]
 
     /// Opens (creating and migrating if needed) the database at `path`; its directory must exist.

@@ -27,7 +27,7 @@ struct NovaHostCommand: AsyncParsableCommand {
         subcommands: [RunCommand.self, DriversCommand.self, EpisodesCommand.self, ReportCommand.self, PolicyCommand.self, DriverRunnerCommand.self, DoctorCommand.self,
                       ServeCommand.self, McpCommand.self, WorkerCommand.self, RunsCommand.self, JobsCommand.self,
                       AgentsCommand.self, GoalsCommand.self, MemoryCommand.self, BusCommand.self,
-                      TemplatesCommand.self, ApprovalsCommand.self, OrchestrateCommand.self, BlueprintsCommand.self, InitCommand.self])
+                      TemplatesCommand.self, ApprovalsCommand.self, OrchestrateCommand.self, BlueprintsCommand.self, InitCommand.self, AuditCommand.self])
 }
 
 // A custom entry point so that usage errors exit with 2, as the CLI contract says (the

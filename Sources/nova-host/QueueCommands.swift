@@ -109,6 +109,15 @@ struct QueueStoreOptions: ParsableArguments {
         guard let queue = log.store.jobQueue else { Output.error("the store has no job queue"); throw ExitCode(ExitStatus.runFailed) }
         return (log, queue)
     }
+
+    /// An audit entry by the CLI user (`$NOVA_PRINCIPAL`, else `local`); a failure is reported, not fatal.
+    static func audit(_ log: EpisodeLog, _ action: String, target: String) async {
+        guard let store = log.store as? any AuditStore else { return }
+        let actor = ProcessInfo.processInfo.environment["NOVA_PRINCIPAL"] ?? "local"
+        do { _ = try await store.appendAudit(actor: actor, action: action, target: target, detail: ["via": "cli"]) } catch {
+            Output.error("audit entry \(action) not written: \(error)")
+        }
+    }
 }
 
 /// Runs a store operation, turning its failure into a message and exit 1 (bad input: exit 2).
@@ -200,11 +209,12 @@ struct JobsCommand: AsyncParsableCommand {
         @OptionGroup var options: QueueStoreOptions
 
         func run() async throws {
-            let (_, q) = try await options.open()
+            let (log, q) = try await options.open()
             guard let job = try await storeCall("retrying job \(id)", { try await q.retryJob(id: id) }) else {
                 Output.error("no job \(id)")
                 throw ExitCode(ExitStatus.runFailed)
             }
+            await QueueStoreOptions.audit(log, "job.retry", target: id)
             if options.json { Output.json(job.json) } else { print("job \(id) is available again (attempt \(job.attempt + 1) of at most \(job.maxAttempts))") }
         }
     }
@@ -242,11 +252,12 @@ struct JobsCommand: AsyncParsableCommand {
         @OptionGroup var options: QueueStoreOptions
 
         func run() async throws {
-            let (_, q) = try await options.open()
+            let (log, q) = try await options.open()
             guard try await storeCall("discarding job \(id)", { try await q.discardJob(id: id) }) else {
                 Output.error("no job \(id)")
                 throw ExitCode(ExitStatus.runFailed)
             }
+            await QueueStoreOptions.audit(log, "job.discard", target: id)
             if options.json { Output.json(["id": .string(id), "discarded": true]) } else { print("job \(id) discarded") }
         }
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Host
 import HostServer
+import JSON
 import Logging
 
 /// `nova-host serve`: REST API, MCP over streamable HTTP, Prometheus metrics (docs/server.md).
@@ -69,6 +70,10 @@ struct ServeCommand: AsyncParsableCommand {
         // rescans the drivers directory and re-reads the policy.
         let reloader = ReloadOnSignal(registry: nova.registry) { report in
             logger.notice("drivers reloaded: \(report)")
+            func list(_ items: [String]) -> JSONValue { .array(items.map { .string($0) }) }
+            let detail: JSONValue = ["added": list(report.added), "replaced": list(report.replaced), "removed": list(report.removed),
+                                     "failed": list(report.failed), "signal": "SIGHUP"]
+            Task { await nova.audit("driver.reload", detail: detail, actor: "system") }
         }
         defer { reloader.cancel() }
         // Templates: the directory's files become versions in the store now and on every SIGHUP.

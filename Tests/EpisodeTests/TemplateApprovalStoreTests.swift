@@ -83,3 +83,72 @@ enum TemplateApprovalStoreConformance {
     @Test func templates() async throws { try await TemplateApprovalStoreConformance.templates(try await Self.database(.init())) }
     @Test func approvals() async throws { try await TemplateApprovalStoreConformance.approvals(try await Self.database(.init())) }
 }
+
+/// The audit log's contract on both stores: one chain, however many writers; filters; verify.
+enum AuditStoreConformance {
+    static func chain(_ connect: @Sendable () async throws -> any AuditStore) async throws {
+        let s = try await connect()
+        _ = try await s.appendAudit(actor: "ada", action: "agent.create", target: "a1", detail: ["name": "scout"])
+        // Concurrent writers (several hosts) still make one chain without gaps.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<20 {
+                group.addTask { _ = try await s.appendAudit(actor: i % 2 == 0 ? "ada" : "system", action: i % 3 == 0 ? "policy.reload" : "agent.pause",
+                                                            target: "t\(i)", detail: ["i": .int(i)]) }
+            }
+            try await group.waitForAll()
+        }
+        let all = try await s.listAudit(AuditFilter(), limit: 100)
+        #expect(all.map(\.seq) == Array(1...21) && all[0].prevHash == AuditEntry.genesis)
+        #expect(AuditEntry.firstBreak(all) == nil)
+        let verified = try await s.verifyAudit()
+        #expect(verified.entries == 21 && verified.broken == nil)
+        #expect(try await s.listAudit(AuditFilter(actor: "system"), limit: 100).count == 10)
+        #expect(try await s.listAudit(AuditFilter(action: "agent."), limit: 100).count == 14)
+        #expect(try await s.listAudit(AuditFilter(action: "policy.reload"), limit: 100).count == 7)
+        #expect(try await s.listAudit(AuditFilter(afterSeq: 19), limit: 100).map(\.seq) == [20, 21])
+        #expect(try await s.listAudit(AuditFilter(sinceMs: Timestamps.wallNanos() / 1_000_000 + 60_000), limit: 100).isEmpty)
+    }
+}
+
+@Suite struct AuditChainTests {
+    static func entries(_ n: Int) -> [AuditEntry] {
+        var out: [AuditEntry] = []
+        var prev = AuditEntry.genesis
+        for i in 1...n {
+            let e = AuditEntry(seq: Int64(i), at: "2026-12-06T00:00:0\(i)Z", actor: "ada", action: "agent.pause", target: "a\(i)", detail: ["i": .int(i)], prevHash: prev)
+            out.append(e)
+            prev = e.hash
+        }
+        return out
+    }
+
+    @Test func verifyNamesTheFirstBrokenEntry() throws {
+        let good = Self.entries(5)
+        #expect(AuditEntry.firstBreak(good) == nil)
+        var changed = good
+        changed[2].detail = ["i": 99]
+        #expect(AuditEntry.firstBreak(changed)?.seq == 3 && AuditEntry.firstBreak(changed)?.problem.contains("content") == true)
+        var removed = good
+        removed.remove(at: 1)
+        #expect(AuditEntry.firstBreak(removed)?.seq == 3)
+        var rehashed = good
+        rehashed[3].actor = "mallory"
+        rehashed[3].hash = rehashed[3].computedHash  // forged hash: the next entry no longer follows it
+        #expect(AuditEntry.firstBreak(rehashed)?.seq == 5)
+        // An export that starts later is checked from its own first entry.
+        #expect(AuditEntry.firstBreak(Array(good[2...]), after: good[2].prevHash, firstSeq: 3) == nil)
+        // Lines read back are the same entries.
+        #expect(good.map { AuditEntry(json: $0.json) } == good.map(Optional.some))
+    }
+
+    @Test func sqliteChain() async throws {
+        let path = EpisodeFixtures.tempDir("audit") + "/nova.sqlite"
+        try await AuditStoreConformance.chain { try SQLiteStore(path: path) }
+    }
+
+    @Test func postgresChain() async throws {
+        let stores = PostgresStoreTests.Stores()
+        let url = try await PostgresStoreTests.freshDatabase()
+        try await AuditStoreConformance.chain { try await stores.connect(url) }
+    }
+}

@@ -177,6 +177,8 @@ struct AuthMiddleware: AuthenticatorMiddleware {
     typealias Identity = Caller
 
     let authenticator: Authenticator
+    /// Records a presented credential that failed (never the credential itself).
+    var onFailure: @Sendable (AuthError, Request) async -> Void = { _, _ in }
 
     func authenticate(request: Request, context: Context) async throws -> Caller? {
         let authz = request.headers[.authorization], key = request.headers[.xAPIKey]
@@ -197,6 +199,7 @@ struct AuthMiddleware: AuthenticatorMiddleware {
             }
         } catch let e as AuthError {
             context.authFailure = e
+            await onFailure(e, request)
         }
         return try await next(request, context)
     }

@@ -71,6 +71,7 @@ extension NovaServer {
             let job = try await visibleJob(context, admin: true)
             do {
                 guard let retried = try await requireQueue().retryJob(id: job.id) else { throw APIError.notFound("no job \(job.id)") }
+                await host.audit("job.retry", target: job.id, detail: ["kind": .string(job.kind), "queue": .string(job.queue)])
                 context.logger.notice("job retried", metadata: ["job_id": .string(job.id)])
                 return JSONIO.response(retried.json)
             } catch let e as JobQueueError {
@@ -84,6 +85,7 @@ extension NovaServer {
             let job = try await visibleJob(context, admin: true)
             do {
                 guard try await requireQueue().discardJob(id: job.id) else { throw APIError.notFound("no job \(job.id)") }
+                await host.audit("job.discard", target: job.id, detail: ["kind": .string(job.kind), "queue": .string(job.queue)])
                 context.logger.notice("job discarded", metadata: ["job_id": .string(job.id)])
                 return Response(status: .noContent)
             } catch let e as JobQueueError {

@@ -40,6 +40,9 @@ extension NovaServer {
     public func reloadPolicy() -> PolicyReloadReport {
         let report = host.reloadPolicy { [config] profile in config.problems(against: profile) }
         metrics.policyReloaded(report)
+        let (host, detail): (NovaHost, JSONValue) = (self.host, PolicyViews.report(report))
+        let actor = AuditActor.principal ?? "system"
+        Task { await host.audit("policy.reload", detail: detail, actor: actor) }
         let log = logger.channel(.systemLog)
         let metadata: Logger.Metadata = ["outcome": .string(report.outcome.rawValue), "hash": .string(report.hash)]
         if report.outcome == .failed { log.error("\(report)", metadata: metadata) } else { log.notice("\(report)", metadata: metadata) }

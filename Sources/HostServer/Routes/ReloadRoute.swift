@@ -10,6 +10,8 @@ extension NovaServer {
         let report = await host.registry.reload()
         context.logger.channel(.systemLog).notice("drivers reloaded", metadata: ["report": .string(report.description)])
         func list(_ items: [String]) -> JSONValue { .array(items.map { .string($0) }) }
+        await host.audit("driver.reload", detail: ["added": list(report.added), "replaced": list(report.replaced), "removed": list(report.removed),
+                                                   "failed": list(report.failed)])
         return JSONIO.response(["added": list(report.added), "replaced": list(report.replaced), "removed": list(report.removed),
                                 "failed": list(report.failed), "unchanged": list(report.unchanged)])
     }

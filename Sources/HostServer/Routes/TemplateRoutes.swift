@@ -27,6 +27,7 @@ extension NovaServer {
             let outcome = try await templateCall { try await self.requireTemplates().put(template, source: "api", by: caller.principal) }
             switch outcome {
             case .created:
+                await host.audit("template.create", target: template.id, detail: ["hash": .string(template.hash)])
                 context.logger.notice("template created", metadata: ["template": .string(template.id), "by": .string(caller.principal)])
                 return JSONIO.response(template.summary(source: "api"), status: .created, headers: [.location: "/v1/templates/\(template.name)/\(template.version)"])
             case .unchanged:

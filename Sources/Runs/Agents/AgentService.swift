@@ -220,6 +220,7 @@ public struct AgentService: Sendable {
             if case .nameTaken = e { throw AgentError.nameTaken(e.description) }
             throw e
         }
+        await host.audit("agent.create", target: a.id, detail: ["name": .string(a.name), "namespace": .string(a.namespace), "principal": .string(a.principal)])
         return a
     }
 
@@ -239,7 +240,7 @@ public struct AgentService: Sendable {
     /// Applies `patch` as one new version. With `ifVersion` the stored version must match
     /// (else `staleVersion`); without it a concurrent change is retried on the new version.
     public func update(_ ref: String, patch: JSONValue, ifVersion: Int?) async throws -> Agent {
-        try await change(ref, ifVersion: ifVersion) { current throws(AgentError) in
+        let updated = try await change(ref, ifVersion: ifVersion) { current throws(AgentError) in
             guard current.status != .deleted else { throw .notAccepting("agent \(current.name) is deleted") }
             var next = current
             try Self.apply(patch, to: &next, creating: false)
@@ -247,6 +248,9 @@ public struct AgentService: Sendable {
             next.updatedAt = Timestamps.now()
             return next
         }
+        await host.audit("agent.update", target: updated.id, detail: ["name": .string(updated.name), "version": .int(updated.version),
+                                                                      "fields": .array((patch.objectValue?.keys.sorted() ?? []).map(JSONValue.string))])
+        return updated
     }
 
     /// A lifecycle action. `stop` and `delete` cancel the agent's running goals (recorded
@@ -263,6 +267,8 @@ public struct AgentService: Sendable {
                 _ = try? await queue.cancelJob(id: view.goal.id)
             }
         }
+        await host.audit("agent.\(action.rawValue)", target: next.id, detail: ["name": .string(next.name), "status": .string(next.status.rawValue),
+                                                                              "version": .int(next.version)])
         return next
     }
 

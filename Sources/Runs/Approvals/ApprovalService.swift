@@ -57,7 +57,12 @@ public struct ApprovalService: Sendable {
                                                      nowMs: Timestamps.wallNanos() / 1_000_000)
         } catch { throw .unavailable("\(error)") }
         switch outcome {
-        case .decided(let a): return a
+        case .decided(let a):
+            let detail: JSONValue = ["run_id": .string(a.runId), "step_id": .string(a.stepId), "tool": .string(a.tool),
+                                     "input_digest": .string(a.inputDigest), "requester": .string(a.principal), "comment": a.comment.map(JSONValue.string) ?? .null]
+            _ = try? await (store as? any AuditStore)?.appendAudit(actor: principal, action: approve ? "approval.approve" : "approval.deny",
+                                                                   target: a.id, detail: detail)
+            return a
         case .notPending(let a): throw .notPending(a)
         case .notFound: throw .notFound(id)
         }
