@@ -71,7 +71,9 @@ public final class NovaServer: Sendable {
         let bus = host.episodes?.store.messageBus.map { BusService(bus: $0) }
         self.bus = bus
         if let queue, let workerOptions {
-            worker = JobWorker(queue: queue, handlers: [RunJob.kind: RunJobHandler(runs: runs, agents: host.episodes?.store.agentStore, bus: bus)],
+            var handlers: [String: any JobHandler] = [RunJob.kind: RunJobHandler(runs: runs, agents: host.episodes?.store.agentStore, bus: bus)]
+            if let log = host.episodes { handlers[ReportJobHandler.kind] = ReportJobHandler(log: log, queue: queue, bus: bus) }
+            worker = JobWorker(queue: queue, handlers: handlers,
                                options: workerOptions,
                                log: { [logger] in logger.warning("\($0)") })
         } else {

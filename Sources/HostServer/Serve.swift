@@ -70,8 +70,9 @@ public enum WorkerProcess {
             }
         }
         host.registerApprovalTools()
-        let worker = JobWorker(queue: queue, handlers: [RunJob.kind: RunJobHandler(runs: runs, agents: host.episodes?.store.agentStore, bus: bus)],
-                               options: options, log: { logger.warning("\($0)") })
+        var handlers: [String: any JobHandler] = [RunJob.kind: RunJobHandler(runs: runs, agents: host.episodes?.store.agentStore, bus: bus)]
+        if let log = host.episodes { handlers[ReportJobHandler.kind] = ReportJobHandler(log: log, queue: queue, bus: bus) }
+        let worker = JobWorker(queue: queue, handlers: handlers, options: options, log: { logger.warning("\($0)") })
         logger.channel(.humanUI).notice("nova-host worker \(options.name) taking jobs",
                                         metadata: ["queues": .string(options.queues.joined(separator: ",")),
                                                    "concurrency": .stringConvertible(options.concurrency),
