@@ -15,7 +15,7 @@ struct AgentServiceOptions: ParsableArguments {
             Output.error("the store has no agents")
             throw ExitCode(ExitStatus.runFailed)
         }
-        return AgentService(store: agents, queue: queue, host: nova)
+        return HostOptions.builtIns(nova) ?? AgentService(store: agents, queue: queue, host: nova)
     }
 }
 

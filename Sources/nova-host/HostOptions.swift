@@ -50,6 +50,21 @@ struct HostOptions: ParsableArguments {
     }
 }
 
+extension HostOptions {
+    /// Registers the host's built-in tools (`memory.*`, `agents.*`, `state.*`, `bus.*`,
+    /// `approvals.*`) as a server or worker has them, so that a plan using them checks out here
+    /// too; returns the agent service over the store (nil without one).
+    @discardableResult
+    static func builtIns(_ nova: NovaHost) -> AgentService? {
+        nova.registerApprovalTools()
+        guard let store = nova.episodes?.store, let agents = store.agentStore, let queue = store.jobQueue else { return nil }
+        let service = AgentService(store: agents, queue: queue, host: nova)
+        service.registerTools()
+        if let bus = store.messageBus { service.registerBusTools(BusService(bus: bus)) }
+        return service
+    }
+}
+
 /// Printing helpers: results to stdout, diagnostics to stderr.
 enum Output {
     static func error(_ message: String) {

@@ -43,7 +43,7 @@ struct OrchestrateCommand: AsyncParsableCommand {
             Output.error("the store has no agents"); throw ExitCode(ExitStatus.runFailed)
         }
         _ = await nova.syncTemplates()
-        let service = AgentService(store: agents, queue: queue, host: nova)
+        let service = HostOptions.builtIns(nova) ?? AgentService(store: agents, queue: queue, host: nova)
         let orchestrator = Orchestrator(service: service)
         if checklist {
             let goals = await orchestrator.status(orchestration)
@@ -51,8 +51,6 @@ struct OrchestrateCommand: AsyncParsableCommand {
             if !goals.allSatisfy(\.done) { throw ExitCode(ExitStatus.runFailed) }
             return
         }
-        service.registerTools()
-        nova.registerApprovalTools()
         let worker = noWorker ? nil : JobWorker(queue: queue, handlers: [RunJob.kind: RunJobHandler(runs: RunManager(host: nova), agents: agents)],
                                                 options: JobWorkerOptions(name: "orchestrate-\(getpid())"))
         let workerTask = worker.map { w in Task { await w.run() } }

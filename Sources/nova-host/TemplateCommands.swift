@@ -112,7 +112,9 @@ struct TemplatesCommand: AsyncParsableCommand {
         @OptionGroup var host: HostOptions
 
         func run() async throws {
-            let nova = try await host.makeHost(withData: false)
+            // With the store: the built-in tools (memory.*, bus.*, …) are checked like any driver's.
+            let nova = try await host.makeHost(withData: true)
+            HostOptions.builtIns(nova)
             var results: [JSONValue] = []
             var bad = 0
             for path in files.flatMap(Self.expand) {
