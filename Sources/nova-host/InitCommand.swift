@@ -150,7 +150,7 @@ struct ProjectLayout {
 
     /// `nova.json`: loopback listener, the admin key's hash, the project's paths.
     func writeConfig(key: AdminKey, port: Int, withDriverConfig: Bool) throws -> [String] {
-        var paths: [String: JSONValue] = ["drivers": "drivers", "policy": "policy.json", "data": ".nova"]
+        var paths: [String: JSONValue] = ["drivers": "drivers", "policy": "policy.json", "data": ".nova", "templates": "templates"]
         if withDriverConfig { paths["driver_config"] = "drivers.json" }
         let config: JSONValue = [
             "$schema": "https://nova-host.dev/schemas/host-config.schema.json",

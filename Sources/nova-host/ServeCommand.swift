@@ -173,6 +173,7 @@ extension HostOptions {
         options.policy = pick(policy, "NOVA_POLICY", paths.policy)
         options.driverConfig = pick(driverConfig, "NOVA_DRIVER_CONFIG", paths.driverConfig)
         options.data = pick(data, "NOVA_DATA_DIR", paths.data)
+        options.templates = pick(templates, "NOVA_TEMPLATES_DIR", paths.templates)
         return options
     }
 }

@@ -77,9 +77,10 @@ import Testing
     /// `paths` (what `nova-host init` writes) resolve against the file's directory; absent
     /// members stay nil so flags, environment and defaults decide.
     @Test func pathsResolveAgainstTheConfigDirectory() throws {
-        let c = try HostConfig.parse(JSONValue.parse(#"{"paths": {"drivers": "drivers", "policy": "/etc/nova/policy.json", "data": ".nova"}}"#),
+        let c = try HostConfig.parse(JSONValue.parse(#"{"paths": {"drivers": "drivers", "policy": "/etc/nova/policy.json", "data": ".nova", "templates": "templates"}}"#),
                                      baseDirectory: "/srv/project")
-        #expect(c.paths == HostConfig.Paths(drivers: "/srv/project/drivers", policy: "/etc/nova/policy.json", data: "/srv/project/.nova"))
+        #expect(c.paths == HostConfig.Paths(drivers: "/srv/project/drivers", policy: "/etc/nova/policy.json", data: "/srv/project/.nova",
+                                            templates: "/srv/project/templates"))
         #expect(HostConfig().paths == HostConfig.Paths())
         #expect(throws: HostConfigError.self) { _ = try HostConfig.parse(JSONValue.parse(#"{"paths": {"driver": "x"}}"#)) }
     }

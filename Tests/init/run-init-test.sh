@@ -66,6 +66,10 @@ status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer nova_w
          "http://127.0.0.1:$PORT/tools/echo.echo")
 [ "$status" = 401 ] || fail "a wrong key answered $status, expected 401"
 [ -d "$PROJECT/.nova" ] || fail "serve did not keep its data in the project's .nova"
+# The project's example templates were imported: a run by template works over REST.
+status=$(curl -s -o "$WORK/templates.json" -w '%{http_code}' -H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT/v1/templates")
+[ "$status" = 200 ] && grep -q '"hello"' "$WORK/templates.json" && grep -q '"restock"' "$WORK/templates.json" \
+  || fail "the project's templates were not imported ($status): $(cat "$WORK/templates.json")"
 
 # 5. stop the server cleanly.
 kill -TERM "$SERVER_PID"

@@ -134,7 +134,10 @@ public struct HostConfig: Sendable {
         public var policy: String?
         public var driverConfig: String?
         public var data: String?
-        public init(drivers: String? = nil, policy: String? = nil, driverConfig: String? = nil, data: String? = nil) {
+        /// The templates directory (imported into the store as template versions).
+        public var templates: String?
+        public init(drivers: String? = nil, policy: String? = nil, driverConfig: String? = nil, data: String? = nil, templates: String? = nil) {
+            self.templates = templates
             self.drivers = drivers
             self.policy = policy
             self.driverConfig = driverConfig
@@ -234,7 +237,8 @@ public struct HostConfig: Sendable {
         if let st = json["store"]?.stringValue { c.store = st }
         if let p = json["paths"] {
             func path(_ key: String) -> String? { p[key]?.stringValue.map { resolve($0, base: baseDirectory) } }
-            c.paths = Paths(drivers: path("drivers"), policy: path("policy"), driverConfig: path("driver_config"), data: path("data"))
+            c.paths = Paths(drivers: path("drivers"), policy: path("policy"), driverConfig: path("driver_config"), data: path("data"),
+                            templates: path("templates"))
         }
         if let r = json["runs"] {
             if let n = r["max_attempts"]?.intValue { c.runMaxAttempts = n }

@@ -109,12 +109,13 @@ public enum HostConfigSchema {
     "shutdown_grace_seconds": { "type": "number", "minimum": 0, "default": 30, "description": "How long in-flight runs may finish on SIGTERM/SIGINT before they are cancelled: queued runs go back to the queue, direct calls are recorded as interrupted." },
     "paths": {
       "type": "object", "additionalProperties": false,
-      "description": "Where serve finds its drivers, policy profile, driver settings and data directory, relative to this file (what `nova-host init` writes). A flag (--drivers, --policy, --driver-config, --data) or its environment variable takes precedence.",
+      "description": "Where serve finds its drivers, policy profile, driver settings, data directory and templates directory, relative to this file (what `nova-host init` writes). A flag (--drivers, --policy, --driver-config, --data, --templates) or its environment variable takes precedence.",
       "properties": {
         "drivers": { "type": "string", "minLength": 1 },
         "policy": { "type": "string", "minLength": 1 },
         "driver_config": { "type": "string", "minLength": 1 },
-        "data": { "type": "string", "minLength": 1 }
+        "data": { "type": "string", "minLength": 1 },
+        "templates": { "type": "string", "minLength": 1 }
       }
     },
     "store": { "type": "string", "minLength": 1, "description": "Where episodes, state and the job queue live: sqlite (files and <data>/nova.sqlite) or a postgres://user:password@host:port/db URL shared by several hosts. --store and NOVA_STORE take precedence." },
