@@ -2,6 +2,173 @@
 
 /// The JSON Schemas of nova-host's own documents, embedded in the binary.
 public enum BundledSchemas {
+    /// `schemas/blueprint.schema.json`
+    public static let blueprint = #"""
+{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "$id": "https://nova-host.dev/schemas/blueprint.schema.json",
+  "title": "nova-host blueprint",
+  "description": "A role blueprint: a template (schemas/template.schema.json) with kind: blueprint, the agent's role, tools, a policy fragment, a definition of done and an example goal. Files: blueprints/<name>.yaml.",
+  "type": "object",
+  "additionalProperties": false,
+  "required": [
+    "kind",
+    "name",
+    "version",
+    "description",
+    "role",
+    "params",
+    "tools",
+    "policy",
+    "plan",
+    "definition_of_done",
+    "example_goal"
+  ],
+  "properties": {
+    "$schema": {"type": "string"},
+    "name": {
+      "type": "string",
+      "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$",
+      "description": "The template's name: lower case, digits, _ and -."
+    },
+    "version": {
+      "type": "string",
+      "pattern": "^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$",
+      "description": "Semantic version MAJOR.MINOR.PATCH with an optional -prerelease."
+    },
+    "description": {"type": "string"},
+    "params": {"$ref": "#/$defs/params"},
+    "phases": {"$ref": "#/$defs/phases"},
+    "plan": {"$ref": "#/$defs/plan"},
+    "kind": {"const": "blueprint"},
+    "role": {
+      "type": "string",
+      "minLength": 1,
+      "maxLength": 200,
+      "description": "The role the agent plays (short free text)."
+    },
+    "tools": {
+      "type": "array",
+      "minItems": 1,
+      "uniqueItems": true,
+      "items": {"type": "string", "pattern": "^[a-z0-9_-]+\\.[A-Za-z0-9_-]+$"},
+      "description": "The tools the agent may use (driver.tool): its tool allowlist. Every step's call is one of them."
+    },
+    "policy": {
+      "type": "object",
+      "additionalProperties": false,
+      "required": ["rules"],
+      "description": "A policy fragment for the operator to review and merge into a profile (rules as in schemas/policy.schema.json).",
+      "properties": {
+        "description": {"type": "string"},
+        "rules": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/rule"}}
+      }
+    },
+    "definition_of_done": {
+      "type": "array",
+      "minItems": 1,
+      "items": {"type": "string", "minLength": 1},
+      "description": "What must be true when the agent's goal is done."
+    },
+    "example_goal": {
+      "type": "object",
+      "additionalProperties": false,
+      "required": ["text", "params"],
+      "description": "A goal to try the blueprint with; params are valid against `params`.",
+      "properties": {"text": {"type": "string", "minLength": 1}, "params": {"type": "object"}}
+    }
+  },
+  "$defs": {
+    "params": {
+      "type": "object",
+      "description": "A JSON Schema (2020-12) for the params object; defaults are applied on render.",
+      "required": ["type"],
+      "properties": {
+        "type": {"const": "object"},
+        "properties": {"type": "object", "additionalProperties": {"type": "object"}},
+        "required": {"type": "array", "items": {"type": "string"}, "uniqueItems": true}
+      }
+    },
+    "phases": {
+      "type": "array",
+      "description": "Named groups of the plan's steps, in order; every step in at most one phase.",
+      "items": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["name", "steps"],
+        "properties": {
+          "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
+          "description": {"type": "string"},
+          "steps": {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": true,
+            "items": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}
+          }
+        }
+      }
+    },
+    "plan": {
+      "type": "object",
+      "required": ["steps"],
+      "description": "An ordinary nova-host plan (schemas/plan.schema.json) whose strings may hold ${params.NAME}; checked in full after rendering.",
+      "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "steps": {
+          "type": "array",
+          "minItems": 1,
+          "items": {
+            "type": "object",
+            "required": ["id", "call"],
+            "properties": {
+              "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
+              "call": {"type": "string", "pattern": "^([a-z0-9_-]+\\.[A-Za-z0-9_-]+|template:[a-z0-9][a-z0-9_-]{0,63}(@[0-9A-Za-z.-]+)?)$"}
+            }
+          }
+        }
+      }
+    },
+    "rule": {
+      "type": "object",
+      "required": ["id", "effect"],
+      "additionalProperties": false,
+      "properties": {
+        "id": {"type": "string", "minLength": 1},
+        "effect": {"enum": ["allow", "deny"]},
+        "roles": {"type": "array", "items": {"type": "string"}},
+        "principals": {"type": "array", "items": {"type": "string"}},
+        "tools": {"$ref": "#/$defs/toolPatterns"},
+        "reason": {"type": "string"},
+        "conditions": {
+          "type": "object",
+          "additionalProperties": false,
+          "properties": {
+            "http_hosts": {"type": "array", "items": {"type": "string"}},
+            "shell_programs": {"type": "array", "items": {"type": "string", "pattern": "^/"}},
+            "shell_args": {
+              "type": "object",
+              "additionalProperties": {"type": "array", "items": {"type": "string", "format": "regex"}}
+            },
+            "postgres_read_only": {"type": "boolean"},
+            "read_only": {"type": "boolean"},
+            "graphql_operations": {"type": "array", "items": {"enum": ["query", "mutation", "subscription"]}},
+            "namespaces": {"type": "array", "items": {"type": "string"}},
+            "topics": {"type": "array", "items": {"type": "string"}},
+            "agents": {"type": "array", "items": {"type": "string"}},
+            "subscriptions": {"type": "array", "items": {"type": "string"}}
+          }
+        }
+      }
+    },
+    "toolPatterns": {
+      "oneOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
+      ]
+    }
+  }
+}
+"""#
     /// `schemas/drivers.schema.json`
     public static let drivers = #"""
 {
@@ -276,6 +443,90 @@ public enum BundledSchemas {
         "tokens": { "type": "integer", "minimum": 0 },
         "wall_ms": { "type": "integer", "minimum": 0 },
         "window_seconds": { "type": "integer", "minimum": 1 }
+      }
+    }
+  }
+}
+"""#
+    /// `schemas/template.schema.json`
+    public static let template = #"""
+{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "$id": "https://nova-host.dev/schemas/template.schema.json",
+  "title": "nova-host template",
+  "description": "A versioned, parameterized plan: name, version, params (JSON Schema), phases and a plan whose strings may hold ${params.NAME}.",
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["name", "version", "plan"],
+  "properties": {
+    "$schema": {"type": "string"},
+    "name": {
+      "type": "string",
+      "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$",
+      "description": "The template's name: lower case, digits, _ and -."
+    },
+    "version": {
+      "type": "string",
+      "pattern": "^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$",
+      "description": "Semantic version MAJOR.MINOR.PATCH with an optional -prerelease."
+    },
+    "description": {"type": "string"},
+    "params": {"$ref": "#/$defs/params"},
+    "phases": {"$ref": "#/$defs/phases"},
+    "plan": {"$ref": "#/$defs/plan"},
+    "kind": {
+      "const": "template",
+      "description": "Optional; a blueprint is a template with kind: blueprint (schemas/blueprint.schema.json)."
+    }
+  },
+  "$defs": {
+    "params": {
+      "type": "object",
+      "description": "A JSON Schema (2020-12) for the params object; defaults are applied on render.",
+      "required": ["type"],
+      "properties": {
+        "type": {"const": "object"},
+        "properties": {"type": "object", "additionalProperties": {"type": "object"}},
+        "required": {"type": "array", "items": {"type": "string"}, "uniqueItems": true}
+      }
+    },
+    "phases": {
+      "type": "array",
+      "description": "Named groups of the plan's steps, in order; every step in at most one phase.",
+      "items": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["name", "steps"],
+        "properties": {
+          "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
+          "description": {"type": "string"},
+          "steps": {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": true,
+            "items": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}
+          }
+        }
+      }
+    },
+    "plan": {
+      "type": "object",
+      "required": ["steps"],
+      "description": "An ordinary nova-host plan (schemas/plan.schema.json) whose strings may hold ${params.NAME}; checked in full after rendering.",
+      "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "steps": {
+          "type": "array",
+          "minItems": 1,
+          "items": {
+            "type": "object",
+            "required": ["id", "call"],
+            "properties": {
+              "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
+              "call": {"type": "string", "pattern": "^([a-z0-9_-]+\\.[A-Za-z0-9_-]+|template:[a-z0-9][a-z0-9_-]{0,63}(@[0-9A-Za-z.-]+)?)$"}
+            }
+          }
+        }
       }
     }
   }

@@ -13,6 +13,8 @@ public enum DocumentSchemas {
     public static let policy = compile(BundledSchemas.policy)
     public static let manifest = compile(BundledSchemas.manifest)
     public static let drivers = compile(BundledSchemas.drivers)
+    public static let template = compile(BundledSchemas.template)
+    public static let blueprint = compile(BundledSchemas.blueprint)
 
     /// Validates `document`; each error is rendered as `path: message` with the path written
     /// the way authors write it (`steps[0].retry.max_attempts`).

@@ -80,6 +80,13 @@ public struct PlanTemplate: Sendable {
         let body = root["plan"]
         if body?.objectValue == nil { errors.append(TemplateError(field: "plan", body == nil ? "is missing" : "must be a plan object with steps")) }
         let phases = Self.parsePhases(root["phases"], errors: &errors)
+        // The published schema (schemas/template.schema.json, blueprint.schema.json) is the
+        // contract: what it forbids is refused even where the checks above say nothing.
+        if errors.isEmpty, let kind {
+            for (path, message) in DocumentSchemas.check(document, against: kind == .blueprint ? DocumentSchemas.blueprint : DocumentSchemas.template) {
+                errors.append(TemplateError(field: path.isEmpty ? nil : path, message))
+            }
+        }
         guard errors.isEmpty, let version, let kind, let compiled, let body else { throw TemplateErrors(errors) }
 
         self.name = name

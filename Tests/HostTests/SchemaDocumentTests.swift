@@ -7,7 +7,8 @@ import JSON
 @Suite("Document schemas")
 struct SchemaDocumentTests {
     @Test func embeddedSchemasMatchTheFiles() throws {
-        for (name, text) in [("plan", BundledSchemas.plan), ("policy", BundledSchemas.policy), ("manifest", BundledSchemas.manifest), ("drivers", BundledSchemas.drivers)] {
+        for (name, text) in [("plan", BundledSchemas.plan), ("policy", BundledSchemas.policy), ("manifest", BundledSchemas.manifest), ("drivers", BundledSchemas.drivers),
+                             ("template", BundledSchemas.template), ("blueprint", BundledSchemas.blueprint)] {
             let file = try String(contentsOfFile: Fixtures.root + "/schemas/\(name).schema.json", encoding: .utf8)
             #expect(try JSONValue.parse(file) == JSONValue.parse(text), "run scripts/embed-schemas.py after editing schemas/\(name).schema.json")
         }

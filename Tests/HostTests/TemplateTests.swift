@@ -81,7 +81,7 @@ struct TemplateTests {
             (#"{"name": "x", "version": "1.0.0", "phases": [{"name": "p", "steps": ["zz"]}], "plan": {"steps": [{"id": "a", "call": "echo.echo"}]}}"#, "phases[0].steps"),
             (#"{"name": "x", "version": "1.0.0", "role": "r", "plan": {"steps": [{"id": "a", "call": "echo.echo"}]}}"#, "role"),
             (#"{"name": "x", "version": "1.0.0", "params": {"type": 5}, "plan": {"steps": [{"id": "a", "call": "echo.echo"}]}}"#, "params"),
-            (#"{"name": "x", "version": "1.0.0", "plan": {"steps": [{"id": "a", "call": "nodots"}]}}"#, "plan.steps[a].call"),
+            (#"{"name": "x", "version": "1.0.0", "plan": {"steps": [{"id": "a", "call": "nodots"}]}}"#, "plan.steps[0].call"),
         ]
         for (text, field) in cases {
             let doc = try JSONValue.parse(text)
