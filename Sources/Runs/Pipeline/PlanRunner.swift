@@ -33,11 +33,12 @@ public struct RunOptions: Sendable {
     static let maxDepth = 8
 }
 
-/// The finished steps of a run as it goes (for an approval request's checkpoint).
+/// The finished steps of a run as it goes (for an approval request's checkpoint). Records are
+/// kept as they are and turned into JSON only when a checkpoint is taken (rarely).
 final class RunProgress: Sendable {
-    private let finished = Mutex<[JSONValue]>([])
-    func add(_ record: StepRecord) { finished.withLock { $0.append(record.json) } }
-    var snapshot: JSONValue { .array(finished.withLock { $0 }) }
+    private let finished = Mutex<[StepRecord]>([])
+    func add(_ record: StepRecord) { finished.withLock { $0.append(record) } }
+    var snapshot: JSONValue { .array(finished.withLock { $0 }.map(\.json)) }
 }
 
 /// Values references resolve against: the run's inputs and finished steps.
