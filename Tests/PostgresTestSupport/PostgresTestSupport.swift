@@ -36,7 +36,9 @@ public enum PostgresTestDatabase {
         private var opened: [PostgresStore] = []
         public init() {}
         public func connect(_ url: String) async throws -> PostgresStore {
-            let store = try await PostgresStore.connect(url: url, maxConnections: 3)
+            // A generous connect timeout: under a loaded machine (many suites creating databases at
+            // once) the first answer can take longer than a host's default 10 s; it bounds setup only.
+            let store = try await PostgresStore.connect(url: url, connectTimeoutMs: 60_000, maxConnections: 3)
             lock.withLock { opened.append(store) }
             return store
         }
