@@ -124,6 +124,7 @@ let package = Package(
                            .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "Logging", package: "swift-log"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "HTTPTypes", package: "swift-http-types"), "Schema"],
             path: "Sources/HostServer",
+            exclude: ["UI/assets"],
             swiftSettings: strict
         ),
         // Benchmarks (not tests): `make bench`.

@@ -46,6 +46,8 @@ public final class NovaServer: Sendable {
     /// The server's logger.
     public let logger: Logger
     let routeTable = RouteTable()
+    /// Signed-in dashboard sessions (`/ui`), in memory.
+    let uiSessions = UISessionStore()
 
     /// Assembles the server over `host` (which should have a data directory: runs write
     /// episodes). Fails on a configuration that contradicts the policy or a bad JWT key.
@@ -146,6 +148,7 @@ public final class NovaServer: Sendable {
         addAuditRoutes(router)
         addToolRoutes(router)
         addMCPRoutes(router)
+        addDashboardRoutes(router)
         return router
     }
 

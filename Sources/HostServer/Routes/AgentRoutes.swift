@@ -41,16 +41,7 @@ extension NovaServer {
                 guard parts.count == 2, !parts[0].isEmpty else { throw APIError.badRequest("invalid_parameter", "label must be key:value") }
                 filter.label = (parts[0], parts[1])
             }
-            let (agents, total): ([Agent], Int)
-            if caller.isAdmin {
-                (agents, total) = try await agentCall { try await service.list(filter) }
-            } else {
-                // Others see their own agents only.
-                var all = filter
-                (all.limit, all.offset) = (100_000, 0)
-                let own = try await agentCall { try await service.list(all) }.agents.filter { $0.principal == caller.principal }
-                (agents, total) = (Array(own.dropFirst(offset).prefix(limit)), own.count)
-            }
+            let (agents, total) = try await agentPage(service, filter, caller: caller)
             return JSONIO.response(Self.page(agents.map(\.json), limit, offset, total, key: "items"))
         }
 
@@ -288,6 +279,17 @@ extension NovaServer {
             throw APIError(.serviceUnavailable, "store_unavailable", "this server has no store for agents (it was started without a data directory)")
         }
         return agents
+    }
+
+    /// One page of agents as `GET /v1/agents` lists them for `caller` (every client: REST, the
+    /// dashboard): admin roles see every agent, other callers the agents of their own principal.
+    func agentPage(_ service: AgentService, _ filter: AgentFilter, caller: Caller) async throws -> (agents: [Agent], total: Int) {
+        if caller.isAdmin { return try await agentCall { try await service.list(filter) } }
+        // Others see their own agents only.
+        var all = filter
+        (all.limit, all.offset) = (100_000, 0)
+        let own = try await agentCall { try await service.list(all) }.agents.filter { $0.principal == caller.principal }
+        return (Array(own.dropFirst(filter.offset).prefix(filter.limit)), own.count)
     }
 
     /// The agent of the path, if the caller may see it (404 otherwise).

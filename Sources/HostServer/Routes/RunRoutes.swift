@@ -198,8 +198,16 @@ extension NovaServer {
             }
             status = s
         }
-        var principal = q.get("principal")
+        let principal = q.get("principal")
         if let p = principal, p.isEmpty { throw APIError.badRequest("invalid_parameter", "principal must not be empty") }
+        return JSONIO.response(try await runPage(status: status, principal: principal, limit: limit, offset: offset, caller: caller))
+    }
+
+    /// One page of runs as `GET /v1/runs` answers it (`{runs, limit, offset, total,
+    /// next_offset}`), authorized the same way for every client (REST, dashboard): a caller that
+    /// is not an admin sees only its own principal's runs, and asking for another's is 403.
+    func runPage(status: String?, principal: String?, limit: Int, offset: Int, caller: Caller) async throws -> JSONValue {
+        var principal = principal
         if !caller.isAdmin {
             if let p = principal, p != caller.principal {
                 throw APIError(.forbidden, "forbidden", "you may list only your own runs (principal \(caller.principal))")
@@ -252,7 +260,7 @@ extension NovaServer {
             }
         }
         let next: JSONValue = offset + limit < total ? .int(offset + limit) : .null
-        return JSONIO.response(["runs": .array(items), "limit": .int(limit), "offset": .int(offset), "total": .int(total), "next_offset": next])
+        return ["runs": .array(items), "limit": .int(limit), "offset": .int(offset), "total": .int(total), "next_offset": next]
     }
 }
 
