@@ -1,0 +1,355 @@
+"""Browser tests of the web dashboard (/ui), driven by run-ui-tests.sh against a real
+`nova-host serve`: headless Chromium through Selenium, plus raw HTTP (urllib) for what a
+browser would not do (forged posts) and for the headers and HTML of every page."""
+import html.parser
+import json
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import html5lib
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+URL = os.environ["NOVA_URL"]
+ADMIN_KEY, ALICE_KEY, BOB_KEY = os.environ["NOVA_ADMIN_KEY"], os.environ["NOVA_ALICE_KEY"], os.environ["NOVA_BOB_KEY"]
+ARTIFACTS = os.environ["NOVA_UI_ARTIFACTS"]
+RESULTS = []
+
+
+def check(name, condition, detail=""):
+    """Records one test; prints `ok NAME` or `FAIL NAME: detail` (run-ui-tests.sh counts them)."""
+    RESULTS.append(bool(condition))
+    print(f"ok {name}" if condition else f"FAIL {name}: {str(detail)[:600]}", flush=True)
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+OPENER = urllib.request.build_opener(NoRedirect)
+
+
+def http(method, path, key=None, body=None, form=None, cookie=None, headers=None):
+    """One request, redirects not followed; returns (status, headers, body text or JSON)."""
+    data, hdrs = None, dict(headers or {})
+    if body is not None:
+        data, hdrs["Content-Type"] = json.dumps(body).encode(), "application/json"
+    if form is not None:
+        data, hdrs["Content-Type"] = urllib.parse.urlencode(form).encode(), "application/x-www-form-urlencoded"
+    if key:
+        hdrs["Authorization"] = f"Bearer {key}"
+    if cookie:
+        hdrs["Cookie"] = cookie
+    req = urllib.request.Request(URL + path, data=data, method=method, headers=hdrs)
+    try:
+        with OPENER.open(req, timeout=30) as r:
+            raw, status, rh = r.read(), r.status, r.headers
+    except urllib.error.HTTPError as e:
+        raw, status, rh = e.read(), e.code, e.headers
+    text = raw.decode(errors="replace")
+    try:
+        return status, rh, json.loads(text)
+    except ValueError:
+        return status, rh, text
+
+
+def submit(key, plan):
+    status, _, body = http("POST", "/v1/runs", key, {"plan": plan})
+    assert status == 202, (status, body)
+    return body["run_id"]
+
+
+def wait_run(key, run_id):
+    for _ in range(1500):
+        _, _, body = http("GET", f"/v1/runs/{run_id}", key)
+        if body.get("status") not in ("queued", "running") and body.get("episode"):
+            return body
+        time.sleep(0.02)
+    return body
+
+
+def browser(width=1280, height=800):
+    options = webdriver.ChromeOptions()
+    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", f"--window-size={width},{height}"]:
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    if os.path.exists("/usr/bin/chromium"):
+        options.binary_location = "/usr/bin/chromium"
+    service = webdriver.ChromeService(executable_path="/usr/bin/chromedriver") if os.path.exists("/usr/bin/chromedriver") else None
+    return webdriver.Chrome(options=options, service=service) if service else webdriver.Chrome(options=options)
+
+
+def login(driver, key):
+    driver.get(URL + "/ui/login")
+    field = driver.find_element(By.ID, "credential")
+    field.send_keys(key)
+    field.send_keys(Keys.ENTER)
+    WebDriverWait(driver, 10).until(EC.presence_of_element_located((By.ID, "whoami")))
+
+
+def cookie_of(driver):
+    c = driver.get_cookie("nova_session")
+    return f"nova_session={c['value']}" if c else ""
+
+
+def shot(driver, name):
+    driver.save_screenshot(os.path.join(ARTIFACTS, f"{name}.png"))
+
+
+def csp_violations(driver):
+    return [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"] or "Refused to" in e["message"]]
+
+
+class IdCollector(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.ids, self.labels_for, self.controls = [], set(), []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            self.ids.append(a["id"])
+        if tag == "label" and "for" in a:
+            self.labels_for.add(a["for"])
+        if tag in ("input", "select", "textarea") and a.get("type") != "hidden":
+            self.controls.append(a.get("id"))
+        if "style" in a or any(k.startswith("on") for k in a):
+            self.ids.append("!inline:" + tag)
+
+
+PAGES_CHECKED = []
+
+
+def check_page(name, path, cookie, method="GET", form=None, expect=200):
+    """The response's status, CSP header, strict HTML5 parse, unique ids, labelled controls,
+    no inline style or handler attributes."""
+    status, headers, text = http(method, path, cookie=cookie, form=form)
+    csp = headers.get("Content-Security-Policy", "")
+    check(f"page {name}: status {expect}", status == expect, (status, str(text)[:300]))
+    check(f"page {name}: CSP without unsafe-inline, scripts and styles from 'self'",
+          "script-src 'self'" in csp and "style-src 'self'" in csp and "unsafe-inline" not in csp and "default-src 'none'" in csp, csp)
+    try:
+        html5lib.HTMLParser(strict=True, namespaceHTMLElements=False).parse(text)
+        check(f"page {name}: valid HTML5 (html5lib strict parse)", True)
+    except Exception as e:  # noqa: BLE001 - html5lib raises ParseError subclasses
+        check(f"page {name}: valid HTML5 (html5lib strict parse)", False, e)
+    ids = IdCollector()
+    ids.feed(text)
+    dupes = sorted({i for i in ids.ids if ids.ids.count(i) > 1})
+    check(f"page {name}: ids unique, no inline style or event handler attributes",
+          not dupes and not any(i.startswith("!inline") for i in ids.ids), dupes + [i for i in ids.ids if i.startswith("!inline")])
+    unlabelled = [c for c in ids.controls if c is None or c not in ids.labels_for]
+    check(f"page {name}: every form control has a label", not unlabelled, unlabelled)
+    PAGES_CHECKED.append(name)
+    return text
+
+
+def main():
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    two_steps = {"name": "ui-two-steps", "steps": [{"id": "first", "call": "echo.echo", "input": {"n": 1}},
+                                                   {"id": "second", "call": "echo.echo", "input": {"n": 2}}]}
+    denied_plan = {"name": "ui-denied", "steps": [{"id": "only", "call": "echo.fail", "input": {}}]}
+
+    # The login page, and a wrong credential.
+    status, headers, _ = http("GET", "/ui")
+    check("ui without a session redirects to the login page", status == 303 and headers.get("Location", "").startswith("/ui/login"), (status, dict(headers)))
+    check_page("login", "/ui/login", None)
+
+    alice = browser()
+    admin = browser()
+    try:
+        alice.get(URL + "/ui/login")
+        alice.find_element(By.ID, "credential").send_keys("not-a-key" + Keys.ENTER)
+        err = WebDriverWait(alice, 10).until(EC.presence_of_element_located((By.ID, "login-error")))
+        check("a wrong credential is refused on the login page", "not accepted" in err.text, err.text)
+        shot(alice, "login-refused")
+
+        # Keyboard: the first Tab reaches the skip link.
+        alice.get(URL + "/ui/login")
+        alice.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+        focused = alice.switch_to.active_element
+        check("keyboard: the first Tab reaches the skip link (or the credential field)",
+              focused.get_attribute("class") == "skip" or focused.get_attribute("id") == "credential", focused.get_attribute("outerHTML"))
+
+        login(alice, ALICE_KEY)
+        login(admin, ADMIN_KEY)
+        check("login as alice sets an HttpOnly, SameSite=Strict session cookie",
+              (c := alice.get_cookie("nova_session")) is not None and c.get("httpOnly") and c.get("sameSite") == "Strict", alice.get_cookie("nova_session"))
+        check("the overview names the signed-in principal", "alice" in alice.find_element(By.ID, "whoami").text)
+        alice_cookie, admin_cookie = cookie_of(alice), cookie_of(admin)
+
+        # Live runs: a run submitted over REST appears without a reload.
+        alice.get(URL + "/ui/runs")
+        WebDriverWait(alice, 10).until(lambda d: d.find_element(By.ID, "runs").get_attribute("data-live") == "connected")
+        alice.execute_script("window.__noReload = 42;")
+        run_id = submit(ALICE_KEY, two_steps)
+        try:
+            WebDriverWait(alice, 20).until(EC.presence_of_element_located((By.ID, f"run-{run_id}")))
+            appeared = True
+        except Exception:  # noqa: BLE001
+            appeared = False
+        check("a run submitted over REST appears on the runs page without a reload",
+              appeared and alice.execute_script("return window.__noReload;") == 42, alice.page_source[-1500:])
+        run = wait_run(ALICE_KEY, run_id)
+        check("the run succeeds", run.get("status") == "succeeded", run)
+        try:
+            WebDriverWait(alice, 10).until(lambda d: "succeeded" in d.find_element(By.ID, f"run-{run_id}").text)
+            updated = True
+        except Exception:  # noqa: BLE001
+            updated = False
+        check("the live row follows the run to succeeded", updated)
+        shot(alice, "runs")
+
+        # The run page: a timeline bar and a table row per step, each with its decision and rule.
+        alice.find_element(By.CSS_SELECTOR, f"#run-{run_id} a").click()
+        WebDriverWait(alice, 10).until(EC.presence_of_element_located((By.ID, "steps")))
+        rows = alice.find_elements(By.CSS_SELECTOR, "#steps tbody tr.step")
+        steps = [(r.get_attribute("data-step"), r.find_element(By.CSS_SELECTOR, ".decision").text, r.find_element(By.CSS_SELECTOR, ".rule").text) for r in rows]
+        check("the run page lists every step with its decision and rule",
+              steps == [("first", "allow", "users-echo"), ("second", "allow", "users-echo")], steps)
+        bars = alice.find_elements(By.CSS_SELECTOR, "#timeline rect.bar")
+        check("the timeline draws one bar per attempt", len(bars) == 2, len(bars))
+        check("the run page shows the hash-chain position", alice.find_element(By.ID, "episode-seq").text == str(run["episode"]["seq"])
+              and alice.find_element(By.ID, "episode-hash").text == run["episode"]["hash"], run["episode"])
+        shot(alice, "run")
+        alice.find_element(By.ID, "verify").click()
+        result = WebDriverWait(alice, 10).until(EC.presence_of_element_located((By.ID, "verify-result")))
+        check("verify checks the stored episode", result.text.startswith("Verified"), result.text)
+        shot(alice, "run-verified")
+        check("no CSP violation in the browser console (alice)", not csp_violations(alice), csp_violations(alice))
+
+        # A denied step shows its deciding rule.
+        denied_id = submit(ALICE_KEY, denied_plan)
+        wait_run(ALICE_KEY, denied_id)
+        alice.get(URL + f"/ui/runs/{denied_id}")
+        rows = alice.find_elements(By.CSS_SELECTOR, "#steps tbody tr.step")
+        got = [(r.find_element(By.CSS_SELECTOR, ".decision").text, r.find_element(By.CSS_SELECTOR, ".rule").text) for r in rows]
+        check("a denied step shows deny and the rule that decided", got == [("deny", "no-fail-for-users")], got)
+        shot(alice, "run-denied")
+
+        # Another principal's run: not listed, not shown.
+        bob_run = submit(BOB_KEY, two_steps)
+        wait_run(BOB_KEY, bob_run)
+        alice.get(URL + "/ui/runs")
+        check("alice's runs list does not show bob's run", not alice.find_elements(By.ID, f"run-{bob_run}"))
+        status, _, _ = http("GET", f"/ui/runs/{bob_run}", cookie=alice_cookie)
+        check("alice gets 404 for bob's run page", status == 404, status)
+        admin.get(URL + f"/ui/runs/{bob_run}")
+        check("an admin sees bob's run", admin.find_elements(By.ID, "steps"))
+
+        # Admin-only: the reload button is absent for alice and refused server-side.
+        alice.get(URL + "/ui")
+        check("alice's overview has no reload-drivers button", not alice.find_elements(By.ID, "reload-drivers"))
+        admin.get(URL + "/ui")
+        check("the admin's overview has the reload-drivers button", admin.find_elements(By.ID, "reload-drivers"))
+        shot(admin, "overview-admin")
+        shot(alice, "overview-user")
+        token = alice.find_element(By.CSS_SELECTOR, "form.who input[name=csrf]").get_attribute("value")
+        status, _, _ = http("POST", "/ui/drivers/reload", cookie=alice_cookie, form={"csrf": token})
+        check("alice's reload post (with a valid CSRF token) is refused 403", status == 403, status)
+        admin.find_element(By.ID, "reload-drivers").click()
+        check("the admin reloads drivers from the overview", "Drivers reloaded" in admin.page_source)
+
+        # An agent of alice's: pause from its page (with confirmation), verified over REST.
+        status, _, agent = http("POST", "/v1/agents", ADMIN_KEY, {"name": "ui-agent", "principal": "alice"})
+        check("an agent for alice is created over REST", status == 201, agent)
+        alice.get(URL + "/ui/agents")
+        alice.find_element(By.LINK_TEXT, "ui-agent").click()
+        WebDriverWait(alice, 10).until(EC.presence_of_element_located((By.ID, "agent-pause")))
+        shot(alice, "agent")
+        alice.find_element(By.ID, "agent-pause").click()
+        WebDriverWait(alice, 10).until(EC.presence_of_element_located((By.ID, "confirm")))
+        shot(alice, "agent-confirm")
+        _, _, before = http("GET", f"/v1/agents/{agent['id']}", ADMIN_KEY)
+        check("the pause waits for confirmation", before.get("status") == "active", before)
+        alice.find_element(By.ID, "confirm").click()
+        WebDriverWait(alice, 10).until(EC.presence_of_element_located((By.ID, "agent-resume")))
+        _, _, after = http("GET", f"/v1/agents/{agent['id']}", ALICE_KEY)
+        check("pausing from the agent page pauses it (REST says paused)", after.get("status") == "paused", after)
+        shot(alice, "agent-paused")
+
+        # Forged posts: no CSRF token, or a wrong one, are refused and change nothing.
+        forged = {"confirm": "yes", "version": str(after.get("version"))}
+        status, _, body = http("POST", f"/ui/agents/{agent['id']}/resume", cookie=alice_cookie, form=forged)
+        check("a forged POST without the CSRF token is refused 403", status == 403, (status, str(body)[:200]))
+        status, _, _ = http("POST", f"/ui/agents/{agent['id']}/resume", cookie=alice_cookie, form={**forged, "csrf": "0" * 64})
+        check("a POST with a wrong CSRF token is refused 403", status == 403, status)
+        _, _, still = http("GET", f"/v1/agents/{agent['id']}", ALICE_KEY)
+        check("the forged posts changed nothing", still.get("status") == "paused", still)
+        status, _, _ = http("POST", f"/ui/agents/{agent['id']}/resume", form={**forged, "csrf": token})
+        check("a POST without a session is refused 401", status == 401, status)
+        status, _, _ = http("POST", "/ui/login", form={"credential": ALICE_KEY})
+        check("a login POST without the login form's token is refused 403", status == 403, status)
+
+        # Bob cannot see or act on alice's agent.
+        bob = browser()
+        try:
+            login(bob, BOB_KEY)
+            bob_cookie = cookie_of(bob)
+            status, _, _ = http("GET", f"/ui/agents/{agent['id']}", cookie=bob_cookie)
+            check("bob gets 404 for alice's agent page", status == 404, status)
+            bob_token = bob.find_element(By.CSS_SELECTOR, "form.who input[name=csrf]").get_attribute("value")
+            status, _, _ = http("POST", f"/ui/agents/{agent['id']}/resume", cookie=bob_cookie, form={**forged, "csrf": bob_token})
+            check("bob's resume of alice's agent is refused (404)", status == 404, status)
+        finally:
+            bob.quit()
+
+        # HTML validity, CSP and labels of every page.
+        check_page("overview (user)", "/ui", alice_cookie)
+        check_page("overview (admin)", "/ui", admin_cookie)
+        check_page("runs", "/ui/runs", alice_cookie)
+        check_page("runs filtered", "/ui/runs?status=succeeded", alice_cookie)
+        check_page("run", f"/ui/runs/{run_id}", alice_cookie)
+        check_page("run verified", f"/ui/runs/{run_id}/verify", alice_cookie)
+        check_page("run denied", f"/ui/runs/{denied_id}", alice_cookie)
+        check_page("agents", "/ui/agents", alice_cookie)
+        check_page("agent", f"/ui/agents/{agent['id']}", alice_cookie)
+        check_page("agent confirm", f"/ui/agents/{agent['id']}/resume", alice_cookie, method="POST", form={"csrf": token})
+        check_page("approvals", "/ui/approvals", admin_cookie)
+        check_page("not found", f"/ui/runs/{bob_run}", alice_cookie, expect=404)
+        check_page("forbidden (csrf)", f"/ui/agents/{agent['id']}/resume", alice_cookie, method="POST", form={}, expect=403)
+        for asset in ["/ui/assets/app.js", "/ui/assets/app.css"]:
+            status, headers, _ = http("GET", asset)
+            check(f"{asset} is served with the CSP", status == 200 and "script-src 'self'" in headers.get("Content-Security-Policy", ""), status)
+        alice.get(URL + "/ui/approvals")
+        shot(alice, "approvals")
+        alice.get(URL + "/ui/agents")
+        shot(alice, "agents")
+
+        # A phone-sized window: nothing wider than the viewport.
+        phone = browser(390, 844)
+        try:
+            login(phone, ALICE_KEY)
+            for path, name in [("/ui", "overview-phone"), ("/ui/runs", "runs-phone"), (f"/ui/runs/{run_id}", "run-phone")]:
+                phone.get(URL + path)
+                width = phone.execute_script("return document.documentElement.scrollWidth;")
+                inner = phone.execute_script("return window.innerWidth;")
+                check(f"{path} fits a 390 px wide window", width <= inner + 1, (width, inner))
+                shot(phone, name)
+        finally:
+            phone.quit()
+        check("no CSP violation in the browser console (admin)", not csp_violations(admin), csp_violations(admin))
+
+        # Logout ends the session server-side.
+        alice.get(URL + "/ui")
+        alice.find_element(By.CSS_SELECTOR, "form.who button").click()
+        WebDriverWait(alice, 10).until(EC.presence_of_element_located((By.ID, "credential")))
+        status, headers, _ = http("GET", "/ui/runs", cookie=alice_cookie)
+        check("after logout the old session cookie is refused", status == 303 and "/ui/login" in headers.get("Location", ""), status)
+    finally:
+        alice.quit()
+        admin.quit()
+    sys.exit(0 if all(RESULTS) else 1)
+
+
+if __name__ == "__main__":
+    main()
