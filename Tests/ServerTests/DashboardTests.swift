@@ -1,0 +1,163 @@
+import Foundation
+import Host
+@testable import HostServer
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import JSON
+import NIOCore
+import Synchronization
+import Testing
+
+/// The dashboard's sessions and CSRF protection: the session store on its own (expiry with a
+/// fake clock, capacity, token comparison), then login, CSRF and logout over a real socket.
+@Suite struct DashboardTests {
+    typealias F = ServerFixtures
+
+    @Test func sessionsExpireWhenIdleAndAtTheirAbsoluteLifetime() {
+        let clock = Mutex<UInt64>(1_000)
+        let store = UISessionStore(idle: .seconds(10), absolute: .seconds(30), capacity: 3, now: { clock.withLock { $0 } })
+        let caller = Caller(principal: "alice", role: "user", method: .apiKey(id: "a"), isAdmin: false)
+        let (id, csrf) = store.create(for: caller)
+        #expect(UISessionStore.isWellFormed(id) && UISessionStore.isWellFormed(csrf) && id != csrf)
+        #expect(store.session(id)?.caller == caller)
+        clock.withLock { $0 += 9_000_000_000 }
+        #expect(store.session(id) != nil, "used within the idle timeout")
+        clock.withLock { $0 += 9_000_000_000 }
+        #expect(store.session(id) != nil, "each use restarts the idle clock")
+        clock.withLock { $0 += 11_000_000_000 }
+        #expect(store.session(id) == nil, "idle for longer than the timeout")
+        let (other, _) = store.create(for: caller)
+        for _ in 0..<4 {
+            clock.withLock { $0 += 8_000_000_000 }
+            _ = store.session(other)
+        }
+        #expect(store.session(other) == nil, "past the absolute lifetime even when used")
+        #expect(store.session(nil) == nil && store.session("zz") == nil && store.session(String(repeating: "A", count: 64)) == nil)
+    }
+
+    @Test func theLeastRecentlyUsedSessionGoesAtCapacityAndLogoutRemoves() {
+        let clock = Mutex<UInt64>(1)
+        let store = UISessionStore(capacity: 2, now: { clock.withLock { $0 += 1; return $0 } })
+        let caller = Caller(principal: "bob", role: "user", method: .apiKey(id: "b"), isAdmin: false)
+        let a = store.create(for: caller).id, b = store.create(for: caller).id
+        _ = store.session(a)
+        let c = store.create(for: caller).id
+        #expect(store.session(b) == nil && store.session(a) != nil && store.session(c) != nil)
+        store.remove(a)
+        #expect(store.session(a) == nil && store.count == 1)
+    }
+
+    @Test func tokensCompareExactly() {
+        let t = UISessionStore.randomToken()
+        #expect(UISessionStore.tokensMatch(t, t))
+        #expect(!UISessionStore.tokensMatch(t, String(t.dropLast()) + (t.last == "0" ? "1" : "0")))
+        #expect(!UISessionStore.tokensMatch("", ""))
+        #expect(!UISessionStore.tokensMatch(t, t + "0"))
+        #expect(UIForm("a=1&b=two+words&c=%C3%A9&a=2&d")["b"] == "two words")
+        #expect(UIForm("a=1&a=2&c=%C3%A9&bad=%zz")["a"] == "1" && UIForm("c=%C3%A9")["c"] == "é" && UIForm("bad=%zz")["bad"] == "%zz")
+    }
+
+    /// The value of `name` in the response's Set-Cookie headers.
+    static func cookie(_ r: TestResponse, _ name: String) -> (value: String, attributes: String)? {
+        for line in r.headers[values: .setCookie] where line.hasPrefix(name + "=") {
+            let value = line.dropFirst(name.count + 1).prefix { $0 != ";" }
+            return (String(value), line)
+        }
+        return nil
+    }
+
+    static func form(_ fields: [String: String], cookie: String?, more: [(String, String)] = []) -> (HTTPFields, ByteBuffer) {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        let body = fields.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: allowed)!)" }.joined(separator: "&")
+        var pairs = [("Content-Type", "application/x-www-form-urlencoded")] + more
+        if let cookie { pairs.append(("Cookie", cookie)) }
+        return (Req.headers(pairs), ByteBuffer(string: body))
+    }
+
+    /// Logs in with `credential`; returns the session cookie and the page's CSRF token.
+    static func login(_ client: any TestClientProtocol, _ credential: String, next: String = "/ui",
+                      more: [(String, String)] = []) async throws -> (cookie: String, csrf: String, response: TestResponse) {
+        let page = try await client.execute(uri: "/ui/login", method: .get, headers: [:])
+        let loginCSRF = try #require(cookie(page, UICookies.login)).value
+        #expect(page.text.contains("value=\"\(loginCSRF)\""))
+        let (h, b) = form(["csrf": loginCSRF, "credential": credential, "next": next], cookie: "\(UICookies.login)=\(loginCSRF)", more: more)
+        let r = try await client.execute(uri: "/ui/login", method: .post, headers: h, body: b)
+        guard let session = cookie(r, UICookies.session) else { return ("", "", r) }
+        let overview = try await client.execute(uri: "/ui", method: .get, headers: Req.headers([("Cookie", "nova_session=\(session.value)")]))
+        let csrf = overview.text.range(of: #"name="csrf" value="([0-9a-f]{64})""#, options: .regularExpression)
+            .map { String(overview.text[$0].suffix(65).prefix(64)) } ?? ""
+        return ("nova_session=\(session.value)", csrf, r)
+    }
+
+    @Test func loginCSRFAndLogoutOverASocket() async throws {
+        try await F.server().withClient(.live) { client in
+            // No session: pages redirect to the login page, posts are refused.
+            let anonymous = try await client.execute(uri: "/ui/runs?status=failed", method: .get, headers: [:])
+            #expect(anonymous.status == .seeOther && anonymous.headers[.location] == "/ui/login?next=%2Fui%2Fruns%3Fstatus%3Dfailed")
+            #expect(anonymous.headers[.contentSecurityPolicy]?.contains("script-src 'self'") == true)
+
+            // A login post without the login form's token is refused; a wrong key is 401.
+            let (h0, b0) = Self.form(["credential": F.aliceKey], cookie: nil)
+            #expect(try await client.execute(uri: "/ui/login", method: .post, headers: h0, body: b0).status == .forbidden)
+            let wrong = try await Self.login(client, "nope")
+            #expect(wrong.response.status == .unauthorized && wrong.cookie.isEmpty && wrong.response.text.contains("not accepted"))
+
+            // Alice logs in: a session cookie scoped to /ui, HttpOnly, SameSite=Strict, not Secure over plain HTTP.
+            let alice = try await Self.login(client, F.aliceKey, next: "//evil.example/")
+            #expect(alice.response.status == .seeOther && alice.response.headers[.location] == "/ui", "next never leaves the dashboard")
+            let attrs = try #require(Self.cookie(alice.response, UICookies.session)).attributes
+            #expect(attrs.contains("Path=/ui") && attrs.contains("HttpOnly") && attrs.contains("SameSite=Strict") && !attrs.contains("Secure"))
+            #expect(alice.csrf.count == 64)
+            let page = try await client.execute(uri: "/ui", method: .get, headers: Req.headers([("Cookie", alice.cookie)]))
+            #expect(page.status == .ok && page.text.contains("alice"))
+            let csp = try #require(page.headers[.contentSecurityPolicy])
+            #expect(csp.contains("default-src 'none'") && csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"))
+            #expect(!page.text.contains("reload-drivers"), "a user has no reload button")
+
+            // Behind a TLS proxy the cookie is Secure.
+            let secure = try await Self.login(client, F.aliceKey, more: [("X-Forwarded-Proto", "https")])
+            #expect(try #require(Self.cookie(secure.response, UICookies.session)).attributes.contains("; Secure"))
+
+            // A state-changing post needs the session's CSRF token (field or header).
+            let (h1, b1) = Self.form([:], cookie: alice.cookie)
+            #expect(try await client.execute(uri: "/ui/drivers/reload", method: .post, headers: h1, body: b1).status == .forbidden)
+            let (h2, b2) = Self.form(["csrf": secure.csrf], cookie: alice.cookie)
+            #expect(try await client.execute(uri: "/ui/drivers/reload", method: .post, headers: h2, body: b2).status == .forbidden,
+                    "another session's token does not count")
+            let (h3, b3) = Self.form(["csrf": alice.csrf], cookie: alice.cookie)
+            #expect(try await client.execute(uri: "/ui/drivers/reload", method: .post, headers: h3, body: b3).status == .forbidden,
+                    "a valid token, but a user may not reload drivers")
+
+            // An admin (by JWT) may; the token can come as a header.
+            let admin = try await Self.login(client, try Tokens.hs256(Tokens.claims(sub: "admin", role: "admin")))
+            #expect(admin.response.status == .seeOther && !admin.cookie.isEmpty)
+            let (h4, b4) = Self.form([:], cookie: admin.cookie, more: [("X-CSRF-Token", admin.csrf)])
+            let reloaded = try await client.execute(uri: "/ui/drivers/reload", method: .post, headers: h4, body: b4)
+            #expect(reloaded.status == .seeOther && reloaded.headers[.location] == "/ui?notice=drivers_reloaded")
+
+            // Logout needs the token too, then the session is gone.
+            let (h5, b5) = Self.form([:], cookie: alice.cookie)
+            #expect(try await client.execute(uri: "/ui/logout", method: .post, headers: h5, body: b5).status == .forbidden)
+            let (h6, b6) = Self.form(["csrf": alice.csrf], cookie: alice.cookie)
+            let out = try await client.execute(uri: "/ui/logout", method: .post, headers: h6, body: b6)
+            #expect(out.status == .seeOther && Self.cookie(out, UICookies.session)?.attributes.contains("Max-Age=0") == true)
+            #expect(try await client.execute(uri: "/ui", method: .get, headers: Req.headers([("Cookie", alice.cookie)])).status == .seeOther)
+            // A bearer credential does not stand in for a session on /ui.
+            #expect(try await client.get("/ui", F.aliceKey).status == .seeOther)
+        }
+    }
+
+    @Test func embeddedAssetsMatchTheirFiles() async throws {
+        try await F.server().withClient(.live) { client in
+            for name in ["app.js", "app.css"] {
+                let file = try String(contentsOfFile: F.root + "/Sources/HostServer/UI/assets/" + name, encoding: .utf8)
+                let r = try await client.execute(uri: "/ui/assets/\(name)", method: .get, headers: [:])
+                #expect(r.status == .ok)
+                #expect(r.text.trimmingCharacters(in: .whitespacesAndNewlines) == file.trimmingCharacters(in: .whitespacesAndNewlines),
+                        "run scripts/embed-ui-assets.py after editing \(name)")
+            }
+        }
+    }
+}
