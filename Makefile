@@ -73,6 +73,8 @@ test: test-deps drivers
 	Tests/sandbox/run-battery.sh
 	[ "$$(id -u)" != 0 ] || Tests/sandbox/run-battery.sh --unprivileged --no-build
 	NOVA_HOST_BIN=$(NOVA) Tests/server/run-e2e.sh
+	# The web dashboard (/ui) in headless Chromium via Selenium: live runs, timeline, CSRF, roles, CSP, HTML validity.
+	NOVA_HOST_BIN=$(NOVA) Tests/ui/run-ui-tests.sh
 	# Every shipped driver through the conformance harness (nova-host drivers test).
 	NOVA_HOST_BIN=$(NOVA) Tests/servers/with-servers.sh Tests/drivers/run-conformance.sh
 	# Workers SIGKILLed under load: every run recorded exactly once (PostgreSQL and SQLite).

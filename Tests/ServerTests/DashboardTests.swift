@@ -131,7 +131,7 @@ import Testing
                     "a valid token, but a user may not reload drivers")
 
             // An admin (by JWT) may; the token can come as a header.
-            let admin = try await Self.login(client, try Tokens.hs256(Tokens.claims(sub: "admin", role: "admin")))
+            let admin = try await Self.login(client, Tokens.hs256(Tokens.claims(sub: "admin", role: "admin")))
             #expect(admin.response.status == .seeOther && !admin.cookie.isEmpty)
             let (h4, b4) = Self.form([:], cookie: admin.cookie, more: [("X-CSRF-Token", admin.csrf)])
             let reloaded = try await client.execute(uri: "/ui/drivers/reload", method: .post, headers: h4, body: b4)
