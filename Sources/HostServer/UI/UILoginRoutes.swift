@@ -1,3 +1,4 @@
+import Foundation
 import Host
 import Hummingbird
 import JSON
@@ -33,7 +34,7 @@ extension NovaServer {
                 guard !credential.isEmpty else { throw .missing }
                 caller = try await authenticator.authenticate(authorization: "Bearer \(credential)", apiKey: nil)
             } catch {
-                await host.audit("auth.failure", target: request.uri.path,
+                _ = await host.audit("auth.failure", target: request.uri.path,
                                  detail: ["reason": .string(error.description), "header": "dashboard_login", "http_method": "POST"], actor: "unknown")
                 // The same form token serves the next try.
                 let message = error == .missing ? "Enter an API key or a JWT." : "Those credentials were not accepted: \(error.description)"
@@ -41,7 +42,7 @@ extension NovaServer {
             }
             let (id, _) = uiSessions.create(for: caller)
             await AuditActor.$principal.withValue(caller.principal) {
-                await host.audit("dashboard.login", target: "/ui", detail: ["role": .string(caller.role), "method": .string(caller.method.description)])
+                _ = await host.audit("dashboard.login", target: "/ui", detail: ["role": .string(caller.role), "method": .string(caller.method.description)])
             }
             context.logger.info("dashboard login", metadata: ["principal": .string(caller.principal), "role": .string(caller.role)])
             var headers = HTTPFields()

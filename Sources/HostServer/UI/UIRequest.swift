@@ -1,4 +1,5 @@
 import Host
+import HTTPTypes
 import Hummingbird
 
 /// A dashboard request whose session is valid: the signed-in caller, the session (for its CSRF

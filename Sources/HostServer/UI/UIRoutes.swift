@@ -1,5 +1,6 @@
 import Foundation
 import Host
+import HTTPTypes
 import Hummingbird
 import JSON
 import NIOCore

@@ -1,3 +1,4 @@
+import Foundation
 import Host
 import Hummingbird
 import JSON
