@@ -13,6 +13,7 @@ import urllib.request
 
 import html5lib
 from selenium import webdriver
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
@@ -77,10 +78,14 @@ def wait_run(key, run_id):
     return body
 
 
-def browser(width=1280, height=800):
+def browser(width=1280, height=800, phone=False):
+    """Headless Chromium with a 1280x800 window, or emulating a 390x844 phone (a headless window
+    cannot be narrower than 500 px)."""
     options = webdriver.ChromeOptions()
     for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", f"--window-size={width},{height}"]:
         options.add_argument(arg)
+    if phone:
+        options.add_experimental_option("mobileEmulation", {"deviceMetrics": {"width": width, "height": height, "pixelRatio": 2.0}})
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     if os.path.exists("/usr/bin/chromium"):
         options.binary_location = "/usr/bin/chromium"
@@ -173,14 +178,20 @@ def main():
         check("a wrong credential is refused on the login page", "not accepted" in err.text, err.text)
         shot(alice, "login-refused")
 
-        # Keyboard: the first Tab reaches the skip link.
+        # Keyboard: the login page focuses the credential field.
         alice.get(URL + "/ui/login")
-        alice.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
-        focused = alice.switch_to.active_element
-        check("keyboard: the first Tab reaches the skip link (or the credential field)",
-              focused.get_attribute("class") == "skip" or focused.get_attribute("id") == "credential", focused.get_attribute("outerHTML"))
+        check("keyboard: the login page opens with the credential field focused",
+              alice.switch_to.active_element.get_attribute("id") == "credential", alice.switch_to.active_element.get_attribute("outerHTML"))
 
         login(alice, ALICE_KEY)
+        # Keyboard: on a page, the first Tab reaches the skip link, and following it focuses the content.
+        alice.get(URL + "/ui/runs")
+        ActionChains(alice).send_keys(Keys.TAB).perform()
+        focused = alice.switch_to.active_element
+        check("keyboard: the first Tab reaches the skip link", focused.get_attribute("class") == "skip", focused.get_attribute("outerHTML"))
+        ActionChains(alice).send_keys(Keys.ENTER).perform()
+        check("keyboard: the skip link moves the focus to the content", alice.switch_to.active_element.get_attribute("id") == "main",
+              alice.switch_to.active_element.get_attribute("outerHTML")[:200])
         login(admin, ADMIN_KEY)
         check("login as alice sets an HttpOnly, SameSite=Strict session cookie",
               (c := alice.get_cookie("nova_session")) is not None and c.get("httpOnly") and c.get("sameSite") == "Strict", alice.get_cookie("nova_session"))
@@ -326,7 +337,7 @@ def main():
         shot(alice, "agents")
 
         # A phone-sized window: nothing wider than the viewport.
-        phone = browser(390, 844)
+        phone = browser(390, 844, phone=True)
         try:
             login(phone, ALICE_KEY)
             for path, name in [("/ui", "overview-phone"), ("/ui/runs", "runs-phone"), (f"/ui/runs/{run_id}", "run-phone")]:

@@ -147,7 +147,9 @@ dl.facts dd { margin: 0; overflow-wrap: anywhere; }
   th, td { padding: .3rem; font-size: .9rem; }
   dl.facts { grid-template-columns: 1fr; }
 }
+.scroll { overflow-x: auto; max-width: 100%; }
+.scroll table { min-width: 36rem; }
 """#
     /// A digest of the assets, in their URLs (`?v=`) for cache busting.
-    static let version = "5d86f867520e"
+    static let version = "ca8f2a3227a7"
 }

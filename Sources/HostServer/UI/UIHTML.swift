@@ -119,6 +119,12 @@ enum UIHTML {
         return "<span class=\"badge status-\(cls)\">\(escape(status))</span>"
     }
 
+    /// `content` (a wide table) in a region that scrolls sideways on its own, so a narrow
+    /// window never scrolls the whole page; focusable, so the keyboard can scroll it too.
+    static func scroll(_ label: String, _ content: String) -> String {
+        "<div class=\"scroll\" role=\"region\" aria-label=\"\(escape(label))\" tabindex=\"0\">\(content)</div>"
+    }
+
     /// A table: `caption`, column headers, rows of already-escaped cells.
     static func table(caption: String, headers: [String], rows: [[String]], id: String? = nil, empty: String = "None.") -> String {
         guard !rows.isEmpty || id != nil else { return "<p class=\"empty\">\(escape(empty))</p>" }
@@ -127,6 +133,6 @@ enum UIHTML {
         h += "</tr></thead><tbody>"
         for r in rows { h += "<tr>" + r.map { "<td>\($0)</td>" }.joined() + "</tr>" }
         h += "</tbody></table>"
-        return h
+        return scroll(caption, h)
     }
 }

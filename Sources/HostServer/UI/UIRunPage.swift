@@ -106,6 +106,6 @@ extension NovaServer {
             h += "<td>\(last.flatMap { $0["input"] }.map(UIHTML.json) ?? "")</td><td>\(result)</td></tr>"
         }
         h += "</tbody></table>"
-        return h
+        return UIHTML.scroll("Steps", h)
     }
 }

@@ -104,11 +104,12 @@ extension NovaServer {
         // Only the first page follows new runs live.
         let live = offset == 0 ? " data-events=\"/ui/runs/events\(query.isEmpty ? "" : "?" + UIHTML.escape(query))\"" : ""
         h += "<p id=\"live-status\" role=\"status\" aria-live=\"polite\"></p>\n"
+        h += "<div class=\"scroll\" role=\"region\" aria-label=\"Runs\" tabindex=\"0\">"
         h += "<table id=\"runs\"\(live)><caption>Runs\(offset == 0 ? " (new runs appear as they start)" : "")</caption><thead><tr>"
         for c in ["Run", "Status", "Plan", "Principal", "Started", "Duration"] { h += "<th scope=\"col\">\(c)</th>" }
         h += "</tr></thead><tbody>"
         h += runs.map(runRow).joined()
-        h += "</tbody></table>\n"
+        h += "</tbody></table></div>\n"
         if runs.isEmpty { h += "<p class=\"empty\" id=\"runs-empty\">No runs yet.</p>\n" }
         var pager: [String] = []
         let sep = query.isEmpty ? "" : "&amp;"
