@@ -1,6 +1,7 @@
 import Host
 import Hummingbird
 import JSON
+import Logging
 
 extension NovaServer {
     /// `POST /v1/runs`, `GET /v1/runs`, `GET /v1/runs/{id}`, `POST /v1/runs/{id}/cancel`,
@@ -29,38 +30,8 @@ extension NovaServer {
         on(router, .post, "/v1/runs/{id}/cancel") { [self] _, context in
             let caller = try context.requireCaller()
             let id = context.parameters.get("id") ?? ""
-            guard let found = try await findRun(id), caller.isAdmin || found.principal == caller.principal else {
-                throw APIError.notFound("no run \(id)")
-            }
-            func finished(_ status: String) -> APIError {
-                APIError(.conflict, "already_finished", "run \(id) already finished (\(status))",
-                         extra: ["run_id": .string(id), "status": .string(status)])
-            }
-            // In flight here: cancel it directly. Otherwise through its job, on whichever host runs it.
-            switch runs.cancel(runId: id) {
-            case .cancelling:
-                context.logger.info("run cancel requested", metadata: ["run_id": .string(id)])
-                if let queue { _ = try? await queue.cancelJob(id: id) }
-                return JSONIO.response(["run_id": .string(id), "status": "cancelling"], status: .accepted)
-            case .alreadyFinished(let status):
-                throw finished(status.rawValue)
-            case .unknown:
-                guard !found.finished, let queue else { throw finished(found.status) }
-                let outcome: JobCancelOutcome
-                do { outcome = try await queue.cancelJob(id: id) } catch {
-                    throw APIError(.serviceUnavailable, "store_unavailable", "the job queue cannot be reached: \(error)")
-                }
-                switch outcome {
-                case .cancelled:
-                    context.logger.info("queued run cancelled", metadata: ["run_id": .string(id)])
-                    return JSONIO.response(["run_id": .string(id), "status": "cancelled"], status: .accepted)
-                case .cancelling:
-                    context.logger.info("run cancel requested", metadata: ["run_id": .string(id)])
-                    return JSONIO.response(["run_id": .string(id), "status": "cancelling"], status: .accepted)
-                case .alreadyFinished, .notFound:
-                    throw finished(found.status)
-                }
-            }
+            let status = try await cancelRun(id, caller: caller, logger: context.logger)
+            return JSONIO.response(["run_id": .string(id), "status": .string(status)], status: .accepted)
         }
 
         on(router, .get, "/v1/episodes/{id}") { [self] _, context in
@@ -70,6 +41,44 @@ extension NovaServer {
                                           "prev_hash": .string(e.prevHash), "intact": .bool(e.problem == nil), "document": e.document]
             if let p = e.problem { o["problem"] = .string(p) }
             return JSONIO.response(.object(o))
+        }
+    }
+
+    /// Cancels run `id` for `caller` (every client: REST, the dashboard): `cancelled` (it was
+    /// still queued: it never runs) or `cancelling` (running here or on another host); 409
+    /// `already_finished`; 404 for a run the caller may not see.
+    func cancelRun(_ id: String, caller: Caller, logger: Logger) async throws -> String {
+        guard let found = try await findRun(id), caller.isAdmin || found.principal == caller.principal else {
+            throw APIError.notFound("no run \(id)")
+        }
+        func finished(_ status: String) -> APIError {
+            APIError(.conflict, "already_finished", "run \(id) already finished (\(status))",
+                     extra: ["run_id": .string(id), "status": .string(status)])
+        }
+        // In flight here: cancel it directly. Otherwise through its job, on whichever host runs it.
+        switch runs.cancel(runId: id) {
+        case .cancelling:
+            logger.info("run cancel requested", metadata: ["run_id": .string(id)])
+            if let queue { _ = try? await queue.cancelJob(id: id) }
+            return "cancelling"
+        case .alreadyFinished(let status):
+            throw finished(status.rawValue)
+        case .unknown:
+            guard !found.finished, let queue else { throw finished(found.status) }
+            let outcome: JobCancelOutcome
+            do { outcome = try await queue.cancelJob(id: id) } catch {
+                throw APIError(.serviceUnavailable, "store_unavailable", "the job queue cannot be reached: \(error)")
+            }
+            switch outcome {
+            case .cancelled:
+                logger.info("queued run cancelled", metadata: ["run_id": .string(id)])
+                return "cancelled"
+            case .cancelling:
+                logger.info("run cancel requested", metadata: ["run_id": .string(id)])
+                return "cancelling"
+            case .alreadyFinished, .notFound:
+                throw finished(found.status)
+            }
         }
     }
 

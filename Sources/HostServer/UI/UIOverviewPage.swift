@@ -35,6 +35,8 @@ extension NovaServer {
         case "paused": return "Agent paused."
         case "resumed": return "Agent resumed."
         case "stopped": return "Agent stopped."
+        case "run_cancelled": return "Run cancelled before it started."
+        case "run_cancelling": return "Cancel requested: the run stops at its next cancellation point and is recorded cancelled."
         default: return nil
         }
     }

@@ -10,15 +10,21 @@ extension NovaServer {
     /// hash-chain position; `GET /ui/runs/{id}/verify` re-reads the episode from the store and
     /// checks its hash (as `GET /v1/episodes/{id}` does) and shows the outcome.
     func addDashboardRunPageRoutes(_ router: Router<ServerContext>) {
-        onUI(router, .get, "/ui/runs/{id}") { [self] _, ui in
-            try await runPageResponse(ui, verify: false)
+        onUI(router, .get, "/ui/runs/{id}") { [self] request, ui in
+            try await runPageResponse(ui, verify: false, notice: request.uri.queryParameters.get("notice").flatMap(Self.dashboardNotice))
         }
         onUI(router, .get, "/ui/runs/{id}/verify") { [self] _, ui in
-            try await runPageResponse(ui, verify: true)
+            try await runPageResponse(ui, verify: true, notice: nil)
+        }
+        // Cancel, through the code of `POST /v1/runs/{id}/cancel` (same authorization and answers).
+        onUI(router, .post, "/ui/runs/{id}/cancel") { [self] _, ui in
+            let id = ui.context.parameters.get("id") ?? ""
+            let status = try await cancelRun(id, caller: ui.caller, logger: ui.context.logger)
+            return UIHTML.redirect("/ui/runs/\(UIHTML.urlComponent(id))?notice=\(status == "cancelled" ? "run_cancelled" : "run_cancelling")")
         }
     }
 
-    func runPageResponse(_ ui: UIRequest, verify: Bool) async throws -> Response {
+    func runPageResponse(_ ui: UIRequest, verify: Bool, notice: String?) async throws -> Response {
         let id = ui.context.parameters.get("id") ?? ""
         guard let found = try await findRun(id), ui.caller.isAdmin || found.principal == ui.caller.principal else {
             throw APIError.notFound("no run \(id)")
@@ -55,6 +61,10 @@ extension NovaServer {
         }
         if let err = view["error"] { h += fact("Error", "<span class=\"error-text\">\(UIHTML.escape(err.stringValue ?? err.serialized()))</span>") }
         h += "</dl>\n"
+        if recorded == nil, ["queued", "running"].contains(found.status), view["cancel_requested"] != .bool(true) {
+            h += "<form method=\"post\" action=\"/ui/runs/\(UIHTML.urlComponent(id))/cancel\" class=\"actions\">\(UIHTML.csrfField(ui.csrfToken))"
+            h += "<button type=\"submit\" id=\"cancel-run\" class=\"danger\">Cancel run</button></form>\n"
+        }
         if recorded != nil {
             h += "<form method=\"get\" action=\"/ui/runs/\(UIHTML.urlComponent(id))/verify\" class=\"actions\"><button type=\"submit\" id=\"verify\">Verify episode</button></form>\n"
         }
@@ -73,7 +83,7 @@ extension NovaServer {
                                   })
             }
         }
-        return UIHTML.response(UIHTML.page(title: "Run \(id)", section: "/ui/runs", viewer: ui.viewer, body: h))
+        return UIHTML.response(UIHTML.page(title: "Run \(id)", section: "/ui/runs", viewer: ui.viewer, notice: notice, body: h))
     }
 
     /// The recorded steps: one row per step with its last attempt's decision (badge and rule),
