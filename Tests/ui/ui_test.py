@@ -107,7 +107,15 @@ def cookie_of(driver):
 
 
 def shot(driver, name):
+    """Saves the whole page (the window is stretched to the page's height for the shot)."""
+    size = driver.get_window_size()
+    height = driver.execute_script("return document.documentElement.scrollHeight;")
+    stretch = size["width"] >= 1000 and height > size["height"]
+    if stretch:
+        driver.set_window_size(size["width"], min(height + 20, 5000))
     driver.save_screenshot(os.path.join(ARTIFACTS, f"{name}.png"))
+    if stretch:
+        driver.set_window_size(size["width"], size["height"])
 
 
 def csp_violations(driver):
