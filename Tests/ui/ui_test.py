@@ -336,6 +336,34 @@ def main():
         finally:
             bob.quit()
 
+        # Approvals: alice's call waits; she sees the request but may not decide it; the admin approves it.
+        guarded = submit(ALICE_KEY, {"name": "ui-guarded", "steps": [{"id": "pay", "call": "echo.echo", "input": {"amount": 5}, "approval": True}]})
+        pending = []
+        for _ in range(500):
+            _, _, body = http("GET", f"/v1/approvals?run_id={guarded}", ADMIN_KEY)
+            pending = body.get("approvals", []) if isinstance(body, dict) else []
+            if pending:
+                break
+            time.sleep(0.02)
+        check("a step with approval: true opens an approval request", len(pending) == 1, pending)
+        approval_id = pending[0]["id"] if pending else "none"
+        alice.get(URL + "/ui/approvals")
+        section = alice.find_elements(By.ID, f"approval-{approval_id}")
+        check("alice sees her pending request without approve/deny buttons",
+              section and not section[0].find_elements(By.CSS_SELECTOR, "button[value=approve]"), alice.page_source[-800:])
+        admin.get(URL + "/ui/approvals")
+        section = admin.find_element(By.ID, f"approval-{approval_id}")
+        check("the approvals page shows the exact call input", '"amount": 5' in section.text and "echo.echo" in section.text, section.text)
+        shot(admin, "approvals-pending")
+        check_page("approvals (pending, with the decision form)", "/ui/approvals", admin_cookie)
+        check_page("run waiting for approval", f"/ui/runs/{guarded}", alice_cookie)
+        section.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
+        WebDriverWait(admin, 10).until(EC.presence_of_element_located((By.CSS_SELECTOR, "p.notice")))
+        guarded_run = wait_run(ALICE_KEY, guarded)
+        check("approving from the page lets the run finish", guarded_run.get("status") == "succeeded", guarded_run)
+        _, _, decided = http("GET", f"/v1/approvals/{approval_id}", ADMIN_KEY)
+        check("REST records the approval by the admin", decided.get("status") == "approved" and decided.get("decided_by") == "admin", decided)
+
         # HTML validity, CSP and labels of every page.
         check_page("overview (user)", "/ui", alice_cookie)
         check_page("overview (admin)", "/ui", admin_cookie)
