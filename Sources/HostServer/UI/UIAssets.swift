@@ -126,7 +126,7 @@ input[type="password"], input[type="text"], select { font: inherit; padding: .35
 button { font: inherit; padding: .35rem .8rem; border: 1px solid var(--accent); background: var(--accent); color: #fff; cursor: pointer; }
 button.secondary { background: var(--bg); color: var(--accent); }
 button.danger { background: var(--bad); border-color: var(--bad); }
-.actions { display: flex; flex-wrap: wrap; gap: .5rem; margin: .5rem 0 1rem; }
+.actions { display: flex; flex-wrap: wrap; align-items: flex-end; gap: .5rem; margin: .5rem 0 1rem; }
 .login { max-width: 28rem; }
 .login p { margin: .5rem 0 1rem; }
 .pager { display: flex; gap: 1rem; }
@@ -151,5 +151,5 @@ dl.facts dd { margin: 0; overflow-wrap: anywhere; }
 .scroll table { min-width: 36rem; }
 """#
     /// A digest of the assets, in their URLs (`?v=`) for cache busting.
-    static let version = "ca8f2a3227a7"
+    static let version = "a1c6080d12d9"
 }
