@@ -77,12 +77,12 @@ import Testing
     }
 
     /// Logs in with `credential`; returns the session cookie and the page's CSRF token.
-    static func login(_ client: any TestClientProtocol, _ credential: String, next: String = "/ui",
+    static func login(_ client: any TestClientProtocol, _ credential: String, next: String = "/ui", session: String? = nil,
                       more: [(String, String)] = []) async throws -> (cookie: String, csrf: String, response: TestResponse) {
         let page = try await client.execute(uri: "/ui/login", method: .get, headers: [:])
         let loginCSRF = try #require(cookie(page, UICookies.login)).value
         #expect(page.text.contains("value=\"\(loginCSRF)\""))
-        let (h, b) = form(["csrf": loginCSRF, "credential": credential, "next": next], cookie: "\(UICookies.login)=\(loginCSRF)", more: more)
+        let (h, b) = form(["csrf": loginCSRF, "credential": credential, "next": next], cookie: "\(UICookies.login)=\(loginCSRF)" + (session.map { "; " + $0 } ?? ""), more: more)
         let r = try await client.execute(uri: "/ui/login", method: .post, headers: h, body: b)
         guard let session = cookie(r, UICookies.session) else { return ("", "", r) }
         let overview = try await client.execute(uri: "/ui", method: .get, headers: Req.headers([("Cookie", "nova_session=\(session.value)")]))
@@ -116,17 +116,24 @@ import Testing
             #expect(csp.contains("default-src 'none'") && csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"))
             #expect(!page.text.contains("reload-drivers"), "a user has no reload button")
 
+            // Logging in again from the same browser replaces its session.
+            let again = try await Self.login(client, F.aliceKey, session: alice.cookie)
+            #expect(!again.cookie.isEmpty && again.cookie != alice.cookie)
+            #expect(try await client.execute(uri: "/ui", method: .get, headers: Req.headers([("Cookie", again.cookie)])).status == .ok)
+            #expect(try await client.execute(uri: "/ui", method: .get, headers: Req.headers([("Cookie", alice.cookie)])).status == .seeOther)
+            let current = again
+
             // Behind a TLS proxy the cookie is Secure.
             let secure = try await Self.login(client, F.aliceKey, more: [("X-Forwarded-Proto", "https")])
             #expect(try #require(Self.cookie(secure.response, UICookies.session)).attributes.contains("; Secure"))
 
             // A state-changing post needs the session's CSRF token (field or header).
-            let (h1, b1) = Self.form([:], cookie: alice.cookie)
+            let (h1, b1) = Self.form([:], cookie: current.cookie)
             #expect(try await client.execute(uri: "/ui/drivers/reload", method: .post, headers: h1, body: b1).status == .forbidden)
-            let (h2, b2) = Self.form(["csrf": secure.csrf], cookie: alice.cookie)
+            let (h2, b2) = Self.form(["csrf": secure.csrf], cookie: current.cookie)
             #expect(try await client.execute(uri: "/ui/drivers/reload", method: .post, headers: h2, body: b2).status == .forbidden,
                     "another session's token does not count")
-            let (h3, b3) = Self.form(["csrf": alice.csrf], cookie: alice.cookie)
+            let (h3, b3) = Self.form(["csrf": current.csrf], cookie: current.cookie)
             #expect(try await client.execute(uri: "/ui/drivers/reload", method: .post, headers: h3, body: b3).status == .forbidden,
                     "a valid token, but a user may not reload drivers")
 
@@ -138,12 +145,12 @@ import Testing
             #expect(reloaded.status == .seeOther && reloaded.headers[.location] == "/ui?notice=drivers_reloaded")
 
             // Logout needs the token too, then the session is gone.
-            let (h5, b5) = Self.form([:], cookie: alice.cookie)
+            let (h5, b5) = Self.form([:], cookie: current.cookie)
             #expect(try await client.execute(uri: "/ui/logout", method: .post, headers: h5, body: b5).status == .forbidden)
-            let (h6, b6) = Self.form(["csrf": alice.csrf], cookie: alice.cookie)
+            let (h6, b6) = Self.form(["csrf": current.csrf], cookie: current.cookie)
             let out = try await client.execute(uri: "/ui/logout", method: .post, headers: h6, body: b6)
             #expect(out.status == .seeOther && Self.cookie(out, UICookies.session)?.attributes.contains("Max-Age=0") == true)
-            #expect(try await client.execute(uri: "/ui", method: .get, headers: Req.headers([("Cookie", alice.cookie)])).status == .seeOther)
+            #expect(try await client.execute(uri: "/ui", method: .get, headers: Req.headers([("Cookie", current.cookie)])).status == .seeOther)
             // A bearer credential does not stand in for a session on /ui.
             #expect(try await client.get("/ui", F.aliceKey).status == .seeOther)
         }

@@ -40,6 +40,8 @@ extension NovaServer {
                 let message = error == .missing ? "Enter an API key or a JWT." : "Those credentials were not accepted: \(error.description)"
                 return UIHTML.response(Self.loginPage(token: expected, next: next, error: message), status: error.status == 403 ? .forbidden : .unauthorized)
             }
+            // A new id at every login; a session the browser still held ends (no fixation).
+            uiSessions.remove(request.cookies[UICookies.session]?.value)
             let (id, _) = uiSessions.create(for: caller)
             await AuditActor.$principal.withValue(caller.principal) {
                 _ = await host.audit("dashboard.login", target: "/ui", detail: ["role": .string(caller.role), "method": .string(caller.method.description)])

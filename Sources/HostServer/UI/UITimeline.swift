@@ -63,7 +63,8 @@ enum UITimeline {
         for i in 0...4 {
             let x = labelWidth + plotWidth * Double(i) / 4
             let anchor = i == 0 ? "start" : i == 4 ? "end" : "middle"
-            s += "<text x=\"\(format(x))\" y=\"13\" text-anchor=\"\(anchor)\">\(format(span * Double(i) / 4)) ms</text>"
+            let tick = span * Double(i) / 4
+            s += "<text x=\"\(format(x))\" y=\"13\" text-anchor=\"\(anchor)\">\(span < 10 ? String(format: "%.2f", tick) : format(tick)) ms</text>"
         }
         for (i, step) in rows.enumerated() {
             let y = top + Double(i) * rowHeight
