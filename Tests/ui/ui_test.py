@@ -274,6 +274,14 @@ def main():
         check("alice gets 404 for bob's run page", status == 404, status)
         admin.get(URL + f"/ui/runs/{bob_run}")
         check("an admin sees bob's run", admin.find_elements(By.ID, "steps"))
+        admin.get(URL + "/ui/runs")
+        admin.find_element(By.ID, "principal").send_keys("bob" + Keys.ENTER)
+        WebDriverWait(admin, 10).until(EC.url_contains("principal=bob"))
+        listed = [r.get_attribute("id") for r in admin.find_elements(By.CSS_SELECTOR, "#runs tbody tr")]
+        check("an admin filters the runs list by principal", listed == [f"run-{bob_run}"], listed)
+        check("a user has no principal filter", not alice.find_elements(By.ID, "principal"))
+        status, _, _ = http("GET", "/ui/runs?principal=bob", cookie=alice_cookie)
+        check("a user asking for another principal's runs is refused 403", status == 403, status)
 
         # Admin-only: the reload button is absent for alice and refused server-side.
         alice.get(URL + "/ui")
@@ -369,6 +377,7 @@ def main():
         check_page("overview (admin)", "/ui", admin_cookie)
         check_page("runs", "/ui/runs", alice_cookie)
         check_page("runs filtered", "/ui/runs?status=succeeded", alice_cookie)
+        check_page("runs (admin, by principal)", "/ui/runs?status=succeeded&principal=bob", admin_cookie)
         check_page("run", f"/ui/runs/{run_id}", alice_cookie)
         check_page("run verified", f"/ui/runs/{run_id}/verify", alice_cookie)
         check_page("run denied", f"/ui/runs/{denied_id}", alice_cookie)

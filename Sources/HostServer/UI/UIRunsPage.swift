@@ -13,16 +13,18 @@ extension NovaServer {
         onUI(router, .get, "/ui/runs") { [self] request, ui in
             let q = request.uri.queryParameters
             let status = try Self.dashboardStatus(q.get("status"))
+            let principal = Self.dashboardPrincipal(q.get("principal"))
             let offset = try RouteHelpers.intParameter(q.get("offset"), name: "offset", default: 0, range: 0...10_000_000)
-            let page = try await runPage(status: status, principal: nil, limit: Self.dashboardPageSize, offset: offset, caller: ui.caller)
+            let page = try await runPage(status: status, principal: principal, limit: Self.dashboardPageSize, offset: offset, caller: ui.caller)
             return UIHTML.response(UIHTML.page(title: "Runs", section: "/ui/runs", viewer: ui.viewer,
-                                               body: Self.runsBody(page, status: status, offset: offset)))
+                                               body: Self.runsBody(page, status: status, principal: principal, offset: offset, admin: ui.caller.isAdmin)))
         }
 
         onUI(router, .get, "/ui/runs/events") { [self] request, ui in
             let status = try Self.dashboardStatus(request.uri.queryParameters.get("status"))
+            let principal = Self.dashboardPrincipal(request.uri.queryParameters.get("principal"))
             let (caller, sessionId, sessions) = (ui.caller, ui.sessionId, uiSessions)
-            _ = try await runPage(status: status, principal: nil, limit: 1, offset: 0, caller: caller)  // errors before the stream starts
+            _ = try await runPage(status: status, principal: principal, limit: 1, offset: 0, caller: caller)  // errors before the stream starts
             var headers = HTTPFields()
             headers[.contentType] = "text/event-stream"
             headers[.cacheControl] = "no-cache"
@@ -37,7 +39,7 @@ extension NovaServer {
                         break
                     }
                     var text = ""
-                    if let page = try? await runPage(status: status, principal: nil, limit: Self.dashboardPageSize, offset: 0, caller: caller) {
+                    if let page = try? await runPage(status: status, principal: principal, limit: Self.dashboardPageSize, offset: 0, caller: caller) {
                         // Oldest first: the page inserts each new run at the top.
                         for run in (page["runs"]?.arrayValue ?? []).reversed() {
                             guard let id = run["run_id"]?.stringValue else { continue }
@@ -75,6 +77,13 @@ extension NovaServer {
         return raw
     }
 
+    /// A `principal` filter: nil when absent or empty (a caller who is not an admin asking for
+    /// another principal's runs is refused by `runPage`, as `GET /v1/runs` refuses it).
+    static func dashboardPrincipal(_ raw: String?) -> String? {
+        guard let raw, !raw.isEmpty else { return nil }
+        return raw
+    }
+
     /// What the live list needs of a run (the fields of a row).
     static func runRowJSON(_ run: JSONValue) -> JSONValue {
         var o: [String: JSONValue] = [:]
@@ -92,15 +101,21 @@ extension NovaServer {
             + "<td>\(duration)</td></tr>"
     }
 
-    static func runsBody(_ page: JSONValue, status: String?, offset: Int) -> String {
+    static func runsBody(_ page: JSONValue, status: String?, principal: String?, offset: Int, admin: Bool) -> String {
         let runs = page["runs"]?.arrayValue ?? []
         let total = page["total"]?.intValue ?? runs.count
         var h = "<h1>Runs</h1>\n<form class=\"filters\" method=\"get\" action=\"/ui/runs\">\n<div><label for=\"status\">Status</label>\n<select id=\"status\" name=\"status\">"
         h += "<option value=\"\"\(status == nil ? " selected" : "")>all</option>"
         for s in RunViews.listableStatuses { h += "<option value=\"\(s)\"\(status == s ? " selected" : "")>\(s)</option>" }
-        h += "</select></div>\n<button type=\"submit\">Filter</button>\n</form>\n"
-        h += "<p>\(total) run(s)\(status.map { " with status \($0)" } ?? ""); newest first.</p>\n"
-        let query = status.map { "status=\(UIHTML.urlComponent($0))" } ?? ""
+        h += "</select></div>\n"
+        // Only admin roles may list other principals' runs: others get no principal field.
+        if admin {
+            h += "<div><label for=\"principal\">Principal</label>\n<input type=\"text\" id=\"principal\" name=\"principal\" value=\"\(UIHTML.escape(principal ?? ""))\"></div>\n"
+        }
+        h += "<button type=\"submit\">Filter</button>\n</form>\n"
+        h += "<p>\(total) run(s)\(status.map { " with status \($0)" } ?? "")\(principal.map { " of \(UIHTML.escape($0))" } ?? ""); newest first.</p>\n"
+        let query = [status.map { "status=\(UIHTML.urlComponent($0))" }, principal.map { "principal=\(UIHTML.urlComponent($0))" }]
+            .compactMap { $0 }.joined(separator: "&")
         // Only the first page follows new runs live.
         let live = offset == 0 ? " data-events=\"/ui/runs/events\(query.isEmpty ? "" : "?" + UIHTML.escape(query))\"" : ""
         h += "<p id=\"live-status\" role=\"status\" aria-live=\"polite\"></p>\n"
