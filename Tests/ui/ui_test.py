@@ -371,6 +371,12 @@ def main():
         check("approving from the page lets the run finish", guarded_run.get("status") == "succeeded", guarded_run)
         _, _, decided = http("GET", f"/v1/approvals/{approval_id}", ADMIN_KEY)
         check("REST records the approval by the admin", decided.get("status") == "approved" and decided.get("decided_by") == "admin", decided)
+        alice.get(URL + f"/ui/runs/{guarded}")
+        waits = alice.find_elements(By.CSS_SELECTOR, "#timeline rect.bar.status-waiting")
+        note = alice.find_elements(By.CSS_SELECTOR, "#steps .approval-note")
+        check("the timeline draws the wait for approval, and the step says who approved",
+              len(waits) == 1 and note and "approved by admin" in note[0].text, (len(waits), [n.text for n in note]))
+        shot(alice, "run-approved")
 
         # HTML validity, CSP and labels of every page.
         check_page("overview (user)", "/ui", alice_cookie)

@@ -113,7 +113,7 @@ caption { text-align: left; font-weight: 600; padding: .25rem 0; }
 th, td { text-align: left; border-bottom: 1px solid var(--line); padding: .35rem .5rem; vertical-align: top; }
 th { background: var(--panel); }
 td { overflow-wrap: anywhere; }
-.badge { display: inline-block; padding: 0 .4rem; border-radius: .25rem; border: 1px solid var(--line); font-size: .85rem; }
+.badge { white-space: nowrap; display: inline-block; padding: 0 .4rem; border-radius: .25rem; border: 1px solid var(--line); font-size: .85rem; }
 .status-succeeded, .status-allow, .status-active, .status-approved, .status-ok { color: var(--ok); border-color: var(--ok); }
 .status-failed, .status-denied, .status-deny, .status-interrupted, .status-stopped, .status-error { color: var(--bad); border-color: var(--bad); }
 .status-running, .status-queued, .status-pending, .status-require_approval { color: var(--info); border-color: var(--info); }
@@ -149,7 +149,9 @@ dl.facts dd { margin: 0; overflow-wrap: anywhere; }
 }
 .scroll { overflow-x: auto; max-width: 100%; }
 .scroll table { min-width: 36rem; }
+.timeline .bar.status-waiting { fill: #d4a72c; fill-opacity: .55; }
+.legend { color: var(--muted); font-size: .9rem; margin: .25rem 0 1rem; }
 """#
     /// A digest of the assets, in their URLs (`?v=`) for cache busting.
-    static let version = "a1c6080d12d9"
+    static let version = "101c16979ab4"
 }

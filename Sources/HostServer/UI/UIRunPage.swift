@@ -71,7 +71,13 @@ extension NovaServer {
         if let output = view["output"] { h += "<h2>Output</h2>\n" + UIHTML.json(output) }
         h += "<h2>Timeline</h2>\n"
         if let doc = recorded?.document {
-            h += UITimeline.svg(doc) ?? "<p class=\"empty\">No step ran.</p>"
+            if let svg = UITimeline.svg(doc) {
+                h += svg + "<p class=\"legend\">One row per step, one bar per attempt: green succeeded, red denied or failed, amber cancelled "
+                    + "or skipped, blue running; a pale amber bar is the time a call waited for approval. Hover a bar for its figures; "
+                    + "the table below has the same facts.</p>\n"
+            } else {
+                h += "<p class=\"empty\">No step ran.</p>"
+            }
             h += Self.stepsTable(doc["steps"]?.arrayValue ?? [])
         } else {
             h += "<p class=\"empty\">The timeline appears once the run is recorded. Reload the page to update it.</p>\n"
@@ -103,6 +109,10 @@ extension NovaServer {
             var result = ""
             if let e = last?["error"] { result += "<p class=\"error-text\">\(UIHTML.escape(e["message"]?.stringValue ?? e.serialized()))</p>" }
             if let reason = s["reason"]?.stringValue { result += "<p>\(UIHTML.escape(reason))</p>" }
+            if let a = last?["approval"], let st = a["status"]?.stringValue {
+                let by = a["decided_by"]?.stringValue.map { " by \($0)" } ?? ""
+                result += "<p class=\"approval-note\">Approval \(UIHTML.escape(st))\(UIHTML.escape(by))\(a["decided_at"]?.stringValue.map { " at " + UIHTML.escape($0) } ?? "")</p>"
+            }
             if let out = s["output"] ?? last?["output"] { result += UIHTML.json(out) }
             if let items = s["items"]?.arrayValue { result += "<p>\(items.count) item(s)</p>" }
             let id = s["id"]?.stringValue ?? ""

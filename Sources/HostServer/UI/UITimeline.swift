@@ -3,7 +3,9 @@ import Host
 import JSON
 
 /// The episode timeline of a run: one row per step, one bar per attempt on a common time axis
-/// (from each attempt's `started_at` and `duration_ms`), coloured by the attempt's outcome, as
+/// (from each attempt's `started_at` and `duration_ms`; a call that waited for approval gets a
+/// `waiting` bar from the request to the decision, and its call bar starts at the decision),
+/// coloured by the attempt's outcome, as
 /// inline SVG (geometry in attributes, colours from the stylesheet's classes: nothing the CSP
 /// would have to allow). Every bar has a `<title>` with the exact figures, and the same facts
 /// are in the steps table below it for keyboard and screen-reader users.
@@ -25,8 +27,17 @@ enum UITimeline {
         for step in document["steps"]?.arrayValue ?? [] {
             let id = step["id"]?.stringValue ?? "?"
             for a in step["attempts"]?.arrayValue ?? [] {
-                guard let started = a["started_at"]?.stringValue, let ms = Timestamps.parseMs(started) else { continue }
-                out.append(Bar(step: id, attempt: a["attempt"]?.intValue ?? 1, startMs: Double(ms), durationMs: a["duration_ms"]?.doubleValue ?? 0,
+                guard let started = a["started_at"]?.stringValue, var ms = Timestamps.parseMs(started) else { continue }
+                let attempt = a["attempt"]?.intValue ?? 1
+                // A call that waited for a person: the wait is its own bar, and the call ran once decided.
+                if let approval = a["approval"], let asked = approval["requested_at"]?.stringValue.flatMap(Timestamps.parseMs),
+                   let decided = approval["decided_at"]?.stringValue.flatMap(Timestamps.parseMs), decided >= asked {
+                    let who = approval["decided_by"]?.stringValue.map { " by \($0)" } ?? ""
+                    out.append(Bar(step: id, attempt: attempt, startMs: Double(asked), durationMs: Double(decided - asked), outcome: "waiting",
+                                   decision: "waiting for approval, \(approval["status"]?.stringValue ?? "decided")\(who)"))
+                    ms = max(ms, decided)
+                }
+                out.append(Bar(step: id, attempt: attempt, startMs: Double(ms), durationMs: a["duration_ms"]?.doubleValue ?? 0,
                                outcome: outcome(a, stepStatus: step["status"]?.stringValue ?? "unknown"),
                                decision: decisionText(a["decision"])))
             }
