@@ -92,8 +92,10 @@ struct EdgeMiddleware: RouterMiddleware {
         }
         if origin != nil { response.headers[values: .vary].append("Origin") }
         response.headers[.xRequestID] = rid
-        // The dashboard's pages set their own (scripts and styles from 'self'); nothing else loads anything.
-        if response.headers[.contentSecurityPolicy] == nil { response.headers[.contentSecurityPolicy] = "default-src 'none'; frame-ancestors 'none'" }
+        // The dashboard's responses set their own (scripts and styles from 'self'); nothing else loads anything.
+        if response.headers[.contentSecurityPolicy] == nil {
+            response.headers[.contentSecurityPolicy] = "default-src 'none'; frame-ancestors 'none'"
+        }
         response.headers[.xContentTypeOptions] = "nosniff"
         response.headers[.xFrameOptions] = "DENY"
         response.headers[.referrerPolicy] = "no-referrer"
