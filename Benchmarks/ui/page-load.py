@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Dashboard page load with many runs in the store (issue 17: "< 300 ms with 10,000 runs").
+
+Starts a real `nova-host serve` (release binary by default) on a fresh data directory, records
+N runs through POST /v1/runs (its own worker runs them), logs in to /ui like a browser (the
+login form's token, then the session cookie) and times each page over one keep-alive
+connection: ROUNDS requests per page, median and p95 in milliseconds, against the 300 ms goal.
+
+    NOVA_HOST_BIN=.build/release/nova-host RUNS=10000 ROUNDS=15 python3 Benchmarks/ui/page-load.py
+"""
+import concurrent.futures
+import hashlib
+import http.client
+import json
+import os
+import re
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("NOVA_HOST_BIN", f"{ROOT}/.build/release/nova-host")
+RUNS = int(os.environ.get("RUNS", "10000"))
+ROUNDS = int(os.environ.get("ROUNDS", "15"))
+GOAL_MS = 300
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(work, key):
+    config = {"api_keys": [{"id": "bench", "principal": "admin", "role": "admin", "sha256": hashlib.sha256(key.encode()).hexdigest()}],
+              "mcp": {"allowed_hosts": ["127.0.0.1:*"]}}
+    with open(f"{work}/host.json", "w") as fh:
+        json.dump(config, fh)
+    port = free_port()
+    proc = subprocess.Popen([BIN, "serve", "--config", f"{work}/host.json", "--listen", f"127.0.0.1:{port}", "--drivers", f"{ROOT}/drivers",
+                             "--data", f"{work}/data", "--policy", f"{ROOT}/configs/policy.default.json", "--log-level", "error",
+                             "--concurrency", "16"], stdout=subprocess.DEVNULL, stderr=open(f"{work}/serve.log", "w"))
+    for _ in range(600):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            c.request("GET", "/health")
+            if c.getresponse().status == 200:
+                return proc, port
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"serve did not start: {open(f'{work}/serve.log').read()[-2000:]}")
+
+
+def seed(port, key):
+    plan = {"name": "bench-plan", "steps": [{"id": "a", "call": "echo.echo", "input": {"n": 1}}, {"id": "b", "call": "text.upper", "input": {"text": "x"}}]}
+    body = json.dumps({"plan": plan}).encode()
+
+    def post(count):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for _ in range(count):
+            c.request("POST", "/v1/runs", body, {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+            r = c.getresponse()
+            r.read()
+            if r.status != 202:
+                raise SystemExit(f"POST /v1/runs answered {r.status}")
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(post, [RUNS // 8 + (1 if i < RUNS % 8 else 0) for i in range(8)]))
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    while True:
+        c.request("GET", "/v1/runs?status=succeeded&limit=1", headers={"Authorization": f"Bearer {key}"})
+        total = json.loads(c.getresponse().read())["total"]
+        print(f"\r  recorded {total}/{RUNS}", end="", file=sys.stderr, flush=True)
+        if total >= RUNS:
+            break
+        time.sleep(0.5)
+    print(f"\r  {RUNS} runs recorded in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+
+
+def login(port, key):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    c.request("GET", "/ui/login")
+    r = c.getresponse()
+    page = r.read().decode()
+    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    login_cookie = r.getheader("Set-Cookie").split(";")[0]
+    form = urllib.parse.urlencode({"csrf": token, "next": "/ui", "credential": key})
+    c.request("POST", "/ui/login", form, {"Content-Type": "application/x-www-form-urlencoded", "Cookie": login_cookie})
+    r = c.getresponse()
+    r.read()
+    cookies = [v.split(";")[0] for k, v in r.getheaders() if k.lower() == "set-cookie" and v.startswith("nova_session")]
+    if r.status not in (302, 303) or not cookies:
+        raise SystemExit(f"login failed: {r.status}")
+    return cookies[0]
+
+
+def time_page(port, cookie, path):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    samples = []
+    for _ in range(ROUNDS + 1):
+        t0 = time.perf_counter()
+        c.request("GET", path, headers={"Cookie": cookie})
+        r = c.getresponse()
+        r.read()
+        samples.append((time.perf_counter() - t0) * 1000)
+        if r.status != 200:
+            raise SystemExit(f"{path} answered {r.status}")
+    samples = samples[1:]  # the first request warms caches
+    return statistics.median(samples), sorted(samples)[max(0, int(len(samples) * 0.95) - 1)]
+
+
+def main():
+    if not os.access(BIN, os.X_OK):
+        raise SystemExit(f"no nova-host at {BIN} (swift build -c release --product nova-host, or set NOVA_HOST_BIN)")
+    work = tempfile.mkdtemp(prefix="nova-ui-bench.")
+    key = "nova_bench_" + secrets.token_hex(16)
+    proc, port = start(work, key)
+    try:
+        seed(port, key)
+        cookie = login(port, key)
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        c.request("GET", "/v1/runs?limit=1", headers={"Authorization": f"Bearer {key}"})
+        run_id = json.loads(c.getresponse().read())["runs"][0]["run_id"]
+        pages = ["/ui", "/ui/runs", f"/ui/runs/{run_id}", "/ui/agents", "/ui/approvals"]
+        print(f"dashboard pages with {RUNS} runs in the store ({ROUNDS} requests each, one keep-alive connection)")
+        print(f"{'page':<48} {'median ms':>10} {'p95 ms':>8}  goal < {GOAL_MS} ms")
+        for path in pages:
+            med, p95 = time_page(port, cookie, path)
+            shown = path if len(path) < 40 else path[:20] + "…" + path[-8:]
+            print(f"{shown:<48} {med:>10.1f} {p95:>8.1f}  {'met' if p95 < GOAL_MS else 'NOT MET'}")
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+if __name__ == "__main__":
+    main()
