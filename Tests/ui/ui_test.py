@@ -378,6 +378,90 @@ def main():
               len(waits) == 1 and note and "approved by admin" in note[0].text, (len(waits), [n.text for n in note]))
         shot(alice, "run-approved")
 
+        # Drivers: every driver with its state and SHA-256 (echo has run, so it is loaded).
+        admin.get(URL + "/ui/drivers")
+        row = admin.find_elements(By.XPATH, "//table[@id='drivers']//tr[td//span[@id='driver-echo']]")
+        cells = [c.text for c in row[0].find_elements(By.TAG_NAME, "td")] if row else []
+        check("the drivers page lists the echo driver loaded, with its SHA-256",
+              len(cells) > 4 and cells[1] == "loaded" and re.fullmatch(r"[0-9a-f]{64}", cells[4]), cells)
+        shot(admin, "drivers-admin")
+        alice.get(URL + "/ui/drivers")
+        check("alice's drivers page lists echo without the reload button or file paths",
+              alice.find_elements(By.ID, "driver-echo") and not alice.find_elements(By.ID, "reload-drivers")
+              and not alice.find_elements(By.CSS_SELECTOR, "code.path"), alice.page_source[-600:])
+        shot(alice, "drivers-user")
+        admin.find_element(By.ID, "reload-drivers").click()
+        try:
+            notice = WebDriverWait(admin, 10).until(EC.presence_of_element_located((By.CSS_SELECTOR, "p.notice"))).text
+        except Exception:  # noqa: BLE001
+            notice = admin.page_source[-800:]
+        check("the admin reloads drivers from the drivers page and lands back on it",
+              "Drivers reloaded" in notice and admin.current_url.startswith(URL + "/ui/drivers"), (notice, admin.current_url))
+
+        # Jobs: a goal no rule of its agent's planner matches fails for good (dead job); alice
+        # sees it without buttons and her forged retry is refused; the admin retries it.
+        planner = {"kind": "rules", "rules": [{"intent": "shout", "words": ["shout"],
+                                               "plan": {"name": "ui-shout", "steps": [{"id": "s", "call": "echo.echo", "input": {}}]}}]}
+        status, _, dl_agent = http("POST", "/v1/agents", ADMIN_KEY, {"name": "ui-dlq", "principal": "alice", "config": {"planner": planner}})
+        check("an agent with a rules planner is created for alice", status == 201, dl_agent)
+        status, _, goal = http("POST", f"/v1/agents/{dl_agent.get('id')}/goals", ALICE_KEY, {"goal": "whisper something"})
+        dead_id = goal.get("run_id", "none") if isinstance(goal, dict) else "none"
+        dead = {}
+        for _ in range(600):
+            _, _, dead = http("GET", f"/v1/jobs/{dead_id}", ADMIN_KEY)
+            if isinstance(dead, dict) and dead.get("state") == "dead":
+                break
+            time.sleep(0.05)
+        check("a goal no planner rule matches ends as a dead job", isinstance(dead, dict) and dead.get("state") == "dead", dead)
+        alice.get(URL + "/ui/jobs")
+        check("alice sees her dead job in the dead-letter queue without Retry/Discard buttons",
+              alice.find_elements(By.ID, f"dead-{dead_id}") and not alice.find_elements(By.ID, f"retry-{dead_id}")
+              and not alice.find_elements(By.CSS_SELECTOR, "#dead-jobs button"), alice.page_source[-800:])
+        shot(alice, "jobs-user")
+        status, _, _ = http("POST", f"/ui/jobs/{dead_id}/retry", cookie=alice_cookie, form={"csrf": token, "confirm": "yes"})
+        check("alice's retry post (with a valid CSRF token) is refused 403", status == 403, status)
+        status, _, _ = http("POST", f"/ui/jobs/{dead_id}/discard", cookie=alice_cookie, form={"csrf": token, "confirm": "yes"})
+        check("alice's discard post (with a valid CSRF token) is refused 403", status == 403, status)
+        status, _, _ = http("POST", f"/ui/jobs/{dead_id}/retry", cookie=admin_cookie, form={"confirm": "yes"})
+        check("a retry post without the CSRF token is refused 403", status == 403, status)
+        _, _, still = http("GET", f"/v1/jobs/{dead_id}", ADMIN_KEY)
+        check("the refused posts changed nothing (REST: still dead)", still.get("state") == "dead", still)
+        # Paused, the agent holds the retried goal in the queue, so its state can be seen.
+        status, _, _ = http("POST", f"/v1/agents/{dl_agent.get('id')}/pause", ADMIN_KEY, {})
+        admin.get(URL + "/ui/jobs")
+        dlq_before = admin.find_element(By.ID, "dlq-total").text
+        shot(admin, "jobs-admin")
+        admin.find_element(By.ID, f"retry-{dead_id}").click()
+        WebDriverWait(admin, 10).until(EC.presence_of_element_located((By.ID, "confirm")))
+        shot(admin, "job-confirm")
+        _, _, waiting = http("GET", f"/v1/jobs/{dead_id}", ADMIN_KEY)
+        check("the retry waits for confirmation", waiting.get("state") == "dead", waiting)
+        admin.find_element(By.ID, "confirm").click()
+        try:
+            notice = WebDriverWait(admin, 10).until(EC.presence_of_element_located((By.CSS_SELECTOR, "p.notice"))).text
+        except Exception:  # noqa: BLE001
+            notice = admin.page_source[-800:]
+        _, _, retried = http("GET", f"/v1/jobs/{dead_id}", ADMIN_KEY)
+        check("the admin retries the dead job from the jobs page (REST: available again)",
+              "Job retried" in notice and retried.get("state") in ("available", "retryable", "running"), (notice, retried))
+        check("the dead-letter count went down", admin.find_element(By.ID, "dlq-total").text == str(int(dlq_before) - 1),
+              (dlq_before, admin.find_element(By.ID, "dlq-total").text))
+        check("the jobs page counts jobs by queue and state", admin.find_elements(By.ID, "queue-default")
+              and admin.find_elements(By.ID, "jobs-succeeded"), admin.page_source[-600:])
+        # A subscription with its lag.
+        setup = [http("POST", "/v1/topics", ADMIN_KEY, {"name": "ui.events"})[0],
+                 http("POST", "/v1/subscriptions", ADMIN_KEY, {"id": "ui-sub", "topic": "ui.events"})[0]]
+        setup += [http("POST", "/v1/topics/ui.events/messages", ADMIN_KEY, {"payload": {"n": n}})[0] for n in (1, 2)]
+        check("a topic, a subscription and two messages are created over REST", setup == [201, 201, 201, 201], setup)
+        admin.get(URL + "/ui/jobs")
+        row = admin.find_elements(By.XPATH, "//table[@id='subscriptions']//tr[td//span[@id='sub-ui-sub']]")
+        cells = [c.text for c in row[0].find_elements(By.TAG_NAME, "td")] if row else []
+        _, _, sub_rest = http("GET", "/v1/subscriptions/ui-sub", ADMIN_KEY)
+        lag = str(sub_rest.get("stats", {}).get("lag")) if isinstance(sub_rest, dict) else None
+        check("the jobs page lists the bus subscription with its lag as REST reports it",
+              len(cells) > 5 and cells[1] == "ui.events" and cells[2] == lag and cells[5] == "0", (cells, sub_rest))
+        shot(admin, "jobs-subscriptions")
+
         # HTML validity, CSP and labels of every page.
         check_page("overview (user)", "/ui", alice_cookie)
         check_page("overview (admin)", "/ui", admin_cookie)
@@ -391,6 +475,12 @@ def main():
         check_page("agent", f"/ui/agents/{agent['id']}", alice_cookie)
         check_page("agent confirm", f"/ui/agents/{agent['id']}/resume", alice_cookie, method="POST", form={"csrf": token})
         check_page("approvals", "/ui/approvals", admin_cookie)
+        check_page("drivers (user)", "/ui/drivers", alice_cookie)
+        check_page("drivers (admin)", "/ui/drivers", admin_cookie)
+        check_page("jobs (user)", "/ui/jobs", alice_cookie)
+        check_page("jobs (admin)", "/ui/jobs", admin_cookie)
+        admin_token = admin.find_element(By.CSS_SELECTOR, "form.who input[name=csrf]").get_attribute("value")
+        check_page("job confirm", f"/ui/jobs/{dead_id}/discard", admin_cookie, method="POST", form={"csrf": admin_token})
         check_page("not found", f"/ui/runs/{bob_run}", alice_cookie, expect=404)
         check_page("forbidden (csrf)", f"/ui/agents/{agent['id']}/resume", alice_cookie, method="POST", form={}, expect=403)
         for asset in ["/ui/assets/app.js", "/ui/assets/app.css"]:
@@ -405,7 +495,8 @@ def main():
         phone = browser(390, 844, phone=True)
         try:
             login(phone, ALICE_KEY)
-            for path, name in [("/ui", "overview-phone"), ("/ui/runs", "runs-phone"), (f"/ui/runs/{run_id}", "run-phone")]:
+            for path, name in [("/ui", "overview-phone"), ("/ui/runs", "runs-phone"), (f"/ui/runs/{run_id}", "run-phone"),
+                               ("/ui/drivers", "drivers-phone"), ("/ui/jobs", "jobs-phone")]:
                 phone.get(URL + path)
                 width = phone.execute_script("return document.documentElement.scrollWidth;")
                 inner = phone.execute_script("return window.innerWidth;")

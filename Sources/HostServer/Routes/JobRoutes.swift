@@ -9,7 +9,7 @@ extension NovaServer {
     func addJobRoutes(_ router: Router<ServerContext>) {
         on(router, .get, "/v1/jobs") { [self] request, context in
             let caller = try context.requireCaller()
-            let queue = try requireQueue()
+            _ = try requireQueue()
             let q = request.uri.queryParameters
             let limit = try RouteHelpers.intParameter(q.get("limit"), name: "limit", default: 50, range: 1...500)
             let offset = try RouteHelpers.intParameter(q.get("offset"), name: "offset", default: 0, range: 0...10_000_000)
@@ -27,24 +27,8 @@ extension NovaServer {
                     throw APIError.badRequest("invalid_parameter", "\(name) must be 1–64 of a-z 0-9 _ - .")
                 }
             }
-            var filter = JobFilter(states: states, queue: q.get("queue"), kind: q.get("kind"))
-            let jobs: [Job]
-            let total: Int
-            do {
-                if caller.isAdmin {
-                    jobs = try await queue.listJobs(filter, limit: limit, offset: offset)
-                    total = try await queue.countJobs(filter)
-                } else {
-                    // Others see their own runs' jobs only.
-                    if filter.kind != nil && filter.kind != RunJob.kind { return JSONIO.response(Self.page([], limit, offset, 0)) }
-                    filter.kind = RunJob.kind
-                    let own = try await queue.listJobs(filter, limit: 10_000, offset: 0).filter { $0.payload["principal"]?.stringValue == caller.principal }
-                    jobs = Array(own.dropFirst(offset).prefix(limit))
-                    total = own.count
-                }
-            } catch {
-                throw APIError(.serviceUnavailable, "store_unavailable", "the job queue cannot be read: \(error)")
-            }
+            let (jobs, total) = try await visibleJobs(JobFilter(states: states, queue: q.get("queue"), kind: q.get("kind")),
+                                                      limit: limit, offset: offset, caller: caller)
             return JSONIO.response(Self.page(jobs.map(\.json), limit, offset, total))
         }
 
@@ -68,31 +52,62 @@ extension NovaServer {
         }
 
         on(router, .post, "/v1/jobs/{id}/retry") { [self] _, context in
-            let job = try await visibleJob(context, admin: true)
-            do {
-                guard let retried = try await requireQueue().retryJob(id: job.id) else { throw APIError.notFound("no job \(job.id)") }
-                await host.audit("job.retry", target: job.id, detail: ["kind": .string(job.kind), "queue": .string(job.queue)])
-                context.logger.notice("job retried", metadata: ["job_id": .string(job.id)])
-                return JSONIO.response(retried.json)
-            } catch let e as JobQueueError {
-                throw APIError(.conflict, "job_not_retryable", e.message, extra: ["id": .string(job.id), "state": .string(job.state.rawValue)])
-            } catch let e as APIError { throw e } catch {
-                throw APIError(.serviceUnavailable, "store_unavailable", "the job queue cannot be reached: \(error)")
-            }
+            JSONIO.response(try await retryJob(context).json)
         }
 
         on(router, .delete, "/v1/jobs/{id}") { [self] _, context in
-            let job = try await visibleJob(context, admin: true)
-            do {
-                guard try await requireQueue().discardJob(id: job.id) else { throw APIError.notFound("no job \(job.id)") }
-                await host.audit("job.discard", target: job.id, detail: ["kind": .string(job.kind), "queue": .string(job.queue)])
-                context.logger.notice("job discarded", metadata: ["job_id": .string(job.id)])
-                return Response(status: .noContent)
-            } catch let e as JobQueueError {
-                throw APIError(.conflict, "job_not_finished", e.message, extra: ["id": .string(job.id), "state": .string(job.state.rawValue)])
-            } catch let e as APIError { throw e } catch {
-                throw APIError(.serviceUnavailable, "store_unavailable", "the job queue cannot be reached: \(error)")
+            try await discardJob(context)
+            return Response(status: .noContent)
+        }
+    }
+
+    /// The jobs matching `filter` that `caller` may see (as `GET /v1/jobs` lists them): admin
+    /// roles every job, others their own runs' jobs only; one page of them, and how many in all.
+    func visibleJobs(_ filter: JobFilter, limit: Int, offset: Int, caller: Caller) async throws -> (jobs: [Job], total: Int) {
+        let queue = try requireQueue()
+        var filter = filter
+        do {
+            if caller.isAdmin {
+                return (try await queue.listJobs(filter, limit: limit, offset: offset), try await queue.countJobs(filter))
             }
+            // Others see their own runs' jobs only.
+            if filter.kind != nil && filter.kind != RunJob.kind { return ([], 0) }
+            filter.kind = RunJob.kind
+            let own = try await queue.listJobs(filter, limit: 10_000, offset: 0).filter { $0.payload["principal"]?.stringValue == caller.principal }
+            return (Array(own.dropFirst(offset).prefix(limit)), own.count)
+        } catch {
+            throw APIError(.serviceUnavailable, "store_unavailable", "the job queue cannot be read: \(error)")
+        }
+    }
+
+    /// `POST /v1/jobs/{id}/retry` (and the dashboard's Retry): the job named by the path,
+    /// admin roles only, back to `available`; audited.
+    func retryJob(_ context: ServerContext) async throws -> Job {
+        let job = try await visibleJob(context, admin: true)
+        do {
+            guard let retried = try await requireQueue().retryJob(id: job.id) else { throw APIError.notFound("no job \(job.id)") }
+            await host.audit("job.retry", target: job.id, detail: ["kind": .string(job.kind), "queue": .string(job.queue)])
+            context.logger.notice("job retried", metadata: ["job_id": .string(job.id)])
+            return retried
+        } catch let e as JobQueueError {
+            throw APIError(.conflict, "job_not_retryable", e.message, extra: ["id": .string(job.id), "state": .string(job.state.rawValue)])
+        } catch let e as APIError { throw e } catch {
+            throw APIError(.serviceUnavailable, "store_unavailable", "the job queue cannot be reached: \(error)")
+        }
+    }
+
+    /// `DELETE /v1/jobs/{id}` (and the dashboard's Discard): a finished job named by the path
+    /// removed, admin roles only; audited.
+    func discardJob(_ context: ServerContext) async throws {
+        let job = try await visibleJob(context, admin: true)
+        do {
+            guard try await requireQueue().discardJob(id: job.id) else { throw APIError.notFound("no job \(job.id)") }
+            await host.audit("job.discard", target: job.id, detail: ["kind": .string(job.kind), "queue": .string(job.queue)])
+            context.logger.notice("job discarded", metadata: ["job_id": .string(job.id)])
+        } catch let e as JobQueueError {
+            throw APIError(.conflict, "job_not_finished", e.message, extra: ["id": .string(job.id), "state": .string(job.state.rawValue)])
+        } catch let e as APIError { throw e } catch {
+            throw APIError(.serviceUnavailable, "store_unavailable", "the job queue cannot be reached: \(error)")
         }
     }
 

@@ -57,6 +57,7 @@ enum UIHTML {
     /// The sections of the navigation, by path.
     static let sections: [(path: String, label: String)] = [
         ("/ui", "Overview"), ("/ui/runs", "Runs"), ("/ui/agents", "Agents"), ("/ui/approvals", "Approvals"),
+        ("/ui/drivers", "Drivers"), ("/ui/jobs", "Jobs"),
     ]
 
     /// A whole page: head with the assets, a skip link, the navigation (with the current section

@@ -22,7 +22,8 @@ extension NovaServer {
                 throw APIError(.forbidden, "forbidden", "reloading drivers is for admin roles (\(config.adminRoles.joined(separator: ", ")))")
             }
             _ = try await reloadDrivers(context: ui.context)
-            return UIHTML.redirect("/ui?notice=drivers_reloaded")
+            // Back to the page the button was on (the overview or the drivers page).
+            return UIHTML.redirect(ui.form["from"] == "drivers" ? "/ui/drivers?notice=drivers_reloaded" : "/ui?notice=drivers_reloaded")
         }
     }
 
@@ -35,6 +36,8 @@ extension NovaServer {
         case "paused": return "Agent paused."
         case "resumed": return "Agent resumed."
         case "stopped": return "Agent stopped."
+        case "job_retried": return "Job retried: it is available to the workers again."
+        case "job_discarded": return "Job discarded."
         case "run_cancelled": return "Run cancelled before it started."
         case "run_cancelling": return "Cancel requested: the run stops at its next cancellation point and is recorded cancelled."
         default: return nil

@@ -16,6 +16,8 @@ extension NovaServer {
         addDashboardRunRoutes(router)
         addDashboardAgentRoutes(router)
         addDashboardApprovalRoutes(router)
+        addDashboardDriverRoutes(router)
+        addDashboardJobRoutes(router)
     }
 
     /// `GET /ui/assets/app.js`, `GET /ui/assets/app.css`: the embedded assets (public; cached
