@@ -41,9 +41,14 @@ def start(work, key):
               "mcp": {"allowed_hosts": ["127.0.0.1:*"]}}
     with open(f"{work}/host.json", "w") as fh:
         json.dump(config, fh)
+    # No rate limits or budgets: the default profile's per-principal bucket would deny most of
+    # the seeded runs, and this measures pages, not the policy.
+    with open(f"{work}/policy.json", "w") as fh:
+        json.dump({"roles": ["admin"], "principals": {"admin": "admin"},
+                   "rules": [{"id": "all", "effect": "allow", "roles": ["admin"], "tools": ["*"]}]}, fh)
     port = free_port()
     proc = subprocess.Popen([BIN, "serve", "--config", f"{work}/host.json", "--listen", f"127.0.0.1:{port}", "--drivers", f"{ROOT}/drivers",
-                             "--data", f"{work}/data", "--policy", f"{ROOT}/configs/policy.default.json", "--log-level", "error",
+                             "--data", f"{work}/data", "--policy", f"{work}/policy.json", "--log-level", "error",
                              "--concurrency", "16"], stdout=subprocess.DEVNULL, stderr=open(f"{work}/serve.log", "w"))
     for _ in range(600):
         try:
@@ -74,8 +79,11 @@ def seed(port, key):
         list(pool.map(post, [RUNS // 8 + (1 if i < RUNS % 8 else 0) for i in range(8)]))
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     while True:
-        c.request("GET", "/v1/runs?status=succeeded&limit=1", headers={"Authorization": f"Bearer {key}"})
-        total = json.loads(c.getresponse().read())["total"]
+        # Recorded runs of any outcome: the index holds them once their episodes are written.
+        total = 0
+        for status in ("succeeded", "failed", "denied", "cancelled", "interrupted"):
+            c.request("GET", f"/v1/runs?status={status}&limit=1", headers={"Authorization": f"Bearer {key}"})
+            total += json.loads(c.getresponse().read())["total"]
         print(f"\r  recorded {total}/{RUNS}", end="", file=sys.stderr, flush=True)
         if total >= RUNS:
             break
