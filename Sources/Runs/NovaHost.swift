@@ -104,11 +104,7 @@ public final class NovaHost: Sendable {
     public func audit(_ action: String, target: String = "", detail: JSONValue = .object([:]), actor: String? = nil) async -> String? {
         guard let store = auditStore else { return nil }
         let who = actor ?? AuditActor.principal ?? DriverCallContext.principal ?? ProcessInfo.processInfo.environment["NOVA_PRINCIPAL"] ?? "local"
-        do { _ = try await store.appendAudit(actor: who, action: action, target: target, detail: detail); return nil } catch {
-            let message = "audit entry \(action) not written: \(error)"
-            FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
-            return message
-        }
+        return await store.record(action, target: target, detail: detail, actor: who)
     }
 
     /// Imports the templates directory into the store (start, SIGHUP, `POST /v1/reload`); nil

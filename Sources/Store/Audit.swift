@@ -1,3 +1,4 @@
+import Foundation
 import HostSupport
 import JSON
 
@@ -90,6 +91,20 @@ public protocol AuditStore: Sendable {
 }
 
 extension AuditStore {
+    /// Appends an entry for an action that has already happened. A failure is reported on
+    /// stderr and returned, never thrown: an audit entry never undoes the action it records.
+    @discardableResult
+    public func record(_ action: String, target: String = "", detail: JSONValue = .object([:]), actor: String) async -> String? {
+        do {
+            _ = try await appendAudit(actor: actor, action: action, target: target, detail: detail)
+            return nil
+        } catch {
+            let message = "audit entry \(action) not written: \(error)"
+            FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
+            return message
+        }
+    }
+
     /// Checks the whole chain, page by page: the first broken entry and why, or nil.
     public func verifyAudit() async throws -> (entries: Int64, broken: (seq: Int64, problem: String)?) {
         var prev = AuditEntry.genesis

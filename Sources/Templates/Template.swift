@@ -133,19 +133,15 @@ public struct PlanTemplate: Sendable {
     func checkBody() -> [TemplateError] {
         var errors: [TemplateError] = []
         let declared = Set(paramsSchema["properties"]?.objectValue?.keys.sorted() ?? [])
-        var placeholders: [String: JSONValue] = [:]
         do {
             for ref in try ParamSubstitution.references(in: planBody) {
-                guard let head = ref.first else { continue }
-                if !declared.contains(head) {
-                    errors.append(TemplateError(field: "plan", "${params.\(ref.joined(separator: "."))} names param '\(head)', which params does not declare"))
-                }
-                placeholders[head] = ParamSubstitution.placeholder(for: paramsSchema["properties"]?[head])
+                guard let head = ref.first, !declared.contains(head) else { continue }
+                errors.append(TemplateError(field: "plan", "${params.\(ref.joined(separator: "."))} names param '\(head)', which params does not declare"))
             }
         } catch { errors.append(error) }
         guard errors.isEmpty else { return errors }
         do {
-            let plan = try placeholderPlan(placeholders)
+            let plan = try placeholderPlan()
             let ids = Set(plan.steps.map(\.id))
             for (i, phase) in phases.enumerated() {
                 for id in phase.steps where !ids.contains(id) {
@@ -167,10 +163,6 @@ public struct PlanTemplate: Sendable {
                 if let head = ref.first { placeholders[head] = ParamSubstitution.placeholder(for: paramsSchema["properties"]?[head]) }
             }
         } catch { throw TemplateErrors([error]) }
-        return try placeholderPlan(placeholders)
-    }
-
-    func placeholderPlan(_ placeholders: [String: JSONValue]) throws(TemplateErrors) -> Plan {
         let params = JSONValue.object(placeholders.reduce(into: [:]) { $0[JSONKey($1.key)] = $1.value })
         let rendered: JSONValue
         do { rendered = try ParamSubstitution.substitute(planBody, params: params) } catch { throw TemplateErrors([error]) }

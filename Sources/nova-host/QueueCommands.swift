@@ -114,9 +114,7 @@ struct QueueStoreOptions: ParsableArguments {
     static func audit(_ log: EpisodeLog, _ action: String, target: String) async {
         guard let store = log.store as? any AuditStore else { return }
         let actor = ProcessInfo.processInfo.environment["NOVA_PRINCIPAL"] ?? "local"
-        do { _ = try await store.appendAudit(actor: actor, action: action, target: target, detail: ["via": "cli"]) } catch {
-            Output.error("audit entry \(action) not written: \(error)")
-        }
+        await store.record(action, target: target, detail: ["via": "cli"], actor: actor)
     }
 }
 

@@ -60,8 +60,7 @@ public struct ApprovalService: Sendable {
         case .decided(let a):
             let detail: JSONValue = ["run_id": .string(a.runId), "step_id": .string(a.stepId), "tool": .string(a.tool),
                                      "input_digest": .string(a.inputDigest), "requester": .string(a.principal), "comment": a.comment.map(JSONValue.string) ?? .null]
-            _ = try? await (store as? any AuditStore)?.appendAudit(actor: principal, action: approve ? "approval.approve" : "approval.deny",
-                                                                   target: a.id, detail: detail)
+            await (store as? any AuditStore)?.record(approve ? "approval.approve" : "approval.deny", target: a.id, detail: detail, actor: principal)
             return a
         case .notPending(let a): throw .notPending(a)
         case .notFound: throw .notFound(id)
