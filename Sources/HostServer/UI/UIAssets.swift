@@ -151,7 +151,16 @@ dl.facts dd { margin: 0; overflow-wrap: anywhere; }
 .scroll table { min-width: 36rem; }
 .timeline .bar.status-waiting { fill: #d4a72c; fill-opacity: .55; }
 .legend { color: var(--muted); font-size: .9rem; margin: .25rem 0 1rem; }
+.chart { width: 100%; height: auto; border: 1px solid var(--line); background: var(--panel); }
+.chart .axis { stroke: var(--muted); stroke-width: 1; }
+.chart text { font-size: 12px; fill: var(--fg); }
+.chart .ok { fill: var(--ok); }
+.chart .bad { fill: var(--bad); }
+.chart .rate { fill: none; stroke: var(--info); stroke-width: 2; }
+.chart .point { fill: var(--info); }
+ul.windows { display: flex; gap: 1rem; list-style: none; padding: 0; margin: 0 0 1rem; }
+ul.windows a[aria-current="page"] { font-weight: 700; }
 """#
     /// A digest of the assets, in their URLs (`?v=`) for cache busting.
-    static let version = "101c16979ab4"
+    static let version = "3933fbddaace"
 }
