@@ -60,8 +60,10 @@ fi
 
 echo "== tsc (TypeScript $(tsc --version | sed 's/Version //'))"
 mkdir -p "$WORK/ts"
+# usage.ts imports ./dist/index.js: beside the compiled SDK it is checked against the .d.ts files.
+cp Tests/sdk/typescript/usage.ts "$WORK/ts/usage.ts"
 if tsc -p sdk/typescript/tsconfig.json --outDir "$WORK/ts/dist" >"$WORK/tsc.log" 2>&1 \
-   && tsc --noEmit --strict --target ES2020 --module ES2020 --moduleResolution node --lib ES2020,DOM Tests/sdk/typescript/usage.ts >>"$WORK/tsc.log" 2>&1; then
+   && tsc --noEmit --strict --target ES2020 --module ES2020 --moduleResolution node --lib ES2020,DOM "$WORK/ts/usage.ts" >>"$WORK/tsc.log" 2>&1; then
   pass "tsc: the SDK compiles (strict) and a usage file type-checks against its declarations"
 else
   cat "$WORK/tsc.log"; fail "tsc"
@@ -98,7 +100,7 @@ export NOVA_URL=$URL NOVA_ADMIN_KEY=$ADMIN_KEY NOVA_USER_KEY=$USER_KEY NOVA_JWT_
 
 echo "== Python SDK (pytest)"
 # Run from the work dir so that `import nova_host_client` is the installed package, not sdk/python.
-(cd "$WORK" && "$PY" -m pytest -q -p no:cacheprovider -o asyncio_mode=auto "$ROOT/Tests/sdk/python") >"$WORK/pytest.log" 2>&1
+(cd "$WORK" && "$PY" -m pytest -q -p no:cacheprovider -W error -o asyncio_mode=auto "$ROOT/Tests/sdk/python") >"$WORK/pytest.log" 2>&1
 code=$?
 cat "$WORK/pytest.log"
 line=$(grep -E '^[0-9]+ (passed|failed)|^=+ .*(passed|failed)' "$WORK/pytest.log" | tail -1)
@@ -108,10 +110,11 @@ PASSED=$((PASSED + ${ok:-0})); FAILED=$((FAILED + bad))
 [ "$code" -ne 0 ] && [ "$bad" -eq 0 ] && fail "pytest exited $code"
 
 echo "== TypeScript SDK (node --test)"
-NOVA_SDK_TS_DIST=$WORK/ts/dist node --test Tests/sdk/typescript/ >"$WORK/node.log" 2>&1
+# The spec reporter for people, TAP into a file for the counts.
+NOVA_SDK_TS_DIST=$WORK/ts/dist node --test --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=tap --test-reporter-destination="$WORK/node.tap" Tests/sdk/typescript/ 2>&1
 code=$?
-cat "$WORK/node.log"
-ok=$(sed -n 's/^# pass //p' "$WORK/node.log"); bad=$(sed -n 's/^# fail //p' "$WORK/node.log")
+ok=$(sed -n 's/^# pass //p' "$WORK/node.tap"); bad=$(sed -n 's/^# fail //p' "$WORK/node.tap")
 PASSED=$((PASSED + ${ok:-0})); FAILED=$((FAILED + ${bad:-0}))
 [ "$code" -ne 0 ] && [ "${bad:-0}" -eq 0 ] && fail "node --test exited $code"
 

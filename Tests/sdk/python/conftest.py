@@ -33,6 +33,8 @@ async def make(kind):
         options.setdefault("base_url", URL)
         c = nova.Client(**options) if kind == "sync" else nova.AsyncClient(**options)
         made.append(c)
+        if options.get("http_client") is not None:
+            made.append(options["http_client"])  # a client given to the SDK is the caller's to close
         return c
     yield factory
     for c in made:
