@@ -41,8 +41,8 @@ mkdir -p "$CACHE"
 PY=$CACHE/venv/bin/python
 
 WORK=$(mktemp -d /tmp/nova-sdk.XXXXXX)
-SERVER_PID=
-cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$WORK"; }
+PIDS=
+cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 echo "== generated files against docs/openapi.yaml (scripts/gen-sdk.py --check)"
@@ -81,21 +81,30 @@ cat >"$WORK/host.json" <<JSON
  "jwt": {"issuer": "nova-sdk-tests", "audience": "nova-host", "keys": [{"kid": "sdk", "alg": "HS256", "secret_env": "NOVA_SDK_JWT_SECRET"}]},
  "tool_timeout_ms": 5000, "shutdown_grace_seconds": 5}
 JSON
-PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-URL="http://127.0.0.1:$PORT"
-mkdir -p "$WORK/data"
-NOVA_SDK_JWT_SECRET=$JWT_SECRET "$BIN" serve --config "$WORK/host.json" --listen "127.0.0.1:$PORT" --drivers "$DRIVERS" \
-  --data "$WORK/data" --policy "$ROOT/Tests/sdk/policy.sdk.json" --log-level warning 2>"$WORK/server.log" &
-SERVER_PID=$!
-for _ in $(seq 1 200); do
-  curl -fsS "$URL/health" >/dev/null 2>&1 && break
-  kill -0 "$SERVER_PID" 2>/dev/null || break
-  sleep 0.05
-done
-if ! curl -fsS "$URL/health" >/dev/null 2>&1; then
-  fail "setup: nova-host serve did not start"; cat "$WORK/server.log"; summary
-fi
-export NOVA_URL=$URL NOVA_ADMIN_KEY=$ADMIN_KEY NOVA_USER_KEY=$USER_KEY NOVA_JWT_SECRET=$JWT_SECRET \
+start_server() {  # start_server NAME DRIVERS: serves in the background; sets URL and PIDS
+  local port; port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  URL="http://127.0.0.1:$port"
+  mkdir -p "$WORK/$1-data"
+  NOVA_SDK_JWT_SECRET=$JWT_SECRET "$BIN" serve --config "$WORK/host.json" --listen "127.0.0.1:$port" --drivers "$2" \
+    --data "$WORK/$1-data" --policy "$ROOT/Tests/sdk/policy.sdk.json" --log-level warning 2>"$WORK/$1.log" &
+  local pid=$!
+  PIDS="$PIDS $pid"
+  for _ in $(seq 1 200); do
+    curl -fsS "$URL/health" >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  fail "setup: nova-host serve ($1) did not start"; cat "$WORK/$1.log"; summary
+}
+# A second server whose drivers directory is gone once it runs: /ready is a real 503 (not_ready,
+# no Retry-After), for the backoff path of the retries.
+mkdir -p "$WORK/unready-drivers"
+cp "$DRIVERS/libnova_echo.so" "$WORK/unready-drivers/"
+start_server unready "$WORK/unready-drivers"
+UNREADY_URL=$URL
+rm -rf "$WORK/unready-drivers"
+start_server main "$DRIVERS"
+export NOVA_URL=$URL NOVA_UNREADY_URL=$UNREADY_URL NOVA_ADMIN_KEY=$ADMIN_KEY NOVA_USER_KEY=$USER_KEY NOVA_JWT_SECRET=$JWT_SECRET \
   NOVA_JWT_ISSUER=nova-sdk-tests NOVA_JWT_AUDIENCE=nova-host NOVA_JWT_KID=sdk
 
 echo "== Python SDK (pytest)"
@@ -118,11 +127,10 @@ ok=$(sed -n 's/^# pass //p' "$WORK/node.tap"); bad=$(sed -n 's/^# fail //p' "$WO
 PASSED=$((PASSED + ${ok:-0})); FAILED=$((FAILED + ${bad:-0}))
 [ "$code" -ne 0 ] && [ "${bad:-0}" -eq 0 ] && fail "node --test exited $code"
 
-kill -TERM "$SERVER_PID"
-wait "$SERVER_PID" 2>/dev/null
-SERVER_PID=
-if grep -q '"level":"critical"\|"level":"error"' "$WORK/server.log"; then
-  grep '"level":"error"\|"level":"critical"' "$WORK/server.log" | head -20; fail "serve: errors in the server log"
+for p in $PIDS; do kill -TERM "$p"; wait "$p" 2>/dev/null; done
+PIDS=
+if grep -q '"level":"critical"\|"level":"error"' "$WORK/main.log"; then
+  grep '"level":"error"\|"level":"critical"' "$WORK/main.log" | head -20; fail "serve: errors in the server log"
 else
   pass "serve: no errors logged"
 fi

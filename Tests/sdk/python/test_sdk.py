@@ -1,5 +1,7 @@
 """The Python SDK against a live nova-host serve: every method of Client and AsyncClient (each
 test runs with both), typed errors, API key and JWT auth, 429 retries, pagination, SSE."""
+import os
+
 import httpx
 import pytest
 
@@ -94,6 +96,20 @@ async def test_rate_limit_errors_when_not_retried(make):
         for _ in range(2):
             await v(patient.tools.call("text.length", {"text": "x"}))
     assert e.value.retry_after > 5 and e.value.headers["retry-after"]
+
+
+async def test_503_is_retried_with_backoff_then_raised(kind, make):
+    """A server whose drivers directory is gone answers /ready 503 not_ready without Retry-After:
+    the client retries max_retries times after a backoff, then raises the typed error."""
+    unready = os.environ["NOVA_UNREADY_URL"]
+    for retries in (0, 2):
+        seen = []
+        client = make(base_url=unready, api_key=ADMIN_KEY, max_retries=retries, backoff=0.05,
+                      http_client=recording_http(kind, seen))
+        with pytest.raises(nova.ServiceUnavailableError) as e:
+            await v(client.ready())
+        assert e.value.code == "not_ready" and e.value.request_id and "drivers" in e.value.details["checks"]
+        assert seen == [(503, None)] * (retries + 1)
 
 
 async def test_runs_idempotency_episodes_and_pagination(admin):

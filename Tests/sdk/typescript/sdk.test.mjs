@@ -140,6 +140,25 @@ test("a 429 is thrown when not retried, or when it asks for too long", async () 
   assert.ok(long.retryAfterMs > 5000 && long.headers.get("retry-after"));
 });
 
+test("a 503 without Retry-After is retried with backoff, then thrown", async () => {
+  for (const maxRetries of [0, 2]) {
+    const seen = [];
+    const client = new Client({
+      baseUrl: process.env.NOVA_UNREADY_URL, apiKey: ADMIN_KEY, maxRetries, backoffMs: 50,
+      fetch: async (input, init) => {
+        const r = await fetch(input, init);
+        seen.push([r.status, r.headers.get("retry-after")]);
+        return r;
+      },
+    });
+    await rejects(client.ready(), sdk.ServiceUnavailableError, (e) => {
+      assert.equal(e.code, "not_ready");
+      assert.ok(e.details.checks.drivers);
+    });
+    assert.deepEqual(seen, Array(maxRetries + 1).fill([503, null]));
+  }
+});
+
 test("runs: idempotency, episodes, pagination, cancel", async () => {
   const key = unique("idem");
   const first = await admin.runs.create({ plan: ECHO_PLAN }, { idempotencyKey: key });
