@@ -18,9 +18,11 @@ dependency is PyYAML (Tests/sdk/requirements.txt), so the step is reproducible a
 """
 import argparse
 import difflib
+import io
 import keyword
 import re
 import sys
+import tokenize
 from pathlib import Path
 
 import yaml
@@ -300,13 +302,52 @@ SYNC_RULES = [
 
 
 def render_sync(async_source):
-    """The sync client: the async module with its docstring replaced and SYNC_RULES applied."""
+    """The sync client: the async module with its docstring replaced and SYNC_RULES applied.
+    Lines that continue a bracket are moved left as far as the rules shortened the line that
+    opened it (`async def f(` → `def f(`), so that they stay aligned with the bracket."""
     if not async_source.startswith('"""'):
         raise SystemExit(f"gen-sdk: {PY_ASYNC} must start with its docstring")
-    text = async_source[async_source.index('"""', 3) + 3:]
+    source = async_source[async_source.index('"""', 3) + 3:]
+    converted = [sync_line(line) for line in source.splitlines(True)]
+    continued = continuation_lines("".join(converted))
+    out, shift = [], 0
+    for number, (before, after) in enumerate(zip(source.splitlines(True), converted), start=1):
+        if number not in continued:
+            shift = open_bracket_column(before) - open_bracket_column(after)
+        elif shift > 0 and after.startswith(" " * shift):
+            after = after[shift:]
+        out.append(after)
+    return f'"""The synchronous client (Client). {HEADER.format(src="_async_client.py")}"""' + "".join(out)
+
+
+def sync_line(line):
     for pattern, repl in SYNC_RULES:
-        text = re.sub(pattern, repl, text)
-    return f'"""The synchronous client (Client). {HEADER.format(src="_async_client.py")}"""' + text
+        line = re.sub(pattern, repl, line)
+    return line
+
+
+def continuation_lines(text):
+    """Numbers of the lines that start inside an open bracket (Python's own tokenizer decides)."""
+    depth, lines = 0, set()
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        if tok.type == tokenize.OP and tok.string in "([{":
+            depth += 1
+        elif tok.type == tokenize.OP and tok.string in ")]}":
+            depth -= 1
+        elif tok.type == tokenize.NL and depth > 0:
+            lines.add(tok.start[0] + 1)
+    return lines
+
+
+def open_bracket_column(line):
+    """The column of the last bracket a line leaves open (-1: none); for alignment only."""
+    stack = []
+    for i, ch in enumerate(line):
+        if ch in "([{":
+            stack.append(i)
+        elif ch in ")]}" and stack:
+            stack.pop()
+    return stack[-1] if stack else -1
 
 
 def outputs():

@@ -118,7 +118,7 @@ class Client:
         return h
 
     def _send(self, method: str, url_path: str, *, params: Optional[Mapping[str, Any]] = None, json: Any = _NO_BODY,
-                    headers: Optional[Mapping[str, Optional[str]]] = None) -> httpx.Response:
+              headers: Optional[Mapping[str, Optional[str]]] = None) -> httpx.Response:
         """One request, retried on 429/503 as the options say; an error answer raises its APIError."""
         attempt = 0
         while True:
@@ -146,7 +146,7 @@ class Client:
         return model.model_validate(data) if model is not None else data
 
     def _events(self, url_path: str, params: Mapping[str, Any],
-                      headers: Optional[Mapping[str, Optional[str]]] = None) -> Iterator[ServerSentEvent]:
+                headers: Optional[Mapping[str, Optional[str]]] = None) -> Iterator[ServerSentEvent]:
         """The events of a text/event-stream route (opening it is retried like any request)."""
         attempt = 0
         timeout = httpx.Timeout(self._options.timeout, read=None)
@@ -198,21 +198,21 @@ class Runs(Resource):
     """Runs of plans (POST /v1/runs queues one as a durable job)."""
 
     def create(self, plan: Optional[Mapping[str, Any]] = None, *, template: Optional[str] = None,
-                     params: Optional[Mapping[str, Any]] = None, inputs: Optional[Mapping[str, Any]] = None,
-                     parallelism: Optional[int] = None, queue: Optional[str] = None, priority: Optional[int] = None,
-                     idempotency_key: Optional[str] = None) -> m.Run:
+               params: Optional[Mapping[str, Any]] = None, inputs: Optional[Mapping[str, Any]] = None,
+               parallelism: Optional[int] = None, queue: Optional[str] = None, priority: Optional[int] = None,
+               idempotency_key: Optional[str] = None) -> m.Run:
         """Queue a run of `plan`, or of `template` (NAME@VERSION) with `params`. Repeating a request
         with the same `idempotency_key` returns the first run; without one, the client makes a key
         so that its own retries never queue a run twice."""
         doc = compact(plan=plan, template=template, params=params, inputs=inputs, parallelism=parallelism, queue=queue, priority=priority)
         return self._client._call("POST", "/v1/runs", m.Run, json=doc,
-                                        headers={"Idempotency-Key": idempotency_key or new_idempotency_key()})
+                                  headers={"Idempotency-Key": idempotency_key or new_idempotency_key()})
 
     def list(self, *, status: Optional[str] = None, principal: Optional[str] = None, limit: Optional[int] = None,
-                   offset: Optional[int] = None) -> m.ListRunsResponse:
+             offset: Optional[int] = None) -> m.ListRunsResponse:
         """One page of runs, newest first."""
         return self._client._call("GET", "/v1/runs", m.ListRunsResponse,
-                                        params=query(status=status, principal=principal, limit=limit, offset=offset))
+                                  params=query(status=status, principal=principal, limit=limit, offset=offset))
 
     def iter(self, *, status: Optional[str] = None, principal: Optional[str] = None, page_size: int = 50) -> Iterator[m.Run]:
         """Every run, page after page (`next_offset`)."""
@@ -253,9 +253,9 @@ class Jobs(Resource):
     """Jobs of the durable queue (`state="dead"` is the dead-letter queue)."""
 
     def list(self, *, state: Optional[str] = None, queue: Optional[str] = None, kind: Optional[str] = None,
-                   limit: Optional[int] = None, offset: Optional[int] = None) -> m.ListJobsResponse:
+             limit: Optional[int] = None, offset: Optional[int] = None) -> m.ListJobsResponse:
         return self._client._call("GET", "/v1/jobs", m.ListJobsResponse,
-                                        params=query(state=state, queue=queue, kind=kind, limit=limit, offset=offset))
+                                  params=query(state=state, queue=queue, kind=kind, limit=limit, offset=offset))
 
     def iter(self, *, state: Optional[str] = None, queue: Optional[str] = None, kind: Optional[str] = None,
              page_size: int = 50) -> Iterator[m.Job]:
@@ -283,9 +283,9 @@ class Agents(Resource):
         return self._client._call("POST", "/v1/agents", m.Agent, json=definition)
 
     def list(self, *, status: Optional[str] = None, label: Optional[str] = None, namespace: Optional[str] = None,
-                   limit: Optional[int] = None, offset: Optional[int] = None) -> m.ListAgentsResponse:
+             limit: Optional[int] = None, offset: Optional[int] = None) -> m.ListAgentsResponse:
         return self._client._call("GET", "/v1/agents", m.ListAgentsResponse,
-                                        params=query(status=status, label=label, namespace=namespace, limit=limit, offset=offset))
+                                  params=query(status=status, label=label, namespace=namespace, limit=limit, offset=offset))
 
     def iter(self, *, status: Optional[str] = None, label: Optional[str] = None, namespace: Optional[str] = None,
              page_size: int = 50) -> Iterator[m.Agent]:
@@ -297,10 +297,10 @@ class Agents(Resource):
         return self._client._call("GET", path("/v1/agents/{}", agent), m.Agent)
 
     def update(self, agent: str, changes: Union[m.AgentDefinition, Mapping[str, Any]], *,
-                     if_match: Union[int, str, None] = None) -> m.Agent:
+               if_match: Union[int, str, None] = None) -> m.Agent:
         """Change fields of the definition as one new version (412 if `if_match` is not current)."""
         return self._client._call("PATCH", path("/v1/agents/{}", agent), m.Agent, json=changes,
-                                        headers={"If-Match": version_header(if_match)})
+                                  headers={"If-Match": version_header(if_match)})
 
     def delete(self, agent: str, *, if_match: Union[int, str, None] = None) -> m.Agent:
         """Delete (a tombstone, answered); pending and running goals are cancelled."""
@@ -317,7 +317,7 @@ class Agents(Resource):
 
     def _action(self, agent: str, action: str, if_match: Union[int, str, None]) -> m.Agent:
         return self._client._call("POST", path("/v1/agents/{}/" + action, agent), m.Agent,
-                                        headers={"If-Match": version_header(if_match)})
+                                  headers={"If-Match": version_header(if_match)})
 
     def versions(self, agent: str) -> m.AgentVersionsResponse:
         """Every version of the definition, oldest first."""
@@ -328,18 +328,18 @@ class Goals(Resource):
     """Goals of agents: each is a run of the agent's plan (or of a given plan or template)."""
 
     def submit(self, agent: str, goal: str, *, plan: Optional[Mapping[str, Any]] = None, template: Optional[str] = None,
-                     params: Optional[Mapping[str, Any]] = None, inputs: Optional[Mapping[str, Any]] = None,
-                     priority: Optional[int] = None, deadline: Optional[str] = None, deadline_ms: Optional[int] = None,
-                     idempotency_key: Optional[str] = None) -> m.Goal:
+               params: Optional[Mapping[str, Any]] = None, inputs: Optional[Mapping[str, Any]] = None,
+               priority: Optional[int] = None, deadline: Optional[str] = None, deadline_ms: Optional[int] = None,
+               idempotency_key: Optional[str] = None) -> m.Goal:
         """Queue a goal. Like runs.create, a repeated `idempotency_key` returns the first goal."""
         doc = compact(goal=goal, plan=plan, template=template, params=params, inputs=inputs, priority=priority,
                       deadline=deadline, deadline_ms=deadline_ms)
         return self._client._call("POST", path("/v1/agents/{}/goals", agent), m.Goal, json=doc,
-                                        headers={"Idempotency-Key": idempotency_key or new_idempotency_key()})
+                                  headers={"Idempotency-Key": idempotency_key or new_idempotency_key()})
 
     def list(self, agent: str, *, limit: Optional[int] = None, offset: Optional[int] = None) -> m.AgentGoalsResponse:
         return self._client._call("GET", path("/v1/agents/{}/runs", agent), m.AgentGoalsResponse,
-                                        params=query(limit=limit, offset=offset))
+                                  params=query(limit=limit, offset=offset))
 
     def iter(self, agent: str, *, page_size: int = 50) -> Iterator[m.Goal]:
         return self._client._pages(lambda o: self.list(agent, limit=page_size, offset=o), "items", page_size)
@@ -351,9 +351,9 @@ class Goals(Resource):
         return self._client._call("POST", path("/v1/agents/{}/runs/{}/cancel", agent, goal_id), m.Goal)
 
     def provenance_list(self, agent: str, *, limit: Optional[int] = None,
-                              offset: Optional[int] = None) -> m.AgentProvenanceListResponse:
+                        offset: Optional[int] = None) -> m.AgentProvenanceListResponse:
         return self._client._call("GET", path("/v1/agents/{}/provenance", agent), m.AgentProvenanceListResponse,
-                                        params=query(limit=limit, offset=offset))
+                                  params=query(limit=limit, offset=offset))
 
     def provenance(self, agent: str, goal_id: str) -> m.AgentProvenanceResponse:
         """The goal, the plan that ran, each tool call with its policy decision, and the episode."""
@@ -365,16 +365,16 @@ class State(Resource):
 
     def list(self, agent: str, *, prefix: Optional[str] = None, limit: Optional[int] = None) -> m.ListStateResponse:
         return self._client._call("GET", path("/v1/agents/{}/state", agent), m.ListStateResponse,
-                                        params=query(prefix=prefix, limit=limit))
+                                  params=query(prefix=prefix, limit=limit))
 
     def get(self, agent: str, key: str) -> m.StateEntry:
         return self._client._call("GET", path("/v1/agents/{}/state/{}", agent, key), m.StateEntry)
 
     def put(self, agent: str, key: str, value: Any, *, if_match: Union[int, str, None] = None,
-                  if_absent: bool = False) -> m.StateEntry:
+            if_absent: bool = False) -> m.StateEntry:
         """Set a key; only at version `if_match`, or only if absent (`if_absent`): else ConflictError."""
         return self._client._call("PUT", path("/v1/agents/{}/state/{}", agent, key), m.StateEntry, json={"value": value},
-                                        headers={"If-Match": version_header(if_match), "If-None-Match": "*" if if_absent else None})
+                                  headers={"If-Match": version_header(if_match), "If-None-Match": "*" if if_absent else None})
 
     def delete(self, agent: str, key: str, *, if_match: Union[int, str, None] = None) -> None:
         self._client._call("DELETE", path("/v1/agents/{}/state/{}", agent, key), headers={"If-Match": version_header(if_match)})
@@ -389,16 +389,16 @@ class Memory(Resource):
     """An agent's memory: items remembered, recalled by full text, forgotten."""
 
     def remember(self, agent: str, text: str, *, memory_type: Optional[str] = None, meta: Optional[Mapping[str, Any]] = None,
-                       tags: Optional[List[str]] = None, ttl_seconds: Optional[int] = None) -> m.MemoryItem:
+                 tags: Optional[List[str]] = None, ttl_seconds: Optional[int] = None) -> m.MemoryItem:
         doc = compact(text=text, memory_type=memory_type, meta=meta, tags=tags, ttl_seconds=ttl_seconds)
         return self._client._call("POST", path("/v1/agents/{}/memory", agent), m.MemoryItem, json=doc)
 
     def recall(self, agent: str, q: Optional[str] = None, *, type: Optional[str] = None, tag: Optional[str] = None,
-                     since: Optional[int] = None, until: Optional[int] = None, limit: Optional[int] = None,
-                     offset: Optional[int] = None) -> m.RecallResponse:
+               since: Optional[int] = None, until: Optional[int] = None, limit: Optional[int] = None,
+               offset: Optional[int] = None) -> m.RecallResponse:
         """Items ranked by full text `q` (best first), or newest first without `q`."""
         return self._client._call("GET", path("/v1/agents/{}/recall", agent), m.RecallResponse,
-                                        params=query(q=q, type=type, tag=tag, since=since, until=until, limit=limit, offset=offset))
+                                  params=query(q=q, type=type, tag=tag, since=since, until=until, limit=limit, offset=offset))
 
     def iter_recall(self, agent: str, q: Optional[str] = None, *, type: Optional[str] = None, tag: Optional[str] = None,
                     page_size: int = 20) -> Iterator[m.MemoryItem]:
@@ -412,7 +412,7 @@ class Messages(Resource):
     """The message bus: topics, subscriptions (consumer groups), agents' inboxes, dead letters."""
 
     def create_topic(self, name: str, *, schema: Optional[Mapping[str, Any]] = None,
-                           retention: Optional[Mapping[str, Any]] = None) -> m.Topic:
+                     retention: Optional[Mapping[str, Any]] = None) -> m.Topic:
         """Create a topic (admin roles); the same settings again return it."""
         return self._client._call("POST", "/v1/topics", m.Topic, json=compact(name=name, schema=schema, retention=retention))
 
@@ -426,19 +426,19 @@ class Messages(Resource):
         self._client._call("DELETE", path("/v1/topics/{}", topic))
 
     def publish(self, topic: str, payload: Any, *, encoding: Optional[Literal["json", "text", "base64"]] = None,
-                      headers: Optional[Mapping[str, str]] = None, ordering_key: Optional[str] = None) -> m.Message:
+                headers: Optional[Mapping[str, str]] = None, ordering_key: Optional[str] = None) -> m.Message:
         doc = {"payload": payload, **compact(encoding=encoding, headers=headers, ordering_key=ordering_key)}
         return self._client._call("POST", path("/v1/topics/{}/messages", topic), m.Message, json=doc)
 
     def send_to_agent(self, agent: str, payload: Any, *, encoding: Optional[Literal["json", "text", "base64"]] = None,
-                            headers: Optional[Mapping[str, str]] = None, ordering_key: Optional[str] = None) -> m.Message:
+                      headers: Optional[Mapping[str, str]] = None, ordering_key: Optional[str] = None) -> m.Message:
         """Send a message to the agent's inbox (subscription `_inbox.<agent id>`)."""
         doc = {"payload": payload, **compact(encoding=encoding, headers=headers, ordering_key=ordering_key)}
         return self._client._call("POST", path("/v1/agents/{}/messages", agent), m.Message, json=doc)
 
     def subscribe(self, subscription_id: str, topic: str, *, start: Optional[Literal["now", "earliest"]] = None,
-                        max_deliveries: Optional[int] = None, visibility_timeout_ms: Optional[int] = None,
-                        trigger: Optional[Mapping[str, Any]] = None) -> m.Subscription:
+                  max_deliveries: Optional[int] = None, visibility_timeout_ms: Optional[int] = None,
+                  trigger: Optional[Mapping[str, Any]] = None) -> m.Subscription:
         doc = compact(id=subscription_id, topic=topic, start=start, max_deliveries=max_deliveries,
                       visibility_timeout_ms=visibility_timeout_ms, trigger=trigger)
         return self._client._call("POST", "/v1/subscriptions", m.Subscription, json=doc)
@@ -453,11 +453,11 @@ class Messages(Resource):
         self._client._call("DELETE", path("/v1/subscriptions/{}", subscription_id))
 
     def receive(self, subscription_id: str, *, max: Optional[int] = None, wait: Union[str, int, None] = None,
-                      visibility_timeout_ms: Optional[int] = None, consumer: Optional[str] = None) -> List[m.Delivery]:
+                visibility_timeout_ms: Optional[int] = None, consumer: Optional[str] = None) -> List[m.Delivery]:
         """Lease up to `max` messages, waiting up to `wait` (ms, or "5s") for the first."""
         params = query(max=max, wait=wait, visibility_timeout_ms=visibility_timeout_ms, consumer=consumer)
         return (self._client._call("GET", path("/v1/subscriptions/{}/messages", subscription_id), m.ReceiveResponse,
-                                         params=params)).messages
+                                   params=params)).messages
 
     def stream(self, subscription_id: str, *, max_in_flight: Optional[int] = None, visibility_timeout_ms: Optional[int] = None,
                consumer: Optional[str] = None) -> Stream[m.Delivery]:
@@ -480,14 +480,14 @@ class Messages(Resource):
         return self._client._call("POST", path("/v1/subscriptions/{}/ack", subscription_id), m.AckResponse, json=doc)
 
     def nack(self, subscription_id: str, receipt: str, *, delay_ms: Optional[int] = None,
-                   error: Optional[str] = None) -> m.NackResponse:
+             error: Optional[str] = None) -> m.NackResponse:
         doc = compact(receipt=receipt, delay_ms=delay_ms, error=error)
         return self._client._call("POST", path("/v1/subscriptions/{}/nack", subscription_id), m.NackResponse, json=doc)
 
     def dead_letters(self, subscription_id: str, *, limit: Optional[int] = None,
-                           offset: Optional[int] = None) -> m.ListDeadLettersResponse:
+                     offset: Optional[int] = None) -> m.ListDeadLettersResponse:
         return self._client._call("GET", path("/v1/subscriptions/{}/dlq", subscription_id), m.ListDeadLettersResponse,
-                                        params=query(limit=limit, offset=offset))
+                                  params=query(limit=limit, offset=offset))
 
     def iter_dead_letters(self, subscription_id: str, *, page_size: int = 50) -> Iterator[m.DeadLetter]:
         return self._client._pages(lambda o: self.dead_letters(subscription_id, limit=page_size, offset=o), "items", page_size)
@@ -498,12 +498,12 @@ class Messages(Resource):
     def replay_dead_letters(self, subscription_id: str, message_ids: Optional[List[str]] = None) -> int:
         """Deliver dead letters again (all, or these); answers how many."""
         return (self._client._call("POST", path("/v1/subscriptions/{}/dlq/replay", subscription_id),
-                                         m.ReplayDeadLettersResponse, json=compact(message_ids=message_ids))).replayed
+                                   m.ReplayDeadLettersResponse, json=compact(message_ids=message_ids))).replayed
 
     def purge_dead_letters(self, subscription_id: str, message_ids: Optional[List[str]] = None) -> int:
         """Delete dead letters (all, or these); answers how many."""
         return (self._client._call("POST", path("/v1/subscriptions/{}/dlq/purge", subscription_id),
-                                         m.PurgeDeadLettersResponse, json=compact(message_ids=message_ids))).purged
+                                   m.PurgeDeadLettersResponse, json=compact(message_ids=message_ids))).purged
 
 
 class Tools(Resource):
@@ -557,24 +557,24 @@ class Templates(Resource):
         return self._client._call("GET", path("/v1/templates/{}/{}", name, version), m.GetTemplateResponse)
 
     def render(self, name: str, params: Optional[Mapping[str, Any]] = None, *,
-                     version: Optional[str] = None) -> m.RenderTemplateResponse:
+               version: Optional[str] = None) -> m.RenderTemplateResponse:
         """The plan the template makes with `params` (nothing runs)."""
         return self._client._call("POST", path("/v1/templates/{}/render", name), m.RenderTemplateResponse,
-                                        json=compact(params=params, version=version))
+                                  json=compact(params=params, version=version))
 
 
 class Approvals(Resource):
     def list(self, *, status: Optional[Literal["pending", "approved", "denied", "expired", "all"]] = None,
-                   run_id: Optional[str] = None, limit: Optional[int] = None) -> List[m.Approval]:
+             run_id: Optional[str] = None, limit: Optional[int] = None) -> List[m.Approval]:
         return (self._client._call("GET", "/v1/approvals", m.ListApprovalsResponse,
-                                         params=query(status=status, run_id=run_id, limit=limit))).approvals
+                                   params=query(status=status, run_id=run_id, limit=limit))).approvals
 
     def get(self, approval_id: str) -> m.Approval:
         return self._client._call("GET", path("/v1/approvals/{}", approval_id), m.Approval)
 
     def decide(self, approval_id: str, decision: Literal["approve", "deny"], *, comment: Optional[str] = None) -> m.Approval:
         return self._client._call("POST", path("/v1/approvals/{}", approval_id), m.Approval,
-                                        json=compact(decision=decision, comment=comment))
+                                  json=compact(decision=decision, comment=comment))
 
     def approve(self, approval_id: str, *, comment: Optional[str] = None) -> m.Approval:
         return self.decide(approval_id, "approve", comment=comment)
@@ -587,12 +587,12 @@ class Audit(Resource):
     """The control-plane audit log (admin roles)."""
 
     def list(self, *, actor: Optional[str] = None, action: Optional[str] = None, since: Optional[str] = None,
-                   after_seq: Optional[int] = None, limit: Optional[int] = None) -> m.ListAuditResponse:
+             after_seq: Optional[int] = None, limit: Optional[int] = None) -> m.ListAuditResponse:
         return self._client._call("GET", "/v1/audit", m.ListAuditResponse,
-                                        params=query(actor=actor, action=action, since=since, after_seq=after_seq, limit=limit))
+                                  params=query(actor=actor, action=action, since=since, after_seq=after_seq, limit=limit))
 
     def iter(self, *, actor: Optional[str] = None, action: Optional[str] = None, since: Optional[str] = None,
-                   page_size: int = 100) -> Iterator[m.AuditEntry]:
+             page_size: int = 100) -> Iterator[m.AuditEntry]:
         """Every entry, oldest first, following the `next_after_seq` cursor."""
         after: Optional[int] = 0
         while after is not None:
