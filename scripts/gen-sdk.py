@@ -222,7 +222,7 @@ def render_python(c):
             if not required and not typ.startswith("Optional[") and typ != "Any":
                 typ = f"Optional[{typ}]"
             out.append(f"    {attr}: {typ}" + (f" = Field({', '.join(args)})" if args else "") + "\n")
-    out.append("\n\n__all__ = [" + ", ".join(repr(n) for n in ["NovaModel"] + c.order) + "]\n")
+    out.append("\n\n__all__ = [\n" + "".join(f"    {n!r},\n" for n in ["NovaModel"] + c.order) + "]\n")
     return "".join(out)
 
 

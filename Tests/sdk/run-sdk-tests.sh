@@ -2,7 +2,7 @@
 # The client SDKs (sdk/python, sdk/typescript) against a real `nova-host serve`:
 #   - the generated models and the sync client are what scripts/gen-sdk.py makes from
 #     docs/openapi.yaml and _async_client.py now (a drift fails),
-#   - `pip install ./sdk/python` into a virtualenv, then pytest (Tests/sdk/python/),
+#   - `pip install ./sdk/python` into a virtualenv, mypy --strict on it, then pytest (Tests/sdk/python/),
 #   - the TypeScript SDK compiled with tsc (Debian node-typescript; apt-get when root and it is
 #     missing), its declarations type-checked against a usage file, then `node --test`
 #     (Tests/sdk/typescript/).
@@ -56,6 +56,13 @@ if "$PY" -m pip install -q --disable-pip-version-check --force-reinstall "$WORK/
   pass "pip install ./sdk/python"
 else
   cat "$WORK/pip.log"; fail "pip install ./sdk/python"; summary
+fi
+
+echo "== mypy --strict sdk/python/nova_host_client (the package ships py.typed)"
+if "$PY" -m mypy --strict --cache-dir "$WORK/mypy" sdk/python/nova_host_client >"$WORK/mypy.log" 2>&1; then
+  pass "mypy --strict: the Python SDK's type hints check"
+else
+  cat "$WORK/mypy.log"; fail "mypy --strict sdk/python/nova_host_client"
 fi
 
 echo "== tsc (TypeScript $(tsc --version | sed 's/Version //'))"

@@ -328,7 +328,7 @@ async def test_approvals(admin, user):
     plan = {"name": "sdk-approval", "steps": [{"id": "v", "call": "echo.version", "input": {}}]}
     for decision in ("approve", "deny"):
         run = await v(user.runs.create(plan))
-        pending = await until(lambda: v(user.approvals.list(run_id=run.run_id)), "an approval request")
+        pending = await until(lambda run=run: v(user.approvals.list(run_id=run.run_id)), "an approval request")
         request = pending[0]
         assert request.status == "pending" and request.tool == "echo.version" and request.principal == "alice"
         assert (await v(admin.approvals.get(request.id))).id == request.id

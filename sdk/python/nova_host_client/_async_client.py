@@ -2,7 +2,7 @@
 (_sync_client.py) from this file: write the code here once, then run the script."""
 import asyncio
 from time import monotonic
-from typing import Any, AsyncIterator, Callable, Dict, Generic, List, Literal, Mapping, Optional, Type, TypeVar, Union
+from typing import Any, AsyncIterator, Callable, Dict, Generic, List, Literal, Mapping, Optional, Type, TypeVar, Union, overload
 
 import httpx
 from pydantic import BaseModel
@@ -138,6 +138,12 @@ class AsyncClient:
                 raise error
             attempt += 1
             await asyncio.sleep(delay)
+
+    @overload
+    async def _call(self, method: str, url_path: str, model: Type[M], **kwargs: Any) -> M: ...
+
+    @overload
+    async def _call(self, method: str, url_path: str, model: None = None, **kwargs: Any) -> Any: ...
 
     async def _call(self, method: str, url_path: str, model: Optional[Type[M]] = None, **kwargs: Any) -> Any:
         resp = await self._send(method, url_path, **kwargs)

@@ -92,7 +92,7 @@ def parse_error(status: int, headers: Mapping[str, str], content: bytes) -> APIE
         doc = json.loads(content or b"null")
     except ValueError:
         doc = None
-    err = doc.get("error") if isinstance(doc, dict) and isinstance(doc.get("error"), dict) else {}
+    err: Dict[str, Any] = doc["error"] if isinstance(doc, dict) and isinstance(doc.get("error"), dict) else {}
     code = str(err.get("code") or f"http_{status}")
     message = str(err.get("message") or (content.decode("utf-8", "replace")[:500] if content else f"HTTP {status}"))
     request_id = err.get("request_id") or headers.get("x-request-id")
@@ -130,7 +130,7 @@ def retry_delay(options: Options, attempt: int, error: APIError) -> Optional[flo
     if asked is not None:
         return asked if asked <= options.max_retry_delay else None
     # No hint: exponential backoff with full jitter, capped.
-    return min(options.max_retry_delay, options.backoff * (2 ** attempt)) * (0.5 + random.random() / 2)
+    return float(min(options.max_retry_delay, options.backoff * (2 ** attempt)) * (0.5 + random.random() / 2))
 
 
 @dataclass
@@ -184,7 +184,8 @@ def next_offset(page: Any, items: List[Any], offset: int, limit: int) -> Optiona
     the route sends one; else, with a `total`, offset + items until the total; else offset +
     limit while pages are full (routes that answer only items, limit and offset)."""
     if "next_offset" in type(page).model_fields:
-        return page.next_offset
+        following: Optional[int] = page.next_offset
+        return following
     if not items:
         return None
     total = getattr(page, "total", None)
