@@ -1,6 +1,7 @@
 """Fixtures of the Python SDK tests: every test runs twice, with the sync Client and with the
 AsyncClient, against the live server Tests/sdk/run-sdk-tests.sh started (NOVA_URL, the keys)."""
 import base64
+import functools
 import hashlib
 import hmac
 import inspect
@@ -15,6 +16,34 @@ import pytest
 import nova_host_client as nova
 
 URL = os.environ["NOVA_URL"]
+
+# Every public method of both clients and their resources, and the ones the tests called:
+# test_every_method_was_called (run last) checks that none is left out.
+CALLED = set()
+METHODS = set()
+
+
+def _record_calls():
+    from nova_host_client import _async_client, _sync_client
+    owners = [nova.Client, nova.AsyncClient, *_sync_client.Resource.__subclasses__(), *_async_client.AsyncResource.__subclasses__()]
+    for owner in owners:
+        for name, fn in list(vars(owner).items()):
+            if name.startswith("_") or not callable(fn) or name in ("close", "aclose"):
+                continue
+            key = f"{owner.__name__}.{name}"
+            METHODS.add(key)
+
+            def wrapper(*args, __fn=fn, __key=key, **kwargs):
+                CALLED.add(__key)
+                return __fn(*args, **kwargs)
+            setattr(owner, name, functools.wraps(fn)(wrapper))
+
+
+_record_calls()
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.name == "test_every_method_was_called")
 ADMIN_KEY = os.environ["NOVA_ADMIN_KEY"]
 USER_KEY = os.environ["NOVA_USER_KEY"]
 

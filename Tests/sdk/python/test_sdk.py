@@ -8,7 +8,7 @@ import pytest
 import nova_host_client as nova
 from nova_host_client import models as m
 
-from conftest import ADMIN_KEY, ECHO_PLAN, URL, USER_KEY, close, jwt, recording_http, sleep_plan, take, unique, until, v
+from conftest import ADMIN_KEY, CALLED, METHODS, ECHO_PLAN, URL, USER_KEY, close, jwt, recording_http, sleep_plan, take, unique, until, v
 
 
 async def test_system_routes(admin, make):
@@ -379,3 +379,10 @@ async def test_models_keep_unknown_fields_and_raw_http_errors():
             c._call("GET", "/v1/no-such-route")
         assert e.value.request_id
     assert isinstance(httpx.__version__, str)
+
+
+def test_every_method_was_called():
+    """Runs last (conftest orders it): each public method of Client, AsyncClient and their
+    resources was called by the tests above."""
+    assert len(METHODS) > 150
+    assert sorted(METHODS - CALLED) == []

@@ -8,6 +8,27 @@ import { pathToFileURL } from "node:url";
 
 const sdk = await import(pathToFileURL(`${process.env.NOVA_SDK_TS_DIST}/index.js`).href);
 const { Client } = sdk;
+
+// Every public method of Client and its resources, and the ones the tests call: the last test
+// checks that none is left out.
+const METHODS = new Set();
+const CALLED = new Set();
+const INTERNAL = new Set(["constructor", "send", "json", "events", "pages"]);  // @internal plumbing
+const exported = (v) => v && typeof v === "object" && sdk[v.constructor.name] === v.constructor;
+for (const probe of [new Client(), ...Object.values(new Client()).filter(exported)]) {
+  const proto = Object.getPrototypeOf(probe);
+  for (const name of Object.getOwnPropertyNames(proto)) {
+    const d = Object.getOwnPropertyDescriptor(proto, name);
+    if (typeof d.value !== "function" || INTERNAL.has(name)) continue;
+    const key = `${proto.constructor.name}.${name}`;
+    const fn = d.value;
+    METHODS.add(key);
+    proto[name] = function (...args) {
+      CALLED.add(key);
+      return fn.apply(this, args);
+    };
+  }
+}
 const URL = process.env.NOVA_URL;
 const ADMIN_KEY = process.env.NOVA_ADMIN_KEY;
 const USER_KEY = process.env.NOVA_USER_KEY;
@@ -368,4 +389,9 @@ test("drivers, policy, reports, audit", async () => {
   assert.ok(every.length >= 3);
   assert.deepEqual(every.map((e) => e.seq), [...new Set(every.map((e) => e.seq))].sort((a, b) => a - b));
   assert.equal((await admin.audit.verify()).intact, true);
+});
+
+test("every public method was called by the tests above", () => {
+  assert.ok(METHODS.size > 80, String(METHODS.size));
+  assert.deepEqual([...METHODS].filter((k) => !CALLED.has(k)).sort(), []);
 });
