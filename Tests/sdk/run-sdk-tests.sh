@@ -6,8 +6,9 @@
 #   - the TypeScript SDK compiled with tsc (Debian node-typescript; apt-get when root and it is
 #     missing), its declarations type-checked against a usage file, then `node --test`
 #     (Tests/sdk/typescript/).
-# Both suites call every SDK method at least once and check auth failures (API key and JWT), a
-# 429 retried after Retry-After, pagination across pages and the SSE streams.
+# Both suites call every SDK method at least once (their last test checks it) and check auth
+# failures (API key and JWT), a 429 retried after Retry-After, a 503 (a second server that is not
+# ready) retried with backoff, pagination across pages and the SSE streams.
 # Builds nothing: the binary is $NOVA_HOST_BIN or .build/debug/nova-host; drivers come from
 # drivers/ (`make drivers`). Ends with `sdk: N passed, M failed`; exits non-zero if M > 0.
 set -uo pipefail
