@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 import nova_host_client as nova
+from nova_host_client import _base as nova_base
 from nova_host_client import models as m
 
 from conftest import ADMIN_KEY, CALLED, METHODS, ECHO_PLAN, URL, USER_KEY, close, jwt, recording_http, sleep_plan, take, unique, until, v
@@ -379,6 +380,14 @@ async def test_models_keep_unknown_fields_and_raw_http_errors():
             c._call("GET", "/v1/no-such-route")
         assert e.value.request_id
     assert isinstance(httpx.__version__, str)
+
+
+def test_sse_decoder_follows_the_event_stream_rules():
+    d = nova_base.SSEDecoder()
+    lines = [": comment", "id: 7", "event: change", 'data: {"a":', "data: 1}", "", "", "data:x", "retry: 50", "", "data: tail"]
+    events = [e for e in map(d.feed, lines) if e is not None]
+    assert [(e.event, e.data, e.id, e.retry) for e in events] == [("change", '{"a":\n1}', "7", None), ("message", "x", "7", 50)]
+    assert events[0].json() == {"a": 1} and d.last_event_id == "7"
 
 
 def test_every_method_was_called():

@@ -391,6 +391,17 @@ test("drivers, policy, reports, audit", async () => {
   assert.equal((await admin.audit.verify()).intact, true);
 });
 
+test("the event-stream decoder follows the WHATWG rules across chunks", () => {
+  const d = new sdk.SSEDecoder();
+  const chunks = [": hello\r", "\nid: 7\nevent: change\ndata: {\"a\":", "\ndata: 1}\r", "\n\r\ndata:x\rretry: 50\r\r", "\n", "data: tail"];
+  const events = chunks.flatMap((c) => d.feed(c));
+  assert.deepEqual(events, [
+    { event: "change", data: '{"a":\n1}', id: "7" },
+    { event: "message", data: "x", id: "7", retry: 50 },
+  ]);
+  assert.equal(d.lastEventId, "7");
+});
+
 test("every public method was called by the tests above", () => {
   assert.ok(METHODS.size > 80, String(METHODS.size));
   assert.deepEqual([...METHODS].filter((k) => !CALLED.has(k)).sort(), []);

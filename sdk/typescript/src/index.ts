@@ -109,6 +109,56 @@ function retryAfterMs(headers: Headers, err: Partial<ErrorDetails>): number | un
   return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
 
+/**
+ * Turns the text of a text/event-stream, chunk by chunk, into events (the WHATWG rules:
+ * comments skipped, multi-line data joined with newlines, an event dispatched at a blank line,
+ * lines ended by CR, LF or CRLF).
+ */
+export class SSEDecoder {
+  private buffer = "";
+  private event = "";
+  private data: string[] = [];
+  private retry?: number;
+  /** The last `id` seen (a stream resumes from it). */
+  lastEventId?: string;
+
+  /** The events a chunk completes. */
+  feed(chunk: string): ServerSentEvent[] {
+    this.buffer += chunk;
+    const out: ServerSentEvent[] = [];
+    let nl: number;
+    // A lone CR at the end may be the first half of CRLF: wait for the next chunk.
+    while ((nl = this.buffer.search(/\r\n|\n|\r(?!$)/)) >= 0) {
+      const line = this.buffer.slice(0, nl);
+      this.buffer = this.buffer.slice(nl + (this.buffer.startsWith("\r\n", nl) ? 2 : 1));
+      const ev = this.line(line);
+      if (ev) out.push(ev);
+    }
+    return out;
+  }
+
+  private line(line: string): ServerSentEvent | undefined {
+    if (line === "") {
+      if (!this.data.length && !this.event) return undefined;
+      const ev = compact({ event: this.event || "message", data: this.data.join("\n"), id: this.lastEventId, retry: this.retry }) as ServerSentEvent;
+      this.event = "";
+      this.data = [];
+      this.retry = undefined;
+      return ev;
+    }
+    if (line.startsWith(":")) return undefined;
+    const colon = line.indexOf(":");
+    const name = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (name === "event") this.event = value;
+    else if (name === "data") this.data.push(value);
+    else if (name === "id" && !value.includes("\0")) this.lastEventId = value;
+    else if (name === "retry" && /^\d+$/.test(value)) this.retry = Number(value);
+    return undefined;
+  }
+}
+
 // --- options and transport ---------------------------------------------------------------
 
 /** A credential: an API key or a JWT, or a function answering a fresh one per request. */
@@ -328,8 +378,7 @@ export class Client {
     if (!resp.body) throw new NovaConnectionError(`GET ${path}: no body to stream`);
     const reader = resp.body.getReader();
     const decoder = new TextDecoder();
-    let buffer = "";
-    let ev: { event: string; data: string[]; id?: string; retry?: number } = { event: "", data: [] };
+    const events = new SSEDecoder();
     try {
       for (;;) {
         let chunk: ReadableStreamReadResult<Uint8Array>;
@@ -340,27 +389,7 @@ export class Client {
           throw new NovaConnectionError(`GET ${path}: the stream broke: ${String(e)}`, e);
         }
         if (chunk.done) return;
-        buffer += decoder.decode(chunk.value, { stream: true });
-        let nl: number;
-        while ((nl = buffer.search(/\r\n|\n|\r/)) >= 0) {
-          const line = buffer.slice(0, nl);
-          buffer = buffer.slice(nl + (buffer.startsWith("\r\n", nl) ? 2 : 1));
-          if (line === "") {
-            if (ev.data.length || ev.event) yield compact({ event: ev.event || "message", data: ev.data.join("\n"), id: ev.id, retry: ev.retry }) as ServerSentEvent;
-            ev = { event: "", data: [], id: ev.id };
-            ev.retry = undefined;
-            continue;
-          }
-          if (line.startsWith(":")) continue;
-          const colon = line.indexOf(":");
-          const name = colon < 0 ? line : line.slice(0, colon);
-          let value = colon < 0 ? "" : line.slice(colon + 1);
-          if (value.startsWith(" ")) value = value.slice(1);
-          if (name === "event") ev.event = value;
-          else if (name === "data") ev.data.push(value);
-          else if (name === "id" && !value.includes("\0")) ev.id = value;
-          else if (name === "retry" && /^\d+$/.test(value)) ev.retry = Number(value);
-        }
+        for (const event of events.feed(decoder.decode(chunk.value, { stream: true }))) yield event;
       }
     } finally {
       await reader.cancel().catch(() => undefined);
