@@ -187,6 +187,9 @@ test("runs: idempotency, episodes, pagination, cancel", async () => {
   await rejects(admin.runs.create({ plan: sleepPlan(1) }, { idempotencyKey: key }), sdk.ConflictError, (e) => assert.equal(e.code, "idempotency_conflict"));
   const ids = new Set([first.run_id]);
   for (let i = 0; i < 4; i++) ids.add((await admin.runs.create({ plan: ECHO_PLAN, priority: i })).run_id);
+  // Pages over a set that does not change: every run finished (a run that finishes while pages
+  // are read moves from the queue's part of the list to the recorded part).
+  for (const id of ids) await admin.runs.wait(id);
   const done = await admin.runs.wait(first.run_id);
   assert.equal(done.status, "succeeded");
   assert.equal((await admin.runs.get(first.run_id)).run_id, first.run_id);
@@ -255,6 +258,20 @@ test("agents and goals", async () => {
   assert.equal((await user.agents.stop(name)).status, "stopped");
   assert.equal((await user.agents.resume(name, { ifMatch: (await user.agents.get(name)).version })).status, "active");
   assert.equal((await user.agents.delete(name)).status, "deleted");
+});
+
+test("agents by namespace/name (looked up: the server does not decode %2F in a path)", async () => {
+  const ns = unique("team");
+  const agent = await user.agents.create({ name: "worker", namespace: ns, plan: ECHO_PLAN });
+  const ref = `${ns}/worker`;
+  assert.equal((await user.agents.get(ref)).id, agent.id);
+  assert.equal((await user.state.put(ref, "k", 1)).version, 1);
+  const stream = user.state.watch(ref, { fromRevision: 0 });
+  assert.deepEqual((await take(stream, 1)).map((e) => e.json.key), ["k"]);
+  await stream.close();
+  assert.equal((await user.goals.submit(ref, { goal: "by name" })).agent_id, agent.id);
+  assert.equal((await user.messages.sendToAgent(ref, { payload: { x: 1 } })).agent_id, agent.id);
+  await rejects(user.agents.get(`${ns}/nobody`), sdk.NotFoundError);
 });
 
 test("state and the watch stream", async () => {

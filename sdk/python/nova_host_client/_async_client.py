@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from . import models as m
 from ._base import (Credential, Options, ServerSentEvent, SSEDecoder, body, compact, make_options, new_idempotency_key,
                     next_offset, parse_error, path, query, retry_delay, version_header)
-from .errors import NovaConnectionError
+from .errors import NotFoundError, NovaConnectionError
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -185,13 +185,39 @@ class AsyncClient:
         finally:
             await resp.aclose()
 
-    async def _pages(self, fetch: Callable[[int], Any], items: str, limit: int) -> AsyncIterator[Any]:
-        """Every item of every page: fetch(offset) answers a page model with a list `items`."""
+    async def _agent_id(self, agent: str) -> str:
+        """The id of an agent named `namespace/name`, looked up in the namespace's list: the
+        server does not decode a `%2F` in a path, so such a name cannot stand in the URL (an id
+        or a plain name is used as it is)."""
+        if "/" not in agent:
+            return agent
+        namespace, name = agent.split("/", 1)
         offset: Optional[int] = 0
+        request_id = None
+        while offset is not None:
+            resp = await self._send("GET", "/v1/agents", params=query(namespace=namespace, limit=500, offset=offset))
+            request_id = resp.headers.get("x-request-id")
+            page = m.ListAgentsResponse.model_validate(resp.json())
+            for a in page.items:
+                if a.name == name:
+                    return a.id
+            offset = page.next_offset
+        # The request id is the lookup's (the last page of the namespace's list).
+        raise NotFoundError(404, "not_found", f"no agent {agent}", request_id)
+
+    async def _pages(self, fetch: Callable[[int], Any], items: str, limit: int, unique: Optional[str] = None) -> AsyncIterator[Any]:
+        """Every item of every page: fetch(offset) answers a page model with a list `items`. With
+        `unique` (a field), an item seen on an earlier page is not yielded again."""
+        offset: Optional[int] = 0
+        seen = set()
         while offset is not None:
             page = await fetch(offset)
             got = getattr(page, items)
             for item in got:
+                if unique is not None:
+                    if getattr(item, unique) in seen:
+                        continue
+                    seen.add(getattr(item, unique))
                 yield item
             offset = next_offset(page, got, offset, limit)
 
@@ -222,8 +248,11 @@ class AsyncRuns(AsyncResource):
                                         params=query(status=status, principal=principal, limit=limit, offset=offset))
 
     def iter(self, *, status: Optional[str] = None, principal: Optional[str] = None, page_size: int = 50) -> AsyncIterator[m.Run]:
-        """Every run, page after page (`next_offset`)."""
-        return self._client._pages(lambda o: self.list(status=status, principal=principal, limit=page_size, offset=o), "runs", page_size)
+        """Every run, page after page (`next_offset`), each once: the server lists queued and
+        running runs before recorded ones, so a run that finishes while pages are read can move
+        between pages (it is not yielded twice; one that moves to an earlier page can be missed)."""
+        return self._client._pages(lambda o: self.list(status=status, principal=principal, limit=page_size, offset=o), "runs", page_size,
+                                   unique="run_id")
 
     async def get(self, run_id: str) -> m.Run:
         return await self._client._call("GET", path("/v1/runs/{}", run_id), m.Run)
@@ -301,17 +330,17 @@ class AsyncAgents(AsyncResource):
 
     async def get(self, agent: str) -> m.Agent:
         """An agent by id or name (`namespace/name` outside `default`)."""
-        return await self._client._call("GET", path("/v1/agents/{}", agent), m.Agent)
+        return await self._client._call("GET", path("/v1/agents/{}", await self._client._agent_id(agent)), m.Agent)
 
     async def update(self, agent: str, changes: Union[m.AgentDefinition, Mapping[str, Any]], *,
                      if_match: Union[int, str, None] = None) -> m.Agent:
         """Change fields of the definition as one new version (412 if `if_match` is not current)."""
-        return await self._client._call("PATCH", path("/v1/agents/{}", agent), m.Agent, json=changes,
+        return await self._client._call("PATCH", path("/v1/agents/{}", await self._client._agent_id(agent)), m.Agent, json=changes,
                                         headers={"If-Match": version_header(if_match)})
 
     async def delete(self, agent: str, *, if_match: Union[int, str, None] = None) -> m.Agent:
         """Delete (a tombstone, answered); pending and running goals are cancelled."""
-        return await self._client._call("DELETE", path("/v1/agents/{}", agent), m.Agent, headers={"If-Match": version_header(if_match)})
+        return await self._client._call("DELETE", path("/v1/agents/{}", await self._client._agent_id(agent)), m.Agent, headers={"If-Match": version_header(if_match)})
 
     async def pause(self, agent: str, *, if_match: Union[int, str, None] = None) -> m.Agent:
         return await self._action(agent, "pause", if_match)
@@ -323,12 +352,12 @@ class AsyncAgents(AsyncResource):
         return await self._action(agent, "stop", if_match)
 
     async def _action(self, agent: str, action: str, if_match: Union[int, str, None]) -> m.Agent:
-        return await self._client._call("POST", path("/v1/agents/{}/" + action, agent), m.Agent,
+        return await self._client._call("POST", path("/v1/agents/{}/" + action, await self._client._agent_id(agent)), m.Agent,
                                         headers={"If-Match": version_header(if_match)})
 
     async def versions(self, agent: str) -> m.AgentVersionsResponse:
         """Every version of the definition, oldest first."""
-        return await self._client._call("GET", path("/v1/agents/{}/versions", agent), m.AgentVersionsResponse)
+        return await self._client._call("GET", path("/v1/agents/{}/versions", await self._client._agent_id(agent)), m.AgentVersionsResponse)
 
 
 class AsyncGoals(AsyncResource):
@@ -341,55 +370,63 @@ class AsyncGoals(AsyncResource):
         """Queue a goal. Like runs.create, a repeated `idempotency_key` returns the first goal."""
         doc = compact(goal=goal, plan=plan, template=template, params=params, inputs=inputs, priority=priority,
                       deadline=deadline, deadline_ms=deadline_ms)
-        return await self._client._call("POST", path("/v1/agents/{}/goals", agent), m.Goal, json=doc,
+        return await self._client._call("POST", path("/v1/agents/{}/goals", await self._client._agent_id(agent)), m.Goal, json=doc,
                                         headers={"Idempotency-Key": idempotency_key or new_idempotency_key()})
 
     async def list(self, agent: str, *, limit: Optional[int] = None, offset: Optional[int] = None) -> m.AgentGoalsResponse:
-        return await self._client._call("GET", path("/v1/agents/{}/runs", agent), m.AgentGoalsResponse,
+        return await self._client._call("GET", path("/v1/agents/{}/runs", await self._client._agent_id(agent)), m.AgentGoalsResponse,
                                         params=query(limit=limit, offset=offset))
 
     def iter(self, agent: str, *, page_size: int = 50) -> AsyncIterator[m.Goal]:
         return self._client._pages(lambda o: self.list(agent, limit=page_size, offset=o), "items", page_size)
 
     async def get(self, agent: str, goal_id: str) -> m.Goal:
-        return await self._client._call("GET", path("/v1/agents/{}/runs/{}", agent, goal_id), m.Goal)
+        return await self._client._call("GET", path("/v1/agents/{}/runs/{}", await self._client._agent_id(agent), goal_id), m.Goal)
 
     async def cancel(self, agent: str, goal_id: str) -> m.Goal:
-        return await self._client._call("POST", path("/v1/agents/{}/runs/{}/cancel", agent, goal_id), m.Goal)
+        return await self._client._call("POST", path("/v1/agents/{}/runs/{}/cancel", await self._client._agent_id(agent), goal_id), m.Goal)
 
     async def provenance_list(self, agent: str, *, limit: Optional[int] = None,
                               offset: Optional[int] = None) -> m.AgentProvenanceListResponse:
-        return await self._client._call("GET", path("/v1/agents/{}/provenance", agent), m.AgentProvenanceListResponse,
+        return await self._client._call("GET", path("/v1/agents/{}/provenance", await self._client._agent_id(agent)), m.AgentProvenanceListResponse,
                                         params=query(limit=limit, offset=offset))
 
     async def provenance(self, agent: str, goal_id: str) -> m.AgentProvenanceResponse:
         """The goal, the plan that ran, each tool call with its policy decision, and the episode."""
-        return await self._client._call("GET", path("/v1/agents/{}/provenance/{}", agent, goal_id), m.AgentProvenanceResponse)
+        return await self._client._call("GET", path("/v1/agents/{}/provenance/{}", await self._client._agent_id(agent), goal_id), m.AgentProvenanceResponse)
 
 
 class AsyncState(AsyncResource):
     """An agent's versioned key/value state."""
 
     async def list(self, agent: str, *, prefix: Optional[str] = None, limit: Optional[int] = None) -> m.ListStateResponse:
-        return await self._client._call("GET", path("/v1/agents/{}/state", agent), m.ListStateResponse,
+        return await self._client._call("GET", path("/v1/agents/{}/state", await self._client._agent_id(agent)), m.ListStateResponse,
                                         params=query(prefix=prefix, limit=limit))
 
     async def get(self, agent: str, key: str) -> m.StateEntry:
-        return await self._client._call("GET", path("/v1/agents/{}/state/{}", agent, key), m.StateEntry)
+        return await self._client._call("GET", path("/v1/agents/{}/state/{}", await self._client._agent_id(agent), key), m.StateEntry)
 
     async def put(self, agent: str, key: str, value: Any, *, if_match: Union[int, str, None] = None,
                   if_absent: bool = False) -> m.StateEntry:
         """Set a key; only at version `if_match`, or only if absent (`if_absent`): else ConflictError."""
-        return await self._client._call("PUT", path("/v1/agents/{}/state/{}", agent, key), m.StateEntry, json={"value": value},
+        return await self._client._call("PUT", path("/v1/agents/{}/state/{}", await self._client._agent_id(agent), key), m.StateEntry, json={"value": value},
                                         headers={"If-Match": version_header(if_match), "If-None-Match": "*" if if_absent else None})
 
     async def delete(self, agent: str, key: str, *, if_match: Union[int, str, None] = None) -> None:
-        await self._client._call("DELETE", path("/v1/agents/{}/state/{}", agent, key), headers={"If-Match": version_header(if_match)})
+        await self._client._call("DELETE", path("/v1/agents/{}/state/{}", await self._client._agent_id(agent), key), headers={"If-Match": version_header(if_match)})
 
     def watch(self, agent: str, *, from_revision: Optional[int] = None) -> AsyncStream[ServerSentEvent]:
         """Server-sent events: every change after `from_revision`, then live ones (`change`; or
         `compacted` then `snapshot`). Each event's `id` is a revision to resume from."""
-        return AsyncStream(self._client._events(path("/v1/agents/{}/watch", agent), query(**{"from": from_revision})))
+        return AsyncStream(self._watch(agent, from_revision))
+
+    async def _watch(self, agent: str, from_revision: Optional[int]) -> AsyncIterator[ServerSentEvent]:
+        events = self._client._events(path("/v1/agents/{}/watch", await self._client._agent_id(agent)), query(**{"from": from_revision}))
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]
 
 
 class AsyncMemory(AsyncResource):
@@ -398,13 +435,13 @@ class AsyncMemory(AsyncResource):
     async def remember(self, agent: str, text: str, *, memory_type: Optional[str] = None, meta: Optional[Mapping[str, Any]] = None,
                        tags: Optional[List[str]] = None, ttl_seconds: Optional[int] = None) -> m.MemoryItem:
         doc = compact(text=text, memory_type=memory_type, meta=meta, tags=tags, ttl_seconds=ttl_seconds)
-        return await self._client._call("POST", path("/v1/agents/{}/memory", agent), m.MemoryItem, json=doc)
+        return await self._client._call("POST", path("/v1/agents/{}/memory", await self._client._agent_id(agent)), m.MemoryItem, json=doc)
 
     async def recall(self, agent: str, q: Optional[str] = None, *, type: Optional[str] = None, tag: Optional[str] = None,
                      since: Optional[int] = None, until: Optional[int] = None, limit: Optional[int] = None,
                      offset: Optional[int] = None) -> m.RecallResponse:
         """Items ranked by full text `q` (best first), or newest first without `q`."""
-        return await self._client._call("GET", path("/v1/agents/{}/recall", agent), m.RecallResponse,
+        return await self._client._call("GET", path("/v1/agents/{}/recall", await self._client._agent_id(agent)), m.RecallResponse,
                                         params=query(q=q, type=type, tag=tag, since=since, until=until, limit=limit, offset=offset))
 
     def iter_recall(self, agent: str, q: Optional[str] = None, *, type: Optional[str] = None, tag: Optional[str] = None,
@@ -412,7 +449,7 @@ class AsyncMemory(AsyncResource):
         return self._client._pages(lambda o: self.recall(agent, q, type=type, tag=tag, limit=page_size, offset=o), "items", page_size)
 
     async def forget(self, agent: str, memory_id: str) -> None:
-        await self._client._call("DELETE", path("/v1/agents/{}/memory/{}", agent, memory_id))
+        await self._client._call("DELETE", path("/v1/agents/{}/memory/{}", await self._client._agent_id(agent), memory_id))
 
 
 class AsyncMessages(AsyncResource):
@@ -441,7 +478,7 @@ class AsyncMessages(AsyncResource):
                             headers: Optional[Mapping[str, str]] = None, ordering_key: Optional[str] = None) -> m.Message:
         """Send a message to the agent's inbox (subscription `_inbox.<agent id>`)."""
         doc = {"payload": payload, **compact(encoding=encoding, headers=headers, ordering_key=ordering_key)}
-        return await self._client._call("POST", path("/v1/agents/{}/messages", agent), m.Message, json=doc)
+        return await self._client._call("POST", path("/v1/agents/{}/messages", await self._client._agent_id(agent)), m.Message, json=doc)
 
     async def subscribe(self, subscription_id: str, topic: str, *, start: Optional[Literal["now", "earliest"]] = None,
                         max_deliveries: Optional[int] = None, visibility_timeout_ms: Optional[int] = None,

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from . import models as m
 from ._base import (Credential, Options, ServerSentEvent, SSEDecoder, body, compact, make_options, new_idempotency_key,
                     next_offset, parse_error, path, query, retry_delay, version_header)
-from .errors import NovaConnectionError
+from .errors import NotFoundError, NovaConnectionError
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -184,13 +184,39 @@ class Client:
         finally:
             resp.close()
 
-    def _pages(self, fetch: Callable[[int], Any], items: str, limit: int) -> Iterator[Any]:
-        """Every item of every page: fetch(offset) answers a page model with a list `items`."""
+    def _agent_id(self, agent: str) -> str:
+        """The id of an agent named `namespace/name`, looked up in the namespace's list: the
+        server does not decode a `%2F` in a path, so such a name cannot stand in the URL (an id
+        or a plain name is used as it is)."""
+        if "/" not in agent:
+            return agent
+        namespace, name = agent.split("/", 1)
         offset: Optional[int] = 0
+        request_id = None
+        while offset is not None:
+            resp = self._send("GET", "/v1/agents", params=query(namespace=namespace, limit=500, offset=offset))
+            request_id = resp.headers.get("x-request-id")
+            page = m.ListAgentsResponse.model_validate(resp.json())
+            for a in page.items:
+                if a.name == name:
+                    return a.id
+            offset = page.next_offset
+        # The request id is the lookup's (the last page of the namespace's list).
+        raise NotFoundError(404, "not_found", f"no agent {agent}", request_id)
+
+    def _pages(self, fetch: Callable[[int], Any], items: str, limit: int, unique: Optional[str] = None) -> Iterator[Any]:
+        """Every item of every page: fetch(offset) answers a page model with a list `items`. With
+        `unique` (a field), an item seen on an earlier page is not yielded again."""
+        offset: Optional[int] = 0
+        seen = set()
         while offset is not None:
             page = fetch(offset)
             got = getattr(page, items)
             for item in got:
+                if unique is not None:
+                    if getattr(item, unique) in seen:
+                        continue
+                    seen.add(getattr(item, unique))
                 yield item
             offset = next_offset(page, got, offset, limit)
 
@@ -221,8 +247,11 @@ class Runs(Resource):
                                   params=query(status=status, principal=principal, limit=limit, offset=offset))
 
     def iter(self, *, status: Optional[str] = None, principal: Optional[str] = None, page_size: int = 50) -> Iterator[m.Run]:
-        """Every run, page after page (`next_offset`)."""
-        return self._client._pages(lambda o: self.list(status=status, principal=principal, limit=page_size, offset=o), "runs", page_size)
+        """Every run, page after page (`next_offset`), each once: the server lists queued and
+        running runs before recorded ones, so a run that finishes while pages are read can move
+        between pages (it is not yielded twice; one that moves to an earlier page can be missed)."""
+        return self._client._pages(lambda o: self.list(status=status, principal=principal, limit=page_size, offset=o), "runs", page_size,
+                                   unique="run_id")
 
     def get(self, run_id: str) -> m.Run:
         return self._client._call("GET", path("/v1/runs/{}", run_id), m.Run)
@@ -300,17 +329,17 @@ class Agents(Resource):
 
     def get(self, agent: str) -> m.Agent:
         """An agent by id or name (`namespace/name` outside `default`)."""
-        return self._client._call("GET", path("/v1/agents/{}", agent), m.Agent)
+        return self._client._call("GET", path("/v1/agents/{}", self._client._agent_id(agent)), m.Agent)
 
     def update(self, agent: str, changes: Union[m.AgentDefinition, Mapping[str, Any]], *,
                if_match: Union[int, str, None] = None) -> m.Agent:
         """Change fields of the definition as one new version (412 if `if_match` is not current)."""
-        return self._client._call("PATCH", path("/v1/agents/{}", agent), m.Agent, json=changes,
+        return self._client._call("PATCH", path("/v1/agents/{}", self._client._agent_id(agent)), m.Agent, json=changes,
                                   headers={"If-Match": version_header(if_match)})
 
     def delete(self, agent: str, *, if_match: Union[int, str, None] = None) -> m.Agent:
         """Delete (a tombstone, answered); pending and running goals are cancelled."""
-        return self._client._call("DELETE", path("/v1/agents/{}", agent), m.Agent, headers={"If-Match": version_header(if_match)})
+        return self._client._call("DELETE", path("/v1/agents/{}", self._client._agent_id(agent)), m.Agent, headers={"If-Match": version_header(if_match)})
 
     def pause(self, agent: str, *, if_match: Union[int, str, None] = None) -> m.Agent:
         return self._action(agent, "pause", if_match)
@@ -322,12 +351,12 @@ class Agents(Resource):
         return self._action(agent, "stop", if_match)
 
     def _action(self, agent: str, action: str, if_match: Union[int, str, None]) -> m.Agent:
-        return self._client._call("POST", path("/v1/agents/{}/" + action, agent), m.Agent,
+        return self._client._call("POST", path("/v1/agents/{}/" + action, self._client._agent_id(agent)), m.Agent,
                                   headers={"If-Match": version_header(if_match)})
 
     def versions(self, agent: str) -> m.AgentVersionsResponse:
         """Every version of the definition, oldest first."""
-        return self._client._call("GET", path("/v1/agents/{}/versions", agent), m.AgentVersionsResponse)
+        return self._client._call("GET", path("/v1/agents/{}/versions", self._client._agent_id(agent)), m.AgentVersionsResponse)
 
 
 class Goals(Resource):
@@ -340,55 +369,63 @@ class Goals(Resource):
         """Queue a goal. Like runs.create, a repeated `idempotency_key` returns the first goal."""
         doc = compact(goal=goal, plan=plan, template=template, params=params, inputs=inputs, priority=priority,
                       deadline=deadline, deadline_ms=deadline_ms)
-        return self._client._call("POST", path("/v1/agents/{}/goals", agent), m.Goal, json=doc,
+        return self._client._call("POST", path("/v1/agents/{}/goals", self._client._agent_id(agent)), m.Goal, json=doc,
                                   headers={"Idempotency-Key": idempotency_key or new_idempotency_key()})
 
     def list(self, agent: str, *, limit: Optional[int] = None, offset: Optional[int] = None) -> m.AgentGoalsResponse:
-        return self._client._call("GET", path("/v1/agents/{}/runs", agent), m.AgentGoalsResponse,
+        return self._client._call("GET", path("/v1/agents/{}/runs", self._client._agent_id(agent)), m.AgentGoalsResponse,
                                   params=query(limit=limit, offset=offset))
 
     def iter(self, agent: str, *, page_size: int = 50) -> Iterator[m.Goal]:
         return self._client._pages(lambda o: self.list(agent, limit=page_size, offset=o), "items", page_size)
 
     def get(self, agent: str, goal_id: str) -> m.Goal:
-        return self._client._call("GET", path("/v1/agents/{}/runs/{}", agent, goal_id), m.Goal)
+        return self._client._call("GET", path("/v1/agents/{}/runs/{}", self._client._agent_id(agent), goal_id), m.Goal)
 
     def cancel(self, agent: str, goal_id: str) -> m.Goal:
-        return self._client._call("POST", path("/v1/agents/{}/runs/{}/cancel", agent, goal_id), m.Goal)
+        return self._client._call("POST", path("/v1/agents/{}/runs/{}/cancel", self._client._agent_id(agent), goal_id), m.Goal)
 
     def provenance_list(self, agent: str, *, limit: Optional[int] = None,
                         offset: Optional[int] = None) -> m.AgentProvenanceListResponse:
-        return self._client._call("GET", path("/v1/agents/{}/provenance", agent), m.AgentProvenanceListResponse,
+        return self._client._call("GET", path("/v1/agents/{}/provenance", self._client._agent_id(agent)), m.AgentProvenanceListResponse,
                                   params=query(limit=limit, offset=offset))
 
     def provenance(self, agent: str, goal_id: str) -> m.AgentProvenanceResponse:
         """The goal, the plan that ran, each tool call with its policy decision, and the episode."""
-        return self._client._call("GET", path("/v1/agents/{}/provenance/{}", agent, goal_id), m.AgentProvenanceResponse)
+        return self._client._call("GET", path("/v1/agents/{}/provenance/{}", self._client._agent_id(agent), goal_id), m.AgentProvenanceResponse)
 
 
 class State(Resource):
     """An agent's versioned key/value state."""
 
     def list(self, agent: str, *, prefix: Optional[str] = None, limit: Optional[int] = None) -> m.ListStateResponse:
-        return self._client._call("GET", path("/v1/agents/{}/state", agent), m.ListStateResponse,
+        return self._client._call("GET", path("/v1/agents/{}/state", self._client._agent_id(agent)), m.ListStateResponse,
                                   params=query(prefix=prefix, limit=limit))
 
     def get(self, agent: str, key: str) -> m.StateEntry:
-        return self._client._call("GET", path("/v1/agents/{}/state/{}", agent, key), m.StateEntry)
+        return self._client._call("GET", path("/v1/agents/{}/state/{}", self._client._agent_id(agent), key), m.StateEntry)
 
     def put(self, agent: str, key: str, value: Any, *, if_match: Union[int, str, None] = None,
             if_absent: bool = False) -> m.StateEntry:
         """Set a key; only at version `if_match`, or only if absent (`if_absent`): else ConflictError."""
-        return self._client._call("PUT", path("/v1/agents/{}/state/{}", agent, key), m.StateEntry, json={"value": value},
+        return self._client._call("PUT", path("/v1/agents/{}/state/{}", self._client._agent_id(agent), key), m.StateEntry, json={"value": value},
                                   headers={"If-Match": version_header(if_match), "If-None-Match": "*" if if_absent else None})
 
     def delete(self, agent: str, key: str, *, if_match: Union[int, str, None] = None) -> None:
-        self._client._call("DELETE", path("/v1/agents/{}/state/{}", agent, key), headers={"If-Match": version_header(if_match)})
+        self._client._call("DELETE", path("/v1/agents/{}/state/{}", self._client._agent_id(agent), key), headers={"If-Match": version_header(if_match)})
 
     def watch(self, agent: str, *, from_revision: Optional[int] = None) -> Stream[ServerSentEvent]:
         """Server-sent events: every change after `from_revision`, then live ones (`change`; or
         `compacted` then `snapshot`). Each event's `id` is a revision to resume from."""
-        return Stream(self._client._events(path("/v1/agents/{}/watch", agent), query(**{"from": from_revision})))
+        return Stream(self._watch(agent, from_revision))
+
+    def _watch(self, agent: str, from_revision: Optional[int]) -> Iterator[ServerSentEvent]:
+        events = self._client._events(path("/v1/agents/{}/watch", self._client._agent_id(agent)), query(**{"from": from_revision}))
+        try:
+            for event in events:
+                yield event
+        finally:
+            events.close()  # type: ignore[attr-defined]
 
 
 class Memory(Resource):
@@ -397,13 +434,13 @@ class Memory(Resource):
     def remember(self, agent: str, text: str, *, memory_type: Optional[str] = None, meta: Optional[Mapping[str, Any]] = None,
                  tags: Optional[List[str]] = None, ttl_seconds: Optional[int] = None) -> m.MemoryItem:
         doc = compact(text=text, memory_type=memory_type, meta=meta, tags=tags, ttl_seconds=ttl_seconds)
-        return self._client._call("POST", path("/v1/agents/{}/memory", agent), m.MemoryItem, json=doc)
+        return self._client._call("POST", path("/v1/agents/{}/memory", self._client._agent_id(agent)), m.MemoryItem, json=doc)
 
     def recall(self, agent: str, q: Optional[str] = None, *, type: Optional[str] = None, tag: Optional[str] = None,
                since: Optional[int] = None, until: Optional[int] = None, limit: Optional[int] = None,
                offset: Optional[int] = None) -> m.RecallResponse:
         """Items ranked by full text `q` (best first), or newest first without `q`."""
-        return self._client._call("GET", path("/v1/agents/{}/recall", agent), m.RecallResponse,
+        return self._client._call("GET", path("/v1/agents/{}/recall", self._client._agent_id(agent)), m.RecallResponse,
                                   params=query(q=q, type=type, tag=tag, since=since, until=until, limit=limit, offset=offset))
 
     def iter_recall(self, agent: str, q: Optional[str] = None, *, type: Optional[str] = None, tag: Optional[str] = None,
@@ -411,7 +448,7 @@ class Memory(Resource):
         return self._client._pages(lambda o: self.recall(agent, q, type=type, tag=tag, limit=page_size, offset=o), "items", page_size)
 
     def forget(self, agent: str, memory_id: str) -> None:
-        self._client._call("DELETE", path("/v1/agents/{}/memory/{}", agent, memory_id))
+        self._client._call("DELETE", path("/v1/agents/{}/memory/{}", self._client._agent_id(agent), memory_id))
 
 
 class Messages(Resource):
@@ -440,7 +477,7 @@ class Messages(Resource):
                       headers: Optional[Mapping[str, str]] = None, ordering_key: Optional[str] = None) -> m.Message:
         """Send a message to the agent's inbox (subscription `_inbox.<agent id>`)."""
         doc = {"payload": payload, **compact(encoding=encoding, headers=headers, ordering_key=ordering_key)}
-        return self._client._call("POST", path("/v1/agents/{}/messages", agent), m.Message, json=doc)
+        return self._client._call("POST", path("/v1/agents/{}/messages", self._client._agent_id(agent)), m.Message, json=doc)
 
     def subscribe(self, subscription_id: str, topic: str, *, start: Optional[Literal["now", "earliest"]] = None,
                   max_deliveries: Optional[int] = None, visibility_timeout_ms: Optional[int] = None,

@@ -396,13 +396,42 @@ export class Client {
     }
   }
 
-  /** @internal Every item of every page; fetch(offset) answers a page with a list `key`. */
-  async *pages<P, T>(fetchPage: (offset: number) => Promise<P>, key: keyof P, limit: number): AsyncGenerator<T> {
+  /**
+   * @internal The id of an agent named `namespace/name`, looked up in the namespace's list: the
+   * server does not decode a `%2F` in a path, so such a name cannot stand in the URL (an id or a
+   * plain name is used as it is).
+   */
+  async agentId(agent: string): Promise<string> {
+    const slash = agent.indexOf("/");
+    if (slash < 0) return agent;
+    const [namespace, name] = [agent.slice(0, slash), agent.slice(slash + 1)];
+    let headers = new Headers();
+    for (let offset: number | null = 0; offset !== null;) {
+      const resp = await this.send("GET", "/v1/agents", { query: { namespace, limit: 500, offset } });
+      headers = resp.headers;
+      const page = (await resp.json()) as m.ListAgentsResponse;
+      const found = page.items.find((a) => a.name === name);
+      if (found) return found.id;
+      offset = page.next_offset;
+    }
+    // The request id is the lookup's (the last page of the namespace's list).
+    throw new NotFoundError(404, "not_found", `no agent ${agent}`, headers.get("x-request-id") ?? undefined, {}, headers);
+  }
+
+  /** @internal Every item of every page; fetch(offset) answers a page with a list `key`. With `unique` (a field), an item seen on an earlier page is not yielded again. */
+  async *pages<P, T>(fetchPage: (offset: number) => Promise<P>, key: keyof P, limit: number, unique?: keyof T): AsyncGenerator<T> {
     let offset: number | null = 0;
+    const seen = new Set<unknown>();
     while (offset !== null) {
       const page = await fetchPage(offset);
       const items = (page[key] as unknown as T[]) ?? [];
-      for (const item of items) yield item;
+      for (const item of items) {
+        if (unique !== undefined) {
+          if (seen.has(item[unique])) continue;
+          seen.add(item[unique]);
+        }
+        yield item;
+      }
       offset = nextOffset(page as unknown as Record<string, unknown>, items.length, offset, limit);
     }
   }
@@ -432,10 +461,14 @@ export class Runs extends Resource {
   list(query: { status?: m.RunStatus; principal?: string; limit?: number; offset?: number } = {}): Promise<m.ListRunsResponse> {
     return this.client.json("GET", "/v1/runs", { query });
   }
-  /** Every run, page after page (`next_offset`). */
+  /**
+   * Every run, page after page (`next_offset`), each once: the server lists queued and running
+   * runs before recorded ones, so a run that finishes while pages are read can move between
+   * pages (it is not yielded twice; one that moves to an earlier page can be missed).
+   */
   iter(query: { status?: m.RunStatus; principal?: string; pageSize?: number } = {}): AsyncGenerator<m.Run> {
     const { pageSize = 50, ...q } = query;
-    return this.client.pages((offset) => this.list({ ...q, limit: pageSize, offset }), "runs", pageSize);
+    return this.client.pages((offset) => this.list({ ...q, limit: pageSize, offset }), "runs", pageSize, "run_id");
   }
   get(runId: string): Promise<m.Run> {
     return this.client.json("GET", pathOf("/v1/runs/{}", runId));
@@ -507,15 +540,15 @@ export class Agents extends Resource {
     return this.client.pages((offset) => this.list({ ...q, limit: pageSize, offset }), "items", pageSize);
   }
   /** An agent by id or name (`namespace/name` outside `default`). */
-  get(agent: string): Promise<m.Agent> {
-    return this.client.json("GET", pathOf("/v1/agents/{}", agent));
+  async get(agent: string): Promise<m.Agent> {
+    return this.client.json("GET", pathOf("/v1/agents/{}", await this.client.agentId(agent)));
   }
-  update(agent: string, changes: m.AgentDefinition, options: IfMatch = {}): Promise<m.Agent> {
-    return this.client.json("PATCH", pathOf("/v1/agents/{}", agent), { body: changes, headers: { "If-Match": versionHeader(options.ifMatch) } });
+  async update(agent: string, changes: m.AgentDefinition, options: IfMatch = {}): Promise<m.Agent> {
+    return this.client.json("PATCH", pathOf("/v1/agents/{}", await this.client.agentId(agent)), { body: changes, headers: { "If-Match": versionHeader(options.ifMatch) } });
   }
   /** Delete (the tombstone is answered); pending and running goals are cancelled. */
-  delete(agent: string, options: IfMatch = {}): Promise<m.Agent> {
-    return this.client.json("DELETE", pathOf("/v1/agents/{}", agent), { headers: { "If-Match": versionHeader(options.ifMatch) } });
+  async delete(agent: string, options: IfMatch = {}): Promise<m.Agent> {
+    return this.client.json("DELETE", pathOf("/v1/agents/{}", await this.client.agentId(agent)), { headers: { "If-Match": versionHeader(options.ifMatch) } });
   }
   pause(agent: string, options: IfMatch = {}): Promise<m.Agent> {
     return this.action(agent, "pause", options);
@@ -526,64 +559,65 @@ export class Agents extends Resource {
   stop(agent: string, options: IfMatch = {}): Promise<m.Agent> {
     return this.action(agent, "stop", options);
   }
-  private action(agent: string, action: string, options: IfMatch): Promise<m.Agent> {
-    return this.client.json("POST", pathOf(`/v1/agents/{}/${action}`, agent), { headers: { "If-Match": versionHeader(options.ifMatch) } });
+  private async action(agent: string, action: string, options: IfMatch): Promise<m.Agent> {
+    return this.client.json("POST", pathOf(`/v1/agents/{}/${action}`, await this.client.agentId(agent)), { headers: { "If-Match": versionHeader(options.ifMatch) } });
   }
   /** Every version of the definition, oldest first. */
-  versions(agent: string): Promise<m.AgentVersionsResponse> {
-    return this.client.json("GET", pathOf("/v1/agents/{}/versions", agent));
+  async versions(agent: string): Promise<m.AgentVersionsResponse> {
+    return this.client.json("GET", pathOf("/v1/agents/{}/versions", await this.client.agentId(agent)));
   }
 }
 
 /** Goals of agents: each a run of the agent's plan (or a given plan or template). */
 export class Goals extends Resource {
-  submit(agent: string, goal: m.SubmitGoalRequest, options: { idempotencyKey?: string } = {}): Promise<m.Goal> {
-    return this.client.json("POST", pathOf("/v1/agents/{}/goals", agent),
+  async submit(agent: string, goal: m.SubmitGoalRequest, options: { idempotencyKey?: string } = {}): Promise<m.Goal> {
+    return this.client.json("POST", pathOf("/v1/agents/{}/goals", await this.client.agentId(agent)),
       { body: goal, headers: { "Idempotency-Key": options.idempotencyKey ?? newIdempotencyKey() } });
   }
-  list(agent: string, query: { limit?: number; offset?: number } = {}): Promise<m.AgentGoalsResponse> {
-    return this.client.json("GET", pathOf("/v1/agents/{}/runs", agent), { query });
+  async list(agent: string, query: { limit?: number; offset?: number } = {}): Promise<m.AgentGoalsResponse> {
+    return this.client.json("GET", pathOf("/v1/agents/{}/runs", await this.client.agentId(agent)), { query });
   }
   iter(agent: string, options: { pageSize?: number } = {}): AsyncGenerator<m.Goal> {
     const pageSize = options.pageSize ?? 50;
     return this.client.pages((offset) => this.list(agent, { limit: pageSize, offset }), "items", pageSize);
   }
-  get(agent: string, goalId: string): Promise<m.Goal> {
-    return this.client.json("GET", pathOf("/v1/agents/{}/runs/{}", agent, goalId));
+  async get(agent: string, goalId: string): Promise<m.Goal> {
+    return this.client.json("GET", pathOf("/v1/agents/{}/runs/{}", await this.client.agentId(agent), goalId));
   }
-  cancel(agent: string, goalId: string): Promise<m.Goal> {
-    return this.client.json("POST", pathOf("/v1/agents/{}/runs/{}/cancel", agent, goalId));
+  async cancel(agent: string, goalId: string): Promise<m.Goal> {
+    return this.client.json("POST", pathOf("/v1/agents/{}/runs/{}/cancel", await this.client.agentId(agent), goalId));
   }
-  provenanceList(agent: string, query: { limit?: number; offset?: number } = {}): Promise<m.AgentProvenanceListResponse> {
-    return this.client.json("GET", pathOf("/v1/agents/{}/provenance", agent), { query });
+  async provenanceList(agent: string, query: { limit?: number; offset?: number } = {}): Promise<m.AgentProvenanceListResponse> {
+    return this.client.json("GET", pathOf("/v1/agents/{}/provenance", await this.client.agentId(agent)), { query });
   }
   /** The goal, the plan that ran, each tool call with its policy decision, and the episode. */
-  provenance(agent: string, goalId: string): Promise<m.AgentProvenanceResponse> {
-    return this.client.json("GET", pathOf("/v1/agents/{}/provenance/{}", agent, goalId));
+  async provenance(agent: string, goalId: string): Promise<m.AgentProvenanceResponse> {
+    return this.client.json("GET", pathOf("/v1/agents/{}/provenance/{}", await this.client.agentId(agent), goalId));
   }
 }
 
 /** An agent's versioned key/value state. */
 export class State extends Resource {
-  list(agent: string, query: { prefix?: string; limit?: number } = {}): Promise<m.ListStateResponse> {
-    return this.client.json("GET", pathOf("/v1/agents/{}/state", agent), { query });
+  async list(agent: string, query: { prefix?: string; limit?: number } = {}): Promise<m.ListStateResponse> {
+    return this.client.json("GET", pathOf("/v1/agents/{}/state", await this.client.agentId(agent)), { query });
   }
-  get(agent: string, key: string): Promise<m.StateEntry> {
-    return this.client.json("GET", pathOf("/v1/agents/{}/state/{}", agent, key));
+  async get(agent: string, key: string): Promise<m.StateEntry> {
+    return this.client.json("GET", pathOf("/v1/agents/{}/state/{}", await this.client.agentId(agent), key));
   }
   /** Set a key; only at version `ifMatch`, or only if absent (`ifAbsent`): else ConflictError. */
-  put(agent: string, key: string, value: unknown, options: IfMatch & { ifAbsent?: boolean } = {}): Promise<m.StateEntry> {
-    return this.client.json("PUT", pathOf("/v1/agents/{}/state/{}", agent, key), {
+  async put(agent: string, key: string, value: unknown, options: IfMatch & { ifAbsent?: boolean } = {}): Promise<m.StateEntry> {
+    return this.client.json("PUT", pathOf("/v1/agents/{}/state/{}", await this.client.agentId(agent), key), {
       body: { value }, headers: { "If-Match": versionHeader(options.ifMatch), "If-None-Match": options.ifAbsent ? "*" : undefined },
     });
   }
   async delete(agent: string, key: string, options: IfMatch = {}): Promise<void> {
-    await this.client.json("DELETE", pathOf("/v1/agents/{}/state/{}", agent, key), { headers: { "If-Match": versionHeader(options.ifMatch) } });
+    await this.client.json("DELETE", pathOf("/v1/agents/{}/state/{}", await this.client.agentId(agent), key), { headers: { "If-Match": versionHeader(options.ifMatch) } });
   }
   /** Server-sent events: every change after `fromRevision`, then live ones. Each event's `id` is a revision to resume from. */
   watch(agent: string, options: { fromRevision?: number } = {}): EventStream<StateEvent> {
-    const events = this.client.events(pathOf("/v1/agents/{}/watch", agent), { from: options.fromRevision });
+    const client = this.client;
     return new EventStream(async function* () {
+      const events = client.events(pathOf("/v1/agents/{}/watch", await client.agentId(agent)), { from: options.fromRevision });
       try {
         for await (const e of events) yield { ...e, json: JSON.parse(e.data) } as StateEvent;
       } finally {
@@ -595,19 +629,19 @@ export class State extends Resource {
 
 /** An agent's memory. */
 export class Memory extends Resource {
-  remember(agent: string, item: m.RememberItemRequest): Promise<m.MemoryItem> {
-    return this.client.json("POST", pathOf("/v1/agents/{}/memory", agent), { body: item });
+  async remember(agent: string, item: m.RememberItemRequest): Promise<m.MemoryItem> {
+    return this.client.json("POST", pathOf("/v1/agents/{}/memory", await this.client.agentId(agent)), { body: item });
   }
   /** Items ranked by full text `q`, or newest first without it. */
-  recall(agent: string, query: { q?: string; type?: string; tag?: string; since?: number; until?: number; limit?: number; offset?: number } = {}): Promise<m.RecallResponse> {
-    return this.client.json("GET", pathOf("/v1/agents/{}/recall", agent), { query });
+  async recall(agent: string, query: { q?: string; type?: string; tag?: string; since?: number; until?: number; limit?: number; offset?: number } = {}): Promise<m.RecallResponse> {
+    return this.client.json("GET", pathOf("/v1/agents/{}/recall", await this.client.agentId(agent)), { query });
   }
   iterRecall(agent: string, query: { q?: string; type?: string; tag?: string; pageSize?: number } = {}): AsyncGenerator<m.MemoryItem> {
     const { pageSize = 20, ...q } = query;
     return this.client.pages((offset) => this.recall(agent, { ...q, limit: pageSize, offset }), "items", pageSize);
   }
   async forget(agent: string, memoryId: string): Promise<void> {
-    await this.client.json("DELETE", pathOf("/v1/agents/{}/memory/{}", agent, memoryId));
+    await this.client.json("DELETE", pathOf("/v1/agents/{}/memory/{}", await this.client.agentId(agent), memoryId));
   }
 }
 
@@ -630,8 +664,8 @@ export class Messages extends Resource {
     return this.client.json("POST", pathOf("/v1/topics/{}/messages", topic), { body: message });
   }
   /** Send to the agent's inbox (subscription `_inbox.<agent id>`). */
-  sendToAgent(agent: string, message: m.MessageRequest): Promise<m.Message> {
-    return this.client.json("POST", pathOf("/v1/agents/{}/messages", agent), { body: message });
+  async sendToAgent(agent: string, message: m.MessageRequest): Promise<m.Message> {
+    return this.client.json("POST", pathOf("/v1/agents/{}/messages", await this.client.agentId(agent)), { body: message });
   }
   subscribe(subscription: m.SubscriptionRequest): Promise<m.Subscription> {
     return this.client.json("POST", "/v1/subscriptions", { body: subscription });
