@@ -14,7 +14,6 @@ from .errors import NotFoundError, NovaConnectionError
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
-Body = Union[Mapping[str, Any], BaseModel]
 _NO_BODY: Any = object()
 _TERMINAL_RUN = ("succeeded", "failed", "denied", "cancelled", "interrupted")
 
