@@ -28,6 +28,10 @@ async def test_auth_failures_are_typed(make):
             await v(client.runs.list())
         assert e.value.status == 401 and e.value.code and e.value.request_id
         assert e.value.headers.get("www-authenticate", "").startswith("Bearer")
+    # A valid JWT whose role the policy does not know: authenticated, refused (403).
+    with pytest.raises(nova.PermissionDeniedError) as e:
+        await v(make(token=jwt("zed", role="superuser")).runs.list())
+    assert e.value.status == 403 and e.value.code and e.value.request_id
 
 
 async def test_jwt_and_header_auth(make):

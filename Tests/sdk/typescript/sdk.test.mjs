@@ -96,6 +96,9 @@ test("auth failures are typed errors", async () => {
       assert.match(e.headers.get("www-authenticate"), /^Bearer/);
     });
   }
+  // A valid JWT whose role the policy does not know: authenticated, refused (403).
+  await rejects(new Client({ baseUrl: URL, token: jwt("zed", { role: "superuser" }) }).runs.list(), sdk.PermissionDeniedError,
+    (e) => assert.equal(e.status, 403));
   assert.throws(() => new Client({ baseUrl: URL, apiKey: "a", token: "b" }), TypeError);
 });
 
