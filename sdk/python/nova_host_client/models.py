@@ -198,6 +198,7 @@ class ErrorError(NovaModel):
     status: Optional[str] = Field(None)
     details: Optional[List[Dict[str, Any]]] = Field(None)
     checks: Optional[Checks] = Field(None)
+    retry_after_ms: Optional[int] = Field(None, description='On a 429 from a rate limit that refills: milliseconds until a call may pass (the Retry-After header rounds it up to seconds).')
 
 
 class Error(NovaModel):

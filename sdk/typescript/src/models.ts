@@ -201,6 +201,8 @@ export interface ErrorError {
   status?: string;
   details?: Array<Record<string, unknown>>;
   checks?: Checks;
+  /** On a 429 from a rate limit that refills: milliseconds until a call may pass (the Retry-After header rounds it up to seconds). */
+  retry_after_ms?: number;
 }
 
 export interface Error {
