@@ -159,10 +159,10 @@ final class BrokenIndexStore: HostStore, @unchecked Sendable {
     struct Broken: Error {}
     func indexEpisode(_ summary: EpisodeSummary) async throws { throw Broken() }
     func indexEpisodes(_ summaries: [EpisodeSummary]) async throws { if !summaries.isEmpty { throw Broken() } }
-    func listEpisodes(status: String?, principal: String?, limit: Int, offset: Int) async throws -> [EpisodeSummary] {
-        try await inner.listEpisodes(status: status, principal: principal, limit: limit, offset: offset)
+    func listEpisodes(_ filter: EpisodeFilter, limit: Int, offset: Int) async throws -> [EpisodeSummary] {
+        try await inner.listEpisodes(filter, limit: limit, offset: offset)
     }
-    func countEpisodes(status: String?, principal: String?) async throws -> Int { try await inner.countEpisodes(status: status, principal: principal) }
+    func countEpisodes(_ filter: EpisodeFilter) async throws -> Int { try await inner.countEpisodes(filter) }
     func episode(runId: String) async throws -> EpisodeSummary? { try await inner.episode(runId: runId) }
     func indexedRunIds() async throws -> [String: Int] { try await inner.indexedRunIds() }
     func removeEpisodes(runIds: [String]) async throws { try await inner.removeEpisodes(runIds: runIds) }

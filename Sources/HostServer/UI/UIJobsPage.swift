@@ -102,9 +102,11 @@ extension NovaServer {
         for sub in subs {
             let s = try? await bus.bus.subscriptionStats(sub.id)
             let oldest = s?.oldestPendingAtMs.map { String(format: "%.1f s", Double(max(0, now - $0)) / 1000) } ?? "–"
-            rows.append(["<span id=\"sub-\(UIHTML.escape(sub.id))\">\(UIHTML.escape(sub.id))</span>", UIHTML.escape(sub.topic),
+            let path = "/ui/jobs/subscriptions/\(UIHTML.urlComponent(sub.id))"
+            rows.append(["<a href=\"\(path)\" id=\"sub-\(UIHTML.escape(sub.id))\">\(UIHTML.escape(sub.id))</a>", UIHTML.escape(sub.topic),
                          s.map { String($0.ready + $0.leased) } ?? "–", s.map { String($0.ready) } ?? "–", s.map { String($0.leased) } ?? "–",
-                         s.map { String($0.dead) } ?? "–", oldest, String(sub.maxDeliveries), UIHTML.escape(sub.createdBy)])
+                         s.map { "<a href=\"\(path)\" id=\"sub-dead-\(UIHTML.escape(sub.id))\">\($0.dead)</a>" } ?? "–", oldest,
+                         String(sub.maxDeliveries), UIHTML.escape(sub.createdBy)])
         }
         h += UIHTML.table(caption: "Subscriptions", headers: ["Subscription", "Topic", "Lag", "Ready", "Leased", "Dead letters",
                                                               "Oldest pending", "Max deliveries", "Created by"], rows: rows, id: "subscriptions")
