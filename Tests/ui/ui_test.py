@@ -101,6 +101,15 @@ def login(driver, key):
     WebDriverWait(driver, 10).until(EC.presence_of_element_located((By.ID, "whoami")))
 
 
+def live_row_reaches(driver, run_id, status):
+    """Whether the live runs list shows `run_id`'s row with `status` (inserted by the stream)."""
+    try:
+        WebDriverWait(driver, 20).until(lambda d: status in d.find_element(By.ID, f"run-{run_id}").text)
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
 def cookie_of(driver):
     c = driver.get_cookie("nova_session")
     return f"nova_session={c['value']}" if c else ""
@@ -553,12 +562,7 @@ def main():
         _, _, goal2 = http("POST", f"/v1/agents/{alpha_id}/goals", ALICE_KEY,
                            {"goal": "second goal", "plan": {"name": "ui-goal-plan", "steps": [{"id": "s", "call": "echo.echo", "input": {"g": 3}}]}})
         goal2_run = goal2.get("run_id", "none") if isinstance(goal2, dict) else "none"
-        try:
-            WebDriverWait(alice, 20).until(lambda d: "succeeded" in d.find_element(By.ID, f"run-{goal2_run}").text)
-            live_goal = True
-        except Exception:  # noqa: BLE001
-            live_goal = False
-        check("a new goal of the filtered agent is inserted live", live_goal, alice.page_source[-800:])
+        check("a new goal of the filtered agent is inserted live", live_row_reaches(alice, goal2_run, "succeeded"), alice.page_source[-800:])
         check("a run not matching the agent filter is not inserted live (it finished before the goal was inserted)",
               not alice.find_elements(By.ID, f"run-{plain}"), [r.get_attribute("id") for r in alice.find_elements(By.CSS_SELECTOR, "#runs tbody tr")])
         shot(alice, "runs-by-agent")
@@ -571,12 +575,7 @@ def main():
         other = submit(ALICE_KEY, two_steps)
         wait_run(ALICE_KEY, other)
         again = submit(ALICE_KEY, denied_plan)
-        try:
-            WebDriverWait(alice, 20).until(lambda d: "denied" in d.find_element(By.ID, f"run-{again}").text)
-            live_plan = True
-        except Exception:  # noqa: BLE001
-            live_plan = False
-        check("a new run of the filtered plan is inserted live", live_plan, alice.page_source[-800:])
+        check("a new run of the filtered plan is inserted live", live_row_reaches(alice, again, "denied"), alice.page_source[-800:])
         check("a run of another plan is not inserted live", not alice.find_elements(By.ID, f"run-{other}"),
               [r.get_attribute("id") for r in alice.find_elements(By.CSS_SELECTOR, "#runs tbody tr")])
         _, _, rest_plan = http("GET", "/v1/runs?plan=ui-denied", ALICE_KEY)

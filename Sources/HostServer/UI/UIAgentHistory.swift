@@ -26,7 +26,7 @@ extension NovaServer {
             var row = ["<span class=\"memory-text\">\(UIHTML.escape(m.text))</span>", UIHTML.escape(m.type), UIHTML.escape(m.tags.joined(separator: ", ")),
                        m.sourceRunId.map { "<a href=\"/ui/runs/\(UIHTML.urlComponent($0))\">\(UIHTML.escape($0))</a>" } ?? "–",
                        UIHTML.escape(Self.dashboardTime(m.createdAtMs))]
-            if !text.isEmpty { row.append(String(format: "%.3f", hit.score)) }
+            if !text.isEmpty { row.append(String(format: "%.3g", hit.score)) }
             return row
         }, id: "memories")
         if hits.isEmpty { h += "<p class=\"empty\" id=\"memories-empty\">\(text.isEmpty ? "No memories." : "Nothing recalled.")</p>\n" }
