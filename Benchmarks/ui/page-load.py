@@ -167,7 +167,7 @@ def main():
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         c.request("GET", "/v1/runs?limit=1", headers={"Authorization": f"Bearer {key}"})
         run_id = json.loads(c.getresponse().read())["runs"][0]["run_id"]
-        pages = ["/ui", "/ui/runs", "/ui/runs?plan=bench-other", "/ui/runs?agent=bench-agent", "/ui/runs?agent=bench-agent&status=succeeded",
+        pages = ["/ui", "/ui?window=24h", "/ui/runs", "/ui/runs?plan=bench-other", "/ui/runs?agent=bench-agent", "/ui/runs?agent=bench-agent&status=succeeded",
                  f"/ui/runs/{run_id}", "/ui/agents", "/ui/agents?q=bench", f"/ui/agents/{agent_id}", f"/ui/agents/{agent_id}?q=warehouse",
                  "/ui/approvals", "/ui/jobs", "/ui/jobs/subscriptions/bench-sub"]
         print(f"dashboard pages with {RUNS} runs in the store ({ROUNDS} requests each, one keep-alive connection)")

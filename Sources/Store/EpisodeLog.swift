@@ -51,7 +51,14 @@ public final class EpisodeLog: Sendable {
         } catch {
             repair = .failure(StoreRepairError(message: "index repair failed: \(error)"))
         }
-        return EpisodeLog(episodes: episodes, store: store, openIndexRepair: repair)
+        let log = EpisodeLog(episodes: episodes, store: store, openIndexRepair: repair)
+        do {
+            // Entries from before the index kept denials and end times (once, after an upgrade).
+            try await log.backfillIndexFacts()
+        } catch {
+            if case .success = repair { return EpisodeLog(episodes: episodes, store: store, openIndexRepair: .failure(StoreRepairError(message: "index backfill failed: \(error)"))) }
+        }
+        return log
     }
 
     private init(episodes: EpisodeSegmentLog, store: any HostStore, openIndexRepair: Result<Int, StoreRepairError>) {

@@ -297,6 +297,36 @@ def main():
         check("alice's overview has no reload-drivers button", not alice.find_elements(By.ID, "reload-drivers"))
         admin.get(URL + "/ui")
         check("the admin's overview has the reload-drivers button", admin.find_elements(By.ID, "reload-drivers"))
+        # The overview's figures come from the index: alice's runs (one denied by no-fail-for-users),
+        # her budget window, the charts' bars matching their table, the drivers' health.
+        def cells(driver, table_id):
+            return [[td.get_attribute("textContent").strip() for td in tr.find_elements(By.TAG_NAME, "td")]
+                    for tr in driver.find_elements(By.CSS_SELECTOR, f"#{table_id} tbody tr")]
+        runs_total = int(alice.find_element(By.ID, "runs-total").text)
+        check("alice's overview counts her recorded runs", runs_total >= 3, runs_total)
+        denials = cells(alice, "denials")
+        check("the overview lists the denial by rule with its tool", any(r[0] == "no-fail-for-users" and r[1] == "1" and r[2] == "echo.fail"
+                                                                      for r in denials), denials)
+        bars = alice.find_elements(By.CSS_SELECTOR, "#chart-runs g.bucket")
+        data = cells(alice, "chart-data")
+        check("the runs chart has one bar per bucket with runs, as its table says", len(bars) >= 1 and len(bars) == len(data), (len(bars), data))
+        check("the chart's table adds up to the runs card", sum(int(r[1]) for r in data) == runs_total, (data, runs_total))
+        check("the success-rate chart has its points", len(alice.find_elements(By.CSS_SELECTOR, "#chart-success circle.point")) == len(data))
+        consumption = cells(alice, "consumption")
+        check("alice sees only her own consumption", [r[0] for r in consumption] == ["alice"], consumption)
+        budgets = cells(alice, "budgets")
+        check("alice's principal budget window shows the calls she used", any(r[0] == "users-daily" and r[1] == "alice" and r[3].endswith("of 100000")
+                                                                             and int(r[3].split()[0]) >= 1 for r in budgets), budgets)
+        health = cells(alice, "driver-health")
+        check("driver health lists the echo driver loaded", any(r[0] == "echo" and r[1] == "loaded" for r in health), health)
+        admin_consumption = [r[0] for r in cells(admin, "consumption")]
+        check("the admin's overview counts every principal", "alice" in admin_consumption and "bob" in admin_consumption, admin_consumption)
+        alice.find_element(By.ID, "window-24h").click()
+        WebDriverWait(alice, 10).until(lambda d: d.find_element(By.ID, "window-24h").get_attribute("aria-current") == "page")
+        check("the 24-hour window counts the same runs", int(alice.find_element(By.ID, "runs-total").text) == runs_total)
+        check("the 24-hour chart has 96 quarter hours", "per 15 minutes" in alice.find_element(By.ID, "chart-runs").find_element(By.TAG_NAME, "title").get_attribute("textContent"))
+        shot(alice, "overview-day")
+        alice.get(URL + "/ui")
         shot(admin, "overview-admin")
         shot(alice, "overview-user")
         token = alice.find_element(By.CSS_SELECTOR, "form.who input[name=csrf]").get_attribute("value")
@@ -622,6 +652,7 @@ def main():
         # HTML validity, CSP and labels of every page.
         check_page("overview (user)", "/ui", alice_cookie)
         check_page("overview (admin)", "/ui", admin_cookie)
+        check_page("overview, 24 hours (admin)", "/ui?window=24h", admin_cookie)
         check_page("runs", "/ui/runs", alice_cookie)
         check_page("runs filtered", "/ui/runs?status=succeeded", alice_cookie)
         check_page("runs (admin, by principal)", "/ui/runs?status=succeeded&principal=bob", admin_cookie)

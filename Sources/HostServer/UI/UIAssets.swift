@@ -151,9 +151,18 @@ dl.facts dd { margin: 0; overflow-wrap: anywhere; }
 .scroll table { min-width: 36rem; }
 .timeline .bar.status-waiting { fill: #d4a72c; fill-opacity: .55; }
 .legend { color: var(--muted); font-size: .9rem; margin: .25rem 0 1rem; }
+.chart { width: 100%; height: auto; border: 1px solid var(--line); background: var(--panel); }
+.chart .axis { stroke: var(--muted); stroke-width: 1; }
+.chart text { font-size: 12px; fill: var(--fg); }
+.chart .ok { fill: var(--ok); }
+.chart .bad { fill: var(--bad); }
+.chart .rate { fill: none; stroke: var(--info); stroke-width: 2; }
+.chart .point { fill: var(--info); }
+ul.windows { display: flex; gap: 1rem; list-style: none; padding: 0; margin: 0 0 1rem; }
+ul.windows a[aria-current="page"] { font-weight: 700; }
 form.goal-form { display: flex; flex-direction: column; gap: .5rem; max-width: 40rem; margin-bottom: 1rem; }
 form.goal-form textarea, form.goal-form input[type="text"] { width: 100%; }
 """#
     /// A digest of the assets, in their URLs (`?v=`) for cache busting.
-    static let version = "374a0387c288"
+    static let version = "5e2dd9cbbcc4"
 }
