@@ -487,6 +487,15 @@ def main():
               (dlq_before, admin.find_element(By.ID, "dlq-total").text))
         check("the jobs page counts jobs by queue and state", admin.find_elements(By.ID, "queue-default")
               and admin.find_elements(By.ID, "jobs-succeeded"), admin.page_source[-600:])
+        # States move (the retried goal is taken and put back while its agent is paused): compare
+        # what does not, the dead jobs and the jobs in all states.
+        _, _, rest_dead = http("GET", "/v1/jobs?state=dead&limit=1", ADMIN_KEY)
+        _, _, rest_all = http("GET", "/v1/jobs?limit=1", ADMIN_KEY)
+        page_dead = admin.find_element(By.ID, "jobs-dead").text
+        page_all = sum(int(admin.find_element(By.ID, f"jobs-{state}").text)
+                       for state in ("available", "retryable", "running", "succeeded", "dead", "cancelled"))
+        check("the admin's counts by state are REST's totals", page_dead == str(rest_dead.get("total")) and page_all == rest_all.get("total"),
+              (page_dead, page_all, rest_dead.get("total"), rest_all.get("total")))
         # A subscription with its lag.
         setup = [http("POST", "/v1/topics", ADMIN_KEY, {"name": "ui.events"})[0],
                  http("POST", "/v1/subscriptions", ADMIN_KEY, {"id": "ui-sub", "topic": "ui.events"})[0]]
