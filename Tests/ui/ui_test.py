@@ -581,6 +581,11 @@ def main():
         goal_run = goal_items[0]["run_id"] if goal_items else "none"
         goal_view = wait_run(ALICE_KEY, goal_run)
         check("the dashboard's goal runs and succeeds", goal_view.get("status") == "succeeded", goal_view)
+        alice.get(URL + f"/ui/agents/{alpha_id}")
+        alice.find_element(By.ID, "agent-runs").click()
+        WebDriverWait(alice, 10).until(EC.url_contains(f"agent={alpha_id}"))
+        check("the agent page links to the runs list filtered by the agent",
+              [r.get_attribute("id") for r in alice.find_elements(By.CSS_SELECTOR, "#runs tbody tr")] == [f"run-{goal_run}"], alice.current_url)
         status, _, _ = http("POST", f"/ui/agents/{alpha_id}/goals", cookie=alice_cookie, form={"goal": "forged"})
         check("a goal post without the CSRF token is refused 403", status == 403, status)
 

@@ -151,7 +151,7 @@ extension NovaServer {
 
             """
         }
-        h += "<h2>Recent goals</h2>\n"
+        h += "<h2>Recent goals</h2>\n<p><a href=\"/ui/runs?agent=\(UIHTML.urlComponent(agent.id))\" id=\"agent-runs\">Every run of this agent</a> (the runs list, filtered by agent).</p>\n"
         h += UIHTML.table(caption: "The agent's 20 most recent goals", headers: ["Goal", "Run", "Status", "Created"], rows: goals.map { g in
             [UIHTML.escape(g.goal.text), "<a href=\"/ui/runs/\(UIHTML.urlComponent(g.goal.id))\">\(UIHTML.escape(g.goal.id))</a>",
              UIHTML.badge(g.status), UIHTML.escape(g.goal.createdAt)]
