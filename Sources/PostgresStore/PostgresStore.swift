@@ -28,7 +28,7 @@ import Synchronization
 ///   transaction, and writes the index entry in the same transaction.
 public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
     /// The schema version this code writes.
-    public static let schemaVersion = 9
+    public static let schemaVersion = 10
 
     /// Migrations; entry `i` takes the schema from version `i` to `i + 1`.
     static let migrations: [[PostgresQuery]] = [
@@ -145,6 +145,8 @@ public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
         auditMigration,
         // 9: end times and denials in the episode index, for aggregates (PostgresEpisodeAggregates.swift).
         episodeFactsMigration,
+        // 10: the runs list filtered by plan (newest first) reads an index, not every episode.
+        ["CREATE INDEX nova_episodes_by_plan ON nova_episodes(plan_name, seq)"],
     ]
 
     /// Where the database is, for messages (`host:port/database`, never credentials).
@@ -305,20 +307,25 @@ public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
         return out
     }
 
-    /// A nil filter matches everything (`$1::TEXT IS NULL`).
-    public func listEpisodes(status: String?, principal: String?, limit: Int, offset: Int) async throws -> [EpisodeSummary] {
+    /// A nil filter matches everything (`$1::TEXT IS NULL`); an agent's runs are its goals (a
+    /// goal's id is its run's id).
+    public func listEpisodes(_ f: EpisodeFilter, limit: Int, offset: Int) async throws -> [EpisodeSummary] {
         try await rows("""
             SELECT \(unescaped: Self.columns) FROM nova_episodes
-            WHERE (\(status)::TEXT IS NULL OR status = \(status)) AND (\(principal)::TEXT IS NULL OR principal = \(principal))
+            WHERE (\(f.status)::TEXT IS NULL OR status = \(f.status)) AND (\(f.principal)::TEXT IS NULL OR principal = \(f.principal))
+              AND (\(f.planName)::TEXT IS NULL OR plan_name = \(f.planName))
+              AND (\(f.agentId)::TEXT IS NULL OR run_id IN (SELECT id FROM nova_goals WHERE agent_id = \(f.agentId)))
             ORDER BY seq DESC LIMIT \(max(0, limit)) OFFSET \(max(0, offset))
             """)
     }
 
-    public func countEpisodes(status: String?, principal: String?) async throws -> Int {
+    public func countEpisodes(_ f: EpisodeFilter) async throws -> Int {
         var count = 0
         let sequence = try await client.query("""
             SELECT count(*)::BIGINT FROM nova_episodes
-            WHERE (\(status)::TEXT IS NULL OR status = \(status)) AND (\(principal)::TEXT IS NULL OR principal = \(principal))
+            WHERE (\(f.status)::TEXT IS NULL OR status = \(f.status)) AND (\(f.principal)::TEXT IS NULL OR principal = \(f.principal))
+              AND (\(f.planName)::TEXT IS NULL OR plan_name = \(f.planName))
+              AND (\(f.agentId)::TEXT IS NULL OR run_id IN (SELECT id FROM nova_goals WHERE agent_id = \(f.agentId)))
             """, logger: logger)
         for try await (n) in sequence.decode(Int.self) { count = n }
         return count

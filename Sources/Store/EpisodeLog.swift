@@ -122,6 +122,11 @@ public final class EpisodeLog: Sendable {
         try await store.listEpisodes(status: status, principal: principal, limit: limit, offset: offset)
     }
 
+    /// Indexed episodes matching `filter`, newest first.
+    public func list(_ filter: EpisodeFilter, limit: Int = 50, offset: Int = 0) async throws -> [EpisodeSummary] {
+        try await store.listEpisodes(filter, limit: limit, offset: offset)
+    }
+
     /// The stored episode of `runId` (from the store's chain or the log).
     public func show(runId: String) async throws -> Episode {
         if let chain { return try await chain.episode(runId: runId) }

@@ -17,7 +17,7 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
     /// The database file.
     public let path: String
     /// The schema version this code writes.
-    public static let schemaVersion = 8
+    public static let schemaVersion = 9
     /// The database file name `EpisodeLog` uses under the data directory.
     public static let defaultFileName = "nova.sqlite"
 
@@ -173,6 +173,8 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
         auditMigration,
         // 8: end times and denials in the episode index, for aggregates (SQLiteEpisodeAggregates.swift).
         episodeFactsMigration,
+        // 9: the runs list filtered by plan (newest first) reads an index, not every episode.
+        "CREATE INDEX episodes_by_plan ON episodes(plan_name, seq);",
     ]
 
     /// Opens (creating and migrating if needed) the database at `path`; its directory must exist.
@@ -284,24 +286,27 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
         }
     }
 
-    private static func filter(status: String?, principal: String?) -> (String, [SQLValue]) {
+    private static func filter(_ f: EpisodeFilter) -> (String, [SQLValue]) {
         var clauses: [String] = []
         var params: [SQLValue] = []
-        if let status { clauses.append("status = ?"); params.append(.text(status)) }
-        if let principal { clauses.append("principal = ?"); params.append(.text(principal)) }
+        if let status = f.status { clauses.append("status = ?"); params.append(.text(status)) }
+        if let principal = f.principal { clauses.append("principal = ?"); params.append(.text(principal)) }
+        if let plan = f.planName { clauses.append("plan_name = ?"); params.append(.text(plan)) }
+        // An agent's runs are its goals (a goal's id is its run's id).
+        if let agent = f.agentId { clauses.append("run_id IN (SELECT id FROM goals WHERE agent_id = ?)"); params.append(.text(agent)) }
         return (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND "), params)
     }
 
-    public func listEpisodes(status: String?, principal: String?, limit: Int, offset: Int) async throws -> [EpisodeSummary] {
-        let (whereSQL, params) = Self.filter(status: status, principal: principal)
+    public func listEpisodes(_ f: EpisodeFilter, limit: Int, offset: Int) async throws -> [EpisodeSummary] {
+        let (whereSQL, params) = Self.filter(f)
         let sql = "SELECT \(Self.columns) FROM episodes\(whereSQL) ORDER BY seq DESC LIMIT ? OFFSET ?"
         return try await onConnection { [self] in
             try conn.query(sql, params + [.int(Int64(max(0, limit))), .int(Int64(max(0, offset)))]).map(Self.summary)
         }
     }
 
-    public func countEpisodes(status: String?, principal: String?) async throws -> Int {
-        let (whereSQL, params) = Self.filter(status: status, principal: principal)
+    public func countEpisodes(_ f: EpisodeFilter) async throws -> Int {
+        let (whereSQL, params) = Self.filter(f)
         return try await onConnection { [self] in try conn.query("SELECT count(*) FROM episodes\(whereSQL)", params).first?.first?.int ?? 0 }
     }
 
