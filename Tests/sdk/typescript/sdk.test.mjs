@@ -205,6 +205,11 @@ test("runs: idempotency, episodes, pagination, cancel", async () => {
   const seen = new Set(every.map((r) => r.run_id));
   assert.equal(seen.size, every.length);
   for (const id of ids) assert.ok(seen.has(id));
+  const byPlan = await take(admin.runs.iter({ plan: "sdk-echo", pageSize: 2 }));
+  for (const id of ids) assert.ok(byPlan.some((r) => r.run_id === id));
+  assert.ok(byPlan.every((r) => r.plan_name === "sdk-echo"));
+  assert.equal((await admin.runs.list({ plan: "no-such-plan" })).runs.length, 0);
+  await rejects(admin.runs.list({ agent: "no-such-agent" }), sdk.NotFoundError);
   const sleeping = await admin.runs.create({ plan: sleepPlan(60000) });
   assert.ok(["cancelled", "cancelling"].includes((await admin.runs.cancel(sleeping.run_id)).status));
   assert.equal((await admin.runs.wait(sleeping.run_id)).status, "cancelled");
@@ -239,6 +244,8 @@ test("agents and goals", async () => {
   assert.equal(page.next_offset, 2);
   const names = new Set((await take(user.agents.iter({ label: "suite:ts", pageSize: 2 }))).map((a) => a.name));
   for (const n of [name, `${name}-0`, `${name}-1`]) assert.ok(names.has(n));
+  assert.deepEqual((await user.agents.list({ q: name })).items.map((a) => a.name).sort(), [name, `${name}-0`, `${name}-1`].sort());
+  assert.deepEqual((await take(user.agents.iter({ q: `${name}-1` }))).map((a) => a.name), [`${name}-1`]);
   assert.equal((await user.agents.get(name)).id, agent.id);
   assert.equal((await user.agents.update(name, { description: "second" }, { ifMatch: 1 })).version, 2);
   await rejects(user.agents.update(name, { description: "stale" }, { ifMatch: 1 }), sdk.PreconditionFailedError);
