@@ -124,6 +124,12 @@ import Testing
     @Test func badInputIsRefusedWithTheField() async throws {
         try await F.server(config: { $0.worker = nil }).withClient(.live) { client in
             #expect(try await client.get("/v1/agents/nope", F.aliceKey).status == .notFound)
+            // `namespace/name` in a path is percent-encoded; the route decodes it.
+            let scoped = try #require(try await Self.create(client, "scout", ["namespace": "team"])["id"]?.stringValue)
+            let byRef = try await client.get("/v1/agents/team%2Fscout", F.aliceKey)
+            #expect(byRef.status == .ok && byRef.json["id"] == .string(scoped), "\(byRef.status) \(byRef.json)")
+            #expect(try await client.get("/v1/agents/team%2Fscout/versions", F.aliceKey).status == .ok)
+            #expect(try await client.get("/v1/agents/other%2Fscout", F.aliceKey).status == .notFound)
             let badConfig = try await client.post("/v1/agents", F.aliceKey, ["name": "c", "config": [1, 2]])
             #expect(badConfig.status == .unprocessableContent && badConfig.json["error"]?["field"] == "config")
             // A config that does not satisfy the agent's config_schema is refused, naming the field.

@@ -317,7 +317,10 @@ extension NovaServer {
     func visibleAgent(_ context: ServerContext) async throws -> (AgentService, Agent) {
         let caller = try context.requireCaller()
         let service = try requireAgents()
-        let ref = context.parameters.get("id") ?? ""
+        // The router hands path parameters over as sent: `team%2Fscout` (the documented way to
+        // write `namespace/name` in a path) is decoded here.
+        let raw = context.parameters.get("id") ?? ""
+        let ref = raw.removingPercentEncoding ?? raw
         let agent = try await agentCall { try await service.agent(ref) }
         guard caller.isAdmin || agent.principal == caller.principal else { throw APIError.notFound("no agent \(ref)") }
         return (service, agent)
