@@ -2,6 +2,7 @@ import Host
 import Hummingbird
 import JSON
 import Logging
+import NIOCore
 
 extension NovaServer {
     /// `POST /v1/runs`, `GET /v1/runs`, `GET /v1/runs/{id}`, `POST /v1/runs/{id}/cancel`,
@@ -16,6 +17,15 @@ extension NovaServer {
         on(router, .get, "/v1/runs") { [self] request, context in
             let caller = try context.requireCaller()
             return try await listRuns(request: request, caller: caller)
+        }
+
+        // Server-Sent Events: the runs `GET /v1/runs` would list with the same filters, then
+        // each one that appears or changes (polled once a second), as `run` events.
+        on(router, .get, "/v1/runs/stream") { [self] request, context in
+            let caller = try context.requireCaller()
+            let filter = try await runListFilter(request, caller: caller)
+            _ = try await runPage(filter, limit: 1, offset: 0, caller: caller)  // errors before the stream starts
+            return runEvents(filter, caller: caller, event: { $0 }, headers: [:], endReason: "credential no longer valid", alive: { true })
         }
 
         on(router, .get, "/v1/runs/{id}") { [self] _, context in
@@ -200,6 +210,13 @@ extension NovaServer {
         let q = request.uri.queryParameters
         let limit = try RouteHelpers.intParameter(q.get("limit"), name: "limit", default: 50, range: 1...500)
         let offset = try RouteHelpers.intParameter(q.get("offset"), name: "offset", default: 0, range: 0...10_000_000)
+        return JSONIO.response(try await runPage(try await runListFilter(request, caller: caller), limit: limit, offset: offset, caller: caller))
+    }
+
+    /// The filters of `GET /v1/runs` and its stream from the query: `status`, `principal`,
+    /// `plan`, `agent` (an id or name the caller may see; 404 otherwise). 400 for a bad value.
+    func runListFilter(_ request: Request, caller: Caller) async throws -> RunListFilter {
+        let q = request.uri.queryParameters
         var status: String?
         if let s = q.get("status") {
             guard RunViews.listableStatuses.contains(s) else {
@@ -212,7 +229,49 @@ extension NovaServer {
             throw APIError.badRequest("invalid_parameter", "\(name) must not be empty")
         }
         if let ref = q.get("agent") { filter.agentId = try await runAgentId(ref, caller: caller) }
-        return JSONIO.response(try await runPage(filter, limit: limit, offset: offset, caller: caller))
+        return filter
+    }
+
+    /// A Server-Sent Events response: every run of the first page `filter` lists, then each run
+    /// that appears or changes, polled once a second, as `event: run` with `event(view)` as data.
+    /// Ends with an `end` event (`endReason`) once `alive` says no or the caller's credential no
+    /// longer stands for the same caller under the current configuration and policy.
+    func runEvents(_ filter: RunListFilter, caller: Caller, event: @escaping @Sendable (JSONValue) -> JSONValue, headers extra: HTTPFields,
+                   endReason: String, alive: @escaping @Sendable () -> Bool) -> Response {
+        var headers = extra
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+        return Response(status: .ok, headers: headers, body: ResponseBody { [self] writer in
+            var sent: [String: String] = [:]
+            var idle = 0
+            try await writer.write(ByteBuffer(string: "retry: 3000\n\n"))
+            while !Task.isCancelled {
+                guard alive(), (try? authenticator.revalidate(caller)) == caller else {
+                    try await writer.write(ByteBuffer(string: "event: end\ndata: \(JSONValue.object(["reason": .string(endReason)]).serialized())\n\n"))
+                    break
+                }
+                var text = ""
+                if let page = try? await runPage(filter, limit: 50, offset: 0, caller: caller) {
+                    // Oldest first: a list inserts each new run at the top.
+                    for run in (page["runs"]?.arrayValue ?? []).reversed() {
+                        guard let id = run["run_id"]?.stringValue else { continue }
+                        let signature = run.serialized(sortedKeys: true)
+                        if sent[id] != signature {
+                            sent[id] = signature
+                            text += "event: run\ndata: \(event(run).serialized())\n\n"
+                        }
+                    }
+                    if sent.count > 1000 { sent = [:] }  // bounded; a resend only repeats a run's latest state
+                }
+                if text.isEmpty {
+                    idle += 1
+                    if idle % 15 == 0 { text = ": keep-alive\n\n" }
+                } else { idle = 0 }
+                if !text.isEmpty { try await writer.write(ByteBuffer(string: text)) }
+                try await Task.sleep(for: .seconds(1))
+            }
+            try await writer.finish(nil)
+        })
     }
 
     /// The id of the agent `ref` (an id or name) for a runs filter, if `caller` may see it: the

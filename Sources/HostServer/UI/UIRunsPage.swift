@@ -24,41 +24,9 @@ extension NovaServer {
             let (filter, _) = try await dashboardRunFilter(request, caller: ui.caller)
             let (caller, sessionId, sessions) = (ui.caller, ui.sessionId, uiSessions)
             _ = try await runPage(filter, limit: 1, offset: 0, caller: caller)  // errors before the stream starts
-            var headers = HTTPFields()
-            headers[.contentType] = "text/event-stream"
-            headers[.cacheControl] = "no-cache"
-            headers[.contentSecurityPolicy] = UIHTML.contentSecurityPolicy
-            return Response(status: .ok, headers: headers, body: ResponseBody { [self] writer in
-                var sent: [String: String] = [:]
-                var idle = 0
-                try await writer.write(ByteBuffer(string: "retry: 3000\n\n"))
-                while !Task.isCancelled {
-                    guard sessions.isLive(sessionId), (try? authenticator.revalidate(caller)) == caller else {
-                        try await writer.write(ByteBuffer(string: "event: end\ndata: {\"reason\": \"session ended\"}\n\n"))
-                        break
-                    }
-                    var text = ""
-                    if let page = try? await runPage(filter, limit: Self.dashboardPageSize, offset: 0, caller: caller) {
-                        // Oldest first: the page inserts each new run at the top.
-                        for run in (page["runs"]?.arrayValue ?? []).reversed() {
-                            guard let id = run["run_id"]?.stringValue else { continue }
-                            let signature = run.serialized(sortedKeys: true)
-                            if sent[id] != signature {
-                                sent[id] = signature
-                                text += "event: run\ndata: \(Self.runRowJSON(run).serialized())\n\n"
-                            }
-                        }
-                        if sent.count > 1000 { sent = [:] }  // bounded; a resend only refreshes rows
-                    }
-                    if text.isEmpty {
-                        idle += 1
-                        if idle % 15 == 0 { text = ": keep-alive\n\n" }
-                    } else { idle = 0 }
-                    if !text.isEmpty { try await writer.write(ByteBuffer(string: text)) }
-                    try await Task.sleep(for: .seconds(1))
-                }
-                try await writer.finish(nil)
-            })
+            return runEvents(filter, caller: caller, event: Self.runRowJSON,
+                             headers: [.contentSecurityPolicy: UIHTML.contentSecurityPolicy],
+                             endReason: "session ended", alive: { sessions.isLive(sessionId) })
         }
 
         addDashboardRunPageRoutes(router)

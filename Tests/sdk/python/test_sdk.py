@@ -150,6 +150,35 @@ async def test_runs_idempotency_episodes_and_pagination(admin):
         await v(admin.runs.list(agent="no-such-agent"))
 
 
+async def test_run_stream(user):
+    """GET /v1/runs/stream: the recorded run first, then a new one as it starts and finishes."""
+    name = unique("sdk-live")
+    first = await v(user.runs.create({"name": name, "steps": [{"id": "say", "call": "echo.echo", "input": {"text": "hi"}}]}))
+    await v(user.runs.wait(first.run_id))
+    stream = user.runs.stream(plan=name)
+    events, second = [], None
+
+    async def seen(run):
+        nonlocal second
+        events.append(run)
+        if second is None and run.run_id == first.run_id:
+            second = await v(user.runs.create({"name": name, "steps": [{"id": "nap", "call": "echo.sleep", "input": {"ms": 1500}}]}))
+        return second is not None and run.run_id == second.run_id and run.status == "succeeded"
+
+    if hasattr(stream, "__aiter__"):
+        async for run in stream:
+            if await seen(run):
+                break
+    else:
+        for run in stream:
+            if await seen(run):
+                break
+    await close(stream)
+    assert isinstance(events[0], m.Run) and events[0].run_id == first.run_id and events[0].status == "succeeded"
+    assert all(r.plan_name == name for r in events)
+    assert [r.status for r in events if r.run_id == second.run_id][-1] == "succeeded"
+
+
 async def test_run_cancel(admin):
     run = await v(admin.runs.create(sleep_plan(60000)))
     answer = await v(admin.runs.cancel(run.run_id))

@@ -216,6 +216,26 @@ test("runs: idempotency, episodes, pagination, cancel", async () => {
   await rejects(admin.runs.cancel(sleeping.run_id), sdk.ConflictError);
 });
 
+test("runs as a stream", async () => {
+  const name = unique("sdk-live");
+  const first = await user.runs.create({ plan: { name, steps: [{ id: "say", call: "echo.echo", input: { text: "hi" } }] } });
+  await user.runs.wait(first.run_id);
+  const stream = user.runs.stream({ plan: name });
+  const events = [];
+  let second;
+  for await (const run of stream) {
+    events.push(run);
+    if (!second && run.run_id === first.run_id) {
+      second = await user.runs.create({ plan: { name, steps: [{ id: "nap", call: "echo.sleep", input: { ms: 1500 } }] } });
+    }
+    if (second && run.run_id === second.run_id && run.status === "succeeded") break;
+  }
+  await stream.close();
+  assert.equal(events[0].run_id, first.run_id);
+  assert.equal(events[0].status, "succeeded");
+  assert.ok(events.every((r) => r.plan_name === name));
+});
+
 test("jobs", async () => {
   const run = await admin.runs.create({ plan: sleepPlan(60000) });
   const jobId = run.job.id;

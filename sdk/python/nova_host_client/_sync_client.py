@@ -255,6 +255,23 @@ class Runs(Resource):
         return self._client._pages(lambda o: self.list(status=status, principal=principal, plan=plan, agent=agent, limit=page_size,
                                                        offset=o), "runs", page_size, unique="run_id")
 
+    def stream(self, *, status: Optional[str] = None, principal: Optional[str] = None, plan: Optional[str] = None,
+               agent: Optional[str] = None) -> Stream[m.Run]:
+        """Server-sent events: the newest 50 runs the filters match, oldest first, then each run
+        that appears or changes, as it happens; ends when the server ends the stream."""
+        events = self._client._events("/v1/runs/stream", query(status=status, principal=principal, plan=plan, agent=agent))
+        return Stream(self._runs(events))
+
+    def _runs(self, events: Iterator[ServerSentEvent]) -> Iterator[m.Run]:
+        try:
+            for event in events:
+                if event.event == "run":
+                    yield m.Run.model_validate(event.json())
+                elif event.event == "end":
+                    return
+        finally:
+            events.close()  # type: ignore[attr-defined]
+
     def get(self, run_id: str) -> m.Run:
         return self._client._call("GET", path("/v1/runs/{}", run_id), m.Run)
 

@@ -470,6 +470,20 @@ export class Runs extends Resource {
     const { pageSize = 50, ...q } = query;
     return this.client.pages((offset) => this.list({ ...q, limit: pageSize, offset }), "runs", pageSize, "run_id");
   }
+  /** Server-sent events: the newest 50 runs the filters match, oldest first, then each run that appears or changes; ends when the server ends the stream. */
+  stream(query: { status?: m.RunStatus; principal?: string; plan?: string; agent?: string } = {}): EventStream<m.Run> {
+    const events = this.client.events("/v1/runs/stream", query);
+    return new EventStream(async function* () {
+      try {
+        for await (const e of events) {
+          if (e.event === "run") yield JSON.parse(e.data) as m.Run;
+          else if (e.event === "end") return;
+        }
+      } finally {
+        await events.close();
+      }
+    });
+  }
   get(runId: string): Promise<m.Run> {
     return this.client.json("GET", pathOf("/v1/runs/{}", runId));
   }
