@@ -458,7 +458,8 @@ export class Runs extends Resource {
   create(request: m.RunRequest, options: { idempotencyKey?: string } = {}): Promise<m.Run> {
     return this.client.json("POST", "/v1/runs", { body: request, headers: { "Idempotency-Key": options.idempotencyKey ?? newIdempotencyKey() } });
   }
-  list(query: { status?: m.RunStatus; principal?: string; limit?: number; offset?: number } = {}): Promise<m.ListRunsResponse> {
+  /** One page of runs, newest first; `plan` keeps a plan's runs (by its name), `agent` an agent's goals (its id or name). */
+  list(query: { status?: m.RunStatus; principal?: string; plan?: string; agent?: string; limit?: number; offset?: number } = {}): Promise<m.ListRunsResponse> {
     return this.client.json("GET", "/v1/runs", { query });
   }
   /**
@@ -466,7 +467,7 @@ export class Runs extends Resource {
    * runs before recorded ones, so a run that finishes while pages are read can move between
    * pages (it is not yielded twice; one that moves to an earlier page can be missed).
    */
-  iter(query: { status?: m.RunStatus; principal?: string; pageSize?: number } = {}): AsyncGenerator<m.Run> {
+  iter(query: { status?: m.RunStatus; principal?: string; plan?: string; agent?: string; pageSize?: number } = {}): AsyncGenerator<m.Run> {
     const { pageSize = 50, ...q } = query;
     return this.client.pages((offset) => this.list({ ...q, limit: pageSize, offset }), "runs", pageSize, "run_id");
   }
@@ -532,10 +533,11 @@ export class Agents extends Resource {
   create(definition: m.AgentDefinition): Promise<m.Agent> {
     return this.client.json("POST", "/v1/agents", { body: definition });
   }
-  list(query: { status?: m.Agent["status"]; label?: string; namespace?: string; limit?: number; offset?: number } = {}): Promise<m.ListAgentsResponse> {
+  /** One page of agents; `q` keeps those with the text in their namespace/name, id or a label (`key=value`), case-insensitive. */
+  list(query: { status?: m.Agent["status"]; label?: string; namespace?: string; q?: string; limit?: number; offset?: number } = {}): Promise<m.ListAgentsResponse> {
     return this.client.json("GET", "/v1/agents", { query });
   }
-  iter(query: { status?: m.Agent["status"]; label?: string; namespace?: string; pageSize?: number } = {}): AsyncGenerator<m.Agent> {
+  iter(query: { status?: m.Agent["status"]; label?: string; namespace?: string; q?: string; pageSize?: number } = {}): AsyncGenerator<m.Agent> {
     const { pageSize = 50, ...q } = query;
     return this.client.pages((offset) => this.list({ ...q, limit: pageSize, offset }), "items", pageSize);
   }
