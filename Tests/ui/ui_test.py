@@ -699,19 +699,24 @@ def main():
         shot(alice, "agents")
 
         # A phone-sized window: nothing wider than the viewport.
-        phone = browser(390, 844, phone=True)
-        try:
-            login(phone, ALICE_KEY)
-            for path, name in [("/ui", "overview-phone"), ("/ui/runs", "runs-phone"), (f"/ui/runs/{run_id}", "run-phone"),
-                               ("/ui/drivers", "drivers-phone"), ("/ui/jobs", "jobs-phone"), ("/ui/agents?q=alpha", "agents-phone"),
-                               (f"/ui/agents/{alpha_id}?q=Lyon", "agent-phone")]:
-                phone.get(URL + path)
-                width = phone.execute_script("return document.documentElement.scrollWidth;")
-                inner = phone.execute_script("return window.innerWidth;")
-                check(f"{path} fits a 390 px wide window", width <= inner + 1, (width, inner))
-                shot(phone, name)
-        finally:
-            phone.quit()
+        phone_pages = {
+            ALICE_KEY: [("/ui", "overview-phone"), ("/ui/runs", "runs-phone"), (f"/ui/runs/{run_id}", "run-phone"),
+                        ("/ui/drivers", "drivers-phone"), ("/ui/jobs", "jobs-phone"), ("/ui/agents?q=alpha", "agents-phone"),
+                        (f"/ui/agents/{alpha_id}?q=Lyon", "agent-phone"), ("/ui/runs?agent=ui-search-alpha&plan=ui-goal-plan", "runs-filtered-phone")],
+            ADMIN_KEY: [("/ui/jobs/subscriptions/ui-dlq-sub", "subscription-phone")],
+        }
+        for key, pages in phone_pages.items():
+            phone = browser(390, 844, phone=True)
+            try:
+                login(phone, key)
+                for path, name in pages:
+                    phone.get(URL + path)
+                    width = phone.execute_script("return document.documentElement.scrollWidth;")
+                    inner = phone.execute_script("return window.innerWidth;")
+                    check(f"{path} fits a 390 px wide window", width <= inner + 1, (width, inner))
+                    shot(phone, name)
+            finally:
+                phone.quit()
         check("no CSP violation in the browser console (admin)", not csp_violations(admin), csp_violations(admin))
 
         # Logout ends the session server-side.
