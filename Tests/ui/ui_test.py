@@ -496,6 +496,20 @@ def main():
                        for state in ("available", "retryable", "running", "succeeded", "dead", "cancelled"))
         check("the admin's counts by state are REST's totals", page_dead == str(rest_dead.get("total")) and page_all == rest_all.get("total"),
               (page_dead, page_all, rest_dead.get("total"), rest_all.get("total")))
+        # The jobs in a state, listed from its count (newest first, visibleJobs: a user's own runs' jobs only).
+        admin.find_element(By.CSS_SELECTOR, "a[href='/ui/jobs?state=succeeded#jobs-list']").click()
+        WebDriverWait(admin, 10).until(EC.presence_of_element_located((By.ID, "jobs-in-state")))
+        listed_jobs = [e.text for e in admin.find_elements(By.CSS_SELECTOR, "#jobs-in-state .job-id")]
+        _, _, rest_jobs = http("GET", "/v1/jobs?state=succeeded&limit=50", ADMIN_KEY)
+        check("a count links to the list of the jobs in that state, as REST lists them",
+              listed_jobs == [j["id"] for j in rest_jobs.get("jobs", [])] and bob_run in listed_jobs
+              and admin.find_element(By.ID, "jobs-list-total").text == str(rest_jobs.get("total")), (listed_jobs[:5], rest_jobs.get("total")))
+        shot(admin, "jobs-succeeded")
+        alice.get(URL + "/ui/jobs?state=succeeded")
+        alice_jobs = [e.text for e in alice.find_elements(By.CSS_SELECTOR, "#jobs-in-state .job-id")]
+        check("alice's list of succeeded jobs has her runs' jobs and not bob's", run_id in alice_jobs and bob_run not in alice_jobs, alice_jobs)
+        status, _, _ = http("GET", "/ui/jobs?state=nope", cookie=alice_cookie)
+        check("an unknown job state is refused 400", status == 400, status)
         # A subscription with its lag.
         setup = [http("POST", "/v1/topics", ADMIN_KEY, {"name": "ui.events"})[0],
                  http("POST", "/v1/subscriptions", ADMIN_KEY, {"id": "ui-sub", "topic": "ui.events"})[0]]
@@ -681,6 +695,7 @@ def main():
         check_page("drivers (admin)", "/ui/drivers", admin_cookie)
         check_page("jobs (user)", "/ui/jobs", alice_cookie)
         check_page("jobs (admin)", "/ui/jobs", admin_cookie)
+        check_page("jobs in a state", "/ui/jobs?state=succeeded", alice_cookie)
         admin_token = admin.find_element(By.CSS_SELECTOR, "form.who input[name=csrf]").get_attribute("value")
         check_page("job confirm", f"/ui/jobs/{dead_id}/discard", admin_cookie, method="POST", form={"csrf": admin_token})
         check_page("agents searched", "/ui/agents?q=alpha&status=active", alice_cookie)
