@@ -242,18 +242,19 @@ class AsyncRuns(AsyncResource):
 
     async def list(self, *, status: Optional[str] = None, principal: Optional[str] = None, plan: Optional[str] = None,
                    agent: Optional[str] = None, limit: Optional[int] = None, offset: Optional[int] = None) -> m.ListRunsResponse:
-        """One page of runs, newest first; `plan` keeps a plan's runs (by its name), `agent` an
-        agent's goals (its id or name)."""
+        """One page of runs, newest first; `plan` (a plan's name) and `agent` (an agent's id or
+        name: its goals' runs) filter on the server."""
         return await self._client._call("GET", "/v1/runs", m.ListRunsResponse,
-                                        params=query(status=status, principal=principal, plan=plan, agent=agent, limit=limit, offset=offset))
+                                        params=query(status=status, principal=principal, plan=plan, agent=agent, limit=limit,
+                                                     offset=offset))
 
     def iter(self, *, status: Optional[str] = None, principal: Optional[str] = None, plan: Optional[str] = None,
              agent: Optional[str] = None, page_size: int = 50) -> AsyncIterator[m.Run]:
         """Every run, page after page (`next_offset`), each once: the server lists queued and
         running runs before recorded ones, so a run that finishes while pages are read can move
         between pages (it is not yielded twice; one that moves to an earlier page can be missed)."""
-        return self._client._pages(lambda o: self.list(status=status, principal=principal, plan=plan, agent=agent, limit=page_size, offset=o),
-                                   "runs", page_size, unique="run_id")
+        return self._client._pages(lambda o: self.list(status=status, principal=principal, plan=plan, agent=agent, limit=page_size,
+                                                       offset=o), "runs", page_size, unique="run_id")
 
     async def get(self, run_id: str) -> m.Run:
         return await self._client._call("GET", path("/v1/runs/{}", run_id), m.Run)
@@ -321,8 +322,7 @@ class AsyncAgents(AsyncResource):
 
     async def list(self, *, status: Optional[str] = None, label: Optional[str] = None, namespace: Optional[str] = None,
                    q: Optional[str] = None, limit: Optional[int] = None, offset: Optional[int] = None) -> m.ListAgentsResponse:
-        """One page of agents; `q` keeps those with the text in their namespace/name, id or a
-        label (`key=value`), case-insensitive."""
+        """One page of agents; `q` finds text in the name, id or a label (case-insensitive)."""
         return await self._client._call("GET", "/v1/agents", m.ListAgentsResponse,
                                         params=query(status=status, label=label, namespace=namespace, q=q, limit=limit, offset=offset))
 

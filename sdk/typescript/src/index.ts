@@ -458,7 +458,6 @@ export class Runs extends Resource {
   create(request: m.RunRequest, options: { idempotencyKey?: string } = {}): Promise<m.Run> {
     return this.client.json("POST", "/v1/runs", { body: request, headers: { "Idempotency-Key": options.idempotencyKey ?? newIdempotencyKey() } });
   }
-  /** One page of runs, newest first; `plan` keeps a plan's runs (by its name), `agent` an agent's goals (its id or name). */
   list(query: { status?: m.RunStatus; principal?: string; plan?: string; agent?: string; limit?: number; offset?: number } = {}): Promise<m.ListRunsResponse> {
     return this.client.json("GET", "/v1/runs", { query });
   }
@@ -533,7 +532,6 @@ export class Agents extends Resource {
   create(definition: m.AgentDefinition): Promise<m.Agent> {
     return this.client.json("POST", "/v1/agents", { body: definition });
   }
-  /** One page of agents; `q` keeps those with the text in their namespace/name, id or a label (`key=value`), case-insensitive. */
   list(query: { status?: m.Agent["status"]; label?: string; namespace?: string; q?: string; limit?: number; offset?: number } = {}): Promise<m.ListAgentsResponse> {
     return this.client.json("GET", "/v1/agents", { query });
   }
