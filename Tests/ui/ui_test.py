@@ -496,6 +496,20 @@ def main():
                        for state in ("available", "retryable", "running", "succeeded", "dead", "cancelled"))
         check("the admin's counts by state are REST's totals", page_dead == str(rest_dead.get("total")) and page_all == rest_all.get("total"),
               (page_dead, page_all, rest_dead.get("total"), rest_all.get("total")))
+        # The jobs in a state, listed from its count (newest first, visibleJobs: a user's own runs' jobs only).
+        admin.find_element(By.CSS_SELECTOR, "a[href='/ui/jobs?state=succeeded#jobs-list']").click()
+        WebDriverWait(admin, 10).until(EC.presence_of_element_located((By.ID, "jobs-in-state")))
+        listed_jobs = [e.text for e in admin.find_elements(By.CSS_SELECTOR, "#jobs-in-state .job-id")]
+        _, _, rest_jobs = http("GET", "/v1/jobs?state=succeeded&limit=50", ADMIN_KEY)
+        check("a count links to the list of the jobs in that state, as REST lists them",
+              listed_jobs == [j["id"] for j in rest_jobs.get("jobs", [])] and bob_run in listed_jobs
+              and admin.find_element(By.ID, "jobs-list-total").text == str(rest_jobs.get("total")), (listed_jobs[:5], rest_jobs.get("total")))
+        shot(admin, "jobs-succeeded")
+        alice.get(URL + "/ui/jobs?state=succeeded")
+        alice_jobs = [e.text for e in alice.find_elements(By.CSS_SELECTOR, "#jobs-in-state .job-id")]
+        check("alice's list of succeeded jobs has her runs' jobs and not bob's", run_id in alice_jobs and bob_run not in alice_jobs, alice_jobs)
+        status, _, _ = http("GET", "/ui/jobs?state=nope", cookie=alice_cookie)
+        check("an unknown job state is refused 400", status == 400, status)
         # A subscription with its lag.
         setup = [http("POST", "/v1/topics", ADMIN_KEY, {"name": "ui.events"})[0],
                  http("POST", "/v1/subscriptions", ADMIN_KEY, {"id": "ui-sub", "topic": "ui.events"})[0]]
@@ -681,6 +695,7 @@ def main():
         check_page("drivers (admin)", "/ui/drivers", admin_cookie)
         check_page("jobs (user)", "/ui/jobs", alice_cookie)
         check_page("jobs (admin)", "/ui/jobs", admin_cookie)
+        check_page("jobs in a state", "/ui/jobs?state=succeeded", alice_cookie)
         admin_token = admin.find_element(By.CSS_SELECTOR, "form.who input[name=csrf]").get_attribute("value")
         check_page("job confirm", f"/ui/jobs/{dead_id}/discard", admin_cookie, method="POST", form={"csrf": admin_token})
         check_page("agents searched", "/ui/agents?q=alpha&status=active", alice_cookie)
@@ -699,19 +714,24 @@ def main():
         shot(alice, "agents")
 
         # A phone-sized window: nothing wider than the viewport.
-        phone = browser(390, 844, phone=True)
-        try:
-            login(phone, ALICE_KEY)
-            for path, name in [("/ui", "overview-phone"), ("/ui/runs", "runs-phone"), (f"/ui/runs/{run_id}", "run-phone"),
-                               ("/ui/drivers", "drivers-phone"), ("/ui/jobs", "jobs-phone"), ("/ui/agents?q=alpha", "agents-phone"),
-                               (f"/ui/agents/{alpha_id}?q=Lyon", "agent-phone")]:
-                phone.get(URL + path)
-                width = phone.execute_script("return document.documentElement.scrollWidth;")
-                inner = phone.execute_script("return window.innerWidth;")
-                check(f"{path} fits a 390 px wide window", width <= inner + 1, (width, inner))
-                shot(phone, name)
-        finally:
-            phone.quit()
+        phone_pages = {
+            ALICE_KEY: [("/ui", "overview-phone"), ("/ui/runs", "runs-phone"), (f"/ui/runs/{run_id}", "run-phone"),
+                        ("/ui/drivers", "drivers-phone"), ("/ui/jobs", "jobs-phone"), ("/ui/agents?q=alpha", "agents-phone"),
+                        (f"/ui/agents/{alpha_id}?q=Lyon", "agent-phone"), ("/ui/runs?agent=ui-search-alpha&plan=ui-goal-plan", "runs-filtered-phone")],
+            ADMIN_KEY: [("/ui/jobs/subscriptions/ui-dlq-sub", "subscription-phone")],
+        }
+        for key, pages in phone_pages.items():
+            phone = browser(390, 844, phone=True)
+            try:
+                login(phone, key)
+                for path, name in pages:
+                    phone.get(URL + path)
+                    width = phone.execute_script("return document.documentElement.scrollWidth;")
+                    inner = phone.execute_script("return window.innerWidth;")
+                    check(f"{path} fits a 390 px wide window", width <= inner + 1, (width, inner))
+                    shot(phone, name)
+            finally:
+                phone.quit()
         check("no CSP violation in the browser console (admin)", not csp_violations(admin), csp_violations(admin))
 
         # Logout ends the session server-side.

@@ -29,7 +29,7 @@ extension NovaServer {
             let q = request.uri.queryParameters
             let limit = try RouteHelpers.intParameter(q.get("limit"), name: "limit", default: 50, range: 1...500)
             let offset = try RouteHelpers.intParameter(q.get("offset"), name: "offset", default: 0, range: 0...10_000_000)
-            let filter = try Self.agentFilter(q, limit: limit, offset: offset)
+            let filter = try Self.agentFilter({ q.get($0) }, limit: limit, offset: offset)
             let (agents, total) = try await agentPage(service, filter, caller: caller)
             return JSONIO.response(Self.page(agents.map(\.json), limit, offset, total, key: "items"))
         }
@@ -266,21 +266,22 @@ extension NovaServer {
         return try await agentCall { try await service.list(filter) }
     }
 
-    /// `GET /v1/agents`'s filters from the query (`status`, `label`, `namespace`, `q`), 400 on a bad one.
-    static func agentFilter(_ q: Parameters, limit: Int, offset: Int) throws -> AgentFilter {
-        var filter = AgentFilter(namespace: q.get("namespace"), limit: limit, offset: offset)
-        if let s = q.get("status") {
+    /// `GET /v1/agents`'s filters (`status`, `label`, `namespace`, `q`) from the query
+    /// parameter `value` names, 400 on a bad one (the dashboard's agents list reads them too).
+    static func agentFilter(_ value: (String) -> String?, limit: Int, offset: Int) throws -> AgentFilter {
+        var filter = AgentFilter(namespace: value("namespace"), limit: limit, offset: offset)
+        if let s = value("status") {
             guard let status = AgentStatus(rawValue: s) else {
                 throw APIError.badRequest("invalid_parameter", "status must be one of \(AgentStatus.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             filter.status = status
         }
-        if let l = q.get("label") {
+        if let l = value("label") {
             let parts = l.split(separator: ":", maxSplits: 1).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty else { throw APIError.badRequest("invalid_parameter", "label must be key:value") }
             filter.label = (parts[0], parts[1])
         }
-        if let text = q.get("q") {
+        if let text = value("q") {
             guard text.count <= 200 else { throw APIError.badRequest("invalid_parameter", "q must be at most 200 characters") }
             filter.search = text
         }

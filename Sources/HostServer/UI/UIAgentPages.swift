@@ -15,17 +15,8 @@ extension NovaServer {
             let service = try requireAgents()
             let q = request.uri.queryParameters
             let offset = try RouteHelpers.intParameter(q.get("offset"), name: "offset", default: 0, range: 0...10_000_000)
-            var filter = AgentFilter(limit: Self.dashboardPageSize, offset: offset)
-            if let s = q.get("status"), !s.isEmpty {
-                guard let status = AgentStatus(rawValue: s) else {
-                    throw APIError.badRequest("invalid_parameter", "status must be one of \(AgentStatus.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                filter.status = status
-            }
-            if let text = q.get("q"), !text.isEmpty {
-                guard text.count <= 200 else { throw APIError.badRequest("invalid_parameter", "the search text must be at most 200 characters") }
-                filter.search = text
-            }
+            // The REST list's filters; an empty field of the form means "all".
+            let filter = try Self.agentFilter({ q.get($0).flatMap { $0.isEmpty ? nil : $0 } }, limit: Self.dashboardPageSize, offset: offset)
             let (agents, total) = try await agentPage(service, filter, caller: ui.caller)
             return UIHTML.response(UIHTML.page(title: "Agents", section: "/ui/agents", viewer: ui.viewer,
                                                body: Self.agentsBody(agents, total: total, filter: filter)))

@@ -17,6 +17,13 @@ extension NovaServer {
             let offset = try RouteHelpers.intParameter(q.get("offset"), name: "offset", default: 0, range: 0...10_000_000)
             var h = "<h1>Jobs and messages</h1>\n<p>\(ui.caller.isAdmin ? "Every job" : "Your runs' jobs (principal \(UIHTML.escape(ui.caller.principal)))").</p>\n"
             h += try await jobCountsSection(ui.caller)
+            if let raw = q.get("state"), !raw.isEmpty {
+                guard let state = JobState(rawValue: raw) else {
+                    throw APIError.badRequest("invalid_parameter", "state must be one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                let listOffset = try RouteHelpers.intParameter(q.get("list_offset"), name: "list_offset", default: 0, range: 0...10_000_000)
+                h += try await jobListSection(ui.caller, state: state, offset: listOffset)
+            }
             h += try await deadLetterSection(ui, offset: offset)
             h += try await subscriptionsSection()
             let notice = q.get("notice").flatMap(Self.dashboardNotice)
@@ -63,9 +70,33 @@ extension NovaServer {
         var rows: [[String]] = byQueue.keys.sorted().map { queue in
             ["<span id=\"queue-\(UIHTML.escape(queue))\">\(UIHTML.escape(queue))</span>"] + JobState.allCases.map { String(byQueue[queue]?[$0] ?? 0) }
         }
-        rows.append(["<strong>All queues</strong>"] + JobState.allCases.map { "<strong id=\"jobs-\($0.rawValue)\">\(totals[$0] ?? 0)</strong>" })
+        // Each total links to the list of the jobs in that state.
+        rows.append(["<strong>All queues</strong>"] + JobState.allCases.map {
+            "<a href=\"/ui/jobs?state=\($0.rawValue)#jobs-list\" aria-label=\"List the \($0.rawValue) jobs\"><strong id=\"jobs-\($0.rawValue)\">\(totals[$0] ?? 0)</strong></a>"
+        })
         h += UIHTML.table(caption: "Jobs by queue and state", headers: ["Queue"] + JobState.allCases.map(\.rawValue.capitalized), rows: rows, id: "job-counts")
         if partial { h += "<p>The split by queue counts the first \(sample) jobs of each state; the totals are exact.</p>\n" }
+        return h
+    }
+
+    /// The jobs in `state` the caller may see (`visibleJobs`, as `GET /v1/jobs?state=` lists
+    /// them), newest first, 50 a page.
+    func jobListSection(_ caller: Caller, state: JobState, offset: Int) async throws -> String {
+        let (jobs, total) = try await visibleJobs(JobFilter(states: [state]), limit: Self.dashboardPageSize, offset: offset, caller: caller)
+        var h = "<h2 id=\"jobs-list\" tabindex=\"-1\">Jobs \(UIHTML.escape(state.rawValue))</h2>\n<p><span id=\"jobs-list-total\">\(total)</span> job(s) \(state.rawValue), newest first.</p>\n"
+        h += UIHTML.table(caption: "Jobs in state \(state.rawValue)", headers: ["Job", "Kind", "Queue", "Attempts", "Created", "Worker", "Last error"],
+                          rows: jobs.map { j in
+                              let id = UIHTML.escape(j.id), path = UIHTML.urlComponent(j.id)
+                              return [j.kind == RunJob.kind ? "<a href=\"/ui/runs/\(path)\" class=\"job-id\">\(id)</a>" : "<code class=\"job-id\">\(id)</code>",
+                                      UIHTML.escape(j.kind), UIHTML.escape(j.queue), "\(j.attempt) / \(j.maxAttempts)",
+                                      UIHTML.escape(Self.dashboardTime(j.createdAtMs)), UIHTML.escape(j.worker ?? "–"), UIHTML.escape(j.lastError ?? "–")]
+                          }, id: "jobs-in-state")
+        if jobs.isEmpty { h += "<p class=\"empty\">None.</p>\n" }
+        var pager: [String] = []
+        let base = "/ui/jobs?state=\(state.rawValue)&amp;list_offset="
+        if offset > 0 { pager.append("<a rel=\"prev\" href=\"\(base)\(max(0, offset - Self.dashboardPageSize))#jobs-list\">Newer</a>") }
+        if offset + jobs.count < total { pager.append("<a rel=\"next\" href=\"\(base)\(offset + Self.dashboardPageSize)#jobs-list\">Older</a>") }
+        if !pager.isEmpty { h += "<nav class=\"pager\" aria-label=\"Pages of \(state.rawValue) jobs\">\(pager.joined(separator: " "))</nav>\n" }
         return h
     }
 

@@ -6,9 +6,10 @@ import NIOCore
 
 extension NovaServer {
     /// `GET /ui/runs` (the runs list: `runPage`, the code of `GET /v1/runs`, 50 a page, filtered
-    /// by status, principal, agent and plan), `GET /ui/runs/events` (Server-Sent Events: every run of the first page, then
-    /// each run that appears or changes, as JSON `run` events, polled once a second while the
-    /// session lives), and the run page (`addDashboardRunPageRoutes`).
+    /// by status, principal, agent and plan), `GET /ui/runs/events` (Server-Sent Events: every
+    /// run of the first page, then each run that appears or changes, as JSON `run` events,
+    /// polled once a second while the session lives and its role holds), and the run page
+    /// (`addDashboardRunPageRoutes`).
     func addDashboardRunRoutes(_ router: Router<ServerContext>) {
         onUI(router, .get, "/ui/runs") { [self] request, ui in
             let (filter, agentRef) = try await dashboardRunFilter(request, caller: ui.caller)
