@@ -85,7 +85,7 @@ class RootFS:
 
     def __init__(self, directory):
         self.dir = directory
-        for d in ["usr/bin", "usr/lib", "usr/lib64", "usr/local/bin", "etc/ssl/certs", "tmp", "var/lib/nova-host"]:
+        for d in ["usr/bin", "usr/lib", "usr/lib64", "usr/local/bin", "etc", "tmp"]:
             os.makedirs(self.path(d), exist_ok=True)
         for link, target in [("bin", "usr/bin"), ("lib", "usr/lib"), ("lib64", "usr/lib64"), ("sbin", "usr/sbin")]:
             os.symlink(target, self.path(link))
@@ -127,8 +127,33 @@ class RootFS:
             self.copy(host_path, host_path)
 
 
+    def install_linked_libraries(self, elves):
+        """Copies the shared libraries `ldd` lists for the files `elves` (paths on this machine)
+        to their paths in the image, and writes /etc/ld.so.cache. ldd resolves the Swift runtime
+        through the build's RUNPATH (/opt/swift/...); in the image it lives in SWIFT_LIB_DIR,
+        found through ld.so.cache. Returns (every library, the Swift ones)."""
+        libraries = []
+        for elf in elves:
+            for lib in linked_libraries(elf):
+                if lib not in libraries:
+                    libraries.append(lib)
+        swift_libs = []
+        for lib in libraries:
+            if "/swift/linux/" in lib:
+                swift_libs.append(lib)
+                # The toolchain's copies keep their symbol tables (12 MB of the 78): stripped here.
+                self.copy(os.path.realpath(lib), f"{SWIFT_LIB_DIR}/{os.path.basename(lib)}", 0o755, strip=True)
+            else:
+                self.mirror(lib)
+        with open(self.path("/etc/ld.so.conf"), "w") as f:
+            f.write(SWIFT_LIB_DIR + "\n")
+        subprocess.run(["ldconfig", "-r", self.dir], check=True)
+        return libraries, swift_libs
+
+
 def assemble(rootfs, bin_dir, sandbox, echo_driver, curl):
     r = rootfs
+    os.makedirs(r.path("/var/lib/nova-host"))
     r.copy(os.path.join(bin_dir, "nova-host"), "/usr/local/bin/nova-host", 0o755, strip=True)
     r.copy(sandbox, "/usr/local/bin/nova-sandbox", 0o755, strip=True)
     drivers = "/usr/local/lib/nova-host/drivers"
@@ -174,39 +199,25 @@ def assemble(rootfs, bin_dir, sandbox, echo_driver, curl):
     elves = [r.path("/usr/local/bin/nova-host"), r.path("/usr/bin/curl")]
     elves += [os.path.join(r.path(drivers), f) for f in sorted(os.listdir(r.path(drivers))) if f.endswith(".so")]
     elves += [os.path.realpath(p) for p in programs if os.path.isfile(os.path.realpath(p))]
-    # Ldd of the copies in the image resolves the Swift runtime through the build's RUNPATH
-    # (/opt/swift/...); in the image it lives in SWIFT_LIB_DIR, found through ld.so.cache.
-    libraries = []
-    for elf in elves:
-        for lib in linked_libraries(elf):
-            if lib not in libraries:
-                libraries.append(lib)
-    swift_libs = []
-    for lib in libraries:
-        if "/swift/linux/" in lib:
-            swift_libs.append(lib)
-            r.copy(os.path.realpath(lib), f"{SWIFT_LIB_DIR}/{os.path.basename(lib)}", 0o755)
-        else:
-            r.mirror(lib)
-    with open(r.path("/etc/ld.so.conf"), "w") as f:
-        f.write(SWIFT_LIB_DIR + "\n")
-    subprocess.run(["ldconfig", "-r", r.dir], check=True)
+    libraries, swift_libs = r.install_linked_libraries(elves)
     return libraries, swift_libs, programs
 
 
 def tree_size(directory):
-    total = 0
+    """Bytes of the regular files under `directory`, each inode once (the .gen hard links)."""
+    total, seen = 0, set()
     for base, _, files in os.walk(directory):
         for name in files:
-            p = os.path.join(base, name)
-            if not os.path.islink(p):
-                total += os.lstat(p).st_size
+            st = os.lstat(os.path.join(base, name))
+            if stat.S_ISREG(st.st_mode) and st.st_ino not in seen:
+                seen.add(st.st_ino)
+                total += st.st_size
     return total
 
 
-def layer_tar(rootfs_dir):
+def layer_tar(rootfs_dir, owners):
     """The root filesystem as an uncompressed tar: sorted, fixed mtime, owned by root except the
-    data directory (the nova user's)."""
+    paths `owners` maps to (uid, name)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         entries = []
@@ -220,9 +231,9 @@ def layer_tar(rootfs_dir):
             info.mtime = 0
             info.uid = info.gid = 0
             info.uname = info.gname = "root"
-            if rel == "var/lib/nova-host":
-                info.uid = info.gid = USER_ID
-                info.uname = info.gname = "nova"
+            if rel in owners:
+                info.uid = info.gid = owners[rel][0]
+                info.uname = info.gname = owners[rel][1]
             if info.isreg():
                 with open(full, "rb") as f:
                     tar.addfile(info, f)
@@ -231,40 +242,65 @@ def layer_tar(rootfs_dir):
     return buf.getvalue()
 
 
-def image_config(diff_id, programs):
-    seconds = 1_000_000_000
-    return {
+def write_image(rootfs_dir, tag, config, tar_path, created_by, owners):
+    """Writes `rootfs_dir` as a one-layer docker-archive tarball (what `docker save` writes and
+    `docker load` reads) with `config` as the image's run configuration; `owners` as in layer_tar."""
+    layer = layer_tar(rootfs_dir, owners)
+    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+    document = json.dumps({
         "architecture": "amd64",
         "os": "linux",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "config": {
-            "User": f"{USER_ID}:{USER_ID}",
-            "Env": [
-                "PATH=/usr/local/bin:/usr/bin:/bin",
-                "NOVA_DATA_DIR=/var/lib/nova-host",
-                "NOVA_DRIVER_CONFIG=/usr/local/share/nova-host/drivers.json",
-                "NOVA_HOST_CONFIG=/usr/local/share/nova-host/host.json",
-                "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
-            ],
-            "Entrypoint": ["/usr/local/bin/nova-host"],
-            "Cmd": ["serve"],
-            "WorkingDir": "/var/lib/nova-host",
-            "ExposedPorts": {f"{PORT}/tcp": {}},
-            "Volumes": {"/var/lib/nova-host": {}},
-            "StopSignal": "SIGTERM",
-            "Healthcheck": {
-                "Test": ["CMD", "/usr/bin/curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{PORT}/health"],
-                "Interval": 10 * seconds, "Timeout": 3 * seconds, "StartPeriod": 5 * seconds, "Retries": 3,
-            },
-            "Labels": {
-                "org.opencontainers.image.title": "nova-host",
-                "org.opencontainers.image.description": "nova-host: plugin host and agent runtime (serve, worker, run)",
-                "org.opencontainers.image.source": "scripts/build-image.py",
-                "nova-host.shell-programs": ",".join(programs),
-            },
-        },
+        "config": config,
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [{"created_by": "scripts/build-image.py (root filesystem assembled from the build and ldd)"}],
+        "history": [{"created_by": created_by}],
+    }, sort_keys=True).encode()
+    config_name = hashlib.sha256(document).hexdigest() + ".json"
+    layer_name = diff_id[7:] + "/layer.tar"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": [tag], "Layers": [layer_name]}]).encode()
+    with tarfile.open(tar_path, "w") as tar:
+        for name, data in [(layer_name, layer), (config_name, document), ("manifest.json", manifest)]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return layer
+
+
+def load_image(tar_path, tag):
+    """`docker load`s the tarball; returns the image's size as `docker image inspect` reports it."""
+    docker = shutil.which("docker") or fail("docker is not installed (apt-get install docker.io)")
+    subprocess.run([docker, "load", "-i", tar_path], check=True, stdout=subprocess.DEVNULL)
+    return int(run([docker, "image", "inspect", "-f", "{{.Size}}", tag]).strip())
+
+
+def image_config(programs):
+    """The run configuration of the nova-host image."""
+    seconds = 1_000_000_000
+    return {
+        "User": f"{USER_ID}:{USER_ID}",
+        "Env": [
+            "PATH=/usr/local/bin:/usr/bin:/bin",
+            "NOVA_DATA_DIR=/var/lib/nova-host",
+            "NOVA_DRIVER_CONFIG=/usr/local/share/nova-host/drivers.json",
+            "NOVA_HOST_CONFIG=/usr/local/share/nova-host/host.json",
+            "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+        ],
+        "Entrypoint": ["/usr/local/bin/nova-host"],
+        "Cmd": ["serve"],
+        "WorkingDir": "/var/lib/nova-host",
+        "ExposedPorts": {f"{PORT}/tcp": {}},
+        "Volumes": {"/var/lib/nova-host": {}},
+        "StopSignal": "SIGTERM",
+        "Healthcheck": {
+            "Test": ["CMD", "/usr/bin/curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{PORT}/health"],
+            "Interval": 10 * seconds, "Timeout": 3 * seconds, "StartPeriod": 5 * seconds, "Retries": 3,
+        },
+        "Labels": {
+            "org.opencontainers.image.title": "nova-host",
+            "org.opencontainers.image.description": "nova-host: plugin host and agent runtime (serve, worker, run)",
+            "org.opencontainers.image.source": "scripts/build-image.py",
+            "nova-host.shell-programs": ",".join(programs),
+        },
     }
 
 
@@ -297,26 +333,16 @@ def main():
             fail(f"{rootfs_dir} exists")
         rootfs = RootFS(rootfs_dir)
         libraries, swift_libs, programs = assemble(rootfs, bin_dir, sandbox, echo, curl)
-        layer = layer_tar(rootfs_dir)
-        diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
-        config = json.dumps(image_config(diff_id, programs), sort_keys=True).encode()
-        config_name = hashlib.sha256(config).hexdigest() + ".json"
-        layer_name = diff_id[7:] + "/layer.tar"
-        manifest = json.dumps([{"Config": config_name, "RepoTags": [args.tag], "Layers": [layer_name]}]).encode()
         tar_path = args.out or os.path.join(work, "image.tar")
-        with tarfile.open(tar_path, "w") as tar:
-            for name, data in [(layer_name, layer), (config_name, config), ("manifest.json", manifest)]:
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
+        layer = write_image(rootfs_dir, args.tag, image_config(programs), tar_path,
+                            "scripts/build-image.py (root filesystem assembled from the build and ldd)",
+                            {"var/lib/nova-host": (USER_ID, "nova")})
         rootfs_bytes = tree_size(rootfs_dir)
         print(f"rootfs: {rootfs_bytes / 1e6:.1f} MB ({len(libraries)} shared libraries, {len(swift_libs)} of them the Swift runtime; "
               f"shell programs: {' '.join(programs)})")
         print(f"image tarball: {os.path.getsize(tar_path) / 1e6:.1f} MB, gzip -6: {len(gzip.compress(layer, 6)) / 1e6:.1f} MB")
         if not args.no_load:
-            docker = shutil.which("docker") or fail("docker is not installed (apt-get install docker.io)")
-            subprocess.run([docker, "load", "-i", tar_path], check=True)
-            size = int(run([docker, "image", "inspect", "-f", "{{.Size}}", args.tag]).strip())
+            size = load_image(tar_path, args.tag)
             print(f"image {args.tag}: {size / 1e6:.1f} MB (docker image inspect .Size)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
