@@ -54,6 +54,8 @@ install: drivers
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/nova-host/drivers $(DESTDIR)$(PREFIX)/share/nova-host $(DESTDIR)$(PREFIX)/include
 	install -m 0755 $(NOVA) $(DESTDIR)$(PREFIX)/bin/nova-host
 	install -m 0755 Sources/Sandbox/build/nova-sandbox $(DESTDIR)$(PREFIX)/bin/nova-sandbox
+	# The shell driver looks for its helper in the drivers directory before PATH.
+	ln -sf ../../../bin/nova-sandbox $(DESTDIR)$(PREFIX)/lib/nova-host/drivers/nova-sandbox
 	install -m 0644 $(DRIVERS_DIR)/*.so $(DESTDIR)$(PREFIX)/lib/nova-host/drivers/
 	install -m 0644 configs/policy.default.json $(DESTDIR)$(PREFIX)/share/nova-host/policy.default.json
 	sed '/"\$$schema"/d' configs/drivers.json > $(DESTDIR)$(PREFIX)/share/nova-host/drivers.json

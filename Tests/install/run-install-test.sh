@@ -17,8 +17,10 @@ list=$("$PREFIX/bin/nova-host" drivers list --json) || fail "drivers list failed
 echo "$list" | grep -q '"echo"' || fail "installed drivers not found: $list"
 out=$(PATH="$PREFIX/bin:/usr/bin:/bin" "$PREFIX/bin/nova-host" policy check --principal local --tool text.upper --json) || true
 echo "$out" | grep -q '"examples"' || fail "installed policy not used: $out"
-# The installed driver settings (configs/drivers.json) are found from elsewhere too.
-"$PREFIX/bin/nova-host" doctor --json >doctor.json 2>&1 || true
+# The installed driver settings (configs/drivers.json) are found from elsewhere too, and the
+# sandbox helper without PREFIX/bin on PATH (through the drivers directory).
+PATH=/usr/bin:/bin "$PREFIX/bin/nova-host" doctor --json >doctor.json 2>&1 || true
+grep -q "\"path\": \"$PREFIX/lib/nova-host/drivers/nova-sandbox\"" doctor.json || fail "installed nova-sandbox not found: $(head -c 600 doctor.json)"
 grep -q "\"settings_file\": \"$PREFIX/share/nova-host/drivers.json\"" doctor.json || fail "installed drivers.json not used: $(head -c 400 doctor.json)"
 # A user who cannot write the installed drivers directory runs a plan (the drivers' load copies
 # in .gen/ were made by make install).
