@@ -39,7 +39,7 @@ DC=
 cleanup() {
   for c in "${CONTAINERS[@]}"; do docker rm -f "$c" >/dev/null 2>&1; done
   [ -n "$DC" ] && [ -f "$WORK/compose/compose.yaml" ] && "$DC" -f "$WORK/compose/compose.yaml" -p "$PROJECT" down -v --remove-orphans >/dev/null 2>&1
-  docker rmi "$TAG" >/dev/null 2>&1
+  docker rmi "$TAG" "$PG_TAG" >/dev/null 2>&1
   if [ -n "$DOCKERD_PID" ]; then kill "$DOCKERD_PID" 2>/dev/null; wait "$DOCKERD_PID" 2>/dev/null; fi
   rm -rf "$WORK"
 }
