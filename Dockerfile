@@ -6,7 +6,7 @@
 # (no base image): both put the binary, drivers, sandbox helper and configuration at the paths an
 # installed nova-host uses (`make install PREFIX=/usr/local`).
 
-ARG SWIFT_IMAGE=swift:6.1-bookworm
+ARG SWIFT_IMAGE=swift:6.3-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 # ---- build: release build of the host and drivers, the sandbox helper, the C echo driver ----
