@@ -319,9 +319,14 @@ PY"
 else
   fail "helm template: $(cat "$WORK/template.err")"
 fi
-# The validation must be able to fail: a replica count that is not a number.
-"$HELM" template nova-host "$CHART" --set server.replicas=two >"$WORK/broken.yaml" 2>/dev/null
-check "kubernetes-validate refuses a broken rendering (replicas: two)" "! '$KV' --strict --quiet '$WORK/broken.yaml' >/dev/null 2>&1"
+# The values are checked by the chart's values.schema.json, and the manifests by the schemas:
+# both must be able to fail.
+"$HELM" template nova-host "$CHART" --set server.replicas=two >/dev/null 2>"$WORK/values.err"
+check "helm refuses values the chart's schema rejects (server.replicas=two, a misspelt key)" \
+  "grep -q '/server/replicas' '$WORK/values.err' && ! '$HELM' template nova-host '$CHART' --set servr.replicas=2 >/dev/null 2>&1"
+sed 's/^  replicas: 2$/  replicas: two/' "$WORK/default.yaml" >"$WORK/broken.yaml"
+check "kubernetes-validate refuses a broken manifest (replicas: two)" \
+  "grep -q 'replicas: two' '$WORK/broken.yaml' && ! '$KV' --strict --quiet '$WORK/broken.yaml' >/dev/null 2>&1"
 # The ServiceMonitor's CRD schema is not among kubernetes-validate's: it is checked above by its fields only.
 
 summary
