@@ -269,7 +269,10 @@ def write_image(rootfs_dir, tag, config, tar_path, created_by, owners):
 def load_image(tar_path, tag):
     """`docker load`s the tarball; returns the image's size as `docker image inspect` reports it."""
     docker = shutil.which("docker") or fail("docker is not installed (apt-get install docker.io)")
-    subprocess.run([docker, "load", "-i", tar_path], check=True, stdout=subprocess.DEVNULL)
+    loaded = subprocess.run([docker, "load", "-i", tar_path], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if loaded.returncode != 0:
+        fail(f"docker load failed: {loaded.stderr.strip()} (is dockerd running? `dockerd &` or `systemctl start docker`; "
+             "or keep the tarball with --out FILE --no-load)")
     return int(run([docker, "image", "inspect", "-f", "{{.Size}}", tag]).strip())
 
 
