@@ -308,7 +308,7 @@ def image_config(programs):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin-dir", help="directory with nova-host and libnova_{text,http,postgres,graphql,shell}.so (default: the release build)")
     ap.add_argument("--tag", default="nova-host:local", help="image name:tag (default: nova-host:local)")
     ap.add_argument("--out", help="also keep the docker-archive tarball here")
