@@ -9,7 +9,7 @@ DRIVERS_DIR := drivers
 ABI_INCLUDE := Sources/DriverABI/include
 SWIFT_DRIVERS := text http postgres graphql shell
 
-.PHONY: all deps test-deps build drivers demo test test-swift test-install install bench clean help
+.PHONY: all deps test-deps build drivers demo test test-swift test-install install bench clean help release image
 PREFIX      ?= /usr/local
 
 all: drivers
@@ -20,8 +20,10 @@ help:
 	@echo "make drivers build host + drivers and install the .so files into $(DRIVERS_DIR)/"
 	@echo "make bench   release build and benchmarks"
 	@echo "make install PREFIX=/usr/local: nova-host and nova-sandbox into PREFIX/bin, drivers into"
-	@echo "             PREFIX/lib/nova-host/drivers, the default policy into PREFIX/share/nova-host,"
-	@echo "             the driver header into PREFIX/include"
+	@echo "             PREFIX/lib/nova-host/drivers, the default policy and driver settings into"
+	@echo "             PREFIX/share/nova-host, the driver header into PREFIX/include"
+	@echo "make release release build of nova-host and the Swift drivers (what the image ships)"
+	@echo "make image   the container image nova-host:local from the release build, without a base image"
 
 deps:
 	@scripts/install-deps.sh build
@@ -52,8 +54,15 @@ install: drivers
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/nova-host/drivers $(DESTDIR)$(PREFIX)/share/nova-host $(DESTDIR)$(PREFIX)/include
 	install -m 0755 $(NOVA) $(DESTDIR)$(PREFIX)/bin/nova-host
 	install -m 0755 Sources/Sandbox/build/nova-sandbox $(DESTDIR)$(PREFIX)/bin/nova-sandbox
+	# The shell driver looks for its helper in the drivers directory before PATH.
+	ln -sf ../../../bin/nova-sandbox $(DESTDIR)$(PREFIX)/lib/nova-host/drivers/nova-sandbox
 	install -m 0644 $(DRIVERS_DIR)/*.so $(DESTDIR)$(PREFIX)/lib/nova-host/drivers/
 	install -m 0644 configs/policy.default.json $(DESTDIR)$(PREFIX)/share/nova-host/policy.default.json
+	sed '/"\$$schema"/d' configs/drivers.json > $(DESTDIR)$(PREFIX)/share/nova-host/drivers.json
+	# The host loads each driver from a copy, <drivers>/.gen/<sha256>.so, which it writes on first
+	# load unless present: made here, so users who cannot write the drivers directory can load them.
+	install -d $(DESTDIR)$(PREFIX)/lib/nova-host/drivers/.gen
+	@for f in $(DRIVERS_DIR)/*.so; do install -m 0644 $$f $(DESTDIR)$(PREFIX)/lib/nova-host/drivers/.gen/$$(sha256sum $$f | cut -d' ' -f1).so; done
 	install -d $(DESTDIR)$(PREFIX)/share/nova-host/blueprints
 	install -m 0644 blueprints/*.yaml $(DESTDIR)$(PREFIX)/share/nova-host/blueprints/
 	install -m 0644 $(ABI_INCLUDE)/nova_driver.h $(DESTDIR)$(PREFIX)/include/nova_driver.h
@@ -66,7 +75,8 @@ install: drivers
 test-install:
 	Tests/install/run-install-test.sh
 
-test: test-deps drivers
+# release: the packaging tests build the image from the release build.
+test: test-deps drivers release
 	# The driver tests talk to real servers (PostgreSQL 15, GraphQL, HTTP on 127.0.0.1).
 	NOVA_BIN_DIR=$(BIN) Tests/servers/with-servers.sh $(SWIFT) test
 	Tests/regex/check-expected.sh
@@ -82,9 +92,21 @@ test: test-deps drivers
 	Tests/install/run-install-test.sh
 	# The client SDKs (sdk/python, sdk/typescript) against a live server: every method, auth, 429 retry, pagination, SSE.
 	NOVA_HOST_BIN=$(NOVA) Tests/sdk/run-sdk-tests.sh
+	# The image (release build, no base image) in a real dockerd, compose up, the Helm chart against the Kubernetes schemas.
+	NOVA_HOST_BIN=$(NOVA) Tests/packaging/run-packaging-tests.sh
 	# `nova-host init` then `serve --config DIR/nova.json`: the printed key authenticates, none gets 401.
 	NOVA_HOST_BIN=$(NOVA) Tests/init/run-init-test.sh
 	@echo "all test suites passed"
+
+# What the container image ships: one product per command (swift build builds only the last of
+# several --product flags); niced, it shares the machine with the debug build's tests.
+release: deps
+	nice -n 5 $(SWIFT) build -c release --product nova-host
+	@for d in $(SWIFT_DRIVERS); do nice -n 5 $(SWIFT) build -c release --product nova_$$d || exit 1; done
+
+# The container image nova-host:local, assembled from the release build (docs/deploy.md).
+image: release
+	scripts/build-image.py --tag nova-host:local
 
 # The driver benchmark needs the real servers: all of it runs under with-servers.sh.
 bench: deps test-deps drivers

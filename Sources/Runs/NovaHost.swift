@@ -22,21 +22,25 @@ public struct HostPaths: Sendable {
     public var templatesDirectory: String = "templates"
 
     /// Resolves paths: explicit flag, then environment (`NOVA_DRIVERS_DIR`, `NOVA_DATA_DIR`,
-    /// `NOVA_POLICY`), then the defaults `./drivers`, `./.nova`, `./configs/policy.default.json`;
-    /// where the working directory has no `drivers/` (or no policy), an installed layout beside
-    /// the executable (`make install`): `<prefix>/lib/nova-host/drivers` and
-    /// `<prefix>/share/nova-host/policy.default.json`, with the binary in `<prefix>/bin`.
+    /// `NOVA_POLICY`, `NOVA_DRIVER_CONFIG`), then the defaults `./drivers`, `./.nova`,
+    /// `./configs/policy.default.json`, `./configs/drivers.json`; where the working directory has
+    /// no `drivers/` (or no policy, or no driver settings), an installed layout beside the
+    /// executable (`make install`): `<prefix>/lib/nova-host/drivers`,
+    /// `<prefix>/share/nova-host/policy.default.json` and `<prefix>/share/nova-host/drivers.json`,
+    /// with the binary in `<prefix>/bin`.
     public static func resolve(drivers: String?, data: String?, policy: String?, driverConfig: String? = nil,
                                environment: [String: String] = ProcessInfo.processInfo.environment,
                                installPrefix: String? = HostPaths.installPrefix()) -> HostPaths {
         let fm = FileManager.default
-        let installed = installPrefix.map { (drivers: $0 + "/lib/nova-host/drivers", policy: $0 + "/share/nova-host/policy.default.json") }
+        let installed = installPrefix.map { (drivers: $0 + "/lib/nova-host/drivers", policy: $0 + "/share/nova-host/policy.default.json",
+                                              driverConfig: $0 + "/share/nova-host/drivers.json") }
         let defaultPolicy = "configs/policy.default.json"
         let policyFile = policy ?? environment["NOVA_POLICY"]
             ?? (fm.fileExists(atPath: defaultPolicy) ? defaultPolicy : nil)
             ?? installed.flatMap { fm.fileExists(atPath: $0.policy) ? $0.policy : nil }
         let defaultDrivers = "configs/drivers.json"
         let driverFile = driverConfig ?? environment["NOVA_DRIVER_CONFIG"] ?? (fm.fileExists(atPath: defaultDrivers) ? defaultDrivers : nil)
+            ?? installed.flatMap { fm.fileExists(atPath: $0.driverConfig) ? $0.driverConfig : nil }
         var isDir: ObjCBool = false
         let localDrivers = fm.fileExists(atPath: "drivers", isDirectory: &isDir) && isDir.boolValue
         let driversDir = drivers ?? environment["NOVA_DRIVERS_DIR"]
