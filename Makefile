@@ -7,7 +7,7 @@ BIN         := $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
 NOVA        := $(BIN)/nova-host
 DRIVERS_DIR := drivers
 ABI_INCLUDE := Sources/DriverABI/include
-SWIFT_DRIVERS := text http postgres graphql shell
+SWIFT_DRIVERS := text http postgres graphql shell mcp_proxy
 
 .PHONY: all deps test-deps build drivers demo test test-swift test-install install bench clean help
 PREFIX      ?= /usr/local

@@ -230,7 +230,7 @@ public enum BundledSchemas {
         "type": "object",
         "required": ["name", "description", "inputSchema"],
         "properties": {
-          "name": { "type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$" },
+          "name": { "type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$" },
           "description": { "type": "string" },
           "inputSchema": { "type": "object" },
           "outputSchema": { "type": ["object", "boolean"] },
