@@ -1,0 +1,289 @@
+"""The mcp_proxy driver against real MCP servers (Tests/mcp_proxy/upstream_server.py on the Python
+`mcp` SDK), one over stdio and one over streamable HTTP, through `nova-host run` and a live
+`nova-host serve`. Run by run-mcp-proxy-tests.sh, which passes:
+
+  NOVA_HOST_BIN      the nova-host binary
+  NOVA_MCP_DRIVER    drivers/libnova_mcp_proxy.so (`make drivers`)
+  UPSTREAM_PYTHON    the Python whose `mcp` SDK runs the upstream servers
+  SDK                a label for the output (mcp2, mcp1)
+  FULL               1: every check; 0: the core (listing, a call, an error, list_changed) only
+
+Prints `ok NAME` / `FAIL NAME: why` per check (counted by the script).
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "server"))
+from e2e_common import check, env, finish, free_port, http, start_serve  # noqa: E402
+
+NOVA = env("NOVA_HOST_BIN")
+DRIVER = env("NOVA_MCP_DRIVER")
+PY = env("UPSTREAM_PYTHON")
+SDK = os.environ.get("SDK", "mcp2")
+FULL = os.environ.get("FULL", "1") == "1"
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORK = tempfile.mkdtemp(prefix=f"nova-mcp-proxy-{SDK}-")
+STDIO_STATE = os.path.join(WORK, "stdio-state")
+HTTP_STATE = os.path.join(WORK, "http-state")
+UPSTREAM_TOKEN = "upstream-secret-" + os.urandom(8).hex()
+ADMIN_KEY = "nova_mcpproxy_admin_" + os.urandom(16).hex()
+USER_KEY = "nova_mcpproxy_alice_" + os.urandom(16).hex()
+PROCS = []
+
+
+def name(test):
+    return f"{SDK} {test}"
+
+
+def wait_for(predicate, what, tries=400, pause=0.05):
+    """Polls `predicate` (no wall-clock assertion: a bounded number of tries, then a failure)."""
+    for _ in range(tries):
+        value = predicate()
+        if value:
+            return value
+        time.sleep(pause)
+    return None
+
+
+def state_file(state, entry):
+    return os.path.exists(os.path.join(state, entry))
+
+
+def sha(text):
+    import hashlib
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def setup():
+    os.makedirs(os.path.join(WORK, "drivers"))
+    shutil.copy(DRIVER, os.path.join(WORK, "drivers", "libnova_mcp_proxy.so"))
+    os.chmod(os.path.join(WORK, "drivers", "libnova_mcp_proxy.so"), 0o644)
+    port = free_port()
+    http_server = subprocess.Popen([PY, os.path.join(HERE, "upstream_server.py"), "--transport", "http", "--port", str(port),
+                                    "--state", HTTP_STATE, "--name", "remote-upstream"],
+                                   stdout=subprocess.DEVNULL, stderr=open(os.path.join(WORK, "http-upstream.log"), "w"))
+    PROCS.append(http_server)
+    upstream_url = f"http://127.0.0.1:{port}/mcp"
+    import socket
+    if not wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, "upstream HTTP server"):
+        raise RuntimeError("the upstream HTTP MCP server did not start: " + open(os.path.join(WORK, "http-upstream.log")).read()[-2000:])
+    drivers = {"drivers": {"mcp_proxy": {"config": {"servers": [
+        {"name": "local", "command": [PY, os.path.join(HERE, "upstream_server.py"), "--state", STDIO_STATE],
+         "trust_annotations": True, "restart_initial_ms": 3000, "restart_max_ms": 10000},
+        {"name": "remote", "url": upstream_url, "headers": {"Authorization": "Bearer ${env:MCP_UPSTREAM_TOKEN}", "X-Static": "literal-value"}},
+    ]}}}}
+    with open(os.path.join(WORK, "drivers.json"), "w") as f:
+        json.dump(drivers, f)
+    policy = {
+        "roles": {"admin": {}, "user": {}, "service": {}},
+        "principals": {"local": "admin", "admin": "admin", "alice": "user"},
+        "rules": [
+            {"id": "no-slow-for-users", "effect": "deny", "roles": ["user"], "tools": ["mcp_proxy.local.slow"], "reason": "slow is for admins"},
+            {"id": "proxied", "effect": "allow", "roles": ["admin", "user"], "tools": ["mcp_proxy.*"]},
+        ],
+    }
+    with open(os.path.join(WORK, "policy.json"), "w") as f:
+        json.dump(policy, f)
+    with open(os.path.join(WORK, "host.json"), "w") as f:
+        json.dump({"api_keys": [
+            {"id": "admin", "principal": "admin", "role": "admin", "sha256": sha(ADMIN_KEY)},
+            {"id": "alice", "principal": "alice", "role": "user", "sha256": sha(USER_KEY)}],
+            "tool_timeout_ms": 20000, "shutdown_grace_seconds": 5}, f)
+    os.environ["MCP_UPSTREAM_TOKEN"] = UPSTREAM_TOKEN
+
+
+def host_args(data):
+    return ["--drivers", os.path.join(WORK, "drivers"), "--driver-config", os.path.join(WORK, "drivers.json"),
+            "--policy", os.path.join(WORK, "policy.json"), "--data", os.path.join(WORK, data)]
+
+
+def run_plan(plan, *extra, data="run-data"):
+    path = os.path.join(WORK, f"plan-{time.monotonic_ns()}.json")
+    with open(path, "w") as f:
+        json.dump(plan, f)
+    p = subprocess.run([NOVA, "run", path, "--json", *host_args(data), *extra], capture_output=True, text=True, timeout=120)
+    try:
+        return p.returncode, json.loads(p.stdout), p.stderr
+    except ValueError:
+        return p.returncode, {"stdout": p.stdout}, p.stderr
+
+
+def cli_tests():
+    # The tools, namespaced, with the remote schemas and annotations.
+    p = subprocess.run([NOVA, "drivers", "inspect", "mcp_proxy", "--json", *host_args("inspect-data")], capture_output=True, text=True, timeout=120)
+    tools = {}
+    try:
+        tools = {t["name"]: t for t in json.loads(p.stdout)["manifest"]["tools"]}
+    except (ValueError, KeyError) as e:
+        check(name("inspect lists the proxied tools"), False, f"{e}: {p.stdout[-500:]} {p.stderr[-500:]}")
+        return
+    add = tools.get("local.add", {})
+    check(name("inspect lists <server>.<tool> for stdio and HTTP servers"),
+          {"servers", "local.add", "local.slow", "remote.add", "remote.slow"} <= set(tools), sorted(tools))
+    check(name("a proxied tool keeps the remote input schema and description"),
+          add.get("inputSchema", {}).get("required") == ["a", "b"] and add["inputSchema"]["properties"]["a"]["type"] == "integer"
+          and add.get("description") == "Add two integers.", json.dumps(add))
+    check(name("annotations of a trusted server are passed on"), add.get("annotations", {}).get("readOnlyHint") is True, json.dumps(add))
+    remote_add = tools.get("remote.add", {})
+    check(name("annotations of an untrusted server are not believed"),
+          remote_add.get("annotations", {}).get("readOnlyHint") is False and remote_add["annotations"].get("destructiveHint") is True,
+          json.dumps(remote_add))
+
+    # A call through `nova-host run`, recorded in the episode.
+    code, out, err = run_plan({"name": "add", "steps": [{"id": "sum", "call": "mcp_proxy.local.add", "input": {"a": 2, "b": 40}}],
+                               "output": "${steps.sum.output.structuredContent.result}"})
+    check(name("run: a proxied stdio tool answers"), code == 0 and out.get("output") == 42, f"exit {code}: {out} {err[-800:]}")
+    if out.get("run_id"):
+        p = subprocess.run([NOVA, "episodes", "show", out["run_id"], "--json", "--data", os.path.join(WORK, "run-data")],
+                           capture_output=True, text=True, timeout=60)
+        text = p.stdout
+        check(name("run: the call is in the episode (tool, policy decision, output)"),
+              "mcp_proxy.local.add" in text and "proxied" in text and '"result"' in text, text[-1500:])
+
+    # A remote error (isError) maps to a tool error with the server's message.
+    code, out, err = run_plan({"name": "fail", "steps": [{"id": "f", "call": "mcp_proxy.local.fail", "input": {"message": "the remote says no"}}]})
+    check(name("run: a remote isError is the step's error, with the remote message"),
+          code == 1 and out.get("status") == "failed" and "the remote says no" in out.get("error", ""), f"exit {code}: {out}")
+
+    # Policy: denied before the driver sees the call (the server never starts it).
+    code, out, err = run_plan({"name": "denied", "steps": [{"id": "s", "call": "mcp_proxy.local.slow", "input": {"seconds": 0.1, "tag": "denied"}}]},
+                              "--principal", "alice")
+    check(name("run: a policy denial of a proxied tool never reaches the server"),
+          code == 3 and out.get("status") == "denied" and "no-slow-for-users" in out.get("error", "") and not state_file(STDIO_STATE, "started-denied"),
+          f"exit {code}: {out}")
+    # Input validation against the remote schema happens in the host, too.
+    code, out, err = run_plan({"name": "bad", "steps": [{"id": "s", "call": "mcp_proxy.local.add", "input": {"a": "two", "b": 1}}]})
+    check(name("run: input is validated against the remote inputSchema by the host"), code in (1, 2) and out.get("status") in ("failed", "invalid"),
+          f"exit {code}: {out}")
+
+    # A deadline cancels upstream: the server observes notifications/cancelled.
+    code, out, err = run_plan({"name": "slow", "steps": [{"id": "s", "call": "mcp_proxy.local.slow", "input": {"seconds": 60, "tag": "deadline"},
+                                                          "timeout_ms": 1500}]})
+    cancelled = wait_for(lambda: state_file(STDIO_STATE, "cancelled-deadline"), "cancelled-deadline")
+    check(name("run: a step's deadline cancels the remote call (server saw notifications/cancelled)"),
+          code == 1 and "deadline" in out.get("error", "") and cancelled, f"exit {code}: {out}; state: {os.listdir(STDIO_STATE)}")
+
+    # The conformance harness with a configuration pointing at the real servers.
+    config = json.load(open(os.path.join(WORK, "drivers.json")))["drivers"]["mcp_proxy"]["config"]
+    p = subprocess.run([NOVA, "drivers", "test", "--config", json.dumps(config), os.path.join(WORK, "drivers", "libnova_mcp_proxy.so")],
+                       capture_output=True, text=True, timeout=300)
+    check(name("drivers test (conformance) passes with real servers configured, listing their tools"),
+          p.returncode == 0 and "local.add" in p.stdout and "remote.add" in p.stdout, p.stdout[-2000:] + p.stderr[-1000:])
+
+
+def tool_call(url, tool, body, key=ADMIN_KEY):
+    return http("POST", f"{url}/tools/{tool}", key=key, body=body)
+
+
+def tool_ids(url):
+    status, _, body = http("GET", f"{url}/v1/tools", key=ADMIN_KEY)
+    if status != 200:
+        return set()
+    items = body.get("tools", body) if isinstance(body, dict) else body
+    return {t.get("id") or t.get("name") for t in items}
+
+
+def serve_tests():
+    proc, url = start_serve(["--config", os.path.join(WORK, "host.json"), *host_args("serve-data"), "--log-level", "info"],
+                            os.path.join(WORK, "serve.log"))
+    PROCS.append(proc)
+    # Through the server, the caller's bearer (a nova-host API key) authenticates to nova-host only.
+    status, _, body = tool_call(url, "mcp_proxy.remote.add", {"a": 20, "b": 22})
+    check(name("serve: a proxied streamable-HTTP tool answers"), status == 200 and body.get("output", {}).get("structuredContent", {}).get("result") == 42,
+          f"{status} {body}")
+    seen = [json.loads(line) for line in open(os.path.join(HTTP_STATE, "headers.jsonl"))] if state_file(HTTP_STATE, "headers.jsonl") else []
+    posts = [h["headers"] for h in seen if h["method"] == "POST"]
+    check(name("serve: the upstream gets the Authorization header from the environment"),
+          posts and all(h.get("authorization") == f"Bearer {UPSTREAM_TOKEN}" and h.get("x-static") == "literal-value" for h in posts), posts[:2])
+    check(name("serve: the caller's credentials are never forwarded upstream"),
+          seen and not any(ADMIN_KEY in v or USER_KEY in v for h in seen for v in h["headers"].values()), "a nova-host key reached the upstream")
+
+    # A remote error through REST: 422 tool_error naming the remote message.
+    status, _, body = tool_call(url, "mcp_proxy.remote.fail", {"message": "remote refusal"})
+    check(name("serve: a remote error is a tool error with the remote message"),
+          status == 422 and "remote refusal" in json.dumps(body), f"{status} {body}")
+    # A policy denial of a proxied tool.
+    status, _, body = tool_call(url, "mcp_proxy.local.slow", {"seconds": 0.1, "tag": "denied-rest"}, key=USER_KEY)
+    check(name("serve: a policy denial of a proxied tool is 403 and never reaches the server"),
+          status == 403 and not state_file(STDIO_STATE, "started-denied-rest"), f"{status} {body}")
+
+    # list_changed: a tool added on the server appears without a reload (stdio and HTTP).
+    for server, state in (("local", STDIO_STATE), ("remote", HTTP_STATE)):
+        status, _, body = tool_call(url, f"mcp_proxy.{server}.add_tool", {"name": f"late_{server}", "notify": True})
+        listed = status == 200 and wait_for(lambda: f"mcp_proxy.{server}.late_{server}" in tool_ids(url), "late tool")
+        status2, _, body2 = tool_call(url, f"mcp_proxy.{server}.late_{server}", {})
+        check(name(f"serve: notifications/tools/list_changed from the {server} server adds its new tool"),
+              listed and status2 == 200 and body2["output"]["text"] == f"hello from late_{server}", f"{status} {body} / {status2} {body2}")
+    if not FULL:
+        return
+
+    # Reload: a tool added without a notification appears after `POST /v1/drivers/reload`.
+    tool_call(url, "mcp_proxy.local.add_tool", {"name": "quiet", "notify": False})
+    before = "mcp_proxy.local.quiet" in tool_ids(url)
+    status, _, body = http("POST", f"{url}/v1/drivers/reload", key=ADMIN_KEY)
+    after = wait_for(lambda: "mcp_proxy.local.quiet" in tool_ids(url), "quiet tool")
+    check(name("serve: a driver reload lists the servers' tools again"),
+          not before and status == 200 and "mcp_proxy" in body.get("refreshed", []) and after, f"before={before} {status} {body} after={after}")
+
+    # Cancellation: a run cancelled through REST cancels the remote call (stdio and HTTP).
+    for server, state in (("local", STDIO_STATE), ("remote", HTTP_STATE)):
+        tag = f"rest-cancel-{server}"
+        plan = {"name": "cancel-me", "steps": [{"id": "s", "call": f"mcp_proxy.{server}.slow", "input": {"seconds": 120, "tag": tag}}]}
+        status, _, run = http("POST", f"{url}/v1/runs", key=ADMIN_KEY, body={"plan": plan})
+        started = status == 202 and wait_for(lambda: state_file(state, f"started-{tag}"), "started", tries=600)
+        cstatus, _, cbody = http("POST", f"{url}/v1/runs/{run.get('id') or run.get('run_id')}/cancel", key=ADMIN_KEY) if started else (0, {}, {})
+        seen_cancel = started and wait_for(lambda: state_file(state, f"cancelled-{tag}"), "cancelled", tries=600)
+        check(name(f"serve: cancelling a run sends notifications/cancelled to the {server} server (it observed the cancellation)"),
+              seen_cancel, f"run {status} {run}; cancel {cstatus} {cbody}; state {os.listdir(state)}")
+
+    # A stdio server that dies is restarted with backoff; calls in the outage fail clearly.
+    status, _, body = tool_call(url, "mcp_proxy.local.pid", {})
+    first_pid = body.get("output", {}).get("structuredContent", {}).get("result") if status == 200 else None
+    status, _, body = tool_call(url, "mcp_proxy.local.crash", {})
+    check(name("serve: a call whose stdio server dies fails clearly"),
+          status in (422, 502, 503) and "exited with status 3" in json.dumps(body), f"{status} {body}")
+    outcomes = []
+
+    def call_pid():
+        s, _, b = tool_call(url, "mcp_proxy.local.pid", {})
+        outcomes.append((s, b))
+        return s == 200
+    restarted = wait_for(call_pid, "restart", tries=200, pause=0.1)
+    outage = [b for s, b in outcomes if s != 200]
+    new_pid = outcomes[-1][1].get("output", {}).get("structuredContent", {}).get("result") if restarted else None
+    check(name("serve: calls during the outage fail at once with server_unavailable"),
+          outage and all("server_unavailable" in json.dumps(b) or "unavailable" in json.dumps(b) for b in outage), outcomes[:3])
+    check(name("serve: the crashed stdio server is restarted (a new process answers)"),
+          restarted and first_pid and new_pid and new_pid != first_pid, f"{first_pid} → {new_pid}; {outcomes[-1:]}")
+    status, _, body = tool_call(url, "mcp_proxy.servers", {})
+    local = next((s for s in body.get("output", {}).get("servers", []) if s["name"] == "local"), {})
+    check(name("serve: mcp_proxy.servers reports the restart and never shows header values"),
+          local.get("restarts", 0) >= 1 and local.get("state") == "ready" and UPSTREAM_TOKEN not in json.dumps(body), json.dumps(body)[:1500])
+
+
+def main():
+    setup()
+    try:
+        cli_tests()
+        serve_tests()
+    finally:
+        for p in PROCS:
+            p.terminate()
+        for p in PROCS:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if os.environ.get("KEEP_WORK") != "1":
+            shutil.rmtree(WORK, ignore_errors=True)
+        else:
+            print(f"work dir kept: {WORK}")
+    finish()
+
+
+main()
