@@ -24,14 +24,7 @@ summary() { echo "mcp_proxy: $PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 
 BASE_PY=${PYTHON:-python3}
 command -v "$BASE_PY" >/dev/null || { fail "setup: $BASE_PY not found"; summary; }
 # The same virtualenvs as Tests/server/run-e2e.sh (made once under the cache dir).
-CACHE=${NOVA_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nova-e2e}
-venv() {  # venv NAME REQUIREMENTS: prints the virtualenv's python once its requirements are installed
-  local dir=$CACHE/$1
-  { [ -x "$dir/bin/python" ] || "$BASE_PY" -m venv "$dir"; } >>"$CACHE/pip.log" 2>&1 \
-    && "$dir/bin/python" -m pip install -q --disable-pip-version-check -r "$2" >>"$CACHE/pip.log" 2>&1 \
-    && echo "$dir/bin/python"
-}
-mkdir -p "$CACHE"
+. Tests/server/mcp-venvs.sh
 PY=$(venv mcp2 Tests/server/requirements.txt) || { fail "setup: virtualenv with Tests/server/requirements.txt (see $CACHE/pip.log)"; summary; }
 PY_MCP1=$(venv mcp1 Tests/server/requirements-mcp1.txt) || { fail "setup: virtualenv with Tests/server/requirements-mcp1.txt (see $CACHE/pip.log)"; summary; }
 
@@ -46,5 +39,7 @@ export NOVA_HOST_BIN=$BIN NOVA_MCP_DRIVER=$DRIVER
 # The test client is the 2.x venv's Python (only the standard library is used); the upstream
 # servers run on the SDK under test.
 count env UPSTREAM_PYTHON="$PY" SDK=mcp2 FULL=1 "$PY" Tests/mcp_proxy/test_mcp_proxy.py
-count env UPSTREAM_PYTHON="$PY_MCP1" SDK=mcp1 FULL=0 "$PY" Tests/mcp_proxy/test_mcp_proxy.py
+# The 1.x run also puts the driver in a runner child (isolation: process): tool lists changed
+# there reach the host through the runner.
+count env UPSTREAM_PYTHON="$PY_MCP1" SDK=mcp1 FULL=0 ISOLATION=process "$PY" Tests/mcp_proxy/test_mcp_proxy.py
 summary

@@ -7,6 +7,8 @@
   UPSTREAM_PYTHON    the Python whose `mcp` SDK runs the upstream servers
   SDK                a label for the output (mcp2, mcp1)
   FULL               1: every check; 0: the core (listing, a call, an error, list_changed) only
+  ISOLATION          the driver's isolation: inprocess (default) or process (a runner child,
+                     which forwards the instance's tool lists to the host)
 
 Prints `ok NAME` / `FAIL NAME: why` per check (counted by the script).
 """
@@ -26,6 +28,7 @@ DRIVER = env("NOVA_MCP_DRIVER")
 PY = env("UPSTREAM_PYTHON")
 SDK = os.environ.get("SDK", "mcp2")
 FULL = os.environ.get("FULL", "1") == "1"
+ISOLATION = os.environ.get("ISOLATION", "inprocess")
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORK = tempfile.mkdtemp(prefix=f"nova-mcp-proxy-{SDK}-")
 STDIO_STATE = os.path.join(WORK, "stdio-state")
@@ -37,7 +40,7 @@ PROCS = []
 
 
 def name(test):
-    return f"{SDK} {test}"
+    return f"{SDK} {ISOLATION} {test}"
 
 
 def wait_for(predicate, what, tries=400, pause=0.05):
@@ -72,7 +75,7 @@ def setup():
     import socket
     if not wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, "upstream HTTP server"):
         raise RuntimeError("the upstream HTTP MCP server did not start: " + open(os.path.join(WORK, "http-upstream.log")).read()[-2000:])
-    drivers = {"drivers": {"mcp_proxy": {"config": {"servers": [
+    drivers = {"drivers": {"mcp_proxy": {"isolation": ISOLATION, "config": {"servers": [
         {"name": "local", "command": [PY, os.path.join(HERE, "upstream_server.py"), "--state", STDIO_STATE],
          "trust_annotations": True, "restart_initial_ms": 3000, "restart_max_ms": 10000},
         {"name": "remote", "url": upstream_url, "headers": {"Authorization": "Bearer ${env:MCP_UPSTREAM_TOKEN}", "X-Static": "literal-value"}},
@@ -167,6 +170,22 @@ def cli_tests():
     cancelled = wait_for(lambda: state_file(STDIO_STATE, "cancelled-deadline"), "cancelled-deadline")
     check(name("run: a step's deadline cancels the remote call (server saw notifications/cancelled)"),
           code == 1 and "deadline" in out.get("error", "") and cancelled, f"exit {code}: {out}; state: {os.listdir(STDIO_STATE)}")
+
+    # A bad configuration is a clear error naming the field, not a crash or a silent loss.
+    bad = {"drivers": {"mcp_proxy": {"config": {"servers": [
+        {"name": "gh", "url": "http://127.0.0.1:9/mcp", "headers": {"Authorization": "Bearer ${env:NOVA_MCP_PROXY_TEST_UNSET}"}}]}}}}
+    with open(os.path.join(WORK, "bad-drivers.json"), "w") as f:
+        json.dump(bad, f)
+    args = host_args("bad-data")
+    args[args.index("--driver-config") + 1] = os.path.join(WORK, "bad-drivers.json")
+    p = subprocess.run([NOVA, "drivers", "inspect", "mcp_proxy", "--json", *args], capture_output=True, text=True, timeout=120)
+    try:
+        instance = json.loads(p.stdout).get("instance", {})
+    except ValueError:
+        instance = {"stdout": p.stdout}
+    check(name("a header from an unset environment variable is a configuration error naming the field"),
+          instance.get("configured") is False and "servers[0].headers.Authorization" in instance.get("error", "")
+          and "NOVA_MCP_PROXY_TEST_UNSET" in instance.get("error", ""), f"{instance} {p.stderr[-500:]}")
 
     # The conformance harness with a configuration pointing at the real servers.
     config = json.load(open(os.path.join(WORK, "drivers.json")))["drivers"]["mcp_proxy"]["config"]

@@ -25,14 +25,7 @@ BASE_PY=${PYTHON:-python3}
 command -v "$BASE_PY" >/dev/null || { fail "setup: $BASE_PY not found"; summary; }
 # Two virtualenvs under a cache dir, made once: the newest MCP SDK (2.x, with schemathesis) and
 # 1.x. The MCP tests run under both; everything else under the first.
-CACHE=${NOVA_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nova-e2e}
-venv() {  # venv NAME REQUIREMENTS: prints the virtualenv's python once its requirements are installed
-  local dir=$CACHE/$1
-  { [ -x "$dir/bin/python" ] || "$BASE_PY" -m venv "$dir"; } >>"$CACHE/pip.log" 2>&1 \
-    && "$dir/bin/python" -m pip install -q --disable-pip-version-check -r "$2" >>"$CACHE/pip.log" 2>&1 \
-    && echo "$dir/bin/python"
-}
-mkdir -p "$CACHE"
+. Tests/server/mcp-venvs.sh
 PY=$(venv mcp2 Tests/server/requirements.txt) || { fail "setup: virtualenv with Tests/server/requirements.txt (see $CACHE/pip.log)"; summary; }
 PY_MCP1=$(venv mcp1 Tests/server/requirements-mcp1.txt) || { fail "setup: virtualenv with Tests/server/requirements-mcp1.txt (see $CACHE/pip.log)"; summary; }
 
