@@ -132,26 +132,15 @@ final class StdioChannel: MCPChannel, @unchecked Sendable {
         }
     }
 
-    /// Reads stdout line by line into the session; returns at EOF or on an oversized line.
+    /// Reads stdout line by line into the session; returns at EOF or on an oversized message.
     private func readLoop(_ fd: Int32, maxMessageBytes: Int) {
-        var pending: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }
-            var start = 0
-            for i in 0..<n where buffer[i] == 0x0A {
-                pending.append(contentsOf: buffer[start..<i])
-                deliver(pending)
-                pending.removeAll(keepingCapacity: true)
-                start = i + 1
-            }
-            pending.append(contentsOf: buffer[start..<n])
-            if pending.count > maxMessageBytes {
+        readLines(fd, maxLine: maxMessageBytes, chunk: 65_536) { [self] line in
+            guard let line else {
                 log(.error, "server '\(server)' sent a message larger than \(maxMessageBytes) bytes; closing the connection")
-                return
+                return false
             }
+            deliver(line)
+            return true
         }
     }
 
@@ -163,20 +152,35 @@ final class StdioChannel: MCPChannel, @unchecked Sendable {
         }
     }
 
+    /// The server's stderr, line by line, to the host log (an endless line is dropped, not kept).
     private func forwardStderr(_ fd: Int32) {
+        readLines(fd, maxLine: 8192, chunk: 8192) { [self] line in
+            if let line, !line.isEmpty { log(.debug, "server '\(server)' stderr: \(String(decoding: line.prefix(2000), as: UTF8.self))") }
+            return true
+        }
+    }
+
+    /// Reads `fd` until EOF, handing each line (without its newline) to `body`, or nil for a
+    /// line longer than `maxLine` (which is dropped). Stops when `body` returns false.
+    private func readLines(_ fd: Int32, maxLine: Int, chunk: Int, _ body: ([UInt8]?) -> Bool) {
         var pending: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 8192)
+        var buffer = [UInt8](repeating: 0, count: chunk)
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            pending.append(contentsOf: buffer[0..<n])
-            while let nl = pending.firstIndex(of: 0x0A) {
-                let line = pending[..<nl]
-                if !line.isEmpty { log(.debug, "server '\(server)' stderr: \(String(decoding: line.prefix(2000), as: UTF8.self))") }
-                pending.removeSubrange(...nl)
+            if n <= 0 { return }
+            var start = 0
+            for i in 0..<n where buffer[i] == 0x0A {
+                pending.append(contentsOf: buffer[start..<i])
+                guard body(pending) else { return }
+                pending.removeAll(keepingCapacity: true)
+                start = i + 1
             }
-            if pending.count > 8192 { pending.removeAll() }  // an endless line is dropped, not kept
+            pending.append(contentsOf: buffer[start..<n])
+            if pending.count > maxLine {
+                pending.removeAll()
+                guard body(nil) else { return }
+            }
         }
     }
 

@@ -8,8 +8,7 @@ NOVA=${NOVA_HOST_BIN:-$(swift build --show-bin-path)/nova-host}
 : "${NOVA_TEST_PG_DSN:?run under Tests/servers/with-servers.sh}"
 # mcp_proxy is checked with a real MCP server configured (the Python SDK's, over stdio), so its
 # instance lists that server's tools (ABI 1.1) and the harness checks the list.
-BASE_PY=${PYTHON:-python3}
-. Tests/server/mcp-venvs.sh
+. Tests/server/e2e-harness.sh
 MCP_PY=$(venv mcp2 Tests/server/requirements.txt) || { echo "conformance: cannot make the MCP SDK virtualenv (see $CACHE/pip.log)" >&2; exit 1; }
 MCP_STATE=$(mktemp -d /tmp/nova-conformance-mcp.XXXXXX)
 trap 'rm -rf "$MCP_STATE"' EXIT
