@@ -89,6 +89,7 @@ def setup():
             {"id": "no-slow-for-users", "effect": "deny", "roles": ["user"], "tools": ["mcp_proxy.local.slow"], "reason": "slow is for admins"},
             {"id": "proxied", "effect": "allow", "roles": ["admin", "user"], "tools": ["mcp_proxy.*"]},
         ],
+        "budgets": [{"id": "two-adds-per-run", "scope": "run", "tools": ["mcp_proxy.local.add"], "calls": 2}],
     }
     with open(os.path.join(WORK, "policy.json"), "w") as f:
         json.dump(policy, f)
@@ -147,6 +148,14 @@ def cli_tests():
         text = p.stdout
         check(name("run: the call is in the episode (tool, policy decision, output)"),
               "mcp_proxy.local.add" in text and "proxied" in text and '"result"' in text, text[-1500:])
+
+    # Budgets apply to proxied tools: the third add of one run is over its budget.
+    steps = [{"id": f"s{i}", "call": "mcp_proxy.local.add", "input": {"a": i, "b": 1}, **({"depends_on": [f"s{i - 1}"]} if i else {})}
+             for i in range(3)]
+    code, out, err = run_plan({"name": "budget", "steps": steps})
+    check(name("run: a budget over a proxied tool stops the third call"),
+          code == 3 and out.get("status") == "denied" and "two-adds-per-run" in out.get("error", "") and "s2" in out.get("error", ""),
+          f"exit {code}: {out}")
 
     # A remote error (isError) maps to a tool error with the server's message.
     code, out, err = run_plan({"name": "fail", "steps": [{"id": "f", "call": "mcp_proxy.local.fail", "input": {"message": "the remote says no"}}]})
@@ -238,9 +247,6 @@ def serve_tests():
         status2, _, body2 = tool_call(url, f"mcp_proxy.{server}.late_{server}", {})
         check(name(f"serve: notifications/tools/list_changed from the {server} server adds its new tool"),
               listed and status2 == 200 and body2["output"]["text"] == f"hello from late_{server}", f"{status} {body} / {status2} {body2}")
-    if not FULL:
-        return
-
     # Reload: a tool added without a notification appears after `POST /v1/drivers/reload`.
     tool_call(url, "mcp_proxy.local.add_tool", {"name": "quiet", "notify": False})
     before = "mcp_proxy.local.quiet" in tool_ids(url)
@@ -248,6 +254,9 @@ def serve_tests():
     after = wait_for(lambda: "mcp_proxy.local.quiet" in tool_ids(url), "quiet tool")
     check(name("serve: a driver reload lists the servers' tools again"),
           not before and status == 200 and "mcp_proxy" in body.get("refreshed", []) and after, f"before={before} {status} {body} after={after}")
+
+    if not FULL:
+        return
 
     # Cancellation: a run cancelled through REST cancels the remote call (stdio and HTTP).
     for server, state in (("local", STDIO_STATE), ("remote", HTTP_STATE)):
