@@ -11,10 +11,11 @@ import Synchronization
 /// server's `Mcp-Session-Id` goes with every request, and a GET stream carries notifications
 /// that belong to no request (`notifications/tools/list_changed`).
 ///
-/// Messages are POSTed in the order they were queued: each POST starts once the one before it
-/// has its response headers (so `notifications/initialized` reaches the server before the
-/// first request). A connection failure ends the channel (the supervisor reconnects with
-/// backoff); an HTTP error status fails only the request it answered.
+/// Messages are POSTed in the order they were queued, and a notification is answered (202)
+/// before the next message leaves (so `notifications/initialized` reaches the server before
+/// the first request); requests do not wait for each other's answers. A connection failure
+/// ends the channel (the supervisor reconnects with backoff); an HTTP error status fails only
+/// the request it answered.
 final class HTTPChannel: MCPChannel {
     private struct State {
         var sessionId: String?
@@ -23,7 +24,7 @@ final class HTTPChannel: MCPChannel {
         /// Requests whose answer is being read, by JSON-RPC id (cancelled by `abandon`).
         var reading: [Int: Task<Void, Never>] = [:]
         var eventStream: Task<Void, Never>?
-        /// Opens when the last queued POST has its response headers.
+        /// Opens when the last queued message may be followed (see `send`).
         var lastSent: Gate?
     }
 
@@ -60,6 +61,11 @@ final class HTTPChannel: MCPChannel {
         }
         let task = Task { [self] in
             await before?.wait()
+            // A request lets the next message go as soon as it is under way: a server that
+            // answers with a plain JSON body sends no headers before the tool is done, and
+            // waiting for them would serialize every call (and hold up their cancellations).
+            // A notification is answered at once (202) and holds the next message until then.
+            if requestId != nil { gate.open() }
             await post(message, requestId: requestId, headersIn: gate)
             gate.open()
             if let requestId { _ = state.withLock { $0.reading.removeValue(forKey: requestId) } }

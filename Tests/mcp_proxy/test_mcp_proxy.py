@@ -33,6 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 WORK = tempfile.mkdtemp(prefix=f"nova-mcp-proxy-{SDK}-")
 STDIO_STATE = os.path.join(WORK, "stdio-state")
 HTTP_STATE = os.path.join(WORK, "http-state")
+JSON_STATE = os.path.join(WORK, "json-state")
 UPSTREAM_TOKEN = "upstream-secret-" + os.urandom(8).hex()
 ADMIN_KEY = "nova_mcpproxy_admin_" + os.urandom(16).hex()
 USER_KEY = "nova_mcpproxy_alice_" + os.urandom(16).hex()
@@ -62,23 +63,46 @@ def sha(text):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+HTTP_PORT = 0
+HTTP_UPSTREAM = []
+
+
+def start_http_upstream():
+    """Starts the streamable-HTTP upstream server on HTTP_PORT and waits until it accepts connections."""
+    HTTP_UPSTREAM[:] = [start_upstream(HTTP_PORT, HTTP_STATE)]
+
+
+def start_upstream(port, state, *extra):
+    import socket
+    proc = subprocess.Popen([PY, os.path.join(HERE, "upstream_server.py"), "--transport", "http", "--port", str(port),
+                             "--state", state, "--name", "remote-upstream", *extra],
+                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(WORK, "http-upstream.log"), "a"))
+    PROCS.append(proc)
+
+    def accepting():
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+    if not wait_for(accepting, "upstream HTTP server", tries=600):
+        raise RuntimeError("the upstream HTTP MCP server did not start: " + open(os.path.join(WORK, "http-upstream.log")).read()[-2000:])
+    return proc
+
+
 def setup():
     os.makedirs(os.path.join(WORK, "drivers"))
     shutil.copy(DRIVER, os.path.join(WORK, "drivers", "libnova_mcp_proxy.so"))
     os.chmod(os.path.join(WORK, "drivers", "libnova_mcp_proxy.so"), 0o644)
-    port = free_port()
-    http_server = subprocess.Popen([PY, os.path.join(HERE, "upstream_server.py"), "--transport", "http", "--port", str(port),
-                                    "--state", HTTP_STATE, "--name", "remote-upstream"],
-                                   stdout=subprocess.DEVNULL, stderr=open(os.path.join(WORK, "http-upstream.log"), "w"))
-    PROCS.append(http_server)
-    upstream_url = f"http://127.0.0.1:{port}/mcp"
-    import socket
-    if not wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, "upstream HTTP server"):
-        raise RuntimeError("the upstream HTTP MCP server did not start: " + open(os.path.join(WORK, "http-upstream.log")).read()[-2000:])
+    global HTTP_PORT
+    HTTP_PORT = free_port()
+    start_http_upstream()
+    upstream_url = f"http://127.0.0.1:{HTTP_PORT}/mcp"
+    # A server that answers each POST with one JSON body (no headers before the tool is done).
+    json_port = free_port()
+    start_upstream(json_port, JSON_STATE, "--json-response")
     drivers = {"drivers": {"mcp_proxy": {"isolation": ISOLATION, "config": {"servers": [
         {"name": "local", "command": [PY, os.path.join(HERE, "upstream_server.py"), "--state", STDIO_STATE],
          "trust_annotations": True, "restart_initial_ms": 3000, "restart_max_ms": 10000},
         {"name": "remote", "url": upstream_url, "headers": {"Authorization": "Bearer ${env:MCP_UPSTREAM_TOKEN}", "X-Static": "literal-value"}},
+        {"name": "jsonhttp", "url": f"http://127.0.0.1:{json_port}/mcp"},
     ]}}}}
     with open(os.path.join(WORK, "drivers.json"), "w") as f:
         json.dump(drivers, f)
@@ -258,8 +282,9 @@ def serve_tests():
     if not FULL:
         return
 
-    # Cancellation: a run cancelled through REST cancels the remote call (stdio and HTTP).
-    for server, state in (("local", STDIO_STATE), ("remote", HTTP_STATE)):
+    # Cancellation: a run cancelled through REST cancels the remote call (stdio, HTTP with event
+    # streams, HTTP with plain JSON answers).
+    for server, state in (("local", STDIO_STATE), ("remote", HTTP_STATE), ("jsonhttp", JSON_STATE)):
         tag = f"rest-cancel-{server}"
         plan = {"name": "cancel-me", "steps": [{"id": "s", "call": f"mcp_proxy.{server}.slow", "input": {"seconds": 120, "tag": tag}}]}
         status, _, run = http("POST", f"{url}/v1/runs", key=ADMIN_KEY, body={"plan": plan})
@@ -268,6 +293,16 @@ def serve_tests():
         seen_cancel = started and wait_for(lambda: state_file(state, f"cancelled-{tag}"), "cancelled", tries=600)
         check(name(f"serve: cancelling a run sends notifications/cancelled to the {server} server (it observed the cancellation)"),
               seen_cancel, f"run {status} {run}; cancel {cstatus} {cbody}; state {os.listdir(state)}")
+
+    # Calls to one server run side by side, also when its answers are plain JSON bodies: a quick
+    # call is not held up by a slow one started before it.
+    plan = {"name": "slow-json", "steps": [{"id": "s", "call": "mcp_proxy.jsonhttp.slow", "input": {"seconds": 120, "tag": "side-by-side"}}]}
+    status, _, run = http("POST", f"{url}/v1/runs", key=ADMIN_KEY, body={"plan": plan})
+    started = status == 202 and wait_for(lambda: state_file(JSON_STATE, "started-side-by-side"), "started", tries=600)
+    qstatus, _, qbody = tool_call(url, "mcp_proxy.jsonhttp.add", {"a": 1, "b": 2}) if started else (0, {}, {})
+    http("POST", f"{url}/v1/runs/{run.get('id') or run.get('run_id')}/cancel", key=ADMIN_KEY)
+    check(name("serve: a quick call to a JSON-answering HTTP server is not held up by a slow one in flight"),
+          started and qstatus == 200 and qbody["output"]["structuredContent"]["result"] == 3, f"{status} {run}; {qstatus} {qbody}")
 
     # A stdio server that dies is restarted with backoff; calls in the outage fail clearly.
     status, _, body = tool_call(url, "mcp_proxy.local.pid", {})
@@ -288,6 +323,18 @@ def serve_tests():
           outage and all("server_unavailable" in json.dumps(b) or "unavailable" in json.dumps(b) for b in outage), outcomes[:3])
     check(name("serve: the crashed stdio server is restarted (a new process answers)"),
           restarted and first_pid and new_pid and new_pid != first_pid, f"{first_pid} → {new_pid}; {outcomes[-1:]}")
+    # An HTTP server that goes away: calls fail clearly, and the proxy reconnects when it is back.
+    proc = HTTP_UPSTREAM[0]
+    proc.kill()  # a crash: no goodbye on its streams
+    proc.wait(timeout=30)
+    status, _, body = tool_call(url, "mcp_proxy.remote.add", {"a": 1, "b": 1})
+    check(name("serve: a call to an HTTP server that is gone fails clearly"),
+          status in (422, 502, 503) and ("server_unavailable" in json.dumps(body) or "cannot reach" in json.dumps(body)), f"{status} {body}")
+    start_http_upstream()
+    back = wait_for(lambda: tool_call(url, "mcp_proxy.remote.add", {"a": 1, "b": 1})[0] == 200, "reconnect", tries=300, pause=0.2)
+    check(name("serve: the proxy reconnects to the HTTP server when it is back (a new session)"), back,
+          json.dumps(tool_call(url, "mcp_proxy.servers", {})[2])[:1500])
+
     status, _, body = tool_call(url, "mcp_proxy.servers", {})
     local = next((s for s in body.get("output", {}).get("servers", []) if s["name"] == "local"), {})
     check(name("serve: mcp_proxy.servers reports the restart and never shows header values"),

@@ -26,6 +26,7 @@ parser.add_argument("--transport", choices=["stdio", "http"], default="stdio")
 parser.add_argument("--port", type=int, default=0)
 parser.add_argument("--state", required=True)
 parser.add_argument("--name", default="upstream")
+parser.add_argument("--json-response", action="store_true", help="HTTP: answer each POST with one JSON body, no event stream")
 args = parser.parse_args()
 os.makedirs(args.state, exist_ok=True)
 
@@ -92,7 +93,14 @@ if args.transport == "stdio":
 else:
     import uvicorn
 
-    app = server.streamable_http_app()
+    if args.json_response:
+        if hasattr(server, "settings") and hasattr(server.settings, "json_response"):  # 1.x
+            server.settings.json_response = True
+            app = server.streamable_http_app()
+        else:  # 2.x
+            app = server.streamable_http_app(json_response=True)
+    else:
+        app = server.streamable_http_app()
 
     async def with_header_log(scope, receive, send):
         if scope["type"] == "http":
