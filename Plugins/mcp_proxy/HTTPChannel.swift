@@ -120,7 +120,7 @@ final class HTTPChannel: MCPChannel {
             gate.open()
             if Task.isCancelled { return }  // abandoned or closed
             // Nothing answers at that address: the server is down for every request.
-            connectionLost("cannot reach server '\(server)' at \(url): \(describe(error))")
+            connectionLost("cannot reach server '\(server)' at \(UpstreamConfig.withoutQuery(url)): \(describe(error))")
             return
         }
         gate.open()
@@ -194,7 +194,7 @@ final class HTTPChannel: MCPChannel {
                     try await Task.sleep(for: .milliseconds(200))
                 } catch {
                     if Task.isCancelled { return }
-                    connectionLost("lost the event stream of server '\(server)' at \(url): \(describe(error))")
+                    connectionLost("lost the event stream of server '\(server)' at \(UpstreamConfig.withoutQuery(url)): \(describe(error))")
                     return
                 }
             }

@@ -35,8 +35,13 @@ struct UpstreamConfig: Sendable {
     var displayTarget: String {
         switch transport {
         case .stdio(let program, let arguments, _, _): return ([program] + arguments).joined(separator: " ")
-        case .http(let url, _): return url
+        case .http(let url, _): return Self.withoutQuery(url)
         }
+    }
+
+    /// `url` without its query and fragment, which may carry tokens: what messages show.
+    static func withoutQuery(_ url: String) -> String {
+        String(url.prefix { $0 != "?" && $0 != "#" })
     }
     var transportName: String {
         if case .stdio = transport { return "stdio" }

@@ -52,7 +52,8 @@ struct DriversCommand: AsyncParsableCommand {
             discussion: """
                 The manifest comes from the driver's `describe`, which needs no configuration: a driver such as \
                 postgres (no DSN yet) or graphql (no endpoint yet) can be inspected before it is configured; the \
-                output then says that the instance is not configured and why.
+                output then says that the instance is not configured and why. A configured instance that lists \
+                tools of its own (driver ABI 1.1, e.g. mcp_proxy's mcp_proxy.<server>.<tool>) shows those tools.
 
                 Exit codes: 0 shown (configured or not) · 1 the library cannot be loaded.
                 """)

@@ -100,7 +100,7 @@ def setup():
     start_upstream(json_port, JSON_STATE, "--json-response")
     drivers = {"drivers": {"mcp_proxy": {"isolation": ISOLATION, "config": {"servers": [
         {"name": "local", "command": [PY, os.path.join(HERE, "upstream_server.py"), "--state", STDIO_STATE],
-         "trust_annotations": True, "restart_initial_ms": 3000, "restart_max_ms": 10000},
+         "trust_annotations": True, "restart_initial_ms": 5000, "restart_max_ms": 10000},
         {"name": "remote", "url": upstream_url, "headers": {"Authorization": "Bearer ${env:MCP_UPSTREAM_TOKEN}", "X-Static": "literal-value"}},
         {"name": "jsonhttp", "url": f"http://127.0.0.1:{json_port}/mcp"},
     ]}}}}
