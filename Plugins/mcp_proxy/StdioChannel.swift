@@ -25,6 +25,10 @@ final class StdioChannel: MCPChannel, @unchecked Sendable {
     private let outbox = Mutex<(queue: [[UInt8]], closed: Bool)>(([], false))
     private let wake = DispatchSemaphore(value: 0)
     private let closedOnce = Atomic<Bool>(false)
+    /// The server's last stderr line: logged when it exits on its own (a Python traceback's
+    /// last line says why), never put in call errors, which callers see.
+    private let lastStderrLine = Mutex<String?>(nil)
+    private let stderrDone = DispatchSemaphore(value: 0)
     private let session: RPCSession
     private let server: String
     private let log: @Sendable (LogLevel, String) -> Void
@@ -76,12 +80,19 @@ final class StdioChannel: MCPChannel, @unchecked Sendable {
             readLoop(stdoutFd, maxMessageBytes: maxMessageBytes)
             Glibc.close(stdoutFd)
             // stdout ended: the server exited or closed it. Make sure it is gone, then reap it.
+            let stopping = closedOnce.load(ordering: .acquiring)
             let how = stopAndReap()
+            // The child is gone; let the stderr reader drain what it wrote last.
+            _ = stderrDone.wait(timeout: .now() + .seconds(1))
+            if !stopping, let last = lastStderrLine.withLock({ $0 }) {
+                log(.warning, "server '\(server)' \(how); its last stderr line: \(last)")
+            }
             session.channelClosed("server '\(server)' \(how)")
         }
         PosixThread.detach { [self] in
             forwardStderr(stderrFd)
             Glibc.close(stderrFd)
+            stderrDone.signal()
         }
     }
 
@@ -155,7 +166,11 @@ final class StdioChannel: MCPChannel, @unchecked Sendable {
     /// The server's stderr, line by line, to the host log (an endless line is dropped, not kept).
     private func forwardStderr(_ fd: Int32) {
         readLines(fd, maxLine: 8192, chunk: 8192) { [self] line in
-            if let line, !line.isEmpty { log(.debug, "server '\(server)' stderr: \(String(decoding: line.prefix(2000), as: UTF8.self))") }
+            if let line, !line.isEmpty {
+                let text = String(decoding: line.prefix(2000), as: UTF8.self)
+                lastStderrLine.withLock { $0 = String(text.prefix(500)) }
+                log(.debug, "server '\(server)' stderr: \(text)")
+            }
             return true
         }
     }
