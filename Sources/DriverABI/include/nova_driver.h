@@ -52,8 +52,8 @@
  *  calls `describe`, `create`, `destroy` or `shutdown` concurrently for one driver
  *  generation. `call` and `cancel` on one instance are serialized by the host unless the
  *  manifest declares "concurrency": "thread_safe". Host services (`log`, `complete`,
- *  `is_cancelled`, `report_usage`, and since 1.1 `tools_changed`) may be called from ANY thread, including threads the driver
- *  created, at any time until `shutdown` returns.
+ *  `is_cancelled`, `report_usage`, and since 1.1 `tools_changed`) may be called from ANY
+ *  thread, including threads the driver created, at any time until `shutdown` returns.
  *
  * WHAT NEVER CROSSES
  *  C++ exceptions, Swift errors, longjmp, signals: a driver catches its own failures and turns
