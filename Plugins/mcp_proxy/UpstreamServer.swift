@@ -37,6 +37,8 @@ final class UpstreamServer: Sendable {
         var restarts = 0
         var connections = 0
         var consecutiveFailures = 0
+        /// The backoff chosen after the last failure.
+        var backoffMs: Int?
         var lastError: String?
         var pid: Int32?
         var listedAt: Int64?
@@ -121,6 +123,7 @@ final class UpstreamServer: Sendable {
             if upFor >= Self.stableNanos { s.consecutiveFailures = 0 }
             let delayMs = min(config.restartInitialMs << min(s.consecutiveFailures, 20), config.restartMaxMs)
             s.consecutiveFailures += 1
+            s.backoffMs = delayMs
             s.lastError = why
             s.pid = nil
             s.phase = .down(reason: why, retryAtNanos: monotonicNanos() + Int64(delayMs) * 1_000_000)
@@ -384,6 +387,8 @@ final class UpstreamServer: Sendable {
                 o["state"] = "down"
                 o["reason"] = .string(reason)
                 o["retry_in_ms"] = .int(Int(max(0, at - monotonicNanos()) / 1_000_000))
+                o["consecutive_failures"] = .int(s.consecutiveFailures)
+                if let b = s.backoffMs { o["backoff_ms"] = .int(b) }
             case .stopped: o["state"] = "stopped"
             }
             if let pid = s.pid { o["pid"] = .int(Int(pid)) }

@@ -103,6 +103,7 @@ def setup():
          "trust_annotations": True, "restart_initial_ms": 5000, "restart_max_ms": 10000},
         {"name": "remote", "url": upstream_url, "headers": {"Authorization": "Bearer ${env:MCP_UPSTREAM_TOKEN}", "X-Static": "literal-value"}},
         {"name": "jsonhttp", "url": f"http://127.0.0.1:{json_port}/mcp"},
+        {"name": "broken", "command": [PY, "-c", "import sys; sys.exit(2)"], "restart_initial_ms": 100, "restart_max_ms": 800},
     ]}}}}
     with open(os.path.join(WORK, "drivers.json"), "w") as f:
         json.dump(drivers, f)
@@ -334,6 +335,24 @@ def serve_tests():
     back = wait_for(lambda: tool_call(url, "mcp_proxy.remote.add", {"a": 1, "b": 1})[0] == 200, "reconnect", tries=300, pause=0.2)
     check(name("serve: the proxy reconnects to the HTTP server when it is back (a new session)"), back,
           json.dumps(tool_call(url, "mcp_proxy.servers", {})[2])[:1500])
+
+    # A server that never comes up is retried with exponential backoff: 100, 200, 400, 800, 800… ms.
+    # A reload resets its backoff (a retry at once), so the sequence is watched from its start;
+    # counts above 6 are from before the reset and are left out.
+    http("POST", f"{url}/v1/drivers/reload", key=ADMIN_KEY)
+    seen = {}
+
+    def backoffs():
+        servers = tool_call(url, "mcp_proxy.servers", {})[2].get("output", {}).get("servers", [])
+        broken = next((s for s in servers if s["name"] == "broken"), {})
+        n = broken.get("consecutive_failures", 0)
+        if 1 <= n <= 6:
+            seen[n] = (broken.get("backoff_ms"), broken.get("reason", ""))
+        return max(seen, default=0) >= 5
+    enough = wait_for(backoffs, "backoff", tries=1000, pause=0.01)
+    check(name("serve: a stdio server that keeps failing is retried with exponential backoff up to the maximum"),
+          enough and len({b for b, _ in seen.values()}) >= 3
+          and all(b == min(100 << (n - 1), 800) and "exited with status 2" in why for n, (b, why) in seen.items()), seen)
 
     status, _, body = tool_call(url, "mcp_proxy.servers", {})
     local = next((s for s in body.get("output", {}).get("servers", []) if s["name"] == "local"), {})
