@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(ROOT, "Tests", "server"))
 BIN = os.environ.get("NOVA_HOST_BIN") or next(
     (p for p in (f"{ROOT}/.build/release/nova-host", f"{ROOT}/.build/debug/nova-host") if os.path.exists(p)), "")
 os.environ["NOVA_HOST_BIN"] = BIN
-from e2e_common import free_port, start_serve  # noqa: E402
+from e2e_common import free_port, start_serve, stop_all  # noqa: E402
 
 from mcp import ClientSession, StdioServerParameters  # noqa: E402
 from mcp.client.stdio import stdio_client  # noqa: E402
@@ -101,13 +101,7 @@ async def main():
             d, p = medians[f"{t} direct"], medians[f"{t} via nova-host"]
             print(f"{t}: nova-host + mcp_proxy adds {p - d:.2f} ms per call (ratio {p / d:.2f}x)")
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -44,13 +44,13 @@ final class UpstreamServer: Sendable {
         var listedAt: Int64?
         /// Wakes the supervisor out of its backoff sleep (refresh, stop).
         var wake: CheckedContinuation<Void, Never>?
-        var firstAttempt: [CheckedContinuation<Void, Never>] = []
-        var firstAttemptDone = false
         var supervisor: Task<Void, Never>?
     }
 
     let config: UpstreamConfig
     private let state = Mutex(State())
+    /// Opens once the first connection attempt has succeeded or failed.
+    private let firstAttempt = Gate()
     private let httpClient: HTTPClient?
     private let log: @Sendable (LogLevel, String) -> Void
     /// Called when this server's tool list changed (the driver notifies the host).
@@ -72,25 +72,7 @@ final class UpstreamServer: Sendable {
     }
 
     /// Waits until the first connection attempt has succeeded or failed.
-    func waitForFirstAttempt() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let done = state.withLock { s -> Bool in
-                if s.firstAttemptDone { return true }
-                s.firstAttempt.append(c)
-                return false
-            }
-            if done { c.resume() }
-        }
-    }
-
-    private func finishFirstAttempt() {
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            s.firstAttemptDone = true
-            defer { s.firstAttempt = [] }
-            return s.firstAttempt
-        }
-        for w in waiters { w.resume() }
-    }
+    func waitForFirstAttempt() async { await firstAttempt.wait() }
 
     private var isStopped: Bool { state.withLock { if case .stopped = $0.phase { return true }; return false } }
 
@@ -99,14 +81,14 @@ final class UpstreamServer: Sendable {
             let started = monotonicNanos()
             do {
                 let session = try await connect()
-                finishFirstAttempt()
+                firstAttempt.open()
                 let why = await session.waitUntilClosed()
                 session.close(why)
                 if isStopped { return }
                 log(.warning, "server '\(config.name)': connection ended: \(why)")
                 markDown(why, upFor: monotonicNanos() - started)
             } catch {
-                finishFirstAttempt()
+                firstAttempt.open()
                 if isStopped { return }
                 let why = Self.describe(error)
                 log(.warning, "server '\(config.name)': cannot connect: \(why)")

@@ -21,7 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "server"))
-from e2e_common import check, env, finish, free_port, http, start_serve  # noqa: E402
+from e2e_common import check, env, finish, free_port, http, start_serve, stop_all  # noqa: E402
 
 NOVA = env("NOVA_HOST_BIN")
 DRIVER = env("NOVA_MCP_DRIVER")
@@ -366,13 +366,7 @@ def main():
         cli_tests()
         serve_tests()
     finally:
-        for p in PROCS:
-            p.terminate()
-        for p in PROCS:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(PROCS)
         if os.environ.get("KEEP_WORK") != "1":
             shutil.rmtree(WORK, ignore_errors=True)
         else:
