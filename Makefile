@@ -83,6 +83,8 @@ test: test-deps drivers
 	# Workers SIGKILLed under load: every run recorded exactly once (PostgreSQL and SQLite).
 	NOVA_HOST_BIN=$(NOVA) Tests/servers/with-servers.sh Tests/queue/run-crash-tests.sh
 	Tests/install/run-install-test.sh
+	# The client SDKs (sdk/python, sdk/typescript) against a live server: every method, auth, 429 retry, pagination, SSE.
+	NOVA_HOST_BIN=$(NOVA) Tests/sdk/run-sdk-tests.sh
 	# `nova-host init` then `serve --config DIR/nova.json`: the printed key authenticates, none gets 401.
 	NOVA_HOST_BIN=$(NOVA) Tests/init/run-init-test.sh
 	@echo "all test suites passed"

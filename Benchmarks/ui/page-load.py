@@ -2,9 +2,12 @@
 """Dashboard page load with many runs in the store (issue 17: "< 300 ms with 10,000 runs").
 
 Starts a real `nova-host serve` (release binary by default) on a fresh data directory, records
-N runs through POST /v1/runs (its own worker runs them), logs in to /ui like a browser (the
-login form's token, then the session cookie) and times each page over one keep-alive
-connection: ROUNDS requests per page, median and p95 in milliseconds, against the 300 ms goal.
+N runs through POST /v1/runs (its own worker runs them; every tenth is a goal of one agent,
+and half of the others have a second plan name, so the agent and plan filters select part of
+the store), 200 memories of the agent and 100 dead letters of a bus subscription, logs in to
+/ui like a browser (the login form's token, then the session cookie) and times each page over
+one keep-alive connection: ROUNDS requests per page, median and p95 in milliseconds, against
+the 300 ms goal.
 
     NOVA_HOST_BIN=.build/release/nova-host RUNS=10000 ROUNDS=15 python3 Benchmarks/ui/page-load.py
 """
@@ -62,33 +65,62 @@ def start(work, key):
     raise SystemExit(f"serve did not start: {open(f'{work}/serve.log').read()[-2000:]}")
 
 
-def seed(port, key):
-    plan = {"name": "bench-plan", "steps": [{"id": "a", "call": "echo.echo", "input": {"n": 1}}, {"id": "b", "call": "text.upper", "input": {"text": "x"}}]}
-    body = json.dumps({"plan": plan}).encode()
+def api(c, key, method, path, body=None):
+    c.request(method, path, json.dumps(body).encode() if body is not None else None,
+              {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    if r.status >= 300:
+        raise SystemExit(f"{method} {path} answered {r.status}: {data[:300]!r}")
+    return json.loads(data) if data else None
 
-    def post(count):
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        for _ in range(count):
-            c.request("POST", "/v1/runs", body, {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-            r = c.getresponse()
+
+def seed(port, key):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    agent = api(c, key, "POST", "/v1/agents", {"name": "bench-agent", "labels": {"team": "bench"}})
+    plans = [{"name": name, "steps": [{"id": "a", "call": "echo.echo", "input": {"n": 1}}, {"id": "b", "call": "text.upper", "input": {"text": "x"}}]}
+             for name in ("bench-plan", "bench-other")]
+    run_bodies = [json.dumps({"plan": p}).encode() for p in plans]
+    goal_body = json.dumps({"goal": "bench goal", "plan": plans[0]}).encode()
+
+    def post(indices):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for i in indices:
+            goal = i % 10 == 0
+            path = f"/v1/agents/{agent['id']}/goals" if goal else "/v1/runs"
+            conn.request("POST", path, goal_body if goal else run_bodies[i % 2],
+                         {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+            r = conn.getresponse()
             r.read()
             if r.status != 202:
-                raise SystemExit(f"POST /v1/runs answered {r.status}")
+                raise SystemExit(f"POST {path} answered {r.status}")
     t0 = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        list(pool.map(post, [RUNS // 8 + (1 if i < RUNS % 8 else 0) for i in range(8)]))
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        list(pool.map(post, [range(i, RUNS, 8) for i in range(8)]))
     while True:
         # Recorded runs of any outcome: the index holds them once their episodes are written.
         total = 0
         for status in ("succeeded", "failed", "denied", "cancelled", "interrupted"):
-            c.request("GET", f"/v1/runs?status={status}&limit=1", headers={"Authorization": f"Bearer {key}"})
-            total += json.loads(c.getresponse().read())["total"]
+            total += api(c, key, "GET", f"/v1/runs?status={status}&limit=1")["total"]
         print(f"\r  recorded {total}/{RUNS}", end="", file=sys.stderr, flush=True)
         if total >= RUNS:
             break
         time.sleep(0.5)
     print(f"\r  {RUNS} runs recorded in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+    words = ["warehouse", "invoice", "shipment", "customer", "refund", "carrier", "pallet", "forecast"]
+    for i in range(200):
+        api(c, key, "POST", f"/v1/agents/{agent['id']}/memory", {"text": f"note {i}: {words[i % 8]} {words[(i * 3) % 8]} for order {i}"})
+    api(c, key, "POST", "/v1/topics", {"name": "bench.events"})
+    api(c, key, "POST", "/v1/subscriptions", {"id": "bench-sub", "topic": "bench.events", "max_deliveries": 1})
+    for i in range(100):
+        api(c, key, "POST", "/v1/topics/bench.events/messages", {"payload": {"n": i}})
+    dead = 0
+    while dead < 100:
+        got = api(c, key, "GET", "/v1/subscriptions/bench-sub/messages?max=100&wait=0")["messages"]
+        for m in got:
+            api(c, key, "POST", "/v1/subscriptions/bench-sub/nack", {"receipt": m["receipt"], "error": "bench"})
+        dead += len(got)
+    return agent["id"]
 
 
 def login(port, key):
@@ -130,12 +162,14 @@ def main():
     key = "nova_bench_" + secrets.token_hex(16)
     proc, port = start(work, key)
     try:
-        seed(port, key)
+        agent_id = seed(port, key)
         cookie = login(port, key)
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         c.request("GET", "/v1/runs?limit=1", headers={"Authorization": f"Bearer {key}"})
         run_id = json.loads(c.getresponse().read())["runs"][0]["run_id"]
-        pages = ["/ui", "/ui/runs", f"/ui/runs/{run_id}", "/ui/agents", "/ui/approvals"]
+        pages = ["/ui", "/ui?window=24h", "/ui/runs", "/ui/runs?plan=bench-other", "/ui/runs?agent=bench-agent", "/ui/runs?agent=bench-agent&status=succeeded",
+                 f"/ui/runs/{run_id}", "/ui/agents", "/ui/agents?q=bench", f"/ui/agents/{agent_id}", f"/ui/agents/{agent_id}?q=warehouse",
+                 "/ui/approvals", "/ui/jobs", "/ui/jobs/subscriptions/bench-sub"]
         print(f"dashboard pages with {RUNS} runs in the store ({ROUNDS} requests each, one keep-alive connection)")
         print(f"{'page':<48} {'median ms':>10} {'p95 ms':>8}  goal < {GOAL_MS} ms")
         for path in pages:

@@ -1,4 +1,27 @@
+import HostSupport
 import JSON
+
+/// A call a run's policy refused (or held for an approval that was not given), as indexed:
+/// the overview counts denials by rule from these without reading episodes.
+public struct EpisodeDenial: Sendable, Hashable {
+    /// The deciding rule, rate limit or budget id (`default-deny` when no rule matched).
+    public var rule: String
+    /// The tool called.
+    public var tool: String
+
+    public init(rule: String, tool: String) {
+        self.rule = rule
+        self.tool = tool
+    }
+
+    /// The refused attempts of an episode document, foreach elements and sub-runs included.
+    public static func all(in document: JSONValue) -> [EpisodeDenial] {
+        EpisodeAttempts.all(in: document).compactMap { recorded in
+            guard let d = recorded.attempt["decision"], let outcome = d["decision"]?.stringValue, outcome != "allow" else { return nil }
+            return EpisodeDenial(rule: d["rule"]?.stringValue ?? "?", tool: recorded.tool)
+        }
+    }
+}
 
 /// Totals of one run, as indexed.
 public struct EpisodeTotals: Sendable, Hashable {
@@ -40,11 +63,21 @@ public struct EpisodeSummary: Sendable, Hashable {
     public var durationMs: Double
     /// Calls, tokens and cost.
     public var totals: EpisodeTotals
+    /// The calls policy refused. Indexed with the summary; a summary read back from the index
+    /// leaves it empty (the aggregates query them where they are stored).
+    public var denials: [EpisodeDenial]
+
+    /// When the run ended (its start when it has no end), in milliseconds since the epoch; 0 when
+    /// neither parses. The overview's time axis.
+    public var finishedMs: Int64 {
+        Timestamps.parseMs(finishedAt.isEmpty ? startedAt : finishedAt) ?? 0
+    }
 
     /// A summary with every field given.
     public init(runId: String, seq: Int, hash: String, planName: String, principal: String, status: String,
-                startedAt: String, finishedAt: String, durationMs: Double, totals: EpisodeTotals)
+                startedAt: String, finishedAt: String, durationMs: Double, totals: EpisodeTotals, denials: [EpisodeDenial] = [])
     {
+        self.denials = denials
         self.runId = runId
         self.seq = seq
         self.hash = hash
@@ -66,7 +99,8 @@ public struct EpisodeSummary: Sendable, Hashable {
                   status: str("status"), startedAt: str("started_at"), finishedAt: str("finished_at"),
                   durationMs: document["duration_ms"]?.doubleValue ?? 0,
                   totals: EpisodeTotals(calls: t?["calls"]?.intValue ?? 0, tokens: t?["tokens"]?.intValue ?? 0,
-                                        costMicros: t?["cost_micros"]?.intValue ?? 0))
+                                        costMicros: t?["cost_micros"]?.intValue ?? 0),
+                denials: EpisodeDenial.all(in: document))
     }
 
     /// The summary of `episode`.

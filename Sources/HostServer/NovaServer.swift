@@ -48,6 +48,8 @@ public final class NovaServer: Sendable {
     let routeTable = RouteTable()
     /// Signed-in dashboard sessions (`/ui`), in memory.
     let uiSessions = UISessionStore()
+    /// Failed dashboard logins per client address (429 past the limit).
+    let uiLoginLimiter = UILoginLimiter()
 
     /// Assembles the server over `host` (which should have a data directory: runs write
     /// episodes). Fails on a configuration that contradicts the policy or a bad JWT key.

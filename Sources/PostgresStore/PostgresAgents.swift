@@ -107,6 +107,9 @@ extension PostgresStore: AgentStore, MemoryStore {
             WHERE (\(f.namespace)::TEXT IS NULL OR namespace = \(f.namespace))
               AND (CASE WHEN \(f.status?.rawValue)::TEXT IS NULL THEN status <> 'deleted' ELSE status = \(f.status?.rawValue) END)
               AND (\(key)::TEXT IS NULL OR document->'labels'->>\(key) = \(value))
+              AND (\(f.principal)::TEXT IS NULL OR document->>'principal' = \(f.principal))
+              AND (\(f.searchKey)::TEXT IS NULL OR strpos(lower(namespace || '/' || name), \(f.searchKey)) > 0 OR strpos(lower(id), \(f.searchKey)) > 0
+                   OR EXISTS (SELECT 1 FROM jsonb_each_text(document->'labels') l WHERE strpos(lower(l.key || '=' || l.value), \(f.searchKey)) > 0))
             ORDER BY namespace, name, id LIMIT \(max(0, f.limit)) OFFSET \(max(0, f.offset))
             """)
     }
@@ -119,6 +122,9 @@ extension PostgresStore: AgentStore, MemoryStore {
             WHERE (\(f.namespace)::TEXT IS NULL OR namespace = \(f.namespace))
               AND (CASE WHEN \(f.status?.rawValue)::TEXT IS NULL THEN status <> 'deleted' ELSE status = \(f.status?.rawValue) END)
               AND (\(key)::TEXT IS NULL OR document->'labels'->>\(key) = \(value))
+              AND (\(f.principal)::TEXT IS NULL OR document->>'principal' = \(f.principal))
+              AND (\(f.searchKey)::TEXT IS NULL OR strpos(lower(namespace || '/' || name), \(f.searchKey)) > 0 OR strpos(lower(id), \(f.searchKey)) > 0
+                   OR EXISTS (SELECT 1 FROM jsonb_each_text(document->'labels') l WHERE strpos(lower(l.key || '=' || l.value), \(f.searchKey)) > 0))
             """, logger: logger).decode(Int.self) { count = n }
         return count
     }

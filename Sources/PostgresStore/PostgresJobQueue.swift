@@ -245,6 +245,16 @@ extension PostgresStore: JobQueueStore {
         return 0
     }
 
+    public func countJobsByQueue(_ filter: JobFilter) async throws -> [String: [JobState: Int]] {
+        var q = Self.filterSQL(filter)
+        q.sql = "SELECT queue, state, count(*)::BIGINT FROM nova_jobs " + q.sql + " GROUP BY queue, state"
+        var out: [String: [JobState: Int]] = [:]
+        for try await (queue, state, n) in try await client.query(q, logger: logger).decode((String, String, Int).self) {
+            if let s = JobState(rawValue: state) { out[queue, default: [:]][s] = n }
+        }
+        return out
+    }
+
     public func pruneJobs(finishedBeforeMs: Int64) async throws -> Int {
         var n = 0
         for try await _ in try await client.query("""

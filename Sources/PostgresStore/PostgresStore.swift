@@ -28,7 +28,7 @@ import Synchronization
 ///   transaction, and writes the index entry in the same transaction.
 public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
     /// The schema version this code writes.
-    public static let schemaVersion = 8
+    public static let schemaVersion = 10
 
     /// Migrations; entry `i` takes the schema from version `i` to `i + 1`.
     static let migrations: [[PostgresQuery]] = [
@@ -143,6 +143,10 @@ public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
         templatesApprovalsMigration,
         // 8: the control-plane audit log (PostgresAudit.swift).
         auditMigration,
+        // 9: end times and denials in the episode index, for aggregates (PostgresEpisodeAggregates.swift).
+        episodeFactsMigration,
+        // 10: the runs list filtered by plan (newest first) reads an index, not every episode.
+        ["CREATE INDEX nova_episodes_by_plan ON nova_episodes(plan_name, seq)"],
     ]
 
     /// Where the database is, for messages (`host:port/database`, never credentials).
@@ -249,17 +253,25 @@ public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
 
     // MARK: Episode index
 
-    private static func insert(_ s: EpisodeSummary, on conn: PostgresConnection, logger: Logger) async throws {
+    static func insert(_ s: EpisodeSummary, on conn: PostgresConnection, logger: Logger) async throws {
+        let finishedMs = s.finishedMs
+        try await conn.query("DELETE FROM nova_episode_denials WHERE run_id = \(s.runId)", logger: logger)
         try await conn.query("""
             INSERT INTO nova_episodes (run_id, seq, hash, plan_name, principal, status, started_at, finished_at,
-                                       duration_ms, calls, tokens, cost_micros)
+                                       duration_ms, calls, tokens, cost_micros, finished_ms, facts)
             VALUES (\(s.runId), \(s.seq), \(s.hash), \(s.planName), \(s.principal), \(s.status), \(s.startedAt), \(s.finishedAt),
-                    \(s.durationMs), \(s.totals.calls), \(s.totals.tokens), \(s.totals.costMicros))
+                    \(s.durationMs), \(s.totals.calls), \(s.totals.tokens), \(s.totals.costMicros), \(finishedMs), 1)
             ON CONFLICT (run_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, plan_name = excluded.plan_name,
                 principal = excluded.principal, status = excluded.status, started_at = excluded.started_at,
                 finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, calls = excluded.calls,
-                tokens = excluded.tokens, cost_micros = excluded.cost_micros
+                tokens = excluded.tokens, cost_micros = excluded.cost_micros, finished_ms = excluded.finished_ms, facts = 1
             """, logger: logger)
+        for d in s.denials {
+            try await conn.query("""
+                INSERT INTO nova_episode_denials (run_id, principal, rule, tool, finished_ms)
+                VALUES (\(s.runId), \(s.principal), \(d.rule), \(d.tool), \(finishedMs))
+                """, logger: logger)
+        }
     }
 
     public func indexEpisode(_ summary: EpisodeSummary) async throws {
@@ -273,6 +285,7 @@ public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
             for s in summaries {
                 // An entry holding the same seq under another run id gives way (as SQLite's
                 // INSERT OR REPLACE does for the UNIQUE seq).
+                try await conn.query("DELETE FROM nova_episode_denials WHERE run_id IN (SELECT run_id FROM nova_episodes WHERE seq = \(s.seq) AND run_id <> \(s.runId))", logger: logger)
                 try await conn.query("DELETE FROM nova_episodes WHERE seq = \(s.seq) AND run_id <> \(s.runId)", logger: logger)
                 try await Self.insert(s, on: conn, logger: logger)
             }
@@ -294,20 +307,25 @@ public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
         return out
     }
 
-    /// A nil filter matches everything (`$1::TEXT IS NULL`).
-    public func listEpisodes(status: String?, principal: String?, limit: Int, offset: Int) async throws -> [EpisodeSummary] {
+    /// A nil filter matches everything (`$1::TEXT IS NULL`); an agent's runs are its goals (a
+    /// goal's id is its run's id).
+    public func listEpisodes(_ f: EpisodeFilter, limit: Int, offset: Int) async throws -> [EpisodeSummary] {
         try await rows("""
             SELECT \(unescaped: Self.columns) FROM nova_episodes
-            WHERE (\(status)::TEXT IS NULL OR status = \(status)) AND (\(principal)::TEXT IS NULL OR principal = \(principal))
+            WHERE (\(f.status)::TEXT IS NULL OR status = \(f.status)) AND (\(f.principal)::TEXT IS NULL OR principal = \(f.principal))
+              AND (\(f.planName)::TEXT IS NULL OR plan_name = \(f.planName))
+              AND (\(f.agentId)::TEXT IS NULL OR run_id IN (SELECT id FROM nova_goals WHERE agent_id = \(f.agentId)))
             ORDER BY seq DESC LIMIT \(max(0, limit)) OFFSET \(max(0, offset))
             """)
     }
 
-    public func countEpisodes(status: String?, principal: String?) async throws -> Int {
+    public func countEpisodes(_ f: EpisodeFilter) async throws -> Int {
         var count = 0
         let sequence = try await client.query("""
             SELECT count(*)::BIGINT FROM nova_episodes
-            WHERE (\(status)::TEXT IS NULL OR status = \(status)) AND (\(principal)::TEXT IS NULL OR principal = \(principal))
+            WHERE (\(f.status)::TEXT IS NULL OR status = \(f.status)) AND (\(f.principal)::TEXT IS NULL OR principal = \(f.principal))
+              AND (\(f.planName)::TEXT IS NULL OR plan_name = \(f.planName))
+              AND (\(f.agentId)::TEXT IS NULL OR run_id IN (SELECT id FROM nova_goals WHERE agent_id = \(f.agentId)))
             """, logger: logger)
         for try await (n) in sequence.decode(Int.self) { count = n }
         return count
@@ -328,13 +346,18 @@ public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
 
     public func removeEpisodes(runIds: [String]) async throws {
         if runIds.isEmpty { return }
-        try await client.query("DELETE FROM nova_episodes WHERE run_id = ANY(\(runIds))", logger: logger)
+        let logger = self.logger
+        try await transaction { conn in
+            try await conn.query("DELETE FROM nova_episodes WHERE run_id = ANY(\(runIds))", logger: logger)
+            try await conn.query("DELETE FROM nova_episode_denials WHERE run_id = ANY(\(runIds))", logger: logger)
+        }
     }
 
     public func replaceEpisodeIndex(with summaries: [EpisodeSummary]) async throws {
         let logger = self.logger
         try await transaction { conn in
             try await conn.query("DELETE FROM nova_episodes", logger: logger)
+            try await conn.query("DELETE FROM nova_episode_denials", logger: logger)
             for s in summaries { try await Self.insert(s, on: conn, logger: logger) }
         }
     }

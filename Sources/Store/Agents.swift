@@ -127,12 +127,22 @@ public struct AgentFilter: Sendable {
     public var status: AgentStatus?
     /// Only agents with this label set to this value.
     public var label: (key: String, value: String)?
+    /// Only agents whose runs act as this principal.
+    public var principal: String?
+    /// Only agents with this text (case-insensitive) in their name, `namespace/name`, id, or a
+    /// label (`key=value`).
+    public var search: String?
     public var limit: Int
     public var offset: Int
 
-    public init(namespace: String? = nil, status: AgentStatus? = nil, label: (key: String, value: String)? = nil, limit: Int = 50, offset: Int = 0) {
+    public init(namespace: String? = nil, status: AgentStatus? = nil, label: (key: String, value: String)? = nil,
+                principal: String? = nil, search: String? = nil, limit: Int = 50, offset: Int = 0) {
         (self.namespace, self.status, self.label, self.limit, self.offset) = (namespace, status, label, limit, offset)
+        (self.principal, self.search) = (principal, search)
     }
+
+    /// `search` lower-cased, or nil when there is none (what the stores compare with).
+    public var searchKey: String? { search.flatMap { $0.isEmpty ? nil : $0.lowercased() } }
 }
 
 /// A goal submitted to an agent: its id is the id of the run (and of the job) that carries it.

@@ -51,7 +51,14 @@ public final class EpisodeLog: Sendable {
         } catch {
             repair = .failure(StoreRepairError(message: "index repair failed: \(error)"))
         }
-        return EpisodeLog(episodes: episodes, store: store, openIndexRepair: repair)
+        let log = EpisodeLog(episodes: episodes, store: store, openIndexRepair: repair)
+        do {
+            // Entries from before the index kept denials and end times (once, after an upgrade).
+            try await log.backfillIndexFacts()
+        } catch {
+            if case .success = repair { return EpisodeLog(episodes: episodes, store: store, openIndexRepair: .failure(StoreRepairError(message: "index backfill failed: \(error)"))) }
+        }
+        return log
     }
 
     private init(episodes: EpisodeSegmentLog, store: any HostStore, openIndexRepair: Result<Int, StoreRepairError>) {
@@ -113,6 +120,11 @@ public final class EpisodeLog: Sendable {
     /// Indexed episodes, newest first.
     public func list(status: String? = nil, principal: String? = nil, limit: Int = 50, offset: Int = 0) async throws -> [EpisodeSummary] {
         try await store.listEpisodes(status: status, principal: principal, limit: limit, offset: offset)
+    }
+
+    /// Indexed episodes matching `filter`, newest first.
+    public func list(_ filter: EpisodeFilter, limit: Int = 50, offset: Int = 0) async throws -> [EpisodeSummary] {
+        try await store.listEpisodes(filter, limit: limit, offset: offset)
     }
 
     /// The stored episode of `runId` (from the store's chain or the log).

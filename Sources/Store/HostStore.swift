@@ -23,10 +23,10 @@ public protocol HostStore: PolicyStatePersistence {
     func indexEpisode(_ summary: EpisodeSummary) async throws
     /// Adds or replaces several entries in one transaction.
     func indexEpisodes(_ summaries: [EpisodeSummary]) async throws
-    /// Indexed episodes, newest (highest seq) first, optionally filtered by status and principal.
-    func listEpisodes(status: String?, principal: String?, limit: Int, offset: Int) async throws -> [EpisodeSummary]
-    /// How many indexed episodes match the filters.
-    func countEpisodes(status: String?, principal: String?) async throws -> Int
+    /// Indexed episodes matching `filter`, newest (highest seq) first.
+    func listEpisodes(_ filter: EpisodeFilter, limit: Int, offset: Int) async throws -> [EpisodeSummary]
+    /// How many indexed episodes match `filter`.
+    func countEpisodes(_ filter: EpisodeFilter) async throws -> Int
     /// The index entry of `runId`, if any.
     func episode(runId: String) async throws -> EpisodeSummary?
     /// Every indexed run id with its seq (to find what the index lacks).
@@ -37,10 +37,38 @@ public protocol HostStore: PolicyStatePersistence {
     func replaceEpisodeIndex(with summaries: [EpisodeSummary]) async throws
 }
 
+/// What listing the episode index filters on (every field given must match; nil matches all).
+/// The index is queried in SQL with an index per field, so a filtered page stays fast with
+/// many runs.
+public struct EpisodeFilter: Sendable, Equatable {
+    /// A `RunStatus` raw value (`succeeded`, `failed`, …).
+    public var status: String?
+    /// Who ran it.
+    public var principal: String?
+    /// The plan's name, exactly.
+    public var planName: String?
+    /// Only goals of this agent (by agent id): runs whose id is one of the agent's goals.
+    public var agentId: String?
+
+    public init(status: String? = nil, principal: String? = nil, planName: String? = nil, agentId: String? = nil) {
+        (self.status, self.principal, self.planName, self.agentId) = (status, principal, planName, agentId)
+    }
+}
+
 extension HostStore {
     /// `listEpisodes` with no filter.
     public func listEpisodes(limit: Int = 50, offset: Int = 0) async throws -> [EpisodeSummary] {
-        try await listEpisodes(status: nil, principal: nil, limit: limit, offset: offset)
+        try await listEpisodes(EpisodeFilter(), limit: limit, offset: offset)
+    }
+
+    /// Indexed episodes, newest first, filtered by status and principal.
+    public func listEpisodes(status: String?, principal: String?, limit: Int, offset: Int) async throws -> [EpisodeSummary] {
+        try await listEpisodes(EpisodeFilter(status: status, principal: principal), limit: limit, offset: offset)
+    }
+
+    /// How many indexed episodes have `status` and `principal` (nil: any).
+    public func countEpisodes(status: String?, principal: String?) async throws -> Int {
+        try await countEpisodes(EpisodeFilter(status: status, principal: principal))
     }
 }
 

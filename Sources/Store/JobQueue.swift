@@ -291,6 +291,9 @@ public protocol JobQueueStore: Sendable {
     func listJobs(_ filter: JobFilter, limit: Int, offset: Int) async throws -> [Job]
     /// How many jobs match `filter`.
     func countJobs(_ filter: JobFilter) async throws -> Int
+    /// How many jobs matching `filter` each queue holds in each state (one `GROUP BY`: what a
+    /// dashboard shows without reading the jobs).
+    func countJobsByQueue(_ filter: JobFilter) async throws -> [String: [JobState: Int]]
     /// Deletes succeeded and cancelled jobs that finished before `olderThanMs` (dead jobs stay
     /// in the dead-letter queue until retried or discarded). Returns how many.
     func pruneJobs(finishedBeforeMs: Int64) async throws -> Int

@@ -50,6 +50,14 @@ extension SQLiteStore: AgentStore, MemoryStore {
             clauses.append("json_extract(document, ?) = ?")
             params += [.text("$.labels.\"" + k.replacingOccurrences(of: "\"", with: "") + "\""), .text(v)]
         }
+        if let p = f.principal { clauses.append("json_extract(document, '$.principal') = ?"); params.append(.text(p)) }
+        if let q = f.searchKey {
+            clauses.append("""
+                (instr(lower(namespace || '/' || name), ?1) > 0 OR instr(lower(id), ?1) > 0
+                 OR EXISTS (SELECT 1 FROM json_each(agents.document, '$.labels') l WHERE instr(lower(l.key || '=' || l.value), ?1) > 0))
+                """.replacingOccurrences(of: "?1", with: "?\(params.count + 1)"))
+            params.append(.text(q))
+        }
         return (" WHERE " + clauses.joined(separator: " AND "), params)
     }
 

@@ -191,6 +191,18 @@ extension SQLiteStore: JobQueueStore {
         return try await onConnection { [self] in try conn.query("SELECT count(*) FROM jobs \(w)", p).first?.first?.int ?? 0 }
     }
 
+    public func countJobsByQueue(_ filter: JobFilter) async throws -> [String: [JobState: Int]] {
+        let (w, p) = Self.filterSQL(filter)
+        return try await onConnection { [self] in
+            var out: [String: [JobState: Int]] = [:]
+            for row in try conn.query("SELECT queue, state, count(*) FROM jobs \(w) GROUP BY queue, state", p) {
+                guard let queue = row[0].text, let state = row[1].text.flatMap(JobState.init(rawValue:)) else { continue }
+                out[queue, default: [:]][state] = row[2].int ?? 0
+            }
+            return out
+        }
+    }
+
     public func pruneJobs(finishedBeforeMs: Int64) async throws -> Int {
         try await write { [self] in
             try conn.query("DELETE FROM jobs WHERE state IN ('succeeded', 'cancelled') AND finished_at_ms < ?", [.int(finishedBeforeMs)])

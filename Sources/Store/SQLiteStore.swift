@@ -17,7 +17,7 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
     /// The database file.
     public let path: String
     /// The schema version this code writes.
-    public static let schemaVersion = 7
+    public static let schemaVersion = 9
     /// The database file name `EpisodeLog` uses under the data directory.
     public static let defaultFileName = "nova.sqlite"
 
@@ -171,6 +171,10 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
         templatesApprovalsMigration,
         // 7: the control-plane audit log (SQLiteAudit.swift).
         auditMigration,
+        // 8: end times and denials in the episode index, for aggregates (SQLiteEpisodeAggregates.swift).
+        episodeFactsMigration,
+        // 9: the runs list filtered by plan (newest first) reads an index, not every episode.
+        "CREATE INDEX episodes_by_plan ON episodes(plan_name, seq);",
     ]
 
     /// Opens (creating and migrating if needed) the database at `path`; its directory must exist.
@@ -242,17 +246,25 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
 
     private static let insertSQL = """
         INSERT OR REPLACE INTO episodes (run_id, seq, hash, plan_name, principal, status, started_at, finished_at,
-                                         duration_ms, calls, tokens, cost_micros)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                         duration_ms, calls, tokens, cost_micros, finished_ms, facts)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
         """
     private static let columns = "run_id, seq, hash, plan_name, principal, status, started_at, finished_at, duration_ms, calls, tokens, cost_micros"
 
     private func insert(_ s: EpisodeSummary) throws {
+        // The denials of this run and of an entry its seq replaces go with their entries.
+        try conn.query("DELETE FROM episode_denials WHERE run_id = ? OR run_id IN (SELECT run_id FROM episodes WHERE seq = ?)",
+                       [.text(s.runId), .int(Int64(s.seq))])
+        let finishedMs = s.finishedMs
         try conn.query(Self.insertSQL, [
             .text(s.runId), .int(Int64(s.seq)), .text(s.hash), .text(s.planName), .text(s.principal), .text(s.status),
             .text(s.startedAt), .text(s.finishedAt), .double(s.durationMs), .int(Int64(s.totals.calls)),
-            .int(Int64(s.totals.tokens)), .int(Int64(s.totals.costMicros)),
+            .int(Int64(s.totals.tokens)), .int(Int64(s.totals.costMicros)), .int(finishedMs),
         ])
+        for d in s.denials {
+            try conn.query("INSERT INTO episode_denials (run_id, principal, rule, tool, finished_ms) VALUES (?, ?, ?, ?, ?)",
+                           [.text(s.runId), .text(s.principal), .text(d.rule), .text(d.tool), .int(finishedMs)])
+        }
     }
 
     private static func summary(_ row: [SQLValue]) -> EpisodeSummary {
@@ -274,24 +286,27 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
         }
     }
 
-    private static func filter(status: String?, principal: String?) -> (String, [SQLValue]) {
+    private static func filter(_ f: EpisodeFilter) -> (String, [SQLValue]) {
         var clauses: [String] = []
         var params: [SQLValue] = []
-        if let status { clauses.append("status = ?"); params.append(.text(status)) }
-        if let principal { clauses.append("principal = ?"); params.append(.text(principal)) }
+        if let status = f.status { clauses.append("status = ?"); params.append(.text(status)) }
+        if let principal = f.principal { clauses.append("principal = ?"); params.append(.text(principal)) }
+        if let plan = f.planName { clauses.append("plan_name = ?"); params.append(.text(plan)) }
+        // An agent's runs are its goals (a goal's id is its run's id).
+        if let agent = f.agentId { clauses.append("run_id IN (SELECT id FROM goals WHERE agent_id = ?)"); params.append(.text(agent)) }
         return (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND "), params)
     }
 
-    public func listEpisodes(status: String?, principal: String?, limit: Int, offset: Int) async throws -> [EpisodeSummary] {
-        let (whereSQL, params) = Self.filter(status: status, principal: principal)
+    public func listEpisodes(_ f: EpisodeFilter, limit: Int, offset: Int) async throws -> [EpisodeSummary] {
+        let (whereSQL, params) = Self.filter(f)
         let sql = "SELECT \(Self.columns) FROM episodes\(whereSQL) ORDER BY seq DESC LIMIT ? OFFSET ?"
         return try await onConnection { [self] in
             try conn.query(sql, params + [.int(Int64(max(0, limit))), .int(Int64(max(0, offset)))]).map(Self.summary)
         }
     }
 
-    public func countEpisodes(status: String?, principal: String?) async throws -> Int {
-        let (whereSQL, params) = Self.filter(status: status, principal: principal)
+    public func countEpisodes(_ f: EpisodeFilter) async throws -> Int {
+        let (whereSQL, params) = Self.filter(f)
         return try await onConnection { [self] in try conn.query("SELECT count(*) FROM episodes\(whereSQL)", params).first?.first?.int ?? 0 }
     }
 
@@ -316,7 +331,10 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
         try await onConnection { [self] in
             try setSynchronous("NORMAL")
             try conn.immediateTransaction {
-                for id in runIds { try conn.query("DELETE FROM episodes WHERE run_id = ?", [.text(id)]) }
+                for id in runIds {
+                    try conn.query("DELETE FROM episodes WHERE run_id = ?", [.text(id)])
+                    try conn.query("DELETE FROM episode_denials WHERE run_id = ?", [.text(id)])
+                }
             }
         }
     }
@@ -325,7 +343,7 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
         try await onConnection { [self] in
             try setSynchronous("NORMAL")
             try conn.immediateTransaction {
-                try conn.exec("DELETE FROM episodes")
+                try conn.exec("DELETE FROM episodes; DELETE FROM episode_denials")
                 for s in summaries { try insert(s) }
             }
         }

@@ -43,6 +43,16 @@ enum AgentStoreConformance {
         #expect(try await s.listAgents(AgentFilter(label: ("team", "blue"))).map(\.name) == ["scout", "worker-1", "worker-3"])
         #expect(try await s.listAgents(AgentFilter(namespace: "default", limit: 2, offset: 2)).map(\.name) == ["worker-1", "worker-2"])
         #expect(try await s.countAgents(AgentFilter(namespace: "default")) == 6)
+        // Search: a case-insensitive substring of namespace/name, id, or a label key=value; by principal.
+        #expect(try await s.listAgents(AgentFilter(search: "WORKER-")).map(\.name) == ["worker-0", "worker-1", "worker-2", "worker-3", "worker-4"])
+        #expect(try await s.listAgents(AgentFilter(search: "other/")).map(\.namespace) == ["other"])
+        #expect(try await s.listAgents(AgentFilter(search: "team=red")).map(\.name) == ["worker-0", "worker-2", "worker-4"])
+        #expect(try await s.listAgents(AgentFilter(search: a.id.uppercased())).map(\.id) == [a.id])
+        #expect(try await s.listAgents(AgentFilter(principal: "bob")).map(\.namespace) == ["other"])
+        #expect(try await s.countAgents(AgentFilter(principal: "svc", search: "team=blue")) == 2)
+        #expect(try await s.listAgents(AgentFilter(principal: "svc", search: "worker", limit: 2, offset: 1)).map(\.name) == ["worker-1", "worker-2"])
+        #expect(try await s.listAgents(AgentFilter(search: "no such agent")).isEmpty)
+        #expect(try await s.listAgents(AgentFilter(search: "%")).isEmpty, "no pattern characters: % is a plain character")
 
         // A tombstone keeps the row (and its versions) but frees the name and leaves listings.
         let deleted = try #require(paused.applying(.delete))

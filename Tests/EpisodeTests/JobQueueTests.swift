@@ -86,6 +86,11 @@ enum JobQueueConformance {
         #expect(try await q.job(id: "fatal")?.state == .dead)
         #expect(Set(try await q.listJobs(JobFilter(states: [.dead]), limit: 10, offset: 0).map(\.id)) == ["flaky", "fatal"])
         #expect(try await q.countJobs(JobFilter(states: [.dead])) == 2)
+        _ = try await q.enqueue(spec("other-queue", queue: "reports"))
+        let counts = try await q.countJobsByQueue(JobFilter())
+        #expect(counts == ["default": [.retryable: 1, .dead: 2], "reports": [.available: 1]], "\(counts)")
+        #expect(try await q.countJobsByQueue(JobFilter(states: [.dead])) == ["default": [.dead: 2]])
+        #expect(try await q.countJobsByQueue(JobFilter(queue: "nope")).isEmpty)
     }
 
     /// Cancel: a pending job never runs; a running one is flagged for its worker (heartbeat

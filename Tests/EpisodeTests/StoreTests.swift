@@ -39,6 +39,17 @@ enum StoreConformance {
         #expect(try await store.countEpisodes(status: "failed", principal: "svc") == 2)
         #expect(try await store.listEpisodes(status: "failed", principal: "svc", limit: 1, offset: 1).map(\.seq) == [15])
         #expect(try await store.listEpisodes(status: "nope", principal: nil, limit: 10, offset: 0).isEmpty)
+        // By plan, and by agent (the runs whose id is one of its goals), combined with the others.
+        #expect(try await store.listEpisodes(EpisodeFilter(planName: "plan-2"), limit: 100, offset: 0).map(\.seq) == [30, 26, 22, 18, 14, 10, 6, 2])
+        #expect(try await store.countEpisodes(EpisodeFilter(status: "failed", planName: "plan-2")) == 2)
+        if let agents = store.agentStore {
+            for i in [3, 6, 9] { try await agents.insertGoal(Goal(id: "run-\(i)", agentId: "agent-a", text: "goal \(i)")) }
+            try await agents.insertGoal(Goal(id: "run-4", agentId: "agent-b", text: "goal 4"))
+            #expect(try await store.listEpisodes(EpisodeFilter(agentId: "agent-a"), limit: 100, offset: 0).map(\.seq) == [9, 6, 3])
+            #expect(try await store.listEpisodes(EpisodeFilter(agentId: "agent-a"), limit: 1, offset: 1).map(\.seq) == [6])
+            #expect(try await store.countEpisodes(EpisodeFilter(principal: "svc", planName: "plan-1", agentId: "agent-a")) == 1)
+            #expect(try await store.countEpisodes(EpisodeFilter(agentId: "agent-none")) == 0)
+        }
 
         // Every field round-trips, also through another connection.
         #expect(try await store.episode(runId: "run-7") == summary(7))
@@ -159,10 +170,10 @@ final class BrokenIndexStore: HostStore, @unchecked Sendable {
     struct Broken: Error {}
     func indexEpisode(_ summary: EpisodeSummary) async throws { throw Broken() }
     func indexEpisodes(_ summaries: [EpisodeSummary]) async throws { if !summaries.isEmpty { throw Broken() } }
-    func listEpisodes(status: String?, principal: String?, limit: Int, offset: Int) async throws -> [EpisodeSummary] {
-        try await inner.listEpisodes(status: status, principal: principal, limit: limit, offset: offset)
+    func listEpisodes(_ filter: EpisodeFilter, limit: Int, offset: Int) async throws -> [EpisodeSummary] {
+        try await inner.listEpisodes(filter, limit: limit, offset: offset)
     }
-    func countEpisodes(status: String?, principal: String?) async throws -> Int { try await inner.countEpisodes(status: status, principal: principal) }
+    func countEpisodes(_ filter: EpisodeFilter) async throws -> Int { try await inner.countEpisodes(filter) }
     func episode(runId: String) async throws -> EpisodeSummary? { try await inner.episode(runId: runId) }
     func indexedRunIds() async throws -> [String: Int] { try await inner.indexedRunIds() }
     func removeEpisodes(runIds: [String]) async throws { try await inner.removeEpisodes(runIds: runIds) }

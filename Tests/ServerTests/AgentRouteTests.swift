@@ -191,6 +191,53 @@ import Testing
         }
     }
 
+    /// `GET /v1/runs?agent=&plan=` keeps an agent's goals and a plan's runs (recorded ones
+    /// through the store's query), each caller's own; `GET /v1/agents?q=` searches the agents
+    /// the caller may see.
+    @Test(arguments: Backend.allCases) func runsFilteredByAgentAndPlanAndAgentsSearched(_ backend: Backend) async throws {
+        let stores = PostgresTestDatabase.Stores()
+        try await backend.server(stores).withClient(.live) { client in
+            let id = try #require(try await Self.create(client, "filtered", ["labels": ["team": "ops"]])["id"]?.stringValue)
+            _ = try await Self.create(client, "bobs", key: F.bobKey)
+            let other: JSONValue = ["name": "other", "steps": [["id": "a", "call": "echo.echo", "input": ["y": 2]]]]
+            let goal = try #require(try await client.post("/v1/agents/\(id)/goals", F.aliceKey, ["goal": "g", "plan": Self.echoPlan]).json["id"]?.stringValue)
+            let plain = try #require(try await client.post("/v1/runs", F.aliceKey, ["plan": Self.echoPlan]).json["run_id"]?.stringValue)
+            let otherRun = try #require(try await client.post("/v1/runs", F.aliceKey, ["plan": other]).json["run_id"]?.stringValue)
+            for run in [goal, plain, otherRun] { _ = try await client.waitForRun(run, F.aliceKey) }
+            func ids(_ query: String, _ key: String = F.aliceKey) async throws -> [String] {
+                let r = try await client.get("/v1/runs?\(query)", key)
+                #expect(r.status == .ok, "\(query): \(r.text)")
+                #expect(r.json["total"]?.intValue == r.json["runs"]?.arrayValue?.count, "\(query): one page holds them all")
+                return (r.json["runs"]?.arrayValue ?? []).compactMap { $0["run_id"]?.stringValue }
+            }
+            #expect(try await ids("agent=\(id)") == [goal])
+            #expect(try await ids("agent=filtered") == [goal], "by name")
+            let byPlan = try await ids("plan=hi")
+            #expect(byPlan.count == 2 && Set(byPlan) == [plain, goal], "\(byPlan)")
+            #expect(try await ids("plan=hi&agent=filtered&status=succeeded") == [goal])
+            #expect(try await ids("plan=other") == [otherRun])
+            #expect(try await ids("plan=none").isEmpty)
+            #expect(try await ids("plan=hi", F.bobKey).isEmpty, "bob sees none of alice's runs")
+            #expect(try await ids("agent=filtered", F.adminKey) == [goal], "an admin filters by anyone's agent")
+            #expect(try await client.get("/v1/runs?agent=bobs", F.aliceKey).status == .notFound, "another principal's agent is 404")
+            #expect(try await client.get("/v1/runs?agent=nope", F.aliceKey).status == .notFound)
+            #expect(try await client.get("/v1/runs?plan=", F.aliceKey).status == .badRequest)
+            #expect(try await client.get("/v1/runs?agent=", F.aliceKey).status == .badRequest)
+
+            func names(_ query: String, _ key: String) async throws -> [String] {
+                let r = try await client.get("/v1/agents?\(query)", key)
+                #expect(r.status == .ok && r.json["total"]?.intValue == r.json["items"]?.arrayValue?.count, "\(query): \(r.text)")
+                return (r.json["items"]?.arrayValue ?? []).compactMap { $0["name"]?.stringValue }
+            }
+            #expect(try await names("q=FILTER", F.aliceKey) == ["filtered"])
+            #expect(try await names("q=team%3Dops", F.aliceKey) == ["filtered"])
+            #expect(try await names("q=bobs", F.aliceKey).isEmpty, "alice's search never finds bob's agent")
+            #expect(try await names("q=bob", F.adminKey) == ["bobs"], "an admin searches every agent")
+            #expect(try await names("", F.aliceKey) == ["filtered"], "a user's list is its own principal's")
+            #expect(try await client.get("/v1/agents?q=" + String(repeating: "x", count: 201), F.aliceKey).status == .badRequest)
+        }
+    }
+
     /// Paused: a new goal waits (the worker defers it); resume releases it. Stop cancels the
     /// running goal, recorded cancelled.
     @Test(arguments: Backend.allCases) func pauseHoldsGoalsAndStopCancelsTheRunningOne(_ backend: Backend) async throws {

@@ -156,6 +156,134 @@ import Testing
         }
     }
 
+    @Test func theLoginLimiterRefusesPastItsBurstAndRefills() {
+        let clock = Mutex<UInt64>(1_000)
+        let limiter = UILoginLimiter(capacity: 3, refillSeconds: 10, maxAddresses: 2, now: { clock.withLock { $0 } })
+        for _ in 0..<2 { limiter.recordFailure("10.0.0.1") }
+        #expect(limiter.retryAfter("10.0.0.1") == nil, "two failures of three allowed")
+        limiter.recordFailure("10.0.0.1")
+        #expect(limiter.retryAfter("10.0.0.1") == 10, "no token left: one refills in 10 s")
+        #expect(limiter.retryAfter("10.0.0.2") == nil, "another address is not limited")
+        clock.withLock { $0 += 4_000_000_000 }
+        #expect(limiter.retryAfter("10.0.0.1") == 6)
+        clock.withLock { $0 += 6_000_000_000 }
+        #expect(limiter.retryAfter("10.0.0.1") == nil, "a token refilled")
+        limiter.recordFailure("10.0.0.1")
+        #expect(limiter.retryAfter("10.0.0.1") == 10)
+        // Past maxAddresses, buckets that limit nothing go first; a limited one stays.
+        limiter.recordFailure("10.0.0.2")
+        clock.withLock { $0 += 60_000_000_000 }
+        for _ in 0..<3 { limiter.recordFailure("10.0.0.3") }
+        limiter.recordFailure("10.0.0.4")
+        #expect(limiter.retryAfter("10.0.0.3") == 10, "the limited address is still limited after pruning")
+    }
+
+    /// Posts a login form with its token (from the login page) and `credential`.
+    static func postLogin(_ client: any TestClientProtocol, _ credential: String) async throws -> TestResponse {
+        let page = try await client.execute(uri: "/ui/login", method: .get, headers: [:])
+        let token = try #require(cookie(page, UICookies.login)).value
+        let (h, b) = form(["csrf": token, "credential": credential], cookie: "\(UICookies.login)=\(token)")
+        return try await client.execute(uri: "/ui/login", method: .post, headers: h, body: b)
+    }
+
+    @Test func failedLoginsAreLimitedPerAddressOverASocket() async throws {
+        let server = try await F.server()
+        try await server.withClient(.live) { client in
+            var statuses: [HTTPResponse.Status] = []
+            for _ in 0..<10 { statuses.append(try await Self.postLogin(client, "wrong-\(UUID().uuidString)").status) }
+            #expect(statuses.allSatisfy { $0 == .unauthorized }, "\(statuses)")
+            let limited = try await Self.postLogin(client, "wrong-again")
+            #expect(limited.status == .tooManyRequests)
+            #expect(Int(limited.headers[.retryAfter] ?? "") ?? 0 > 0, "Retry-After in seconds")
+            #expect(limited.text.contains("Too many failed logins") && limited.headers[.contentSecurityPolicy] != nil)
+            #expect(limited.headers[.setCookie] == nil, "no session")
+            let right = try await Self.postLogin(client, F.aliceKey)
+            #expect(right.status == .tooManyRequests && Self.cookie(right, UICookies.session) == nil, "while limited the right key is refused too")
+            let audit = try await client.get("/v1/audit?action=auth.failure&limit=100", F.adminKey)
+            #expect(audit.status == .ok, "the REST API is not limited by the dashboard's login limit")
+            let entries = try JSONValue.parse(audit.text)["entries"]?.arrayValue ?? []
+            #expect(entries.filter { $0.serialized().contains("too many failed logins") }.count == 2, "every refused try is audited")
+            #expect(entries.count == 12)
+        }
+    }
+
+    @Test func newDashboardPostsNeedTheCSRFToken() async throws {
+        try await F.server().withClient(.live) { client in
+            // An agent of alice's, a subscription with no dead letters.
+            let agent = try await client.post("/v1/agents", F.adminKey, ["name": "csrf-agent", "principal": "alice"])
+            #expect(agent.status == .created)
+            let agentId = try #require(try JSONValue.parse(agent.text)["id"]?.stringValue)
+            #expect(try await client.post("/v1/topics", F.adminKey, ["name": "csrf.events"]).status == .created)
+            #expect(try await client.post("/v1/subscriptions", F.adminKey, ["id": "csrf-sub", "topic": "csrf.events"]).status == .created)
+            let alice = try await Self.login(client, F.aliceKey)
+            let admin = try await Self.login(client, F.adminKey)
+            #expect(!alice.csrf.isEmpty && !admin.csrf.isEmpty)
+
+            // A goal: refused without the token (nothing queued), accepted with it.
+            let goal: [String: String] = ["goal": "from the form", "plan": #"{"name": "csrf-plan", "steps": [{"id": "s", "call": "echo.echo", "input": {}}]}"#]
+            let (h0, b0) = Self.form(goal, cookie: alice.cookie)
+            #expect(try await client.execute(uri: "/ui/agents/\(agentId)/goals", method: .post, headers: h0, body: b0).status == .forbidden)
+            let (h1, b1) = Self.form(goal.merging(["csrf": admin.csrf]) { $1 }, cookie: alice.cookie)
+            #expect(try await client.execute(uri: "/ui/agents/\(agentId)/goals", method: .post, headers: h1, body: b1).status == .forbidden,
+                    "another session's token does not count")
+            let goals0 = try JSONValue.parse(try await client.get("/v1/agents/\(agentId)/runs", F.aliceKey).text)["items"]?.arrayValue ?? []
+            #expect(goals0.isEmpty, "the refused posts queued nothing")
+            let (h2, b2) = Self.form(goal.merging(["csrf": alice.csrf, "idempotency_key": "form-1"]) { $1 }, cookie: alice.cookie)
+            let ok = try await client.execute(uri: "/ui/agents/\(agentId)/goals", method: .post, headers: h2, body: b2)
+            #expect(ok.status == .seeOther && ok.headers[.location] == "/ui/agents/\(agentId)?notice=goal_submitted")
+            let again = try await client.execute(uri: "/ui/agents/\(agentId)/goals", method: .post, headers: h2, body: b2)
+            #expect(again.status == .seeOther)
+            let goals = try JSONValue.parse(try await client.get("/v1/agents/\(agentId)/runs", F.aliceKey).text)["items"]?.arrayValue ?? []
+            #expect(goals.count == 1 && goals.first?["goal"]?.stringValue == "from the form", "a resubmitted form makes no second goal")
+            let (h3, b3) = Self.form(["csrf": alice.csrf, "goal": "bad", "plan": "{not json"], cookie: alice.cookie)
+            let bad = try await client.execute(uri: "/ui/agents/\(agentId)/goals", method: .post, headers: h3, body: b3)
+            #expect(bad.status == .unprocessableContent && bad.text.contains("not valid JSON"))
+
+            // Dead letters: replay and purge need the token; alice's policy does not allow them (403).
+            for action in ["replay", "purge"] {
+                let path = "/ui/jobs/subscriptions/csrf-sub/dlq/\(action)"
+                let (h, b) = Self.form(["confirm": "yes"], cookie: admin.cookie)
+                #expect(try await client.execute(uri: path, method: .post, headers: h, body: b).status == .forbidden)
+                let (ha, ba) = Self.form(["confirm": "yes", "csrf": alice.csrf], cookie: alice.cookie)
+                #expect(try await client.execute(uri: path, method: .post, headers: ha, body: ba).status == .forbidden)
+                let (hc, bc) = Self.form(["csrf": admin.csrf], cookie: admin.cookie)
+                let confirm = try await client.execute(uri: path, method: .post, headers: hc, body: bc)
+                #expect(confirm.status == .ok && confirm.text.contains("id=\"confirm\""), "first a confirmation page")
+                let (hd, bd) = Self.form(["confirm": "yes", "csrf": admin.csrf], cookie: admin.cookie)
+                let done = try await client.execute(uri: path, method: .post, headers: hd, body: bd)
+                #expect(done.status == .seeOther && done.headers[.location] == "/ui/jobs/subscriptions/csrf-sub?notice=dlq_\(action == "replay" ? "replayed" : "purged")")
+            }
+            let (hm, bm) = Self.form(["csrf": admin.csrf], cookie: admin.cookie)
+            #expect(try await client.execute(uri: "/ui/jobs/subscriptions/nope/dlq/replay", method: .post, headers: hm, body: bm).status == .notFound)
+        }
+    }
+
+    @Test func aPolicyReloadThatTakesARoleAwayEndsTheSession() async throws {
+        let server = try await F.server(policy: F.policy)
+        let policyFile = try #require(server.host.paths.policyFile)
+        try await server.withClient(.live) { client in
+            // carol is not listed in the policy: her token's admin role stands.
+            let carol = try await Self.login(client, Tokens.hs256(Tokens.claims(sub: "carol", role: "admin")))
+            let alice = try await Self.login(client, F.aliceKey)
+            let drivers = try await client.execute(uri: "/ui/drivers", method: .get, headers: Req.headers([("Cookie", carol.cookie)]))
+            #expect(drivers.status == .ok && drivers.text.contains("reload-drivers"))
+            // The policy now lists carol as a user.
+            let demoted = F.policy.replacingOccurrences(of: #""ci": "service""#, with: #""ci": "service", "carol": "user""#)
+            #expect(demoted != F.policy)
+            try demoted.write(toFile: policyFile, atomically: true, encoding: .utf8)
+            #expect(server.reloadPolicy().outcome != .failed)
+            let after = try await client.execute(uri: "/ui/drivers", method: .get, headers: Req.headers([("Cookie", carol.cookie)]))
+            #expect(after.status == .unauthorized && after.text.contains("Your session has ended") && after.text.contains("carol"),
+                    "no stale admin: the session ended")
+            let (h, b) = Self.form(["csrf": carol.csrf], cookie: carol.cookie)
+            #expect(try await client.execute(uri: "/ui/drivers/reload", method: .post, headers: h, body: b).status != .seeOther)
+            let gone = try await client.execute(uri: "/ui/drivers", method: .get, headers: Req.headers([("Cookie", carol.cookie)]))
+            #expect(gone.status == .seeOther, "the ended session is removed: log in again")
+            #expect(try await client.execute(uri: "/ui", method: .get, headers: Req.headers([("Cookie", alice.cookie)])).status == .ok,
+                    "an API key's session, which the reload does not change, goes on")
+        }
+    }
+
     @Test func embeddedAssetsMatchTheirFiles() async throws {
         try await F.server().withClient(.live) { client in
             for name in ["app.js", "app.css"] {

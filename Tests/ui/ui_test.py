@@ -17,7 +17,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 URL = os.environ["NOVA_URL"]
 ADMIN_KEY, ALICE_KEY, BOB_KEY = os.environ["NOVA_ADMIN_KEY"], os.environ["NOVA_ALICE_KEY"], os.environ["NOVA_BOB_KEY"]
@@ -99,6 +99,15 @@ def login(driver, key):
     field.send_keys(key)
     field.send_keys(Keys.ENTER)
     WebDriverWait(driver, 10).until(EC.presence_of_element_located((By.ID, "whoami")))
+
+
+def live_row_reaches(driver, run_id, status):
+    """Whether the live runs list shows `run_id`'s row with `status` (inserted by the stream)."""
+    try:
+        WebDriverWait(driver, 20).until(lambda d: status in d.find_element(By.ID, f"run-{run_id}").text)
+        return True
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def cookie_of(driver):
@@ -288,6 +297,36 @@ def main():
         check("alice's overview has no reload-drivers button", not alice.find_elements(By.ID, "reload-drivers"))
         admin.get(URL + "/ui")
         check("the admin's overview has the reload-drivers button", admin.find_elements(By.ID, "reload-drivers"))
+        # The overview's figures come from the index: alice's runs (one denied by no-fail-for-users),
+        # her budget window, the charts' bars matching their table, the drivers' health.
+        def cells(driver, table_id):
+            return [[td.get_attribute("textContent").strip() for td in tr.find_elements(By.TAG_NAME, "td")]
+                    for tr in driver.find_elements(By.CSS_SELECTOR, f"#{table_id} tbody tr")]
+        runs_total = int(alice.find_element(By.ID, "runs-total").text)
+        check("alice's overview counts her recorded runs", runs_total >= 3, runs_total)
+        denials = cells(alice, "denials")
+        check("the overview lists the denial by rule with its tool", any(r[0] == "no-fail-for-users" and r[1] == "1" and r[2] == "echo.fail"
+                                                                      for r in denials), denials)
+        bars = alice.find_elements(By.CSS_SELECTOR, "#chart-runs g.bucket")
+        data = cells(alice, "chart-data")
+        check("the runs chart has one bar per bucket with runs, as its table says", len(bars) >= 1 and len(bars) == len(data), (len(bars), data))
+        check("the chart's table adds up to the runs card", sum(int(r[1]) for r in data) == runs_total, (data, runs_total))
+        check("the success-rate chart has its points", len(alice.find_elements(By.CSS_SELECTOR, "#chart-success circle.point")) == len(data))
+        consumption = cells(alice, "consumption")
+        check("alice sees only her own consumption", [r[0] for r in consumption] == ["alice"], consumption)
+        budgets = cells(alice, "budgets")
+        check("alice's principal budget window shows the calls she used", any(r[0] == "users-daily" and r[1] == "alice" and r[3].endswith("of 100000")
+                                                                             and int(r[3].split()[0]) >= 1 for r in budgets), budgets)
+        health = cells(alice, "driver-health")
+        check("driver health lists the echo driver loaded", any(r[0] == "echo" and r[1] == "loaded" for r in health), health)
+        admin_consumption = [r[0] for r in cells(admin, "consumption")]
+        check("the admin's overview counts every principal", "alice" in admin_consumption and "bob" in admin_consumption, admin_consumption)
+        alice.find_element(By.ID, "window-24h").click()
+        WebDriverWait(alice, 10).until(lambda d: d.find_element(By.ID, "window-24h").get_attribute("aria-current") == "page")
+        check("the 24-hour window counts the same runs", int(alice.find_element(By.ID, "runs-total").text) == runs_total)
+        check("the 24-hour chart has 96 quarter hours", "per 15 minutes" in alice.find_element(By.ID, "chart-runs").find_element(By.TAG_NAME, "title").get_attribute("textContent"))
+        shot(alice, "overview-day")
+        alice.get(URL + "/ui")
         shot(admin, "overview-admin")
         shot(alice, "overview-user")
         token = alice.find_element(By.CSS_SELECTOR, "form.who input[name=csrf]").get_attribute("value")
@@ -448,13 +487,22 @@ def main():
               (dlq_before, admin.find_element(By.ID, "dlq-total").text))
         check("the jobs page counts jobs by queue and state", admin.find_elements(By.ID, "queue-default")
               and admin.find_elements(By.ID, "jobs-succeeded"), admin.page_source[-600:])
+        # States move (the retried goal is taken and put back while its agent is paused): compare
+        # what does not, the dead jobs and the jobs in all states.
+        _, _, rest_dead = http("GET", "/v1/jobs?state=dead&limit=1", ADMIN_KEY)
+        _, _, rest_all = http("GET", "/v1/jobs?limit=1", ADMIN_KEY)
+        page_dead = admin.find_element(By.ID, "jobs-dead").text
+        page_all = sum(int(admin.find_element(By.ID, f"jobs-{state}").text)
+                       for state in ("available", "retryable", "running", "succeeded", "dead", "cancelled"))
+        check("the admin's counts by state are REST's totals", page_dead == str(rest_dead.get("total")) and page_all == rest_all.get("total"),
+              (page_dead, page_all, rest_dead.get("total"), rest_all.get("total")))
         # A subscription with its lag.
         setup = [http("POST", "/v1/topics", ADMIN_KEY, {"name": "ui.events"})[0],
                  http("POST", "/v1/subscriptions", ADMIN_KEY, {"id": "ui-sub", "topic": "ui.events"})[0]]
         setup += [http("POST", "/v1/topics/ui.events/messages", ADMIN_KEY, {"payload": {"n": n}})[0] for n in (1, 2)]
         check("a topic, a subscription and two messages are created over REST", setup == [201, 201, 201, 201], setup)
         admin.get(URL + "/ui/jobs")
-        row = admin.find_elements(By.XPATH, "//table[@id='subscriptions']//tr[td//span[@id='sub-ui-sub']]")
+        row = admin.find_elements(By.XPATH, "//table[@id='subscriptions']//tr[td//*[@id='sub-ui-sub']]")
         cells = [c.text for c in row[0].find_elements(By.TAG_NAME, "td")] if row else []
         _, _, sub_rest = http("GET", "/v1/subscriptions/ui-sub", ADMIN_KEY)
         lag = str(sub_rest.get("stats", {}).get("lag")) if isinstance(sub_rest, dict) else None
@@ -462,9 +510,163 @@ def main():
               len(cells) > 5 and cells[1] == "ui.events" and cells[2] == lag and cells[5] == "0", (cells, sub_rest))
         shot(admin, "jobs-subscriptions")
 
+        # Agents: search (name, id, label) and status filter, through GET /v1/agents's authorization.
+        status, _, alpha = http("POST", "/v1/agents", ADMIN_KEY, {"name": "ui-search-alpha", "principal": "alice", "labels": {"team": "blue"}})
+        status2, _, beta = http("POST", "/v1/agents", ADMIN_KEY, {"name": "ui-search-beta", "principal": "bob"})
+        check("two agents to search are created over REST", (status, status2) == (201, 201), (alpha, beta))
+        alpha_id = alpha.get("id", "none") if isinstance(alpha, dict) else "none"
+
+        def agent_rows(driver):
+            return [a.text for a in driver.find_elements(By.CSS_SELECTOR, "#agents tbody tr td:first-child a")]
+
+        alice.get(URL + "/ui/agents")
+        alice.find_element(By.ID, "agent-search").send_keys("alpha" + Keys.ENTER)
+        WebDriverWait(alice, 10).until(EC.url_contains("q=alpha"))
+        check("agent search by name finds the agent", agent_rows(alice) == ["ui-search-alpha"], agent_rows(alice))
+        shot(alice, "agents-search")
+        alice.get(URL + "/ui/agents?q=team%3Dblue")
+        check("agent search by label (key=value) finds the agent", agent_rows(alice) == ["ui-search-alpha"], agent_rows(alice))
+        alice.get(URL + "/ui/agents?q=" + alpha_id[:13])
+        check("agent search by id finds the agent", agent_rows(alice) == ["ui-search-alpha"], agent_rows(alice))
+        alice.get(URL + "/ui/agents?q=ui-search")
+        check("a user's search never lists another principal's agent", agent_rows(alice) == ["ui-search-alpha"], agent_rows(alice))
+        admin.get(URL + "/ui/agents?q=ui-search")
+        check("an admin's search lists every principal's agents", agent_rows(admin) == ["ui-search-alpha", "ui-search-beta"], agent_rows(admin))
+        alice.get(URL + "/ui/agents")
+        Select(alice.find_element(By.ID, "agent-status")).select_by_value("paused")
+        alice.find_element(By.ID, "agent-search").send_keys(Keys.ENTER)
+        WebDriverWait(alice, 10).until(EC.url_contains("status=paused"))
+        paused_rows = agent_rows(alice)
+        check("the status filter lists only paused agents", "ui-agent" in paused_rows and "ui-search-alpha" not in paused_rows, paused_rows)
+
+        # The agent page: versions, state, memory recall, and a goal submitted from its form.
+        http("PATCH", f"/v1/agents/{alpha_id}", ALICE_KEY, {"description": "second version"})
+        puts = [http("PUT", f"/v1/agents/{alpha_id}/state/colour", ALICE_KEY, {"value": v})[0] for v in ("red", "blue")]
+        mems = [http("POST", f"/v1/agents/{alpha_id}/memory", ALICE_KEY, {"text": t, "tags": ["ui"]})[0]
+                for t in ("the warehouse in Lyon restocks on Tuesdays", "penguins prefer cold water")]
+        check("a new version, two state writes and two memories are stored over REST", puts == [200, 200] and mems == [201, 201], (puts, mems))
+        alice.get(URL + f"/ui/agents/{alpha_id}")
+        versions = [e.text for e in alice.find_elements(By.CSS_SELECTOR, "#agent-versions tbody tr td:first-child")]
+        changed = [e.text for e in alice.find_elements(By.CSS_SELECTOR, "#agent-versions tbody tr td:last-child")]
+        check("the agent page lists its versions, newest first, with what each changed",
+              versions == ["2", "1"] and "description" in changed[0] and changed[1] == "created", (versions, changed))
+        keys = [[c.text for c in r.find_elements(By.TAG_NAME, "td")] for r in alice.find_elements(By.CSS_SELECTOR, "#state-keys tbody tr")]
+        check("the agent page shows its state key at version 2 with its value", len(keys) == 1 and keys[0][0] == "colour" and keys[0][1] == "2"
+              and '"blue"' in keys[0][4], keys)
+        log = [[c.text for c in r.find_elements(By.TAG_NAME, "td")] for r in alice.find_elements(By.CSS_SELECTOR, "#state-changes tbody tr")]
+        check("the agent page shows the state change log, newest first", [r[4] for r in log] == ['"blue"', '"red"'], log)
+        recall = alice.find_element(By.ID, "recall")
+        recall.send_keys("Lyon" + Keys.ENTER)
+        WebDriverWait(alice, 10).until(EC.url_contains("q=Lyon"))
+        recalled = [e.text for e in alice.find_elements(By.CSS_SELECTOR, "#memories .memory-text")]
+        check("memory recall shows the stored memory that matches, and only it", recalled == ["the warehouse in Lyon restocks on Tuesdays"], recalled)
+        _, _, rest_recall = http("GET", f"/v1/agents/{alpha_id}/recall?q=Lyon", ALICE_KEY)
+        check("the recall box finds what REST recall finds", [i["text"] for i in rest_recall.get("items", [])] == recalled, rest_recall)
+        shot(alice, "agent-memory")
+        alice.get(URL + f"/ui/agents/{alpha_id}?q=%22unbalanced")
+        err = alice.find_elements(By.ID, "recall-error")
+        check("a recall query the full-text engine refuses is shown as an error in the memory section, not a crash",
+              err and "cannot be parsed" in err[0].text and alice.find_elements(By.ID, "agent-versions"), alice.page_source[-600:])
+        status, _, _ = http("GET", f"/ui/agents/{alpha_id}?q=Lyon", cookie=cookie_of(admin))
+        check("an admin may open alice's agent page", status == 200, status)
+        alice.get(URL + f"/ui/agents/{alpha_id}")
+        alice.find_element(By.ID, "goal").send_keys("echo from the dashboard")
+        alice.find_element(By.ID, "goal-plan").send_keys(json.dumps({"name": "ui-goal-plan", "steps": [{"id": "s", "call": "echo.echo", "input": {"g": 1}}]}))
+        alice.find_element(By.ID, "submit-goal").click()
+        notice = WebDriverWait(alice, 10).until(EC.presence_of_element_located((By.CSS_SELECTOR, "p.notice"))).text
+        _, _, goals = http("GET", f"/v1/agents/{alpha_id}/runs", ALICE_KEY)
+        goal_items = goals.get("items", []) if isinstance(goals, dict) else []
+        check("a goal submitted from the agent page is queued (REST lists it)", "Goal submitted" in notice and len(goal_items) == 1
+              and goal_items[0]["goal"] == "echo from the dashboard", (notice, goals))
+        goal_run = goal_items[0]["run_id"] if goal_items else "none"
+        goal_view = wait_run(ALICE_KEY, goal_run)
+        check("the dashboard's goal runs and succeeds", goal_view.get("status") == "succeeded", goal_view)
+        alice.get(URL + f"/ui/agents/{alpha_id}")
+        alice.find_element(By.ID, "agent-runs").click()
+        WebDriverWait(alice, 10).until(EC.url_contains(f"agent={alpha_id}"))
+        check("the agent page links to the runs list filtered by the agent",
+              [r.get_attribute("id") for r in alice.find_elements(By.CSS_SELECTOR, "#runs tbody tr")] == [f"run-{goal_run}"], alice.current_url)
+        status, _, _ = http("POST", f"/ui/agents/{alpha_id}/goals", cookie=alice_cookie, form={"goal": "forged"})
+        check("a goal post without the CSRF token is refused 403", status == 403, status)
+
+        # Runs filtered by agent and by plan (server-side, GET /v1/runs's query), live rows too.
+        alice.get(URL + "/ui/runs")
+        alice.find_element(By.ID, "agent").send_keys("ui-search-alpha" + Keys.ENTER)
+        WebDriverWait(alice, 10).until(EC.url_contains("agent=ui-search-alpha"))
+        listed = [r.get_attribute("id") for r in alice.find_elements(By.CSS_SELECTOR, "#runs tbody tr")]
+        check("the runs list filtered by agent lists the agent's goal only", listed == [f"run-{goal_run}"], listed)
+        _, _, rest_runs = http("GET", "/v1/runs?agent=ui-search-alpha", ALICE_KEY)
+        check("GET /v1/runs?agent= lists the same", [r["run_id"] for r in rest_runs.get("runs", [])] == [goal_run], rest_runs)
+        status, _, _ = http("GET", f"/v1/runs?agent={beta.get('id')}", ALICE_KEY)
+        status_ui, _, _ = http("GET", f"/ui/runs?agent={beta.get('id')}", cookie=alice_cookie)
+        check("filtering by another principal's agent is 404 (REST and dashboard)", (status, status_ui) == (404, 404), (status, status_ui))
+        WebDriverWait(alice, 10).until(lambda d: d.find_element(By.ID, "runs").get_attribute("data-live") == "connected")
+        plain = submit(ALICE_KEY, {"name": "ui-goal-plan", "steps": [{"id": "s", "call": "echo.echo", "input": {"g": 2}}]})
+        wait_run(ALICE_KEY, plain)
+        _, _, goal2 = http("POST", f"/v1/agents/{alpha_id}/goals", ALICE_KEY,
+                           {"goal": "second goal", "plan": {"name": "ui-goal-plan", "steps": [{"id": "s", "call": "echo.echo", "input": {"g": 3}}]}})
+        goal2_run = goal2.get("run_id", "none") if isinstance(goal2, dict) else "none"
+        check("a new goal of the filtered agent is inserted live", live_row_reaches(alice, goal2_run, "succeeded"), alice.page_source[-800:])
+        check("a run not matching the agent filter is not inserted live (it finished before the goal was inserted)",
+              not alice.find_elements(By.ID, f"run-{plain}"), [r.get_attribute("id") for r in alice.find_elements(By.CSS_SELECTOR, "#runs tbody tr")])
+        shot(alice, "runs-by-agent")
+        alice.get(URL + "/ui/runs")
+        alice.find_element(By.ID, "plan").send_keys("ui-denied" + Keys.ENTER)
+        WebDriverWait(alice, 10).until(EC.url_contains("plan=ui-denied"))
+        listed = [r.get_attribute("id") for r in alice.find_elements(By.CSS_SELECTOR, "#runs tbody tr")]
+        check("the runs list filtered by plan lists that plan's runs only", listed == [f"run-{denied_id}"], listed)
+        WebDriverWait(alice, 10).until(lambda d: d.find_element(By.ID, "runs").get_attribute("data-live") == "connected")
+        other = submit(ALICE_KEY, two_steps)
+        wait_run(ALICE_KEY, other)
+        again = submit(ALICE_KEY, denied_plan)
+        check("a new run of the filtered plan is inserted live", live_row_reaches(alice, again, "denied"), alice.page_source[-800:])
+        check("a run of another plan is not inserted live", not alice.find_elements(By.ID, f"run-{other}"),
+              [r.get_attribute("id") for r in alice.find_elements(By.CSS_SELECTOR, "#runs tbody tr")])
+        _, _, rest_plan = http("GET", "/v1/runs?plan=ui-denied", ALICE_KEY)
+        check("GET /v1/runs?plan= lists the same runs", [r["run_id"] for r in rest_plan.get("runs", [])] == [again, denied_id], rest_plan)
+        _, _, both = http("GET", "/v1/runs?plan=ui-goal-plan&agent=ui-search-alpha", ALICE_KEY)
+        check("agent and plan filters combine", sorted(r["run_id"] for r in both.get("runs", [])) == sorted([goal_run, goal2_run]), both)
+
+        # A subscription's dead letters: listed, then replayed (confirmation first), by the admin.
+        setup = [http("POST", "/v1/subscriptions", ADMIN_KEY, {"id": "ui-dlq-sub", "topic": "ui.events", "max_deliveries": 1})[0],
+                 http("POST", "/v1/topics/ui.events/messages", ADMIN_KEY, {"payload": {"order": 77}})[0]]
+        _, _, got = http("GET", "/v1/subscriptions/ui-dlq-sub/messages?max=1&wait=0", ADMIN_KEY)
+        delivered = got.get("messages", []) if isinstance(got, dict) else []
+        nacked = http("POST", "/v1/subscriptions/ui-dlq-sub/nack", ADMIN_KEY, {"receipt": delivered[0]["receipt"], "error": "ui test poison"})[2] if delivered else {}
+        check("a message nacked on its last delivery is dead-lettered", setup == [201, 201] and nacked.get("outcome") == "dead_lettered", (setup, got, nacked))
+        dead_msg = delivered[0]["message"]["id"] if delivered else "none"
+        admin.get(URL + "/ui/jobs")
+        admin.find_element(By.ID, "sub-dead-ui-dlq-sub").click()
+        WebDriverWait(admin, 10).until(EC.presence_of_element_located((By.ID, "dead-letters-total")))
+        row = admin.find_elements(By.XPATH, f"//table[@id='dead-letters']//tr[td//*[@id='dead-letter-{dead_msg}']]")
+        cells = [c.text for c in row[0].find_elements(By.TAG_NAME, "td")] if row else []
+        check("the subscription page lists the dead letter with its error and payload",
+              len(cells) > 6 and cells[4] == "ui test poison" and '"order":77' in cells[6].replace(" ", ""), cells)
+        shot(admin, "subscription-dlq")
+        status, _, _ = http("GET", "/ui/jobs/subscriptions/ui-dlq-sub", cookie=alice_cookie)
+        check("alice, whom the policy does not allow bus.receive, is refused the dead letters 403", status == 403, status)
+        status, _, _ = http("POST", "/ui/jobs/subscriptions/ui-dlq-sub/dlq/replay", cookie=cookie_of(admin), form={"confirm": "yes", "message_id": dead_msg})
+        check("a replay post without the CSRF token is refused 403", status == 403, status)
+        status, _, _ = http("POST", "/ui/jobs/subscriptions/ui-dlq-sub/dlq/purge", cookie=alice_cookie,
+                            form={"confirm": "yes", "message_id": dead_msg, "csrf": token})
+        check("alice's purge post (valid CSRF token) is refused 403 by the policy", status == 403, status)
+        admin.find_element(By.ID, f"replay-{dead_msg}").click()
+        WebDriverWait(admin, 10).until(EC.presence_of_element_located((By.ID, "confirm")))
+        shot(admin, "dlq-confirm")
+        _, _, dlq_waiting = http("GET", "/v1/subscriptions/ui-dlq-sub/dlq", ADMIN_KEY)
+        check("the replay waits for confirmation", dlq_waiting.get("total") == 1, dlq_waiting)
+        admin.find_element(By.ID, "confirm").click()
+        notice = WebDriverWait(admin, 10).until(EC.presence_of_element_located((By.CSS_SELECTOR, "p.notice"))).text
+        _, _, dlq_after = http("GET", "/v1/subscriptions/ui-dlq-sub/dlq", ADMIN_KEY)
+        _, _, again_got = http("GET", "/v1/subscriptions/ui-dlq-sub/messages?max=1&wait=0", ADMIN_KEY)
+        redelivered = [m["message"]["id"] for m in again_got.get("messages", [])] if isinstance(again_got, dict) else []
+        check("replaying from the page puts the message back (REST: DLQ empty, message delivered again)",
+              "replayed" in notice and dlq_after.get("total") == 0 and redelivered == [dead_msg], (notice, dlq_after, again_got))
+
         # HTML validity, CSP and labels of every page.
         check_page("overview (user)", "/ui", alice_cookie)
         check_page("overview (admin)", "/ui", admin_cookie)
+        check_page("overview, 24 hours (admin)", "/ui?window=24h", admin_cookie)
         check_page("runs", "/ui/runs", alice_cookie)
         check_page("runs filtered", "/ui/runs?status=succeeded", alice_cookie)
         check_page("runs (admin, by principal)", "/ui/runs?status=succeeded&principal=bob", admin_cookie)
@@ -481,6 +683,11 @@ def main():
         check_page("jobs (admin)", "/ui/jobs", admin_cookie)
         admin_token = admin.find_element(By.CSS_SELECTOR, "form.who input[name=csrf]").get_attribute("value")
         check_page("job confirm", f"/ui/jobs/{dead_id}/discard", admin_cookie, method="POST", form={"csrf": admin_token})
+        check_page("agents searched", "/ui/agents?q=alpha&status=active", alice_cookie)
+        check_page("agent with versions, state, memory and the goal form", f"/ui/agents/{alpha_id}?q=Lyon", alice_cookie)
+        check_page("runs by agent and plan", "/ui/runs?agent=ui-search-alpha&plan=ui-goal-plan", alice_cookie)
+        check_page("subscription dead letters", "/ui/jobs/subscriptions/ui-dlq-sub", admin_cookie)
+        check_page("dead letter confirm", "/ui/jobs/subscriptions/ui-dlq-sub/dlq/purge", admin_cookie, method="POST", form={"csrf": admin_token})
         check_page("not found", f"/ui/runs/{bob_run}", alice_cookie, expect=404)
         check_page("forbidden (csrf)", f"/ui/agents/{agent['id']}/resume", alice_cookie, method="POST", form={}, expect=403)
         for asset in ["/ui/assets/app.js", "/ui/assets/app.css"]:
@@ -496,7 +703,8 @@ def main():
         try:
             login(phone, ALICE_KEY)
             for path, name in [("/ui", "overview-phone"), ("/ui/runs", "runs-phone"), (f"/ui/runs/{run_id}", "run-phone"),
-                               ("/ui/drivers", "drivers-phone"), ("/ui/jobs", "jobs-phone")]:
+                               ("/ui/drivers", "drivers-phone"), ("/ui/jobs", "jobs-phone"), ("/ui/agents?q=alpha", "agents-phone"),
+                               (f"/ui/agents/{alpha_id}?q=Lyon", "agent-phone")]:
                 phone.get(URL + path)
                 width = phone.execute_script("return document.documentElement.scrollWidth;")
                 inner = phone.execute_script("return window.innerWidth;")
@@ -512,6 +720,29 @@ def main():
         WebDriverWait(alice, 10).until(EC.presence_of_element_located((By.ID, "credential")))
         status, headers, _ = http("GET", "/ui/runs", cookie=alice_cookie)
         check("after logout the old session cookie is refused", status == 303 and "/ui/login" in headers.get("Location", ""), status)
+
+        # The login rate limit (last: it refuses every login from this address for a while):
+        # failed logins take tokens; with none left even the right key is refused 429.
+        status, headers, _ = http("GET", "/ui/login")
+        login_token = re.search(r"nova_login_csrf=([0-9a-f]{64})", headers.get("Set-Cookie", "")).group(1)
+        login_cookie = f"nova_login_csrf={login_token}"
+        codes = []
+        for _ in range(12):
+            status, headers, text = http("POST", "/ui/login", cookie=login_cookie, form={"csrf": login_token, "credential": "wrong-key"})
+            codes.append(status)
+            if status == 429:
+                break
+        check("failed logins are refused 401 until the limit, then 429", codes[-1] == 429 and set(codes[:-1]) == {401} and 5 <= len(codes) <= 11, codes)
+        retry = headers.get("Retry-After", "")
+        check("the 429 carries Retry-After and a clear page", retry.isdigit() and int(retry) > 0 and "Too many failed logins" in text, (retry, str(text)[-400:]))
+        status, _, _ = http("POST", "/ui/login", cookie=login_cookie, form={"csrf": login_token, "credential": ALICE_KEY})
+        check("while limited even the right key is refused 429", status == 429, status)
+        check_page("login refused 429", "/ui/login", login_cookie, method="POST", form={"csrf": login_token, "credential": "x"}, expect=429)
+        _, _, audit = http("GET", "/v1/audit?action=auth.failure&limit=1000", ADMIN_KEY)
+        limited = [e for e in audit.get("entries", []) if "too many failed logins" in json.dumps(e)]
+        check("refused logins are audited as auth failures", len(limited) >= 2, audit.get("entries", [])[-2:])
+        status, _, _ = http("GET", "/v1/runs", ALICE_KEY)
+        check("the REST API is not affected by the dashboard's login limit", status == 200, status)
     finally:
         alice.quit()
         admin.quit()

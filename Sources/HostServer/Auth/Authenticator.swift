@@ -49,6 +49,7 @@ public enum AuthError: Error, Sendable, Equatable, CustomStringConvertible {
 /// profile for principals the profile lists.
 public final class Authenticator: Sendable {
     private let keysByHash: [String: HostConfig.APIKey]
+    private let keysById: [String: HostConfig.APIKey]
     private let jwt: JWTVerifier?
     private let jwtSettings: HostConfig.JWT?
     private let currentProfile: @Sendable () -> PolicyProfile
@@ -61,6 +62,7 @@ public final class Authenticator: Sendable {
     public init(config: HostConfig, profile: PolicyProfile, current: (@Sendable () -> PolicyProfile)? = nil) async throws(HostConfigError) {
         if let first = config.problems(against: profile).first { throw HostConfigError(first) }
         keysByHash = Dictionary(config.apiKeys.map { ($0.sha256, $0) }, uniquingKeysWith: { a, _ in a })
+        keysById = Dictionary(config.apiKeys.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         jwtSettings = config.jwt
         if let j = config.jwt { jwt = try await JWTVerifier(settings: j) } else { jwt = nil }
         self.currentProfile = current ?? { profile }
@@ -92,6 +94,28 @@ public final class Authenticator: Sendable {
         let hash = SHA256.hex(Array(key.utf8))
         guard let entry = keysByHash[hash] else { throw .invalidAPIKey }
         return Caller(principal: entry.principal, role: entry.role, method: .apiKey(id: entry.id), isAdmin: adminRoles.contains(entry.role))
+    }
+
+    /// The caller `caller` — authenticated earlier, e.g. at a dashboard login, its credential
+    /// not kept — stands for under the current policy. An API key's caller is its configured
+    /// entry again (a policy reload cannot contradict it: such a reload is refused). A JWT's
+    /// role was checked against the policy at login: it must still be a role of the policy, and
+    /// a principal the policy lists must still have that role; otherwise `forbidden`.
+    public func revalidate(_ caller: Caller) throws(AuthError) -> Caller {
+        switch caller.method {
+        case .apiKey(let id):
+            guard let entry = keysById[id] else { throw .invalidAPIKey }
+            return Caller(principal: entry.principal, role: entry.role, method: caller.method, isAdmin: adminRoles.contains(entry.role))
+        case .jwt:
+            let profile = self.profile
+            guard profile.roles.contains(caller.role) else { throw .forbidden("role '\(caller.role)' is no longer a role of the policy") }
+            if let listed = profile.principals[caller.principal], listed != caller.role {
+                throw .forbidden("the policy now gives principal '\(caller.principal)' role '\(listed)', not '\(caller.role)'")
+            }
+            return Caller(principal: caller.principal, role: caller.role, method: caller.method, isAdmin: adminRoles.contains(caller.role))
+        case .local:
+            return caller
+        }
     }
 
     /// The caller a JWT stands for.

@@ -29,18 +29,7 @@ extension NovaServer {
             let q = request.uri.queryParameters
             let limit = try RouteHelpers.intParameter(q.get("limit"), name: "limit", default: 50, range: 1...500)
             let offset = try RouteHelpers.intParameter(q.get("offset"), name: "offset", default: 0, range: 0...10_000_000)
-            var filter = AgentFilter(namespace: q.get("namespace"), limit: limit, offset: offset)
-            if let s = q.get("status") {
-                guard let status = AgentStatus(rawValue: s) else {
-                    throw APIError.badRequest("invalid_parameter", "status must be one of \(AgentStatus.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                filter.status = status
-            }
-            if let l = q.get("label") {
-                let parts = l.split(separator: ":", maxSplits: 1).map(String.init)
-                guard parts.count == 2, !parts[0].isEmpty else { throw APIError.badRequest("invalid_parameter", "label must be key:value") }
-                filter.label = (parts[0], parts[1])
-            }
+            let filter = try Self.agentFilter(q, limit: limit, offset: offset)
             let (agents, total) = try await agentPage(service, filter, caller: caller)
             return JSONIO.response(Self.page(agents.map(\.json), limit, offset, total, key: "items"))
         }
@@ -86,9 +75,7 @@ extension NovaServer {
         on(router, .post, "/v1/agents/{id}/goals") { [self] request, context in
             let (service, agent) = try await visibleAgent(context)
             let body = try await JSONIO.body(request, limit: config.bodyLimitBytes)
-            let goal = try Self.goalRequest(body, idempotencyKey: request.headers[.idempotencyKey])
-            guard runs.isAccepting else { throw APIError(.serviceUnavailable, "shutting_down", RunSubmitError.notAccepting.description) }
-            let (view, duplicate) = try await agentCall { try await service.submit(agent.id, goal) }
+            let (view, duplicate) = try await submitGoal(service, agent, body, idempotencyKey: request.headers[.idempotencyKey])
             var headers = HTTPFields()
             headers[.location] = "/v1/agents/\(agent.id)/runs/\(view.goal.id)"
             if duplicate { headers[.idempotentReplayed] = "true" }
@@ -243,18 +230,7 @@ extension NovaServer {
 
         on(router, .get, "/v1/agents/{id}/recall") { [self] request, context in
             let (service, agent) = try await visibleAgent(context)
-            let q = request.uri.queryParameters
-            let limit = try RouteHelpers.intParameter(q.get("limit"), name: "limit", default: 20, range: 1...500)
-            let offset = try RouteHelpers.intParameter(q.get("offset"), name: "offset", default: 0, range: 0...1_000_000)
-            var query = RecallQuery(owner: agent.id, text: q.get("q"), limit: limit, offset: offset)
-            query.types = q.getAll("type").flatMap { $0.split(separator: ",").map(String.init) }
-            query.tags = q.getAll("tag").flatMap { $0.split(separator: ",").map(String.init) }
-            for (name, keyPath) in [("since", \RecallQuery.sinceMs), ("until", \RecallQuery.untilMs)] {
-                guard let raw = q.get(name) else { continue }
-                guard let ms = Int64(raw) else { throw APIError.badRequest("invalid_parameter", "\(name) must be epoch milliseconds") }
-                query[keyPath: keyPath] = ms
-            }
-            let hits = try await agentCall { try await service.recall(agent.id, query: query) }
+            let (hits, limit, offset) = try await recallMemory(service, agent, request.uri.queryParameters)
             let items: [JSONValue] = hits.map { hit in
                 var o = hit.json.objectValue ?? [:]
                 if let run = hit.item.sourceRunId, case .object(var source)? = o["source"] {
@@ -282,14 +258,59 @@ extension NovaServer {
     }
 
     /// One page of agents as `GET /v1/agents` lists them for `caller` (every client: REST, the
-    /// dashboard): admin roles see every agent, other callers the agents of their own principal.
+    /// dashboard): admin roles see every agent, other callers the agents of their own principal
+    /// (a filter in the store's query, so the page and its total are the caller's).
     func agentPage(_ service: AgentService, _ filter: AgentFilter, caller: Caller) async throws -> (agents: [Agent], total: Int) {
-        if caller.isAdmin { return try await agentCall { try await service.list(filter) } }
-        // Others see their own agents only.
-        var all = filter
-        (all.limit, all.offset) = (100_000, 0)
-        let own = try await agentCall { try await service.list(all) }.agents.filter { $0.principal == caller.principal }
-        return (Array(own.dropFirst(filter.offset).prefix(filter.limit)), own.count)
+        var filter = filter
+        if !caller.isAdmin { filter.principal = caller.principal }
+        return try await agentCall { try await service.list(filter) }
+    }
+
+    /// `GET /v1/agents`'s filters from the query (`status`, `label`, `namespace`, `q`), 400 on a bad one.
+    static func agentFilter(_ q: Parameters, limit: Int, offset: Int) throws -> AgentFilter {
+        var filter = AgentFilter(namespace: q.get("namespace"), limit: limit, offset: offset)
+        if let s = q.get("status") {
+            guard let status = AgentStatus(rawValue: s) else {
+                throw APIError.badRequest("invalid_parameter", "status must be one of \(AgentStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            filter.status = status
+        }
+        if let l = q.get("label") {
+            let parts = l.split(separator: ":", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty else { throw APIError.badRequest("invalid_parameter", "label must be key:value") }
+            filter.label = (parts[0], parts[1])
+        }
+        if let text = q.get("q") {
+            guard text.count <= 200 else { throw APIError.badRequest("invalid_parameter", "q must be at most 200 characters") }
+            filter.search = text
+        }
+        return filter
+    }
+
+    /// Submits a goal (`POST /v1/agents/{id}/goals`'s body) to `agent`, already authorized by
+    /// `visibleAgent`, for every client (REST, the dashboard's goal form).
+    func submitGoal(_ service: AgentService, _ agent: Agent, _ body: JSONValue, idempotencyKey: String?) async throws -> (GoalView, duplicate: Bool) {
+        let goal = try Self.goalRequest(body, idempotencyKey: idempotencyKey)
+        guard runs.isAccepting else { throw APIError(.serviceUnavailable, "shutting_down", RunSubmitError.notAccepting.description) }
+        let (view, duplicate) = try await agentCall { try await service.submit(agent.id, goal) }
+        return (view, duplicate)
+    }
+
+    /// The full-text recall of `GET /v1/agents/{id}/recall` over `agent`'s memory (already
+    /// authorized by `visibleAgent`), from the query's `q`, `type`, `tag`, `since`, `until`,
+    /// `limit` and `offset`, for every client (REST, the dashboard's recall box).
+    func recallMemory(_ service: AgentService, _ agent: Agent, _ q: Parameters) async throws -> (hits: [RecallHit], limit: Int, offset: Int) {
+        let limit = try RouteHelpers.intParameter(q.get("limit"), name: "limit", default: 20, range: 1...500)
+        let offset = try RouteHelpers.intParameter(q.get("offset"), name: "offset", default: 0, range: 0...1_000_000)
+        var query = RecallQuery(owner: agent.id, text: q.get("q"), limit: limit, offset: offset)
+        query.types = q.getAll("type").flatMap { $0.split(separator: ",").map(String.init) }
+        query.tags = q.getAll("tag").flatMap { $0.split(separator: ",").map(String.init) }
+        for (name, keyPath) in [("since", \RecallQuery.sinceMs), ("until", \RecallQuery.untilMs)] {
+            guard let raw = q.get(name) else { continue }
+            guard let ms = Int64(raw) else { throw APIError.badRequest("invalid_parameter", "\(name) must be epoch milliseconds") }
+            query[keyPath: keyPath] = ms
+        }
+        return (try await agentCall { try await service.recall(agent.id, query: query) }, limit, offset)
     }
 
     /// The agent of the path, if the caller may see it (404 otherwise).

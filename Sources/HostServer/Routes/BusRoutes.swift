@@ -248,14 +248,11 @@ extension NovaServer {
 
         on(router, .get, "/v1/subscriptions/{id}/dlq") { [self] request, context in
             let caller = try context.requireCaller()
-            let bus = try requireBus()
             let id = context.parameters.get("id") ?? ""
             let q = request.uri.queryParameters
             let limit = try RouteHelpers.intParameter(q.get("limit"), name: "limit", default: 50, range: 1...500)
             let offset = try RouteHelpers.intParameter(q.get("offset"), name: "offset", default: 0, range: 0...10_000_000)
-            try await permitSubscription(caller, "bus.receive", id)
-            let dead = try await busCall { try await bus.bus.deadLetters(subscription: id, limit: limit, offset: offset) }
-            let total = try await busCall { try await bus.bus.subscriptionStats(id) }.dead
+            let (dead, total) = try await deadLetterPage(caller, id, limit: limit, offset: offset)
             return JSONIO.response(["items": .array(dead.map(\.json)), "total": .int(total), "limit": .int(limit), "offset": .int(offset)])
         }
 
@@ -274,7 +271,6 @@ extension NovaServer {
         for action in BusService.DeadLetterAction.allCases {
             on(router, .post, "/v1/subscriptions/{id}/dlq/\(action.rawValue)") { [self] request, context in
                 let caller = try context.requireCaller()
-                let bus = try requireBus()
                 let id = context.parameters.get("id") ?? ""
                 let body = try await JSONIO.body(request, limit: config.bodyLimitBytes, empty: .object([:]))
                 guard let o = body.objectValue else { throw APIError(.unprocessableContent, "invalid_request", "the body must be a JSON object") }
@@ -288,12 +284,37 @@ extension NovaServer {
                     }
                     ids = a.compactMap(\.stringValue)
                 }
-                try await permitSubscription(caller, "bus.ack", id, ["receipts": ["dlq"]])
-                let n = try await busCall { try await bus.deadLetters(action, subscription: id, messageIds: ids) }
+                let n = try await deadLetterAction(caller, action, id, messageIds: ids)
                 context.logger.info("dead letters \(action.done)", metadata: ["subscription": .string(id), "count": .stringConvertible(n)])
                 return JSONIO.response(.object([action.done: .int(n)]))
             }
         }
+    }
+
+    /// One page of subscription `id`'s dead letters and how many it has, for `caller` (every
+    /// client: REST, the dashboard): the policy must allow `bus.receive` on it (403, recorded).
+    func deadLetterPage(_ caller: Caller, _ id: String, limit: Int, offset: Int) async throws -> (items: [DeadLetter], total: Int) {
+        let bus = try requireBus()
+        try await permitSubscription(caller, "bus.receive", id)
+        let dead = try await busCall { try await bus.bus.deadLetters(subscription: id, limit: limit, offset: offset) }
+        let total = try await busCall { try await bus.bus.subscriptionStats(id) }.dead
+        return (dead, total)
+    }
+
+    /// Replays or purges dead letters of subscription `id` (`messageIds`, or all when nil) for
+    /// `caller` (every client: REST, the dashboard): the policy must allow `bus.ack` on it with
+    /// the `dlq` receipt (403, recorded). Returns how many were replayed or purged.
+    func deadLetterAction(_ caller: Caller, _ action: BusService.DeadLetterAction, _ id: String, messageIds: [String]?) async throws -> Int {
+        let bus = try requireBus()
+        try await permitSubscription(caller, "bus.ack", id, ["receipts": ["dlq"]])
+        return try await busCall { try await bus.deadLetters(action, subscription: id, messageIds: messageIds) }
+    }
+
+    /// Whether the policy would let `caller` replay or purge subscription `id`'s dead letters
+    /// (a decision that consumes and records nothing: for showing the buttons).
+    func mayActOnDeadLetters(_ caller: Caller, _ id: String) async -> Bool {
+        await host.decideOutsideRun(principal: caller.principal, role: caller.role, tool: "bus.ack",
+                                    input: ["subscription": .string(id), "receipts": ["dlq"]]).allowed
     }
 
     /// The path's subscription must exist (404) and the policy must allow `tool` on it, with

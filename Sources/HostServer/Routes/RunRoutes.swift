@@ -207,16 +207,36 @@ extension NovaServer {
             }
             status = s
         }
-        let principal = q.get("principal")
-        if let p = principal, p.isEmpty { throw APIError.badRequest("invalid_parameter", "principal must not be empty") }
-        return JSONIO.response(try await runPage(status: status, principal: principal, limit: limit, offset: offset, caller: caller))
+        var filter = RunListFilter(status: status, principal: q.get("principal"), plan: q.get("plan"))
+        for (name, value) in [("principal", filter.principal), ("plan", filter.plan), ("agent", q.get("agent"))] where value?.isEmpty == true {
+            throw APIError.badRequest("invalid_parameter", "\(name) must not be empty")
+        }
+        if let ref = q.get("agent") { filter.agentId = try await runAgentId(ref, caller: caller) }
+        return JSONIO.response(try await runPage(filter, limit: limit, offset: offset, caller: caller))
+    }
+
+    /// The id of the agent `ref` (an id or name) for a runs filter, if `caller` may see it: the
+    /// agent's page's check (404 for another principal's agent unless admin, or an unknown one).
+    func runAgentId(_ ref: String, caller: Caller) async throws -> String {
+        let service = try requireAgents()
+        let agent = try await agentCall { try await service.agent(ref) }
+        guard caller.isAdmin || agent.principal == caller.principal else { throw APIError.notFound("no agent \(ref)") }
+        return agent.id
     }
 
     /// One page of runs as `GET /v1/runs` answers it (`{runs, limit, offset, total,
     /// next_offset}`), authorized the same way for every client (REST, dashboard): a caller that
     /// is not an admin sees only its own principal's runs, and asking for another's is 403.
+    /// Recorded runs are filtered in the store's query; runs not yet recorded (jobs, runs in
+    /// flight here) by their job's payload or snapshot.
     func runPage(status: String?, principal: String?, limit: Int, offset: Int, caller: Caller) async throws -> JSONValue {
-        var principal = principal
+        try await runPage(RunListFilter(status: status, principal: principal), limit: limit, offset: offset, caller: caller)
+    }
+
+    /// `runPage` with every filter of `GET /v1/runs`.
+    func runPage(_ filter: RunListFilter, limit: Int, offset: Int, caller: Caller) async throws -> JSONValue {
+        let status = filter.status
+        var principal = filter.principal
         if !caller.isAdmin {
             if let p = principal, p != caller.principal {
                 throw APIError(.forbidden, "forbidden", "you may list only your own runs (principal \(caller.principal))")
@@ -233,6 +253,8 @@ extension NovaServer {
                 throw APIError(.serviceUnavailable, "store_unavailable", "the job queue cannot be read: \(error)")
             }
             for job in pending {
+                if let agent = filter.agentId, job.payload["agent_id"]?.stringValue != agent { continue }
+                if let plan = filter.plan, RunViews.run(job: job)["plan_name"]?.stringValue != plan { continue }
                 // A run is recorded a moment before its job is marked done: count it once.
                 if job.state == .running, (try? await host.episodes?.store.episode(runId: job.id)) != nil { continue }
                 ids.insert(job.id)
@@ -240,7 +262,11 @@ extension NovaServer {
                 live.append((view["started_at"]?.stringValue ?? "", view))
             }
             if status != "queued" {
-                for snap in runs.inFlight(principal: principal) where !ids.contains(snap.runId) { live.append((snap.submittedAt, RunViews.run(snap))) }
+                for snap in runs.inFlight(principal: principal) where !ids.contains(snap.runId) {
+                    if let plan = filter.plan, snap.planName != plan { continue }
+                    if let agent = filter.agentId, (try? await host.episodes?.store.agentStore?.goal(id: snap.runId))??.agentId != agent { continue }
+                    live.append((snap.submittedAt, RunViews.run(snap)))
+                }
             }
             live.sort { $0.key > $1.key }
         }
@@ -255,11 +281,12 @@ extension NovaServer {
         var total = live.count
         if status != "running" && status != "queued", let log = host.episodes {
             do {
-                total += try await log.store.countEpisodes(status: status, principal: principal)
+                let indexed = EpisodeFilter(status: status, principal: principal, planName: filter.plan, agentId: filter.agentId)
+                total += try await log.store.countEpisodes(indexed)
                 let remaining = limit - items.count
                 if remaining > 0 {
                     let indexOffset = max(0, offset - live.count)
-                    for e in try await log.list(status: status, principal: principal, limit: remaining, offset: indexOffset)
+                    for e in try await log.list(indexed, limit: remaining, offset: indexOffset)
                     where !seen.contains(e.runId) {
                         items.append(RunViews.run(summary: e))
                     }
@@ -271,6 +298,18 @@ extension NovaServer {
         let next: JSONValue = offset + limit < total ? .int(offset + limit) : .null
         return ["runs": .array(items), "limit": .int(limit), "offset": .int(offset), "total": .int(total), "next_offset": next]
     }
+}
+
+/// What a runs list (`GET /v1/runs`, the dashboard's runs page) filters on; nil matches all.
+struct RunListFilter: Sendable, Equatable {
+    /// One of `RunViews.listableStatuses`.
+    var status: String?
+    /// Who ran it (a caller who is not an admin may give only its own).
+    var principal: String?
+    /// The plan's name, exactly.
+    var plan: String?
+    /// Only goals of this agent (its id, already authorized by `runAgentId`).
+    var agentId: String?
 }
 
 /// Request parsing and error details shared by the routes.

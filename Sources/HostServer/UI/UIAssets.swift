@@ -88,7 +88,7 @@ enum UIAssets {
 html { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; font-size: 100%; color: var(--fg); background: var(--bg); }
 body { margin: 0; line-height: 1.45; }
 a { color: var(--accent); }
-a:focus, button:focus, input:focus, select:focus, main:focus { outline: 3px solid #ffbf47; outline-offset: 2px; }
+a:focus, button:focus, input:focus, select:focus, textarea:focus, main:focus { outline: 3px solid #ffbf47; outline-offset: 2px; }
 .skip { position: absolute; left: -999rem; }
 .skip:focus { left: 1rem; top: 1rem; background: var(--bg); padding: .5rem; z-index: 10; }
 header.top { display: flex; flex-wrap: wrap; align-items: center; gap: 1rem; padding: .75rem 1.25rem; background: #24292f; color: #fff; }
@@ -122,7 +122,7 @@ pre.json { background: var(--panel); border: 1px solid var(--line); padding: .5r
 form.inline { display: inline; }
 form.filters { display: flex; flex-wrap: wrap; gap: .5rem; align-items: end; margin-bottom: .5rem; }
 label { display: block; font-weight: 600; margin-bottom: .25rem; }
-input[type="password"], input[type="text"], select { font: inherit; padding: .35rem .5rem; border: 1px solid var(--muted); min-width: 12rem; max-width: 100%; }
+input[type="password"], input[type="text"], input[type="search"], select, textarea { font: inherit; padding: .35rem .5rem; border: 1px solid var(--muted); min-width: 12rem; max-width: 100%; }
 button { font: inherit; padding: .35rem .8rem; border: 1px solid var(--accent); background: var(--accent); color: #fff; cursor: pointer; }
 button.secondary { background: var(--bg); color: var(--accent); }
 button.danger { background: var(--bad); border-color: var(--bad); }
@@ -151,7 +151,18 @@ dl.facts dd { margin: 0; overflow-wrap: anywhere; }
 .scroll table { min-width: 36rem; }
 .timeline .bar.status-waiting { fill: #d4a72c; fill-opacity: .55; }
 .legend { color: var(--muted); font-size: .9rem; margin: .25rem 0 1rem; }
+.chart { width: 100%; height: auto; border: 1px solid var(--line); background: var(--panel); }
+.chart .axis { stroke: var(--muted); stroke-width: 1; }
+.chart text { font-size: 12px; fill: var(--fg); }
+.chart .ok { fill: var(--ok); }
+.chart .bad { fill: var(--bad); }
+.chart .rate { fill: none; stroke: var(--info); stroke-width: 2; }
+.chart .point { fill: var(--info); }
+ul.windows { display: flex; gap: 1rem; list-style: none; padding: 0; margin: 0 0 1rem; }
+ul.windows a[aria-current="page"] { font-weight: 700; }
+form.goal-form { display: flex; flex-direction: column; gap: .5rem; max-width: 40rem; margin-bottom: 1rem; }
+form.goal-form textarea, form.goal-form input[type="text"] { width: 100%; }
 """#
     /// A digest of the assets, in their URLs (`?v=`) for cache busting.
-    static let version = "101c16979ab4"
+    static let version = "5e2dd9cbbcc4"
 }

@@ -38,14 +38,22 @@ extension NovaServer {
         }
     }
 
-    /// Jobs by queue (rows) and state (columns): exact totals per state; the split by queue is
-    /// over at most the 2,000 first jobs of each state.
+    /// Jobs by queue (rows) and state (columns). For admin roles, who see every job, one
+    /// `GROUP BY` in the store (exact, reads no job); for others `visibleJobs` (their own runs'
+    /// jobs): exact totals per state, the split by queue over at most the 2,000 first jobs of
+    /// each state.
     func jobCountsSection(_ caller: Caller) async throws -> String {
         let sample = 2_000
         var byQueue: [String: [JobState: Int]] = [:]
         var totals: [JobState: Int] = [:]
         var partial = false
-        for state in JobState.allCases {
+        if caller.isAdmin {
+            do { byQueue = try await requireQueue().countJobsByQueue(JobFilter()) } catch let e as APIError { throw e } catch {
+                throw APIError(.serviceUnavailable, "store_unavailable", "the job queue cannot be read: \(error)")
+            }
+            for counts in byQueue.values { for (state, n) in counts { totals[state, default: 0] += n } }
+        }
+        for state in JobState.allCases where !caller.isAdmin {
             let (jobs, total) = try await visibleJobs(JobFilter(states: [state]), limit: sample, offset: 0, caller: caller)
             totals[state] = total
             if total > jobs.count { partial = true }
@@ -102,9 +110,11 @@ extension NovaServer {
         for sub in subs {
             let s = try? await bus.bus.subscriptionStats(sub.id)
             let oldest = s?.oldestPendingAtMs.map { String(format: "%.1f s", Double(max(0, now - $0)) / 1000) } ?? "–"
-            rows.append(["<span id=\"sub-\(UIHTML.escape(sub.id))\">\(UIHTML.escape(sub.id))</span>", UIHTML.escape(sub.topic),
+            let path = "/ui/jobs/subscriptions/\(UIHTML.urlComponent(sub.id))"
+            rows.append(["<a href=\"\(path)\" id=\"sub-\(UIHTML.escape(sub.id))\">\(UIHTML.escape(sub.id))</a>", UIHTML.escape(sub.topic),
                          s.map { String($0.ready + $0.leased) } ?? "–", s.map { String($0.ready) } ?? "–", s.map { String($0.leased) } ?? "–",
-                         s.map { String($0.dead) } ?? "–", oldest, String(sub.maxDeliveries), UIHTML.escape(sub.createdBy)])
+                         s.map { "<a href=\"\(path)\" id=\"sub-dead-\(UIHTML.escape(sub.id))\">\($0.dead)</a>" } ?? "–", oldest,
+                         String(sub.maxDeliveries), UIHTML.escape(sub.createdBy)])
         }
         h += UIHTML.table(caption: "Subscriptions", headers: ["Subscription", "Topic", "Lag", "Ready", "Leased", "Dead letters",
                                                               "Oldest pending", "Max deliveries", "Created by"], rows: rows, id: "subscriptions")

@@ -29,13 +29,26 @@ extension NovaServer {
                 return dashboardError(.forbidden, "The login form's token is missing or stale. Open the login page again.", viewer: nil)
             }
             let credential = (form["credential"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+            let address = Self.clientAddress(context)
+            if let wait = uiLoginLimiter.retryAfter(address) {
+                _ = await host.audit("auth.failure", target: request.uri.path,
+                                 detail: ["reason": "too many failed logins from this address", "header": "dashboard_login",
+                                          "http_method": "POST", "client": .string(address)], actor: "unknown")
+                context.logger.warning("dashboard login refused: too many failed logins", metadata: ["client": .string(address)])
+                var headers = HTTPFields()
+                headers[.retryAfter] = String(wait)
+                let message = "Too many failed logins from your address. Try again in \(wait) second\(wait == 1 ? "" : "s")."
+                return UIHTML.response(Self.loginPage(token: expected, next: next, error: message), status: .tooManyRequests, headers: headers)
+            }
             let caller: Caller
             do throws(AuthError) {
                 guard !credential.isEmpty else { throw .missing }
                 caller = try await authenticator.authenticate(authorization: "Bearer \(credential)", apiKey: nil)
             } catch {
+                if error != .missing { uiLoginLimiter.recordFailure(address) }
                 _ = await host.audit("auth.failure", target: request.uri.path,
-                                 detail: ["reason": .string(error.description), "header": "dashboard_login", "http_method": "POST"], actor: "unknown")
+                                 detail: ["reason": .string(error.description), "header": "dashboard_login", "http_method": "POST",
+                                          "client": .string(address)], actor: "unknown")
                 // The same form token serves the next try.
                 let message = error == .missing ? "Enter an API key or a JWT." : "Those credentials were not accepted: \(error.description)"
                 return UIHTML.response(Self.loginPage(token: expected, next: next, error: message), status: error.status == 403 ? .forbidden : .unauthorized)
@@ -62,6 +75,11 @@ extension NovaServer {
             headers[.setCookie] = UICookies.header(UICookies.session, "", path: "/ui", maxAge: 0, secure: UICookies.isSecure(request))
             return UIHTML.redirect("/ui/login", headers: headers)
         }
+    }
+
+    /// The connection's peer address (what the login limit is kept per).
+    static func clientAddress(_ context: ServerContext) -> String {
+        context.channel.remoteAddress?.ipAddress ?? "unknown"
     }
 
     /// Where to go after login: a dashboard path (never another site), else the overview.

@@ -18,6 +18,7 @@ extension NovaServer {
         addDashboardApprovalRoutes(router)
         addDashboardDriverRoutes(router)
         addDashboardJobRoutes(router)
+        addDashboardSubscriptionRoutes(router)
     }
 
     /// `GET /ui/assets/app.js`, `GET /ui/assets/app.css`: the embedded assets (public; cached
@@ -50,6 +51,17 @@ extension NovaServer {
                 }
                 return dashboardError(.unauthorized, "Your session has ended. Log in again.", viewer: nil)
             }
+            // The role is resolved again at every request from the current policy, so a policy
+            // reload that takes a role away ends the sessions that held it (no stale admin).
+            let caller: Caller
+            do throws(AuthError) { caller = try authenticator.revalidate(session.caller) } catch {
+                uiSessions.remove(sessionId)
+                _ = await host.audit("auth.failure", target: request.uri.path,
+                                 detail: ["reason": .string(error.description), "header": "dashboard_session", "http_method": .string(method.rawValue)],
+                                 actor: session.caller.principal)
+                context.logger.warning("dashboard session ended: its role no longer holds", metadata: ["principal": .string(session.caller.principal)])
+                return dashboardError(.unauthorized, "Your session has ended: \(error.description). Log in again.", viewer: nil)
+            }
             var form = UIForm("")
             if method != .get {
                 do { form = try await UIForm.read(request, limit: min(config.bodyLimitBytes, 64 * 1024)) } catch let e as APIError {
@@ -58,18 +70,18 @@ extension NovaServer {
                 let sent = form["csrf"] ?? request.headers[HTTPField.Name("X-CSRF-Token")!] ?? ""
                 guard UISessionStore.tokensMatch(sent, session.csrfToken) else {
                     context.logger.warning("dashboard request refused: missing or wrong CSRF token",
-                                           metadata: ["path": .string(request.uri.path), "principal": .string(session.caller.principal)])
+                                           metadata: ["path": .string(request.uri.path), "principal": .string(caller.principal)])
                     return dashboardError(.forbidden, "This request did not carry the page's CSRF token, so it was refused. Reload the page and try again.",
                                           viewer: nil)
                 }
             }
             var ctx = context
-            ctx.identity = session.caller
+            ctx.identity = caller
             ctx.authFailure = nil
-            ctx.seen.set(session.caller)
-            ctx.logger[metadataKey: "principal"] = .string(session.caller.principal)
-            let ui = UIRequest(caller: session.caller, sessionId: sessionId, csrfToken: session.csrfToken, form: form, context: ctx)
-            return try await AuditActor.$principal.withValue(session.caller.principal) {
+            ctx.seen.set(caller)
+            ctx.logger[metadataKey: "principal"] = .string(caller.principal)
+            let ui = UIRequest(caller: caller, sessionId: sessionId, csrfToken: session.csrfToken, form: form, context: ctx)
+            return try await AuditActor.$principal.withValue(caller.principal) {
                 do { return try await handler(request, ui) } catch let e as APIError {
                     return dashboardError(e.status, e.message, viewer: ui.viewer)
                 }

@@ -6,25 +6,24 @@ import NIOCore
 
 extension NovaServer {
     /// `GET /ui/runs` (the runs list: `runPage`, the code of `GET /v1/runs`, 50 a page, filtered
-    /// by status), `GET /ui/runs/events` (Server-Sent Events: every run of the first page, then
+    /// by status, principal, agent and plan), `GET /ui/runs/events` (Server-Sent Events: every run of the first page, then
     /// each run that appears or changes, as JSON `run` events, polled once a second while the
     /// session lives), and the run page (`addDashboardRunPageRoutes`).
     func addDashboardRunRoutes(_ router: Router<ServerContext>) {
         onUI(router, .get, "/ui/runs") { [self] request, ui in
-            let q = request.uri.queryParameters
-            let status = try Self.dashboardStatus(q.get("status"))
-            let principal = Self.dashboardPrincipal(q.get("principal"))
-            let offset = try RouteHelpers.intParameter(q.get("offset"), name: "offset", default: 0, range: 0...10_000_000)
-            let page = try await runPage(status: status, principal: principal, limit: Self.dashboardPageSize, offset: offset, caller: ui.caller)
+            let (filter, agentRef) = try await dashboardRunFilter(request, caller: ui.caller)
+            let offset = try RouteHelpers.intParameter(request.uri.queryParameters.get("offset"), name: "offset", default: 0, range: 0...10_000_000)
+            let page = try await runPage(filter, limit: Self.dashboardPageSize, offset: offset, caller: ui.caller)
             return UIHTML.response(UIHTML.page(title: "Runs", section: "/ui/runs", viewer: ui.viewer,
-                                               body: Self.runsBody(page, status: status, principal: principal, offset: offset, admin: ui.caller.isAdmin)))
+                                               body: Self.runsBody(page, filter: filter, agentRef: agentRef, offset: offset, admin: ui.caller.isAdmin)))
         }
 
+        // The stream lists what the page lists: the same filters, so a run that does not match
+        // them is never sent (and never inserted live).
         onUI(router, .get, "/ui/runs/events") { [self] request, ui in
-            let status = try Self.dashboardStatus(request.uri.queryParameters.get("status"))
-            let principal = Self.dashboardPrincipal(request.uri.queryParameters.get("principal"))
+            let (filter, _) = try await dashboardRunFilter(request, caller: ui.caller)
             let (caller, sessionId, sessions) = (ui.caller, ui.sessionId, uiSessions)
-            _ = try await runPage(status: status, principal: principal, limit: 1, offset: 0, caller: caller)  // errors before the stream starts
+            _ = try await runPage(filter, limit: 1, offset: 0, caller: caller)  // errors before the stream starts
             var headers = HTTPFields()
             headers[.contentType] = "text/event-stream"
             headers[.cacheControl] = "no-cache"
@@ -34,12 +33,12 @@ extension NovaServer {
                 var idle = 0
                 try await writer.write(ByteBuffer(string: "retry: 3000\n\n"))
                 while !Task.isCancelled {
-                    guard sessions.isLive(sessionId) else {
+                    guard sessions.isLive(sessionId), (try? authenticator.revalidate(caller)) == caller else {
                         try await writer.write(ByteBuffer(string: "event: end\ndata: {\"reason\": \"session ended\"}\n\n"))
                         break
                     }
                     var text = ""
-                    if let page = try? await runPage(status: status, principal: principal, limit: Self.dashboardPageSize, offset: 0, caller: caller) {
+                    if let page = try? await runPage(filter, limit: Self.dashboardPageSize, offset: 0, caller: caller) {
                         // Oldest first: the page inserts each new run at the top.
                         for run in (page["runs"]?.arrayValue ?? []).reversed() {
                             guard let id = run["run_id"]?.stringValue else { continue }
@@ -77,11 +76,16 @@ extension NovaServer {
         return raw
     }
 
-    /// A `principal` filter: nil when absent or empty (a caller who is not an admin asking for
-    /// another principal's runs is refused by `runPage`, as `GET /v1/runs` refuses it).
-    static func dashboardPrincipal(_ raw: String?) -> String? {
-        guard let raw, !raw.isEmpty else { return nil }
-        return raw
+    /// The runs page's filters from its query (`status`, `principal`, `agent`, `plan`; empty
+    /// means all) and the agent as the caller wrote it. The agent must be one the caller may
+    /// see (404 otherwise, as `GET /v1/runs?agent=` answers).
+    func dashboardRunFilter(_ request: Request, caller: Caller) async throws -> (RunListFilter, agentRef: String?) {
+        let q = request.uri.queryParameters
+        func given(_ name: String) -> String? { q.get(name).flatMap { $0.isEmpty ? nil : $0 } }
+        var filter = RunListFilter(status: try Self.dashboardStatus(q.get("status")), principal: given("principal"), plan: given("plan"))
+        let agentRef = given("agent")
+        if let agentRef { filter.agentId = try await runAgentId(agentRef, caller: caller) }
+        return (filter, agentRef)
     }
 
     /// What the live list needs of a run (the fields of a row).
@@ -101,9 +105,10 @@ extension NovaServer {
             + "<td>\(duration)</td></tr>"
     }
 
-    static func runsBody(_ page: JSONValue, status: String?, principal: String?, offset: Int, admin: Bool) -> String {
+    static func runsBody(_ page: JSONValue, filter: RunListFilter, agentRef: String?, offset: Int, admin: Bool) -> String {
         let runs = page["runs"]?.arrayValue ?? []
         let total = page["total"]?.intValue ?? runs.count
+        let (status, principal) = (filter.status, filter.principal)
         var h = "<h1>Runs</h1>\n<form class=\"filters\" method=\"get\" action=\"/ui/runs\">\n<div><label for=\"status\">Status</label>\n<select id=\"status\" name=\"status\">"
         h += "<option value=\"\"\(status == nil ? " selected" : "")>all</option>"
         for s in RunViews.listableStatuses { h += "<option value=\"\(s)\"\(status == s ? " selected" : "")>\(s)</option>" }
@@ -112,11 +117,19 @@ extension NovaServer {
         if admin {
             h += "<div><label for=\"principal\">Principal</label>\n<input type=\"text\" id=\"principal\" name=\"principal\" value=\"\(UIHTML.escape(principal ?? ""))\"></div>\n"
         }
+        h += "<div><label for=\"agent\">Agent (id or name)</label>\n<input type=\"text\" id=\"agent\" name=\"agent\" value=\"\(UIHTML.escape(agentRef ?? ""))\"></div>\n"
+        h += "<div><label for=\"plan\">Plan</label>\n<input type=\"text\" id=\"plan\" name=\"plan\" value=\"\(UIHTML.escape(filter.plan ?? ""))\"></div>\n"
         h += "<button type=\"submit\">Filter</button>\n</form>\n"
-        h += "<p>\(total) run(s)\(status.map { " with status \($0)" } ?? "")\(principal.map { " of \(UIHTML.escape($0))" } ?? ""); newest first.</p>\n"
-        let query = [status.map { "status=\(UIHTML.urlComponent($0))" }, principal.map { "principal=\(UIHTML.urlComponent($0))" }]
+        var described = "\(total) run(s)"
+        if let status { described += " with status \(status)" }
+        if let principal { described += " of \(UIHTML.escape(principal))" }
+        if let agentRef { described += " by agent \(UIHTML.escape(agentRef))" }
+        if let plan = filter.plan { described += " of plan \(UIHTML.escape(plan))" }
+        h += "<p id=\"runs-total\">\(described); newest first.</p>\n"
+        let query = [status.map { "status=\(UIHTML.urlComponent($0))" }, principal.map { "principal=\(UIHTML.urlComponent($0))" },
+                     agentRef.map { "agent=\(UIHTML.urlComponent($0))" }, filter.plan.map { "plan=\(UIHTML.urlComponent($0))" }]
             .compactMap { $0 }.joined(separator: "&")
-        // Only the first page follows new runs live.
+        // Only the first page follows new runs live, through a stream with the same filters.
         let live = offset == 0 ? " data-events=\"/ui/runs/events\(query.isEmpty ? "" : "?" + UIHTML.escape(query))\"" : ""
         h += "<p id=\"live-status\" role=\"status\" aria-live=\"polite\"></p>\n"
         h += "<div class=\"scroll\" role=\"region\" aria-label=\"Runs\" tabindex=\"0\">"

@@ -12,7 +12,19 @@ extension EpisodeSummary {
         self.init(runId: ref.runId, seq: ref.seq, hash: ref.hash, planName: record.planName, principal: record.principal,
                   status: record.status.rawValue, startedAt: record.startedAt, finishedAt: record.finishedAt,
                   durationMs: record.durationMs,
-                  totals: EpisodeTotals(calls: t.calls, tokens: Int(clamping: t.tokens), costMicros: Int(clamping: t.costMicros)))
+                  totals: EpisodeTotals(calls: t.calls, tokens: Int(clamping: t.tokens), costMicros: Int(clamping: t.costMicros)),
+                  denials: Self.denials(of: record.steps))
+    }
+
+    /// The refused attempts of `steps`, their `foreach` elements and sub-runs (as
+    /// `EpisodeDenial.all(in:)` finds them in the JSON document).
+    static func denials(of steps: [StepRecord]) -> [EpisodeDenial] {
+        steps.flatMap { step -> [EpisodeDenial] in
+            step.attempts.compactMap { a in
+                guard let d = a.decision, !d.allowed else { return nil }
+                return EpisodeDenial(rule: d.ruleId, tool: step.call)
+            } + denials(of: step.items ?? []) + denials(of: step.subrun?.record.steps ?? [])
+        }
     }
 }
 
