@@ -7,7 +7,7 @@ BIN         := $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
 NOVA        := $(BIN)/nova-host
 DRIVERS_DIR := drivers
 ABI_INCLUDE := Sources/DriverABI/include
-SWIFT_DRIVERS := text http postgres graphql shell
+SWIFT_DRIVERS := text http postgres graphql shell mcp_proxy
 
 .PHONY: all deps test-deps build drivers demo test test-swift test-install install bench clean help release image
 PREFIX      ?= /usr/local
@@ -85,6 +85,9 @@ test: test-deps drivers release
 	NOVA_HOST_BIN=$(NOVA) Tests/server/run-e2e.sh
 	# The web dashboard (/ui) in headless Chromium via Selenium: live runs, timeline, CSRF, roles, CSP, HTML validity.
 	NOVA_HOST_BIN=$(NOVA) Tests/ui/run-ui-tests.sh
+	# mcp_proxy against real Python MCP servers (stdio, streamable HTTP; SDK 2.x and 1.x): namespaces,
+	# episodes, errors, policy, cancellation, restarts, list_changed, reload, credentials.
+	NOVA_HOST_BIN=$(NOVA) Tests/mcp_proxy/run-mcp-proxy-tests.sh
 	# Every shipped driver through the conformance harness (nova-host drivers test).
 	NOVA_HOST_BIN=$(NOVA) Tests/servers/with-servers.sh Tests/drivers/run-conformance.sh
 	# Workers SIGKILLed under load: every run recorded exactly once (PostgreSQL and SQLite).

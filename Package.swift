@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "nova_http", type: .dynamic, targets: ["HTTPDriver"]),
         .library(name: "nova_postgres", type: .dynamic, targets: ["PostgresDriver"]),
         .library(name: "nova_graphql", type: .dynamic, targets: ["GraphQLDriver"]),
+        .library(name: "nova_mcp_proxy", type: .dynamic, targets: ["MCPProxyDriver"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -175,6 +176,16 @@ let package = Package(
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "NIOHTTP1", package: "swift-nio")],
             path: "Plugins/graphql", swiftSettings: strict, linkerSettings: selfContainedDriver),
+        // `mcp_proxy`: external MCP servers (stdio children spawned like the shell driver's, with
+        // its C shims and SpawnThread; streamable HTTP over AsyncHTTPClient) as namespaced tools
+        // through ABI 1.1 instance tool lists. Its own JSON-RPC client on JSON (docs/mcp_proxy.md).
+        .target(
+            name: "MCPProxyDriver",
+            dependencies: ["DriverKit", "DriverSupport", "JSON", "Schema", "CShellSupport", "Threads",
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "NIOHTTP1", package: "swift-nio")],
+            path: "Plugins/mcp_proxy", swiftSettings: strict, linkerSettings: selfContainedDriver),
 
         // Shared by the test targets: package paths, temp dirs, the allow-all gate, Outcome,
         // the process runner, a closed port.

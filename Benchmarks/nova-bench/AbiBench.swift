@@ -31,7 +31,7 @@ enum AbiBench {
         let log: @convention(c) (UnsafeMutableRawPointer?, Int32, UnsafePointer<CChar>?, nova_buf) -> Void = { _, _, _, _ in }
         let api = UnsafeMutablePointer<nova_host_api>.allocate(capacity: 1)
         api.initialize(to: nova_host_api(struct_size: UInt32(MemoryLayout<nova_host_api>.size), abi_major: 1, abi_minor: 0,
-                                         host_ctx: nil, log: log, complete: complete, is_cancelled: cancelled, report_usage: usage))
+                                         host_ctx: nil, log: log, complete: complete, is_cancelled: cancelled, report_usage: usage, tools_changed: nil))
 
         func table(_ initFn: (UnsafePointer<nova_host_api>, UnsafeMutablePointer<nova_driver>) -> Int32) -> (nova_driver, OpaquePointer) {
             var t = nova_driver()

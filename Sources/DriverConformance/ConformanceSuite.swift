@@ -12,7 +12,7 @@ public struct ConformanceFinding: Sendable, Equatable {
         case passed, info, warning, failed
     }
 
-    /// The check: `load`, `manifest`, `create`, `example`, `async`, `concurrency`, `deadline`,
+    /// The check: `load`, `manifest`, `create`, `tools` (an instance's own list, ABI 1.1), `example`, `async`, `concurrency`, `deadline`,
     /// `cancel`, `destroy`.
     public var check: String
     public var outcome: Outcome
@@ -87,6 +87,19 @@ public struct ConformanceSuite: Sendable {
             return
         }
         found(.init(check: "create", outcome: .passed, detail: "instance created with config \(config.serialized())"))
+        if library.implementsDescribeInstance {
+            // ABI 1.1: the instance lists its own tools; makeInstance adopted the list only if
+            // it checked out like a manifest (a refused list is logged, the manifest's stays).
+            starting("tools")
+            let own = instance.manifest.tools.map(\.name)
+            if let problem = instance.instanceToolsProblem {
+                found(.init(check: "tools", outcome: .failed, detail: "describe_instance's list was refused: \(problem)",
+                            hint: "return {\"tools\": [...]} checked like a manifest's tools (schemas/manifest.schema.json)"))
+            } else {
+                found(.init(check: "tools", outcome: .passed,
+                            detail: "describe_instance lists \(own.count) tool(s): \(own.prefix(12).joined(separator: ", "))\(own.count > 12 ? ", …" : "")"))
+            }
+        }
 
         for (tool, index, example, schemas) in examples {
             starting("example \(m.name).\(tool.name)[\(index)]")

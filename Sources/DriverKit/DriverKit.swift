@@ -29,6 +29,9 @@ public protocol NovaDriver: Sendable {
     func callNow(_ call: ToolCall) throws -> ToolOutput?
     /// Answers a call asynchronously. Honour `Task.isCancelled` and `call.deadlineNanos`.
     func call(_ call: ToolCall) async throws -> ToolOutput
+    /// The host destroys the instance (after its last completion): stop the threads, tasks and
+    /// child processes it started. Default: nothing.
+    func close()
 }
 
 extension NovaDriver {
@@ -36,6 +39,38 @@ extension NovaDriver {
     public func call(_ call: ToolCall) async throws -> ToolOutput {
         throw DriverError.unknownTool(call.tool)
     }
+    public func close() {}
+}
+
+/// A driver whose instances list tools of their own, which may change while they live (ABI 1.1
+/// `describe_instance`, `refresh`, `tools_changed`): e.g. a proxy for remote tool servers.
+/// DriverKit negotiates ABI 1.1 for it; under a 1.0 host its instances show the manifest's tools.
+public protocol NovaDynamicToolsDriver: NovaDriver {
+    /// Called once, right after `init(configuration:)`: `host` tells the host that
+    /// `instanceTools()` changed and logs, from any thread (also the driver's own), under any
+    /// lock of the driver.
+    func attach(_ host: InstanceHost)
+    /// The instance's tools now: an array of MCP tool descriptors, replacing the manifest's
+    /// `tools` (checked by the host like a manifest). Must not block.
+    func instanceTools() -> [JSONValue]
+    /// The operator reloaded the drivers and this instance keeps serving: re-read the tool lists
+    /// (asynchronously) and notify when they changed. Must not block.
+    func refresh()
+}
+
+/// The host as one instance of a `NovaDynamicToolsDriver` reaches it outside a call: to say
+/// its tool list changed (ABI 1.1 `tools_changed`) and to log from its own threads.
+public struct InstanceHost: @unchecked Sendable {
+    // @unchecked: the host API is immutable and callable from any thread; the instance pointer
+    // is an opaque token the host only compares.
+    let host: HostServices
+    let instance: OpaquePointer
+
+    /// Asks the host to read `instanceTools()` again, later, on a thread of its own.
+    public func toolsChanged() { host.toolsChanged(instance) }
+
+    /// Writes a log record through the host (never to stdout/stderr).
+    public func log(_ level: LogLevel, _ message: String, channel: LogChannel = .systemLog) { host.log(level, channel, message) }
 }
 
 /// A tool's result: a JSON value, or bytes that already are JSON (no re-encoding).
@@ -163,6 +198,12 @@ final class HostServices: @unchecked Sendable {
             }
         }
     }
+    func toolsChanged(_ instance: OpaquePointer) {
+        // A 1.0 host has no such field (nova_host_api grows at the end).
+        let size1_1 = MemoryLayout<nova_host_api>.offset(of: \.tools_changed)! + MemoryLayout<UnsafeRawPointer>.size
+        guard Int(api.pointee.struct_size) >= size1_1, let notify = api.pointee.tools_changed else { return }
+        notify(api.pointee.host_ctx, instance)
+    }
     func reportUsage(_ id: UInt64, tokens: UInt64, costMicros: UInt64) {
         var usage = nova_usage(struct_size: UInt32(MemoryLayout<nova_usage>.size), abi_major: 1, abi_minor: 0,
                                tokens: tokens, cost_micros: costMicros)
@@ -191,10 +232,26 @@ final class InstanceBox: Sendable {
     let driver: any NovaDriver
     let host: HostServices
     let tasks = Mutex<[UInt64: Task<Void, Never>]>([:])
+    /// The bytes of the last `describe_instance`, valid until the next one or `destroy`.
+    let describedTools = Mutex<OwnedBytes?>(nil)
     init(driver: any NovaDriver, host: HostServices) {
         self.driver = driver
         self.host = host
     }
+}
+
+/// Bytes at a stable address the host may read until they are replaced (a Swift array's
+/// storage is not promised to outlive `withUnsafeBufferPointer`).
+final class OwnedBytes: @unchecked Sendable {
+    // @unchecked: written once in init, then only read (by the host) until deinit.
+    let pointer: UnsafeMutableBufferPointer<UInt8>
+    let count: Int
+    init(_ bytes: [UInt8]) {
+        pointer = .allocate(capacity: max(bytes.count, 1))
+        _ = pointer.initialize(from: bytes)
+        count = bytes.count
+    }
+    deinit { pointer.deallocate() }
 }
 
 private func encode(_ output: ToolOutput) -> [UInt8] {
@@ -237,7 +294,9 @@ private let createThunk: @convention(c) (UnsafeMutableRawPointer?, nova_buf, Uns
         let bytes = config.ptr.map { Array(UnsafeBufferPointer(start: $0, count: config.len)) } ?? []
         let json = bytes.isEmpty ? JSONValue.object([:]) : try JSONValue.parse(bytes)
         let driver = try box.make(json)
-        out.pointee = OpaquePointer(Unmanaged.passRetained(InstanceBox(driver: driver, host: box.host)).toOpaque())
+        let instance = OpaquePointer(Unmanaged.passRetained(InstanceBox(driver: driver, host: box.host)).toOpaque())
+        (driver as? any NovaDynamicToolsDriver)?.attach(InstanceHost(host: box.host, instance: instance))
+        out.pointee = instance
         return Int32(NOVA_OK)
     } catch let e as DriverError {
         return fail(e.status.rawValue, e.message)
@@ -248,7 +307,28 @@ private let createThunk: @convention(c) (UnsafeMutableRawPointer?, nova_buf, Uns
 
 private let destroyThunk: @convention(c) (OpaquePointer?) -> Void = { instance in
     guard let instance else { return }
-    Unmanaged<InstanceBox>.fromOpaque(UnsafeRawPointer(instance)).release()
+    let box = Unmanaged<InstanceBox>.fromOpaque(UnsafeRawPointer(instance))
+    box.takeUnretainedValue().driver.close()
+    box.release()
+}
+
+private let describeInstanceThunk: @convention(c) (OpaquePointer?, UnsafeMutablePointer<nova_buf>?) -> Int32 = { instance, out in
+    guard let instance, let out else { return Int32(NOVA_ERR_INVALID_ARGUMENT) }
+    let box = Unmanaged<InstanceBox>.fromOpaque(UnsafeRawPointer(instance)).takeUnretainedValue()
+    guard let driver = box.driver as? any NovaDynamicToolsDriver else { return Int32(NOVA_ERR_UNSUPPORTED) }
+    let bytes = JSONValue.object(["tools": .array(driver.instanceTools())]).serializedBytes()
+    // The host reads the buffer after we return; it stays in the box until the next describe.
+    let copy = OwnedBytes(bytes)
+    box.describedTools.withLock { $0 = copy }
+    out.pointee = nova_buf(ptr: UnsafePointer(copy.pointer.baseAddress), len: copy.count)
+    return Int32(NOVA_OK)
+}
+
+private let refreshThunk: @convention(c) (OpaquePointer?) -> Int32 = { instance in
+    guard let instance else { return Int32(NOVA_ERR_INVALID_ARGUMENT) }
+    let box = Unmanaged<InstanceBox>.fromOpaque(UnsafeRawPointer(instance)).takeUnretainedValue()
+    (box.driver as? any NovaDynamicToolsDriver)?.refresh()
+    return Int32(NOVA_OK)
 }
 
 private let callThunk: @convention(c) (OpaquePointer?, UnsafePointer<nova_call>?) -> Int32 = { instance, callPtr in
@@ -322,9 +402,17 @@ public enum DriverExport {
         let box = DriverBox(host: HostServices(api: api), manifest: D.manifest.serializedBytes()) { config in
             try D(configuration: config)
         }
-        out.pointee.struct_size = UInt32(size1_0)
+        // Instance tool lists (1.1) only for drivers that have them, and only when the host
+        // offers 1.1 and room for its fields; every other driver fills the 1.0 table.
+        let size1_1 = MemoryLayout<nova_driver>.offset(of: \.refresh)! + MemoryLayout<UnsafeRawPointer>.size
+        let dynamic = D.self is any NovaDynamicToolsDriver.Type && out.pointee.abi_minor >= 1 && Int(out.pointee.struct_size) >= size1_1
+        out.pointee.struct_size = UInt32(dynamic ? size1_1 : size1_0)
         out.pointee.abi_major = abiMajor
-        out.pointee.abi_minor = 0
+        out.pointee.abi_minor = dynamic ? 1 : 0
+        if dynamic {
+            out.pointee.describe_instance = describeInstanceThunk
+            out.pointee.refresh = refreshThunk
+        }
         out.pointee.driver_ctx = Unmanaged.passRetained(box).toOpaque()
         out.pointee.describe = describeThunk
         out.pointee.create = createThunk

@@ -7,7 +7,7 @@ public struct ABIVersion: Sendable, Equatable, CustomStringConvertible {
         self.minor = minor
     }
     /// The version this host speaks (from nova_driver.h).
-    public static let host = ABIVersion(major: 1, minor: 0)
+    public static let host = ABIVersion(major: 1, minor: 1)
     public var description: String { "\(major).\(minor)" }
 }
 

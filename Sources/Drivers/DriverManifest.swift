@@ -141,7 +141,7 @@ public struct DriverManifest: Sendable {
             guard let tool = t.objectValue else { throw ManifestError("tools[\(i)] must be an object") }
             let toolName = try string("name", in: tool, at: path)
             guard DriverManifest.isValidToolName(toolName) else {
-                throw ManifestError("\(path)name '\(toolName)' must match [A-Za-z0-9_-]+")
+                throw ManifestError("\(path)name '\(toolName)' must be parts of [A-Za-z0-9_-] joined by single dots, at most 128 characters")
             }
             guard seen.insert(toolName).inserted else { throw ManifestError("\(path)name '\(toolName)' is listed twice") }
             let description = try string("description", in: tool, at: path)
@@ -179,11 +179,21 @@ public struct DriverManifest: Sendable {
         }
     }
 
-    /// Tool names: letters, digits, `_` and `-`.
+    /// Tool names: parts of letters, digits, `_` and `-`, joined by single dots (ABI 1.1: an
+    /// instance's tools may be namespaced, `files.read`), 1 to 128 characters.
     public static func isValidToolName(_ s: String) -> Bool {
-        !s.isEmpty && s.utf8.count <= 128 && s.utf8.allSatisfy { c in
-            (c >= 0x61 && c <= 0x7A) || (c >= 0x41 && c <= 0x5A) || (c >= 0x30 && c <= 0x39) || c == 0x5F || c == 0x2D
+        guard !s.isEmpty, s.utf8.count <= 128 else { return false }
+        var previousWasDot = true  // a leading dot is refused like a doubled one
+        for c in s.utf8 {
+            if c == 0x2E {
+                if previousWasDot { return false }
+                previousWasDot = true
+                continue
+            }
+            guard (c >= 0x61 && c <= 0x7A) || (c >= 0x41 && c <= 0x5A) || (c >= 0x30 && c <= 0x39) || c == 0x5F || c == 0x2D else { return false }
+            previousWasDot = false
         }
+        return !previousWasDot
     }
 }
 
@@ -209,5 +219,19 @@ extension DriverManifest {
             }
         }
         return nil
+    }
+}
+
+extension DriverManifest {
+    /// This manifest with its tools replaced by an instance's own list (ABI 1.1
+    /// `describe_instance`: `{"tools": [...]}`), checked like a manifest from `describe`.
+    public func replacingTools(with instanceTools: JSONValue) throws(ManifestError) -> DriverManifest {
+        guard let tools = instanceTools["tools"] else { throw ManifestError("the instance's tool list has no \"tools\"") }
+        guard var object = raw.objectValue else { throw ManifestError("the manifest is not a JSON object") }
+        object["tools"] = tools
+        let json = JSONValue.object(object)
+        let manifest = try DriverManifest(json: json)
+        if let problem = DriverManifest.schemaProblem(json: json, tools: manifest.tools) { throw ManifestError(problem) }
+        return manifest
     }
 }

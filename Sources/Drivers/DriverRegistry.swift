@@ -105,6 +105,9 @@ public struct ReloadReport: Sendable, CustomStringConvertible {
     /// `name: reason` — the old generation keeps serving.
     public var failed: [String] = []
     public var unchanged: [String] = []
+    /// Unchanged drivers whose instance was asked to re-read what it caches from outside
+    /// (ABI 1.1 `refresh`: a proxy's remote tool lists).
+    public var refreshed: [String] = []
 
     public var description: String {
         var parts: [String] = []
@@ -112,6 +115,7 @@ public struct ReloadReport: Sendable, CustomStringConvertible {
         if !replaced.isEmpty { parts.append("replaced: \(replaced.joined(separator: ", "))") }
         if !removed.isEmpty { parts.append("removed: \(removed.joined(separator: ", "))") }
         if !failed.isEmpty { parts.append("failed (old version keeps serving): \(failed.joined(separator: "; "))") }
+        if !refreshed.isEmpty { parts.append("refreshed: \(refreshed.joined(separator: ", "))") }
         if parts.isEmpty { parts.append("nothing changed") }
         return parts.joined(separator: "; ")
     }
@@ -119,7 +123,7 @@ public struct ReloadReport: Sendable, CustomStringConvertible {
     public var json: JSONValue {
         ["added": .array(added.map { .string($0) }), "replaced": .array(replaced.map { .string($0) }),
          "removed": .array(removed.map { .string($0) }), "failed": .array(failed.map { .string($0) }),
-         "unchanged": .array(unchanged.map { .string($0) })]
+         "unchanged": .array(unchanged.map { .string($0) }), "refreshed": .array(refreshed.map { .string($0) })]
     }
 }
 
@@ -267,10 +271,14 @@ public final class DriverRegistry: Sendable {
                     outcome = .failure(.factoryFailed(driver: name, reason: "\(error)"))
                 }
             } else if let discovered {
-                do throws(DriverLoadError) {
-                    outcome = .success(try Self.load(name: name, path: discovered.path, driversDirectory: dir, setting: setting,
-                                                     hostVersion: version, number: number, runnerCommand: runner))
-                } catch { outcome = .failure(error) }
+                // Off the cooperative pool: dlopen, a runner's handshake and `create` block (a
+                // proxy driver's `create` waits for its first connections).
+                outcome = await OffPool.run { () -> Result<DriverGeneration, DriverLoadError> in
+                    do throws(DriverLoadError) {
+                        return .success(try Self.load(name: name, path: discovered.path, driversDirectory: dir, setting: setting,
+                                                      hostVersion: version, number: number, runnerCommand: runner))
+                    } catch { return .failure(error) }
+                }
             } else {
                 outcome = .failure(.unknownDriver(name: name, driversDirectory: dir))
             }
@@ -428,7 +436,14 @@ public final class DriverRegistry: Sendable {
             // An unchanged file is left alone, unless its generation is quarantined: an explicit
             // reload is how an operator says "try again" (a fixed dependency, a freed resource).
             let quarantined = (current.driver as? ProcessDriver)?.quarantineReason != nil
-            if newSha == current.sha256 && !quarantined { report.unchanged.append(name); continue }
+            if newSha == current.sha256 && !quarantined {
+                report.unchanged.append(name)
+                if current.driver.refreshesOnReload {
+                    current.driver.refresh()
+                    report.refreshed.append(name)
+                }
+                continue
+            }
             let retainedCount = state.withLock { $0.retired[name, default: []].count }
             if retainedCount >= maxRetainedGenerations {
                 let message = "\(name): \(retainedCount) old generations are already mapped (limit \(maxRetainedGenerations)); restart the host to load a new version"
@@ -437,10 +452,12 @@ public final class DriverRegistry: Sendable {
                 continue
             }
             let number = state.withLock { s -> Int in defer { s.nextGeneration += 1 }; return s.nextGeneration }
+            let (dir, setting, version, runner) = (driversDirectory, settings[name] ?? DriverSettings(), hostVersion, runnerCommand)
             do {
-                let generation = try Self.load(name: name, path: disk.path, driversDirectory: driversDirectory,
-                                               setting: settings[name] ?? DriverSettings(), hostVersion: hostVersion,
-                                               number: number, runnerCommand: runnerCommand)
+                let generation = try await OffPool.run {
+                    try Self.load(name: name, path: disk.path, driversDirectory: dir, setting: setting, hostVersion: version,
+                                  number: number, runnerCommand: runner)
+                }
                 // Swap atomically with the lease bookkeeping.
                 let idle = state.withLock { s -> Bool in
                     s.generations[generation.number] = Lease(generation: generation, calls: 0, draining: false)
@@ -455,7 +472,7 @@ public final class DriverRegistry: Sendable {
                 report.replaced.append("\(name): generation \(current.number) → \(generation.number)\(quarantined ? " (quarantine lifted)" : "")")
             } catch {
                 report.failed.append("\(name): \(error)")
-                state.withLock { $0.reloadErrors[name] = error.description }
+                state.withLock { $0.reloadErrors[name] = "\(error)" }
             }
         }
         return report

@@ -1,6 +1,7 @@
 import DriverABI
 import JSON
 import Synchronization
+import Threads
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -59,7 +60,24 @@ final class HostContext: Sendable {
     let driverName: String
     let generation: Int?
     let calls = CallTable()
+    /// The live instances by their `nova_instance *`, for `tools_changed` (ABI 1.1).
+    private let instances = Mutex<[UInt: WeakInstance]>([:])
     init(driverName: String, generation: Int?) { (self.driverName, self.generation) = (driverName, generation) }
+
+    private struct WeakInstance: @unchecked Sendable {
+        // @unchecked: a weak reference to a Sendable class, read and written under `instances`.
+        weak var instance: NativeDriverInstance?
+    }
+
+    func register(_ instance: NativeDriverInstance) {
+        instances.withLock { $0[UInt(bitPattern: instance.instance)] = WeakInstance(instance: instance) }
+    }
+    func unregister(_ instance: NativeDriverInstance) {
+        _ = instances.withLock { $0.removeValue(forKey: UInt(bitPattern: instance.instance)) }
+    }
+    func instance(_ pointer: OpaquePointer) -> NativeDriverInstance? {
+        instances.withLock { $0[UInt(bitPattern: pointer)]?.instance }
+    }
 
     /// The context behind a `host_ctx` pointer (kept alive by the library for the process's life).
     static func from(_ ctx: UnsafeMutableRawPointer) -> HostContext { Unmanaged<HostContext>.fromOpaque(ctx).takeUnretainedValue() }
@@ -95,6 +113,11 @@ private let hostReportUsage: @convention(c) (UnsafeMutableRawPointer?, UInt64, U
     HostContext.from(ctx).calls.addUsage(id, ToolUsage(tokens: tokens, costMicros: cost))
 }
 
+private let hostToolsChanged: @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?) -> Void = { ctx, instance in
+    guard let ctx, let instance else { return }
+    HostContext.from(ctx).instance(instance)?.toolsChanged()
+}
+
 /// A driver library loaded with `dlopen` and negotiated: one generation of one `.so`.
 /// Its image is never unloaded (`dlclose` of a Swift driver crashes the host).
 public final class NativeDriverLibrary: @unchecked Sendable {
@@ -112,6 +135,12 @@ public final class NativeDriverLibrary: @unchecked Sendable {
     var calls: CallTable { context.calls }
     /// Whether the driver fills the optional `cancel` function.
     public var implementsCancel: Bool { table.cancel != nil }
+    /// Whether the driver filled the 1.1 table (`describe_instance`, `refresh`).
+    var tableHas1_1: Bool {
+        Int(table.struct_size) >= MemoryLayout<nova_driver>.offset(of: \.refresh)! + MemoryLayout<UnsafeRawPointer>.size
+    }
+    /// Whether instances have tool lists of their own (ABI 1.1 `describe_instance`).
+    public var implementsDescribeInstance: Bool { tableHas1_1 && table.describe_instance != nil }
     /// How the driver has answered its calls so far.
     public var counters: CallCounters { calls.counters.snapshot }
 
@@ -137,7 +166,8 @@ public final class NativeDriverLibrary: @unchecked Sendable {
             struct_size: UInt32(MemoryLayout<nova_host_api>.size),
             abi_major: hostVersion.major, abi_minor: hostVersion.minor,
             host_ctx: Unmanaged.passRetained(context).toOpaque(),
-            log: hostLog, complete: hostComplete, is_cancelled: hostIsCancelled, report_usage: hostReportUsage))
+            log: hostLog, complete: hostComplete, is_cancelled: hostIsCancelled, report_usage: hostReportUsage,
+            tools_changed: hostToolsChanged))
         self.hostAPI = api
 
         // Negotiate: offer our minor, then older ones while the driver answers with a version error
@@ -223,7 +253,11 @@ public final class NativeDriverLibrary: @unchecked Sendable {
             let text = message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
             throw .createFailed(driver: manifest.name, reason: text.isEmpty ? "create returned status \(status)" : text)
         }
-        return NativeDriverInstance(library: self, instance: instance)
+        let made = NativeDriverInstance(library: self, instance: instance)
+        context.register(made)
+        // The instance's own tools, before its first call is routed.
+        made.redescribe()
+        return made
     }
 }
 
@@ -242,7 +276,73 @@ public final class NativeDriverInstance: ToolDriver, @unchecked Sendable {
         self.instance = instance
     }
 
-    public var manifest: DriverManifest { library.manifest }
+    /// The instance's tools (ABI 1.1 `describe_instance`) when the driver lists its own, else
+    /// the library's manifest.
+    public var manifest: DriverManifest { instanceManifest.withLock { $0 } ?? library.manifest }
+
+    private let instanceManifest = Mutex<DriverManifest?>(nil)
+    /// Guards `describe_instance` against `destroy` (true once destroyed) and serializes it.
+    private let describeGate = Mutex<Bool>(false)
+    /// A `describe_instance` is scheduled and has not started yet (coalesces notifications).
+    private let redescribePending = Atomic<Bool>(false)
+    private let manifestObserver = Mutex<(@Sendable (DriverManifest) -> Void)?>(nil)
+    private let toolListProblem = Mutex<String?>(nil)
+    /// Why the instance's last tool list was refused (nil: adopted, or no list of its own).
+    public var instanceToolsProblem: String? { toolListProblem.withLock { $0 } }
+
+    /// Called with the new manifest each time the instance's tool list changes (the driver
+    /// runner forwards it to the host).
+    func observeManifest(_ observer: @escaping @Sendable (DriverManifest) -> Void) { manifestObserver.withLock { $0 = observer } }
+
+    /// `tools_changed` from the driver (any thread, maybe under the driver's own locks): asks
+    /// for its list again later, on a thread of ours.
+    func toolsChanged() {
+        guard implementsDescribeInstance, !redescribePending.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        PosixThread.detach { [self] in
+            redescribePending.store(false, ordering: .releasing)
+            redescribe()
+        }
+    }
+
+    private var implementsDescribeInstance: Bool { library.implementsDescribeInstance }
+
+    /// Reads the instance's tool list and adopts it if it checks out; a list that does not is
+    /// logged and the previous one kept.
+    func redescribe() {
+        guard implementsDescribeInstance, let describe = library.table.describe_instance else { return }
+        let result = describeGate.withLock { destroyed -> (Int32, [UInt8])? in
+            if destroyed { return nil }
+            var buf = nova_buf()
+            let status = describe(instance, &buf)
+            return (status, buf.ptr.map { Array(UnsafeBufferPointer(start: $0, count: buf.len)) } ?? [])
+        }
+        guard let (status, bytes) = result, status != Int32(NOVA_ERR_UNSUPPORTED) else { return }
+        let refused: String
+        do throws(ManifestError) {
+            guard status == Int32(NOVA_OK) else { throw ManifestError("describe_instance returned status \(status)") }
+            let json: JSONValue
+            do { json = try JSONValue.parse(bytes) } catch { throw ManifestError("not JSON: \(error)") }
+            let manifest = try library.manifest.replacingTools(with: json)
+            instanceManifest.withLock { $0 = manifest }
+            toolListProblem.withLock { $0 = nil }
+            manifestObserver.withLock { $0 }?(manifest)
+            return
+        } catch {
+            refused = error.message
+        }
+        toolListProblem.withLock { $0 = refused }
+        DriverLogging.emit(DriverLogRecord(driver: library.manifest.name, level: 3, channel: "system_log",
+                                           message: "the instance's new tool list was refused, the previous one stays: \(refused)",
+                                           generation: library.context.generation))
+    }
+
+    public var refreshesOnReload: Bool { library.tableHas1_1 && library.table.refresh != nil }
+
+    /// The operator reloaded the drivers and this instance keeps serving (ABI 1.1 `refresh`).
+    public func refresh() {
+        guard library.tableHas1_1, let refresh = library.table.refresh else { return }
+        _ = enter { refresh(instance) }
+    }
 
     private func enter<R>(_ body: () -> R) -> R {
         if library.manifest.concurrency == .threadSafe { return body() }
@@ -302,6 +402,8 @@ public final class NativeDriverInstance: ToolDriver, @unchecked Sendable {
 
     /// Destroys the instance once idle. Callers must not use it afterwards.
     public func destroy() {
+        describeGate.withLock { $0 = true }
+        library.context.unregister(self)
         library.table.destroy(instance)
     }
 }

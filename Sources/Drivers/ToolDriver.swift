@@ -89,4 +89,13 @@ public protocol ToolDriver: Sendable {
     var manifest: DriverManifest { get }
     /// Performs one call. Throws `ToolCallError` on failure; honours task cancellation.
     func call(_ request: ToolCallRequest) async throws -> ToolCallResult
+    /// Whether a reload that leaves the driver unchanged should `refresh` it (ABI 1.1).
+    var refreshesOnReload: Bool { get }
+    /// Re-read what the driver caches from outside (a reload left it serving). Returns at once.
+    func refresh()
+}
+
+extension ToolDriver {
+    public var refreshesOnReload: Bool { false }
+    public func refresh() {}
 }

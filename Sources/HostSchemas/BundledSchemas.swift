@@ -51,7 +51,7 @@ public enum BundledSchemas {
       "type": "array",
       "minItems": 1,
       "uniqueItems": true,
-      "items": {"type": "string", "pattern": "^[a-z0-9_-]+\\.[A-Za-z0-9_-]+$"},
+      "items": {"type": "string", "pattern": "^[a-z0-9_-]+(\\.[A-Za-z0-9_-]+)+$"},
       "description": "The tools the agent may use (driver.tool): its tool allowlist. Every step's call is one of them."
     },
     "policy": {
@@ -122,7 +122,7 @@ public enum BundledSchemas {
             "required": ["id", "call"],
             "properties": {
               "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
-              "call": {"type": "string", "pattern": "^([a-z0-9_-]+\\.[A-Za-z0-9_-]+|template:[a-z0-9][a-z0-9_-]{0,63}(@[0-9A-Za-z.-]+)?)$"}
+              "call": {"type": "string", "pattern": "^([a-z0-9_-]+(\\.[A-Za-z0-9_-]+)+|template:[a-z0-9][a-z0-9_-]{0,63}(@[0-9A-Za-z.-]+)?)$"}
             }
           }
         }
@@ -230,7 +230,7 @@ public enum BundledSchemas {
         "type": "object",
         "required": ["name", "description", "inputSchema"],
         "properties": {
-          "name": { "type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$" },
+          "name": { "type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$" },
           "description": { "type": "string" },
           "inputSchema": { "type": "object" },
           "outputSchema": { "type": ["object", "boolean"] },
@@ -308,7 +308,7 @@ public enum BundledSchemas {
         "description": { "type": "string" },
         "call": {
           "description": "driver.tool, or template:NAME[@VERSION] to run a template as a sub-run (its input is the template's params).",
-          "type": "string", "pattern": "^([a-z0-9_-]+\\.[A-Za-z0-9_-]+|template:[a-z0-9][a-z0-9_-]{0,63}(@(latest|[0-9]+(\\.[0-9]+(\\.[0-9]+(-[0-9A-Za-z.-]+)?)?)?))?)$"
+          "type": "string", "pattern": "^([a-z0-9_-]+(\\.[A-Za-z0-9_-]+)+|template:[a-z0-9][a-z0-9_-]{0,63}(@(latest|[0-9]+(\\.[0-9]+(\\.[0-9]+(-[0-9A-Za-z.-]+)?)?)?))?)$"
         },
         "foreach": {
           "description": "Call once per element of items (an array or a reference to one); ${item} and ${index} in the input name the element and its position.",
@@ -523,7 +523,7 @@ public enum BundledSchemas {
             "required": ["id", "call"],
             "properties": {
               "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
-              "call": {"type": "string", "pattern": "^([a-z0-9_-]+\\.[A-Za-z0-9_-]+|template:[a-z0-9][a-z0-9_-]{0,63}(@[0-9A-Za-z.-]+)?)$"}
+              "call": {"type": "string", "pattern": "^([a-z0-9_-]+(\\.[A-Za-z0-9_-]+)+|template:[a-z0-9][a-z0-9_-]{0,63}(@[0-9A-Za-z.-]+)?)$"}
             }
           }
         }

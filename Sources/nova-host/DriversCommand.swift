@@ -52,7 +52,8 @@ struct DriversCommand: AsyncParsableCommand {
             discussion: """
                 The manifest comes from the driver's `describe`, which needs no configuration: a driver such as \
                 postgres (no DSN yet) or graphql (no endpoint yet) can be inspected before it is configured; the \
-                output then says that the instance is not configured and why.
+                output then says that the instance is not configured and why. A configured instance that lists \
+                tools of its own (driver ABI 1.1, e.g. mcp_proxy's mcp_proxy.<server>.<tool>) shows those tools.
 
                 Exit codes: 0 shown (configured or not) · 1 the library cannot be loaded.
                 """)
@@ -62,14 +63,15 @@ struct DriversCommand: AsyncParsableCommand {
 
         func run() async throws {
             let nova = try await host.makeHost()
-            let m: DriverManifest
+            var m: DriverManifest
             do { m = try await nova.registry.describe(named: name).manifest } catch {
                 if json { Output.json(["name": .string(name), "state": "failed", "error": .string("\(error)")]) } else { Output.error("\(error)") }
                 throw ExitCode(ExitStatus.runFailed)
             }
             // Now try to create the instance, as a first call would.
             var instanceError: String?
-            do { _ = try await nova.registry.driver(named: name) } catch { instanceError = "\(error)" }
+            // A configured instance may list tools of its own (ABI 1.1, e.g. mcp_proxy): show those.
+            do { m = try await nova.registry.driver(named: name).manifest } catch { instanceError = "\(error)" }
             let status = nova.registry.statuses().first { $0.name == name }
             if json {
                 var o = status.map(DriverJSON.status)?.objectValue ?? ["name": .string(name)]

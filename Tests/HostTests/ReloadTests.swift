@@ -153,7 +153,7 @@ struct ReloadTests {
         try Fixtures.buildVariant(into: staging, file: "libnova_echo.so", defines: ["-DVARIANT_MAJOR=2", "-DDRIVER_NAME=\"echo\""])
         _ = rename(staging + "/libnova_echo.so", dir + "/libnova_echo.so")
         let report = await registry.reload()
-        #expect(report.failed.count == 1 && report.failed[0].contains("speaks ABI 2.0, this host speaks 1.0"))
+        #expect(report.failed.count == 1 && report.failed[0].contains("speaks ABI 2.0, this host speaks \(ABIVersion.host)"))
         #expect(try await version(registry.driver(named: "echo")) == "1.0.0")
         let status = registry.statuses().first { $0.name == "echo" }!
         #expect(status.state == "loaded" && status.reloadError?.contains("ABI 2.0") == true)

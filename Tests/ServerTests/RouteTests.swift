@@ -36,7 +36,7 @@ import Testing
             let r = try await client.get("/version", nil)
             #expect(r.status == .ok)
             #expect(r.json["name"] == "nova-host")
-            #expect(r.json["abi"] == "1.0")
+            #expect(r.json["abi"]?.stringValue == ABIVersion.host.description)
             #expect(r.json["mcp_protocol_versions"]?.arrayValue?.isEmpty == false)
         }
     }

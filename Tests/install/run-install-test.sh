@@ -34,7 +34,9 @@ fi
 # A third party builds a driver from the installed header alone, found through pkg-config, and
 # checks it with the installed harness.
 export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig"
-[ "$(pkg-config --modversion nova-driver)" = "1.0" ] || fail "pkg-config version: $(pkg-config --modversion nova-driver)"
+ABI_H="$OLDPWD/Sources/DriverABI/include/nova_driver.h"
+ABI="$(sed -n 's/^#define NOVA_ABI_MAJOR //p' "$ABI_H").$(sed -n 's/^#define NOVA_ABI_MINOR //p' "$ABI_H")"
+[ "$(pkg-config --modversion nova-driver)" = "$ABI" ] || fail "pkg-config version: $(pkg-config --modversion nova-driver), the header says $ABI"
 cp "$OLDPWD/examples/drivers/c-echo/echo.c" .
 # shellcheck disable=SC2046
 cc -std=c11 -Wall -Werror -shared -fPIC -fvisibility=hidden $(pkg-config --cflags nova-driver) -o libnova_echo.so echo.c -lpthread \

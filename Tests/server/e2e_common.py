@@ -75,6 +75,17 @@ def start_serve(args, log_path):
     raise RuntimeError(f"the server did not start: {open(log_path).read()[-2000:]}")
 
 
+def stop_all(procs):
+    """SIGTERM to every process, then waits for each (SIGKILL after 10 s)."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def finish():
     failed = sum(1 for _, ok in RESULTS if not ok)
     sys.exit(1 if failed else 0)

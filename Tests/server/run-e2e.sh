@@ -14,25 +14,14 @@ ROOT=$PWD
 BIN=${NOVA_HOST_BIN:-$ROOT/.build/debug/nova-host}
 DRIVERS=${NOVA_E2E_DRIVERS:-$ROOT/drivers}
 EXAMPLES=${NOVA_E2E_SCHEMATHESIS_EXAMPLES:-25}
-PASSED=0
-FAILED=0
-fail() { echo "FAIL $1"; FAILED=$((FAILED + 1)); }
-summary() { echo "e2e: $PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ]; exit $?; }
+SUITE=e2e
+. Tests/server/e2e-harness.sh
 
 [ -x "$BIN" ] || { fail "setup: no nova-host binary at $BIN (build it, or set NOVA_HOST_BIN)"; summary; }
 [ -f "$DRIVERS/libnova_echo.so" ] || { fail "setup: no echo driver in $DRIVERS (run make drivers)"; summary; }
-BASE_PY=${PYTHON:-python3}
 command -v "$BASE_PY" >/dev/null || { fail "setup: $BASE_PY not found"; summary; }
 # Two virtualenvs under a cache dir, made once: the newest MCP SDK (2.x, with schemathesis) and
 # 1.x. The MCP tests run under both; everything else under the first.
-CACHE=${NOVA_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nova-e2e}
-venv() {  # venv NAME REQUIREMENTS: prints the virtualenv's python once its requirements are installed
-  local dir=$CACHE/$1
-  { [ -x "$dir/bin/python" ] || "$BASE_PY" -m venv "$dir"; } >>"$CACHE/pip.log" 2>&1 \
-    && "$dir/bin/python" -m pip install -q --disable-pip-version-check -r "$2" >>"$CACHE/pip.log" 2>&1 \
-    && echo "$dir/bin/python"
-}
-mkdir -p "$CACHE"
 PY=$(venv mcp2 Tests/server/requirements.txt) || { fail "setup: virtualenv with Tests/server/requirements.txt (see $CACHE/pip.log)"; summary; }
 PY_MCP1=$(venv mcp1 Tests/server/requirements-mcp1.txt) || { fail "setup: virtualenv with Tests/server/requirements-mcp1.txt (see $CACHE/pip.log)"; summary; }
 
@@ -69,13 +58,6 @@ fi
 
 export NOVA_URL=$URL NOVA_USER_KEY=$USER_KEY NOVA_ADMIN_KEY=$ADMIN_KEY NOVA_HOST_BIN=$BIN NOVA_E2E_DRIVERS=$DRIVERS \
   NOVA_E2E_POLICY=$ROOT/Tests/server/policy.e2e.json NOVA_E2E_STDIO_DATA=$WORK/stdio-data NOVA_E2E_CONFIG_JSON=$CONFIG_JSON
-count() {  # runs a test script, echoing its output, and adds its ok/FAIL lines to the totals
-  local out; out=$("$@" 2>&1); local code=$?
-  echo "$out"
-  local ok bad; ok=$(grep -c '^ok ' <<<"$out"); bad=$(grep -c '^FAIL ' <<<"$out")
-  PASSED=$((PASSED + ok)); FAILED=$((FAILED + bad))
-  if [ "$code" -ne 0 ] && [ "$bad" -eq 0 ]; then fail "$* exited $code"; fi
-}
 count "$PY" Tests/server/e2e_rest.py
 count "$PY" Tests/server/e2e_jsonrpc.py
 count "$PY" Tests/server/e2e_policy.py

@@ -1,5 +1,5 @@
 /*
- * nova_driver.h — the nova-host driver ABI, version 1.0.
+ * nova_driver.h — the nova-host driver ABI, version 1.1.
  *
  * This header is the only contract between nova-host and a driver. A driver is a shared
  * library (.so) that exports ONE symbol, `nova_driver_init`, and fills a table of function
@@ -26,8 +26,9 @@
  *     minor is less than or equal to its own.
  *  5. Every field added after 1.0 says `since 1.N` in its comment, and each struct has a size
  *     macro per minor, NOVA_<STRUCT>_SIZE_1_N: the end of the fields 1.N defines. A field is
- *     present when struct_size >= the size macro of the minor that added it. (1.0 is the only
- *     minor so far: every field below is 1.0.)
+ *     present when struct_size >= the size macro of the minor that added it. Minors so far:
+ *     1.0, and 1.1 (instance tool lists that change after load: nova_driver.describe_instance
+ *     and .refresh, nova_host_api.tools_changed; see INSTANCE TOOLS below).
  *
  * NAMING
  *  The host finds the driver's *name* from the file name without opening it:
@@ -40,6 +41,8 @@
  *    Copy it if you need it later.
  *  - `describe` hands out a buffer owned by the DRIVER that must stay valid and unchanged until
  *    `shutdown` returns (a static string or a buffer kept in the driver context).
+ *  - `describe_instance` (since 1.1) hands out a DRIVER-owned buffer valid until the next
+ *    `describe_instance` of that instance or its `destroy`; the host copies it.
  *  - Results are handed to the host through `nova_host_api.complete`; the host COPIES the
  *    output during that call, so the driver may free or reuse it as soon as `complete` returns.
  *  - Error text for `create` is written into a host-provided character array.
@@ -49,8 +52,8 @@
  *  calls `describe`, `create`, `destroy` or `shutdown` concurrently for one driver
  *  generation. `call` and `cancel` on one instance are serialized by the host unless the
  *  manifest declares "concurrency": "thread_safe". Host services (`log`, `complete`,
- *  `is_cancelled`, `report_usage`) may be called from ANY thread, including threads the driver
- *  created, at any time until `shutdown` returns.
+ *  `is_cancelled`, `report_usage`, and since 1.1 `tools_changed`) may be called from ANY
+ *  thread, including threads the driver created, at any time until `shutdown` returns.
  *
  * WHAT NEVER CROSSES
  *  C++ exceptions, Swift errors, longjmp, signals: a driver catches its own failures and turns
@@ -70,7 +73,7 @@ extern "C" {
 
 /** The ABI version this header describes. */
 #define NOVA_ABI_MAJOR 1
-#define NOVA_ABI_MINOR 0
+#define NOVA_ABI_MINOR 1
 
 /** The one symbol every driver exports (see nova_driver_init_fn). */
 #define NOVA_DRIVER_INIT_SYMBOL "nova_driver_init"
@@ -189,6 +192,9 @@ typedef struct nova_usage {
 /* Host services — filled by the host, passed to nova_driver_init                            */
 /* ---------------------------------------------------------------------------------------- */
 
+/** An opaque driver instance created by `create`. */
+typedef struct nova_instance nova_instance;
+
 /**
  * Services the host offers the driver. The struct and everything it points to are owned by
  * the host and stay valid until the driver's `shutdown` returns; the driver keeps the pointer
@@ -240,11 +246,27 @@ typedef struct nova_host_api {
    */
   void (*report_usage)(void *host_ctx, uint64_t call_id, const nova_usage *usage);
 
-  /* --- ABI 1.0 ends here. Later minors append fields below this line. --- */
+  /* --- ABI 1.0 ends here. --- */
+
+  /**
+   * since 1.1. Tell the host that `instance`'s tool list changed (see INSTANCE TOOLS): the host
+   * calls the driver's `describe_instance` for it again, LATER, from a host thread of its own,
+   * never inside this function, so the driver may call it while holding its own locks.
+   * Calls already routed to a tool that disappears still reach the driver (answer them with
+   * NOVA_ERR_UNKNOWN_TOOL). Several notifications in a row may be coalesced into one
+   * `describe_instance`. Thread: any, also the driver's own threads, until `destroy` of
+   * `instance` returns (a notification for an instance being destroyed is ignored).
+   * Check `struct_size >= NOVA_HOST_API_SIZE_1_1` before using it: a 1.0 host has no such field.
+   */
+  void (*tools_changed)(void *host_ctx, nova_instance *instance);
+
+  /* --- ABI 1.1 ends here. Later minors append fields below this line. --- */
 } nova_host_api;
 
 /** The end of the 1.0 fields of nova_host_api. */
 #define NOVA_HOST_API_SIZE_1_0 (offsetof(nova_host_api, report_usage) + sizeof(void (*)(void)))
+/** The end of the 1.1 fields of nova_host_api. */
+#define NOVA_HOST_API_SIZE_1_1 (offsetof(nova_host_api, tools_changed) + sizeof(void (*)(void)))
 
 /* ---------------------------------------------------------------------------------------- */
 /* One tool call                                                                             */
@@ -282,9 +304,6 @@ typedef struct nova_call {
 /* ---------------------------------------------------------------------------------------- */
 /* The driver's function table — filled by the driver in nova_driver_init                    */
 /* ---------------------------------------------------------------------------------------- */
-
-/** An opaque driver instance created by `create`. */
-typedef struct nova_instance nova_instance;
 
 /**
  * The driver's function table. The HOST allocates it and sets `struct_size`, `abi_major` and
@@ -369,11 +388,41 @@ typedef struct nova_driver {
    */
   void (*shutdown)(void *driver_ctx);
 
-  /* --- ABI 1.0 ends here. Later minors append fields below this line. --- */
+  /* --- ABI 1.0 ends here. --- */
+
+  /**
+   * since 1.1. The instance's own tool list (see INSTANCE TOOLS): a JSON object
+   * {"tools": [...]} in `*tools_out`, each tool shaped and checked as in the MANIFEST's "tools",
+   * which it REPLACES for this instance (the other manifest fields stay the driver's). The
+   * buffer is owned by the driver and must stay valid and unchanged until the next
+   * `describe_instance` of the same instance or its `destroy`; the host copies it before
+   * either. Return NOVA_ERR_UNSUPPORTED to use the manifest's tools.
+   * The host calls it once after `create` (before routing the instance's first call) and again
+   * after each `tools_changed` for the instance.
+   * Thread: any host thread; never concurrently with itself or `destroy` for one instance, but
+   * it MAY run concurrently with `call` and `cancel`. Must not block for long (return the list
+   * the driver holds; fetch a new one elsewhere and signal `tools_changed`). Optional (NULL,
+   * or a 1.0 table: the manifest's tools).
+   */
+  nova_status (*describe_instance)(nova_instance *instance, nova_buf *tools_out);
+
+  /**
+   * since 1.1. The operator asked the host to reload its drivers (SIGHUP, `nova-host drivers
+   * reload`, POST /v1/drivers/reload) and this instance's library did not change, so it keeps
+   * serving: re-read what the instance caches from outside (a remote tool list) and, if its
+   * tools changed, signal `tools_changed` when the new list is ready. Return at once (NOVA_OK);
+   * do the work on the driver's own threads. Calls keep flowing meanwhile.
+   * Thread: any host thread, serialized like `call`. Optional (NULL = nothing to refresh).
+   */
+  nova_status (*refresh)(nova_instance *instance);
+
+  /* --- ABI 1.1 ends here. Later minors append fields below this line. --- */
 } nova_driver;
 
 /** The smallest `struct_size` a 1.x driver may report: the end of the 1.0 fields. */
 #define NOVA_DRIVER_SIZE_1_0 (offsetof(nova_driver, shutdown) + sizeof(void (*)(void *)))
+/** The end of the 1.1 fields of nova_driver (a driver that fills describe_instance/refresh). */
+#define NOVA_DRIVER_SIZE_1_1 (offsetof(nova_driver, refresh) + sizeof(void (*)(void)))
 
 /**
  * The entry point, exported as NOVA_DRIVER_INIT_SYMBOL:
@@ -442,6 +491,28 @@ typedef nova_status (*nova_driver_init_fn)(const nova_host_api *host, nova_drive
  */
 
 /*
+ * INSTANCE TOOLS (since 1.1)
+ *
+ *  The manifest from `describe` is the driver's, fixed for a generation. A driver whose tools
+ *  depend on its instance configuration or on the outside world (a proxy for remote tool
+ *  servers) also fills `describe_instance`: the host then lists, validates and routes the
+ *  tools of THAT instance, which may change while it lives. The rules:
+ *   - The manifest from `describe` still needs at least one tool (something that works
+ *     without configuration, e.g. a status tool); `drivers inspect` of a driver that is not
+ *     loaded shows it.
+ *   - A list from `describe_instance` is checked like a manifest (schemas/manifest.schema.json,
+ *     every schema compiles, names unique). A list that fails is refused: the host logs why
+ *     and keeps the instance's previous list.
+ *   - Tool names may contain dots ("files.read"): the first dot of a tool id separates the
+ *     driver ("mcp_proxy.files.read" is tool "files.read" of driver "mcp_proxy").
+ *   - Policy, budgets, input validation and episodes apply to instance tools exactly as to
+ *     manifest tools: they are checked by the host before the driver sees a call.
+ *   - Negotiation: a 1.1 host offers minor 1. A driver that fills these fields reports
+ *     abi_minor 1 and struct_size >= NOVA_DRIVER_SIZE_1_1; offered minor 0 (a 1.0 host), it
+ *     fills the 1.0 table and its instances show the manifest's tools.
+ */
+
+/*
  * MANIFEST (the JSON returned by `describe`; tool descriptors follow MCP's Tool shape)
  *
  * {
@@ -452,7 +523,8 @@ typedef nova_status (*nova_driver_init_fn)(const nova_host_api *host, nova_drive
  *   "permissions": {                      // what the driver needs; policy may refuse it
  *      "network": false, "filesystem": false, "process": false },
  *   "tools": [
- *     { "name": "echo",                   // called as "echo.echo"; [A-Za-z0-9_-]+
+ *     { "name": "echo",                   // called as "echo.echo"; [A-Za-z0-9_-]+, and
+ *                                         // since 1.1 dot-separated parts of those ("a.b")
  *       "description": "Return the input unchanged",
  *       "inputSchema":  { "type": "object", ... },   // JSON Schema 2020-12
  *       "outputSchema": { ... },                     // optional
@@ -481,8 +553,9 @@ typedef nova_status (*nova_driver_init_fn)(const nova_host_api *host, nova_drive
  * schema; a manifest that breaks one is refused and the load error names the field):
  *   - "name" (required) matches ^[a-z0-9_-]{1,64}$ and equals the name in the file name;
  *   - "version" (required) is a non-empty string;
- *   - "tools" (required) holds at least one tool; tool names match ^[A-Za-z0-9_-]{1,128}$ and
- *     are unique; "description" and "inputSchema" are required;
+ *   - "tools" (required) holds at least one tool; tool names are 1 to 128 characters of
+ *     [A-Za-z0-9_-] parts joined by single dots (^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$; dots
+ *     since 1.1) and are unique; "description" and "inputSchema" are required;
  *   - "inputSchema" and "outputSchema" must compile as JSON Schema 2020-12. Every call's input
  *     is validated against inputSchema before the driver sees it; when "outputSchema" is
  *     given, every successful output is validated against it and one that does not match is

@@ -36,7 +36,12 @@ public enum DriverRunner {
             channel.send(RunnerFrame.json(.object(o)))
         }
         channel.send(RunnerFrame.json(["op": "ready", "protocol": .int(RunnerFrame.version), "manifest": instance.manifest.raw,
-                                       "abi": .string(instance.library.abiVersion.description)]))
+                                       "abi": .string(instance.library.abiVersion.description),
+                                       "refreshes": .bool(instance.refreshesOnReload)]))
+        // An instance whose tools change (ABI 1.1) sends each new list; the first one again in
+        // case it changed between `ready` and here.
+        instance.observeManifest { manifest in channel.send(RunnerFrame.json(["op": "tools", "manifest": manifest.raw])) }
+        channel.send(RunnerFrame.json(["op": "tools", "manifest": instance.manifest.raw]))
 
         // Read frames on a dedicated thread: a blocking read must never occupy a thread of
         // Swift's cooperative pool.
@@ -91,6 +96,8 @@ public enum DriverRunner {
                 calls.started(id, callId: callId)
             case .cancel(let id)?:
                 if let callId = calls.callId(of: id) { instance.cancel(callId: callId) }
+            case .json(let msg)? where msg["op"]?.stringValue == "refresh":
+                instance.refresh()
             default:
                 continue
             }

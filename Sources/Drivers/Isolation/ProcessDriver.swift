@@ -19,7 +19,11 @@ public final class ProcessDriver: ToolDriver, Sendable {
     let libraryPath: String
     let config: JSONValue
     let runnerCommand: [String]
-    public let manifest: DriverManifest
+    /// The instance's manifest as the runner last sent it (its tools may change: ABI 1.1).
+    public var manifest: DriverManifest { currentManifest.withLock { $0 } }
+    private let currentManifest: Mutex<DriverManifest>
+    /// Whether the runner's instance implements `refresh` (ABI 1.1).
+    public let refreshesOnReload: Bool
     public let abiVersion: ABIVersion
 
     /// Crashes within `crashWindowNanos` that quarantine the driver.
@@ -58,14 +62,15 @@ public final class ProcessDriver: ToolDriver, Sendable {
     let generation: Int?
 
     private init(name: String, displayPath: String, libraryPath: String, config: JSONValue, runnerCommand: [String],
-                 manifest: DriverManifest, generation: Int?, abiVersion: ABIVersion) {
+                 manifest: DriverManifest, refreshes: Bool, generation: Int?, abiVersion: ABIVersion) {
         self.generation = generation
         self.name = name
         self.displayPath = displayPath
         self.libraryPath = libraryPath
         self.config = config
         self.runnerCommand = runnerCommand
-        self.manifest = manifest
+        self.currentManifest = Mutex(manifest)
+        self.refreshesOnReload = refreshes
         self.abiVersion = abiVersion
     }
 
@@ -89,7 +94,8 @@ public final class ProcessDriver: ToolDriver, Sendable {
         }
         let abiParts = (ready["abi"]?.stringValue ?? "1.0").split(separator: ".").compactMap { UInt16($0) }
         let driver = ProcessDriver(name: name, displayPath: displayPath, libraryPath: libraryPath, config: config,
-                                   runnerCommand: runnerCommand, manifest: manifest, generation: generation,
+                                   runnerCommand: runnerCommand, manifest: manifest, refreshes: ready["refreshes"]?.boolValue ?? false,
+                                   generation: generation,
                                    abiVersion: ABIVersion(major: abiParts.first ?? 1, minor: abiParts.count > 1 ? abiParts[1] : 0))
         driver.adopt(runner)
         return driver
@@ -177,6 +183,9 @@ public final class ProcessDriver: ToolDriver, Sendable {
                 let kind = ToolCallError.Kind(rawValue: e["kind"]?.stringValue ?? "") ?? .internal
                 pending.continuation.resume(throwing: ToolCallError(kind: kind, code: e["code"]?.stringValue, message: e["message"]?.stringValue ?? "failed",
                                                                     source: e["source"]?.stringValue ?? "driver", usage: usage))
+            case .json(let msg)? where msg["op"]?.stringValue == "tools":
+                // The instance's tool list changed (ABI 1.1); the runner checked it already.
+                if let m = msg["manifest"], let manifest = try? DriverManifest(json: m) { currentManifest.withLock { $0 = manifest } }
             case .json(let msg)? where msg["op"]?.stringValue == "log":
                 // The runner sends the host's call id (`call`) and run id when the record was
                 // made inside a call.
@@ -239,7 +248,9 @@ public final class ProcessDriver: ToolDriver, Sendable {
             if wait > 0 { try? await Task.sleep(nanoseconds: UInt64(wait)) }
         }
         do {
-            let (runner, _) = try Self.spawn(name: name, displayPath: displayPath, libraryPath: libraryPath, config: config, runnerCommand: runnerCommand)
+            let (runner, ready) = try Self.spawn(name: name, displayPath: displayPath, libraryPath: libraryPath, config: config, runnerCommand: runnerCommand)
+            // A new instance: its tools are listed afresh.
+            if let m = ready["manifest"], let manifest = try? DriverManifest(json: m) { currentManifest.withLock { $0 = manifest } }
             let winner = state.withLock { s -> Runner in
                 if let r = s.runner { return r }
                 s.runner = runner
@@ -294,6 +305,12 @@ public final class ProcessDriver: ToolDriver, Sendable {
                 p.continuation.resume(throwing: ToolCallError(kind: .cancelled, message: "\(name).\(tool): cancelled"))
             }
         }
+    }
+
+    /// Asks the runner's instance to `refresh` (ABI 1.1); its new tools arrive as a `tools` frame.
+    public func refresh() {
+        guard let runner = state.withLock({ $0.runner }) else { return }
+        runner.channel.send(RunnerFrame.json(["op": "refresh"]))
     }
 
     /// Stops the runner (the generation is retired). In-flight calls have finished by then.

@@ -14,6 +14,11 @@ import JSON
 ///     failed  0x04  id u64, tokens u64, cost_micros u64, error object (kind, code, message, source)
 ///     cancel  0x05  id u64
 ///
+/// JSON frames by `op`: `init` (host → runner: protocol, config), `ready` (runner → host:
+/// protocol, manifest, abi, refreshes), `error`, `log`; since protocol 3 `tools` (runner → host:
+/// the instance's new manifest after an ABI 1.1 `tools_changed`) and `refresh` (host → runner:
+/// a reload left the driver unchanged).
+///
 /// Integers are little-endian: both ends are the same binary on the same machine.
 ///
 /// Why this and not a shared-memory ring with an eventfd (issue 15): a call's overhead is
@@ -29,7 +34,7 @@ import JSON
 enum RunnerFrame {
     /// The protocol's version, exchanged in `init` and `ready`: a host and a runner of different
     /// builds refuse each other at start-up instead of misreading frames.
-    static let version = 2
+    static let version = 3
 
     enum Kind: UInt8 {
         case json = 1, call, ok, failed, cancel

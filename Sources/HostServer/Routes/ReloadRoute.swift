@@ -13,6 +13,7 @@ extension NovaServer {
         await host.audit("driver.reload", detail: ["added": list(report.added), "replaced": list(report.replaced), "removed": list(report.removed),
                                                    "failed": list(report.failed)])
         return JSONIO.response(["added": list(report.added), "replaced": list(report.replaced), "removed": list(report.removed),
-                                "failed": list(report.failed), "unchanged": list(report.unchanged)])
+                                "failed": list(report.failed), "unchanged": list(report.unchanged),
+                                "refreshed": list(report.refreshed)])
     }
 }

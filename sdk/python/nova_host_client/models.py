@@ -633,6 +633,7 @@ class ReloadDriversResponse(NovaModel):
     removed: List[str]
     failed: List[str]
     unchanged: Optional[List[str]] = Field(None)
+    refreshed: Optional[List[str]] = Field(None, description="Unchanged drivers whose instance was asked to re-read what it caches from outside (ABI 1.1 `refresh`, e.g. mcp_proxy's remote tool lists).")
 
 
 class GetPolicyResponse(NovaModel):

@@ -656,6 +656,8 @@ export interface ReloadDriversResponse {
   removed: Array<string>;
   failed: Array<string>;
   unchanged?: Array<string>;
+  /** Unchanged drivers whose instance was asked to re-read what it caches from outside (ABI 1.1 `refresh`, e.g. mcp_proxy's remote tool lists). */
+  refreshed?: Array<string>;
 }
 
 /** The answer of GET /v1/policy. */
