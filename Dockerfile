@@ -18,7 +18,7 @@ WORKDIR /src
 COPY . .
 # One product per command: `swift build` builds only the last of several --product flags.
 RUN swift build -c release --product nova-host \
- && for d in text http postgres graphql shell; do swift build -c release --product "nova_$d" || exit 1; done
+ && for d in text http postgres graphql shell mcp_proxy; do swift build -c release --product "nova_$d" || exit 1; done
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # hadolint ignore=SC2016
 RUN bin="$(swift build -c release --show-bin-path)" \
@@ -27,7 +27,7 @@ RUN bin="$(swift build -c release --show-bin-path)" \
  && make -s -C examples/drivers/c-echo OUT=/out/usr/local/lib/nova-host/drivers/libnova_echo.so ABI_INCLUDE=/src/Sources/DriverABI/include \
  && install -m 0755 "$bin/nova-host" /out/usr/local/bin/nova-host \
  && install -m 0755 Sources/Sandbox/build/nova-sandbox /out/usr/local/bin/nova-sandbox \
- && for d in text http postgres graphql shell; do install -m 0644 "$bin/libnova_$d.so" /out/usr/local/lib/nova-host/drivers/; done \
+ && for d in text http postgres graphql shell mcp_proxy; do install -m 0644 "$bin/libnova_$d.so" /out/usr/local/lib/nova-host/drivers/; done \
  && strip --strip-unneeded /out/usr/local/bin/* /out/usr/local/lib/nova-host/drivers/*.so \
  && for f in /out/usr/local/lib/nova-host/drivers/*.so; do ln "$f" "/out/usr/local/lib/nova-host/drivers/.gen/$(sha256sum "$f" | cut -d' ' -f1).so"; done \
  && install -m 0644 configs/policy.default.json /out/usr/local/share/nova-host/policy.default.json \

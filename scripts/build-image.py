@@ -43,7 +43,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SWIFT_DRIVERS = ["text", "http", "postgres", "graphql", "shell"]
+SWIFT_DRIVERS = ["text", "http", "postgres", "graphql", "shell", "mcp_proxy"]
 USER_ID = 10001
 PORT = 8787
 SWIFT_LIB_DIR = "/usr/lib/swift/linux"  # where the Swift runtime goes in the image

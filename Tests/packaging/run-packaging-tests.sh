@@ -124,7 +124,7 @@ check "image declares port 8787 and a healthcheck on /health" \
 CID=$(docker create "$TAG")
 CONTAINERS+=("$CID")
 docker export "$CID" | tar -t >"$WORK/paths.txt"
-grep -v -E '^(usr/local/bin/nova-(host|sandbox)|usr/local/lib/nova-host/drivers/(\.gen/)?([0-9a-f]{64}|libnova_[a-z]+)\.so|usr/local/share/nova-host/(policy\.default|drivers|host)\.json|usr/lib/swift/linux/lib[A-Za-z_]+\.so|usr/lib/x86_64-linux-gnu/[^/]+\.so[.0-9]*|usr/lib64/ld-linux-x86-64\.so\.2|usr/bin/(curl|echo|ls|cat|wc|true)|etc/(passwd|group|ld\.so\.conf|ld\.so\.cache|ssl/certs/ca-certificates\.crt)|(bin|lib|lib64|sbin)|[a-z0-9/._-]*/|\.dockerenv|dev/[a-z]+|etc/(hostname|hosts|resolv\.conf|mtab))$' "$WORK/paths.txt" >"$WORK/unexpected.txt"
+grep -v -E '^(usr/local/bin/nova-(host|sandbox)|usr/local/lib/nova-host/drivers/(\.gen/)?([0-9a-f]{64}|libnova_[a-z_]+)\.so|usr/local/share/nova-host/(policy\.default|drivers|host)\.json|usr/lib/swift/linux/lib[A-Za-z_]+\.so|usr/lib/x86_64-linux-gnu/[^/]+\.so[.0-9]*|usr/lib64/ld-linux-x86-64\.so\.2|usr/bin/(curl|echo|ls|cat|wc|true)|etc/(passwd|group|ld\.so\.conf|ld\.so\.cache|ssl/certs/ca-certificates\.crt)|(bin|lib|lib64|sbin)|[a-z0-9/._-]*/|\.dockerenv|dev/[a-z]+|etc/(hostname|hosts|resolv\.conf|mtab))$' "$WORK/paths.txt" >"$WORK/unexpected.txt"
 check "image holds nothing but the listed files ($(wc -l <"$WORK/paths.txt") paths)" "[ ! -s '$WORK/unexpected.txt' ]" || cat "$WORK/unexpected.txt"
 check "image has no shell" "! grep -qE '^(usr/)?bin/(ba|da)?sh$' '$WORK/paths.txt'"
 
