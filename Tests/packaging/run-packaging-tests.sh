@@ -113,9 +113,9 @@ SIZE=$(docker image inspect -f '{{.Size}}' "$TAG")
 GZ=$(gzip -6 -c "$WORK/image.tar" | wc -c)
 echo "image size: $((SIZE / 1000000)) MB uncompressed ($SIZE bytes, docker image inspect), $((GZ / 1000000)) MB gzipped as a registry stores it"
 # The 150 MB goal holds for the compressed image only (docs/deploy.md: what the uncompressed
-# size is made of); 200 MB uncompressed is the budget that catches a regression.
+# size is made of); 215 MB uncompressed (195 MB with six Swift drivers) is the budget that catches a regression.
 check "image gzipped is smaller than 150 MB ($((GZ / 1000000)) MB)" "[ '$GZ' -lt 150000000 ]"
-check "image uncompressed is within its 200 MB budget ($((SIZE / 1000000)) MB)" "[ '$SIZE' -lt 200000000 ]"
+check "image uncompressed is within its 215 MB budget ($((SIZE / 1000000)) MB)" "[ '$SIZE' -lt 215000000 ]"
 [ "$SIZE" -lt 150000000 ] || echo "note: uncompressed, the image misses the 150 MB goal by $(((SIZE - 150000000) / 1000000)) MB"
 check "image runs as the unprivileged user 10001" "[ \"\$(docker image inspect -f '{{.Config.User}}' '$TAG')\" = 10001:10001 ]"
 check "image declares port 8787 and a healthcheck on /health" \
