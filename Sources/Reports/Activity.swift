@@ -59,11 +59,7 @@ public struct ActivityReportBuilder: Sendable {
         let aggregates = try await aggregating.aggregateEpisodes(EpisodeAggregateQuery(
             sinceMs: since, untilMs: until, principal: principal, bucketMs: window.bucketMs, bucketCount: window.bucketCount))
         var jobs: [String: Int]?
-        if let queue = store.jobQueue {
-            var counts: [String: Int] = [:]
-            for state in JobState.allCases { counts[state.rawValue] = try await queue.countJobs(JobFilter(states: [state])) }
-            jobs = counts
-        }
+        if let queue = store.jobQueue { jobs = try await queue.countsByState() }
         return ActivityReport(window: window, sinceMs: since, untilMs: until, principal: principal, aggregates: aggregates, jobsByState: jobs)
     }
 }

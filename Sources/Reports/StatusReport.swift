@@ -319,11 +319,7 @@ public struct StatusReportBuilder: Sendable {
         }
 
         var jobs: [String: Int]?
-        if let queue = log.store.jobQueue {
-            var counts: [String: Int] = [:]
-            for state in JobState.allCases { counts[state.rawValue] = try await queue.countJobs(JobFilter(states: [state])) }
-            jobs = counts
-        }
+        if let queue = log.store.jobQueue { jobs = try await queue.countsByState() }
         let bucketStarts = (0..<timeline.count).map { Timestamps.format(nanosSinceEpoch: (sinceMs + Int64($0) * bucketMs) * 1_000_000) }
         return StatusReport(
             since: Timestamps.format(nanosSinceEpoch: sinceMs * 1_000_000), until: Timestamps.format(nanosSinceEpoch: nowMs * 1_000_000),

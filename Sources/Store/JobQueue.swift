@@ -396,3 +396,13 @@ public final class WakeSignal: Sendable {
         }
     }
 }
+
+extension JobQueueStore {
+    /// Every job state's count (state raw value → jobs), every queue: the reports' queue depth
+    /// and dead-letter figures.
+    public func countsByState() async throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for state in JobState.allCases { counts[state.rawValue] = try await countJobs(JobFilter(states: [state])) }
+        return counts
+    }
+}
