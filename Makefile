@@ -20,7 +20,8 @@ help:
 	@echo "make drivers build host + drivers and install the .so files into $(DRIVERS_DIR)/"
 	@echo "make bench   release build and benchmarks"
 	@echo "make install PREFIX=/usr/local: nova-host and nova-sandbox into PREFIX/bin, drivers into"
-	@echo "             PREFIX/lib/nova-host/drivers, the default policy and driver settings into"
+	@echo "             PREFIX/lib/nova-host/drivers, libNovaDependencies.so into PREFIX/lib/nova-host,"
+	@echo "             the default policy and driver settings into"
 	@echo "             PREFIX/share/nova-host, the driver header into PREFIX/include"
 	@echo "make release release build of nova-host and the Swift drivers (what the image ships)"
 	@echo "make image   the container image nova-host:local from the release build, without a base image"
@@ -53,6 +54,9 @@ demo: drivers
 install: drivers
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/nova-host/drivers $(DESTDIR)$(PREFIX)/share/nova-host $(DESTDIR)$(PREFIX)/include
 	install -m 0755 $(NOVA) $(DESTDIR)$(PREFIX)/bin/nova-host
+	# The third-party Swift packages, linked once (Packages/NovaDependencies): found by the host's
+	# RUNPATH $$ORIGIN/../lib/nova-host and the drivers' $$ORIGIN/..
+	install -m 0755 $(BIN)/libNovaDependencies.so $(DESTDIR)$(PREFIX)/lib/nova-host/libNovaDependencies.so
 	install -m 0755 Sources/Sandbox/build/nova-sandbox $(DESTDIR)$(PREFIX)/bin/nova-sandbox
 	# The shell driver looks for its helper in the drivers directory before PATH.
 	ln -sf ../../../bin/nova-sandbox $(DESTDIR)$(PREFIX)/lib/nova-host/drivers/nova-sandbox

@@ -4,12 +4,25 @@ import PackageDescription
 
 /// Every Swift target builds in Swift 6 language mode (strict concurrency).
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+/// The third-party Swift packages (SwiftNIO, AsyncHTTPClient, PostgresNIO, Hummingbird, the MCP
+/// SDK, …): one shared library, libNovaDependencies.so, that the host and the Swift drivers link
+/// dynamically (Packages/NovaDependencies/Package.swift says why). No target names a third-party
+/// product itself: a module linked statically as well would be a second copy in the process.
+/// The comment at each use names the modules that target imports.
+let thirdParty: Target.Dependency = .product(name: "NovaDependencies", package: "NovaDependencies")
+// An installed nova-host (PREFIX/bin) finds libNovaDependencies.so in PREFIX/lib/nova-host;
+// in the build directory SwiftPM's $ORIGIN finds it.
+let findsDependencies: [LinkerSetting] = [.unsafeFlags(["-Xlinker", "-rpath=$ORIGIN/../lib/nova-host"])]
 // A driver library binds its own symbols to its own definitions (-Bsymbolic): the host
-// executable exports its symbols too (JSON, NIO, PostgresNIO…), and without this the dynamic
-// linker would resolve part of a driver's copy of those modules to the host's, mixing two
-// copies' global state in one call (seen as a postgres cancel that never closed its connection
-// once the host itself linked PostgresNIO).
-let selfContainedDriver: [LinkerSetting] = [.unsafeFlags(["-Xlinker", "-Bsymbolic"])]
+// executable exports its symbols too (JSON, DriverKit…), and without this the dynamic linker
+// would resolve part of a driver's copy of those modules to the host's, mixing two copies'
+// global state in one call (seen as a postgres cancel that never closed its connection once the
+// host itself linked PostgresNIO statically). An installed driver (PREFIX/lib/nova-host/drivers,
+// or its load copy in drivers/.gen) finds libNovaDependencies.so one or two levels up; in a host
+// process it is already loaded and found by name.
+let selfContainedDriver: [LinkerSetting] = [
+    .unsafeFlags(["-Xlinker", "-Bsymbolic", "-Xlinker", "-rpath=$ORIGIN/..:$ORIGIN/../.."]),
+]
 
 let package = Package(
     name: "nova-host",
@@ -26,24 +39,8 @@ let package = Package(
         .library(name: "nova_mcp_proxy", type: .dynamic, targets: ["MCPProxyDriver"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
-        // Drivers (linked into their .so only, and into nova-bench for peer figures).
-        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
-        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
-        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
-        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
-        .package(url: "https://github.com/GraphQLSwift/GraphQL", from: "4.3.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-        // `nova-host serve` / `nova-host mcp` (HostServer): HTTP, lifecycle, MCP, JWT, metrics.
-        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
-        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
-        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
-        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", .upToNextMinor(from: "0.12.1")),
-        .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
-        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
-        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
-        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        // Every third-party package, linked once into libNovaDependencies.so (see its Package.swift).
+        .package(path: "Packages/NovaDependencies"),
     ],
     targets: [
         // The system SQLite (Debian libsqlite3-dev): embedded default store.
@@ -71,7 +68,7 @@ let package = Package(
                 dependencies: ["DriverABI", "CHostSupport", "Threads", "HostSupport", "HostSchemas", "JSON", "Schema"],
                 path: "Sources/Drivers", swiftSettings: strict, linkerSettings: [.linkedLibrary("dl")]),
         // Plans: the YAML/JSON plan documents, references and `when` expressions.
-        .target(name: "Plans", dependencies: ["HostSchemas", "HostSupport", "JSON", "Schema", .product(name: "Yams", package: "Yams")],
+        .target(name: "Plans", dependencies: ["HostSchemas", "HostSupport", "JSON", "Schema", thirdParty],
                 path: "Sources/Plans", swiftSettings: strict),
         // Episodes: the run record, the sealed hash-chained episode format and the file chain.
         .target(name: "Episodes", dependencies: ["CHostSupport", "HostSupport", "Threads", "JSON"], path: "Sources/Episodes", swiftSettings: strict),
@@ -111,19 +108,16 @@ let package = Package(
         // The CLI, thin over Host.
         .executableTarget(
             name: "nova-host",
-            dependencies: ["Host", "HostServer", "DriverConformance", "Reports", "JSON", "PostgresStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Host", "HostServer", "DriverConformance", "Reports", "JSON", "PostgresStore", thirdParty /* ArgumentParser */],
             path: "Sources/nova-host",
-            swiftSettings: strict
+            swiftSettings: strict,
+            linkerSettings: findsDependencies
         ),
         // `nova-host serve` (REST, MCP over streamable HTTP, auth, metrics) and `nova-host mcp` (stdio), thin over Host.
         .target(
             name: "HostServer",
             dependencies: ["Host", "Reports", "JSON",
-                           .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
-                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "MCP", package: "swift-sdk"),
-                           .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Metrics", package: "swift-metrics"),
-                           .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "Logging", package: "swift-log"),
-                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "HTTPTypes", package: "swift-http-types"), "Schema"],
+                           thirdParty, "Schema"],
             path: "Sources/HostServer",
             exclude: ["UI/assets"],
             swiftSettings: strict
@@ -132,21 +126,18 @@ let package = Package(
         .executableTarget(
             name: "nova-bench",
             dependencies: ["Host", "CHostSupport", "DriverKit", "DriverABI", "JSON", "Schema", "CSQLite", "PostgresStore",
-                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                           .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
-                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+                           thirdParty],
             path: "Benchmarks/nova-bench",
             swiftSettings: strict
         ),
         // PostgreSQL connection settings (DSN parsing, TLS, failure messages without secrets):
         // shared by the `postgres` driver and the PostgreSQL store.
         .target(name: "PostgresSupport",
-                dependencies: [.product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl")],
+                dependencies: [thirdParty],
                 swiftSettings: strict),
         // The PostgreSQL implementation of the host store (several hosts share one database).
         .target(name: "PostgresStore",
-                dependencies: ["Store", "Episodes", "HostSupport", "JSON", "PostgresSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
-                               .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")],
+                dependencies: ["Store", "Episodes", "HostSupport", "JSON", "PostgresSupport", thirdParty],
                 swiftSettings: strict),
         // Drivers shipped with the host.
         .target(name: "TextDriver", dependencies: ["DriverKit", "JSON"], path: "Plugins/text", swiftSettings: strict,
@@ -159,22 +150,15 @@ let package = Package(
         .target(name: "DriverSupport", dependencies: ["DriverKit", "JSON"], path: "Plugins/support", swiftSettings: strict),
         .target(
             name: "HTTPDriver",
-            dependencies: ["DriverKit", "DriverSupport", "JSON", .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-                           .product(name: "NIOHTTP1", package: "swift-nio")],
+            dependencies: ["DriverKit", "DriverSupport", "JSON", thirdParty],
             path: "Plugins/http", swiftSettings: strict, linkerSettings: selfContainedDriver),
         .target(
             name: "PostgresDriver",
-            dependencies: ["DriverKit", "DriverSupport", "JSON", "PostgresSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
-                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-                           .product(name: "Logging", package: "swift-log")],
+            dependencies: ["DriverKit", "DriverSupport", "JSON", "PostgresSupport", thirdParty],
             path: "Plugins/postgres", swiftSettings: strict, linkerSettings: selfContainedDriver),
         .target(
             name: "GraphQLDriver",
-            dependencies: ["DriverKit", "DriverSupport", "JSON", .product(name: "GraphQL", package: "GraphQL"),
-                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-                           .product(name: "NIOHTTP1", package: "swift-nio")],
+            dependencies: ["DriverKit", "DriverSupport", "JSON", thirdParty],
             path: "Plugins/graphql", swiftSettings: strict, linkerSettings: selfContainedDriver),
         // `mcp_proxy`: external MCP servers (stdio children spawned like the shell driver's, with
         // its C shims and SpawnThread; streamable HTTP over AsyncHTTPClient) as namespaced tools
@@ -182,9 +166,7 @@ let package = Package(
         .target(
             name: "MCPProxyDriver",
             dependencies: ["DriverKit", "DriverSupport", "JSON", "Schema", "CShellSupport", "Threads",
-                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-                           .product(name: "NIOHTTP1", package: "swift-nio")],
+                           thirdParty],
             path: "Plugins/mcp_proxy", swiftSettings: strict, linkerSettings: selfContainedDriver),
 
         // Shared by the test targets: package paths, temp dirs, the allow-all gate, Outcome,
@@ -195,26 +177,20 @@ let package = Package(
                           path: "Tests/EpisodeKillWorker", swiftSettings: strict),
         // A fresh PostgreSQL database per test (the server Tests/servers/with-servers.sh starts).
         .target(name: "PostgresTestSupport",
-                dependencies: ["PostgresStore", "PostgresSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
-                               .product(name: "Logging", package: "swift-log")],
+                dependencies: ["PostgresStore", "PostgresSupport", thirdParty],
                 path: "Tests/PostgresTestSupport", swiftSettings: strict),
         .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: strict),
         .testTarget(name: "SchemaTests", dependencies: ["Schema", "JSON"], swiftSettings: strict),
         .testTarget(name: "HostTests", dependencies: ["TestSupport", "Host", "Reports", "CHostSupport", "DriverKit", "DriverABI", "JSON"], swiftSettings: strict),
         .testTarget(name: "EpisodeTests", dependencies: ["TestSupport", "PostgresTestSupport", "Host", "JSON", "PostgresStore", "PostgresSupport",
-                                                          .product(name: "PostgresNIO", package: "postgres-nio")], swiftSettings: strict),
+                                                          thirdParty], swiftSettings: strict),
         // The shell driver (built libnova_shell.so + nova-sandbox) through the host, policy and CLI.
         .testTarget(name: "ShellTests", dependencies: ["TestSupport", "Host", "JSON"], swiftSettings: strict),
         // Drivers against real servers (Tests/servers/with-servers.sh starts them).
         .testTarget(name: "DriverTests", dependencies: ["TestSupport", "Host", "JSON"], swiftSettings: strict),
         // The server in-process (HummingbirdTesting): routes, auth matrix, JWT attacks, MCP, shutdown.
         .testTarget(name: "ServerTests",
-                    dependencies: ["TestSupport", "PostgresTestSupport", "PostgresStore", "HostServer", "Host", "Reports", "JSON", .product(name: "Hummingbird", package: "hummingbird"),
-                                   .product(name: "HummingbirdTesting", package: "hummingbird"),
-                                   .product(name: "JWTKit", package: "jwt-kit"), .product(name: "MCP", package: "swift-sdk"),
-                                   .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
-                                   .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                                   .product(name: "HTTPTypes", package: "swift-http-types")],
+                    dependencies: ["TestSupport", "PostgresTestSupport", "PostgresStore", "HostServer", "Host", "Reports", "JSON", thirdParty],
                     swiftSettings: strict),
     ]
 )

@@ -7,6 +7,8 @@ Assembles the runtime root filesystem from what the build produced and the libra
   /usr/local/lib/nova-host/drivers/*.so         the drivers (stripped), where an installed
                                                 nova-host looks for them (HostPaths.resolve),
                                                 and their load copies in .gen/ (hard links)
+  /usr/local/lib/nova-host/libNovaDependencies.so  the third-party Swift packages (SwiftNIO, …),
+                                                linked once by the host and the drivers (stripped)
   /usr/local/share/nova-host/                   policy.default.json, drivers.json, host.json
   /usr/lib/..., /usr/lib/swift/linux/...        exactly the shared libraries `ldd` lists for the
                                                 files above (Swift runtime included), plus
@@ -47,6 +49,7 @@ SWIFT_DRIVERS = ["text", "http", "postgres", "graphql", "shell", "mcp_proxy"]
 USER_ID = 10001
 PORT = 8787
 SWIFT_LIB_DIR = "/usr/lib/swift/linux"  # where the Swift runtime goes in the image
+DEPENDENCIES_DIR = "/usr/local/lib/nova-host"  # libNovaDependencies.so from the build
 
 
 def fail(message):
@@ -127,7 +130,7 @@ class RootFS:
             self.copy(host_path, host_path)
 
 
-    def install_linked_libraries(self, elves):
+    def install_linked_libraries(self, elves, bin_dir):
         """Copies the shared libraries `ldd` lists for the files `elves` (paths on this machine)
         to their paths in the image, and writes /etc/ld.so.cache. ldd resolves the Swift runtime
         through the build's RUNPATH (/opt/swift/...); in the image it lives in SWIFT_LIB_DIR,
@@ -139,7 +142,11 @@ class RootFS:
                     libraries.append(lib)
         swift_libs = []
         for lib in libraries:
-            if "/swift/linux/" in lib:
+            if os.path.dirname(os.path.realpath(lib)) == os.path.realpath(bin_dir):
+                # libNovaDependencies.so (the third-party Swift packages, linked once): where the
+                # host's RUNPATH $ORIGIN/../lib/nova-host and the drivers' $ORIGIN/.. find it.
+                self.copy(os.path.realpath(lib), f"{DEPENDENCIES_DIR}/{os.path.basename(lib)}", 0o755, strip=True)
+            elif "/swift/linux/" in lib:
                 swift_libs.append(lib)
                 # The toolchain's copies keep their symbol tables (12 MB of the 78): stripped here.
                 self.copy(os.path.realpath(lib), f"{SWIFT_LIB_DIR}/{os.path.basename(lib)}", 0o755, strip=True)
@@ -199,7 +206,7 @@ def assemble(rootfs, bin_dir, sandbox, echo_driver, curl):
     elves = [r.path("/usr/local/bin/nova-host"), r.path("/usr/bin/curl")]
     elves += [os.path.join(r.path(drivers), f) for f in sorted(os.listdir(r.path(drivers))) if f.endswith(".so")]
     elves += [os.path.realpath(p) for p in programs if os.path.isfile(os.path.realpath(p))]
-    libraries, swift_libs = r.install_linked_libraries(elves)
+    libraries, swift_libs = r.install_linked_libraries(elves, bin_dir)
     return libraries, swift_libs, programs
 
 

@@ -237,6 +237,8 @@ struct ShellCleanupTests {
         for d in [work, data, drivers] { chown(d, 65534, 65534) }  // drivers: the host writes its .gen copies there
         // The binary and driver are copied out: the checkout may sit below a 0700 directory.
         try copyExecutable(try ShellFixtures.novaHost(), to: dir + "/nova-host")
+        // …with the third-party packages' library, which it finds beside itself ($ORIGIN).
+        try copyExecutable(ShellFixtures.binDir + "/libNovaDependencies.so", to: dir + "/libNovaDependencies.so")
         try FileManager.default.copyItem(atPath: ShellFixtures.binDir + "/libnova_shell.so", toPath: drivers + "/libnova_shell.so")
         chmod(drivers + "/libnova_shell.so", 0o644)
         let config: JSONValue = ["helper": .string(dir + "/no-such-helper"), "allow_unsandboxed": true,

@@ -12,6 +12,13 @@ for f in bin/nova-host bin/nova-sandbox lib/nova-host/drivers/libnova_echo.so sh
          share/nova-host/drivers.json include/nova_driver.h lib/pkgconfig/nova-driver.pc; do
   [ -e "$PREFIX/$f" ] || fail "missing $PREFIX/$f"
 done
+# The third-party Swift packages, linked once: the installed host and a driver (and its load
+# copy in .gen) find the installed libNovaDependencies.so, not the build's.
+for elf in bin/nova-host lib/nova-host/drivers/libnova_http.so "lib/nova-host/drivers/.gen/$(sha256sum "$PREFIX/lib/nova-host/drivers/libnova_http.so" | cut -d' ' -f1).so"; do
+  found=$(ldd "$PREFIX/$elf" | sed -n 's/.*libNovaDependencies.so => \([^ ]*\) .*/\1/p')
+  [ -n "$found" ] && [ "$(realpath "$found")" = "$(realpath "$PREFIX/lib/nova-host/libNovaDependencies.so")" ] \
+    || fail "$elf does not resolve libNovaDependencies.so in $PREFIX/lib/nova-host: $(ldd "$PREFIX/$elf" | grep NovaDependencies)"
+done
 cd "$ELSEWHERE"
 list=$("$PREFIX/bin/nova-host" drivers list --json) || fail "drivers list failed"
 echo "$list" | grep -q '"echo"' || fail "installed drivers not found: $list"

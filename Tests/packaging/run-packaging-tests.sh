@@ -112,11 +112,9 @@ fi
 SIZE=$(docker image inspect -f '{{.Size}}' "$TAG")
 GZ=$(gzip -6 -c "$WORK/image.tar" | wc -c)
 echo "image size: $((SIZE / 1000000)) MB uncompressed ($SIZE bytes, docker image inspect), $((GZ / 1000000)) MB gzipped as a registry stores it"
-# The 150 MB goal holds for the compressed image only (docs/deploy.md: what the uncompressed
-# size is made of); 215 MB uncompressed (195 MB with six Swift drivers) is the budget that catches a regression.
+# The issue's goal, uncompressed (docker image inspect), and gzipped as a registry stores it.
+check "image is smaller than 150 MB uncompressed ($((SIZE / 1000000)) MB)" "[ '$SIZE' -lt 150000000 ]"
 check "image gzipped is smaller than 150 MB ($((GZ / 1000000)) MB)" "[ '$GZ' -lt 150000000 ]"
-check "image uncompressed is within its 215 MB budget ($((SIZE / 1000000)) MB)" "[ '$SIZE' -lt 215000000 ]"
-[ "$SIZE" -lt 150000000 ] || echo "note: uncompressed, the image misses the 150 MB goal by $(((SIZE - 150000000) / 1000000)) MB"
 check "image runs as the unprivileged user 10001" "[ \"\$(docker image inspect -f '{{.Config.User}}' '$TAG')\" = 10001:10001 ]"
 check "image declares port 8787 and a healthcheck on /health" \
   "docker image inspect -f '{{json .Config.ExposedPorts}} {{json .Config.Healthcheck.Test}}' '$TAG' | grep -q '8787/tcp.*/health'"
@@ -124,7 +122,7 @@ check "image declares port 8787 and a healthcheck on /health" \
 CID=$(docker create "$TAG")
 CONTAINERS+=("$CID")
 docker export "$CID" | tar -t >"$WORK/paths.txt"
-grep -v -E '^(usr/local/bin/nova-(host|sandbox)|usr/local/lib/nova-host/drivers/(\.gen/)?([0-9a-f]{64}|libnova_[a-z_]+)\.so|usr/local/share/nova-host/(policy\.default|drivers|host)\.json|usr/lib/swift/linux/lib[A-Za-z_]+\.so|usr/lib/x86_64-linux-gnu/[^/]+\.so[.0-9]*|usr/lib64/ld-linux-x86-64\.so\.2|usr/bin/(curl|echo|ls|cat|wc|true)|etc/(passwd|group|ld\.so\.conf|ld\.so\.cache|ssl/certs/ca-certificates\.crt)|(bin|lib|lib64|sbin)|[a-z0-9/._-]*/|\.dockerenv|dev/[a-z]+|etc/(hostname|hosts|resolv\.conf|mtab))$' "$WORK/paths.txt" >"$WORK/unexpected.txt"
+grep -v -E '^(usr/local/bin/nova-(host|sandbox)|usr/local/lib/nova-host/drivers/(\.gen/)?([0-9a-f]{64}|libnova_[a-z_]+)\.so|usr/local/lib/nova-host/libNovaDependencies\.so|usr/local/share/nova-host/(policy\.default|drivers|host)\.json|usr/lib/swift/linux/lib[A-Za-z_]+\.so|usr/lib/x86_64-linux-gnu/[^/]+\.so[.0-9]*|usr/lib64/ld-linux-x86-64\.so\.2|usr/bin/(curl|echo|ls|cat|wc|true)|etc/(passwd|group|ld\.so\.conf|ld\.so\.cache|ssl/certs/ca-certificates\.crt)|(bin|lib|lib64|sbin)|[a-z0-9/._-]*/|\.dockerenv|dev/[a-z]+|etc/(hostname|hosts|resolv\.conf|mtab))$' "$WORK/paths.txt" >"$WORK/unexpected.txt"
 check "image holds nothing but the listed files ($(wc -l <"$WORK/paths.txt") paths)" "[ ! -s '$WORK/unexpected.txt' ]" || cat "$WORK/unexpected.txt"
 check "image has no shell" "! grep -qE '^(usr/)?bin/(ba|da)?sh$' '$WORK/paths.txt'"
 
