@@ -26,14 +26,15 @@ RUN bin="$(swift build -c release --show-bin-path)" \
  && mkdir -p /out/usr/local/bin /out/usr/local/lib/nova-host/drivers/.gen /out/usr/local/share/nova-host /out/usr/lib/swift/linux \
  && make -s -C examples/drivers/c-echo OUT=/out/usr/local/lib/nova-host/drivers/libnova_echo.so ABI_INCLUDE=/src/Sources/DriverABI/include \
  && install -m 0755 "$bin/nova-host" /out/usr/local/bin/nova-host \
+ && install -m 0755 "$bin/libNovaDependencies.so" /out/usr/local/lib/nova-host/libNovaDependencies.so \
  && install -m 0755 Sources/Sandbox/build/nova-sandbox /out/usr/local/bin/nova-sandbox \
  && for d in text http postgres graphql shell mcp_proxy; do install -m 0644 "$bin/libnova_$d.so" /out/usr/local/lib/nova-host/drivers/; done \
- && strip --strip-unneeded /out/usr/local/bin/* /out/usr/local/lib/nova-host/drivers/*.so \
+ && strip --strip-unneeded /out/usr/local/bin/* /out/usr/local/lib/nova-host/*.so /out/usr/local/lib/nova-host/drivers/*.so \
  && for f in /out/usr/local/lib/nova-host/drivers/*.so; do ln "$f" "/out/usr/local/lib/nova-host/drivers/.gen/$(sha256sum "$f" | cut -d' ' -f1).so"; done \
  && install -m 0644 configs/policy.default.json /out/usr/local/share/nova-host/policy.default.json \
  && sed '/"\$schema"/d' configs/drivers.json > /out/usr/local/share/nova-host/drivers.json \
  && printf '{"listen": {"host": "0.0.0.0", "port": 8787}, "shutdown_grace_seconds": 20}\n' > /out/usr/local/share/nova-host/host.json \
- && ldd /out/usr/local/bin/nova-host /out/usr/local/lib/nova-host/drivers/*.so | awk '$3 ~ /\/swift\/linux\// { print $3 }' | sort -u \
+ && ldd /out/usr/local/bin/nova-host /out/usr/local/lib/nova-host/*.so /out/usr/local/lib/nova-host/drivers/*.so | awk '$3 ~ /\/swift\/linux\// { print $3 }' | sort -u \
     | xargs -I{} cp -L {} /out/usr/lib/swift/linux/ \
  && echo /usr/lib/swift/linux > /out/usr/lib/swift/nova-host.conf
 

@@ -49,7 +49,8 @@ SWIFT_DRIVERS = ["text", "http", "postgres", "graphql", "shell", "mcp_proxy"]
 USER_ID = 10001
 PORT = 8787
 SWIFT_LIB_DIR = "/usr/lib/swift/linux"  # where the Swift runtime goes in the image
-DEPENDENCIES_DIR = "/usr/local/lib/nova-host"  # libNovaDependencies.so from the build
+DEPENDENCIES_DIR = "/usr/local/lib/nova-host"  # where libNovaDependencies.so goes in the image
+DEPENDENCIES_LIB = "libNovaDependencies.so"
 
 
 def fail(message):
@@ -130,7 +131,7 @@ class RootFS:
             self.copy(host_path, host_path)
 
 
-    def install_linked_libraries(self, elves, bin_dir):
+    def install_linked_libraries(self, elves):
         """Copies the shared libraries `ldd` lists for the files `elves` (paths on this machine)
         to their paths in the image, and writes /etc/ld.so.cache. ldd resolves the Swift runtime
         through the build's RUNPATH (/opt/swift/...); in the image it lives in SWIFT_LIB_DIR,
@@ -142,11 +143,9 @@ class RootFS:
                     libraries.append(lib)
         swift_libs = []
         for lib in libraries:
-            if os.path.dirname(os.path.realpath(lib)) == os.path.realpath(bin_dir):
-                # libNovaDependencies.so (the third-party Swift packages, linked once): where the
-                # host's RUNPATH $ORIGIN/../lib/nova-host and the drivers' $ORIGIN/.. find it.
-                self.copy(os.path.realpath(lib), f"{DEPENDENCIES_DIR}/{os.path.basename(lib)}", 0o755, strip=True)
-            elif "/swift/linux/" in lib:
+            if os.path.realpath(lib).startswith(os.path.realpath(self.dir) + "/"):
+                continue  # already in the image (libNovaDependencies.so, found through RUNPATH)
+            if "/swift/linux/" in lib:
                 swift_libs.append(lib)
                 # The toolchain's copies keep their symbol tables (12 MB of the 78): stripped here.
                 self.copy(os.path.realpath(lib), f"{SWIFT_LIB_DIR}/{os.path.basename(lib)}", 0o755, strip=True)
@@ -162,6 +161,9 @@ def assemble(rootfs, bin_dir, sandbox, echo_driver, curl):
     r = rootfs
     os.makedirs(r.path("/var/lib/nova-host"))
     r.copy(os.path.join(bin_dir, "nova-host"), "/usr/local/bin/nova-host", 0o755, strip=True)
+    # The third-party Swift packages, linked once: where the host's RUNPATH
+    # $ORIGIN/../lib/nova-host and the drivers' $ORIGIN/.. (and .gen's $ORIGIN/../..) find it.
+    r.copy(os.path.join(bin_dir, DEPENDENCIES_LIB), f"{DEPENDENCIES_DIR}/{DEPENDENCIES_LIB}", 0o755, strip=True)
     r.copy(sandbox, "/usr/local/bin/nova-sandbox", 0o755, strip=True)
     drivers = "/usr/local/lib/nova-host/drivers"
     for name in SWIFT_DRIVERS:
@@ -203,10 +205,10 @@ def assemble(rootfs, bin_dir, sandbox, echo_driver, curl):
     with open(r.path("/etc/group"), "w") as f:
         f.write(f"root:x:0:\nnova:x:{USER_ID}:\n")
     # Every ELF file in the image, and the libraries they link, by ldd on this machine.
-    elves = [r.path("/usr/local/bin/nova-host"), r.path("/usr/bin/curl")]
+    elves = [r.path("/usr/local/bin/nova-host"), r.path(f"{DEPENDENCIES_DIR}/{DEPENDENCIES_LIB}"), r.path("/usr/bin/curl")]
     elves += [os.path.join(r.path(drivers), f) for f in sorted(os.listdir(r.path(drivers))) if f.endswith(".so")]
     elves += [os.path.realpath(p) for p in programs if os.path.isfile(os.path.realpath(p))]
-    libraries, swift_libs = r.install_linked_libraries(elves, bin_dir)
+    libraries, swift_libs = r.install_linked_libraries(elves)
     return libraries, swift_libs, programs
 
 
@@ -326,7 +328,7 @@ def main():
         fail("--no-load needs --out")
 
     bin_dir = args.bin_dir or run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT).strip()
-    for f in ["nova-host"] + [f"libnova_{d}.so" for d in SWIFT_DRIVERS]:
+    for f in ["nova-host", DEPENDENCIES_LIB] + [f"libnova_{d}.so" for d in SWIFT_DRIVERS]:
         if not os.path.isfile(os.path.join(bin_dir, f)):
             fail(f"{bin_dir}/{f} is missing: build it first (swift build -c release), or pass --bin-dir")
     sandbox = os.path.join(ROOT, "Sources/Sandbox/build/nova-sandbox")

@@ -151,6 +151,14 @@ else
   fail "docker run hello.plan.json: $(cat "$WORK/hello.err" "$WORK/hello.json")"
 fi
 
+# Every Swift driver loads in the image: they link the third-party packages from the image's
+# libNovaDependencies.so (docs/drivers.md), through their .gen load copies as the host opens them.
+for d in text shell http postgres graphql mcp_proxy; do
+  check "docker run: drivers inspect $d loads the library and reads its manifest" \
+    "docker run --rm '$TAG' drivers inspect $d --json >'$WORK/inspect-$d.json' 2>'$WORK/inspect-$d.err' && grep -q '\"name\" *: *\"$d\"' '$WORK/inspect-$d.json'" \
+    || cat "$WORK/inspect-$d.err"
+done
+
 # The shell sandbox: a default container refuses what it needs, and doctor says what to allow.
 docker run --rm "$TAG" doctor --json >"$WORK/doctor-default.json" 2>"$WORK/doctor-default.err"
 DOCTOR_RC=$?
