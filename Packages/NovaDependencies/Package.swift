@@ -66,7 +66,11 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
-            swiftSettings: [.swiftLanguageMode(.v6)]
+            swiftSettings: [.swiftLanguageMode(.v6)],
+            // References inside the library bind to its own definitions at link time (direct
+            // calls instead of PLT/GOT indirection, as they were when linked into each product);
+            // nothing outside defines these symbols, so nothing is lost by not interposing them.
+            linkerSettings: [.unsafeFlags(["-Xlinker", "-Bsymbolic"])]
         ),
     ]
 )
