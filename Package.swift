@@ -68,7 +68,7 @@ let package = Package(
                 dependencies: ["DriverABI", "CHostSupport", "Threads", "HostSupport", "HostSchemas", "JSON", "Schema"],
                 path: "Sources/Drivers", swiftSettings: strict, linkerSettings: [.linkedLibrary("dl")]),
         // Plans: the YAML/JSON plan documents, references and `when` expressions.
-        .target(name: "Plans", dependencies: ["HostSchemas", "HostSupport", "JSON", "Schema", thirdParty],
+        .target(name: "Plans", dependencies: ["HostSchemas", "HostSupport", "JSON", "Schema", thirdParty /* Yams */],
                 path: "Sources/Plans", swiftSettings: strict),
         // Episodes: the run record, the sealed hash-chained episode format and the file chain.
         .target(name: "Episodes", dependencies: ["CHostSupport", "HostSupport", "Threads", "JSON"], path: "Sources/Episodes", swiftSettings: strict),
@@ -108,7 +108,7 @@ let package = Package(
         // The CLI, thin over Host.
         .executableTarget(
             name: "nova-host",
-            dependencies: ["Host", "HostServer", "DriverConformance", "Reports", "JSON", "PostgresStore", thirdParty /* ArgumentParser */],
+            dependencies: ["Host", "HostServer", "DriverConformance", "Reports", "JSON", "PostgresStore", thirdParty /* ArgumentParser, Logging */],
             path: "Sources/nova-host",
             swiftSettings: strict,
             linkerSettings: findsDependencies
@@ -117,7 +117,7 @@ let package = Package(
         .target(
             name: "HostServer",
             dependencies: ["Host", "Reports", "JSON",
-                           thirdParty, "Schema"],
+                           thirdParty /* Hummingbird, HummingbirdAuth, ServiceLifecycle, MCP, JWTKit, Metrics, Prometheus, Logging, NIOCore, HTTPTypes */, "Schema"],
             path: "Sources/HostServer",
             exclude: ["UI/assets"],
             swiftSettings: strict
@@ -126,18 +126,18 @@ let package = Package(
         .executableTarget(
             name: "nova-bench",
             dependencies: ["Host", "CHostSupport", "DriverKit", "DriverABI", "JSON", "Schema", "CSQLite", "PostgresStore",
-                           thirdParty],
+                           thirdParty /* AsyncHTTPClient, PostgresNIO, Logging, NIOCore, NIOPosix */],
             path: "Benchmarks/nova-bench",
             swiftSettings: strict
         ),
         // PostgreSQL connection settings (DSN parsing, TLS, failure messages without secrets):
         // shared by the `postgres` driver and the PostgreSQL store.
         .target(name: "PostgresSupport",
-                dependencies: [thirdParty],
+                dependencies: [thirdParty /* PostgresNIO, NIOSSL */],
                 swiftSettings: strict),
         // The PostgreSQL implementation of the host store (several hosts share one database).
         .target(name: "PostgresStore",
-                dependencies: ["Store", "Episodes", "HostSupport", "JSON", "PostgresSupport", thirdParty],
+                dependencies: ["Store", "Episodes", "HostSupport", "JSON", "PostgresSupport", thirdParty /* PostgresNIO, NIOCore, Logging */],
                 swiftSettings: strict),
         // Drivers shipped with the host.
         .target(name: "TextDriver", dependencies: ["DriverKit", "JSON"], path: "Plugins/text", swiftSettings: strict,
@@ -150,15 +150,15 @@ let package = Package(
         .target(name: "DriverSupport", dependencies: ["DriverKit", "JSON"], path: "Plugins/support", swiftSettings: strict),
         .target(
             name: "HTTPDriver",
-            dependencies: ["DriverKit", "DriverSupport", "JSON", thirdParty],
+            dependencies: ["DriverKit", "DriverSupport", "JSON", thirdParty /* AsyncHTTPClient, NIOCore, NIOPosix, NIOHTTP1 */],
             path: "Plugins/http", swiftSettings: strict, linkerSettings: selfContainedDriver),
         .target(
             name: "PostgresDriver",
-            dependencies: ["DriverKit", "DriverSupport", "JSON", "PostgresSupport", thirdParty],
+            dependencies: ["DriverKit", "DriverSupport", "JSON", "PostgresSupport", thirdParty /* PostgresNIO, NIOPosix, Logging */],
             path: "Plugins/postgres", swiftSettings: strict, linkerSettings: selfContainedDriver),
         .target(
             name: "GraphQLDriver",
-            dependencies: ["DriverKit", "DriverSupport", "JSON", thirdParty],
+            dependencies: ["DriverKit", "DriverSupport", "JSON", thirdParty /* GraphQL, AsyncHTTPClient, NIOCore, NIOPosix, NIOHTTP1 */],
             path: "Plugins/graphql", swiftSettings: strict, linkerSettings: selfContainedDriver),
         // `mcp_proxy`: external MCP servers (stdio children spawned like the shell driver's, with
         // its C shims and SpawnThread; streamable HTTP over AsyncHTTPClient) as namespaced tools
@@ -166,7 +166,7 @@ let package = Package(
         .target(
             name: "MCPProxyDriver",
             dependencies: ["DriverKit", "DriverSupport", "JSON", "Schema", "CShellSupport", "Threads",
-                           thirdParty],
+                           thirdParty /* AsyncHTTPClient, NIOCore, NIOPosix, NIOHTTP1 */],
             path: "Plugins/mcp_proxy", swiftSettings: strict, linkerSettings: selfContainedDriver),
 
         // Shared by the test targets: package paths, temp dirs, the allow-all gate, Outcome,
@@ -177,20 +177,20 @@ let package = Package(
                           path: "Tests/EpisodeKillWorker", swiftSettings: strict),
         // A fresh PostgreSQL database per test (the server Tests/servers/with-servers.sh starts).
         .target(name: "PostgresTestSupport",
-                dependencies: ["PostgresStore", "PostgresSupport", thirdParty],
+                dependencies: ["PostgresStore", "PostgresSupport", thirdParty /* PostgresNIO, Logging */],
                 path: "Tests/PostgresTestSupport", swiftSettings: strict),
         .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: strict),
         .testTarget(name: "SchemaTests", dependencies: ["Schema", "JSON"], swiftSettings: strict),
         .testTarget(name: "HostTests", dependencies: ["TestSupport", "Host", "Reports", "CHostSupport", "DriverKit", "DriverABI", "JSON"], swiftSettings: strict),
         .testTarget(name: "EpisodeTests", dependencies: ["TestSupport", "PostgresTestSupport", "Host", "JSON", "PostgresStore", "PostgresSupport",
-                                                          thirdParty], swiftSettings: strict),
+                                                          thirdParty /* PostgresNIO, Logging */], swiftSettings: strict),
         // The shell driver (built libnova_shell.so + nova-sandbox) through the host, policy and CLI.
         .testTarget(name: "ShellTests", dependencies: ["TestSupport", "Host", "JSON"], swiftSettings: strict),
         // Drivers against real servers (Tests/servers/with-servers.sh starts them).
         .testTarget(name: "DriverTests", dependencies: ["TestSupport", "Host", "JSON"], swiftSettings: strict),
         // The server in-process (HummingbirdTesting): routes, auth matrix, JWT attacks, MCP, shutdown.
         .testTarget(name: "ServerTests",
-                    dependencies: ["TestSupport", "PostgresTestSupport", "PostgresStore", "HostServer", "Host", "Reports", "JSON", thirdParty],
+                    dependencies: ["TestSupport", "PostgresTestSupport", "PostgresStore", "HostServer", "Host", "Reports", "JSON", thirdParty /* Hummingbird, HummingbirdTesting, JWTKit, MCP, Logging, NIOCore, ServiceLifecycle, HTTPTypes */],
                     swiftSettings: strict),
     ]
 )
