@@ -168,13 +168,15 @@ extension SQLiteStore: AgentStore, MemoryStore {
         if let u = q.untilMs { clauses.append("m.created_at_ms < ?"); params.append(.int(u)) }
         let sql: String
         if let text = q.text, !text.isEmpty {
+            // Web-search syntax, as PostgreSQL reads it; a query without a term matches nothing.
+            guard let match = FTS5WebSearch.matchExpression(text) else { return [] }
             // bm25 is lower for better matches: the score is its negation.
             // Rank rowids only (the sorter carries two values per match, not whole rows), then
             // read the page's rows.
             sql = "SELECT \(Self.memoryColumns), -t.b AS score FROM (SELECT memory_fts.rowid AS r, bm25(memory_fts) AS b "
                 + "FROM memory_fts JOIN memory m ON m.rowid = memory_fts.rowid WHERE memory_fts MATCH ? AND " + clauses.joined(separator: " AND ")
                 + " ORDER BY b LIMIT ? OFFSET ?) t JOIN memory m ON m.rowid = t.r ORDER BY t.b"
-            params.insert(.text(text), at: 0)
+            params.insert(.text(match), at: 0)
         } else {
             sql = "SELECT \(Self.memoryColumns), 0.0 AS score FROM memory m WHERE " + clauses.joined(separator: " AND ")
                 + " ORDER BY m.created_at_ms DESC, m.rowid DESC LIMIT ? OFFSET ?"
@@ -186,8 +188,9 @@ extension SQLiteStore: AgentStore, MemoryStore {
             do {
                 return try conn.query(sql, all).map { RecallHit(item: Self.item($0), score: $0[10].double ?? Double($0[10].int ?? 0)) }
             } catch let e as SQLiteError where hasText && e.code == SQLITE_ERROR {
-                // The statement itself is fixed: a plain SQLITE_ERROR comes from the MATCH text.
-                throw RecallQueryError("the recall query cannot be parsed: \(e.message) (FTS5 query syntax: words, \"phrases\", AND, OR, NOT, prefix*)")
+                // The statement is fixed and the MATCH text is built to parse: kept so that a
+                // case FTS5WebSearch missed is the caller's 422, not a server error.
+                throw RecallQueryError("the recall query cannot be parsed: \(e.message) (words, \"phrases\", OR, -word, prefix*)")
             }
         }
     }
