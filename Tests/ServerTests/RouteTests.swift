@@ -57,6 +57,17 @@ import Testing
             #expect(r.errorCode == "not_ready")
             #expect(r.json["error"]?["checks"]?["drivers"]?.stringValue?.contains("missing") == true)
         }
+        // ready.public: an anonymous probe gets the status, never the checks (they name paths).
+        try await F.server(config: { $0.readyPublic = true }).withClient { client in
+            let anon = try await client.get("/ready", nil)
+            #expect(anon.status == .ok && anon.json == ["status": "ready"], "\(anon.json)")
+            #expect(try await client.get("/ready", F.aliceKey).json["checks"] == ["store": "ok", "drivers": "ok", "runs": "ok"])
+        }
+        try await F.server(config: { $0.readyPublic = true }, driversDir: "/nonexistent/drivers").withClient { client in
+            let anon = try await client.get("/ready", nil)
+            #expect(anon.status == .serviceUnavailable && anon.errorCode == "not_ready")
+            #expect(anon.json["error"]?["checks"] == nil && anon.json["error"]?["message"] == "not ready", "\(anon.json)")
+        }
     }
 
     @Test func metricsArePrivateUnlessConfiguredPublic() async throws {

@@ -135,12 +135,30 @@ if docker run -d --name "$NAME" -p "127.0.0.1:$PORT:8787" "$TAG" >/dev/null 2>"$
   check "docker run: GET /health through 127.0.0.1:$PORT answers 200 {\"status\":\"ok\"}" \
     "curl -sf 'http://127.0.0.1:$PORT/health' | grep -q '\"status\":\"ok\"'"
   check "docker run: GET /v1/runs without a key answers 401 (no credentials in the image)" "[ \"\$(http_code 'http://127.0.0.1:$PORT/v1/runs')\" = 401 ]"
+  check "docker run: GET /ready without a key answers 401 (ready.public is off by default)" "[ \"\$(http_code 'http://127.0.0.1:$PORT/ready')\" = 401 ]"
   for _ in $(seq 60); do [ "$(docker inspect -f '{{.State.Health.Status}}' "$NAME")" = healthy ] && break; sleep 0.5; done
   check "docker run: the container turns healthy (HEALTHCHECK curl /health)" "[ \"\$(docker inspect -f '{{.State.Health.Status}}' '$NAME')\" = healthy ]"
   docker stop -t 20 "$NAME" >/dev/null
   check "docker stop: serve exits 0 on SIGTERM" "[ \"\$(docker inspect -f '{{.State.ExitCode}}' '$NAME')\" = 0 ]"
 else
   fail "docker run serve: $(cat "$WORK/run.err")"
+fi
+
+# ready.public, as the Helm chart's readiness.public uses it: an anonymous GET /ready answers
+# the status without the checks.
+mkdir -p "$WORK/ready-config" && chmod 755 "$WORK/ready-config"
+echo '{"listen": {"host": "0.0.0.0", "port": 8787}, "ready": {"public": true}}' >"$WORK/ready-config/host.json"
+chmod 644 "$WORK/ready-config/host.json"
+PORT=$(free_port)
+NAME=nova-pkg-ready-$$
+if docker run -d --name "$NAME" -p "127.0.0.1:$PORT:8787" -v "$WORK/ready-config:/config:ro" -e NOVA_HOST_CONFIG=/config/host.json "$TAG" >/dev/null 2>"$WORK/run-ready.err"; then
+  CONTAINERS+=("$NAME")
+  for _ in $(seq 100); do [ "$(http_code "http://127.0.0.1:$PORT/health")" = 200 ] && break; sleep 0.2; done
+  check "docker run with ready.public: GET /ready without a key answers 200 {\"status\":\"ready\"}, no checks" \
+    "[ \"\$(curl -sf 'http://127.0.0.1:$PORT/ready')\" = '{\"status\":\"ready\"}' ]" || curl -s "http://127.0.0.1:$PORT/ready"
+  docker rm -f "$NAME" >/dev/null 2>&1
+else
+  fail "docker run serve with ready.public: $(cat "$WORK/run-ready.err")"
 fi
 
 # The example plan, as the README runs it, inside the image.
@@ -278,20 +296,21 @@ CHART=deploy/helm/nova-host
 check "helm lint --strict" "'$HELM' lint --strict '$CHART' >'$WORK/lint.txt' 2>&1" || cat "$WORK/lint.txt"
 if "$HELM" template nova-host "$CHART" >"$WORK/default.yaml" 2>"$WORK/template.err" \
    && "$HELM" template nova-host "$CHART" --set serviceMonitor.enabled=true --set serviceMonitor.bearerTokenSecret.name=nova-metrics \
-        --set readiness.headerSecret.name= >"$WORK/monitor.yaml" 2>>"$WORK/template.err"; then
-  ok "helm template: default values and ServiceMonitor on / readiness without a key"
-  for f in default monitor; do
+        --set readiness.headerSecret.name= >"$WORK/monitor.yaml" 2>>"$WORK/template.err" \
+   && "$HELM" template nova-host "$CHART" --set readiness.public=true >"$WORK/public-ready.yaml" 2>>"$WORK/template.err"; then
+  ok "helm template: default values, ServiceMonitor on / readiness without a key, public readiness"
+  for f in default monitor public-ready; do
     if "$KV" --strict --quiet "$WORK/$f.yaml" >"$WORK/kv-$f.txt" 2>&1; then
       ok "kubernetes-validate --strict ($f): $(grep -c '^kind:' "$WORK/$f.yaml") manifests valid against Kubernetes $("$KV" --version)"
     else
       fail "kubernetes-validate ($f): $(cat "$WORK/kv-$f.txt")"
     fi
   done
-  check "helm: the rendered manifests hold what the chart promises" "$PY - '$WORK/default.yaml' '$WORK/monitor.yaml' <<'PY'
+  check "helm: the rendered manifests hold what the chart promises" "$PY - '$WORK/default.yaml' '$WORK/monitor.yaml' '$WORK/public-ready.yaml' <<'PY'
 import sys, yaml, json
 def load(p):
     return {(d['kind'], d['metadata']['name']): d for d in yaml.safe_load_all(open(p)) if d}
-default, monitor = load(sys.argv[1]), load(sys.argv[2])
+default, monitor, public = load(sys.argv[1]), load(sys.argv[2]), load(sys.argv[3])
 kinds = sorted(k for k, _ in default)
 assert kinds == ['ConfigMap', 'Deployment', 'Deployment', 'PodDisruptionBudget', 'Service'], kinds
 server = default[('Deployment', 'nova-host-server')]['spec']
@@ -321,6 +340,9 @@ assert sm['endpoints'][0]['authorization']['credentials']['name'] == 'nova-metri
 assert sm['selector']['matchLabels'] == svc['selector']
 rp = monitor[('Deployment', 'nova-host-server')]['spec']['template']['spec']['containers'][0]['readinessProbe']
 assert rp['httpGet']['path'] == '/health'
+ps = public[('Deployment', 'nova-host-server')]['spec']['template']['spec']
+assert ps['containers'][0]['readinessProbe']['httpGet'] == {'path': '/ready', 'port': 'http'}, ps['containers'][0]['readinessProbe']
+assert 'nova-host-probe' not in {v['secret']['secretName'] for v in ps['volumes'] if 'secret' in v}
 PY"
 else
   fail "helm template: $(cat "$WORK/template.err")"

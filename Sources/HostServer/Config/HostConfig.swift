@@ -101,6 +101,9 @@ public struct HostConfig: Sendable {
     public var bodyLimitBytes: Int = 1 << 20
     /// Serve `/metrics` without credentials.
     public var metricsPublic: Bool = false
+    /// Answer `/ready` without credentials: the status only (a probe that cannot hold a key);
+    /// callers with credentials still get the checks.
+    public var readyPublic: Bool = false
     /// Extra origins allowed on `/mcp`.
     public var mcpAllowedOrigins: [String] = []
     /// Host header values accepted on `/mcp`; nil = localhost names when bound to loopback.
@@ -226,6 +229,7 @@ public struct HostConfig: Sendable {
         }
         if let b = json["body_limit_bytes"]?.intValue { c.bodyLimitBytes = b }
         if let p = json["metrics"]?["public"]?.boolValue { c.metricsPublic = p }
+        if let p = json["ready"]?["public"]?.boolValue { c.readyPublic = p }
         if let m = json["mcp"] {
             c.mcpAllowedOrigins = m["allowed_origins"]?.arrayValue?.compactMap(\.stringValue) ?? []
             c.mcpAllowedHosts = m["allowed_hosts"]?.arrayValue?.compactMap(\.stringValue)

@@ -95,6 +95,13 @@ public enum HostConfigSchema {
         "public": { "type": "boolean", "default": false, "description": "Serve /metrics without credentials." }
       }
     },
+    "ready": {
+      "type": "object",
+      "additionalProperties": false,
+      "properties": {
+        "public": { "type": "boolean", "default": false, "description": "Answer /ready without credentials with the status only (200 ready / 503 not_ready); callers with credentials also get the checks." }
+      }
+    },
     "mcp": {
       "type": "object",
       "additionalProperties": false,

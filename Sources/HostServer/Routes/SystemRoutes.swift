@@ -6,7 +6,8 @@ import MCP
 import NIOCore
 
 extension NovaServer {
-    /// `GET /health` (public liveness), `GET /ready` (store and drivers directory usable),
+    /// `GET /health` (public liveness), `GET /ready` (store and drivers directory usable; status
+    /// only without credentials if configured public),
     /// `GET /version` (public), `GET /metrics` (Prometheus; public if configured).
     func addSystemRoutes(_ router: Router<ServerContext>) {
         on(router, .get, "/health") { _, _ in
@@ -21,9 +22,16 @@ extension NovaServer {
         }
 
         on(router, .get, "/ready") { [self] _, context in
-            _ = try context.requireCaller()
+            // Public readiness (`ready.public`) tells an anonymous caller the status only: the
+            // checks name paths and store errors, which stay for callers with credentials.
+            let detailed: Bool
+            do { _ = try context.requireCaller(); detailed = true } catch { guard config.readyPublic else { throw error }; detailed = false }
             let checks = await readiness()
             let ready = checks.values.allSatisfy { $0 == "ok" }
+            guard detailed else {
+                if ready { return JSONIO.response(["status": "ready"]) }
+                throw APIError(.serviceUnavailable, "not_ready", "not ready")
+            }
             let details = JSONValue.object(checks.mapValues { .string($0) })
             if ready { return JSONIO.response(["status": "ready", "checks": details]) }
             throw APIError(.serviceUnavailable, "not_ready", "not ready: " + checks.filter { $0.value != "ok" }.map { "\($0.key): \($0.value)" }.sorted().joined(separator: "; "),

@@ -481,7 +481,7 @@ class HealthResponse(NovaModel):
 class ReadyResponse(NovaModel):
     """The answer of GET /ready."""
     status: Literal['ready']
-    checks: Checks
+    checks: Optional[Checks] = Field(None)
 
 
 class VersionResponse(NovaModel):

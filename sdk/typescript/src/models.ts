@@ -499,7 +499,7 @@ export interface HealthResponse {
 /** The answer of GET /ready. */
 export interface ReadyResponse {
   status: "ready";
-  checks: Checks;
+  checks?: Checks;
 }
 
 /** The answer of GET /version. */
