@@ -191,6 +191,9 @@ import Testing
             #expect(episode?["steps"]?[1]?["attempts"]?[0]?["decision"]?["rule"] == "agent-tools")
             let list = try await client.get("/v1/agents/\(id)/runs", F.aliceKey).json
             #expect(list["items"]?.arrayValue?.map { $0["id"] } == [.string(denied), .string(okId)])
+            #expect(list["next_offset"] == .null)
+            let page = try await client.get("/v1/agents/\(id)/runs?limit=1", F.aliceKey).json
+            #expect(page["items"]?.arrayValue?.map { $0["id"] } == [.string(denied)] && page["next_offset"] == 1, "\(page)")
             // Idempotent submission.
             let k1 = try await client.post("/v1/agents/\(id)/goals", F.aliceKey, ["goal": "once", "plan": Self.echoPlan], [("Idempotency-Key", "k1")])
             let k2 = try await client.post("/v1/agents/\(id)/goals", F.aliceKey, ["goal": "once", "plan": Self.echoPlan], [("Idempotency-Key", "k1")])
@@ -293,6 +296,11 @@ import Testing
             let hits = try await client.get("/v1/agents/\(id)/recall?q=database", F.aliceKey).json["items"]?.arrayValue ?? []
             #expect(hits.map { $0["memory_type"] } == ["lesson", "observation"])
             #expect((hits.first?["score"]?.doubleValue ?? 0) > (hits.last?["score"]?.doubleValue ?? 0))
+            // Pages: next_offset until the last page, then null.
+            let first = try await client.get("/v1/agents/\(id)/recall?q=database&limit=1", F.aliceKey).json
+            #expect(first["items"]?.arrayValue?.map { $0["memory_type"] } == ["lesson"] && first["next_offset"] == 1, "\(first)")
+            let last = try await client.get("/v1/agents/\(id)/recall?q=database&limit=1&offset=1", F.aliceKey).json
+            #expect(last["items"]?.arrayValue?.map { $0["memory_type"] } == ["observation"] && last["next_offset"] == .null, "\(last)")
             #expect(try await client.get("/v1/agents/\(id)/recall?tag=deploy", F.aliceKey).json["items"]?.arrayValue?.count == 1)
             #expect(try await client.get("/v1/agents/\(id)/recall?type=context", F.aliceKey).json["items"]?[0]?["text"] == "lunch was good")
             let memId = try #require(hits.first?["id"]?.stringValue)

@@ -87,8 +87,8 @@ extension NovaServer {
             let q = request.uri.queryParameters
             let limit = try RouteHelpers.intParameter(q.get("limit"), name: "limit", default: 50, range: 1...500)
             let offset = try RouteHelpers.intParameter(q.get("offset"), name: "offset", default: 0, range: 0...10_000_000)
-            let goals = try await agentCall { try await service.goals(agent.id, limit: limit, offset: offset) }
-            return JSONIO.response(["items": .array(goals.map(\.json)), "limit": .int(limit), "offset": .int(offset)])
+            let goals = RouteHelpers.page(try await agentCall { try await service.goals(agent.id, limit: limit + 1, offset: offset) }, limit: limit, offset: offset)
+            return JSONIO.response(["items": .array(goals.items.map(\.json)), "limit": .int(limit), "offset": .int(offset), "next_offset": goals.nextOffset])
         }
 
         on(router, .get, "/v1/agents/{id}/runs/{run_id}") { [self] _, context in
@@ -118,8 +118,8 @@ extension NovaServer {
             let q = request.uri.queryParameters
             let limit = try RouteHelpers.intParameter(q.get("limit"), name: "limit", default: 50, range: 1...500)
             let offset = try RouteHelpers.intParameter(q.get("offset"), name: "offset", default: 0, range: 0...10_000_000)
-            let items = try await agentCall { try await service.provenanceList(agent.id, limit: limit, offset: offset) }
-            return JSONIO.response(["items": .array(items), "limit": .int(limit), "offset": .int(offset)])
+            let items = RouteHelpers.page(try await agentCall { try await service.provenanceList(agent.id, limit: limit + 1, offset: offset) }, limit: limit, offset: offset)
+            return JSONIO.response(["items": .array(items.items), "limit": .int(limit), "offset": .int(offset), "next_offset": items.nextOffset])
         }
 
         on(router, .get, "/v1/agents/{id}/provenance/{run_id}") { [self] _, context in
@@ -230,7 +230,7 @@ extension NovaServer {
 
         on(router, .get, "/v1/agents/{id}/recall") { [self] request, context in
             let (service, agent) = try await visibleAgent(context)
-            let (hits, limit, offset) = try await recallMemory(service, agent, request.uri.queryParameters)
+            let (hits, limit, offset, next) = try await recallMemory(service, agent, request.uri.queryParameters)
             let items: [JSONValue] = hits.map { hit in
                 var o = hit.json.objectValue ?? [:]
                 if let run = hit.item.sourceRunId, case .object(var source)? = o["source"] {
@@ -239,7 +239,7 @@ extension NovaServer {
                 }
                 return .object(o)
             }
-            return JSONIO.response(["items": .array(items), "limit": .int(limit), "offset": .int(offset)])
+            return JSONIO.response(["items": .array(items), "limit": .int(limit), "offset": .int(offset), "next_offset": next])
         }
 
         on(router, .delete, "/v1/agents/{id}/memory/{memory_id}") { [self] _, context in
@@ -300,10 +300,10 @@ extension NovaServer {
     /// The full-text recall of `GET /v1/agents/{id}/recall` over `agent`'s memory (already
     /// authorized by `visibleAgent`), from the query's `q`, `type`, `tag`, `since`, `until`,
     /// `limit` and `offset`, for every client (REST, the dashboard's recall box).
-    func recallMemory(_ service: AgentService, _ agent: Agent, _ q: Parameters) async throws -> (hits: [RecallHit], limit: Int, offset: Int) {
+    func recallMemory(_ service: AgentService, _ agent: Agent, _ q: Parameters) async throws -> (hits: [RecallHit], limit: Int, offset: Int, nextOffset: JSONValue) {
         let limit = try RouteHelpers.intParameter(q.get("limit"), name: "limit", default: 20, range: 1...500)
         let offset = try RouteHelpers.intParameter(q.get("offset"), name: "offset", default: 0, range: 0...1_000_000)
-        var query = RecallQuery(owner: agent.id, text: q.get("q"), limit: limit, offset: offset)
+        var query = RecallQuery(owner: agent.id, text: q.get("q"), limit: limit + 1, offset: offset)
         query.types = q.getAll("type").flatMap { $0.split(separator: ",").map(String.init) }
         query.tags = q.getAll("tag").flatMap { $0.split(separator: ",").map(String.init) }
         for (name, keyPath) in [("since", \RecallQuery.sinceMs), ("until", \RecallQuery.untilMs)] {
@@ -311,7 +311,8 @@ extension NovaServer {
             guard let ms = Int64(raw) else { throw APIError.badRequest("invalid_parameter", "\(name) must be epoch milliseconds") }
             query[keyPath: keyPath] = ms
         }
-        return (try await agentCall { try await service.recall(agent.id, query: query) }, limit, offset)
+        let page = RouteHelpers.page(try await agentCall { try await service.recall(agent.id, query: query) }, limit: limit, offset: offset)
+        return (page.items, limit, offset, page.nextOffset)
     }
 
     /// The agent of the path, if the caller may see it (404 otherwise).

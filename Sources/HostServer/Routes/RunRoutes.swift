@@ -373,6 +373,12 @@ struct RunListFilter: Sendable, Equatable {
 
 /// Request parsing and error details shared by the routes.
 enum RouteHelpers {
+    /// One page of a list read with one item more than `limit`: the page, and `next_offset`
+    /// (null on the last page), so clients page without a count query.
+    static func page<T>(_ fetched: [T], limit: Int, offset: Int) -> (items: [T], nextOffset: JSONValue) {
+        fetched.count > limit ? (Array(fetched.prefix(limit)), .int(offset + limit)) : (fetched, .null)
+    }
+
     /// The `Idempotency-Key` header, checked: 1 to 255 visible ASCII characters (400 otherwise).
     static func idempotencyKey(_ raw: String?) throws -> String? {
         guard let k = raw else { return nil }

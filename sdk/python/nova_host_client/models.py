@@ -554,6 +554,7 @@ class AgentGoalsResponse(NovaModel):
     items: List[Goal]
     limit: int
     offset: int
+    next_offset: Optional[int] = Field(description='the offset of the next page; null on the last')
 
 
 class AgentProvenanceListResponse(NovaModel):
@@ -561,6 +562,7 @@ class AgentProvenanceListResponse(NovaModel):
     items: List[Dict[str, Any]]
     limit: int
     offset: int
+    next_offset: Optional[int] = Field(description='the offset of the next page; null on the last')
 
 
 class AgentProvenanceResponse(NovaModel):
@@ -599,6 +601,7 @@ class RecallResponse(NovaModel):
     items: List[MemoryItem]
     limit: int
     offset: int
+    next_offset: Optional[int] = Field(description='the offset of the next page; null on the last')
 
 
 class GetEpisodeResponse(NovaModel):
@@ -718,6 +721,7 @@ class ListDeadLettersResponse(NovaModel):
     total: int
     limit: Optional[int] = Field(None)
     offset: Optional[int] = Field(None)
+    next_offset: Optional[int]
 
 
 class ReplayDeadLettersRequest(NovaModel):

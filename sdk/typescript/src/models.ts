@@ -576,6 +576,8 @@ export interface AgentGoalsResponse {
   items: Array<Goal>;
   limit: number;
   offset: number;
+  /** the offset of the next page; null on the last */
+  next_offset: number | null;
 }
 
 /** The answer of GET /v1/agents/{id}/provenance. */
@@ -583,6 +585,8 @@ export interface AgentProvenanceListResponse {
   items: Array<Record<string, unknown>>;
   limit: number;
   offset: number;
+  /** the offset of the next page; null on the last */
+  next_offset: number | null;
 }
 
 /** The answer of GET /v1/agents/{id}/provenance/{run_id}. */
@@ -622,6 +626,8 @@ export interface RecallResponse {
   items: Array<MemoryItem>;
   limit: number;
   offset: number;
+  /** the offset of the next page; null on the last */
+  next_offset: number | null;
 }
 
 /** The answer of GET /v1/episodes/{id}. */
@@ -746,6 +752,7 @@ export interface ListDeadLettersResponse {
   total: number;
   limit?: number;
   offset?: number;
+  next_offset: number | null;
 }
 
 /** The body of POST /v1/subscriptions/{id}/dlq/replay. */
