@@ -44,6 +44,7 @@ public final class CompiledSchema: Sendable {
         let d = try c.addDocument(json, uri: baseURI)
         let root = try c.node(Location(doc: d, pointer: []))
         try c.compilePending()
+        c.addAlternativeFilters()
         storage = Storage(root: root, arena: c.arena, resources: c.resourceArena, payloads: c.payloads, usesDynamicRef: c.usesDynamicRef)
         uri = root.absoluteLocation
     }
@@ -524,8 +525,12 @@ struct Evaluator {
         case .propertyNames: return evalPropertyNamesKeyword(kw.nodePayload, n, v, ann)
         case .dependentSchemas: return evalDependentSchemasKeyword(kw.payload(DependentSchemasBox.self).deps, n, v, ann)
         case .allOf: return evalAllOfKeyword(kw.withPayload(NodeListBox.self) { $0.nodes }, n, v, ann)
-        case .anyOf: return evalAnyOfKeyword(kw.withPayload(NodeListBox.self) { $0.nodes }, n, v, ann)
-        case .oneOf: return evalOneOfKeyword(kw.withPayload(NodeListBox.self) { $0.nodes }, n, v, ann)
+        case .anyOf:
+            let (subs, filters) = kw.withPayload(NodeListBox.self) { ($0.nodes, $0.filters) }
+            return evalAnyOfKeyword(subs, filters, n, v, ann)
+        case .oneOf:
+            let (subs, filters) = kw.withPayload(NodeListBox.self) { ($0.nodes, $0.filters) }
+            return evalOneOfKeyword(subs, filters, n, v, ann)
         case .not: return evalNotKeyword(kw.nodePayload, n, v, ann)
         case .conditional: return evalConditionalKeyword(kw.payload(Conditional.self), n, v, ann)
         default:
@@ -631,13 +636,46 @@ struct Evaluator {
         return ok
     }
 
+    /// The member an `AlternativeFilter` asks for, looked up once for a run of alternatives
+    /// that ask for the same name (a union's alternatives usually share their tag).
+    struct MemberLookup {
+        let object: [JSONKey: JSONValue]?
+        var name: String?
+        var value: JSONValue?
+
+        init(_ v: JSONValue) {
+            if case .object(let o) = v { object = o } else { object = nil }
+        }
+
+        @inline(__always)
+        mutating func member(_ key: String) -> JSONValue? {
+            if name != key {
+                name = key
+                value = object?[key]
+            }
+            return value
+        }
+    }
+
+    /// Whether alternative `i` fails its `AlternativeFilter` (so need not be evaluated).
+    @inline(__always)
+    mutating func ruledOut(_ filters: UnsafeMutableBufferPointer<AlternativeFilter>, _ i: Int, _ v: JSONValue, _ lookup: inout MemberLookup) -> Bool {
+        guard i < filters.count else { return false }
+        if !filters[i].types.matches(v) { return true }
+        guard lookup.object != nil, let key = filters[i].property, let schema = filters[i].propertySchema else { return false }
+        guard let member = lookup.member(key) else { return filters[i].propertyRequired }
+        return !leafPasses(schema, member)
+    }
+
     @inline(never)
-    mutating func evalAnyOfKeyword(_ subs: UnsafeMutableBufferPointer<NodeRef>, _ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+    mutating func evalAnyOfKeyword(_ subs: UnsafeMutableBufferPointer<NodeRef>, _ filters: UnsafeMutableBufferPointer<AlternativeFilter>,
+                                   _ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        var lookup = MemberLookup(v)
         if ann == nil {
-            for sub in subs where checkAlternative(sub, v, nil) { return true }
+            for (i, sub) in subs.enumerated() where !ruledOut(filters, i, v, &lookup) && checkAlternative(sub, v, nil) { return true }
         } else {
             var any = false
-            for sub in subs {
+            for (i, sub) in subs.enumerated() where !ruledOut(filters, i, v, &lookup) {
                 let local = Annotations()
                 if checkAlternative(sub, v, local) {
                     any = true
@@ -651,11 +689,13 @@ struct Evaluator {
     }
 
     @inline(never)
-    mutating func evalOneOfKeyword(_ subs: UnsafeMutableBufferPointer<NodeRef>, _ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+    mutating func evalOneOfKeyword(_ subs: UnsafeMutableBufferPointer<NodeRef>, _ filters: UnsafeMutableBufferPointer<AlternativeFilter>,
+                                   _ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
         var matchCount = 0
         var matched: [Int] = []  // which ones, for the error message (collect mode only)
         var matchedAnn: Annotations? = nil
-        for (i, sub) in subs.enumerated() {
+        var lookup = MemberLookup(v)
+        for (i, sub) in subs.enumerated() where !ruledOut(filters, i, v, &lookup) {
             let local: Annotations? = ann == nil ? nil : Annotations()
             if checkAlternative(sub, v, local) {
                 matchCount += 1
