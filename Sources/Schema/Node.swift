@@ -393,7 +393,9 @@ struct Step {
     let payloadBits: Unmanaged<AnyObject>
 
     /// Where a step's number limit is stored.
-    enum LimitKind: UInt8 { case int, double, big }
+    /// `exactInt`: an `Int` limit that a double holds exactly (in `a` and `d` both), so that
+    /// a double instance is compared with `d` inline.
+    enum LimitKind: UInt8 { case int, exactInt, double, big }
 
     init(op: StepOp, flag: Bool = false, a: Int = 0, b: Int = -1, payload: AnyObject) {
         self.op = op
@@ -412,7 +414,7 @@ struct Step {
         b = -1
         switch limit {
         case .int(let i):
-            a = i; d = 0; limitKind = .int; payloadBits = .passUnretained(NoPayload.shared)
+            a = i; d = Double(i); limitKind = i.magnitude <= 1 << 53 ? .exactInt : .int; payloadBits = .passUnretained(NoPayload.shared)
         case .double(let x):
             a = 0; d = x; limitKind = .double; payloadBits = .passUnretained(NoPayload.shared)
         case .big:
@@ -430,13 +432,14 @@ struct Step {
         switch v {
         case .int(let x):
             switch limitKind {
-            case .int: return x < a ? -1 : (x == a ? 0 : 1)
+            case .int, .exactInt: return x < a ? -1 : (x == a ? 0 : 1)
             case .double: return JSONValue.compareIntToDouble(x, d)
             case .big: return limit.compare(v)
             }
         case .double(let x):
             switch limitKind {
             case .int: return -JSONValue.compareIntToDouble(a, x)
+            case .exactInt: return x < d ? -1 : (x == d || x.isNaN ? 0 : 1)  // NaN as compareIntToDouble
             case .double: return x < d ? -1 : (x == d ? 0 : 1)
             case .big: return limit.compare(v)
             }
@@ -448,7 +451,7 @@ struct Step {
     /// The limit as written (for messages and the slow paths).
     var limit: NumberLimit {
         switch limitKind {
-        case .int: return .int(a)
+        case .int, .exactInt: return .int(a)
         case .double: return .double(d)
         case .big: return payload(LimitBox.self).limit
         }

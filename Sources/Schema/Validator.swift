@@ -518,8 +518,10 @@ struct Evaluator {
         switch kw.op {
         case .ref: return evalRefKeyword(kw.nodePayload, n, v, ann)
         case .dynamicRef: return evalDynamicRefKeyword(kw.payload(DynamicRef.self), n, v, ann)
-        case .object: return evalObjectKeyword(kw.payload(ObjectApplicator.self), n, v, ann)
-        case .items: return evalItemsKeyword(kw.payload(ItemsApplicator.self), n, v, ann)
+        // Payloads lent, not retained: `payload(_:)` would cost a retain and a release per
+        // object or array validated.
+        case .object: return kw.withPayload(ObjectApplicator.self) { evalObjectKeyword($0, n, v, ann) }
+        case .items: return kw.withPayload(ItemsApplicator.self) { evalItemsKeyword($0, n, v, ann) }
         case .contains:
             return evalContainsKeyword(kw.nodePayload, kw.a, kw.b < 0 ? nil : kw.b, n, v, ann)
         case .propertyNames: return evalPropertyNamesKeyword(kw.nodePayload, n, v, ann)
@@ -532,7 +534,7 @@ struct Evaluator {
             let (subs, filters) = kw.withPayload(NodeListBox.self) { ($0.nodes, $0.filters) }
             return evalOneOfKeyword(subs, filters, n, v, ann)
         case .not: return evalNotKeyword(kw.nodePayload, n, v, ann)
-        case .conditional: return evalConditionalKeyword(kw.payload(Conditional.self), n, v, ann)
+        case .conditional: return kw.withPayload(Conditional.self) { evalConditionalKeyword($0, n, v, ann) }
         default:
             if passes(kw, v) { return true }
             reportAssertion(kw, n, v)
@@ -813,14 +815,18 @@ struct Evaluator {
             return o.count <= kw.a
         case .required:
             guard case .object(let o) = v else { return true }
-            for name in kw.payload(NamesBox.self).names where o[name] == nil { return false }
-            return true
+            return kw.withPayload(NamesBox.self) { box in
+                for name in box.names where o[name] == nil { return false }
+                return true
+            }
         case .dependentRequired:
             guard case .object(let o) = v else { return true }
-            for (trigger, names) in kw.payload(DependentRequiredBox.self).deps where o[trigger] != nil {
-                for name in names where o[name] == nil { return false }
+            return kw.withPayload(DependentRequiredBox.self) { box in
+                for (trigger, names) in box.deps where o[trigger] != nil {
+                    for name in names where o[name] == nil { return false }
+                }
+                return true
             }
-            return true
         default:
             return true
         }
