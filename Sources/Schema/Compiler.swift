@@ -513,6 +513,66 @@ final class Compiler {
         n.setSteps(kws.map { Step($0, arena: &payloads) })
     }
 
+    // MARK: alternative filters
+
+    /// Gives every `anyOf` / `oneOf` its `AlternativeFilter`s, once all nodes are compiled
+    /// (a filter reads the nodes an alternative's `$ref`s lead to).
+    func addAlternativeFilters() {
+        for node in arena where node.kind == .keywords {
+            for step in node.steps where step.op == .anyOf || step.op == .oneOf {
+                let box = step.payload(NodeListBox.self)
+                box.setFilters(box.nodes.map { alternativeFilter($0.node) })
+            }
+        }
+    }
+
+    /// The necessary conditions of `alternative` that are cheap to check: its `type`s and one
+    /// property with a leaf subschema, gathered from the node and the chain of nodes its
+    /// `$ref`s lead to (every keyword along it must hold for the alternative to hold).
+    func alternativeFilter(_ alternative: Node) -> AlternativeFilter {
+        // "number" admits every integer: spelled out, so that intersecting masks is exact
+        // ({number} ∩ {integer} is {integer}, not nothing).
+        func widened(_ m: TypeMask) -> TypeMask { m.contains(.number) ? m.union(.integer) : m }
+        var types = TypeMask(rawValue: 0x7F)
+        var candidates: [(name: String, schema: Node, rank: Int)] = []
+        var required = Set<JSONKey>()  // exact names, as `properties` matches them
+        var seen = Set<ObjectIdentifier>()
+        var next: Node? = alternative
+        while let node = next, seen.count < 64, seen.insert(ObjectIdentifier(node)).inserted {
+            next = nil
+            if node.kind == .alwaysFalse { types = TypeMask(rawValue: 0) }
+            guard node.kind == .keywords else { break }
+            for step in node.steps {
+                switch step.op {
+                case .type: types = types.intersection(widened(TypeMask(rawValue: UInt8(truncatingIfNeeded: step.a))))
+                case .required: required.formUnion(step.payload(NamesBox.self).names.map { JSONKey($0) })
+                case .ref: if next == nil { next = step.nodePayload.node }
+                case .object:
+                    let app = step.payload(ObjectApplicator.self)
+                    guard app.hasProperties else { break }
+                    required.formUnion(app.requiredNames.map { JSONKey($0) })
+                    for (name, index) in app.names.all {
+                        let schema = app.propertyNodes[index].node
+                        guard schema.isLeaf, !schema.steps.isEmpty else { continue }
+                        // The most selective assertions first: a tag (`const`), a set, a pattern.
+                        let rank = schema.steps.contains { $0.op == .const } ? 3
+                            : schema.steps.contains { $0.op == .enumeration } ? 2
+                            : schema.steps.contains { $0.op == .pattern } ? 1 : 0
+                        candidates.append((name, schema, rank))
+                    }
+                default: break
+                }
+            }
+        }
+        // A required property rules out objects without it too: it goes first.
+        let best = candidates.max { a, b in
+            let ra = a.rank + (required.contains(JSONKey(a.name)) ? 4 : 0), rb = b.rank + (required.contains(JSONKey(b.name)) ? 4 : 0)
+            return ra != rb ? ra < rb : a.name > b.name
+        }
+        return AlternativeFilter(types: types, property: best?.name, propertySchema: best.map { NodeRef($0.schema) },
+                                 propertyRequired: best.map { required.contains(JSONKey($0.name)) } ?? false)
+    }
+
     func pattern(_ source: String, _ loc: Location) throws -> Pattern {
         do {
             return try Pattern(source)

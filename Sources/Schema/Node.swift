@@ -252,6 +252,11 @@ final class NameIndex {
         start.deallocate()
     }
 
+    /// Every name with its index in the names given to `init`.
+    var all: [(name: String, index: Int)] {
+        (0..<Int(start[NameIndex.maxLength + 1])).map { (entries[$0].name, entries[$0].index) }
+    }
+
     /// The index of `key` in the names given to `init`, or nil. Exact (code-point) equality.
     @inline(__always)
     func find(_ key: String) -> Int? {
@@ -388,7 +393,9 @@ struct Step {
     let payloadBits: Unmanaged<AnyObject>
 
     /// Where a step's number limit is stored.
-    enum LimitKind: UInt8 { case int, double, big }
+    /// `exactInt`: an `Int` limit that a double holds exactly (in `a` and `d` both), so that
+    /// a double instance is compared with `d` inline.
+    enum LimitKind: UInt8 { case int, exactInt, double, big }
 
     init(op: StepOp, flag: Bool = false, a: Int = 0, b: Int = -1, payload: AnyObject) {
         self.op = op
@@ -407,7 +414,7 @@ struct Step {
         b = -1
         switch limit {
         case .int(let i):
-            a = i; d = 0; limitKind = .int; payloadBits = .passUnretained(NoPayload.shared)
+            a = i; d = Double(i); limitKind = i.magnitude <= 1 << 53 ? .exactInt : .int; payloadBits = .passUnretained(NoPayload.shared)
         case .double(let x):
             a = 0; d = x; limitKind = .double; payloadBits = .passUnretained(NoPayload.shared)
         case .big:
@@ -425,13 +432,14 @@ struct Step {
         switch v {
         case .int(let x):
             switch limitKind {
-            case .int: return x < a ? -1 : (x == a ? 0 : 1)
+            case .int, .exactInt: return x < a ? -1 : (x == a ? 0 : 1)
             case .double: return JSONValue.compareIntToDouble(x, d)
             case .big: return limit.compare(v)
             }
         case .double(let x):
             switch limitKind {
             case .int: return -JSONValue.compareIntToDouble(a, x)
+            case .exactInt: return x < d ? -1 : (x == d || x.isNaN ? 0 : 1)  // NaN as compareIntToDouble
             case .double: return x < d ? -1 : (x == d ? 0 : 1)
             case .big: return limit.compare(v)
             }
@@ -443,7 +451,7 @@ struct Step {
     /// The limit as written (for messages and the slow paths).
     var limit: NumberLimit {
         switch limitKind {
-        case .int: return .int(a)
+        case .int, .exactInt: return .int(a)
         case .double: return .double(d)
         case .big: return payload(LimitBox.self).limit
         }
@@ -561,6 +569,39 @@ final class DependentSchemasBox {
 /// never retains an array.
 final class NodeListBox {
     let nodes: UnsafeMutableBufferPointer<NodeRef>
+    /// For `anyOf` / `oneOf`: one filter per node (set by `Compiler.addAlternativeFilters`
+    /// once every node is compiled), or none.
+    @exclusivity(unchecked) private(set) var filters = UnsafeMutableBufferPointer<AlternativeFilter>(start: nil, count: 0)
     init(_ nodes: [NodeRef]) { self.nodes = .frozen(nodes) }
-    deinit { nodes.deallocate() }
+
+    func setFilters(_ list: [AlternativeFilter]) {
+        precondition(list.count == nodes.count)
+        _ = filters.deinitialize()
+        filters.deallocate()
+        let b = UnsafeMutableBufferPointer<AlternativeFilter>.allocate(capacity: Swift.max(list.count, 1))
+        _ = b.initialize(from: list)
+        filters = UnsafeMutableBufferPointer(start: b.baseAddress, count: list.count)
+    }
+
+    deinit {
+        nodes.deallocate()
+        _ = filters.deinitialize()
+        filters.deallocate()
+    }
+}
+
+/// Necessary conditions of one alternative of `anyOf` / `oneOf`, checked before the
+/// alternative is evaluated: most alternatives of a union fail, and a full evaluation (through
+/// `$ref`s, into the object's members) costs far more than these checks. Each condition is
+/// implied by keywords of the alternative (or of the schemas its `$ref`s lead to, which must
+/// hold too), so a value that fails one fails the alternative: skipping it changes no result.
+struct AlternativeFilter {
+    /// The JSON types the alternative accepts (its `type` keywords intersected).
+    let types: TypeMask
+    /// A property whose `properties` subschema is a leaf (assertions only, e.g. a `const`
+    /// tag, an `enum` or a `pattern`): when an object instance has it, its value must pass.
+    let property: String?
+    let propertySchema: NodeRef?
+    /// `property` is also `required`: an object instance without it fails too.
+    let propertyRequired: Bool
 }

@@ -44,6 +44,7 @@ public final class CompiledSchema: Sendable {
         let d = try c.addDocument(json, uri: baseURI)
         let root = try c.node(Location(doc: d, pointer: []))
         try c.compilePending()
+        c.addAlternativeFilters()
         storage = Storage(root: root, arena: c.arena, resources: c.resourceArena, payloads: c.payloads, usesDynamicRef: c.usesDynamicRef)
         uri = root.absoluteLocation
     }
@@ -517,17 +518,23 @@ struct Evaluator {
         switch kw.op {
         case .ref: return evalRefKeyword(kw.nodePayload, n, v, ann)
         case .dynamicRef: return evalDynamicRefKeyword(kw.payload(DynamicRef.self), n, v, ann)
-        case .object: return evalObjectKeyword(kw.payload(ObjectApplicator.self), n, v, ann)
-        case .items: return evalItemsKeyword(kw.payload(ItemsApplicator.self), n, v, ann)
+        // Payloads lent, not retained: `payload(_:)` would cost a retain and a release per
+        // object or array validated.
+        case .object: return kw.withPayload(ObjectApplicator.self) { evalObjectKeyword($0, n, v, ann) }
+        case .items: return kw.withPayload(ItemsApplicator.self) { evalItemsKeyword($0, n, v, ann) }
         case .contains:
             return evalContainsKeyword(kw.nodePayload, kw.a, kw.b < 0 ? nil : kw.b, n, v, ann)
         case .propertyNames: return evalPropertyNamesKeyword(kw.nodePayload, n, v, ann)
         case .dependentSchemas: return evalDependentSchemasKeyword(kw.payload(DependentSchemasBox.self).deps, n, v, ann)
         case .allOf: return evalAllOfKeyword(kw.withPayload(NodeListBox.self) { $0.nodes }, n, v, ann)
-        case .anyOf: return evalAnyOfKeyword(kw.withPayload(NodeListBox.self) { $0.nodes }, n, v, ann)
-        case .oneOf: return evalOneOfKeyword(kw.withPayload(NodeListBox.self) { $0.nodes }, n, v, ann)
+        case .anyOf:
+            let (subs, filters) = kw.withPayload(NodeListBox.self) { ($0.nodes, $0.filters) }
+            return evalAnyOfKeyword(subs, filters, n, v, ann)
+        case .oneOf:
+            let (subs, filters) = kw.withPayload(NodeListBox.self) { ($0.nodes, $0.filters) }
+            return evalOneOfKeyword(subs, filters, n, v, ann)
         case .not: return evalNotKeyword(kw.nodePayload, n, v, ann)
-        case .conditional: return evalConditionalKeyword(kw.payload(Conditional.self), n, v, ann)
+        case .conditional: return kw.withPayload(Conditional.self) { evalConditionalKeyword($0, n, v, ann) }
         default:
             if passes(kw, v) { return true }
             reportAssertion(kw, n, v)
@@ -631,13 +638,46 @@ struct Evaluator {
         return ok
     }
 
+    /// The member an `AlternativeFilter` asks for, looked up once for a run of alternatives
+    /// that ask for the same name (a union's alternatives usually share their tag).
+    struct MemberLookup {
+        let object: [JSONKey: JSONValue]?
+        var name: String?
+        var value: JSONValue?
+
+        init(_ v: JSONValue) {
+            if case .object(let o) = v { object = o } else { object = nil }
+        }
+
+        @inline(__always)
+        mutating func member(_ key: String) -> JSONValue? {
+            if name != key {
+                name = key
+                value = object?[key]
+            }
+            return value
+        }
+    }
+
+    /// Whether alternative `i` fails its `AlternativeFilter` (so need not be evaluated).
+    @inline(__always)
+    mutating func ruledOut(_ filters: UnsafeMutableBufferPointer<AlternativeFilter>, _ i: Int, _ v: JSONValue, _ lookup: inout MemberLookup) -> Bool {
+        guard i < filters.count else { return false }
+        if !filters[i].types.matches(v) { return true }
+        guard lookup.object != nil, let key = filters[i].property, let schema = filters[i].propertySchema else { return false }
+        guard let member = lookup.member(key) else { return filters[i].propertyRequired }
+        return !leafPasses(schema, member)
+    }
+
     @inline(never)
-    mutating func evalAnyOfKeyword(_ subs: UnsafeMutableBufferPointer<NodeRef>, _ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+    mutating func evalAnyOfKeyword(_ subs: UnsafeMutableBufferPointer<NodeRef>, _ filters: UnsafeMutableBufferPointer<AlternativeFilter>,
+                                   _ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+        var lookup = MemberLookup(v)
         if ann == nil {
-            for sub in subs where checkAlternative(sub, v, nil) { return true }
+            for (i, sub) in subs.enumerated() where !ruledOut(filters, i, v, &lookup) && checkAlternative(sub, v, nil) { return true }
         } else {
             var any = false
-            for sub in subs {
+            for (i, sub) in subs.enumerated() where !ruledOut(filters, i, v, &lookup) {
                 let local = Annotations()
                 if checkAlternative(sub, v, local) {
                     any = true
@@ -651,11 +691,13 @@ struct Evaluator {
     }
 
     @inline(never)
-    mutating func evalOneOfKeyword(_ subs: UnsafeMutableBufferPointer<NodeRef>, _ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
+    mutating func evalOneOfKeyword(_ subs: UnsafeMutableBufferPointer<NodeRef>, _ filters: UnsafeMutableBufferPointer<AlternativeFilter>,
+                                   _ n: NodeRef, _ v: JSONValue, _ ann: Annotations?) -> Bool {
         var matchCount = 0
         var matched: [Int] = []  // which ones, for the error message (collect mode only)
         var matchedAnn: Annotations? = nil
-        for (i, sub) in subs.enumerated() {
+        var lookup = MemberLookup(v)
+        for (i, sub) in subs.enumerated() where !ruledOut(filters, i, v, &lookup) {
             let local: Annotations? = ann == nil ? nil : Annotations()
             if checkAlternative(sub, v, local) {
                 matchCount += 1
@@ -773,14 +815,18 @@ struct Evaluator {
             return o.count <= kw.a
         case .required:
             guard case .object(let o) = v else { return true }
-            for name in kw.payload(NamesBox.self).names where o[name] == nil { return false }
-            return true
+            return kw.withPayload(NamesBox.self) { box in
+                for name in box.names where o[name] == nil { return false }
+                return true
+            }
         case .dependentRequired:
             guard case .object(let o) = v else { return true }
-            for (trigger, names) in kw.payload(DependentRequiredBox.self).deps where o[trigger] != nil {
-                for name in names where o[name] == nil { return false }
+            return kw.withPayload(DependentRequiredBox.self) { box in
+                for (trigger, names) in box.deps where o[trigger] != nil {
+                    for name in names where o[name] == nil { return false }
+                }
+                return true
             }
-            return true
         default:
             return true
         }

@@ -115,4 +115,56 @@ struct FastPathTests {
         #expect(!outcome(schema, ["e": 1]))
         #expect(!outcome(schema, ["e\u{301}": 1]))
     }
+
+    /// `anyOf`/`oneOf` skip an alternative whose `AlternativeFilter` fails (its types, one
+    /// property with an assertion-only subschema, along its `$ref` chain). The same
+    /// alternatives wrapped in `allOf` get no filter: both spellings must give the same answers.
+    @Test func alternativeFiltersChangeNoAnswer() throws {
+        let defs = #"""
+        "$defs": {
+          "circle": {"type": "object", "required": ["kind", "r"],
+                     "properties": {"kind": {"const": "circle"}, "r": {"type": "number", "minimum": 0}}},
+          "square": {"$ref": "#/$defs/squareBody", "type": ["object", "null"]},
+          "squareBody": {"required": ["kind"], "properties": {"kind": {"enum": ["square", "box"]}, "side": {"type": "integer"}}},
+          "coded": {"properties": {"code": {"pattern": "^C[0-9]+$"}, "é": {"const": 1}}},
+          "int": {"type": "integer", "$ref": "#/$defs/num"},
+          "num": {"type": "number"},
+          "never": false
+        }
+        """#
+        let alternatives = ["circle", "square", "coded", "int", "never"].map { "{\"$ref\": \"#/$defs/\($0)\"}" }
+        let wrapped = alternatives.map { "{\"allOf\": [\($0)]}" }
+        let instances: [String] = [
+            #"{"kind": "circle", "r": 1}"#, #"{"kind": "circle", "r": -1}"#, #"{"kind": "square", "side": 2}"#,
+            #"{"kind": "box"}"#, #"{"side": 2}"#, #"{"r": 2}"#, "null", "3", "3.0", "3.5", #""circle""#,
+            #"{"code": "C12"}"#, #"{"code": "X12", "kind": "box"}"#, #"{"é": 2}"#, #"{"é": 2, "kind": "box"}"#,
+            #"{"kind": "circle", "r": 1, "code": "C1"}"#, "[]", #"{"e\u0301": 2, "kind": "circle", "r": 1}"#,
+        ]
+        for keyword in ["oneOf", "anyOf"] {
+            let filtered = try compile("{\(defs), \"\(keyword)\": [\(alternatives.joined(separator: ","))]}")
+            let unfiltered = try compile("{\(defs), \"\(keyword)\": [\(wrapped.joined(separator: ","))]}")
+            for text in instances {
+                let v = try JSONValue.parse(text)
+                #expect(outcome(filtered, v) == outcome(unfiltered, v), "\(keyword) disagrees on \(text)")
+            }
+        }
+        // The answers themselves, for the oneOf spelling ("coded" holds for every non-object
+        // and for objects whose "code" and "\u00e9", where present, pass).
+        let oneOf = try compile("{\(defs), \"oneOf\": [\(alternatives.joined(separator: ","))]}")
+        let expected: [(String, Bool)] = [
+            (#"{"kind": "circle", "r": 1}"#, false),               // circle and coded
+            (#"{"kind": "circle", "r": 1, "code": "X"}"#, true),   // circle only
+            (#"{"kind": "box", "code": "X"}"#, true),              // square only
+            (#"{"kind": "box", "code": "C1"}"#, false),            // square and coded
+            ("3", false), ("3.5", true), ("null", false),          // int and coded; coded; square and coded
+            (#"{"\u00e9": 2, "kind": "circle", "r": 1}"#, true),   // coded fails on its const
+            (#"{"e\u0301": 2, "kind": "circle", "r": 1}"#, false), // another member: coded holds
+        ]
+        for (text, valid) in expected {
+            #expect(outcome(oneOf, try JSONValue.parse(text)) == valid, "oneOf on \(text)")
+        }
+        // A cycle of references among alternatives is still reported, not looped over.
+        let cyclic = try compile(##"{"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "anyOf": [{"$ref": "#/$defs/a"}]}"##)
+        #expect(!cyclic.isValid(.object([:])))
+    }
 }
