@@ -50,10 +50,11 @@ import JSON
 /// An idle runner polls once for at most 100 µs after its last frame, then sleeps in `read`;
 /// the host's reader thread never polls (it sleeps in epoll): idle CPU stays zero (the test
 /// `anIdleRunnerAndItsReaderDoNotSpin` checks their CPU time over a second of idleness).
-/// `nova-bench reload` on the 2-core VM (busy with other builds, so figures vary by ±10 µs),
-/// alternating old and new binaries, medians of rounds: sequential echo calls +14 to +25 µs
-/// over in process (before: +25 to +102 µs, typically +40); 16 concurrent callers unchanged
-/// at about +10 to +20 µs per call (wall time per call over all callers).
+/// `nova-bench reload` on the 2-core VM, old and new binaries alternating, 5 rounds each
+/// (medians): sequential echo calls +10.4 µs over in process (before: +92.0 µs; rounds
+/// +9.2 to +11.9 against +81.7 to +117.9); 16 concurrent callers unchanged, +9.5 against
+/// +9.3 µs per call (wall time per call over all callers). On a VM busy with other builds
+/// the polls lose the CPU more often: +14 to +25 µs then (before: +25 to +41 µs).
 ///
 /// Before the first step: 2 sends, 4 reads, about 5 futex calls, JSON parsed and
 /// re-serialized twice per direction, and four thread wake-ups per call. The first step made
