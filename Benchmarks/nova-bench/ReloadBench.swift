@@ -36,6 +36,28 @@ enum ReloadBench {
         print("    in process        \(Measure.fmt(i)) per call")
         print("    process isolation \(Measure.fmt(o)) per call   (+\(Measure.fmt(o - i)) per call; goal ≤ 20 µs)")
 
+        // 16 callers at once: wall time per call over all of them (frames of different calls
+        // share reads and wake-ups here, so this is throughput, not one call's latency).
+        func concurrent(_ d: any ToolDriver, calls: Int) async throws -> Double {
+            let t0 = nova_monotonic_ns()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<16 {
+                    group.addTask { for _ in 0..<(calls / 16) { _ = try await d.call(ToolCallRequest(tool: "echo", input: input)) } }
+                }
+                try await group.waitForAll()
+            }
+            return Double(nova_monotonic_ns() - t0) / Double(calls / 16 * 16)
+        }
+        var inConcurrent: [Double] = [], outConcurrent: [Double] = []
+        for _ in 0..<5 {
+            inConcurrent.append(try await concurrent(a, calls: 32_000))
+            outConcurrent.append(try await concurrent(b, calls: 8_000))
+        }
+        let ic = Measure.median(inConcurrent), oc = Measure.median(outConcurrent)
+        print("  16 concurrent callers, wall time per call (median of 5 alternating rounds):")
+        print("    in process        \(Measure.fmt(ic)) per call")
+        print("    process isolation \(Measure.fmt(oc)) per call   (+\(Measure.fmt(oc - ic)) per call)")
+
         // Reload latency: replace the file, rescan, until the new generation serves.
         var reloads: [Double] = []
         for n in 2...8 {

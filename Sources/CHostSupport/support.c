@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <stdlib.h>
 #include <errno.h>
+#include <sys/epoll.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
@@ -60,4 +61,27 @@ int nova_signal_pipe(int sig) {
 
 int nova_spawn_actions_close_from(void *actions, int lowfd) {
   return posix_spawn_file_actions_addclosefrom_np((posix_spawn_file_actions_t *)actions, lowfd);
+}
+
+int nova_epoll_watching(int fd) {
+  int epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd < 0) return -1;
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.fd = fd};
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    int e = errno;
+    close(epfd);
+    errno = e;
+    return -1;
+  }
+  return epfd;
+}
+
+int nova_epoll_set(int epfd, int fd, int on) {
+  struct epoll_event ev = {.events = on ? (EPOLLIN | EPOLLRDHUP) : 0, .data.fd = fd};
+  return epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev);
+}
+
+int nova_epoll_wait(int epfd) {
+  struct epoll_event ev;
+  return epoll_wait(epfd, &ev, 1, -1);
 }

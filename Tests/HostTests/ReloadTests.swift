@@ -311,6 +311,34 @@ struct IsolationTests {
         #expect(try await d.call(ToolCallRequest(tool: "echo", input: Array(#"{"after":true}"#.utf8))).json == ["after": true])
     }
 
+    /// Issue 15: the runner's reader and the host's side poll for the next frame for a
+    /// bounded time after a call, then sleep. After a burst of calls, an idle runner and the
+    /// host's reader thread use (almost) no CPU time: a second of idleness costs each of them
+    /// well under a tenth of a second of CPU (a poller that never stopped would use all of it).
+    @Test func anIdleRunnerAndItsReaderDoNotSpin() async throws {
+        let dir = Fixtures.tempDir("iso-idle")
+        try Fixtures.buildEcho(into: dir)
+        let d = try ProcessDriver.start(name: "echo", displayPath: dir + "/libnova_echo.so", libraryPath: dir + "/libnova_echo.so",
+                                        config: .object([:]), runnerCommand: [Fixtures.binDir + "/nova-host", "driver-runner"])
+        defer { d.stopAndWait() }
+        for i in 0..<2000 {  // sequential calls: the polling path
+            #expect(try await d.call(ToolCallRequest(tool: "echo", input: Array(#"{"i":\#(i)}"#.utf8))).json == ["i": .int(i)])
+        }
+        // The runner is the child whose command line names this test's directory; the reader
+        // thread is this process's thread named after the driver.
+        let runner = try #require(CPUTime.process { $0.contains("driver-runner") && $0.contains(dir) })
+        let reader = try #require(CPUTime.thread(named: "nova-rd-echo"))
+        try await Task.sleep(for: .milliseconds(100))  // past the bounded polls
+        let runnerBefore = try #require(CPUTime.ticks(runner)), readerBefore = try #require(CPUTime.ticks(reader))
+        try await Task.sleep(for: .seconds(1))
+        let runnerIdle = try #require(CPUTime.ticks(runner)) - runnerBefore, readerIdle = try #require(CPUTime.ticks(reader)) - readerBefore
+        let tick = sysconf(Int32(_SC_CLK_TCK))
+        #expect(runnerIdle * 10 < tick, "the idle runner used \(runnerIdle) of \(tick) ticks in a second")
+        #expect(readerIdle * 10 < tick, "the idle reader thread used \(readerIdle) of \(tick) ticks in a second")
+        // And it still answers.
+        #expect(try await d.call(ToolCallRequest(tool: "echo", input: Array(#"{"after":1}"#.utf8))).json == ["after": 1])
+    }
+
     @Test func processModeKeepsABISemantics() async throws {
         let dir = Fixtures.tempDir("iso-echo")
         try Fixtures.buildEcho(into: dir)
@@ -331,5 +359,37 @@ struct IsolationTests {
         await #expect(throws: ToolCallError.self) { _ = try await t.value }
         let fail = await #expect(throws: ToolCallError.self) { _ = try await d.call(ToolCallRequest(tool: "fail", input: Array("{}".utf8))) }
         #expect(fail?.code == "echo_fail")
+    }
+}
+
+/// CPU time (user + system, in clock ticks) of processes and threads, from /proc.
+enum CPUTime {
+    /// The `stat` file of the first process whose command line (arguments joined by spaces)
+    /// matches `matches`.
+    static func process(_ matches: (String) -> Bool) -> String? {
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where Int(entry) != nil {
+            guard let raw = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
+            let command = String(decoding: raw.map { $0 == 0 ? UInt8(ascii: " ") : $0 }, as: UTF8.self)
+            if matches(command) { return "/proc/\(entry)/stat" }
+        }
+        return nil
+    }
+
+    /// The `stat` file of this process's thread named `name` (names are cut to 15 bytes).
+    static func thread(named name: String) -> String? {
+        for task in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? [] {
+            let comm = (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8)) ?? ""
+            if comm.trimmingCharacters(in: .whitespacesAndNewlines) == name { return "/proc/\(getpid())/task/\(task)/stat" }
+        }
+        return nil
+    }
+
+    /// utime + stime of a `stat` file (fields 14 and 15; the command, field 2, may hold spaces,
+    /// so count after its closing parenthesis).
+    static func ticks(_ statFile: String) -> Int? {
+        guard let stat = try? String(contentsOfFile: statFile, encoding: .utf8), let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Int(fields[11]), let system = Int(fields[12]) else { return nil }
+        return user + system
     }
 }

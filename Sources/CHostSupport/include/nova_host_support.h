@@ -1,6 +1,6 @@
 /*
  * nova_host_support.h — host plumbing in C that Swift cannot reach directly: the monotonic
- * clock, the parent-death signal, posix_spawn close-from, the signal pipe. Not part of the
+ * clock, the parent-death signal, posix_spawn close-from, the signal pipe, epoll. Not part of the
  * driver contract (drivers need nova_driver.h only), so it lives outside the ABI target.
  */
 #ifndef NOVA_HOST_SUPPORT_H
@@ -31,5 +31,18 @@ int nova_spawn_actions_close_from(void *actions, int lowfd);
  *  whatever the threads' masks are (a signalfd or sigwait only sees it if every other thread
  *  blocks it, which threads started by drivers do not). Call once per signal; not thread-safe. */
 int nova_signal_pipe(int sig);
+
+/* epoll, which Swift's Glibc module does not export: the wait of a process-isolated driver's
+ * reader thread, which a caller reading the socket itself switches off and on again. */
+
+/** A new epoll set (close-on-exec) watching `fd` for input and hang-up; -1 with errno set. */
+int nova_epoll_watching(int fd);
+
+/** Switches the watch of `fd` in `epfd` on (`on` != 0: input and hang-up) or off (nothing
+ *  wakes a waiter). Any thread may call it, also while another waits. 0, or -1 with errno. */
+int nova_epoll_set(int epfd, int fd, int on);
+
+/** Waits for an event in `epfd` (no timeout): 1, or -1 with errno set (EINTR included). */
+int nova_epoll_wait(int epfd);
 
 #endif

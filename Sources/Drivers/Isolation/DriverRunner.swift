@@ -73,8 +73,13 @@ public enum DriverRunner {
     /// going through a task saves two thread hand-offs per call (reader → cooperative pool →
     /// the thread that sends). A driver that breaks that rule and blocks in `call` holds up the
     /// frames behind it, cancels included, as it would hold up a pool thread in process.
+    ///
+    /// Between frames the reader polls for `spinNanos` before it blocks (issue 15): the next
+    /// call of a busy caller usually follows within a few µs, and a thread that slept must be
+    /// woken first, which costs tens of µs on a busy host. An idle runner polls once for that
+    /// long after its last frame, then sleeps in `read`.
     private static func serve(channel: FrameChannel, instance: NativeDriverInstance, calls: RunningCalls) {
-        while let frame = channel.receive() {
+        while let frame = channel.receive(spinningFor: spinNanos) {
             switch RunnerFrame.decode(frame) {
             case .call(let id, let deadline, let tool, let run, let input)?:
                 let request = ToolCallRequest(tool: tool, input: input, deadlineNanos: deadline)
@@ -103,6 +108,11 @@ public enum DriverRunner {
             }
         }
     }
+}
+
+extension DriverRunner {
+    /// How long the runner's reader polls for the next frame before it blocks (see `serve`).
+    static let spinNanos: Int64 = 100_000
 }
 
 /// The host's id of the call the runner is making (its frame id), for log records.

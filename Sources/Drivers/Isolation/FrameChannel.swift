@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CHostSupport
 import Synchronization
 
 /// Length-framed messages over a stream socket: a 4-byte big-endian length, then that many
@@ -16,7 +17,8 @@ final class FrameChannel: Sendable {
 
     let fd: Int32
     private let writeLock = Mutex(())
-    /// Only ever used by the one thread that receives (the handshake, then the reader loop).
+    /// Used by one thread at a time: the runner's reader; on the host, whoever holds the
+    /// `ProcessDriver`'s read token.
     private let input = ReadBuffer()
 
     init(fd: Int32) { self.fd = fd }
@@ -61,14 +63,67 @@ final class FrameChannel: Sendable {
     /// Blocks until a whole frame arrives; nil at end of stream or on error.
     func receive() -> [UInt8]? { input.frame(from: fd) }
 
+    /// What a receive that must not wait found.
+    enum Polled {
+        case frame([UInt8])
+        /// Nothing to read yet.
+        case empty
+        /// End of stream or an error.
+        case closed
+    }
+
+    /// A frame if one has (begun to) arrive, without waiting for one that has not: the rest of
+    /// a frame whose first bytes are here is waited for (the peer is writing it).
+    func poll() -> Polled { input.poll(fd) }
+
+    /// A frame already read from the socket and not handed out yet (completing it if only its
+    /// first bytes are here); nil if the buffer is empty. A reader that stops reading hands
+    /// these out first: nothing wakes a thread for bytes that have left the socket.
+    func buffered() -> [UInt8]? { input.isEmpty ? nil : input.frame(from: fd) }
+
+    /// Waits for a frame by polling for up to `spinNanos` (yielding the CPU between polls),
+    /// then by blocking. The poll finds a frame that follows soon without the cost of waking a
+    /// sleeping thread; the bound keeps an idle reader asleep. nil at end of stream or on error.
+    func receive(spinningFor spinNanos: Int64) -> [UInt8]? {
+        if spinNanos > 0 {
+            let until = nova_monotonic_ns() + spinNanos
+            repeat {
+                switch poll() {
+                case .frame(let f): return f
+                case .closed: return nil
+                case .empty: sched_yield()
+                }
+            } while nova_monotonic_ns() < until
+        }
+        return receive()
+    }
+
     func close() { _ = Glibc.close(fd) }
 }
 
 /// The receiving side's buffer: bytes read from the socket and not handed out yet.
 private final class ReadBuffer: @unchecked Sendable {
-    // @unchecked: used by one thread at a time (see `FrameChannel.input`).
+    // @unchecked: used by one thread at a time (see `FrameChannel.input`); the host's read token
+    // (an atomic exchange with acquire/release ordering) orders the threads that take turns.
     private var bytes = [UInt8](repeating: 0, count: 64 << 10)
     private var start = 0, end = 0
+
+    var isEmpty: Bool { start == end }
+
+    func poll(_ fd: Int32) -> FrameChannel.Polled {
+        if start == end {
+            if end == bytes.count { start = 0; end = 0 }
+            while true {
+                let r = bytes.withUnsafeMutableBytes { b in recv(fd, b.baseAddress! + end, b.count - end, Int32(MSG_DONTWAIT)) }
+                if r > 0 { end += r; break }
+                if r == 0 { return .closed }
+                if errno == EINTR { continue }
+                return errno == EAGAIN || errno == EWOULDBLOCK ? .empty : .closed
+            }
+        }
+        guard let f = frame(from: fd) else { return .closed }
+        return .frame(f)
+    }
 
     func frame(from fd: Int32) -> [UInt8]? {
         guard fill(fd, atLeast: 4) else { return nil }

@@ -33,16 +33,53 @@ public final class ProcessDriver: ToolDriver, Sendable {
     private final class Runner: Sendable {
         let pid: pid_t
         let channel: FrameChannel
+        /// What the reader thread sleeps in: an epoll set with the socket, which a caller that
+        /// reads the socket itself disarms, so that the thread is not woken for those frames.
+        let epoll: Int32
+        /// Held by whoever reads the socket (the reader thread or one spinning caller): the
+        /// channel's read buffer is used by one thread at a time.
+        private let readToken = Atomic<Bool>(false)
+
         init(pid: pid_t, channel: FrameChannel) {
             self.pid = pid
             self.channel = channel
+            epoll = nova_epoll_watching(channel.fd)
         }
+
+        // Closed only here, when nobody can use it any more: a closed number could be reused.
+        deinit { Glibc.close(epoll) }
+
+        /// Whether the reader thread is woken when the socket has something to read.
+        func wakeReader(_ on: Bool) { _ = nova_epoll_set(epoll, channel.fd, on ? 1 : 0) }
+
+        func takeReadToken() -> Bool { !readToken.exchange(true, ordering: .acquiring) }
+        func releaseReadToken() { readToken.store(false, ordering: .releasing) }
+    }
+
+    /// Who waits for a call's result.
+    private enum Waiter {
+        /// The caller polls the socket for it (it holds the read token).
+        case spinning
+        /// The caller is suspended; the reader resumes it.
+        case waiting(CheckedContinuation<ToolCallResult, any Error>)
+        /// The result arrived (or the call failed) while the caller was spinning.
+        case done(Result<ToolCallResult, any Error>)
     }
 
     private struct Pending {
-        var continuation: CheckedContinuation<ToolCallResult, any Error>
+        var waiter: Waiter
         var runner: Runner
     }
+
+    /// How long a caller polls for its result before it suspends (issue 15). A sleeping
+    /// thread's wake-up costs tens of µs on a busy 2-core host; an echo call's round trip to a
+    /// runner that is polling too takes a few. The bound caps the CPU a slow call costs.
+    static let callerSpinNanos: Int64 = 50_000
+    /// After this many polls in a row that ended without the result (a driver slower than the
+    /// poll), calls stop polling, except one in `spinProbeEvery` that checks whether the
+    /// driver has become fast again.
+    static let spinMissLimit = 4
+    static let spinProbeEvery: UInt64 = 32
 
     private struct State {
         var runner: Runner?
@@ -58,6 +95,8 @@ public final class ProcessDriver: ToolDriver, Sendable {
 
     private let state = Mutex(State())
     private let nextId = Atomic<UInt64>(1)
+    /// Polls in a row that ended without the result (see `spinMissLimit`).
+    private let spinMisses = Atomic<Int>(0)
     /// The registry's generation number (for log records).
     let generation: Int?
 
@@ -167,22 +206,71 @@ public final class ProcessDriver: ToolDriver, Sendable {
 
     private func adopt(_ runner: Runner) {
         state.withLock { $0.runner = runner }
-        let thread = Thread { [self] in readLoop(runner) }
-        thread.name = "nova-runner-\(name)"
+        startReader(runner)
+    }
+
+    /// Starts the thread that reads `runner`'s frames, named (as `top -H` and /proc show it)
+    /// `nova-rd-` and the driver's name, cut to Linux's 15 bytes: a longer name is not set.
+    private func startReader(_ runner: Runner) {
+        let threadName = String(decoding: Array("nova-rd-\(name)".utf8.prefix(15)), as: UTF8.self)
+        let thread = Thread { [self] in
+            Thread.current.name = threadName  // set from the thread itself: Foundation names the OS thread only then
+            readLoop(runner)
+        }
         thread.start()
     }
 
-    /// Reads results and logs until the runner's end of the socket closes.
+    /// Reads results and logs until the runner's end of the socket closes. Sleeps in epoll, not
+    /// in `read`, so that a caller can take over reading (`spin`) without this thread waking.
     private func readLoop(_ runner: Runner) {
-        while let frame = runner.channel.receive() {
+        reading: while true {
+            if nova_epoll_wait(runner.epoll) < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            // A caller reads now; it wakes us again (rearms) when it stops.
+            guard runner.takeReadToken() else { sched_yield(); continue }
+            while true {
+                switch runner.channel.poll() {
+                case .frame(let frame): handle(frame)
+                case .empty: runner.releaseReadToken(); continue reading
+                // The token stays taken: no caller reads a closed socket.
+                case .closed: break reading
+                }
+            }
+        }
+        runnerEnded(runner)
+    }
+
+    /// Ends call `id` with `result`: resumes its caller, or leaves the result for a caller that
+    /// is polling for it. Nothing if the call ended already (deadline, cancel).
+    private func finish(_ id: UInt64, _ result: Result<ToolCallResult, any Error>) {
+        let waiting = state.withLock { s -> CheckedContinuation<ToolCallResult, any Error>? in
+            guard var pending = s.pending[id] else { return nil }
+            switch pending.waiter {
+            case .waiting(let c):
+                s.pending[id] = nil
+                return c
+            case .spinning:
+                pending.waiter = .done(result)
+                s.pending[id] = pending
+                return nil
+            case .done:
+                return nil
+            }
+        }
+        waiting?.resume(with: result)
+    }
+
+    /// A frame from the runner, read by the reader thread or by a polling caller.
+    private func handle(_ frame: [UInt8]) {
             switch RunnerFrame.decode(frame) {
             case .ok(let id, let usage, let output)?:
-                state.withLock { $0.pending.removeValue(forKey: id) }?.continuation.resume(returning: ToolCallResult(output: output, usage: usage))
+                finish(id, .success(ToolCallResult(output: output, usage: usage)))
             case .failed(let id, let usage, let e)?:
-                guard let pending = state.withLock({ $0.pending.removeValue(forKey: id) }) else { continue }
                 let kind = ToolCallError.Kind(rawValue: e["kind"]?.stringValue ?? "") ?? .internal
-                pending.continuation.resume(throwing: ToolCallError(kind: kind, code: e["code"]?.stringValue, message: e["message"]?.stringValue ?? "failed",
-                                                                    source: e["source"]?.stringValue ?? "driver", usage: usage))
+                finish(id, .failure(ToolCallError(kind: kind, code: e["code"]?.stringValue, message: e["message"]?.stringValue ?? "failed",
+                                                  source: e["source"]?.stringValue ?? "driver", usage: usage)))
             case .json(let msg)? where msg["op"]?.stringValue == "tools":
                 // The instance's tool list changed (ABI 1.1); the runner checked it already.
                 if let m = msg["manifest"], let manifest = try? DriverManifest(json: m) { currentManifest.withLock { $0 = manifest } }
@@ -194,10 +282,8 @@ public final class ProcessDriver: ToolDriver, Sendable {
                                                    generation: generation, callId: msg["call"]?.intValue.map { UInt64($0) },
                                                    runId: msg["run"]?.stringValue))
             default:
-                continue
+                break
             }
-        }
-        runnerEnded(runner)
     }
 
     /// The runner is gone: fail its calls in flight, count the crash, maybe quarantine.
@@ -206,11 +292,20 @@ public final class ProcessDriver: ToolDriver, Sendable {
         let how = Self.reap(runner.pid)
         state.withLock { _ = $0.ended.insert(runner.pid) }
         let now = nova_monotonic_ns()
+        let crashed = ToolCallError(kind: .internal, code: "driver_crashed",
+                                    message: "driver '\(name)' crashed during the call (runner \(how)); the host is unaffected")
         let (failed, stopped) = state.withLock { s -> ([CheckedContinuation<ToolCallResult, any Error>], Bool) in
             var out: [CheckedContinuation<ToolCallResult, any Error>] = []
             for (id, p) in s.pending where p.runner === runner {
-                out.append(p.continuation)
-                s.pending[id] = nil
+                switch p.waiter {
+                case .waiting(let c):
+                    out.append(c)
+                    s.pending[id] = nil
+                case .spinning:
+                    s.pending[id]?.waiter = .done(.failure(crashed))
+                case .done:
+                    break
+                }
             }
             if s.runner === runner { s.runner = nil }
             if !s.stopped {
@@ -224,10 +319,7 @@ public final class ProcessDriver: ToolDriver, Sendable {
         }
         if stopped { return }
         DriverLogging.emit(DriverLogRecord(driver: name, level: 4, channel: "system_log", message: "driver runner for '\(name)' ended: \(how)"))
-        for c in failed {
-            c.resume(throwing: ToolCallError(kind: .internal, code: "driver_crashed",
-                                             message: "driver '\(name)' crashed during the call (runner \(how)); the host is unaffected"))
-        }
+        for c in failed { c.resume(throwing: crashed) }
     }
 
     /// Why the driver is quarantined, if it is.
@@ -258,8 +350,7 @@ public final class ProcessDriver: ToolDriver, Sendable {
                 return runner
             }
             if winner === runner {
-                let thread = Thread { [self] in readLoop(runner) }
-                thread.start()
+                startReader(runner)
             } else {
                 runner.channel.close(); kill(runner.pid, SIGKILL); Self.reap(runner.pid)
             }
@@ -275,35 +366,128 @@ public final class ProcessDriver: ToolDriver, Sendable {
         let frame = RunnerFrame.call(id: id, deadlineNanos: request.deadlineNanos, tool: request.tool, run: DriverCallContext.runId,
                                      input: request.input.isEmpty ? Array("{}".utf8) : request.input)
         let tool = request.tool  // for the messages of a call that fails here (built only then)
+        let notStarted = ToolCallError(kind: .internal, code: "driver_crashed", message: "driver '\(name)' runner ended before the call started")
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (c: CheckedContinuation<ToolCallResult, any Error>) in
-                let registered = state.withLock { s -> Bool in
-                    guard s.runner === runner else { return false }
-                    s.pending[id] = Pending(continuation: c, runner: runner)
+            // Fast path: if this is the only call in flight, send and poll for the result on
+            // this thread, which then returns it without a wake-up of the reader thread or of
+            // a suspended task. Concurrent calls (their results arrive together, and the
+            // reader thread hands them out in one go) and a driver slower than the poll take
+            // the path below.
+            var sent = false, spinning = false
+            if spinWorthTrying(id) && runner.takeReadToken() {
+                runner.wakeReader(false)
+                let registered = state.withLock { s -> Bool? in
+                    guard s.runner === runner else { return nil }
+                    guard s.pending.isEmpty else { return false }
+                    s.pending[id] = Pending(waiter: .spinning, runner: runner)
                     return true
                 }
-                guard registered else {
-                    c.resume(throwing: ToolCallError(kind: .internal, code: "driver_crashed", message: "driver '\(name)' runner ended before the call started"))
-                    return
+                guard let registered else {
+                    stopReading(runner)
+                    throw notStarted
                 }
-                if !runner.channel.send(frame) {
-                    // The reader sees the end of the stream and fails the call.
-                    return
+                if registered {
+                    sent = runner.channel.send(frame)
+                    if sent, let result = spin(runner, id) {
+                        stopReading(runner)
+                        spinMisses.store(0, ordering: .relaxed)
+                        return try result.get()
+                    }
+                    spinMisses.add(1, ordering: .relaxed)
+                    spinning = true
+                } else {
+                    stopReading(runner)
                 }
+            }
+            return try await withCheckedThrowingContinuation { (c: CheckedContinuation<ToolCallResult, any Error>) in
+                if spinning {
+                    // Hand the wait to the reader thread: the frames read already first, then
+                    // register, then give back the socket (the result may arrive right after).
+                    while let frame = runner.channel.buffered() { handle(frame) }
+                    let done = state.withLock { s -> Result<ToolCallResult, any Error>? in
+                        guard var pending = s.pending[id] else { return .failure(ToolCallError(kind: .cancelled, message: "\(name).\(tool): cancelled")) }
+                        switch pending.waiter {
+                        case .done(let result):
+                            s.pending[id] = nil
+                            return result
+                        case .spinning, .waiting:
+                            pending.waiter = .waiting(c)
+                            s.pending[id] = pending
+                            return nil
+                        }
+                    }
+                    stopReading(runner)
+                    if let done {
+                        c.resume(with: done)
+                        return
+                    }
+                } else {
+                    let registered = state.withLock { s -> Bool in
+                        guard s.runner === runner else { return false }
+                        s.pending[id] = Pending(waiter: .waiting(c), runner: runner)
+                        return true
+                    }
+                    guard registered else {
+                        c.resume(throwing: notStarted)
+                        return
+                    }
+                    sent = runner.channel.send(frame)
+                }
+                // If the send failed, the reader sees the end of the stream and fails the call.
+                guard sent else { return }
                 if let deadline = request.deadlineNanos {
                     let wait = max(0, deadline + CallTable.deadlineGraceNanos - nova_monotonic_ns())
                     DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(wait))) { [self] in
-                        if let p = state.withLock({ $0.pending.removeValue(forKey: id) }) {
-                            p.continuation.resume(throwing: ToolCallError(kind: .deadline, message: "\(name).\(tool): deadline exceeded (the driver did not answer in time)"))
-                        }
+                        finish(id, .failure(ToolCallError(kind: .deadline, message: "\(name).\(tool): deadline exceeded (the driver did not answer in time)")))
                     }
                 }
             }
         } onCancel: {
             runner.channel.send(RunnerFrame.cancel(id: id))
-            if let p = state.withLock({ $0.pending.removeValue(forKey: id) }) {
-                p.continuation.resume(throwing: ToolCallError(kind: .cancelled, message: "\(name).\(tool): cancelled"))
+            finish(id, .failure(ToolCallError(kind: .cancelled, message: "\(name).\(tool): cancelled")))
+        }
+    }
+
+    /// Whether call `id` should poll for its result: yes unless the last polls all missed (a
+    /// slow driver), and then still one call in `spinProbeEvery`.
+    private func spinWorthTrying(_ id: UInt64) -> Bool {
+        spinMisses.load(ordering: .relaxed) < Self.spinMissLimit || id % Self.spinProbeEvery == 0
+    }
+
+    /// Reads the socket (the caller holds the read token) until call `id` has its result or
+    /// `callerSpinNanos` have passed, handling every frame it reads as the reader thread would.
+    /// nil: no result yet (or the socket closed; the reader thread sees that once rearmed).
+    private func spin(_ runner: Runner, _ id: UInt64) -> Result<ToolCallResult, any Error>? {
+        let until = nova_monotonic_ns() + Self.callerSpinNanos
+        while true {
+            switch runner.channel.poll() {
+            case .frame(let frame):
+                handle(frame)
+                if let result = takeResult(id) { return result }
+            case .empty:
+                if let result = takeResult(id) { return result }  // cancelled meanwhile
+                if nova_monotonic_ns() >= until { return nil }
+                sched_yield()
+            case .closed:
+                return takeResult(id)
             }
+        }
+    }
+
+    /// Gives the socket back to the reader thread: hands out the frames read already (nothing
+    /// would wake the thread for them), rearms its wait, releases the read token.
+    private func stopReading(_ runner: Runner) {
+        while let frame = runner.channel.buffered() { handle(frame) }
+        runner.wakeReader(true)
+        runner.releaseReadToken()
+    }
+
+    /// The result left for polling call `id`, if it has arrived; removes the call.
+    private func takeResult(_ id: UInt64) -> Result<ToolCallResult, any Error>? {
+        state.withLock { s in
+            guard case .done(let result)? = s.pending[id]?.waiter else { return nil }
+            s.pending[id] = nil
+            return result
         }
     }
 
