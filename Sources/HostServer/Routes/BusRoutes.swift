@@ -253,8 +253,7 @@ extension NovaServer {
             let limit = try RouteHelpers.intParameter(q.get("limit"), name: "limit", default: 50, range: 1...500)
             let offset = try RouteHelpers.intParameter(q.get("offset"), name: "offset", default: 0, range: 0...10_000_000)
             let (dead, total) = try await deadLetterPage(caller, id, limit: limit, offset: offset)
-            return JSONIO.response(["items": .array(dead.map(\.json)), "total": .int(total), "limit": .int(limit), "offset": .int(offset),
-                                    "next_offset": offset + limit < total ? .int(offset + limit) : .null])
+            return JSONIO.response(Self.page(dead.map(\.json), limit, offset, total, key: "items"))
         }
 
         on(router, .get, "/v1/subscriptions/{id}/dlq/{message_id}") { [self] _, context in

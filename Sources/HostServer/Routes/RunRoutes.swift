@@ -354,8 +354,7 @@ extension NovaServer {
                 throw APIError(.serviceUnavailable, "store_unavailable", "the run index cannot be read: \(error)")
             }
         }
-        let next: JSONValue = offset + limit < total ? .int(offset + limit) : .null
-        return ["runs": .array(items), "limit": .int(limit), "offset": .int(offset), "total": .int(total), "next_offset": next]
+        return Self.page(items, limit, offset, total, key: "runs")
     }
 }
 
