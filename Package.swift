@@ -182,7 +182,7 @@ let package = Package(
         .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: strict),
         .testTarget(name: "SchemaTests", dependencies: ["Schema", "JSON"], swiftSettings: strict),
         .testTarget(name: "HostTests", dependencies: ["TestSupport", "Host", "Reports", "CHostSupport", "DriverKit", "DriverABI", "JSON"], swiftSettings: strict),
-        .testTarget(name: "EpisodeTests", dependencies: ["TestSupport", "PostgresTestSupport", "Host", "JSON", "PostgresStore", "PostgresSupport",
+        .testTarget(name: "EpisodeTests", dependencies: ["TestSupport", "PostgresTestSupport", "Host", "CHostSupport", "JSON", "PostgresStore", "PostgresSupport",
                                                           thirdParty /* PostgresNIO, Logging */], swiftSettings: strict),
         // The shell driver (built libnova_shell.so + nova-sandbox) through the host, policy and CLI.
         .testTarget(name: "ShellTests", dependencies: ["TestSupport", "Host", "JSON"], swiftSettings: strict),

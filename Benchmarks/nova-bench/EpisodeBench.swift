@@ -33,13 +33,14 @@ enum EpisodeBench {
         print("  CPU per episode: encode + SHA-256 \(Measure.fmt(cpu)) (of which SHA-256 of \(bytes.count) bytes \(Measure.fmt(sha)))")
 
         var sqlite1: [Double] = [], sqliteN: [Double] = []
-        var ep1: [Double] = [], ep4: [Double] = [], ep16: [Double] = [], ep64: [Double] = []
+        var ep1: [Double] = [], ep1Async: [Double] = [], ep4: [Double] = [], ep16: [Double] = [], ep64: [Double] = []
         let peerWriters = 4
         for round in 0..<rounds {
             let dir = base + "/r\(round)"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             sqlite1.append(try sqliteInserts(path: dir + "/peer1.sqlite", body: body, connections: 1, seconds: seconds))
             ep1.append(try episodes(data: dir + "/e1", writers: 1, seconds: seconds))
+            ep1Async.append(try await asyncEpisodes(data: dir + "/e1a", seconds: seconds))
             ep4.append(try episodes(data: dir + "/e4", writers: 4, seconds: seconds))
             ep16.append(try episodes(data: dir + "/e16", writers: 16, seconds: seconds))
             ep64.append(try episodes(data: dir + "/e64", writers: 64, seconds: seconds))
@@ -55,6 +56,7 @@ enum EpisodeBench {
         line("peer: SQLite WAL synchronous=FULL, 1 row/txn, 1 connection", sqlite1)
         line("peer: same, \(peerWriters) connections in parallel", sqliteN)
         line("durable episodes, 1 writer (vs 1 connection)", ep1, against: sqlite1)
+        line("same, 1 async writer (the run pipeline's path)", ep1Async, against: sqlite1)
         line("durable episodes, 4 concurrent writers (vs \(peerWriters) connections)", ep4, against: sqliteN)
         line("durable episodes, 16 concurrent writers (vs \(peerWriters) connections)", ep16, against: sqliteN)
         line("durable episodes, 64 concurrent writers (vs \(peerWriters) connections)", ep64, against: sqliteN)
@@ -116,6 +118,21 @@ enum EpisodeBench {
         let verify = try store.verify()
         if !verify.isIntact { print("  chain broken after the benchmark: \(verify)") }
         return Double(counter.value) / elapsed
+    }
+
+    /// Durable episode writes per second from one task awaiting each `async` write (what a run
+    /// does: the committer thread writes, then resumes the task on the cooperative pool).
+    static func asyncEpisodes(data: String, seconds: Double) async throws -> Double {
+        let store = try EpisodeSegmentLog(dataDirectory: data)
+        let deadline = nova_monotonic_ns() + Int64(seconds * 1e9)
+        let t0 = nova_monotonic_ns()
+        var i = 0
+        while nova_monotonic_ns() < deadline {
+            i += 1
+            let id = "a-\(i)"
+            try await store.write(body: typicalBody(runId: id), runId: id)
+        }
+        return Double(i) / (Double(nova_monotonic_ns() - t0) / 1e9)
     }
 
     /// SQLite WAL synchronous=FULL: one INSERT of the same document bytes per transaction

@@ -77,51 +77,58 @@ public enum EpisodeFormat {
         return true
     }
 
-    /// Builds the stored document for `body` at chain position `seq` after `prevHash` and
-    /// returns it with its hash and file bytes.
+    /// The stored bytes of `body` at chain position `seq` after `prevHash`, and their hash.
     static func encode(body: [JSONKey: JSONValue], runId: String, seq: Int, prevHash: String)
-        -> (document: JSONValue, hash: String, bytes: [UInt8])
+        -> (hash: String, bytes: [UInt8])
     {
-        var o = body
-        o["run_id"] = .string(runId)
-        o["seq"] = .int(seq)
-        o["prev_hash"] = .string(prevHash)
-        o["episode_version"] = .int(version)
-        let members = canonicalMembers(o)
-        let hash = SHA256.hex(join(members, hash: nil))
-        o["hash"] = .string(hash)
-        return (.object(o), hash, join(members, hash: hash) + [0x0A])
+        var members: [(key: String, value: JSONValue)] = []
+        members.reserveCapacity(body.count + 4)
+        for (k, v) in body where k.string != "run_id" { members.append((k.string, v)) }
+        members.append(("run_id", .string(runId)))
+        members.append(("seq", .int(seq)))
+        members.append(("prev_hash", .string(prevHash)))
+        members.append(("episode_version", .int(version)))
+        let unhashed = UnhashedEncoding(members)
+        let hash = SHA256.hex(unhashed.bytes)
+        return (hash, unhashed.stored(hash: hash))
     }
 
-    /// The canonical `"key":value` encodings of an object's members, in canonical key order
-    /// (UTF-16 code units), so that the encodings with and without `hash` need one pass.
-    static func canonicalMembers(_ o: [JSONKey: JSONValue]) -> [(key: String, bytes: [UInt8])] {
-        o.sorted { utf16Less($0.key.string, $1.key.string) }.map { member in
-            (member.key.string, JSONValue.string(member.key.string).canonicalBytes() + [0x3A] + member.value.canonicalBytes())
-        }
-    }
+    /// The canonical encoding of a document without its `hash` member (what the hash covers),
+    /// written in one pass, with the place where `hash` sorts; `stored(hash:)` splices the
+    /// member in there. Together equal to the canonical encoding of the whole document plus a
+    /// newline (tested against `canonicalBytes()`).
+    struct UnhashedEncoding {
+        var bytes: [UInt8] = [0x7B]
+        /// The offset after the last member that sorts before "hash".
+        var hashAt = 1
 
-    /// The canonical encoding of the object made of `members`, plus `"hash": hash` if given
-    /// (equal to `JSONValue.object(...).canonicalBytes()` of that object).
-    static func join(_ members: [(key: String, bytes: [UInt8])], hash: String?) -> [UInt8] {
-        var out: [UInt8] = [0x7B]
-        out.reserveCapacity(members.reduce(100) { $0 + $1.bytes.count + 1 })
-        var pendingHash = hash.map { JSONValue.string("hash").canonicalBytes() + [0x3A] + JSONValue.string($0).canonicalBytes() }
-        for m in members {
-            if let h = pendingHash, utf16Less("hash", m.key) {
-                if out.count > 1 { out.append(0x2C) }
-                out += h
-                pendingHash = nil
+        init(_ members: [(key: String, value: JSONValue)]) {
+            bytes.reserveCapacity(4096)
+            for m in members.sorted(by: { utf16Less($0.key, $1.key) }) {
+                if bytes.count > 1 { bytes.append(0x2C) }
+                JSONValue.string(m.key).writeCanonical(into: &bytes)
+                bytes.append(0x3A)
+                m.value.writeCanonical(into: &bytes)
+                if utf16Less(m.key, "hash") { hashAt = bytes.count }
             }
-            if out.count > 1 { out.append(0x2C) }
-            out += m.bytes
+            bytes.append(0x7D)
         }
-        if let h = pendingHash {
-            if out.count > 1 { out.append(0x2C) }
-            out += h
+
+        /// The stored bytes: these with `"hash":"<hash>"` in its place, and a newline.
+        func stored(hash: String) -> [UInt8] {
+            var out: [UInt8] = []
+            out.reserveCapacity(bytes.count + 80)
+            out.append(contentsOf: bytes[0..<hashAt])
+            if hashAt > 1 { out.append(0x2C) }
+            JSONValue.string("hash").writeCanonical(into: &out)
+            out.append(0x3A)
+            JSONValue.string(hash).writeCanonical(into: &out)
+            // What followed the place: "," and the next member, or the closing "}".
+            if hashAt == 1 && bytes.count > 2 { out.append(0x2C) }
+            out.append(contentsOf: bytes[hashAt...])
+            out.append(0x0A)
+            return out
         }
-        out.append(0x7D)
-        return out
     }
 
     /// The exact bytes `EpisodeFileChain.write` stores for `body` as the episode of `runId` at
@@ -186,10 +193,9 @@ public enum EpisodeFormat {
         guard let runId = o["run_id"]?.stringValue else { return malformed("no \"run_id\" field") }
         guard o["episode_version"]?.intValue == version else { return malformed("unknown episode_version") }
         o.removeValue(forKey: "hash")
-        let members = canonicalMembers(o)
-        let withoutHash = join(members, hash: nil)
-        let full = join(members, hash: hash) + [0x0A]
-        let actual = SHA256.hex(withoutHash)
+        let unhashed = UnhashedEncoding(o.map { ($0.key.string, $0.value) })
+        let full = unhashed.stored(hash: hash)
+        let actual = SHA256.hex(unhashed.bytes)
         if actual != hash {
             return .invalid(kind: .changed, reason: "content changed: stored hash \(hash.prefix(16))… but the content hashes to \(actual.prefix(16))…",
                             claimedSeq: seq, claimedHash: hash, document: doc)

@@ -17,10 +17,10 @@ public protocol EpisodeChainStore: Sendable {
 }
 
 extension EpisodeFormat {
-    /// Seals `body` as the episode of `runId` at `seq` after `prevHash`: the stored document,
-    /// its hash and the exact bytes to store. Throws what `EpisodeFileChain.write` would for an
+    /// Seals `body` as the episode of `runId` at `seq` after `prevHash`: its hash and the exact
+    /// bytes to store. Throws what `EpisodeFileChain.write` would for an
     /// invalid run id or body.
-    public static func seal(body: JSONValue, runId: String, seq: Int, prevHash: String) throws -> (document: JSONValue, hash: String, bytes: [UInt8]) {
+    public static func seal(body: JSONValue, runId: String, seq: Int, prevHash: String) throws -> (hash: String, bytes: [UInt8]) {
         guard isValidRunId(runId) else { throw EpisodeError.invalidRunId(runId) }
         let members = try validateBody(body, runId: runId).get()
         return encode(body: members, runId: runId, seq: seq, prevHash: prevHash)

@@ -17,7 +17,8 @@ import Darwin
 /// Segments are preallocated (written with zeros and fsynced when created), so an append changes
 /// no file size and one `fdatasync` makes a whole group of episodes durable.
 ///
-/// Writes go through one committer thread: concurrent writers queue, and the committer appends
+/// Writes go through one committer thread (a blocking writer that finds the log idle commits on
+/// its own thread instead, as the leader): concurrent writers queue, and the committer appends
 /// everything queued (up to `maxBatch`) as one group — one `pwrite` and one `fdatasync` of the
 /// primary segment — before it acknowledges any of them (group commit). A `write` returns only
 /// once its frame is durable. Several processes may share a data directory: the committer holds
@@ -58,6 +59,8 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
     static let mirrorIdleSyncNs = 2_000_000
     /// …and at least this often under continuous load.
     static let mirrorMaxLagNs: Int64 = 50_000_000
+    /// The committer thread exits after this long without work.
+    static let committerIdleExitNs: Int64 = 500_000_000
     /// The default segment size.
     public static let defaultSegmentBytes = 4 << 20
 
@@ -117,8 +120,35 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
     public func write(body: JSONValue, runId: String) throws -> EpisodeRef {
         let members = try Self.validate(body: body, runId: runId)
         let box = WaitBox<Result<EpisodeRef, EpisodeError>>()
-        submit(.write(PendingEpisode(runId: runId, body: members) { box.set($0) }))
+        let pending = PendingEpisode(runId: runId, body: members) { box.set($0) }
+        if !commitAsLeader(pending) { submit(.write(pending)) }
         return try box.wait().get()
+    }
+
+    /// Commits `pending` on the calling thread if nothing else is committing or queued (a lone
+    /// writer then pays no hand-off to the committer thread and back); returns `false` (and does
+    /// nothing) otherwise, and the caller queues it. Blocking writers only: an `async` writer
+    /// must not hold a cooperative thread through an fdatasync.
+    private func commitAsLeader(_ pending: PendingEpisode) -> Bool {
+        state.lock.lock()
+        guard state.queue.isEmpty, !state.committing else {
+            state.lock.unlock()
+            return false
+        }
+        state.committing = true
+        state.lock.unlock()
+        commitGroup([pending])
+        state.lock.lock()
+        state.committing = false
+        state.lastActivityNs = Timestamps.monotonicNanos()
+        // Queued meanwhile: the committer waits for `committing` to clear. A dirty mirror needs
+        // a running committer for its idle sync (a waiting one wakes by itself for that).
+        let start = (!state.queue.isEmpty || state.mirrorDirtySince != nil) && !state.committerRunning
+        if start { state.committerRunning = true }
+        if !start && !state.queue.isEmpty { state.lock.broadcast() }
+        state.lock.unlock()
+        if start { PosixThread.detach { self.commitLoop() } }
+        return true
     }
 
     /// Appends the episode of `runId` and returns once it is durable, without holding a
@@ -173,29 +203,33 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
     }
 
     /// The committer: takes everything queued, appends it as one group, acknowledges, repeats;
-    /// syncs the mirror when idle; exits after half a second without work (the next `submit`
-    /// starts it again), so an idle log holds no thread.
+    /// syncs the mirror once nothing was committed for `mirrorIdleSyncNs` (or it lags
+    /// `mirrorMaxLagNs`); exits after half a second without work (the next `submit` starts it
+    /// again), so an idle log holds no thread. Waits while a leader (`commitAsLeader`) commits.
     private func commitLoop() {
         while true {
             state.lock.lock()
-            var idleNs = 0
-            while state.queue.isEmpty {
-                let dirty = state.mirrorDirtySince != nil
-                if dirty && idleNs >= Self.mirrorIdleSyncNs {
+            while state.queue.isEmpty || state.committing {
+                let now = Timestamps.monotonicNanos()
+                let quietNs = now - state.lastActivityNs
+                if !state.committing, let dirtySince = state.mirrorDirtySince,
+                   quietNs >= Int64(Self.mirrorIdleSyncNs) || now - dirtySince >= Self.mirrorMaxLagNs
+                {
+                    state.committing = true
                     state.lock.unlock()
                     _ = try? lockedMirrorSync()
                     state.lock.lock()
-                    idleNs = 0
+                    state.committing = false
+                    state.lastActivityNs = Timestamps.monotonicNanos()
                     continue
                 }
-                if !dirty && idleNs >= 500_000_000 {
+                if !state.committing && state.mirrorDirtySince == nil && quietNs >= Self.committerIdleExitNs {
                     state.committerRunning = false
                     state.lock.unlock()
                     return
                 }
-                let step = dirty ? Self.mirrorIdleSyncNs : 500_000_000
+                let step = state.mirrorDirtySince != nil ? Self.mirrorIdleSyncNs : Int(Self.committerIdleExitNs)
                 state.lock.wait(timeoutNs: step)
-                idleNs += step
             }
             var writes: [PendingEpisode] = []
             var task: (@Sendable () -> Void)?
@@ -208,10 +242,15 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
                     state.queue.removeFirst()
                 }
             }
+            state.committing = true
             let lagging = state.mirrorDirtySince.map { Timestamps.monotonicNanos() - $0 > Self.mirrorMaxLagNs } ?? false
             state.lock.unlock()
             if lagging { _ = try? lockedMirrorSync() }
             if let task { task() } else { commitGroup(writes) }
+            state.withLock {
+                state.committing = false
+                state.lastActivityNs = Timestamps.monotonicNanos()
+            }
         }
     }
 
@@ -553,9 +592,9 @@ struct GroupBuffer {
     }
 }
 
-/// The log's mutable state. `lock` guards `queue`, `committerRunning`, `index` and the
-/// counters; the tip and the open segment files are changed only by the committer thread
-/// (with the lock, so that readers see them consistently).
+/// The log's mutable state. `lock` guards `queue`, `committerRunning`, `committing`, `index`
+/// and the counters; the tip and the open segment files are changed only by whoever holds
+/// `committing` (with the lock, so that readers see them consistently).
 final class LogState: @unchecked Sendable {
     let lock = ConditionLock()
     var queue: [LogWork] = []
@@ -566,6 +605,11 @@ final class LogState: @unchecked Sendable {
     var mirror: EpisodeFileHandle?
     var capacity = 0
     var mirrorDirtySince: Int64?
+    /// Set while the committer thread or a leader appends, syncs or runs an exclusive task:
+    /// at most one of them works on the files at a time.
+    var committing = false
+    /// When the last group or mirror sync finished (the committer's idle clock).
+    var lastActivityNs = Timestamps.monotonicNanos()
     var groupCommits = 0
     var openReport: RecoveryReport?
 

@@ -39,6 +39,15 @@ extension JSONValue {
         return w.out
     }
 
+    /// Appends the canonical encoding (see `canonicalBytes()`) to `out`, for callers that
+    /// assemble a larger document in one buffer.
+    public func writeCanonical(into out: inout [UInt8]) {
+        var w = JSONWriter(mode: .canonical, sortKeys: true)
+        swap(&w.out, &out)
+        w.write(self, indent: 0)
+        swap(&w.out, &out)
+    }
+
     /// The canonical encoding as a `String`. See `canonicalBytes()`.
     public func canonicalString() -> String {
         String(decoding: canonicalBytes(), as: UTF8.self)

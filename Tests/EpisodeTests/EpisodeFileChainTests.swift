@@ -49,11 +49,31 @@ import JSON
         for n in 0...keys.count {
             var o: [JSONKey: JSONValue] = [:]
             for (i, k) in keys.prefix(n).enumerated() { o[k] = i % 2 == 0 ? .int(i) : ["x": .double(Double(i) / 3)] }
-            let members = EpisodeFormat.canonicalMembers(o)
-            #expect(EpisodeFormat.join(members, hash: nil) == JSONValue.object(o).canonicalBytes())
+            let unhashed = EpisodeFormat.UnhashedEncoding(o.map { ($0.key.string, $0.value) })
+            #expect(unhashed.bytes == JSONValue.object(o).canonicalBytes())
             var withHash = o
             withHash["hash"] = .string(EpisodeFormat.genesisHash)
-            #expect(EpisodeFormat.join(members, hash: EpisodeFormat.genesisHash) == JSONValue.object(withHash).canonicalBytes())
+            #expect(unhashed.stored(hash: EpisodeFormat.genesisHash) == JSONValue.object(withHash).canonicalBytes() + [0x0A])
+        }
+    }
+
+    /// `encode` writes the document with its chain members in one pass; the result must be the
+    /// canonical encoding of that whole document, whose hash is the one returned.
+    @Test func encodeEqualsCanonicalEncodingOfTheDocument() {
+        let bodies: [[JSONKey: JSONValue]] = [
+            [:], ["run_id": "r9"], ["a": 1, "zz": ["nested": [1.5, "x"]], "hash0": true, "é": .null],
+            ["plan_name": "p", "steps": [["id": "s", "output": ["q\"uote": "\u{1F600}"]]], "run_id": "r9"],
+        ]
+        for body in bodies {
+            let enc = EpisodeFormat.encode(body: body, runId: "r9", seq: 7, prevHash: EpisodeFormat.genesisHash)
+            var doc = body
+            doc["run_id"] = "r9"
+            doc["seq"] = 7
+            doc["prev_hash"] = .string(EpisodeFormat.genesisHash)
+            doc["episode_version"] = .int(EpisodeFormat.version)
+            #expect(enc.hash == SHA256.hex(JSONValue.object(doc).canonicalBytes()))
+            doc["hash"] = .string(enc.hash)
+            #expect(enc.bytes == JSONValue.object(doc).canonicalBytes() + [0x0A])
         }
     }
 

@@ -16,6 +16,14 @@ int64_t nova_monotonic_ns(void);
 /// (start with 0xFFFFFFFF) and finish by inverting it. Hardware (SSE 4.2) when available.
 uint32_t nova_crc32c_update(uint32_t crc, const void *data, size_t length);
 
+/// Compresses `blocks` 64-byte blocks at `data` into the SHA-256 `state` (eight words, in
+/// FIPS 180-4 order). The x86 SHA extensions when the CPU has them, the portable loop otherwise.
+void nova_sha256_blocks(uint32_t state[8], const void *data, size_t blocks);
+/// The portable loop alone (tests compare it with the hardware path).
+void nova_sha256_blocks_portable(uint32_t state[8], const void *data, size_t blocks);
+/// 1 if `nova_sha256_blocks` uses the CPU's SHA extensions.
+int nova_sha256_has_hardware(void);
+
 /** prctl(PR_SET_PDEATHSIG, sig) then exits at once if the parent is already gone
  *  (`expected_parent` != getppid()). For driver runner children. */
 int nova_set_parent_death_signal(int sig, int expected_parent);
