@@ -30,7 +30,8 @@ enum EpisodeBench {
         let cpu = Measure.nsPerOp(rounds: 5, iterations: 300) { _ = try? EpisodeFormat.encodedBytes(body: body, runId: "bench-0") }
         let bytes = try EpisodeFormat.encodedBytes(body: body, runId: "bench-0")
         let sha = Measure.nsPerOp(rounds: 5, iterations: 300) { _ = SHA256.digest(bytes) }
-        print("  CPU per episode: encode + SHA-256 \(Measure.fmt(cpu)) (of which SHA-256 of \(bytes.count) bytes \(Measure.fmt(sha)))")
+        let json = Measure.nsPerOp(rounds: 5, iterations: 300) { _ = body.canonicalBytes() }
+        print("  CPU per episode: encode + SHA-256 \(Measure.fmt(cpu)) (of which SHA-256 of \(bytes.count) bytes \(Measure.fmt(sha)); canonical JSON of the body alone \(Measure.fmt(json)))")
 
         var sqlite1: [Double] = [], sqliteN: [Double] = []
         var ep1: [Double] = [], ep1Async: [Double] = [], ep4: [Double] = [], ep16: [Double] = [], ep64: [Double] = []

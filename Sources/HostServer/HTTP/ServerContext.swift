@@ -50,9 +50,7 @@ extension ServerContext {
             group.addTask { .done(await work()) }
             group.addTask {
                 guard let socket = channel as? any SocketOptionProvider else { return .unwatchable }
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(200))
-                    if Task.isCancelled { break }
+                while await DisconnectTicker.shared.nextTick() {
                     guard channel.isActive, let info = try? await socket.getTCPInfo().get(), info.tcpi_state == UInt8(TCP_ESTABLISHED) else {
                         return .clientLeft
                     }
