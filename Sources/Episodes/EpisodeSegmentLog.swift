@@ -140,6 +140,7 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
         commitGroup([pending])
         state.lock.lock()
         state.committing = false
+        state.leaderCommits += 1
         state.lastActivityNs = Timestamps.monotonicNanos()
         // Queued meanwhile: the committer waits for `committing` to clear. A dirty mirror needs
         // a running committer for its idle sync (a waiting one wakes by itself for that).
@@ -188,6 +189,10 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
 
     /// How many groups the committer has appended (for tests and benchmarks).
     public var groupCommits: Int { state.withLock { state.groupCommits } }
+    /// How many of them a blocking writer committed itself, as the leader (for tests).
+    public var leaderCommits: Int { state.withLock { state.leaderCommits } }
+    /// Whether the mirror has appends not yet made durable (for tests).
+    public var mirrorIsDirty: Bool { state.withLock { state.mirrorDirtySince != nil } }
 
     private func submit(_ work: LogWork) {
         state.lock.lock()
@@ -611,6 +616,7 @@ final class LogState: @unchecked Sendable {
     /// When the last group or mirror sync finished (the committer's idle clock).
     var lastActivityNs = Timestamps.monotonicNanos()
     var groupCommits = 0
+    var leaderCommits = 0
     var openReport: RecoveryReport?
 
     func withLock<T>(_ body: () throws -> T) rethrows -> T { try lock.withLock(body) }

@@ -140,6 +140,25 @@ import Glibc
         #expect(report.checked == 12)
     }
 
+    /// A lone blocking writer commits on its own thread (no hand-off), and the mirror of what it
+    /// wrote is still made durable by the committer's idle sync, with nobody asking for it.
+    @Test func aLoneWriterLeadsAndItsMirrorIsStillSynced() throws {
+        let data = F.tempDir()
+        defer { F.remove(data) }
+        let log = try EpisodeSegmentLog(dataDirectory: data, segmentBytes: 64 << 10)
+        for i in 1...5 { #expect(try log.write(body: F.body("l\(i)"), runId: "l\(i)").seq == i) }
+        #expect(log.leaderCommits == 5)
+        #expect(log.groupCommits == 5)
+        // The idle sync comes 2 ms after the last commit; the bound only stops a hang.
+        var waited = 0
+        while log.mirrorIsDirty && waited < 30_000 {
+            usleep(10_000)
+            waited += 10
+        }
+        #expect(!log.mirrorIsDirty, "the mirror was never synced after the leader's commits")
+        #expect(try log.verify().isIntact)
+    }
+
     @Test func concurrentWritersShareGroupCommits() throws {
         let data = F.tempDir()
         defer { F.remove(data) }
