@@ -83,13 +83,42 @@ final class CallTable: Sendable {
             continuation.resume(throwing: ToolCallError(kind: .cancelled, message: "\(label): cancelled before it started"))
             return false
         }
-        if let deadline = deadlineNanos {
+        if let deadline = deadlineNanos, !CallTable.sweeper.callStarted() {
             let wait = max(0, deadline + CallTable.deadlineGraceNanos - nova_monotonic_ns())
             DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(wait))) { [self] in
-                self.giveUp(id, error: ToolCallError(kind: .deadline, message: "\(label): deadline exceeded (the driver did not answer in time)"))
+                self.giveUp(id, error: CallTable.deadlineError(label))
             }
         }
         return true
+    }
+
+    /// Gives up on calls past their deadline (and the grace) in every live table.
+    private static let sweeper = DeadlineSweeper(periodMicros: 5_000) { now in
+        var remaining = false
+        for table in CallTable.live.withLock({ $0.values.compactMap(\.table) }) {
+            if table.giveUpOverdue(now: now) { remaining = true }
+        }
+        return remaining
+    }
+
+    static func deadlineError(_ label: String) -> ToolCallError {
+        ToolCallError(kind: .deadline, message: "\(label): deadline exceeded (the driver did not answer in time)")
+    }
+
+    /// Gives up every call still waited for whose deadline plus grace is before `now`; returns
+    /// whether calls with a deadline are still waited for.
+    private func giveUpOverdue(now: Int64) -> Bool {
+        var remaining = false
+        let overdue = state.withLock { s -> [(UInt64, String)] in
+            var due: [(UInt64, String)] = []
+            for (id, e) in s.entries where e.continuation != nil {
+                guard let deadline = e.deadlineNanos else { continue }
+                if deadline + CallTable.deadlineGraceNanos <= now { due.append((id, e.label)) } else { remaining = true }
+            }
+            return due
+        }
+        for (id, label) in overdue { giveUp(id, error: CallTable.deadlineError(label)) }
+        return remaining
     }
 
     /// Runs `action` once `instance` holds no call: now when it holds none, else on a thread
