@@ -79,6 +79,9 @@ public final class CompiledSchema: Sendable {
         }
     }
 
+    /// How many subschemas `isValid` checks as arrays of leaves (`Node.isShallow`): for tests.
+    var shallowNodeCount: Int { storage.arena.filter(\.isShallow).count }
+
     /// Validates `instance` with the options given at compile time, collecting every error.
     public func validate(_ instance: JSONValue) -> ValidationResult {
         validate(instance, options: options)
