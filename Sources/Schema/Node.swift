@@ -27,6 +27,7 @@ struct NodeRef {
     // closures here return before any recursion, so they add no stack to it.
     @inline(__always) var kind: Node.Kind { with { $0.kind } }
     @inline(__always) var isLeaf: Bool { with { $0.isLeaf } }
+    @inline(__always) var isShallow: Bool { with { $0.isShallow } }
     @inline(__always) var steps: UnsafeMutableBufferPointer<Step> { with { $0.steps } }
     @inline(__always) var tracksEvaluation: Bool { with { $0.unevaluatedProperties != nil || $0.unevaluatedItems != nil } }
     var unevaluatedProperties: NodeRef? { with { $0.unevaluatedProperties.map(NodeRef.init) } }
@@ -71,7 +72,26 @@ final class Node {
     /// follows no reference): its result depends on the value alone. Set by `setSteps`.
     @exclusivity(unchecked) private(set) var isLeaf = false
 
+    /// `true` for a keywords node whose keywords are assertions plus one `items` whose
+    /// subschema is a leaf (and no `prefixItems`): an array of scalars such as
+    /// `{"type": "array", "uniqueItems": true, "items": {"type": "string"}}`, decided by
+    /// `Evaluator.shallowPasses` without the general evaluation. Set by `markShallow` once
+    /// every node is compiled (it reads the `items` node's steps).
+    @exclusivity(unchecked) private(set) var isShallow = false
+
     var tracksEvaluation: Bool { unevaluatedProperties != nil || unevaluatedItems != nil }
+
+    func markShallow() {
+        guard kind == .keywords, !isLeaf, !tracksEvaluation else { return }
+        var itemsSteps = 0
+        for step in steps where !step.op.isAssertion {
+            guard step.op == .items else { return }
+            let app = step.payload(ItemsApplicator.self)
+            guard app.prefix.isEmpty, let rest = app.items, rest.isLeaf else { return }
+            itemsSteps += 1
+        }
+        isShallow = itemsSteps == 1
+    }
 
     func setSteps(_ list: [Step]) {
         steps.deallocate()

@@ -45,6 +45,7 @@ public final class CompiledSchema: Sendable {
         let root = try c.node(Location(doc: d, pointer: []))
         try c.compilePending()
         c.addAlternativeFilters()
+        for node in c.arena { node.markShallow() }
         storage = Storage(root: root, arena: c.arena, resources: c.resourceArena, payloads: c.payloads, usesDynamicRef: c.usesDynamicRef)
         uri = root.absoluteLocation
     }
@@ -77,6 +78,9 @@ public final class CompiledSchema: Sendable {
             throw SchemaCompileError(location: baseURI + "#", message: "the schema is not valid against its meta-schema \(metaURI)", metaschemaErrors: r.errors)
         }
     }
+
+    /// How many subschemas `isValid` checks as arrays of leaves (`Node.isShallow`): for tests.
+    var shallowNodeCount: Int { storage.arena.filter(\.isShallow).count }
 
     /// Validates `instance` with the options given at compile time, collecting every error.
     public func validate(_ instance: JSONValue) -> ValidationResult {
@@ -322,6 +326,8 @@ struct Evaluator {
     mutating func descend(_ sub: NodeRef, _ v: JSONValue, _ keyword: String, from n: NodeRef) -> Bool {
         // A leaf that holds needs none of the bookkeeping below.
         if sub.isLeaf, instanceDepth < options.maximumInstanceDepth, leafPasses(sub, v) { return true }
+        // An array of leaves: its items are one level deeper, hence `+ 1`.
+        if sub.isShallow, instanceDepth + 1 < options.maximumInstanceDepth, shallowPasses(sub, v) { return true }
         if instanceDepth >= options.maximumInstanceDepth, sub.kind == .keywords {
             return stop(n, keyword, "the instance is nested more than \(options.maximumInstanceDepth) levels deep, deeper than validation goes (ValidationOptions.maximumInstanceDepth)")
         }
@@ -832,6 +838,22 @@ struct Evaluator {
         }
     }
 
+    /// `x == y` (JSON equality), with strings and integers decided without the general
+    /// comparison, whose switch over the pair copies both values.
+    @inline(__always)
+    static func sameValue(_ x: JSONValue, _ y: JSONValue) -> Bool {
+        switch x {
+        case .string(let s):
+            guard case .string(let t) = y else { return false }
+            return JSONKey(s) == JSONKey(t)  // by Unicode scalars, as JSON compares strings
+        case .int(let i):
+            if case .int(let j) = y { return i == j }
+            return x == y
+        default:
+            return x == y
+        }
+    }
+
     static func enumContains(_ values: [JSONValue], _ v: JSONValue) -> Bool {
         for e in values where e == v { return true }
         return false
@@ -843,6 +865,30 @@ struct Evaluator {
     mutating func leafPasses(_ n: NodeRef, _ v: JSONValue) -> Bool {
         let steps = n.steps
         for i in 0..<steps.count where !passes(steps[i], v) { return false }
+        return true
+    }
+
+    /// Whether `v` satisfies a `Node.isShallow` node (assertions plus `items` of a leaf), the
+    /// items read in place. Only a `true` is taken as the answer: on `false` the caller runs
+    /// the general evaluation, which finds the same answer (and explains it). Needs one level
+    /// of instance depth to spare for the items.
+    @inline(never)
+    mutating func shallowPasses(_ n: NodeRef, _ v: JSONValue) -> Bool {
+        let steps = n.steps
+        for i in 0..<steps.count {
+            let kw = steps[i]
+            if kw.op == .items {
+                guard case .array(let a) = v else { continue }
+                guard let rest = kw.withPayload(ItemsApplicator.self, { $0.items }) else { return false }
+                let ok = a.withUnsafeBufferPointer { items -> Bool in
+                    for j in 0..<items.count where !leafPasses(rest, items[j]) { return false }
+                    return true
+                }
+                if !ok { return false }
+            } else if !passes(kw, v) {
+                return false
+            }
+        }
         return true
     }
 
@@ -1063,6 +1109,16 @@ struct Evaluator {
 
     mutating func evalItems(_ app: ItemsApplicator, _ n: NodeRef, _ a: [JSONValue], _ ann: Annotations?) -> Bool {
         let prefixCount = app.prefix.count
+        // Boolean-only, every item against one leaf (assertions only): one tight loop. The
+        // answer is `descend`'s, which checks a leaf in place at this depth too.
+        if !collect, prefixCount == 0, let rest = app.items, rest.isLeaf, instanceDepth < options.maximumInstanceDepth {
+            let ok = a.withUnsafeBufferPointer { items -> Bool in
+                for i in 0..<items.count where !leafPasses(rest, items[i]) { return false }
+                return true
+            }
+            if let ann { ann.allItems = true }
+            return ok
+        }
         // Items are read in place (no copy, no retain per item).
         let ok = a.withUnsafeBufferPointer { items -> Bool in
             var ok = true
@@ -1262,9 +1318,15 @@ struct Evaluator {
     }
 
     static func firstDuplicate(_ a: [JSONValue]) -> (Int, Int)? {
+        a.withUnsafeBufferPointer { firstDuplicate(in: $0) }
+    }
+
+    /// The positions of the first two equal items (JSON equality), read in place.
+    static func firstDuplicate(in a: UnsafeBufferPointer<JSONValue>) -> (Int, Int)? {
         if a.count <= 16 {
+            // Pairwise: no hashing, and no copy of the items to compare them.
             for i in 0..<a.count {
-                for j in (i + 1)..<a.count where a[i] == a[j] { return (i, j) }
+                for j in (i + 1)..<a.count where sameValue(a[i], a[j]) { return (i, j) }
             }
             return nil
         }

@@ -106,6 +106,62 @@ struct FastPathTests {
         #expect(schema.isValid(["a": 1]))  // "a" itself is within the limit
     }
 
+    /// An array of leaves (`Node.isShallow`) against the same keywords with `items` behind
+    /// `allOf`, which no shortcut takes: every instance gets the same answer. The arrays are
+    /// members (`{"t": …}`): the shortcut is taken where a member or an item is evaluated.
+    @Test func arraysOfLeavesAgreeWithTheGeneralPath() throws {
+        func member(_ schema: String) throws -> CompiledSchema { try compile(#"{"properties": {"t": \#(schema)}}"#) }
+        let fast = try member(#"{"type": "array", "maxItems": 4, "uniqueItems": true, "items": {"type": "string", "maxLength": 3}}"#)
+        let general = try member(#"{"type": "array", "maxItems": 4, "uniqueItems": true, "items": {"allOf": [{"type": "string", "maxLength": 3}]}}"#)
+        #expect(fast.shallowNodeCount == 1 && general.shallowNodeCount == 0)
+        let strings: [(JSONValue, Bool)] = [
+            ([], true), (["a"], true), (["a", "b"], true), (["a", "a"], false), (["abc", "abcd"], false),
+            (["\u{E9}\u{E9}\u{E9}"], true),    // 3 characters in 6 bytes
+            (["e\u{301}e\u{301}"], false),     // 4 code points
+            (["\u{E9}", "e\u{301}"], true),     // canonically equivalent, different code points: unique
+            (["\u{212A}", "K"], true),           // Kelvin sign and K
+            (["a", "b", "c", "d", "e"], false), ([1], false), (["x", nil], false), ("not an array", false),
+        ]
+        for (instance, valid) in strings {
+            #expect(outcome(fast, ["t": instance]) == valid, "\(instance)")
+            #expect(outcome(general, ["t": instance]) == valid, "\(instance)")
+        }
+        let fastNumbers = try member(#"{"uniqueItems": true, "items": {"minimum": 0}}"#)
+        let generalNumbers = try member(#"{"uniqueItems": true, "items": {"allOf": [{"minimum": 0}]}}"#)
+        #expect(fastNumbers.shallowNodeCount == 1 && generalNumbers.shallowNodeCount == 0)
+        let numbers: [(JSONValue, Bool)] = [
+            ([1, 2], true), ([1, .double(1.0)], false), ([.double(0.5), .double(0.5)], false), ([1, "1"], true),
+            (try JSONValue.parse("[100000000000000000000000, 100000000000000000000000]"), false),
+            (try JSONValue.parse("[100000000000000000000000, 100000000000000000000001]"), true),
+            (try JSONValue.parse("[100000000000000000000000, 1e23]"), true),  // 1e23 is not exactly a double
+            ([["a": 1], ["a": .double(1.0)]], false), ([[1, 2], [2, 1]], true), ([-1], false), ([true, 1], true),
+            (.object(["a": 1]), true),
+        ]
+        for (instance, valid) in numbers {
+            #expect(outcome(fastNumbers, ["t": instance]) == valid, "\(instance)")
+            #expect(outcome(generalNumbers, ["t": instance]) == valid, "\(instance)")
+        }
+        // Not shallow (`contains` applies a subschema), but its items are leaves: checked in
+        // one loop (`evalItems`), at the root too.
+        let withContains = try compile(#"{"contains": {"const": "a"}, "items": {"maxLength": 1}}"#)
+        let withContainsGeneral = try compile(#"{"contains": {"const": "a"}, "items": {"allOf": [{"maxLength": 1}]}}"#)
+        for (instance, valid) in [(["a", "b"], true), (["a", "bc"], false), (["b"], false), (["a", "\u{E9}"], true)] as [(JSONValue, Bool)] {
+            #expect(outcome(withContains, instance) == valid, "\(instance)")
+            #expect(outcome(withContainsGeneral, instance) == valid, "\(instance)")
+        }
+    }
+
+    @Test func arrayOfLeavesShortcutKeepsTheDepthLimit() throws {
+        let text = #"{"properties": {"t": {"type": "array", "uniqueItems": true, "items": {"type": "string"}}}}"#
+        let limited = try compile(text, options: ValidationOptions(maximumInstanceDepth: 1))
+        let doc: JSONValue = ["t": ["x"]]
+        #expect(!limited.isValid(doc))  // "x" is at depth 2
+        let errors = limited.validate(doc).errors
+        #expect(errors.count == 1 && errors[0].message.contains("maximumInstanceDepth"))
+        #expect(limited.isValid(["t": []]))
+        #expect(try compile(text, options: ValidationOptions(maximumInstanceDepth: 2)).isValid(doc))
+    }
+
     @Test func patternsFromTheFlatTables() throws {
         let schema = try compile(#"{"pattern": "^[a-z]+-[0-9]{2}$", "propertyNames": {"pattern": "^é+$"}}"#)
         #expect(outcome(schema, "abc-12"))
