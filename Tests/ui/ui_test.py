@@ -197,6 +197,11 @@ def main():
 
         # Keyboard: the login page focuses the credential field.
         alice.get(URL + "/ui/login")
+        # `autofocus` is applied after the page loads, so wait for it rather than read at once.
+        try:
+            WebDriverWait(alice, 10).until(lambda d: d.switch_to.active_element.get_attribute("id") == "credential")
+        except Exception:
+            pass
         check("keyboard: the login page opens with the credential field focused",
               alice.switch_to.active_element.get_attribute("id") == "credential", alice.switch_to.active_element.get_attribute("outerHTML"))
 
