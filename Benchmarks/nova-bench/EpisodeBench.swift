@@ -32,6 +32,11 @@ enum EpisodeBench {
         let sha = Measure.nsPerOp(rounds: 5, iterations: 300) { _ = SHA256.digest(bytes) }
         let json = Measure.nsPerOp(rounds: 5, iterations: 300) { _ = body.canonicalBytes() }
         print("  CPU per episode: encode + SHA-256 \(Measure.fmt(cpu)) (of which SHA-256 of \(bytes.count) bytes \(Measure.fmt(sha)); canonical JSON of the body alone \(Measure.fmt(json)))")
+        // NOVA_BENCH_CPU_ONLY=1: only the line above (to profile the encoding).
+        if env["NOVA_BENCH_CPU_ONLY"] == "1" {
+            if let n = Int(env["NOVA_BENCH_CPU_LOOP"] ?? "") { for _ in 0..<n { _ = body.canonicalBytes() } }
+            return
+        }
 
         var sqlite1: [Double] = [], sqliteN: [Double] = []
         var ep1: [Double] = [], ep1Async: [Double] = [], ep4: [Double] = [], ep16: [Double] = [], ep64: [Double] = []

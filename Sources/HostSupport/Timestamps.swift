@@ -25,8 +25,26 @@ public enum Timestamps {
         var tm = tm()
         gmtime_r(&t, &tm)
         let ms = Int((n % 1_000_000_000) / 1_000_000)
-        func pad(_ v: Int32, _ w: Int) -> String { let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s }
-        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(pad(Int32(ms), 3))Z"
+        let year = tm.tm_year + 1900
+        guard (0...9999).contains(year), ms >= 0 else {
+            func pad(_ v: Int32, _ w: Int) -> String { let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s }
+            return "\(pad(year, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(pad(Int32(ms), 3))Z"
+        }
+        // yyyy-mm-ddThh:mm:ss.mmmZ, written in place (this runs several times per call).
+        return String(unsafeUninitializedCapacity: 24) { out in
+            func put(_ v: Int32, _ width: Int, _ at: Int, then sep: UInt8) {
+                FixedText.putDecimal(Int(v), width: width, into: out, at: at)
+                out[at + width] = sep
+            }
+            put(year, 4, 0, then: 0x2D)
+            put(tm.tm_mon + 1, 2, 5, then: 0x2D)
+            put(tm.tm_mday, 2, 8, then: 0x54)
+            put(tm.tm_hour, 2, 11, then: 0x3A)
+            put(tm.tm_min, 2, 14, then: 0x3A)
+            put(tm.tm_sec, 2, 17, then: 0x2E)
+            put(Int32(ms), 3, 20, then: 0x5A)
+            return 24
+        }
     }
 
     /// Epoch milliseconds of an RFC 3339 time (`2026-12-05T20:00:00Z`, fractional seconds and a

@@ -135,7 +135,9 @@ struct JSONWriter {
                 if w.mode == .pretty { w.out.append(0x20) }
                 w.write(e, indent: indent + 1)
             }
-            if sortKeys {
+            if sortKeys && o.count == 1, let (k, e) = o.first {
+                member(k.string, e, &self)
+            } else if sortKeys {
                 // Sorting the members, not the keys: no hash lookup per member afterwards.
                 for (k, e) in o.sorted(by: { utf16Less($0.key.string, $1.key.string) }) { member(k.string, e, &self) }
             } else {
@@ -190,35 +192,41 @@ struct JSONWriter {
 
     mutating func writeString(_ s: String) {
         out.append(0x22)
-        var s = s
-        s.withUTF8 { buf in
-            var runStart = 0
-            var i = 0
-            let n = buf.count
-            while i < n {
-                let b = buf[i]
-                if b >= 0x20 && b != 0x22 && b != 0x5C { i += 1; continue }
-                if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[runStart..<i])) }
-                out.append(0x5C)
-                switch b {
-                case 0x22: out.append(0x22)
-                case 0x5C: out.append(0x5C)
-                case 0x08: out.append(UInt8(ascii: "b"))
-                case 0x0C: out.append(UInt8(ascii: "f"))
-                case 0x0A: out.append(UInt8(ascii: "n"))
-                case 0x0D: out.append(UInt8(ascii: "r"))
-                case 0x09: out.append(UInt8(ascii: "t"))
-                default:
-                    let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                    out.append(UInt8(ascii: "u")); out.append(0x30); out.append(0x30)
-                    out.append(hex[Int(b >> 4)]); out.append(hex[Int(b & 0xF)])
-                }
-                i += 1
-                runStart = i
-            }
-            if runStart < n { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[runStart..<n])) }
+        // Native strings lend their UTF-8 in place; others are copied into one first.
+        if s.utf8.withContiguousStorageIfAvailable({ writeEscaped($0) }) == nil {
+            var copy = s
+            copy.withUTF8 { writeEscaped($0) }
         }
         out.append(0x22)
+    }
+
+    /// The characters of a string, escaped as JSON requires (no quotes).
+    mutating func writeEscaped(_ buf: UnsafeBufferPointer<UInt8>) {
+        var runStart = 0
+        var i = 0
+        let n = buf.count
+        while i < n {
+            let b = buf[i]
+            if b >= 0x20 && b != 0x22 && b != 0x5C { i += 1; continue }
+            if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[runStart..<i])) }
+            out.append(0x5C)
+            switch b {
+            case 0x22: out.append(0x22)
+            case 0x5C: out.append(0x5C)
+            case 0x08: out.append(UInt8(ascii: "b"))
+            case 0x0C: out.append(UInt8(ascii: "f"))
+            case 0x0A: out.append(UInt8(ascii: "n"))
+            case 0x0D: out.append(UInt8(ascii: "r"))
+            case 0x09: out.append(UInt8(ascii: "t"))
+            default:
+                func hexDigit(_ d: UInt8) -> UInt8 { d < 10 ? 0x30 + d : 0x57 + d }
+                out.append(UInt8(ascii: "u")); out.append(0x30); out.append(0x30)
+                out.append(hexDigit(b >> 4)); out.append(hexDigit(b & 0xF))
+            }
+            i += 1
+            runStart = i
+        }
+        if runStart < n { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[runStart..<n])) }
     }
 }
 

@@ -73,6 +73,41 @@ import Testing
         }
     }
 
+    /// Every spelling of the bearer header the general parse accepts still authenticates (the
+    /// usual `Bearer <key>` takes a shortcut), and the malformed ones are still refused, over a
+    /// real socket.
+    @Test func bearerHeaderSpellings() async throws {
+        try await F.server().withClient(.live) { client in
+            for header in ["Bearer \(F.aliceKey)", "bearer \(F.aliceKey)", "BEARER \(F.aliceKey)", "Bearer   \(F.aliceKey)",
+                           "Bearer \(F.aliceKey)\t"] {
+                let r = try await client.execute(uri: "/v1/tools", method: .get, headers: Req.headers([("Authorization", header)]))
+                #expect(r.status == .ok, "\(header.debugDescription): \(r.status)")
+            }
+            let wrong = try await client.execute(uri: "/v1/tools", method: .get, headers: Req.headers([("Authorization", "Bearer \(F.aliceKey)x")]))
+            #expect(wrong.errorCode == "invalid_api_key")
+            let empty = try await client.execute(uri: "/v1/tools", method: .get, headers: Req.headers([("Authorization", "Bearer ")]))
+            #expect(empty.status == .unauthorized)
+            let scheme = try await client.execute(uri: "/v1/tools", method: .get, headers: Req.headers([("Authorization", "Bearerx \(F.aliceKey)")]))
+            #expect(scheme.errorCode == "invalid_credentials")
+            let tab = try await client.execute(uri: "/v1/tools", method: .get, headers: Req.headers([("Authorization", "Bearer\t\(F.aliceKey)")]))
+            #expect(tab.errorCode == "invalid_credentials")
+        }
+    }
+
+    /// Request ids the server makes are 24 hex digits and never repeat.
+    @Test func requestIdsAreUnique() async throws {
+        try await F.server().withClient(.live) { client in
+            var seen = Set<String>()
+            for _ in 0..<50 {
+                let r = try await client.execute(uri: "/health", method: .get, headers: [:])
+                let id = try #require(r.headers[HTTPField.Name("X-Request-ID")!])
+                #expect(id.count == 24 && id.allSatisfy(\.isHexDigit), "\(id)")
+                seen.insert(id)
+            }
+            #expect(seen.count == 50)
+        }
+    }
+
     /// The policy decides for the authenticated principal and role, whatever the request says.
     @Test func policyUsesTheAuthenticatedPrincipalAndRole() async throws {
         let server = try await F.server()

@@ -79,6 +79,9 @@ public final class Authenticator: Sendable {
             return try caller(forAPIKey: apiKey)
         }
         guard let authorization else { throw .missing }
+        if let token = Self.plainBearerToken(authorization) {
+            return JWTVerifier.looksLikeJWT(token) ? try await caller(forJWT: token) : try caller(forAPIKey: token)
+        }
         let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
             throw .malformed("unsupported Authorization scheme: use Authorization: Bearer <API key or JWT>")
@@ -89,9 +92,28 @@ public final class Authenticator: Sendable {
         return try caller(forAPIKey: token)
     }
 
+    /// The token of the usual header, `Bearer <token>` with nothing else around it, or nil (the
+    /// general parse above then decides: other cases of the scheme, extra whitespace, errors).
+    /// Every authenticated request comes through here, and splitting, lowercasing and trimming
+    /// the header cost more than hashing the key.
+    static func plainBearerToken(_ header: String) -> String? {
+        let prefix: StaticString = "Bearer "
+        let bytes = header.utf8
+        let n = prefix.utf8CodeUnitCount
+        guard bytes.count > n else { return nil }
+        var i = bytes.startIndex
+        for k in 0..<n {
+            guard bytes[i] == prefix.utf8Start[k] else { return nil }
+            i = bytes.index(after: i)
+        }
+        // The token: printable ASCII without spaces (anything else takes the general path).
+        for b in bytes[i...] where b <= 0x20 || b >= 0x7F { return nil }
+        return String(header.utf8[i...])
+    }
+
     /// The caller an API key stands for.
     public func caller(forAPIKey key: String) throws(AuthError) -> Caller {
-        let hash = SHA256.hex(Array(key.utf8))
+        let hash = SHA256.hex(key.utf8)
         guard let entry = keysByHash[hash] else { throw .invalidAPIKey }
         return Caller(principal: entry.principal, role: entry.role, method: .apiKey(id: entry.id), isAdmin: adminRoles.contains(entry.role))
     }

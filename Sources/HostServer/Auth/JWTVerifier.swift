@@ -68,6 +68,10 @@ public final class JWTVerifier: Sendable {
 
     /// Whether `token` has the shape of a JWT (three base64url parts, a JSON header with `alg`).
     public static func looksLikeJWT(_ token: String) -> Bool {
+        // Exactly two dots, counted before anything is split or decoded (API keys have none).
+        var dots = 0
+        for b in token.utf8 where b == UInt8(ascii: ".") { dots += 1 }
+        guard dots == 2 else { return false }
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, let header = decodeSegment(parts[0]) else { return false }
         return header["alg"] != nil

@@ -26,6 +26,10 @@ public final class ServerMetrics: RunObserver, Sendable {
     private let runsInFlight: CoreMetrics.Gauge
     private let driversLoaded: CoreMetrics.Gauge
     private let mcpSessions: CoreMetrics.Gauge
+    /// Handles by label and dimensions: making one through the factory validates the names and
+    /// takes the registry's lock, several times per call.
+    private let counters = Mutex<[MetricKey: CoreMetrics.Counter]>([:])
+    private let timers = Mutex<[MetricKey: CoreMetrics.Timer]>([:])
     /// Bus calls over REST the policy denied.
     let busDenied = Atomic<Int>(0)
 
@@ -46,51 +50,69 @@ public final class ServerMetrics: RunObserver, Sendable {
         Counter(label: "nova_episode_write_failures_total", factory: f).increment(by: 0)
     }
 
+    private struct MetricKey: Hashable {
+        let label: String
+        let dimensions: [String]
+        init(_ label: String, _ dimensions: [(String, String)]) {
+            self.label = label
+            self.dimensions = dimensions.flatMap { [$0.0, $0.1] }
+        }
+    }
+
+    private func counter(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
+        let key = MetricKey(label, dimensions)
+        if let c = counters.withLock({ $0[key] }) { return c }
+        let c = Counter(label: label, dimensions: dimensions, factory: factory)
+        counters.withLock { $0[key] = c }
+        return c
+    }
+
+    private func timer(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Timer {
+        let key = MetricKey(label, dimensions)
+        if let t = timers.withLock({ $0[key] }) { return t }
+        let t = CoreMetrics.Timer(label: label, dimensions: dimensions, factory: factory)
+        timers.withLock { $0[key] = t }
+        return t
+    }
+
     /// Counts one record a driver logged.
     public func driverLogged(_ record: DriverLogRecord) {
-        Counter(label: "nova_driver_log_records_total", dimensions: [("driver", record.driver), ("level", record.levelName)],
-                factory: factory).increment()
+        counter("nova_driver_log_records_total", [("driver", record.driver), ("level", record.levelName)]).increment()
     }
 
     /// Counts one policy reload by its outcome.
     public func policyReloaded(_ report: PolicyReloadReport) {
-        Counter(label: "nova_policy_reloads_total", dimensions: [("outcome", report.outcome.rawValue)], factory: factory).increment()
+        counter("nova_policy_reloads_total", [("outcome", report.outcome.rawValue)]).increment()
     }
 
     /// Counts one HTTP request by its route template (never the raw path) and status.
     public func request(route: String, method: String, status: Int, nanoseconds: Int64) {
-        Counter(label: "nova_http_requests_total", dimensions: [("route", route), ("method", method), ("status", String(status))],
-                factory: factory).increment()
-        CoreMetrics.Timer(label: "nova_http_request_duration_seconds", dimensions: [("route", route), ("method", method)],
-                          factory: factory).recordNanoseconds(nanoseconds)
+        counter("nova_http_requests_total", [("route", route), ("method", method), ("status", String(status))]).increment()
+        timer("nova_http_request_duration_seconds", [("route", route), ("method", method)]).recordNanoseconds(nanoseconds)
     }
 
     /// Records a finished run: tool calls, step and call durations, policy decisions, the
     /// episode write.
     public func runFinished(_ record: RunRecord, origin: String, episode: EpisodeRef?, episodeError: String?, finishSeconds: Double) {
-        Counter(label: "nova_runs_total", dimensions: [("origin", origin), ("status", record.status.rawValue)], factory: factory).increment()
-        CoreMetrics.Timer(label: "nova_episode_write_duration_seconds", factory: factory).recordNanoseconds(Int64(finishSeconds * 1e9))
-        if episode == nil { Counter(label: "nova_episode_write_failures_total", factory: factory).increment() }
+        counter("nova_runs_total", [("origin", origin), ("status", record.status.rawValue)]).increment()
+        timer("nova_episode_write_duration_seconds", []).recordNanoseconds(Int64(finishSeconds * 1e9))
+        if episode == nil { counter("nova_episode_write_failures_total", []).increment() }
         for step in record.steps {
             let (driver, tool) = ToolId.split(step.call) ?? (step.call, "")
             var stepNanos: Int64 = 0
             for attempt in step.attempts {
                 // An attempt without a decision never reached policy (its input was invalid): no call.
                 guard let d = attempt.decision else { continue }
-                Counter(label: "nova_policy_decisions_total", dimensions: [("outcome", d.allowed ? "allow" : "deny"), ("rule", d.ruleId)],
-                        factory: factory).increment()
+                counter("nova_policy_decisions_total", [("outcome", d.allowed ? "allow" : "deny"), ("rule", d.ruleId)]).increment()
                 guard d.allowed else { continue }
                 let nanos = Int64(attempt.durationMs * 1e6)
                 stepNanos += nanos
                 let outcome = attempt.error.map { $0.kind.rawValue } ?? "ok"
-                Counter(label: "nova_tool_calls_total", dimensions: [("driver", driver), ("tool", tool), ("outcome", outcome)],
-                        factory: factory).increment()
-                CoreMetrics.Timer(label: "nova_tool_call_duration_seconds", dimensions: [("driver", driver), ("tool", tool)],
-                                  factory: factory).recordNanoseconds(nanos)
+                counter("nova_tool_calls_total", [("driver", driver), ("tool", tool), ("outcome", outcome)]).increment()
+                timer("nova_tool_call_duration_seconds", [("driver", driver), ("tool", tool)]).recordNanoseconds(nanos)
             }
             if !step.attempts.isEmpty {
-                CoreMetrics.Timer(label: "nova_step_duration_seconds", dimensions: [("driver", driver), ("tool", tool), ("status", step.status.rawValue)],
-                                  factory: factory).recordNanoseconds(stepNanos)
+                timer("nova_step_duration_seconds", [("driver", driver), ("tool", tool), ("status", step.status.rawValue)]).recordNanoseconds(stepNanos)
             }
         }
     }
