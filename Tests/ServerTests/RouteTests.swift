@@ -153,6 +153,9 @@ import Testing
             #expect(r.status == .ok)
             // The input is passed literally: strings are never read as templates.
             #expect(r.json["output"] == ["message": "hi", "n": 3, "template": "${inputs.secret}"])
+            // Also deep inside arrays and objects, next to strings with a lone "$" or "{".
+            let nested: JSONValue = ["list": ["$", "{", "a$b{c", ["deep": "x${inputs.secret}y"]], "plain": "$$"]
+            #expect(try await client.post("/tools/echo.echo", F.aliceKey, nested).json["output"] == nested)
             #expect(r.json["status"] == "succeeded")
             let runId = try #require(r.json["run_id"]?.stringValue)
             #expect(r.headers[HTTPField.Name("X-Run-ID")!] == runId)

@@ -156,11 +156,29 @@ public final class ToolGateway: Sendable {
 
     /// `${` → `$${` in every string (object keys are never templates).
     static func escapeTemplates(_ v: JSONValue) -> JSONValue {
+        // Nearly every input has no "${" at all: then it is returned as it is, not rebuilt.
+        guard hasTemplateMarker(v) else { return v }
         switch v {
         case .string(let s): return s.contains("${") ? .string(s.replacingOccurrences(of: "${", with: "$${")) : v
         case .array(let a): return .array(a.map(escapeTemplates))
         case .object(let o): return .object(o.mapValues(escapeTemplates))
         default: return v
+        }
+    }
+
+    /// Whether any string in `v` contains `${`.
+    static func hasTemplateMarker(_ v: JSONValue) -> Bool {
+        switch v {
+        case .string(let s):
+            var dollar = false
+            for b in s.utf8 {
+                if dollar && b == UInt8(ascii: "{") { return true }
+                dollar = b == UInt8(ascii: "$")
+            }
+            return false
+        case .array(let a): return a.contains(where: hasTemplateMarker)
+        case .object(let o): return o.values.contains(where: hasTemplateMarker)
+        default: return false
         }
     }
 
