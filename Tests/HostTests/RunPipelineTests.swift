@@ -34,6 +34,29 @@ struct RunPipelineTests {
         #expect(stored["plan"]?["steps"]?[0]?["input"]?["password"] == Redaction.marker)
     }
 
+    /// The run manager keeps the last `finishedCapacity` finished runs, oldest out first, also
+    /// after its ring of ids wraps around; a cancel before the run starts ends it `cancelled`.
+    @Test func finishedRunsAreKeptUpToCapacityAndCancelsReachTheRun() async throws {
+        let nova = try await host(Fixtures.tempDir("pipeline"))
+        let runs = RunManager(host: nova, finishedCapacity: 3)
+        let p = try plan(#"{"steps": [{"id": "a", "call": "echo.echo", "input": {"x": 1}}]}"#)
+        var ids: [String] = []
+        for _ in 0..<8 {
+            let request = try await nova.pipeline.prepare(RunSubmission(plan: p, principal: "uma", origin: "test"))
+            ids.append(try await runs.execute(request).runId)
+            let kept = ids.suffix(3), gone = ids.dropLast(3)
+            #expect(kept.allSatisfy { runs.snapshot(runId: $0)?.status == .succeeded }, "\(ids.count) runs")
+            #expect(gone.allSatisfy { runs.snapshot(runId: $0) == nil }, "\(ids.count) runs")
+        }
+        let slow = try plan(#"{"steps": [{"id": "a", "call": "echo.sleep", "input": {"ms": 10000}}]}"#)
+        let id = RunId.make()
+        #expect(runs.cancel(runId: id, beforeStart: true) == .cancelling)
+        let request = try await nova.pipeline.prepare(RunSubmission(plan: slow, principal: "uma", origin: "test"))
+        let snap = try await runs.execute(request, runId: id)
+        #expect(snap.status == .cancelled)
+        #expect(snap.record?.error?.contains("by the client") != true)
+    }
+
     @Test func aReferenceThatDoesNotResolveFailsItsStep() async throws {
         let nova = try await host(Fixtures.tempDir("pipeline"))
         let p = try plan(#"{"steps": [{"id": "a", "call": "echo.echo", "input": {"x": 1}}, {"id": "b", "call": "echo.echo", "input": {"y": "${steps.a.output.missing}"}}]}"#)

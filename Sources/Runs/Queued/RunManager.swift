@@ -109,7 +109,7 @@ public final class RunManager: Sendable {
 
     private struct Entry {
         var snapshot: RunSnapshot
-        var cancel: AsyncStream<Void>.Continuation
+        var cancel: RunCancelSwitch
         var interrupt = false
     }
 
@@ -120,7 +120,10 @@ public final class RunManager: Sendable {
         /// worker between the dequeue and `execute`): they are cancelled as they start.
         var cancelBeforeStart: Set<String> = []
         var finished: [String: RunSnapshot] = [:]
+        /// The ids in `finished`, a ring of `finishedCapacity` whose oldest entry is at
+        /// `finishedOldest` once full (removing the first of an array moved all the others).
         var finishedOrder: [String] = []
+        var finishedOldest = 0
     }
 
     private let state = Mutex(State())
@@ -147,39 +150,27 @@ public final class RunManager: Sendable {
         if let role = request.role, !host.policy.profile.roles.contains(role) {
             throw .unknownRole("unknown role '\(role)' (the policy has: \(host.policy.profile.roles.joined(separator: ", ")))")
         }
-        let (cancelStream, cancel) = AsyncStream<Void>.makeStream()
+        let cancel = RunCancelSwitch()
         let accepted: Bool = state.withLock { s in
             guard s.accepting else { return false }
             let cancelled = s.cancelBeforeStart.remove(runId) != nil
             s.inFlight[runId] = Entry(snapshot: RunSnapshot(runId: runId, planName: request.plan.name, principal: request.principal,
                                                             status: .running, submittedAt: submittedAt ?? Timestamps.now(), origin: request.origin,
                                                             cancelRequested: cancelled), cancel: cancel)
-            if cancelled { cancel.yield(()) }
+            if cancelled { cancel.cancel() }
             return true
         }
         guard accepted else { throw .notAccepting }
-        return await perform(request, runId: runId, job: job, cancel: cancelStream)
+        return await perform(request, runId: runId, job: job, cancel: cancel)
     }
 
-    private func perform(_ request: RunRequest, runId: String, job: RunJobAttempt?, cancel: AsyncStream<Void>) async -> RunSnapshot {
+    private func perform(_ request: RunRequest, runId: String, job: RunJobAttempt?, cancel: RunCancelSwitch) async -> RunSnapshot {
         let pipeline = host.pipeline
-        // The run and a watcher for a cancel request, side by side: whichever ends first
-        // cancels the other, so `cancel(runId)` reaches in-flight calls.
-        let maybeRecord: RunRecord? = await withTaskGroup(of: RunRecord?.self) { group in
-            group.addTask { await pipeline.run(request, runId: runId) }
-            group.addTask {
-                for await _ in cancel { return nil }
-                return nil
-            }
-            var result: RunRecord?
-            while let next = await group.next() {
-                if let next { result = next }
-                group.cancelAll()
-            }
-            return result
-        }
-        var record = maybeRecord ?? RunRecord(runId: runId, planName: request.plan.name, plan: request.plan.source,
-                                              principal: request.principal, inputs: .object(request.inputs), startedAt: Timestamps.now())
+        // The run in a task of its own (it inherits this task's priority and task-locals)
+        // that `cancel(runId)` can cancel, as can this task's cancellation.
+        let run = Task { await pipeline.run(request, runId: runId) }
+        cancel.attach { run.cancel() }
+        var record = await withTaskCancellationHandler { await run.value } onCancel: { run.cancel() }
         record.job = job
         let (interrupt, cancelRequested) = state.withLock { s in (s.inFlight[runId]?.interrupt ?? false, s.inFlight[runId]?.snapshot.cancelRequested ?? false) }
         if record.status == .cancelled {
@@ -217,9 +208,14 @@ public final class RunManager: Sendable {
             snap.record = finalRecord
             snap.episode = episode
             snap.episodeError = episodeError
-            if finishedCapacity > 0 {
-                if s.finished.updateValue(snap, forKey: runId) == nil { s.finishedOrder.append(runId) }
-                while s.finishedOrder.count > finishedCapacity { s.finished.removeValue(forKey: s.finishedOrder.removeFirst()) }
+            if finishedCapacity > 0, s.finished.updateValue(snap, forKey: runId) == nil {
+                if s.finishedOrder.count < finishedCapacity {
+                    s.finishedOrder.append(runId)
+                } else {
+                    s.finished.removeValue(forKey: s.finishedOrder[s.finishedOldest])
+                    s.finishedOrder[s.finishedOldest] = runId
+                    s.finishedOldest = (s.finishedOldest + 1) % finishedCapacity
+                }
             }
             return snap
         }
@@ -255,7 +251,7 @@ public final class RunManager: Sendable {
             if var e = s.inFlight[runId] {
                 e.snapshot.cancelRequested = true
                 s.inFlight[runId] = e
-                e.cancel.yield(())
+                e.cancel.cancel()
                 return .cancelling
             }
             if let f = s.finished[runId] { return .alreadyFinished(f.status) }
@@ -301,7 +297,7 @@ public final class RunManager: Sendable {
             for (id, var e) in s.inFlight {
                 e.interrupt = true
                 s.inFlight[id] = e
-                e.cancel.yield(())
+                e.cancel.cancel()
             }
             return s.inFlight.count
         }
@@ -311,5 +307,27 @@ public final class RunManager: Sendable {
         }
         let abandoned = state.withLock { Array($0.inFlight.keys).sorted() }
         return ShutdownReport(inFlightAtStart: atStart, interrupted: interrupted, abandoned: abandoned)
+    }
+}
+
+/// A cancel request for one run, which may come before its task exists: `attach` gives the
+/// action that cancels the task, and runs it at once if the cancel came first.
+final class RunCancelSwitch: Sendable {
+    private let state = Mutex<(cancelled: Bool, action: (@Sendable () -> Void)?)>((false, nil))
+
+    func attach(_ action: @escaping @Sendable () -> Void) {
+        let now = state.withLock { s -> Bool in
+            s.action = action
+            return s.cancelled
+        }
+        if now { action() }
+    }
+
+    func cancel() {
+        let action = state.withLock { s -> (@Sendable () -> Void)? in
+            s.cancelled = true
+            return s.action
+        }
+        action?()
     }
 }
