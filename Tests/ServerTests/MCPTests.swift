@@ -127,6 +127,50 @@ import Testing
         }
     }
 
+    /// A session's `tools/call` is accepted or refused by its headers exactly as the validation
+    /// pipeline decides, whether the quick check recognises the request or defers to the
+    /// pipeline (each variant below differs from the usual request in one field), over TCP.
+    @Test func sessionRequestHeadersDecideAsThePipelineDoes() async throws {
+        try await F.server().withClient(.live) { client in
+            let port = try #require(client.port)
+            let initialize = #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#
+            let usual: [(String, String)] = [("Host", "127.0.0.1:\(port)"), ("Authorization", "Bearer \(F.aliceKey)"),
+                                             ("Content-Type", "application/json"), ("Accept", "application/json, text/event-stream")]
+            func post(_ fields: [(String, String)], body: String) async throws -> (status: Int, text: String) {
+                try await RawHTTP.exchange(port: port, ["POST /mcp HTTP/1.1"] + fields.map { "\($0.0): \($0.1)" }, body: body)
+            }
+            let opened = try await post(usual, body: initialize)
+            let session = try #require(opened.text.split(separator: "\r\n").first { $0.lowercased().hasPrefix("mcp-session-id:") }
+                .map { $0.split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces) })
+            let base = usual + [("Mcp-Session-Id", session), ("MCP-Protocol-Version", "2025-06-18")]
+            func with(_ name: String, _ value: String?) -> [(String, String)] {
+                base.filter { $0.0 != name } + (value.map { [(name, $0)] } ?? [])
+            }
+            let cases: [(fields: [(String, String)], status: Int)] = [
+                (base, 200),
+                (with("Accept", "application/json"), 200),
+                (with("Accept", "text/event-stream,  application/json;q=0.9"), 200),
+                (with("Accept", "text/html"), 406),
+                (with("Accept", "text/html, text/event-stream"), 406),
+                (with("Accept", nil), 406),
+                (with("Content-Type", "application/json; charset=utf-8"), 200),
+                (with("Content-Type", "text/plain"), 415),
+                (with("MCP-Protocol-Version", nil), 200),
+                (with("MCP-Protocol-Version", "1999-01-01"), 400),
+                (with("Host", "LOCALHOST:\(port)"), 200),
+                (with("Host", "evil.example:\(port)"), 421),
+                (base + [("Origin", "http://localhost:5173")], 200),
+                (base + [("Origin", "https://evil.example")], 403),
+            ]
+            for (i, c) in cases.enumerated() {
+                let call = #"{"jsonrpc":"2.0","id":\#(i + 10),"method":"tools/call","params":{"name":"echo.echo","arguments":{"n":\#(i)}}}"#
+                let r = try await post(c.fields, body: call)
+                #expect(r.status == c.status, "\(c.fields.suffix(2)): \(r.text.suffix(300))")
+                if c.status == 200 { #expect(r.text.contains(#""n":\#(i)"#), "\(r.text.suffix(300))") }
+            }
+        }
+    }
+
     @Test func transportErrors() async throws {
         try await F.server().withClient(.live) { client in
             #expect(try await Self.initialize(client, "nova_wrong").status == .unauthorized)

@@ -38,6 +38,8 @@ public final class MCPHTTPGateway: Sendable {
     let maxSessions: Int
     let idleNanos: UInt64
     let pipeline: StandardValidationPipeline
+    /// The common requests the pipeline would pass, recognised without its string work.
+    let quickCheck: MCPQuickValidation
     private let sessions = Mutex<[String: Session]>([:])
 
     /// The gateway for `gateway`'s tools under `config`'s origins, hosts and session limits.
@@ -49,6 +51,7 @@ public final class MCPHTTPGateway: Sendable {
         let localOrigins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", "https://127.0.0.1:*", "https://localhost:*"]
         let origins = localOrigins + config.corsOrigins + config.mcpAllowedOrigins
         let hosts: [String]? = config.mcpAllowedHosts ?? (config.bindsLoopback ? ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost"] : nil)
+        quickCheck = MCPQuickValidation(allowedHosts: hosts)
         pipeline = StandardValidationPipeline(validators: [
             OriginHostValidator(allowedOrigins: origins, allowedHosts: hosts),
             AcceptHeaderValidator(mode: .jsonOnly),
@@ -62,11 +65,10 @@ public final class MCPHTTPGateway: Sendable {
 
     /// Handles one `/mcp` request from `caller`.
     func handle(_ request: Request, body: ByteBuffer?, caller: Caller) async -> Response {
-        let headers = Self.headers(request.head)
-        // The body is copied into the SDK's request only when the SDK is to read it: the
-        // validators read headers, and a direct tools/call reads the body in place.
-        let validated = MCP.HTTPRequest(method: request.method.rawValue, headers: headers, body: nil, path: request.uri.path)
-        let sdkRequest = { MCP.HTTPRequest(method: request.method.rawValue, headers: headers, body: body.map { Data(buffer: $0) },
+        // The SDK's request is built only when the SDK is to read it: its validators look
+        // headers up by lowercasing every name, and a direct tools/call reads the body in place.
+        let validated = { MCP.HTTPRequest(method: request.method.rawValue, headers: Self.headers(request.head), body: nil, path: request.uri.path) }
+        let sdkRequest = { MCP.HTTPRequest(method: request.method.rawValue, headers: Self.headers(request.head), body: body.map { Data(buffer: $0) },
                                            path: request.uri.path) }
         let sessionId = request.headers[.mcpSessionId]
         let now = DispatchTime.now().uptimeNanoseconds
@@ -91,9 +93,10 @@ public final class MCPHTTPGateway: Sendable {
             guard let session = found else { return Self.error(404, .invalidRequest("Not Found: Session not found or expired")) }
             // Host, Origin, Accept and Content-Type first: the transport checks them again, but
             // a message refused below must not be answered to a request those would refuse.
-            if let problem = pipeline.validate(validated, context: HTTPValidationContext(httpMethod: "POST", sessionID: sessionId,
-                                                                                         isInitializationRequest: false,
-                                                                                         supportedProtocolVersions: Version.supported)) {
+            if !quickCheck.passes(request.head),
+               let problem = pipeline.validate(validated(), context: HTTPValidationContext(httpMethod: "POST", sessionID: sessionId,
+                                                                                           isInitializationRequest: false,
+                                                                                           supportedProtocolVersions: Version.supported)) {
                 return Self.response(problem)
             }
             let verdict = body.map { b in b.withUnsafeReadableBytes { MCPPreflight.check($0, protocolVersion: session.protocolVersion) } }
@@ -118,7 +121,7 @@ public final class MCPHTTPGateway: Sendable {
             return response
         }
         // No session: this must be `initialize`.
-        if let problem = pipeline.validate(validated, context: HTTPValidationContext(httpMethod: "POST", sessionID: nil, isInitializationRequest: true,
+        if let problem = pipeline.validate(validated(), context: HTTPValidationContext(httpMethod: "POST", sessionID: nil, isInitializationRequest: true,
                                                                                      supportedProtocolVersions: Version.supported)) {
             return Self.response(problem)
         }
@@ -288,6 +291,61 @@ struct OriginHostValidator: HTTPRequestValidator {
         guard value.hasPrefix(prefix + ":") else { return false }
         let port = value.dropFirst(prefix.count + 1)
         return !port.isEmpty && port.allSatisfy(\.isNumber)
+    }
+}
+
+/// Recognises a POST in a session that the validation pipeline (`OriginHostValidator`, the
+/// SDK's `AcceptHeaderValidator(.jsonOnly)`, `ContentTypeValidator`, `ProtocolVersionValidator`)
+/// would pass, reading the request's fields directly: no `Origin`, the `Host` (in `authority`,
+/// where the HTTP layer puts it) allowed, an `Accept` item starting `application/json`, the
+/// `Content-Type` exactly `application/json`, and no or a supported `MCP-Protocol-Version`.
+/// Anything else — including every request one of them would refuse — goes through the
+/// pipeline, which then decides and words the refusal.
+struct MCPQuickValidation: Sendable {
+    /// `OriginHostValidator`'s allowed hosts, lowercased; nil: any host.
+    let allowedHosts: [String]?
+
+    init(allowedHosts: [String]?) { self.allowedHosts = allowedHosts?.map { $0.lowercased() } }
+
+    /// A `Host` field the HTTP layer left among the fields (HTTPTypes names it only as `authority`).
+    private static let hostField = HTTPField.Name("Host")!
+
+    func passes(_ head: HTTPRequest) -> Bool {
+        let fields = head.headerFields
+        guard head.method == .post, fields[.origin] == nil, hostAllowed(head) else { return false }
+        guard fields[values: .contentType] == ["application/json"] else { return false }
+        let accept = fields[values: .accept]
+        guard accept.count == 1, Self.acceptsJSON(accept[0]) else { return false }
+        let versions = fields[values: .mcpProtocolVersion]
+        return versions.isEmpty || (versions.count == 1 && Version.supported.contains(versions[0]))
+    }
+
+    private func hostAllowed(_ head: HTTPRequest) -> Bool {
+        guard let hosts = allowedHosts else { return true }
+        // A Host field left among the fields, or one with capitals: the pipeline decides.
+        guard head.headerFields[Self.hostField] == nil, let host = head.authority,
+              !host.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) else { return false }
+        return hosts.contains { OriginHostValidator.matches(host, $0) }
+    }
+
+    /// Whether a comma-separated item, after leading blanks, starts with `application/json`
+    /// followed by an ASCII byte or the end (a non-ASCII byte could combine with the `n`, and
+    /// the SDK compares characters).
+    static func acceptsJSON(_ value: String) -> Bool {
+        let want: StaticString = "application/json"
+        let bytes = Array(value.utf8)
+        var i = 0
+        while i < bytes.count {
+            while i < bytes.count && (bytes[i] == 0x20 || bytes[i] == 0x09) { i += 1 }
+            let n = want.utf8CodeUnitCount
+            if bytes.count - i >= n, (0..<n).allSatisfy({ bytes[i + $0] == want.utf8Start[$0] }),
+               i + n == bytes.count || bytes[i + n] < 0x80 {
+                return true
+            }
+            while i < bytes.count && bytes[i] != UInt8(ascii: ",") { i += 1 }
+            i += 1
+        }
+        return false
     }
 }
 
