@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# CPU time the server spends per tool call (docs/server.md#benchmarks):
+#   Benchmarks/server/cpu-per-call.sh BIN rest|mcp [SECONDS] [NAME=VALUE...]
+# starts BIN (`serve`, data directory on /dev/shm: no fsync cost) with the NAME=VALUE variables
+# in its environment, warms it up for a second, loads it with wrk for SECONDS (default 5; 32
+# connections, POST /tools/echo.echo or MCP tools/call of echo.echo on one session) and prints
+# the throughput and the server's utime+stime divided by the calls answered. Less sensitive to
+# a busy machine than throughput alone; alternate two binaries to compare them.
+# Needs wrk, curl, and for mcp a python3 with `mcp` (PYTHON, default python3).
+set -uo pipefail
+[ $# -ge 2 ] || { sed -n 2,9p "$0"; exit 2; }
+BIN=$1; MODE=$2; shift 2; D=5
+if [[ "${1:-}" =~ ^[0-9]+$ ]]; then D=$1; shift; fi
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+PY=${PYTHON:-python3}
+DRIVERS=${NOVA_BENCH_DRIVERS:-$ROOT/drivers}
+WORK=$(mktemp -d /dev/shm/nova-cpu-per-call.XXXXXX)
+KEY="nova_bench_$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+HASH=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)
+echo "{\"api_keys\": [{\"id\": \"bench\", \"principal\": \"bench\", \"role\": \"user\", \"sha256\": \"$HASH\"}], \"tool_timeout_ms\": 10000}" > "$WORK/host.json"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+URL=http://127.0.0.1:$PORT
+env "$@" "$BIN" serve --config "$WORK/host.json" --listen "127.0.0.1:$PORT" --drivers "$DRIVERS" --data "$WORK/data" \
+  --policy "$ROOT/Benchmarks/server/policy.bench.json" --log-level warning 2>"$WORK/nova.log" &
+SPID=$!
+trap 'kill $SPID 2>/dev/null; rm -rf "$WORK"' EXIT
+for _ in $(seq 1 200); do curl -s -o /dev/null "$URL/health" && break; sleep 0.05; done
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SPID/stat"; }
+load() {
+  if [ "$MODE" = mcp ]; then
+    MCP_SESSION=$SESSION MCP_AUTH="Bearer $KEY" wrk -t2 -c32 -d"$1"s -s "$ROOT/Benchmarks/server/mcp_call.lua" "$URL/mcp"
+  else
+    WRK_AUTH="Bearer $KEY" WRK_BODY='{"text":"hi"}' wrk -t2 -c32 -d"$1"s -s "$ROOT/Benchmarks/server/post_json.lua" "$URL/tools/echo.echo"
+  fi
+}
+[ "$MODE" = mcp ] && SESSION=$("$PY" "$ROOT/Benchmarks/server/mcp_session.py" "$URL/mcp" "Bearer $KEY")
+load 1 >/dev/null
+c0=$(cpu_ticks)
+load "$D" > "$WORK/wrk"
+c1=$(cpu_ticks)
+n=$(awk '/requests in/ {print $1}' "$WORK/wrk")
+rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk")
+hz=$(getconf CLK_TCK)
+echo "$MODE calls/s $rps, server CPU per call $(python3 -c "print(round(($c1 - $c0) * 1e6 / $hz / $n, 1))") us"
