@@ -109,7 +109,8 @@ public final class RunManager: Sendable {
 
     private struct Entry {
         var snapshot: RunSnapshot
-        var cancel: RunCancelSwitch
+        /// The run's task: `cancel(runId)` and shutdown cancel it.
+        var task: Task<RunRecord, Never>
         var interrupt = false
     }
 
@@ -150,26 +151,26 @@ public final class RunManager: Sendable {
         if let role = request.role, !host.policy.profile.roles.contains(role) {
             throw .unknownRole("unknown role '\(role)' (the policy has: \(host.policy.profile.roles.joined(separator: ", ")))")
         }
-        let cancel = RunCancelSwitch()
-        let accepted: Bool = state.withLock { s in
-            guard s.accepting else { return false }
+        let pipeline = host.pipeline
+        // The run in a task of its own (it inherits this task's priority and task-locals),
+        // started once it is registered, so that `cancel(runId)` and shutdown can cancel it.
+        let started: Task<RunRecord, Never>? = state.withLock { s in
+            guard s.accepting else { return nil }
             let cancelled = s.cancelBeforeStart.remove(runId) != nil
+            let task = Task { await pipeline.run(request, runId: runId) }
             s.inFlight[runId] = Entry(snapshot: RunSnapshot(runId: runId, planName: request.plan.name, principal: request.principal,
                                                             status: .running, submittedAt: submittedAt ?? Timestamps.now(), origin: request.origin,
-                                                            cancelRequested: cancelled), cancel: cancel)
-            if cancelled { cancel.cancel() }
-            return true
+                                                            cancelRequested: cancelled), task: task)
+            if cancelled { task.cancel() }
+            return task
         }
-        guard accepted else { throw .notAccepting }
-        return await perform(request, runId: runId, job: job, cancel: cancel)
+        guard let run = started else { throw .notAccepting }
+        return await perform(request, runId: runId, job: job, run: run)
     }
 
-    private func perform(_ request: RunRequest, runId: String, job: RunJobAttempt?, cancel: RunCancelSwitch) async -> RunSnapshot {
+    private func perform(_ request: RunRequest, runId: String, job: RunJobAttempt?, run: Task<RunRecord, Never>) async -> RunSnapshot {
         let pipeline = host.pipeline
-        // The run in a task of its own (it inherits this task's priority and task-locals)
-        // that `cancel(runId)` can cancel, as can this task's cancellation.
-        let run = Task { await pipeline.run(request, runId: runId) }
-        cancel.attach { run.cancel() }
+        // This task's cancellation (a client that left) reaches the run too.
         var record = await withTaskCancellationHandler { await run.value } onCancel: { run.cancel() }
         record.job = job
         let (interrupt, cancelRequested) = state.withLock { s in (s.inFlight[runId]?.interrupt ?? false, s.inFlight[runId]?.snapshot.cancelRequested ?? false) }
@@ -251,7 +252,7 @@ public final class RunManager: Sendable {
             if var e = s.inFlight[runId] {
                 e.snapshot.cancelRequested = true
                 s.inFlight[runId] = e
-                e.cancel.cancel()
+                e.task.cancel()
                 return .cancelling
             }
             if let f = s.finished[runId] { return .alreadyFinished(f.status) }
@@ -297,7 +298,7 @@ public final class RunManager: Sendable {
             for (id, var e) in s.inFlight {
                 e.interrupt = true
                 s.inFlight[id] = e
-                e.cancel.cancel()
+                e.task.cancel()
             }
             return s.inFlight.count
         }
@@ -310,24 +311,3 @@ public final class RunManager: Sendable {
     }
 }
 
-/// A cancel request for one run, which may come before its task exists: `attach` gives the
-/// action that cancels the task, and runs it at once if the cancel came first.
-final class RunCancelSwitch: Sendable {
-    private let state = Mutex<(cancelled: Bool, action: (@Sendable () -> Void)?)>((false, nil))
-
-    func attach(_ action: @escaping @Sendable () -> Void) {
-        let now = state.withLock { s -> Bool in
-            s.action = action
-            return s.cancelled
-        }
-        if now { action() }
-    }
-
-    func cancel() {
-        let action = state.withLock { s -> (@Sendable () -> Void)? in
-            s.cancelled = true
-            return s.action
-        }
-        action?()
-    }
-}
