@@ -51,9 +51,10 @@ public final class MCPHTTPGateway: Sendable {
         let localOrigins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", "https://127.0.0.1:*", "https://localhost:*"]
         let origins = localOrigins + config.corsOrigins + config.mcpAllowedOrigins
         let hosts: [String]? = config.mcpAllowedHosts ?? (config.bindsLoopback ? ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost"] : nil)
-        quickCheck = MCPQuickValidation(allowedHosts: hosts)
+        let originHost = OriginHostValidator(allowedOrigins: origins, allowedHosts: hosts)
+        quickCheck = MCPQuickValidation(originHost: originHost)
         pipeline = StandardValidationPipeline(validators: [
-            OriginHostValidator(allowedOrigins: origins, allowedHosts: hosts),
+            originHost,
             AcceptHeaderValidator(mode: .jsonOnly),
             ContentTypeValidator(),
             ProtocolVersionValidator(),
@@ -270,12 +271,25 @@ public final class MCPHTTPGateway: Sendable {
 /// in `:*` for any port.
 struct OriginHostValidator: HTTPRequestValidator {
     let allowedOrigins: [String]
+    /// Lowercased; nil: any host.
     let allowedHosts: [String]?
 
+    init(allowedOrigins: [String], allowedHosts: [String]?) {
+        self.allowedOrigins = allowedOrigins
+        self.allowedHosts = allowedHosts?.map { $0.lowercased() }
+    }
+
+    /// Whether a request with this `Host` passes (any host when none are configured).
+    func allows(host: String) -> Bool {
+        guard let hosts = allowedHosts else { return true }
+        let host = host.lowercased()
+        return hosts.contains { Self.matches(host, $0) }
+    }
+
     func validate(_ request: MCP.HTTPRequest, context: HTTPValidationContext) -> MCP.HTTPResponse? {
-        if let hosts = allowedHosts {
+        if allowedHosts != nil {
             // A request without a Host (HTTP/1.0) cannot be checked, so it is refused as well.
-            guard let host = request.header("Host"), hosts.contains(where: { Self.matches(host.lowercased(), $0.lowercased()) }) else {
+            guard let host = request.header("Host"), allows(host: host) else {
                 return .error(statusCode: 421, .invalidRequest("Misdirected Request: Host header not allowed"), sessionID: context.sessionID)
             }
         }
@@ -302,10 +316,8 @@ struct OriginHostValidator: HTTPRequestValidator {
 /// Anything else — including every request one of them would refuse — goes through the
 /// pipeline, which then decides and words the refusal.
 struct MCPQuickValidation: Sendable {
-    /// `OriginHostValidator`'s allowed hosts, lowercased; nil: any host.
-    let allowedHosts: [String]?
-
-    init(allowedHosts: [String]?) { self.allowedHosts = allowedHosts?.map { $0.lowercased() } }
+    /// The pipeline's own Origin/Host check, whose host rule is applied to the authority.
+    let originHost: OriginHostValidator
 
     /// A `Host` field the HTTP layer left among the fields (HTTPTypes names it only as `authority`).
     private static let hostField = HTTPField.Name("Host")!
@@ -321,11 +333,10 @@ struct MCPQuickValidation: Sendable {
     }
 
     private func hostAllowed(_ head: HTTPRequest) -> Bool {
-        guard let hosts = allowedHosts else { return true }
-        // A Host field left among the fields, or one with capitals: the pipeline decides.
-        guard head.headerFields[Self.hostField] == nil, let host = head.authority,
-              !host.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) else { return false }
-        return hosts.contains { OriginHostValidator.matches(host, $0) }
+        if originHost.allowedHosts == nil { return true }
+        // A Host field left among the fields (the pipeline would read that one): it decides.
+        guard head.headerFields[Self.hostField] == nil, let host = head.authority else { return false }
+        return originHost.allows(host: host)
     }
 
     /// Whether a comma-separated item, after leading blanks, starts with `application/json`
