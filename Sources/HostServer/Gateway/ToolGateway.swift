@@ -157,11 +157,14 @@ public final class ToolGateway: Sendable {
     /// `${` → `$${` in every string (object keys are never templates).
     static func escapeTemplates(_ v: JSONValue) -> JSONValue {
         // Nearly every input has no "${" at all: then it is returned as it is, not rebuilt.
-        guard hasTemplateMarker(v) else { return v }
+        hasTemplateMarker(v) ? escapingTemplates(v) : v
+    }
+
+    private static func escapingTemplates(_ v: JSONValue) -> JSONValue {
         switch v {
         case .string(let s): return s.contains("${") ? .string(s.replacingOccurrences(of: "${", with: "$${")) : v
-        case .array(let a): return .array(a.map(escapeTemplates))
-        case .object(let o): return .object(o.mapValues(escapeTemplates))
+        case .array(let a): return .array(a.map(escapingTemplates))
+        case .object(let o): return .object(o.mapValues(escapingTemplates))
         default: return v
         }
     }

@@ -60,19 +60,19 @@ public final class ServerMetrics: RunObserver, Sendable {
     }
 
     private func counter(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
-        let key = MetricKey(label, dimensions)
-        if let c = counters.withLock({ $0[key] }) { return c }
-        let c = Counter(label: label, dimensions: dimensions, factory: factory)
-        counters.withLock { $0[key] = c }
-        return c
+        Self.cached(in: counters, MetricKey(label, dimensions)) { Counter(label: label, dimensions: dimensions, factory: factory) }
     }
 
     private func timer(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Timer {
-        let key = MetricKey(label, dimensions)
-        if let t = timers.withLock({ $0[key] }) { return t }
-        let t = CoreMetrics.Timer(label: label, dimensions: dimensions, factory: factory)
-        timers.withLock { $0[key] = t }
-        return t
+        Self.cached(in: timers, MetricKey(label, dimensions)) { CoreMetrics.Timer(label: label, dimensions: dimensions, factory: factory) }
+    }
+
+    /// The handle of `key` in `cache`, made (outside the lock) on first use.
+    private static func cached<Handle: Sendable>(in cache: borrowing Mutex<[MetricKey: Handle]>, _ key: MetricKey, make: () -> Handle) -> Handle {
+        if let h = cache.withLock({ $0[key] }) { return h }
+        let h = make()
+        cache.withLock { $0[key] = h }
+        return h
     }
 
     /// Counts one record a driver logged.
