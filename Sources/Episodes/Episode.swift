@@ -98,20 +98,22 @@ public enum EpisodeFormat {
     /// member in there. Together equal to the canonical encoding of the whole document plus a
     /// newline (tested against `canonicalBytes()`).
     struct UnhashedEncoding {
-        var bytes: [UInt8] = [0x7B]
+        var bytes: [UInt8]
         /// The offset after the last member that sorts before "hash".
         var hashAt = 1
 
         init(_ members: [(key: String, value: JSONValue)]) {
-            bytes.reserveCapacity(4096)
+            var w = CanonicalJSONWriter(capacity: 4096)
+            w.append(byte: 0x7B)
             for m in members.sorted(by: { utf16Less($0.key, $1.key) }) {
-                if bytes.count > 1 { bytes.append(0x2C) }
-                JSONValue.string(m.key).writeCanonical(into: &bytes)
-                bytes.append(0x3A)
-                m.value.writeCanonical(into: &bytes)
-                if utf16Less(m.key, "hash") { hashAt = bytes.count }
+                if w.count > 1 { w.append(byte: 0x2C) }
+                w.write(string: m.key)
+                w.append(byte: 0x3A)
+                w.write(m.value)
+                if utf16Less(m.key, "hash") { hashAt = w.count }
             }
-            bytes.append(0x7D)
+            w.append(byte: 0x7D)
+            bytes = w.bytes
         }
 
         /// The stored bytes: these with `"hash":"<hash>"` in its place, and a newline.
@@ -120,9 +122,9 @@ public enum EpisodeFormat {
             out.reserveCapacity(bytes.count + 80)
             out.append(contentsOf: bytes[0..<hashAt])
             if hashAt > 1 { out.append(0x2C) }
-            JSONValue.string("hash").writeCanonical(into: &out)
-            out.append(0x3A)
-            JSONValue.string(hash).writeCanonical(into: &out)
+            out.append(contentsOf: #""hash":""#.utf8)
+            out.append(contentsOf: hash.utf8)  // 64 lowercase hex digits: nothing to escape
+            out.append(0x22)
             // What followed the place: "," and the next member, or the closing "}".
             if hashAt == 1 && bytes.count > 2 { out.append(0x2C) }
             out.append(contentsOf: bytes[hashAt...])

@@ -17,9 +17,8 @@ extension JSONValue {
     /// UTF-8 JSON text for this value. See `serialized(pretty:sortedKeys:)`.
     public func serializedBytes(pretty: Bool = false, sortedKeys: Bool = false) -> [UInt8] {
         var w = JSONWriter(mode: pretty ? .pretty : .compact, sortKeys: sortedKeys)
-        w.out.reserveCapacity(128)
         w.write(self, indent: 0)
-        return w.out
+        return w.out.bytes
     }
 
     /// Deterministic canonical UTF-8 encoding in the style of RFC 8785 (JCS): no whitespace,
@@ -34,24 +33,50 @@ extension JSONValue {
     /// so it is suitable for hashing.
     public func canonicalBytes() -> [UInt8] {
         var w = JSONWriter(mode: .canonical, sortKeys: true)
-        w.out.reserveCapacity(128)
         w.write(self, indent: 0)
-        return w.out
+        return w.out.bytes
     }
 
     /// Appends the canonical encoding (see `canonicalBytes()`) to `out`, for callers that
     /// assemble a larger document in one buffer.
     public func writeCanonical(into out: inout [UInt8]) {
         var w = JSONWriter(mode: .canonical, sortKeys: true)
-        swap(&w.out, &out)
         w.write(self, indent: 0)
-        swap(&w.out, &out)
+        out.append(contentsOf: UnsafeBufferPointer(start: w.out.base, count: w.out.count))
     }
 
     /// The canonical encoding as a `String`. See `canonicalBytes()`.
     public func canonicalString() -> String {
         String(decoding: canonicalBytes(), as: UTF8.self)
     }
+}
+
+/// Builds a canonical document piece by piece in one buffer, for callers that assemble an
+/// object themselves (the episode store writes its members in order and notes where `hash`
+/// goes). Values are written as `canonicalBytes()` writes them; the caller supplies the
+/// punctuation and the member order.
+public struct CanonicalJSONWriter: ~Copyable {
+    var writer: JSONWriter
+
+    /// A writer whose buffer starts with room for `capacity` bytes.
+    public init(capacity: Int = 256) {
+        writer = JSONWriter(mode: .canonical, sortKeys: true, capacity: capacity)
+    }
+
+    /// The number of bytes written so far.
+    public var count: Int { writer.out.count }
+
+    /// Appends one byte as it is (punctuation: `{`, `,`, `:`, `}`, a newline).
+    public mutating func append(byte: UInt8) { writer.out.append(byte) }
+
+    /// Appends the canonical encoding of `value`.
+    public mutating func write(_ value: JSONValue) { writer.write(value, indent: 0) }
+
+    /// Appends `string` as a canonical JSON string (quoted and escaped).
+    public mutating func write(string: String) { writer.writeString(string) }
+
+    /// The bytes written.
+    public var bytes: [UInt8] { writer.out.bytes }
 }
 
 /// `true` when `a` sorts before `b` by UTF-16 code units (RFC 8785 member order).
@@ -85,15 +110,103 @@ func utf8OrderAsUTF16(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer<
     return x.count < y.count
 }
 
-struct JSONWriter {
+/// A growable byte buffer for `JSONWriter`: appends are a capacity check and a store (an
+/// `Array` append also checks that its storage is uniquely referenced, a runtime call per byte).
+struct ByteSink: ~Copyable {
+    private(set) var base: UnsafeMutablePointer<UInt8>
+    private(set) var count = 0
+    private var capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = max(capacity, 64)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    @inline(__always)
+    mutating func append(_ b: UInt8) {
+        if count == capacity { grow(to: count + 1) }
+        base[count] = b
+        count += 1
+    }
+
+    @inline(__always)
+    mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        let n = bytes.count
+        if n == 0 { return }
+        if capacity - count < n { grow(to: count + n) }
+        (base + count).update(from: bytes.baseAddress!, count: n)
+        count += n
+    }
+
+    mutating func append(_ s: StaticString) {
+        append(UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    mutating func append<S: Sequence>(contentsOf bytes: S) where S.Element == UInt8 {
+        for b in bytes { append(b) }
+    }
+
+    @inline(never)
+    mutating func grow(to needed: Int) {
+        let newCapacity = max(needed, capacity * 2)
+        let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        newBase.moveInitialize(from: base, count: count)
+        base.deallocate()
+        base = newBase
+        capacity = newCapacity
+    }
+
+    /// The bytes written, as an array (one copy).
+    var bytes: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
+}
+
+/// An object member's position and name, with the name's first 8 UTF-8 bytes as an integer:
+/// comparing those orders most names without reading their strings.
+struct SortedMember {
+    let name: String
+    let index: Dictionary<JSONKey, JSONValue>.Index
+    /// The first 8 bytes, big-endian, zero-padded.
+    let prefix: UInt64
+    /// Whether the prefix orders like UTF-16: no byte at or above 0xEE in it (see `utf16Less`).
+    let prefixOrders: Bool
+
+    init(name: String, index: Dictionary<JSONKey, JSONValue>.Index) {
+        self.name = name
+        self.index = index
+        var name = name
+        (prefix, prefixOrders) = name.withUTF8 { Self.prefix(of: $0) }
+    }
+
+    @inline(__always)
+    static func prefix(of u: UnsafeBufferPointer<UInt8>) -> (UInt64, Bool) {
+        var p: UInt64 = 0
+        var high: UInt8 = 0
+        let n = min(u.count, 8)
+        for i in 0..<n {
+            p = p << 8 | UInt64(u[i])
+            high |= u[i] >= 0xEE ? 1 : 0
+        }
+        return (n == 8 ? p : p << (8 * UInt64(8 - n)), high == 0)
+    }
+
+    static func precedes(_ a: SortedMember, _ b: SortedMember) -> Bool {
+        if a.prefix != b.prefix && a.prefixOrders && b.prefixOrders { return a.prefix < b.prefix }
+        return utf16Less(a.name, b.name)
+    }
+}
+
+struct JSONWriter: ~Copyable {
     enum Mode { case compact, pretty, canonical }
     let mode: Mode
     let sortKeys: Bool
-    var out: [UInt8] = []
+    var out: ByteSink
 
-    init(mode: Mode, sortKeys: Bool) {
+    init(mode: Mode, sortKeys: Bool, capacity: Int = 256) {
         self.mode = mode
         self.sortKeys = sortKeys
+        out = ByteSink(capacity: capacity)
     }
 
     mutating func newline(_ indent: Int) {
@@ -103,8 +216,8 @@ struct JSONWriter {
 
     mutating func write(_ v: JSONValue, indent: Int) {
         switch v {
-        case .null: appendASCII("null")
-        case .bool(let b): appendASCII(b ? "true" : "false")
+        case .null: out.append("null")
+        case .bool(let b): out.append(b ? "true" : "false")
         case .int(let i): writeInt(i)
         case .double(let d): writeDouble(d)
         case .bigInt(let b):
@@ -138,18 +251,25 @@ struct JSONWriter {
             if sortKeys && o.count == 1, let (k, e) = o.first {
                 member(k.string, e, &self)
             } else if sortKeys {
-                // Sorting the members, not the keys: no hash lookup per member afterwards.
-                for (k, e) in o.sorted(by: { utf16Less($0.key.string, $1.key.string) }) { member(k.string, e, &self) }
+                // The members' positions, sorted by name on the stack: no copy of the members,
+                // no hash lookup afterwards, and most names told apart by their first 8 bytes.
+                withUnsafeTemporaryAllocation(of: SortedMember.self, capacity: o.count) { buffer in
+                    var order = buffer
+                    var n = 0
+                    for i in o.indices {
+                        (order.baseAddress! + n).initialize(to: SortedMember(name: o.keys[i].string, index: i))
+                        n += 1
+                    }
+                    order.sort(by: SortedMember.precedes)
+                    for m in order { member(m.name, o.values[m.index], &self) }
+                    _ = order.deinitialize()
+                }
             } else {
                 for (k, e) in o { member(k.string, e, &self) }
             }
             if mode == .pretty { newline(indent) }
             out.append(0x7D)
         }
-    }
-
-    mutating func appendASCII(_ s: StaticString) {
-        out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
     mutating func writeInt(_ i: Int) {
@@ -164,7 +284,7 @@ struct JSONWriter {
                 m /= 10
             }
             if i < 0 { out.append(0x2D) }
-            out.append(contentsOf: raw[p..<24])
+            out.append(UnsafeBufferPointer(rebasing: raw.bindMemory(to: UInt8.self)[p..<24]))
         }
     }
 
@@ -173,7 +293,7 @@ struct JSONWriter {
             // ±infinity (what the parser makes of e.g. 1e400) is written as ±1e400, which parses
             // back to the same value (also in the canonical encoding, where RFC 8785 has no
             // answer); NaN, which no JSON text produces, as null.
-            appendASCII(d.isInfinite ? (d < 0 ? "-1e400" : "1e400") : "null")
+            out.append(d.isInfinite ? (d < 0 ? "-1e400" : "1e400") : "null")
             return
         }
         if mode == .canonical {
@@ -208,7 +328,7 @@ struct JSONWriter {
         while i < n {
             let b = buf[i]
             if b >= 0x20 && b != 0x22 && b != 0x5C { i += 1; continue }
-            if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[runStart..<i])) }
+            if runStart < i { out.append(UnsafeBufferPointer(rebasing: buf[runStart..<i])) }
             out.append(0x5C)
             switch b {
             case 0x22: out.append(0x22)
@@ -226,7 +346,7 @@ struct JSONWriter {
             i += 1
             runStart = i
         }
-        if runStart < n { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[runStart..<n])) }
+        if runStart < n { out.append(UnsafeBufferPointer(rebasing: buf[runStart..<n])) }
     }
 }
 

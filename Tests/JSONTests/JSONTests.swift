@@ -182,6 +182,26 @@ struct CanonicalMemberOrderTests {
         let o: JSONValue = ["\u{E000}": 1, "😀": 2, "a": 3]
         #expect(String(decoding: o.canonicalBytes(), as: UTF8.self) == "{\"a\":3,\"😀\":2,\"\u{E000}\":1}")
     }
+
+    /// The writer sorts members by their first 8 bytes first and falls back to the full names:
+    /// names sharing 8 bytes, shorter than 8, with NUL bytes, and with bytes ≥ 0xEE inside
+    /// the first 8 all come out in UTF-16 order.
+    @Test func membersSortedByPrefixThenName() throws {
+        let names = ["", "\u{0}", "a", "a\u{0}", "a\u{0}b", "a\u{0}\u{0}", "ab", "abcdefg", "abcdefgh", "abcdefgh\u{0}",
+                     "abcdefghi", "abcdefgha", "abcdefgh\u{E000}", "abcdefgh😀", "abcdefg\u{E000}", "abcdefg😀", "abc\u{E000}x",
+                     "abc😀x", "\u{E000}", "\u{E000}\u{E000}\u{E000}", "😀😀", "😀\u{E000}", "\u{FFFF}", "\u{10FFFF}",
+                     "é", "e\u{301}", "zzzzzzzzzzzzzzzzzzzz", "zzzzzzzz", "zzzzzzz", "hash", "prev_hash", "run_id", "seq"]
+        var members: [JSONKey: JSONValue] = [:]
+        for (i, n) in names.enumerated() { members[JSONKey(n)] = .int(i) }
+        // By position: `String ==` would take "é" and "e\u{301}" for one name.
+        let expected = names.indices.sorted { names[$0].utf16.lexicographicallyPrecedes(names[$1].utf16) }
+        let text = expected.map { "\(JSONValue.string(names[$0]).serialized()):\($0)" }.joined(separator: ",")
+        #expect(String(decoding: JSONValue.object(members).canonicalBytes(), as: UTF8.self) == "{" + text + "}")
+        // And the same through `writeCanonical(into:)`, appended after existing bytes.
+        var out: [UInt8] = Array("x".utf8)
+        JSONValue.object(members).writeCanonical(into: &out)
+        #expect(String(decoding: out, as: UTF8.self) == "x{" + text + "}")
+    }
 }
 
 @Suite("Canonical encoding")
