@@ -320,12 +320,32 @@ struct JSONWriter: ~Copyable {
         out.append(0x22)
     }
 
+    /// Whether any of the 8 bytes in `w` is a control character, `"` or `\` (the classic
+    /// zero-byte test: a byte's high bit survives `(x - 0x01) & ~x` only when it was zero).
+    @inline(__always)
+    static func needsEscape(_ w: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let high: UInt64 = 0x8080_8080_8080_8080
+        let quote = w ^ (ones &* 0x22)
+        let backslash = w ^ (ones &* 0x5C)
+        let control = (w &- ones &* 0x20) & ~w           // some byte < 0x20 (bytes ≥ 0x80 excluded by ~w)
+        let quoted = (quote &- ones) & ~quote
+        let escaped = (backslash &- ones) & ~backslash
+        return (control | quoted | escaped) & high != 0
+    }
+
     /// The characters of a string, escaped as JSON requires (no quotes).
     mutating func writeEscaped(_ buf: UnsafeBufferPointer<UInt8>) {
         var runStart = 0
         var i = 0
         let n = buf.count
+        let raw = UnsafeRawPointer(buf.baseAddress)
         while i < n {
+            // Eight bytes at a time while none of them needs an escape.
+            if let raw, n - i >= 8, !Self.needsEscape(raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) {
+                i += 8
+                continue
+            }
             let b = buf[i]
             if b >= 0x20 && b != 0x22 && b != 0x5C { i += 1; continue }
             if runStart < i { out.append(UnsafeBufferPointer(rebasing: buf[runStart..<i])) }

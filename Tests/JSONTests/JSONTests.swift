@@ -206,6 +206,43 @@ struct CanonicalMemberOrderTests {
 
 @Suite("Canonical encoding")
 struct CanonicalTests {
+    /// Every character that needs an escape, at every position of strings long enough for the
+    /// writer's 8-byte scan, next to non-ASCII bytes: the text is what escaping one character
+    /// at a time gives.
+    @Test func escapesFoundAtEveryPosition() throws {
+        func reference(_ s: String) -> String {
+            var out = "\""
+            for u in s.unicodeScalars {
+                switch u {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                case "\n": out += "\\n"
+                case "\r": out += "\\r"
+                case "\t": out += "\\t"
+                case "\u{8}": out += "\\b"
+                case "\u{C}": out += "\\f"
+                case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
+                default: out.unicodeScalars.append(u)
+                }
+            }
+            return out + "\""
+        }
+        for special in ["\u{0}", "\u{1}", "\u{1F}", "\"", "\\", "\n", "\t", "\u{8}", "\u{C}"] {
+            for filler in ["a", "é", "\u{7F}", " ", "!", "#", "[", "]", "~"] {
+                for length in [1, 7, 8, 9, 15, 16, 17, 24] {
+                    for at in 0..<length {
+                        var chars = Array(repeating: filler, count: length)
+                        chars[at] = special
+                        let s = chars.joined()
+                        let text = String(decoding: JSONValue.string(s).canonicalBytes(), as: UTF8.self)
+                        #expect(text == reference(s), "\(s.debugDescription)")
+                        #expect(try JSONValue.parse(text) == .string(s))
+                    }
+                }
+            }
+        }
+    }
+
     @Test func rfc8785Numbers() {
         let cases: [(String, String)] = [
             ("0", "0"), ("-0.0", "0"), ("1", "1"), ("-1", "-1"), ("1.5", "1.5"), ("100", "100"),
