@@ -206,6 +206,33 @@ final class BrokenIndexStore: HostStore, @unchecked Sendable {
         #expect(try await log.list(limit: 2, offset: 4).map(\.runId) == ["l2", "l1"])
     }
 
+    /// Concurrent runs: one caller writes the index transaction for those queued behind it, a
+    /// drain task for those queued after; every run is indexed and every caller answered, also
+    /// when the index fails (each caller then gets the failure, none waits forever).
+    @Test func concurrentRunsAreAllIndexed() async throws {
+        let data = F.tempDir("log")
+        defer { F.remove(data) }
+        let log = try await EpisodeLog.open(dataDirectory: data)
+        let errors = try await withThrowingTaskGroup(of: String?.self) { group in
+            for i in 1...200 { group.addTask { try await log.write(body: F.body("c\(i)"), runId: "c\(i)").indexError } }
+            return try await group.reduce(into: [String?]()) { $0.append($1) }
+        }
+        #expect(errors.count == 200 && errors.allSatisfy { $0 == nil })
+        #expect(try await log.store.countEpisodes(status: nil, principal: nil) == 200)
+        #expect(Set(try await log.list(limit: 500).map(\.runId)) == Set((1...200).map { "c\($0)" }))
+
+        let brokenData = F.tempDir("log")
+        defer { F.remove(brokenData) }
+        try FileManager.default.createDirectory(atPath: brokenData, withIntermediateDirectories: true)
+        let broken = BrokenIndexStore(try SQLiteStore(path: brokenData + "/" + SQLiteStore.defaultFileName))
+        let brokenLog = try await EpisodeLog.open(dataDirectory: brokenData, store: broken)
+        let failures = try await withThrowingTaskGroup(of: String?.self) { group in
+            for i in 1...100 { group.addTask { try await brokenLog.write(body: F.body("b\(i)"), runId: "b\(i)").indexError } }
+            return try await group.reduce(into: [String?]()) { $0.append($1) }
+        }
+        #expect(failures.count == 100 && failures.allSatisfy { $0 != nil })
+    }
+
     @Test func runRecordIsTheBody() async throws {
         let data = F.tempDir("log")
         defer { F.remove(data) }

@@ -386,7 +386,9 @@ import Testing
             try await Wait.until("the attempt is recorded") {
                 try await client.get("/v1/jobs/\(goal)", F.aliceKey).json["last_error"]?.stringValue?.contains("unavailable") == true
             }
-            #expect(try await Self.goalStatus(client, id, goal)["status"] == "pending")
+            // Not failed: waiting for its retry, or (on a slow machine) already in it.
+            let retrying = try await Self.goalStatus(client, id, goal)["status"]?.stringValue
+            #expect(retrying == "pending" || retrying == "running", "status \(retrying ?? "none")")
             llm.answer(.plan(["name": "llm", "steps": [["id": "a", "call": "echo.echo", "input": ["from": "llm"]]]]))
             try await Wait.until("the retried goal completes") { try await Self.goalStatus(client, id, goal)["status"] == "completed" }
             #expect(llm.lastModel == "test-model" && llm.lastPrompt.contains("echo.echo"))
