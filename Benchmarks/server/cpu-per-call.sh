@@ -2,10 +2,11 @@
 # CPU time the server spends per tool call (docs/server.md#benchmarks):
 #   Benchmarks/server/cpu-per-call.sh BIN rest|mcp [SECONDS] [NAME=VALUE...]
 # starts BIN (`serve`, data directory on /dev/shm: no fsync cost) with the NAME=VALUE variables
-# in its environment, warms it up for a second, loads it with wrk for SECONDS (default 5; 32
-# connections, POST /tools/echo.echo or MCP tools/call of echo.echo on one session) and prints
-# the throughput and the server's utime+stime divided by the calls answered. Less sensitive to
-# a busy machine than throughput alone; alternate two binaries to compare them.
+# in its environment, warms it up for a second, loads it with wrk for SECONDS (default 5;
+# CONNECTIONS connections, default 32; POST /tools/echo.echo or MCP tools/call of echo.echo on
+# one session) and prints the throughput, the server's utime+stime divided by the calls
+# answered, and its threads' voluntary context switches per call. Less sensitive to a busy
+# machine than throughput alone; alternate two binaries to compare them.
 # Needs wrk, curl, and for mcp a python3 with `mcp` (PYTHON, default python3).
 set -uo pipefail
 [ $# -ge 2 ] || { sed -n 2,9p "$0"; exit 2; }
@@ -25,20 +26,22 @@ env "$@" "$BIN" serve --config "$WORK/host.json" --listen "127.0.0.1:$PORT" --dr
 SPID=$!
 trap 'kill $SPID 2>/dev/null; rm -rf "$WORK"' EXIT
 for _ in $(seq 1 200); do curl -s -o /dev/null "$URL/health" && break; sleep 0.05; done
+CONNS=${CONNECTIONS:-32}; THREADS=$(( CONNS < 2 ? 1 : 2 ))
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$SPID/stat"; }
 load() {
   if [ "$MODE" = mcp ]; then
-    MCP_SESSION=$SESSION MCP_AUTH="Bearer $KEY" wrk -t2 -c32 -d"$1"s -s "$ROOT/Benchmarks/server/mcp_call.lua" "$URL/mcp"
+    MCP_SESSION=$SESSION MCP_AUTH="Bearer $KEY" wrk -t"$THREADS" -c"$CONNS" -d"$1"s -s "$ROOT/Benchmarks/server/mcp_call.lua" "$URL/mcp"
   else
-    WRK_AUTH="Bearer $KEY" WRK_BODY='{"text":"hi"}' wrk -t2 -c32 -d"$1"s -s "$ROOT/Benchmarks/server/post_json.lua" "$URL/tools/echo.echo"
+    WRK_AUTH="Bearer $KEY" WRK_BODY='{"text":"hi"}' wrk -t"$THREADS" -c"$CONNS" -d"$1"s -s "$ROOT/Benchmarks/server/post_json.lua" "$URL/tools/echo.echo"
   fi
 }
 [ "$MODE" = mcp ] && SESSION=$("$PY" "$ROOT/Benchmarks/server/mcp_session.py" "$URL/mcp" "Bearer $KEY")
 load 1 >/dev/null
-c0=$(cpu_ticks)
+switches() { cat /proc/$SPID/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ {s += $2} END {print s}'; }
+c0=$(cpu_ticks); s0=$(switches)
 load "$D" > "$WORK/wrk"
-c1=$(cpu_ticks)
+c1=$(cpu_ticks); s1=$(switches)
 n=$(awk '/requests in/ {print $1}' "$WORK/wrk")
 rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk")
 hz=$(getconf CLK_TCK)
-echo "$MODE calls/s $rps, server CPU per call $(python3 -c "print(round(($c1 - $c0) * 1e6 / $hz / $n, 1))") us"
+echo "$MODE, $CONNS connections: calls/s $rps, server CPU per call $(python3 -c "print(round(($c1 - $c0) * 1e6 / $hz / $n, 1))") us, context switches per call $(python3 -c "print(round(($s1 - $s0) / $n, 1))")"
