@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CPU time the server spends per tool call (docs/server.md#benchmarks):
 #   Benchmarks/server/cpu-per-call.sh BIN rest|mcp [SECONDS] [NAME=VALUE...]
-# starts BIN (`serve`, data directory on /dev/shm: no fsync cost) with the NAME=VALUE variables
+# starts BIN (`serve`, data directory under DATA_PARENT, default /dev/shm: no fsync cost; a
+# directory on disk measures the durable path) with the NAME=VALUE variables
 # in its environment, warms it up for a second, loads it with wrk for SECONDS (default 5;
 # CONNECTIONS connections, default 32; POST /tools/echo.echo or MCP tools/call of echo.echo on
 # one session) and prints the throughput, the server's utime+stime divided by the calls
@@ -9,13 +10,13 @@
 # machine than throughput alone; alternate two binaries to compare them.
 # Needs wrk, curl, and for mcp a python3 with `mcp` (PYTHON, default python3).
 set -uo pipefail
-[ $# -ge 2 ] || { sed -n 2,9p "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n 2,10p "$0"; exit 2; }
 BIN=$1; MODE=$2; shift 2; D=5
 if [[ "${1:-}" =~ ^[0-9]+$ ]]; then D=$1; shift; fi
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PY=${PYTHON:-python3}
 DRIVERS=${NOVA_BENCH_DRIVERS:-$ROOT/drivers}
-WORK=$(mktemp -d /dev/shm/nova-cpu-per-call.XXXXXX)
+WORK=$(mktemp -d "${DATA_PARENT:-/dev/shm}/nova-cpu-per-call.XXXXXX")
 KEY="nova_bench_$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 HASH=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)
 echo "{\"api_keys\": [{\"id\": \"bench\", \"principal\": \"bench\", \"role\": \"user\", \"sha256\": \"$HASH\"}], \"tool_timeout_ms\": 10000}" > "$WORK/host.json"
@@ -39,8 +40,10 @@ load() {
 load 1 >/dev/null
 switches() { cat /proc/$SPID/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ {s += $2} END {print s}'; }
 c0=$(cpu_ticks); s0=$(switches)
+[ -n "${BYTHREAD:-}" ] && /tmp/bythread.sh $SPID > /tmp/bt0
 load "$D" > "$WORK/wrk"
 c1=$(cpu_ticks); s1=$(switches)
+[ -n "${BYTHREAD:-}" ] && /tmp/bythread.sh $SPID > /tmp/bt1
 n=$(awk '/requests in/ {print $1}' "$WORK/wrk")
 rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk")
 hz=$(getconf CLK_TCK)

@@ -177,6 +177,37 @@ import Glibc
         #expect(report.isIntact, "\(report)")
     }
 
+    /// A lone `async` writer leads too (on a machine with more than one processor), and one
+    /// that finds a leader committing queues for the committer instead of waiting for the
+    /// leader's thread.
+    @Test func aLoneAsyncWriterLeads() async throws {
+        let data = F.tempDir()
+        defer { F.remove(data) }
+        let log = try EpisodeSegmentLog(dataDirectory: data, segmentBytes: 64 << 10)
+        for i in 1...5 { #expect(try await log.write(body: F.body("a\(i)"), runId: "a\(i)").seq == i) }
+        #expect(log.leaderCommits == (EpisodeSegmentLog.asyncWritersMayLead ? 5 : 0))
+        #expect(log.groupCommits == 5)
+        // While the log is busy (an exclusive task holds the committer), async writers queue
+        // rather than lead, and the committer appends them as one group afterwards.
+        let gate = WaitBox<Bool>()
+        let busy = Thread { _ = try? log.exclusive { _ = gate.wait() } }
+        busy.start()
+        while !(log.state.withLock { log.state.committing }) { usleep(1000) }
+        let writers = Task {
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for i in 0..<64 { group.addTask { try await log.write(body: F.body("o\(i)"), runId: "o\(i)").seq } }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+        }
+        while log.state.withLock({ log.state.queue.count }) < 64 { usleep(1000) }
+        gate.set(true)
+        let seqs = try await writers.value
+        #expect(seqs.sorted() == Array(6...69))
+        #expect(log.leaderCommits == (EpisodeSegmentLog.asyncWritersMayLead ? 5 : 0), "a writer led while the log was busy")
+        #expect(log.groupCommits == 6, "the 64 queued writes were not appended as one group")
+        #expect(try log.verify().isIntact)
+    }
+
     @Test func asyncWritersFromManyTasks() async throws {
         let data = F.tempDir()
         defer { F.remove(data) }
