@@ -7,10 +7,11 @@
 # CONNECTIONS connections, default 32; POST /tools/echo.echo or MCP tools/call of echo.echo on
 # one session) and prints the throughput, the server's utime+stime divided by the calls
 # answered, and its threads' voluntary context switches per call. Less sensitive to a busy
-# machine than throughput alone; alternate two binaries to compare them.
+# machine than throughput alone; alternate two binaries to compare them. BY_THREAD=1 adds the
+# switches and CPU per call of each thread name (which threads hand work to each other).
 # Needs wrk, curl, and for mcp a python3 with `mcp` (PYTHON, default python3).
 set -uo pipefail
-[ $# -ge 2 ] || { sed -n 2,10p "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n 2,12p "$0"; exit 2; }
 BIN=$1; MODE=$2; shift 2; D=5
 if [[ "${1:-}" =~ ^[0-9]+$ ]]; then D=$1; shift; fi
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -39,12 +40,23 @@ load() {
 [ "$MODE" = mcp ] && SESSION=$("$PY" "$ROOT/Benchmarks/server/mcp_session.py" "$URL/mcp" "Bearer $KEY")
 load 1 >/dev/null
 switches() { cat /proc/$SPID/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ {s += $2} END {print s}'; }
+# One line per thread: id, name, voluntary switches, CPU ticks.
+by_thread() {
+  for t in /proc/$SPID/task/*; do
+    echo "${t##*/} $( (tr ' ' _ < "$t/comm") 2>/dev/null) $(awk '/^voluntary_ctxt/ {print $2}' "$t/status" 2>/dev/null) $(awk '{print $14 + $15}' "$t/stat" 2>/dev/null)"
+  done | sort
+}
 c0=$(cpu_ticks); s0=$(switches)
-[ -n "${BYTHREAD:-}" ] && /tmp/bythread.sh $SPID > /tmp/bt0
+[ -n "${BY_THREAD:-}" ] && by_thread > "$WORK/threads0"
 load "$D" > "$WORK/wrk"
 c1=$(cpu_ticks); s1=$(switches)
-[ -n "${BYTHREAD:-}" ] && /tmp/bythread.sh $SPID > /tmp/bt1
+[ -n "${BY_THREAD:-}" ] && by_thread > "$WORK/threads1"
 n=$(awk '/requests in/ {print $1}' "$WORK/wrk")
 rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk")
 hz=$(getconf CLK_TCK)
 echo "$MODE, $CONNS connections: calls/s $rps, server CPU per call $(python3 -c "print(round(($c1 - $c0) * 1e6 / $hz / $n, 1))") us, context switches per call $(python3 -c "print(round(($s1 - $s0) / $n, 1))")"
+if [ -n "${BY_THREAD:-}" ]; then
+  echo "per thread name (threads alive at both ends): threads, voluntary switches per call, CPU us per call"
+  join "$WORK/threads0" "$WORK/threads1" | awk -v n="$n" -v hz="$hz" 'NF == 7 {k = $2; c[k]++; v[k] += $6 - $3; t[k] += $7 - $4}
+    END {for (k in c) printf "  %-20s %2d  %6.2f  %8.1f\n", k, c[k], v[k] / n, t[k] * 1e6 / hz / n}'
+fi
