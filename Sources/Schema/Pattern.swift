@@ -58,6 +58,9 @@ final class FlatDFA: Sendable {
     private let classCount: Int
     private let acceptAtStart: Bool
     nonisolated(unsafe) private let asciiClass: UnsafeMutableBufferPointer<UInt8>
+    /// `RegexDFA.transitions` with each next state stored as the offset of its row (state ×
+    /// `classCount`; negative entries unchanged): the search then adds a class to the entry it
+    /// loaded, with no multiplication on the byte-to-byte dependency chain.
     nonisolated(unsafe) private let transitions: UnsafeMutableBufferPointer<Int32>
     nonisolated(unsafe) private let acceptAtEnd: UnsafeMutableBufferPointer<Bool>
 
@@ -66,7 +69,9 @@ final class FlatDFA: Sendable {
         classCount = dfa.classCount
         acceptAtStart = dfa.acceptNow[0]
         asciiClass = .frozen(dfa.asciiClass)
-        transitions = .frozen(dfa.transitions)
+        let classes = dfa.classCount
+        precondition(dfa.transitions.count <= Int(Int32.max), "DFA table too large")
+        transitions = .frozen(dfa.transitions.map { $0 >= 0 ? $0 * Int32(classes) : $0 })
         acceptAtEnd = .frozen(dfa.acceptAtEnd)
     }
 
@@ -79,7 +84,7 @@ final class FlatDFA: Sendable {
     func search(_ input: UnsafeBufferPointer<UInt8>) -> Bool {
         if acceptAtStart { return true }
         let n = input.count
-        var state = 0
+        var state = 0  // the offset of the current state's row
         var i = 0
         while i < n {
             let b = input[i]
@@ -92,10 +97,10 @@ final class FlatDFA: Sendable {
                 cls = dfa.classOf(c)
                 i &+= len
             }
-            let next = transitions[state &* classCount &+ cls]
+            let next = transitions[state &+ cls]
             if next < 0 { return next == -2 }
             state = Int(next)
         }
-        return acceptAtEnd[state]
+        return acceptAtEnd[state / classCount]
     }
 }

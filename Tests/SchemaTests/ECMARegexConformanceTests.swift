@@ -87,6 +87,26 @@ struct ECMARegexConformanceTests {
         #expect(Set(tooComplex).isSubset(of: ["(a+)+\\p{Any}{0}$", "^(a{0,100}){0,100}$"]), "\(tooComplex)")
     }
 
+    /// `Pattern.test`, the path validation takes (its flat DFA tables when the pattern has a
+    /// DFA, read straight from the string's UTF-8), agrees with node on every case.
+    @Test func patternTestAgreesWithNode() throws {
+        var flatChecked = 0
+        for c in try Self.load() where c.valid {
+            let pattern = try Pattern(c.pattern)
+            let hasDFA = try ECMARegex(c.pattern).dfa != nil
+            for (input, expected) in c.inputs {
+                switch pattern.test(input) {
+                case .match, .noMatch:
+                    #expect((pattern.test(input) == .match) == expected, "Pattern: \(c.pattern.debugDescription) on \(input.debugDescription): node \(expected)")
+                    if hasDFA { flatChecked += 1 }
+                case .tooComplex:
+                    continue
+                }
+            }
+        }
+        #expect(flatChecked > 2000)
+    }
+
     /// The named cases, spelled out (they are also in the generated file).
     @Test func namedCases() throws {
         func m(_ p: String, _ s: String) throws -> Bool { try ECMARegex(p).search(s) }
