@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Host
+@testable import Runs
 import JSON
 
 /// Interpreter behaviour, observed through the C echo driver and the Swift text driver.
@@ -46,6 +47,37 @@ struct RunnerTests {
         let serial = try await runner().run(p, inputs: [:], principal: "t", runId: "r2b", options: RunOptions(parallelism: 1))
         let (c, d) = (serial.steps[0].attempts[0], serial.steps[1].attempts[0])
         #expect(c.endNanos <= d.startNanos || d.endNanos <= c.startNanos)
+    }
+
+    /// A diamond (a → b, c → d) resumed with a and b already done: only c and d run, each once,
+    /// d after both of its dependencies and with b's restored output; a chain of 50 runs in
+    /// order (each step in the run's own task) and its references flow.
+    @Test func dependenciesReleaseStepsOnceEach() async throws {
+        let p = try plan(#"""
+        {"steps": [
+          {"id": "a", "call": "echo.echo", "input": {"v": 1}},
+          {"id": "b", "call": "echo.echo", "input": {"v": "${steps.a.output.v}"}},
+          {"id": "c", "call": "echo.echo", "input": {"v": "${steps.a.output.v}"}},
+          {"id": "d", "call": "echo.echo", "input": {"b": "${steps.b.output.v}", "c": "${steps.c.output.v}"}}]}
+        """#)
+        var options = RunOptions(parallelism: 4)
+        options.resume = [StepRecord(id: "a", call: "echo.echo", status: .succeeded, output: ["v": 7]),
+                          StepRecord(id: "b", call: "echo.echo", status: .succeeded, output: ["v": 8])]
+        let r = try await runner().run(p, inputs: [:], principal: "t", runId: "r-diamond", options: options)
+        #expect(r.status == .succeeded)
+        #expect(r.steps.map(\.id) == ["a", "b", "c", "d"])
+        #expect(r.steps.map(\.attempts.count) == [0, 0, 1, 1])
+        #expect(r.steps[3].output == ["b": 8, "c": 7])
+        #expect(r.steps[2].attempts[0].endNanos <= r.steps[3].attempts[0].startNanos)
+
+        var steps: [JSONValue] = [["id": "s0", "call": "echo.echo", "input": ["n": 0]]]
+        for k in 1..<50 { steps.append(["id": .string("s\(k)"), "call": "echo.echo", "input": ["n": .string("${steps.s\(k - 1).output.n}")]]) }
+        let chain = try Plan.parse(["steps": .array(steps)])
+        let c = try await runner().run(chain, inputs: [:], principal: "t", runId: "r-chain", options: RunOptions(parallelism: 4))
+        #expect(c.status == .succeeded)
+        #expect(c.steps.count == 50 && c.steps.allSatisfy { $0.status == .succeeded && $0.attempts.count == 1 })
+        #expect(c.output == ["n": 0])
+        for k in 1..<50 { #expect(c.steps[k - 1].attempts[0].endNanos <= c.steps[k].attempts[0].startNanos) }
     }
 
     @Test func whenFalseSkipsAndContinueGoesOn() async throws {

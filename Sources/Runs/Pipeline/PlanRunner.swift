@@ -161,78 +161,104 @@ public struct PlanRunner: Sendable {
         record.replayOf = options.replayOf
         var scope = RunScope(inputs: inputs)
         var records: [String: StepRecord] = [:]
-        var remaining = plan.steps
         var runningIds = Set<String>()
         var stop: (status: RunStatus, reason: String)?
-        let deps = Dictionary(plan.steps.map { ($0.id, plan.dependencies(of: $0)) }, uniquingKeysWith: { a, _ in a })
+        // Readiness by counting: `waiting[k]` is how many of step k's dependencies have no record
+        // yet (a dependency on no step of the plan never gets one), `dependents[k]` the steps
+        // that wait for step k. Checking a step is one array read, not a lookup per dependency:
+        // a 200-step chain otherwise spent most of each step rescanning the steps left.
+        var position: [String: Int] = [:]
+        for (k, step) in plan.steps.enumerated() where position[step.id] == nil { position[step.id] = k }
+        var waiting = [Int](repeating: 0, count: plan.steps.count)
+        var dependents = [[Int]](repeating: [], count: plan.steps.count)
+        for (k, step) in plan.steps.enumerated() {
+            for d in plan.dependencies(of: step) {
+                waiting[k] += 1
+                if let j = position[d] { dependents[j].append(k) }
+            }
+        }
+        /// Keeps `rec` as step `rec.id`'s record; the first for a step releases its dependents.
+        func note(_ rec: StepRecord) {
+            let first = records.updateValue(rec, forKey: rec.id) == nil
+            if first, let j = position[rec.id] { for k in dependents[j] { waiting[k] -= 1 } }
+        }
+        var remaining = Array(plan.steps.indices)  // positions of the steps not started, in plan order
         let progress = RunProgress()
         for restored in options.resume where plan.step(restored.id)?.call == restored.call {
-            records[restored.id] = restored
+            note(restored)
             scope.steps[restored.id] = (restored.output ?? .null, restored.status, .null)
-            remaining.removeAll { $0.id == restored.id }
+            remaining.removeAll { plan.steps[$0].id == restored.id }
             progress.add(restored)
         }
+
+        // Takes in a finished step: its record, its outputs for later references, and whether
+        // the run stops.
+        func absorb(_ rec: StepRecord) {
+            runningIds.remove(rec.id)
+            note(rec)
+            progress.add(rec)
+            let errorValue: JSONValue = rec.attempts.last?.error.map { .object(["code": .string($0.code), "message": .string($0.message)]) } ?? .null
+            scope.steps[rec.id] = (rec.output ?? .null, rec.status, errorValue)
+            let onError = plan.step(rec.id)?.onError ?? .fail
+            guard stop == nil else { return }
+            switch rec.status {
+            case .denied: stop = (.denied, "step '\(rec.id)' denied by policy: \(rec.reason ?? "")")
+            case .cancelled: stop = (.cancelled, "cancelled")
+            case .failed where onError == .fail: stop = (.failed, "step '\(rec.id)' failed: \(rec.reason ?? "")")
+            default: break
+            }
+        }
+        func isReady(_ k: Int) -> Bool { waiting[k] == 0 }
 
         await withTaskGroup(of: StepOutcome.self) { group in
             while true {
                 // Start every ready step, up to the parallelism bound.
-                if stop == nil && !Task.isCancelled {
-                    var i = 0
-                    while i < remaining.count && runningIds.count < options.parallelism {
-                        let step = remaining[i]
-                        guard deps[step.id, default: []].allSatisfy({ records[$0] != nil }) else { i += 1; continue }
-                        remaining.remove(at: i)
-                        // A reference that does not resolve is an error of this step, never a null.
-                        var input = JSONValue.null
-                        var early = self.prepare(step, scope: scope)
-                        if early == nil && step.foreach == nil {
-                            do { input = try Template.resolve(step.input, in: scope, strict: true) } catch {
-                                early = StepRecord(id: step.id, call: step.call, status: .failed, reason: "field 'input': \(error)")
-                            }
-                        }
-                        if let early {
-                            records[step.id] = early
-                            scope.steps[step.id] = (early.output ?? .null, early.status, early.reason.map { .string($0) } ?? .null)
-                            if early.status == .failed && step.onError == .fail { stop = (.failed, "step '\(step.id)': \(early.reason ?? "failed")") }
-                            i = 0
-                            continue
-                        }
-                        runningIds.insert(step.id)
-                        let stepScope = scope
-                        group.addTask {
-                            // Driver log records made during the call name the run.
-                            await DriverCallContext.$runId.withValue(runId) {
-                                await DriverCallContext.$stepId.withValue(step.id) {
-                                    await DriverCallContext.$principal.withValue(principal) {
-                                        .finished(await self.perform(step, input: input, scope: stepScope, runId: runId, principal: principal,
-                                                                     options: options, progress: progress))
-                                    }
-                                }
-                            }
+                var i = 0
+                while stop == nil && !Task.isCancelled && i < remaining.count && runningIds.count < options.parallelism {
+                    let step = plan.steps[remaining[i]]
+                    guard isReady(remaining[i]) else { i += 1; continue }
+                    remaining.remove(at: i)
+                    // A reference that does not resolve is an error of this step, never a null.
+                    var input = JSONValue.null
+                    var early = self.prepare(step, scope: scope)
+                    if early == nil && step.foreach == nil {
+                        do { input = try Template.resolve(step.input, in: scope, strict: true) } catch {
+                            early = StepRecord(id: step.id, call: step.call, status: .failed, reason: "field 'input': \(error)")
                         }
                     }
+                    if let early {
+                        note(early)
+                        scope.steps[step.id] = (early.output ?? .null, early.status, early.reason.map { .string($0) } ?? .null)
+                        if early.status == .failed && step.onError == .fail { stop = (.failed, "step '\(step.id)': \(early.reason ?? "failed")") }
+                        i = 0
+                        continue
+                    }
+                    runningIds.insert(step.id)
+                    // The only step that can run now (nothing running, nothing else ready) runs in
+                    // this task: a child task would add a task, its start and its completion
+                    // (thread wake-ups) to every step of a chain and to every one-step run,
+                    // and could run alongside nothing.
+                    if runningIds.count == 1 && !remaining.contains(where: isReady) {
+                        absorb(await self.performInContext(step, input: input, scope: scope, runId: runId, principal: principal,
+                                                           options: options, progress: progress))
+                        i = 0
+                        continue
+                    }
+                    let stepScope = scope
+                    group.addTask {
+                        .finished(await self.performInContext(step, input: input, scope: stepScope, runId: runId, principal: principal,
+                                                              options: options, progress: progress))
+                    }
                 }
+                if stop != nil && !runningIds.isEmpty { group.cancelAll() }
                 guard let outcome = await group.next() else { break }
                 guard case .finished(let rec) = outcome else { continue }
-                runningIds.remove(rec.id)
-                records[rec.id] = rec
-                progress.add(rec)
-                let errorValue: JSONValue = rec.attempts.last?.error.map { .object(["code": .string($0.code), "message": .string($0.message)]) } ?? .null
-                scope.steps[rec.id] = (rec.output ?? .null, rec.status, errorValue)
-                let onError = plan.step(rec.id)?.onError ?? .fail
-                if stop == nil {
-                    switch rec.status {
-                    case .denied: stop = (.denied, "step '\(rec.id)' denied by policy: \(rec.reason ?? "")")
-                    case .cancelled: stop = (.cancelled, "cancelled")
-                    case .failed where onError == .fail: stop = (.failed, "step '\(rec.id)' failed: \(rec.reason ?? "")")
-                    default: break
-                    }
-                    if stop != nil { group.cancelAll() }
-                }
+                absorb(rec)
+                if stop != nil { group.cancelAll() }
             }
         }
         if stop == nil && Task.isCancelled { stop = (.cancelled, "cancelled") }
-        for step in remaining where records[step.id] == nil {
+        for step in remaining.map({ plan.steps[$0] }) where records[step.id] == nil {
             records[step.id] = StepRecord(id: step.id, call: step.call, status: stop?.status == .cancelled ? .cancelled : .skipped,
                                           reason: stop.map { "not run: \($0.reason)" } ?? "not run")
         }
@@ -264,6 +290,19 @@ public struct PlanRunner: Sendable {
             return StepRecord(id: step.id, call: step.call, status: .skipped, reason: "when is false")
         } catch {
             return StepRecord(id: step.id, call: step.call, status: .failed, reason: "field 'when': \(error.message)")
+        }
+    }
+
+    /// `perform` with the driver log context set: records that drivers log during the call
+    /// name the run, the step and the principal.
+    private func performInContext(_ step: PlanStep, input: JSONValue, scope: RunScope, runId: String, principal: String,
+                                  options: RunOptions, progress: RunProgress) async -> StepRecord {
+        await DriverCallContext.$runId.withValue(runId) {
+            await DriverCallContext.$stepId.withValue(step.id) {
+                await DriverCallContext.$principal.withValue(principal) {
+                    await self.perform(step, input: input, scope: scope, runId: runId, principal: principal, options: options, progress: progress)
+                }
+            }
         }
     }
 
