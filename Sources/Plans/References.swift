@@ -194,32 +194,40 @@ public enum Template {
     enum Piece { case text(String), reference(Reference) }
 
     static func pieces(of s: String) throws(PlanError) -> [Piece] {
-        // Byte-wise check first: most strings hold no reference, and Foundation's substring
-        // search is slow on Linux.
-        var bytes = s
-        let hasReference = bytes.withUTF8 { b in
-            b.count >= 2 && (0..<(b.count - 1)).contains { b[$0] == 0x24 && b[$0 + 1] == 0x7B }
+        // Byte-wise: most strings hold no reference, and Foundation's substring search (which
+        // this replaced) is slow on Linux. `$`, `{` and `}` are ASCII, so every cut falls on a
+        // character boundary.
+        let u = Array(s.utf8)
+        func text(_ range: Range<Int>) -> String { String(decoding: u[range], as: UTF8.self) }
+        func opening(from p: Int) -> Int? {
+            var j = p
+            while j + 1 < u.count {
+                if u[j] == 0x24 && u[j + 1] == 0x7B { return j }
+                j += 1
+            }
+            return nil
         }
-        guard hasReference else { return [.text(s)] }
+        guard opening(from: 0) != nil else { return [.text(s)] }
         var out: [Piece] = []
-        var text = ""
-        var rest = Substring(s)
-        while let start = rest.range(of: "${") {
-            if start.lowerBound > rest.startIndex, rest[rest.index(before: start.lowerBound)] == "$" {
-                text += rest[..<rest.index(before: start.lowerBound)] + "${"
-                rest = rest[start.upperBound...]
+        var pending = ""
+        var p = 0
+        while let j = opening(from: p) {
+            if j > p, u[j - 1] == 0x24 {
+                // `$${` is a literal `${`.
+                pending += text(p..<(j - 1)) + "${"
+                p = j + 2
                 continue
             }
-            text += rest[..<start.lowerBound]
-            guard let end = rest[start.upperBound...].firstIndex(of: "}") else {
+            pending += text(p..<j)
+            guard let k = u[(j + 2)...].firstIndex(of: 0x7D) else {
                 throw PlanError("unterminated ${ in \"\(s)\"")
             }
-            if !text.isEmpty { out.append(.text(text)); text = "" }
-            out.append(.reference(try Reference.parse(String(rest[start.upperBound..<end]))))
-            rest = rest[rest.index(after: end)...]
+            if !pending.isEmpty { out.append(.text(pending)); pending = "" }
+            out.append(.reference(try Reference.parse(text((j + 2)..<k))))
+            p = k + 1
         }
-        text += rest
-        if !text.isEmpty { out.append(.text(text)) }
+        pending += text(p..<u.count)
+        if !pending.isEmpty { out.append(.text(pending)) }
         return out
     }
 }
