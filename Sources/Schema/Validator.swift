@@ -978,62 +978,58 @@ struct Evaluator {
     mutating func objectHolds(_ app: ObjectApplicator, _ n: NodeRef, _ o: [JSONKey: JSONValue], _ ann: Annotations?) -> Bool {
         if o.count < app.requiredAll.nonzeroBitCount { return false }
         var requiredSeen: UInt64 = 0
-        // The first two members left for the second pass, kept with their values (looking
-        // them up again by name would hash the name); past two, the second pass walks the
-        // whole object.
-        var deferred = 0
-        var first: (value: JSONValue, sub: NodeRef, keyword: String)?
-        var second: (value: JSONValue, sub: NodeRef, keyword: String)?
+        // Inside an alternative, members whose subschema is not a leaf wait for a second pass,
+        // so that a failing leaf answers first. Nothing of a member is kept between the passes:
+        // holding a value (or its keyword) across the loop costs a copy and a destroy per
+        // member, which made this loop several times the cost of the checks it runs.
+        var deferred = false
         var position = -1
         let annotate = ann.map { !$0.allProperties } ?? false
         for (jkey, value) in o {
             position += 1
             let sub: NodeRef
-            let keyword: String
+            let isProperty: Bool
             if app.hasProperties, let idx = app.names.find(jkey.string) {
                 requiredSeen |= app.requiredBit[idx]
                 sub = app.propertyNodes[idx]
-                keyword = "properties"
+                isProperty = true
                 if annotate { ann?.properties.insert(position) }
             } else if let add = app.additional {
                 sub = add
-                keyword = "additionalProperties"
+                isProperty = false
             } else {
                 continue
             }
             switch sub.kind {
-            case .alwaysTrue: break
+            case .alwaysTrue: continue
             case .alwaysFalse: return false
             case .keywords:
                 if sub.isLeaf {
                     if !leafPasses(sub, value) { return false }
-                } else if !inAlternative {
-                    if !descend(sub, value, keyword, from: n) { return false }
-                } else {
-                    deferred += 1
-                    if deferred == 1 { first = (value, sub, keyword) } else if deferred == 2 { second = (value, sub, keyword) }
+                } else if inAlternative {
+                    deferred = true
+                } else if !descend(sub, value, isProperty ? "properties" : "additionalProperties", from: n) {
+                    return false
                 }
             }
         }
         if requiredSeen != app.requiredAll { return false }
-        if deferred > 2 {
+        if deferred {
             for (jkey, value) in o {
                 let sub: NodeRef
-                let keyword: String
+                let isProperty: Bool
                 if app.hasProperties, let idx = app.names.find(jkey.string) {
                     sub = app.propertyNodes[idx]
-                    keyword = "properties"
+                    isProperty = true
                 } else if let add = app.additional {
                     sub = add
-                    keyword = "additionalProperties"
+                    isProperty = false
                 } else {
                     continue
                 }
-                if sub.kind == .keywords && !sub.isLeaf, !descend(sub, value, keyword, from: n) { return false }
+                if sub.kind == .keywords && !sub.isLeaf,
+                   !descend(sub, value, isProperty ? "properties" : "additionalProperties", from: n) { return false }
             }
-        } else {
-            if let m = first, !descend(m.sub, m.value, m.keyword, from: n) { return false }
-            if let m = second, !descend(m.sub, m.value, m.keyword, from: n) { return false }
         }
         if app.additional != nil, let ann { ann.allProperties = true }
         return true
