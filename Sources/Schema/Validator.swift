@@ -980,8 +980,8 @@ struct Evaluator {
         var requiredSeen: UInt64 = 0
         // Inside an alternative, members whose subschema is not a leaf wait for a second pass,
         // so that a failing leaf answers first. Nothing of a member is kept between the passes:
-        // holding a value (or its keyword) across the loop costs a copy and a destroy per
-        // member, which made this loop several times the cost of the checks it runs.
+        // holding a value (or its keyword) across the loop cost a copy and a destroy per member
+        // in every object, alternative or not (4 % of the array shape's instructions).
         var deferred = false
         var position = -1
         let annotate = ann.map { !$0.allProperties } ?? false

@@ -80,6 +80,21 @@ struct RunnerTests {
         for k in 1..<50 { #expect(c.steps[k - 1].attempts[0].endNanos <= c.steps[k].attempts[0].startNanos) }
     }
 
+    /// A step whose input does not resolve fails the run before it starts, and steps already
+    /// running are cancelled, as when a step fails during its call.
+    @Test func anEarlyFailureCancelsTheStepsRunning() async throws {
+        let p = try plan(#"""
+        {"steps": [
+          {"id": "slow", "call": "echo.sleep", "input": {"ms": 3000}},
+          {"id": "quick", "call": "echo.echo", "input": {"a": 1}},
+          {"id": "bad", "call": "echo.echo", "input": {"x": "${steps.quick.output.no.such.path}"}}]}
+        """#)
+        let r = try await runner().run(p, inputs: [:], principal: "t", runId: "r-early", options: RunOptions(parallelism: 4))
+        #expect(r.status == .failed)
+        #expect(r.error?.contains("step 'bad'") == true, "\(r.error ?? "")")
+        #expect(r.steps.map(\.status) == [.cancelled, .succeeded, .failed])
+    }
+
     @Test func whenFalseSkipsAndContinueGoesOn() async throws {
         let p = try plan(#"""
         {"steps": [
