@@ -197,6 +197,9 @@ public enum Template {
         // Byte-wise: most strings hold no reference, and Foundation's substring search (which
         // this replaced) is slow on Linux. `$`, `{` and `}` are ASCII, so every cut falls on a
         // character boundary.
+        var native = s
+        let mayHoldReference = native.withUTF8 { b in b.count >= 2 && (0..<(b.count - 1)).contains { b[$0] == 0x24 && b[$0 + 1] == 0x7B } }
+        guard mayHoldReference else { return [.text(s)] }  // no copy of the bytes for plain text
         let u = Array(s.utf8)
         func text(_ range: Range<Int>) -> String { String(decoding: u[range], as: UTF8.self) }
         func opening(from p: Int) -> Int? {
@@ -207,7 +210,6 @@ public enum Template {
             }
             return nil
         }
-        guard opening(from: 0) != nil else { return [.text(s)] }
         var out: [Piece] = []
         var pending = ""
         var p = 0
