@@ -61,14 +61,14 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
     static let mirrorMaxLagNs: Int64 = 50_000_000
     /// The committer thread exits after this long without work.
     static let committerIdleExitNs: Int64 = 500_000_000
-    /// Whether a lone `async` writer may commit on its own cooperative thread. Leading holds
-    /// that thread through one `fdatasync`, and at most one writer leads at a time, only while
-    /// no other episode waits (a writer arriving meanwhile queues for the committer), so it
-    /// holds one thread of the pool at most, when the log is otherwise idle. It saves the two
-    /// hand-offs (to the committer thread and back to the pool, ~55 µs on a 2-core VM: a fifth
-    /// of a lone run's durable write). With one processor the pool has one thread, which must
-    /// not wait for a disk: there, async writers always queue.
-    public static let asyncWritersMayLead = sysconf(Int32(_SC_NPROCESSORS_ONLN)) > 1
+    /// Whether a lone `async` writer may commit on its own cooperative thread (as a blocking
+    /// writer does), saving two thread hand-offs (~55 µs per episode on a 2-core VM; one async
+    /// writer went from 0.79–0.83 to 0.87–0.96 of SQLite). Off: under load it splits group
+    /// commit — after each group the first run to write finds the log idle and leads, alone,
+    /// while the others queue behind it, so every cycle costs two `fdatasync`s instead of one
+    /// (REST tool calls at 32 connections, data on disk: 5,613 / 5,631 → 4,577 / 4,513 calls/s).
+    /// Leading would need a sign that no other writer is about to arrive.
+    public static let asyncWritersMayLead = false
 
     /// The default segment size.
     public static let defaultSegmentBytes = 4 << 20
