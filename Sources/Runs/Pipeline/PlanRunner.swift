@@ -234,11 +234,13 @@ public struct PlanRunner: Sendable {
                         continue
                     }
                     runningIds.insert(step.id)
-                    // The only step that can run now (nothing running, nothing else ready) runs in
-                    // this task: a child task would add a task, its start and its completion
-                    // (thread wake-ups) to every step of a chain and to every one-step run,
-                    // and could run alongside nothing.
-                    if runningIds.count == 1 && !remaining.contains(where: isReady) {
+                    // In a plan of several steps, the only step that can run now (nothing running,
+                    // nothing else ready) runs in this task: a child task would add a task, its
+                    // start and its completion (thread wake-ups) to every step of a chain. A
+                    // one-step plan (every REST/MCP tool call) keeps its child task: running it
+                    // inline measured 10–18 % fewer tool calls/s at 32 connections (session 16,
+                    // not yet explained).
+                    if plan.steps.count > 1 && runningIds.count == 1 && !remaining.contains(where: isReady) {
                         absorb(await self.performInContext(step, input: input, scope: scope, runId: runId, principal: principal,
                                                            options: options, progress: progress))
                         i = 0
