@@ -63,11 +63,12 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
     static let committerIdleExitNs: Int64 = 500_000_000
     /// Whether a lone `async` writer may commit on its own cooperative thread (as a blocking
     /// writer does), saving two thread hand-offs (~55 µs per episode on a 2-core VM; one async
-    /// writer went from 0.79–0.83 to 0.87–0.96 of SQLite). Off: under load it splits group
-    /// commit — after each group the first run to write finds the log idle and leads, alone,
-    /// while the others queue behind it, so every cycle costs two `fdatasync`s instead of one
-    /// (REST tool calls at 32 connections, data on disk: 5,613 / 5,631 → 4,577 / 4,513 calls/s).
-    /// Leading would need a sign that no other writer is about to arrive.
+    /// writer went from 0.79–0.83 to 0.87–0.96 of SQLite). Off until measured under load: with
+    /// it and the plan runner's inline one-step runs together, REST tool calls at 32
+    /// connections on disk fell from 5,613 / 5,631 to 4,577 / 4,513 calls/s; the inline step was
+    /// shown to cost throughput, this alone was measured once, at par. A suspected cost: after
+    /// each group the first writer finds the log idle and leads alone while the others queue,
+    /// two `fdatasync`s per cycle instead of one.
     public static let asyncWritersMayLead = false
 
     /// The default segment size.
