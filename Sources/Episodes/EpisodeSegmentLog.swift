@@ -61,16 +61,6 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
     static let mirrorMaxLagNs: Int64 = 50_000_000
     /// The committer thread exits after this long without work.
     static let committerIdleExitNs: Int64 = 500_000_000
-    /// Whether a lone `async` writer may commit on its own cooperative thread (as a blocking
-    /// writer does), saving two thread hand-offs (~55 µs per episode on a 2-core VM; one async
-    /// writer went from 0.79–0.83 to 0.87–0.96 of SQLite). Off until measured under load: with
-    /// it and the plan runner's inline one-step runs together, REST tool calls at 32
-    /// connections on disk fell from 5,613 / 5,631 to 4,577 / 4,513 calls/s; the inline step was
-    /// shown to cost throughput, this alone was measured once, at par. A suspected cost: after
-    /// each group the first writer finds the log idle and leads alone while the others queue,
-    /// two `fdatasync`s per cycle instead of one.
-    public static let asyncWritersMayLead = false
-
     /// The default segment size.
     public static let defaultSegmentBytes = 4 << 20
 
@@ -137,8 +127,8 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
 
     /// Commits `pending` on the calling thread if nothing else is committing or queued (a lone
     /// writer then pays no hand-off to the committer thread and back); returns `false` (and does
-    /// nothing) otherwise, and the caller queues it. `async` writers lead only when
-    /// `asyncWritersMayLead`.
+    /// nothing) otherwise, and the caller queues it. Blocking writers only: an `async` writer
+    /// must not hold a cooperative thread through an fdatasync.
     private func commitAsLeader(_ pending: PendingEpisode) -> Bool {
         state.lock.lock()
         guard state.queue.isEmpty, !state.committing else {
@@ -162,18 +152,11 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
         return true
     }
 
-    /// Appends the episode of `runId` and returns once it is durable. A lone writer (nothing
-    /// committing, nothing queued) commits on its own thread, as a blocking writer does, when
-    /// `asyncWritersMayLead`; otherwise, or when others are writing, it queues without holding
-    /// a cooperative thread and the committer thread resumes it.
+    /// Appends the episode of `runId` and returns once it is durable, without holding a
+    /// cooperative thread: the committer thread resumes the caller.
     @discardableResult
     public func write(body: JSONValue, runId: String) async throws -> EpisodeRef {
         let members = try Self.validate(body: body, runId: runId)
-        if Self.asyncWritersMayLead {
-            // The leader completes the episode before `commitAsLeader` returns: `wait` does not wait.
-            let box = WaitBox<Result<EpisodeRef, EpisodeError>>()
-            if commitAsLeader(PendingEpisode(runId: runId, body: members) { box.set($0) }) { return try box.wait().get() }
-        }
         return try await withCheckedThrowingContinuation { (c: CheckedContinuation<EpisodeRef, any Error>) in
             submit(.write(PendingEpisode(runId: runId, body: members) { c.resume(with: $0.mapError { $0 as any Error }) }))
         }
