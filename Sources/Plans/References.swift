@@ -193,27 +193,28 @@ public enum Template {
 
     enum Piece { case text(String), reference(Reference) }
 
+    /// The position of the first `${` in `bytes` at or after `p`.
+    static func opening<Bytes: RandomAccessCollection<UInt8>>(in bytes: Bytes, from p: Int) -> Int? where Bytes.Index == Int {
+        var j = p
+        while j + 1 < bytes.endIndex {
+            if bytes[j] == 0x24 && bytes[j + 1] == 0x7B { return j }
+            j += 1
+        }
+        return nil
+    }
+
     static func pieces(of s: String) throws(PlanError) -> [Piece] {
         // Byte-wise: most strings hold no reference, and Foundation's substring search (which
         // this replaced) is slow on Linux. `$`, `{` and `}` are ASCII, so every cut falls on a
         // character boundary.
         var native = s
-        let mayHoldReference = native.withUTF8 { b in b.count >= 2 && (0..<(b.count - 1)).contains { b[$0] == 0x24 && b[$0 + 1] == 0x7B } }
-        guard mayHoldReference else { return [.text(s)] }  // no copy of the bytes for plain text
+        guard native.withUTF8({ opening(in: $0, from: 0) }) != nil else { return [.text(s)] }  // plain text: no copy
         let u = Array(s.utf8)
         func text(_ range: Range<Int>) -> String { String(decoding: u[range], as: UTF8.self) }
-        func opening(from p: Int) -> Int? {
-            var j = p
-            while j + 1 < u.count {
-                if u[j] == 0x24 && u[j + 1] == 0x7B { return j }
-                j += 1
-            }
-            return nil
-        }
         var out: [Piece] = []
         var pending = ""
         var p = 0
-        while let j = opening(from: p) {
+        while let j = opening(in: u, from: p) {
             if j > p, u[j - 1] == 0x24 {
                 // `$${` is a literal `${`.
                 pending += text(p..<(j - 1)) + "${"
