@@ -81,11 +81,12 @@ struct RunnerTests {
     }
 
     /// A step whose input does not resolve fails the run before it starts, and steps already
-    /// running are cancelled, as when a step fails during its call.
+    /// running are cancelled, as when a step fails during its call. (The sleep is long so that a
+    /// loaded machine cannot let it finish first.)
     @Test func anEarlyFailureCancelsTheStepsRunning() async throws {
         let p = try plan(#"""
         {"steps": [
-          {"id": "slow", "call": "echo.sleep", "input": {"ms": 3000}},
+          {"id": "slow", "call": "echo.sleep", "input": {"ms": 120000}},
           {"id": "quick", "call": "echo.echo", "input": {"a": 1}},
           {"id": "bad", "call": "echo.echo", "input": {"x": "${steps.quick.output.no.such.path}"}}]}
         """#)
