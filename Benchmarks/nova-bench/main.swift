@@ -1,5 +1,5 @@
 // nova-bench: benchmarks, not tests. Each prints its figures and, where a peer exists, the
-// peer's figure from the same run and the ratio. Usage: nova-bench [abi|policy|interpreter|schema|episodes|shell|queue|agents|bus|all]
+// peer's figure from the same run and the ratio. Usage: nova-bench [abi|policy|interpreter|pipeline|schema|episodes|shell|queue|agents|bus|all]
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,6 +9,7 @@ let benches: [(String, () async throws -> Void)] = [
     ("abi", AbiBench.run),
     ("policy", PolicyBench.run),
     ("interpreter", InterpreterBench.run),
+    ("pipeline", PipelineBench.run),
     ("reload", ReloadBench.run),
     ("schema", SchemaBench.run),
     ("drivers", DriverBench.run),

@@ -81,39 +81,39 @@ public enum EpisodeFormat {
     static func encode(body: [JSONKey: JSONValue], runId: String, seq: Int, prevHash: String)
         -> (hash: String, bytes: [UInt8])
     {
-        var members: [(key: String, value: JSONValue)] = []
-        members.reserveCapacity(body.count + 4)
-        for (k, v) in body where k.string != "run_id" { members.append((k.string, v)) }
-        members.append(("run_id", .string(runId)))
-        members.append(("seq", .int(seq)))
-        members.append(("prev_hash", .string(prevHash)))
-        members.append(("episode_version", .int(version)))
-        let unhashed = UnhashedEncoding(members)
+        var members = body
+        members.removeValue(forKey: "run_id")
+        return encode(members: CanonicalMembers(members), runId: runId, seq: seq, prevHash: prevHash)
+    }
+
+    /// The stored bytes of a body already encoded (`validate(members:runId:)`: no chain
+    /// member) at chain position `seq` after `prevHash`, and their hash. Only the chain members
+    /// are encoded here; the body's bytes are copied.
+    static func encode(members body: CanonicalMembers, runId: String, seq: Int, prevHash: String)
+        -> (hash: String, bytes: [UInt8])
+    {
+        var chain = CanonicalObjectWriter()
+        chain.member("run_id", .string(runId))
+        chain.member("seq", .int(seq))
+        chain.member("prev_hash", .string(prevHash))
+        chain.member("episode_version", .int(version))
+        let unhashed = UnhashedEncoding(merging: body, chain.finishMembers())
         let hash = SHA256.hex(unhashed.bytes)
         return (hash, unhashed.stored(hash: hash))
     }
 
     /// The canonical encoding of a document without its `hash` member (what the hash covers),
-    /// written in one pass, with the place where `hash` sorts; `stored(hash:)` splices the
-    /// member in there. Together equal to the canonical encoding of the whole document plus a
-    /// newline (tested against `canonicalBytes()`).
+    /// with the place where `hash` sorts; `stored(hash:)` splices the member in there. Together
+    /// equal to the canonical encoding of the whole document plus a newline (tested against
+    /// `canonicalBytes()`).
     struct UnhashedEncoding {
         var bytes: [UInt8]
         /// The offset after the last member that sorts before "hash".
         var hashAt = 1
 
-        init(_ members: [(key: String, value: JSONValue)]) {
-            var w = CanonicalJSONWriter(capacity: 4096)
-            w.append(byte: 0x7B)
-            for m in members.sorted(by: { utf16Less($0.key, $1.key) }) {
-                if w.count > 1 { w.append(byte: 0x2C) }
-                w.write(string: m.key)
-                w.append(byte: 0x3A)
-                w.write(m.value)
-                if utf16Less(m.key, "hash") { hashAt = w.count }
-            }
-            w.append(byte: 0x7D)
-            bytes = w.bytes
+        /// The object of the members of `a` and `b` (no name in both).
+        init(merging a: CanonicalMembers, _ b: CanonicalMembers) {
+            (bytes, hashAt) = CanonicalMembers.object(merging: a, b, mark: "hash")
         }
 
         /// The stored bytes: these with `"hash":"<hash>"` in its place, and a newline.
@@ -142,6 +142,14 @@ public enum EpisodeFormat {
         return encode(body: members, runId: runId, seq: seq, prevHash: prevHash).bytes
     }
 
+    /// `encodedBytes(body:runId:seq:prevHash:)` for a body already encoded (e.g.
+    /// `RunRecord.episodeMembers`): equal bytes for equal content.
+    public static func encodedBytes(members: CanonicalMembers, runId: String, seq: Int = 1, prevHash: String = genesisHash) throws -> [UInt8] {
+        guard isValidRunId(runId) else { throw EpisodeError.invalidRunId(runId) }
+        let body = try validate(members: members, runId: runId).get()
+        return encode(members: body, runId: runId, seq: seq, prevHash: prevHash).bytes
+    }
+
     /// Checks a body before it is written; returns the body's members or a reason it is refused.
     static func validateBody(_ body: JSONValue, runId: String) -> Result<[JSONKey: JSONValue], EpisodeError> {
         guard case .object(let o) = body else {
@@ -157,6 +165,25 @@ public enum EpisodeFormat {
             return .failure(.invalidBody(runId: runId, reason: "the body must not set \"\(k)\" (the store writes it)"))
         }
         return .success(o)
+    }
+
+    /// Checks a body already encoded before it is written: returns its members without
+    /// `run_id` (which must match) or a reason it is refused.
+    static func validate(members: CanonicalMembers, runId: String) -> Result<CanonicalMembers, EpisodeError> {
+        for k in chainKeys {
+            guard let encoded = members.encoding(of: k) else { continue }
+            if k == "run_id" {
+                var expected = CanonicalObjectWriter()
+                expected.member("run_id", .string(runId))
+                guard encoded.elementsEqual(expected.finishMembers().bytes) else {
+                    let value = String(decoding: encoded.dropFirst(#""run_id":"#.utf8.count), as: UTF8.self)
+                    return .failure(.invalidBody(runId: runId, reason: "the body's run_id \(value) differs from the run id"))
+                }
+                continue
+            }
+            return .failure(.invalidBody(runId: runId, reason: "the body must not set \"\(k)\" (the store writes it)"))
+        }
+        return .success(members.removing("run_id"))
     }
 
     /// The result of checking one stored file.
@@ -195,7 +222,7 @@ public enum EpisodeFormat {
         guard let runId = o["run_id"]?.stringValue else { return malformed("no \"run_id\" field") }
         guard o["episode_version"]?.intValue == version else { return malformed("unknown episode_version") }
         o.removeValue(forKey: "hash")
-        let unhashed = UnhashedEncoding(o.map { ($0.key.string, $0.value) })
+        let unhashed = UnhashedEncoding(merging: CanonicalMembers(o), .empty)
         let full = unhashed.stored(hash: hash)
         let actual = SHA256.hex(unhashed.bytes)
         if actual != hash {

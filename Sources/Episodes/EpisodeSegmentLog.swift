@@ -162,9 +162,24 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
         }
     }
 
-    static func validate(body: JSONValue, runId: String) throws -> [JSONKey: JSONValue] {
+    /// Appends the episode of `runId` whose body is already encoded (`members`, e.g. written
+    /// from a typed record with `CanonicalObjectWriter`); otherwise as `write(body:runId:)`. The
+    /// body is encoded by the caller, so the committer thread only adds the chain members.
+    @discardableResult
+    public func write(members: CanonicalMembers, runId: String) async throws -> EpisodeRef {
         guard EpisodeFormat.isValidRunId(runId) else { throw EpisodeError.invalidRunId(runId) }
-        return try EpisodeFormat.validateBody(body, runId: runId).get()
+        let body = try EpisodeFormat.validate(members: members, runId: runId).get()
+        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<EpisodeRef, any Error>) in
+            submit(.write(PendingEpisode(runId: runId, body: body) { c.resume(with: $0.mapError { $0 as any Error }) }))
+        }
+    }
+
+    /// The body's members, encoded, without `run_id`; throws why the body is refused.
+    static func validate(body: JSONValue, runId: String) throws -> CanonicalMembers {
+        guard EpisodeFormat.isValidRunId(runId) else { throw EpisodeError.invalidRunId(runId) }
+        var members = try EpisodeFormat.validateBody(body, runId: runId).get()
+        members.removeValue(forKey: "run_id")
+        return CanonicalMembers(members)
     }
 
     /// Runs `body` on the committer thread, between groups, holding the `flock`.
@@ -303,7 +318,7 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
                 continue
             }
             let tip = group.tip
-            let enc = EpisodeFormat.encode(body: r.body, runId: r.runId, seq: tip.seq + 1, prevHash: tip.hash)
+            let enc = EpisodeFormat.encode(members: r.body, runId: r.runId, seq: tip.seq + 1, prevHash: tip.hash)
             let frame = SegmentFormat.frame(runId: r.runId, seq: tip.seq + 1, episode: enc.bytes)
             if tip.segment == 0 || tip.offset + frame.count > currentCapacity() {
                 if !group.pending.isEmpty {
@@ -560,10 +575,11 @@ struct RecordLocation: Sendable, Equatable {
 /// A write waiting for the committer.
 final class PendingEpisode: @unchecked Sendable {
     let runId: String
-    let body: [JSONKey: JSONValue]
+    /// The body's members, encoded by the writer (no chain member).
+    let body: CanonicalMembers
     private let completion: @Sendable (Result<EpisodeRef, EpisodeError>) -> Void
 
-    init(runId: String, body: [JSONKey: JSONValue], completion: @escaping @Sendable (Result<EpisodeRef, EpisodeError>) -> Void) {
+    init(runId: String, body: CanonicalMembers, completion: @escaping @Sendable (Result<EpisodeRef, EpisodeError>) -> Void) {
         self.runId = runId
         self.body = body
         self.completion = completion

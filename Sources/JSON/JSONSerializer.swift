@@ -158,6 +158,9 @@ struct ByteSink: ~Copyable {
         capacity = newCapacity
     }
 
+    /// Drops what was written after the first `n` bytes.
+    mutating func truncate(to n: Int) { count = min(count, n) }
+
     /// The bytes written, as an array (one copy).
     var bytes: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
 }

@@ -70,13 +70,20 @@ public struct GateDecision: Sendable {
     }
 
     public var json: JSONValue {
-        var o: [String: JSONValue] = ["decision": .string(allowed ? "allow" : requiresApproval ? "require_approval" : "deny"),
-                                      "rule": .string(ruleId), "reason": .string(reason)]
-        if let role { o["role"] = .string(role) }
-        if let remaining { o["remaining"] = remaining }
-        if let retryAfterMs { o["retry_after_ms"] = .int(retryAfterMs) }
-        if let profileHash { o["policy"] = .string(profileHash) }
-        return .object(o)
+        var o = JSONObjectBuilder(capacity: 7)
+        write(to: &o)
+        return o.value
+    }
+
+    /// Writes the decision's members (`json`) into `o`.
+    public func write<Sink: JSONObjectSink & ~Copyable>(to o: inout Sink) {
+        o.member("decision", .string(allowed ? "allow" : requiresApproval ? "require_approval" : "deny"))
+        o.member("rule", .string(ruleId))
+        o.member("reason", .string(reason))
+        if let role { o.member("role", .string(role)) }
+        if let remaining { o.member("remaining", remaining) }
+        if let retryAfterMs { o.member("retry_after_ms", .int(retryAfterMs)) }
+        if let profileHash { o.member("policy", .string(profileHash)) }
     }
 }
 

@@ -86,6 +86,17 @@ public final class EpisodeLog: Sendable {
         return LoggedEpisode(ref: ref, indexError: await indexBatch.index(summary(ref)))
     }
 
+    /// `write(body:runId:summary:)` for a body its writer has already encoded (`members`); a
+    /// store that keeps the chain itself takes the `JSONValue` form, `body()`.
+    package func write(members: () -> CanonicalMembers, body: () -> JSONValue, runId: String,
+                       summary: @escaping @Sendable (EpisodeRef) -> EpisodeSummary) async throws -> LoggedEpisode {
+        if let chain {
+            return LoggedEpisode(ref: try await chain.appendEpisode(body: body(), runId: runId, summary: summary), indexError: nil)
+        }
+        let ref = try await episodes.write(members: members(), runId: runId)
+        return LoggedEpisode(ref: ref, indexError: await indexBatch.index(summary(ref)))
+    }
+
     /// Adds to the index every intact episode it lacks (or holds at another seq) and removes
     /// entries whose file is gone. Returns how many entries were added.
     @discardableResult

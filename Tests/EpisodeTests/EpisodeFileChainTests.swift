@@ -49,7 +49,7 @@ import JSON
         for n in 0...keys.count {
             var o: [JSONKey: JSONValue] = [:]
             for (i, k) in keys.prefix(n).enumerated() { o[k] = i % 2 == 0 ? .int(i) : ["x": .double(Double(i) / 3)] }
-            let unhashed = EpisodeFormat.UnhashedEncoding(o.map { ($0.key.string, $0.value) })
+            let unhashed = EpisodeFormat.UnhashedEncoding(merging: CanonicalMembers(o), .empty)
             #expect(unhashed.bytes == JSONValue.object(o).canonicalBytes())
             var withHash = o
             withHash["hash"] = .string(EpisodeFormat.genesisHash)

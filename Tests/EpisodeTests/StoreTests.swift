@@ -248,6 +248,62 @@ final class BrokenIndexStore: HostStore, @unchecked Sendable {
         #expect(try await log.store.episode(runId: "rr-1")?.status == "succeeded")
     }
 
+    /// A record with every optional member set (a sub-run, `foreach` items, a restored step,
+    /// a failed attempt, a decision with remaining figures, an approval, a template, a job):
+    /// the episode written from the record directly holds the same bytes as the one encoded
+    /// from its `json`, and reads back as that `json`.
+    @Test func theRecordEncodedDirectlyIsItsJSON() async throws {
+        func attempt(_ n: Int, ok: Bool) -> AttemptRecord {
+            var d = GateDecision(allowed: ok, ruleId: "r\(n)", reason: "because \"quoted\" é", role: "user",
+                                 remaining: ["calls": ["calls": 3, "wall_ms": 10], "😀": ["tokens": 1.5]], profileHash: String(repeating: "a", count: 64))
+            d.retryAfterMs = ok ? nil : 250
+            return AttemptRecord(attempt: n, startedAt: "2026-12-07T00:00:0\(n)Z", durationMs: 1.25 * Double(n), decision: d,
+                                 input: ["z": 1, "a": ["\u{E000}": true, "b": .null]], output: ok ? ["text": "hi\n"] : nil,
+                                 error: ok ? nil : ToolCallError(kind: .tool, code: "E1", message: "no", source: "driver"),
+                                 usage: ToolUsage(tokens: 7, costMicros: 9), approval: ok ? ["by": "ann", "at": "now"] : nil)
+        }
+        var inner = RunRecord(runId: "sub-1", planName: "sub", plan: ["steps": [["id": "x"]]], principal: "alice", inputs: [:], startedAt: "t0")
+        inner.steps = [StepRecord(id: "x", call: "echo.echo", status: .succeeded, attempts: [attempt(1, ok: true)], output: 1)]
+        var record = RunRecord(runId: "rr-all", planName: "all", plan: ["name": "all", "steps": [["id": "a", "call": "echo.echo"]]],
+                               principal: "alice", inputs: ["who": "nova", "n": 2.5], startedAt: "t1")
+        var each = StepRecord(id: "each", call: "echo.echo", status: .failed, attempts: [])
+        each.items = [StepRecord(id: "each[0]", call: "echo.echo", status: .succeeded, attempts: [attempt(1, ok: true)]),
+                      StepRecord(id: "each[1]", call: "echo.echo", status: .failed, attempts: [attempt(1, ok: false), attempt(2, ok: false)])]
+        each.reason = "an element failed"
+        var sub = StepRecord(id: "sub", call: "template:sub", status: .succeeded, attempts: [])
+        sub.subrun = SubRunRecord(inner)
+        var restored = StepRecord(id: "old", call: "echo.echo", status: .succeeded, attempts: [], output: 3)
+        restored.restored = ["id": "old", "call": "echo.echo", "status": "succeeded", "output": 3, "attempts": []]
+        record.steps = [StepRecord(id: "a", call: "echo.echo", status: .succeeded, attempts: [attempt(1, ok: false), attempt(2, ok: true)], output: ["text": "hi"]),
+                        each, sub, restored]
+        record.status = .failed
+        record.finishedAt = "t2"
+        record.durationMs = 12.5
+        record.output = ["out": [1, 2]]
+        record.error = "each: an element failed"
+        record.template = TemplateProvenance(name: "tpl", version: "1.0.0", hash: "h", params: ["p": 1], phases: [])
+        record.replayOf = "rr-0"
+        record.job = RunJobAttempt(jobId: "job-1", attempt: 2, worker: "w1")
+
+        let viaJSON = try EpisodeFormat.encodedBytes(body: record.json, runId: record.runId, seq: 3, prevHash: String(repeating: "b", count: 64))
+        let direct = try EpisodeFormat.encodedBytes(members: record.episodeMembers, runId: record.runId, seq: 3, prevHash: String(repeating: "b", count: 64))
+        #expect(direct == viaJSON)
+        #expect(record.json["steps"]?[3]?["resumed"] == true)
+        #expect(record.json["steps"]?[1]?["items"]?[1]?["attempts"]?[0]?["error"]?["code"] == "E1")
+        // Through the log: the stored document is the record's json plus the chain members.
+        let data = F.tempDir("log")
+        defer { F.remove(data) }
+        let log = try await EpisodeLog.open(dataDirectory: data)
+        try await log.write(record)
+        let stored = try await log.show(runId: "rr-all")
+        #expect(stored.problem == nil)
+        #expect(stored.body == record.json)
+        // A record whose body names another run is refused, as a JSON body is.
+        await #expect(throws: EpisodeError.self) {
+            _ = try EpisodeFormat.encodedBytes(members: record.episodeMembers, runId: "rr-other")
+        }
+    }
+
     @Test func indexFailureLeavesTheEpisodeAndIsRepairedOnOpen() async throws {
         let data = F.tempDir("log")
         defer { F.remove(data) }

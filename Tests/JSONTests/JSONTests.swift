@@ -534,3 +534,86 @@ struct InfinityRoundTripTests {
         #expect(try JSONValue.parse(v.serialized(pretty: true)) == v)
     }
 }
+
+@Suite("Canonical object writer")
+struct CanonicalObjectWriterTests {
+    /// Writes `object` into `sink` member by member in the order given by `shuffle`, nested
+    /// objects and arrays of objects through the sink's own object members.
+    static func write<Sink: JSONObjectSink & ~Copyable>(_ object: [JSONKey: JSONValue], into sink: inout Sink,
+                                                        _ rng: inout RobustnessTests.SplitMix) {
+        for (k, v) in object.shuffled(using: &rng) {
+            switch v {
+            case .object(let o) where Bool.random(using: &rng):
+                var child = rng
+                sink.member(k.string) { write(o, into: &$0, &child) }
+                rng = child
+            case .array(let a) where !a.isEmpty && a.allSatisfy({ $0.objectValue != nil }):
+                var child = rng
+                sink.member(k.string, objects: a.count) { s, i in
+                    if case .object(let e) = a[i] { write(e, into: &s, &child) }
+                }
+                rng = child
+            default:
+                sink.member(k.string, v)
+            }
+        }
+    }
+
+    /// Random objects (unicode names among them, nested objects and arrays of objects) written
+    /// in random member order: the same bytes as `canonicalBytes()`, and the same value through
+    /// `JSONObjectBuilder`.
+    @Test func agreesWithCanonicalBytes() {
+        var rng = RobustnessTests.SplitMix(state: 11)
+        var checked = 0
+        for _ in 0..<3000 {
+            var o: [JSONKey: JSONValue] = [:]
+            for name in ["a", "b", "\u{E000}", "😀", "é", "steps", ""].shuffled(using: &rng).prefix(Int.random(in: 0...7, using: &rng)) {
+                switch Int.random(in: 0..<4, using: &rng) {
+                case 0: o[JSONKey(name)] = .array((0..<Int.random(in: 1..<4, using: &rng)).map { _ in
+                    .object(["id": .int(Int.random(in: 0..<9, using: &rng)), "\u{E000}x": RobustnessTests.randomValue(&rng, depth: 2), "😀": .null]) })
+                case 1: o[JSONKey(name)] = .object(["z": RobustnessTests.randomValue(&rng, depth: 2), "y": ["b": 1, "a": 2]])
+                default: o[JSONKey(name)] = RobustnessTests.randomValue(&rng, depth: 1)
+                }
+            }
+            var w = CanonicalObjectWriter()
+            var r1 = rng
+            Self.write(o, into: &w, &r1)
+            #expect(w.finishMembers().objectBytes == JSONValue.object(o).canonicalBytes())
+            var b = JSONObjectBuilder()
+            var r2 = rng
+            Self.write(o, into: &b, &r2)
+            #expect(b.value == .object(o))
+            _ = rng.next()
+            checked += 1
+        }
+        #expect(checked == 3000)
+    }
+
+    /// A name written twice keeps its last value, as in a dictionary (also inside objects).
+    @Test func aNameWrittenTwiceKeepsTheLastValue() {
+        var w = CanonicalObjectWriter()
+        w.member("b", 1)
+        w.member("a", 1)
+        w.member("inner") { o in
+            o.member("x", 1)
+            o.member("x", 2)
+        }
+        w.member("b", 2)
+        let members = w.finishMembers()
+        #expect(String(decoding: members.objectBytes, as: UTF8.self) == #"{"a":1,"b":2,"inner":{"x":2}}"#)
+        #expect(members.members.map(\.name) == ["a", "b", "inner"])
+        #expect(members.encoding(of: "b").map { String(decoding: $0, as: UTF8.self) } == #""b":2"#)
+        #expect(members.removing("b").members.map(\.name) == ["a", "inner"])
+    }
+
+    /// Merging two member lists interleaves them in canonical order and marks where a name
+    /// would go.
+    @Test func mergingMarksThePlaceOfAName() {
+        let a = CanonicalMembers(["a": 1, "m": 2] as [JSONKey: JSONValue])
+        let b = CanonicalMembers(["k": 3, "z": 4] as [JSONKey: JSONValue])
+        let merged = CanonicalMembers.object(merging: a, b, mark: "l")
+        #expect(String(decoding: merged.bytes, as: UTF8.self) == #"{"a":1,"k":3,"m":2,"z":4}"#)
+        #expect(String(decoding: merged.bytes[..<merged.markAt], as: UTF8.self) == #"{"a":1,"k":3"#)
+        #expect(CanonicalMembers.object(merging: .empty, .empty, mark: "x").markAt == 1)
+    }
+}

@@ -27,17 +27,32 @@ public struct AttemptRecord: Sendable {
     public var endNanos: Int64 = 0
 
     public var json: JSONValue {
-        var o: [String: JSONValue] = [
-            "attempt": .int(attempt), "started_at": .string(startedAt), "duration_ms": .double(durationMs),
-            "input": input, "usage": ["tokens": .int(Int(usage.tokens)), "cost_micros": .int(Int(usage.costMicros))],
-        ]
-        if let decision { o["decision"] = decision.json }
-        if let approval { o["approval"] = approval }
-        if let output { o["output"] = output }
-        if let error {
-            o["error"] = ["kind": .string(error.kind.rawValue), "code": .string(error.code), "message": .string(error.message), "source": .string(error.source)]
+        var o = JSONObjectBuilder(capacity: 9)
+        write(to: &o)
+        return o.value
+    }
+
+    /// Writes the attempt's members (`json`) into `o`.
+    public func write<Sink: JSONObjectSink & ~Copyable>(to o: inout Sink) {
+        o.member("attempt", .int(attempt))
+        o.member("started_at", .string(startedAt))
+        o.member("duration_ms", .double(durationMs))
+        o.member("input", input)
+        o.member("usage") { u in
+            u.member("tokens", .int(Int(usage.tokens)))
+            u.member("cost_micros", .int(Int(usage.costMicros)))
         }
-        return .object(o)
+        if let decision { o.member("decision") { decision.write(to: &$0) } }
+        if let approval { o.member("approval", approval) }
+        if let output { o.member("output", output) }
+        if let error {
+            o.member("error") { e in
+                e.member("kind", .string(error.kind.rawValue))
+                e.member("code", .string(error.code))
+                e.member("message", .string(error.message))
+                e.member("source", .string(error.source))
+            }
+        }
     }
 }
 
@@ -61,17 +76,27 @@ public struct StepRecord: Sendable {
     public var restored: JSONValue?
 
     public var json: JSONValue {
-        if case .object(var o)? = restored {
-            o["resumed"] = true
-            return .object(o)
+        var o = JSONObjectBuilder(capacity: 8)
+        write(to: &o)
+        return o.value
+    }
+
+    /// Writes the step's members (`json`) into `o`: a restored step as first recorded, marked
+    /// `resumed`.
+    public func write<Sink: JSONObjectSink & ~Copyable>(to o: inout Sink) {
+        if case .object(let first)? = restored {
+            for (k, v) in first where k.string != "resumed" { o.member(k.string, v) }
+            o.member("resumed", true)
+            return
         }
-        var o: [String: JSONValue] = ["id": .string(id), "call": .string(call), "status": .string(status.rawValue),
-                                      "attempts": .array(attempts.map(\.json))]
-        if let output { o["output"] = output }
-        if let reason { o["reason"] = .string(reason) }
-        if let items { o["items"] = .array(items.map(\.json)) }
-        if let subrun { o["subrun"] = subrun.record.json }
-        return .object(o)
+        o.member("id", .string(id))
+        o.member("call", .string(call))
+        o.member("status", .string(status.rawValue))
+        o.member("attempts", objects: attempts.count) { a, i in attempts[i].write(to: &a) }
+        if let output { o.member("output", output) }
+        if let reason { o.member("reason", .string(reason)) }
+        if let items { o.member("items", objects: items.count) { a, i in items[i].write(to: &a) } }
+        if let subrun { o.member("subrun") { subrun.record.write(to: &$0) } }
     }
 
     /// The records of `steps` that can be restored: succeeded steps of a checkpoint.
@@ -121,19 +146,48 @@ public struct RunRecord: Sendable {
 
     /// The record as JSON (the episode body, before hashing).
     public var json: JSONValue {
+        var o = JSONObjectBuilder(capacity: 16)
+        write(to: &o)
+        return o.value
+    }
+
+    /// Writes the record's members (`json`) into `o`: with `CanonicalObjectWriter`, the episode
+    /// body's canonical encoding without a `JSONValue` in between.
+    public func write<Sink: JSONObjectSink & ~Copyable>(to o: inout Sink) {
         let t = totals
-        var o: [String: JSONValue] = [
-            "run_id": .string(runId), "plan_name": .string(planName), "plan": plan, "principal": .string(principal),
-            "inputs": inputs, "started_at": .string(startedAt), "finished_at": .string(finishedAt),
-            "duration_ms": .double(durationMs), "status": .string(status.rawValue), "steps": .array(steps.map(\.json)),
-            "totals": ["calls": .int(t.calls), "tokens": .int(Int(t.tokens)), "cost_micros": .int(Int(t.costMicros))],
-        ]
-        if let output { o["output"] = output }
-        if let error { o["error"] = .string(error) }
-        if let template { o["template"] = template.json }
-        if let replayOf { o["replay_of"] = .string(replayOf) }
-        if let job { o["job"] = ["id": .string(job.jobId), "attempt": .int(job.attempt), "worker": .string(job.worker)] }
-        return .object(o)
+        o.member("run_id", .string(runId))
+        o.member("plan_name", .string(planName))
+        o.member("plan", plan)
+        o.member("principal", .string(principal))
+        o.member("inputs", inputs)
+        o.member("started_at", .string(startedAt))
+        o.member("finished_at", .string(finishedAt))
+        o.member("duration_ms", .double(durationMs))
+        o.member("status", .string(status.rawValue))
+        o.member("steps", objects: steps.count) { s, i in steps[i].write(to: &s) }
+        o.member("totals") { x in
+            x.member("calls", .int(t.calls))
+            x.member("tokens", .int(Int(t.tokens)))
+            x.member("cost_micros", .int(Int(t.costMicros)))
+        }
+        if let output { o.member("output", output) }
+        if let error { o.member("error", .string(error)) }
+        if let template { o.member("template", template.json) }
+        if let replayOf { o.member("replay_of", .string(replayOf)) }
+        if let job {
+            o.member("job") { j in
+                j.member("id", .string(job.jobId))
+                j.member("attempt", .int(job.attempt))
+                j.member("worker", .string(job.worker))
+            }
+        }
+    }
+
+    /// The episode body's members in canonical encoding (what `json` holds, without building it).
+    public var episodeMembers: CanonicalMembers {
+        var w = CanonicalObjectWriter()
+        write(to: &w)
+        return w.finishMembers()
     }
 }
 

@@ -29,10 +29,11 @@ extension EpisodeSummary {
 }
 
 extension EpisodeLog {
-    /// Writes the episode of `record` (its `json`, which the run engine has already redacted)
-    /// and indexes it from the typed record. The blocking file work runs on its own thread.
+    /// Writes the episode of `record` (its `json`, which the run engine has already redacted;
+    /// encoded from the record without building the `JSONValue`) and indexes it from the typed
+    /// record. The blocking file work runs on its own thread.
     @discardableResult
     public func write(_ record: RunRecord) async throws -> LoggedEpisode {
-        try await write(body: record.json, runId: record.runId) { EpisodeSummary(ref: $0, record: record) }
+        try await write(members: { record.episodeMembers }, body: { record.json }, runId: record.runId) { EpisodeSummary(ref: $0, record: record) }
     }
 }
