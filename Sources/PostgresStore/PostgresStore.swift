@@ -315,6 +315,7 @@ public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
             WHERE (\(f.status)::TEXT IS NULL OR status = \(f.status)) AND (\(f.principal)::TEXT IS NULL OR principal = \(f.principal))
               AND (\(f.planName)::TEXT IS NULL OR plan_name = \(f.planName))
               AND (\(f.agentId)::TEXT IS NULL OR run_id IN (SELECT id FROM nova_goals WHERE agent_id = \(f.agentId)))
+              AND (\(f.beforeSeq)::BIGINT IS NULL OR seq < \(f.beforeSeq))
             ORDER BY seq DESC LIMIT \(max(0, limit)) OFFSET \(max(0, offset))
             """)
     }
@@ -326,6 +327,7 @@ public final class PostgresStore: HostStore, EpisodeChainStore, Sendable {
             WHERE (\(f.status)::TEXT IS NULL OR status = \(f.status)) AND (\(f.principal)::TEXT IS NULL OR principal = \(f.principal))
               AND (\(f.planName)::TEXT IS NULL OR plan_name = \(f.planName))
               AND (\(f.agentId)::TEXT IS NULL OR run_id IN (SELECT id FROM nova_goals WHERE agent_id = \(f.agentId)))
+              AND (\(f.beforeSeq)::BIGINT IS NULL OR seq < \(f.beforeSeq))
             """, logger: logger)
         for try await (n) in sequence.decode(Int.self) { count = n }
         return count

@@ -49,9 +49,12 @@ public struct EpisodeFilter: Sendable, Equatable {
     public var planName: String?
     /// Only goals of this agent (by agent id): runs whose id is one of the agent's goals.
     public var agentId: String?
+    /// Only episodes recorded before this chain position (`seq` below it): a cursor through
+    /// the history that episodes recorded meanwhile do not shift.
+    public var beforeSeq: Int?
 
-    public init(status: String? = nil, principal: String? = nil, planName: String? = nil, agentId: String? = nil) {
-        (self.status, self.principal, self.planName, self.agentId) = (status, principal, planName, agentId)
+    public init(status: String? = nil, principal: String? = nil, planName: String? = nil, agentId: String? = nil, beforeSeq: Int? = nil) {
+        (self.status, self.principal, self.planName, self.agentId, self.beforeSeq) = (status, principal, planName, agentId, beforeSeq)
     }
 }
 

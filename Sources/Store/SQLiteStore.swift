@@ -294,6 +294,7 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
         if let plan = f.planName { clauses.append("plan_name = ?"); params.append(.text(plan)) }
         // An agent's runs are its goals (a goal's id is its run's id).
         if let agent = f.agentId { clauses.append("run_id IN (SELECT id FROM goals WHERE agent_id = ?)"); params.append(.text(agent)) }
+        if let before = f.beforeSeq { clauses.append("seq < ?"); params.append(.int(Int64(before))) }
         return (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND "), params)
     }
 

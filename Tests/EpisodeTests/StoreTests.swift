@@ -299,7 +299,7 @@ final class BrokenIndexStore: HostStore, @unchecked Sendable {
         #expect(stored.problem == nil)
         #expect(stored.body == record.json)
         // A record whose body names another run is refused, as a JSON body is.
-        await #expect(throws: EpisodeError.self) {
+        #expect(throws: EpisodeError.self) {
             _ = try EpisodeFormat.encodedBytes(members: record.episodeMembers, runId: "rr-other")
         }
     }

@@ -7,7 +7,15 @@ import JSON
 /// in process and process-isolated.
 @Suite("Driver lifecycle at exit")
 struct LifecycleTests {
-    func runOnce(isolation: String, extraArguments: [String] = []) throws -> (status: Int32, markers: String, stderr: String) {
+    /// `nova-host run` of a one-step plan, on a thread of its own: compiling the driver and
+    /// waiting for the process block, and a test must not hold one of the cooperative pool's
+    /// few threads for that long (the other tests' tasks would stall behind it — a shell test's
+    /// 8 s deadline passed before its sandbox could start).
+    func runOnce(isolation: String, extraArguments: [String] = []) async throws -> (status: Int32, markers: String, stderr: String) {
+        try await OffPool.run { try runOnceBlocking(isolation: isolation, extraArguments: extraArguments) }
+    }
+
+    func runOnceBlocking(isolation: String, extraArguments: [String]) throws -> (status: Int32, markers: String, stderr: String) {
         let dir = Fixtures.tempDir("lifecycle")
         try FileManager.default.createDirectory(atPath: dir + "/drivers", withIntermediateDirectories: true)
         let markers = dir + "/markers"
@@ -30,8 +38,8 @@ struct LifecycleTests {
     }
 
     @Test(arguments: ["inprocess", "process"])
-    func runEndsWithDestroyThenShutdown(isolation: String) throws {
-        let r = try runOnce(isolation: isolation)
+    func runEndsWithDestroyThenShutdown(isolation: String) async throws {
+        let r = try await runOnce(isolation: isolation)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.markers == "destroy\nshutdown\n", "\(isolation): markers were \(r.markers.debugDescription)")
     }
@@ -39,14 +47,14 @@ struct LifecycleTests {
     /// Issue 10.9: what a driver logs through host->log reaches `run`'s stderr, with the
     /// driver, generation, call and run, filtered by --log-level.
     @Test(arguments: ["inprocess", "process"])
-    func driverLogsReachRunsStderr(isolation: String) throws {
-        let shown = try runOnce(isolation: isolation, extraArguments: ["--log-level", "info"])
+    func driverLogsReachRunsStderr(isolation: String) async throws {
+        let shown = try await runOnce(isolation: isolation, extraArguments: ["--log-level", "info"])
         #expect(shown.status == 0)
         let line = shown.stderr.split(separator: "\n").first { $0.contains("variant says hello") }.map(String.init) ?? ""
         #expect(line.hasPrefix("[driver variant gen ") && line.contains(" call ") && line.contains(" run r") && line.hasSuffix("] warning: variant says hello"),
                 "\(isolation): \(shown.stderr)")
-        let hidden = try runOnce(isolation: isolation, extraArguments: ["--log-level", "error"])
+        let hidden = try await runOnce(isolation: isolation, extraArguments: ["--log-level", "error"])
         #expect(hidden.status == 0 && !hidden.stderr.contains("variant says hello"), "\(hidden.stderr)")
-        #expect(try runOnce(isolation: isolation, extraArguments: ["-v"]).stderr.contains("variant says hello"))
+        #expect(try await runOnce(isolation: isolation, extraArguments: ["-v"]).stderr.contains("variant says hello"))
     }
 }

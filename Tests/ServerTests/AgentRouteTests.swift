@@ -201,6 +201,57 @@ import Testing
         }
     }
 
+    /// `GET /v1/runs?before_seq=` pages through recorded runs by their episode's seq: runs
+    /// recorded between two pages shift `offset` pages (the same run twice) but not the cursor,
+    /// which lists every run once, newest first; it combines with the filters; bad values and
+    /// `offset` with it are 400.
+    @Test(arguments: Backend.allCases) func runsPageByCursorWhileRunsAreRecorded(_ backend: Backend) async throws {
+        let stores = PostgresTestDatabase.Stores()
+        try await backend.server(stores).withClient(.live) { client in
+            func record(_ n: Int) async throws -> [String] {
+                var ids: [String] = []
+                for _ in 0..<n {
+                    let id = try #require(try await client.post("/v1/runs", F.aliceKey, ["plan": Self.echoPlan]).json["run_id"]?.stringValue)
+                    _ = try await client.waitForRun(id, F.aliceKey)
+                    ids.append(id)
+                }
+                return ids
+            }
+            let first = try await record(5)
+            // By offset: a run recorded between the pages pushes the second page's first run
+            // back onto it (the client sees it twice).
+            let byOffset1 = try await client.get("/v1/runs?limit=2", F.aliceKey).json
+            #expect(byOffset1["runs"]?.arrayValue?.compactMap { $0["run_id"]?.stringValue } == [first[4], first[3]])
+            let cursor = try #require(byOffset1["next_before_seq"]?.intValue, "\(byOffset1)")
+            let newer = try await record(2)
+            let byOffset2 = try await client.get("/v1/runs?limit=2&offset=2", F.aliceKey).json
+            #expect(byOffset2["runs"]?.arrayValue?.compactMap { $0["run_id"]?.stringValue } == [first[4], first[3]], "offsets shift")
+            // By cursor: the rest of the first five, once each, whatever is recorded meanwhile.
+            var seen = [first[4], first[3]]
+            var made = first.count + newer.count
+            var next: Int? = cursor
+            while let before = next {
+                let page = try await client.get("/v1/runs?limit=2&before_seq=\(before)", F.aliceKey)
+                #expect(page.status == .ok, "\(page.text)")
+                seen += (page.json["runs"]?.arrayValue ?? []).compactMap { $0["run_id"]?.stringValue }
+                next = page.json["next_before_seq"]?.intValue
+                made += try await record(1).count
+            }
+            #expect(seen == first.reversed(), "\(seen)")
+            // With filters: every run so far is a succeeded run of plan "hi" of alice's; bob sees none.
+            let top = try await client.get("/v1/runs?limit=1&status=succeeded", F.aliceKey).json
+            #expect(top["runs"]?[0]?["run_id"]?.stringValue != nil && top["next_before_seq"]?.intValue != nil)
+            let mine = try await client.get("/v1/runs?before_seq=\(cursor + 1000)&plan=hi&status=succeeded&limit=500", F.aliceKey).json
+            #expect(mine["total"]?.intValue == made && mine["runs"]?.arrayValue?.count == made && mine["next_before_seq"] == .null, "\(mine)")
+            #expect(try await client.get("/v1/runs?before_seq=\(cursor + 1000)", F.bobKey).json["total"] == 0)
+            #expect(try await client.get("/v1/runs?before_seq=1", F.aliceKey).json["runs"] == [], "nothing before the first episode")
+            for bad in ["before_seq=0", "before_seq=x", "before_seq=3&offset=0"] {
+                let r = try await client.get("/v1/runs?\(bad)", F.aliceKey)
+                #expect(r.status == .badRequest && r.json["error"]?["code"] == "invalid_parameter", "\(bad): \(r.text)")
+            }
+        }
+    }
+
     /// `GET /v1/runs?agent=&plan=` keeps an agent's goals and a plan's runs (recorded ones
     /// through the store's query), each caller's own; `GET /v1/agents?q=` searches the agents
     /// the caller may see.

@@ -210,7 +210,14 @@ extension NovaServer {
         let q = request.uri.queryParameters
         let limit = try RouteHelpers.intParameter(q.get("limit"), name: "limit", default: 50, range: 1...500)
         let offset = try RouteHelpers.intParameter(q.get("offset"), name: "offset", default: 0, range: 0...10_000_000)
-        return JSONIO.response(try await runPage(try await runListFilter(request, caller: caller), limit: limit, offset: offset, caller: caller))
+        var filter = try await runListFilter(request, caller: caller)
+        if let raw = q.get("before_seq") {
+            guard q.get("offset") == nil else {
+                throw APIError.badRequest("invalid_parameter", "give offset or before_seq, not both (before_seq pages through recorded runs by their seq)")
+            }
+            filter.beforeSeq = try RouteHelpers.intParameter(raw, name: "before_seq", default: 1, range: 1...Int.max)
+        }
+        return JSONIO.response(try await runPage(filter, limit: limit, offset: offset, caller: caller))
     }
 
     /// The filters of `GET /v1/runs` and its stream from the query: `status`, `principal`,
@@ -305,7 +312,8 @@ extension NovaServer {
         // Runs not yet recorded first — queued or running on any host, and direct calls in
         // flight here — newest first; then the episode index (newest first).
         var live: [(key: String, view: JSONValue)] = []
-        if status == nil || status == "running" || status == "queued" {
+        // A cursor (`before_seq`) pages through recorded runs only.
+        if filter.beforeSeq == nil && (status == nil || status == "running" || status == "queued") {
             var ids = Set<String>()
             let pending: [Job]
             do { pending = try await lookup.pendingRuns(status: status, principal: principal, limit: 10_000) } catch {
@@ -338,9 +346,11 @@ extension NovaServer {
             }
         }
         var total = live.count
+        var lastSeq: Int?
         if status != "running" && status != "queued", let log = host.episodes {
             do {
-                let indexed = EpisodeFilter(status: status, principal: principal, planName: filter.plan, agentId: filter.agentId)
+                let indexed = EpisodeFilter(status: status, principal: principal, planName: filter.plan, agentId: filter.agentId,
+                                            beforeSeq: filter.beforeSeq)
                 total += try await log.store.countEpisodes(indexed)
                 let remaining = limit - items.count
                 if remaining > 0 {
@@ -348,13 +358,18 @@ extension NovaServer {
                     for e in try await log.list(indexed, limit: remaining, offset: indexOffset)
                     where !seen.contains(e.runId) {
                         items.append(RunViews.run(summary: e))
+                        lastSeq = e.seq
                     }
                 }
             } catch {
                 throw APIError(.serviceUnavailable, "store_unavailable", "the run index cannot be read: \(error)")
             }
         }
-        return Self.page(items, limit, offset, total, key: "runs")
+        guard case .object(var page) = Self.page(items, limit, offset, total, key: "runs") else { preconditionFailure("a page is an object") }
+        // The cursor of the next page: older recorded runs than the last one listed here (runs
+        // recorded meanwhile do not shift it, as they shift offsets).
+        page["next_before_seq"] = offset + items.count < total ? lastSeq.map { .int($0) } ?? .null : .null
+        return .object(page)
     }
 }
 
@@ -368,6 +383,8 @@ struct RunListFilter: Sendable, Equatable {
     var plan: String?
     /// Only goals of this agent (its id, already authorized by `runAgentId`).
     var agentId: String?
+    /// Only recorded runs whose episode comes before this chain position (`before_seq`).
+    var beforeSeq: Int?
 }
 
 /// Request parsing and error details shared by the routes.

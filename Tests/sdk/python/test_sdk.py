@@ -142,6 +142,17 @@ async def test_runs_idempotency_episodes_and_pagination(admin):
     every = await take(admin.runs.iter(page_size=2))
     assert len(every) == len({r.run_id for r in every}) >= page.total and ids <= {r.run_id for r in every}
     assert [r.run_id for r in await take(admin.runs.iter(page_size=2), 3)] == [r.run_id for r in every[:3]]
+    # The cursor: the page after page's last recorded run; runs recorded while an iteration
+    # reads its pages neither repeat nor hide older ones.
+    assert isinstance(page.next_before_seq, int)
+    older = await v(admin.runs.list(limit=2, before_seq=page.next_before_seq))
+    assert older.runs and not {r.run_id for r in older.runs} & {r.run_id for r in page.runs}
+    assert all(r.episode.seq < page.next_before_seq for r in older.runs)
+    it = admin.runs.iter(page_size=2)
+    listed = await take(it, 3)
+    await v(admin.runs.wait((await v(admin.runs.create(ECHO_PLAN, inputs={}))).run_id))
+    listed += await take(it)
+    assert len(listed) == len({r.run_id for r in listed}) and ids <= {r.run_id for r in listed}
     # Server-side filters: by plan name, and by agent (an unknown agent is 404).
     by_plan = await take(admin.runs.iter(plan="sdk-echo", page_size=2))
     assert ids <= {r.run_id for r in by_plan} and all(r.plan_name == "sdk-echo" for r in by_plan)

@@ -205,6 +205,20 @@ test("runs: idempotency, episodes, pagination, cancel", async () => {
   const seen = new Set(every.map((r) => r.run_id));
   assert.equal(seen.size, every.length);
   for (const id of ids) assert.ok(seen.has(id));
+  // The cursor: the page after page's last recorded run; runs recorded while an iteration
+  // reads its pages neither repeat nor hide older ones.
+  assert.equal(typeof page.next_before_seq, "number");
+  const older = await admin.runs.list({ limit: 2, before_seq: page.next_before_seq });
+  assert.ok(older.runs.length > 0 && older.runs.every((r) => r.episode.seq < page.next_before_seq));
+  assert.ok(!older.runs.some((r) => page.runs.some((p) => p.run_id === r.run_id)));
+  // (`next()` by hand: leaving a for-await loop early would close the generator.)
+  const it = admin.runs.iter({ pageSize: 2 });
+  const listed = [];
+  for (let i = 0; i < 3; i++) listed.push((await it.next()).value);
+  await admin.runs.wait((await admin.runs.create({ plan: ECHO_PLAN })).run_id);
+  for (let r = await it.next(); !r.done; r = await it.next()) listed.push(r.value);
+  assert.equal(new Set(listed.map((r) => r.run_id)).size, listed.length);
+  for (const id of ids) assert.ok(listed.some((r) => r.run_id === id));
   const byPlan = await take(admin.runs.iter({ plan: "sdk-echo", pageSize: 2 }));
   for (const id of ids) assert.ok(byPlan.some((r) => r.run_id === id));
   assert.ok(byPlan.every((r) => r.plan_name === "sdk-echo"));

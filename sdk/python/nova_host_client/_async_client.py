@@ -220,6 +220,23 @@ class AsyncClient:
                 yield item
             offset = next_offset(page, got, offset, limit)
 
+    async def _cursor_pages(self, fetch: Callable[[Optional[int], Optional[int]], Any], items: str, unique: str) -> AsyncIterator[Any]:
+        """Every item of pages read by offset until a page names a cursor (`next_before_seq`),
+        then by cursor: fetch(offset, before_seq) answers a page. Items recorded meanwhile shift
+        offset pages but not cursor pages; an item seen on an earlier page is not yielded again."""
+        offset: Optional[int] = 0
+        before: Optional[int] = None
+        seen = set()
+        while offset is not None or before is not None:
+            page = await fetch(offset, before)
+            for item in getattr(page, items):
+                if getattr(item, unique) in seen:
+                    continue
+                seen.add(getattr(item, unique))
+                yield item
+            before = page.next_before_seq
+            offset = page.next_offset if before is None and offset is not None else None
+
 
 class AsyncResource:
     def __init__(self, client: AsyncClient):
@@ -241,20 +258,23 @@ class AsyncRuns(AsyncResource):
                                         headers={"Idempotency-Key": idempotency_key or new_idempotency_key()})
 
     async def list(self, *, status: Optional[str] = None, principal: Optional[str] = None, plan: Optional[str] = None,
-                   agent: Optional[str] = None, limit: Optional[int] = None, offset: Optional[int] = None) -> m.ListRunsResponse:
+                   agent: Optional[str] = None, limit: Optional[int] = None, offset: Optional[int] = None,
+                   before_seq: Optional[int] = None) -> m.ListRunsResponse:
         """One page of runs, newest first; `plan` (a plan's name) and `agent` (an agent's id or
-        name: its goals' runs) filter on the server."""
+        name: its goals' runs) filter on the server. `before_seq` (a page's `next_before_seq`)
+        pages through recorded runs by cursor instead of `offset`."""
         return await self._client._call("GET", "/v1/runs", m.ListRunsResponse,
                                         params=query(status=status, principal=principal, plan=plan, agent=agent, limit=limit,
-                                                     offset=offset))
+                                                     offset=offset, before_seq=before_seq))
 
     def iter(self, *, status: Optional[str] = None, principal: Optional[str] = None, plan: Optional[str] = None,
              agent: Optional[str] = None, page_size: int = 50) -> AsyncIterator[m.Run]:
-        """Every run, page after page (`next_offset`), each once: the server lists queued and
-        running runs before recorded ones, so a run that finishes while pages are read can move
-        between pages (it is not yielded twice; one that moves to an earlier page can be missed)."""
-        return self._client._pages(lambda o: self.list(status=status, principal=principal, plan=plan, agent=agent, limit=page_size,
-                                                       offset=o), "runs", page_size, unique="run_id")
+        """Every run, each once, newest first: queued and running runs, then recorded ones, by
+        offset until a page reaches the recorded runs and then by the server's cursor
+        (`next_before_seq`), so runs recorded while pages are read shift nothing (a run that
+        finishes while the first pages are read can still be missed or come late)."""
+        return self._client._cursor_pages(lambda o, b: self.list(status=status, principal=principal, plan=plan, agent=agent,
+                                                                 limit=page_size, offset=o, before_seq=b), "runs", unique="run_id")
 
     def stream(self, *, status: Optional[str] = None, principal: Optional[str] = None, plan: Optional[str] = None,
                agent: Optional[str] = None) -> AsyncStream[m.Run]:

@@ -499,6 +499,7 @@ class ListRunsResponse(NovaModel):
     offset: int
     total: int
     next_offset: Optional[int]
+    next_before_seq: Optional[int] = Field(description='The seq of the last recorded run of this page when more follow: `before_seq` of the next page.')
 
 
 class CancelRunResponse(NovaModel):

@@ -458,17 +458,31 @@ export class Runs extends Resource {
   create(request: m.RunRequest, options: { idempotencyKey?: string } = {}): Promise<m.Run> {
     return this.client.json("POST", "/v1/runs", { body: request, headers: { "Idempotency-Key": options.idempotencyKey ?? newIdempotencyKey() } });
   }
-  list(query: { status?: m.RunStatus; principal?: string; plan?: string; agent?: string; limit?: number; offset?: number } = {}): Promise<m.ListRunsResponse> {
+  /** One page of runs, newest first; `before_seq` (a page's `next_before_seq`) pages through recorded runs by cursor instead of `offset`. */
+  list(query: { status?: m.RunStatus; principal?: string; plan?: string; agent?: string; limit?: number; offset?: number; before_seq?: number } = {}): Promise<m.ListRunsResponse> {
     return this.client.json("GET", "/v1/runs", { query });
   }
   /**
-   * Every run, page after page (`next_offset`), each once: the server lists queued and running
-   * runs before recorded ones, so a run that finishes while pages are read can move between
-   * pages (it is not yielded twice; one that moves to an earlier page can be missed).
+   * Every run, each once, newest first: queued and running runs, then recorded ones, by offset
+   * until a page reaches the recorded runs and then by the server's cursor (`next_before_seq`),
+   * so runs recorded while pages are read shift nothing (a run that finishes while the first
+   * pages are read can still be missed or come late).
    */
-  iter(query: { status?: m.RunStatus; principal?: string; plan?: string; agent?: string; pageSize?: number } = {}): AsyncGenerator<m.Run> {
+  async *iter(query: { status?: m.RunStatus; principal?: string; plan?: string; agent?: string; pageSize?: number } = {}): AsyncGenerator<m.Run> {
     const { pageSize = 50, ...q } = query;
-    return this.client.pages((offset) => this.list({ ...q, limit: pageSize, offset }), "runs", pageSize, "run_id");
+    let offset: number | null = 0;
+    let before: number | null = null;
+    const seen = new Set<string>();
+    while (offset !== null || before !== null) {
+      const page: m.ListRunsResponse = await this.list(before !== null ? { ...q, limit: pageSize, before_seq: before } : { ...q, limit: pageSize, offset: offset ?? 0 });
+      for (const run of page.runs) {
+        if (seen.has(run.run_id)) continue;
+        seen.add(run.run_id);
+        yield run;
+      }
+      before = page.next_before_seq ?? null;
+      offset = before === null && offset !== null ? (page.next_offset ?? null) : null;
+    }
   }
   /** Server-sent events: the newest 50 runs the filters match, oldest first, then each run that appears or changes; ends when the server ends the stream. */
   stream(query: { status?: m.RunStatus; principal?: string; plan?: string; agent?: string } = {}): EventStream<m.Run> {

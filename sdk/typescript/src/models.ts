@@ -517,6 +517,8 @@ export interface ListRunsResponse {
   offset: number;
   total: number;
   next_offset: number | null;
+  /** The seq of the last recorded run of this page when more follow: `before_seq` of the next page. */
+  next_before_seq: number | null;
 }
 
 /** The answer of POST /v1/runs/{id}/cancel. */
