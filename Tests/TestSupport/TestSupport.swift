@@ -90,10 +90,14 @@ public enum ProcessRunner {
 
 /// Network helpers.
 public enum Ports {
-    /// A port on 127.0.0.1 where nothing listens (bound, then closed).
+    /// A port on 127.0.0.1 where nothing listens: a socket stays bound to it, not listening, for
+    /// the rest of the test process, so a connection is refused and no other test's server can
+    /// be given the port. (Bound and closed at once, the port went back to the kernel's pool, and
+    /// a server that another test started meanwhile on port 0 got it: a "refused" connection was
+    /// answered — seen in CI.)
     public static func closed() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        try #require(fd >= 0, "cannot create a probe socket")
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
