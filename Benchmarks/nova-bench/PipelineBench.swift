@@ -45,11 +45,12 @@ enum PipelineBench {
             print("  episode of a one-step run (\(viaJSON.count) bytes), encode + SHA-256: from the record's JSONValue \(Measure.fmt(a)), from the record directly \(Measure.fmt(b))")
         }
         print("  one-step echo.echo runs (prepare + execute + durable episode, no HTTP), data in \(parent):")
-        let counts = ProcessInfo.processInfo.environment["NOVA_BENCH_CALLERS"].map { $0.split(separator: ",").compactMap { Int($0) } } ?? [1, 32]
+        let counts = ProcessInfo.processInfo.environment["NOVA_BENCH_CALLERS"].map { $0.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 } } ?? [1, 32]
+        let scale = max(1, ProcessInfo.processInfo.environment["NOVA_BENCH_SCALE"].flatMap { Int($0) } ?? 1)
         for callers in counts {
             var rates: [Double] = [], cpus: [Double] = []
+            let perCaller = max(200, 1500 / callers) * scale
             for _ in 0..<3 {
-                let perCaller = max(200, 1500 / callers) * (ProcessInfo.processInfo.environment["NOVA_BENCH_SCALE"].flatMap { Int($0) } ?? 1)
                 let c0 = cpuMicros(), t0 = nova_monotonic_ns()
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for _ in 0..<callers { group.addTask { for _ in 0..<perCaller { try await one() } } }

@@ -81,9 +81,28 @@ public enum EpisodeFormat {
     static func encode(body: [JSONKey: JSONValue], runId: String, seq: Int, prevHash: String)
         -> (hash: String, bytes: [UInt8])
     {
+        encode(members: bodyMembers(body), runId: runId, seq: seq, prevHash: prevHash)
+    }
+
+    /// The encoded members of a body `validateBody` accepted, without `run_id` (the chain
+    /// members are added at the body's chain position).
+    static func bodyMembers(_ body: [JSONKey: JSONValue]) -> CanonicalMembers {
         var members = body
         members.removeValue(forKey: "run_id")
-        return encode(members: CanonicalMembers(members), runId: runId, seq: seq, prevHash: prevHash)
+        return CanonicalMembers(members)
+    }
+
+    /// `body` checked for storing as the episode of `runId` (a valid run id; no chain member but
+    /// a matching `run_id`) and encoded; throws what a write would.
+    static func checkedMembers(body: JSONValue, runId: String) throws -> CanonicalMembers {
+        guard isValidRunId(runId) else { throw EpisodeError.invalidRunId(runId) }
+        return bodyMembers(try validateBody(body, runId: runId).get())
+    }
+
+    /// `checkedMembers(body:runId:)` for a body already encoded.
+    static func checkedMembers(_ members: CanonicalMembers, runId: String) throws -> CanonicalMembers {
+        guard isValidRunId(runId) else { throw EpisodeError.invalidRunId(runId) }
+        return try validate(members: members, runId: runId).get()
     }
 
     /// The stored bytes of a body already encoded (`validate(members:runId:)`: no chain
@@ -137,17 +156,13 @@ public enum EpisodeFormat {
     /// `seq` after `prevHash` (for tools and benchmarks). Throws what `write` would for an
     /// invalid run id or body.
     public static func encodedBytes(body: JSONValue, runId: String, seq: Int = 1, prevHash: String = genesisHash) throws -> [UInt8] {
-        guard isValidRunId(runId) else { throw EpisodeError.invalidRunId(runId) }
-        let members = try validateBody(body, runId: runId).get()
-        return encode(body: members, runId: runId, seq: seq, prevHash: prevHash).bytes
+        encode(members: try checkedMembers(body: body, runId: runId), runId: runId, seq: seq, prevHash: prevHash).bytes
     }
 
     /// `encodedBytes(body:runId:seq:prevHash:)` for a body already encoded (e.g.
     /// `RunRecord.episodeMembers`): equal bytes for equal content.
     public static func encodedBytes(members: CanonicalMembers, runId: String, seq: Int = 1, prevHash: String = genesisHash) throws -> [UInt8] {
-        guard isValidRunId(runId) else { throw EpisodeError.invalidRunId(runId) }
-        let body = try validate(members: members, runId: runId).get()
-        return encode(members: body, runId: runId, seq: seq, prevHash: prevHash).bytes
+        encode(members: try checkedMembers(members, runId: runId), runId: runId, seq: seq, prevHash: prevHash).bytes
     }
 
     /// Checks a body before it is written; returns the body's members or a reason it is refused.
@@ -173,11 +188,9 @@ public enum EpisodeFormat {
         for k in chainKeys {
             guard let encoded = members.encoding(of: k) else { continue }
             if k == "run_id" {
-                var expected = CanonicalObjectWriter()
-                expected.member("run_id", .string(runId))
-                guard encoded.elementsEqual(expected.finishMembers().bytes) else {
-                    let value = String(decoding: encoded.dropFirst(#""run_id":"#.utf8.count), as: UTF8.self)
-                    return .failure(.invalidBody(runId: runId, reason: "the body's run_id \(value) differs from the run id"))
+                let value = encoded.dropFirst(#""run_id":"#.utf8.count)
+                guard value.elementsEqual(JSONValue.string(runId).canonicalBytes()) else {
+                    return .failure(.invalidBody(runId: runId, reason: "the body's run_id \(String(decoding: value, as: UTF8.self)) differs from the run id"))
                 }
                 continue
             }

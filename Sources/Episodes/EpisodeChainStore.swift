@@ -21,9 +21,7 @@ extension EpisodeFormat {
     /// bytes to store. Throws what `EpisodeFileChain.write` would for an
     /// invalid run id or body.
     public static func seal(body: JSONValue, runId: String, seq: Int, prevHash: String) throws -> (hash: String, bytes: [UInt8]) {
-        guard isValidRunId(runId) else { throw EpisodeError.invalidRunId(runId) }
-        let members = try validateBody(body, runId: runId).get()
-        return encode(body: members, runId: runId, seq: seq, prevHash: prevHash)
+        encode(members: try checkedMembers(body: body, runId: runId), runId: runId, seq: seq, prevHash: prevHash)
     }
 
     /// Reads stored bytes that claim to be the episode of `runId`: the episode, with `problem`

@@ -118,7 +118,7 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
     /// thread; async callers use the `async` overload.
     @discardableResult
     public func write(body: JSONValue, runId: String) throws -> EpisodeRef {
-        let members = try Self.validate(body: body, runId: runId)
+        let members = try EpisodeFormat.checkedMembers(body: body, runId: runId)
         let box = WaitBox<Result<EpisodeRef, EpisodeError>>()
         let pending = PendingEpisode(runId: runId, body: members) { box.set($0) }
         if !commitAsLeader(pending) { submit(.write(pending)) }
@@ -156,10 +156,7 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
     /// cooperative thread: the committer thread resumes the caller.
     @discardableResult
     public func write(body: JSONValue, runId: String) async throws -> EpisodeRef {
-        let members = try Self.validate(body: body, runId: runId)
-        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<EpisodeRef, any Error>) in
-            submit(.write(PendingEpisode(runId: runId, body: members) { c.resume(with: $0.mapError { $0 as any Error }) }))
-        }
+        try await enqueue(try EpisodeFormat.checkedMembers(body: body, runId: runId), runId: runId)
     }
 
     /// Appends the episode of `runId` whose body is already encoded (`members`, e.g. written
@@ -167,19 +164,15 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
     /// body is encoded by the caller, so the committer thread only adds the chain members.
     @discardableResult
     public func write(members: CanonicalMembers, runId: String) async throws -> EpisodeRef {
-        guard EpisodeFormat.isValidRunId(runId) else { throw EpisodeError.invalidRunId(runId) }
-        let body = try EpisodeFormat.validate(members: members, runId: runId).get()
-        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<EpisodeRef, any Error>) in
-            submit(.write(PendingEpisode(runId: runId, body: body) { c.resume(with: $0.mapError { $0 as any Error }) }))
-        }
+        try await enqueue(try EpisodeFormat.checkedMembers(members, runId: runId), runId: runId)
     }
 
-    /// The body's members, encoded, without `run_id`; throws why the body is refused.
-    static func validate(body: JSONValue, runId: String) throws -> CanonicalMembers {
-        guard EpisodeFormat.isValidRunId(runId) else { throw EpisodeError.invalidRunId(runId) }
-        var members = try EpisodeFormat.validateBody(body, runId: runId).get()
-        members.removeValue(forKey: "run_id")
-        return CanonicalMembers(members)
+    /// Queues a checked body for the committer and waits, off the cooperative pool, until the
+    /// committer resumes the caller with the episode durable.
+    private func enqueue(_ body: CanonicalMembers, runId: String) async throws -> EpisodeRef {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<EpisodeRef, any Error>) in
+            submit(.write(PendingEpisode(runId: runId, body: body) { c.resume(with: $0.mapError { $0 as any Error }) }))
+        }
     }
 
     /// Runs `body` on the committer thread, between groups, holding the `flock`.
