@@ -12,7 +12,7 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 # ---- build: release build of the host and drivers, the sandbox helper, the C echo driver ----
 FROM ${SWIFT_IMAGE} AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libsqlite3-dev libseccomp-dev pkg-config make \
+ && apt-get install -y --no-install-recommends libsqlite3-dev libseccomp-dev libjemalloc-dev pkg-config make \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -41,7 +41,7 @@ RUN bin="$(swift build -c release --show-bin-path)" \
 # ---- runtime: Debian slim, the C libraries nova-host and its drivers link, an unprivileged user ----
 FROM ${RUNTIME_IMAGE}
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl libsqlite3-0 libcurl4 libstdc++6 \
+ && apt-get install -y --no-install-recommends ca-certificates curl libsqlite3-0 libjemalloc2 libcurl4 libstdc++6 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 nova \
  && useradd --uid 10001 --gid nova --home-dir /var/lib/nova-host --no-create-home --shell /usr/sbin/nologin nova \

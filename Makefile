@@ -82,11 +82,12 @@ test-install:
 # release: the packaging tests build the image from the release build.
 test: test-deps drivers release
 	# The driver tests talk to real servers (PostgreSQL 15, GraphQL, HTTP on 127.0.0.1).
-	NOVA_BIN_DIR=$(BIN) Tests/servers/with-servers.sh $(SWIFT) test --skip ShellTests
+	# Each run gets its own TMPDIR, removed afterwards (Tests/with-tmpdir.sh).
+	NOVA_BIN_DIR=$(BIN) Tests/with-tmpdir.sh Tests/servers/with-servers.sh $(SWIFT) test --skip ShellTests
 	# The shell driver's tests on their own: they hold real sandboxes to step deadlines (8 s),
 	# and in the run above the CPU-bound suites (regex, schema) fill the cooperative pool's two
 	# threads for long enough that a sandbox could not even start before its deadline.
-	NOVA_BIN_DIR=$(BIN) $(SWIFT) test --skip-build --filter ShellTests
+	NOVA_BIN_DIR=$(BIN) Tests/with-tmpdir.sh $(SWIFT) test --skip-build --filter ShellTests
 	Tests/regex/check-expected.sh
 	Tests/sandbox/run-battery.sh
 	[ "$$(id -u)" != 0 ] || Tests/sandbox/run-battery.sh --unprivileged --no-build

@@ -13,6 +13,11 @@ let thirdParty: Target.Dependency = .product(name: "NovaDependencies", package: 
 // An installed nova-host (PREFIX/bin) finds libNovaDependencies.so in PREFIX/lib/nova-host;
 // in the build directory SwiftPM's $ORIGIN finds it.
 let findsDependencies: [LinkerSetting] = [.unsafeFlags(["-Xlinker", "-rpath=$ORIGIN/../lib/nova-host"])]
+// The executables allocate through jemalloc (Debian libjemalloc-dev; libjemalloc2 at run time),
+// which replaces malloc for the whole process, drivers included. A tool call allocates and frees
+// hundreds of small blocks across threads; glibc's allocator spent ~10 % of the server's CPU on
+// them (docs/server.md#allocator: REST calls/s +18–23 % with it, same machine, alternated runs).
+let allocator: [LinkerSetting] = [.linkedLibrary("jemalloc", .when(platforms: [.linux]))]
 // A driver library binds its own symbols to its own definitions (-Bsymbolic): the host
 // executable exports its symbols too (JSON, DriverKit…), and without this the dynamic linker
 // would resolve part of a driver's copy of those modules to the host's, mixing two copies'
@@ -111,7 +116,7 @@ let package = Package(
             dependencies: ["Host", "HostServer", "DriverConformance", "Reports", "JSON", "PostgresStore", thirdParty /* ArgumentParser, Logging */],
             path: "Sources/nova-host",
             swiftSettings: strict,
-            linkerSettings: findsDependencies
+            linkerSettings: findsDependencies + allocator
         ),
         // `nova-host serve` (REST, MCP over streamable HTTP, auth, metrics) and `nova-host mcp` (stdio), thin over Host.
         .target(
@@ -128,7 +133,8 @@ let package = Package(
             dependencies: ["Host", "CHostSupport", "DriverKit", "DriverABI", "JSON", "Schema", "CSQLite", "PostgresStore",
                            thirdParty /* AsyncHTTPClient, PostgresNIO, Logging, NIOCore, NIOPosix */],
             path: "Benchmarks/nova-bench",
-            swiftSettings: strict
+            swiftSettings: strict,
+            linkerSettings: allocator
         ),
         // PostgreSQL connection settings (DSN parsing, TLS, failure messages without secrets):
         // shared by the `postgres` driver and the PostgreSQL store.

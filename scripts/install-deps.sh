@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what nova-host needs to build and test, only when something is missing.
-#   scripts/install-deps.sh build   – C libraries the build links (sqlite3, seccomp)
+#   scripts/install-deps.sh build   – C libraries the build links (sqlite3, seccomp, jemalloc)
 #   scripts/install-deps.sh test    – plus the real servers and tools the tests and benchmarks start (python3-venv:
 #                                     Tests/server/run-e2e.sh makes virtualenvs for the MCP SDKs; docker.io)
 set -euo pipefail
-want=(libsqlite3-dev libseccomp-dev pkg-config)
+want=(libsqlite3-dev libseccomp-dev libjemalloc-dev pkg-config)
 if [ "${1:-build}" = "test" ]; then
   want+=(postgresql bubblewrap hyperfine util-linux procps python3-venv curl redis-server)
   # docker.io: Tests/packaging/run-packaging-tests.sh loads the image into a real dockerd (it starts

@@ -7,9 +7,10 @@
 // already loaded one.
 //
 //   swift build -c release --product nova-bench --scratch-path .build-schema-release
-//   .build-schema-release/release/nova-bench schema [--iterations N] [--rounds R] [--no-peer]
+//   .build-schema-release/release/nova-bench schema [--iterations N] [--rounds R] [--no-peer] [--shape S]
 //
 // --iterations sets the envelope's count; the deep and array shapes run N/40 and N/2000.
+// --shape envelope|deep|array times one shape only (e.g. under perf).
 //
 // The peer needs `pip install jsonschema-rs`; without it the Swift figures are still printed.
 import Foundation
@@ -25,6 +26,12 @@ enum SchemaBench {
             return def
         }
         let iterations = option("--iterations", 20_000)
+        // --shape envelope|deep|array: time that shape only (to profile one with perf).
+        let only = args.firstIndex(of: "--shape").flatMap { $0 + 1 < args.count ? args[$0 + 1] : nil }
+        if let only, !["envelope", "deep", "array"].contains(only) {
+            print("  unknown --shape \(only): envelope, deep or array")
+            return
+        }
         let rounds = option("--rounds", 7)
         let dir = benchDirectory()
         let schemaURL = dir.appendingPathComponent("envelope.schema.json")
@@ -53,6 +60,9 @@ enum SchemaBench {
         print("  compile (meta-schema check included): \(format(Double((compileTime / .microseconds(1)))))/schema")
 
         var sink = 0
+        var rows: [ShapeRow] = []
+        let noPeer = args.contains("--no-peer")
+        if only == nil || only == "envelope" {
         let isValidUS = medianMicros(rounds: rounds, iterations: iterations) {
             if schema.isValid(doc) { sink &+= 1 }
         }
@@ -80,7 +90,6 @@ enum SchemaBench {
         print("  nova parse + isValid:            \(format(parseAndValidateUS)) wall, \(format(parseAndValidateCPU)) cpu /document")
         print("  nova validate(invalid doc):      \(format(invalidUS)) wall, \(format(invalidCPU)) cpu /validation (\(badErrors) errors with locations and messages)")
 
-        let noPeer = args.contains("--no-peer")
         var envelopePeer: (us: Double, cpu: Double, line: String)?
         if noPeer {
             print("  peer skipped (--no-peer)")
@@ -92,8 +101,10 @@ enum SchemaBench {
         }
 
         // The three shapes side by side: nova isValid and the peer's is_valid, same run.
-        var rows = [ShapeRow(name: "envelope, 1 KB", novaWall: isValidUS, novaCPU: isValidCPU, peer: envelopePeer)]
-        for (name, label, divisor) in [("deep", "deep $ref chain + unevaluatedProperties", 40), ("array", "array of 10,000 objects", 2000)] {
+        rows.append(ShapeRow(name: "envelope, 1 KB", novaWall: isValidUS, novaCPU: isValidCPU, peer: envelopePeer))
+        }
+        for (name, label, divisor) in [("deep", "deep $ref chain + unevaluatedProperties", 40), ("array", "array of 10,000 objects", 2000)]
+            where only == nil || only == name {
             let shapeSchemaURL = dir.appendingPathComponent("\(name).schema.json")
             let shapeDocURL = dir.appendingPathComponent("\(name).json")
             let shapeDocBytes = try Data(contentsOf: shapeDocURL)

@@ -5,6 +5,11 @@
 #      alternated ROUNDS times (medians), and the per-call difference of MCP over REST
 #   3. MCP tools/call on a FastMCP server (the `mcp` package's FastMCP) exposing the same no-op
 #      tool, same load generator (wrk + mcp_call.lua), ROUNDS times; the ratio of the medians.
+#      Two peers, each in a virtualenv of its own (.build-bench-mcp1, .build-bench-mcp2):
+#      FastMCP of the Python SDK 1.x (MCP1_SPEC, default mcp==1.30.0) and MCPServer, its 2.x
+#      successor (MCP2_SPEC, default mcp==2.3.0), both pinned so that figures from different
+#      days compare the same peers (the 1.x peer measured ~1,200/s with an earlier 1.x, ~1,800/s
+#      with 1.30.0 on the same VM).
 # Builds nothing: NOVA_HOST_BIN (default .build/release/nova-host; `swift build -c release
 # --product nova-host`), drivers from NOVA_BENCH_DRIVERS (default drivers/, `make drivers`).
 # Knobs: DURATION (s per run, default 10), ROUNDS (default 3), CONNECTIONS (default 32),
@@ -23,7 +28,16 @@ PY=${PYTHON:-python3}
 [ -x "$BIN" ] || { echo "no nova-host binary at $BIN (swift build -c release --product nova-host, or set NOVA_HOST_BIN)"; exit 1; }
 [ -f "$DRIVERS/libnova_echo.so" ] || { echo "no echo driver in $DRIVERS (make drivers)"; exit 1; }
 command -v wrk >/dev/null || { apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
-"$PY" -m pip install -q --disable-pip-version-check 'mcp>=1.9,<2' >/dev/null 2>&1
+# A virtualenv with one version of the MCP SDK (and uvicorn), made once: prints its python.
+peer_python() {  # NAME SPEC
+  local dir="$ROOT/.build-bench-$1"
+  [ -x "$dir/bin/python" ] || "$PY" -m venv "$dir" >/dev/null || { echo "cannot make the virtualenv $dir" >&2; exit 1; }
+  "$dir/bin/python" -m pip install -q --disable-pip-version-check "$2" uvicorn >/dev/null 2>&1 \
+    || { echo "cannot install $2 into $dir" >&2; exit 1; }
+  echo "$dir/bin/python"
+}
+PEER1=$(peer_python mcp1 "${MCP1_SPEC:-mcp==1.30.0}")
+PEER2=$(peer_python mcp2 "${MCP2_SPEC:-mcp==2.3.0}")
 
 WORK=$(mktemp -d /tmp/nova-bench-server.XXXXXX)
 DATA=$(mktemp -d "${NOVA_BENCH_DATA:-$WORK}/nova-bench-data.XXXXXX")
@@ -65,17 +79,23 @@ for r in $(seq 1 "$ROUNDS"); do
     -s "$ROOT/Benchmarks/server/mcp_call.lua" "$NURL/mcp" >"$WORK/mcp-nova.$r.txt"
 done
 
-# MCP tools/call on FastMCP, same client.
-FPORT=$(free_port)
-FURL="http://127.0.0.1:$FPORT"
-"$PY" "$ROOT/Benchmarks/server/fastmcp_server.py" "$FPORT" >"$WORK/fastmcp.log" 2>&1 &
-PIDS+=($!)
-wait_http "$FURL/mcp"
-FSESSION=$("$PY" "$ROOT/Benchmarks/server/mcp_session.py" "$FURL/mcp")
-for r in $(seq 1 "$ROUNDS"); do
-  MCP_SESSION=$FSESSION MCP_AUTH="" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency \
-    -s "$ROOT/Benchmarks/server/mcp_call.lua" "$FURL/mcp" >"$WORK/mcp-fastmcp.$r.txt"
-done
+# MCP tools/call on the two Python peers, same client, one after the other (each stopped after
+# its rounds so that it does not share the machine with the next).
+peer_rounds() {  # NAME PYTHON
+  local port url session pid
+  port=$(free_port); url="http://127.0.0.1:$port"
+  "$2" "$ROOT/Benchmarks/server/fastmcp_server.py" "$port" >"$WORK/$1.log" 2>&1 &
+  pid=$!; PIDS+=($pid)
+  wait_http "$url/mcp"
+  session=$("$2" "$ROOT/Benchmarks/server/mcp_session.py" "$url/mcp")
+  for r in $(seq 1 "$ROUNDS"); do
+    MCP_SESSION=$session MCP_AUTH="" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency \
+      -s "$ROOT/Benchmarks/server/mcp_call.lua" "$url/mcp" >"$WORK/$1.$r.txt"
+  done
+  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+}
+peer_rounds mcp-fastmcp "$PEER1"
+peer_rounds mcp-mcpserver "$PEER2"
 
 # The median of each series, and the run that has it (for its latencies and error counts).
 pick() {
@@ -83,11 +103,14 @@ pick() {
   for f in "$WORK/$1".*.txt; do [ "$(rps "$f")" = "$m" ] && { echo "$m $f"; return; }; done
   echo "$m $(ls "$WORK/$1".*.txt | head -1)"
 }
-read -r T TF < <(pick tool); read -r N NF < <(pick mcp-nova); read -r F FF < <(pick mcp-fastmcp)
+read -r T TF < <(pick tool); read -r N NF < <(pick mcp-nova); read -r F FF < <(pick mcp-fastmcp); read -r M MF < <(pick mcp-mcpserver)
+version() { "$1" -c 'import importlib.metadata as m; print(m.version("mcp"))'; }
 all() { for f in "$WORK/$1".*.txt; do printf '%s ' "$(rps "$f")"; done; }
 echo "REST POST /tools/echo.echo  $T calls/s   ($(latency "$TF"); non-200: $(bad "$TF"); rounds: $(all tool)) auth + policy + driver + durable episode per call"
 echo "MCP tools/call nova-host    $N calls/s   ($(latency "$NF"); bad: $(bad "$NF"); rounds: $(all mcp-nova)) the same, framed as JSON-RPC"
-echo "MCP tools/call FastMCP      $F calls/s   ($(latency "$FF"); bad: $(bad "$FF"); rounds: $(all mcp-fastmcp)) no auth, no policy, no record"
+echo "MCP tools/call FastMCP      $F calls/s   ($(latency "$FF"); bad: $(bad "$FF"); rounds: $(all mcp-fastmcp)) mcp $(version "$PEER1"); no auth, no policy, no record"
+echo "MCP tools/call MCPServer    $M calls/s   ($(latency "$MF"); bad: $(bad "$MF"); rounds: $(all mcp-mcpserver)) mcp $(version "$PEER2"); the same"
 echo "ratio nova-host / FastMCP   $(awk -v n="$N" -v f="$F" 'BEGIN { printf "%.2fx (goal >= 5x)", n / f }')"
+echo "ratio nova-host / MCPServer $(awk -v n="$N" -v f="$M" 'BEGIN { printf "%.2fx", n / f }')"
 # Per call: the time one call takes of the server's capacity (1/throughput at the same load).
 echo "MCP vs REST per call        $(awk -v n="$N" -v t="$T" 'BEGIN { printf "%+.1f us per call (MCP %.1f us, REST %.1f us; MCP/REST throughput %.2f)", 1e6 / n - 1e6 / t, 1e6 / n, 1e6 / t, n / t }')"

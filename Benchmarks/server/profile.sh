@@ -29,7 +29,7 @@ else
 fi
 WPID=$!
 sleep 1
-perf record -F 499 -g -p $SPID -o "$OUT.data" -- sleep $D >/dev/null 2>&1
+perf record -F 499 -g -p $SPID -o "$OUT.data" -- sleep $D >"$OUT.perf.log" 2>&1 || { echo "perf record failed:"; cat "$OUT.perf.log"; }
 wait $WPID
 grep -E "Requests/sec|BAD" "$OUT.wrk"
 perf report -i "$OUT.data" --no-children --sort symbol --stdio -g none 2>/dev/null | grep -E "^ +[0-9]" | head -40 > "$OUT.self.txt"

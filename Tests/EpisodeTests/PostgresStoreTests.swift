@@ -154,25 +154,25 @@ import JSON
         defer { EpisodeFixtures.remove(dir) }
         try #"{"name": "shout", "steps": [{"id": "a", "call": "text.upper", "input": {"text": "hi"}}]}"#
             .write(toFile: dir + "/plan.json", atomically: true, encoding: .utf8)
-        func novaHost(_ args: [String]) throws -> (code: Int32, out: String, err: String) {
-            let r = try ProcessRunner.runBlocking(TestPaths.novaHost, args)
+        func novaHost(_ args: [String]) async throws -> (code: Int32, out: String, err: String) {
+            let r = try await ProcessRunner.run(TestPaths.novaHost, args)
             return (r.status, r.stdout, r.stderr)
         }
         for _ in 0..<2 {
-            let run = try novaHost(["run", dir + "/plan.json", "--principal", "uma", "--drivers", dir + "/drivers", "--data", dir + "/a",
+            let run = try await novaHost(["run", dir + "/plan.json", "--principal", "uma", "--drivers", dir + "/drivers", "--data", dir + "/a",
                                     "--policy", dir + "/policy.json", "--store", url])
             #expect(run.code == 0, "\(run)")
         }
-        let listed = try novaHost(["episodes", "list", "--json", "--data", dir + "/b", "--store", url])
+        let listed = try await novaHost(["episodes", "list", "--json", "--data", dir + "/b", "--store", url])
         #expect(listed.code == 0, "\(listed)")
         let rows = try JSONValue.parse(listed.out).arrayValue ?? []
         #expect(rows.count == 2 && rows.allSatisfy { $0["plan_name"] == "shout" && $0["principal"] == "uma" }, "\(listed.out)")
         let runId = try #require(rows.first?["run_id"]?.stringValue)
-        let shown = try novaHost(["episodes", "show", runId, "--data", dir + "/b", "--store", url])
+        let shown = try await novaHost(["episodes", "show", runId, "--data", dir + "/b", "--store", url])
         #expect(shown.code == 0 && shown.out.contains("HI"), "\(shown)")
-        let verified = try novaHost(["episodes", "verify", "--data", dir + "/b", "--store", url])
+        let verified = try await novaHost(["episodes", "verify", "--data", dir + "/b", "--store", url])
         #expect(verified.code == 0 && verified.out.contains("chain intact: 2 episode(s)"), "\(verified)")
-        let bad = try novaHost(["episodes", "list", "--data", dir + "/b", "--store", "postgres://nova:pw-secret@127.0.0.1:1/nova?sslmode=disable"])
+        let bad = try await novaHost(["episodes", "list", "--data", dir + "/b", "--store", "postgres://nova:pw-secret@127.0.0.1:1/nova?sslmode=disable"])
         #expect(bad.code != 0 && bad.err.contains("cannot connect to PostgreSQL at 127.0.0.1:1/nova") && !bad.err.contains("pw-secret"), "\(bad)")
     }
 

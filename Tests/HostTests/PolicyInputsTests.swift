@@ -106,7 +106,7 @@ struct PolicyValidateTests {
         try FileManager.default.createDirectory(atPath: dir + "/drivers", withIntermediateDirectories: true)
         try Fixtures.buildVariant(into: dir + "/drivers")
         Fixtures.write(policy, to: dir + "/policy.json")
-        let r = try ProcessRunner.runBlocking(TestPaths.novaHost, ["policy", "validate", "--drivers", dir + "/drivers", "--data", dir + "/data",
+        let r = try await ProcessRunner.run(TestPaths.novaHost, ["policy", "validate", "--drivers", dir + "/drivers", "--data", dir + "/data",
                                                                    "--policy", dir + "/policy.json"])
         return (r.status, r.stdout, r.stderr)
     }

@@ -54,20 +54,20 @@ import Testing
             Fixtures.write(ReplayTests.v4, to: dir + "/v4.json")
         }
 
-        func nova(_ args: [String], policy: String = "v1") throws -> ProcessResult {
-            try ProcessRunner.runBlocking(TestPaths.novaHost, args + ["--data", data, "--drivers", drivers, "--policy", self.policy(policy)])
+        func nova(_ args: [String], policy: String = "v1") async throws -> ProcessResult {
+            try await ProcessRunner.run(TestPaths.novaHost, args + ["--data", data, "--drivers", drivers, "--policy", self.policy(policy)])
         }
 
         /// `nova-host episodes show ID --json` on the data directory.
-        func show(_ id: String) throws -> ProcessResult {
-            try ProcessRunner.runBlocking(TestPaths.novaHost, ["episodes", "show", id, "--json", "--data", data])
+        func show(_ id: String) async throws -> ProcessResult {
+            try await ProcessRunner.run(TestPaths.novaHost, ["episodes", "show", id, "--json", "--data", data])
         }
 
         /// Runs `plan` (JSON text) under v1 and returns its run id.
         func run(_ plan: String, name: String, inputs: [String] = []) throws -> String {
             let path = dir + "/\(name).plan.json"
             Fixtures.write(plan, to: path)
-            let r = try nova(["run", path, "--json"] + inputs.flatMap { ["--input", $0] })
+            let r = try await nova(["run", path, "--json"] + inputs.flatMap { ["--input", $0] })
             return try #require(try JSONValue.parse(r.stdout)["run_id"]?.stringValue, "\(r)")
         }
     }
@@ -85,13 +85,13 @@ import Testing
 
         // Unchanged policy: no difference, exit 0.
         for id in [ok, denied] {
-            let same = try env.nova(["episodes", "replay", id])
+            let same = try await env.nova(["episodes", "replay", id])
             #expect(same.status == 0, "\(same)")
             #expect(same.stdout.contains("no difference"), "\(same)")
         }
 
         // allowed → denied, named by rule, with the steps it would change.
-        let nowDenied = try env.nova(["episodes", "replay", ok, "--json"], policy: "v2")
+        let nowDenied = try await env.nova(["episodes", "replay", ok, "--json"], policy: "v2")
         #expect(nowDenied.status == 1, "\(nowDenied)")
         let report = try JSONValue.parse(nowDenied.stdout)
         let diffs = report["differences"]?.arrayValue?.compactMap(\.stringValue) ?? []
@@ -103,11 +103,11 @@ import Testing
         #expect(steps.contains { $0["id"] == "a" && $0["replayed"] == "would be denied" }, "\(steps)")
         #expect(steps.contains { $0["id"] == "b" && $0["replayed"] == "would be skipped" }, "\(steps)")
         // The text form says the same in words.
-        let text = try env.nova(["episodes", "replay", ok], policy: "v2")
+        let text = try await env.nova(["episodes", "replay", ok], policy: "v2")
         #expect(text.status == 1 && text.stdout.contains("would now be denied by rule no-echo"), "\(text)")
 
         // denied → allowed: the step would run, and the step its denial skipped too.
-        let nowAllowed = try env.nova(["episodes", "replay", denied, "--json"], policy: "v3")
+        let nowAllowed = try await env.nova(["episodes", "replay", denied, "--json"], policy: "v3")
         #expect(nowAllowed.status == 1, "\(nowAllowed)")
         let r2 = try JSONValue.parse(nowAllowed.stdout)
         let d2 = r2["differences"]?.arrayValue?.compactMap(\.stringValue) ?? []
@@ -119,7 +119,7 @@ import Testing
         #expect(r2["replayed_status"] == "unknown")
 
         // allowed → would wait for a person's approval.
-        let approval = try env.nova(["episodes", "replay", ok, "--json"], policy: "v4")
+        let approval = try await env.nova(["episodes", "replay", ok, "--json"], policy: "v4")
         #expect(approval.status == 1, "\(approval)")
         let r3 = try JSONValue.parse(approval.stdout)
         #expect(r3["calls"]?[0]?["change"] == "now_requires_approval", "\(r3)")
@@ -129,7 +129,7 @@ import Testing
         #expect(r3["steps"]?.arrayValue?.contains { $0["id"] == "a" && $0["replayed"] == "would wait for approval" } == true, "\(r3)")
 
         // Bad usage: exit 2.
-        #expect(try env.nova(["episodes", "replay", "no-such-run"]).status == 2)
+        #expect(try await env.nova(["episodes", "replay", "no-such-run"]).status == 2)
     }
 
     @Test func replayAFolderOfExportedEpisodes() throws {
@@ -139,17 +139,17 @@ import Testing
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         for (name, plan) in [("echoes", Self.echoPlan), ("fails", Self.failPlan)] {
             let id = try env.run(plan, name: name)
-            let shown = try env.show(id)
+            let shown = try await env.show(id)
             #expect(shown.status == 0, "\(shown)")
             Fixtures.write(shown.stdout, to: folder + "/\(name).json")
         }
         // A folder replays without the data directory.
-        let same = try ProcessRunner.runBlocking(TestPaths.novaHost, ["episodes", "replay", folder, "--drivers", env.drivers, "--policy", env.policy("v1"),
+        let same = try await ProcessRunner.run(TestPaths.novaHost, ["episodes", "replay", folder, "--drivers", env.drivers, "--policy", env.policy("v1"),
                                                                       "--data", env.dir + "/elsewhere"])
         #expect(same.status == 0, "\(same)")
         #expect(same.stdout.contains("2 episodes replayed, 0 with differences"), "\(same)")
 
-        let changed = try env.nova(["episodes", "replay", folder, "--json"], policy: "v2")
+        let changed = try await env.nova(["episodes", "replay", folder, "--json"], policy: "v2")
         #expect(changed.status == 1, "\(changed)")
         let out = try JSONValue.parse(changed.stdout)
         #expect(out["replayed"] == 2)
@@ -162,21 +162,21 @@ import Testing
         let env = try Env()
         defer { TestPaths.remove(env.dir) }
         let original = try env.run(Self.echoPlan, name: "echoes")
-        let rerun = try env.nova(["episodes", "replay", original, "--rerun", "--json"])
+        let rerun = try await env.nova(["episodes", "replay", original, "--rerun", "--json"])
         #expect(rerun.status == 0, "\(rerun)")
         let link = try JSONValue.parse(rerun.stdout)
         #expect(link["replay_of"]?.stringValue == original)
         #expect(link["status"] == "succeeded")
         let newId = try #require(link["run_id"]?.stringValue)
         #expect(newId != original)
-        let shown = try JSONValue.parse(try env.show(newId).stdout)
+        let shown = try JSONValue.parse(try await env.show(newId).stdout)
         #expect(shown["replay_of"]?.stringValue == original)
-        #expect(shown["inputs"] == (try JSONValue.parse(try env.show(original).stdout))["inputs"])
+        #expect(shown["inputs"] == (try JSONValue.parse(try await env.show(original).stdout))["inputs"])
 
         // A secret input was redacted when recorded: it cannot be rerun.
         let secretPlan = #"{"name": "secret", "inputs": {"password": {"type": "string"}}, "steps": [{"id": "a", "call": "echo.echo", "input": {"message": "x"}}]}"#
         let secret = try env.run(secretPlan, name: "secret", inputs: ["password=hunter2"])
-        let refused = try env.nova(["episodes", "replay", secret, "--rerun"])
+        let refused = try await env.nova(["episodes", "replay", secret, "--rerun"])
         #expect(refused.status == 2, "\(refused)")
         #expect(refused.stderr.contains("redacted secrets (password)"), "\(refused)")
     }

@@ -92,15 +92,15 @@ import Testing
         #expect(html.contains("<svg") && html.contains("<polyline") && !html.contains("<script") && !html.contains("src="))
 
         // The CLI reads the same data directory.
-        let cli = try ProcessRunner.runBlocking(TestPaths.novaHost, ["report", "--since", "24h", "--format", "json", "--data", dir + "/data"])
+        let cli = try await ProcessRunner.run(TestPaths.novaHost, ["report", "--since", "24h", "--format", "json", "--data", dir + "/data"])
         #expect(cli.status == 0, "\(cli)")
         let cliJSON = try JSONValue.parse(cli.stdout)
         #expect(cliJSON["runs"]?["by_status"]?["succeeded"] == 3)
         #expect(cliJSON["denials"]?[0]?["rule"] == "no-version")
-        let cliMd = try ProcessRunner.runBlocking(TestPaths.novaHost, ["report", "--format", "md", "--agent", "scout", "--data", dir + "/data"])
+        let cliMd = try await ProcessRunner.run(TestPaths.novaHost, ["report", "--format", "md", "--agent", "scout", "--data", dir + "/data"])
         #expect(cliMd.status == 0 && cliMd.stdout.contains("## Denials by rule"), "\(cliMd)")
-        #expect(try ProcessRunner.runBlocking(TestPaths.novaHost, ["report", "--since", "soon", "--data", dir + "/data"]).status == 2)
-        #expect(try ProcessRunner.runBlocking(TestPaths.novaHost, ["report", "--agent", "nobody", "--data", dir + "/data"]).status == 2)
+        #expect(try await ProcessRunner.run(TestPaths.novaHost, ["report", "--since", "soon", "--data", dir + "/data"]).status == 2)
+        #expect(try await ProcessRunner.run(TestPaths.novaHost, ["report", "--agent", "nobody", "--data", dir + "/data"]).status == 2)
     }
 
     @Test func windowsAndPercentiles() {

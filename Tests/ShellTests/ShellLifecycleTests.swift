@@ -231,6 +231,7 @@ struct ShellCleanupTests {
         // Under /tmp, not the test temp dir: uid 65534 must reach every path component.
         let dir = "/tmp/nova-shell-cleanup-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { TestPaths.remove(dir) }  // a copy of nova-host and its libraries: ~200 MB a run
         chmod(dir, 0o755)
         let drivers = dir + "/drivers", work = dir + "/work", data = dir + "/data"
         for d in [drivers, work, data] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }

@@ -25,7 +25,12 @@ public enum TestPaths {
     /// A fresh temporary directory (under `$TMPDIR`), named after `label`.
     public static func tempDir(_ label: String = "nova") -> String {
         let path = NSTemporaryDirectory() + "\(label)-\(UUID().uuidString.prefix(8))"
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            // Not recoverable for a test (every caller needs the directory): say why and stop.
+            fatalError("cannot create the test directory \(path): \(error) (disk full? TMPDIR=\(NSTemporaryDirectory()))")
+        }
         return path
     }
 
@@ -69,8 +74,9 @@ public enum ProcessRunner {
         try await OffPool.run { try runBlocking(path, args, environment: environment, cwd: cwd) }
     }
 
-    /// `run` for synchronous callers.
-    public static func runBlocking(_ path: String, _ args: [String], environment: [String: String]? = nil, cwd: String? = nil) throws -> ProcessResult {
+    /// The blocking part of `run`, kept private: called from a test's task it would hold one
+    /// of the cooperative pool's (here two) threads for the whole life of the child process.
+    private static func runBlocking(_ path: String, _ args: [String], environment: [String: String]? = nil, cwd: String? = nil) throws -> ProcessResult {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: path)
         p.arguments = args

@@ -56,6 +56,13 @@ if ! curl -fsS "$URL/health" >/dev/null 2>&1; then
   fail "setup: nova-host serve did not start"; cat "$WORK/server.log"; summary
 fi
 
+# The server allocates through jemalloc (Package.swift `allocator`): it is mapped in the process.
+if grep -q libjemalloc "/proc/$SERVER_PID/maps"; then
+  echo "ok the server allocates through jemalloc"; PASSED=$((PASSED + 1))
+else
+  fail "the server does not map libjemalloc (Package.swift links it into nova-host)"
+fi
+
 export NOVA_URL=$URL NOVA_USER_KEY=$USER_KEY NOVA_ADMIN_KEY=$ADMIN_KEY NOVA_HOST_BIN=$BIN NOVA_E2E_DRIVERS=$DRIVERS \
   NOVA_E2E_POLICY=$ROOT/Tests/server/policy.e2e.json NOVA_E2E_STDIO_DATA=$WORK/stdio-data NOVA_E2E_CONFIG_JSON=$CONFIG_JSON
 count "$PY" Tests/server/e2e_rest.py
