@@ -101,7 +101,7 @@ struct PolicyInputsTests {
 /// `nova-host policy validate`, run as a user would.
 @Suite("policy validate")
 struct PolicyValidateTests {
-    func validate(policy: String) throws -> (code: Int32, stdout: String, stderr: String) {
+    func validate(policy: String) async throws -> (code: Int32, stdout: String, stderr: String) {
         let dir = Fixtures.tempDir("policy-validate")
         try FileManager.default.createDirectory(atPath: dir + "/drivers", withIntermediateDirectories: true)
         try Fixtures.buildVariant(into: dir + "/drivers")
@@ -111,11 +111,11 @@ struct PolicyValidateTests {
         return (r.status, r.stdout, r.stderr)
     }
 
-    @Test func reportsARuleOverAnUndeclaredInput() throws {
-        let bad = try validate(policy: #"{"rules": [{"id": "pings", "effect": "allow", "tools": ["variant.ping"], "conditions": {"shell_programs": ["/bin/true"]}}]}"#)
+    @Test func reportsARuleOverAnUndeclaredInput() async throws {
+        let bad = try await validate(policy: #"{"rules": [{"id": "pings", "effect": "allow", "tools": ["variant.ping"], "conditions": {"shell_programs": ["/bin/true"]}}]}"#)
         #expect(bad.code == 2)
         #expect(bad.stderr.contains("rule 'pings': shell_programs needs policy input 'program', which tool variant.ping does not declare"), "\(bad.stderr)")
-        let good = try validate(policy: #"{"rules": [{"id": "pings", "effect": "allow", "tools": ["variant.*"], "conditions": {"shell_programs": ["/bin/true"]}}]}"#)
+        let good = try await validate(policy: #"{"rules": [{"id": "pings", "effect": "allow", "tools": ["variant.*"], "conditions": {"shell_programs": ["/bin/true"]}}]}"#)
         #expect(good.code == 0 && good.stdout.contains("is valid for 1 tools of 1 drivers"), "\(good)")
     }
 }

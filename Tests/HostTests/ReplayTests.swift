@@ -64,7 +64,7 @@ import Testing
         }
 
         /// Runs `plan` (JSON text) under v1 and returns its run id.
-        func run(_ plan: String, name: String, inputs: [String] = []) throws -> String {
+        func run(_ plan: String, name: String, inputs: [String] = []) async throws -> String {
             let path = dir + "/\(name).plan.json"
             Fixtures.write(plan, to: path)
             let r = try await nova(["run", path, "--json"] + inputs.flatMap { ["--input", $0] })
@@ -77,11 +77,11 @@ import Testing
     /// x (echo.fail) then y (echo.echo): denied at x under v1.
     static let failPlan = #"{"name": "fails", "steps": [{"id": "x", "call": "echo.fail", "input": {}}, {"id": "y", "call": "echo.echo", "input": {"message": "after"}, "depends_on": ["x"]}]}"#
 
-    @Test func replayNamesChangedDecisionsAndNothingOnTheSamePolicy() throws {
+    @Test func replayNamesChangedDecisionsAndNothingOnTheSamePolicy() async throws {
         let env = try Env()
         defer { TestPaths.remove(env.dir) }
-        let ok = try env.run(Self.echoPlan, name: "echoes")
-        let denied = try env.run(Self.failPlan, name: "fails")
+        let ok = try await env.run(Self.echoPlan, name: "echoes")
+        let denied = try await env.run(Self.failPlan, name: "fails")
 
         // Unchanged policy: no difference, exit 0.
         for id in [ok, denied] {
@@ -132,13 +132,13 @@ import Testing
         #expect(try await env.nova(["episodes", "replay", "no-such-run"]).status == 2)
     }
 
-    @Test func replayAFolderOfExportedEpisodes() throws {
+    @Test func replayAFolderOfExportedEpisodes() async throws {
         let env = try Env()
         defer { TestPaths.remove(env.dir) }
         let folder = env.dir + "/exported"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         for (name, plan) in [("echoes", Self.echoPlan), ("fails", Self.failPlan)] {
-            let id = try env.run(plan, name: name)
+            let id = try await env.run(plan, name: name)
             let shown = try await env.show(id)
             #expect(shown.status == 0, "\(shown)")
             Fixtures.write(shown.stdout, to: folder + "/\(name).json")
@@ -158,10 +158,10 @@ import Testing
         #expect(differing.count == 1 && differing[0]["source"]?.stringValue?.hasSuffix("echoes.json") == true, "\(out)")
     }
 
-    @Test func rerunLinksTheNewRunAndRefusesRedactedInputs() throws {
+    @Test func rerunLinksTheNewRunAndRefusesRedactedInputs() async throws {
         let env = try Env()
         defer { TestPaths.remove(env.dir) }
-        let original = try env.run(Self.echoPlan, name: "echoes")
+        let original = try await env.run(Self.echoPlan, name: "echoes")
         let rerun = try await env.nova(["episodes", "replay", original, "--rerun", "--json"])
         #expect(rerun.status == 0, "\(rerun)")
         let link = try JSONValue.parse(rerun.stdout)
@@ -175,7 +175,7 @@ import Testing
 
         // A secret input was redacted when recorded: it cannot be rerun.
         let secretPlan = #"{"name": "secret", "inputs": {"password": {"type": "string"}}, "steps": [{"id": "a", "call": "echo.echo", "input": {"message": "x"}}]}"#
-        let secret = try env.run(secretPlan, name: "secret", inputs: ["password=hunter2"])
+        let secret = try await env.run(secretPlan, name: "secret", inputs: ["password=hunter2"])
         let refused = try await env.nova(["episodes", "replay", secret, "--rerun"])
         #expect(refused.status == 2, "\(refused)")
         #expect(refused.stderr.contains("redacted secrets (password)"), "\(refused)")
