@@ -70,7 +70,11 @@ public final class NovaHost: Sendable {
     public let policy: PolicyEngine
     public let runner: PlanRunner
     /// The one way every entry point makes a run (see `RunPipeline`).
-    public var pipeline: RunPipeline { RunPipeline(runner: runner, policy: policy, finish: { [self] in await finish($0) }) }
+    public var pipeline: RunPipeline {
+        RunPipeline(runner: runner, policy: policy, activity: activity, finish: { [self] in await finish($0) })
+    }
+    /// How many runs are running and being recorded in this host (`RunPipeline`).
+    let activity = RunActivity()
     /// Episodes and the store (index + policy state); nil when opened without data.
     public let episodes: EpisodeLog?
     /// Templates (versions in the store, files imported from `paths.templatesDirectory`); nil
@@ -150,7 +154,7 @@ public final class NovaHost: Sendable {
         do { try await policy.flush() } catch { problems.append("could not save policy state: \(error)") }
         guard let episodes else { return (nil, problems.first) }
         do {
-            let logged = try await episodes.write(record)
+            let logged = try await episodes.write(record, alone: activity.isAlone)
             if let e = logged.indexError { problems.append("episode written but not indexed (repaired on next start): \(e)") }
             return (logged.ref, problems.first)
         } catch {

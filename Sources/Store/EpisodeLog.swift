@@ -88,12 +88,13 @@ public final class EpisodeLog: Sendable {
 
     /// `write(body:runId:summary:)` for a body its writer has already encoded (`members`); a
     /// store that keeps the chain itself takes the `JSONValue` form, `body()`.
-    package func write(members: () -> CanonicalMembers, body: () -> JSONValue, runId: String,
+    /// `alone`: the caller knows no other run is in flight (`EpisodeSegmentLog.write`).
+    package func write(members: () -> CanonicalMembers, body: () -> JSONValue, runId: String, alone: Bool = false,
                        summary: @escaping @Sendable (EpisodeRef) -> EpisodeSummary) async throws -> LoggedEpisode {
         if let chain {
             return LoggedEpisode(ref: try await chain.appendEpisode(body: body(), runId: runId, summary: summary), indexError: nil)
         }
-        let ref = try await episodes.write(members: members(), runId: runId)
+        let ref = try await episodes.write(members: members(), runId: runId, alone: alone)
         return LoggedEpisode(ref: ref, indexError: await indexBatch.index(summary(ref)))
     }
 

@@ -177,9 +177,9 @@ import Glibc
         #expect(report.isIntact, "\(report)")
     }
 
-    /// An `async` writer never leads (it would hold a cooperative thread through an
-    /// `fdatasync`; letting a lone one lead was tried in session 16 and removed), and async
-    /// writers arriving while the log is busy are appended as one group.
+    /// An `async` writer that does not say it is `alone` never leads (it would hold a
+    /// cooperative thread through an `fdatasync` while other runs need it), and async writers
+    /// arriving while the log is busy are appended as one group.
     @Test func asyncWritersQueueAndAreGrouped() async throws {
         let data = F.tempDir()
         defer { F.remove(data) }
@@ -205,6 +205,28 @@ import Glibc
         #expect(seqs.sorted() == Array(6...69))
         #expect(log.leaderCommits == 0, "an async writer led")
         #expect(log.groupCommits == 6, "the 64 queued writes were not appended as one group")
+        #expect(try log.verify().isIntact)
+    }
+
+    /// An `async` writer that is `alone` (the only run in flight) leads when the log is idle
+    /// (with more than one processor), and queues when the log is busy.
+    @Test func anAloneAsyncWriterLeadsWhenTheLogIsIdle() async throws {
+        let data = F.tempDir()
+        defer { F.remove(data) }
+        let log = try EpisodeSegmentLog(dataDirectory: data, segmentBytes: 64 << 10)
+        let leads = EpisodeSegmentLog.asyncWritersMayLead ? 1 : 0
+        for i in 1...5 { #expect(try await log.write(body: F.body("l\(i)"), runId: "l\(i)", alone: true).seq == i) }
+        #expect(log.leaderCommits == 5 * leads)
+        #expect(log.groupCommits == 5)
+        let gate = WaitBox<Bool>()
+        let busy = Thread { _ = try? log.exclusive { _ = gate.wait() } }
+        busy.start()
+        while !(log.state.withLock { log.state.committing }) { usleep(1000) }
+        let writer = Task { try await log.write(body: F.body("busy"), runId: "busy", alone: true).seq }
+        while log.state.withLock({ log.state.queue.count }) < 1 { usleep(1000) }
+        gate.set(true)
+        #expect(try await writer.value == 6)
+        #expect(log.leaderCommits == 5 * leads, "an alone writer led while the log was busy")
         #expect(try log.verify().isIntact)
     }
 

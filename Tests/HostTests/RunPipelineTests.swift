@@ -3,6 +3,7 @@ import Testing
 import Host
 @testable import Runs
 import JSON
+import Episodes
 
 /// Issue 11.1: the one run pipeline (prepare → bind inputs → validate → run → redact → record).
 @Suite("Run pipeline")
@@ -32,6 +33,28 @@ struct RunPipelineTests {
         }
         #expect(stored["plan"]?["steps"]?[0]?["input"]?["x"] == 1)
         #expect(stored["plan"]?["steps"]?[0]?["input"]?["password"] == Redaction.marker)
+    }
+
+    /// A run that is the only one in flight when it records commits its own episode (no
+    /// hand-off to the committer thread and back); while another run is running, the episode
+    /// goes through the committer. (With one processor nothing leads: `asyncWritersMayLead`.)
+    @Test func aLoneRunCommitsItsOwnEpisode() async throws {
+        let nova = try await host(Fixtures.tempDir("pipeline"))
+        let log = try #require(nova.episodes?.episodes)
+        let leads = EpisodeSegmentLog.asyncWritersMayLead ? 1 : 0
+        let p = try plan(#"{"steps": [{"id": "a", "call": "echo.echo", "input": {"x": 1}}]}"#)
+        for _ in 0..<3 {
+            let result = await nova.pipeline.execute(try await nova.pipeline.prepare(RunSubmission(plan: p, principal: "uma", origin: "test")))
+            #expect(result.record.status == .succeeded && result.episode != nil)
+        }
+        #expect(log.leaderCommits == 3 * leads)
+        // Another run in flight (counted as running for as long as this test holds it): queued.
+        nova.activity.running.add(1, ordering: .relaxed)
+        let result = await nova.pipeline.execute(try await nova.pipeline.prepare(RunSubmission(plan: p, principal: "uma", origin: "test")))
+        nova.activity.running.subtract(1, ordering: .relaxed)
+        #expect(result.episode != nil)
+        #expect(log.leaderCommits == 3 * leads, "a run's episode was committed by its own thread while another run was running")
+        #expect(nova.activity.running.load(ordering: .relaxed) == 0 && nova.activity.recording.load(ordering: .relaxed) == 0)
     }
 
     /// The run manager keeps the last `finishedCapacity` finished runs, oldest out first, also

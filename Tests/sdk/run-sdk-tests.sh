@@ -36,10 +36,9 @@ command -v tsc >/dev/null || { fail "setup: tsc is needed (apt-get install node-
 
 CACHE=${NOVA_SDK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nova-sdk}
 mkdir -p "$CACHE"
-{ [ -x "$CACHE/venv/bin/python" ] || "$BASE_PY" -m venv "$CACHE/venv"; } >>"$CACHE/pip.log" 2>&1 \
-  && "$CACHE/venv/bin/python" -m pip install -q --disable-pip-version-check -r Tests/sdk/requirements.txt >>"$CACHE/pip.log" 2>&1 \
+. Tests/python-venv.sh
+PY=$(venv_python "$CACHE/venv" Tests/sdk/requirements.txt "$CACHE/pip.log") \
   || { fail "setup: virtualenv with Tests/sdk/requirements.txt (see $CACHE/pip.log)"; summary; }
-PY=$CACHE/venv/bin/python
 
 WORK=$(mktemp -d /tmp/nova-sdk.XXXXXX)
 PIDS=

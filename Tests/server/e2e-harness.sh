@@ -21,10 +21,6 @@ count() {
 }
 BASE_PY=${PYTHON:-python3}
 CACHE=${NOVA_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nova-e2e}
-venv() {
-  local dir=$CACHE/$1
-  { [ -x "$dir/bin/python" ] || "$BASE_PY" -m venv "$dir"; } >>"$CACHE/pip.log" 2>&1 \
-    && "$dir/bin/python" -m pip install -q --disable-pip-version-check -r "$2" >>"$CACHE/pip.log" 2>&1 \
-    && echo "$dir/bin/python"
-}
+. Tests/python-venv.sh
+venv() { venv_python "$CACHE/$1" "$2" "$CACHE/pip.log"; }
 mkdir -p "$CACHE"

@@ -30,10 +30,9 @@ fi
 BASE_PY=${PYTHON:-python3}
 CACHE=${NOVA_UI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nova-ui}
 mkdir -p "$CACHE"
-{ [ -x "$CACHE/venv/bin/python" ] || "$BASE_PY" -m venv "$CACHE/venv"; } >>"$CACHE/pip.log" 2>&1 \
-  && "$CACHE/venv/bin/python" -m pip install -q --disable-pip-version-check -r Tests/ui/requirements.txt >>"$CACHE/pip.log" 2>&1 \
+. Tests/python-venv.sh
+PY=$(venv_python "$CACHE/venv" Tests/ui/requirements.txt "$CACHE/pip.log") \
   || { fail "setup: virtualenv with Tests/ui/requirements.txt (see $CACHE/pip.log)"; summary; }
-PY=$CACHE/venv/bin/python
 
 WORK=$(mktemp -d /tmp/nova-ui.XXXXXX)
 SERVER_PID=

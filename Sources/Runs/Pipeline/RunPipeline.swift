@@ -3,6 +3,7 @@ import Episodes
 import HostSupport
 import Plans
 import Policy
+import Synchronization
 
 /// A run as an entry point asks for it, before anything is checked: the CLI, REST
 /// (`POST /v1/runs`), the tool route and MCP (one-step plans), and next the job queue and agents.
@@ -63,6 +64,17 @@ public enum RunRejection: Error, Sendable, CustomStringConvertible {
     }
 }
 
+/// How many runs of one host are running (`RunPipeline.run`) and being recorded
+/// (`RunPipeline.record`). A run whose episode is written while it is the only one of either is
+/// `isAlone`: its episode may be committed on its own thread (`EpisodeSegmentLog`), which only
+/// pays when no other run needs the cooperative pool meanwhile. A hint, not a lock: a run that
+/// starts a moment later only waits for that one `fdatasync`.
+final class RunActivity: Sendable {
+    let running = Atomic<Int>(0)
+    let recording = Atomic<Int>(0)
+    var isAlone: Bool { running.load(ordering: .relaxed) == 0 && recording.load(ordering: .relaxed) == 1 }
+}
+
 /// What a finished run produced: its record (redacted, as recorded) and its episode.
 public struct RunResult: Sendable {
     public var record: RunRecord
@@ -85,6 +97,7 @@ public struct RunPipeline: Sendable {
 
     let runner: PlanRunner
     let policy: PolicyEngine
+    let activity: RunActivity
     let finish: @Sendable (RunRecord) async -> (episode: EpisodeRef?, episodeError: String?)
 
     /// Binds the inputs, checks the options and the role, and validates every step against
@@ -110,6 +123,8 @@ public struct RunPipeline: Sendable {
     /// Runs a prepared request in the caller's task (cancelling the task cancels the run) and
     /// returns its record, not yet redacted nor recorded.
     public func run(_ request: RunRequest, runId: String) async -> RunRecord {
+        activity.running.add(1, ordering: .relaxed)
+        defer { activity.running.subtract(1, ordering: .relaxed) }
         if let role = request.role { try? policy.bindRole(role, toRun: runId) }
         var record = await runner.run(request.plan, inputs: request.inputs, principal: request.principal, runId: runId, options: request.options)
         record.template = request.template
@@ -120,6 +135,8 @@ public struct RunPipeline: Sendable {
     /// `x-secret` fields) and records it: policy state and the episode, off the cooperative pool.
     public func record(_ record: RunRecord) async -> RunResult {
         let redacted = Self.redact(record)
+        activity.recording.add(1, ordering: .relaxed)
+        defer { activity.recording.subtract(1, ordering: .relaxed) }
         let (episode, episodeError) = await finish(redacted)
         return RunResult(record: redacted, episode: episode, episodeError: episodeError)
     }

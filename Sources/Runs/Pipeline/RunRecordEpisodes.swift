@@ -31,9 +31,12 @@ extension EpisodeSummary {
 extension EpisodeLog {
     /// Writes the episode of `record` (its `json`, which the run engine has already redacted;
     /// encoded from the record without building the `JSONValue`) and indexes it from the typed
-    /// record. The blocking file work runs on its own thread.
+    /// record. The blocking file work runs on its own thread, unless the run is `alone` (no
+    /// other run in flight: see `EpisodeSegmentLog.asyncWritersMayLead`).
     @discardableResult
-    public func write(_ record: RunRecord) async throws -> LoggedEpisode {
-        try await write(members: { record.episodeMembers }, body: { record.json }, runId: record.runId) { EpisodeSummary(ref: $0, record: record) }
+    public func write(_ record: RunRecord, alone: Bool = false) async throws -> LoggedEpisode {
+        try await write(members: { record.episodeMembers }, body: { record.json }, runId: record.runId, alone: alone) {
+            EpisodeSummary(ref: $0, record: record)
+        }
     }
 }
