@@ -28,16 +28,14 @@ PY=${PYTHON:-python3}
 [ -x "$BIN" ] || { echo "no nova-host binary at $BIN (swift build -c release --product nova-host, or set NOVA_HOST_BIN)"; exit 1; }
 [ -f "$DRIVERS/libnova_echo.so" ] || { echo "no echo driver in $DRIVERS (make drivers)"; exit 1; }
 command -v wrk >/dev/null || { apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
-# A virtualenv with one version of the MCP SDK (and uvicorn), made once: prints its python.
-peer_python() {  # NAME SPEC
-  local dir="$ROOT/.build-bench-$1"
-  [ -x "$dir/bin/python" ] || "$PY" -m venv "$dir" >/dev/null || { echo "cannot make the virtualenv $dir" >&2; exit 1; }
-  "$dir/bin/python" -m pip install -q --disable-pip-version-check "$2" uvicorn >/dev/null 2>&1 \
-    || { echo "cannot install $2 into $dir" >&2; exit 1; }
-  echo "$dir/bin/python"
-}
-PEER1=$(peer_python mcp1 "${MCP1_SPEC:-mcp==1.30.0}")
-PEER2=$(peer_python mcp2 "${MCP2_SPEC:-mcp==2.3.0}")
+# A virtualenv with one version of the MCP SDK (and uvicorn) per peer, made once.
+. "$ROOT/Tests/python-venv.sh"
+BASE_PY=$PY
+PIP_LOG=$ROOT/.build-bench-pip.log
+MCP1_SPEC=${MCP1_SPEC:-mcp==1.30.0}
+MCP2_SPEC=${MCP2_SPEC:-mcp==2.3.0}
+PEER1=$(venv_python "$ROOT/.build-bench-mcp1" "$PIP_LOG" "$MCP1_SPEC" uvicorn) || { echo "cannot install $MCP1_SPEC (see $PIP_LOG)"; exit 1; }
+PEER2=$(venv_python "$ROOT/.build-bench-mcp2" "$PIP_LOG" "$MCP2_SPEC" uvicorn) || { echo "cannot install $MCP2_SPEC (see $PIP_LOG)"; exit 1; }
 
 WORK=$(mktemp -d /tmp/nova-bench-server.XXXXXX)
 DATA=$(mktemp -d "${NOVA_BENCH_DATA:-$WORK}/nova-bench-data.XXXXXX")

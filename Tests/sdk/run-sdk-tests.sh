@@ -37,7 +37,7 @@ command -v tsc >/dev/null || { fail "setup: tsc is needed (apt-get install node-
 CACHE=${NOVA_SDK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nova-sdk}
 mkdir -p "$CACHE"
 . Tests/python-venv.sh
-PY=$(venv_python "$CACHE/venv" Tests/sdk/requirements.txt "$CACHE/pip.log") \
+PY=$(venv_python "$CACHE/venv" "$CACHE/pip.log" -r Tests/sdk/requirements.txt) \
   || { fail "setup: virtualenv with Tests/sdk/requirements.txt (see $CACHE/pip.log)"; summary; }
 
 WORK=$(mktemp -d /tmp/nova-sdk.XXXXXX)

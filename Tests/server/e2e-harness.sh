@@ -22,5 +22,5 @@ count() {
 BASE_PY=${PYTHON:-python3}
 CACHE=${NOVA_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nova-e2e}
 . Tests/python-venv.sh
-venv() { venv_python "$CACHE/$1" "$2" "$CACHE/pip.log"; }
+venv() { venv_python "$CACHE/$1" "$CACHE/pip.log" -r "$2"; }
 mkdir -p "$CACHE"

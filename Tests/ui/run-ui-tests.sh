@@ -31,7 +31,7 @@ BASE_PY=${PYTHON:-python3}
 CACHE=${NOVA_UI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nova-ui}
 mkdir -p "$CACHE"
 . Tests/python-venv.sh
-PY=$(venv_python "$CACHE/venv" Tests/ui/requirements.txt "$CACHE/pip.log") \
+PY=$(venv_python "$CACHE/venv" "$CACHE/pip.log" -r Tests/ui/requirements.txt) \
   || { fail "setup: virtualenv with Tests/ui/requirements.txt (see $CACHE/pip.log)"; summary; }
 
 WORK=$(mktemp -d /tmp/nova-ui.XXXXXX)
