@@ -63,45 +63,45 @@ enum SchemaBench {
         var rows: [ShapeRow] = []
         let noPeer = args.contains("--no-peer")
         if only == nil || only == "envelope" {
-        let isValidUS = medianMicros(rounds: rounds, iterations: iterations) {
-            if schema.isValid(doc) { sink &+= 1 }
-        }
-        let isValidCPU = lastCPU
-        let validateUS = medianMicros(rounds: rounds, iterations: iterations) {
-            sink &+= schema.validate(doc).errors.count
-        }
-        let validateCPU = lastCPU
-        let parseUS = medianMicros(rounds: rounds, iterations: iterations) {
-            if case .object(let o)? = try? JSONValue.parse(docBytes) { sink &+= o.count }
-        }
-        let parseCPU = lastCPU
-        let parseAndValidateUS = medianMicros(rounds: rounds, iterations: iterations) {
-            if let v = try? JSONValue.parse(docBytes), schema.isValid(v) { sink &+= 1 }
-        }
-        let parseAndValidateCPU = lastCPU
-        let invalidUS = medianMicros(rounds: rounds, iterations: max(1, iterations / 4)) {
-            sink &+= schema.validate(badDoc).errors.count
-        }
-        let invalidCPU = lastCPU
-        print("  (median of \(rounds) rounds × \(iterations); wall clock, then this thread's CPU time)")
-        print("  nova Schema isValid(doc):        \(format(isValidUS)) wall, \(format(isValidCPU)) cpu /validation")
-        print("  nova Schema validate(doc):       \(format(validateUS)) wall, \(format(validateCPU)) cpu /validation (collects errors; valid doc)")
-        print("  nova JSON parse(\(docBytes.count) B):        \(format(parseUS)) wall, \(format(parseCPU)) cpu /parse")
-        print("  nova parse + isValid:            \(format(parseAndValidateUS)) wall, \(format(parseAndValidateCPU)) cpu /document")
-        print("  nova validate(invalid doc):      \(format(invalidUS)) wall, \(format(invalidCPU)) cpu /validation (\(badErrors) errors with locations and messages)")
+            let isValidUS = medianMicros(rounds: rounds, iterations: iterations) {
+                if schema.isValid(doc) { sink &+= 1 }
+            }
+            let isValidCPU = lastCPU
+            let validateUS = medianMicros(rounds: rounds, iterations: iterations) {
+                sink &+= schema.validate(doc).errors.count
+            }
+            let validateCPU = lastCPU
+            let parseUS = medianMicros(rounds: rounds, iterations: iterations) {
+                if case .object(let o)? = try? JSONValue.parse(docBytes) { sink &+= o.count }
+            }
+            let parseCPU = lastCPU
+            let parseAndValidateUS = medianMicros(rounds: rounds, iterations: iterations) {
+                if let v = try? JSONValue.parse(docBytes), schema.isValid(v) { sink &+= 1 }
+            }
+            let parseAndValidateCPU = lastCPU
+            let invalidUS = medianMicros(rounds: rounds, iterations: max(1, iterations / 4)) {
+                sink &+= schema.validate(badDoc).errors.count
+            }
+            let invalidCPU = lastCPU
+            print("  (median of \(rounds) rounds × \(iterations); wall clock, then this thread's CPU time)")
+            print("  nova Schema isValid(doc):        \(format(isValidUS)) wall, \(format(isValidCPU)) cpu /validation")
+            print("  nova Schema validate(doc):       \(format(validateUS)) wall, \(format(validateCPU)) cpu /validation (collects errors; valid doc)")
+            print("  nova JSON parse(\(docBytes.count) B):        \(format(parseUS)) wall, \(format(parseCPU)) cpu /parse")
+            print("  nova parse + isValid:            \(format(parseAndValidateUS)) wall, \(format(parseAndValidateCPU)) cpu /document")
+            print("  nova validate(invalid doc):      \(format(invalidUS)) wall, \(format(invalidCPU)) cpu /validation (\(badErrors) errors with locations and messages)")
 
-        var envelopePeer: (us: Double, cpu: Double, line: String)?
-        if noPeer {
-            print("  peer skipped (--no-peer)")
-        } else if let peer = runPeer(dir: dir, schema: schemaURL, doc: docURL, iterations: iterations, rounds: rounds) {
-            envelopePeer = peer
-            print("  peer: \(peer.line)")
-            print("  ratio jsonschema-rs / nova isValid:  \(String(format: "%.2f", peer.us / isValidUS))× wall, \(String(format: "%.2f", peer.cpu / isValidCPU))× cpu (above 1: nova is faster)")
-            print("  ratio jsonschema-rs / nova validate: \(String(format: "%.2f", peer.us / validateUS))× wall, \(String(format: "%.2f", peer.cpu / validateCPU))× cpu")
-        }
+            var envelopePeer: (us: Double, cpu: Double, line: String)?
+            if noPeer {
+                print("  peer skipped (--no-peer)")
+            } else if let peer = runPeer(dir: dir, schema: schemaURL, doc: docURL, iterations: iterations, rounds: rounds) {
+                envelopePeer = peer
+                print("  peer: \(peer.line)")
+                print("  ratio jsonschema-rs / nova isValid:  \(String(format: "%.2f", peer.us / isValidUS))× wall, \(String(format: "%.2f", peer.cpu / isValidCPU))× cpu (above 1: nova is faster)")
+                print("  ratio jsonschema-rs / nova validate: \(String(format: "%.2f", peer.us / validateUS))× wall, \(String(format: "%.2f", peer.cpu / validateCPU))× cpu")
+            }
 
-        // The three shapes side by side: nova isValid and the peer's is_valid, same run.
-        rows.append(ShapeRow(name: "envelope, 1 KB", novaWall: isValidUS, novaCPU: isValidCPU, peer: envelopePeer))
+            // The three shapes side by side: nova isValid and the peer's is_valid, same run.
+            rows.append(ShapeRow(name: "envelope, 1 KB", novaWall: isValidUS, novaCPU: isValidCPU, peer: envelopePeer))
         }
         for (name, label, divisor) in [("deep", "deep $ref chain + unevaluatedProperties", 40), ("array", "array of 10,000 objects", 2000)]
             where only == nil || only == name {
