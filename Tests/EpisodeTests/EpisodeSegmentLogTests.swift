@@ -218,12 +218,15 @@ import Glibc
         for i in 1...5 { #expect(try await log.write(body: F.body("l\(i)"), runId: "l\(i)", alone: true).seq == i) }
         #expect(log.leaderCommits == 5 * leads)
         #expect(log.groupCommits == 5)
-        let gate = WaitBox<Bool>()
-        let busy = Thread { _ = try? log.exclusive { _ = gate.wait() } }
+        // Busy with an exclusive task that has started (not merely queued, and not the
+        // committer's idle mirror sync, which also sets `committing`): the writer must queue.
+        // Waits sleep the task, not the thread: the writer needs a thread of the pool to queue.
+        let gate = WaitBox<Bool>(), started = Flag()
+        let busy = Thread { _ = try? log.exclusive { started.set(); _ = gate.wait() } }
         busy.start()
-        while !(log.state.withLock { log.state.committing }) { usleep(1000) }
+        while !started.isSet { try await Task.sleep(for: .milliseconds(1)) }
         let writer = Task { try await log.write(body: F.body("busy"), runId: "busy", alone: true).seq }
-        while log.state.withLock({ log.state.queue.count }) < 1 { usleep(1000) }
+        while log.state.withLock({ log.state.queue.count }) < 1 { try await Task.sleep(for: .milliseconds(1)) }
         gate.set(true)
         #expect(try await writer.value == 6)
         #expect(log.leaderCommits == 5 * leads, "an alone writer led while the log was busy")
@@ -472,4 +475,12 @@ import Glibc
         #expect(next.ref.seq == 7)
         #expect(try await again.show(runId: "m7").prevHash == legacyDocs["m6"]?["hash"]?.stringValue)
     }
+}
+
+/// A flag one thread sets and a test task polls.
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }
