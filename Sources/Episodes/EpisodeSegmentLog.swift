@@ -213,7 +213,7 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
         try exclusive { try self.syncMirrorIfDirty() }
     }
 
-    /// How many groups the committer has appended (for tests and benchmarks).
+    /// How many groups the committer has taken up (counted before their writes are acknowledged).
     public var groupCommits: Int { state.withLock { state.groupCommits } }
     /// How many of them a blocking writer committed itself, as the leader (for tests).
     public var leaderCommits: Int { state.withLock { state.leaderCommits } }
@@ -302,6 +302,8 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
     /// mirror with one `pwrite` each, the primary fdatasynced, then acknowledged. A group that
     /// does not fit in the current segment is split at the rotation.
     private func commitGroup(_ batch: [PendingEpisode]) {
+        // Counted before any write is acknowledged, so a writer that resumes sees its group.
+        state.withLock { state.groupCommits += 1 }
         do {
             try lockFile.lockExclusive()
         } catch {
@@ -355,7 +357,6 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
         if let (step, cause) = failure {
             for r in remaining { r.complete(.failure(.writeFailed(runId: r.runId, step: step, outcome: .notWritten, cause: cause))) }
         }
-        state.withLock { state.groupCommits += 1 }
     }
 
     /// Appends `group` to the current segment and makes it durable; acknowledges or fails its

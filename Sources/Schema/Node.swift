@@ -242,6 +242,10 @@ final class NameIndex {
         /// UTF-8 length (the groups above `maxLength` mix lengths).
         let length: Int
         let ascii: Bool
+        /// The first UTF-8 byte (0 for ""): most names of one length differ there, and a
+        /// byte compare is far cheaper than `String.==` on a mismatch (a call into the
+        /// runtime's comparison).
+        let first: UInt8
     }
     /// Entries sorted by UTF-8 length; lengths above `maxLength` share the last group.
     private let entries: UnsafeMutableBufferPointer<Entry>
@@ -250,7 +254,8 @@ final class NameIndex {
     static let maxLength = 64
 
     init(_ names: [String]) {
-        let sorted = names.enumerated().map { Entry(name: $1, index: $0, length: $1.utf8.count, ascii: $1.utf8.allSatisfy { $0 < 0x80 }) }
+        let sorted = names.enumerated().map { Entry(name: $1, index: $0, length: $1.utf8.count, ascii: $1.utf8.allSatisfy { $0 < 0x80 },
+                                                  first: $1.utf8.first ?? 0) }
             .sorted { min($0.name.utf8.count, NameIndex.maxLength) < min($1.name.utf8.count, NameIndex.maxLength) }
         var st = [Int32](repeating: 0, count: NameIndex.maxLength + 2)
         var k = 0
@@ -284,11 +289,12 @@ final class NameIndex {
         let group = min(keyLength, NameIndex.maxLength)
         var i = Int(start[group])
         let end = Int(start[group + 1])
+        let first = keyLength > 0 ? key.utf8[key.utf8.startIndex] : 0
         while i < end {
             // For an ASCII name, equal byte length plus canonical equivalence (`==`, fast on
             // ASCII) means equal bytes; "K" + 69 × "a" and U+212A + 69 × "a" share the last
             // group but not the length.
-            if entries[i].length == keyLength && entries[i].name == key
+            if entries[i].first == first && entries[i].length == keyLength && entries[i].name == key
                 && (entries[i].ascii || entries[i].name.utf8.elementsEqual(key.utf8)) {
                 return entries[i].index
             }

@@ -1250,7 +1250,7 @@ struct Evaluator {
         let text: String
         switch v {
         case .int(let i): text = String(i.magnitude)
-        case .bigInt(let b): text = b.magnitude
+        case .bigInt(let b): text = String(b.magnitude)
         case .double(let d):
             guard d.isFinite else { return false }
             guard d.rounded(.towardZero) == d else { return d == 0 }

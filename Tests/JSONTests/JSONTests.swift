@@ -27,6 +27,16 @@ struct ParsingTests {
         #expect(f == 100)
         guard case .bigInt(let g) = try JSONValue.parse("123456789012345678901234567890") else { Issue.record("not bigInt"); return }
         #expect(g.doubleValue == 1.2345678901234568e29 && g.description == "123456789012345678901234567890")
+        guard case .bigInt(let n) = try JSONValue.parse("-9223372036854775809") else { Issue.record("not bigInt"); return }
+        #expect(JSONBigInt("-00009223372036854775809") == n && JSONBigInt("-0009223372036854775808") == nil)
+        #expect(n.isNegative && n.magnitude == "9223372036854775809" && n.description == "-9223372036854775809")
+        #expect(n.compare(g) < 0 && g.compare(n) > 0 && n.compare(Int.min) < 0)
+    }
+
+    /// Every array and object element is a `JSONValue`: a wider value makes every document
+    /// bigger to walk (a big integer's separate sign `Bool` once made it 32 bytes a value).
+    @Test func aValueIsTwentyFourBytes() {
+        #expect(MemoryLayout<JSONValue>.stride == 24)
     }
 
     @Test func doublesAreCorrectlyRounded() throws {
