@@ -88,26 +88,28 @@ test: test-deps drivers release
 	# and in the run above the CPU-bound suites (regex, schema) fill the cooperative pool's two
 	# threads for long enough that a sandbox could not even start before its deadline.
 	NOVA_BIN_DIR=$(BIN) Tests/with-tmpdir.sh $(SWIFT) test --skip-build --filter ShellTests
-	Tests/regex/check-expected.sh
-	Tests/sandbox/run-battery.sh
-	[ "$$(id -u)" != 0 ] || Tests/sandbox/run-battery.sh --unprivileged --no-build
-	NOVA_HOST_BIN=$(NOVA) Tests/server/run-e2e.sh
+	# The script suites below each get their own TMPDIR too (their servers' data, Chromium
+	# profiles, crash-test directories), removed when the suite ends.
+	Tests/with-tmpdir.sh Tests/regex/check-expected.sh
+	Tests/with-tmpdir.sh Tests/sandbox/run-battery.sh
+	[ "$$(id -u)" != 0 ] || Tests/with-tmpdir.sh Tests/sandbox/run-battery.sh --unprivileged --no-build
+	NOVA_HOST_BIN=$(NOVA) Tests/with-tmpdir.sh Tests/server/run-e2e.sh
 	# The web dashboard (/ui) in headless Chromium via Selenium: live runs, timeline, CSRF, roles, CSP, HTML validity.
-	NOVA_HOST_BIN=$(NOVA) Tests/ui/run-ui-tests.sh
+	NOVA_HOST_BIN=$(NOVA) Tests/with-tmpdir.sh Tests/ui/run-ui-tests.sh
 	# mcp_proxy against real Python MCP servers (stdio, streamable HTTP; SDK 2.x and 1.x): namespaces,
 	# episodes, errors, policy, cancellation, restarts, list_changed, reload, credentials.
-	NOVA_HOST_BIN=$(NOVA) Tests/mcp_proxy/run-mcp-proxy-tests.sh
+	NOVA_HOST_BIN=$(NOVA) Tests/with-tmpdir.sh Tests/mcp_proxy/run-mcp-proxy-tests.sh
 	# Every shipped driver through the conformance harness (nova-host drivers test).
-	NOVA_HOST_BIN=$(NOVA) Tests/servers/with-servers.sh Tests/drivers/run-conformance.sh
+	NOVA_HOST_BIN=$(NOVA) Tests/with-tmpdir.sh Tests/servers/with-servers.sh Tests/drivers/run-conformance.sh
 	# Workers SIGKILLed under load: every run recorded exactly once (PostgreSQL and SQLite).
-	NOVA_HOST_BIN=$(NOVA) Tests/servers/with-servers.sh Tests/queue/run-crash-tests.sh
-	Tests/install/run-install-test.sh
+	NOVA_HOST_BIN=$(NOVA) Tests/with-tmpdir.sh Tests/servers/with-servers.sh Tests/queue/run-crash-tests.sh
+	Tests/with-tmpdir.sh Tests/install/run-install-test.sh
 	# The client SDKs (sdk/python, sdk/typescript) against a live server: every method, auth, 429 retry, pagination, SSE.
-	NOVA_HOST_BIN=$(NOVA) Tests/sdk/run-sdk-tests.sh
+	NOVA_HOST_BIN=$(NOVA) Tests/with-tmpdir.sh Tests/sdk/run-sdk-tests.sh
 	# The image (release build, no base image) in a real dockerd, compose up, the Helm chart against the Kubernetes schemas.
-	NOVA_HOST_BIN=$(NOVA) Tests/packaging/run-packaging-tests.sh
+	NOVA_HOST_BIN=$(NOVA) Tests/with-tmpdir.sh Tests/packaging/run-packaging-tests.sh
 	# `nova-host init` then `serve --config DIR/nova.json`: the printed key authenticates, none gets 401.
-	NOVA_HOST_BIN=$(NOVA) Tests/init/run-init-test.sh
+	NOVA_HOST_BIN=$(NOVA) Tests/with-tmpdir.sh Tests/init/run-init-test.sh
 	@echo "all test suites passed"
 
 # What the container image ships: one product per command (swift build builds only the last of

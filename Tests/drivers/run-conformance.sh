@@ -10,7 +10,7 @@ NOVA=${NOVA_HOST_BIN:-$(swift build --show-bin-path)/nova-host}
 # instance lists that server's tools (ABI 1.1) and the harness checks the list.
 . Tests/server/e2e-harness.sh
 MCP_PY=$(venv mcp2 Tests/server/requirements.txt) || { echo "conformance: cannot make the MCP SDK virtualenv (see $CACHE/pip.log)" >&2; exit 1; }
-MCP_STATE=$(mktemp -d /tmp/nova-conformance-mcp.XXXXXX)
+MCP_STATE=$(mktemp -d "${TMPDIR:-/tmp}/nova-conformance-mcp.XXXXXX")
 trap 'rm -rf "$MCP_STATE"' EXIT
 config_for() {
   case "$1" in

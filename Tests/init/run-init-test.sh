@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
 NOVA=${NOVA_HOST_BIN:-$(swift build --show-bin-path)/nova-host}
-WORK=$(mktemp -d /tmp/nova-init.XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/nova-init.XXXXXX")
 PROJECT="$WORK/project"
 SERVER_PID=
 cleanup() {

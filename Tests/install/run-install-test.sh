@@ -3,8 +3,8 @@
 # directory: it must find its drivers, the default policy and nova-sandbox without flags.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-PREFIX=$(mktemp -d /tmp/nova-install.XXXXXX)
-ELSEWHERE=$(mktemp -d /tmp/nova-elsewhere.XXXXXX)
+PREFIX=$(mktemp -d "${TMPDIR:-/tmp}/nova-install.XXXXXX")
+ELSEWHERE=$(mktemp -d "${TMPDIR:-/tmp}/nova-elsewhere.XXXXXX")
 trap 'rm -rf "$PREFIX" "$ELSEWHERE"' EXIT
 make -s install PREFIX="$PREFIX" >/dev/null
 fail() { echo "install test: FAIL $*"; exit 1; }

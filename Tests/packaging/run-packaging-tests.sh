@@ -31,7 +31,7 @@ check() { if eval "$2"; then ok "$1"; else fail "$1"; fi; }
 summary() { echo "packaging: $PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ]; exit $?; }
 
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/nova-packaging
-WORK=$(mktemp -d /tmp/nova-packaging.XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/nova-packaging.XXXXXX")
 DOCKERD_PID=
 CONTAINERS=()
 PROJECT=novapkg$$

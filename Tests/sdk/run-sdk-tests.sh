@@ -40,7 +40,7 @@ mkdir -p "$CACHE"
 PY=$(venv_python "$CACHE/venv" "$CACHE/pip.log" -r Tests/sdk/requirements.txt) \
   || { fail "setup: virtualenv with Tests/sdk/requirements.txt (see $CACHE/pip.log)"; summary; }
 
-WORK=$(mktemp -d /tmp/nova-sdk.XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/nova-sdk.XXXXXX")
 PIDS=
 cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null; done; rm -rf "$WORK"; }
 trap cleanup EXIT

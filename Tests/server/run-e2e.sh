@@ -25,7 +25,7 @@ command -v "$BASE_PY" >/dev/null || { fail "setup: $BASE_PY not found"; summary;
 PY=$(venv mcp2 Tests/server/requirements.txt) || { fail "setup: virtualenv with Tests/server/requirements.txt (see $CACHE/pip.log)"; summary; }
 PY_MCP1=$(venv mcp1 Tests/server/requirements-mcp1.txt) || { fail "setup: virtualenv with Tests/server/requirements-mcp1.txt (see $CACHE/pip.log)"; summary; }
 
-WORK=$(mktemp -d /tmp/nova-e2e.XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/nova-e2e.XXXXXX")
 SERVER_PID=
 cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT

@@ -34,7 +34,7 @@ mkdir -p "$CACHE"
 PY=$(venv_python "$CACHE/venv" "$CACHE/pip.log" -r Tests/ui/requirements.txt) \
   || { fail "setup: virtualenv with Tests/ui/requirements.txt (see $CACHE/pip.log)"; summary; }
 
-WORK=$(mktemp -d /tmp/nova-ui.XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/nova-ui.XXXXXX")
 SERVER_PID=
 cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
