@@ -188,18 +188,20 @@ import Glibc
         #expect(log.leaderCommits == 0)
         #expect(log.groupCommits == 5)
         // While the log is busy (an exclusive task holds the committer), async writers queue
-        // rather than lead, and the committer appends them as one group afterwards.
-        let gate = WaitBox<Bool>()
-        let busy = Thread { _ = try? log.exclusive { _ = gate.wait() } }
+        // rather than lead, and the committer appends them as one group afterwards. The task
+        // is waited for by a flag it sets, not by `committing` (the idle mirror sync sets that
+        // too), and by sleeping the task, not a thread of the pool.
+        let gate = WaitBox<Bool>(), started = Flag()
+        let busy = Thread { _ = try? log.exclusive { started.set(); _ = gate.wait() } }
         busy.start()
-        while !(log.state.withLock { log.state.committing }) { usleep(1000) }
+        while !started.isSet { try await Task.sleep(for: .milliseconds(1)) }
         let writers = Task {
             try await withThrowingTaskGroup(of: Int.self) { group in
                 for i in 0..<64 { group.addTask { try await log.write(body: F.body("o\(i)"), runId: "o\(i)").seq } }
                 return try await group.reduce(into: [Int]()) { $0.append($1) }
             }
         }
-        while log.state.withLock({ log.state.queue.count }) < 64 { usleep(1000) }
+        while log.state.withLock({ log.state.queue.count }) < 64 { try await Task.sleep(for: .milliseconds(1)) }
         gate.set(true)
         let seqs = try await writers.value
         #expect(seqs.sorted() == Array(6...69))
