@@ -78,7 +78,7 @@ public enum EpisodeFormat {
     }
 
     /// The stored bytes of `body` at chain position `seq` after `prevHash`, and their hash.
-    static func encode(body: [JSONKey: JSONValue], runId: String, seq: Int, prevHash: String)
+    static func encode(body: JSONObject, runId: String, seq: Int, prevHash: String)
         -> (hash: String, bytes: [UInt8])
     {
         encode(members: bodyMembers(body), runId: runId, seq: seq, prevHash: prevHash)
@@ -86,7 +86,7 @@ public enum EpisodeFormat {
 
     /// The encoded members of a body `validateBody` accepted, without `run_id` (the chain
     /// members are added at the body's chain position).
-    static func bodyMembers(_ body: [JSONKey: JSONValue]) -> CanonicalMembers {
+    static func bodyMembers(_ body: JSONObject) -> CanonicalMembers {
         var members = body
         members.removeValue(forKey: "run_id")
         return CanonicalMembers(members)
@@ -166,7 +166,7 @@ public enum EpisodeFormat {
     }
 
     /// Checks a body before it is written; returns the body's members or a reason it is refused.
-    static func validateBody(_ body: JSONValue, runId: String) -> Result<[JSONKey: JSONValue], EpisodeError> {
+    static func validateBody(_ body: JSONValue, runId: String) -> Result<JSONObject, EpisodeError> {
         guard case .object(let o) = body else {
             return .failure(.invalidBody(runId: runId, reason: "the body must be a JSON object, not \(body.typeName)"))
         }

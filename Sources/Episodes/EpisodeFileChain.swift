@@ -664,10 +664,10 @@ public final class EpisodeFileChain: Sendable {
 /// A write waiting in the queue; `result` is set (under the queue lock) when it is done.
 final class PendingWrite: @unchecked Sendable {
     let runId: String
-    let body: [JSONKey: JSONValue]
+    let body: JSONObject
     var result: Result<EpisodeRef, EpisodeError>?
 
-    init(runId: String, body: [JSONKey: JSONValue]) {
+    init(runId: String, body: JSONObject) {
         self.runId = runId
         self.body = body
     }

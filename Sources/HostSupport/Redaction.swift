@@ -35,7 +35,7 @@ public enum Redaction {
     public static func redact(_ value: JSONValue, extraKeys: [String] = []) -> JSONValue {
         switch value {
         case .object(let obj):
-            var out: [JSONKey: JSONValue] = [:]
+            var out: JSONObject = [:]
             for (k, v) in obj {
                 out[k] = (isSecretKey(k.string) || extraKeys.contains(k.string)) ? marker : redact(v)
             }

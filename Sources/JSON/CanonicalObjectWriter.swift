@@ -14,10 +14,10 @@ public protocol JSONObjectSink: ~Copyable {
 /// Builds a `JSONValue` object member by member.
 public struct JSONObjectBuilder: JSONObjectSink {
     /// The members so far.
-    public var members: [JSONKey: JSONValue]
+    public var members: JSONObject
 
     /// An empty object, with room for `capacity` members.
-    public init(capacity: Int = 0) { members = Dictionary(minimumCapacity: capacity) }
+    public init(capacity: Int = 0) { members = JSONObject(minimumCapacity: capacity) }
 
     /// The object built.
     public var value: JSONValue { .object(members) }
@@ -60,7 +60,7 @@ public struct CanonicalMembers: Sendable {
     }
 
     /// The members of `object` (any order; canonical order is made here).
-    public init(_ object: [JSONKey: JSONValue]) {
+    public init(_ object: JSONObject) {
         var w = CanonicalObjectWriter()
         for (k, v) in object { w.member(k.string, v) }
         self = w.finishMembers()

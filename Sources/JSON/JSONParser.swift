@@ -69,7 +69,7 @@ struct Parser {
     var scratch: [UInt8] = []
     /// Members of the objects being parsed (innermost last), so that each dictionary is
     /// created once at its final size instead of growing.
-    var members: [(String, JSONValue)] = []
+    var members: [JSONObject.Element] = []
     /// Elements of the arrays being parsed, for the same reason.
     var elements: [JSONValue] = []
 
@@ -203,7 +203,7 @@ struct Parser {
             pos += 1
             skipWhitespace()
             let value = try parseValue()
-            members.append((key, value))
+            members.append((key: JSONKey(key), value: value))
             skipWhitespace()
             guard pos < count else { throw error("unexpected end of input inside an object") }
             let b = byte(pos)
@@ -217,12 +217,10 @@ struct Parser {
             throw error("unexpected \(describeByte(at: pos)): expected ',' or '}' in object")
         }
         depth -= 1
-        var dict = [JSONKey: JSONValue](minimumCapacity: members.count - base)
-        for i in base..<members.count {
-            dict[JSONKey(members[i].0)] = members[i].1  // a repeated name: the last one wins
-        }
+        // A repeated name: the last one wins.
+        let object = JSONObject(parsed: members[base...])
         members.removeSubrange(base...)
-        return .object(dict)
+        return .object(object)
     }
 
     mutating func parseArray() throws(JSONParseError) -> JSONValue {

@@ -169,13 +169,13 @@ struct ByteSink: ~Copyable {
 /// comparing those orders most names without reading their strings.
 struct SortedMember {
     let name: String
-    let index: Dictionary<JSONKey, JSONValue>.Index
+    let index: Int
     /// The first 8 bytes, big-endian, zero-padded.
     let prefix: UInt64
     /// Whether the prefix orders like UTF-16: no byte at or above 0xEE in it (see `utf16Less`).
     let prefixOrders: Bool
 
-    init(name: String, index: Dictionary<JSONKey, JSONValue>.Index) {
+    init(name: String, index: Int) {
         self.name = name
         self.index = index
         var name = name
@@ -259,12 +259,14 @@ struct JSONWriter: ~Copyable {
                 withUnsafeTemporaryAllocation(of: SortedMember.self, capacity: o.count) { buffer in
                     var order = buffer
                     var n = 0
-                    for i in o.indices {
-                        (order.baseAddress! + n).initialize(to: SortedMember(name: o.keys[i].string, index: i))
-                        n += 1
+                    o.withMembers { members in
+                        for i in 0..<members.count {
+                            (order.baseAddress! + n).initialize(to: SortedMember(name: members[i].key.string, index: i))
+                            n += 1
+                        }
+                        order.sort(by: SortedMember.precedes)
+                        for m in order { member(m.name, members[m.index].value, &self) }
                     }
-                    order.sort(by: SortedMember.precedes)
-                    for m in order { member(m.name, o.values[m.index], &self) }
                     _ = order.deinitialize()
                 }
             } else {

@@ -19,7 +19,7 @@ extension JSONValue: Codable {
         } else if let a = try? c.decode([JSONValue].self) {
             self = .array(a)
         } else if let o = try? c.decode([String: JSONValue].self) {
-            self = .object([JSONKey: JSONValue](o))
+            self = .object(JSONObject(o))
         } else {
             throw DecodingError.dataCorruptedError(in: c, debugDescription: "not a JSON value")
         }

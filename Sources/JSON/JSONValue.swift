@@ -10,10 +10,10 @@
 /// so `.int(1) == .double(1.0)`, and `hash(into:)` is consistent with that. Strings compare by
 /// their Unicode scalar values (not by Swift's canonical-equivalence rules), as JSON requires.
 ///
-/// Objects are stored as a Swift `Dictionary` keyed by `JSONKey`, whose equality and hash use
-/// the UTF-8 bytes of the name: canonically equivalent names such as "\u{E9}" and "e\u{301}", or
-/// "K" and the Kelvin sign "\u{212A}", are different members (Swift `String ==` would merge them).
-/// Member order is not preserved; use
+/// Objects are `JSONObject`s: members in one array, names compared by their UTF-8 bytes
+/// (`JSONKey`): canonically equivalent names such as "\u{E9}" and "e\u{301}", or "K" and the
+/// Kelvin sign "\u{212A}", are different members (Swift `String ==` would merge them). Member
+/// order is insertion order but carries no meaning (equality ignores it); use
 /// `serialized(sortedKeys: true)` or `canonicalBytes()` where a stable text is needed.
 public enum JSONValue: Sendable {
     case null
@@ -24,7 +24,7 @@ public enum JSONValue: Sendable {
     case bigInt(JSONBigInt)
     case string(String)
     case array([JSONValue])
-    case object([JSONKey: JSONValue])
+    case object(JSONObject)
 }
 
 // MARK: - Equality and hashing
@@ -44,12 +44,7 @@ extension JSONValue: Hashable {
             guard a.count == b.count else { return false }
             for i in a.indices where a[i] != b[i] { return false }
             return true
-        case let (.object(a), .object(b)):
-            guard a.count == b.count else { return false }
-            for (k, v) in a {
-                guard let w = b[k], v == w else { return false }
-            }
-            return true
+        case let (.object(a), .object(b)): return a == b
         default: return false
         }
     }
@@ -77,16 +72,8 @@ extension JSONValue: Hashable {
             hasher.combine(5 as UInt8); hasher.combine(a.count)
             for v in a { v.hash(into: &hasher) }
         case .object(let o):
-            // Order-independent: combine per-member hashes commutatively.
-            hasher.combine(6 as UInt8); hasher.combine(o.count)
-            var acc = 0
-            for (k, v) in o {
-                var h = Hasher()
-                k.hash(into: &h)
-                v.hash(into: &h)
-                acc = acc &+ h.finalize()
-            }
-            hasher.combine(acc)
+            // Order-independent (see JSONObject.hash).
+            hasher.combine(6 as UInt8); o.hash(into: &hasher)
         }
     }
 
@@ -175,7 +162,7 @@ extension JSONValue {
 
     /// The members when this is `.object`, exactly as stored (names compare by Unicode scalars).
     @inlinable
-    public var objectMembers: [JSONKey: JSONValue]? {
+    public var objectMembers: JSONObject? {
         if case .object(let o) = self { return o }
         return nil
     }
@@ -251,7 +238,7 @@ extension JSONValue: ExpressibleByArrayLiteral {
 
 extension JSONValue: ExpressibleByDictionaryLiteral {
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
-        var o = [JSONKey: JSONValue](minimumCapacity: elements.count)
+        var o = JSONObject(minimumCapacity: elements.count)
         for (k, v) in elements { o[JSONKey(k)] = v }
         self = .object(o)
     }
@@ -313,22 +300,18 @@ extension Dictionary where Key == JSONKey {
     public var names: [String] { keys.map(\.string) }
 }
 
-extension Dictionary where Key == JSONKey, Value == JSONValue {
-    /// An object from members keyed by `String`. Swift dictionaries keyed by `String` already
-    /// merge canonically equivalent names, so build `[JSONKey: JSONValue]` directly where that matters.
-    @inlinable
-    public init(_ members: [String: JSONValue]) {
-        self.init(minimumCapacity: members.count)
-        for (k, v) in members { self[JSONKey(k)] = v }
-    }
-}
-
 extension JSONValue {
     /// An object from members keyed by `String` (source compatibility for code that builds
     /// objects from Swift dictionaries). A `[String: JSONValue]` has already merged canonically
     /// equivalent names; parsed objects never go through it.
     @inlinable @_disfavoredOverload
     public static func object(_ members: [String: JSONValue]) -> JSONValue {
-        .object([JSONKey: JSONValue](members))
+        .object(JSONObject(members))
+    }
+
+    /// An object from the members of a `Dictionary`.
+    @inlinable @_disfavoredOverload
+    public static func object(_ members: [JSONKey: JSONValue]) -> JSONValue {
+        .object(JSONObject(members))
     }
 }

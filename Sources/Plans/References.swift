@@ -161,7 +161,7 @@ public enum Template {
             for item in items { out.append(try resolve(item, in: scope, strict: strict)) }
             return .array(out)
         case .object(let obj):
-            var out: [JSONKey: JSONValue] = [:]
+            var out: JSONObject = [:]
             for (k, v) in obj { out[k] = try resolve(v, in: scope, strict: strict) }
             return .object(out)
         default:

@@ -14,7 +14,7 @@ public struct TemplatePhase: Sendable, Equatable {
     }
 
     public var json: JSONValue {
-        var o: [JSONKey: JSONValue] = ["name": .string(name), "steps": .array(steps.map(JSONValue.string))]
+        var o: JSONObject = ["name": .string(name), "steps": .array(steps.map(JSONValue.string))]
         if let description { o["description"] = .string(description) }
         return .object(o)
     }

@@ -310,7 +310,7 @@ final class Compiler {
         }
     }
 
-    func compileObject(_ n: Node, _ o: [JSONKey: JSONValue], _ loc: Location) throws {
+    func compileObject(_ n: Node, _ o: JSONObject, _ loc: Location) throws {
         let vocab = docVocab[loc.doc]
         var kws: [Keyword] = []
         var foldableRequired: [String]? = nil

@@ -126,7 +126,7 @@ public struct ValidationResult: Sendable, CustomStringConvertible {
                 ]
             })
         }
-        return .object([JSONKey: JSONValue](out))
+        return .object(JSONObject(out))
     }
 }
 

@@ -647,7 +647,7 @@ struct Evaluator {
     /// The member an `AlternativeFilter` asks for, looked up once for a run of alternatives
     /// that ask for the same name (a union's alternatives usually share their tag).
     struct MemberLookup {
-        let object: [JSONKey: JSONValue]?
+        let object: JSONObject?
         var name: String?
         var value: JSONValue?
 
@@ -975,67 +975,73 @@ struct Evaluator {
     /// usually rejected by a simple check before any deep evaluation; elsewhere (mostly valid
     /// data) one pass is cheaper. Evaluation has no effect other than its answer and the
     /// annotations (the same set in any order), so the order is free.
-    mutating func objectHolds(_ app: ObjectApplicator, _ n: NodeRef, _ o: [JSONKey: JSONValue], _ ann: Annotations?) -> Bool {
+    mutating func objectHolds(_ app: ObjectApplicator, _ n: NodeRef, _ o: JSONObject, _ ann: Annotations?) -> Bool {
         if o.count < app.requiredAll.nonzeroBitCount { return false }
         var requiredSeen: UInt64 = 0
         // Inside an alternative, members whose subschema is not a leaf wait for a second pass,
         // so that a failing leaf answers first. Nothing of a member is kept between the passes:
         // holding a value (or its keyword) across the loop cost a copy and a destroy per member
         // in every object, alternative or not (4 % of the array shape's instructions).
+        // Members are read in place (`withMembers`): no copy of a value, no retain per member.
         var deferred = false
-        var position = -1
         let annotate = ann.map { !$0.allProperties } ?? false
-        for (jkey, value) in o {
-            position += 1
-            let sub: NodeRef
-            let isProperty: Bool
-            if app.hasProperties, let idx = app.names.find(jkey.string) {
-                requiredSeen |= app.requiredBit[idx]
-                sub = app.propertyNodes[idx]
-                isProperty = true
-                if annotate { ann?.properties.insert(position) }
-            } else if let add = app.additional {
-                sub = add
-                isProperty = false
-            } else {
-                continue
-            }
-            switch sub.kind {
-            case .alwaysTrue: continue
-            case .alwaysFalse: return false
-            case .keywords:
-                if sub.isLeaf {
-                    if !leafPasses(sub, value) { return false }
-                } else if inAlternative {
-                    deferred = true
-                } else if !descend(sub, value, isProperty ? "properties" : "additionalProperties", from: n) {
-                    return false
-                }
-            }
-        }
-        if requiredSeen != app.requiredAll { return false }
-        if deferred {
-            for (jkey, value) in o {
+        let firstPass = o.withMembers { members -> Bool in
+            for position in 0..<members.count {
                 let sub: NodeRef
                 let isProperty: Bool
-                if app.hasProperties, let idx = app.names.find(jkey.string) {
+                if app.hasProperties, let idx = app.names.find(members[position].key.string) {
+                    requiredSeen |= app.requiredBit[idx]
                     sub = app.propertyNodes[idx]
                     isProperty = true
+                    if annotate { ann?.properties.insert(position) }
                 } else if let add = app.additional {
                     sub = add
                     isProperty = false
                 } else {
                     continue
                 }
-                if sub.kind == .keywords && !sub.isLeaf,
-                   !descend(sub, value, isProperty ? "properties" : "additionalProperties", from: n) { return false }
+                switch sub.kind {
+                case .alwaysTrue: continue
+                case .alwaysFalse: return false
+                case .keywords:
+                    if sub.isLeaf {
+                        if !leafPasses(sub, members[position].value) { return false }
+                    } else if inAlternative {
+                        deferred = true
+                    } else if !descend(sub, members[position].value, isProperty ? "properties" : "additionalProperties", from: n) {
+                        return false
+                    }
+                }
             }
+            return true
+        }
+        if !firstPass || requiredSeen != app.requiredAll { return false }
+        if deferred {
+            let secondPass = o.withMembers { members -> Bool in
+                for position in 0..<members.count {
+                    let sub: NodeRef
+                    let isProperty: Bool
+                    if app.hasProperties, let idx = app.names.find(members[position].key.string) {
+                        sub = app.propertyNodes[idx]
+                        isProperty = true
+                    } else if let add = app.additional {
+                        sub = add
+                        isProperty = false
+                    } else {
+                        continue
+                    }
+                    if sub.kind == .keywords && !sub.isLeaf,
+                       !descend(sub, members[position].value, isProperty ? "properties" : "additionalProperties", from: n) { return false }
+                }
+                return true
+            }
+            if !secondPass { return false }
         }
         if app.additional != nil, let ann { ann.allProperties = true }
         return true
     }
 
-    mutating func evalObject(_ app: ObjectApplicator, _ n: NodeRef, _ o: [JSONKey: JSONValue], _ ann: Annotations?) -> Bool {
+    mutating func evalObject(_ app: ObjectApplicator, _ n: NodeRef, _ o: JSONObject, _ ann: Annotations?) -> Bool {
         if !collect && !app.hasPatterns && instanceDepth < options.maximumInstanceDepth {
             return objectHolds(app, n, o, ann)
         }

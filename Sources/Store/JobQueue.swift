@@ -85,7 +85,7 @@ public struct JobAttempt: Sendable, Hashable {
     public var error: String?
 
     public var json: JSONValue {
-        var o: [JSONKey: JSONValue] = [
+        var o: JSONObject = [
             "attempt": .int(attempt), "worker": .string(worker), "outcome": .string(outcome),
             "started_at": .string(Timestamps.format(nanosSinceEpoch: startedAtMs * 1_000_000)),
             "finished_at": .string(Timestamps.format(nanosSinceEpoch: finishedAtMs * 1_000_000)),

@@ -138,7 +138,7 @@ public enum JobRow {
         func opt(_ v: Int64?) -> Value { v.map(Value.int) ?? .null }
         func opt(_ v: String?) -> Value { v.map(Value.text) ?? .null }
         let history = JSONValue.array(job.attempts.map { a in
-            var o: [JSONKey: JSONValue] = ["attempt": .int(a.attempt), "worker": .string(a.worker), "outcome": .string(a.outcome),
+            var o: JSONObject = ["attempt": .int(a.attempt), "worker": .string(a.worker), "outcome": .string(a.outcome),
                                            "started_ms": .int(Int(a.startedAtMs)), "finished_ms": .int(Int(a.finishedAtMs))]
             if let e = a.error { o["error"] = .string(e) }
             return .object(o)

@@ -84,7 +84,7 @@ public struct ApprovalRequest: Sendable, Equatable {
 
     /// The request as the API shows it.
     public var json: JSONValue {
-        var o: [JSONKey: JSONValue] = [
+        var o: JSONObject = [
             "id": .string(id), "run_id": .string(runId), "step_id": .string(stepId), "tool": .string(tool),
             "input_digest": .string(inputDigest), "input": input, "principal": .string(principal), "rule": .string(rule),
             "reason": .string(reason), "status": .string(status.rawValue), "requested_at": .string(requestedAt),

@@ -38,7 +38,7 @@ enum ParamSubstitution {
             for item in items { out.append(try substitute(item, params: params)) }
             return .array(out)
         case .object(let o):
-            var out: [JSONKey: JSONValue] = [:]
+            var out: JSONObject = [:]
             for (k, v) in o { out[k] = try substitute(v, params: params) }
             return .object(out)
         default:

@@ -210,7 +210,7 @@ public struct PlanTemplate: Sendable {
 
     /// The template as `templates list/show` print it.
     public func summary(source: String? = nil) -> JSONValue {
-        var o: [JSONKey: JSONValue] = ["name": .string(name), "version": .string(version.description), "kind": .string(kind.rawValue),
+        var o: JSONObject = ["name": .string(name), "version": .string(version.description), "kind": .string(kind.rawValue),
                                        "hash": .string(hash), "params": paramsSchema, "phases": .array(phases.map(\.json))]
         if let description { o["description"] = .string(description) }
         if let source { o["source"] = .string(source) }

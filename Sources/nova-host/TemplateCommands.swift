@@ -9,7 +9,7 @@ enum TemplateCommandSupport {
 
     /// `name=value` pairs as a params object (JSON values where they parse, strings otherwise).
     static func params(_ pairs: [String]) throws(Failure) -> JSONValue {
-        var out: [JSONKey: JSONValue] = [:]
+        var out: JSONObject = [:]
         for item in pairs {
             guard let eq = item.firstIndex(of: "="), eq != item.startIndex else { throw Failure(message: "--param '\(item)' must be name=value") }
             let raw = String(item[item.index(after: eq)...])

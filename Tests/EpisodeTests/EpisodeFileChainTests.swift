@@ -47,7 +47,7 @@ import JSON
         let keys = ["h", "has", "hash0", "hasha", "Hash", "HASH", "a", "z", "é", "😀", "\u{7f}", "hash ", "ha\"sh",
                     "\u{E000}", "\u{FFFD}", "𝄞", "\u{E000}x", "😀a"]
         for n in 0...keys.count {
-            var o: [JSONKey: JSONValue] = [:]
+            var o: JSONObject = [:]
             for (i, k) in keys.prefix(n).enumerated() { o[k] = i % 2 == 0 ? .int(i) : ["x": .double(Double(i) / 3)] }
             let unhashed = EpisodeFormat.UnhashedEncoding(merging: CanonicalMembers(o), .empty)
             #expect(unhashed.bytes == JSONValue.object(o).canonicalBytes())
@@ -60,7 +60,7 @@ import JSON
     /// `encode` writes the document with its chain members in one pass; the result must be the
     /// canonical encoding of that whole document, whose hash is the one returned.
     @Test func encodeEqualsCanonicalEncodingOfTheDocument() {
-        let bodies: [[JSONKey: JSONValue]] = [
+        let bodies: [JSONObject] = [
             [:], ["run_id": "r9"], ["a": 1, "zz": ["nested": [1.5, "x"]], "hash0": true, "é": .null],
             ["plan_name": "p", "steps": [["id": "s", "output": ["q\"uote": "\u{1F600}"]]], "run_id": "r9"],
         ]

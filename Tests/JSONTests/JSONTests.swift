@@ -201,7 +201,7 @@ struct CanonicalMemberOrderTests {
                      "abcdefghi", "abcdefgha", "abcdefgh\u{E000}", "abcdefgh😀", "abcdefg\u{E000}", "abcdefg😀", "abc\u{E000}x",
                      "abc😀x", "\u{E000}", "\u{E000}\u{E000}\u{E000}", "😀😀", "😀\u{E000}", "\u{FFFF}", "\u{10FFFF}",
                      "é", "e\u{301}", "zzzzzzzzzzzzzzzzzzzz", "zzzzzzzz", "zzzzzzz", "hash", "prev_hash", "run_id", "seq"]
-        var members: [JSONKey: JSONValue] = [:]
+        var members: JSONObject = [:]
         for (i, n) in names.enumerated() { members[JSONKey(n)] = .int(i) }
         // By position: `String ==` would take "é" and "e\u{301}" for one name.
         let expected = names.indices.sorted { names[$0].utf16.lexicographicallyPrecedes(names[$1].utf16) }
@@ -549,7 +549,7 @@ struct InfinityRoundTripTests {
 struct CanonicalObjectWriterTests {
     /// Writes `object` into `sink` member by member in the order given by `shuffle`, nested
     /// objects and arrays of objects through the sink's own object members.
-    static func write<Sink: JSONObjectSink & ~Copyable>(_ object: [JSONKey: JSONValue], into sink: inout Sink,
+    static func write<Sink: JSONObjectSink & ~Copyable>(_ object: JSONObject, into sink: inout Sink,
                                                         _ rng: inout RobustnessTests.SplitMix) {
         for (k, v) in object.shuffled(using: &rng) {
             switch v {
@@ -576,7 +576,7 @@ struct CanonicalObjectWriterTests {
         var rng = RobustnessTests.SplitMix(state: 11)
         var checked = 0
         for _ in 0..<3000 {
-            var o: [JSONKey: JSONValue] = [:]
+            var o: JSONObject = [:]
             for name in ["a", "b", "\u{E000}", "😀", "é", "steps", ""].shuffled(using: &rng).prefix(Int.random(in: 0...7, using: &rng)) {
                 switch Int.random(in: 0..<4, using: &rng) {
                 case 0: o[JSONKey(name)] = .array((0..<Int.random(in: 1..<4, using: &rng)).map { _ in
@@ -619,8 +619,8 @@ struct CanonicalObjectWriterTests {
     /// Merging two member lists interleaves them in canonical order and marks where a name
     /// would go.
     @Test func mergingMarksThePlaceOfAName() {
-        let a = CanonicalMembers(["a": 1, "m": 2] as [JSONKey: JSONValue])
-        let b = CanonicalMembers(["k": 3, "z": 4] as [JSONKey: JSONValue])
+        let a = CanonicalMembers(["a": 1, "m": 2] as JSONObject)
+        let b = CanonicalMembers(["k": 3, "z": 4] as JSONObject)
         let merged = CanonicalMembers.object(merging: a, b, mark: "l")
         #expect(String(decoding: merged.bytes, as: UTF8.self) == #"{"a":1,"k":3,"m":2,"z":4}"#)
         #expect(String(decoding: merged.bytes[..<merged.markAt], as: UTF8.self) == #"{"a":1,"k":3"#)

@@ -19,7 +19,7 @@ struct MCPDirectToolCall: Equatable {
     /// The tool's id (`driver.tool`).
     let name: String
     /// The arguments as parsed (names compared by Unicode scalars, numbers kept exact).
-    let arguments: [JSONKey: JSONValue]
+    let arguments: JSONObject
 
     /// The call `message` asks for when it is a `tools/call` request that `MCPPreflight.problem`
     /// let pass; nil for anything else (other methods, notifications, responses).
@@ -27,7 +27,7 @@ struct MCPDirectToolCall: Equatable {
         guard case .object(let o) = message, case .string("tools/call")? = o["method"], let id = o["id"] else { return nil }
         let params = o["params"]?.objectMembers ?? [:]
         guard case .string(let name)? = params["name"] else { return nil }
-        let arguments: [JSONKey: JSONValue]
+        let arguments: JSONObject
         switch params["arguments"] {
         case nil, .null?: arguments = [:]
         case .object(let a)?: arguments = a
@@ -53,7 +53,7 @@ struct MCPDirectToolCall: Equatable {
 
     /// The result response carrying `answer` (what `CallTool.Result` encodes to).
     static func response(id: JSONValue, answer: MCPToolServer.CallAnswer) -> JSONValue {
-        var result: [JSONKey: JSONValue] = [
+        var result: JSONObject = [
             "content": [["type": "text", "text": .string(answer.text)]],
             "isError": .bool(answer.isError),
         ]
@@ -64,7 +64,7 @@ struct MCPDirectToolCall: Equatable {
     /// A JSON-RPC error response carrying `error` as the SDK encodes an `MCPError`: code,
     /// message, and the detail under `data.detail`.
     static func errorResponse(id: JSONValue, _ error: MCPError) -> JSONValue {
-        var body: [JSONKey: JSONValue] = ["code": .int(error.code), "message": .string(error.errorDescription ?? "Unknown error")]
+        var body: JSONObject = ["code": .int(error.code), "message": .string(error.errorDescription ?? "Unknown error")]
         switch error {
         case .parseError(let detail?), .invalidRequest(let detail?), .methodNotFound(let detail?), .invalidParams(let detail?),
              .internalError(let detail?):

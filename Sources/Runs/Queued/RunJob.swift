@@ -14,7 +14,7 @@ public enum RunJob {
     /// The payload of `submission`. `fingerprint` identifies the request for idempotent
     /// replays.
     public static func payload(_ s: RunSubmission, fingerprint: String?, submittedAt: String) -> JSONValue {
-        var o: [JSONKey: JSONValue] = ["plan": s.plan.source, "inputs": .object(s.inputs.reduce(into: [:]) { $0[JSONKey($1.key)] = $1.value }),
+        var o: JSONObject = ["plan": s.plan.source, "inputs": .object(s.inputs.reduce(into: [:]) { $0[JSONKey($1.key)] = $1.value }),
                                        "principal": .string(s.principal), "origin": .string(s.origin), "submitted_at": .string(submittedAt)]
         if let role = s.role { o["role"] = .string(role) }
         if let p = s.parallelism { o["parallelism"] = .int(p) }
