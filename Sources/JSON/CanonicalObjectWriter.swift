@@ -62,7 +62,9 @@ public struct CanonicalMembers: Sendable {
     /// The members of `object` (any order; canonical order is made here).
     public init(_ object: JSONObject) {
         var w = CanonicalObjectWriter()
-        for (k, v) in object { w.member(k.string, v) }
+        object.withMembers { members in
+            for i in 0..<members.count { w.member(members[i].key.string, members[i].value) }
+        }
         self = w.finishMembers()
     }
 

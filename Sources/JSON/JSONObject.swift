@@ -155,10 +155,10 @@ public struct JSONObject: Sendable {
         set { self[key] = newValue }
     }
 
-    /// The names, in member order.
-    @inlinable public var keys: [JSONKey] { storage.map(\.key) }
-    /// The values, in member order.
-    @inlinable public var values: [JSONValue] { storage.map(\.value) }
+    /// The names, in member order (a view: nothing is copied until read).
+    @inlinable public var keys: LazyMapCollection<ContiguousArray<Element>, JSONKey> { storage.lazy.map(\.key) }
+    /// The values, in member order (a view).
+    @inlinable public var values: LazyMapCollection<ContiguousArray<Element>, JSONValue> { storage.lazy.map(\.value) }
     /// The names as strings, in member order.
     @inlinable public var names: [String] { storage.map(\.key.string) }
 
@@ -171,12 +171,7 @@ public struct JSONObject: Sendable {
 
     /// Lends the members in place — no copy of any value, no reference counting per member.
     @inlinable public func withMembers<R, E: Error>(_ body: (UnsafeBufferPointer<Element>) throws(E) -> R) throws(E) -> R {
-        // `withUnsafeBufferPointer` rethrows untyped errors; keep the body's typed one.
-        var result: Result<R, E>!
-        storage.withUnsafeBufferPointer { members in
-            do throws(E) { result = .success(try body(members)) } catch { result = .failure(error) }
-        }
-        return try result.get()
+        try storage.withUnsafeBufferPointer(body)
     }
 
     // MARK: Mutation

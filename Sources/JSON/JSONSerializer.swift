@@ -270,7 +270,9 @@ struct JSONWriter: ~Copyable {
                     _ = order.deinitialize()
                 }
             } else {
-                for (k, e) in o { member(k.string, e, &self) }
+                o.withMembers { members in
+                    for i in 0..<members.count { member(members[i].key.string, members[i].value, &self) }
+                }
             }
             if mode == .pretty { newline(indent) }
             out.append(0x7D)
