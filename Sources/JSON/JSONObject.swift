@@ -78,8 +78,8 @@ public struct JSONObject: Sendable {
 
     /// Members in the order parsed. A repeated name (rare; RFC 8259 leaves it to the reader)
     /// keeps its last value, at the position of its first.
-    @inlinable public init(parsed members: ArraySlice<Element>) {
-        storage = ContiguousArray(members)
+    @inlinable public init(parsed members: [Element]) {
+        storage = ContiguousArray(members)  // takes the array's buffer, no copy
         index = nil
         if storage.count > Self.indexThreshold {
             var d = [JSONKey: Int](minimumCapacity: storage.count)

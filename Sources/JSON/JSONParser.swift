@@ -218,9 +218,24 @@ struct Parser {
         }
         depth -= 1
         // A repeated name: the last one wins.
-        let object = JSONObject(parsed: members[base...])
-        members.removeSubrange(base...)
-        return .object(object)
+        return .object(JSONObject(parsed: Self.takeTail(of: &members, from: base, leaving: (key: "", value: .null))))
+    }
+
+    /// Moves `stack[base...]` into a new array and drops them from `stack`. Moved, not copied:
+    /// a copy retained every string, array and object value once and the removal released it
+    /// again. The moved-from slots get `filler` (no storage of its own) before the removal.
+    @inline(__always)
+    static func takeTail<Element>(of stack: inout [Element], from base: Int, leaving filler: Element) -> [Element] {
+        let n = stack.count - base
+        let taken = stack.withUnsafeMutableBufferPointer { source in
+            [Element](unsafeUninitializedCapacity: n) { target, initialized in
+                target.baseAddress!.moveInitialize(from: source.baseAddress! + base, count: n)
+                (source.baseAddress! + base).initialize(repeating: filler, count: n)
+                initialized = n
+            }
+        }
+        stack.removeSubrange(base...)
+        return taken
     }
 
     mutating func parseArray() throws(JSONParseError) -> JSONValue {
@@ -249,9 +264,7 @@ struct Parser {
             throw error("unexpected \(describeByte(at: pos)): expected ',' or ']' in array")
         }
         depth -= 1
-        let arr = Array(elements[base...])
-        elements.removeSubrange(base...)
-        return .array(arr)
+        return .array(Self.takeTail(of: &elements, from: base, leaving: .null))
     }
 
     // MARK: strings
