@@ -9,7 +9,7 @@
 /// large object still answers in constant time and a parser fed many names stays linear.
 ///
 /// It offers the parts of `Dictionary`'s interface that JSON code uses (subscripts by name,
-/// `keys`, `values`, `mapValues`, `filter`, `merge`, iteration as `(key:value:)` pairs) with the
+/// `keys`, `values`, `mapValues`, `removeValue`, iteration as `(key:value:)` pairs) with the
 /// same meaning: setting a name already present replaces its value in place; setting `nil`
 /// removes the member. Equality and hashing ignore member order, as JSON object equality does.
 public struct JSONObject: Sendable {
@@ -36,32 +36,6 @@ public struct JSONObject: Sendable {
         index = nil
     }
 
-    /// An object of `members`, whose names must be distinct (as `Dictionary`'s initializer of
-    /// the same name requires).
-    @inlinable public init<S: Sequence>(uniqueKeysWithValues members: S) where S.Element == (JSONKey, JSONValue) {
-        self.init()
-        for (k, v) in members {
-            precondition(position(of: k) == nil, "duplicate member name \(k.string)")
-            append(k, v)
-        }
-    }
-
-    /// An object of `members`; for a name given twice, `combine` decides the value kept.
-    @inlinable public init<S: Sequence>(_ members: S, uniquingKeysWith combine: (JSONValue, JSONValue) throws -> JSONValue) rethrows
-        where S.Element == (JSONKey, JSONValue)
-    {
-        self.init()
-        for (k, v) in members {
-            if let i = position(of: k) { storage[i].value = try combine(storage[i].value, v) } else { append(k, v) }
-        }
-    }
-
-    /// The members of a `Dictionary`.
-    @inlinable public init(_ members: [JSONKey: JSONValue]) {
-        self.init(minimumCapacity: members.count)
-        for (k, v) in members { append(k, v) }
-    }
-
     /// An object from members keyed by `String`. Swift dictionaries keyed by `String` already
     /// merge canonically equivalent names; build a `JSONObject` directly where that matters.
     @inlinable public init(_ members: [String: JSONValue]) {
@@ -69,9 +43,9 @@ public struct JSONObject: Sendable {
         for (k, v) in members { append(JSONKey(k), v) }
     }
 
-    /// Members parsed in order, where a repeated name keeps its last value (RFC 8259 leaves
-    /// duplicates to the reader; this is what `JSONValue.parse` does).
-    @inlinable public init(lastWins members: some Collection<(JSONKey, JSONValue)>) {
+    /// Members in order, where a repeated name keeps its last value (object literals, and
+    /// parsed members with a repeated name).
+    @inlinable init(lastWins members: some Collection<(JSONKey, JSONValue)>) {
         self.init(minimumCapacity: members.count)
         for (k, v) in members { self[k] = v }
     }
@@ -81,16 +55,10 @@ public struct JSONObject: Sendable {
     @inlinable public init(parsed members: [Element]) {
         storage = ContiguousArray(members)  // takes the array's buffer, no copy
         index = nil
-        if storage.count > Self.indexThreshold {
-            var d = [JSONKey: Int](minimumCapacity: storage.count)
-            for i in 0..<storage.count where d.updateValue(i, forKey: storage[i].key) != nil {
-                self = JSONObject(lastWins: members.lazy.map { ($0.key, $0.value) })
-                return
-            }
-            index = d
-        } else if Self.hasRepeatedName(storage) {
-            self = JSONObject(lastWins: members.lazy.map { ($0.key, $0.value) })
-        }
+        rebuildIndex()
+        // The index has one entry per distinct name; a small object is checked pairwise.
+        let repeated = index.map { $0.count != storage.count } ?? Self.hasRepeatedName(storage)
+        if repeated { self = JSONObject(lastWins: members.lazy.map { ($0.key, $0.value) }) }
     }
 
     /// Whether two members share a name (pairwise: for objects of at most `indexThreshold`
@@ -149,12 +117,6 @@ public struct JSONObject: Sendable {
         set { self[JSONKey(name)] = newValue }
     }
 
-    /// The value of `key`, or `defaultValue` (which a mutation through this subscript stores).
-    @inlinable public subscript(key: JSONKey, default defaultValue: @autoclosure () -> JSONValue) -> JSONValue {
-        get { self[key] ?? defaultValue() }
-        set { self[key] = newValue }
-    }
-
     /// The names, in member order (a view: nothing is copied until read).
     @inlinable public var keys: LazyMapCollection<ContiguousArray<Element>, JSONKey> { storage.lazy.map(\.key) }
     /// The values, in member order (a view).
@@ -162,31 +124,12 @@ public struct JSONObject: Sendable {
     /// The names as strings, in member order.
     @inlinable public var names: [String] { storage.map(\.key.string) }
 
-    /// The members as a `Dictionary`.
-    @inlinable public var dictionary: [JSONKey: JSONValue] {
-        var d = [JSONKey: JSONValue](minimumCapacity: storage.count)
-        for (k, v) in storage { d[k] = v }
-        return d
-    }
-
     /// Lends the members in place — no copy of any value, no reference counting per member.
     @inlinable public func withMembers<R, E: Error>(_ body: (UnsafeBufferPointer<Element>) throws(E) -> R) throws(E) -> R {
         try storage.withUnsafeBufferPointer(body)
     }
 
     // MARK: Mutation
-
-    /// Sets the member `key` to `value`; returns the value it replaced.
-    @inlinable @discardableResult
-    public mutating func updateValue(_ value: JSONValue, forKey key: JSONKey) -> JSONValue? {
-        if let i = position(of: key) {
-            let old = storage[i].value
-            storage[i].value = value
-            return old
-        }
-        append(key, value)
-        return nil
-    }
 
     /// Removes the member `key`; returns its value.
     @inlinable @discardableResult
@@ -197,51 +140,10 @@ public struct JSONObject: Sendable {
         return old
     }
 
-    /// Removes every member.
-    @inlinable public mutating func removeAll() {
-        storage.removeAll()
-        index = nil
-    }
-
-    /// Adds or replaces the members of `other`; for a name in both, `combine(mine, theirs)`.
-    @inlinable public mutating func merge(_ other: JSONObject, uniquingKeysWith combine: (JSONValue, JSONValue) throws -> JSONValue) rethrows {
-        for (k, v) in other.storage {
-            if let i = position(of: k) { storage[i].value = try combine(storage[i].value, v) } else { append(k, v) }
-        }
-    }
-
-    /// Adds or replaces the members of `other`; for a name in both, `combine(mine, theirs)`.
-    @inlinable public mutating func merge(_ other: [JSONKey: JSONValue], uniquingKeysWith combine: (JSONValue, JSONValue) throws -> JSONValue) rethrows {
-        for (k, v) in other {
-            if let i = position(of: k) { storage[i].value = try combine(storage[i].value, v) } else { append(k, v) }
-        }
-    }
-
-    /// This object with the members of `other` added or replaced (`combine(mine, theirs)`).
-    @inlinable public func merging(_ other: JSONObject, uniquingKeysWith combine: (JSONValue, JSONValue) throws -> JSONValue) rethrows -> JSONObject {
-        var copy = self
-        try copy.merge(other, uniquingKeysWith: combine)
-        return copy
-    }
-
     /// The members whose value `transform` maps, same names and order.
     @inlinable public func mapValues(_ transform: (JSONValue) throws -> JSONValue) rethrows -> JSONObject {
         var out = self
         for i in out.storage.indices { out.storage[i].value = try transform(out.storage[i].value) }
-        return out
-    }
-
-    /// The members for which `transform` gives a value, with that value.
-    @inlinable public func compactMapValues(_ transform: (JSONValue) throws -> JSONValue?) rethrows -> JSONObject {
-        var out = JSONObject(minimumCapacity: count)
-        for (k, v) in storage { if let w = try transform(v) { out.append(k, w) } }
-        return out
-    }
-
-    /// The members `isIncluded` keeps, in order.
-    @inlinable public func filter(_ isIncluded: (Element) throws -> Bool) rethrows -> JSONObject {
-        var out = JSONObject(minimumCapacity: count)
-        for m in storage where try isIncluded(m) { out.append(m.key, m.value) }
         return out
     }
 

@@ -67,7 +67,7 @@ struct Parser {
     var depth = 0
     /// Scratch buffer reused for strings with escapes.
     var scratch: [UInt8] = []
-    /// Members of the objects being parsed (innermost last), so that each dictionary is
+    /// Members of the objects being parsed (innermost last), so that each object's storage is
     /// created once at its final size instead of growing.
     var members: [JSONObject.Element] = []
     /// Elements of the arrays being parsed, for the same reason.

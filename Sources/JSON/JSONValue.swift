@@ -286,20 +286,6 @@ public struct JSONKey: Hashable, Comparable, Sendable, ExpressibleByStringLitera
     public var debugDescription: String { string.debugDescription }
 }
 
-extension Dictionary where Key == JSONKey {
-    /// The member named `name` (compared by Unicode scalars).
-    @inlinable
-    public subscript(name: String) -> Value? {
-        get { self[JSONKey(name)] }
-        set { self[JSONKey(name)] = newValue }
-    }
-
-    /// The member names as strings (distinct by Unicode scalars; canonically equivalent names may
-    /// both appear).
-    @inlinable
-    public var names: [String] { keys.map(\.string) }
-}
-
 extension JSONValue {
     /// An object from members keyed by `String` (source compatibility for code that builds
     /// objects from Swift dictionaries). A `[String: JSONValue]` has already merged canonically
@@ -309,9 +295,4 @@ extension JSONValue {
         .object(JSONObject(members))
     }
 
-    /// An object from the members of a `Dictionary`.
-    @inlinable @_disfavoredOverload
-    public static func object(_ members: [JSONKey: JSONValue]) -> JSONValue {
-        .object(JSONObject(members))
-    }
 }

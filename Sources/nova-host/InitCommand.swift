@@ -157,7 +157,7 @@ struct ProjectLayout {
             "listen": ["host": "127.0.0.1", "port": .int(port)],
             "api_keys": [["id": .string(key.id), "principal": "admin", "role": "admin", "sha256": .string(key.sha256)]],
             "admin_roles": ["admin"],
-            "paths": .object(Dictionary(uniqueKeysWithValues: paths.map { (JSONKey($0.key), $0.value) })),
+            "paths": .object(paths),
         ]
         return [try write(config.serialized(pretty: true, sortedKeys: true) + "\n", to: "nova.json")]
     }

@@ -58,7 +58,7 @@ struct BlueprintFilesTests {
         for (expected, mutate) in mutations {
             var doc = good.objectValue ?? [:]
             mutate(&doc)
-            let problems = checker.problems(BlueprintChecker.object(doc), file: "planner.yaml")
+            let problems = checker.problems(JSONValue.object(doc), file: "planner.yaml")
             #expect(!problems.isEmpty, "a blueprint broken for '\(expected)' was accepted")
             #expect(problems.contains { $0.contains(expected) }, "expected a problem mentioning '\(expected)', got \(problems)")
         }
@@ -72,12 +72,12 @@ struct BlueprintFilesTests {
             var doc = try YAMLDocuments.parse(String(contentsOfFile: Self.directory + "/" + file, encoding: .utf8)).objectValue ?? [:]
             for key in ["role", "tools", "policy", "definition_of_done", "example_goal"] { doc[key] = nil }
             doc["kind"] = "template"
-            let problems = DocumentSchemas.check(BlueprintChecker.object(doc), against: schema)
+            let problems = DocumentSchemas.check(JSONValue.object(doc), against: schema)
             #expect(problems.isEmpty, "\(file) as a template: \(problems)")
         }
         var bad = try YAMLDocuments.parse(String(contentsOfFile: Self.directory + "/planner.yaml", encoding: .utf8)).objectValue ?? [:]
         bad["kind"] = "template"
-        #expect(!DocumentSchemas.check(BlueprintChecker.object(bad), against: schema).isEmpty, "a template with blueprint fields must be refused")
+        #expect(!DocumentSchemas.check(JSONValue.object(bad), against: schema).isEmpty, "a template with blueprint fields must be refused")
     }
 
     static func blueprintFiles() throws -> [String] {
@@ -89,9 +89,9 @@ struct BlueprintFilesTests {
         var steps = plan["steps"]?.arrayValue ?? []
         var first = steps.first?.objectValue ?? [:]
         first[key] = value
-        steps[0] = BlueprintChecker.object(first)
+        steps[0] = JSONValue.object(first)
         plan["steps"] = .array(steps)
-        doc["plan"] = BlueprintChecker.object(plan)
+        doc["plan"] = JSONValue.object(plan)
     }
 }
 
@@ -234,7 +234,7 @@ struct BlueprintChecker {
         case .object:
             var out: [String: JSONValue] = [:]
             for (key, item) in value.objectValue ?? [:] { out[key] = render(item, params: params, missing: &missing) }
-            return object(out)
+            return .object(out)
         default:
             return value
         }
@@ -257,9 +257,5 @@ struct BlueprintChecker {
             rest = rest[rest.index(after: close)...]
         }
         return .string(out + String(rest))
-    }
-
-    static func object(_ members: [String: JSONValue]) -> JSONValue {
-        .object(Dictionary(uniqueKeysWithValues: members.map { (JSONKey($0.key), $0.value) }))
     }
 }

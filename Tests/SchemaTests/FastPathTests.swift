@@ -25,7 +25,7 @@ struct FastPathTests {
         let inAllOf = (0..<100).map { "\"p\($0)\": {\"type\": \"integer\"}" }.joined(separator: ",")
         let own = (100..<140).map { "\"p\($0)\": true" }.joined(separator: ",")
         let schema = try compile(#"{"allOf": [{"properties": {\#(inAllOf)}}], "properties": {\#(own)}, "unevaluatedProperties": false}"#)
-        var members: [JSONKey: JSONValue] = [:]
+        var members: JSONObject = [:]
         for i in 0..<140 { members[JSONKey("p\(i)")] = .int(i) }
         #expect(outcome(schema, .object(members)))
         members["p145"] = .int(145)
