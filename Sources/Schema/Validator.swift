@@ -987,18 +987,10 @@ struct Evaluator {
         let annotate = ann.map { !$0.allProperties } ?? false
         let firstPass = o.withMembers { members -> Bool in
             for position in 0..<members.count {
-                let sub: NodeRef
-                let isProperty: Bool
-                if app.hasProperties, let idx = app.names.find(members[position].key.string) {
+                guard let (sub, property) = Self.memberSchema(app, members[position].key.string) else { continue }
+                if let idx = property {
                     requiredSeen |= app.requiredBit[idx]
-                    sub = app.propertyNodes[idx]
-                    isProperty = true
                     if annotate { ann?.properties.insert(position) }
-                } else if let add = app.additional {
-                    sub = add
-                    isProperty = false
-                } else {
-                    continue
                 }
                 switch sub.kind {
                 case .alwaysTrue: continue
@@ -1008,7 +1000,7 @@ struct Evaluator {
                         if !leafPasses(sub, members[position].value) { return false }
                     } else if inAlternative {
                         deferred = true
-                    } else if !descend(sub, members[position].value, isProperty ? "properties" : "additionalProperties", from: n) {
+                    } else if !descend(sub, members[position].value, property != nil ? "properties" : "additionalProperties", from: n) {
                         return false
                     }
                 }
@@ -1019,19 +1011,9 @@ struct Evaluator {
         if deferred {
             let secondPass = o.withMembers { members -> Bool in
                 for position in 0..<members.count {
-                    let sub: NodeRef
-                    let isProperty: Bool
-                    if app.hasProperties, let idx = app.names.find(members[position].key.string) {
-                        sub = app.propertyNodes[idx]
-                        isProperty = true
-                    } else if let add = app.additional {
-                        sub = add
-                        isProperty = false
-                    } else {
-                        continue
-                    }
+                    guard let (sub, property) = Self.memberSchema(app, members[position].key.string) else { continue }
                     if sub.kind == .keywords && !sub.isLeaf,
-                       !descend(sub, members[position].value, isProperty ? "properties" : "additionalProperties", from: n) { return false }
+                       !descend(sub, members[position].value, property != nil ? "properties" : "additionalProperties", from: n) { return false }
                 }
                 return true
             }
@@ -1039,6 +1021,16 @@ struct Evaluator {
         }
         if app.additional != nil, let ann { ann.allProperties = true }
         return true
+    }
+
+    /// The subschema that applies to the member `name` in `objectHolds`: its `properties` entry
+    /// (with the property's index) or `additionalProperties`; nil when neither does. `static`,
+    /// as `passes`' helpers are: a method would get a copy of the evaluator.
+    @inline(__always)
+    static func memberSchema(_ app: ObjectApplicator, _ name: String) -> (sub: NodeRef, property: Int?)? {
+        if app.hasProperties, let idx = app.names.find(name) { return (app.propertyNodes[idx], idx) }
+        if let add = app.additional { return (add, nil) }
+        return nil
     }
 
     mutating func evalObject(_ app: ObjectApplicator, _ n: NodeRef, _ o: JSONObject, _ ann: Annotations?) -> Bool {
