@@ -37,7 +37,7 @@ MCP2_SPEC=${MCP2_SPEC:-mcp==2.3.0}
 PEER1=$(venv_python "$ROOT/.build-bench-mcp1" "$PIP_LOG" "$MCP1_SPEC" uvicorn) || { echo "cannot install $MCP1_SPEC (see $PIP_LOG)"; exit 1; }
 PEER2=$(venv_python "$ROOT/.build-bench-mcp2" "$PIP_LOG" "$MCP2_SPEC" uvicorn) || { echo "cannot install $MCP2_SPEC (see $PIP_LOG)"; exit 1; }
 
-WORK=$(mktemp -d /tmp/nova-bench-server.XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/nova-bench-server.XXXXXX")
 DATA=$(mktemp -d "${NOVA_BENCH_DATA:-$WORK}/nova-bench-data.XXXXXX")
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK" "$DATA"; }
