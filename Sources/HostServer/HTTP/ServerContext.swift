@@ -1,4 +1,3 @@
-import Glibc
 import Hummingbird
 import HummingbirdAuth
 import JSON
@@ -35,48 +34,11 @@ public struct ServerContext: AuthRequestContext, RequestContext {
 }
 
 extension ServerContext {
-    /// Runs `work` in a task that is cancelled if the client disconnects first (or this task is
-    /// cancelled): its run then ends `cancelled`, as a client cancel should be recorded.
-    ///
-    /// Hummingbird never cancels a handler, and while a response is pending the HTTP pipeline
-    /// stops reading, so the client's FIN is not seen as an event: the kernel's view of the
-    /// connection (`TCP_INFO` state leaving ESTABLISHED, or the channel closed) is checked a few
-    /// times a second instead. Nothing is registered on the connection itself: a callback on
-    /// its `closeFuture` per request would pile up (each holding its call's result) for as long
-    /// as a keep-alive connection lives. The work and the watcher are child tasks of one group.
-    func cancellingOnDisconnect<T: Sendable>(_ work: @escaping @Sendable () async -> T) async -> T {
-        let channel = self.channel
-        return await withTaskGroup(of: DisconnectRace<T>.self) { group in
-            group.addTask { .done(await work()) }
-            group.addTask {
-                guard let socket = channel as? any SocketOptionProvider else { return .unwatchable }
-                while await DisconnectTicker.shared.nextTick() {
-                    guard channel.isActive, let info = try? await socket.getTCPInfo().get(), info.tcpi_state == UInt8(TCP_ESTABLISHED) else {
-                        return .clientLeft
-                    }
-                }
-                return .unwatchable
-            }
-            while let ended = await group.next() {
-                switch ended {
-                case .done(let value):
-                    group.cancelAll()
-                    return value
-                case .clientLeft: group.cancelAll()
-                case .unwatchable: continue
-                }
-            }
-            preconditionFailure("the work's task ended without a result")
-        }
+    /// Runs `work`; if the client disconnects first, this task is cancelled (so its run ends
+    /// `cancelled`, as a client cancel should be recorded). See `DisconnectWatch`.
+    func cancellingOnDisconnect<T>(_ work: () async -> T) async -> T {
+        await DisconnectWatch.shared.run(on: channel, work)
     }
-}
-
-/// How a child of `cancellingOnDisconnect` ended: the work with its value, or the watcher
-/// (the client left, or the connection cannot be watched).
-private enum DisconnectRace<T: Sendable>: Sendable {
-    case done(T)
-    case clientLeft
-    case unwatchable
 }
 
 /// Reading and writing JSON bodies.
