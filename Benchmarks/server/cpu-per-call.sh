@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # CPU time the server spends per tool call (docs/server.md#benchmarks):
-#   Benchmarks/server/cpu-per-call.sh BIN rest|mcp [SECONDS] [NAME=VALUE...]
+#   Benchmarks/server/cpu-per-call.sh BIN rest|mcp|get:PATH|post:PATH [SECONDS] [NAME=VALUE...]
 # starts BIN (`serve`, data directory under DATA_PARENT, default /dev/shm: no fsync cost; a
 # directory on disk measures the durable path) with the NAME=VALUE variables
 # in its environment, warms it up for a second, loads it with wrk for SECONDS (default 5;
 # CONNECTIONS connections, default 32; POST /tools/echo.echo or MCP tools/call of echo.echo on
-# one session) and prints the throughput, the server's utime+stime divided by the calls
+# one session; or an authenticated GET of PATH, or a POST of the call's body to PATH: what the HTTP
+# side costs without a run) and prints the throughput, the server's utime+stime divided by the calls
 # answered, and its threads' voluntary context switches per call. Less sensitive to a busy
 # machine than throughput alone; alternate two binaries to compare them. BY_THREAD=1 adds the
 # switches and CPU per call of each thread name (which threads hand work to each other).
@@ -31,7 +32,11 @@ for _ in $(seq 1 200); do curl -s -o /dev/null "$URL/health" && break; sleep 0.0
 CONNS=${CONNECTIONS:-32}; THREADS=$(( CONNS < 2 ? 1 : 2 ))
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$SPID/stat"; }
 load() {
-  if [ "$MODE" = mcp ]; then
+  if [[ "$MODE" == get:* ]]; then
+    wrk -t"$THREADS" -c"$CONNS" -d"$1"s -H "Authorization: Bearer $KEY" "$URL${MODE#get:}"
+  elif [[ "$MODE" == post:* ]]; then
+    WRK_AUTH="Bearer $KEY" WRK_BODY='{"text":"hi"}' wrk -t"$THREADS" -c"$CONNS" -d"$1"s -s "$ROOT/Benchmarks/server/post_json.lua" "$URL${MODE#post:}"
+  elif [ "$MODE" = mcp ]; then
     MCP_SESSION=$SESSION MCP_AUTH="Bearer $KEY" wrk -t"$THREADS" -c"$CONNS" -d"$1"s -s "$ROOT/Benchmarks/server/mcp_call.lua" "$URL/mcp"
   else
     WRK_AUTH="Bearer $KEY" WRK_BODY='{"text":"hi"}' wrk -t"$THREADS" -c"$CONNS" -d"$1"s -s "$ROOT/Benchmarks/server/post_json.lua" "$URL/tools/echo.echo"

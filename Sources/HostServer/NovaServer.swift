@@ -122,7 +122,9 @@ public final class NovaServer: Sendable {
                             onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let address = BindAddress.hostname(host ?? config.host, port: port ?? config.port)
         return Application(router: router(), configuration: .init(address: address, serverName: nil), services: services,
-                           onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) }, logger: logger)
+                           onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
+                           eventLoopGroupProvider: .shared(HTTPEventLoops.group(threads: config.eventLoopThreads ?? HTTPEventLoops.defaultThreads)),
+                           logger: logger)
     }
 
     /// Every route with its middleware.

@@ -33,6 +33,11 @@ import Testing
         #expect(c.host == "127.0.0.1")
         #expect(c.bindsLoopback)
         #expect(c.apiKeys.isEmpty && c.jwt == nil)
+        #expect(c.eventLoopThreads == nil)
+    }
+
+    @Test func eventLoopThreadsAreRead() throws {
+        #expect(try HostConfig.parse(["event_loop_threads": 3], environment: [:]).eventLoopThreads == 3)
     }
 
     @Test func invalidConfigsAreRejectedWithTheField() {
@@ -47,6 +52,7 @@ import Testing
             (["api_keys": [["id": "a", "sha256": .string(String(repeating: "a", count: 64)), "principal": "p", "role": "user"],
                            ["id": "a", "sha256": .string(String(repeating: "b", count: 64)), "principal": "q", "role": "user"]]], "used twice"),
             (["body_limit_bytes": 10], "body_limit_bytes"),
+            (["event_loop_threads": 0], "event_loop_threads"),
             (["cors": ["allowed_origins": ["*"]]], "cors.allowed_origins"),
         ]
         for (json, mention) in cases {

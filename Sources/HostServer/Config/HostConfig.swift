@@ -116,6 +116,9 @@ public struct HostConfig: Sendable {
     public var toolTimeoutMs: Int = 60_000
     /// How long in-flight runs may finish at shutdown.
     public var shutdownGraceSeconds: Double = 30
+    /// Threads of the HTTP server's event loops (socket I/O and HTTP parsing); nil: half the
+    /// cores, at least one (`HTTPEventLoops.defaultThreads`).
+    public var eventLoopThreads: Int?
     /// Where episodes, state and the job queue live (`sqlite` or a `postgres://` URL); nil:
     /// `--store`, `$NOVA_STORE` or the default SQLite store.
     public var store: String?
@@ -238,6 +241,7 @@ public struct HostConfig: Sendable {
         }
         if let t = json["tool_timeout_ms"]?.intValue { c.toolTimeoutMs = t }
         if let g = json["shutdown_grace_seconds"]?.doubleValue { c.shutdownGraceSeconds = g }
+        if let t = json["event_loop_threads"]?.intValue { c.eventLoopThreads = t }
         if let st = json["store"]?.stringValue { c.store = st }
         if let p = json["paths"] {
             func path(_ key: String) -> String? { p[key]?.stringValue.map { resolve($0, base: baseDirectory) } }

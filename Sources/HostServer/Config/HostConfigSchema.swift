@@ -113,6 +113,7 @@ public enum HostConfigSchema {
       }
     },
     "tool_timeout_ms": { "type": "integer", "minimum": 1, "default": 60000, "description": "Deadline of one tool call through POST /tools/{id} and MCP tools/call." },
+    "event_loop_threads": { "type": "integer", "minimum": 1, "maximum": 256, "description": "Threads of the HTTP server's event loops (socket I/O and HTTP parsing). Default: half the cores, at least one; the requests' own work runs on Swift's concurrency pool, one thread per core." },
     "shutdown_grace_seconds": { "type": "number", "minimum": 0, "default": 30, "description": "How long in-flight runs may finish on SIGTERM/SIGINT before they are cancelled: queued runs go back to the queue, direct calls are recorded as interrupted." },
     "paths": {
       "type": "object", "additionalProperties": false,

@@ -50,12 +50,18 @@ public final class ServerMetrics: RunObserver, Sendable {
         Counter(label: "nova_episode_write_failures_total", factory: f).increment(by: 0)
     }
 
+    /// A handle's label and its dimensions' values. Every call site of a label names the same
+    /// dimensions in the same order, so the values tell its handles apart; kept inline (at most
+    /// three), a key costs no allocation per lookup.
     private struct MetricKey: Hashable {
         let label: String
-        let dimensions: [String]
+        let v0: String, v1: String, v2: String
         init(_ label: String, _ dimensions: [(String, String)]) {
+            precondition(dimensions.count <= 3, "a metric key holds at most three dimensions")
             self.label = label
-            self.dimensions = dimensions.flatMap { [$0.0, $0.1] }
+            v0 = dimensions.count > 0 ? dimensions[0].1 : ""
+            v1 = dimensions.count > 1 ? dimensions[1].1 : ""
+            v2 = dimensions.count > 2 ? dimensions[2].1 : ""
         }
     }
 

@@ -109,8 +109,9 @@ public final class RunManager: Sendable {
 
     private struct Entry {
         var snapshot: RunSnapshot
-        /// The run's task: `cancel(runId)` and shutdown cancel it.
-        var task: Task<RunRecord, Never>
+        /// The run's task, once started: `cancel(runId)` and shutdown cancel it (before it
+        /// starts, they leave their flag for `execute`).
+        var task: Task<RunRecord, Never>?
         var interrupt = false
     }
 
@@ -152,19 +153,26 @@ public final class RunManager: Sendable {
             throw .unknownRole("unknown role '\(role)' (the policy has: \(host.policy.profile.roles.joined(separator: ", ")))")
         }
         let pipeline = host.pipeline
-        // The run in a task of its own (it inherits this task's priority and task-locals),
-        // started once it is registered, so that `cancel(runId)` and shutdown can cancel it.
-        let started: Task<RunRecord, Never>? = state.withLock { s in
-            guard s.accepting else { return nil }
-            let cancelled = s.cancelBeforeStart.remove(runId) != nil
-            let task = Task { await pipeline.run(request, runId: runId) }
-            s.inFlight[runId] = Entry(snapshot: RunSnapshot(runId: runId, planName: request.plan.name, principal: request.principal,
-                                                            status: .running, submittedAt: submittedAt ?? Timestamps.now(), origin: request.origin,
-                                                            cancelRequested: cancelled), task: task)
-            if cancelled { task.cancel() }
-            return task
+        // Registered first, then started in a task of its own (it inherits this task's priority
+        // and task-locals) so that `cancel(runId)` and shutdown can cancel it. The task is made
+        // outside the lock: making one enqueues it, which may wake a thread (a system call),
+        // and every run in the process takes this lock twice.
+        var snapshot = RunSnapshot(runId: runId, planName: request.plan.name, principal: request.principal, status: .running,
+                                   submittedAt: submittedAt ?? Timestamps.now(), origin: request.origin, cancelRequested: false)
+        let registered = state.withLock { s in
+            guard s.accepting else { return false }
+            snapshot.cancelRequested = s.cancelBeforeStart.remove(runId) != nil
+            s.inFlight[runId] = Entry(snapshot: snapshot)
+            return true
         }
-        guard let run = started else { throw .notAccepting }
+        guard registered else { throw .notAccepting }
+        let run = Task { await pipeline.run(request, runId: runId) }
+        // A cancel or a shutdown that came in between found no task to cancel: it is cancelled here.
+        let stop = state.withLock { s in
+            s.inFlight[runId]?.task = run
+            return s.inFlight[runId].map { $0.snapshot.cancelRequested || $0.interrupt } ?? false
+        }
+        if stop { run.cancel() }
         return await perform(request, runId: runId, job: job, run: run)
     }
 
@@ -252,7 +260,7 @@ public final class RunManager: Sendable {
             if var e = s.inFlight[runId] {
                 e.snapshot.cancelRequested = true
                 s.inFlight[runId] = e
-                e.task.cancel()
+                e.task?.cancel()
                 return .cancelling
             }
             if let f = s.finished[runId] { return .alreadyFinished(f.status) }
@@ -298,7 +306,7 @@ public final class RunManager: Sendable {
             for (id, var e) in s.inFlight {
                 e.interrupt = true
                 s.inFlight[id] = e
-                e.task.cancel()
+                e.task?.cancel()
             }
             return s.inFlight.count
         }
