@@ -249,18 +249,31 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
                                          duration_ms, calls, tokens, cost_micros, finished_ms, facts)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
         """
+    private static let insertNewSQL = """
+        INSERT INTO episodes (run_id, seq, hash, plan_name, principal, status, started_at, finished_at,
+                              duration_ms, calls, tokens, cost_micros, finished_ms, facts)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+        """
     private static let columns = "run_id, seq, hash, plan_name, principal, status, started_at, finished_at, duration_ms, calls, tokens, cost_micros"
 
     private func insert(_ s: EpisodeSummary) throws {
-        // The denials of this run and of an entry its seq replaces go with their entries.
-        try conn.query("DELETE FROM episode_denials WHERE run_id = ? OR run_id IN (SELECT run_id FROM episodes WHERE seq = ?)",
-                       [.text(s.runId), .int(Int64(s.seq))])
         let finishedMs = s.finishedMs
-        try conn.query(Self.insertSQL, [
+        let row: [SQLValue] = [
             .text(s.runId), .int(Int64(s.seq)), .text(s.hash), .text(s.planName), .text(s.principal), .text(s.status),
             .text(s.startedAt), .text(s.finishedAt), .double(s.durationMs), .int(Int64(s.totals.calls)),
             .int(Int64(s.totals.tokens)), .int(Int64(s.totals.costMicros)), .int(finishedMs),
-        ])
+        ]
+        // Nearly every entry is new (a fresh run id at the next seq): one plain INSERT. An entry
+        // that replaces one (a re-index, or a seq taken again after recovery cut a torn tail)
+        // fails a UNIQUE constraint — which undoes only that statement — and is written by the
+        // replacing path, which also drops the denials of the entries it replaces.
+        do {
+            try conn.query(Self.insertNewSQL, row)
+        } catch let e as SQLiteError where e.code & 0xff == SQLITE_CONSTRAINT {
+            try conn.query("DELETE FROM episode_denials WHERE run_id = ? OR run_id IN (SELECT run_id FROM episodes WHERE seq = ?)",
+                           [.text(s.runId), .int(Int64(s.seq))])
+            try conn.query(Self.insertSQL, row)
+        }
         for d in s.denials {
             try conn.query("INSERT INTO episode_denials (run_id, principal, rule, tool, finished_ms) VALUES (?, ?, ?, ?, ?)",
                            [.text(s.runId), .text(s.principal), .text(d.rule), .text(d.tool), .int(finishedMs)])

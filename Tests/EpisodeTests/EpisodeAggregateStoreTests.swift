@@ -81,6 +81,25 @@ enum EpisodeAggregateConformance {
         try await EpisodeAggregateConformance.aggregates { try SQLiteStore(path: path) }
     }
 
+    /// An entry is inserted as new unless it replaces one: by run id (a re-index) or by seq (a
+    /// seq taken again after recovery cut a torn tail), and then the replaced entries' denials go
+    /// with them.
+    @Test func anEntryAtAnIndexedSeqReplacesItAndItsDenials() async throws {
+        let store = try SQLiteStore(path: EpisodeFixtures.tempDir("index-replace") + "/nova.sqlite")
+        let agg = try #require(store.episodeAggregating)
+        let noon = EpisodeAggregateConformance.noon
+        let deny = EpisodeDenial(rule: "no-rm", tool: "shell.exec")
+        try await store.indexEpisodes([
+            EpisodeAggregateConformance.summary("torn", seq: 1, principal: "ada", status: "denied", endMs: noon - 10, denials: [deny]),
+            EpisodeAggregateConformance.summary("kept", seq: 2, principal: "ada", status: "denied", endMs: noon - 5, denials: [deny]),
+        ])
+        try await store.indexEpisodes([EpisodeAggregateConformance.summary("again", seq: 1, principal: "bob", status: "succeeded", endMs: noon - 1)])
+        let listed = try await store.listEpisodes(status: nil, principal: nil, limit: 10, offset: 0)
+        #expect(listed.map(\.runId) == ["kept", "again"])
+        let q = EpisodeAggregateQuery(sinceMs: noon - 60_000, untilMs: noon, bucketMs: 60_000, bucketCount: 1)
+        #expect(try await agg.aggregateEpisodes(q).denials == [EpisodeDenialCount(rule: "no-rm", count: 1, tools: ["shell.exec"], exampleRuns: ["kept"])])
+    }
+
     /// A data directory from before schema 8 (index entries without end times or denials) is
     /// migrated on open and its entries filled in from the episodes, so the overview counts them.
     @Test func upgradeBackfillsDenialsFromTheEpisodes() async throws {
