@@ -179,6 +179,20 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
         try await enqueue(try EpisodeFormat.checkedMembers(members, runId: runId), runId: runId, alone: alone)
     }
 
+    /// `write(members:runId:alone:)` that reports to `completion` instead of resuming a task:
+    /// called on the thread that made the episode durable (the committer's, or this one when
+    /// it commits as the leader), or with the failure. For a caller whose next step must follow
+    /// durability (the index of the episode) and can start it from there, without first
+    /// passing through the cooperative pool. `completion` runs on the committer's thread
+    /// between its groups: it must be short, must not block, and must not write to this log.
+    /// Throws (without calling `completion`) if `members` is not a valid episode body.
+    public func write(members: CanonicalMembers, runId: String, alone: Bool = false,
+                      completion: @escaping @Sendable (Result<EpisodeRef, EpisodeError>) -> Void) throws {
+        let pending = PendingEpisode(runId: runId, body: try EpisodeFormat.checkedMembers(members, runId: runId), completion: completion)
+        if alone && Self.asyncWritersMayLead && commitAsLeader(pending) { return }
+        submit(.write(pending))
+    }
+
     /// Commits a checked body as the leader when `alone` allows it and the log is idle;
     /// otherwise queues it for the committer and waits, off the cooperative pool, until the
     /// committer resumes the caller with the episode durable.

@@ -94,8 +94,21 @@ public final class EpisodeLog: Sendable {
         if let chain {
             return LoggedEpisode(ref: try await chain.appendEpisode(body: body(), runId: runId, summary: summary), indexError: nil)
         }
-        let ref = try await episodes.write(members: members(), runId: runId, alone: alone)
-        return LoggedEpisode(ref: ref, indexError: await indexBatch.index(summary(ref)))
+        // Indexed from the thread that made the episode durable: the index transaction can
+        // start before this task runs again, and the task resumes once, with both done.
+        let indexBatch = self.indexBatch
+        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<LoggedEpisode, any Error>) in
+            do {
+                try episodes.write(members: members(), runId: runId, alone: alone) { written in
+                    switch written {
+                    case .failure(let error): c.resume(throwing: error)
+                    case .success(let ref): indexBatch.index(summary(ref)) { c.resume(returning: LoggedEpisode(ref: ref, indexError: $0)) }
+                    }
+                }
+            } catch {
+                c.resume(throwing: error)
+            }
+        }
     }
 
     /// Adds to the index every intact episode it lacks (or holds at another seq) and removes
@@ -175,12 +188,14 @@ public struct EpisodeLogError: Error, CustomStringConvertible, Sendable {
 
 /// Writes the index entries of concurrent runs in one transaction (the runs' episodes were
 /// made durable together by the log's group commit; one SQLite transaction per run would cost
-/// as much CPU again). Each caller waits for the transaction that holds its entry, so a run
-/// is listed by the time its caller has the answer.
+/// as much CPU again). Each caller learns the outcome of the transaction that holds its entry,
+/// so a run is listed by the time its caller has the answer. With the SQLite store the batches
+/// run as blocks on the store's queue — one batch per block, so that other statements queued
+/// meanwhile are not held up behind a steady stream of runs — and no Swift task is involved.
 final class IndexBatcher: @unchecked Sendable {
     private let store: any HostStore
     private let lock = ConditionLock()
-    private var pending: [(EpisodeSummary, CheckedContinuation<String?, Never>)] = []
+    private var pending: [(EpisodeSummary, @Sendable (String?) -> Void)] = []
     private var draining = false
 
     init(store: any HostStore) { self.store = store }
@@ -188,28 +203,55 @@ final class IndexBatcher: @unchecked Sendable {
     /// Indexes `summary`; returns why that failed (nil: indexed).
     func index(_ summary: EpisodeSummary) async -> String? {
         await withCheckedContinuation { (c: CheckedContinuation<String?, Never>) in
-            let start = lock.withLock { () -> Bool in
-                pending.append((summary, c))
-                if draining { return false }
-                draining = true
-                return true
-            }
-            if start { Task { await self.drain() } }
+            index(summary) { c.resume(returning: $0) }
         }
     }
 
+    /// Indexes `summary` and calls `done` with why that failed (nil: indexed), on the thread
+    /// that ran the transaction. Does not wait: callable from any thread.
+    func index(_ summary: EpisodeSummary, then done: @escaping @Sendable (String?) -> Void) {
+        let start = lock.withLock { () -> Bool in
+            pending.append((summary, done))
+            if draining { return false }
+            draining = true
+            return true
+        }
+        guard start else { return }
+        if let sqlite = store as? SQLiteStore {
+            sqlite.onQueue { self.drainOne(sqlite) }
+        } else {
+            Task { await self.drain() }
+        }
+    }
+
+    /// Takes everything pending (clearing `draining` if nothing is).
+    private func take() -> [(EpisodeSummary, @Sendable (String?) -> Void)] {
+        lock.withLock {
+            let b = pending
+            pending = []
+            if b.isEmpty { draining = false }
+            return b
+        }
+    }
+
+    /// One batch on the SQLite store's queue, then the next as a block of its own.
+    private func drainOne(_ sqlite: SQLiteStore) {
+        let batch = take()
+        if batch.isEmpty { return }
+        var failure: String?
+        do { try sqlite.indexEpisodesOnQueue(batch.map(\.0)) } catch { failure = "\(error)" }
+        for (_, done) in batch { done(failure) }
+        sqlite.onQueue { self.drainOne(sqlite) }
+    }
+
+    /// Batches through the store's `async` interface (a store other than SQLite).
     private func drain() async {
         while true {
-            let batch = lock.withLock { () -> [(EpisodeSummary, CheckedContinuation<String?, Never>)] in
-                let b = pending
-                pending = []
-                if b.isEmpty { draining = false }
-                return b
-            }
+            let batch = take()
             if batch.isEmpty { return }
             var failure: String?
             do { try await store.indexEpisodes(batch.map(\.0)) } catch { failure = "\(error)" }
-            for (_, c) in batch { c.resume(returning: failure) }
+            for (_, done) in batch { done(failure) }
         }
     }
 }

@@ -293,11 +293,18 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
 
     public func indexEpisodes(_ summaries: [EpisodeSummary]) async throws {
         if summaries.isEmpty { return }
-        try await onConnection { [self] in
-            try setSynchronous("NORMAL")
-            try conn.immediateTransaction { for s in summaries { try insert(s) } }
-        }
+        try await onConnection { [self] in try indexEpisodesOnQueue(summaries) }
     }
+
+    /// Indexes `summaries` in one transaction, now: only from a block given to `onQueue`.
+    func indexEpisodesOnQueue(_ summaries: [EpisodeSummary]) throws {
+        if summaries.isEmpty { return }
+        try setSynchronous("NORMAL")
+        try conn.immediateTransaction { for s in summaries { try insert(s) } }
+    }
+
+    /// Runs `body` on the store's queue without waiting for it (after what is queued already).
+    func onQueue(_ body: @escaping @Sendable () -> Void) { queue.async(execute: body) }
 
     private static func filter(_ f: EpisodeFilter) -> (String, [SQLValue]) {
         var clauses: [String] = []
