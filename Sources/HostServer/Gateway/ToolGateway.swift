@@ -100,7 +100,8 @@ public final class ToolGateway: Sendable {
 
     /// Calls `toolId` with `input` for `caller`: through policy (the caller's principal and
     /// role), input and output schema checks, and an episode.
-    public func call(toolId: String, input: JSONValue, caller: Caller, origin: String) async -> ToolCallOutcome {
+    /// `runId`: the id the run gets (a caller that may cancel it by id makes it first).
+    public func call(toolId: String, input: JSONValue, caller: Caller, origin: String, runId: String = RunId.make()) async -> ToolCallOutcome {
         do { _ = try await host.registry.resolve(toolId: toolId) } catch let e as ToolCallError {
             return .failed(ToolCallFailure(kind: .unknownTool, message: e.message), snapshot: nil)
         } catch let e as DriverLoadError {
@@ -125,7 +126,7 @@ public final class ToolGateway: Sendable {
             }
         }
         let snapshot: RunSnapshot
-        do { snapshot = try await runs.execute(request) } catch {
+        do { snapshot = try await runs.execute(request, runId: runId) } catch {
             switch error {
             case .notAccepting: return .failed(ToolCallFailure(kind: .shuttingDown, message: error.description), snapshot: nil)
             default: return .failed(ToolCallFailure(kind: .forbidden, message: error.description), snapshot: nil)

@@ -1,3 +1,4 @@
+import Host
 import JSON
 import Logging
 import MCP
@@ -77,42 +78,45 @@ struct MCPDirectToolCall: Equatable {
 
 /// The direct `tools/call`s in flight in one MCP session, by request id, so that a
 /// `notifications/cancelled` naming one cancels it (as the SDK cancels its handler task).
+///
+/// A call runs in its request's task; a notification cancels its run through the run manager
+/// (`RunManager.cancel(runId:)`), by the run id the call was given before it started. (A task
+/// of its own per call, for the notification to cancel, cost a task and a pass through the
+/// cooperative pool on every call.)
 final class MCPCallsInFlight: Sendable {
-    private struct State {
-        var nextToken: UInt64 = 0
-        var byId: [JSONValue: [UInt64: Task<ToolCallOutcome, Never>]] = [:]
-    }
+    private let runs: RunManager
+    /// Run ids by request id (a client may, wrongly, reuse an id).
+    private let byId = Mutex<[JSONValue: [String]]>([:])
 
-    private let state = Mutex(State())
+    init(runs: RunManager) { self.runs = runs }
 
-    /// Runs `work` as the call with request id `id`; cancelling the awaiting task (or a
-    /// `cancel(id:)`) cancels it. The call runs in a task of its own because a notification
-    /// must be able to cancel it from another request's task.
-    func run(id: JSONValue, _ work: @escaping @Sendable () async -> ToolCallOutcome) async -> ToolCallOutcome {
-        let task = Task(operation: work)
-        let token = state.withLock { s in
-            s.nextToken += 1
-            s.byId[id, default: [:]][s.nextToken] = task
-            return s.nextToken
-        }
+    /// Runs `work` as the call with request id `id`, giving it the run id to use; cancelling
+    /// the awaiting task (or a `cancel(id:)`) cancels the run.
+    func run(id: JSONValue, _ work: (_ runId: String) async -> ToolCallOutcome) async -> ToolCallOutcome {
+        let runId = RunId.make()
+        byId.withLock { $0[id, default: []].append(runId) }
         defer {
-            state.withLock { s in
-                s.byId[id]?[token] = nil
-                if s.byId[id]?.isEmpty == true { s.byId[id] = nil }
+            byId.withLock { calls in
+                calls[id]?.removeAll { $0 == runId }
+                if calls[id]?.isEmpty == true { calls[id] = nil }
             }
+            // A cancel that came before the run started, for a call that never started one.
+            runs.forgetCancel(runId: runId)
         }
-        return await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
+        return await work(runId)
     }
 
-    /// Cancels the calls in flight with request id `id` (a client may, wrongly, reuse an id);
-    /// returns how many there were.
+    /// Cancels the calls in flight with request id `id`; returns how many there were.
     @discardableResult
     func cancel(id: JSONValue) -> Int {
-        let tasks = state.withLock { s in s.byId.removeValue(forKey: id).map { Array($0.values) } ?? [] }
-        for t in tasks { t.cancel() }
-        return tasks.count
+        // Under the lock, so that no cancel of a call can come after its `forgetCancel`.
+        byId.withLock { calls in
+            let runIds = calls.removeValue(forKey: id) ?? []
+            for runId in runIds { _ = runs.cancel(runId: runId, beforeStart: true) }
+            return runIds.count
+        }
     }
 
     /// How many calls are in flight.
-    var count: Int { state.withLock { $0.byId.values.reduce(0) { $0 + $1.count } } }
+    var count: Int { byId.withLock { $0.values.reduce(0) { $0 + $1.count } } }
 }

@@ -149,7 +149,7 @@ public final class MCPHTTPGateway: Sendable {
             await server.stop()
             return Self.response(sdkResponse)
         }
-        let session = Session(id: id, caller: caller, server: server, transport: transport, calls: MCPCallsInFlight(),
+        let session = Session(id: id, caller: caller, server: server, transport: transport, calls: MCPCallsInFlight(runs: gateway.runs),
                               modelLog: sessionLogger.channel(.modelInstruction), protocolVersion: MCPPreflight.negotiatedVersion(message), lastUsedNanos: now)
         sessions.withLock { $0[id] = session }
         logger.info("mcp session opened", metadata: ["mcp_session": .string(id), "principal": .string(caller.principal)])
@@ -161,8 +161,8 @@ public final class MCPHTTPGateway: Sendable {
     /// A `tools/call` through the gateway, answered without the SDK (`MCPDirectToolCall`).
     private func direct(_ call: MCPDirectToolCall, in session: Session) async -> JSONValue {
         let (gateway, caller) = (self.gateway, session.caller)
-        let outcome = await session.calls.run(id: call.id) {
-            await gateway.call(toolId: call.name, input: .object(call.arguments), caller: caller, origin: Self.origin)
+        let outcome = await session.calls.run(id: call.id) { runId in
+            await gateway.call(toolId: call.name, input: .object(call.arguments), caller: caller, origin: Self.origin, runId: runId)
         }
         return call.response(outcome, caller: caller, modelLog: session.modelLog)
     }
