@@ -244,16 +244,15 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
 
     // MARK: Episode index
 
-    private static let insertSQL = """
-        INSERT OR REPLACE INTO episodes (run_id, seq, hash, plan_name, principal, status, started_at, finished_at,
-                                         duration_ms, calls, tokens, cost_micros, finished_ms, facts)
+    /// Where an index entry goes; `INSERT OR REPLACE` (an entry that replaces one) or
+    /// `INSERT` (a new one) in front.
+    private static let intoEpisodes = """
+        INTO episodes (run_id, seq, hash, plan_name, principal, status, started_at, finished_at,
+                       duration_ms, calls, tokens, cost_micros, finished_ms, facts)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
         """
-    private static let insertNewSQL = """
-        INSERT INTO episodes (run_id, seq, hash, plan_name, principal, status, started_at, finished_at,
-                              duration_ms, calls, tokens, cost_micros, finished_ms, facts)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
-        """
+    private static let insertSQL = "INSERT OR REPLACE " + intoEpisodes
+    private static let insertNewSQL = "INSERT " + intoEpisodes
     private static let columns = "run_id, seq, hash, plan_name, principal, status, started_at, finished_at, duration_ms, calls, tokens, cost_micros"
 
     private func insert(_ s: EpisodeSummary) throws {

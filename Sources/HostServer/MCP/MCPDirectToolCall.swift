@@ -116,7 +116,4 @@ final class MCPCallsInFlight: Sendable {
             return runIds.count
         }
     }
-
-    /// How many calls are in flight.
-    var count: Int { byId.withLock { $0.values.reduce(0) { $0 + $1.count } } }
 }
