@@ -6,7 +6,9 @@ import HostSupport
 public struct LoggedEpisode: Sendable {
     /// The durable episode.
     public let ref: EpisodeRef
-    /// Why indexing failed (`nil` if indexed). The episode stands regardless; the index is
+    /// Why indexing failed (`nil` if indexed, or, with the SQLite store, handed to the index:
+    /// written before any later read of the store, failures reported on standard error and in
+    /// `SQLiteStore.deferredIndexFailures`). The episode stands regardless; the index is
     /// repaired on the next open or by `repairIndex()`.
     public let indexError: String?
 }
@@ -14,9 +16,10 @@ public struct LoggedEpisode: Sendable {
 /// Episodes plus their index. With a store that keeps episodes itself (`HostStore.episodeChain`,
 /// the PostgreSQL store) every host appends to that one chain, and the index entry is written in
 /// the same transaction. Otherwise episodes are the segment log under the data directory
-/// (`EpisodeSegmentLog`, the source of truth) indexed afterwards in the store: if indexing fails
-/// the episode still stands and the index is rebuilt from the log on the next open (episodes
-/// missing from the index are added, entries the log lacks removed).
+/// (`EpisodeSegmentLog`, the source of truth) indexed afterwards in the store — by the SQLite
+/// store after the writer is answered, before any later read (`SQLiteStore.indexDeferred`): if
+/// indexing fails the episode still stands and the index is rebuilt from the log on the next
+/// open (episodes missing from the index are added, entries the log lacks removed).
 public final class EpisodeLog: Sendable {
     /// The episode log (not used for episodes when `chain` is set).
     public let episodes: EpisodeSegmentLog
@@ -26,8 +29,10 @@ public final class EpisodeLog: Sendable {
     public let store: any HostStore
     /// Episodes the open-time index repair added (or why it failed).
     public let openIndexRepair: Result<Int, StoreRepairError>
-    /// Index entries of concurrent runs, written together.
+    /// Index entries of concurrent runs, written together (a store other than SQLite).
     private let indexBatch: IndexBatcher
+    /// The SQLite store, which writes index entries after their runs are answered.
+    private let deferredIndex: SQLiteStore?
 
     /// Why an index repair failed.
     public struct StoreRepairError: Error, Sendable, CustomStringConvertible {
@@ -66,6 +71,7 @@ public final class EpisodeLog: Sendable {
         self.store = store
         self.openIndexRepair = openIndexRepair
         indexBatch = IndexBatcher(store: store)
+        deferredIndex = store as? SQLiteStore
     }
 
 
@@ -83,6 +89,10 @@ public final class EpisodeLog: Sendable {
             return LoggedEpisode(ref: try await chain.appendEpisode(body: body, runId: runId, summary: summary), indexError: nil)
         }
         let ref = try await episodes.write(body: body, runId: runId)
+        if let deferredIndex {
+            deferredIndex.indexDeferred(summary(ref))
+            return LoggedEpisode(ref: ref, indexError: nil)
+        }
         return LoggedEpisode(ref: ref, indexError: await indexBatch.index(summary(ref)))
     }
 
@@ -94,21 +104,32 @@ public final class EpisodeLog: Sendable {
         if let chain {
             return LoggedEpisode(ref: try await chain.appendEpisode(body: body(), runId: runId, summary: summary), indexError: nil)
         }
-        // Indexed from the thread that made the episode durable: the index transaction can
-        // start before this task runs again, and the task resumes once, with both done.
-        let indexBatch = self.indexBatch
+        // Indexed from the thread that made the episode durable: the index entry is handed on
+        // before this task runs again, and the task resumes once.
+        let indexBatch = self.indexBatch, deferredIndex = self.deferredIndex
         return try await withCheckedThrowingContinuation { (c: CheckedContinuation<LoggedEpisode, any Error>) in
             do {
                 try episodes.write(members: members(), runId: runId, alone: alone) { written in
                     switch written {
-                    case .failure(let error): c.resume(throwing: error)
-                    case .success(let ref): indexBatch.index(summary(ref)) { c.resume(returning: LoggedEpisode(ref: ref, indexError: $0)) }
+                    case .failure(let error):
+                        c.resume(throwing: error)
+                    case .success(let ref) where deferredIndex != nil:
+                        deferredIndex?.indexDeferred(summary(ref))
+                        c.resume(returning: LoggedEpisode(ref: ref, indexError: nil))
+                    case .success(let ref):
+                        indexBatch.index(summary(ref)) { c.resume(returning: LoggedEpisode(ref: ref, indexError: $0)) }
                     }
                 }
             } catch {
                 c.resume(throwing: error)
             }
         }
+    }
+
+    /// Returns once the index holds every episode written so far (the SQLite store writes an
+    /// entry after its run is answered): before a clean exit.
+    public func settleIndex() async {
+        if let deferredIndex { _ = try? await deferredIndex.onConnection {} }
     }
 
     /// Adds to the index every intact episode it lacks (or holds at another seq) and removes
@@ -186,12 +207,11 @@ public struct EpisodeLogError: Error, CustomStringConvertible, Sendable {
     public var description: String { message }
 }
 
-/// Writes the index entries of concurrent runs in one transaction (the runs' episodes were
-/// made durable together by the log's group commit; one SQLite transaction per run would cost
-/// as much CPU again). Each caller learns the outcome of the transaction that holds its entry,
-/// so a run is listed by the time its caller has the answer. With the SQLite store the batches
-/// run as blocks on the store's queue — one batch per block, so that other statements queued
-/// meanwhile are not held up behind a steady stream of runs — and no Swift task is involved.
+/// Writes the index entries of concurrent runs in one transaction, for a store other than
+/// SQLite (the runs' episodes were made durable together by the log's group commit; one
+/// transaction per run would cost as much CPU again). Each caller learns the outcome of the
+/// transaction that holds its entry, so a run is listed by the time its caller has the answer.
+/// (The SQLite store takes entries deferred instead: `SQLiteStore.indexDeferred`.)
 final class IndexBatcher: @unchecked Sendable {
     private let store: any HostStore
     private let lock = ConditionLock()
@@ -207,7 +227,7 @@ final class IndexBatcher: @unchecked Sendable {
         }
     }
 
-    /// Indexes `summary` and calls `done` with why that failed (nil: indexed), on the thread
+    /// Indexes `summary` and calls `done` with why that failed (nil: indexed), on the task
     /// that ran the transaction. Does not wait: callable from any thread.
     func index(_ summary: EpisodeSummary, then done: @escaping @Sendable (String?) -> Void) {
         let start = lock.withLock { () -> Bool in
@@ -216,38 +236,18 @@ final class IndexBatcher: @unchecked Sendable {
             draining = true
             return true
         }
-        guard start else { return }
-        if let sqlite = store as? SQLiteStore {
-            sqlite.onQueue { self.drainOne(sqlite) }
-        } else {
-            Task { await self.drain() }
-        }
+        if start { Task { await self.drain() } }
     }
 
-    /// Takes everything pending (clearing `draining` if nothing is).
-    private func take() -> [(EpisodeSummary, @Sendable (String?) -> Void)] {
-        lock.withLock {
-            let b = pending
-            pending = []
-            if b.isEmpty { draining = false }
-            return b
-        }
-    }
-
-    /// One batch on the SQLite store's queue, then the next as a block of its own.
-    private func drainOne(_ sqlite: SQLiteStore) {
-        let batch = take()
-        if batch.isEmpty { return }
-        var failure: String?
-        do { try sqlite.indexEpisodesOnQueue(batch.map(\.0)) } catch { failure = "\(error)" }
-        for (_, done) in batch { done(failure) }
-        sqlite.onQueue { self.drainOne(sqlite) }
-    }
-
-    /// Batches through the store's `async` interface (a store other than SQLite).
+    /// Writes batches until nothing is pending.
     private func drain() async {
         while true {
-            let batch = take()
+            let batch = lock.withLock {
+                let b = pending
+                pending = []
+                if b.isEmpty { draining = false }
+                return b
+            }
             if batch.isEmpty { return }
             var failure: String?
             do { try await store.indexEpisodes(batch.map(\.0)) } catch { failure = "\(error)" }

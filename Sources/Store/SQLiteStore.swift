@@ -23,9 +23,12 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
 
     /// Every statement runs on this serial queue, never on a thread of Swift's cooperative pool:
     /// a write may wait up to `busyTimeoutMs` for another process's lock.
-    private let queue = DispatchQueue(label: "nova.sqlite-store")
+    let queue = DispatchQueue(label: "nova.sqlite-store")
     let conn: SQLiteConnection
     private var synchronous = ""
+    /// Index entries of runs already answered, written by a block queued before the caller
+    /// is answered (`SQLiteDeferredIndex.swift`).
+    let deferredIndex = DeferredIndexEntries()
     /// Wakes this process's workers when a job becomes runnable here (other processes poll).
     let jobWake = WakeSignal()
     /// Signalled when a running job's cancel is requested in this process.
@@ -295,15 +298,12 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
         try await onConnection { [self] in try indexEpisodesOnQueue(summaries) }
     }
 
-    /// Indexes `summaries` in one transaction, now: only from a block given to `onQueue`.
+    /// Indexes `summaries` in one transaction, now: only on the store's queue.
     func indexEpisodesOnQueue(_ summaries: [EpisodeSummary]) throws {
         if summaries.isEmpty { return }
         try setSynchronous("NORMAL")
         try conn.immediateTransaction { for s in summaries { try insert(s) } }
     }
-
-    /// Runs `body` on the store's queue without waiting for it (after what is queued already).
-    func onQueue(_ body: @escaping @Sendable () -> Void) { queue.async(execute: body) }
 
     private static func filter(_ f: EpisodeFilter) -> (String, [SQLValue]) {
         var clauses: [String] = []

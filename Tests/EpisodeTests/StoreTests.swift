@@ -233,6 +233,54 @@ final class BrokenIndexStore: HostStore, @unchecked Sendable {
         #expect(failures.count == 100 && failures.allSatisfy { $0 != nil })
     }
 
+    /// The SQLite store writes a run's index entry after its writer is answered, before any
+    /// later statement of the store: a read issued the moment a writer is answered finds the
+    /// run, for every one of many concurrent writers.
+    @Test func aRunIsListedTheMomentItsWriterIsAnswered() async throws {
+        let data = F.tempDir("log")
+        defer { F.remove(data) }
+        let log = try await EpisodeLog.open(dataDirectory: data)
+        let missing = try await withThrowingTaskGroup(of: String?.self) { group in
+            for i in 1...300 {
+                group.addTask {
+                    let logged = try await log.write(body: F.body("d\(i)"), runId: "d\(i)")
+                    let listed = try await log.store.episode(runId: "d\(i)")
+                    return listed?.seq == logged.ref.seq ? nil : "d\(i)"
+                }
+            }
+            return try await group.reduce(into: [String]()) { if let m = $1 { $0.append(m) } }
+        }
+        #expect(missing == [])
+        #expect(try await log.store.countEpisodes(status: nil, principal: nil) == 300)
+    }
+
+    /// A deferred index write that fails (here a trigger refuses every entry) leaves the runs
+    /// answered and their episodes intact, is counted, and is repaired by the next open.
+    @Test func aDeferredIndexFailureIsCountedAndRepairedOnOpen() async throws {
+        let data = F.tempDir("log")
+        defer { F.remove(data) }
+        do {
+            let log = try await EpisodeLog.open(dataDirectory: data)
+            let sqlite = try #require(log.store as? SQLiteStore)
+            try await sqlite.onConnection {
+                try sqlite.conn.exec("CREATE TRIGGER refuse BEFORE INSERT ON episodes BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+            }
+            for i in 1...3 {
+                let r = try await log.write(body: F.body("f\(i)"), runId: "f\(i)")
+                #expect(r.indexError == nil && r.ref.seq == i)
+            }
+            #expect(try await log.list().isEmpty)
+            let failures = sqlite.deferredIndexFailures
+            #expect(failures.count == 3)
+            #expect(failures.last?.contains("refused by the test") == true)
+            #expect(try await log.verify().isIntact)
+            try await sqlite.onConnection { try sqlite.conn.exec("DROP TRIGGER refuse") }
+        }
+        let log = try await EpisodeLog.open(dataDirectory: data)
+        #expect(try log.openIndexRepair.get() == 3)
+        #expect(try await log.list().map(\.runId) == ["f3", "f2", "f1"])
+    }
+
     @Test func runRecordIsTheBody() async throws {
         let data = F.tempDir("log")
         defer { F.remove(data) }

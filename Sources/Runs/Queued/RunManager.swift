@@ -315,6 +315,8 @@ public final class RunManager: Sendable {
             try? await clock.sleep(for: .milliseconds(10))
         }
         let abandoned = state.withLock { Array($0.inFlight.keys).sorted() }
+        // The last runs' index entries, written after their answers, before the process goes.
+        await host.episodes?.settleIndex()
         return ShutdownReport(inFlightAtStart: atStart, interrupted: interrupted, abandoned: abandoned)
     }
 }
