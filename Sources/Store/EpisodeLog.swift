@@ -1,4 +1,5 @@
 import JSON
+import Synchronization
 import Episodes
 import HostSupport
 
@@ -31,8 +32,10 @@ public final class EpisodeLog: Sendable {
     public let openIndexRepair: Result<Int, StoreRepairError>
     /// Index entries of concurrent runs, written together (a store other than SQLite).
     private let indexBatch: IndexBatcher
-    /// The SQLite store, which writes index entries after their runs are answered.
-    private let deferredIndex: SQLiteStore?
+    /// The SQLite store, which can write index entries after their runs are answered.
+    private let sqlite: SQLiteStore?
+    /// Whether it does (`indexAfterAnswers()`).
+    private let answerFirst = Mutex(false)
 
     /// Why an index repair failed.
     public struct StoreRepairError: Error, Sendable, CustomStringConvertible {
@@ -71,8 +74,18 @@ public final class EpisodeLog: Sendable {
         self.store = store
         self.openIndexRepair = openIndexRepair
         indexBatch = IndexBatcher(store: store)
-        deferredIndex = store as? SQLiteStore
+        sqlite = store as? SQLiteStore
     }
+
+    /// Makes a run's writer be answered once its episode is durable, its index entry written
+    /// afterwards (with the SQLite store; see `SQLiteDeferredIndex.swift`): for a long-running
+    /// process — a server, a worker — which calls `settleIndex()` before it exits. Reads of the
+    /// store in this process still find every answered run. Off by default: a one-shot command's
+    /// index entries are written before it is answered, so the index is complete when it exits.
+    public func indexAfterAnswers() { answerFirst.withLock { $0 = true } }
+
+    /// The SQLite store if it takes index entries after the answer.
+    private var deferredIndex: SQLiteStore? { answerFirst.withLock { $0 } ? sqlite : nil }
 
 
     /// Writes `body` as the episode of `runId` (see `EpisodeSegmentLog.write`), then indexes it.
@@ -129,7 +142,7 @@ public final class EpisodeLog: Sendable {
     /// Returns once the index holds every episode written so far (the SQLite store writes an
     /// entry after its run is answered): before a clean exit.
     public func settleIndex() async {
-        if let deferredIndex { _ = try? await deferredIndex.onConnection {} }
+        if let sqlite { _ = try? await sqlite.onConnection {} }
     }
 
     /// Adds to the index every intact episode it lacks (or holds at another seq) and removes

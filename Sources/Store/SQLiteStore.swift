@@ -26,8 +26,8 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
     let queue = DispatchQueue(label: "nova.sqlite-store")
     let conn: SQLiteConnection
     private var synchronous = ""
-    /// Index entries of runs already answered, written by a block queued before the caller
-    /// is answered (`SQLiteDeferredIndex.swift`).
+    /// Index entries of runs already answered, written before the next statement sequence
+    /// (`SQLiteDeferredIndex.swift`).
     let deferredIndex = DeferredIndexEntries()
     /// Wakes this process's workers when a job becomes runnable here (other processes poll).
     let jobWake = WakeSignal()
@@ -217,10 +217,14 @@ public final class SQLiteStore: HostStore, @unchecked Sendable {
         }
     }
 
-    /// Runs `body` on the store's queue (one statement sequence at a time).
+    /// Runs `body` on the store's queue (one statement sequence at a time), after the index
+    /// entries of runs already answered (`indexDeferred`): a read finds every such run.
     func onConnection<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            queue.async { continuation.resume(with: Result { try body() }) }
+            queue.async { [self] in
+                writeDeferredIndex()
+                continuation.resume(with: Result { try body() })
+            }
         }
     }
 

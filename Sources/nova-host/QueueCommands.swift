@@ -80,6 +80,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let logger = Logger(label: "nova-host.worker")
         DriverLogSink.install(logger: logger)
         let nova = try await host.makeHost(withData: true)
+        nova.episodes?.indexAfterAnswers()
         let reloader = ReloadOnSignal(registry: nova.registry) { report in logger.notice("drivers reloaded: \(report)") }
         defer { reloader.cancel() }
         do {

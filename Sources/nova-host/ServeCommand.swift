@@ -57,6 +57,8 @@ struct ServeCommand: AsyncParsableCommand {
         ServerLogging.bootstrap(level: level)
         let logger = Logger(label: "nova-host.serve")
         let nova = try await host.withConfiguredPaths(cfg.paths).makeHost(withData: true, configuredStore: cfg.store)
+        // Shutdown settles the index (RunManager.shutdown).
+        nova.episodes?.indexAfterAnswers()
         let server: NovaServer
         do { server = try await NovaServer.make(host: nova, config: cfg, logger: logger) } catch {
             Output.error("invalid configuration: \(error.message)")
@@ -142,6 +144,7 @@ struct McpCommand: AsyncParsableCommand {
         let logger = Logger(label: "nova-host.mcp")
         DriverLogSink.install(logger: logger)
         let nova = try await host.makeHost(withData: true)
+        nova.episodes?.indexAfterAnswers()
         let who = principal ?? ProcessInfo.processInfo.environment["NOVA_PRINCIPAL"] ?? "local"
         do {
             try await MCPStdio.run(host: nova, principal: who, role: role, toolTimeoutMs: toolTimeoutMs, logger: logger)

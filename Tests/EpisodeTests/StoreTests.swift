@@ -233,13 +233,15 @@ final class BrokenIndexStore: HostStore, @unchecked Sendable {
         #expect(failures.count == 100 && failures.allSatisfy { $0 != nil })
     }
 
-    /// The SQLite store writes a run's index entry after its writer is answered, before any
-    /// later statement of the store: a read issued the moment a writer is answered finds the
-    /// run, for every one of many concurrent writers.
+    /// With `indexAfterAnswers()` the SQLite store writes a run's index entry after its writer
+    /// is answered, before any later statement of the store: a read issued the moment a writer
+    /// is answered finds the run, for every one of many concurrent writers. A one-shot process
+    /// (the default) finds its entries written when it is answered, without a read.
     @Test func aRunIsListedTheMomentItsWriterIsAnswered() async throws {
         let data = F.tempDir("log")
         defer { F.remove(data) }
         let log = try await EpisodeLog.open(dataDirectory: data)
+        log.indexAfterAnswers()
         let missing = try await withThrowingTaskGroup(of: String?.self) { group in
             for i in 1...300 {
                 group.addTask {
@@ -252,6 +254,15 @@ final class BrokenIndexStore: HostStore, @unchecked Sendable {
         }
         #expect(missing == [])
         #expect(try await log.store.countEpisodes(status: nil, principal: nil) == 300)
+
+        // Without it, the entry is written before the answer: a second connection, which
+        // does not pass through this store's queue, sees it at once.
+        let oneShot = try await EpisodeLog.open(dataDirectory: data)
+        let other = try SQLiteStore(path: data + "/" + SQLiteStore.defaultFileName)
+        for i in 1...20 {
+            try await oneShot.write(body: F.body("s\(i)"), runId: "s\(i)")
+            #expect(try await other.episode(runId: "s\(i)") != nil)
+        }
     }
 
     /// A deferred index write that fails (here a trigger refuses every entry) leaves the runs
@@ -261,6 +272,7 @@ final class BrokenIndexStore: HostStore, @unchecked Sendable {
         defer { F.remove(data) }
         do {
             let log = try await EpisodeLog.open(dataDirectory: data)
+            log.indexAfterAnswers()
             let sqlite = try #require(log.store as? SQLiteStore)
             try await sqlite.onConnection {
                 try sqlite.conn.exec("CREATE TRIGGER refuse BEFORE INSERT ON episodes BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
