@@ -7,9 +7,9 @@ import HostSupport
 public struct LoggedEpisode: Sendable {
     /// The durable episode.
     public let ref: EpisodeRef
-    /// Why indexing failed (`nil` if indexed, or, with the SQLite store, handed to the index:
-    /// written before any later read of the store, failures reported on standard error and in
-    /// `SQLiteStore.deferredIndexFailures`). The episode stands regardless; the index is
+    /// Why indexing failed (`nil` if indexed, or, after `EpisodeLog.indexAfterAnswers()` with
+    /// the SQLite store, handed to the index: written before any later read of the store,
+    /// failures reported on standard error and in `SQLiteStore.deferredIndexFailures`). The episode stands regardless; the index is
     /// repaired on the next open or by `repairIndex()`.
     public let indexError: String?
 }
@@ -17,8 +17,9 @@ public struct LoggedEpisode: Sendable {
 /// Episodes plus their index. With a store that keeps episodes itself (`HostStore.episodeChain`,
 /// the PostgreSQL store) every host appends to that one chain, and the index entry is written in
 /// the same transaction. Otherwise episodes are the segment log under the data directory
-/// (`EpisodeSegmentLog`, the source of truth) indexed afterwards in the store — by the SQLite
-/// store after the writer is answered, before any later read (`SQLiteStore.indexDeferred`): if
+/// (`EpisodeSegmentLog`, the source of truth) indexed afterwards in the store — in a server or
+/// worker, by the SQLite store after the writer is answered, before any later read
+/// (`indexAfterAnswers()`, `SQLiteStore.indexDeferred`): if
 /// indexing fails the episode still stands and the index is rebuilt from the log on the next
 /// open (episodes missing from the index are added, entries the log lacks removed).
 public final class EpisodeLog: Sendable {
@@ -30,7 +31,7 @@ public final class EpisodeLog: Sendable {
     public let store: any HostStore
     /// Episodes the open-time index repair added (or why it failed).
     public let openIndexRepair: Result<Int, StoreRepairError>
-    /// Index entries of concurrent runs, written together (a store other than SQLite).
+    /// Index entries of concurrent runs, written together before their writers are answered.
     private let indexBatch: IndexBatcher
     /// The SQLite store, which can write index entries after their runs are answered.
     private let sqlite: SQLiteStore?
@@ -102,11 +103,21 @@ public final class EpisodeLog: Sendable {
             return LoggedEpisode(ref: try await chain.appendEpisode(body: body, runId: runId, summary: summary), indexError: nil)
         }
         let ref = try await episodes.write(body: body, runId: runId)
-        if let deferredIndex {
-            deferredIndex.indexDeferred(summary(ref))
-            return LoggedEpisode(ref: ref, indexError: nil)
+        let indexError = await withCheckedContinuation { (c: CheckedContinuation<String?, Never>) in
+            index(summary(ref)) { c.resume(returning: $0) }
         }
-        return LoggedEpisode(ref: ref, indexError: await indexBatch.index(summary(ref)))
+        return LoggedEpisode(ref: ref, indexError: indexError)
+    }
+
+    /// Hands `summary` to the index and calls `done` with why indexing failed (nil: indexed, or
+    /// taken to be written after the answer — then at once, `indexAfterAnswers()`).
+    private func index(_ summary: EpisodeSummary, then done: @escaping @Sendable (String?) -> Void) {
+        if let deferredIndex {
+            deferredIndex.indexDeferred(summary)
+            done(nil)
+        } else {
+            indexBatch.index(summary, then: done)
+        }
     }
 
     /// `write(body:runId:summary:)` for a body its writer has already encoded (`members`); a
@@ -119,18 +130,12 @@ public final class EpisodeLog: Sendable {
         }
         // Indexed from the thread that made the episode durable: the index entry is handed on
         // before this task runs again, and the task resumes once.
-        let indexBatch = self.indexBatch, deferredIndex = self.deferredIndex
         return try await withCheckedThrowingContinuation { (c: CheckedContinuation<LoggedEpisode, any Error>) in
             do {
                 try episodes.write(members: members(), runId: runId, alone: alone) { written in
                     switch written {
-                    case .failure(let error):
-                        c.resume(throwing: error)
-                    case .success(let ref) where deferredIndex != nil:
-                        deferredIndex?.indexDeferred(summary(ref))
-                        c.resume(returning: LoggedEpisode(ref: ref, indexError: nil))
-                    case .success(let ref):
-                        indexBatch.index(summary(ref)) { c.resume(returning: LoggedEpisode(ref: ref, indexError: $0)) }
+                    case .failure(let error): c.resume(throwing: error)
+                    case .success(let ref): self.index(summary(ref)) { c.resume(returning: LoggedEpisode(ref: ref, indexError: $0)) }
                     }
                 }
             } catch {
@@ -220,11 +225,11 @@ public struct EpisodeLogError: Error, CustomStringConvertible, Sendable {
     public var description: String { message }
 }
 
-/// Writes the index entries of concurrent runs in one transaction, for a store other than
-/// SQLite (the runs' episodes were made durable together by the log's group commit; one
-/// transaction per run would cost as much CPU again). Each caller learns the outcome of the
-/// transaction that holds its entry, so a run is listed by the time its caller has the answer.
-/// (The SQLite store takes entries deferred instead: `SQLiteStore.indexDeferred`.)
+/// Writes the index entries of concurrent runs in one transaction (the runs' episodes were
+/// made durable together by the log's group commit; one transaction per run would cost as much
+/// CPU again). Each caller learns the outcome of the transaction that holds its entry, so a run
+/// is listed by the time its caller has the answer. (After `EpisodeLog.indexAfterAnswers()`
+/// the SQLite store takes entries after the answer instead: `SQLiteStore.indexDeferred`.)
 final class IndexBatcher: @unchecked Sendable {
     private let store: any HostStore
     private let lock = ConditionLock()
@@ -232,13 +237,6 @@ final class IndexBatcher: @unchecked Sendable {
     private var draining = false
 
     init(store: any HostStore) { self.store = store }
-
-    /// Indexes `summary`; returns why that failed (nil: indexed).
-    func index(_ summary: EpisodeSummary) async -> String? {
-        await withCheckedContinuation { (c: CheckedContinuation<String?, Never>) in
-            index(summary) { c.resume(returning: $0) }
-        }
-    }
 
     /// Indexes `summary` and calls `done` with why that failed (nil: indexed), on the task
     /// that ran the transaction. Does not wait: callable from any thread.
