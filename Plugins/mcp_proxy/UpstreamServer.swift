@@ -215,14 +215,18 @@ final class UpstreamServer: Sendable {
         }
     }
 
-    /// A reload: list again now when connected, else try to connect now (the backoff is reset).
+    /// A reload: list again now when connected, else try to connect now. Either way a server that
+    /// was failing starts its backoff again from the initial delay — also when the reload lands
+    /// while an attempt is in flight, whose failure then counts as the first.
     func refresh() {
-        switch state.withLock({ $0.phase }) {
+        let phase = state.withLock { s -> Phase in
+            if case .ready = s.phase {} else { s.consecutiveFailures = 0 }
+            return s.phase
+        }
+        switch phase {
         case .ready: relist()
-        case .down:
-            state.withLock { $0.consecutiveFailures = 0 }
-            wakeSupervisor()
-        default: break
+        case .down: wakeSupervisor()
+        case .connecting, .stopped: break
         }
     }
 

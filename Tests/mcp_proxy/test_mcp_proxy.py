@@ -103,7 +103,7 @@ def setup():
          "trust_annotations": True, "restart_initial_ms": 5000, "restart_max_ms": 10000},
         {"name": "remote", "url": upstream_url, "headers": {"Authorization": "Bearer ${env:MCP_UPSTREAM_TOKEN}", "X-Static": "literal-value"}},
         {"name": "jsonhttp", "url": f"http://127.0.0.1:{json_port}/mcp"},
-        {"name": "broken", "command": [PY, "-c", "import sys; sys.exit(2)"], "restart_initial_ms": 100, "restart_max_ms": 800},
+        {"name": "broken", "command": [PY, "-c", "import sys, time; time.sleep(1); sys.exit(2)"], "restart_initial_ms": 100, "restart_max_ms": 800},
     ]}}}}
     with open(os.path.join(WORK, "drivers.json"), "w") as f:
         json.dump(drivers, f)
@@ -338,7 +338,9 @@ def serve_tests():
 
     # A server that never comes up is retried with exponential backoff: 100, 200, 400, 800, 800… ms.
     # A reload resets its backoff (a retry at once), so the sequence is watched from its start;
-    # counts above 6 are from before the reset and are left out.
+    # counts above 6 are from before the reset and are left out. The server takes a second to
+    # fail, so the reload usually lands while an attempt is in flight: that attempt's failure
+    # must count as the first (it once kept counting on, and nothing in 1…6 was ever seen).
     http("POST", f"{url}/v1/drivers/reload", key=ADMIN_KEY)
     seen = {}
 
@@ -349,7 +351,7 @@ def serve_tests():
         if 1 <= n <= 6:
             seen[n] = (broken.get("backoff_ms"), broken.get("reason", ""))
         return max(seen, default=0) >= 5
-    enough = wait_for(backoffs, "backoff", tries=1000, pause=0.01)
+    enough = wait_for(backoffs, "backoff", tries=3000, pause=0.01)
     check(name("serve: a stdio server that keeps failing is retried with exponential backoff up to the maximum"),
           enough and len({b for b, _ in seen.values()}) >= 3
           and all(b == min(100 << (n - 1), 800) and "exited with status 2" in why for n, (b, why) in seen.items()), seen)
