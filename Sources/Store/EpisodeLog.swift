@@ -9,8 +9,8 @@ public struct LoggedEpisode: Sendable {
     public let ref: EpisodeRef
     /// Why indexing failed (`nil` if indexed, or, after `EpisodeLog.indexAfterAnswers()` with
     /// the SQLite store, handed to the index: written before any later read of the store,
-    /// failures reported on standard error and in `SQLiteStore.deferredIndexFailures`). The episode stands regardless; the index is
-    /// repaired on the next open or by `repairIndex()`.
+    /// failures reported on standard error and in `SQLiteStore.deferredIndexFailures`). The
+    /// episode stands regardless; the index is repaired on the next open or by `repairIndex()`.
     public let indexError: String?
 }
 
@@ -109,8 +109,8 @@ public final class EpisodeLog: Sendable {
         return LoggedEpisode(ref: ref, indexError: indexError)
     }
 
-    /// Hands `summary` to the index and calls `done` with why indexing failed (nil: indexed, or
-    /// taken to be written after the answer — then at once, `indexAfterAnswers()`).
+    /// Hands `summary` to the index and calls `done` with why indexing failed (nil: indexed).
+    /// After `indexAfterAnswers()`, `done(nil)` comes at once: the entry is written later.
     private func index(_ summary: EpisodeSummary, then done: @escaping @Sendable (String?) -> Void) {
         if let deferredIndex {
             deferredIndex.indexDeferred(summary)
