@@ -10,9 +10,11 @@
 # answered, and its threads' voluntary context switches per call. Less sensitive to a busy
 # machine than throughput alone; alternate two binaries to compare them. BY_THREAD=1 adds the
 # switches and CPU per call of each thread name (which threads hand work to each other).
+# ALLOCS=1 adds the server's mallocs per call (a perf uprobe on the jemalloc BIN links, added
+# on first use; needs root and linux-perf): allocations are what the call path's CPU follows.
 # Needs wrk, curl, and for mcp a python3 with `mcp` (PYTHON, default python3).
 set -uo pipefail
-[ $# -ge 2 ] || { sed -n 2,12p "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n 2,15p "$0"; exit 2; }
 BIN=$1; MODE=$2; shift 2; D=5
 if [[ "${1:-}" =~ ^[0-9]+$ ]]; then D=$1; shift; fi
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -53,13 +55,26 @@ by_thread() {
 }
 c0=$(cpu_ticks); s0=$(switches)
 [ -n "${BY_THREAD:-}" ] && by_thread > "$WORK/threads0"
+if [ -n "${ALLOCS:-}" ]; then
+  JEMALLOC=$(awk '/libjemalloc/ {print $NF; exit}' "/proc/$SPID/maps")
+  [ -n "$JEMALLOC" ] || { echo "ALLOCS=1: $BIN does not map libjemalloc" >&2; exit 1; }
+  perf probe -l 2>/dev/null | grep -q 'probe_libjemalloc:malloc ' || perf probe -q -x "$JEMALLOC" --add malloc || exit 1
+  perf stat -x, -e probe_libjemalloc:malloc -p "$SPID" -o "$WORK/allocs" &
+  PERF=$!
+  sleep 0.2
+fi
 load "$D" > "$WORK/wrk"
 c1=$(cpu_ticks); s1=$(switches)
+if [ -n "${ALLOCS:-}" ]; then kill -INT $PERF; wait $PERF; fi
 [ -n "${BY_THREAD:-}" ] && by_thread > "$WORK/threads1"
 n=$(awk '/requests in/ {print $1}' "$WORK/wrk")
 rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk")
 hz=$(getconf CLK_TCK)
 echo "$MODE, $CONNS connections: calls/s $rps, server CPU per call $(python3 -c "print(round(($c1 - $c0) * 1e6 / $hz / $n, 1))") us, context switches per call $(python3 -c "print(round(($s1 - $s0) / $n, 1))")"
+if [ -n "${ALLOCS:-}" ]; then
+  m=$(awk -F, '/probe_libjemalloc:malloc/ {print $1}' "$WORK/allocs")
+  echo "  mallocs per call $(python3 -c "print(round($m / $n, 1))") (the probe counts from 0.2 s before the load to its end)"
+fi
 if [ -n "${BY_THREAD:-}" ]; then
   echo "per thread name (threads alive at both ends): threads, voluntary switches per call, CPU us per call"
   join "$WORK/threads0" "$WORK/threads1" | awk -v n="$n" -v hz="$hz" 'NF == 7 {k = $2; c[k]++; v[k] += $6 - $3; t[k] += $7 - $4}

@@ -346,14 +346,14 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
             }
             let tip = group.tip
             let enc = EpisodeFormat.encode(members: r.body, runId: r.runId, seq: tip.seq + 1, prevHash: tip.hash)
-            let frame = SegmentFormat.frame(runId: r.runId, seq: tip.seq + 1, episode: enc.bytes)
-            if tip.segment == 0 || tip.offset + frame.count > currentCapacity() {
+            let frameBytes = SegmentFormat.frameBytes(runId: r.runId, episodeBytes: enc.bytes.count)
+            if tip.segment == 0 || tip.offset + frameBytes > currentCapacity() {
                 if !group.pending.isEmpty {
                     failure = flush(&group)
                     continue
                 }
                 do {
-                    try rotate(to: tip.segment + 1, fitting: frame.count)
+                    try rotate(to: tip.segment + 1, fitting: frameBytes)
                 } catch {
                     failure = (.rotate, Self.fsError(error, "create segment", primaryPath(tip.segment + 1)))
                     continue
@@ -363,7 +363,7 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
             }
             seen.insert(r.runId)
             let ref = EpisodeRef(runId: r.runId, seq: tip.seq + 1, hash: enc.hash, path: location(tip.segment, tip.offset))
-            group.append(r, ref: ref, at: RecordLocation(segment: tip.segment, offset: tip.offset, seq: ref.seq), frame: frame)
+            group.append(r, ref: ref, at: RecordLocation(segment: tip.segment, offset: tip.offset, seq: ref.seq), episode: enc.bytes)
             remaining.removeFirst()
         }
         if failure == nil && !group.pending.isEmpty { failure = flush(&group) }
@@ -504,7 +504,11 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
     /// processes, or runs the full recovery if the head cannot be trusted. Holds the flock.
     private func prepareLocked() throws {
         let mine = state.tip
-        if let head = readHead(), head.trustworthy {
+        let record = lockFile.readRecord()
+        // The head this process wrote last, unchanged: no other writer came between (a writer
+        // that appended would have changed the tip in it), so there is nothing to parse.
+        if let record, let last = state.lastCleanHead, last.tip == mine, record == last.bytes { return }
+        if let head = record.flatMap(LogHead.decode), head.trustworthy {
             if head.tip != mine { try catchUpLocked(to: head.tip) }
         } else {
             closeHandles()
@@ -517,7 +521,10 @@ public final class EpisodeSegmentLog: @unchecked Sendable {
     func readHead() -> LogHead? { lockFile.readRecord().flatMap(LogHead.decode) }
 
     func writeHead(clean: Bool, tip: LogTip) throws {
-        try lockFile.writeRecord(LogHead(clean: clean, bootId: EpisodeHead.currentBootId, tip: tip).encoded, fixedLength: true)
+        let bytes = LogHead(clean: clean, bootId: EpisodeHead.currentBootId, tip: tip).encoded
+        state.lastCleanHead = nil
+        try lockFile.writeRecord(bytes, fixedLength: true)
+        if clean { state.lastCleanHead = (bytes, tip) }
     }
 
     private func markDirty() throws { try writeHead(clean: false, tip: state.tip) }
@@ -628,10 +635,12 @@ struct GroupBuffer {
 
     init(tip: LogTip) { self.tip = tip }
 
-    mutating func append(_ r: PendingEpisode, ref: EpisodeRef, at location: RecordLocation, frame: [UInt8]) {
-        bytes += frame
+    /// Appends the frame of `episode` (stored bytes) for `r`, which becomes the group's tip.
+    mutating func append(_ r: PendingEpisode, ref: EpisodeRef, at location: RecordLocation, episode: [UInt8]) {
+        let before = bytes.count
+        SegmentFormat.appendFrame(runId: ref.runId, seq: ref.seq, episode: episode, to: &bytes)
         pending.append((r, ref, location))
-        tip = LogTip(segment: tip.segment, offset: tip.offset + frame.count, seq: ref.seq, hash: ref.hash, runId: ref.runId)
+        tip = LogTip(segment: tip.segment, offset: tip.offset + bytes.count - before, seq: ref.seq, hash: ref.hash, runId: ref.runId)
     }
 
     func fail(step: EpisodeWriteStep, outcome: EpisodeWriteOutcome, cause: EpisodeFileSystemError) {
@@ -660,6 +669,10 @@ final class LogState: @unchecked Sendable {
     var groupCommits = 0
     var leaderCommits = 0
     var openReport: RecoveryReport?
+    /// The clean head record this process wrote last and its tip, while it is the last head
+    /// this process wrote: the next group compares bytes instead of parsing the record.
+    /// Touched only by whoever holds `committing` (or opens the log).
+    var lastCleanHead: (bytes: [UInt8], tip: LogTip)?
 
     func withLock<T>(_ body: () throws -> T) rethrows -> T { try lock.withLock(body) }
 }

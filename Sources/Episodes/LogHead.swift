@@ -27,10 +27,51 @@ struct LogHead: Equatable {
     /// a writer overwrites the previous one in place, one `pwrite` and no `ftruncate`.
     static let recordBytes = 400
 
+    /// The record's bytes: one line of text, its checksum (the first 8 bytes of the text's
+    /// SHA-256, as hex) and padding. Built in one buffer: a writer encodes two per group commit.
     var encoded: [UInt8] {
-        let text = "nova-episode-log-head 1 \(bootId) \(clean ? "clean" : "dirty") \(tip.seq) \(tip.hash) \(tip.runId) \(tip.segment) \(tip.offset)"
-        let line = Array("\(text) \(SHA256.hex(Array(text.utf8)).prefix(16))\n".utf8)
-        return line + [UInt8](repeating: 0x20, count: max(0, Self.recordBytes - line.count))
+        var out: [UInt8] = []
+        out.reserveCapacity(Self.recordBytes)
+        out.append(contentsOf: "nova-episode-log-head 1 ".utf8)
+        out.append(contentsOf: bootId.utf8)
+        out.append(contentsOf: (clean ? " clean " : " dirty ").utf8)
+        Self.appendDecimal(tip.seq, to: &out)
+        out.append(0x20)
+        out.append(contentsOf: tip.hash.utf8)
+        out.append(0x20)
+        out.append(contentsOf: tip.runId.utf8)
+        out.append(0x20)
+        Self.appendDecimal(tip.segment, to: &out)
+        out.append(0x20)
+        Self.appendDecimal(tip.offset, to: &out)
+        let digest = SHA256.digest(out)
+        out.append(0x20)
+        for b in digest.prefix(8) {
+            out.append(Self.hexDigits[Int(b >> 4)])
+            out.append(Self.hexDigits[Int(b & 0x0F)])
+        }
+        out.append(0x0A)
+        if out.count < Self.recordBytes { out.append(contentsOf: repeatElement(0x20, count: Self.recordBytes - out.count)) }
+        return out
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// Appends `value` in decimal, as `String(value)` would spell it.
+    private static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
+        if value < 0 { out.append(0x2D) }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = value.magnitude, count = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            repeat {
+                d[count] = 0x30 + UInt8(n % 10)
+                n /= 10
+                count += 1
+            } while n > 0
+            for i in stride(from: count - 1, through: 0, by: -1) { out.append(d[i]) }
+        }
     }
 
     /// Parses a head record; `nil` if it is absent, truncated or fails its checksum.

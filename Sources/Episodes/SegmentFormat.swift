@@ -37,22 +37,36 @@ enum SegmentFormat {
 
     /// The frame holding `episode` (stored bytes) of `runId` at `seq`.
     static func frame(runId: String, seq: Int, episode: [UInt8]) -> [UInt8] {
-        let id = Array(runId.utf8)
         var f: [UInt8] = []
-        f.reserveCapacity(frameHeaderBytes + id.count + episode.count + 8)
-        f += frameMagic
-        f.appendLE(UInt32(id.count + episode.count))
-        f.appendLE(UInt64(seq))
-        f.appendLE(UInt16(id.count))
-        f.appendLE(UInt16(0))
-        var crc = CRC32C.update(CRC32C.initial, f[...])
-        crc = CRC32C.update(crc, id[...])
-        crc = CRC32C.update(crc, episode[...])
-        f.appendLE(crc ^ 0xFFFF_FFFF)
-        f += id
-        f += episode
-        while f.count % 8 != 0 { f.append(0) }
+        f.reserveCapacity(frameBytes(runId: runId, episodeBytes: episode.count))
+        appendFrame(runId: runId, seq: seq, episode: episode, to: &f)
         return f
+    }
+
+    /// The size on disk of the frame of `episodeBytes` stored bytes of `runId`, padding included.
+    static func frameBytes(runId: String, episodeBytes: Int) -> Int {
+        pad(frameHeaderBytes + runId.utf8.count + episodeBytes)
+    }
+
+    /// Appends the frame `frame(runId:seq:episode:)` returns to `out` (a group's buffer): no
+    /// array of its own. (No `reserveCapacity` here: it reserves exactly, so a group's buffer
+    /// would be copied at every frame instead of growing geometrically.)
+    static func appendFrame(runId: String, seq: Int, episode: [UInt8], to out: inout [UInt8]) {
+        let idCount = runId.utf8.count
+        let start = out.count
+        out += frameMagic
+        out.appendLE(UInt32(idCount + episode.count))
+        out.appendLE(UInt64(seq))
+        out.appendLE(UInt16(idCount))
+        out.appendLE(UInt16(0))
+        var id = runId
+        var crc = CRC32C.update(CRC32C.initial, out[start...])
+        crc = id.withUTF8 { CRC32C.update(crc, UnsafeRawBufferPointer($0)) }
+        crc = CRC32C.update(crc, episode[...])
+        out.appendLE(crc ^ 0xFFFF_FFFF)
+        out.append(contentsOf: runId.utf8)
+        out += episode
+        while (out.count - start) % 8 != 0 { out.append(0) }
     }
 
     /// A frame's fixed fields, read without checking its CRC.
@@ -121,6 +135,10 @@ enum CRC32C {
 
     static func update(_ crc: UInt32, _ bytes: ArraySlice<UInt8>) -> UInt32 {
         bytes.withUnsafeBytes { nova_crc32c_update(crc, $0.baseAddress, $0.count) }
+    }
+
+    static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        nova_crc32c_update(crc, bytes.baseAddress, bytes.count)
     }
 
     static func checksum(_ bytes: [UInt8]) -> UInt32 { update(initial, bytes[...]) ^ 0xFFFF_FFFF }

@@ -311,7 +311,7 @@ struct JSONWriter: ~Copyable {
                 out.append(contentsOf: JSONBigInt.exactIntegerText(d).utf8)
                 return
             }
-            out.append(contentsOf: ecmaScriptNumberString(d).utf8)
+            withECMAScriptNumber(d) { out.append($0) }
         } else {
             out.append(contentsOf: d.description.utf8)
         }
@@ -381,51 +381,81 @@ struct JSONWriter: ~Copyable {
 /// RFC 8785 requires): shortest round-trip digits, integers without a fraction, exponent form
 /// outside [1e-6, 1e21).
 func ecmaScriptNumberString(_ d: Double) -> String {
-    if d == 0 { return "0" }
+    withECMAScriptNumber(d) { String(decoding: $0, as: UTF8.self) }
+}
+
+/// Calls `body` with the text `ecmaScriptNumberString(d)` returns, laid out in a buffer on the
+/// stack: every recorded run encodes several numbers (durations), and this allocates nothing
+/// beyond what `Double.description` does (nothing for up to 15 characters).
+func withECMAScriptNumber<R>(_ d: Double, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
     // Swift's description gives the shortest round-trip (and closest) digits, as ECMAScript
     // requires; only the layout differs.
-    let text = d.magnitude.description
-    var mantissa = Substring(text)
-    var exp10 = 0
-    if let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }) {
-        mantissa = text[..<e]
-        exp10 = Int(text[text.index(after: e)...]) ?? 0
-    }
-    var digits: [UInt8] = []
-    var pointPos = 0
-    var seenPoint = false
-    for c in mantissa.utf8 {
-        if c == UInt8(ascii: ".") { seenPoint = true; continue }
-        digits.append(c)
-        if !seenPoint { pointPos += 1 }
-    }
-    pointPos += exp10
-    while let f = digits.first, f == UInt8(ascii: "0") { digits.removeFirst(); pointPos -= 1 }
-    while let l = digits.last, l == UInt8(ascii: "0") { digits.removeLast() }
-    let k = digits.count
-    let n = pointPos
-    var out: [UInt8] = d < 0 ? [UInt8(ascii: "-")] : []
-    if k <= n && n <= 21 {
-        out += digits
-        out += [UInt8](repeating: UInt8(ascii: "0"), count: n - k)
-    } else if n > 0 && n <= 21 {
-        out += digits[0..<n]
-        out.append(UInt8(ascii: "."))
-        out += digits[n...]
-    } else if n > -6 && n <= 0 {
-        out += [UInt8(ascii: "0"), UInt8(ascii: ".")]
-        out += [UInt8](repeating: UInt8(ascii: "0"), count: -n)
-        out += digits
-    } else {
-        let e = n - 1
-        out.append(digits[0])
-        if k > 1 {
-            out.append(UInt8(ascii: "."))
-            out += digits[1...]
+    var text = d == 0 ? "0" : d.magnitude.description
+    return text.withUTF8 { src in
+        // Bytes 0..<32 hold the significant digits (at most 17, plus zeros Swift writes before
+        // a ".0"); 32..<64 the result (at most 25 bytes: "-0.00000" and 17 digits).
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buf in
+            let zero = UInt8(ascii: "0")
+            // The digits without leading or trailing zeros, and where the point falls in them.
+            var k = 0, pointPos = 0, seenPoint = false, i = 0
+            while i < src.count, src[i] != UInt8(ascii: "e"), src[i] != UInt8(ascii: "E") {
+                let c = src[i]
+                i += 1
+                if c == UInt8(ascii: ".") { seenPoint = true; continue }
+                if k == 0 && c == zero {
+                    if seenPoint { pointPos -= 1 }
+                    continue
+                }
+                buf[k] = c
+                k += 1
+                if !seenPoint { pointPos += 1 }
+            }
+            while k > 0 && buf[k - 1] == zero { k -= 1 }
+            if k == 0 { return withUnsafeBytes(of: zero) { body($0.assumingMemoryBound(to: UInt8.self)) } }
+            if i < src.count {  // the exponent Swift wrote: e[+-]digits
+                i += 1
+                let negative = src[i] == UInt8(ascii: "-")
+                if src[i] == UInt8(ascii: "-") || src[i] == UInt8(ascii: "+") { i += 1 }
+                var e = 0
+                while i < src.count { e = e * 10 + Int(src[i] - zero); i += 1 }
+                pointPos += negative ? -e : e
+            }
+            let n = pointPos
+            var o = 32
+            func put(_ c: UInt8) { buf[o] = c; o += 1 }
+            func putDigits(_ range: Range<Int>) { for j in range { put(buf[j]) } }
+            if d < 0 { put(UInt8(ascii: "-")) }
+            if k <= n && n <= 21 {
+                putDigits(0..<k)
+                for _ in 0..<(n - k) { put(zero) }
+            } else if n > 0 && n <= 21 {
+                putDigits(0..<n)
+                put(UInt8(ascii: "."))
+                putDigits(n..<k)
+            } else if n > -6 && n <= 0 {
+                put(zero)
+                put(UInt8(ascii: "."))
+                for _ in 0..<(-n) { put(zero) }
+                putDigits(0..<k)
+            } else {
+                let e = n - 1
+                put(buf[0])
+                if k > 1 {
+                    put(UInt8(ascii: "."))
+                    putDigits(1..<k)
+                }
+                put(UInt8(ascii: "e"))
+                put(e < 0 ? UInt8(ascii: "-") : UInt8(ascii: "+"))
+                var m = e.magnitude, width = 1
+                while m >= 10 { m /= 10; width += 1 }
+                m = e.magnitude
+                for j in stride(from: width - 1, through: 0, by: -1) {
+                    buf[o + j] = zero + UInt8(m % 10)
+                    m /= 10
+                }
+                o += width
+            }
+            return body(UnsafeBufferPointer(rebasing: buf[32..<o]))
         }
-        out.append(UInt8(ascii: "e"))
-        out.append(e < 0 ? UInt8(ascii: "-") : UInt8(ascii: "+"))
-        out += Array(String(e.magnitude).utf8)
     }
-    return String(decoding: out, as: UTF8.self)
 }

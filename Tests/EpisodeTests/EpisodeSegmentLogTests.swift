@@ -41,6 +41,24 @@ import Glibc
         #expect(parts == whole)
     }
 
+    /// The head record is built as bytes; it must stay the text format earlier versions wrote
+    /// and read (a data dir outlives an upgrade), and parse back to what was encoded.
+    @Test func theHeadRecordKeepsItsFormat() throws {
+        let tips = [LogTip.empty,
+                    LogTip(segment: 7, offset: 1_048_576, seq: 123_456_789, hash: String(repeating: "ab", count: 32), runId: "run-42"),
+                    LogTip(segment: Int.max, offset: 9, seq: 10, hash: String(repeating: "0f", count: 32), runId: "r")]
+        for tip in tips {
+            for clean in [true, false] {
+                let head = LogHead(clean: clean, bootId: "0123abcd", tip: tip)
+                let text = "nova-episode-log-head 1 0123abcd \(clean ? "clean" : "dirty") \(tip.seq) \(tip.hash) \(tip.runId) \(tip.segment) \(tip.offset)"
+                let line = Array("\(text) \(SHA256.hex(Array(text.utf8)).prefix(16))\n".utf8)
+                let expected = line + [UInt8](repeating: 0x20, count: LogHead.recordBytes - line.count)
+                #expect(head.encoded == expected)
+                #expect(LogHead.decode(head.encoded) == head)
+            }
+        }
+    }
+
     @Test func writesChainedCanonicalFramesAndAMirror() throws {
         let data = F.tempDir()
         defer { F.remove(data) }

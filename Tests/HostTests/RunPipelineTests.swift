@@ -35,6 +35,37 @@ struct RunPipelineTests {
         #expect(stored["plan"]?["steps"]?[0]?["input"]?["password"] == Redaction.marker)
     }
 
+    /// Secret keys by name (case and `-`/`_` ignored; "token" only as a suffix), at any depth,
+    /// replaced in place; a value without secrets comes back as nil (nothing copied).
+    @Test func redactionFindsSecretKeysAndCopiesNothingWithoutThem() throws {
+        for key in ["password", "Pass-Word", "api_token", "X-API-Key", "Cookie", "db_dsn", "client_secret", "PRIVATE_KEY"] {
+            #expect(Redaction.isSecretKey(key), "\(key)")
+        }
+        for key in ["", "tok", "max_tokens", "description", "passage", "x"] {
+            #expect(!Redaction.isSecretKey(key), "\(key)")
+        }
+        let clean = try JSONValue.parse(#"{"a": 1, "b": [{"x": "y"}, 2], "c": {"d": null}}"#)
+        #expect(Redaction.redacted(clean) == nil)
+        #expect(Redaction.redact(clean) == clean)
+        let secret = try JSONValue.parse(#"{"z": 1, "password": "p", "a": [{"api_token": "t", "n": 2}, 3], "k": 4, "m": {"k": 5}}"#)
+        let red = Redaction.redact(secret, extraKeys: ["k"])
+        #expect(red.serialized() == #"{"z":1,"password":"[REDACTED]","a":[{"api_token":"[REDACTED]","n":2},3],"k":"[REDACTED]","m":{"k":5}}"#)
+    }
+
+    /// A tool's `x-secret` input fields are redacted from its step's input in the recorded
+    /// plan document (only that step's: another step's field of the same name stays).
+    @Test func aToolsSecretFieldsLeaveThePlanDocument() async throws {
+        let nova = try await host(Fixtures.tempDir("pipeline"))
+        let p = try plan(#"{"steps": [{"id": "a", "call": "echo.echo", "input": {"pin": 1234, "x": 1}}, {"id": "b", "call": "echo.echo", "input": {"pin": 5678}}]}"#)
+        let request = try await nova.pipeline.prepare(RunSubmission(plan: p, principal: "uma", origin: "test"))
+        var record = await nova.pipeline.run(request, runId: RunId.make())
+        #expect(RunPipeline.redact(record).plan == record.plan, "nothing secret yet")
+        record.steps[0].secretInputFields = ["pin"]
+        let red = RunPipeline.redact(record)
+        #expect(red.plan["steps"]?[0]?["input"] == ["pin": Redaction.marker, "x": 1])
+        #expect(red.plan["steps"]?[1]?["input"] == ["pin": 5678])
+    }
+
     /// A run that is the only one in flight when it records commits its own episode (no
     /// hand-off to the committer thread and back); while another run is running, the episode
     /// goes through the committer. (With one processor nothing leads: `asyncWritersMayLead`.)

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import JSON
 
@@ -270,6 +271,73 @@ struct CanonicalTests {
             let d = Double(text)!
             #expect(String(decoding: JSONValue.double(d).canonicalBytes(), as: UTF8.self) == s, "\(text)")
         }
+    }
+
+    /// The canonical number text, built on the stack, against the plain string-building
+    /// version it replaced (kept here as the oracle) over random doubles of every magnitude.
+    @Test func canonicalNumbersMatchTheReferenceLayout() {
+        var rng = SystemRandomNumberGenerator()
+        var samples: [Double] = [0.5, 1e-6, 1e-7, 9.999999e-7, 1e21, 9.99999999999999e20, 123.456, 1e-300, 2.5e-5, 1.0e15, 1e16, 1e17]
+        for _ in 0..<20_000 {
+            let d = Double(bitPattern: rng.next())
+            if d.isFinite { samples.append(d) }
+            samples.append(Double(Int.random(in: -1_000_000...1_000_000, using: &rng)) / 1000)  // durations in ms
+            samples.append(Double.random(in: 0..<1, using: &rng) * pow(10, Double(Int.random(in: -9...24, using: &rng))))
+        }
+        for d in samples where !(d.magnitude >= 9223372036854775808.0 && d.magnitude < 1e21) {
+            let text = String(decoding: JSONValue.double(d).canonicalBytes(), as: UTF8.self)
+            #expect(text == Self.referenceECMAScript(d), "\(d)")
+        }
+    }
+
+    static func referenceECMAScript(_ d: Double) -> String {
+        if d == 0 { return "0" }
+        // Swift's description gives the shortest round-trip (and closest) digits, as ECMAScript
+        // requires; only the layout differs.
+        let text = d.magnitude.description
+        var mantissa = Substring(text)
+        var exp10 = 0
+        if let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+            mantissa = text[..<e]
+            exp10 = Int(text[text.index(after: e)...]) ?? 0
+        }
+        var digits: [UInt8] = []
+        var pointPos = 0
+        var seenPoint = false
+        for c in mantissa.utf8 {
+            if c == UInt8(ascii: ".") { seenPoint = true; continue }
+            digits.append(c)
+            if !seenPoint { pointPos += 1 }
+        }
+        pointPos += exp10
+        while let f = digits.first, f == UInt8(ascii: "0") { digits.removeFirst(); pointPos -= 1 }
+        while let l = digits.last, l == UInt8(ascii: "0") { digits.removeLast() }
+        let k = digits.count
+        let n = pointPos
+        var out: [UInt8] = d < 0 ? [UInt8(ascii: "-")] : []
+        if k <= n && n <= 21 {
+            out += digits
+            out += [UInt8](repeating: UInt8(ascii: "0"), count: n - k)
+        } else if n > 0 && n <= 21 {
+            out += digits[0..<n]
+            out.append(UInt8(ascii: "."))
+            out += digits[n...]
+        } else if n > -6 && n <= 0 {
+            out += [UInt8(ascii: "0"), UInt8(ascii: ".")]
+            out += [UInt8](repeating: UInt8(ascii: "0"), count: -n)
+            out += digits
+        } else {
+            let e = n - 1
+            out.append(digits[0])
+            if k > 1 {
+                out.append(UInt8(ascii: "."))
+                out += digits[1...]
+            }
+            out.append(UInt8(ascii: "e"))
+            out.append(e < 0 ? UInt8(ascii: "-") : UInt8(ascii: "+"))
+            out += Array(String(e.magnitude).utf8)
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     @Test func keyOrderByUTF16() throws {

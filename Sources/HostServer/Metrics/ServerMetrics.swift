@@ -50,28 +50,38 @@ public final class ServerMetrics: RunObserver, Sendable {
         Counter(label: "nova_episode_write_failures_total", factory: f).increment(by: 0)
     }
 
+    /// A dimension: its name and value.
+    private typealias Dimension = (name: String, value: String)
+
     /// A handle's label and its dimensions' values. Every call site of a label names the same
     /// dimensions in the same order, so the values tell its handles apart; kept inline (at most
-    /// three), a key costs no allocation per lookup.
+    /// three, passed as optionals rather than an array), a lookup allocates nothing: several
+    /// run per tool call.
     private struct MetricKey: Hashable {
         let label: String
         let v0: String, v1: String, v2: String
-        init(_ label: String, _ dimensions: [(String, String)]) {
-            precondition(dimensions.count <= 3, "a metric key holds at most three dimensions")
+        init(_ label: String, _ d0: Dimension?, _ d1: Dimension?, _ d2: Dimension?) {
             self.label = label
-            v0 = dimensions.count > 0 ? dimensions[0].1 : ""
-            v1 = dimensions.count > 1 ? dimensions[1].1 : ""
-            v2 = dimensions.count > 2 ? dimensions[2].1 : ""
+            v0 = d0?.value ?? ""
+            v1 = d1?.value ?? ""
+            v2 = d2?.value ?? ""
         }
     }
 
-    private func counter(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
-        Self.cached(in: counters, MetricKey(label, dimensions)) { Counter(label: label, dimensions: dimensions, factory: factory) }
+    private func counter(_ label: String, _ d0: Dimension? = nil, _ d1: Dimension? = nil, _ d2: Dimension? = nil) -> CoreMetrics.Counter {
+        Self.cached(in: counters, MetricKey(label, d0, d1, d2)) {
+            Counter(label: label, dimensions: Self.dimensions(d0, d1, d2), factory: factory)
+        }
     }
 
-    private func timer(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Timer {
-        Self.cached(in: timers, MetricKey(label, dimensions)) { CoreMetrics.Timer(label: label, dimensions: dimensions, factory: factory) }
+    private func timer(_ label: String, _ d0: Dimension? = nil, _ d1: Dimension? = nil, _ d2: Dimension? = nil) -> CoreMetrics.Timer {
+        Self.cached(in: timers, MetricKey(label, d0, d1, d2)) {
+            CoreMetrics.Timer(label: label, dimensions: Self.dimensions(d0, d1, d2), factory: factory)
+        }
     }
+
+    /// The dimensions swift-metrics takes, made only when a handle is.
+    private static func dimensions(_ d: Dimension?...) -> [(String, String)] { d.compactMap { $0.map { ($0.name, $0.value) } } }
 
     /// The handle of `key` in `cache`, made (outside the lock) on first use.
     private static func cached<Handle: Sendable>(in cache: borrowing Mutex<[MetricKey: Handle]>, _ key: MetricKey, make: () -> Handle) -> Handle {
@@ -83,42 +93,42 @@ public final class ServerMetrics: RunObserver, Sendable {
 
     /// Counts one record a driver logged.
     public func driverLogged(_ record: DriverLogRecord) {
-        counter("nova_driver_log_records_total", [("driver", record.driver), ("level", record.levelName)]).increment()
+        counter("nova_driver_log_records_total", ("driver", record.driver), ("level", record.levelName)).increment()
     }
 
     /// Counts one policy reload by its outcome.
     public func policyReloaded(_ report: PolicyReloadReport) {
-        counter("nova_policy_reloads_total", [("outcome", report.outcome.rawValue)]).increment()
+        counter("nova_policy_reloads_total", ("outcome", report.outcome.rawValue)).increment()
     }
 
     /// Counts one HTTP request by its route template (never the raw path) and status.
     public func request(route: String, method: String, status: Int, nanoseconds: Int64) {
-        counter("nova_http_requests_total", [("route", route), ("method", method), ("status", String(status))]).increment()
-        timer("nova_http_request_duration_seconds", [("route", route), ("method", method)]).recordNanoseconds(nanoseconds)
+        counter("nova_http_requests_total", ("route", route), ("method", method), ("status", String(status))).increment()
+        timer("nova_http_request_duration_seconds", ("route", route), ("method", method)).recordNanoseconds(nanoseconds)
     }
 
     /// Records a finished run: tool calls, step and call durations, policy decisions, the
     /// episode write.
     public func runFinished(_ record: RunRecord, origin: String, episode: EpisodeRef?, episodeError: String?, finishSeconds: Double) {
-        counter("nova_runs_total", [("origin", origin), ("status", record.status.rawValue)]).increment()
-        timer("nova_episode_write_duration_seconds", []).recordNanoseconds(Int64(finishSeconds * 1e9))
-        if episode == nil { counter("nova_episode_write_failures_total", []).increment() }
+        counter("nova_runs_total", ("origin", origin), ("status", record.status.rawValue)).increment()
+        timer("nova_episode_write_duration_seconds").recordNanoseconds(Int64(finishSeconds * 1e9))
+        if episode == nil { counter("nova_episode_write_failures_total").increment() }
         for step in record.steps {
             let (driver, tool) = ToolId.split(step.call) ?? (step.call, "")
             var stepNanos: Int64 = 0
             for attempt in step.attempts {
                 // An attempt without a decision never reached policy (its input was invalid): no call.
                 guard let d = attempt.decision else { continue }
-                counter("nova_policy_decisions_total", [("outcome", d.allowed ? "allow" : "deny"), ("rule", d.ruleId)]).increment()
+                counter("nova_policy_decisions_total", ("outcome", d.allowed ? "allow" : "deny"), ("rule", d.ruleId)).increment()
                 guard d.allowed else { continue }
                 let nanos = Int64(attempt.durationMs * 1e6)
                 stepNanos += nanos
                 let outcome = attempt.error.map { $0.kind.rawValue } ?? "ok"
-                counter("nova_tool_calls_total", [("driver", driver), ("tool", tool), ("outcome", outcome)]).increment()
-                timer("nova_tool_call_duration_seconds", [("driver", driver), ("tool", tool)]).recordNanoseconds(nanos)
+                counter("nova_tool_calls_total", ("driver", driver), ("tool", tool), ("outcome", outcome)).increment()
+                timer("nova_tool_call_duration_seconds", ("driver", driver), ("tool", tool)).recordNanoseconds(nanos)
             }
             if !step.attempts.isEmpty {
-                timer("nova_step_duration_seconds", [("driver", driver), ("tool", tool), ("status", step.status.rawValue)]).recordNanoseconds(stepNanos)
+                timer("nova_step_duration_seconds", ("driver", driver), ("tool", tool), ("status", step.status.rawValue)).recordNanoseconds(stepNanos)
             }
         }
     }

@@ -155,26 +155,35 @@ public struct RunPipeline: Sendable {
     }
 
     /// What is written is what may be read: inputs and the plan document lose their secrets.
+    /// What holds none is not copied.
     static func redact(_ record: RunRecord) -> RunRecord {
         var r = record
-        r.inputs = Redaction.redact(r.inputs)
-        if var t = r.template {
-            t.params = Redaction.redact(t.params)
+        if let inputs = Redaction.redacted(r.inputs) { r.inputs = inputs }
+        if var t = r.template, let params = Redaction.redacted(t.params) {
+            t.params = params
             r.template = t
         }
-        r.steps = r.steps.map(redactSubruns)
-        let secrets = Dictionary(r.steps.map { ($0.id, $0.secretInputFields) }, uniquingKeysWith: { a, _ in a })
-        if case .object(var plan) = r.plan, case .array(let steps)? = plan["steps"] {
-            plan["steps"] = .array(steps.map { step in
-                guard case .object(var o) = step else { return step }
-                if let input = o["input"] {
-                    o["input"] = Redaction.redact(input, extraKeys: o["id"]?.stringValue.flatMap { secrets[$0] } ?? [])
-                }
-                return .object(o)
-            })
-            r.plan = .object(plan)
-        } else {
-            r.plan = Redaction.redact(r.plan)
+        if r.steps.contains(where: { $0.subrun != nil || $0.items != nil }) { r.steps = r.steps.map(redactSubruns) }
+        if case .object(var plan) = r.plan, case .array(var steps)? = plan["steps"] {
+            // A step's own x-secret fields by its id (the first step of an id wins), looked up
+            // only when some step has any.
+            let secrets = r.steps.contains(where: { !$0.secretInputFields.isEmpty })
+                ? Dictionary(r.steps.map { ($0.id, $0.secretInputFields) }, uniquingKeysWith: { a, _ in a }) : [:]
+            var changed = false
+            for i in steps.indices {
+                guard case .object(var o) = steps[i], let input = o["input"] else { continue }
+                let extra = secrets.isEmpty ? [] : o["id"]?.stringValue.flatMap { secrets[$0] } ?? []
+                guard let redacted = Redaction.redacted(input, extraKeys: extra) else { continue }
+                o["input"] = redacted
+                steps[i] = .object(o)
+                changed = true
+            }
+            if changed {
+                plan["steps"] = .array(steps)
+                r.plan = .object(plan)
+            }
+        } else if let plan = Redaction.redacted(r.plan) {
+            r.plan = plan
         }
         return r
     }
