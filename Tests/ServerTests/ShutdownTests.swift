@@ -150,6 +150,7 @@ import Testing
         try await F.server(logger: logger).withClient { client in
             _ = try await client.get("/v1/tools", F.aliceKey, [("X-Request-ID", "req-42")])
             _ = try await Self.mcpDenied(client)
+            _ = try await client.post("/tools/echo.fail", F.aliceKey, [:], [("X-Request-ID", "req-43")])
         }
         let entries = capture.entries
         let request = entries.first { $0["request_id"] == "req-42" && $0["message"] == "request" }
@@ -159,6 +160,12 @@ import Testing
         #expect(request?["ts"]?.stringValue?.hasSuffix("Z") == true)
         let model = entries.first { $0["channel"] == "model_instruction" }
         #expect(model?["message"]?.stringValue?.contains("denied by policy") == true)
+        // Lines written while a request is handled, not only its access line, name the request
+        // and who made it.
+        #expect(model?["request_id"]?.stringValue?.isEmpty == false && model?["principal"] == "alice", "\(model ?? .null)")
+        let denied = entries.first { $0["message"] == "tool call denied" }
+        #expect(denied?["request_id"] == "req-43" && denied?["principal"] == "alice", "\(denied ?? .null)")
+        #expect(entries.allSatisfy { $0["hb.request.id"] == nil })
         for e in entries { #expect(LogChannel(rawValue: e["channel"]?.stringValue ?? "") != nil) }
     }
 

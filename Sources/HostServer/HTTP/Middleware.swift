@@ -66,8 +66,16 @@ struct EdgeMiddleware: RouterMiddleware {
         var context = context
         let rid = request.headers[.xRequestID].flatMap(Self.acceptedRequestId) ?? Self.newRequestId()
         context.requestId = rid
-        context.logger[metadataKey: "request_id"] = .string(rid)
-        context.logger[metadataKey: "hb.request.id"] = nil
+        // Log lines name the request through a task-local, not the logger's metadata (copying
+        // the logger at each middleware allocated on every request).
+        return try await RequestLogContext.$current.withValue(RequestLogContext(requestId: rid)) {
+            try await respond(request, context: context, start: start, next: next)
+        }
+    }
+
+    private func respond(_ request: Request, context: Context, start: UInt64,
+                         next: (Request, Context) async throws -> Response) async throws -> Response {
+        let rid = context.requestId
         let origin = request.headers[.origin]
         let originAllowed = origin.map { corsOrigins.contains($0) } ?? false
 
@@ -212,7 +220,7 @@ struct AuthMiddleware: AuthenticatorMiddleware {
                 context.identity = caller
                 context.authFailure = nil
                 context.seen.set(caller)
-                context.logger[metadataKey: "principal"] = .string(caller.principal)
+                RequestLogContext.current?.authenticated(as: caller.principal)
             } else {
                 context.authFailure = .missing
             }

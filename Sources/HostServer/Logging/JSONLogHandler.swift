@@ -28,7 +28,8 @@ extension Logger {
 
 /// A swift-log handler writing one JSON object per line:
 /// `{"ts","level","label","channel","message","request_id",…metadata}`. Lines without a
-/// `channel` are `system_log`. Writes are whole lines (one `write(2)` each), so concurrent
+/// `channel` are `system_log`. A line written while a request is handled carries its
+/// `request_id` and `principal` (`RequestLogContext`) unless its metadata names them. Writes are whole lines (one `write(2)` each), so concurrent
 /// loggers never interleave.
 public struct JSONLogHandler: LogHandler {
     /// Where lines go.
@@ -68,6 +69,12 @@ public struct JSONLogHandler: LogHandler {
         ]
         o["channel"] = .string(merged.removeValue(forKey: "channel").map(Self.text) ?? LogChannel.systemLog.rawValue)
         if let rid = merged.removeValue(forKey: "request_id") { o["request_id"] = .string(Self.text(rid)) }
+        // Hummingbird's own request id: the line carries nova-host's (X-Request-ID) instead.
+        merged.removeValue(forKey: "hb.request.id")
+        if let request = RequestLogContext.current {
+            if o["request_id"] == nil { o["request_id"] = .string(request.requestId) }
+            if merged["principal"] == nil, let principal = request.principal { o["principal"] = .string(principal) }
+        }
         for (k, v) in merged where o[k] == nil { o[k] = Self.json(v) }
         var line = JSONValue.object(o).serializedBytes(sortedKeys: true)
         line.append(0x0A)
