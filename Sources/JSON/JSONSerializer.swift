@@ -384,78 +384,92 @@ func ecmaScriptNumberString(_ d: Double) -> String {
     withECMAScriptNumber(d) { String(decoding: $0, as: UTF8.self) }
 }
 
+/// The shortest decimal representation of a finite double's magnitude as digits × 10^exponent
+/// (digits without trailing zeros; (0, 0) for zero), or nil if the digits do not fit UInt64.
+/// Swift's `description` gives the shortest round-trip (and closest) digits; this reads them
+/// without allocating (nothing for descriptions of up to 15 characters).
+public func decimalDigits(_ d: Double) -> (digits: UInt64, exponent: Int)? {
+    var text = d.magnitude.description
+    return text.withUTF8 { src in
+        var digits: UInt64 = 0, fraction = 0, seenPoint = false, i = 0
+        while i < src.count, src[i] != UInt8(ascii: "e"), src[i] != UInt8(ascii: "E") {
+            let c = src[i]
+            i += 1
+            if c == UInt8(ascii: ".") { seenPoint = true; continue }
+            let (m, o1) = digits.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(UInt64(c &- UInt8(ascii: "0")))
+            if o1 || o2 { return nil }
+            digits = a
+            if seenPoint { fraction += 1 }
+        }
+        var exponent = -fraction
+        if i < src.count {  // the exponent: e[+-]digits
+            i += 1
+            let negative = src[i] == UInt8(ascii: "-")
+            if src[i] == UInt8(ascii: "-") || src[i] == UInt8(ascii: "+") { i += 1 }
+            var e = 0
+            while i < src.count { e = e * 10 + Int(src[i] &- UInt8(ascii: "0")); i += 1 }
+            exponent += negative ? -e : e
+        }
+        if digits == 0 { return (0, 0) }
+        while digits % 10 == 0 { digits /= 10; exponent += 1 }
+        return (digits, exponent)
+    }
+}
+
 /// Calls `body` with the text `ecmaScriptNumberString(d)` returns, laid out in a buffer on the
 /// stack: every recorded run encodes several numbers (durations), and this allocates nothing
 /// beyond what `Double.description` does (nothing for up to 15 characters).
 func withECMAScriptNumber<R>(_ d: Double, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
-    // Swift's description gives the shortest round-trip (and closest) digits, as ECMAScript
-    // requires; only the layout differs.
-    var text = d == 0 ? "0" : d.magnitude.description
-    return text.withUTF8 { src in
-        // Bytes 0..<32 hold the significant digits (at most 17, plus zeros Swift writes before
-        // a ".0"); 32..<64 the result (at most 25 bytes: "-0.00000" and 17 digits).
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buf in
-            let zero = UInt8(ascii: "0")
-            // The digits without leading or trailing zeros, and where the point falls in them.
-            var k = 0, pointPos = 0, seenPoint = false, i = 0
-            while i < src.count, src[i] != UInt8(ascii: "e"), src[i] != UInt8(ascii: "E") {
-                let c = src[i]
-                i += 1
-                if c == UInt8(ascii: ".") { seenPoint = true; continue }
-                if k == 0 && c == zero {
-                    if seenPoint { pointPos -= 1 }
-                    continue
-                }
-                buf[k] = c
-                k += 1
-                if !seenPoint { pointPos += 1 }
+    // The shortest round-trip digits are at most 17: they always fit.
+    guard let (value, exponent) = decimalDigits(d), value != 0 else {
+        return withUnsafeBytes(of: UInt8(ascii: "0")) { body($0.assumingMemoryBound(to: UInt8.self)) }
+    }
+    // Bytes 0..<32 hold the significant digits; 32..<64 the result (at most 25 bytes:
+    // "-0.00000" and 17 digits).
+    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buf in
+        let zero = UInt8(ascii: "0")
+        /// Writes `v` in decimal at `start`; returns how many digits it wrote.
+        func writeDecimal(_ v: UInt64, at start: Int) -> Int {
+            var width = 1, m = v
+            while m >= 10 { m /= 10; width += 1 }
+            m = v
+            for j in stride(from: start + width - 1, through: start, by: -1) {
+                buf[j] = zero + UInt8(m % 10)
+                m /= 10
             }
-            while k > 0 && buf[k - 1] == zero { k -= 1 }
-            if k == 0 { return withUnsafeBytes(of: zero) { body($0.assumingMemoryBound(to: UInt8.self)) } }
-            if i < src.count {  // the exponent Swift wrote: e[+-]digits
-                i += 1
-                let negative = src[i] == UInt8(ascii: "-")
-                if src[i] == UInt8(ascii: "-") || src[i] == UInt8(ascii: "+") { i += 1 }
-                var e = 0
-                while i < src.count { e = e * 10 + Int(src[i] - zero); i += 1 }
-                pointPos += negative ? -e : e
-            }
-            let n = pointPos
-            var o = 32
-            func put(_ c: UInt8) { buf[o] = c; o += 1 }
-            func putDigits(_ range: Range<Int>) { for j in range { put(buf[j]) } }
-            if d < 0 { put(UInt8(ascii: "-")) }
-            if k <= n && n <= 21 {
-                putDigits(0..<k)
-                for _ in 0..<(n - k) { put(zero) }
-            } else if n > 0 && n <= 21 {
-                putDigits(0..<n)
-                put(UInt8(ascii: "."))
-                putDigits(n..<k)
-            } else if n > -6 && n <= 0 {
-                put(zero)
-                put(UInt8(ascii: "."))
-                for _ in 0..<(-n) { put(zero) }
-                putDigits(0..<k)
-            } else {
-                let e = n - 1
-                put(buf[0])
-                if k > 1 {
-                    put(UInt8(ascii: "."))
-                    putDigits(1..<k)
-                }
-                put(UInt8(ascii: "e"))
-                put(e < 0 ? UInt8(ascii: "-") : UInt8(ascii: "+"))
-                var m = e.magnitude, width = 1
-                while m >= 10 { m /= 10; width += 1 }
-                m = e.magnitude
-                for j in stride(from: width - 1, through: 0, by: -1) {
-                    buf[o + j] = zero + UInt8(m % 10)
-                    m /= 10
-                }
-                o += width
-            }
-            return body(UnsafeBufferPointer(rebasing: buf[32..<o]))
+            return width
         }
+        let k = writeDecimal(value, at: 0)
+        // The value is 0.d1…dk × 10^n.
+        let n = k + exponent
+        var o = 32
+        func put(_ c: UInt8) { buf[o] = c; o += 1 }
+        func putDigits(_ range: Range<Int>) { for j in range { put(buf[j]) } }
+        if d < 0 { put(UInt8(ascii: "-")) }
+        if k <= n && n <= 21 {
+            putDigits(0..<k)
+            for _ in 0..<(n - k) { put(zero) }
+        } else if n > 0 && n <= 21 {
+            putDigits(0..<n)
+            put(UInt8(ascii: "."))
+            putDigits(n..<k)
+        } else if n > -6 && n <= 0 {
+            put(zero)
+            put(UInt8(ascii: "."))
+            for _ in 0..<(-n) { put(zero) }
+            putDigits(0..<k)
+        } else {
+            let e = n - 1
+            put(buf[0])
+            if k > 1 {
+                put(UInt8(ascii: "."))
+                putDigits(1..<k)
+            }
+            put(UInt8(ascii: "e"))
+            put(e < 0 ? UInt8(ascii: "-") : UInt8(ascii: "+"))
+            o += writeDecimal(UInt64(e.magnitude), at: o)
+        }
+        return body(UnsafeBufferPointer(rebasing: buf[32..<o]))
     }
 }

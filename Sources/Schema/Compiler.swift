@@ -619,29 +619,3 @@ extension DecimalDivisor {
     }
 }
 
-/// The shortest decimal representation of a finite positive double as digits × 10^exponent
-/// (digits without trailing zeros), or nil if it does not fit UInt64.
-func decimalDigits(_ d: Double) -> (UInt64, Int)? {
-    let text = d.magnitude.description
-    var mantissa = Substring(text)
-    var exp10 = 0
-    if let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }) {
-        mantissa = text[..<e]
-        exp10 = Int(text[text.index(after: e)...]) ?? 0
-    }
-    var digits: UInt64 = 0
-    var fraction = 0
-    var seenPoint = false
-    for c in mantissa.utf8 {
-        if c == UInt8(ascii: ".") { seenPoint = true; continue }
-        let (m, o1) = digits.multipliedReportingOverflow(by: 10)
-        let (a, o2) = m.addingReportingOverflow(UInt64(c - UInt8(ascii: "0")))
-        if o1 || o2 { return nil }
-        digits = a
-        if seenPoint { fraction += 1 }
-    }
-    var exponent = exp10 - fraction
-    if digits == 0 { return (0, 0) }
-    while digits % 10 == 0 { digits /= 10; exponent += 1 }
-    return (digits, exponent)
-}

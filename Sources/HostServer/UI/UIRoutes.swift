@@ -79,7 +79,7 @@ extension NovaServer {
             ctx.identity = caller
             ctx.authFailure = nil
             ctx.seen.set(caller)
-            ctx.logger[metadataKey: "principal"] = .string(caller.principal)
+            RequestLogContext.current?.authenticated(as: caller.principal)
             let ui = UIRequest(caller: caller, sessionId: sessionId, csrfToken: session.csrfToken, form: form, context: ctx)
             return try await AuditActor.$principal.withValue(caller.principal) {
                 do { return try await handler(request, ui) } catch let e as APIError {
